@@ -18,23 +18,33 @@ OPTFLAGS   := -O2 -g
 SANLDFLAGS :=
 endif
 
-PKGS       := msgpack
+PKGS       := msgpack libsasl2 sqlite3 libcrypto
 PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CFLAGS_ALL := -std=c11 -Wall -Wextra -Werror $(OPTFLAGS) -fPIC -D_GNU_SOURCE \
-              -DVB_VERSION='"$(VERSION)"' -Iproto $(CFLAGS)
+              -DVB_VERSION='"$(VERSION)"' -Iproto -Iutil -Ihvdrivers -Istore -Itests/support $(CFLAGS)
 LDFLAGS_ALL = $(SANLDFLAGS) $(LDFLAGS)
 
 PROTO_SRC  := $(wildcard proto/*.c)
 PROTO_OBJ  := $(PROTO_SRC:%.c=$(BUILD)/%.o)
 LIBPROTO   := $(BUILD)/libvbproto.a
 
-UNIT_SRC   := $(wildcard tests/unit/test_*.c)
-UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+# util/, hvdrivers/ and store/ are shared by vbhostd and vbrokerd (never by libvbroker)
+CORE_SRC   := $(wildcard util/*.c hvdrivers/*.c store/*.c)
+CORE_OBJ   := $(CORE_SRC:%.c=$(BUILD)/%.o)
+LIBCORE    := $(BUILD)/libvbcore.a
+
+TSUP_SRC   := $(wildcard tests/support/*.c)
+TSUP_OBJ   := $(TSUP_SRC:%.c=$(BUILD)/%.o)
+LIBTSUP    := $(BUILD)/libvbtestsupport.a
+
+UNIT_SRC   := $(wildcard tests/unit/test_*.c tests/integ/test_*.c)
+UNIT_BIN   := $(patsubst %.c,$(BUILD)/tests/%,$(notdir $(UNIT_SRC)))
+TEST_LIBS   = $(LIBTSUP) $(LIBCORE) $(LIBPROTO)
 
 .PHONY: all deps check demo bench install clean help
-all: $(LIBPROTO) $(UNIT_BIN)
+all: $(LIBPROTO) $(LIBCORE) $(UNIT_BIN)
 
 help:
 	@echo "make deps      install the Debian packages vbroker needs (root; no-op when present)"
@@ -56,10 +66,27 @@ $(LIBPROTO): $(PROTO_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/tests/%: tests/unit/%.c $(LIBPROTO)
+$(LIBCORE): $(CORE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(LIBTSUP): $(TSUP_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+define test_rule
+$(BUILD)/tests/$(basename $(notdir $(1))): $(1) $$(TEST_LIBS)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS_ALL) $$(PKG_CFLAGS) $$(shell pkg-config --cflags cmocka) -MMD -MP $$< \
+	  -o $$@ $$(TEST_LIBS) $$(PKG_LIBS) $$(shell pkg-config --libs cmocka) -lpthread $$(LDFLAGS_ALL)
+endef
+$(foreach t,$(UNIT_SRC),$(eval $(call test_rule,$(t))))
+
+BENCH_SRC  := $(wildcard bench/*.c)
+BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+$(BUILD)/bench/%: bench/%.c $(LIBCORE) $(LIBPROTO)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $(PKG_CFLAGS) $(shell pkg-config --cflags cmocka) -MMD -MP $< \
-	  -o $@ $(LIBPROTO) $(PKG_LIBS) $(shell pkg-config --libs cmocka) $(LDFLAGS_ALL)
+	$(CC) $(CFLAGS_ALL) $(PKG_CFLAGS) -MMD -MP $< -o $@ $(LIBCORE) $(LIBPROTO) $(PKG_LIBS) -lpthread $(LDFLAGS_ALL)
 
 check: deps
 	@$(MAKE) --no-print-directory all
@@ -70,7 +97,7 @@ demo: deps
 	@BUILD=$(BUILD) ./mk/demo.sh
 
 bench: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(BENCH_BIN)
 	@BUILD=$(BUILD) ./bench/run.sh
 
 install: all

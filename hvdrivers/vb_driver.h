@@ -1,0 +1,68 @@
+/*
+ * vb_driver.h — the hypervisor driver vtable.
+ *
+ * Every driver (test, xenapi, remote) implements these calls; vbhostd and
+ * vbrokerd pick one by URI and never look inside. Drivers report errors as
+ * vb_error values and never print. Credentials a driver needs come from the
+ * vb_cred_source it is given at open (may be NULL when none can be asked).
+ */
+#ifndef VB_DRIVER_H
+#define VB_DRIVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vb_error.h"
+#include "vb_uri.h"
+
+enum vb_open_flags {
+    VB_OPEN_READ_ONLY = 1u << 0,
+};
+
+/* libvirt's virDomainState numbering */
+enum vb_domain_state {
+    VB_DOMAIN_NOSTATE = 0,
+    VB_DOMAIN_RUNNING = 1,
+    VB_DOMAIN_BLOCKED = 2,
+    VB_DOMAIN_PAUSED = 3,
+    VB_DOMAIN_SHUTDOWN = 4,
+    VB_DOMAIN_SHUTOFF = 5,
+    VB_DOMAIN_CRASHED = 6,
+    VB_DOMAIN_PMSUSPENDED = 7,
+};
+
+#define VB_DOMAIN_NAME_MAX 256
+#define VB_UUID_STRING_LEN 37 /* 36 chars + NUL */
+
+typedef struct vb_domain_info {
+    int32_t id;                      /* -1 when not running */
+    char name[VB_DOMAIN_NAME_MAX];
+    char uuid[VB_UUID_STRING_LEN];
+    uint32_t state;                  /* enum vb_domain_state */
+    uint64_t memory_kib;
+    uint32_t vcpus;
+} vb_domain_info;
+
+const char *vb_domain_state_name(uint32_t state); /* "running", "shut off", ... */
+
+struct vb_cred_source; /* defined by the credential-relay work; NULL for now */
+
+typedef struct vb_driver {
+    const char *name; /* matches vb_uri.driver, e.g. "test" */
+    int (*open)(const vb_uri *uri, unsigned flags, struct vb_cred_source *creds,
+                void **conn, vb_error *err);
+    void (*close)(void *conn);
+    int (*get_hostname)(void *conn, char **hostname, vb_error *err);
+    /* *doms is malloc'd (free with free()), *n entries */
+    int (*list_domains)(void *conn, vb_domain_info **doms, size_t *n, vb_error *err);
+    int (*domain_start)(void *conn, const char *name, vb_error *err);
+    int (*domain_shutdown)(void *conn, const char *name, vb_error *err);
+} vb_driver;
+
+/* The driver for a local (transport-less) URI, or NULL with err set to
+ * VB_ERR_NO_DRIVER naming the drivers this build has. */
+const vb_driver *vb_driver_lookup(const char *name, vb_error *err);
+
+extern const vb_driver vb_test_driver;
+
+#endif
