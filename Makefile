@@ -9,11 +9,11 @@ CC         ?= cc
 SAN        ?= 0
 
 ifeq ($(SAN),1)
-BUILD      := build-san
+BUILD      ?= build-san
 OPTFLAGS   := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 SANLDFLAGS := -fsanitize=address,undefined
 else
-BUILD      := build
+BUILD      ?= build
 OPTFLAGS   := -O2 -g
 SANLDFLAGS :=
 endif
@@ -35,6 +35,11 @@ CORE_SRC   := $(wildcard util/*.c hvdrivers/*.c store/*.c)
 CORE_OBJ   := $(CORE_SRC:%.c=$(BUILD)/%.o)
 LIBCORE    := $(BUILD)/libvbcore.a
 
+DAEMON_SRC := $(wildcard daemon/*.c)
+DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
+VBHOSTD    := $(BUILD)/vbhostd
+BINARIES   := $(VBHOSTD)
+
 TSUP_SRC   := $(wildcard tests/support/*.c)
 TSUP_OBJ   := $(TSUP_SRC:%.c=$(BUILD)/%.o)
 LIBTSUP    := $(BUILD)/libvbtestsupport.a
@@ -44,7 +49,7 @@ UNIT_BIN   := $(patsubst %.c,$(BUILD)/tests/%,$(notdir $(UNIT_SRC)))
 TEST_LIBS   = $(LIBTSUP) $(LIBCORE) $(LIBPROTO)
 
 .PHONY: all deps check demo bench install clean help
-all: $(LIBPROTO) $(LIBCORE) $(UNIT_BIN)
+all: $(LIBPROTO) $(LIBCORE) $(BINARIES) $(UNIT_BIN)
 
 help:
 	@echo "make deps      install the Debian packages vbroker needs (root; no-op when present)"
@@ -70,14 +75,17 @@ $(LIBCORE): $(CORE_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+$(VBHOSTD): $(DAEMON_OBJ) $(LIBCORE) $(LIBPROTO)
+	$(CC) -o $@ $(DAEMON_OBJ) $(LIBCORE) $(LIBPROTO) $(PKG_LIBS) -lpthread $(LDFLAGS_ALL)
+
 $(LIBTSUP): $(TSUP_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
 define test_rule
-$(BUILD)/tests/$(basename $(notdir $(1))): $(1) $$(TEST_LIBS)
+$(BUILD)/tests/$(basename $(notdir $(1))): $(1) $$(TEST_LIBS) $$(BINARIES)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CFLAGS_ALL) $$(PKG_CFLAGS) $$(shell pkg-config --cflags cmocka) -MMD -MP $$< \
+	$$(CC) $$(CFLAGS_ALL) -DVB_BUILD_DIR='"$$(CURDIR)/$$(BUILD)"' -DVB_SRC_DIR='"$$(CURDIR)"' $$(PKG_CFLAGS) $$(shell pkg-config --cflags cmocka) -MMD -MP $$< \
 	  -o $$@ $$(TEST_LIBS) $$(PKG_LIBS) $$(shell pkg-config --libs cmocka) -lpthread $$(LDFLAGS_ALL)
 endef
 $(foreach t,$(UNIT_SRC),$(eval $(call test_rule,$(t))))

@@ -45,6 +45,11 @@ typedef struct vb_domain_info {
 
 const char *vb_domain_state_name(uint32_t state); /* "running", "shut off", ... */
 
+/* 0 when name can name a domain: 1..VB_DOMAIN_NAME_MAX-1 bytes, no control
+ * characters. Otherwise -1 and err is VB_ERR_INVALID_ARG (the message never
+ * echoes the control characters). Every driver checks names with this. */
+int vb_domain_name_check(const char *name, vb_error *err);
+
 struct vb_cred_source; /* defined by the credential-relay work; NULL for now */
 
 typedef struct vb_driver {

@@ -1,0 +1,151 @@
+/*
+ * vbh.h — vbhostd internals: config, server, clients, dispatch.
+ *
+ * Request path (one screen): a listener accepts → the client is counted
+ * (anonymous or not) → vb_stream cuts and decodes frames → vbh_dispatch
+ * looks the procedure up in the HOST table → the gate answers AUTH_REQUIRED
+ * for needs-auth procedures until the client authenticated → the handler
+ * fills the reply body → the reply is queued (delayed after a failed login).
+ */
+#ifndef VBH_H
+#define VBH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "vb_driver.h"
+#include "vb_loop.h"
+#include "vb_msg.h"
+#include "vb_sasl.h"
+#include "vb_stream.h"
+
+enum vbh_auth_type { VBH_AUTH_NONE, VBH_AUTH_SASL, VBH_AUTH_PEER, VBH_AUTH_TOKEN };
+#define VBH_MAX_AUTH_TYPES 4
+#define VBH_MAX_PEER_UIDS 32
+
+typedef struct vbh_auth_list {
+    int types[VBH_MAX_AUTH_TYPES];
+    size_t n;
+} vbh_auth_list;
+
+typedef struct vbh_config {
+    char *listen_unix;
+    unsigned listen_unix_mode;
+    char *listen_tcp;
+    vbh_auth_list auth_unix;
+    vbh_auth_list auth_tcp;
+    char *sasl_app;
+    char *sasl_conf_dir;
+    char *sasl_hostname;
+    char *sasl_realm;
+    char **sasl_allowed_usernames;
+    size_t nsasl_allowed_usernames;
+    uid_t peer_allowed_uids[VBH_MAX_PEER_UIDS];
+    size_t npeer_allowed_uids;
+    unsigned tcp_min_ssf;
+    char *state_dir;
+    unsigned max_clients;
+    unsigned max_anonymous_clients;
+    unsigned auth_attempts_per_connection;
+    unsigned auth_timeout_s;
+    size_t max_frame;                /* after authentication */
+    char *default_uri;
+    int log_level;
+    int protocol_v1;                 /* test mode: behave as a HOST v1 server (no AUTH_*) */
+} vbh_config;
+
+int vbh_config_load(const char *path, vbh_config *cfg, vb_error *err);
+void vbh_config_clear(vbh_config *cfg);
+const char *vbh_auth_type_name(int type);
+/* "sasl, token" for messages */
+void vbh_auth_list_format(const vbh_auth_list *list, char *buf, size_t len);
+int vbh_auth_list_has(const vbh_auth_list *list, int type);
+
+typedef struct vbh_server vbh_server;
+typedef struct vbh_client vbh_client;
+
+typedef struct vbh_listener {
+    vbh_server *srv;
+    int fd;
+    int is_unix;
+    const vbh_auth_list *auth;
+} vbh_listener;
+
+/* Failed logins per peer, for the growing delay. */
+typedef struct vbh_failure {
+    char key[96];
+    unsigned count;
+    uint64_t last_ms;
+    struct vbh_failure *next;
+} vbh_failure;
+
+struct vbh_server {
+    vbh_config *cfg;
+    vb_loop *loop;
+    char server_id[65];
+    vbh_listener listeners[2];
+    size_t nlisteners;
+    vbh_client *clients;
+    unsigned nclients;
+    unsigned nanonymous;
+    vbh_failure *failures;
+};
+
+struct vbh_client {
+    vbh_server *srv;
+    vbh_listener *lis;
+    vb_stream *stream;
+    char peer[96];
+    char throttle_key[96];
+    uid_t uid;
+    int peer_allowed;           /* a unix peer whose uid is on the allow list */
+    int counted_anonymous;
+    int authenticated;
+    char identity[128];
+    const char *auth_type;
+    vb_sasl *sasl;
+    unsigned min_ssf;
+    int enable_layer;           /* switch on the SASL layer after this reply */
+    unsigned failed_attempts;
+    uint64_t auth_timer;
+    uint64_t delay_timer;
+    uint8_t *delayed_frame;
+    size_t delayed_len;
+    int close_after_delayed;
+    const vb_driver *drv;
+    void *drv_conn;
+    int read_only;
+    vbh_client *next, *prev;
+};
+
+int vbh_server_start(vbh_server *srv, vbh_config *cfg, vb_loop *loop, vb_error *err);
+void vbh_server_stop(vbh_server *srv);
+
+/* dispatch.c */
+void vbh_dispatch(vbh_client *c, vb_msg *msg);
+void vbh_client_mark_authenticated(vbh_client *c, const char *auth_type, const char *identity);
+
+/* Handlers fill the reply body (exactly one value) or fail with err. */
+typedef int (*vbh_handler)(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
+
+/* auth.c */
+int vbh_auth_list_handler(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
+int vbh_auth_sasl_init(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
+int vbh_auth_sasl_start(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
+int vbh_auth_sasl_step(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
+int vbh_auth_peer(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
+/* The delay before answering a failed login from this client's peer (ms),
+ * after recording the failure. */
+uint64_t vbh_auth_record_failure(vbh_client *c);
+
+/* calls.c */
+int vbh_call_open(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
+int vbh_call_close(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
+int vbh_call_get_hostname(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
+int vbh_call_list_domains(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
+int vbh_call_domain_start(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
+int vbh_call_domain_shutdown(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
+void vbh_client_close_driver(vbh_client *c);
+
+#endif

@@ -1,0 +1,221 @@
+/* vbhostd.conf → vbh_config. Every key is documented in etc/vbhostd.conf;
+ * an unknown key is an error, so a typo never silently weakens security. */
+#include "vbh.h"
+
+#include <errno.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vb_conf.h"
+#include "vb_log.h"
+
+static const char *const auth_names[] = { "none", "sasl", "peer", "token" };
+
+const char *vbh_auth_type_name(int type)
+{
+    return type >= 0 && type <= VBH_AUTH_TOKEN ? auth_names[type] : "?";
+}
+
+int vbh_auth_list_has(const vbh_auth_list *list, int type)
+{
+    for (size_t i = 0; i < list->n; i++)
+        if (list->types[i] == type)
+            return 1;
+    return 0;
+}
+
+void vbh_auth_list_format(const vbh_auth_list *list, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < list->n && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : "",
+                                 vbh_auth_type_name(list->types[i]));
+}
+
+static int parse_auth_list(vb_conf *conf, const char *key, vbh_auth_list *out, vb_error *err)
+{
+    char *const *items;
+    size_t n;
+    int rc = vb_conf_get_list(conf, key, &items, &n, err);
+    if (rc <= 0)
+        return rc;
+    if (n == 0 || n > VBH_MAX_AUTH_TYPES)
+        return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
+                            "%s: '%s' must list 1 to %d auth types", conf->path, key,
+                            VBH_MAX_AUTH_TYPES);
+    out->n = 0;
+    for (size_t i = 0; i < n; i++) {
+        int type = -1;
+        for (int t = 0; t <= VBH_AUTH_TOKEN; t++)
+            if (strcmp(items[i], auth_names[t]) == 0)
+                type = t;
+        if (type < 0)
+            return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
+                                "%s: '%s' has unknown auth type '%s' (use none, sasl, peer, token)",
+                                conf->path, key, items[i]);
+        if (type == VBH_AUTH_TOKEN)
+            return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
+                                "%s: auth type 'token' is not available in this build yet",
+                                conf->path);
+        out->types[out->n++] = type;
+    }
+    return 1;
+}
+
+static int get_str(vb_conf *conf, const char *key, char **out, vb_error *err)
+{
+    const char *v;
+    int rc = vb_conf_get_string(conf, key, &v, err);
+    if (rc == 1) {
+        free(*out);
+        *out = strdup(v);
+    }
+    return rc;
+}
+
+static int get_uint(vb_conf *conf, const char *key, unsigned min, unsigned max, unsigned *out,
+                    vb_error *err)
+{
+    int64_t v;
+    int rc = vb_conf_get_int(conf, key, &v, err);
+    if (rc != 1)
+        return rc;
+    if (v < (int64_t)min || v > (int64_t)max)
+        return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG, "%s: '%s' must be %u..%u",
+                            conf->path, key, min, max);
+    *out = (unsigned)v;
+    return 1;
+}
+
+static int parse_uids(vb_conf *conf, vbh_config *cfg, vb_error *err)
+{
+    char *const *items;
+    size_t n;
+    int rc = vb_conf_get_list(conf, "peer_allowed_users", &items, &n, err);
+    if (rc <= 0)
+        return rc;
+    if (n > VBH_MAX_PEER_UIDS)
+        return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG, "%s: too many peer_allowed_users",
+                            conf->path);
+    cfg->npeer_allowed_uids = 0;
+    for (size_t i = 0; i < n; i++) {
+        char *end;
+        errno = 0;
+        unsigned long uid = strtoul(items[i], &end, 10);
+        if (*items[i] && !*end && !errno) {
+            cfg->peer_allowed_uids[cfg->npeer_allowed_uids++] = (uid_t)uid;
+            continue;
+        }
+        struct passwd *pw = getpwnam(items[i]);
+        if (!pw)
+            return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
+                                "%s: peer_allowed_users: no user named '%s'", conf->path, items[i]);
+        cfg->peer_allowed_uids[cfg->npeer_allowed_uids++] = pw->pw_uid;
+    }
+    return 1;
+}
+
+static void set_defaults(vbh_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->listen_unix_mode = 0600;
+    cfg->auth_unix = (vbh_auth_list){ { VBH_AUTH_PEER }, 1 };
+    cfg->auth_tcp = (vbh_auth_list){ { VBH_AUTH_SASL }, 1 };
+    cfg->sasl_app = strdup("vbhostd");
+    cfg->peer_allowed_uids[0] = getuid();
+    cfg->npeer_allowed_uids = 1;
+    cfg->tcp_min_ssf = 56;
+    cfg->state_dir = strdup("/var/lib/vbhostd");
+    cfg->max_clients = 5000;
+    cfg->max_anonymous_clients = 20;
+    cfg->auth_attempts_per_connection = 3;
+    cfg->auth_timeout_s = 30;
+    cfg->max_frame = VB_FRAME_MAX_POSTAUTH;
+    cfg->default_uri = strdup("test:///default");
+    cfg->log_level = VB_LOG_INFO;
+}
+
+static int load_keys(vb_conf *conf, vbh_config *cfg, vb_error *err)
+{
+    const char *mode = NULL, *level = NULL;
+    unsigned max_frame = (unsigned)cfg->max_frame;
+    char *const *names;
+    size_t n;
+    if (get_str(conf, "listen_unix", &cfg->listen_unix, err) < 0 ||
+        vb_conf_get_string(conf, "listen_unix_mode", &mode, err) < 0 ||
+        get_str(conf, "listen_tcp", &cfg->listen_tcp, err) < 0 ||
+        parse_auth_list(conf, "auth_unix", &cfg->auth_unix, err) < 0 ||
+        parse_auth_list(conf, "auth_tcp", &cfg->auth_tcp, err) < 0 ||
+        get_str(conf, "sasl_app", &cfg->sasl_app, err) < 0 ||
+        get_str(conf, "sasl_conf_dir", &cfg->sasl_conf_dir, err) < 0 ||
+        get_str(conf, "sasl_hostname", &cfg->sasl_hostname, err) < 0 ||
+        get_str(conf, "sasl_realm", &cfg->sasl_realm, err) < 0 ||
+        parse_uids(conf, cfg, err) < 0 ||
+        get_uint(conf, "tcp_min_ssf", 0, 256, &cfg->tcp_min_ssf, err) < 0 ||
+        get_str(conf, "state_dir", &cfg->state_dir, err) < 0 ||
+        get_uint(conf, "max_clients", 1, 1000000, &cfg->max_clients, err) < 0 ||
+        get_uint(conf, "max_anonymous_clients", 1, 1000000, &cfg->max_anonymous_clients, err) < 0 ||
+        get_uint(conf, "auth_attempts_per_connection", 1, 100, &cfg->auth_attempts_per_connection,
+                 err) < 0 ||
+        get_uint(conf, "auth_timeout", 1, 3600, &cfg->auth_timeout_s, err) < 0 ||
+        get_uint(conf, "max_frame", VB_FRAME_MAX_PREAUTH, VB_FRAME_MAX_ABSOLUTE, &max_frame, err) < 0 ||
+        get_str(conf, "default_uri", &cfg->default_uri, err) < 0 ||
+        vb_conf_get_string(conf, "log_level", &level, err) < 0)
+        return -1;
+    cfg->max_frame = max_frame;
+    if (vb_conf_get_list(conf, "sasl_allowed_username_list", &names, &n, err) == 1 && n > 0) {
+        cfg->sasl_allowed_usernames = calloc(n, sizeof *cfg->sasl_allowed_usernames);
+        for (size_t i = 0; cfg->sasl_allowed_usernames && i < n; i++)
+            cfg->sasl_allowed_usernames[cfg->nsasl_allowed_usernames++] = strdup(names[i]);
+    }
+    if (mode) {
+        char *end;
+        unsigned long m = strtoul(mode, &end, 8);
+        if (*end || m > 0777)
+            return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
+                                "%s: listen_unix_mode must be octal like \"0600\"", conf->path);
+        cfg->listen_unix_mode = (unsigned)m;
+    }
+    if (level && (cfg->log_level = vb_log_level_parse(level)) < 0)
+        return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
+                            "%s: log_level must be error, warn, info or debug", conf->path);
+    return 0;
+}
+
+int vbh_config_load(const char *path, vbh_config *cfg, vb_error *err)
+{
+    vb_conf conf;
+    set_defaults(cfg);
+    if (vb_conf_parse_file(path, &conf, err) < 0)
+        return -1;
+    int rc = load_keys(&conf, cfg, err);
+    const vb_conf_entry *unknown = rc == 0 ? vb_conf_unknown_key(&conf) : NULL;
+    if (unknown)
+        rc = vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG, "%s:%d: unknown key '%s'", path,
+                          unknown->line, unknown->key);
+    if (rc == 0 && !cfg->listen_unix && !cfg->listen_tcp)
+        rc = vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
+                          "%s: set listen_unix and/or listen_tcp", path);
+    vb_conf_clear(&conf);
+    return rc;
+}
+
+void vbh_config_clear(vbh_config *cfg)
+{
+    free(cfg->listen_unix);
+    free(cfg->listen_tcp);
+    free(cfg->sasl_app);
+    free(cfg->sasl_conf_dir);
+    free(cfg->sasl_hostname);
+    free(cfg->sasl_realm);
+    for (size_t i = 0; i < cfg->nsasl_allowed_usernames; i++)
+        free(cfg->sasl_allowed_usernames[i]);
+    free(cfg->sasl_allowed_usernames);
+    free(cfg->state_dir);
+    free(cfg->default_uri);
+    memset(cfg, 0, sizeof *cfg);
+}

@@ -1,0 +1,202 @@
+/* Dispatch: the HOST procedure table, the auth gate, replies, and the
+ * growing delay after failed logins. */
+#include "vbh.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "vb_log.h"
+
+typedef struct vbh_route {
+    uint32_t procedure;
+    vbh_handler handler;
+} vbh_route;
+
+/* needs-auth comes from the protocol table (proto/vb_protocol.h), not from
+ * the handlers: the gate is a column, not an `if` in each handler. */
+static const vbh_route host_routes[] = {
+    { VB_HOST_PROC_AUTH_LIST, vbh_auth_list_handler },
+    { VB_HOST_PROC_AUTH_SASL_INIT, vbh_auth_sasl_init },
+    { VB_HOST_PROC_AUTH_SASL_START, vbh_auth_sasl_start },
+    { VB_HOST_PROC_AUTH_SASL_STEP, vbh_auth_sasl_step },
+    { VB_HOST_PROC_AUTH_PEER, vbh_auth_peer },
+    { VB_HOST_PROC_OPEN, vbh_call_open },
+    { VB_HOST_PROC_CLOSE, vbh_call_close },
+    { VB_HOST_PROC_GET_HOSTNAME, vbh_call_get_hostname },
+    { VB_HOST_PROC_LIST_DOMAINS, vbh_call_list_domains },
+    { VB_HOST_PROC_DOMAIN_START, vbh_call_domain_start },
+    { VB_HOST_PROC_DOMAIN_SHUTDOWN, vbh_call_domain_shutdown },
+};
+
+static int is_auth_proc(uint32_t procedure)
+{
+    return procedure >= VB_HOST_PROC_AUTH_LIST && procedure <= VB_HOST_PROC_AUTH_PEER;
+}
+
+static vbh_handler find_handler(const vbh_client *c, const vb_msg *msg)
+{
+    if (msg->hdr.program != VB_PROG_HOST)
+        return NULL;
+    /* A v1 server predates authentication: AUTH_* are unknown to it. */
+    if (c->srv->cfg->protocol_v1 && is_auth_proc(msg->hdr.procedure))
+        return NULL;
+    for (size_t i = 0; i < sizeof host_routes / sizeof host_routes[0]; i++)
+        if (host_routes[i].procedure == msg->hdr.procedure)
+            return host_routes[i].handler;
+    return NULL;
+}
+
+static uint32_t server_version(const vbh_client *c)
+{
+    return c->srv->cfg->protocol_v1 ? VB_PROG_HOST_VERSION_NOAUTH : VB_PROG_HOST_VERSION;
+}
+
+static void send_frame(vbh_client *c, uint8_t *frame, size_t len)
+{
+    vb_stream_send(c->stream, frame, len);
+    if (c->enable_layer) {
+        /* the reply that completed SASL went out in the clear; all later
+         * traffic goes through the negotiated security layer */
+        vb_stream_set_sasl(c->stream, c->sasl);
+        c->enable_layer = 0;
+    }
+}
+
+static void send_error(vbh_client *c, const vb_msg_header *req, const vb_error *e)
+{
+    vb_msg_header hdr = *req;
+    hdr.version = req->program == VB_PROG_HOST ? server_version(c) : req->version;
+    uint8_t *frame;
+    size_t len;
+    vb_error err;
+    if (vb_enc_error_reply(&hdr, VB_MSG_REPLY, e, &frame, &len, &err) == 0)
+        send_frame(c, frame, len);
+}
+
+static void delayed_reply(vb_loop *loop, uint64_t id, void *data)
+{
+    (void)loop;
+    (void)id;
+    vbh_client *c = data;
+    c->delay_timer = 0;
+    send_frame(c, c->delayed_frame, c->delayed_len);
+    c->delayed_frame = NULL;
+    c->delayed_len = 0;
+    if (c->close_after_delayed)
+        vb_stream_close_after_flush(c->stream);
+    else
+        vb_stream_pause(c->stream, 0);
+}
+
+/* A failed login: answer after a delay that grows with the peer's recent
+ * failures, without reading more from this client meanwhile and without
+ * blocking anyone else; close once the attempts are used up. */
+static void auth_failed(vbh_client *c, const vb_msg_header *req, const vb_error *e)
+{
+    c->failed_attempts++;
+    uint64_t delay = vbh_auth_record_failure(c);
+    int last = c->failed_attempts >= c->srv->cfg->auth_attempts_per_connection;
+    vb_error reply_err;
+    vb_error_copy(&reply_err, e);
+    if (last)
+        vb_error_set(&reply_err, e->code, e->domain,
+                     "%s (%u failed attempts; the server closes this connection)", e->message,
+                     c->failed_attempts);
+    vb_msg_header hdr = *req;
+    hdr.version = server_version(c);
+    if (vb_enc_error_reply(&hdr, VB_MSG_REPLY, &reply_err, &c->delayed_frame, &c->delayed_len,
+                           NULL) < 0)
+        return;
+    c->close_after_delayed = last;
+    vb_stream_pause(c->stream, 1);
+    c->delay_timer = vb_loop_add_timer(c->srv->loop, delay, delayed_reply, c);
+}
+
+static void gate_refuse(vbh_client *c, const vb_msg *msg, const vb_proc_info *info)
+{
+    char types[64];
+    vbh_auth_list_format(c->lis->auth, types, sizeof types);
+    vb_error e;
+    vb_error_set(&e, VB_ERR_AUTH_REQUIRED, VB_DOM_AUTH,
+                 "authentication required: this server accepts %s; %s needs an authenticated "
+                 "connection (upgrade the client, or use a URI with auth=%s)",
+                 types, info->name, vbh_auth_type_name(c->lis->auth->types[0]));
+    vb_log(VB_LOG_INFO, "client %s called %s before authenticating (protocol v%u)", c->peer,
+           info->name, msg->hdr.version);
+    send_error(c, &msg->hdr, &e);
+}
+
+static void handle_keepalive(vbh_client *c, const vb_msg *msg)
+{
+    if (msg->hdr.procedure != VB_KEEPALIVE_PROC_PING)
+        return;
+    vb_msg_header hdr = msg->hdr;
+    hdr.procedure = VB_KEEPALIVE_PROC_PONG;
+    hdr.type = msg->hdr.type == VB_MSG_CALL ? VB_MSG_REPLY : VB_MSG_EVENT;
+    vb_enc enc;
+    uint8_t *frame;
+    size_t len;
+    vb_enc_begin(&enc, &hdr);
+    vb_enc_array(&enc, 0);
+    if (vb_enc_finish(&enc, VB_FRAME_MAX_PREAUTH, &frame, &len, NULL) == 0)
+        send_frame(c, frame, len);
+}
+
+static void run_handler(vbh_client *c, const vb_msg *msg, vbh_handler handler)
+{
+    vb_error err;
+    vb_rd args;
+    vb_enc enc;
+    vb_msg_header hdr = msg->hdr;
+    hdr.type = VB_MSG_REPLY;
+    hdr.version = server_version(c);
+    vb_error_clear(&err);
+    vb_enc_begin(&enc, &hdr);
+    if (vb_rd_init(&args, msg->body, &err) < 0 || handler(c, &args, &enc, &err) < 0) {
+        vb_enc_dispose(&enc);
+        c->enable_layer = 0;
+        if (err.code == VB_ERR_AUTH_FAILED)
+            auth_failed(c, &msg->hdr, &err);
+        else
+            send_error(c, &msg->hdr, &err);
+        return;
+    }
+    uint8_t *frame;
+    size_t len;
+    size_t limit = c->authenticated ? c->srv->cfg->max_frame : VB_FRAME_MAX_PREAUTH;
+    if (vb_enc_finish(&enc, limit, &frame, &len, &err) < 0) {
+        send_error(c, &msg->hdr, &err);
+        return;
+    }
+    send_frame(c, frame, len);
+}
+
+void vbh_dispatch(vbh_client *c, vb_msg *msg)
+{
+    vb_error err;
+    if (msg->hdr.type != VB_MSG_CALL && msg->hdr.type != VB_MSG_EVENT) {
+        vb_log(VB_LOG_DEBUG, "client %s sent an unexpected %s; ignored", c->peer,
+               vb_proto_msg_type_name(msg->hdr.type));
+    } else if (msg->hdr.program == VB_PROG_KEEPALIVE) {
+        handle_keepalive(c, msg);
+    } else if (msg->hdr.type == VB_MSG_EVENT) {
+        /* no HOST events flow client → server */
+    } else if (vb_msg_check_proc_size(msg, &err) < 0) {
+        send_error(c, &msg->hdr, &err);
+    } else {
+        const vb_proc_info *info = vb_proto_proc_lookup(msg->hdr.program, msg->hdr.procedure);
+        vbh_handler handler = find_handler(c, msg);
+        if (!handler || !info) {
+            vb_error_set(&err, VB_ERR_NO_SUPPORT, VB_DOM_RPC,
+                         "procedure %u of program %u is not supported by this server "
+                         "(vbhostd, HOST protocol v%u)",
+                         msg->hdr.procedure, msg->hdr.program, server_version(c));
+            send_error(c, &msg->hdr, &err);
+        } else if (info->needs_auth && !c->authenticated) {
+            gate_refuse(c, msg, info);
+        } else {
+            run_handler(c, msg, handler);
+        }
+    }
+    vb_msg_clear(msg);
+}

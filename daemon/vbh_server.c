@@ -1,0 +1,290 @@
+/* Listeners, accepting, client lifetime and the server's persistent id. */
+#include "vbh.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vb_log.h"
+#include "vb_net.h"
+
+/* ---- persistent server id ------------------------------------------------ */
+
+static int read_server_id(const char *path, char out[65])
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    int ok = fscanf(f, "%64s", out) == 1 && strlen(out) == 32;
+    fclose(f);
+    return ok ? 0 : -1;
+}
+
+/* A random id made at first start, so clients can tell servers apart and
+ * never show one server's token to another. */
+static int load_or_create_server_id(const char *state_dir, char out[65], vb_error *err)
+{
+    char path[4096];
+    if (mkdir(state_dir, 0700) < 0 && errno != EEXIST)
+        return vb_error_set_errno(err, errno, VB_DOM_DAEMON, "cannot create state_dir %s", state_dir);
+    snprintf(path, sizeof path, "%s/server-id", state_dir);
+    if (read_server_id(path, out) == 0)
+        return 0;
+    unsigned char raw[16];
+    if (RAND_bytes(raw, sizeof raw) != 1)
+        return vb_error_set(err, VB_ERR_INTERNAL, VB_DOM_DAEMON, "no randomness for the server id");
+    for (size_t i = 0; i < sizeof raw; i++)
+        snprintf(out + 2 * i, 3, "%02x", raw[i]);
+    /* write a temporary file and rename it, so a crash never leaves a torn id */
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return vb_error_set_errno(err, errno, VB_DOM_DAEMON, "cannot create %s", tmp);
+    char line[40];
+    int n = snprintf(line, sizeof line, "%s\n", out);
+    int rc = vb_net_write_all(fd, line, (size_t)n, err);
+    if (rc == 0 && fsync(fd) < 0)
+        rc = vb_error_set_errno(err, errno, VB_DOM_DAEMON, "fsync %s", tmp);
+    close(fd);
+    if (rc == 0 && rename(tmp, path) < 0)
+        rc = vb_error_set_errno(err, errno, VB_DOM_DAEMON, "rename %s", tmp);
+    return rc;
+}
+
+/* ---- client lifetime ----------------------------------------------------- */
+
+static void client_update_anonymous(vbh_client *c)
+{
+    int should = !c->authenticated && !c->peer_allowed;
+    if (should && !c->counted_anonymous)
+        c->srv->nanonymous++;
+    else if (!should && c->counted_anonymous)
+        c->srv->nanonymous--;
+    c->counted_anonymous = should;
+}
+
+static void client_on_close(vb_stream *s, const vb_error *why, void *data)
+{
+    (void)s;
+    vbh_client *c = data;
+    vbh_server *srv = c->srv;
+    vb_log(VB_LOG_DEBUG, "client %s disconnected: %s", c->peer, why->message);
+    if (c->auth_timer)
+        vb_loop_del_timer(srv->loop, c->auth_timer);
+    if (c->delay_timer)
+        vb_loop_del_timer(srv->loop, c->delay_timer);
+    vb_frame_free(c->delayed_frame, c->delayed_len);
+    vbh_client_close_driver(c);
+    vb_sasl_free(c->sasl);
+    c->authenticated = 0;
+    c->peer_allowed = 0;
+    client_update_anonymous(c);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->clients = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    srv->nclients--;
+    explicit_bzero(c, sizeof *c);
+    free(c);
+}
+
+static void client_on_msg(vb_stream *s, vb_msg *msg, void *data)
+{
+    (void)s;
+    vbh_dispatch(data, msg);
+}
+
+static void auth_timeout(vb_loop *loop, uint64_t id, void *data)
+{
+    (void)loop;
+    (void)id;
+    vbh_client *c = data;
+    c->auth_timer = 0;
+    if (!c->authenticated) {
+        vb_log(VB_LOG_INFO, "client %s did not authenticate within %u s; disconnecting", c->peer,
+               c->srv->cfg->auth_timeout_s);
+        vb_stream_close(c->stream);
+    }
+}
+
+void vbh_client_mark_authenticated(vbh_client *c, const char *auth_type, const char *identity)
+{
+    c->authenticated = 1;
+    c->auth_type = auth_type;
+    snprintf(c->identity, sizeof c->identity, "%s", identity);
+    client_update_anonymous(c);
+    vb_stream_set_max_frame(c->stream, c->srv->cfg->max_frame);
+    if (c->auth_timer) {
+        vb_loop_del_timer(c->srv->loop, c->auth_timer);
+        c->auth_timer = 0;
+    }
+}
+
+static int peer_uid_allowed(const vbh_config *cfg, uid_t uid)
+{
+    for (size_t i = 0; i < cfg->npeer_allowed_uids; i++)
+        if (cfg->peer_allowed_uids[i] == uid)
+            return 1;
+    return 0;
+}
+
+/* Refuse a connection with one ERROR frame, written best effort. */
+static void refuse(int fd, int code, const char *message)
+{
+    vb_msg_header hdr = { VB_PROG_HOST, VB_PROG_HOST_VERSION, VB_MSG_REPLY, 0, 0, 0, 0 };
+    vb_error e;
+    vb_error_set(&e, code, VB_DOM_DAEMON, "%s", message);
+    uint8_t *frame;
+    size_t len;
+    if (vb_enc_error_reply(&hdr, VB_MSG_REPLY, &e, &frame, &len, NULL) == 0) {
+        ssize_t n = send(fd, frame, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)n;
+        vb_frame_free(frame, len);
+    }
+    close(fd);
+}
+
+static void setup_peer(vbh_client *c, int fd)
+{
+    vb_net_peer_string(fd, c->peer, sizeof c->peer);
+    if (c->lis->is_unix) {
+        vb_net_peercred(fd, &c->uid, NULL, NULL);
+        c->peer_allowed = vbh_auth_list_has(c->lis->auth, VBH_AUTH_PEER) &&
+                          peer_uid_allowed(c->srv->cfg, c->uid);
+        snprintf(c->throttle_key, sizeof c->throttle_key, "uid:%u", (unsigned)c->uid);
+    } else {
+        snprintf(c->throttle_key, sizeof c->throttle_key, "%s", c->peer);
+        char *colon = strrchr(c->throttle_key, ':'); /* the port is not part of the key */
+        if (colon)
+            *colon = '\0';
+    }
+}
+
+static void accept_one(vbh_listener *lis, int fd)
+{
+    vbh_server *srv = lis->srv;
+    vb_error err;
+    if (srv->nclients >= srv->cfg->max_clients) {
+        vb_log(VB_LOG_WARN, "max_clients (%u) reached; refusing a connection", srv->cfg->max_clients);
+        refuse(fd, VB_ERR_TOO_MANY_CLIENTS, "too many clients; try again later");
+        return;
+    }
+    vbh_client *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return;
+    }
+    c->srv = srv;
+    c->lis = lis;
+    setup_peer(c, fd);
+    int none = vbh_auth_list_has(lis->auth, VBH_AUTH_NONE) || srv->cfg->protocol_v1;
+    if (!none && !c->peer_allowed && srv->nanonymous >= srv->cfg->max_anonymous_clients) {
+        vb_log(VB_LOG_WARN, "max_anonymous_clients (%u) reached; refusing %s",
+               srv->cfg->max_anonymous_clients, c->peer);
+        refuse(fd, VB_ERR_TOO_MANY_CLIENTS,
+               "too many unauthenticated clients on this server; try again later");
+        free(c);
+        return;
+    }
+    c->stream = vb_stream_new(srv->loop, fd, VB_FRAME_MAX_PREAUTH, client_on_msg, client_on_close,
+                              c, &err);
+    if (!c->stream) {
+        vb_log(VB_LOG_ERROR, "cannot serve %s: %s", c->peer, err.message);
+        close(fd);
+        free(c);
+        return;
+    }
+    c->next = srv->clients;
+    if (srv->clients)
+        srv->clients->prev = c;
+    srv->clients = c;
+    srv->nclients++;
+    if (none) {
+        vbh_client_mark_authenticated(c, "none", "anonymous");
+    } else {
+        client_update_anonymous(c);
+        c->auth_timer = vb_loop_add_timer(srv->loop, (uint64_t)srv->cfg->auth_timeout_s * 1000,
+                                          auth_timeout, c);
+    }
+    vb_log(VB_LOG_DEBUG, "client %s connected (%s)", c->peer, lis->is_unix ? "unix" : "tcp");
+}
+
+static void on_accept(vb_loop *loop, int lfd, unsigned events, void *data)
+{
+    (void)loop;
+    (void)events;
+    for (int i = 0; i < 64; i++) { /* bounded, so one busy listener cannot starve the loop */
+        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EINTR)
+                vb_log(VB_LOG_WARN, "accept: %s", strerror(errno));
+            return;
+        }
+        accept_one(data, fd);
+    }
+}
+
+static int add_listener(vbh_server *srv, int fd, int is_unix, const vbh_auth_list *auth,
+                        vb_error *err)
+{
+    vbh_listener *lis = &srv->listeners[srv->nlisteners];
+    lis->srv = srv;
+    lis->fd = fd;
+    lis->is_unix = is_unix;
+    lis->auth = auth;
+    vb_net_set_nonblock(fd, 1);
+    if (vb_loop_add_fd(srv->loop, fd, VB_LOOP_READ, on_accept, lis, err) < 0)
+        return -1;
+    srv->nlisteners++;
+    return 0;
+}
+
+int vbh_server_start(vbh_server *srv, vbh_config *cfg, vb_loop *loop, vb_error *err)
+{
+    memset(srv, 0, sizeof *srv);
+    srv->cfg = cfg;
+    srv->loop = loop;
+    if (load_or_create_server_id(cfg->state_dir, srv->server_id, err) < 0)
+        return -1;
+    if ((vbh_auth_list_has(&cfg->auth_unix, VBH_AUTH_SASL) ||
+         vbh_auth_list_has(&cfg->auth_tcp, VBH_AUTH_SASL)) &&
+        vb_sasl_server_init(cfg->sasl_app, cfg->sasl_conf_dir, err) < 0)
+        return -1;
+    if (cfg->listen_unix) {
+        int fd = vb_net_listen_unix(cfg->listen_unix, cfg->listen_unix_mode, err);
+        if (fd < 0 || add_listener(srv, fd, 1, &cfg->auth_unix, err) < 0)
+            return -1;
+    }
+    if (cfg->listen_tcp) {
+        int fd = vb_net_listen_tcp(cfg->listen_tcp, err);
+        if (fd < 0 || add_listener(srv, fd, 0, &cfg->auth_tcp, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+void vbh_server_stop(vbh_server *srv)
+{
+    while (srv->clients)
+        vb_stream_close(srv->clients->stream);
+    for (size_t i = 0; i < srv->nlisteners; i++) {
+        vb_loop_del_fd(srv->loop, srv->listeners[i].fd);
+        close(srv->listeners[i].fd);
+    }
+    if (srv->cfg->listen_unix)
+        unlink(srv->cfg->listen_unix);
+    while (srv->failures) {
+        vbh_failure *f = srv->failures;
+        srv->failures = f->next;
+        free(f);
+    }
+}

@@ -1,0 +1,74 @@
+/*
+ * vb_driver.c — the table of drivers this build has, and the words shared
+ * by all of them (state names, domain name rules).
+ */
+#include "vb_driver.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Local drivers, by URI driver name. xenapi and remote join this table when
+ * they exist; nothing else needs to change. */
+static const vb_driver *const drivers[] = {
+    &vb_test_driver,
+};
+
+#define NDRIVERS (sizeof drivers / sizeof drivers[0])
+
+/* "test, xenapi" — for the NO_DRIVER message. */
+static void driver_names(char *buf, size_t size)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < NDRIVERS && used < size; i++) {
+        int n = snprintf(buf + used, size - used, "%s%s", i ? ", " : "", drivers[i]->name);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+}
+
+const vb_driver *vb_driver_lookup(const char *name, vb_error *err)
+{
+    for (size_t i = 0; name && i < NDRIVERS; i++)
+        if (strcmp(drivers[i]->name, name) == 0)
+            return drivers[i];
+    char have[128];
+    driver_names(have, sizeof have);
+    vb_error_set(err, VB_ERR_NO_DRIVER, VB_DOM_DRIVER,
+                 "no driver named '%.64s' in this build (drivers: %s)", name ? name : "",
+                 have);
+    return NULL;
+}
+
+/* Indexed by enum vb_domain_state; the words libvirt (virsh) prints. */
+static const char *const state_names[] = {
+    [VB_DOMAIN_NOSTATE] = "no state",     [VB_DOMAIN_RUNNING] = "running",
+    [VB_DOMAIN_BLOCKED] = "blocked",      [VB_DOMAIN_PAUSED] = "paused",
+    [VB_DOMAIN_SHUTDOWN] = "in shutdown", [VB_DOMAIN_SHUTOFF] = "shut off",
+    [VB_DOMAIN_CRASHED] = "crashed",      [VB_DOMAIN_PMSUSPENDED] = "pmsuspended",
+};
+
+const char *vb_domain_state_name(uint32_t state)
+{
+    if (state < sizeof state_names / sizeof state_names[0])
+        return state_names[state];
+    return "unknown";
+}
+
+int vb_domain_name_check(const char *name, vb_error *err)
+{
+    if (!name || name[0] == '\0')
+        return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_DRIVER, "empty domain name");
+    /* Control characters first, so the too-long message can quote safely. */
+    size_t len = strnlen(name, VB_DOMAIN_NAME_MAX);
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+            return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_DRIVER,
+                                "domain name has a control character at offset %zu", i);
+    if (len >= VB_DOMAIN_NAME_MAX)
+        return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_DRIVER,
+                            "domain name '%.32s...' is longer than %d bytes", name,
+                            VB_DOMAIN_NAME_MAX - 1);
+    return 0;
+}

@@ -1,0 +1,593 @@
+/* Client side of vbhostd: blocking transport, auth negotiation, calls. */
+#include "vb_remote.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "vb_net.h"
+#include "vb_sasl.h"
+
+#define READ_CHUNK 16384
+
+struct vb_remote {
+    int fd;
+    uint32_t serial;
+    uint32_t host_version;
+    int timeout_ms;
+    vb_frame_reader reader;
+    uint8_t *plain;                 /* decoded bytes not yet fed to the reader */
+    size_t plain_len, plain_off;
+    vb_sasl *sasl;
+    int layer;                      /* the SASL security layer is active */
+    char auth_type[32];
+    char server_id[72];
+    int have_server_id;
+    char *service;                  /* "vbhostd on HOST" for prompts */
+    char *host;                     /* SASL server FQDN */
+};
+
+/* ---- transport ----------------------------------------------------------- */
+
+static int send_frame(vb_remote *r, uint8_t *frame, size_t len, vb_error *err)
+{
+    uint8_t *wire = frame;
+    size_t wire_len = len;
+    if (r->layer && vb_sasl_encode(r->sasl, frame, len, &wire, &wire_len, err) < 0) {
+        vb_frame_free(frame, len);
+        return -1;
+    }
+    int rc = vb_net_write_all(r->fd, wire, wire_len, err);
+    if (wire != frame)
+        vb_frame_free(wire, wire_len);
+    vb_frame_free(frame, len);
+    return rc;
+}
+
+static int fill_plain(vb_remote *r, vb_error *err)
+{
+    struct pollfd p = { .fd = r->fd, .events = POLLIN };
+    int rc;
+    do {
+        rc = poll(&p, 1, r->timeout_ms);
+    } while (rc < 0 && errno == EINTR);
+    if (rc == 0)
+        return vb_error_set(err, VB_ERR_TIMEOUT, VB_DOM_RPC,
+                            "no answer from the server within %d ms", r->timeout_ms);
+    uint8_t buf[READ_CHUNK];
+    ssize_t n = recv(r->fd, buf, sizeof buf, 0);
+    if (n <= 0)
+        return vb_error_set(err, VB_ERR_PEER_CLOSED, VB_DOM_RPC,
+                            "the server closed the connection%s%s", n < 0 ? ": " : "",
+                            n < 0 ? strerror(errno) : "");
+    uint8_t *plain = buf;
+    size_t plain_len = (size_t)n;
+    if (r->layer && vb_sasl_decode(r->sasl, buf, (size_t)n, &plain, &plain_len, err) < 0)
+        return -1;
+    uint8_t *copy = malloc(plain_len ? plain_len : 1);
+    if (copy)
+        memcpy(copy, plain, plain_len);
+    if (plain != buf)
+        vb_frame_free(plain, plain_len);
+    explicit_bzero(buf, (size_t)n);
+    if (!copy)
+        return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_RPC, "out of memory");
+    r->plain = copy;
+    r->plain_len = plain_len;
+    r->plain_off = 0;
+    return 0;
+}
+
+static int read_msg(vb_remote *r, vb_msg *msg, vb_error *err)
+{
+    for (;;) {
+        if (r->plain_off == r->plain_len) {
+            vb_frame_free(r->plain, r->plain_len);
+            r->plain = NULL;
+            r->plain_len = r->plain_off = 0;
+            if (fill_plain(r, err) < 0)
+                return -1;
+        }
+        size_t used;
+        int st = vb_frame_reader_feed(&r->reader, r->plain + r->plain_off,
+                                      r->plain_len - r->plain_off, &used, err);
+        r->plain_off += used;
+        if (st == VB_FRAME_ERROR)
+            return -1;
+        if (st == VB_FRAME_READY) {
+            size_t len;
+            uint8_t *payload = vb_frame_reader_take(&r->reader, &len);
+            if (vb_msg_decode(msg, payload, len, err) < 0) {
+                vb_msg_clear(msg);
+                return -1;
+            }
+            return 0;
+        }
+    }
+}
+
+/* A server-initiated message while we wait for a reply. */
+static void answer_unsolicited(vb_remote *r, const vb_msg *msg)
+{
+    vb_msg_header hdr = msg->hdr;
+    uint8_t *frame = NULL;
+    size_t len = 0;
+    if (msg->hdr.program == VB_PROG_KEEPALIVE && msg->hdr.procedure == VB_KEEPALIVE_PROC_PING) {
+        hdr.procedure = VB_KEEPALIVE_PROC_PONG;
+        hdr.type = VB_MSG_EVENT;
+        vb_enc enc;
+        vb_enc_begin(&enc, &hdr);
+        vb_enc_array(&enc, 0);
+        vb_enc_finish(&enc, VB_FRAME_MAX_PREAUTH, &frame, &len, NULL);
+    } else if (msg->hdr.type == VB_MSG_CALLBACK) {
+        vb_error e;
+        vb_error_set(&e, VB_ERR_NO_SUPPORT, VB_DOM_CLIENT,
+                     "this client cannot answer server callbacks yet");
+        vb_enc_error_reply(&hdr, VB_MSG_CALLBACK_REPLY, &e, &frame, &len, NULL);
+    }
+    if (frame)
+        send_frame(r, frame, len, NULL);
+}
+
+int vb_remote_call(vb_remote *r, uint32_t program, uint32_t procedure, vb_remote_args_fn args_fn,
+                   const void *arg, vb_msg *reply, vb_error *err)
+{
+    uint32_t version = program == VB_PROG_HOST ? r->host_version : vb_proto_program_version(program);
+    vb_msg_header hdr = { program, version, VB_MSG_CALL, ++r->serial, procedure, VB_STATUS_OK, 0 };
+    vb_enc enc;
+    uint8_t *frame;
+    size_t len;
+    vb_enc_begin(&enc, &hdr);
+    if (args_fn)
+        args_fn(&enc, arg);
+    else
+        vb_enc_array(&enc, 0);
+    if (vb_enc_finish(&enc, VB_FRAME_MAX_PREAUTH * 4, &frame, &len, err) < 0 ||
+        send_frame(r, frame, len, err) < 0)
+        return -1;
+    for (;;) {
+        if (read_msg(r, reply, err) < 0)
+            return -1;
+        if (reply->hdr.type == VB_MSG_REPLY && reply->hdr.serial == hdr.serial)
+            break;
+        if (reply->hdr.type == VB_MSG_REPLY && reply->hdr.serial == 0 &&
+            reply->hdr.status == VB_STATUS_ERROR)
+            break; /* the server refused the connection itself (limits) */
+        answer_unsolicited(r, reply);
+        vb_msg_clear(reply);
+    }
+    if (reply->hdr.status == VB_STATUS_ERROR) {
+        vb_error server_err;
+        if (vb_msg_error_body(reply, &server_err, err) == 0)
+            vb_error_copy(err, &server_err);
+        vb_msg_clear(reply);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- auth negotiation ---------------------------------------------------- */
+
+static const char *const default_priority[] = { "token", "sasl", "peer", "none" };
+
+typedef struct offer {
+    char types[VB_REMOTE_MAX_PRIORITY][16];
+    size_t n;
+} offer;
+
+static int offered(const offer *o, const char *type)
+{
+    for (size_t i = 0; i < o->n; i++)
+        if (strcmp(o->types[i], type) == 0)
+            return 1;
+    return 0;
+}
+
+static int read_auth_list(vb_remote *r, offer *o, vb_error *err)
+{
+    vb_msg reply;
+    if (vb_remote_call(r, VB_PROG_HOST, VB_HOST_PROC_AUTH_LIST, NULL, NULL, &reply, err) < 0)
+        return -1;
+    vb_rd rd, list;
+    const char *id;
+    size_t idlen;
+    int rc = vb_rd_init(&rd, reply.body, err) < 0 || vb_rd_array(&rd, &list, err) < 0 ? -1 : 0;
+    o->n = 0;
+    while (rc == 0 && vb_rd_has_more(&list) && o->n < VB_REMOTE_MAX_PRIORITY) {
+        const char *t;
+        size_t tlen;
+        if (vb_rd_str(&list, &t, &tlen, err) < 0 || !t || tlen >= sizeof o->types[0]) {
+            rc = -1;
+            break;
+        }
+        memcpy(o->types[o->n], t, tlen);
+        o->types[o->n++][tlen] = '\0';
+    }
+    if (rc == 0 && vb_rd_str(&rd, &id, &idlen, err) == 0 && id && idlen < sizeof r->server_id) {
+        memcpy(r->server_id, id, idlen);
+        r->server_id[idlen] = '\0';
+        r->have_server_id = 1;
+    }
+    vb_msg_clear(&reply);
+    return rc;
+}
+
+typedef struct sasl_args {
+    const char *mech;
+    const uint8_t *data;
+    size_t len;
+} sasl_args;
+
+static void pack_sasl_start(vb_enc *enc, const void *arg)
+{
+    const sasl_args *a = arg;
+    vb_enc_array(enc, 2);
+    vb_enc_str(enc, a->mech);
+    vb_enc_bin(enc, a->data ? a->data : (const uint8_t *)"", a->len);
+}
+
+static void pack_sasl_step(vb_enc *enc, const void *arg)
+{
+    const sasl_args *a = arg;
+    vb_enc_array(enc, 1);
+    vb_enc_bin(enc, a->data ? a->data : (const uint8_t *)"", a->len);
+}
+
+/* Send one START/STEP and read [complete, data]. */
+static int sasl_exchange(vb_remote *r, uint32_t proc, const sasl_args *a, int *server_done,
+                         vb_msg *reply, const uint8_t **data, size_t *len, vb_error *err)
+{
+    vb_remote_args_fn fn = proc == VB_HOST_PROC_AUTH_SASL_START ? pack_sasl_start : pack_sasl_step;
+    if (vb_remote_call(r, VB_PROG_HOST, proc, fn, a, reply, err) < 0)
+        return -1;
+    vb_rd rd;
+    if (vb_rd_init(&rd, reply->body, err) < 0 || vb_rd_bool(&rd, server_done, err) < 0 ||
+        vb_rd_bin(&rd, data, len, err) < 0) {
+        vb_msg_clear(reply);
+        return -1;
+    }
+    return 0;
+}
+
+static int sasl_mechlist(vb_remote *r, const char *want, char **mechlist, vb_error *err)
+{
+    vb_msg reply;
+    if (vb_remote_call(r, VB_PROG_HOST, VB_HOST_PROC_AUTH_SASL_INIT, NULL, NULL, &reply, err) < 0)
+        return -1;
+    vb_rd rd;
+    int rc = vb_rd_init(&rd, reply.body, err) < 0 ||
+                     vb_rd_strdup(&rd, VB_SASL_MAX_MECHLIST, mechlist, err) < 0
+                 ? -1
+                 : 0;
+    vb_msg_clear(&reply);
+    if (rc < 0 || !want)
+        return rc;
+    /* auth=sasl.MECH: only that mechanism, and only if the server offers it */
+    char *copy = strdup(*mechlist), *save = NULL;
+    int found = 0;
+    for (char *m = strtok_r(copy, ", ", &save); m && !found; m = strtok_r(NULL, ", ", &save))
+        found = strcasecmp(m, want) == 0;
+    rc = found ? 0
+               : vb_error_set(err, VB_ERR_AUTH_UNAVAILABLE, VB_DOM_AUTH,
+                              "the server does not offer SASL mechanism %s (it offers: %s)", want,
+                              *mechlist);
+    free(copy);
+    free(*mechlist);
+    *mechlist = rc == 0 ? strdup(want) : NULL;
+    return rc;
+}
+
+/* One complete SASL login attempt. */
+static int sasl_attempt(vb_remote *r, const char *want_mech, const vb_remote_opts *opts, int retry,
+                        vb_error *err)
+{
+    char *mechlist = NULL;
+    if (sasl_mechlist(r, want_mech, &mechlist, err) < 0)
+        return -1;
+    vb_sasl_free(r->sasl);
+    unsigned min_ssf = vb_net_is_unix(r->fd) ? 0 : 56;
+    r->sasl = vb_sasl_client_new("vbhostd", r->host, r->fd, min_ssf, opts->cred_types,
+                                 opts->ncred_types, err);
+    vb_sasl_prompter prompter = { opts->cred_fn, opts->cred_opaque, r->service, retry };
+    sasl_args a = { NULL, NULL, 0 };
+    int client = r->sasl ? vb_sasl_client_start(r->sasl, mechlist, &prompter, &a.mech, &a.data,
+                                                &a.len, err)
+                         : -1;
+    free(mechlist);
+    if (client < 0)
+        return -1;
+    uint32_t proc = VB_HOST_PROC_AUTH_SASL_START;
+    for (;;) {
+        int server_done;
+        vb_msg reply;
+        const uint8_t *data;
+        size_t len;
+        if (sasl_exchange(r, proc, &a, &server_done, &reply, &data, &len, err) < 0)
+            return -1;
+        proc = VB_HOST_PROC_AUTH_SASL_STEP;
+        /* cyrus must see the server's final data unless it already finished */
+        if (client != VB_SASL_COMPLETE && (len > 0 || !server_done))
+            client = vb_sasl_client_step(r->sasl, data, len, &prompter, &a.data, &a.len, err);
+        else
+            a.data = NULL, a.len = 0;
+        vb_msg_clear(&reply);
+        if (client < 0)
+            return -1;
+        if (server_done) {
+            if (client != VB_SASL_COMPLETE)
+                return vb_error_set(err, VB_ERR_AUTH_FAILED, VB_DOM_SASL,
+                                    "the server finished SASL before this client did");
+            break;
+        }
+    }
+    snprintf(r->auth_type, sizeof r->auth_type, "sasl");
+    r->layer = vb_sasl_ssf(r->sasl) > 0;
+    return 0;
+}
+
+static int auth_sasl(vb_remote *r, const char *mech, const vb_remote_opts *opts, vb_error *err)
+{
+    for (int attempt = 0; attempt < VB_REMOTE_AUTH_TRIES; attempt++) {
+        if (sasl_attempt(r, mech, opts, attempt > 0, err) == 0)
+            return 0;
+        if (err && err->code != VB_ERR_AUTH_FAILED)
+            return -1;
+    }
+    return -1;
+}
+
+static int auth_peer(vb_remote *r, vb_error *err)
+{
+    vb_msg reply;
+    if (vb_remote_call(r, VB_PROG_HOST, VB_HOST_PROC_AUTH_PEER, NULL, NULL, &reply, err) < 0)
+        return -1;
+    vb_msg_clear(&reply);
+    snprintf(r->auth_type, sizeof r->auth_type, "peer");
+    return 0;
+}
+
+/* auth=sasl.SCRAM-SHA-256 → type "sasl", mech "SCRAM-SHA-256" */
+static void split_auth(const char *spec, char *type, size_t tlen, const char **mech)
+{
+    const char *dot = strchr(spec, '.');
+    size_t n = dot ? (size_t)(dot - spec) : strlen(spec);
+    if (n >= tlen)
+        n = tlen - 1;
+    memcpy(type, spec, n);
+    type[n] = '\0';
+    *mech = dot ? dot + 1 : NULL;
+}
+
+static int negotiate(vb_remote *r, const vb_uri *uri, const vb_remote_opts *opts, vb_error *err)
+{
+    offer o;
+    if (r->host_version == VB_PROG_HOST_VERSION_NOAUTH) {
+        snprintf(r->auth_type, sizeof r->auth_type, "none (v1 client)");
+        return 0;
+    }
+    if (read_auth_list(r, &o, err) < 0) {
+        if (err && err->code == VB_ERR_NO_SUPPORT) { /* a server from before authentication */
+            snprintf(r->auth_type, sizeof r->auth_type, "none (v1 server)");
+            return 0;
+        }
+        return -1;
+    }
+    const char *uri_auth = vb_uri_param_get(uri, "auth");
+    const char *const *prio = opts->nauth_priority ? opts->auth_priority : default_priority;
+    size_t nprio = opts->nauth_priority ? opts->nauth_priority : 4;
+    if (uri_auth) {
+        prio = &uri_auth;
+        nprio = 1;
+    }
+    for (size_t i = 0; i < nprio; i++) {
+        char type[16];
+        const char *mech;
+        split_auth(prio[i], type, sizeof type, &mech);
+        if (!offered(&o, type))
+            continue;
+        if (strcmp(type, "none") == 0) {
+            snprintf(r->auth_type, sizeof r->auth_type, "none");
+            return 0;
+        }
+        if (strcmp(type, "sasl") == 0)
+            return auth_sasl(r, mech, opts, err);
+        if (strcmp(type, "peer") == 0)
+            return auth_peer(r, err);
+        /* "token": no cached token in this client; fall through to the next type */
+    }
+    char have[128] = "";
+    for (size_t i = 0; i < o.n; i++)
+        snprintf(have + strlen(have), sizeof have - strlen(have), "%s%s", i ? ", " : "", o.types[i]);
+    return vb_error_set(err, VB_ERR_AUTH_UNAVAILABLE, VB_DOM_AUTH,
+                        "no usable authentication type: the server accepts %s; this client "
+                        "tried %s", have, uri_auth ? uri_auth : "its priority list");
+}
+
+/* ---- connect ------------------------------------------------------------- */
+
+static int open_transport(const vb_uri *uri, vb_error *err)
+{
+    if (!uri->transport || strcmp(uri->transport, "unix") == 0) {
+        const char *path = vb_uri_param_get(uri, "socket");
+        return vb_net_connect_unix(path ? path : VB_REMOTE_DEFAULT_SOCKET, err);
+    }
+    if (strcmp(uri->transport, "tcp") == 0) {
+        if (!uri->host || !*uri->host)
+            return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_CLIENT,
+                                "a tcp URI needs a host: DRIVER+tcp://HOST[:PORT]/PATH");
+        return vb_net_connect_tcp(uri->host, uri->port ? uri->port : VB_REMOTE_DEFAULT_PORT,
+                                  10000, err);
+    }
+    return vb_error_set(err, VB_ERR_NO_SUPPORT, VB_DOM_CLIENT,
+                        "transport '%s' is not supported by this client", uri->transport);
+}
+
+int vb_remote_connect(const vb_uri *uri, const vb_remote_opts *opts, vb_remote **out, vb_error *err)
+{
+    static const vb_remote_opts no_opts;
+    if (!opts)
+        opts = &no_opts;
+    *out = NULL;
+    if (vb_sasl_client_init(err) < 0)
+        return -1;
+    vb_remote *r = calloc(1, sizeof *r);
+    if (!r)
+        return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_CLIENT, "out of memory");
+    r->fd = -1;
+    r->host_version = opts->host_version ? opts->host_version : VB_PROG_HOST_VERSION;
+    r->timeout_ms = opts->timeout_ms ? opts->timeout_ms : 60000;
+    vb_frame_reader_init(&r->reader, VB_FRAME_MAX_POSTAUTH);
+    r->host = strdup(uri->host && *uri->host ? uri->host : "localhost");
+    size_t slen = strlen(r->host) + 32;
+    r->service = malloc(slen);
+    if (r->service)
+        snprintf(r->service, slen, "vbhostd on %s", r->host);
+    r->fd = open_transport(uri, err);
+    if (r->fd < 0 || !r->service || negotiate(r, uri, opts, err) < 0) {
+        vb_remote_free(r);
+        return -1;
+    }
+    *out = r;
+    return 0;
+}
+
+void vb_remote_free(vb_remote *r)
+{
+    if (!r)
+        return;
+    if (r->fd >= 0)
+        close(r->fd);
+    vb_sasl_free(r->sasl);
+    vb_frame_reader_clear(&r->reader);
+    vb_frame_free(r->plain, r->plain_len);
+    free(r->service);
+    free(r->host);
+    free(r);
+}
+
+const char *vb_remote_auth_type(const vb_remote *r) { return r->auth_type; }
+const char *vb_remote_sasl_mech(const vb_remote *r) { return r->sasl ? vb_sasl_mech(r->sasl) : NULL; }
+unsigned vb_remote_ssf(const vb_remote *r) { return r->sasl ? vb_sasl_ssf(r->sasl) : 0; }
+const char *vb_remote_server_id(const vb_remote *r) { return r->have_server_id ? r->server_id : NULL; }
+int vb_remote_fd(const vb_remote *r) { return r->fd; }
+
+/* ---- driver calls -------------------------------------------------------- */
+
+typedef struct open_args {
+    const char *name;
+    unsigned flags;
+} open_args;
+
+static void pack_open(vb_enc *enc, const void *arg)
+{
+    const open_args *a = arg;
+    vb_enc_array(enc, 2);
+    vb_enc_str(enc, a->name);
+    vb_enc_u64(enc, a->flags);
+}
+
+static void pack_name(vb_enc *enc, const void *arg)
+{
+    vb_enc_array(enc, 1);
+    vb_enc_str(enc, arg);
+}
+
+static int simple_call(vb_remote *r, uint32_t proc, vb_remote_args_fn fn, const void *arg,
+                       vb_error *err)
+{
+    vb_msg reply;
+    if (vb_remote_call(r, VB_PROG_HOST, proc, fn, arg, &reply, err) < 0)
+        return -1;
+    vb_msg_clear(&reply);
+    return 0;
+}
+
+int vb_remote_open(vb_remote *r, const char *name, unsigned flags, vb_error *err)
+{
+    open_args a = { name, flags };
+    return simple_call(r, VB_HOST_PROC_OPEN, pack_open, &a, err);
+}
+
+int vb_remote_close_driver(vb_remote *r, vb_error *err)
+{
+    return simple_call(r, VB_HOST_PROC_CLOSE, NULL, NULL, err);
+}
+
+int vb_remote_domain_start(vb_remote *r, const char *name, vb_error *err)
+{
+    return simple_call(r, VB_HOST_PROC_DOMAIN_START, pack_name, name, err);
+}
+
+int vb_remote_domain_shutdown(vb_remote *r, const char *name, vb_error *err)
+{
+    return simple_call(r, VB_HOST_PROC_DOMAIN_SHUTDOWN, pack_name, name, err);
+}
+
+int vb_remote_get_hostname(vb_remote *r, char **hostname, vb_error *err)
+{
+    vb_msg reply;
+    vb_rd rd;
+    if (vb_remote_call(r, VB_PROG_HOST, VB_HOST_PROC_GET_HOSTNAME, NULL, NULL, &reply, err) < 0)
+        return -1;
+    int rc = vb_rd_init(&rd, reply.body, err) < 0 || vb_rd_strdup(&rd, 1024, hostname, err) < 0
+                 ? -1
+                 : 0;
+    vb_msg_clear(&reply);
+    return rc;
+}
+
+static int read_domain(vb_rd *list, vb_domain_info *d, vb_error *err)
+{
+    vb_rd f;
+    int64_t id;
+    const char *name, *uuid;
+    size_t nlen, ulen;
+    uint32_t state, vcpus;
+    uint64_t mem;
+    if (vb_rd_array(list, &f, err) < 0 || vb_rd_i64(&f, &id, err) < 0 ||
+        vb_rd_str(&f, &name, &nlen, err) < 0 || vb_rd_str(&f, &uuid, &ulen, err) < 0 ||
+        vb_rd_u32(&f, &state, err) < 0 || vb_rd_u64(&f, &mem, err) < 0 ||
+        vb_rd_u32(&f, &vcpus, err) < 0)
+        return -1;
+    if (!name || nlen >= sizeof d->name || (uuid && ulen >= sizeof d->uuid))
+        return vb_error_set(err, VB_ERR_PROTOCOL, VB_DOM_PROTO, "malformed domain record");
+    memset(d, 0, sizeof *d);
+    d->id = (int32_t)id;
+    memcpy(d->name, name, nlen);
+    if (uuid)
+        memcpy(d->uuid, uuid, ulen);
+    d->state = state;
+    d->memory_kib = mem;
+    d->vcpus = vcpus;
+    return 0;
+}
+
+int vb_remote_list_domains(vb_remote *r, vb_domain_info **doms, size_t *n, vb_error *err)
+{
+    vb_msg reply;
+    vb_rd rd, list;
+    *doms = NULL;
+    *n = 0;
+    if (vb_remote_call(r, VB_PROG_HOST, VB_HOST_PROC_LIST_DOMAINS, NULL, NULL, &reply, err) < 0)
+        return -1;
+    int rc = vb_rd_init(&rd, reply.body, err) < 0 || vb_rd_array(&rd, &list, err) < 0 ? -1 : 0;
+    if (rc == 0 && list.count > 0 && !(*doms = calloc(list.count, sizeof **doms)))
+        rc = vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_CLIENT, "out of memory");
+    while (rc == 0 && vb_rd_has_more(&list)) {
+        if (read_domain(&list, &(*doms)[*n], err) < 0)
+            rc = -1;
+        else
+            (*n)++;
+    }
+    if (rc < 0) {
+        free(*doms);
+        *doms = NULL;
+        *n = 0;
+    }
+    vb_msg_clear(&reply);
+    return rc;
+}

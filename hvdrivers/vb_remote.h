@@ -1,0 +1,71 @@
+/*
+ * vb_remote.h — the client side of vbhostd: transports, auth negotiation,
+ * calls. Blocking, one connection per object (callers that must not block
+ * run it on a worker thread).
+ *
+ * Negotiation follows the 2007 design: AUTH_LIST first; a server that
+ * answers NO_SUPPORT predates authentication (HOST v1), so go straight to
+ * OPEN. Otherwise take the first type in the priority list that the server
+ * offers; SASL interactions become one credential request per round; a
+ * wrong password re-prompts (retry flag set) up to VB_REMOTE_AUTH_TRIES.
+ */
+#ifndef VB_REMOTE_H
+#define VB_REMOTE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vb_cred.h"
+#include "vb_driver.h"
+#include "vb_msg.h"
+#include "vb_uri.h"
+
+#define VB_REMOTE_AUTH_TRIES 3
+#define VB_REMOTE_DEFAULT_PORT 16509
+#define VB_REMOTE_DEFAULT_SOCKET "/run/vbhostd/sock"
+#define VB_REMOTE_MAX_PRIORITY 8
+
+typedef struct vb_remote vb_remote;
+
+typedef struct vb_remote_opts {
+    /* auth types by name ("token", "sasl", "peer", "none"), strongest first;
+     * NULL/0 = the built-in default. The URI's auth= overrides this. */
+    const char *const *auth_priority;
+    size_t nauth_priority;
+    /* how SASL questions reach a person or a script */
+    vb_cred_fn cred_fn;
+    void *cred_opaque;
+    const int *cred_types;        /* types cred_fn can answer */
+    size_t ncred_types;
+    uint32_t host_version;        /* 0 = current; 1 = speak as a v1 client (tests) */
+    int timeout_ms;               /* per reply; 0 = 60 s */
+} vb_remote_opts;
+
+/* Connect per the URI's transport (unix: ?socket=, tcp: host[:port]) and
+ * authenticate. */
+int vb_remote_connect(const vb_uri *uri, const vb_remote_opts *opts, vb_remote **out, vb_error *err);
+void vb_remote_free(vb_remote *r);
+
+/* After connect: what was negotiated. */
+const char *vb_remote_auth_type(const vb_remote *r);  /* "sasl", "peer", "none", "none (v1 server)" */
+const char *vb_remote_sasl_mech(const vb_remote *r);  /* NULL unless sasl */
+unsigned vb_remote_ssf(const vb_remote *r);
+const char *vb_remote_server_id(const vb_remote *r);  /* NULL for a v1 server */
+int vb_remote_fd(const vb_remote *r);
+
+/* The driver calls. */
+int vb_remote_open(vb_remote *r, const char *name, unsigned flags, vb_error *err);
+int vb_remote_close_driver(vb_remote *r, vb_error *err);
+int vb_remote_get_hostname(vb_remote *r, char **hostname, vb_error *err);
+int vb_remote_list_domains(vb_remote *r, vb_domain_info **doms, size_t *n, vb_error *err);
+int vb_remote_domain_start(vb_remote *r, const char *name, vb_error *err);
+int vb_remote_domain_shutdown(vb_remote *r, const char *name, vb_error *err);
+
+/* A raw call: args_fn packs exactly one body value. On success *reply holds
+ * the REPLY (vb_msg_clear it); an ERROR reply becomes -1 with err set from
+ * the server's [code, domain, message]. */
+typedef void (*vb_remote_args_fn)(vb_enc *enc, const void *arg);
+int vb_remote_call(vb_remote *r, uint32_t program, uint32_t procedure, vb_remote_args_fn args_fn,
+                   const void *arg, vb_msg *reply, vb_error *err);
+
+#endif

@@ -1,0 +1,181 @@
+/* vb_testsupport — start REAL peers on 127.0.0.1 for integration tests
+ * (child processes, a Cyrus SASL sasldb with a private config dir, an MIT KDC)
+ * and clean every one of them up again.
+ *
+ * Test code only. Unlike library code it prints a diagnostic to stderr when
+ * something fails, and aborts on out-of-memory.
+ *
+ * What it must never do:
+ *  - sleep to synchronise: every wait polls a condition every few ms against a
+ *    deadline (CLOCK_MONOTONIC);
+ *  - kill anything it did not start: it signals registered pids, plus the
+ *    process group each child leads, and only while that leader is not yet
+ *    reaped (so the group id cannot have been reused);
+ *  - let a Kerberos tool see /etc/krb5.conf: everything started by the KDC
+ *    helpers runs with KRB5_CONFIG / KRB5_KDC_PROFILE set to the KDC's files.
+ *
+ * Exit statuses are shell-style everywhere: n for exit(n), 128+N for death by
+ * signal N.
+ *
+ * Children get their own session (so their own process group) and
+ * PR_SET_PDEATHSIG=SIGKILL, so they die even if the test binary is SIGKILLed.
+ * The death signal fires when the *thread* that spawned the child ends: spawn
+ * long-lived peers from the main thread (cmocka runs tests there).
+ *
+ * Set VB_TS_KEEP=1 in the environment to keep temp dirs (logs, configs) for a
+ * post-mortem; their paths are printed at cleanup.
+ */
+#ifndef VB_TESTSUPPORT_H
+#define VB_TESTSUPPORT_H
+
+#include <sys/types.h>
+
+/* ---- temp dirs ---------------------------------------------------------- */
+
+/* Create a fresh 0700 dir /tmp/vbts-TAG-XXXXXX, registered for recursive
+ * removal by vb_ts_cleanup(). The string is owned by this module and stays
+ * valid until vb_ts_cleanup(). NULL on failure. */
+char *vb_ts_tmpdir(const char *tag);
+
+/* Small file helpers for configs and logs. write: create/truncate with mode,
+ * 0/-1. read: malloc'd NUL-terminated contents (caller frees), NULL on error;
+ * *len (may be NULL) gets the byte count. */
+int vb_ts_write_file(const char *path, const char *content, mode_t mode);
+char *vb_ts_read_file(const char *path, size_t *len);
+
+/* ---- processes ---------------------------------------------------------- */
+
+/* fork + execve argv (argv[0] is looked up in PATH when it has no '/').
+ * env_extra: "K=V" entries added to / overriding the current environment; a
+ * bare "K" removes K. May be NULL. stdin is /dev/null; stdout+stderr are
+ * appended to log_path (created 0600), or go to /dev/null when it is NULL.
+ * Returns the pid (registered for cleanup) or -1, also when exec fails. */
+pid_t vb_ts_spawn(char *const argv[], char *const env_extra[], const char *log_path);
+
+/* SIGTERM pid, wait up to timeout_ms for it to exit, then SIGKILL; then
+ * SIGKILL whatever is left in its process group, and reap it. Returns its
+ * exit status (143 = died of SIGTERM, 137 = had to be SIGKILLed), -1 if pid
+ * is not an unreaped child of ours. */
+int vb_ts_stop(pid_t pid, int timeout_ms);
+
+/* Stop every registered pid still alive (SIGTERM to all, a shared 3 s
+ * deadline, then SIGKILL; all by pid) and remove the registered temp dirs.
+ * Idempotent; registered with atexit() on first use, and does nothing in a
+ * forked copy of the test process. */
+void vb_ts_cleanup(void);
+
+/* cmocka group setup/teardown signature: calls vb_ts_cleanup(), returns 0. */
+int vb_ts_group_teardown(void **state);
+
+/* Number of registered children not yet reaped (for leak assertions). */
+int vb_ts_pid_count(void);
+
+/* Run a command to completion. stdin_text (NULL = /dev/null) is written to
+ * its stdin, which is then closed. If output is not NULL, *output is always
+ * set: the malloc'd combined stdout+stderr (partial on timeout; caller frees)
+ * or NULL when nothing could be started. Returns the exit status, or -1 on
+ * timeout (the child and its process group are killed) or spawn failure. */
+int vb_ts_run(char *const argv[], char *const env_extra[], const char *stdin_text,
+              char **output, int timeout_ms);
+
+/* ---- waiting ------------------------------------------------------------ */
+
+/* Evaluate cond(arg) now and then every ~2 ms until it returns non-zero (0)
+ * or timeout_ms has passed (-1, with a diagnostic). */
+int vb_ts_wait_until(int (*cond)(void *), void *arg, int timeout_ms);
+
+/* Same, without the diagnostic: for conditions expected to stay false. */
+int vb_ts_wait_until_quiet(int (*cond)(void *), void *arg, int timeout_ms);
+
+/* 0 once a connect() to the unix socket / TCP host:port succeeds, -1 on
+ * timeout. */
+int vb_ts_wait_unix_socket(const char *path, int timeout_ms);
+int vb_ts_wait_tcp(const char *host, int port, int timeout_ms);
+
+/* 0 once path exists (stat succeeds; it may still be empty), -1 on timeout. */
+int vb_ts_wait_file(const char *path, int timeout_ms);
+
+/* 0 once the child pid has exited and been reaped (*status, may be NULL, gets
+ * its shell-style exit status; anything it left in its process group is
+ * SIGKILLed), -1 on timeout (child left running) or when pid is not our
+ * child. */
+int vb_ts_wait_pid_exit(pid_t pid, int timeout_ms, int *status);
+
+/* A TCP port that was free on 127.0.0.1 a moment ago (bind port 0, read it,
+ * close). Another process may take it before you do. -1 on error. */
+int vb_ts_free_tcp_port(void);
+
+/* VmRSS of pid in KiB from /proc/PID/status, -1 if unreadable. */
+long vb_ts_rss_kib(pid_t pid);
+
+/* ---- Cyrus SASL with a private config dir ------------------------------- */
+
+/* Create dir if missing and write dir/APP.conf:
+ *   mech_list: MECH_LIST / pwcheck_method: auxprop / auxprop_plugin: sasldb /
+ *   sasldb_path: DIR/sasldb [/ keytab: KEYTAB]
+ * then create each "name:password" of users (NULL-terminated, may be NULL) with
+ * `saslpasswd2 -p -f DIR/sasldb -a APP -u REALM -c NAME` and chmod the db 600.
+ * A server reads it after sasl_set_path(SASL_PATH_TYPE_CONFIG, dir) +
+ * sasl_server_init(cb, APP), and must pass REALM as sasl_server_new's
+ * user_realm (else SASL_NOUSER). 0/-1. */
+int vb_ts_sasl_setup(const char *dir, const char *app, const char *realm,
+                     const char *mech_list, const char *const users[],
+                     const char *keytab);
+
+/* Keep every SASL plugin mapped for the life of the process (dlopen with
+ * RTLD_NODELETE). Call it before sasl_server_init/sasl_client_init in tests
+ * built with SAN=1: sasl_*_done() unloads the plugins, and one of them
+ * (libgs2.so of Cyrus 2.1.28) still points at 228 bytes it allocated at
+ * init, which LeakSanitizer then reports as a leak from <unknown module>.
+ * Pinned, that memory stays reachable, and a real leak inside a plugin is
+ * reported with a symbolized stack. Returns the number of plugins pinned, or
+ * -1 if none was found. */
+int vb_ts_sasl_pin_plugins(void);
+
+/* ---- a real MIT KDC ----------------------------------------------------- */
+
+typedef struct vb_ts_kdc {
+    char *dir;        /* private temp dir holding everything below */
+    char *realm;
+    int port;         /* UDP and TCP, 127.0.0.1 */
+    pid_t pid;        /* krb5kdc, registered for cleanup */
+    char *krb5_conf;  /* KRB5_CONFIG */
+    char *kdc_conf;   /* KRB5_KDC_PROFILE */
+    char *keytab;     /* plain path of the service keytab (KRB5_KTNAME=FILE:keytab) */
+    char *ccache;     /* plain path of the client ccache (KRB5CCNAME=FILE:ccache) */
+    char *rcache_dir; /* KRB5RCACHEDIR */
+} vb_ts_kdc;
+
+/* Create a realm (e.g. "LAB.TEST") in a fresh temp dir, add users
+ * ("name:password", NULL-terminated; the password may not contain '"', '\\'
+ * or newlines) and service principals (e.g. "vbhostd/localhost": random keys,
+ * exported to kdc->keytab), start krb5kdc on a free 127.0.0.1 port and wait
+ * (≤ 10 s) until kinit works. On success kdc->ccache holds a TGT for users[0]
+ * (or for an internal principal when there are no users). Retries on a fresh
+ * port if krb5kdc dies (port taken). On failure everything is undone and the
+ * KDC log is printed. 0/-1. All fields are owned by *kdc until
+ * vb_ts_kdc_stop(). */
+int vb_ts_kdc_start(vb_ts_kdc *kdc, const char *realm, const char *const users[],
+                    const char *const service_principals[]);
+
+/* setenv() KRB5_CONFIG, KRB5_KDC_PROFILE, KRB5CCNAME=FILE:ccache,
+ * KRB5RCACHEDIR in this process, and KRB5_KTNAME=FILE:keytab when
+ * include_keytab (else KRB5_KTNAME is unset, so no keytab of an earlier KDC
+ * lingers). MIT krb5 reads them when a krb5 context is created. */
+void vb_ts_kdc_env(const vb_ts_kdc *kdc, int include_keytab);
+
+/* The same variables as a NULL-terminated "K=V" array for vb_ts_spawn /
+ * vb_ts_run env_extra (always including KRB5_KTNAME). Free with
+ * vb_ts_env_free(). */
+char **vb_ts_kdc_env_list(const vb_ts_kdc *kdc);
+void vb_ts_env_free(char **env);
+
+/* `kinit user` against this KDC (password on stdin), into kdc->ccache.
+ * 0 on success; -1 with kinit's message otherwise (wrong password, ...). */
+int vb_ts_kinit(const vb_ts_kdc *kdc, const char *user, const char *password);
+
+/* Stop krb5kdc, remove its dir (unless VB_TS_KEEP) and free the fields. Safe
+ * on a zeroed or already stopped struct. */
+void vb_ts_kdc_stop(vb_ts_kdc *kdc);
+
+#endif

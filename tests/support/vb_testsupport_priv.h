@@ -1,0 +1,21 @@
+/* Helpers shared by the vb_testsupport*.c files; not for tests. */
+#ifndef VB_TESTSUPPORT_PRIV_H
+#define VB_TESTSUPPORT_PRIV_H
+
+#include "vb_testsupport.h"
+
+#include <stdint.h>
+
+/* asprintf that aborts on out-of-memory: this is test code. */
+char *vb_ts_priv_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Milliseconds on CLOCK_MONOTONIC. */
+int64_t vb_ts_priv_now_ms(void);
+
+/* Remove a temp dir now and forget it (kept and reported under VB_TS_KEEP). */
+void vb_ts_priv_rmtree_now(const char *dir);
+
+/* 1 when every byte of s is in the set [A-Za-z0-9] or in extra. */
+int vb_ts_priv_chars_ok(const char *s, const char *extra);
+
+#endif

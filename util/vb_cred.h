@@ -1,0 +1,57 @@
+/*
+ * vb_cred.h — credential items and requests, as the whole chain sees them.
+ *
+ * One request carries every item a login needs at once (so a GUI can draw a
+ * single form), plus which service asks, over which hops, and whether this
+ * is a retry after a failure. Results are secrets: free them with
+ * vb_cred_request_clear, which wipes them.
+ */
+#ifndef VB_CRED_H
+#define VB_CRED_H
+
+#include <stddef.h>
+
+/* libvirt's VIR_CRED_* numbering */
+enum vb_cred_type {
+    VB_CRED_USERNAME = 1,     /* identity to act as (SASL authzid) */
+    VB_CRED_AUTHNAME = 2,     /* identity to authenticate as */
+    VB_CRED_LANGUAGE = 3,
+    VB_CRED_CNONCE = 4,
+    VB_CRED_PASSPHRASE = 5,
+    VB_CRED_ECHOPROMPT = 6,
+    VB_CRED_NOECHOPROMPT = 7,
+    VB_CRED_REALM = 8,
+    VB_CRED_EXTERNAL = 9,
+};
+#define VB_CRED_TYPE_MAX VB_CRED_EXTERNAL
+#define VB_CRED_MAX_ITEMS 16
+
+typedef struct vb_cred_item {
+    int type;               /* enum vb_cred_type */
+    char *prompt;           /* for a person */
+    char *challenge;        /* extra detail, may be NULL */
+    char *defresult;        /* default answer, may be NULL */
+    char *result;           /* the answer (malloc'd; wiped on clear) */
+    size_t resultlen;
+} vb_cred_item;
+
+typedef struct vb_cred_request {
+    char *service;          /* chain-qualified, e.g. "vbhostd@127.0.0.1:16509" */
+    int retry;              /* the previous answer for this service failed */
+    vb_cred_item items[VB_CRED_MAX_ITEMS];
+    size_t nitems;
+} vb_cred_request;
+
+/* Answer a request by filling item results; return 0, or -1 to cancel. */
+typedef int (*vb_cred_fn)(vb_cred_request *req, void *opaque);
+
+/* Add an item (copies the strings). -1 when full or out of memory. */
+int vb_cred_request_add(vb_cred_request *req, int type, const char *prompt,
+                        const char *challenge, const char *defresult);
+/* Store a result for an item (copies and NUL-terminates). */
+int vb_cred_item_set_result(vb_cred_item *item, const char *value, size_t len);
+/* Wipe results and free everything; the request is reusable after. */
+void vb_cred_request_clear(vb_cred_request *req);
+const char *vb_cred_type_name(int type);
+
+#endif

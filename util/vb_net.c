@@ -1,0 +1,289 @@
+#include "vb_net.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static int fill_sun(struct sockaddr_un *sun, const char *path, vb_error *err)
+{
+    memset(sun, 0, sizeof *sun);
+    sun->sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof sun->sun_path)
+        return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_SYSTEM,
+                            "unix socket path too long (max %zu bytes): %s",
+                            sizeof sun->sun_path - 1, path);
+    strcpy(sun->sun_path, path);
+    return 0;
+}
+
+int vb_net_connect_unix(const char *path, vb_error *err)
+{
+    struct sockaddr_un sun;
+    if (fill_sun(&sun, path, err) < 0)
+        return -1;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return vb_error_set_errno(err, errno, VB_DOM_SYSTEM, "socket");
+    if (connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
+        int e = errno;
+        close(fd);
+        vb_error_set_errno(err, e, VB_DOM_SYSTEM, "cannot connect to %s", path);
+        if (err)
+            err->code = VB_ERR_NO_CONNECT;
+        return -1;
+    }
+    return fd;
+}
+
+/* Probe before unlink: never remove the socket of a live server. */
+static int remove_stale_socket(const char *path, vb_error *err)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0)
+        return 0;
+    if (!S_ISSOCK(st.st_mode))
+        return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_SYSTEM,
+                            "%s exists and is not a socket; refusing to replace it", path);
+    int fd = vb_net_connect_unix(path, NULL);
+    if (fd >= 0) {
+        close(fd);
+        return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_SYSTEM,
+                            "%s is in use by a running server", path);
+    }
+    unlink(path);
+    return 0;
+}
+
+int vb_net_listen_unix(const char *path, unsigned mode, vb_error *err)
+{
+    struct sockaddr_un sun;
+    if (fill_sun(&sun, path, err) < 0 || remove_stale_socket(path, err) < 0)
+        return -1;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return vb_error_set_errno(err, errno, VB_DOM_SYSTEM, "socket");
+    /* Create the socket file with no access, then open it up to mode, so
+     * there is no window where it is wider than asked. */
+    mode_t old = umask(0777);
+    int rc = bind(fd, (struct sockaddr *)&sun, sizeof sun);
+    int e = errno;
+    umask(old);
+    if (rc < 0 || chmod(path, mode) < 0 || listen(fd, 512) < 0) {
+        if (rc == 0)
+            e = errno;
+        close(fd);
+        return vb_error_set_errno(err, e, VB_DOM_SYSTEM, "cannot listen on %s", path);
+    }
+    return fd;
+}
+
+/* Split "host:port" / "[v6]:port". */
+static int split_hostport(const char *hostport, char *host, size_t hostlen, char *port,
+                          size_t portlen, vb_error *err)
+{
+    const char *colon;
+    const char *hstart = hostport;
+    size_t hlen;
+    if (hostport[0] == '[') {
+        const char *close_br = strchr(hostport, ']');
+        if (!close_br || close_br[1] != ':')
+            goto bad;
+        hstart = hostport + 1;
+        hlen = (size_t)(close_br - hstart);
+        colon = close_br + 1;
+    } else {
+        colon = strrchr(hostport, ':');
+        if (!colon)
+            goto bad;
+        hlen = (size_t)(colon - hostport);
+    }
+    if (hlen == 0 || hlen >= hostlen || strlen(colon + 1) == 0 || strlen(colon + 1) >= portlen)
+        goto bad;
+    memcpy(host, hstart, hlen);
+    host[hlen] = '\0';
+    strcpy(port, colon + 1);
+    return 0;
+bad:
+    return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
+                        "'%s' is not HOST:PORT (e.g. 127.0.0.1:16509 or [::1]:16509)", hostport);
+}
+
+int vb_net_listen_tcp(const char *hostport, vb_error *err)
+{
+    char host[256], port[16];
+    if (split_hostport(hostport, host, sizeof host, port, sizeof port, err) < 0)
+        return -1;
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+    struct addrinfo *res;
+    int gai = getaddrinfo(host, port, &hints, &res);
+    if (gai != 0)
+        return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG, "cannot resolve %s: %s",
+                            hostport, gai_strerror(gai));
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 512) < 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(res);
+        return vb_error_set_errno(err, e, VB_DOM_SYSTEM, "cannot listen on %s", hostport);
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+static int wait_connected(int fd, int timeout_ms)
+{
+    struct pollfd p = { .fd = fd, .events = POLLOUT };
+    int rc;
+    do {
+        rc = poll(&p, 1, timeout_ms);
+    } while (rc < 0 && errno == EINTR);
+    if (rc == 0)
+        return ETIMEDOUT;
+    if (rc < 0)
+        return errno;
+    int soerr = 0;
+    socklen_t len = sizeof soerr;
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+    return soerr;
+}
+
+int vb_net_connect_tcp(const char *host, int port, int timeout_ms, vb_error *err)
+{
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_NUMERICSERV };
+    struct addrinfo *res;
+    int gai = getaddrinfo(host, portstr, &hints, &res);
+    if (gai != 0)
+        return vb_error_set(err, VB_ERR_NO_CONNECT, VB_DOM_SYSTEM, "cannot resolve host '%s': %s",
+                            host, gai_strerror(gai));
+    int last = 0;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0) {
+            last = errno;
+            continue;
+        }
+        int rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
+        last = rc == 0 ? 0 : errno == EINPROGRESS ? wait_connected(fd, timeout_ms) : errno;
+        if (last == 0) {
+            int one = 1;
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            vb_net_set_nonblock(fd, 0);
+            freeaddrinfo(res);
+            return fd;
+        }
+        close(fd);
+    }
+    freeaddrinfo(res);
+    vb_error_set(err, VB_ERR_NO_CONNECT, VB_DOM_SYSTEM, "cannot connect to %s port %d: %s", host,
+                 port, strerror(last));
+    return -1;
+}
+
+int vb_net_set_nonblock(int fd, int on)
+{
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0)
+        return -1;
+    flags = on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK;
+    return fcntl(fd, F_SETFL, flags);
+}
+
+int vb_net_peercred(int fd, uid_t *uid, gid_t *gid, pid_t *pid)
+{
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+        return -1;
+    if (uid)
+        *uid = cred.uid;
+    if (gid)
+        *gid = cred.gid;
+    if (pid)
+        *pid = cred.pid;
+    return 0;
+}
+
+int vb_net_is_unix(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return 0;
+    return ss.ss_family == AF_UNIX;
+}
+
+int vb_net_sasl_addr(int fd, int remote, char *buf, size_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    int rc = remote ? getpeername(fd, (struct sockaddr *)&ss, &sl)
+                    : getsockname(fd, (struct sockaddr *)&ss, &sl);
+    buf[0] = '\0';
+    if (rc < 0 || (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
+        return -1;
+    char host[NI_MAXHOST], serv[NI_MAXSERV];
+    if (getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, serv, sizeof serv,
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+        return -1;
+    snprintf(buf, len, "%s;%s", host, serv);
+    return 0;
+}
+
+void vb_net_peer_string(int fd, char *buf, size_t len)
+{
+    uid_t uid;
+    pid_t pid;
+    if (vb_net_is_unix(fd)) {
+        if (vb_net_peercred(fd, &uid, NULL, &pid) == 0)
+            snprintf(buf, len, "unix uid %u pid %d", (unsigned)uid, (int)pid);
+        else
+            snprintf(buf, len, "unix peer");
+        return;
+    }
+    if (vb_net_sasl_addr(fd, 1, buf, len) == 0) {
+        char *semi = strchr(buf, ';');
+        if (semi)
+            *semi = ':';
+        return;
+    }
+    snprintf(buf, len, "unknown peer");
+}
+
+int vb_net_write_all(int fd, const void *buf, size_t len, vb_error *err)
+{
+    const uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL); /* no SIGPIPE inside an app */
+        if (n < 0 && errno == ENOTSOCK)
+            n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            vb_error_set_errno(err, errno, VB_DOM_SYSTEM, "write");
+            if (err)
+                err->code = VB_ERR_PEER_CLOSED;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}

@@ -1,0 +1,442 @@
+#include "vb_sasl.h"
+
+#include <pthread.h>
+#include <sasl/sasl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vb_net.h"
+
+/* The largest chunk handed to sasl_decode at once; also our maxbufsize. */
+#define DECODE_CHUNK 65536u
+
+struct vb_sasl {
+    sasl_conn_t *conn;
+    int server;
+    char *mech;
+    sasl_callback_t *callbacks;   /* client: the interaction ids we can answer */
+    vb_cred_request pending;      /* client: answers referenced by cyrus until the next call */
+};
+
+/* ---- global init with real locks ---------------------------------------- */
+
+static void *mutex_alloc(void)
+{
+    pthread_mutex_t *m = malloc(sizeof *m);
+    if (m && pthread_mutex_init(m, NULL) != 0) {
+        free(m);
+        return NULL;
+    }
+    return m;
+}
+static int mutex_lock(void *m) { return pthread_mutex_lock(m) == 0 ? SASL_OK : SASL_FAIL; }
+static int mutex_unlock(void *m) { return pthread_mutex_unlock(m) == 0 ? SASL_OK : SASL_FAIL; }
+static void mutex_free(void *m)
+{
+    pthread_mutex_destroy(m);
+    free(m);
+}
+
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+static int mutexes_installed, server_ready, client_ready;
+
+static void install_mutexes(void)
+{
+    if (!mutexes_installed) {
+        sasl_set_mutex(mutex_alloc, mutex_lock, mutex_unlock, mutex_free);
+        mutexes_installed = 1;
+    }
+}
+
+int vb_sasl_server_init(const char *app, const char *conf_dir, vb_error *err)
+{
+    int rc = SASL_OK;
+    pthread_mutex_lock(&init_lock);
+    install_mutexes();
+    if (!server_ready) {
+        if (conf_dir)
+            rc = sasl_set_path(SASL_PATH_TYPE_CONFIG, (char *)conf_dir);
+        if (rc == SASL_OK)
+            rc = sasl_server_init(NULL, app);
+        server_ready = rc == SASL_OK;
+    }
+    pthread_mutex_unlock(&init_lock);
+    if (rc != SASL_OK)
+        return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_SASL, "cannot initialise SASL server: %s",
+                            sasl_errstring(rc, NULL, NULL));
+    return 0;
+}
+
+int vb_sasl_client_init(vb_error *err)
+{
+    int rc = SASL_OK;
+    pthread_mutex_lock(&init_lock);
+    install_mutexes();
+    if (!client_ready) {
+        rc = sasl_client_init(NULL);
+        client_ready = rc == SASL_OK;
+    }
+    pthread_mutex_unlock(&init_lock);
+    if (rc != SASL_OK)
+        return vb_error_set(err, VB_ERR_INTERNAL, VB_DOM_SASL, "cannot initialise SASL client: %s",
+                            sasl_errstring(rc, NULL, NULL));
+    return 0;
+}
+
+/* ---- sessions ------------------------------------------------------------ */
+
+static int set_secprops(sasl_conn_t *conn, unsigned min_ssf, vb_error *err)
+{
+    sasl_security_properties_t props = {
+        .min_ssf = min_ssf,
+        .max_ssf = 100000,          /* as strong as the mechanism offers */
+        .maxbufsize = DECODE_CHUNK,
+        .security_flags = SASL_SEC_NOANONYMOUS,
+    };
+    int rc = sasl_setprop(conn, SASL_SEC_PROPS, &props);
+    if (rc != SASL_OK)
+        return vb_error_set(err, VB_ERR_INTERNAL, VB_DOM_SASL, "cannot set SASL security properties: %s",
+                            sasl_errstring(rc, NULL, NULL));
+    return 0;
+}
+
+static vb_sasl *session_alloc(int server, vb_error *err)
+{
+    vb_sasl *s = calloc(1, sizeof *s);
+    if (!s)
+        vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_SASL, "out of memory");
+    else
+        s->server = server;
+    return s;
+}
+
+vb_sasl *vb_sasl_server_new(const char *service, const char *fqdn, const char *realm, int fd,
+                            unsigned min_ssf, vb_error *err)
+{
+    char local[128], remote[128];
+    int have_addrs = vb_net_sasl_addr(fd, 0, local, sizeof local) == 0 &&
+                     vb_net_sasl_addr(fd, 1, remote, sizeof remote) == 0;
+    vb_sasl *s = session_alloc(1, err);
+    if (!s)
+        return NULL;
+    int rc = sasl_server_new(service, fqdn, realm, have_addrs ? local : NULL,
+                             have_addrs ? remote : NULL, NULL, SASL_SUCCESS_DATA, &s->conn);
+    if (rc != SASL_OK) {
+        vb_error_set(err, VB_ERR_INTERNAL, VB_DOM_SASL, "cannot start a SASL server session: %s",
+                     sasl_errstring(rc, NULL, NULL));
+        free(s);
+        return NULL;
+    }
+    if (set_secprops(s->conn, min_ssf, err) < 0) {
+        vb_sasl_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static unsigned long sasl_id_for(int cred_type)
+{
+    switch (cred_type) {
+    case VB_CRED_USERNAME:     return SASL_CB_USER;
+    case VB_CRED_AUTHNAME:     return SASL_CB_AUTHNAME;
+    case VB_CRED_LANGUAGE:     return SASL_CB_LANGUAGE;
+    case VB_CRED_CNONCE:       return SASL_CB_CNONCE;
+    case VB_CRED_PASSPHRASE:   return SASL_CB_PASS;
+    case VB_CRED_ECHOPROMPT:   return SASL_CB_ECHOPROMPT;
+    case VB_CRED_NOECHOPROMPT: return SASL_CB_NOECHOPROMPT;
+    case VB_CRED_REALM:        return SASL_CB_GETREALM;
+    default:                   return 0;
+    }
+}
+
+static int cred_type_for(unsigned long sasl_id)
+{
+    for (int t = 1; t <= VB_CRED_TYPE_MAX; t++)
+        if (sasl_id_for(t) == sasl_id)
+            return t;
+    return 0;
+}
+
+vb_sasl *vb_sasl_client_new(const char *service, const char *host, int fd, unsigned min_ssf,
+                            const int *cred_types, size_t ncred_types, vb_error *err)
+{
+    char local[128], remote[128];
+    int have_addrs = vb_net_sasl_addr(fd, 0, local, sizeof local) == 0 &&
+                     vb_net_sasl_addr(fd, 1, remote, sizeof remote) == 0;
+    vb_sasl *s = session_alloc(0, err);
+    if (!s)
+        return NULL;
+    /* NULL procs: cyrus returns SASL_INTERACT with prompts we answer in one round */
+    s->callbacks = calloc(ncred_types + 1, sizeof *s->callbacks);
+    if (!s->callbacks) {
+        free(s);
+        vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_SASL, "out of memory");
+        return NULL;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < ncred_types; i++)
+        if (sasl_id_for(cred_types[i]))
+            s->callbacks[n++].id = sasl_id_for(cred_types[i]);
+    s->callbacks[n].id = SASL_CB_LIST_END;
+    int rc = sasl_client_new(service, host, have_addrs ? local : NULL, have_addrs ? remote : NULL,
+                             s->callbacks, 0, &s->conn);
+    if (rc != SASL_OK) {
+        vb_error_set(err, VB_ERR_INTERNAL, VB_DOM_SASL, "cannot start a SASL client session: %s",
+                     sasl_errstring(rc, NULL, NULL));
+        vb_sasl_free(s);
+        return NULL;
+    }
+    if (set_secprops(s->conn, min_ssf, err) < 0) {
+        vb_sasl_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void vb_sasl_free(vb_sasl *s)
+{
+    if (!s)
+        return;
+    if (s->conn)
+        sasl_dispose(&s->conn);
+    vb_cred_request_clear(&s->pending);
+    free(s->callbacks);
+    free(s->mech);
+    free(s);
+}
+
+/* ---- server steps -------------------------------------------------------- */
+
+int vb_sasl_server_mechlist(vb_sasl *s, char **mechlist, vb_error *err)
+{
+    const char *list;
+    int rc = sasl_listmech(s->conn, NULL, "", ",", "", &list, NULL, NULL);
+    if (rc != SASL_OK)
+        return vb_error_set(err, VB_ERR_AUTH_UNAVAILABLE, VB_DOM_SASL,
+                            "no SASL mechanism is usable here: %s", sasl_errdetail(s->conn));
+    *mechlist = strdup(list);
+    return *mechlist ? 0 : vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_SASL, "out of memory");
+}
+
+static int server_result(vb_sasl *s, int rc, const char *out, unsigned outlen,
+                         const uint8_t **outp, size_t *outlenp, int *sasl_rc, vb_error *err)
+{
+    if (sasl_rc)
+        *sasl_rc = rc;
+    *outp = (const uint8_t *)out;
+    *outlenp = out ? outlen : 0;
+    if (rc == SASL_OK)
+        return VB_SASL_COMPLETE;
+    if (rc == SASL_CONTINUE)
+        return VB_SASL_CONTINUE;
+    (void)s;
+    /* One message for every failure: a client must not learn whether the
+     * user exists. The daemon logs the precise reason from *sasl_rc. */
+    return vb_error_set(err, VB_ERR_AUTH_FAILED, VB_DOM_AUTH, "authentication failed");
+}
+
+int vb_sasl_server_start(vb_sasl *s, const char *mech, const uint8_t *in, size_t inlen,
+                         const uint8_t **out, size_t *outlen, int *sasl_rc, vb_error *err)
+{
+    const char *o = NULL;
+    unsigned ol = 0;
+    free(s->mech);
+    s->mech = strdup(mech);
+    int rc = sasl_server_start(s->conn, mech, (const char *)in, (unsigned)inlen, &o, &ol);
+    return server_result(s, rc, o, ol, out, outlen, sasl_rc, err);
+}
+
+int vb_sasl_server_step(vb_sasl *s, const uint8_t *in, size_t inlen, const uint8_t **out,
+                        size_t *outlen, int *sasl_rc, vb_error *err)
+{
+    const char *o = NULL;
+    unsigned ol = 0;
+    int rc = sasl_server_step(s->conn, (const char *)in, (unsigned)inlen, &o, &ol);
+    return server_result(s, rc, o, ol, out, outlen, sasl_rc, err);
+}
+
+/* ---- client interactions ------------------------------------------------- */
+
+/* Turn cyrus's interaction list into one request, ask once, hand back answers. */
+static int answer_interactions(vb_sasl *s, sasl_interact_t *interact,
+                               const vb_sasl_prompter *prompter, vb_error *err)
+{
+    vb_cred_request_clear(&s->pending);
+    vb_cred_request *req = &s->pending;
+    req->service = prompter && prompter->service ? strdup(prompter->service) : NULL;
+    req->retry = prompter ? prompter->retry : 0;
+    for (sasl_interact_t *i = interact; i->id != SASL_CB_LIST_END; i++) {
+        if (vb_cred_request_add(req, cred_type_for(i->id), i->prompt, i->challenge,
+                                i->defresult) < 0)
+            return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_SASL, "too many SASL prompts");
+    }
+    if (!prompter || !prompter->fn)
+        return vb_error_set(err, VB_ERR_CRED_REQUIRED, VB_DOM_AUTH,
+                            "credentials required for %s, but nothing can ask for them",
+                            prompter && prompter->service ? prompter->service : "this login");
+    if (prompter->fn(req, prompter->opaque) < 0)
+        return vb_error_set(err, VB_ERR_AUTH_CANCELLED, VB_DOM_AUTH,
+                            "authentication cancelled for %s",
+                            prompter->service ? prompter->service : "this login");
+    size_t k = 0;
+    for (sasl_interact_t *i = interact; i->id != SASL_CB_LIST_END; i++, k++) {
+        vb_cred_item *it = &req->items[k];
+        if (!it->result && it->defresult)
+            vb_cred_item_set_result(it, it->defresult, strlen(it->defresult));
+        if (!it->result)
+            return vb_error_set(err, VB_ERR_CRED_REQUIRED, VB_DOM_AUTH,
+                                "no answer given for the %s asked by %s",
+                                vb_cred_type_name(it->type),
+                                prompter->service ? prompter->service : "this login");
+        i->result = it->result;
+        i->len = (unsigned)it->resultlen;
+    }
+    return 0;
+}
+
+static int client_result(vb_sasl *s, int rc, const char *o, unsigned ol, const uint8_t **out,
+                         size_t *outlen, vb_error *err)
+{
+    *out = (const uint8_t *)o;
+    *outlen = o ? ol : 0;
+    if (rc == SASL_OK)
+        return VB_SASL_COMPLETE;
+    if (rc == SASL_CONTINUE)
+        return VB_SASL_CONTINUE;
+    if (rc == SASL_NOMECH || rc == SASL_TOOWEAK)
+        return vb_error_set(err, VB_ERR_AUTH_UNAVAILABLE, VB_DOM_SASL,
+                            "no SASL mechanism offered by the server is usable here "
+                            "(check auth=sasl.MECH, credentials the client can answer, and "
+                            "the security strength the server requires): %s",
+                            sasl_errdetail(s->conn));
+    return vb_error_set(err, VB_ERR_AUTH_FAILED, VB_DOM_SASL, "SASL client failed: %s",
+                        sasl_errdetail(s->conn));
+}
+
+int vb_sasl_client_start(vb_sasl *s, const char *mechlist, const vb_sasl_prompter *prompter,
+                         const char **mech, const uint8_t **out, size_t *outlen, vb_error *err)
+{
+    sasl_interact_t *interact = NULL;
+    const char *o = NULL;
+    unsigned ol = 0;
+    const char *chosen = NULL;
+    int rc;
+    while ((rc = sasl_client_start(s->conn, mechlist, &interact, &o, &ol, &chosen)) ==
+           SASL_INTERACT) {
+        if (answer_interactions(s, interact, prompter, err) < 0)
+            return -1;
+    }
+    if (chosen) {
+        free(s->mech);
+        s->mech = strdup(chosen);
+        *mech = s->mech;
+    }
+    return client_result(s, rc, o, ol, out, outlen, err);
+}
+
+int vb_sasl_client_step(vb_sasl *s, const uint8_t *in, size_t inlen,
+                        const vb_sasl_prompter *prompter, const uint8_t **out, size_t *outlen,
+                        vb_error *err)
+{
+    sasl_interact_t *interact = NULL;
+    const char *o = NULL;
+    unsigned ol = 0;
+    int rc;
+    while ((rc = sasl_client_step(s->conn, (const char *)in, (unsigned)inlen, &interact, &o,
+                                  &ol)) == SASL_INTERACT) {
+        if (answer_interactions(s, interact, prompter, err) < 0)
+            return -1;
+    }
+    return client_result(s, rc, o, ol, out, outlen, err);
+}
+
+/* ---- properties and the security layer ----------------------------------- */
+
+unsigned vb_sasl_ssf(vb_sasl *s)
+{
+    const void *v = NULL;
+    if (sasl_getprop(s->conn, SASL_SSF, &v) != SASL_OK || !v)
+        return 0;
+    return (unsigned)*(const sasl_ssf_t *)v;
+}
+
+const char *vb_sasl_username(vb_sasl *s)
+{
+    const void *v = NULL;
+    if (sasl_getprop(s->conn, SASL_USERNAME, &v) != SASL_OK)
+        return NULL;
+    return v;
+}
+
+const char *vb_sasl_mech(vb_sasl *s)
+{
+    return s->mech;
+}
+
+static int append(uint8_t **buf, size_t *len, size_t *cap, const char *data, unsigned n)
+{
+    if (*cap - *len < n) {
+        size_t ncap = (*cap ? *cap * 2 : 4096) + n;
+        uint8_t *nb = realloc(*buf, ncap);
+        if (!nb)
+            return -1;
+        *buf = nb;
+        *cap = ncap;
+    }
+    memcpy(*buf + *len, data, n);
+    *len += n;
+    return 0;
+}
+
+int vb_sasl_encode(vb_sasl *s, const uint8_t *in, size_t inlen, uint8_t **out, size_t *outlen,
+                   vb_error *err)
+{
+    const void *v = NULL;
+    unsigned maxout = 4096;
+    if (sasl_getprop(s->conn, SASL_MAXOUTBUF, &v) == SASL_OK && v && *(const unsigned *)v)
+        maxout = *(const unsigned *)v;
+    size_t cap = 0;
+    *out = NULL;
+    *outlen = 0;
+    /* sasl_encode does not split input above MAXOUTBUF itself */
+    for (size_t off = 0; off < inlen;) {
+        unsigned chunk = inlen - off > maxout ? maxout : (unsigned)(inlen - off);
+        const char *enc;
+        unsigned enclen;
+        int rc = sasl_encode(s->conn, (const char *)in + off, chunk, &enc, &enclen);
+        if (rc != SASL_OK || append(out, outlen, &cap, enc, enclen) < 0) {
+            free(*out);
+            *out = NULL;
+            return vb_error_set(err, VB_ERR_INTERNAL, VB_DOM_SASL, "SASL encode failed: %s",
+                                sasl_errstring(rc, NULL, NULL));
+        }
+        off += chunk;
+    }
+    return 0;
+}
+
+int vb_sasl_decode(vb_sasl *s, const uint8_t *in, size_t inlen, uint8_t **out, size_t *outlen,
+                   vb_error *err)
+{
+    size_t cap = 0;
+    *out = NULL;
+    *outlen = 0;
+    for (size_t off = 0; off < inlen;) {
+        unsigned chunk = inlen - off > DECODE_CHUNK ? DECODE_CHUNK : (unsigned)(inlen - off);
+        const char *dec = NULL;
+        unsigned declen = 0;
+        int rc = sasl_decode(s->conn, (const char *)in + off, chunk, &dec, &declen);
+        if (rc != SASL_OK || (declen && append(out, outlen, &cap, dec, declen) < 0)) {
+            if (*out)
+                explicit_bzero(*out, *outlen);
+            free(*out);
+            *out = NULL;
+            /* a tampered or corrupt packet desynchronises the layer: the caller drops the link */
+            return vb_error_set(err, VB_ERR_PROTOCOL, VB_DOM_SASL,
+                                "SASL security layer rejected received data: %s",
+                                sasl_errstring(rc, NULL, NULL));
+        }
+        off += chunk;
+    }
+    return 0;
+}

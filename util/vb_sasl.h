@@ -1,0 +1,77 @@
+/*
+ * vb_sasl.h — cyrus-sasl sessions for both ends, and the security layer.
+ *
+ * Installs real pthread mutexes (sasl_set_mutex) before any init: without
+ * them concurrent logins corrupt the library's state. Client interactions
+ * are gathered into ONE vb_cred_request per round, so the person at the top
+ * sees one form. Secrets from interactions are wiped after each step.
+ */
+#ifndef VB_SASL_H
+#define VB_SASL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vb_cred.h"
+#include "vb_error.h"
+
+#define VB_SASL_MAX_MECHLIST 4096
+#define VB_SASL_MAX_DATA     (16u * 1024u)  /* one START/STEP payload */
+
+typedef struct vb_sasl vb_sasl;
+
+enum vb_sasl_progress { VB_SASL_CONTINUE = 0, VB_SASL_COMPLETE = 1 };
+
+/* Process-wide setup. The server reads CONF_DIR/APP.conf (sasldb path,
+ * mech_list, keytab); conf_dir may be NULL for the system default. */
+int vb_sasl_server_init(const char *app, const char *conf_dir, vb_error *err);
+int vb_sasl_client_init(vb_error *err);
+
+/* fd gives the local/remote addresses; min_ssf is the required security
+ * strength (0 on unix sockets, tcp_min_ssf on plain TCP). */
+vb_sasl *vb_sasl_server_new(const char *service, const char *fqdn, const char *realm, int fd,
+                            unsigned min_ssf, vb_error *err);
+/* cred_types: the credential types the caller can answer (others disable
+ * the mechanisms that need them, as libvirt does). */
+vb_sasl *vb_sasl_client_new(const char *service, const char *host, int fd, unsigned min_ssf,
+                            const int *cred_types, size_t ncred_types, vb_error *err);
+void vb_sasl_free(vb_sasl *s);
+
+/* Server side. *sasl_rc (optional) receives cyrus's return code so the
+ * daemon log can tell a wrong password (SASL_BADAUTH) from an unknown user
+ * (SASL_NOUSER); the client only ever sees "authentication failed". */
+int vb_sasl_server_mechlist(vb_sasl *s, char **mechlist, vb_error *err);
+int vb_sasl_server_start(vb_sasl *s, const char *mech, const uint8_t *in, size_t inlen,
+                         const uint8_t **out, size_t *outlen, int *sasl_rc, vb_error *err);
+int vb_sasl_server_step(vb_sasl *s, const uint8_t *in, size_t inlen, const uint8_t **out,
+                        size_t *outlen, int *sasl_rc, vb_error *err);
+
+/* Client side: interactions are answered through cred_fn (one request per
+ * round); service names the login for the person ("vbhostd on HOST"). */
+typedef struct vb_sasl_prompter {
+    vb_cred_fn fn;
+    void *opaque;
+    const char *service;
+    int retry;
+} vb_sasl_prompter;
+
+int vb_sasl_client_start(vb_sasl *s, const char *mechlist, const vb_sasl_prompter *prompter,
+                         const char **mech, const uint8_t **out, size_t *outlen, vb_error *err);
+int vb_sasl_client_step(vb_sasl *s, const uint8_t *in, size_t inlen,
+                        const vb_sasl_prompter *prompter, const uint8_t **out, size_t *outlen,
+                        vb_error *err);
+
+/* After completion. */
+unsigned vb_sasl_ssf(vb_sasl *s);
+const char *vb_sasl_username(vb_sasl *s);
+const char *vb_sasl_mech(vb_sasl *s);
+
+/* Security layer: encode splits input at SASL_MAXOUTBUF; decode accepts
+ * any chunk of received bytes (cyrus reassembles packets). Outputs are
+ * malloc'd (decode may return 0 bytes while a packet is incomplete). */
+int vb_sasl_encode(vb_sasl *s, const uint8_t *in, size_t inlen, uint8_t **out, size_t *outlen,
+                   vb_error *err);
+int vb_sasl_decode(vb_sasl *s, const uint8_t *in, size_t inlen, uint8_t **out, size_t *outlen,
+                   vb_error *err);
+
+#endif

@@ -1,0 +1,310 @@
+#include "vb_stream.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "vb_net.h"
+
+#define READ_CHUNK 16384
+
+typedef struct outbuf {
+    uint8_t *data;
+    size_t len;
+    size_t off;
+    struct outbuf *next;
+} outbuf;
+
+struct vb_stream {
+    vb_loop *loop;
+    int fd;
+    vb_frame_reader reader;
+    vb_sasl *sasl;
+    uint8_t *plain;          /* decoded bytes not yet fed to the reader */
+    size_t plain_len, plain_off;
+    outbuf *out_head, *out_tail;
+    size_t out_bytes;
+    vb_stream_msg_fn on_msg;
+    vb_stream_close_fn on_close;
+    void *data;
+    int paused;
+    int closing;             /* close requested; freed when not in a handler */
+    int close_after_flush;
+    int in_handler;
+    uint64_t resume_timer_id; /* pending redelivery after a pause, 0 when none */
+    vb_error why;
+};
+
+static void stream_update_events(vb_stream *s)
+{
+    unsigned ev = 0;
+    if (!s->paused && !s->close_after_flush)
+        ev |= VB_LOOP_READ;
+    if (s->out_head)
+        ev |= VB_LOOP_WRITE;
+    vb_loop_set_events(s->loop, s->fd, ev);
+}
+
+static void stream_destroy(vb_stream *s)
+{
+    if (s->resume_timer_id)
+        vb_loop_del_timer(s->loop, s->resume_timer_id);
+    vb_loop_del_fd(s->loop, s->fd);
+    close(s->fd);
+    if (s->on_close)
+        s->on_close(s, &s->why, s->data);
+    while (s->out_head) {
+        outbuf *o = s->out_head;
+        s->out_head = o->next;
+        vb_frame_free(o->data, o->len);
+        free(o);
+    }
+    vb_frame_reader_clear(&s->reader);
+    vb_frame_free(s->plain, s->plain_len);
+    free(s);
+}
+
+static void stream_fail(vb_stream *s, const vb_error *why)
+{
+    if (!s->closing && why)
+        vb_error_copy(&s->why, why);
+    s->closing = 1;
+}
+
+/* Hand every complete frame in the plaintext buffer to the owner. */
+static void deliver_plain(vb_stream *s)
+{
+    while (s->plain_off < s->plain_len && !s->closing && !s->paused) {
+        size_t used;
+        vb_error err;
+        int st = vb_frame_reader_feed(&s->reader, s->plain + s->plain_off,
+                                      s->plain_len - s->plain_off, &used, &err);
+        s->plain_off += used;
+        if (st == VB_FRAME_ERROR) {
+            stream_fail(s, &err);
+            return;
+        }
+        if (st != VB_FRAME_READY)
+            continue;
+        size_t len;
+        uint8_t *payload = vb_frame_reader_take(&s->reader, &len);
+        vb_msg msg;
+        if (vb_msg_decode(&msg, payload, len, &err) < 0) {
+            vb_msg_clear(&msg);
+            stream_fail(s, &err);
+            return;
+        }
+        s->on_msg(s, &msg, s->data);
+    }
+    if (s->plain_off == s->plain_len) {
+        vb_frame_free(s->plain, s->plain_len);
+        s->plain = NULL;
+        s->plain_len = s->plain_off = 0;
+    }
+}
+
+static int take_input(vb_stream *s, uint8_t *buf, size_t n)
+{
+    uint8_t *decoded = buf;
+    size_t dlen = n;
+    vb_error err;
+    if (s->sasl) {
+        if (vb_sasl_decode(s->sasl, buf, n, &decoded, &dlen, &err) < 0) {
+            stream_fail(s, &err);
+            return -1;
+        }
+    }
+    /* plain is empty here (we only read while nothing is left undelivered) */
+    uint8_t *copy = malloc(dlen ? dlen : 1);
+    if (!copy) {
+        vb_error_set(&err, VB_ERR_NO_MEMORY, VB_DOM_SYSTEM, "out of memory");
+        stream_fail(s, &err);
+        return -1;
+    }
+    memcpy(copy, decoded, dlen);
+    if (decoded != buf)
+        vb_frame_free(decoded, dlen);
+    s->plain = copy;
+    s->plain_len = dlen;
+    s->plain_off = 0;
+    return 0;
+}
+
+static void stream_read(vb_stream *s)
+{
+    uint8_t buf[READ_CHUNK];
+    ssize_t n = recv(s->fd, buf, sizeof buf, 0);
+    vb_error err;
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        if (n == 0)
+            vb_error_set(&err, VB_ERR_PEER_CLOSED, VB_DOM_RPC, "peer closed the connection");
+        else
+            vb_error_set_errno(&err, errno, VB_DOM_RPC, "read");
+        stream_fail(s, &err);
+        return;
+    }
+    if (take_input(s, buf, (size_t)n) == 0)
+        deliver_plain(s);
+    explicit_bzero(buf, (size_t)n);
+}
+
+static void stream_write(vb_stream *s)
+{
+    while (s->out_head) {
+        outbuf *o = s->out_head;
+        ssize_t n = send(s->fd, o->data + o->off, o->len - o->off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        if (n < 0) {
+            vb_error err;
+            vb_error_set_errno(&err, errno, VB_DOM_RPC, "write");
+            stream_fail(s, &err);
+            return;
+        }
+        o->off += (size_t)n;
+        s->out_bytes -= (size_t)n;
+        if (o->off < o->len)
+            return;
+        s->out_head = o->next;
+        if (!s->out_head)
+            s->out_tail = NULL;
+        vb_frame_free(o->data, o->len);
+        free(o);
+    }
+    if (s->close_after_flush)
+        s->closing = 1;
+}
+
+static void stream_io(vb_loop *loop, int fd, unsigned events, void *data)
+{
+    (void)loop;
+    (void)fd;
+    vb_stream *s = data;
+    s->in_handler = 1;
+    if ((events & VB_LOOP_WRITE) && !s->closing)
+        stream_write(s);
+    if ((events & VB_LOOP_READ) && !s->closing && !s->paused && !s->close_after_flush &&
+        !s->plain)
+        stream_read(s);
+    s->in_handler = 0;
+    if (s->closing)
+        stream_destroy(s);
+    else
+        stream_update_events(s);
+}
+
+vb_stream *vb_stream_new(vb_loop *loop, int fd, size_t max_frame, vb_stream_msg_fn on_msg,
+                         vb_stream_close_fn on_close, void *data, vb_error *err)
+{
+    vb_stream *s = calloc(1, sizeof *s);
+    if (!s) {
+        vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_SYSTEM, "out of memory");
+        return NULL;
+    }
+    s->loop = loop;
+    s->fd = fd;
+    s->on_msg = on_msg;
+    s->on_close = on_close;
+    s->data = data;
+    vb_frame_reader_init(&s->reader, max_frame);
+    vb_error_set(&s->why, VB_ERR_PEER_CLOSED, VB_DOM_RPC, "connection closed");
+    vb_net_set_nonblock(fd, 1);
+    if (vb_loop_add_fd(loop, fd, VB_LOOP_READ, stream_io, s, err) < 0) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+int vb_stream_send(vb_stream *s, uint8_t *frame, size_t len)
+{
+    if (s->closing) {
+        vb_frame_free(frame, len);
+        return -1;
+    }
+    if (s->sasl) {
+        uint8_t *enc;
+        size_t enclen;
+        vb_error err;
+        int rc = vb_sasl_encode(s->sasl, frame, len, &enc, &enclen, &err);
+        vb_frame_free(frame, len);
+        if (rc < 0) {
+            stream_fail(s, &err);
+            return -1;
+        }
+        frame = enc;
+        len = enclen;
+    }
+    outbuf *o = calloc(1, sizeof *o);
+    if (!o) {
+        vb_frame_free(frame, len);
+        return -1;
+    }
+    o->data = frame;
+    o->len = len;
+    if (s->out_tail)
+        s->out_tail->next = o;
+    else
+        s->out_head = o;
+    s->out_tail = o;
+    s->out_bytes += len;
+    if (!s->in_handler)
+        stream_update_events(s);
+    return 0;
+}
+
+void vb_stream_set_sasl(vb_stream *s, vb_sasl *sasl) { s->sasl = sasl; }
+void vb_stream_set_max_frame(vb_stream *s, size_t max_frame)
+{
+    vb_frame_reader_set_limit(&s->reader, max_frame);
+}
+
+static void resume_timer(vb_loop *loop, uint64_t id, void *data);
+
+void vb_stream_pause(vb_stream *s, int paused)
+{
+    s->paused = paused;
+    if (!s->in_handler)
+        stream_update_events(s);
+    /* bytes already decoded but undelivered must not wait for new input */
+    if (!paused && s->plain && !s->resume_timer_id)
+        s->resume_timer_id = vb_loop_add_timer(s->loop, 0, resume_timer, s);
+}
+
+static void resume_timer(vb_loop *loop, uint64_t id, void *data)
+{
+    (void)loop;
+    (void)id;
+    vb_stream *s = data;
+    s->resume_timer_id = 0;
+    s->in_handler = 1;
+    deliver_plain(s);
+    s->in_handler = 0;
+    if (s->closing)
+        stream_destroy(s);
+    else
+        stream_update_events(s);
+}
+
+void vb_stream_close(vb_stream *s)
+{
+    s->closing = 1;
+    if (!s->in_handler)
+        stream_destroy(s);
+}
+
+void vb_stream_close_after_flush(vb_stream *s)
+{
+    s->close_after_flush = 1;
+    if (!s->out_head)
+        vb_stream_close(s);
+    else if (!s->in_handler)
+        stream_update_events(s);
+}
+
+int vb_stream_fd(const vb_stream *s) { return s->fd; }
+size_t vb_stream_queued_bytes(const vb_stream *s) { return s->out_bytes; }

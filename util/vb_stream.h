@@ -1,0 +1,44 @@
+/*
+ * vb_stream.h — one non-blocking message connection on an event loop.
+ *
+ * Reads bytes, passes them through the SASL security layer when one is
+ * active, cuts frames (vb_frame_reader), decodes them (vb_msg_decode) and
+ * hands each message to the owner; queues outgoing frames and writes them
+ * as the socket allows. A protocol violation closes the stream (the byte
+ * stream is out of sync); the owner learns why through on_close.
+ */
+#ifndef VB_STREAM_H
+#define VB_STREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vb_loop.h"
+#include "vb_msg.h"
+#include "vb_sasl.h"
+
+typedef struct vb_stream vb_stream;
+/* msg belongs to the callee (vb_msg_clear it). May call vb_stream_close. */
+typedef void (*vb_stream_msg_fn)(vb_stream *s, vb_msg *msg, void *data);
+/* Called once when the stream dies (peer closed, error, or vb_stream_close);
+ * the stream is freed right after. */
+typedef void (*vb_stream_close_fn)(vb_stream *s, const vb_error *why, void *data);
+
+vb_stream *vb_stream_new(vb_loop *loop, int fd, size_t max_frame, vb_stream_msg_fn on_msg,
+                         vb_stream_close_fn on_close, void *data, vb_error *err);
+/* Queue a complete frame (takes ownership). Goes through the security layer
+ * when one is active. */
+int vb_stream_send(vb_stream *s, uint8_t *frame, size_t len);
+/* From now on both directions go through this SASL session's layer (the
+ * stream does not own it). */
+void vb_stream_set_sasl(vb_stream *s, vb_sasl *sasl);
+void vb_stream_set_max_frame(vb_stream *s, size_t max_frame);
+/* Stop / resume reading (e.g. while a delayed reply is pending). */
+void vb_stream_pause(vb_stream *s, int paused);
+/* Close now (queued output is dropped) or after the queue drains. */
+void vb_stream_close(vb_stream *s);
+void vb_stream_close_after_flush(vb_stream *s);
+int vb_stream_fd(const vb_stream *s);
+size_t vb_stream_queued_bytes(const vb_stream *s);
+
+#endif
