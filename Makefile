@@ -5,6 +5,8 @@
 
 VERSION    := 0.1.0
 PREFIX     ?= /usr/local
+# where libvbroker looks for vbrokerd when it autostarts it (VBROKERD overrides)
+BINDIR_FOR_AUTOSTART ?= $(PREFIX)/bin
 CC         ?= cc
 SAN        ?= 0
 
@@ -38,7 +40,19 @@ LIBCORE    := $(BUILD)/libvbcore.a
 DAEMON_SRC := $(wildcard daemon/*.c)
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
 VBHOSTD    := $(BUILD)/vbhostd
-BINARIES   := $(VBHOSTD)
+BROKER_SRC := $(wildcard broker/*.c)
+BROKER_OBJ := $(BROKER_SRC:%.c=$(BUILD)/%.o)
+VBROKERD   := $(BUILD)/vbrokerd
+
+# libvbroker: the thin client (thinclient/ + the proto codec, nothing else)
+THIN_SRC   := $(wildcard thinclient/*.c)
+THIN_OBJ   := $(THIN_SRC:%.c=$(BUILD)/%.o)
+LIBVBROKER := $(BUILD)/libvbroker.so
+CLI_SRC    := $(wildcard cli/*.c)
+VBCTL      := $(if $(CLI_SRC),$(BUILD)/vbctl)
+EXAMPLE_SRC := $(wildcard examples/*.c)
+EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
+BINARIES   := $(VBHOSTD) $(VBROKERD) $(LIBVBROKER) $(VBCTL) $(EXAMPLE_BIN)
 
 TSUP_SRC   := $(wildcard tests/support/*.c)
 TSUP_OBJ   := $(TSUP_SRC:%.c=$(BUILD)/%.o)
@@ -47,6 +61,8 @@ LIBTSUP    := $(BUILD)/libvbtestsupport.a
 UNIT_SRC   := $(wildcard tests/unit/test_*.c tests/integ/test_*.c)
 UNIT_BIN   := $(patsubst %.c,$(BUILD)/tests/%,$(notdir $(UNIT_SRC)))
 TEST_LIBS   = $(LIBTSUP) $(LIBCORE) $(LIBPROTO)
+# tests that drive the public API link libvbroker too
+TEST_LINK   = $(TEST_LIBS) -L$(BUILD) -lvbroker -Wl,-rpath,$(CURDIR)/$(BUILD)
 
 .PHONY: all deps check demo bench install clean help
 all: $(LIBPROTO) $(LIBCORE) $(BINARIES) $(UNIT_BIN)
@@ -78,6 +94,25 @@ $(LIBCORE): $(CORE_OBJ)
 $(VBHOSTD): $(DAEMON_OBJ) $(LIBCORE) $(LIBPROTO)
 	$(CC) -o $@ $(DAEMON_OBJ) $(LIBCORE) $(LIBPROTO) $(PKG_LIBS) -lpthread $(LDFLAGS_ALL)
 
+$(VBROKERD): $(BROKER_OBJ) $(LIBCORE) $(LIBPROTO)
+	$(CC) -o $@ $(BROKER_OBJ) $(LIBCORE) $(LIBPROTO) $(PKG_LIBS) -lpthread $(LDFLAGS_ALL)
+
+$(BUILD)/thinclient/%.o: thinclient/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Ithinclient -DVB_BINDIR='"$(BINDIR_FOR_AUTOSTART)"' -MMD -MP -c $< -o $@
+
+$(LIBVBROKER): $(THIN_OBJ) $(PROTO_OBJ) thinclient/libvbroker.map
+	$(CC) -shared -o $@.0 -Wl,-soname,libvbroker.so.0 -Wl,--version-script=thinclient/libvbroker.map \
+	  $(THIN_OBJ) $(PROTO_OBJ) $(shell pkg-config --libs msgpack) $(LDFLAGS_ALL)
+	ln -sf libvbroker.so.0 $@
+
+$(VBCTL): $(CLI_SRC) $(LIBVBROKER)
+	$(CC) $(CFLAGS_ALL) -Ithinclient -o $@ $(CLI_SRC) -L$(BUILD) -lvbroker -Wl,-rpath,'$$ORIGIN' $(LDFLAGS_ALL)
+
+$(BUILD)/examples/%: examples/%.c $(LIBVBROKER)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Ithinclient -o $@ $< -L$(BUILD) -lvbroker -Wl,-rpath,'$$ORIGIN/..' $(LDFLAGS_ALL)
+
 $(LIBTSUP): $(TSUP_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
@@ -85,8 +120,8 @@ $(LIBTSUP): $(TSUP_OBJ)
 define test_rule
 $(BUILD)/tests/$(basename $(notdir $(1))): $(1) $$(TEST_LIBS) $$(BINARIES)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CFLAGS_ALL) -DVB_BUILD_DIR='"$$(CURDIR)/$$(BUILD)"' -DVB_SRC_DIR='"$$(CURDIR)"' $$(PKG_CFLAGS) $$(shell pkg-config --cflags cmocka) -MMD -MP $$< \
-	  -o $$@ $$(TEST_LIBS) $$(PKG_LIBS) $$(shell pkg-config --libs cmocka) -lpthread $$(LDFLAGS_ALL)
+	$$(CC) $$(CFLAGS_ALL) -DVB_BUILD_DIR='"$$(CURDIR)/$$(BUILD)"' -DVB_SRC_DIR='"$$(CURDIR)"' -Ithinclient $$(PKG_CFLAGS) $$(shell pkg-config --cflags cmocka) -MMD -MP $$< \
+	  -o $$@ $$(TEST_LINK) $$(PKG_LIBS) $$(shell pkg-config --libs cmocka) -lpthread $$(LDFLAGS_ALL)
 endef
 $(foreach t,$(UNIT_SRC),$(eval $(call test_rule,$(t))))
 

@@ -72,3 +72,17 @@ int vb_domain_name_check(const char *name, vb_error *err)
                             VB_DOMAIN_NAME_MAX - 1);
     return 0;
 }
+
+const vb_driver *vb_driver_for_uri(const vb_uri *uri, vb_error *err)
+{
+    return vb_uri_is_remote(uri) ? &vb_remote_driver : vb_driver_lookup(uri->driver, err);
+}
+
+void vb_driver_describe(const vb_driver *drv, void *conn, vb_conn_info *info)
+{
+    memset(info, 0, sizeof *info);
+    if (drv && drv->describe)
+        drv->describe(conn, info);
+    else
+        snprintf(info->auth_type, sizeof info->auth_type, "local");
+}

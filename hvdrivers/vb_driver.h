@@ -50,7 +50,15 @@ const char *vb_domain_state_name(uint32_t state); /* "running", "shut off", ... 
  * echoes the control characters). Every driver checks names with this. */
 int vb_domain_name_check(const char *name, vb_error *err);
 
-struct vb_cred_source; /* defined by the credential-relay work; NULL for now */
+struct vb_cred_source; /* util/vb_cred.h; may be NULL when nothing can be asked */
+
+/* How a connection was made, for `vbctl status` and debug logs. */
+typedef struct vb_conn_info {
+    char auth_type[32];     /* "local", "sasl", "peer", "none", "none (v1 server)" */
+    char sasl_mech[32];     /* "" unless sasl */
+    unsigned ssf;           /* SASL security strength, 0 = no layer */
+    char server_id[72];     /* the host's persistent id, "" when unknown */
+} vb_conn_info;
 
 typedef struct vb_driver {
     const char *name; /* matches vb_uri.driver, e.g. "test" */
@@ -62,6 +70,8 @@ typedef struct vb_driver {
     int (*list_domains)(void *conn, vb_domain_info **doms, size_t *n, vb_error *err);
     int (*domain_start)(void *conn, const char *name, vb_error *err);
     int (*domain_shutdown)(void *conn, const char *name, vb_error *err);
+    /* optional: describe the connection (NULL → "local") */
+    void (*describe)(void *conn, vb_conn_info *info);
 } vb_driver;
 
 /* The driver for a local (transport-less) URI, or NULL with err set to
@@ -69,5 +79,12 @@ typedef struct vb_driver {
 const vb_driver *vb_driver_lookup(const char *name, vb_error *err);
 
 extern const vb_driver vb_test_driver;
+/* The client side of vbhostd (hvdrivers/vb_remote.h) as a driver. */
+extern const vb_driver vb_remote_driver;
+
+/* The driver for any URI: remote when it names a transport, else by name. */
+const vb_driver *vb_driver_for_uri(const vb_uri *uri, vb_error *err);
+/* Fill info with drv->describe, or "local" when the driver has none. */
+void vb_driver_describe(const vb_driver *drv, void *conn, vb_conn_info *info);
 
 #endif

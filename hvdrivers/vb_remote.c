@@ -290,9 +290,9 @@ static int sasl_attempt(vb_remote *r, const char *want_mech, const vb_remote_opt
         return -1;
     vb_sasl_free(r->sasl);
     unsigned min_ssf = vb_net_is_unix(r->fd) ? 0 : 56;
-    r->sasl = vb_sasl_client_new("vbhostd", r->host, r->fd, min_ssf, opts->cred_types,
-                                 opts->ncred_types, err);
-    vb_sasl_prompter prompter = { opts->cred_fn, opts->cred_opaque, r->service, retry };
+    r->sasl = vb_sasl_client_new("vbhostd", r->host, r->fd, min_ssf, opts->creds.types,
+                                 opts->creds.ntypes, err);
+    vb_sasl_prompter prompter = { opts->creds.fn, opts->creds.opaque, r->service, retry };
     sasl_args a = { NULL, NULL, 0 };
     int client = r->sasl ? vb_sasl_client_start(r->sasl, mechlist, &prompter, &a.mech, &a.data,
                                                 &a.len, err)
@@ -377,8 +377,9 @@ static int negotiate(vb_remote *r, const vb_uri *uri, const vb_remote_opts *opts
         return -1;
     }
     const char *uri_auth = vb_uri_param_get(uri, "auth");
-    const char *const *prio = opts->nauth_priority ? opts->auth_priority : default_priority;
-    size_t nprio = opts->nauth_priority ? opts->nauth_priority : 4;
+    const char *const *prio = opts->creds.nauth_priority ? opts->creds.auth_priority
+                                                         : default_priority;
+    size_t nprio = opts->creds.nauth_priority ? opts->creds.nauth_priority : 4;
     if (uri_auth) {
         prio = &uri_auth;
         nprio = 1;

@@ -28,15 +28,9 @@
 typedef struct vb_remote vb_remote;
 
 typedef struct vb_remote_opts {
-    /* auth types by name ("token", "sasl", "peer", "none"), strongest first;
-     * NULL/0 = the built-in default. The URI's auth= overrides this. */
-    const char *const *auth_priority;
-    size_t nauth_priority;
-    /* how SASL questions reach a person or a script */
-    vb_cred_fn cred_fn;
-    void *cred_opaque;
-    const int *cred_types;        /* types cred_fn can answer */
-    size_t ncred_types;
+    /* how questions reach a person or a script, and the auth types to try
+     * (NULL/0 priority = the built-in default; the URI's auth= overrides) */
+    vb_cred_source creds;
     uint32_t host_version;        /* 0 = current; 1 = speak as a v1 client (tests) */
     int timeout_ms;               /* per reply; 0 = 60 s */
 } vb_remote_opts;

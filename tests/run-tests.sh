@@ -6,6 +6,12 @@ BUILD=${BUILD:-build}
 LOGDIR="$BUILD/test-logs"
 PER_TEST_TIMEOUT=${VB_TEST_TIMEOUT:-300}
 mkdir -p "$LOGDIR"
+if [ "${SAN:-0}" = "1" ]; then
+  # full unwinding so suppressions can match frames inside dlopen'ed plugins
+  export ASAN_OPTIONS="fast_unwind_on_malloc=0:detect_leaks=1:abort_on_error=0"
+  export LSAN_OPTIONS="suppressions=$(pwd)/tests/lsan.supp:print_suppressions=0"
+  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+fi
 
 passed=0
 failed=0

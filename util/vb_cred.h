@@ -11,6 +11,8 @@
 
 #include <stddef.h>
 
+#include "vb_error.h"
+
 /* libvirt's VIR_CRED_* numbering */
 enum vb_cred_type {
     VB_CRED_USERNAME = 1,     /* identity to act as (SASL authzid) */
@@ -42,8 +44,22 @@ typedef struct vb_cred_request {
     size_t nitems;
 } vb_cred_request;
 
-/* Answer a request by filling item results; return 0, or -1 to cancel. */
-typedef int (*vb_cred_fn)(vb_cred_request *req, void *opaque);
+/* Answer a request by filling item results and return 0; or return -1
+ * with err set (AUTH_CANCELLED, CRED_REQUIRED, TIMEOUT, PEER_CLOSED, ...). */
+typedef int (*vb_cred_fn)(vb_cred_request *req, void *opaque, vb_error *err);
+
+/* What the requester at the top of the chain can do: answer credential
+ * requests (fn; NULL when nothing can ask, e.g. a script), which item types
+ * it answers, and which auth types to try in which order. Drivers receive
+ * one at open. (approve/reject verbs arrive with the login cache.) */
+typedef struct vb_cred_source {
+    vb_cred_fn fn;
+    void *opaque;
+    const int *types;
+    size_t ntypes;
+    const char *const *auth_priority;  /* "token", "sasl", "peer", "none"; may carry ".MECH" */
+    size_t nauth_priority;
+} vb_cred_source;
 
 /* Add an item (copies the strings). -1 when full or out of memory. */
 int vb_cred_request_add(vb_cred_request *req, int type, const char *prompt,

@@ -274,10 +274,13 @@ static int answer_interactions(vb_sasl *s, sasl_interact_t *interact,
         return vb_error_set(err, VB_ERR_CRED_REQUIRED, VB_DOM_AUTH,
                             "credentials required for %s, but nothing can ask for them",
                             prompter && prompter->service ? prompter->service : "this login");
-    if (prompter->fn(req, prompter->opaque) < 0)
-        return vb_error_set(err, VB_ERR_AUTH_CANCELLED, VB_DOM_AUTH,
-                            "authentication cancelled for %s",
-                            prompter->service ? prompter->service : "this login");
+    vb_error_clear(err);
+    if (prompter->fn(req, prompter->opaque, err) < 0) {
+        if (err && err->code == VB_ERR_OK)
+            vb_error_set(err, VB_ERR_AUTH_CANCELLED, VB_DOM_AUTH, "authentication cancelled for %s",
+                         prompter->service ? prompter->service : "this login");
+        return -1;
+    }
     size_t k = 0;
     for (sasl_interact_t *i = interact; i->id != SASL_CB_LIST_END; i++, k++) {
         vb_cred_item *it = &req->items[k];

@@ -119,8 +119,9 @@ typedef struct answers {
     int saw_authname, saw_passphrase, saw_retry;
 } answers;
 
-static int answer_cb(vb_cred_request *req, void *opaque)
+static int answer_cb(vb_cred_request *req, void *opaque, vb_error *err)
 {
+    (void)err;
     answers *a = opaque;
     a->calls++;
     if ((int)req->nitems > a->max_items_in_one_call)
@@ -151,8 +152,9 @@ static int connect_uri(const char *uri_text, answers *a, uint32_t version, vb_re
     vb_uri uri;
     if (vb_uri_parse(uri_text, &uri, err) < 0)
         return -1;
-    vb_remote_opts opts = { .cred_fn = answer_cb, .cred_opaque = a, .cred_types = cred_types,
-                            .ncred_types = 3, .host_version = version, .timeout_ms = 30000 };
+    vb_remote_opts opts = { .creds = { .fn = answer_cb, .opaque = a, .types = cred_types,
+                                       .ntypes = 3 },
+                            .host_version = version, .timeout_ms = 30000 };
     int rc = vb_remote_connect(&uri, &opts, r, err);
     vb_uri_clear(&uri);
     return rc;

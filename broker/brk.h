@@ -1,0 +1,133 @@
+/*
+ * brk.h — vbrokerd internals.
+ *
+ * One event loop (the main thread) owns every socket. A thin client's calls
+ * that touch a driver (OPEN, host and domain calls) run on that client's
+ * worker thread, because drivers block (network logins, prompts). A worker
+ * never touches a socket: it hands finished frames to the loop through a
+ * completion queue (an eventfd wakes the loop), and when a login needs
+ * credentials it posts a CRED_REQUEST callback frame and waits on its
+ * session's condition variable until the loop delivers the answer, the
+ * prompt times out, or the client goes away. So a pending prompt or a slow
+ * host stalls only the client that asked.
+ *
+ * Request path: accept → peer uid check → vb_stream → brk_dispatch → (STATUS
+ * answered on the loop) | (job → worker → driver → completion → loop → reply).
+ */
+#ifndef BRK_H
+#define BRK_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "vb_cred.h"
+#include "vb_driver.h"
+#include "vb_loop.h"
+#include "vb_msg.h"
+#include "vb_stream.h"
+
+#define BRK_MAX_CRED_TYPES 16
+#define BRK_MAX_PRIORITY 8
+
+typedef struct brk_server brk_server;
+typedef struct brk_session brk_session;
+
+typedef struct brk_config {
+    char *socket_path;
+    int listen_fd;               /* >= 0 when socket-activated (LISTEN_FDS) */
+    unsigned prompt_timeout_s;   /* an unanswered credential request fails after this */
+    int log_level;
+} brk_config;
+
+/* A frame finished by a worker, waiting for the loop to send it. */
+typedef struct brk_completion {
+    brk_session *session;
+    uint8_t *frame;
+    size_t len;
+    int job_done;                /* the session's job is finished (not a callback) */
+    struct brk_completion *next;
+} brk_completion;
+
+/* One decoded call for the worker (strings copied out of the frame). */
+typedef struct brk_job {
+    vb_msg_header hdr;
+    char *uri;                   /* OPEN */
+    uint32_t flags;              /* OPEN */
+    char *name;                  /* DOMAIN_START / DOMAIN_SHUTDOWN */
+} brk_job;
+
+struct brk_session {
+    brk_server *srv;
+    vb_stream *stream;           /* loop thread only; NULL once the client left */
+    char peer[96];
+    int refs;                    /* loop + worker + queued completions; under srv->lock */
+
+    /* worker side; the fields below are shared under mutex */
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+    int has_worker;
+    int busy;                    /* a job is queued or running (loop thread) */
+    brk_job *job;                /* handed to the worker */
+    int closing;                 /* the client left: finish and exit */
+
+    /* a credential request in flight (worker waits, loop answers) */
+    uint32_t cb_serial;
+    int cb_waiting;
+    int cb_done;
+    vb_cred_request *cb_req;
+    vb_error cb_err;
+    uint32_t next_cb_serial;
+
+    /* what the client said at OPEN */
+    int can_prompt;
+    int cred_types[BRK_MAX_CRED_TYPES];
+    size_t ncred_types;
+    char *priority[BRK_MAX_PRIORITY];
+    size_t npriority;
+
+    /* the driver connection (worker thread; info read by the loop under mutex) */
+    const vb_driver *drv;
+    void *drv_conn;
+    char *uri;
+    vb_conn_info info;
+
+    brk_session *next, *prev;
+};
+
+struct brk_server {
+    brk_config *cfg;
+    vb_loop *loop;
+    int listen_fd;
+    uid_t uid;
+    uint64_t started_ms;
+    brk_session *sessions;
+    unsigned nsessions;
+    int wake_fd;                 /* eventfd: completions are queued */
+    pthread_mutex_t lock;        /* completions and refcounts */
+    brk_completion *done_head, *done_tail;
+};
+
+int brk_server_start(brk_server *srv, brk_config *cfg, vb_loop *loop, vb_error *err);
+void brk_server_stop(brk_server *srv);
+
+/* brk_server.c */
+void brk_session_ref(brk_session *s);
+void brk_session_unref(brk_session *s);
+/* Called by workers: queue a frame for the loop to send on s (takes the frame). */
+void brk_post(brk_session *s, uint8_t *frame, size_t len, int job_done);
+
+/* brk_worker.c */
+/* Hand a decoded job to the session's worker (starting it if needed). */
+int brk_worker_submit(brk_session *s, brk_job *job, vb_error *err);
+/* The client answered a CRED_REQUEST callback (loop thread). */
+void brk_worker_cred_reply(brk_session *s, const vb_msg *msg);
+/* The client left: wake and stop the worker (loop thread). */
+void brk_worker_cancel(brk_session *s);
+void brk_job_free(brk_job *job);
+
+/* brk_dispatch.c */
+void brk_dispatch(brk_session *s, vb_msg *msg);
+
+#endif

@@ -1,0 +1,182 @@
+/* The BROKER program on the loop thread: decode, answer STATUS here, hand
+ * driver calls to the session's worker, deliver callback answers. */
+#include "brk.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vb_log.h"
+
+#define URI_MAX 4096
+
+static void send_error(brk_session *s, const vb_msg_header *req, const vb_error *e)
+{
+    uint8_t *frame;
+    size_t len;
+    if (vb_enc_error_reply(req, VB_MSG_REPLY, e, &frame, &len, NULL) == 0)
+        vb_stream_send(s->stream, frame, len);
+}
+
+static vb_msg_header reply_header(const vb_msg_header *req)
+{
+    vb_msg_header hdr = *req;
+    hdr.type = VB_MSG_REPLY;
+    hdr.version = VB_PROG_BROKER_VERSION;
+    hdr.status = VB_STATUS_OK;
+    return hdr;
+}
+
+static void encode_upstream(vb_enc *enc, brk_session *s)
+{
+    pthread_mutex_lock(&s->mutex);
+    vb_enc_array(enc, 5);
+    vb_enc_str(enc, s->uri);
+    vb_enc_str(enc, s->info.auth_type);
+    vb_enc_str(enc, s->info.sasl_mech[0] ? s->info.sasl_mech : NULL);
+    vb_enc_u64(enc, s->info.ssf);
+    vb_enc_str(enc, s->info.server_id[0] ? s->info.server_id : NULL);
+    pthread_mutex_unlock(&s->mutex);
+}
+
+static int session_is_open(brk_session *s)
+{
+    pthread_mutex_lock(&s->mutex);
+    int open = s->drv_conn != NULL && s->uri != NULL;
+    pthread_mutex_unlock(&s->mutex);
+    return open;
+}
+
+static void answer_status(brk_session *s, const vb_msg *msg)
+{
+    brk_server *srv = s->srv;
+    vb_msg_header hdr = reply_header(&msg->hdr);
+    vb_enc enc;
+    uint8_t *frame;
+    size_t len;
+    unsigned nopen = 0;
+    for (brk_session *o = srv->sessions; o; o = o->next)
+        nopen += session_is_open(o) ? 1u : 0u;
+    vb_enc_begin(&enc, &hdr);
+    vb_enc_array(&enc, 4);
+    vb_enc_i64(&enc, (int64_t)getpid());
+    vb_enc_u64(&enc, (vb_now_ms() - srv->started_ms) / 1000);
+    vb_enc_u64(&enc, srv->nsessions);
+    vb_enc_array(&enc, nopen);
+    for (brk_session *o = srv->sessions; o; o = o->next)
+        if (session_is_open(o))
+            encode_upstream(&enc, o);
+    vb_error err;
+    if (vb_enc_finish(&enc, VB_FRAME_MAX_POSTAUTH, &frame, &len, &err) == 0)
+        vb_stream_send(s->stream, frame, len);
+    else
+        send_error(s, &msg->hdr, &err);
+}
+
+/* OPEN [uri, flags, cred_types[], auth_priority[], can_prompt] */
+static int read_open(brk_session *s, const vb_msg *msg, brk_job *job, vb_error *err)
+{
+    vb_rd rd, types, prio;
+    int can_prompt;
+    if (vb_rd_init(&rd, msg->body, err) < 0 || vb_rd_strdup(&rd, URI_MAX, &job->uri, err) < 0 ||
+        vb_rd_u32(&rd, &job->flags, err) < 0 || vb_rd_array(&rd, &types, err) < 0)
+        return -1;
+    s->ncred_types = 0;
+    while (vb_rd_has_more(&types) && s->ncred_types < BRK_MAX_CRED_TYPES) {
+        uint32_t t;
+        if (vb_rd_u32(&types, &t, err) < 0)
+            return -1;
+        s->cred_types[s->ncred_types++] = (int)t;
+    }
+    if (vb_rd_array(&rd, &prio, err) < 0)
+        return -1;
+    for (size_t i = 0; i < s->npriority; i++)
+        free(s->priority[i]);
+    s->npriority = 0;
+    while (vb_rd_has_more(&prio) && s->npriority < BRK_MAX_PRIORITY)
+        if (vb_rd_strdup(&prio, 64, &s->priority[s->npriority++], err) < 0)
+            return -1;
+    if (vb_rd_bool(&rd, &can_prompt, err) < 0)
+        return -1;
+    s->can_prompt = can_prompt;
+    if (!job->uri)
+        return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_BROKER, "OPEN needs a URI");
+    return 0;
+}
+
+static int read_name(const vb_msg *msg, brk_job *job, vb_error *err)
+{
+    vb_rd rd;
+    if (vb_rd_init(&rd, msg->body, err) < 0 ||
+        vb_rd_strdup(&rd, VB_DOMAIN_NAME_MAX, &job->name, err) < 0)
+        return -1;
+    if (!job->name)
+        return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_BROKER, "no domain name given");
+    return 0;
+}
+
+static void submit_call(brk_session *s, const vb_msg *msg)
+{
+    vb_error err;
+    brk_job *job = calloc(1, sizeof *job);
+    if (!job) {
+        vb_error_set(&err, VB_ERR_NO_MEMORY, VB_DOM_BROKER, "out of memory");
+        send_error(s, &msg->hdr, &err);
+        return;
+    }
+    job->hdr = msg->hdr;
+    int rc = 0;
+    if (s->busy)
+        rc = vb_error_set(&err, VB_ERR_OPERATION_INVALID, VB_DOM_BROKER,
+                          "a call is already running on this connection; wait for its reply");
+    else if (msg->hdr.procedure == VB_BROKER_PROC_OPEN)
+        rc = read_open(s, msg, job, &err);
+    else if (msg->hdr.procedure == VB_BROKER_PROC_DOMAIN_START ||
+             msg->hdr.procedure == VB_BROKER_PROC_DOMAIN_SHUTDOWN)
+        rc = read_name(msg, job, &err);
+    if (rc == 0 && brk_worker_submit(s, job, &err) == 0) {
+        s->busy = 1;
+        return;
+    }
+    brk_job_free(job);
+    send_error(s, &msg->hdr, &err);
+}
+
+void brk_dispatch(brk_session *s, vb_msg *msg)
+{
+    vb_error err;
+    if (msg->hdr.program != VB_PROG_BROKER) {
+        if (msg->hdr.type == VB_MSG_CALL) {
+            vb_error_set(&err, VB_ERR_NO_SUPPORT, VB_DOM_RPC,
+                         "program %u is not served by vbrokerd", msg->hdr.program);
+            send_error(s, &msg->hdr, &err);
+        }
+    } else if (msg->hdr.type == VB_MSG_CALLBACK_REPLY) {
+        brk_worker_cred_reply(s, msg);
+    } else if (msg->hdr.type != VB_MSG_CALL) {
+        vb_log(VB_LOG_DEBUG, "client %s sent an unexpected %s; ignored", s->peer,
+               vb_proto_msg_type_name(msg->hdr.type));
+    } else if (vb_msg_check_proc_size(msg, &err) < 0) {
+        send_error(s, &msg->hdr, &err);
+    } else {
+        switch (msg->hdr.procedure) {
+        case VB_BROKER_PROC_STATUS:
+            answer_status(s, msg);
+            break;
+        case VB_BROKER_PROC_OPEN:
+        case VB_BROKER_PROC_CLOSE:
+        case VB_BROKER_PROC_GET_HOSTNAME:
+        case VB_BROKER_PROC_LIST_DOMAINS:
+        case VB_BROKER_PROC_DOMAIN_START:
+        case VB_BROKER_PROC_DOMAIN_SHUTDOWN:
+            submit_call(s, msg);
+            break;
+        default:
+            vb_error_set(&err, VB_ERR_NO_SUPPORT, VB_DOM_RPC,
+                         "procedure %u is not supported by this broker (vbrokerd %s)",
+                         msg->hdr.procedure, VB_VERSION);
+            send_error(s, &msg->hdr, &err);
+        }
+    }
+    vb_msg_clear(msg);
+}

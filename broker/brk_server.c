@@ -1,0 +1,246 @@
+/* The broker's socket, its clients, and the completion queue from workers. */
+#include "brk.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vb_log.h"
+#include "vb_net.h"
+
+/* ---- sessions ------------------------------------------------------------ */
+
+void brk_session_ref(brk_session *s)
+{
+    pthread_mutex_lock(&s->srv->lock);
+    s->refs++;
+    pthread_mutex_unlock(&s->srv->lock);
+}
+
+static void session_free(brk_session *s)
+{
+    for (size_t i = 0; i < s->npriority; i++)
+        free(s->priority[i]);
+    free(s->uri);
+    pthread_mutex_destroy(&s->mutex);
+    pthread_cond_destroy(&s->cond);
+    free(s);
+}
+
+void brk_session_unref(brk_session *s)
+{
+    pthread_mutex_lock(&s->srv->lock);
+    int last = --s->refs == 0;
+    pthread_mutex_unlock(&s->srv->lock);
+    if (last)
+        session_free(s);
+}
+
+static void session_on_close(vb_stream *stream, const vb_error *why, void *data)
+{
+    (void)stream;
+    brk_session *s = data;
+    brk_server *srv = s->srv;
+    vb_log(VB_LOG_DEBUG, "client %s left: %s", s->peer, why->message);
+    s->stream = NULL;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        srv->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    srv->nsessions--;
+    brk_worker_cancel(s);
+    brk_session_unref(s);
+}
+
+static void session_on_msg(vb_stream *stream, vb_msg *msg, void *data)
+{
+    (void)stream;
+    brk_dispatch(data, msg);
+}
+
+/* ---- completions from workers -------------------------------------------- */
+
+void brk_post(brk_session *s, uint8_t *frame, size_t len, int job_done)
+{
+    brk_completion *c = calloc(1, sizeof *c);
+    if (!c) {
+        vb_frame_free(frame, len);
+        return;
+    }
+    brk_session_ref(s);
+    c->session = s;
+    c->frame = frame;
+    c->len = len;
+    c->job_done = job_done;
+    pthread_mutex_lock(&s->srv->lock);
+    if (s->srv->done_tail)
+        s->srv->done_tail->next = c;
+    else
+        s->srv->done_head = c;
+    s->srv->done_tail = c;
+    pthread_mutex_unlock(&s->srv->lock);
+    uint64_t one = 1;
+    ssize_t n = write(s->srv->wake_fd, &one, sizeof one);
+    (void)n;
+}
+
+static void on_wake(vb_loop *loop, int fd, unsigned events, void *data)
+{
+    (void)loop;
+    (void)events;
+    brk_server *srv = data;
+    uint64_t count;
+    ssize_t n = read(fd, &count, sizeof count);
+    (void)n;
+    pthread_mutex_lock(&srv->lock);
+    brk_completion *list = srv->done_head;
+    srv->done_head = srv->done_tail = NULL;
+    pthread_mutex_unlock(&srv->lock);
+    while (list) {
+        brk_completion *c = list;
+        list = c->next;
+        brk_session *s = c->session;
+        if (c->job_done)
+            s->busy = 0;
+        if (s->stream && c->frame)
+            vb_stream_send(s->stream, c->frame, c->len);
+        else
+            vb_frame_free(c->frame, c->len);
+        brk_session_unref(s);
+        free(c);
+    }
+}
+
+/* ---- accepting ------------------------------------------------------------- */
+
+static void refuse_peer(int fd, uid_t uid, uid_t own)
+{
+    vb_msg_header hdr = { VB_PROG_BROKER, VB_PROG_BROKER_VERSION, VB_MSG_REPLY, 0, 0, 0, 0 };
+    vb_error e;
+    vb_error_set(&e, VB_ERR_AUTH_FAILED, VB_DOM_BROKER,
+                 "this broker belongs to uid %u; uid %u must use its own broker", (unsigned)own,
+                 (unsigned)uid);
+    uint8_t *frame;
+    size_t len;
+    if (vb_enc_error_reply(&hdr, VB_MSG_REPLY, &e, &frame, &len, NULL) == 0) {
+        ssize_t n = send(fd, frame, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)n;
+        vb_frame_free(frame, len);
+    }
+    close(fd);
+}
+
+static void accept_one(brk_server *srv, int fd)
+{
+    uid_t uid;
+    if (vb_net_peercred(fd, &uid, NULL, NULL) < 0 || uid != srv->uid) {
+        vb_log(VB_LOG_WARN, "refused a client with uid %u (the broker runs as uid %u)",
+               (unsigned)uid, (unsigned)srv->uid);
+        refuse_peer(fd, uid, srv->uid);
+        return;
+    }
+    brk_session *s = calloc(1, sizeof *s);
+    vb_error err;
+    if (!s) {
+        close(fd);
+        return;
+    }
+    s->srv = srv;
+    s->refs = 1;
+    pthread_mutex_init(&s->mutex, NULL);
+    pthread_cond_init(&s->cond, NULL);
+    vb_net_peer_string(fd, s->peer, sizeof s->peer);
+    s->stream = vb_stream_new(srv->loop, fd, VB_FRAME_MAX_POSTAUTH, session_on_msg,
+                              session_on_close, s, &err);
+    if (!s->stream) {
+        vb_log(VB_LOG_ERROR, "cannot serve %s: %s", s->peer, err.message);
+        close(fd);
+        session_free(s);
+        return;
+    }
+    s->next = srv->sessions;
+    if (srv->sessions)
+        srv->sessions->prev = s;
+    srv->sessions = s;
+    srv->nsessions++;
+}
+
+static void on_accept(vb_loop *loop, int lfd, unsigned events, void *data)
+{
+    (void)loop;
+    (void)events;
+    for (int i = 0; i < 64; i++) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0)
+            return;
+        accept_one(data, fd);
+    }
+}
+
+/* ---- the socket -------------------------------------------------------------- */
+
+/* The socket's directory must be ours and closed to everyone else: the
+ * peer-uid check is the second lock, not the only one. */
+static int prepare_dir(const char *socket_path, uid_t uid, vb_error *err)
+{
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s", socket_path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return 0;
+    *slash = '\0';
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+        return vb_error_set_errno(err, errno, VB_DOM_BROKER, "cannot create %s", dir);
+    struct stat st;
+    if (stat(dir, &st) < 0)
+        return vb_error_set_errno(err, errno, VB_DOM_BROKER, "cannot stat %s", dir);
+    if (st.st_uid != uid || (st.st_mode & 077))
+        return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_BROKER,
+                            "%s must belong to uid %u and have mode 0700 (it has owner %u, mode "
+                            "%04o); fix it or use --socket",
+                            dir, (unsigned)uid, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+    return 0;
+}
+
+int brk_server_start(brk_server *srv, brk_config *cfg, vb_loop *loop, vb_error *err)
+{
+    memset(srv, 0, sizeof *srv);
+    srv->cfg = cfg;
+    srv->loop = loop;
+    srv->uid = getuid();
+    srv->started_ms = vb_now_ms();
+    pthread_mutex_init(&srv->lock, NULL);
+    srv->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (srv->wake_fd < 0)
+        return vb_error_set_errno(err, errno, VB_DOM_BROKER, "eventfd");
+    if (vb_loop_add_fd(loop, srv->wake_fd, VB_LOOP_READ, on_wake, srv, err) < 0)
+        return -1;
+    if (cfg->listen_fd >= 0) {
+        srv->listen_fd = cfg->listen_fd;
+    } else {
+        if (prepare_dir(cfg->socket_path, srv->uid, err) < 0)
+            return -1;
+        srv->listen_fd = vb_net_listen_unix(cfg->socket_path, 0600, err);
+        if (srv->listen_fd < 0)
+            return -1;
+    }
+    vb_net_set_nonblock(srv->listen_fd, 1);
+    return vb_loop_add_fd(loop, srv->listen_fd, VB_LOOP_READ, on_accept, srv, err);
+}
+
+void brk_server_stop(brk_server *srv)
+{
+    while (srv->sessions)
+        vb_stream_close(srv->sessions->stream);
+    vb_loop_del_fd(srv->loop, srv->listen_fd);
+    close(srv->listen_fd);
+    if (srv->cfg->listen_fd < 0)
+        unlink(srv->cfg->socket_path);
+}

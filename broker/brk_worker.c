@@ -1,0 +1,396 @@
+/* Per-session worker threads: driver calls, and the broker's credential
+ * source (auth.conf → the app's callback through the thin client → a clear
+ * "credentials required" error when the app cannot prompt). */
+#include "brk.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "vb_authconf.h"
+#include "vb_log.h"
+
+#define WORKER_STACK_BYTES (512u * 1024u)
+
+void brk_job_free(brk_job *job)
+{
+    if (!job)
+        return;
+    free(job->uri);
+    free(job->name);
+    free(job);
+}
+
+/* ---- replies --------------------------------------------------------------- */
+
+typedef void (*body_fn)(vb_enc *enc, const void *arg);
+
+static void post_reply(brk_session *s, const brk_job *job, int rc, body_fn body, const void *arg,
+                       const vb_error *failure)
+{
+    uint8_t *frame = NULL;
+    size_t len = 0;
+    vb_error err;
+    if (rc == 0) {
+        vb_msg_header hdr = job->hdr;
+        hdr.type = VB_MSG_REPLY;
+        hdr.version = VB_PROG_BROKER_VERSION;
+        vb_enc enc;
+        vb_enc_begin(&enc, &hdr);
+        if (body)
+            body(&enc, arg);
+        else
+            vb_enc_array(&enc, 0);
+        if (vb_enc_finish(&enc, VB_FRAME_MAX_POSTAUTH, &frame, &len, &err) < 0)
+            rc = -1, failure = &err;
+    }
+    if (rc < 0)
+        vb_enc_error_reply(&job->hdr, VB_MSG_REPLY, failure, &frame, &len, NULL);
+    brk_post(s, frame, len, 1);
+}
+
+static void body_hostname(vb_enc *enc, const void *arg)
+{
+    vb_enc_array(enc, 1);
+    vb_enc_str(enc, arg);
+}
+
+typedef struct domain_list {
+    const vb_domain_info *doms;
+    size_t n;
+} domain_list;
+
+static void body_domains(vb_enc *enc, const void *arg)
+{
+    const domain_list *l = arg;
+    vb_enc_array(enc, 1);
+    vb_enc_array(enc, (uint32_t)l->n);
+    for (size_t i = 0; i < l->n; i++) {
+        const vb_domain_info *d = &l->doms[i];
+        vb_enc_array(enc, 6);
+        vb_enc_i64(enc, d->id);
+        vb_enc_str(enc, d->name);
+        vb_enc_str(enc, d->uuid);
+        vb_enc_u64(enc, d->state);
+        vb_enc_u64(enc, d->memory_kib);
+        vb_enc_u64(enc, d->vcpus);
+    }
+}
+
+/* ---- the credential source ---------------------------------------------------- */
+
+static void encode_cred_request(vb_enc *enc, const vb_cred_request *req)
+{
+    vb_enc_array(enc, 4);
+    vb_enc_str(enc, req->service);
+    vb_enc_array(enc, 0); /* hops: filled by relays (nested logins) */
+    vb_enc_bool(enc, req->retry);
+    vb_enc_array(enc, (uint32_t)req->nitems);
+    for (size_t i = 0; i < req->nitems; i++) {
+        const vb_cred_item *it = &req->items[i];
+        vb_enc_array(enc, 4);
+        vb_enc_u64(enc, (uint64_t)it->type);
+        vb_enc_str(enc, it->prompt);
+        vb_enc_str(enc, it->challenge);
+        vb_enc_str(enc, it->defresult);
+    }
+}
+
+static int from_auth_conf(brk_session *s, vb_cred_request *req)
+{
+    if (req->retry)
+        return 0; /* what the file holds just failed: ask the person */
+    vb_uri uri;
+    vb_error err;
+    memset(&uri, 0, sizeof uri);
+    if (!s->uri || vb_uri_parse(s->uri, &uri, &err) < 0)
+        return 0;
+    char *path = vb_authconf_path(vb_uri_param_get(&uri, "authfile"));
+    vb_authconf *conf = NULL;
+    int filled = 0;
+    if (path && vb_authconf_load(path, &conf, &err) < 0)
+        vb_log(VB_LOG_WARN, "ignoring %s: %s", path, err.message);
+    else if (conf)
+        filled = vb_authconf_fill(conf, "vbhostd", uri.host, req, &err) == 1;
+    vb_authconf_free(conf);
+    free(path);
+    vb_uri_clear(&uri);
+    return filled;
+}
+
+/* Post the CRED_REQUEST callback and wait for the loop to deliver the answer. */
+static int ask_client(brk_session *s, vb_cred_request *req, vb_error *err)
+{
+    vb_msg_header hdr = { VB_PROG_BROKER, VB_PROG_BROKER_VERSION, VB_MSG_CALLBACK, 0,
+                          VB_BROKER_PROC_CRED_REQUEST, VB_STATUS_OK, 0 };
+    pthread_mutex_lock(&s->mutex);
+    hdr.serial = ++s->next_cb_serial;
+    s->cb_serial = hdr.serial;
+    s->cb_req = req;
+    s->cb_done = 0;
+    s->cb_waiting = 1;
+    vb_error_clear(&s->cb_err);
+    pthread_mutex_unlock(&s->mutex);
+
+    vb_enc enc;
+    uint8_t *frame;
+    size_t len;
+    vb_enc_begin(&enc, &hdr);
+    encode_cred_request(&enc, req);
+    if (vb_enc_finish(&enc, VB_FRAME_MAX_POSTAUTH, &frame, &len, err) < 0)
+        return -1;
+    brk_post(s, frame, len, 0);
+
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += s->srv->cfg->prompt_timeout_s;
+    int rc = 0;
+    pthread_mutex_lock(&s->mutex);
+    while (!s->cb_done && !s->closing && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&s->cond, &s->mutex, &deadline);
+    s->cb_waiting = 0;
+    s->cb_req = NULL;
+    int result;
+    if (s->cb_done && s->cb_err.code == VB_ERR_OK)
+        result = 0;
+    else if (s->cb_done)
+        result = -1, vb_error_copy(err, &s->cb_err);
+    else if (s->closing)
+        result = vb_error_set(err, VB_ERR_PEER_CLOSED, VB_DOM_BROKER,
+                              "the application disconnected while being asked for credentials");
+    else
+        result = vb_error_set(err, VB_ERR_TIMEOUT, VB_DOM_BROKER,
+                              "no answer to the credential request for %s within %u s",
+                              req->service ? req->service : "a login",
+                              s->srv->cfg->prompt_timeout_s);
+    pthread_mutex_unlock(&s->mutex);
+    return result;
+}
+
+static int broker_cred_fill(vb_cred_request *req, void *opaque, vb_error *err)
+{
+    brk_session *s = opaque;
+    if (from_auth_conf(s, req))
+        return 0;
+    if (!s->can_prompt)
+        return vb_error_set(err, VB_ERR_CRED_REQUIRED, VB_DOM_BROKER,
+                            "credentials required for %s, and this client cannot be asked (no "
+                            "callback or --non-interactive); add them to auth.conf or run "
+                            "interactively",
+                            req->service ? req->service : "this login");
+    return ask_client(s, req, err);
+}
+
+/* Loop thread: the client answered (or refused) a CRED_REQUEST. */
+void brk_worker_cred_reply(brk_session *s, const vb_msg *msg)
+{
+    pthread_mutex_lock(&s->mutex);
+    if (!s->cb_waiting || msg->hdr.serial != s->cb_serial) {
+        pthread_mutex_unlock(&s->mutex);
+        vb_log(VB_LOG_DEBUG, "client %s answered a credential request nobody asked; ignored",
+               s->peer);
+        return;
+    }
+    vb_error err;
+    vb_rd rd, results;
+    if (msg->hdr.status == VB_STATUS_ERROR) {
+        if (vb_msg_error_body(msg, &s->cb_err, &err) < 0)
+            vb_error_copy(&s->cb_err, &err);
+    } else if (vb_rd_init(&rd, msg->body, &err) < 0 || vb_rd_array(&rd, &results, &err) < 0) {
+        vb_error_copy(&s->cb_err, &err);
+    } else {
+        for (size_t i = 0; i < s->cb_req->nitems && vb_rd_has_more(&results); i++) {
+            const uint8_t *v;
+            size_t vlen;
+            if (vb_rd_bin(&results, &v, &vlen, &err) < 0) {
+                vb_error_copy(&s->cb_err, &err);
+                break;
+            }
+            if (v)
+                vb_cred_item_set_result(&s->cb_req->items[i], (const char *)v, vlen);
+        }
+    }
+    s->cb_done = 1;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->mutex);
+}
+
+/* ---- driver calls ---------------------------------------------------------------- */
+
+/* The item types a login may ask for: what the app can answer, plus what
+ * the broker's own sources (auth.conf) can answer. USERNAME (the SASL
+ * authorization id) only when the app offers it, as libvirt does, so a
+ * password login asks exactly for the auth name and the password. */
+static size_t login_cred_types(const brk_session *s, int *types, size_t max)
+{
+    static const int broker_answers[] = { VB_CRED_AUTHNAME, VB_CRED_PASSPHRASE, VB_CRED_REALM };
+    size_t n = 0;
+    for (size_t i = 0; i < s->ncred_types && n < max; i++)
+        types[n++] = s->cred_types[i];
+    for (size_t k = 0; k < sizeof broker_answers / sizeof broker_answers[0]; k++) {
+        int have = 0;
+        for (size_t i = 0; i < n; i++)
+            have |= types[i] == broker_answers[k];
+        if (!have && n < max)
+            types[n++] = broker_answers[k];
+    }
+    return n;
+}
+
+static int job_open(brk_session *s, const brk_job *job, vb_error *err)
+{
+    if (s->drv_conn)
+        return vb_error_set(err, VB_ERR_OPERATION_INVALID, VB_DOM_BROKER,
+                            "this connection is already open");
+    vb_uri uri;
+    memset(&uri, 0, sizeof uri);
+    if (vb_uri_parse(job->uri, &uri, err) < 0)
+        return -1;
+    pthread_mutex_lock(&s->mutex);
+    free(s->uri);
+    s->uri = strdup(job->uri);
+    pthread_mutex_unlock(&s->mutex);
+    int types[BRK_MAX_CRED_TYPES + 3];
+    size_t ntypes = login_cred_types(s, types, sizeof types / sizeof types[0]);
+    vb_cred_source src = { broker_cred_fill, s, types, ntypes,
+                           (const char *const *)s->priority, s->npriority };
+    void *conn = NULL;
+    const vb_driver *drv = vb_driver_for_uri(&uri, err);
+    int rc = drv ? drv->open(&uri, job->flags, &src, &conn, err) : -1;
+    vb_uri_clear(&uri);
+    pthread_mutex_lock(&s->mutex);
+    if (rc == 0) {
+        s->drv = drv;
+        s->drv_conn = conn;
+        vb_driver_describe(drv, conn, &s->info);
+    } else {
+        free(s->uri);
+        s->uri = NULL;
+    }
+    pthread_mutex_unlock(&s->mutex);
+    if (rc == 0)
+        vb_log(VB_LOG_INFO, "client %s opened %s (auth %s%s%s)", s->peer, job->uri,
+               s->info.auth_type, s->info.sasl_mech[0] ? " " : "", s->info.sasl_mech);
+    return rc;
+}
+
+static void close_driver(brk_session *s)
+{
+    pthread_mutex_lock(&s->mutex);
+    const vb_driver *drv = s->drv;
+    void *conn = s->drv_conn;
+    s->drv = NULL;
+    s->drv_conn = NULL;
+    free(s->uri);
+    s->uri = NULL;
+    pthread_mutex_unlock(&s->mutex);
+    if (drv && conn)
+        drv->close(conn);
+}
+
+static int need_open(brk_session *s, vb_error *err)
+{
+    if (!s->drv_conn)
+        return vb_error_set(err, VB_ERR_NOT_OPEN, VB_DOM_BROKER,
+                            "no connection is open: call vb_open_auth first");
+    return 0;
+}
+
+static void run_job(brk_session *s, const brk_job *job)
+{
+    vb_error err;
+    vb_error_clear(&err);
+    switch (job->hdr.procedure) {
+    case VB_BROKER_PROC_OPEN:
+        post_reply(s, job, job_open(s, job, &err), NULL, NULL, &err);
+        break;
+    case VB_BROKER_PROC_CLOSE:
+        close_driver(s);
+        post_reply(s, job, 0, NULL, NULL, &err);
+        break;
+    case VB_BROKER_PROC_GET_HOSTNAME: {
+        char *host = NULL;
+        int rc = need_open(s, &err) < 0 ? -1 : s->drv->get_hostname(s->drv_conn, &host, &err);
+        post_reply(s, job, rc, body_hostname, host, &err);
+        free(host);
+        break;
+    }
+    case VB_BROKER_PROC_LIST_DOMAINS: {
+        domain_list l = { NULL, 0 };
+        vb_domain_info *doms = NULL;
+        int rc = need_open(s, &err) < 0 ? -1 : s->drv->list_domains(s->drv_conn, &doms, &l.n, &err);
+        l.doms = doms;
+        post_reply(s, job, rc, body_domains, &l, &err);
+        free(doms);
+        break;
+    }
+    case VB_BROKER_PROC_DOMAIN_START:
+    case VB_BROKER_PROC_DOMAIN_SHUTDOWN: {
+        int start = job->hdr.procedure == VB_BROKER_PROC_DOMAIN_START;
+        int rc = need_open(s, &err);
+        if (rc == 0)
+            rc = start ? s->drv->domain_start(s->drv_conn, job->name, &err)
+                       : s->drv->domain_shutdown(s->drv_conn, job->name, &err);
+        post_reply(s, job, rc, NULL, NULL, &err);
+        break;
+    }
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    brk_session *s = arg;
+    pthread_mutex_lock(&s->mutex);
+    for (;;) {
+        while (!s->job && !s->closing)
+            pthread_cond_wait(&s->cond, &s->mutex);
+        brk_job *job = s->job;
+        s->job = NULL;
+        if (!job)
+            break; /* closing and idle */
+        pthread_mutex_unlock(&s->mutex);
+        run_job(s, job);
+        brk_job_free(job);
+        pthread_mutex_lock(&s->mutex);
+    }
+    pthread_mutex_unlock(&s->mutex);
+    close_driver(s);
+    brk_session_unref(s);
+    return NULL;
+}
+
+int brk_worker_submit(brk_session *s, brk_job *job, vb_error *err)
+{
+    pthread_mutex_lock(&s->mutex);
+    if (!s->has_worker) {
+        pthread_attr_t attr;
+        pthread_t thread;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&attr, WORKER_STACK_BYTES);
+        brk_session_ref(s);
+        int rc = pthread_create(&thread, &attr, worker_main, s);
+        pthread_attr_destroy(&attr);
+        if (rc != 0) {
+            pthread_mutex_unlock(&s->mutex);
+            brk_session_unref(s);
+            return vb_error_set(err, VB_ERR_SYSTEM, VB_DOM_BROKER, "cannot start a worker: %s",
+                                strerror(rc));
+        }
+        s->has_worker = 1;
+    }
+    s->job = job;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->mutex);
+    return 0;
+}
+
+void brk_worker_cancel(brk_session *s)
+{
+    pthread_mutex_lock(&s->mutex);
+    s->closing = 1;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->mutex);
+}

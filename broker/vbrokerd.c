@@ -1,0 +1,145 @@
+/* vbrokerd — the per-user broker.
+ *
+ *   vbrokerd [--socket PATH] [--prompt-timeout SECONDS] [--log-level LEVEL]
+ *
+ * Runs in the foreground (autostart detaches it; systemd supervises it).
+ * Socket: --socket, else $VBROKER_SOCKET, else $XDG_RUNTIME_DIR/vbroker/sock,
+ * else /tmp/vbroker-UID/sock; or the socket systemd passes (LISTEN_FDS).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "brk.h"
+#include "vb_log.h"
+
+#define DEFAULT_PROMPT_TIMEOUT_S 120
+#define SD_LISTEN_FDS_START 3
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: vbrokerd [--socket PATH] [--prompt-timeout SECONDS] [--log-level LEVEL]\n"
+            "  --socket PATH           listen here (default: $VBROKER_SOCKET, else\n"
+            "                          $XDG_RUNTIME_DIR/vbroker/sock, else /tmp/vbroker-UID/sock)\n"
+            "  --prompt-timeout SECS   fail a credential request nobody answers (default %d)\n"
+            "  --log-level LEVEL       error, warn, info (default) or debug\n",
+            DEFAULT_PROMPT_TIMEOUT_S);
+}
+
+static char *default_socket_path(void)
+{
+    const char *env = getenv("VBROKER_SOCKET");
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    char buf[256];
+    if (env && *env)
+        snprintf(buf, sizeof buf, "%s", env);
+    else if (xdg && *xdg)
+        snprintf(buf, sizeof buf, "%s/vbroker/sock", xdg);
+    else
+        snprintf(buf, sizeof buf, "/tmp/vbroker-%u/sock", (unsigned)getuid());
+    return strdup(buf);
+}
+
+/* systemd socket activation: LISTEN_PID is us and LISTEN_FDS >= 1. */
+static int activated_fd(void)
+{
+    const char *pid = getenv("LISTEN_PID");
+    const char *fds = getenv("LISTEN_FDS");
+    if (!pid || !fds || atol(pid) != (long)getpid() || atoi(fds) < 1)
+        return -1;
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
+    return SD_LISTEN_FDS_START;
+}
+
+static void on_signal(vb_loop *loop, int fd, unsigned events, void *data)
+{
+    (void)events;
+    (void)data;
+    struct signalfd_siginfo si;
+    if (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
+        vb_log(VB_LOG_INFO, "signal %u: shutting down", si.ssi_signo);
+        vb_loop_stop(loop);
+    }
+}
+
+static int watch_signals(vb_loop *loop, vb_error *err)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigprocmask(SIG_BLOCK, &set, NULL); /* inherited by worker threads created later */
+    signal(SIGPIPE, SIG_IGN);
+    int fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (fd < 0)
+        return vb_error_set_errno(err, errno, VB_DOM_BROKER, "signalfd");
+    return vb_loop_add_fd(loop, fd, VB_LOOP_READ, on_signal, NULL, err);
+}
+
+/* Passwords pass through here: no core dumps, no ptrace by same-uid processes. */
+static void protect_memory(void)
+{
+    struct rlimit no_core = { 0, 0 };
+    setrlimit(RLIMIT_CORE, &no_core);
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "socket", required_argument, NULL, 's' },
+        { "prompt-timeout", required_argument, NULL, 't' },
+        { "log-level", required_argument, NULL, 'l' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    brk_config cfg = { NULL, -1, DEFAULT_PROMPT_TIMEOUT_S, VB_LOG_INFO };
+    int opt;
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 's': free(cfg.socket_path); cfg.socket_path = strdup(optarg); break;
+        case 't': cfg.prompt_timeout_s = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'l':
+            if ((cfg.log_level = vb_log_level_parse(optarg)) < 0) {
+                usage(stderr);
+                return 2;
+            }
+            break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc || cfg.prompt_timeout_s == 0) {
+        usage(stderr);
+        return 2;
+    }
+    if (!cfg.socket_path)
+        cfg.socket_path = default_socket_path();
+    cfg.listen_fd = activated_fd();
+    vb_log_init("vbrokerd", cfg.log_level);
+    protect_memory();
+    vb_error err;
+    vb_loop *loop = vb_loop_new(&err);
+    brk_server srv;
+    if (!loop || watch_signals(loop, &err) < 0 || brk_server_start(&srv, &cfg, loop, &err) < 0) {
+        fprintf(stderr, "vbrokerd: %s\n", err.message);
+        return 1;
+    }
+    vb_log(VB_LOG_INFO, "ready on %s (uid %u)%s", cfg.listen_fd >= 0 ? "systemd socket" : cfg.socket_path,
+           (unsigned)getuid(), "");
+    int rc = vb_loop_run(loop);
+    brk_server_stop(&srv);
+    vb_loop_free(loop);
+    free(cfg.socket_path);
+    return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,541 @@
+/*
+ * vbctl — the command line of vbroker, for people and scripts.
+ *
+ *   vbctl [-c URI] [--non-interactive] [-r|--readonly] COMMAND [ARGS]
+ *
+ * Everything goes through libvbroker (vbroker.h): vbctl holds no driver,
+ * SASL or socket code. It prompts only through the library's default
+ * terminal callback (vb_auth_default), and never sees a secret itself.
+ *
+ * Exit codes (sysexits.h values where one fits):
+ *   0   success
+ *   1   the operation failed (host, driver, authentication, ...)
+ *   2   usage error (unknown option or command, missing argument, no URI)
+ *   69  the broker is unavailable (EX_UNAVAILABLE): the library could not
+ *       reach vbrokerd, or lost it, in its own (client) error domain
+ *   77  credentials are needed but none could be asked (EX_NOPERM):
+ *       CRED_REQUIRED (no callback, e.g. --non-interactive) or
+ *       AUTH_CANCELLED (the prompt was cancelled, e.g. end of stdin)
+ */
+#include "vbroker.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define EXIT_OK          0
+#define EXIT_ERROR       1
+#define EXIT_USAGE       2
+#define EXIT_UNAVAILABLE 69   /* EX_UNAVAILABLE */
+#define EXIT_NOPERM      77   /* EX_NOPERM */
+
+/* The error domain of the thin client itself (docs/protocol.md, "Error
+ * domains": 13 = client). vbroker.h does not name the domains. */
+#define VBCTL_DOMAIN_CLIENT 13
+
+typedef struct vbctl {
+    const char *uri;
+    int non_interactive;
+    int readonly;
+    char *service;          /* last service the callback was asked about */
+} vbctl;
+
+/* ---- output helpers ---------------------------------------------------------- */
+
+/* Print text that may come from a peer (error messages, names): control
+ * characters become \xNN so a hostile host cannot drive the terminal. */
+static void put_safe(FILE *f, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            fprintf(f, "\\x%02x", *p);
+        else if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+            fprintf(f, "\\x%02x", p[1]);
+            p++;
+        } else
+            fputc(*p, f);
+    }
+}
+
+/* Display width of a (UTF-8) string, counting code points. */
+static size_t text_width(const char *s)
+{
+    size_t w = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if ((*p & 0xc0) != 0x80)
+            w += (*p < 0x20 || *p == 0x7f) ? 4 : 1;   /* \xNN */
+    return w;
+}
+
+static void put_padded(FILE *f, const char *s, size_t width)
+{
+    put_safe(f, s);
+    for (size_t w = text_width(s); w < width; w++)
+        fputc(' ', f);
+}
+
+static void usage(FILE *f)
+{
+    fputs("Usage: vbctl [-c URI] [--non-interactive] [-r|--readonly] COMMAND [ARGS]\n"
+          "\n"
+          "Options:\n"
+          "  -c, --connect URI     the host to talk to (default: $VBROKER_DEFAULT_URI)\n"
+          "      --non-interactive never prompt; a login that needs input fails (exit 77)\n"
+          "  -r, --readonly        open the connection read-only\n"
+          "  -h, --help            show this help\n"
+          "  -V, --version         show the version\n"
+          "\n"
+          "Commands:\n"
+          "  hostname              print the host's name\n"
+          "  list                  list the domains (Id, Name, State, Memory, vCPUs)\n"
+          "  start NAME            start a domain\n"
+          "  shutdown NAME         ask a domain to shut down\n"
+          "  status                show the broker: pid, uptime, clients, open connections\n"
+          "  help                  show this help\n"
+          "\n"
+          "Exit status: 0 ok, 1 error, 2 usage, 69 broker unavailable,\n"
+          "77 credentials needed but none could be asked.\n"
+          "See vbctl(1).\n",
+          f);
+}
+
+/* "vbctl: BEFORE[ARG][AFTER]; run 'vbctl --help'" and the usage exit code. */
+static int usage_error(const char *before, const char *arg, const char *after)
+{
+    fputs("vbctl: ", stderr);
+    fputs(before, stderr);
+    if (arg)
+        put_safe(stderr, arg);
+    if (after)
+        fputs(after, stderr);
+    fputs("; run 'vbctl --help'\n", stderr);
+    return EXIT_USAGE;
+}
+
+/* Where the broker reads stored logins, for hints (never opened here). */
+static void print_auth_conf_path(FILE *f)
+{
+    const char *env = getenv("VBROKER_AUTH_FILE");
+    const char *xdg = getenv("XDG_CONFIG_HOME");
+    if (env && *env)
+        put_safe(f, env);
+    else if (xdg && xdg[0] == '/') {
+        put_safe(f, xdg);
+        fputs("/vbroker/auth.conf", f);
+    } else
+        fputs("~/.config/vbroker/auth.conf", f);
+}
+
+/* ---- errors → messages and exit codes ------------------------------------------ */
+
+static int is_broker_unavailable(const vb_error *err)
+{
+    return err->domain == VBCTL_DOMAIN_CLIENT &&
+           (err->code == VBROKER_ERR_NO_CONNECT || err->code == VBROKER_ERR_PEER_CLOSED);
+}
+
+/* Print "vbctl: WHAT: MESSAGE" and a line saying what to do next; return
+ * the exit code for err. */
+static int report(vbctl *v, const char *what, const vb_error *err)
+{
+    fputs("vbctl: ", stderr);
+    if (what) {
+        put_safe(stderr, what);
+        fputs(": ", stderr);
+    }
+    put_safe(stderr, err->message[0] ? err->message : "unknown error");
+    fputc('\n', stderr);
+
+    if (is_broker_unavailable(err)) {
+        fputs("vbctl: is vbrokerd running? it starts automatically unless "
+              "VBROKER_NO_AUTOSTART=1; socket: ", stderr);
+        put_safe(stderr, vb_broker_socket_path());
+        fputc('\n', stderr);
+        return EXIT_UNAVAILABLE;
+    }
+
+    const char *service = v->service ? v->service : v->uri;
+    switch (err->code) {
+    case VBROKER_ERR_CRED_REQUIRED:
+    case VBROKER_ERR_AUTH_CANCELLED:
+        fputs("vbctl: credentials are needed for ", stderr);
+        put_safe(stderr, service ? service : "this host");
+        fputs(" and none could be asked; ", stderr);
+        if (v->non_interactive)
+            fputs("run without --non-interactive in a terminal", stderr);
+        else if (err->code == VBROKER_ERR_AUTH_CANCELLED && !isatty(STDIN_FILENO))
+            fputs("answer the prompts in a terminal or one per line on stdin", stderr);
+        else
+            fputs("answer the prompts in a terminal", stderr);
+        fputs(", or add them to auth.conf (", stderr);
+        print_auth_conf_path(stderr);
+        fputs(")\n", stderr);
+        return EXIT_NOPERM;
+    case VBROKER_ERR_AUTH_FAILED:
+        fputs("vbctl: check the user name and password (or the stored login in auth.conf)\n",
+              stderr);
+        break;
+    case VBROKER_ERR_AUTH_UNAVAILABLE:
+    case VBROKER_ERR_AUTH_REQUIRED:
+        fputs("vbctl: the host and this client share no usable login method; "
+              "choose one with ?auth= in the URI (sasl, token, peer, none)\n", stderr);
+        break;
+    case VBROKER_ERR_NO_CONNECT:
+        fputs("vbctl: check the URI and that vbhostd runs on that host\n", stderr);
+        break;
+    case VBROKER_ERR_NO_DOMAIN:
+        fputs("vbctl: run 'vbctl list' to see the domains\n", stderr);
+        break;
+    case VBROKER_ERR_READ_ONLY:
+        fputs("vbctl: the connection is read-only; run without -r/--readonly\n", stderr);
+        break;
+    case VBROKER_ERR_NO_DRIVER:
+        fputs("vbctl: the URI names no known driver (test, xenapi, or DRIVER+ssh/tcp/unix://)\n",
+              stderr);
+        break;
+    default:
+        break;
+    }
+    return EXIT_ERROR;
+}
+
+/* ---- the prompt: the library's terminal callback, remembering the service --- */
+
+static int remember_and_ask(const vb_auth_request *req, vb_credential *creds,
+                            unsigned int ncreds, void *cbdata)
+{
+    vbctl *v = cbdata;
+    if (req && req->service) {
+        char *copy = strdup(req->service);
+        if (copy) {
+            free(v->service);
+            v->service = copy;
+        }
+    }
+    return vb_auth_default->cb(req, creds, ncreds, vb_auth_default->cbdata);
+}
+
+static vb_conn *open_conn(vbctl *v, int *exit_code)
+{
+    vb_auth interactive = {
+        .credtypes = vb_auth_default->credtypes,
+        .ncredtypes = vb_auth_default->ncredtypes,
+        .cb = remember_and_ask,
+        .cbdata = v,
+    };
+    static const vb_auth never_prompt = { NULL, 0, NULL, NULL };
+    vb_error err;
+    memset(&err, 0, sizeof err);
+    vb_conn *c = vb_open_auth(v->uri, v->non_interactive ? &never_prompt : &interactive,
+                              v->readonly ? VB_OPEN_READ_ONLY : 0, &err);
+    if (!c) {
+        char what[600];
+        snprintf(what, sizeof what, "cannot open %s", v->uri);
+        *exit_code = report(v, what, &err);
+    }
+    return c;
+}
+
+static int close_conn(vb_conn *c, int rc)
+{
+    if (vb_close(c) < 0 && rc == EXIT_OK) {
+        fputs("vbctl: the broker reported an error closing the connection\n", stderr);
+        return EXIT_ERROR;
+    }
+    return rc;
+}
+
+/* ---- commands ------------------------------------------------------------------ */
+
+static int cmd_hostname(vbctl *v)
+{
+    int rc = EXIT_OK;
+    vb_conn *c = open_conn(v, &rc);
+    if (!c)
+        return rc;
+    char *name = NULL;
+    vb_error err;
+    memset(&err, 0, sizeof err);
+    if (vb_get_hostname(c, &name, &err) < 0) {
+        rc = report(v, "cannot get the host name", &err);
+    } else {
+        put_safe(stdout, name);
+        fputc('\n', stdout);
+    }
+    free(name);
+    return close_conn(c, rc);
+}
+
+/* running domains first by id, then inactive ones by name (as virsh list) */
+static int domain_order(const void *a, const void *b)
+{
+    const vb_domain *x = a, *y = b;
+    int xr = x->id >= 0, yr = y->id >= 0;
+    if (xr != yr)
+        return xr ? -1 : 1;
+    if (xr && x->id != y->id)
+        return x->id < y->id ? -1 : 1;
+    return strcmp(x->name ? x->name : "", y->name ? y->name : "");
+}
+
+static void format_memory(char *buf, size_t len, uint64_t kib)
+{
+    if (kib < 1024)
+        snprintf(buf, len, "%" PRIu64 " KiB", kib);
+    else if (kib < 1024u * 1024u)
+        snprintf(buf, len, kib % 1024 ? "%.1f MiB" : "%.0f MiB", (double)kib / 1024.0);
+    else
+        snprintf(buf, len, kib % (1024u * 1024u) ? "%.1f GiB" : "%.0f GiB",
+                 (double)kib / (1024.0 * 1024.0));
+}
+
+static int cmd_list(vbctl *v)
+{
+    int rc = EXIT_OK;
+    vb_conn *c = open_conn(v, &rc);
+    if (!c)
+        return rc;
+    vb_domain *doms = NULL;
+    size_t n = 0;
+    vb_error err;
+    memset(&err, 0, sizeof err);
+    if (vb_list_domains(c, &doms, &n, &err) < 0)
+        return close_conn(c, report(v, "cannot list the domains", &err));
+
+    if (n > 1)
+        qsort(doms, n, sizeof *doms, domain_order);
+
+    size_t wid = strlen("Id"), wname = strlen("Name"), wstate = strlen("State"),
+           wmem = strlen("Memory");
+    char buf[64];
+    for (size_t i = 0; i < n; i++) {
+        int len = doms[i].id >= 0 ? snprintf(buf, sizeof buf, "%" PRId32, doms[i].id) : 1;
+        if ((size_t)len > wid)
+            wid = (size_t)len;
+        size_t w = text_width(doms[i].name ? doms[i].name : "");
+        if (w > wname)
+            wname = w;
+        w = strlen(vb_domain_state_string(doms[i].state));
+        if (w > wstate)
+            wstate = w;
+        format_memory(buf, sizeof buf, doms[i].memory_kib);
+        if (strlen(buf) > wmem)
+            wmem = strlen(buf);
+    }
+
+    printf(" %-*s   %-*s   %-*s   %*s   %s\n", (int)wid, "Id", (int)wname, "Name",
+           (int)wstate, "State", (int)wmem, "Memory", "vCPUs");
+    size_t rule = 1 + wid + 3 + wname + 3 + wstate + 3 + wmem + 3 + strlen("vCPUs") + 1;
+    for (size_t i = 0; i < rule; i++)
+        putchar('-');
+    putchar('\n');
+    for (size_t i = 0; i < n; i++) {
+        if (doms[i].id >= 0)
+            snprintf(buf, sizeof buf, "%" PRId32, doms[i].id);
+        else
+            snprintf(buf, sizeof buf, "-");
+        printf(" %-*s   ", (int)wid, buf);
+        put_padded(stdout, doms[i].name ? doms[i].name : "", wname);
+        printf("   %-*s   ", (int)wstate, vb_domain_state_string(doms[i].state));
+        format_memory(buf, sizeof buf, doms[i].memory_kib);
+        printf("%*s   %u\n", (int)wmem, buf, doms[i].vcpus);
+    }
+    vb_domains_free(doms, n);
+    return close_conn(c, rc);
+}
+
+static int cmd_domain_op(vbctl *v, const char *name, int start)
+{
+    int rc = EXIT_OK;
+    vb_conn *c = open_conn(v, &rc);
+    if (!c)
+        return rc;
+    vb_error err;
+    memset(&err, 0, sizeof err);
+    int r = start ? vb_domain_start(c, name, &err) : vb_domain_shutdown(c, name, &err);
+    if (r < 0) {
+        char what[1200];
+        snprintf(what, sizeof what, "cannot %s domain %s", start ? "start" : "shut down", name);
+        rc = report(v, what, &err);
+    } else {
+        fputs("Domain ", stdout);
+        put_safe(stdout, name);
+        fputs(start ? " started\n" : " is being shut down\n", stdout);
+    }
+    return close_conn(c, rc);
+}
+
+static void format_uptime(char *buf, size_t len, uint64_t s)
+{
+    uint64_t d = s / 86400, h = (s / 3600) % 24, m = (s / 60) % 60, sec = s % 60;
+    if (d > 0)
+        snprintf(buf, len, "%" PRIu64 "d %02" PRIu64 "h %02" PRIu64 "m %02" PRIu64 "s", d, h, m, sec);
+    else if (h > 0)
+        snprintf(buf, len, "%" PRIu64 "h %02" PRIu64 "m %02" PRIu64 "s", h, m, sec);
+    else if (m > 0)
+        snprintf(buf, len, "%" PRIu64 "m %02" PRIu64 "s", m, sec);
+    else
+        snprintf(buf, len, "%" PRIu64 "s", sec);
+}
+
+static int cmd_status(vbctl *v)
+{
+    vb_broker_status st;
+    vb_error err;
+    memset(&err, 0, sizeof err);
+    if (vb_broker_get_status(&st, &err) < 0) {
+        if (is_broker_unavailable(&err)) {
+            fputs("vbctl: vbrokerd is not running (socket: ", stderr);
+            put_safe(stderr, vb_broker_socket_path());
+            fputs(")\nvbctl: it starts automatically with the next command that opens a "
+                  "connection (vbctl -c URI list) unless VBROKER_NO_AUTOSTART=1; "
+                  "or start it by hand: vbrokerd\n", stderr);
+            return EXIT_UNAVAILABLE;
+        }
+        return report(v, "cannot get the broker's status", &err);
+    }
+    char up[64];
+    format_uptime(up, sizeof up, st.uptime_s);
+    printf("Broker pid:    %" PRId64 "\n", st.pid);
+    printf("Uptime:        %s\n", up);
+    printf("Clients:       %u\n", st.clients);
+    fputs("Socket:        ", stdout);
+    put_safe(stdout, vb_broker_socket_path());
+    printf("\nConnections:   %zu\n", st.nupstreams);
+    if (st.nupstreams > 0) {
+        size_t wuri = strlen("URI"), wauth = strlen("Auth"), wmech = strlen("Mechanism");
+        for (size_t i = 0; i < st.nupstreams; i++) {
+            const vb_upstream_info *u = &st.upstreams[i];
+            size_t w = text_width(u->uri ? u->uri : "-");
+            if (w > wuri)
+                wuri = w;
+            w = text_width(u->auth_type ? u->auth_type : "-");
+            if (w > wauth)
+                wauth = w;
+            w = text_width(u->sasl_mech ? u->sasl_mech : "-");
+            if (w > wmech)
+                wmech = w;
+        }
+        putchar('\n');
+        printf(" %-*s   %-*s   %-*s   %4s   %s\n", (int)wuri, "URI", (int)wauth, "Auth",
+               (int)wmech, "Mechanism", "SSF", "Server ID");
+        for (size_t i = 0; i < st.nupstreams; i++) {
+            const vb_upstream_info *u = &st.upstreams[i];
+            putchar(' ');
+            put_padded(stdout, u->uri ? u->uri : "-", wuri);
+            fputs("   ", stdout);
+            put_padded(stdout, u->auth_type && *u->auth_type ? u->auth_type : "-", wauth);
+            fputs("   ", stdout);
+            put_padded(stdout, u->sasl_mech && *u->sasl_mech ? u->sasl_mech : "-", wmech);
+            printf("   %4u   ", u->ssf);
+            put_safe(stdout, u->server_id && *u->server_id ? u->server_id : "-");
+            putchar('\n');
+        }
+    }
+    vb_broker_status_clear(&st);
+    return EXIT_OK;
+}
+
+/* ---- main ------------------------------------------------------------------------- */
+
+static int finish(int rc)
+{
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        if (errno != EPIPE)
+            fprintf(stderr, "vbctl: cannot write the output: %s\n", strerror(errno));
+        return rc == EXIT_OK ? EXIT_ERROR : rc;
+    }
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    enum { OPT_NON_INTERACTIVE = 256 };
+    static const struct option longopts[] = {
+        { "connect",         required_argument, NULL, 'c' },
+        { "non-interactive", no_argument,       NULL, OPT_NON_INTERACTIVE },
+        { "readonly",        no_argument,       NULL, 'r' },
+        { "help",            no_argument,       NULL, 'h' },
+        { "version",         no_argument,       NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    vbctl v;
+    memset(&v, 0, sizeof v);
+
+    opterr = 0;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "+:c:rhV", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            v.uri = optarg;
+            break;
+        case OPT_NON_INTERACTIVE:
+            v.non_interactive = 1;
+            break;
+        case 'r':
+            v.readonly = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return finish(EXIT_OK);
+        case 'V':
+            printf("vbctl %s\n", VBROKER_VERSION);
+            return finish(EXIT_OK);
+        case ':':
+            return usage_error("option ", argv[optind - 1], " needs an argument");
+        default:
+            if (optopt > 0 && optopt < 256) {
+                char shortopt[3] = { '-', (char)optopt, '\0' };
+                return usage_error("unknown option ", shortopt, NULL);
+            }
+            return usage_error("unknown option ", argv[optind - 1], NULL);
+        }
+    }
+    if (optind >= argc)
+        return usage_error("no command given", NULL, NULL);
+
+    const char *cmd = argv[optind];
+    int nargs = argc - optind - 1;
+    char **args = argv + optind + 1;
+
+    if (strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return finish(EXIT_OK);
+    }
+
+    int takes_name = strcmp(cmd, "start") == 0 || strcmp(cmd, "shutdown") == 0;
+    int known = takes_name || strcmp(cmd, "hostname") == 0 || strcmp(cmd, "list") == 0 ||
+                strcmp(cmd, "status") == 0;
+    if (!known)
+        return usage_error("unknown command '", cmd, "'");
+    if (takes_name && nargs < 1)
+        return usage_error("'", cmd, "' needs a domain NAME");
+    if (nargs > (takes_name ? 1 : 0))
+        return usage_error("too many arguments for '", cmd, "'");
+
+    if (strcmp(cmd, "status") == 0)
+        return finish(cmd_status(&v));
+
+    if (!v.uri || !*v.uri) {
+        const char *env = getenv("VBROKER_DEFAULT_URI");
+        v.uri = env && *env ? env : NULL;
+    }
+    if (!v.uri) {
+        fputs("vbctl: no URI: use -c URI or set VBROKER_DEFAULT_URI\n", stderr);
+        return EXIT_USAGE;
+    }
+
+    int rc;
+    if (strcmp(cmd, "hostname") == 0)
+        rc = cmd_hostname(&v);
+    else if (strcmp(cmd, "list") == 0)
+        rc = cmd_list(&v);
+    else
+        rc = cmd_domain_op(&v, args[0], strcmp(cmd, "start") == 0);
+    free(v.service);
+    return finish(rc);
+}

@@ -1,0 +1,501 @@
+/* The broker chain end to end: app → libvbroker → vbrokerd → vbhostd (real
+ * SASL) → test driver. Only the public API (vbroker.h) on the app side. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "vb_testsupport.h"
+#include "vbroker.h"
+
+#define REALM "LAB.TEST"
+#define START_MS 10000
+
+static char *dir;
+static char hostd_sock[256], hostd_log[256], broker_sock[256], broker_log[256];
+static int hostd_port;
+static pid_t hostd_pid, broker_pid;
+
+static pid_t start_broker(const char *sock, const char *log, const char *extra)
+{
+    char *argv[] = { VB_BUILD_DIR "/vbrokerd", "--socket", (char *)sock, "--log-level", "debug",
+                     extra ? "--prompt-timeout" : NULL, (char *)extra, NULL };
+    pid_t pid = vb_ts_spawn(argv, NULL, log);
+    if (pid <= 0 || vb_ts_wait_unix_socket(sock, START_MS) < 0)
+        return -1;
+    return pid;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    dir = vb_ts_tmpdir("broker");
+    char sasl_dir[300], conf[1500], conf_path[300];
+    snprintf(sasl_dir, sizeof sasl_dir, "%s/sasl", dir);
+    mkdir(sasl_dir, 0700);
+    static const char *const users[] = { "alice:secret", NULL };
+    if (vb_ts_sasl_setup(sasl_dir, "vbhostd", REALM, "scram-sha-256 digest-md5", users, NULL) < 0)
+        return -1;
+    hostd_port = vb_ts_free_tcp_port();
+    snprintf(hostd_sock, sizeof hostd_sock, "%s/hostd.sock", dir);
+    snprintf(hostd_log, sizeof hostd_log, "%s/vbhostd.log", dir);
+    snprintf(conf, sizeof conf,
+             "listen_unix = \"%s\"\nlisten_tcp = \"127.0.0.1:%d\"\nstate_dir = \"%s/state\"\n"
+             "auth_unix = [\"peer\", \"sasl\"]\nauth_tcp = [\"sasl\"]\n"
+             "sasl_conf_dir = \"%s\"\nsasl_realm = \"" REALM "\"\nmax_anonymous_clients = 300\n"
+             "log_level = \"debug\"\n",
+             hostd_sock, hostd_port, dir, sasl_dir);
+    snprintf(conf_path, sizeof conf_path, "%s/vbhostd.conf", dir);
+    vb_ts_write_file(conf_path, conf, 0600);
+    char *argv[] = { VB_BUILD_DIR "/vbhostd", "-f", conf_path, "--foreground", NULL };
+    hostd_pid = vb_ts_spawn(argv, NULL, hostd_log);
+    if (hostd_pid <= 0 || vb_ts_wait_unix_socket(hostd_sock, START_MS) < 0)
+        return -1;
+    snprintf(broker_sock, sizeof broker_sock, "%s/run/sock", dir);
+    snprintf(broker_log, sizeof broker_log, "%s/vbrokerd.log", dir);
+    broker_pid = start_broker(broker_sock, broker_log, "3");
+    if (broker_pid <= 0)
+        return -1;
+    setenv("VBROKER_SOCKET", broker_sock, 1);
+    setenv("VBROKER_NO_AUTOSTART", "1", 1);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    return vb_ts_group_teardown(state);
+}
+
+/* ---- the app's callback: a form filled at once ------------------------------ */
+
+typedef struct form {
+    const char *user, *password;
+    int calls, items, retries;
+    char service[128];
+    int exit_inside;         /* simulate an app that dies mid-prompt */
+    int stall_ms;            /* simulate a person who never answers */
+} form;
+
+static int form_cb(const vb_auth_request *req, vb_credential *creds, unsigned n, void *data)
+{
+    form *f = data;
+    f->calls++;
+    f->items = (int)n;
+    f->retries += req->retry;
+    snprintf(f->service, sizeof f->service, "%s", req->service);
+    if (f->exit_inside)
+        _exit(3);
+    if (f->stall_ms)
+        poll(NULL, 0, f->stall_ms); /* a person who walked away */
+    for (unsigned i = 0; i < n; i++) {
+        const char *v = creds[i].type == VB_CRED_AUTHNAME ? f->user
+                        : creds[i].type == VB_CRED_PASSPHRASE ? f->password : NULL;
+        if (v) {
+            creds[i].result = strdup(v);
+            creds[i].resultlen = (unsigned)strlen(v);
+        }
+    }
+    return 0;
+}
+
+static const int form_types[] = { VB_CRED_AUTHNAME, VB_CRED_PASSPHRASE };
+
+static vb_conn *open_with(const char *uri, form *f, vb_error *err)
+{
+    vb_auth auth = { form_types, 2, f ? form_cb : NULL, f };
+    return vb_open_auth(uri, &auth, 0, err);
+}
+
+static char *hostd_unix_uri(const char *params)
+{
+    static char buf[1200];
+    snprintf(buf, sizeof buf, "test+unix:///default?socket=%s%s%s", hostd_sock,
+             params ? "&" : "", params ? params : "");
+    return buf;
+}
+
+static void check_domains(vb_conn *c)
+{
+    vb_error err;
+    vb_domain *doms;
+    size_t n;
+    char *host;
+    assert_int_equal(vb_get_hostname(c, &host, &err), 0);
+    assert_string_equal(host, "test-host");
+    free(host);
+    assert_int_equal(vb_list_domains(c, &doms, &n, &err), 0);
+    assert_true(n >= 3);
+    int seen = 0;
+    for (size_t i = 0; i < n; i++)
+        seen |= strcmp(doms[i].name, "test") == 0;
+    assert_true(seen);
+    vb_domains_free(doms, n);
+}
+
+/* ---- tests ------------------------------------------------------------------ */
+
+static void test_scram_over_unix_through_broker(void **state)
+{
+    (void)state;
+    form f = { "alice", "secret", 0, 0, 0, "", 0, 0 };
+    vb_error err;
+    vb_conn *c = open_with(hostd_unix_uri("auth=sasl.SCRAM-SHA-256"), &f, &err);
+    if (!c)
+        fail_msg("open: %s", err.message);
+    /* one callback, carrying both items: one form for the person */
+    assert_int_equal(f.calls, 1);
+    assert_int_equal(f.items, 2);
+    assert_non_null(strstr(f.service, "vbhostd"));
+    check_domains(c);
+    assert_int_equal(vb_domain_shutdown(c, "web", &err), 0);
+    assert_int_equal(vb_domain_start(c, "web", &err), 0);
+    assert_int_equal(vb_domain_start(c, "nosuch", &err), -1);
+    assert_int_equal(err.code, VBROKER_ERR_NO_DOMAIN);
+    vb_close(c);
+}
+
+static void test_digest_md5_over_tcp_visible_in_status(void **state)
+{
+    (void)state;
+    form f = { "alice", "secret", 0, 0, 0, "", 0, 0 };
+    char uri[256];
+    vb_error err;
+    snprintf(uri, sizeof uri, "test+tcp://127.0.0.1:%d/default?auth=sasl.DIGEST-MD5", hostd_port);
+    vb_conn *c = open_with(uri, &f, &err);
+    if (!c)
+        fail_msg("open: %s", err.message);
+    check_domains(c);
+    vb_broker_status st;
+    assert_int_equal(vb_broker_get_status(&st, &err), 0);
+    assert_int_equal(st.pid, broker_pid);
+    assert_true(st.clients >= 1);
+    int found = 0;
+    for (size_t i = 0; i < st.nupstreams; i++)
+        if (strcmp(st.upstreams[i].uri, uri) == 0) {
+            found = 1;
+            assert_string_equal(st.upstreams[i].auth_type, "sasl");
+            assert_string_equal(st.upstreams[i].sasl_mech, "DIGEST-MD5");
+            assert_true(st.upstreams[i].ssf >= 56);
+            assert_non_null(st.upstreams[i].server_id);
+        }
+    assert_true(found);
+    vb_broker_status_clear(&st);
+    vb_close(c);
+}
+
+static void test_priority_and_uri_auth(void **state)
+{
+    (void)state;
+    form f = { "alice", "secret", 0, 0, 0, "", 0, 0 };
+    vb_error err;
+    /* the unix listener offers peer and sasl; put peer first: no prompt */
+    const int peer_first[] = { VB_AUTH_PEER, VB_AUTH_SASL };
+    assert_int_equal(vb_set_auth_priority(peer_first, 2), 0);
+    vb_conn *c = open_with(hostd_unix_uri(NULL), &f, &err);
+    if (!c)
+        fail_msg("open: %s", err.message);
+    assert_int_equal(f.calls, 0);
+    vb_close(c);
+    /* the URI's auth= beats the process-wide priority */
+    c = open_with(hostd_unix_uri("auth=sasl"), &f, &err);
+    if (!c)
+        fail_msg("open: %s", err.message);
+    assert_int_equal(f.calls, 1);
+    vb_close(c);
+    /* sasl first: the callback is asked */
+    const int sasl_first[] = { VB_AUTH_SASL, VB_AUTH_PEER };
+    assert_int_equal(vb_set_auth_priority(sasl_first, 2), 0);
+    c = open_with(hostd_unix_uri(NULL), &f, &err);
+    assert_non_null(c);
+    assert_int_equal(f.calls, 2);
+    vb_close(c);
+    const int bogus[] = { 42 };
+    assert_int_equal(vb_set_auth_priority(bogus, 1), -1);
+    assert_int_equal(vb_set_auth_priority(NULL, 0), 0);
+}
+
+static void test_auth_conf_answers_without_prompt(void **state)
+{
+    (void)state;
+    char path[300], params[400];
+    snprintf(path, sizeof path, "%s/auth.conf", dir);
+    vb_ts_write_file(path,
+                     "[credentials-lab]\nauthname=alice\npassword=secret\n\n"
+                     "[auth-vbhostd-default]\ncredentials=lab\n",
+                     0600);
+    snprintf(params, sizeof params, "auth=sasl.SCRAM-SHA-256&authfile=%s", path);
+    form f = { "nobody", "wrong", 0, 0, 0, "", 0, 0 };
+    vb_error err;
+    vb_conn *c = open_with(hostd_unix_uri(params), &f, &err);
+    if (!c)
+        fail_msg("open: %s", err.message);
+    assert_int_equal(f.calls, 0); /* the file answered everything */
+    check_domains(c);
+    vb_close(c);
+    /* a wrong password in the file: the person is asked, with the retry flag */
+    vb_ts_write_file(path,
+                     "[credentials-lab]\nauthname=alice\npassword=stale\n\n"
+                     "[auth-vbhostd-default]\ncredentials=lab\n",
+                     0600);
+    form g = { "alice", "secret", 0, 0, 0, "", 0, 0 };
+    c = open_with(hostd_unix_uri(params), &g, &err);
+    if (!c)
+        fail_msg("open: %s", err.message);
+    assert_int_equal(g.calls, 1);
+    assert_int_equal(g.retries, 1);
+    vb_close(c);
+}
+
+static void test_no_callback_means_cred_required(void **state)
+{
+    (void)state;
+    vb_error err;
+    vb_conn *c = open_with(hostd_unix_uri("auth=sasl"), NULL, &err);
+    assert_null(c);
+    assert_int_equal(err.code, VBROKER_ERR_CRED_REQUIRED);
+    assert_non_null(strstr(err.message, "credentials required for"));
+    assert_non_null(strstr(err.message, "auth.conf"));
+}
+
+static void test_second_uid_refused(void **state)
+{
+    (void)state;
+    /* open the door wider than the broker would, so only the uid check stands */
+    char run[300];
+    snprintf(run, sizeof run, "%s/run", dir);
+    chmod(dir, 0755);
+    chmod(run, 0755);
+    chmod(broker_sock, 0666);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (setgid(65534) < 0 || setuid(65534) < 0)
+            _exit(10);
+        vb_error err;
+        vb_conn *c = open_with("test:///default", NULL, &err);
+        if (c)
+            _exit(11);
+        _exit(strstr(err.message, "belongs to uid") ? 0 : 12);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    chmod(broker_sock, 0600);
+    chmod(run, 0700);
+    chmod(dir, 0700);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    /* and the broker still serves its own user */
+    vb_error err;
+    vb_conn *c = open_with("test:///default", NULL, &err);
+    assert_non_null(c);
+    vb_close(c);
+}
+
+static void test_disconnect_mid_prompt_leaves_broker_healthy(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        form f = { "alice", "secret", 0, 0, 0, "", 1, 0 };
+        vb_error err;
+        open_with(hostd_unix_uri("auth=sasl"), &f, &err);
+        _exit(9); /* not reached: the callback exits */
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_int_equal(WEXITSTATUS(status), 3);
+    assert_int_equal(kill(broker_pid, 0), 0);
+    form f = { "alice", "secret", 0, 0, 0, "", 0, 0 };
+    vb_error err;
+    vb_conn *c = open_with(hostd_unix_uri("auth=sasl"), &f, &err);
+    if (!c)
+        fail_msg("open after a client died mid-prompt: %s", err.message);
+    check_domains(c);
+    vb_close(c);
+}
+
+static void test_prompt_timeout(void **state)
+{
+    (void)state;
+    /* the broker was started with --prompt-timeout 3 */
+    form f = { "alice", "secret", 0, 0, 0, "", 0, 4500 };
+    vb_error err;
+    vb_conn *c = open_with(hostd_unix_uri("auth=sasl"), &f, &err);
+    assert_null(c);
+    assert_int_equal(err.code, VBROKER_ERR_TIMEOUT);
+    assert_non_null(strstr(err.message, "within 3 s"));
+    /* the late answer is ignored and the broker carries on */
+    c = open_with("test:///default", NULL, &err);
+    assert_non_null(c);
+    vb_close(c);
+}
+
+typedef struct job {
+    int ok;
+    vb_error err;
+} job;
+
+static void *many_clients_one(void *arg)
+{
+    job *j = arg;
+    vb_conn *c = open_with("test:///default", NULL, &j->err);
+    if (!c)
+        return NULL;
+    vb_domain *doms;
+    size_t n;
+    j->ok = vb_list_domains(c, &doms, &n, &j->err) == 0 && n >= 3;
+    if (j->ok)
+        vb_domains_free(doms, n);
+    vb_close(c);
+    return NULL;
+}
+
+static void test_200_concurrent_clients(void **state)
+{
+    (void)state;
+    enum { N = 200 };
+    pthread_t t[N];
+    static job jobs[N];
+    memset(jobs, 0, sizeof jobs);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, many_clients_one, &jobs[i]), 0);
+    int ok = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        if (!jobs[i].ok)
+            print_message("client %d: %s\n", i, jobs[i].err.message);
+        ok += jobs[i].ok;
+    }
+    assert_int_equal(ok, N);
+}
+
+/* ---- autostart ------------------------------------------------------------- */
+
+static int count_brokers_on(const char *sock)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    int count = 0;
+    while (d && (e = readdir(d))) {
+        char path[300], cmd[1024];
+        snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t n = fread(cmd, 1, sizeof cmd - 1, f);
+        fclose(f);
+        cmd[n] = '\0';
+        for (size_t i = 0; i + 1 < n; i++)
+            if (cmd[i] == '\0')
+                cmd[i] = ' ';
+        if (strstr(cmd, "vbrokerd") && strstr(cmd, sock))
+            count++;
+    }
+    if (d)
+        closedir(d);
+    return count;
+}
+
+static pid_t broker_pid_on(const char *sock)
+{
+    char old[300];
+    snprintf(old, sizeof old, "%s", getenv("VBROKER_SOCKET"));
+    setenv("VBROKER_SOCKET", sock, 1);
+    vb_broker_status st;
+    vb_error err;
+    pid_t pid = vb_broker_get_status(&st, &err) == 0 ? (pid_t)st.pid : -1;
+    if (pid > 0)
+        vb_broker_status_clear(&st);
+    setenv("VBROKER_SOCKET", old, 1);
+    return pid;
+}
+
+static void test_two_clients_race_to_autostart_one_broker(void **state)
+{
+    (void)state;
+    char sock[300];
+    snprintf(sock, sizeof sock, "%s/auto/sock", dir);
+    pid_t kids[2];
+    for (int i = 0; i < 2; i++) {
+        kids[i] = fork();
+        assert_true(kids[i] >= 0);
+        if (kids[i] == 0) {
+            setenv("VBROKER_SOCKET", sock, 1);
+            setenv("VBROKERD", VB_BUILD_DIR "/vbrokerd", 1);
+            unsetenv("VBROKER_NO_AUTOSTART");
+            vb_error err;
+            vb_conn *c = open_with("test:///default", NULL, &err);
+            _exit(c ? 0 : 1);
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        int status;
+        assert_int_equal(waitpid(kids[i], &status, 0), kids[i]);
+        assert_int_equal(WEXITSTATUS(status), 0);
+    }
+    assert_int_equal(count_brokers_on(sock), 1);
+    pid_t pid = broker_pid_on(sock);
+    assert_true(pid > 0);
+    kill(pid, SIGTERM);
+    int gone = 0;
+    for (int i = 0; i < 1000 && !gone; i++) {
+        gone = kill(pid, 0) < 0;
+        if (!gone)
+            poll(NULL, 0, 5);
+    }
+    assert_true(gone);
+    /* with autostart off, a missing broker is a clear error */
+    vb_error err;
+    setenv("VBROKER_SOCKET", sock, 1);
+    assert_null(open_with("test:///default", NULL, &err));
+    setenv("VBROKER_SOCKET", broker_sock, 1);
+    assert_int_equal(err.code, VBROKER_ERR_NO_CONNECT);
+    assert_non_null(strstr(err.message, "VBROKER_NO_AUTOSTART"));
+}
+
+static void test_broker_refuses_to_start_over_live_broker(void **state)
+{
+    (void)state;
+    char log[300];
+    snprintf(log, sizeof log, "%s/second-broker.log", dir);
+    char *argv[] = { VB_BUILD_DIR "/vbrokerd", "--socket", broker_sock, NULL };
+    char *out = NULL;
+    int rc = vb_ts_run(argv, NULL, NULL, &out, 10000);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(out, "in use by a running server"));
+    free(out);
+    assert_int_equal(kill(broker_pid, 0), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_scram_over_unix_through_broker),
+        cmocka_unit_test(test_digest_md5_over_tcp_visible_in_status),
+        cmocka_unit_test(test_priority_and_uri_auth),
+        cmocka_unit_test(test_auth_conf_answers_without_prompt),
+        cmocka_unit_test(test_no_callback_means_cred_required),
+        cmocka_unit_test(test_second_uid_refused),
+        cmocka_unit_test(test_disconnect_mid_prompt_leaves_broker_healthy),
+        cmocka_unit_test(test_prompt_timeout),
+        cmocka_unit_test(test_200_concurrent_clients),
+        cmocka_unit_test(test_two_clients_race_to_autostart_one_broker),
+        cmocka_unit_test(test_broker_refuses_to_start_over_live_broker),
+    };
+    return cmocka_run_group_tests_name("broker", tests, group_setup, group_teardown);
+}

@@ -1,0 +1,649 @@
+/* libvbroker: talk to the user's broker. Connect (or autostart), forward
+ * calls, answer the broker's credential requests with the app's callback.
+ * Nothing else: no drivers, no SASL, no SSH. */
+#include "vb_error.h"
+#include "vb_msg.h"
+#include "vbroker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef VB_BINDIR
+#define VB_BINDIR "/usr/local/bin"
+#endif
+
+#define AUTOSTART_WAIT_MS 10000
+#define REPLY_TIMEOUT_MS  (10 * 60 * 1000) /* the broker bounds prompts at 120 s */
+#define READ_CHUNK 16384
+
+_Static_assert((int)VBROKER_ERR_CRED_REQUIRED == (int)VB_ERR_CRED_REQUIRED, "public codes match the wire");
+_Static_assert((int)VBROKER_ERR_NO_CONNECT == (int)VB_ERR_NO_CONNECT, "public codes match the wire");
+_Static_assert((int)VBROKER_ERR_NO_DRIVER == (int)VB_ERR_NO_DRIVER, "public codes match the wire");
+
+struct vb_conn {
+    int fd;
+    uint32_t serial;
+    vb_frame_reader reader;
+    uint8_t pending[READ_CHUNK];   /* bytes read but not yet framed */
+    size_t pending_len, pending_off;
+    vb_auth auth;
+};
+
+/* ---- process-wide auth priority ------------------------------------------ */
+
+static const char *const auth_names[] = { "none", "sasl", "peer", "token" };
+static int priority[8];
+static size_t npriority;
+
+int vb_set_auth_priority(const int *types, size_t n)
+{
+    if (n > sizeof priority / sizeof priority[0])
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (types[i] < VB_AUTH_NONE || types[i] > VB_AUTH_TOKEN)
+            return -1;
+    memcpy(priority, types, n * sizeof *types);
+    npriority = n;
+    return 0;
+}
+
+/* ---- the broker's socket --------------------------------------------------- */
+
+static char socket_path[108];
+
+const char *vb_broker_socket_path(void)
+{
+    const char *env = getenv("VBROKER_SOCKET");
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    if (env && *env)
+        snprintf(socket_path, sizeof socket_path, "%s", env);
+    else if (xdg && *xdg)
+        snprintf(socket_path, sizeof socket_path, "%s/vbroker/sock", xdg);
+    else
+        snprintf(socket_path, sizeof socket_path, "/tmp/vbroker-%u/sock", (unsigned)getuid());
+    return socket_path;
+}
+
+static int connect_socket(const char *path)
+{
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof sun.sun_path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    strcpy(sun.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+static void dir_of(const char *path, char *dir, size_t len)
+{
+    snprintf(dir, len, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir)
+        *slash = '\0';
+}
+
+static const char *broker_binary(void)
+{
+    const char *env = getenv("VBROKERD");
+    return env && *env ? env : VB_BINDIR "/vbrokerd";
+}
+
+/* Start vbrokerd detached (double fork: it is nobody's child here). */
+static int spawn_broker(const char *path, vb_error *err)
+{
+    const char *bin = broker_binary();
+    pid_t pid = fork();
+    if (pid < 0)
+        return vb_error_set_errno(err, errno, VB_DOM_CLIENT, "cannot start the broker");
+    if (pid == 0) {
+        setsid();
+        if (fork() != 0)
+            _exit(0);
+        int null = open("/dev/null", O_RDWR);
+        if (null >= 0) {
+            dup2(null, STDIN_FILENO);
+            dup2(null, STDOUT_FILENO);
+            dup2(null, STDERR_FILENO);
+        }
+        execl(bin, "vbrokerd", "--socket", path, (char *)NULL);
+        _exit(127);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    return 0;
+}
+
+static void pause_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+/* Wait for the broker we spawned to accept connections. */
+static int wait_for_broker(const char *path)
+{
+    for (int waited = 0; waited < AUTOSTART_WAIT_MS; waited += 5) {
+        int fd = connect_socket(path);
+        if (fd >= 0)
+            return fd;
+        pause_ms(5);
+    }
+    return -1;
+}
+
+/* connect → lock → connect again → spawn → wait (as gpg-agent does), so two
+ * clients racing to autostart get one broker. */
+static int autostart(const char *path, vb_error *err)
+{
+    char dir[128], lock[160];
+    dir_of(path, dir, sizeof dir);
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+        return vb_error_set_errno(err, errno, VB_DOM_CLIENT, "cannot create %s", dir);
+    snprintf(lock, sizeof lock, "%s/autostart.lock", dir);
+    int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lfd < 0)
+        return vb_error_set_errno(err, errno, VB_DOM_CLIENT, "cannot open %s", lock);
+    flock(lfd, LOCK_EX);
+    int fd = connect_socket(path);
+    if (fd < 0 && spawn_broker(path, err) == 0)
+        fd = wait_for_broker(path);
+    flock(lfd, LOCK_UN);
+    close(lfd);
+    if (fd < 0)
+        vb_error_set(err, VB_ERR_NO_CONNECT, VB_DOM_CLIENT,
+                     "cannot start the broker (%s --socket %s): it did not answer within %d s; "
+                     "set VBROKERD to its path or start it by hand",
+                     broker_binary(), path, AUTOSTART_WAIT_MS / 1000);
+    return fd;
+}
+
+static int connect_broker(int allow_autostart, vb_error *err)
+{
+    const char *path = vb_broker_socket_path();
+    int fd = connect_socket(path);
+    if (fd >= 0)
+        return fd;
+    const char *no = getenv("VBROKER_NO_AUTOSTART");
+    if (!allow_autostart || (no && strcmp(no, "1") == 0))
+        return vb_error_set(err, VB_ERR_NO_CONNECT, VB_DOM_CLIENT,
+                            "cannot reach the broker at %s: %s%s", path, strerror(errno),
+                            allow_autostart ? " (autostart is off: VBROKER_NO_AUTOSTART=1)" : "");
+    return autostart(path, err);
+}
+
+/* ---- frames ------------------------------------------------------------------ */
+
+static int send_frame(vb_conn *c, uint8_t *frame, size_t len, vb_error *err)
+{
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = send(c->fd, frame + off, len - off, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            vb_frame_free(frame, len);
+            return vb_error_set(err, VB_ERR_PEER_CLOSED, VB_DOM_CLIENT,
+                                "lost the connection to the broker: %s", strerror(errno));
+        }
+        off += (size_t)n;
+    }
+    vb_frame_free(frame, len);
+    return 0;
+}
+
+static int read_more(vb_conn *c, vb_error *err)
+{
+    struct pollfd p = { .fd = c->fd, .events = POLLIN };
+    int rc;
+    do {
+        rc = poll(&p, 1, REPLY_TIMEOUT_MS);
+    } while (rc < 0 && errno == EINTR);
+    if (rc == 0)
+        return vb_error_set(err, VB_ERR_TIMEOUT, VB_DOM_CLIENT, "the broker did not answer");
+    ssize_t n = recv(c->fd, c->pending, sizeof c->pending, 0);
+    if (n <= 0)
+        return vb_error_set(err, VB_ERR_PEER_CLOSED, VB_DOM_CLIENT,
+                            "the broker closed the connection (is vbrokerd still running?)");
+    c->pending_len = (size_t)n;
+    c->pending_off = 0;
+    return 0;
+}
+
+static int read_msg(vb_conn *c, vb_msg *msg, vb_error *err)
+{
+    for (;;) {
+        if (c->pending_off == c->pending_len && read_more(c, err) < 0)
+            return -1;
+        size_t used;
+        int st = vb_frame_reader_feed(&c->reader, c->pending + c->pending_off,
+                                      c->pending_len - c->pending_off, &used, err);
+        c->pending_off += used;
+        if (st == VB_FRAME_ERROR)
+            return -1;
+        if (st == VB_FRAME_READY) {
+            size_t len;
+            uint8_t *payload = vb_frame_reader_take(&c->reader, &len);
+            if (vb_msg_decode(msg, payload, len, err) == 0)
+                return 0;
+            vb_msg_clear(msg);
+            return -1;
+        }
+    }
+}
+
+/* ---- credential requests from the broker -------------------------------------- */
+
+typedef struct cred_req {
+    char *service;
+    char *hops[8];
+    size_t nhops;
+    int retry;
+    vb_credential items[16];
+    char *strings[16][3];
+    size_t nitems;
+} cred_req;
+
+static void cred_req_clear(cred_req *r)
+{
+    free(r->service);
+    for (size_t i = 0; i < r->nhops; i++)
+        free(r->hops[i]);
+    for (size_t i = 0; i < r->nitems; i++) {
+        for (int k = 0; k < 3; k++)
+            free(r->strings[i][k]);
+        if (r->items[i].result) {
+            explicit_bzero(r->items[i].result, r->items[i].resultlen);
+            free(r->items[i].result);
+        }
+    }
+    memset(r, 0, sizeof *r);
+}
+
+static int parse_item(vb_rd *items, cred_req *r, vb_error *err)
+{
+    vb_rd f;
+    uint32_t type;
+    size_t i = r->nitems;
+    if (i >= 16)
+        return vb_error_set(err, VB_ERR_PROTOCOL, VB_DOM_CLIENT, "too many credential items");
+    if (vb_rd_array(items, &f, err) < 0 || vb_rd_u32(&f, &type, err) < 0)
+        return -1;
+    r->nitems++;
+    for (int k = 0; k < 3; k++)
+        if (vb_rd_strdup(&f, 4096, &r->strings[i][k], err) < 0)
+            return -1;
+    r->items[i].type = (int)type;
+    r->items[i].prompt = r->strings[i][0] ? r->strings[i][0] : "";
+    r->items[i].challenge = r->strings[i][1];
+    r->items[i].defresult = r->strings[i][2];
+    return 0;
+}
+
+static int parse_cred_request(const vb_msg *msg, cred_req *r, vb_error *err)
+{
+    vb_rd rd, hops, items;
+    int retry;
+    if (vb_rd_init(&rd, msg->body, err) < 0 || vb_rd_strdup(&rd, 4096, &r->service, err) < 0 ||
+        vb_rd_array(&rd, &hops, err) < 0)
+        return -1;
+    while (vb_rd_has_more(&hops) && r->nhops < 8)
+        if (vb_rd_strdup(&hops, 4096, &r->hops[r->nhops++], err) < 0)
+            return -1;
+    if (vb_rd_bool(&rd, &retry, err) < 0 || vb_rd_array(&rd, &items, err) < 0)
+        return -1;
+    r->retry = retry;
+    while (vb_rd_has_more(&items))
+        if (parse_item(&items, r, err) < 0)
+            return -1;
+    return 0;
+}
+
+static void reply_creds(vb_conn *c, const vb_msg_header *req_hdr, const cred_req *r)
+{
+    vb_msg_header hdr = *req_hdr;
+    hdr.type = VB_MSG_CALLBACK_REPLY;
+    vb_enc enc;
+    uint8_t *frame;
+    size_t len;
+    vb_enc_begin(&enc, &hdr);
+    vb_enc_array(&enc, 1);
+    vb_enc_array(&enc, (uint32_t)r->nitems);
+    for (size_t i = 0; i < r->nitems; i++) {
+        const vb_credential *it = &r->items[i];
+        if (it->result)
+            vb_enc_bin(&enc, it->result, it->resultlen);
+        else
+            vb_enc_nil(&enc);
+    }
+    if (vb_enc_finish(&enc, VB_FRAME_MAX_POSTAUTH, &frame, &len, NULL) == 0)
+        send_frame(c, frame, len, NULL);
+}
+
+static void reply_error(vb_conn *c, const vb_msg_header *req_hdr, int code, const char *text)
+{
+    vb_error e;
+    uint8_t *frame;
+    size_t len;
+    vb_error_set(&e, code, VB_DOM_CLIENT, "%s", text);
+    if (vb_enc_error_reply(req_hdr, VB_MSG_CALLBACK_REPLY, &e, &frame, &len, NULL) == 0)
+        send_frame(c, frame, len, NULL);
+}
+
+/* The broker needs credentials: ask the app once, with every item. */
+static void answer_callback(vb_conn *c, const vb_msg *msg)
+{
+    if (msg->hdr.procedure != VB_BROKER_PROC_CRED_REQUEST) {
+        reply_error(c, &msg->hdr, VB_ERR_NO_SUPPORT, "unknown callback");
+        return;
+    }
+    cred_req r;
+    vb_error err;
+    memset(&r, 0, sizeof r);
+    if (parse_cred_request(msg, &r, &err) < 0) {
+        reply_error(c, &msg->hdr, VB_ERR_PROTOCOL, err.message);
+    } else if (!c->auth.cb) {
+        reply_error(c, &msg->hdr, VB_ERR_CRED_REQUIRED, "this application cannot answer prompts");
+    } else {
+        vb_auth_request req = { r.service, (const char *const *)r.hops, r.nhops, r.retry };
+        if (c->auth.cb(&req, r.items, (unsigned)r.nitems, c->auth.cbdata) < 0)
+            reply_error(c, &msg->hdr, VB_ERR_AUTH_CANCELLED, "cancelled by the user");
+        else
+            reply_creds(c, &msg->hdr, &r);
+    }
+    cred_req_clear(&r);
+}
+
+/* ---- calls -------------------------------------------------------------------- */
+
+typedef void (*args_fn)(vb_enc *enc, const void *arg);
+
+static int call(vb_conn *c, uint32_t proc, args_fn fn, const void *arg, vb_msg *reply, vb_error *err)
+{
+    vb_msg_header hdr = { VB_PROG_BROKER, VB_PROG_BROKER_VERSION, VB_MSG_CALL, ++c->serial, proc,
+                          VB_STATUS_OK, 0 };
+    vb_enc enc;
+    uint8_t *frame;
+    size_t len;
+    vb_enc_begin(&enc, &hdr);
+    if (fn)
+        fn(&enc, arg);
+    else
+        vb_enc_array(&enc, 0);
+    if (vb_enc_finish(&enc, VB_FRAME_MAX_PREAUTH, &frame, &len, err) < 0 ||
+        send_frame(c, frame, len, err) < 0)
+        return -1;
+    for (;;) {
+        if (read_msg(c, reply, err) < 0)
+            return -1;
+        if (reply->hdr.type == VB_MSG_REPLY && reply->hdr.serial == hdr.serial)
+            break;
+        if (reply->hdr.type == VB_MSG_REPLY && reply->hdr.serial == 0 &&
+            reply->hdr.status == VB_STATUS_ERROR)
+            break; /* the broker refused the connection itself (wrong uid) */
+        if (reply->hdr.type == VB_MSG_CALLBACK)
+            answer_callback(c, reply);
+        vb_msg_clear(reply);
+    }
+    if (reply->hdr.status == VB_STATUS_ERROR) {
+        vb_error server_err;
+        if (vb_msg_error_body(reply, &server_err, err) == 0)
+            vb_error_copy(err, &server_err);
+        vb_msg_clear(reply);
+        return -1;
+    }
+    return 0;
+}
+
+static int call_noreply(vb_conn *c, uint32_t proc, args_fn fn, const void *arg, vb_error *err)
+{
+    vb_msg reply;
+    if (call(c, proc, fn, arg, &reply, err) < 0)
+        return -1;
+    vb_msg_clear(&reply);
+    return 0;
+}
+
+static vb_conn *conn_new(int allow_autostart, vb_error *err)
+{
+    int fd = connect_broker(allow_autostart, err);
+    if (fd < 0)
+        return NULL;
+    vb_conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_CLIENT, "out of memory");
+        return NULL;
+    }
+    c->fd = fd;
+    vb_frame_reader_init(&c->reader, VB_FRAME_MAX_POSTAUTH);
+    return c;
+}
+
+static void conn_free(vb_conn *c)
+{
+    close(c->fd);
+    vb_frame_reader_clear(&c->reader);
+    explicit_bzero(c->pending, sizeof c->pending);
+    free(c);
+}
+
+typedef struct open_args {
+    const char *uri;
+    unsigned flags;
+    const vb_auth *auth;
+} open_args;
+
+static void pack_open(vb_enc *enc, const void *arg)
+{
+    const open_args *a = arg;
+    unsigned ntypes = a->auth && a->auth->cb ? a->auth->ncredtypes : 0;
+    vb_enc_array(enc, 5);
+    vb_enc_str(enc, a->uri);
+    vb_enc_u64(enc, a->flags);
+    vb_enc_array(enc, ntypes);
+    for (unsigned i = 0; i < ntypes; i++)
+        vb_enc_u64(enc, (uint64_t)a->auth->credtypes[i]);
+    vb_enc_array(enc, (uint32_t)npriority);
+    for (size_t i = 0; i < npriority; i++)
+        vb_enc_str(enc, auth_names[priority[i]]);
+    vb_enc_bool(enc, a->auth && a->auth->cb);
+}
+
+vb_conn *vb_open_auth(const char *uri, const vb_auth *auth, unsigned int flags, vb_error *err)
+{
+    if (!uri || !*uri) {
+        vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_CLIENT, "no URI given");
+        return NULL;
+    }
+    vb_conn *c = conn_new(1, err);
+    if (!c)
+        return NULL;
+    if (auth)
+        c->auth = *auth;
+    open_args a = { uri, flags, auth };
+    if (call_noreply(c, VB_BROKER_PROC_OPEN, pack_open, &a, err) < 0) {
+        conn_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+int vb_close(vb_conn *conn)
+{
+    if (!conn)
+        return 0;
+    int rc = call_noreply(conn, VB_BROKER_PROC_CLOSE, NULL, NULL, NULL);
+    conn_free(conn);
+    return rc;
+}
+
+static void pack_name(vb_enc *enc, const void *arg)
+{
+    vb_enc_array(enc, 1);
+    vb_enc_str(enc, arg);
+}
+
+int vb_domain_start(vb_conn *conn, const char *name, vb_error *err)
+{
+    return call_noreply(conn, VB_BROKER_PROC_DOMAIN_START, pack_name, name, err);
+}
+
+int vb_domain_shutdown(vb_conn *conn, const char *name, vb_error *err)
+{
+    return call_noreply(conn, VB_BROKER_PROC_DOMAIN_SHUTDOWN, pack_name, name, err);
+}
+
+int vb_get_hostname(vb_conn *conn, char **hostname, vb_error *err)
+{
+    vb_msg reply;
+    vb_rd rd;
+    if (call(conn, VB_BROKER_PROC_GET_HOSTNAME, NULL, NULL, &reply, err) < 0)
+        return -1;
+    int rc = vb_rd_init(&rd, reply.body, err) < 0 || vb_rd_strdup(&rd, 1024, hostname, err) < 0
+                 ? -1
+                 : 0;
+    vb_msg_clear(&reply);
+    return rc;
+}
+
+static int read_domain(vb_rd *list, vb_domain *d, vb_error *err)
+{
+    vb_rd f;
+    int64_t id;
+    uint32_t state, vcpus;
+    uint64_t mem;
+    if (vb_rd_array(list, &f, err) < 0 || vb_rd_i64(&f, &id, err) < 0 ||
+        vb_rd_strdup(&f, 1024, &d->name, err) < 0 || vb_rd_strdup(&f, 64, &d->uuid, err) < 0 ||
+        vb_rd_u32(&f, &state, err) < 0 || vb_rd_u64(&f, &mem, err) < 0 ||
+        vb_rd_u32(&f, &vcpus, err) < 0)
+        return -1;
+    d->id = (int32_t)id;
+    d->state = state;
+    d->memory_kib = mem;
+    d->vcpus = vcpus;
+    return 0;
+}
+
+void vb_domains_free(vb_domain *domains, size_t n)
+{
+    for (size_t i = 0; domains && i < n; i++) {
+        free(domains[i].name);
+        free(domains[i].uuid);
+    }
+    free(domains);
+}
+
+int vb_list_domains(vb_conn *conn, vb_domain **domains, size_t *n, vb_error *err)
+{
+    vb_msg reply;
+    vb_rd rd, list;
+    *domains = NULL;
+    *n = 0;
+    if (call(conn, VB_BROKER_PROC_LIST_DOMAINS, NULL, NULL, &reply, err) < 0)
+        return -1;
+    int rc = vb_rd_init(&rd, reply.body, err) < 0 || vb_rd_array(&rd, &list, err) < 0 ? -1 : 0;
+    if (rc == 0 && list.count && !(*domains = calloc(list.count, sizeof **domains)))
+        rc = vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_CLIENT, "out of memory");
+    while (rc == 0 && vb_rd_has_more(&list)) {
+        rc = read_domain(&list, &(*domains)[*n], err);
+        (*n)++;
+    }
+    if (rc < 0) {
+        vb_domains_free(*domains, *n);
+        *domains = NULL;
+        *n = 0;
+    }
+    vb_msg_clear(&reply);
+    return rc;
+}
+
+const char *vb_domain_state_string(unsigned int state)
+{
+    static const char *const names[] = { "no state", "running",  "blocked", "paused",
+                                         "in shutdown", "shut off", "crashed", "pmsuspended" };
+    return state < sizeof names / sizeof names[0] ? names[state] : "unknown";
+}
+
+/* ---- broker status --------------------------------------------------------------- */
+
+static int read_upstream(vb_rd *list, vb_upstream_info *u, vb_error *err)
+{
+    vb_rd f;
+    uint32_t ssf;
+    if (vb_rd_array(list, &f, err) < 0 || vb_rd_strdup(&f, 4096, &u->uri, err) < 0 ||
+        vb_rd_strdup(&f, 64, &u->auth_type, err) < 0 ||
+        vb_rd_strdup(&f, 64, &u->sasl_mech, err) < 0 || vb_rd_u32(&f, &ssf, err) < 0 ||
+        vb_rd_strdup(&f, 128, &u->server_id, err) < 0)
+        return -1;
+    u->ssf = ssf;
+    return 0;
+}
+
+void vb_broker_status_clear(vb_broker_status *status)
+{
+    for (size_t i = 0; status->upstreams && i < status->nupstreams; i++) {
+        vb_upstream_info *u = &status->upstreams[i];
+        free(u->uri);
+        free(u->auth_type);
+        free(u->sasl_mech);
+        free(u->server_id);
+    }
+    free(status->upstreams);
+    memset(status, 0, sizeof *status);
+}
+
+int vb_broker_get_status(vb_broker_status *status, vb_error *err)
+{
+    memset(status, 0, sizeof *status);
+    vb_conn *c = conn_new(0, err);
+    if (!c)
+        return -1;
+    vb_msg reply;
+    vb_rd rd, list;
+    int64_t pid;
+    uint64_t uptime;
+    uint32_t clients;
+    int rc = call(c, VB_BROKER_PROC_STATUS, NULL, NULL, &reply, err);
+    if (rc == 0) {
+        rc = vb_rd_init(&rd, reply.body, err) < 0 || vb_rd_i64(&rd, &pid, err) < 0 ||
+                     vb_rd_u64(&rd, &uptime, err) < 0 || vb_rd_u32(&rd, &clients, err) < 0 ||
+                     vb_rd_array(&rd, &list, err) < 0
+                 ? -1
+                 : 0;
+        if (rc == 0 && list.count && !(status->upstreams = calloc(list.count, sizeof *status->upstreams)))
+            rc = vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_CLIENT, "out of memory");
+        while (rc == 0 && vb_rd_has_more(&list))
+            rc = read_upstream(&list, &status->upstreams[status->nupstreams++], err);
+        if (rc == 0) {
+            status->pid = pid;
+            status->uptime_s = uptime;
+            status->clients = clients;
+        }
+        vb_msg_clear(&reply);
+    }
+    conn_free(c);
+    if (rc < 0)
+        vb_broker_status_clear(status);
+    return rc;
+}

@@ -1,0 +1,204 @@
+/*
+ * vbroker.h — libvbroker, the thin client library of vbroker.
+ *
+ * An application links this library to reach virtualization hosts through
+ * the user's broker (vbrokerd): it forwards a URI to the broker over a unix
+ * socket, and answers the broker's credential requests through ONE callback
+ * that receives every item a login needs at once (so a GUI can draw a single
+ * form). The library holds no driver, SASL or SSH code; the broker does the
+ * logins and caches what it may, so the person logs in once per session.
+ *
+ *   vb_conn *c = vb_open_auth("test+tcp://host/default", vb_auth_default, 0, &err);
+ *   vb_list_domains(c, &doms, &n, &err);
+ *   vb_close(c);
+ *
+ * Every function reports failure as -1 (or NULL) and fills a vb_error when
+ * one is given: code, domain and a message that says what to do next. The
+ * library never prints (except the default terminal callback, which prompts
+ * on the terminal because that is its job) and never exits.
+ *
+ * Thread safety: a vb_conn is used by one thread at a time; different
+ * connections may be used from different threads. vb_set_auth_priority is
+ * process-wide: call it before opening connections.
+ */
+#ifndef VBROKER_H
+#define VBROKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VBROKER_VERSION "0.1.0"
+
+/* ---- errors --------------------------------------------------------------
+ * The same layout as the project's internal error value; codes and domains
+ * are the numbers documented in docs/protocol.md. */
+#ifndef VB_ERROR_H
+#define VB_ERROR_MESSAGE_MAX 512
+typedef struct vb_error {
+    int code;
+    int domain;
+    char message[VB_ERROR_MESSAGE_MAX];
+} vb_error;
+#endif
+
+enum vbroker_error_code {
+    VBROKER_ERR_OK = 0,
+    VBROKER_ERR_INTERNAL = 1,
+    VBROKER_ERR_NO_MEMORY = 2,
+    VBROKER_ERR_SYSTEM = 3,
+    VBROKER_ERR_PROTOCOL = 4,
+    VBROKER_ERR_NO_SUPPORT = 6,
+    VBROKER_ERR_AUTH_REQUIRED = 7,
+    VBROKER_ERR_AUTH_FAILED = 8,
+    VBROKER_ERR_AUTH_CANCELLED = 9,
+    VBROKER_ERR_AUTH_UNAVAILABLE = 10,
+    VBROKER_ERR_CRED_REQUIRED = 11,   /* credentials needed, nothing could ask */
+    VBROKER_ERR_INVALID_ARG = 12,
+    VBROKER_ERR_NO_CONNECT = 13,      /* host or broker unreachable */
+    VBROKER_ERR_NOT_OPEN = 14,
+    VBROKER_ERR_NO_DOMAIN = 15,
+    VBROKER_ERR_OPERATION_INVALID = 16,
+    VBROKER_ERR_READ_ONLY = 17,
+    VBROKER_ERR_TIMEOUT = 18,
+    VBROKER_ERR_PEER_CLOSED = 22,
+    VBROKER_ERR_NO_DRIVER = 23,
+};
+
+/* ---- credentials (libvirt's VIR_CRED_* numbering) ------------------------ */
+enum vb_cred_type_public {
+    VB_CRED_USERNAME = 1,      /* identity to act as (SASL authorization id) */
+    VB_CRED_AUTHNAME = 2,      /* identity to authenticate as */
+    VB_CRED_LANGUAGE = 3,
+    VB_CRED_CNONCE = 4,
+    VB_CRED_PASSPHRASE = 5,    /* a secret: never echo it */
+    VB_CRED_ECHOPROMPT = 6,    /* a question whose answer may be shown */
+    VB_CRED_NOECHOPROMPT = 7,  /* a question whose answer must not be shown */
+    VB_CRED_REALM = 8,
+    VB_CRED_EXTERNAL = 9,
+};
+
+/* One item of a request. The callback sets result (malloc'd; the library
+ * wipes and frees it) and resultlen, or leaves result NULL to use defresult. */
+typedef struct vb_credential {
+    int type;                 /* enum vb_cred_type_public */
+    const char *prompt;       /* for a person, e.g. "Password for alice" */
+    const char *challenge;    /* extra detail, may be NULL */
+    const char *defresult;    /* default answer, may be NULL */
+    char *result;
+    unsigned int resultlen;
+} vb_credential;
+
+/* What is asking, and why. */
+typedef struct vb_auth_request {
+    const char *service;      /* e.g. "vbhostd on host1" */
+    const char *const *hops;  /* the chain that relays the request, outermost first */
+    size_t nhops;
+    int retry;                /* the previous answer to this service failed */
+} vb_auth_request;
+
+/* Fill every item (one call per request) and return 0; return -1 to cancel
+ * the login. Called on the thread that called vb_open_auth. */
+typedef int (*vb_auth_callback)(const vb_auth_request *req, vb_credential *creds,
+                                unsigned int ncreds, void *cbdata);
+
+typedef struct vb_auth {
+    const int *credtypes;     /* the types cb can answer; others disable mechanisms needing them */
+    unsigned int ncredtypes;
+    vb_auth_callback cb;      /* NULL: never prompt (scripts); logins that need input fail
+                                 with VBROKER_ERR_CRED_REQUIRED */
+    void *cbdata;
+} vb_auth;
+
+/* A ready callback for terminal programs: echoes names, hides passphrases
+ * (termios), reads lines from stdin when stdin is not a terminal. Like
+ * libvirt's, it does not offer USERNAME, so a password login asks exactly
+ * for the auth name and then the password. */
+extern const vb_auth *vb_auth_default;
+
+/* ---- auth type priority (the 2007 design's static list) ------------------ */
+enum vb_auth_type {
+    VB_AUTH_NONE = 0,
+    VB_AUTH_SASL = 1,
+    VB_AUTH_PEER = 2,
+    VB_AUTH_TOKEN = 3,
+};
+/* Process-wide order in which auth types are tried, strongest first; the
+ * URI's auth= overrides it for one connection. n = 0 restores the default
+ * (token, sasl, peer, none). Returns -1 on an unknown type. */
+int vb_set_auth_priority(const int *types, size_t n);
+
+/* ---- connections ---------------------------------------------------------- */
+enum vb_open_flags_public {
+    VB_OPEN_READ_ONLY = 1u << 0,
+};
+
+typedef struct vb_conn vb_conn;
+
+/* Open a connection through the broker (started on demand unless
+ * VBROKER_NO_AUTOSTART=1). auth may be NULL (no prompts). */
+vb_conn *vb_open_auth(const char *uri, const vb_auth *auth, unsigned int flags, vb_error *err);
+/* Close and free. Returns -1 when the broker reported an error closing. */
+int vb_close(vb_conn *conn);
+
+/* ---- host and domain calls ------------------------------------------------ */
+enum vb_domain_state_public {
+    VB_DOMAIN_NOSTATE = 0,
+    VB_DOMAIN_RUNNING = 1,
+    VB_DOMAIN_BLOCKED = 2,
+    VB_DOMAIN_PAUSED = 3,
+    VB_DOMAIN_SHUTDOWN = 4,
+    VB_DOMAIN_SHUTOFF = 5,
+    VB_DOMAIN_CRASHED = 6,
+    VB_DOMAIN_PMSUSPENDED = 7,
+};
+
+typedef struct vb_domain {
+    int32_t id;               /* -1 when not running */
+    char *name;
+    char *uuid;
+    unsigned int state;       /* enum vb_domain_state_public */
+    uint64_t memory_kib;
+    unsigned int vcpus;
+} vb_domain;
+
+/* *hostname is malloc'd: free() it. */
+int vb_get_hostname(vb_conn *conn, char **hostname, vb_error *err);
+/* *domains is an array of *n entries: release with vb_domains_free. */
+int vb_list_domains(vb_conn *conn, vb_domain **domains, size_t *n, vb_error *err);
+void vb_domains_free(vb_domain *domains, size_t n);
+int vb_domain_start(vb_conn *conn, const char *name, vb_error *err);
+int vb_domain_shutdown(vb_conn *conn, const char *name, vb_error *err);
+const char *vb_domain_state_string(unsigned int state);
+
+/* ---- the broker itself ---------------------------------------------------- */
+typedef struct vb_upstream_info {
+    char *uri;                /* what was opened */
+    char *auth_type;          /* "sasl", "peer", "none", "local" */
+    char *sasl_mech;          /* NULL unless sasl */
+    unsigned int ssf;         /* SASL security strength (0 = no layer) */
+    char *server_id;          /* the host's persistent id, NULL when unknown */
+} vb_upstream_info;
+
+typedef struct vb_broker_status {
+    int64_t pid;
+    uint64_t uptime_s;
+    unsigned int clients;             /* connected thin clients */
+    vb_upstream_info *upstreams;      /* open connections to hosts */
+    size_t nupstreams;
+} vb_broker_status;
+
+/* Ask the broker about itself (never autostarts it). */
+int vb_broker_get_status(vb_broker_status *status, vb_error *err);
+void vb_broker_status_clear(vb_broker_status *status);
+/* The socket path this process would use. */
+const char *vb_broker_socket_path(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
