@@ -62,7 +62,7 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c tests/integ/test_*.c)
 UNIT_BIN   := $(patsubst %.c,$(BUILD)/tests/%,$(notdir $(UNIT_SRC)))
 TEST_LIBS   = $(LIBTSUP) $(LIBCORE) $(LIBPROTO)
 # tests that drive the public API link libvbroker too
-TEST_LINK   = $(TEST_LIBS) -L$(BUILD) -lvbroker -Wl,-rpath,$(CURDIR)/$(BUILD)
+TEST_LINK   = $(TEST_LIBS) -L$(BUILD) -lvbroker -Wl,-rpath,$(abspath $(BUILD))
 
 .PHONY: all deps check demo bench install clean help
 all: $(LIBPROTO) $(LIBCORE) $(BINARIES) $(UNIT_BIN)
@@ -120,7 +120,7 @@ $(LIBTSUP): $(TSUP_OBJ)
 define test_rule
 $(BUILD)/tests/$(basename $(notdir $(1))): $(1) $$(TEST_LIBS) $$(BINARIES)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CFLAGS_ALL) -DVB_BUILD_DIR='"$$(CURDIR)/$$(BUILD)"' -DVB_SRC_DIR='"$$(CURDIR)"' -Ithinclient $$(PKG_CFLAGS) $$(shell pkg-config --cflags cmocka) -MMD -MP $$< \
+	$$(CC) $$(CFLAGS_ALL) -DVB_BUILD_DIR='"$$(abspath $$(BUILD))"' -DVB_SRC_DIR='"$$(CURDIR)"' -Ithinclient $$(PKG_CFLAGS) $$(shell pkg-config --cflags cmocka) -MMD -MP $$< \
 	  -o $$@ $$(TEST_LINK) $$(PKG_LIBS) $$(shell pkg-config --libs cmocka) -lpthread $$(LDFLAGS_ALL)
 endef
 $(foreach t,$(UNIT_SRC),$(eval $(call test_rule,$(t))))
@@ -144,9 +144,20 @@ bench: deps
 	@BUILD=$(BUILD) ./bench/run.sh
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/share/doc/vbroker
-	install -m 0644 $(LIBPROTO) $(DESTDIR)$(PREFIX)/lib/
-	install -m 0644 docs/protocol.md docs/architecture.md $(DESTDIR)$(PREFIX)/share/doc/vbroker/
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	  $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man3 \
+	  $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/doc/vbroker/examples
+	install -m 0755 $(VBHOSTD) $(DESTDIR)$(PREFIX)/sbin/
+	install -m 0755 $(VBROKERD) $(VBCTL) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(LIBVBROKER).0 $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libvbroker.so.0 $(DESTDIR)$(PREFIX)/lib/libvbroker.so
+	install -m 0644 thinclient/vbroker.h $(DESTDIR)$(PREFIX)/include/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' thinclient/vbroker.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/vbroker.pc
+	for m in docs/man/*.[138]; do \
+	  [ -f "$$m" ] && install -m 0644 "$$m" $(DESTDIR)$(PREFIX)/share/man/man$${m##*.}/; done; true
+	cp -r etc/. $(DESTDIR)$(PREFIX)/share/doc/vbroker/examples/
+	install -m 0644 docs/*.md $(DESTDIR)$(PREFIX)/share/doc/vbroker/
 
 clean:
 	rm -rf build build-san

@@ -138,6 +138,12 @@ static int is_broker_unavailable(const vb_error *err)
            (err->code == VBROKER_ERR_NO_CONNECT || err->code == VBROKER_ERR_PEER_CLOSED);
 }
 
+static int autostart_is_off(void)
+{
+    const char *no = getenv("VBROKER_NO_AUTOSTART");
+    return no && strcmp(no, "1") == 0;
+}
+
 /* Print "vbctl: WHAT: MESSAGE" and a line saying what to do next; return
  * the exit code for err. */
 static int report(vbctl *v, const char *what, const vb_error *err)
@@ -155,6 +161,9 @@ static int report(vbctl *v, const char *what, const vb_error *err)
               "VBROKER_NO_AUTOSTART=1; socket: ", stderr);
         put_safe(stderr, vb_broker_socket_path());
         fputc('\n', stderr);
+        if (autostart_is_off())
+            fputs("vbctl: autostart is off here: start the broker by hand (vbrokerd), "
+                  "or unset VBROKER_NO_AUTOSTART\n", stderr);
         return EXIT_UNAVAILABLE;
     }
 
@@ -194,7 +203,8 @@ static int report(vbctl *v, const char *what, const vb_error *err)
         fputs("vbctl: the connection is read-only; run without -r/--readonly\n", stderr);
         break;
     case VBROKER_ERR_NO_DRIVER:
-        fputs("vbctl: the URI names no known driver (test, xenapi, or DRIVER+ssh/tcp/unix://)\n",
+    case VBROKER_ERR_INVALID_ARG:
+        fputs("vbctl: check the URI: driver[+transport]://[user@][host][:port]/[path][?params]\n",
               stderr);
         break;
     default:
@@ -391,9 +401,13 @@ static int cmd_status(vbctl *v)
         if (is_broker_unavailable(&err)) {
             fputs("vbctl: vbrokerd is not running (socket: ", stderr);
             put_safe(stderr, vb_broker_socket_path());
-            fputs(")\nvbctl: it starts automatically with the next command that opens a "
-                  "connection (vbctl -c URI list) unless VBROKER_NO_AUTOSTART=1; "
-                  "or start it by hand: vbrokerd\n", stderr);
+            if (autostart_is_off())
+                fputs(")\nvbctl: autostart is off (VBROKER_NO_AUTOSTART=1): "
+                      "start it by hand: vbrokerd\n", stderr);
+            else
+                fputs(")\nvbctl: it starts automatically with the next command that opens "
+                      "a connection (e.g. vbctl -c URI list), or start it by hand: vbrokerd\n",
+                      stderr);
             return EXIT_UNAVAILABLE;
         }
         return report(v, "cannot get the broker's status", &err);

@@ -39,6 +39,7 @@ typedef struct vbh_config {
     char *sasl_conf_dir;
     char *sasl_hostname;
     char *sasl_realm;
+    int sasl_allowed_set;            /* the key is present: an empty list admits nobody */
     char **sasl_allowed_usernames;
     size_t nsasl_allowed_usernames;
     uid_t peer_allowed_uids[VBH_MAX_PEER_UIDS];
@@ -51,6 +52,7 @@ typedef struct vbh_config {
     unsigned auth_timeout_s;
     size_t max_frame;                /* after authentication */
     char *default_uri;
+    char *test_host_dir;             /* test:///PATH files allowed only below this dir */
     int log_level;
     int protocol_v1;                 /* test mode: behave as a HOST v1 server (no AUTH_*) */
 } vbh_config;

@@ -114,8 +114,8 @@ static const char *sasl_reason(int rc)
 
 static int username_allowed(const vbh_config *cfg, const char *user)
 {
-    if (cfg->nsasl_allowed_usernames == 0)
-        return 1;
+    if (!cfg->sasl_allowed_set)
+        return 1; /* no list configured: every SASL-authenticated user */
     for (size_t i = 0; i < cfg->nsasl_allowed_usernames; i++)
         if (fnmatch(cfg->sasl_allowed_usernames[i], user, 0) == 0)
             return 1;

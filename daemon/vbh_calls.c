@@ -39,6 +39,28 @@ static void empty_reply(vb_enc *reply)
     vb_enc_array(reply, 0);
 }
 
+/* The test driver reads test:///PATH files with the daemon's privileges:
+ * only below test_host_dir, never anywhere a client names. */
+static int check_local_uri(const vbh_config *cfg, const vb_uri *uri, vb_error *err)
+{
+    if (strcmp(uri->driver, "test") != 0 || !uri->path || strcmp(uri->path, "default") == 0)
+        return 0;
+    size_t dlen = cfg->test_host_dir ? strlen(cfg->test_host_dir) : 0;
+    const char *path = uri->path[0] == '/' ? uri->path : NULL;
+    char want[4200];
+    if (!path) {
+        snprintf(want, sizeof want, "/%s", uri->path);
+        path = want;
+    }
+    if (dlen && strncmp(path, cfg->test_host_dir, dlen) == 0 && path[dlen] == '/' &&
+        !strstr(path, "/../"))
+        return 0;
+    return vb_error_set(err, VB_ERR_OPERATION_INVALID, VB_DOM_DAEMON,
+                        "this server only opens test:///default%s%s",
+                        dlen ? " and test host files below " : "",
+                        dlen ? cfg->test_host_dir : "");
+}
+
 int vbh_call_open(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
 {
     char *name = NULL;
@@ -60,6 +82,8 @@ int vbh_call_open(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
         rc = vb_error_set(err, VB_ERR_NO_DRIVER, VB_DOM_DAEMON,
                           "'%s' names a remote transport; this server opens local URIs only",
                           uri_text);
+    if (rc == 0)
+        rc = check_local_uri(c->srv->cfg, &uri, err);
     const vb_driver *drv = rc == 0 ? vb_driver_lookup(uri.driver, err) : NULL;
     if (drv)
         rc = drv->open(&uri, flags, NULL, &c->drv_conn, err);

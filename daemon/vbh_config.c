@@ -164,10 +164,13 @@ static int load_keys(vb_conf *conf, vbh_config *cfg, vb_error *err)
         get_uint(conf, "auth_timeout", 1, 3600, &cfg->auth_timeout_s, err) < 0 ||
         get_uint(conf, "max_frame", VB_FRAME_MAX_PREAUTH, VB_FRAME_MAX_ABSOLUTE, &max_frame, err) < 0 ||
         get_str(conf, "default_uri", &cfg->default_uri, err) < 0 ||
+        get_str(conf, "test_host_dir", &cfg->test_host_dir, err) < 0 ||
         vb_conf_get_string(conf, "log_level", &level, err) < 0)
         return -1;
     cfg->max_frame = max_frame;
-    if (vb_conf_get_list(conf, "sasl_allowed_username_list", &names, &n, err) == 1 && n > 0) {
+    if (vb_conf_get_list(conf, "sasl_allowed_username_list", &names, &n, err) == 1)
+        cfg->sasl_allowed_set = 1;
+    if (cfg->sasl_allowed_set && n > 0) {
         cfg->sasl_allowed_usernames = calloc(n, sizeof *cfg->sasl_allowed_usernames);
         for (size_t i = 0; cfg->sasl_allowed_usernames && i < n; i++)
             cfg->sasl_allowed_usernames[cfg->nsasl_allowed_usernames++] = strdup(names[i]);
@@ -217,5 +220,6 @@ void vbh_config_clear(vbh_config *cfg)
     free(cfg->sasl_allowed_usernames);
     free(cfg->state_dir);
     free(cfg->default_uri);
+    free(cfg->test_host_dir);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -32,8 +32,10 @@ static void on_signal(vb_loop *loop, int fd, unsigned events, void *data)
 {
     (void)events;
     (void)data;
-    struct signalfd_siginfo si;
-    if (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
+    struct signalfd_siginfo si = { 0 };
+    if (read(fd, &si, sizeof si) == (ssize_t)sizeof si && si.ssi_signo == SIGHUP) {
+        vb_log(VB_LOG_INFO, "SIGHUP: configuration reload is not supported; restart vbhostd");
+    } else if (si.ssi_signo) {
         vb_log(VB_LOG_INFO, "signal %u: shutting down", si.ssi_signo);
         vb_loop_stop(loop);
     }
@@ -45,6 +47,7 @@ static int watch_signals(vb_loop *loop, vb_error *err)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     int fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);

@@ -133,8 +133,6 @@ int vb_enc_error_reply(const vb_msg_header *req, uint32_t reply_type, const vb_e
     vb_msg_header hdr = *req;
     hdr.type = reply_type;
     hdr.status = VB_STATUS_ERROR;
-    hdr.version = vb_proto_program_version(req->program) ? vb_proto_program_version(req->program)
-                                                         : req->version;
     vb_enc enc;
     vb_enc_begin(&enc, &hdr);
     vb_enc_array(&enc, 3);

@@ -53,7 +53,8 @@ int vb_set_auth_priority(const int *types, size_t n)
     for (size_t i = 0; i < n; i++)
         if (types[i] < VB_AUTH_NONE || types[i] > VB_AUTH_TOKEN)
             return -1;
-    memcpy(priority, types, n * sizeof *types);
+    if (n)
+        memcpy(priority, types, n * sizeof *types);
     npriority = n;
     return 0;
 }
@@ -390,12 +391,18 @@ static int call(vb_conn *c, uint32_t proc, args_fn fn, const void *arg, vb_msg *
         fn(&enc, arg);
     else
         vb_enc_array(&enc, 0);
-    if (vb_enc_finish(&enc, VB_FRAME_MAX_PREAUTH, &frame, &len, err) < 0 ||
-        send_frame(c, frame, len, err) < 0)
+    if (vb_enc_finish(&enc, VB_FRAME_MAX_PREAUTH, &frame, &len, err) < 0)
         return -1;
+    /* If the broker refused us it has already written why and hung up: a
+     * failed send still reads that answer below instead of "broken pipe". */
+    vb_error send_err;
+    int sent = send_frame(c, frame, len, &send_err);
     for (;;) {
-        if (read_msg(c, reply, err) < 0)
+        if (read_msg(c, reply, err) < 0) {
+            if (sent < 0)
+                vb_error_copy(err, &send_err);
             return -1;
+        }
         if (reply->hdr.type == VB_MSG_REPLY && reply->hdr.serial == hdr.serial)
             break;
         if (reply->hdr.type == VB_MSG_REPLY && reply->hdr.serial == 0 &&

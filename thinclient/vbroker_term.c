@@ -15,13 +15,24 @@
  * - When stdin is a terminal, a secret (PASSPHRASE, NOECHOPROMPT) is read
  *   with echo turned off through termios; the terminal is restored on every
  *   path, and from a signal handler too (tcsetattr is async-signal-safe), as
- *   a best effort: the signal is re-raised with the caller's disposition
- *   afterwards, and a stop (^Z) restarts the item after SIGCONT.
+ *   a best effort: while echo is off, SIGINT, SIGTERM, SIGHUP, SIGQUIT,
+ *   SIGALRM, SIGPIPE, SIGTSTP, SIGTTIN and SIGTTOU (those the caller does not
+ *   ignore) are caught; the handler restores the terminal, the reader then
+ *   puts the caller's handlers back and re-raises the signal, so the
+ *   caller's disposition decides (default: the process ends, with a sane
+ *   terminal). A stop (^Z) asks the same item again after SIGCONT; any
+ *   other signal the process survives cancels the request. The signals are
+ *   blocked on the reading thread except inside ppoll(), so none is lost
+ *   between a check and a read. A signal another thread receives still
+ *   restores the terminal at once; this thread notices at the next byte.
  * - When stdin is not a terminal, lines are read from it as they come and
  *   termios is never touched, so `printf 'alice\nsecret\n' | vbctl ...` works.
  * - Prompts go to stderr. When stdin is a terminal but stderr is not (for
  *   instance `vbctl list 2>log`), they go to /dev/tty so the person still
  *   sees what is asked.
+ * - ECHOPROMPT/NOECHOPROMPT show their challenge on a line of its own
+ *   before the prompt; other types' challenges are SASL labels and are not
+ *   shown.
  * - An empty line takes the item's default when it has one; end of input or
  *   a read error cancels the whole request (-1), and nothing this call
  *   stored is left behind.
@@ -33,10 +44,14 @@
  *
  * Only vb_auth_default is exported; everything else here is static.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE             /* ppoll */
+#endif
 #include "vbroker.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,9 +178,14 @@ typedef struct vbt_echo_guard {
     int active;                              /* echo is off, handlers installed */
     struct sigaction old[VBT_NSIGNALS];
     int installed[VBT_NSIGNALS];
+    sigset_t oldmask;                        /* this thread's mask before */
 } vbt_echo_guard;
 
-/* Install the handlers and turn echo off. -1 when the terminal refused. */
+/* Block the guarded signals on this thread, install the handlers and turn
+ * echo off. The signals stay blocked except inside ppoll (see
+ * vbt_wait_readable), so one cannot slip in between a check and a read()
+ * that would then block with nobody to wake it. -1 when the terminal
+ * refused (everything undone). */
 static int vbt_echo_off(vbt_echo_guard *g, int fd)
 {
     memset(g, 0, sizeof *g);
@@ -176,11 +196,18 @@ static int vbt_echo_off(vbt_echo_guard *g, int fd)
     vbt_saved_tio = tio;
     vbt_caught = 0;
 
+    sigset_t block;
+    sigemptyset(&block);
+    for (size_t i = 0; i < VBT_NSIGNALS; i++)
+        sigaddset(&block, vbt_signals[i]);
+    if (pthread_sigmask(SIG_BLOCK, &block, &g->oldmask) != 0)
+        return -1;
+
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = vbt_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0;                         /* no SA_RESTART: read() returns EINTR */
+    sigfillset(&sa.sa_mask);                 /* one handler at a time */
+    sa.sa_flags = 0;                         /* no SA_RESTART: ppoll returns EINTR */
     for (size_t i = 0; i < VBT_NSIGNALS; i++) {
         struct sigaction cur;
         if (sigaction(vbt_signals[i], NULL, &cur) != 0)
@@ -200,14 +227,17 @@ static int vbt_echo_off(vbt_echo_guard *g, int fd)
             if (g->installed[i])
                 (void)sigaction(vbt_signals[i], &g->old[i], NULL);
         memset(g->installed, 0, sizeof g->installed);
+        (void)pthread_sigmask(SIG_SETMASK, &g->oldmask, NULL);
         return -1;
     }
     g->active = 1;
     return 0;
 }
 
-/* Restore the terminal, then the caller's handlers; re-raise a signal that
- * arrived meanwhile. Returns that signal (0 when none). Safe to call twice. */
+/* Restore the terminal, the caller's handlers, then the signal mask (a
+ * signal that arrived while blocked is delivered to the caller's handler
+ * right there); re-raise one our handler caught. Returns the caught signal
+ * (0 when none). Safe to call on an inactive guard. */
 static int vbt_echo_restore(vbt_echo_guard *g)
 {
     if (!g->active)
@@ -220,9 +250,26 @@ static int vbt_echo_restore(vbt_echo_guard *g)
     g->active = 0;
     int signo = vbt_caught;
     vbt_caught = 0;
+    (void)pthread_sigmask(SIG_SETMASK, &g->oldmask, NULL);
     if (signo != 0)
         (void)raise(signo);                  /* the caller's disposition decides */
     return signo;
+}
+
+/* With a guard active: wait until fd is readable, letting the guarded
+ * signals in only while waiting. 0 ready, -1 error, 1 a signal arrived. */
+static int vbt_wait_readable(int fd, const sigset_t *waitmask)
+{
+    for (;;) {
+        if (vbt_caught != 0)
+            return 1;
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        int r = ppoll(&pfd, 1, NULL, waitmask);
+        if (r > 0)
+            return vbt_caught != 0 ? 1 : 0;
+        if (r < 0 && errno != EINTR)
+            return -1;
+    }
 }
 
 /* ---- reading one answer ------------------------------------------------------ */
@@ -236,12 +283,20 @@ enum vbt_read_result {
 };
 
 /* Read bytes from fd up to a newline (not stored) into buf. A last line
- * without a newline counts as a line. *len gets the length. */
-static int vbt_read_line(int fd, char *buf, size_t cap, size_t *len)
+ * without a newline counts as a line. *len gets the length. waitmask is
+ * the guard's mask while echo is off (NULL otherwise). */
+static int vbt_read_line(int fd, char *buf, size_t cap, size_t *len, const sigset_t *waitmask)
 {
     size_t n = 0;
     *len = 0;
     for (;;) {
+        if (waitmask) {
+            int w = vbt_wait_readable(fd, waitmask);
+            if (w > 0)
+                return VBT_READ_SIGNAL;
+            if (w < 0)
+                return VBT_READ_ERROR;
+        }
         char c;
         ssize_t r = read(fd, &c, 1);
         if (vbt_caught != 0)
@@ -272,11 +327,15 @@ static int vbt_read_line(int fd, char *buf, size_t cap, size_t *len)
     return VBT_READ_LINE;
 }
 
-/* Print "[CHALLENGE: ]PROMPT[ [DEFAULT]]: ". A prompt that already ends in
- * ':' (with or without a blank) keeps its own colon. */
+/* Print "[CHALLENGE\n]PROMPT[ [DEFAULT]]: ". A prompt that already ends in
+ * ':' (with or without a blank) keeps its own colon. The challenge is shown
+ * only for ECHOPROMPT/NOECHOPROMPT, where it is the question itself (a
+ * one-time-password challenge, say); for the other types SASL fills it with
+ * a label ("Authentication Name") that would only repeat the prompt. */
 static void vbt_print_prompt(int out, const vb_credential *cred)
 {
-    if (cred->challenge && cred->challenge[0]) {
+    if ((cred->type == VB_CRED_ECHOPROMPT || cred->type == VB_CRED_NOECHOPROMPT) &&
+        cred->challenge && cred->challenge[0]) {
         vbt_put_safe(out, cred->challenge);
         vbt_puts(out, "\n");
     }
@@ -318,7 +377,7 @@ static int vbt_ask(int in, int out, int in_is_tty, vb_credential *cred)
             return -1;
         }
         vbt_print_prompt(out, cred);
-        rc = vbt_read_line(in, line, sizeof line, &len);
+        rc = vbt_read_line(in, line, sizeof line, &len, guard.active ? &guard.oldmask : NULL);
         int read_errno = errno;
         int signo = vbt_echo_restore(&guard);
         /* the Enter was not echoed (secret on a terminal), or the answer

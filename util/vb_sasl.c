@@ -229,7 +229,10 @@ static int server_result(vb_sasl *s, int rc, const char *out, unsigned outlen,
         return VB_SASL_COMPLETE;
     if (rc == SASL_CONTINUE)
         return VB_SASL_CONTINUE;
-    (void)s;
+    if (rc == SASL_NOMECH || rc == SASL_TOOWEAK)
+        return vb_error_set(err, VB_ERR_AUTH_UNAVAILABLE, VB_DOM_SASL,
+                            "SASL mechanism %s is not available on this connection",
+                            s->mech ? s->mech : "?");
     /* One message for every failure: a client must not learn whether the
      * user exists. The daemon logs the precise reason from *sasl_rc. */
     return vb_error_set(err, VB_ERR_AUTH_FAILED, VB_DOM_AUTH, "authentication failed");

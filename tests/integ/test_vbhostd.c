@@ -632,6 +632,21 @@ static void test_read_only_is_honoured(void **state)
     vb_remote_free(r);
 }
 
+static void test_open_refuses_arbitrary_files(void **state)
+{
+    (void)state;
+    answers a = { NULL, NULL, 0, 0, 0, 0, 0 };
+    vb_remote *r;
+    vb_error err;
+    assert_int_equal(connect_uri(unix_uri(&noauth_d, NULL), &a, 0, &r, &err), 0);
+    /* the test driver would read any file with the daemon's privileges */
+    assert_int_equal(vb_remote_open(r, "test:///etc/passwd", 0, &err), -1);
+    assert_int_equal(err.code, VB_ERR_OPERATION_INVALID);
+    assert_null(strstr(err.message, "root"));
+    assert_int_equal(vb_remote_open(r, "test:///default", 0, &err), 0);
+    vb_remote_free(r);
+}
+
 static void test_malformed_frame_drops_only_that_client(void **state)
 {
     (void)state;
@@ -671,6 +686,7 @@ int main(void)
         cmocka_unit_test(test_v1_client_new_server_without_auth),
         cmocka_unit_test(test_unknown_procedure_keeps_connection),
         cmocka_unit_test(test_read_only_is_honoured),
+        cmocka_unit_test(test_open_refuses_arbitrary_files),
         cmocka_unit_test(test_malformed_frame_drops_only_that_client),
     };
     return cmocka_run_group_tests_name("vbhostd", tests, group_setup, group_teardown);

@@ -4,11 +4,12 @@
  * and — on a pseudo-terminal — echo off for secrets, the terminal restored
  * afterwards and after a signal.
  *
- * The Makefile's generic test rule links only the internal static libraries,
- * not libvbroker.so, so this test compiles the callback's source directly:
- * vbroker_term.c has a single exported symbol and no other dependency. When
- * the build grows a rule that links tests against libvbroker, replace the
- * #include of the .c file with linking the library. */
+ * It calls the callback through the exported vb_auth_default of libvbroker
+ * (the test rule links -lvbroker), so it also checks that the library
+ * exports it. An earlier version #included thinclient/vbroker_term.c
+ * directly; with the library linked as well that defines vb_auth_default
+ * twice, which ASan reports as an ODR violation.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,7 +28,10 @@
 #include <unistd.h>
 
 #include "../../thinclient/vbroker.h"
-#include "../../thinclient/vbroker_term.c"
+
+/* Far longer than any answer (the callback accepts up to 4095 bytes), and
+ * still small enough to sit in a pipe's buffer (64 KiB) unread. */
+#define LONG_LINE 60000
 
 /* ---- plumbing: run the callback with stdin/stderr replaced ----------------- */
 
@@ -289,6 +293,30 @@ static void test_peer_text_is_escaped(void **state)
     free_results(creds, 1);
 }
 
+/* SASL labels every item with a challenge ("Authentication Name"); only a
+ * prompt's challenge is the question itself and worth showing. */
+static void test_challenge_shown_only_for_prompts(void **state)
+{
+    (void)state;
+    vb_auth_request req = { .service = "svc" };
+    vb_credential creds[3] = {
+        { .type = VB_CRED_AUTHNAME, .prompt = "Please enter your authentication name",
+          .challenge = "Authentication Name" },
+        { .type = VB_CRED_PASSPHRASE, .prompt = "Please enter your password",
+          .challenge = "Password" },
+        { .type = VB_CRED_NOECHOPROMPT, .prompt = "Response", .challenge = "otp-md5 99 seed42" },
+    };
+    captured c;
+    run_piped("alice\nsecret\nANSWER\n", &req, creds, 3, &c);
+    assert_int_equal(c.rc, 0);
+    assert_string_equal(creds[2].result, "ANSWER");
+    assert_lacks(c.err, "Authentication Name");
+    assert_contains(c.err, "Please enter your authentication name: ");
+    assert_contains(c.err, "otp-md5 99 seed42\nResponse: ");
+    assert_lacks(c.err, "ANSWER");
+    free_results(creds, 3);
+}
+
 static void test_unanswerable_type_cancels_before_reading(void **state)
 {
     (void)state;
@@ -308,12 +336,11 @@ static void test_unanswerable_type_cancels_before_reading(void **state)
 static void test_too_long_cancels(void **state)
 {
     (void)state;
-    static char big[VBT_LINE_MAX + 16];
+    static char big[LONG_LINE];
     memset(big, 'a', sizeof big - 2);
     big[sizeof big - 2] = '\n';
     big[sizeof big - 1] = '\0';
-    /* the pipe buffer holds it (64 KiB by default); run_piped insists < 4096,
-     * so feed it by hand here */
+    /* run_piped takes short inputs only, so feed this one by hand */
     int p[2];
     assert_int_equal(pipe(p), 0);
     assert_int_equal(write(p[1], big, strlen(big)), (ssize_t)strlen(big));
@@ -324,7 +351,7 @@ static void test_too_long_cancels(void **state)
     dup2(devnull, 2);
     vb_auth_request req = { .service = "svc" };
     vb_credential creds[1] = { { .type = VB_CRED_PASSPHRASE, .prompt = "Password" } };
-    int rc = vb_auth_default->cb(&req, creds, 1, NULL);
+    int rc = vb_auth_default->cb(&req, creds, 1, vb_auth_default->cbdata);
     dup2(saved_in, 0);
     dup2(saved_err, 2);
     close(saved_in);
@@ -353,6 +380,7 @@ typedef struct person {
     int master;
     pthread_t victim;               /* the thread blocked in the callback */
     int interrupt_at_password;      /* press ^C (SIGINT) instead of typing the password */
+    int stop_at_password;           /* press ^Z (SIGTSTP) first, type it when asked again */
     volatile int done;
     char seen[8192];                /* everything the terminal displayed */
     size_t nseen;
@@ -385,10 +413,19 @@ static void *person_main(void *arg)
         }
         if (!typed_pw && strstr(p->seen, "Password: ")) {
             typed_pw = 1;
-            if (p->interrupt_at_password) {
-                usleep(50 * 1000);          /* let the reader block in read() */
+            /* the reader blocks these signals outside its wait, so sending
+             * one early cannot be lost */
+            if (p->interrupt_at_password)
                 pthread_kill(p->victim, SIGINT);
-            } else {
+            else if (p->stop_at_password)
+                pthread_kill(p->victim, SIGTSTP);
+            else
+                (void)!write(p->master, "hunter2\n", 8);
+        }
+        if (p->stop_at_password && typed_pw == 1) {
+            const char *first = strstr(p->seen, "Password: ");
+            if (first && strstr(first + 1, "Password: ")) {
+                typed_pw = 2;               /* asked again after the "stop" */
                 (void)!write(p->master, "hunter2\n", 8);
             }
         }
@@ -415,7 +452,7 @@ static int run_on_pty(person *p, const vb_auth_request *req, vb_credential *cred
     p->victim = pthread_self();
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, person_main, p), 0);
-    int rc = vb_auth_default->cb(req, creds, n, NULL);
+    int rc = vb_auth_default->cb(req, creds, n, vb_auth_default->cbdata);
     int got = tcgetattr(slave, after);
     p->done = 1;
     pthread_join(th, NULL);
@@ -507,6 +544,51 @@ static void test_tty_restored_after_signal(void **state)
     assert_null(creds[1].result);
 }
 
+static volatile sig_atomic_t tstp_seen;
+static void on_tstp(int signo)
+{
+    (void)signo;
+    tstp_seen = 1;
+}
+
+static void test_tty_stop_asks_again(void **state)
+{
+    (void)state;
+    int m = open_pty();
+    if (m < 0)
+        skip();
+    /* ^Z while the password is read: the terminal is restored, the caller's
+     * SIGTSTP disposition runs (here a handler that returns, standing in for
+     * "stopped, then continued"), and the same item is asked again. */
+    struct sigaction sa, old_tstp;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_tstp;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTSTP, &sa, &old_tstp);
+
+    person p;
+    memset(&p, 0, sizeof p);
+    p.master = m;
+    p.stop_at_password = 1;
+    vb_auth_request req = { .service = "svc" };
+    vb_credential creds[2] = {
+        { .type = VB_CRED_AUTHNAME, .prompt = "Username" },
+        { .type = VB_CRED_PASSPHRASE, .prompt = "Password" },
+    };
+    struct termios after;
+    tstp_seen = 0;
+    int rc = run_on_pty(&p, &req, creds, 2, &after);
+    sigaction(SIGTSTP, &old_tstp, NULL);
+    close(m);
+    assert_int_equal(rc, 0);
+    assert_true(tstp_seen);
+    assert_string_equal(creds[0].result, "alice");
+    assert_string_equal(creds[1].result, "hunter2");
+    assert_lacks(p.seen, "hunter2");
+    assert_true(after.c_lflag & ECHO);
+    free_results(creds, 2);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -518,11 +600,13 @@ int main(void)
         cmocka_unit_test(test_last_line_without_newline_and_crlf),
         cmocka_unit_test(test_retry_and_hops),
         cmocka_unit_test(test_peer_text_is_escaped),
+        cmocka_unit_test(test_challenge_shown_only_for_prompts),
         cmocka_unit_test(test_unanswerable_type_cancels_before_reading),
         cmocka_unit_test(test_too_long_cancels),
         cmocka_unit_test(test_zero_items),
         cmocka_unit_test(test_tty_hides_secret),
         cmocka_unit_test(test_tty_restored_after_signal),
+        cmocka_unit_test(test_tty_stop_asks_again),
     };
     return cmocka_run_group_tests_name("termauth", tests, NULL, NULL);
 }
