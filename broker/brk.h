@@ -91,6 +91,7 @@ struct brk_session {
     const vb_driver *drv;
     void *drv_conn;
     char *uri;
+    int read_only;               /* OPEN had VB_OPEN_READ_ONLY: refuse domain changes */
     vb_conn_info info;
 
     brk_session *next, *prev;

@@ -264,6 +264,7 @@ static int job_open(brk_session *s, const brk_job *job, vb_error *err)
     if (rc == 0) {
         s->drv = drv;
         s->drv_conn = conn;
+        s->read_only = (job->flags & VB_OPEN_READ_ONLY) != 0;
         vb_driver_describe(drv, conn, &s->info);
     } else {
         free(s->uri);
@@ -330,6 +331,9 @@ static void run_job(brk_session *s, const brk_job *job)
     case VB_BROKER_PROC_DOMAIN_SHUTDOWN: {
         int start = job->hdr.procedure == VB_BROKER_PROC_DOMAIN_START;
         int rc = need_open(s, &err);
+        if (rc == 0 && s->read_only) /* local drivers leave this to their host */
+            rc = vb_error_set(&err, VB_ERR_READ_ONLY, VB_DOM_BROKER,
+                              "this connection was opened read-only");
         if (rc == 0)
             rc = start ? s->drv->domain_start(s->drv_conn, job->name, &err)
                        : s->drv->domain_shutdown(s->drv_conn, job->name, &err);

@@ -83,9 +83,8 @@ static void client_on_close(vb_stream *s, const vb_error *why, void *data)
     vb_frame_free(c->delayed_frame, c->delayed_len);
     vbh_client_close_driver(c);
     vb_sasl_free(c->sasl);
-    c->authenticated = 0;
-    c->peer_allowed = 0;
-    client_update_anonymous(c);
+    if (c->counted_anonymous) /* give the anonymous slot back */
+        srv->nanonymous--;
     if (c->prev)
         c->prev->next = c->next;
     else

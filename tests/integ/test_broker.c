@@ -197,6 +197,101 @@ static void test_digest_md5_over_tcp_visible_in_status(void **state)
     vb_close(c);
 }
 
+static void test_read_only_local_driver(void **state)
+{
+    (void)state;
+    vb_error err;
+    vb_auth none = { NULL, 0, NULL, NULL };
+    vb_conn *c = vb_open_auth("test:///default", &none, VB_OPEN_READ_ONLY, &err);
+    assert_non_null(c);
+    assert_int_equal(vb_domain_shutdown(c, "web", &err), -1);
+    assert_int_equal(err.code, VBROKER_ERR_READ_ONLY);
+    check_domains(c);
+    vb_close(c);
+}
+
+/* ---- vbctl and the example, as a person or a script runs them ---------------- */
+
+static int run_cli(char *const argv[], const char *stdin_text, char **out)
+{
+    char sock_env[400];
+    snprintf(sock_env, sizeof sock_env, "VBROKER_SOCKET=%s", broker_sock);
+    char *env[] = { sock_env, "VBROKER_NO_AUTOSTART=1", NULL };
+    return vb_ts_run(argv, env, stdin_text, out, 30000);
+}
+
+static void test_vbctl_list_with_answers_on_stdin(void **state)
+{
+    (void)state;
+    char uri[256];
+    snprintf(uri, sizeof uri, "test+tcp://127.0.0.1:%d/default?auth=sasl.DIGEST-MD5", hostd_port);
+    char *argv[] = { VB_BUILD_DIR "/vbctl", "-c", uri, "list", NULL };
+    char *out = NULL;
+    assert_int_equal(run_cli(argv, "alice\nsecret\n", &out), 0);
+    assert_non_null(strstr(out, "test"));
+    assert_non_null(strstr(out, "running"));
+    assert_null(strstr(out, "secret")); /* never echoed */
+    free(out);
+    /* a wrong password, three times: exit 1, asked again each time */
+    assert_int_equal(run_cli(argv, "alice\nx\nalice\ny\nalice\nz\n", &out), 1);
+    assert_non_null(strstr(out, "authentication failed"));
+    free(out);
+}
+
+static void test_vbctl_non_interactive_exits_77(void **state)
+{
+    (void)state;
+    char uri[256];
+    snprintf(uri, sizeof uri, "test+tcp://127.0.0.1:%d/default", hostd_port);
+    char *argv[] = { VB_BUILD_DIR "/vbctl", "-c", uri, "--non-interactive", "hostname", NULL };
+    char *out = NULL;
+    assert_int_equal(run_cli(argv, NULL, &out), 77);
+    assert_non_null(strstr(out, "credentials"));
+    free(out);
+    /* no input at all, no terminal: the same, without hanging */
+    char *argv2[] = { VB_BUILD_DIR "/vbctl", "-c", uri, "hostname", NULL };
+    assert_int_equal(run_cli(argv2, "", &out), 77);
+    free(out);
+}
+
+static void test_vbctl_exit_codes(void **state)
+{
+    (void)state;
+    char *out = NULL;
+    char *usage[] = { VB_BUILD_DIR "/vbctl", "-c", "test:///default", "frobnicate", NULL };
+    assert_int_equal(run_cli(usage, NULL, &out), 2);
+    free(out);
+    char *status[] = { VB_BUILD_DIR "/vbctl", "status", NULL };
+    assert_int_equal(run_cli(status, NULL, &out), 0);
+    assert_non_null(strstr(out, "pid"));
+    free(out);
+    /* a broker that is not there: 69, and the message says what to do */
+    char sock_env[400];
+    snprintf(sock_env, sizeof sock_env, "VBROKER_SOCKET=%s/nowhere/sock", dir);
+    char *env[] = { sock_env, "VBROKER_NO_AUTOSTART=1", NULL };
+    char *list[] = { VB_BUILD_DIR "/vbctl", "-c", "test:///default", "list", NULL };
+    assert_int_equal(vb_ts_run(list, env, NULL, &out, 30000), 69);
+    assert_non_null(strstr(out, "vbrokerd"));
+    free(out);
+}
+
+static void test_example_fills_the_form_at_once(void **state)
+{
+    (void)state;
+    char uri[256];
+    snprintf(uri, sizeof uri, "test+tcp://127.0.0.1:%d/default?auth=sasl.DIGEST-MD5", hostd_port);
+    char sock_env[400];
+    snprintf(sock_env, sizeof sock_env, "VBROKER_SOCKET=%s", broker_sock);
+    char *env[] = { sock_env, "VBROKER_NO_AUTOSTART=1", "VB_EXAMPLE_USER=alice",
+                    "VB_EXAMPLE_PASSWORD=secret", NULL };
+    char *argv[] = { VB_BUILD_DIR "/examples/form_example", uri, NULL };
+    char *out = NULL;
+    assert_int_equal(vb_ts_run(argv, env, NULL, &out, 30000), 0);
+    assert_non_null(strstr(out, "in one call"));
+    assert_non_null(strstr(out, "test-host"));
+    free(out);
+}
+
 static void test_priority_and_uri_auth(void **state)
 {
     (void)state;
@@ -487,6 +582,11 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scram_over_unix_through_broker),
         cmocka_unit_test(test_digest_md5_over_tcp_visible_in_status),
+        cmocka_unit_test(test_read_only_local_driver),
+        cmocka_unit_test(test_vbctl_list_with_answers_on_stdin),
+        cmocka_unit_test(test_vbctl_non_interactive_exits_77),
+        cmocka_unit_test(test_vbctl_exit_codes),
+        cmocka_unit_test(test_example_fills_the_form_at_once),
         cmocka_unit_test(test_priority_and_uri_auth),
         cmocka_unit_test(test_auth_conf_answers_without_prompt),
         cmocka_unit_test(test_no_callback_means_cred_required),

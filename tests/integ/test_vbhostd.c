@@ -493,6 +493,17 @@ static void test_max_anonymous_clients(void **state)
     vb_remote_free(r);
     close(idle[0]);
     close(idle[1]);
+    /* the slots come back once those clients left: a new anonymous client is
+     * served (no refusal frame arrives) within a deadline */
+    int accepted = 0;
+    for (int tries = 0; tries < 100 && !accepted; tries++) {
+        int fd = vb_net_connect_tcp("127.0.0.1", limit_d.port, 5000, &err);
+        assert_true(fd >= 0);
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        accepted = poll(&p, 1, 100) == 0; /* nothing to read: not refused */
+        close(fd);
+    }
+    assert_true(accepted);
 }
 
 typedef struct login_job {
