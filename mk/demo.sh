@@ -15,10 +15,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_socket() { # path, seconds: until something accepts on the unix socket
+wait_socket() { # path, seconds, log: until something accepts on the unix socket
   local deadline=$((SECONDS + $2))
   until python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])' "$1" 2>/dev/null; do
-    [ $SECONDS -lt $deadline ] || { echo "demo: $1 never came up" >&2; exit 1; }
+    [ $SECONDS -lt $deadline ] || { echo "demo: $1 never came up; its log:" >&2; cat "$3" >&2; exit 1; }
   done
 }
 
@@ -26,7 +26,7 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "a SASL user 'demo' (password 'demo-pw') in a private sasldb"
-mkdir -p "$D/sasl" "$D/state" "$D/run"
+mkdir -p "$D/sasl" "$D/state"
 cat > "$D/sasl/vbhostd.conf" <<CONF
 mech_list: digest-md5 scram-sha-256
 pwcheck_method: auxprop
@@ -48,13 +48,13 @@ state_dir = "$D/state"
 CONF
 "$B/vbhostd" -f "$D/vbhostd.conf" --foreground 2>"$D/vbhostd.log" &
 PIDS+=($!)
-wait_socket "$D/vbhostd.sock" 10
+wait_socket "$D/vbhostd.sock" 10 "$D/vbhostd.log"
 
 step "vbrokerd, the per-user broker (socket $D/run/sock)"
 export VBROKER_SOCKET="$D/run/sock" VBROKER_NO_AUTOSTART=1
 "$B/vbrokerd" --socket "$VBROKER_SOCKET" 2>"$D/vbrokerd.log" &
 PIDS+=($!)
-wait_socket "$VBROKER_SOCKET" 10
+wait_socket "$VBROKER_SOCKET" 10 "$D/vbrokerd.log"
 
 URI="test+tcp://127.0.0.1:$PORT/default?auth=sasl.DIGEST-MD5"
 step "vbctl -c '$URI' list   (the login answers come from stdin: demo / demo-pw)"

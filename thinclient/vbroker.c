@@ -104,10 +104,27 @@ static void dir_of(const char *path, char *dir, size_t len)
         *slash = '\0';
 }
 
+/* $VBROKERD, else the installed one, else the one next to this program (so
+ * build/vbctl autostarts build/vbrokerd before anything is installed). */
 static const char *broker_binary(void)
 {
+    static char beside[4096];
     const char *env = getenv("VBROKERD");
-    return env && *env ? env : VB_BINDIR "/vbrokerd";
+    if (env && *env)
+        return env;
+    if (access(VB_BINDIR "/vbrokerd", X_OK) == 0)
+        return VB_BINDIR "/vbrokerd";
+    ssize_t n = readlink("/proc/self/exe", beside, sizeof beside - 16);
+    if (n > 0) {
+        beside[n] = '\0';
+        char *slash = strrchr(beside, '/');
+        if (slash) {
+            strcpy(slash + 1, "vbrokerd");
+            if (access(beside, X_OK) == 0)
+                return beside;
+        }
+    }
+    return VB_BINDIR "/vbrokerd";
 }
 
 /* Start vbrokerd detached (double fork: it is nobody's child here). */
