@@ -26,6 +26,8 @@
 #include "vb_driver.h"
 #include "vb_loop.h"
 #include "vb_msg.h"
+#include "vb_secretcache.h"
+#include "vb_store.h"
 #include "vb_stream.h"
 
 #define BRK_MAX_CRED_TYPES 16
@@ -39,6 +41,9 @@ typedef struct brk_config {
     int listen_fd;               /* >= 0 when socket-activated (LISTEN_FDS) */
     unsigned prompt_timeout_s;   /* an unanswered credential request fails after this */
     int log_level;
+    char *state_dir;             /* holds cache.db: --state-dir, else $XDG_STATE_HOME/vbroker */
+    uint64_t secret_ttl_ms;      /* sliding lifetime of a cached password */
+    uint64_t secret_max_ms;      /* absolute lifetime of a cached password */
 } brk_config;
 
 /* A frame finished by a worker, waiting for the loop to send it. */
@@ -56,6 +61,7 @@ typedef struct brk_job {
     char *uri;                   /* OPEN */
     uint32_t flags;              /* OPEN */
     char *name;                  /* DOMAIN_START / DOMAIN_SHUTDOWN */
+    uint64_t ttl_s;              /* LOGIN */
 } brk_job;
 
 struct brk_session {
@@ -108,6 +114,10 @@ struct brk_server {
     int wake_fd;                 /* eventfd: completions are queued */
     pthread_mutex_t lock;        /* completions and refcounts */
     brk_completion *done_head, *done_tail;
+    vb_store *cache;             /* cached logins (tokens); workers share it under cache_lock */
+    pthread_mutex_t cache_lock;
+    vb_secretcache *secrets;     /* typed passwords, in memory only, with TTLs */
+    uint64_t expiry_timer;
 };
 
 int brk_server_start(brk_server *srv, brk_config *cfg, vb_loop *loop, vb_error *err);
@@ -127,6 +137,20 @@ void brk_worker_cred_reply(brk_session *s, const vb_msg *msg);
 /* The client left: wake and stop the worker (loop thread). */
 void brk_worker_cancel(brk_session *s);
 void brk_job_free(brk_job *job);
+
+/* brk_creds.c: the broker's credential source for one session's login */
+void brk_creds_source(brk_session *s, vb_cred_source *src, int *types, size_t ntypes_max,
+                      int allow_token);
+/* LOGIN and LOGOUT jobs (worker thread) */
+void brk_job_login(brk_session *s, const brk_job *job);
+void brk_job_logout(brk_session *s, const brk_job *job);
+/* STATUS: append [[server_id, identity, uri, auth_type, created, expires], ...] */
+void brk_encode_logins(brk_server *srv, vb_enc *enc);
+/* brk_worker.c, shared with brk_creds.c */
+int brk_ask_client(brk_session *s, vb_cred_request *req, vb_error *err);
+typedef void (*brk_body_fn)(vb_enc *enc, const void *arg);
+void brk_post_reply(brk_session *s, const brk_job *job, int rc, brk_body_fn body, const void *arg,
+                    const vb_error *failure);
 
 /* brk_dispatch.c */
 void brk_dispatch(brk_session *s, vb_msg *msg);

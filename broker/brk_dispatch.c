@@ -58,7 +58,7 @@ static void answer_status(brk_session *s, const vb_msg *msg)
     for (brk_session *o = srv->sessions; o; o = o->next)
         nopen += session_is_open(o) ? 1u : 0u;
     vb_enc_begin(&enc, &hdr);
-    vb_enc_array(&enc, 4);
+    vb_enc_array(&enc, 5);
     vb_enc_i64(&enc, (int64_t)getpid());
     vb_enc_u64(&enc, (vb_now_ms() - srv->started_ms) / 1000);
     vb_enc_u64(&enc, srv->nsessions);
@@ -66,6 +66,7 @@ static void answer_status(brk_session *s, const vb_msg *msg)
     for (brk_session *o = srv->sessions; o; o = o->next)
         if (session_is_open(o))
             encode_upstream(&enc, o);
+    brk_encode_logins(srv, &enc); /* sqlite read on the loop: small, local, WAL */
     vb_error err;
     if (vb_enc_finish(&enc, VB_FRAME_MAX_POSTAUTH, &frame, &len, &err) == 0)
         vb_stream_send(s->stream, frame, len);
@@ -99,6 +100,8 @@ static int read_open(brk_session *s, const vb_msg *msg, brk_job *job, vb_error *
     if (vb_rd_bool(&rd, &can_prompt, err) < 0)
         return -1;
     s->can_prompt = can_prompt;
+    if (msg->hdr.procedure == VB_BROKER_PROC_LOGIN && vb_rd_u64(&rd, &job->ttl_s, err) < 0)
+        return -1;
     if (!job->uri)
         return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_BROKER, "OPEN needs a URI");
     return 0;
@@ -115,6 +118,15 @@ static int read_name(const vb_msg *msg, brk_job *job, vb_error *err)
     return 0;
 }
 
+/* LOGOUT [uri | nil] */
+static int read_logout(const vb_msg *msg, brk_job *job, vb_error *err)
+{
+    vb_rd rd;
+    return vb_rd_init(&rd, msg->body, err) < 0 || vb_rd_strdup(&rd, URI_MAX, &job->uri, err) < 0
+               ? -1
+               : 0;
+}
+
 static void submit_call(brk_session *s, const vb_msg *msg)
 {
     vb_error err;
@@ -129,8 +141,10 @@ static void submit_call(brk_session *s, const vb_msg *msg)
     if (s->busy)
         rc = vb_error_set(&err, VB_ERR_OPERATION_INVALID, VB_DOM_BROKER,
                           "a call is already running on this connection; wait for its reply");
-    else if (msg->hdr.procedure == VB_BROKER_PROC_OPEN)
+    else if (msg->hdr.procedure == VB_BROKER_PROC_OPEN || msg->hdr.procedure == VB_BROKER_PROC_LOGIN)
         rc = read_open(s, msg, job, &err);
+    else if (msg->hdr.procedure == VB_BROKER_PROC_LOGOUT)
+        rc = read_logout(msg, job, &err);
     else if (msg->hdr.procedure == VB_BROKER_PROC_DOMAIN_START ||
              msg->hdr.procedure == VB_BROKER_PROC_DOMAIN_SHUTDOWN)
         rc = read_name(msg, job, &err);
@@ -169,6 +183,8 @@ void brk_dispatch(brk_session *s, vb_msg *msg)
         case VB_BROKER_PROC_LIST_DOMAINS:
         case VB_BROKER_PROC_DOMAIN_START:
         case VB_BROKER_PROC_DOMAIN_SHUTDOWN:
+        case VB_BROKER_PROC_LOGIN:
+        case VB_BROKER_PROC_LOGOUT:
             submit_call(s, msg);
             break;
         default:

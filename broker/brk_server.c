@@ -209,6 +209,24 @@ static int prepare_dir(const char *socket_path, uid_t uid, vb_error *err)
     return 0;
 }
 
+/* Wipe expired passwords even when nobody asks for them. */
+static void expire_secrets(vb_loop *loop, uint64_t id, void *data)
+{
+    (void)id;
+    brk_server *srv = data;
+    vb_secretcache_expire(srv->secrets, vb_now_ms());
+    srv->expiry_timer = vb_loop_add_timer(loop, 10000, expire_secrets, srv);
+}
+
+static int open_cache(brk_server *srv, const char *state_dir, vb_error *err)
+{
+    char path[4200];
+    if (vb_store_prepare_dir(state_dir, err) < 0)
+        return -1;
+    snprintf(path, sizeof path, "%s/cache.db", state_dir);
+    return vb_store_open(path, VB_STORE_BROKER_CACHE, &srv->cache, err);
+}
+
 int brk_server_start(brk_server *srv, brk_config *cfg, vb_loop *loop, vb_error *err)
 {
     memset(srv, 0, sizeof *srv);
@@ -217,6 +235,13 @@ int brk_server_start(brk_server *srv, brk_config *cfg, vb_loop *loop, vb_error *
     srv->uid = getuid();
     srv->started_ms = vb_now_ms();
     pthread_mutex_init(&srv->lock, NULL);
+    pthread_mutex_init(&srv->cache_lock, NULL);
+    srv->secrets = vb_secretcache_new(cfg->secret_ttl_ms, cfg->secret_max_ms);
+    if (!srv->secrets)
+        return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_BROKER, "out of memory");
+    if (open_cache(srv, cfg->state_dir, err) < 0)
+        return -1;
+    srv->expiry_timer = vb_loop_add_timer(loop, 10000, expire_secrets, srv);
     srv->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (srv->wake_fd < 0)
         return vb_error_set_errno(err, errno, VB_DOM_BROKER, "eventfd");
@@ -243,4 +268,6 @@ void brk_server_stop(brk_server *srv)
     close(srv->listen_fd);
     if (srv->cfg->listen_fd < 0)
         unlink(srv->cfg->socket_path);
+    /* workers may still run: leave the cache open; wipe the passwords */
+    vb_secretcache_clear(srv->secrets, NULL);
 }

@@ -9,7 +9,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "vb_authconf.h"
 #include "vb_log.h"
 
 #define WORKER_STACK_BYTES (512u * 1024u)
@@ -25,10 +24,8 @@ void brk_job_free(brk_job *job)
 
 /* ---- replies --------------------------------------------------------------- */
 
-typedef void (*body_fn)(vb_enc *enc, const void *arg);
-
-static void post_reply(brk_session *s, const brk_job *job, int rc, body_fn body, const void *arg,
-                       const vb_error *failure)
+void brk_post_reply(brk_session *s, const brk_job *job, int rc, brk_body_fn body, const void *arg,
+                    const vb_error *failure)
 {
     uint8_t *frame = NULL;
     size_t len = 0;
@@ -98,30 +95,8 @@ static void encode_cred_request(vb_enc *enc, const vb_cred_request *req)
     }
 }
 
-static int from_auth_conf(brk_session *s, vb_cred_request *req)
-{
-    if (req->retry)
-        return 0; /* what the file holds just failed: ask the person */
-    vb_uri uri;
-    vb_error err;
-    memset(&uri, 0, sizeof uri);
-    if (!s->uri || vb_uri_parse(s->uri, &uri, &err) < 0)
-        return 0;
-    char *path = vb_authconf_path(vb_uri_param_get(&uri, "authfile"));
-    vb_authconf *conf = NULL;
-    int filled = 0;
-    if (path && vb_authconf_load(path, &conf, &err) < 0)
-        vb_log(VB_LOG_WARN, "ignoring %s: %s", path, err.message);
-    else if (conf)
-        filled = vb_authconf_fill(conf, "vbhostd", uri.host, req, &err) == 1;
-    vb_authconf_free(conf);
-    free(path);
-    vb_uri_clear(&uri);
-    return filled;
-}
-
 /* Post the CRED_REQUEST callback and wait for the loop to deliver the answer. */
-static int ask_client(brk_session *s, vb_cred_request *req, vb_error *err)
+int brk_ask_client(brk_session *s, vb_cred_request *req, vb_error *err)
 {
     vb_msg_header hdr = { VB_PROG_BROKER, VB_PROG_BROKER_VERSION, VB_MSG_CALLBACK, 0,
                           VB_BROKER_PROC_CRED_REQUEST, VB_STATUS_OK, 0 };
@@ -169,20 +144,6 @@ static int ask_client(brk_session *s, vb_cred_request *req, vb_error *err)
     return result;
 }
 
-static int broker_cred_fill(vb_cred_request *req, void *opaque, vb_error *err)
-{
-    brk_session *s = opaque;
-    if (from_auth_conf(s, req))
-        return 0;
-    if (!s->can_prompt)
-        return vb_error_set(err, VB_ERR_CRED_REQUIRED, VB_DOM_BROKER,
-                            "credentials required for %s, and this client cannot be asked (no "
-                            "callback or --non-interactive); add them to auth.conf or run "
-                            "interactively",
-                            req->service ? req->service : "this login");
-    return ask_client(s, req, err);
-}
-
 /* Loop thread: the client answered (or refused) a CRED_REQUEST. */
 void brk_worker_cred_reply(brk_session *s, const vb_msg *msg)
 {
@@ -219,26 +180,6 @@ void brk_worker_cred_reply(brk_session *s, const vb_msg *msg)
 
 /* ---- driver calls ---------------------------------------------------------------- */
 
-/* The item types a login may ask for: what the app can answer, plus what
- * the broker's own sources (auth.conf) can answer. USERNAME (the SASL
- * authorization id) only when the app offers it, as libvirt does, so a
- * password login asks exactly for the auth name and the password. */
-static size_t login_cred_types(const brk_session *s, int *types, size_t max)
-{
-    static const int broker_answers[] = { VB_CRED_AUTHNAME, VB_CRED_PASSPHRASE, VB_CRED_REALM };
-    size_t n = 0;
-    for (size_t i = 0; i < s->ncred_types && n < max; i++)
-        types[n++] = s->cred_types[i];
-    for (size_t k = 0; k < sizeof broker_answers / sizeof broker_answers[0]; k++) {
-        int have = 0;
-        for (size_t i = 0; i < n; i++)
-            have |= types[i] == broker_answers[k];
-        if (!have && n < max)
-            types[n++] = broker_answers[k];
-    }
-    return n;
-}
-
 static int job_open(brk_session *s, const brk_job *job, vb_error *err)
 {
     if (s->drv_conn)
@@ -253,9 +194,8 @@ static int job_open(brk_session *s, const brk_job *job, vb_error *err)
     s->uri = strdup(job->uri);
     pthread_mutex_unlock(&s->mutex);
     int types[BRK_MAX_CRED_TYPES + 3];
-    size_t ntypes = login_cred_types(s, types, sizeof types / sizeof types[0]);
-    vb_cred_source src = { broker_cred_fill, s, types, ntypes,
-                           (const char *const *)s->priority, s->npriority };
+    vb_cred_source src;
+    brk_creds_source(s, &src, types, sizeof types / sizeof types[0], 1);
     void *conn = NULL;
     const vb_driver *drv = vb_driver_for_uri(&uri, err);
     int rc = drv ? drv->open(&uri, job->flags, &src, &conn, err) : -1;
@@ -305,16 +245,22 @@ static void run_job(brk_session *s, const brk_job *job)
     vb_error_clear(&err);
     switch (job->hdr.procedure) {
     case VB_BROKER_PROC_OPEN:
-        post_reply(s, job, job_open(s, job, &err), NULL, NULL, &err);
+        brk_post_reply(s, job, job_open(s, job, &err), NULL, NULL, &err);
+        break;
+    case VB_BROKER_PROC_LOGIN:
+        brk_job_login(s, job);
+        break;
+    case VB_BROKER_PROC_LOGOUT:
+        brk_job_logout(s, job);
         break;
     case VB_BROKER_PROC_CLOSE:
         close_driver(s);
-        post_reply(s, job, 0, NULL, NULL, &err);
+        brk_post_reply(s, job, 0, NULL, NULL, &err);
         break;
     case VB_BROKER_PROC_GET_HOSTNAME: {
         char *host = NULL;
         int rc = need_open(s, &err) < 0 ? -1 : s->drv->get_hostname(s->drv_conn, &host, &err);
-        post_reply(s, job, rc, body_hostname, host, &err);
+        brk_post_reply(s, job, rc, body_hostname, host, &err);
         free(host);
         break;
     }
@@ -323,7 +269,7 @@ static void run_job(brk_session *s, const brk_job *job)
         vb_domain_info *doms = NULL;
         int rc = need_open(s, &err) < 0 ? -1 : s->drv->list_domains(s->drv_conn, &doms, &l.n, &err);
         l.doms = doms;
-        post_reply(s, job, rc, body_domains, &l, &err);
+        brk_post_reply(s, job, rc, body_domains, &l, &err);
         free(doms);
         break;
     }
@@ -337,7 +283,7 @@ static void run_job(brk_session *s, const brk_job *job)
         if (rc == 0)
             rc = start ? s->drv->domain_start(s->drv_conn, job->name, &err)
                        : s->drv->domain_shutdown(s->drv_conn, job->name, &err);
-        post_reply(s, job, rc, NULL, NULL, &err);
+        brk_post_reply(s, job, rc, NULL, NULL, &err);
         break;
     }
     }

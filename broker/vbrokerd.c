@@ -30,8 +30,25 @@ static void usage(FILE *out)
             "  --socket PATH           listen here (default: $VBROKER_SOCKET, else\n"
             "                          $XDG_RUNTIME_DIR/vbroker/sock, else /tmp/vbroker-UID/sock)\n"
             "  --prompt-timeout SECS   fail a credential request nobody answers (default %d)\n"
-            "  --log-level LEVEL       error, warn, info (default) or debug\n",
+            "  --log-level LEVEL       error, warn, info (default) or debug\n"
+            "  --state-dir DIR         the login cache (default $XDG_STATE_HOME/vbroker,\n"
+            "                          else ~/.local/state/vbroker)\n"
+            "  --secret-ttl SECS       forget a cached password unused this long (default 600;\n"
+            "                          0 keeps no passwords in memory)\n"
+            "  --secret-max SECS       forget a cached password this long after entry (default 28800)\n",
             DEFAULT_PROMPT_TIMEOUT_S);
+}
+
+static char *default_state_dir(void)
+{
+    const char *xdg = getenv("XDG_STATE_HOME");
+    const char *home = getenv("HOME");
+    char buf[4096];
+    if (xdg && xdg[0] == '/')
+        snprintf(buf, sizeof buf, "%s/vbroker", xdg);
+    else
+        snprintf(buf, sizeof buf, "%s/.local/state/vbroker", home && *home ? home : "/tmp");
+    return strdup(buf);
 }
 
 static char *default_socket_path(void)
@@ -100,10 +117,14 @@ int main(int argc, char **argv)
         { "socket", required_argument, NULL, 's' },
         { "prompt-timeout", required_argument, NULL, 't' },
         { "log-level", required_argument, NULL, 'l' },
+        { "state-dir", required_argument, NULL, 'd' },
+        { "secret-ttl", required_argument, NULL, 'T' },
+        { "secret-max", required_argument, NULL, 'M' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    brk_config cfg = { NULL, -1, DEFAULT_PROMPT_TIMEOUT_S, VB_LOG_INFO };
+    brk_config cfg = { NULL, -1, DEFAULT_PROMPT_TIMEOUT_S, VB_LOG_INFO, NULL,
+                       600u * 1000u, 8u * 3600u * 1000u };
     int opt;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (opt) {
@@ -115,6 +136,9 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'd': free(cfg.state_dir); cfg.state_dir = strdup(optarg); break;
+        case 'T': cfg.secret_ttl_ms = strtoull(optarg, NULL, 10) * 1000u; break;
+        case 'M': cfg.secret_max_ms = strtoull(optarg, NULL, 10) * 1000u; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -125,6 +149,8 @@ int main(int argc, char **argv)
     }
     if (!cfg.socket_path)
         cfg.socket_path = default_socket_path();
+    if (!cfg.state_dir)
+        cfg.state_dir = default_state_dir();
     cfg.listen_fd = activated_fd();
     vb_log_init("vbrokerd", cfg.log_level);
     protect_memory();
@@ -141,5 +167,6 @@ int main(int argc, char **argv)
     brk_server_stop(&srv);
     vb_loop_free(loop);
     free(cfg.socket_path);
+    free(cfg.state_dir);
     return rc == 0 ? 0 : 1;
 }

@@ -18,7 +18,9 @@
 #include "vb_loop.h"
 #include "vb_msg.h"
 #include "vb_sasl.h"
+#include "vb_store.h"
 #include "vb_stream.h"
+#include "vb_token.h"
 
 enum vbh_auth_type { VBH_AUTH_NONE, VBH_AUTH_SASL, VBH_AUTH_PEER, VBH_AUTH_TOKEN };
 #define VBH_MAX_AUTH_TYPES 4
@@ -53,6 +55,7 @@ typedef struct vbh_config {
     size_t max_frame;                /* after authentication */
     char *default_uri;
     char *test_host_dir;             /* test:///PATH files allowed only below this dir */
+    unsigned token_ttl_s;            /* lifetime of issued tokens (the client may ask for less) */
     int log_level;
     int protocol_v1;                 /* test mode: behave as a HOST v1 server (no AUTH_*) */
 } vbh_config;
@@ -92,6 +95,7 @@ struct vbh_server {
     unsigned nclients;
     unsigned nanonymous;
     vbh_failure *failures;
+    vb_store *tokens;                /* issued tokens (state_dir/tokens.db) */
 };
 
 struct vbh_client {
@@ -110,6 +114,12 @@ struct vbh_client {
     unsigned min_ssf;
     int enable_layer;           /* switch on the SASL layer after this reply */
     unsigned failed_attempts;
+    /* a token login between CHALLENGE and PROVE */
+    char token_id[VB_TOKEN_ID_LEN + 1];
+    uint8_t token_cnonce[VB_TOKEN_NONCE_LEN];
+    uint8_t token_snonce[VB_TOKEN_NONCE_LEN];
+    int token_pending;
+    int confidential;           /* unix socket, or a SASL security layer is on */
     uint64_t auth_timer;
     uint64_t delay_timer;
     uint8_t *delayed_frame;
@@ -122,6 +132,7 @@ struct vbh_client {
 };
 
 int vbh_server_start(vbh_server *srv, vbh_config *cfg, vb_loop *loop, vb_error *err);
+int vbh_open_token_store(const vbh_config *cfg, vb_store **out, vb_error *err);
 void vbh_server_stop(vbh_server *srv);
 
 /* dispatch.c */
@@ -137,6 +148,12 @@ int vbh_auth_sasl_init(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
 int vbh_auth_sasl_start(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
 int vbh_auth_sasl_step(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
 int vbh_auth_peer(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
+int vbh_auth_token_challenge(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
+int vbh_auth_token_prove(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
+int vbh_token_issue(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
+int vbh_token_revoke(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
+/* vbhostd --list-tokens / --revoke-token ID (prints; returns an exit status) */
+int vbh_admin_tokens(vbh_config *cfg, const char *revoke_id);
 /* The delay before answering a failed login from this client's peer (ms),
  * after recording the failure. */
 uint64_t vbh_auth_record_failure(vbh_client *c);

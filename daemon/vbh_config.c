@@ -57,10 +57,6 @@ static int parse_auth_list(vb_conf *conf, const char *key, vbh_auth_list *out, v
             return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
                                 "%s: '%s' has unknown auth type '%s' (use none, sasl, peer, token)",
                                 conf->path, key, items[i]);
-        if (type == VBH_AUTH_TOKEN)
-            return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
-                                "%s: auth type 'token' is not available in this build yet",
-                                conf->path);
         out->types[out->n++] = type;
     }
     return 1;
@@ -136,6 +132,7 @@ static void set_defaults(vbh_config *cfg)
     cfg->auth_timeout_s = 30;
     cfg->max_frame = VB_FRAME_MAX_POSTAUTH;
     cfg->default_uri = strdup("test:///default");
+    cfg->token_ttl_s = 8 * 3600;
     cfg->log_level = VB_LOG_INFO;
 }
 
@@ -165,6 +162,7 @@ static int load_keys(vb_conf *conf, vbh_config *cfg, vb_error *err)
         get_uint(conf, "max_frame", VB_FRAME_MAX_PREAUTH, VB_FRAME_MAX_ABSOLUTE, &max_frame, err) < 0 ||
         get_str(conf, "default_uri", &cfg->default_uri, err) < 0 ||
         get_str(conf, "test_host_dir", &cfg->test_host_dir, err) < 0 ||
+        get_uint(conf, "token_ttl", 60, 90u * 24 * 3600, &cfg->token_ttl_s, err) < 0 ||
         vb_conf_get_string(conf, "log_level", &level, err) < 0)
         return -1;
     cfg->max_frame = max_frame;

@@ -20,6 +20,10 @@ static const vbh_route host_routes[] = {
     { VB_HOST_PROC_AUTH_SASL_START, vbh_auth_sasl_start },
     { VB_HOST_PROC_AUTH_SASL_STEP, vbh_auth_sasl_step },
     { VB_HOST_PROC_AUTH_PEER, vbh_auth_peer },
+    { VB_HOST_PROC_AUTH_TOKEN_CHALLENGE, vbh_auth_token_challenge },
+    { VB_HOST_PROC_AUTH_TOKEN_PROVE, vbh_auth_token_prove },
+    { VB_HOST_PROC_TOKEN_ISSUE, vbh_token_issue },
+    { VB_HOST_PROC_TOKEN_REVOKE, vbh_token_revoke },
     { VB_HOST_PROC_OPEN, vbh_call_open },
     { VB_HOST_PROC_CLOSE, vbh_call_close },
     { VB_HOST_PROC_GET_HOSTNAME, vbh_call_get_hostname },
@@ -59,6 +63,7 @@ static void send_frame(vbh_client *c, uint8_t *frame, size_t len)
          * traffic goes through the negotiated security layer */
         vb_stream_set_sasl(c->stream, c->sasl);
         c->enable_layer = 0;
+        c->confidential = 1;
     }
 }
 

@@ -58,6 +58,13 @@ static int load_or_create_server_id(const char *state_dir, char out[65], vb_erro
     return rc;
 }
 
+int vbh_open_token_store(const vbh_config *cfg, vb_store **out, vb_error *err)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/tokens.db", cfg->state_dir);
+    return vb_store_open(path, VB_STORE_DAEMON_TOKENS, out, err);
+}
+
 /* ---- client lifetime ----------------------------------------------------- */
 
 static void client_update_anonymous(vbh_client *c)
@@ -92,7 +99,7 @@ static void client_on_close(vb_stream *s, const vb_error *why, void *data)
     if (c->next)
         c->next->prev = c->prev;
     srv->nclients--;
-    explicit_bzero(c, sizeof *c);
+    explicit_bzero(c, sizeof *c); /* token nonces, identity */
     free(c);
 }
 
@@ -185,6 +192,7 @@ static void accept_one(vbh_listener *lis, int fd)
     c->srv = srv;
     c->lis = lis;
     setup_peer(c, fd);
+    c->confidential = lis->is_unix;
     int none = vbh_auth_list_has(lis->auth, VBH_AUTH_NONE) || srv->cfg->protocol_v1;
     if (!none && !c->peer_allowed && srv->nanonymous >= srv->cfg->max_anonymous_clients) {
         vb_log(VB_LOG_WARN, "max_anonymous_clients (%u) reached; refusing %s",
@@ -252,7 +260,8 @@ int vbh_server_start(vbh_server *srv, vbh_config *cfg, vb_loop *loop, vb_error *
     memset(srv, 0, sizeof *srv);
     srv->cfg = cfg;
     srv->loop = loop;
-    if (load_or_create_server_id(cfg->state_dir, srv->server_id, err) < 0)
+    if (load_or_create_server_id(cfg->state_dir, srv->server_id, err) < 0 ||
+        vbh_open_token_store(cfg, &srv->tokens, err) < 0)
         return -1;
     if ((vbh_auth_list_has(&cfg->auth_unix, VBH_AUTH_SASL) ||
          vbh_auth_list_has(&cfg->auth_tcp, VBH_AUTH_SASL)) &&
@@ -281,6 +290,8 @@ void vbh_server_stop(vbh_server *srv)
     }
     if (srv->cfg->listen_unix)
         unlink(srv->cfg->listen_unix);
+    vb_store_close(srv->tokens);
+    srv->tokens = NULL;
     while (srv->failures) {
         vbh_failure *f = srv->failures;
         srv->failures = f->next;

@@ -24,6 +24,8 @@ static void usage(FILE *out)
             "  -f, --config FILE   configuration (see etc/vbhostd.conf)\n"
             "  -F, --foreground    do not detach\n"
             "  -p, --pidfile FILE  write the daemon's pid here\n"
+            "      --list-tokens   list the tokens this daemon issued, then exit\n"
+            "      --revoke-token ID  revoke one token, then exit\n"
             "      --protocol-v1   behave as a HOST protocol v1 server (no AUTH_*); for\n"
             "                      compatibility testing only\n");
 }
@@ -99,17 +101,21 @@ int main(int argc, char **argv)
         { "foreground", no_argument, NULL, 'F' },
         { "pidfile", required_argument, NULL, 'p' },
         { "protocol-v1", no_argument, NULL, '1' },
+        { "list-tokens", no_argument, NULL, 'L' },
+        { "revoke-token", required_argument, NULL, 'R' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    const char *config = NULL, *pidfile = NULL;
-    int foreground = 0, v1 = 0, opt;
+    const char *config = NULL, *pidfile = NULL, *revoke = NULL;
+    int foreground = 0, v1 = 0, list_tokens = 0, opt;
     while ((opt = getopt_long(argc, argv, "f:Fp:h", opts, NULL)) != -1) {
         switch (opt) {
         case 'f': config = optarg; break;
         case 'F': foreground = 1; break;
         case 'p': pidfile = optarg; break;
         case '1': v1 = 1; break;
+        case 'L': list_tokens = 1; break;
+        case 'R': revoke = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -125,6 +131,11 @@ int main(int argc, char **argv)
         return 1;
     }
     cfg.protocol_v1 = v1;
+    if (list_tokens || revoke) {
+        int status = vbh_admin_tokens(&cfg, revoke);
+        vbh_config_clear(&cfg);
+        return status;
+    }
     vb_log_init("vbhostd", cfg.log_level);
     protect_memory();
     vb_loop *loop = vb_loop_new(&err);

@@ -11,6 +11,7 @@
 
 #include "vb_net.h"
 #include "vb_sasl.h"
+#include "vb_token.h"
 
 #define READ_CHUNK 16384
 
@@ -329,14 +330,118 @@ static int sasl_attempt(vb_remote *r, const char *want_mech, const vb_remote_opt
     return 0;
 }
 
+/* Tell the credential source whether the answers it gave worked. */
+static void report_answers(vb_remote *r, const vb_remote_opts *opts, int worked)
+{
+    const vb_cred_request *last = r->sasl ? vb_sasl_last_request(r->sasl) : NULL;
+    if (!last)
+        return;
+    if (worked && opts->creds.approve)
+        opts->creds.approve(opts->creds.opaque, last);
+    else if (!worked && opts->creds.reject)
+        opts->creds.reject(opts->creds.opaque, last);
+}
+
 static int auth_sasl(vb_remote *r, const char *mech, const vb_remote_opts *opts, vb_error *err)
 {
     for (int attempt = 0; attempt < VB_REMOTE_AUTH_TRIES; attempt++) {
-        if (sasl_attempt(r, mech, opts, attempt > 0, err) == 0)
+        if (sasl_attempt(r, mech, opts, attempt > 0, err) == 0) {
+            report_answers(r, opts, 1);
             return 0;
+        }
         if (err && err->code != VB_ERR_AUTH_FAILED)
             return -1;
+        report_answers(r, opts, 0);
     }
+    return -1;
+}
+
+typedef struct token_challenge {
+    const char *id;
+    const uint8_t *cnonce;
+} token_challenge;
+
+static void pack_token_challenge(vb_enc *enc, const void *arg)
+{
+    const token_challenge *t = arg;
+    vb_enc_array(enc, 2);
+    vb_enc_str(enc, t->id);
+    vb_enc_bin(enc, t->cnonce, VB_TOKEN_NONCE_LEN);
+}
+
+static void pack_proof(vb_enc *enc, const void *arg)
+{
+    vb_enc_array(enc, 1);
+    vb_enc_bin(enc, arg, VB_TOKEN_PROOF_LEN);
+}
+
+/* CHALLENGE: send our nonce, check the server's proof before proving ours. */
+static int token_challenge_round(vb_remote *r, const char *id, const uint8_t *secret,
+                                 const uint8_t *cnonce, uint8_t *snonce, vb_error *err)
+{
+    token_challenge tc = { id, cnonce };
+    vb_msg reply;
+    vb_rd rd;
+    const uint8_t *sn, *sproof;
+    size_t snlen, splen;
+    uint8_t want[VB_TOKEN_PROOF_LEN];
+    if (vb_remote_call(r, VB_PROG_HOST, VB_HOST_PROC_AUTH_TOKEN_CHALLENGE, pack_token_challenge, &tc,
+                       &reply, err) < 0)
+        return -1;
+    int rc = vb_rd_init(&rd, reply.body, err) < 0 || vb_rd_bin(&rd, &sn, &snlen, err) < 0 ||
+                     vb_rd_bin(&rd, &sproof, &splen, err) < 0
+                 ? -1
+                 : 0;
+    if (rc == 0 && (snlen != VB_TOKEN_NONCE_LEN || splen != VB_TOKEN_PROOF_LEN))
+        rc = vb_error_set(err, VB_ERR_PROTOCOL, VB_DOM_AUTH, "malformed token challenge reply");
+    if (rc == 0) {
+        memcpy(snonce, sn, VB_TOKEN_NONCE_LEN);
+        rc = vb_token_proof(VB_TOKEN_SERVER, secret, VB_TOKEN_SECRET_LEN, id, cnonce, snonce, want,
+                            err);
+    }
+    if (rc == 0 && !vb_token_proof_equal(want, sproof))
+        rc = vb_error_set(err, VB_ERR_AUTH_FAILED, VB_DOM_AUTH,
+                          "the server could not prove it knows this login's token; refusing to "
+                          "continue (is it the server you logged in to?)");
+    vb_msg_clear(&reply);
+    return rc;
+}
+
+/* 1: logged in with the token; 0: no usable token (fall through to the next
+ * type; a refused token is reported so it is erased); -1: hard error. */
+static int auth_token(vb_remote *r, const vb_uri *uri, const vb_remote_opts *opts, vb_error *err)
+{
+    char id[VB_TOKEN_ID_LEN + 1];
+    uint8_t secret[VB_TOKEN_SECRET_LEN], cnonce[VB_TOKEN_NONCE_LEN], snonce[VB_TOKEN_NONCE_LEN];
+    uint8_t proof[VB_TOKEN_PROOF_LEN];
+    const vb_cred_source *src = &opts->creds;
+    if (!src->token_lookup || !r->have_server_id ||
+        src->token_lookup(src->opaque, r->server_id, uri->user, id, sizeof id, secret,
+                          sizeof secret) != 1)
+        return 0;
+    int rc = vb_token_nonce(cnonce, err) < 0 ||
+                     token_challenge_round(r, id, secret, cnonce, snonce, err) < 0 ||
+                     vb_token_proof(VB_TOKEN_CLIENT, secret, sizeof secret, id, cnonce, snonce,
+                                    proof, err) < 0
+                 ? -1
+                 : 0;
+    explicit_bzero(secret, sizeof secret);
+    vb_msg reply;
+    if (rc == 0)
+        rc = vb_remote_call(r, VB_PROG_HOST, VB_HOST_PROC_AUTH_TOKEN_PROVE, pack_proof, proof,
+                            &reply, err);
+    if (rc == 0) {
+        vb_msg_clear(&reply);
+        snprintf(r->auth_type, sizeof r->auth_type, "token");
+        return 1;
+    }
+    if (err && err->code == VB_ERR_AUTH_FAILED && strstr(err->message, "token not accepted")) {
+        if (src->token_rejected)
+            src->token_rejected(src->opaque, r->server_id, id);
+        return 0;
+    }
+    if (err && err->code == VB_ERR_AUTH_UNAVAILABLE)
+        return 0; /* not on this transport: merely unavailable */
     return -1;
 }
 
@@ -398,7 +503,12 @@ static int negotiate(vb_remote *r, const vb_uri *uri, const vb_remote_opts *opts
             return auth_sasl(r, mech, opts, err);
         if (strcmp(type, "peer") == 0)
             return auth_peer(r, err);
-        /* "token": no cached token in this client; fall through to the next type */
+        if (strcmp(type, "token") == 0) {
+            int rc = auth_token(r, uri, opts, err);
+            if (rc != 0)
+                return rc > 0 ? 0 : -1;
+            /* no usable token: fall through to the next type */
+        }
     }
     char have[128] = "";
     for (size_t i = 0; i < o.n; i++)
@@ -427,6 +537,21 @@ static int open_transport(const vb_uri *uri, vb_error *err)
                         "transport '%s' is not supported by this client", uri->transport);
 }
 
+/* What asks, for a person and as the secret cache's key: one name per
+ * endpoint and user ("vbhostd on alice@h:16509", "vbhostd on unix:/run/x"). */
+static char *service_name(const vb_uri *uri)
+{
+    char buf[1200];
+    const char *sock = vb_uri_param_get(uri, "socket");
+    if (!uri->transport || strcmp(uri->transport, "unix") == 0)
+        snprintf(buf, sizeof buf, "vbhostd on unix:%s", sock ? sock : VB_REMOTE_DEFAULT_SOCKET);
+    else
+        snprintf(buf, sizeof buf, "vbhostd on %s%s%s:%d", uri->user ? uri->user : "",
+                 uri->user ? "@" : "", uri->host ? uri->host : "", uri->port ? uri->port
+                                                                             : VB_REMOTE_DEFAULT_PORT);
+    return strdup(buf);
+}
+
 int vb_remote_connect(const vb_uri *uri, const vb_remote_opts *opts, vb_remote **out, vb_error *err)
 {
     static const vb_remote_opts no_opts;
@@ -443,10 +568,7 @@ int vb_remote_connect(const vb_uri *uri, const vb_remote_opts *opts, vb_remote *
     r->timeout_ms = opts->timeout_ms ? opts->timeout_ms : 60000;
     vb_frame_reader_init(&r->reader, VB_FRAME_MAX_POSTAUTH);
     r->host = strdup(uri->host && *uri->host ? uri->host : "localhost");
-    size_t slen = strlen(r->host) + 32;
-    r->service = malloc(slen);
-    if (r->service)
-        snprintf(r->service, slen, "vbhostd on %s", r->host);
+    r->service = service_name(uri);
     r->fd = open_transport(uri, err);
     if (r->fd < 0 || !r->service || negotiate(r, uri, opts, err) < 0) {
         vb_remote_free(r);
@@ -475,6 +597,56 @@ const char *vb_remote_sasl_mech(const vb_remote *r) { return r->sasl ? vb_sasl_m
 unsigned vb_remote_ssf(const vb_remote *r) { return r->sasl ? vb_sasl_ssf(r->sasl) : 0; }
 const char *vb_remote_server_id(const vb_remote *r) { return r->have_server_id ? r->server_id : NULL; }
 int vb_remote_fd(const vb_remote *r) { return r->fd; }
+
+/* ---- tokens ------------------------------------------------------------------ */
+
+static void pack_name(vb_enc *enc, const void *arg);
+
+static void pack_ttl(vb_enc *enc, const void *arg)
+{
+    vb_enc_array(enc, 1);
+    vb_enc_u64(enc, *(const uint64_t *)arg);
+}
+
+int vb_remote_issue_token(vb_remote *r, uint64_t ttl_s, vb_remote_token *out, vb_error *err)
+{
+    vb_msg reply;
+    vb_rd rd;
+    const char *id, *ident;
+    const uint8_t *secret;
+    size_t idlen, slen, identlen;
+    memset(out, 0, sizeof *out);
+    if (vb_remote_call(r, VB_PROG_HOST, VB_HOST_PROC_TOKEN_ISSUE, pack_ttl, &ttl_s, &reply, err) < 0)
+        return -1;
+    int rc = vb_rd_init(&rd, reply.body, err) < 0 || vb_rd_str(&rd, &id, &idlen, err) < 0 ||
+                     vb_rd_bin(&rd, &secret, &slen, err) < 0 ||
+                     vb_rd_i64(&rd, &out->expires, err) < 0 ||
+                     vb_rd_str(&rd, &ident, &identlen, err) < 0
+                 ? -1
+                 : 0;
+    if (rc == 0 && (!vb_token_id_valid(id, idlen) || slen != VB_TOKEN_SECRET_LEN || !ident ||
+                    identlen >= sizeof out->identity))
+        rc = vb_error_set(err, VB_ERR_PROTOCOL, VB_DOM_AUTH, "malformed TOKEN_ISSUE reply");
+    if (rc == 0) {
+        memcpy(out->id, id, idlen);
+        memcpy(out->secret, secret, slen);
+        memcpy(out->identity, ident, identlen);
+    }
+    vb_msg_clear(&reply); /* wipes the frame that carried the secret */
+    return rc;
+}
+
+int vb_remote_revoke_token(vb_remote *r, const char *id, int *revoked, vb_error *err)
+{
+    vb_msg reply;
+    vb_rd rd;
+    *revoked = 0;
+    if (vb_remote_call(r, VB_PROG_HOST, VB_HOST_PROC_TOKEN_REVOKE, pack_name, id, &reply, err) < 0)
+        return -1;
+    int rc = vb_rd_init(&rd, reply.body, err) < 0 || vb_rd_bool(&rd, revoked, err) < 0 ? -1 : 0;
+    vb_msg_clear(&reply);
+    return rc;
+}
 
 /* ---- driver calls -------------------------------------------------------- */
 

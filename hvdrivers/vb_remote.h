@@ -47,6 +47,16 @@ unsigned vb_remote_ssf(const vb_remote *r);
 const char *vb_remote_server_id(const vb_remote *r);  /* NULL for a v1 server */
 int vb_remote_fd(const vb_remote *r);
 
+/* Tokens (after a sasl or peer login on a confidential connection). */
+typedef struct vb_remote_token {
+    char id[33];
+    uint8_t secret[32];       /* wipe after storing */
+    int64_t expires;          /* unix time */
+    char identity[256];       /* as the server knows the login */
+} vb_remote_token;
+int vb_remote_issue_token(vb_remote *r, uint64_t ttl_s, vb_remote_token *out, vb_error *err);
+int vb_remote_revoke_token(vb_remote *r, const char *id, int *revoked, vb_error *err);
+
 /* The driver calls. */
 int vb_remote_open(vb_remote *r, const char *name, unsigned flags, vb_error *err);
 int vb_remote_close_driver(vb_remote *r, vb_error *err);

@@ -52,7 +52,7 @@ wait_socket "$D/vbhostd.sock" 10 "$D/vbhostd.log"
 
 step "vbrokerd, the per-user broker (socket $D/run/sock)"
 export VBROKER_SOCKET="$D/run/sock" VBROKER_NO_AUTOSTART=1
-"$B/vbrokerd" --socket "$VBROKER_SOCKET" 2>"$D/vbrokerd.log" &
+"$B/vbrokerd" --socket "$VBROKER_SOCKET" --state-dir "$D/broker-state" 2>"$D/vbrokerd.log" &
 PIDS+=($!)
 wait_socket "$VBROKER_SOCKET" 10 "$D/vbrokerd.log"
 

@@ -476,13 +476,15 @@ typedef struct open_args {
     const char *uri;
     unsigned flags;
     const vb_auth *auth;
+    int with_ttl;             /* LOGIN appends [ttl_s] */
+    uint64_t ttl_s;
 } open_args;
 
 static void pack_open(vb_enc *enc, const void *arg)
 {
     const open_args *a = arg;
     unsigned ntypes = a->auth && a->auth->cb ? a->auth->ncredtypes : 0;
-    vb_enc_array(enc, 5);
+    vb_enc_array(enc, a->with_ttl ? 6 : 5);
     vb_enc_str(enc, a->uri);
     vb_enc_u64(enc, a->flags);
     vb_enc_array(enc, ntypes);
@@ -492,6 +494,8 @@ static void pack_open(vb_enc *enc, const void *arg)
     for (size_t i = 0; i < npriority; i++)
         vb_enc_str(enc, auth_names[priority[i]]);
     vb_enc_bool(enc, a->auth && a->auth->cb);
+    if (a->with_ttl)
+        vb_enc_u64(enc, a->ttl_s);
 }
 
 vb_conn *vb_open_auth(const char *uri, const vb_auth *auth, unsigned int flags, vb_error *err)
@@ -505,7 +509,7 @@ vb_conn *vb_open_auth(const char *uri, const vb_auth *auth, unsigned int flags, 
         return NULL;
     if (auth)
         c->auth = *auth;
-    open_args a = { uri, flags, auth };
+    open_args a = { uri, flags, auth, 0, 0 };
     if (call_noreply(c, VB_BROKER_PROC_OPEN, pack_open, &a, err) < 0) {
         conn_free(c);
         return NULL;
@@ -609,6 +613,96 @@ const char *vb_domain_state_string(unsigned int state)
     return state < sizeof names / sizeof names[0] ? names[state] : "unknown";
 }
 
+/* ---- login and logout -------------------------------------------------------------- */
+
+static vb_conn *conn_with_auth(const vb_auth *auth, vb_error *err)
+{
+    vb_conn *c = conn_new(1, err);
+    if (c && auth)
+        c->auth = *auth;
+    return c;
+}
+
+int vb_login(const char *uri, const vb_auth *auth, uint64_t ttl_s, char **identity,
+             int64_t *expires, vb_error *err)
+{
+    if (identity)
+        *identity = NULL;
+    if (!uri || !*uri)
+        return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_CLIENT, "no URI given");
+    vb_conn *c = conn_with_auth(auth, err);
+    if (!c)
+        return -1;
+    open_args a = { uri, 0, auth, 1, ttl_s };
+    vb_msg reply;
+    vb_rd rd;
+    char *ident = NULL;
+    int64_t exp = 0;
+    int rc = call(c, VB_BROKER_PROC_LOGIN, pack_open, &a, &reply, err);
+    if (rc == 0) {
+        rc = vb_rd_init(&rd, reply.body, err) < 0 || vb_rd_strdup(&rd, 1024, &ident, err) < 0 ||
+                     vb_rd_i64(&rd, &exp, err) < 0
+                 ? -1
+                 : 0;
+        vb_msg_clear(&reply);
+    }
+    conn_free(c);
+    if (rc == 0 && identity)
+        *identity = ident;
+    else
+        free(ident);
+    if (rc == 0 && expires)
+        *expires = exp;
+    return rc;
+}
+
+void vb_logout_results_free(vb_logout_result *results, size_t n)
+{
+    for (size_t i = 0; results && i < n; i++) {
+        free(results[i].uri);
+        free(results[i].identity);
+        free(results[i].note);
+    }
+    free(results);
+}
+
+static int read_logout_result(vb_rd *list, vb_logout_result *r, vb_error *err)
+{
+    vb_rd f;
+    return vb_rd_array(list, &f, err) < 0 || vb_rd_strdup(&f, 4096, &r->uri, err) < 0 ||
+                   vb_rd_strdup(&f, 1024, &r->identity, err) < 0 ||
+                   vb_rd_bool(&f, &r->revoked, err) < 0 || vb_rd_strdup(&f, 1024, &r->note, err) < 0
+               ? -1
+               : 0;
+}
+
+int vb_logout(const char *uri, vb_logout_result **results, size_t *n, vb_error *err)
+{
+    *results = NULL;
+    *n = 0;
+    vb_conn *c = conn_new(1, err);
+    if (!c)
+        return -1;
+    vb_msg reply;
+    vb_rd rd, list;
+    int rc = call(c, VB_BROKER_PROC_LOGOUT, pack_name, uri, &reply, err);
+    if (rc == 0) {
+        rc = vb_rd_init(&rd, reply.body, err) < 0 || vb_rd_array(&rd, &list, err) < 0 ? -1 : 0;
+        if (rc == 0 && list.count && !(*results = calloc(list.count, sizeof **results)))
+            rc = vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_CLIENT, "out of memory");
+        while (rc == 0 && vb_rd_has_more(&list))
+            rc = read_logout_result(&list, &(*results)[(*n)++], err);
+        vb_msg_clear(&reply);
+    }
+    conn_free(c);
+    if (rc < 0) {
+        vb_logout_results_free(*results, *n);
+        *results = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
 /* ---- broker status --------------------------------------------------------------- */
 
 static int read_upstream(vb_rd *list, vb_upstream_info *u, vb_error *err)
@@ -624,8 +718,28 @@ static int read_upstream(vb_rd *list, vb_upstream_info *u, vb_error *err)
     return 0;
 }
 
+static int read_login(vb_rd *list, vb_cached_login_info *l, vb_error *err)
+{
+    vb_rd f;
+    return vb_rd_array(list, &f, err) < 0 || vb_rd_strdup(&f, 128, &l->server_id, err) < 0 ||
+                   vb_rd_strdup(&f, 1024, &l->identity, err) < 0 ||
+                   vb_rd_strdup(&f, 4096, &l->uri, err) < 0 ||
+                   vb_rd_strdup(&f, 64, &l->auth_type, err) < 0 ||
+                   vb_rd_i64(&f, &l->created, err) < 0 || vb_rd_i64(&f, &l->expires, err) < 0
+               ? -1
+               : 0;
+}
+
 void vb_broker_status_clear(vb_broker_status *status)
 {
+    for (size_t i = 0; status->logins && i < status->nlogins; i++) {
+        vb_cached_login_info *l = &status->logins[i];
+        free(l->server_id);
+        free(l->identity);
+        free(l->uri);
+        free(l->auth_type);
+    }
+    free(status->logins);
     for (size_t i = 0; status->upstreams && i < status->nupstreams; i++) {
         vb_upstream_info *u = &status->upstreams[i];
         free(u->uri);
@@ -659,6 +773,15 @@ int vb_broker_get_status(vb_broker_status *status, vb_error *err)
             rc = vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_CLIENT, "out of memory");
         while (rc == 0 && vb_rd_has_more(&list))
             rc = read_upstream(&list, &status->upstreams[status->nupstreams++], err);
+        vb_rd logins;
+        if (rc == 0 && vb_rd_has_more(&rd)) { /* brokers before the login cache send 4 fields */
+            rc = vb_rd_array(&rd, &logins, err);
+            if (rc == 0 && logins.count &&
+                !(status->logins = calloc(logins.count, sizeof *status->logins)))
+                rc = vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_CLIENT, "out of memory");
+            while (rc == 0 && vb_rd_has_more(&logins))
+                rc = read_login(&logins, &status->logins[status->nlogins++], err);
+        }
         if (rc == 0) {
             status->pid = pid;
             status->uptime_s = uptime;

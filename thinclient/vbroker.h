@@ -183,17 +183,52 @@ typedef struct vb_upstream_info {
     char *server_id;          /* the host's persistent id, NULL when unknown */
 } vb_upstream_info;
 
+/* A login the broker keeps (a token from `vbctl login`); never a secret. */
+typedef struct vb_cached_login_info {
+    char *server_id;          /* the host's persistent id: a token is only shown to it */
+    char *identity;           /* as the host knows the login, e.g. "alice@LAB.TEST" */
+    char *uri;                /* the URI the login was made with */
+    char *auth_type;          /* how that login authenticated: "sasl", "peer" */
+    int64_t created;          /* unix time */
+    int64_t expires;          /* unix time */
+} vb_cached_login_info;
+
 typedef struct vb_broker_status {
     int64_t pid;
     uint64_t uptime_s;
     unsigned int clients;             /* connected thin clients */
     vb_upstream_info *upstreams;      /* open connections to hosts */
     size_t nupstreams;
+    vb_cached_login_info *logins;     /* cached logins (tokens), from the broker's cache */
+    size_t nlogins;
 } vb_broker_status;
 
 /* Ask the broker about itself (never autostarts it). */
 int vb_broker_get_status(vb_broker_status *status, vb_error *err);
 void vb_broker_status_clear(vb_broker_status *status);
+/* ---- log in once, log out ------------------------------------------------ */
+
+/* Authenticate to the host of a remote URI now (asking through auth as
+ * vb_open_auth does, never using a cached token) and keep a login token in
+ * the broker's cache, so later opens of that host by any program of this user
+ * need no prompt until it expires. ttl_s = 0: the host's default (8 h); a host
+ * may give less. *identity (malloc'd, may be NULL) and *expires describe it. */
+int vb_login(const char *uri, const vb_auth *auth, uint64_t ttl_s, char **identity,
+             int64_t *expires, vb_error *err);
+
+typedef struct vb_logout_result {
+    char *uri;                /* the login's URI */
+    char *identity;
+    int revoked;              /* the host confirmed the token is revoked */
+    char *note;               /* e.g. "host unreachable: erased locally only" */
+} vb_logout_result;
+
+/* Forget the cached login(s) for uri (NULL: every login): revoke each token on
+ * its host when the host can be reached, and erase it locally in any case.
+ * *results lists what happened (n = 0 when nothing was cached). */
+int vb_logout(const char *uri, vb_logout_result **results, size_t *n, vb_error *err);
+void vb_logout_results_free(vb_logout_result *results, size_t n);
+
 /* The socket path this process would use. */
 const char *vb_broker_socket_path(void);
 

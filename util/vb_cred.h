@@ -10,6 +10,7 @@
 #define VB_CRED_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "vb_error.h"
 
@@ -59,6 +60,15 @@ typedef struct vb_cred_source {
     size_t ntypes;
     const char *const *auth_priority;  /* "token", "sasl", "peer", "none"; may carry ".MECH" */
     size_t nauth_priority;
+    /* optional, as git's credential helpers: these answers worked / failed
+     * (reject forgets exactly these values, so a newer answer survives) */
+    void (*approve)(void *opaque, const vb_cred_request *req);
+    void (*reject)(void *opaque, const vb_cred_request *req);
+    /* optional: a cached login token for this server (id and secret filled,
+     * return 1; 0 when none), and the news that the server refused it */
+    int (*token_lookup)(void *opaque, const char *server_id, const char *user, char *id,
+                        size_t id_len, uint8_t *secret, size_t secret_len);
+    void (*token_rejected)(void *opaque, const char *server_id, const char *id);
 } vb_cred_source;
 
 /* Add an item (copies the strings). -1 when full or out of memory. */

@@ -374,6 +374,11 @@ const char *vb_sasl_username(vb_sasl *s)
     return v;
 }
 
+const vb_cred_request *vb_sasl_last_request(const vb_sasl *s)
+{
+    return s->pending.nitems ? &s->pending : NULL;
+}
+
 const char *vb_sasl_mech(vb_sasl *s)
 {
     return s->mech;

@@ -61,6 +61,10 @@ int vb_sasl_client_step(vb_sasl *s, const uint8_t *in, size_t inlen,
                         const vb_sasl_prompter *prompter, const uint8_t **out, size_t *outlen,
                         vb_error *err);
 
+/* Client: the last request answered (its results are what was sent), or
+ * NULL when the mechanism asked nothing. Valid until the next step. */
+const vb_cred_request *vb_sasl_last_request(const vb_sasl *s);
+
 /* After completion. */
 unsigned vb_sasl_ssf(vb_sasl *s);
 const char *vb_sasl_username(vb_sasl *s);

@@ -32,7 +32,12 @@ static pid_t hostd_pid, broker_pid;
 
 static pid_t start_broker(const char *sock, const char *log, const char *extra)
 {
-    char *argv[] = { VB_BUILD_DIR "/vbrokerd", "--socket", (char *)sock, "--log-level", "debug",
+    char state[400];
+    snprintf(state, sizeof state, "%s/broker-state", dir);
+    /* --secret-ttl 0: these tests are about prompts, so no password is kept
+     * in memory between opens (test_login.c covers the cache) */
+    char *argv[] = { VB_BUILD_DIR "/vbrokerd", "--socket", (char *)sock, "--state-dir", state,
+                     "--secret-ttl", "0", "--log-level", "debug",
                      extra ? "--prompt-timeout" : NULL, (char *)extra, NULL };
     pid_t pid = vb_ts_spawn(argv, NULL, log);
     if (pid <= 0 || vb_ts_wait_unix_socket(sock, START_MS) < 0)
@@ -532,6 +537,9 @@ static void test_two_clients_race_to_autostart_one_broker(void **state)
         if (kids[i] == 0) {
             setenv("VBROKER_SOCKET", sock, 1);
             setenv("VBROKERD", VB_BUILD_DIR "/vbrokerd", 1);
+            char state_home[400];
+            snprintf(state_home, sizeof state_home, "%s/auto-state", dir);
+            setenv("XDG_STATE_HOME", state_home, 1);
             unsetenv("VBROKER_NO_AUTOSTART");
             vb_error err;
             vb_conn *c = open_with("test:///default", NULL, &err);

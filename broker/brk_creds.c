@@ -1,0 +1,352 @@
+/* The broker's credential source, and the login cache behind `vbctl login`
+ * and `vbctl logout`.
+ *
+ * fill:    the in-memory secret cache → auth.conf → the app's callback
+ *          (through the thin client) → "credentials required".
+ * approve: keep the answers in memory (sliding TTL, absolute maximum).
+ * reject:  forget exactly those answers.
+ * tokens:  cached logins in sqlite, keyed by the server's persistent id, so a
+ *          token is only ever shown to the server that issued it; a token the
+ *          server refuses is erased (exactly that one) and the login falls
+ *          through to the next auth type. */
+#include "brk.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "vb_authconf.h"
+#include "vb_log.h"
+#include "vb_remote.h"
+#include "vb_token.h"
+
+static int from_auth_conf(brk_session *s, vb_cred_request *req)
+{
+    if (req->retry)
+        return 0; /* what the file holds just failed: ask the person */
+    vb_uri uri;
+    vb_error err;
+    memset(&uri, 0, sizeof uri);
+    if (!s->uri || vb_uri_parse(s->uri, &uri, &err) < 0)
+        return 0;
+    char *path = vb_authconf_path(vb_uri_param_get(&uri, "authfile"));
+    vb_authconf *conf = NULL;
+    int filled = 0;
+    if (path && vb_authconf_load(path, &conf, &err) < 0)
+        vb_log(VB_LOG_WARN, "ignoring %s: %s", path, err.message);
+    else if (conf)
+        filled = vb_authconf_fill(conf, "vbhostd", uri.host, req, &err) == 1;
+    vb_authconf_free(conf);
+    free(path);
+    vb_uri_clear(&uri);
+    return filled;
+}
+
+static int creds_fill(vb_cred_request *req, void *opaque, vb_error *err)
+{
+    brk_session *s = opaque;
+    if (s->srv->cfg->secret_ttl_ms &&
+        vb_secretcache_fill(s->srv->secrets, req->service, req, vb_now_ms()) == 1) {
+        vb_log(VB_LOG_DEBUG, "answered %s from the secret cache", req->service);
+        return 0;
+    }
+    if (from_auth_conf(s, req))
+        return 0;
+    if (!s->can_prompt)
+        return vb_error_set(err, VB_ERR_CRED_REQUIRED, VB_DOM_BROKER,
+                            "credentials required for %s, and this client cannot be asked (no "
+                            "callback or --non-interactive); run `vbctl login`, add them to "
+                            "auth.conf, or run interactively",
+                            req->service ? req->service : "this login");
+    return brk_ask_client(s, req, err);
+}
+
+static void creds_approve(void *opaque, const vb_cred_request *req)
+{
+    brk_session *s = opaque;
+    if (s->srv->cfg->secret_ttl_ms) /* --secret-ttl 0: never keep passwords */
+        vb_secretcache_approve(s->srv->secrets, req->service, req, vb_now_ms());
+}
+
+static void creds_reject(void *opaque, const vb_cred_request *req)
+{
+    brk_session *s = opaque;
+    vb_secretcache_reject(s->srv->secrets, req->service, req);
+}
+
+static int token_lookup(void *opaque, const char *server_id, const char *user, char *id,
+                        size_t id_len, uint8_t *secret, size_t secret_len)
+{
+    brk_session *s = opaque;
+    vb_cached_login rec;
+    uint8_t buf[64];
+    size_t got = 0;
+    vb_error err;
+    pthread_mutex_lock(&s->srv->cache_lock);
+    int found = vb_store_login_get(s->srv->cache, server_id, user, (int64_t)time(NULL), &rec, buf,
+                                   sizeof buf, &got, &err);
+    pthread_mutex_unlock(&s->srv->cache_lock);
+    if (found < 0)
+        vb_log(VB_LOG_WARN, "login cache: %s", err.message);
+    if (found != 1 || got != secret_len || strlen(rec.token_id) >= id_len) {
+        explicit_bzero(buf, sizeof buf);
+        return 0;
+    }
+    memcpy(secret, buf, secret_len);
+    explicit_bzero(buf, sizeof buf);
+    snprintf(id, id_len, "%s", rec.token_id);
+    return 1;
+}
+
+static void token_rejected(void *opaque, const char *server_id, const char *id)
+{
+    brk_session *s = opaque;
+    vb_error err;
+    pthread_mutex_lock(&s->srv->cache_lock);
+    if (vb_store_login_erase(s->srv->cache, server_id, id, &err) < 0)
+        vb_log(VB_LOG_WARN, "login cache: %s", err.message);
+    pthread_mutex_unlock(&s->srv->cache_lock);
+    vb_log(VB_LOG_INFO, "server %.8s… refused cached token %.8s…; erased it", server_id, id);
+}
+
+/* The item types a login may ask for: what the app can answer, plus what
+ * the broker's own sources can answer. USERNAME (the SASL authorization id)
+ * only when the app offers it, as libvirt does, so a password login asks
+ * exactly for the auth name and the password. */
+static size_t login_cred_types(const brk_session *s, int *types, size_t max)
+{
+    static const int broker_answers[] = { VB_CRED_AUTHNAME, VB_CRED_PASSPHRASE, VB_CRED_REALM };
+    size_t n = 0;
+    for (size_t i = 0; i < s->ncred_types && n < max; i++)
+        types[n++] = s->cred_types[i];
+    for (size_t k = 0; k < sizeof broker_answers / sizeof broker_answers[0]; k++) {
+        int have = 0;
+        for (size_t i = 0; i < n; i++)
+            have |= types[i] == broker_answers[k];
+        if (!have && n < max)
+            types[n++] = broker_answers[k];
+    }
+    return n;
+}
+
+void brk_creds_source(brk_session *s, vb_cred_source *src, int *types, size_t ntypes_max,
+                      int allow_token)
+{
+    memset(src, 0, sizeof *src);
+    src->fn = creds_fill;
+    src->opaque = s;
+    src->types = types;
+    src->ntypes = login_cred_types(s, types, ntypes_max);
+    src->auth_priority = (const char *const *)s->priority;
+    src->nauth_priority = s->npriority;
+    src->approve = creds_approve;
+    src->reject = creds_reject;
+    if (allow_token) {
+        src->token_lookup = token_lookup;
+        src->token_rejected = token_rejected;
+    }
+}
+
+/* ---- LOGIN: authenticate now and keep a token --------------------------------- */
+
+typedef struct login_reply {
+    const char *identity;
+    int64_t expires;
+} login_reply;
+
+static void body_login(vb_enc *enc, const void *arg)
+{
+    const login_reply *l = arg;
+    vb_enc_array(enc, 2);
+    vb_enc_str(enc, l->identity);
+    vb_enc_i64(enc, l->expires);
+}
+
+static int connect_for_login(brk_session *s, const char *uri_text, vb_uri *uri, vb_remote **r,
+                             vb_error *err)
+{
+    if (vb_uri_parse(uri_text, uri, err) < 0)
+        return -1;
+    if (!vb_uri_is_remote(uri))
+        return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_BROKER,
+                            "'%s' is a local URI: logins are kept for remote hosts "
+                            "(DRIVER+unix|tcp|ssh://…)", uri_text);
+    pthread_mutex_lock(&s->mutex);
+    free(s->uri);
+    s->uri = strdup(uri_text); /* auth.conf lookups use it */
+    pthread_mutex_unlock(&s->mutex);
+    int types[BRK_MAX_CRED_TYPES + 3];
+    vb_remote_opts opts = { .timeout_ms = 0 };
+    /* an explicit login authenticates for real: never with the cached token */
+    brk_creds_source(s, &opts.creds, types, sizeof types / sizeof types[0], 0);
+    return vb_remote_connect(uri, &opts, r, err);
+}
+
+void brk_job_login(brk_session *s, const brk_job *job)
+{
+    vb_error err;
+    vb_uri uri;
+    vb_remote *r = NULL;
+    vb_remote_token tok;
+    memset(&uri, 0, sizeof uri);
+    memset(&tok, 0, sizeof tok);
+    int rc = connect_for_login(s, job->uri, &uri, &r, &err);
+    if (rc == 0 && !vb_remote_server_id(r))
+        rc = vb_error_set(&err, VB_ERR_NO_SUPPORT, VB_DOM_BROKER,
+                          "this server predates tokens (HOST protocol v1)");
+    if (rc == 0)
+        rc = vb_remote_issue_token(r, job->ttl_s, &tok, &err);
+    if (rc == 0) {
+        vb_cached_login rec;
+        memset(&rec, 0, sizeof rec);
+        snprintf(rec.server_id, sizeof rec.server_id, "%s", vb_remote_server_id(r));
+        snprintf(rec.identity, sizeof rec.identity, "%s", tok.identity);
+        snprintf(rec.token_id, sizeof rec.token_id, "%s", tok.id);
+        snprintf(rec.uri, sizeof rec.uri, "%s", job->uri);
+        snprintf(rec.auth_type, sizeof rec.auth_type, "%s", vb_remote_auth_type(r));
+        rec.created = (int64_t)time(NULL);
+        rec.expires = tok.expires;
+        pthread_mutex_lock(&s->srv->cache_lock);
+        rc = vb_store_login_put(s->srv->cache, &rec, tok.secret, sizeof tok.secret, &err);
+        pthread_mutex_unlock(&s->srv->cache_lock);
+        if (rc == 0)
+            vb_log(VB_LOG_INFO, "client %s: logged in to %s as '%s' (token %.8s…)", s->peer,
+                   job->uri, tok.identity, tok.id);
+    }
+    explicit_bzero(tok.secret, sizeof tok.secret);
+    login_reply lr = { tok.identity, tok.expires };
+    brk_post_reply(s, job, rc, body_login, &lr, &err);
+    vb_remote_free(r);
+    vb_uri_clear(&uri);
+    pthread_mutex_lock(&s->mutex);
+    free(s->uri);
+    s->uri = NULL;
+    pthread_mutex_unlock(&s->mutex);
+}
+
+/* ---- LOGOUT: revoke on the host when reachable, erase here in any case ----------- */
+
+typedef struct logout_item {
+    vb_cached_login rec;
+    int revoked;
+    char note[160];
+} logout_item;
+
+typedef struct logout_list {
+    logout_item *items;
+    size_t n;
+} logout_list;
+
+static void body_logout(vb_enc *enc, const void *arg)
+{
+    const logout_list *l = arg;
+    vb_enc_array(enc, 1);
+    vb_enc_array(enc, (uint32_t)l->n);
+    for (size_t i = 0; i < l->n; i++) {
+        vb_enc_array(enc, 4);
+        vb_enc_str(enc, l->items[i].rec.uri);
+        vb_enc_str(enc, l->items[i].rec.identity);
+        vb_enc_bool(enc, l->items[i].revoked);
+        vb_enc_str(enc, l->items[i].note);
+    }
+}
+
+/* Log in with the token itself and revoke it. */
+static void revoke_on_host(brk_session *s, logout_item *it)
+{
+    static const char *const token_only[] = { "token" };
+    vb_uri uri;
+    vb_error err;
+    vb_remote *r = NULL;
+    memset(&uri, 0, sizeof uri);
+    int types[BRK_MAX_CRED_TYPES + 3];
+    vb_remote_opts opts = { .timeout_ms = 15000 };
+    brk_creds_source(s, &opts.creds, types, sizeof types / sizeof types[0], 1);
+    opts.creds.auth_priority = token_only;
+    opts.creds.nauth_priority = 1;
+    opts.creds.fn = NULL; /* never prompt to log out */
+    int rc = vb_uri_parse(it->rec.uri, &uri, &err);
+    if (rc == 0) {
+        vb_uri_param *auth = NULL; /* the URI's auth= must not force sasl here */
+        for (size_t i = 0; i < uri.nparams; i++)
+            if (strcmp(uri.params[i].key, "auth") == 0)
+                auth = &uri.params[i];
+        if (auth) {
+            free(auth->value);
+            auth->value = strdup("token");
+        }
+        rc = vb_remote_connect(&uri, &opts, &r, &err);
+    }
+    if (rc == 0 && strcmp(vb_remote_auth_type(r), "token") != 0)
+        rc = vb_error_set(&err, VB_ERR_AUTH_FAILED, VB_DOM_BROKER, "the host no longer accepts it");
+    if (rc == 0)
+        rc = vb_remote_revoke_token(r, it->rec.token_id, &it->revoked, &err);
+    if (rc == 0)
+        snprintf(it->note, sizeof it->note, "%s",
+                 it->revoked ? "revoked on the host" : "the host did not know it");
+    else if (err.code == VB_ERR_NO_CONNECT)
+        snprintf(it->note, sizeof it->note, "host unreachable: erased locally only");
+    else
+        snprintf(it->note, sizeof it->note, "not revoked on the host (%.100s): erased locally",
+                 err.message);
+    vb_remote_free(r);
+    vb_uri_clear(&uri);
+}
+
+static int collect_logins(brk_server *srv, const char *uri, logout_list *out, vb_error *err)
+{
+    vb_cached_login *recs = NULL;
+    size_t n = 0;
+    pthread_mutex_lock(&srv->cache_lock);
+    int rc = vb_store_login_list(srv->cache, &recs, &n, err);
+    pthread_mutex_unlock(&srv->cache_lock);
+    if (rc < 0)
+        return -1;
+    out->items = calloc(n ? n : 1, sizeof *out->items);
+    out->n = 0;
+    for (size_t i = 0; out->items && i < n; i++)
+        if (!uri || strcmp(recs[i].uri, uri) == 0)
+            out->items[out->n++].rec = recs[i];
+    free(recs);
+    return out->items ? 0 : vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_BROKER, "out of memory");
+}
+
+void brk_job_logout(brk_session *s, const brk_job *job)
+{
+    vb_error err;
+    logout_list list = { NULL, 0 };
+    int rc = collect_logins(s->srv, job->uri, &list, &err);
+    for (size_t i = 0; rc == 0 && i < list.n; i++) {
+        revoke_on_host(s, &list.items[i]);
+        pthread_mutex_lock(&s->srv->cache_lock);
+        vb_store_login_erase(s->srv->cache, list.items[i].rec.server_id, list.items[i].rec.token_id,
+                             NULL);
+        pthread_mutex_unlock(&s->srv->cache_lock);
+        vb_log(VB_LOG_INFO, "client %s: logged out of %s (%s)", s->peer, list.items[i].rec.uri,
+               list.items[i].note);
+    }
+    brk_post_reply(s, job, rc, body_logout, &list, &err);
+    free(list.items);
+}
+
+void brk_encode_logins(brk_server *srv, vb_enc *enc)
+{
+    vb_cached_login *recs = NULL;
+    size_t n = 0;
+    pthread_mutex_lock(&srv->cache_lock);
+    if (vb_store_login_list(srv->cache, &recs, &n, NULL) < 0)
+        n = 0;
+    pthread_mutex_unlock(&srv->cache_lock);
+    vb_enc_array(enc, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        vb_enc_array(enc, 6);
+        vb_enc_str(enc, recs[i].server_id);
+        vb_enc_str(enc, recs[i].identity);
+        vb_enc_str(enc, recs[i].uri);
+        vb_enc_str(enc, recs[i].auth_type);
+        vb_enc_i64(enc, recs[i].created);
+        vb_enc_i64(enc, recs[i].expires);
+    }
+    free(recs);
+}

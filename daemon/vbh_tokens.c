@@ -1,0 +1,251 @@
+/* Token logins (AUTH_TOKEN_CHALLENGE / AUTH_TOKEN_PROVE), issuing and
+ * revoking tokens, and the admin view. The secret crosses the wire only in
+ * the TOKEN_ISSUE reply, and only on a confidential connection. */
+#include "vbh.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "vb_log.h"
+
+static int64_t wall_now(void)
+{
+    return (int64_t)time(NULL);
+}
+
+/* Tokens give no security layer: on plain TCP they are allowed only when the
+ * operator does not require one (tcp_min_ssf = 0). */
+static int token_allowed_here(vbh_client *c, vb_error *err)
+{
+    if (c->authenticated && !vbh_auth_list_has(c->lis->auth, VBH_AUTH_NONE))
+        return vb_error_set(err, VB_ERR_OPERATION_INVALID, VB_DOM_AUTH,
+                            "this connection is already authenticated");
+    if (!vbh_auth_list_has(c->lis->auth, VBH_AUTH_TOKEN)) {
+        char types[64];
+        vbh_auth_list_format(c->lis->auth, types, sizeof types);
+        return vb_error_set(err, VB_ERR_AUTH_UNAVAILABLE, VB_DOM_AUTH,
+                            "this listener does not accept token authentication (it accepts %s)",
+                            types);
+    }
+    if (!c->lis->is_unix && c->srv->cfg->tcp_min_ssf > 0)
+        return vb_error_set(err, VB_ERR_AUTH_UNAVAILABLE, VB_DOM_AUTH,
+                            "tokens are not accepted on plain TCP while tcp_min_ssf requires a "
+                            "security layer");
+    return 0;
+}
+
+static void token_forget_pending(vbh_client *c)
+{
+    explicit_bzero(c->token_cnonce, sizeof c->token_cnonce);
+    explicit_bzero(c->token_snonce, sizeof c->token_snonce);
+    c->token_pending = 0;
+}
+
+static int read_token_id(vb_rd *args, char id[VB_TOKEN_ID_LEN + 1], vb_error *err)
+{
+    const char *p;
+    size_t len;
+    if (vb_rd_str(args, &p, &len, err) < 0)
+        return -1;
+    if (!vb_token_id_valid(p, len))
+        return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_AUTH, "malformed token id");
+    memcpy(id, p, len);
+    id[len] = '\0';
+    return 0;
+}
+
+/* The secret of a usable token, or AUTH_FAILED (logged with the reason). */
+static int usable_token(vbh_client *c, const char *id, uint8_t *secret, size_t *secret_len,
+                        vb_token_record *rec, vb_error *err)
+{
+    int found = vb_store_token_get(c->srv->tokens, id, wall_now(), secret, VB_TOKEN_SECRET_LEN * 2,
+                                   secret_len, rec, err);
+    if (found < 0)
+        return -1;
+    if (found == 0) {
+        vb_log(VB_LOG_WARN, "client %s: token %.8s… not accepted (%s)", c->peer, id,
+               rec->id[0] ? (rec->revoked ? "revoked" : "expired") : "unknown");
+        return vb_error_set(err, VB_ERR_AUTH_FAILED, VB_DOM_AUTH, "token not accepted");
+    }
+    return 0;
+}
+
+/* AUTH_TOKEN_CHALLENGE [id, client_nonce] → [server_nonce, server_proof] */
+int vbh_auth_token_challenge(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
+{
+    const uint8_t *cnonce;
+    size_t cnlen, secret_len;
+    uint8_t secret[VB_TOKEN_SECRET_LEN * 2], proof[VB_TOKEN_PROOF_LEN];
+    vb_token_record rec;
+    char id[VB_TOKEN_ID_LEN + 1];
+    token_forget_pending(c);
+    if (token_allowed_here(c, err) < 0 || read_token_id(args, id, err) < 0 ||
+        vb_rd_bin(args, &cnonce, &cnlen, err) < 0)
+        return -1;
+    if (cnlen != VB_TOKEN_NONCE_LEN)
+        return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_AUTH, "the client nonce must be %d bytes",
+                            VB_TOKEN_NONCE_LEN);
+    memset(&rec, 0, sizeof rec);
+    int rc = usable_token(c, id, secret, &secret_len, &rec, err);
+    if (rc == 0)
+        rc = vb_token_nonce(c->token_snonce, err);
+    if (rc == 0) {
+        memcpy(c->token_cnonce, cnonce, VB_TOKEN_NONCE_LEN);
+        rc = vb_token_proof(VB_TOKEN_SERVER, secret, secret_len, id, c->token_cnonce,
+                            c->token_snonce, proof, err);
+    }
+    explicit_bzero(secret, sizeof secret);
+    if (rc < 0)
+        return -1;
+    memcpy(c->token_id, id, sizeof c->token_id);
+    c->token_pending = 1;
+    vb_enc_array(reply, 2);
+    vb_enc_bin(reply, c->token_snonce, VB_TOKEN_NONCE_LEN);
+    vb_enc_bin(reply, proof, VB_TOKEN_PROOF_LEN);
+    return 0;
+}
+
+/* AUTH_TOKEN_PROVE [client_proof] → [identity] */
+int vbh_auth_token_prove(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
+{
+    const uint8_t *given;
+    size_t given_len, secret_len;
+    uint8_t secret[VB_TOKEN_SECRET_LEN * 2], want[VB_TOKEN_PROOF_LEN];
+    vb_token_record rec;
+    if (token_allowed_here(c, err) < 0 || vb_rd_bin(args, &given, &given_len, err) < 0)
+        return -1;
+    if (!c->token_pending)
+        return vb_error_set(err, VB_ERR_OPERATION_INVALID, VB_DOM_AUTH,
+                            "no token challenge in progress: call AUTH_TOKEN_CHALLENGE first");
+    memset(&rec, 0, sizeof rec);
+    int rc = usable_token(c, c->token_id, secret, &secret_len, &rec, err); /* revoked meanwhile? */
+    if (rc == 0)
+        rc = vb_token_proof(VB_TOKEN_CLIENT, secret, secret_len, c->token_id, c->token_cnonce,
+                            c->token_snonce, want, err);
+    explicit_bzero(secret, sizeof secret);
+    token_forget_pending(c); /* one proof per challenge */
+    if (rc < 0)
+        return -1;
+    if (given_len != VB_TOKEN_PROOF_LEN || !vb_token_proof_equal(given, want)) {
+        vb_log(VB_LOG_WARN, "client %s: wrong proof for token %.8s…", c->peer, c->token_id);
+        return vb_error_set(err, VB_ERR_AUTH_FAILED, VB_DOM_AUTH, "token not accepted");
+    }
+    vb_store_token_touch(c->srv->tokens, c->token_id, wall_now(), NULL);
+    vbh_client_mark_authenticated(c, "token", rec.identity);
+    vb_log(VB_LOG_INFO, "client %s authenticated as '%s' (token %.8s…)", c->peer, rec.identity,
+           c->token_id);
+    vb_enc_array(reply, 1);
+    vb_enc_str(reply, rec.identity);
+    return 0;
+}
+
+/* TOKEN_ISSUE [ttl_s] → [id, secret, expires, identity] */
+int vbh_token_issue(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
+{
+    uint64_t ttl;
+    if (vb_rd_u64(args, &ttl, err) < 0)
+        return -1;
+    if (strcmp(c->auth_type, "sasl") != 0 && strcmp(c->auth_type, "peer") != 0)
+        return vb_error_set(err, VB_ERR_OPERATION_INVALID, VB_DOM_AUTH,
+                            "tokens are issued after a sasl or peer login only (this connection "
+                            "used %s)", c->auth_type);
+    if (!c->confidential)
+        return vb_error_set(err, VB_ERR_OPERATION_INVALID, VB_DOM_AUTH,
+                            "refusing to send a token secret over a connection without "
+                            "confidentiality (use a SASL mechanism with a security layer, or the "
+                            "unix socket)");
+    if (ttl == 0 || ttl > c->srv->cfg->token_ttl_s)
+        ttl = c->srv->cfg->token_ttl_s;
+    char id[VB_TOKEN_ID_LEN + 1];
+    uint8_t secret[VB_TOKEN_SECRET_LEN];
+    int64_t now = wall_now(), expires = now + (int64_t)ttl;
+    int rc = vb_token_new(id, secret, err);
+    if (rc == 0)
+        rc = vb_store_token_add(c->srv->tokens, id, secret, sizeof secret, c->identity,
+                                c->auth_type, now, expires, err);
+    if (rc == 0) {
+        vb_enc_array(reply, 4);
+        vb_enc_str(reply, id);
+        vb_enc_bin(reply, secret, sizeof secret);
+        vb_enc_i64(reply, expires);
+        vb_enc_str(reply, c->identity);
+        vb_log(VB_LOG_INFO, "client %s (%s): issued token %.8s… valid %llu s", c->peer, c->identity,
+               id, (unsigned long long)ttl);
+    }
+    explicit_bzero(secret, sizeof secret);
+    return rc;
+}
+
+/* TOKEN_REVOKE [id] → [revoked bool]: only the caller's own tokens. */
+int vbh_token_revoke(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
+{
+    char id[VB_TOKEN_ID_LEN + 1];
+    if (read_token_id(args, id, err) < 0)
+        return -1;
+    int rc = vb_store_token_revoke(c->srv->tokens, id, c->identity, err);
+    if (rc < 0)
+        return -1;
+    if (rc == 1)
+        vb_log(VB_LOG_INFO, "client %s (%s): revoked token %.8s…", c->peer, c->identity, id);
+    vb_enc_array(reply, 1);
+    vb_enc_bool(reply, rc == 1);
+    return 0;
+}
+
+/* ---- vbhostd --list-tokens / --revoke-token ID ---------------------------- */
+
+static void print_time(int64_t t, char *buf, size_t len)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (t <= 0) {
+        snprintf(buf, len, "-");
+        return;
+    }
+    gmtime_r(&tt, &tm);
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int vbh_admin_tokens(vbh_config *cfg, const char *revoke_id)
+{
+    vb_store *st;
+    vb_error err;
+    if (vbh_open_token_store(cfg, &st, &err) < 0) {
+        fprintf(stderr, "vbhostd: %s\n", err.message);
+        return 1;
+    }
+    int status = 0;
+    if (revoke_id) {
+        int rc = vb_store_token_revoke(st, revoke_id, NULL, &err);
+        if (rc < 0)
+            fprintf(stderr, "vbhostd: %s\n", err.message);
+        else if (rc == 0)
+            fprintf(stderr, "vbhostd: no token %s\n", revoke_id);
+        else
+            printf("revoked %s\n", revoke_id);
+        status = rc == 1 ? 0 : 1;
+    } else {
+        vb_token_record *recs = NULL;
+        size_t n = 0;
+        if (vb_store_token_list(st, &recs, &n, &err) < 0) {
+            fprintf(stderr, "vbhostd: %s\n", err.message);
+            status = 1;
+        }
+        printf("%-32s  %-24s  %-6s  %-20s  %-20s  %s\n", "ID", "IDENTITY", "AUTH", "EXPIRES",
+               "LAST USED", "STATE");
+        int64_t now = wall_now();
+        for (size_t i = 0; i < n; i++) {
+            char exp[32], used[32];
+            print_time(recs[i].expires, exp, sizeof exp);
+            print_time(recs[i].last_used, used, sizeof used);
+            printf("%-32s  %-24s  %-6s  %-20s  %-20s  %s\n", recs[i].id, recs[i].identity,
+                   recs[i].auth_type, exp, used,
+                   recs[i].revoked ? "revoked" : recs[i].expires <= now ? "expired" : "valid");
+        }
+        free(recs);
+    }
+    vb_store_close(st);
+    return status;
+}

@@ -1,0 +1,55 @@
+/*
+ * vb_store_priv.h — what the store's files share: the handle, entering and
+ * leaving a call, one-statement write transactions, bounded copies.
+ * Not for use outside store/.
+ */
+#ifndef VB_STORE_PRIV_H
+#define VB_STORE_PRIV_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <sys/types.h>
+
+#include "vb_store.h"
+
+struct vb_store {
+    sqlite3 *db;
+    enum vb_store_kind kind;
+    pid_t pid;              /* the process that opened it: a store never crosses fork() */
+    pthread_mutex_t lock;   /* one call at a time: a transaction spans several sqlite calls */
+    char path[PATH_MAX];    /* for messages */
+};
+
+/* Check st belongs to this process and is of kind, then take its lock.
+ * what names the call for messages. 0 or -1. */
+int vbs_enter(vb_store *st, enum vb_store_kind kind, const char *what, vb_error *err);
+void vbs_leave(vb_store *st);
+
+/* VB_ERR_STORE "what: sqlite's message (path)". sqlite's messages name
+ * tables and columns, never bound values. Returns -1. */
+int vbs_sql_error(vb_store *st, vb_error *err, const char *what);
+
+/* Prepare sql (constant text; values are bound by the caller). 0 or -1. */
+int vbs_prepare(vb_store *st, const char *sql, sqlite3_stmt **stmt, const char *what,
+                vb_error *err);
+
+/* Run one bound write statement alone in BEGIN IMMEDIATE … COMMIT, so the
+ * write lock is taken up front under the busy timeout instead of by
+ * upgrading a read snapshot (which fails with SQLITE_BUSY_SNAPSHOT under
+ * contention, busy timeout or not). Finalizes stmt. *changes gets the rows
+ * changed. 0 or -1. */
+int vbs_write(vb_store *st, sqlite3_stmt *stmt, int *changes, const char *what, vb_error *err);
+
+/* s is non-NULL, non-empty and at most max bytes; else VB_ERR_INVALID_ARG
+ * naming the argument. */
+int vbs_check_text(const char *name, const char *s, size_t max, vb_error *err);
+int vbs_check_secret(const uint8_t *secret, size_t len, vb_error *err);
+
+/* Copy text column col into dst[cap]; -1 when it is NULL, too long or holds
+ * a NUL (a row this code did not write). */
+int vbs_copy_text(char *dst, size_t cap, sqlite3_stmt *stmt, int col);
+/* Copy blob column col into dst[cap]; -1 when it is not a 1..cap byte blob. */
+int vbs_copy_secret(uint8_t *dst, size_t cap, size_t *len, sqlite3_stmt *stmt, int col);
+
+#endif

@@ -1,0 +1,408 @@
+/* Log in once: tokens in sqlite, the in-memory secret cache, logout.
+ * app / vbctl → libvbroker → vbrokerd (cache.db) → vbhostd (tokens.db). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vb_testsupport.h"
+#include "vbroker.h"
+
+#define REALM "LAB.TEST"
+#define PASSWORD "s3cret-Pw-4-tests"
+#define START_MS 10000
+
+typedef struct hostd {
+    char conf[300], sock[300], log[300];
+    pid_t pid;
+} hostd;
+
+typedef struct broker {
+    char sock[300], log[300], state[300];
+    const char *extra[6];
+    pid_t pid;
+} broker;
+
+static char *dir;
+static hostd h1, h2;
+static broker bmain, bshort;
+
+static int start_hostd(hostd *h, const char *name)
+{
+    char sasl[300], text[1500];
+    snprintf(sasl, sizeof sasl, "%s/sasl", dir);
+    snprintf(h->sock, sizeof h->sock, "%s/%s.sock", dir, name);
+    snprintf(h->log, sizeof h->log, "%s/%s.log", dir, name);
+    snprintf(h->conf, sizeof h->conf, "%s/%s.conf", dir, name);
+    snprintf(text, sizeof text,
+             "listen_unix = \"%s\"\nstate_dir = \"%s/%s-state\"\n"
+             "auth_unix = [\"token\", \"sasl\"]\nsasl_conf_dir = \"%s\"\n"
+             "sasl_realm = \"" REALM "\"\nlog_level = \"debug\"\nmax_anonymous_clients = 200\n",
+             h->sock, dir, name, sasl);
+    vb_ts_write_file(h->conf, text, 0600);
+    char *argv[] = { VB_BUILD_DIR "/vbhostd", "-f", h->conf, "--foreground", NULL };
+    h->pid = vb_ts_spawn(argv, NULL, h->log);
+    return h->pid > 0 && vb_ts_wait_unix_socket(h->sock, START_MS) == 0 ? 0 : -1;
+}
+
+static int start_broker(broker *b, const char *name, const char *ttl)
+{
+    snprintf(b->sock, sizeof b->sock, "%s/%s-run/sock", dir, name);
+    snprintf(b->log, sizeof b->log, "%s/%s.log", dir, name);
+    snprintf(b->state, sizeof b->state, "%s/%s-state", dir, name);
+    char *argv[] = { VB_BUILD_DIR "/vbrokerd", "--socket", b->sock, "--state-dir", b->state,
+                     "--log-level", "debug", ttl ? "--secret-ttl" : NULL, (char *)ttl,
+                     "--secret-max", (char *)ttl, NULL };
+    b->pid = vb_ts_spawn(argv, NULL, b->log);
+    return b->pid > 0 && vb_ts_wait_unix_socket(b->sock, START_MS) == 0 ? 0 : -1;
+}
+
+static void use_broker(const broker *b)
+{
+    setenv("VBROKER_SOCKET", b->sock, 1);
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    dir = vb_ts_tmpdir("login");
+    char sasl[300];
+    snprintf(sasl, sizeof sasl, "%s/sasl", dir);
+    mkdir(sasl, 0700);
+    static const char *const users[] = { "alice:" PASSWORD, NULL };
+    if (vb_ts_sasl_setup(sasl, "vbhostd", REALM, "scram-sha-256", users, NULL) < 0)
+        return -1;
+    if (start_hostd(&h1, "h1") < 0 || start_hostd(&h2, "h2") < 0 ||
+        start_broker(&bmain, "bmain", NULL) < 0 || start_broker(&bshort, "bshort", "1") < 0)
+        return -1;
+    setenv("VBROKER_NO_AUTOSTART", "1", 1);
+    use_broker(&bmain);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    return vb_ts_group_teardown(state);
+}
+
+/* ---- helpers ------------------------------------------------------------- */
+
+typedef struct form {
+    int calls;
+} form;
+
+static int form_cb(const vb_auth_request *req, vb_credential *creds, unsigned n, void *data)
+{
+    (void)req;
+    form *f = data;
+    f->calls++;
+    for (unsigned i = 0; i < n; i++) {
+        const char *v = creds[i].type == VB_CRED_AUTHNAME     ? "alice"
+                        : creds[i].type == VB_CRED_PASSPHRASE ? PASSWORD
+                                                              : NULL;
+        if (v) {
+            creds[i].result = strdup(v);
+            creds[i].resultlen = (unsigned)strlen(v);
+        }
+    }
+    return 0;
+}
+
+static const int types[] = { VB_CRED_AUTHNAME, VB_CRED_PASSPHRASE };
+
+static char *uri_of(const hostd *h)
+{
+    static char buf[400];
+    snprintf(buf, sizeof buf, "test+unix:///default?socket=%s", h->sock);
+    return buf;
+}
+
+static int open_list(const char *uri, form *f, vb_error *err)
+{
+    vb_auth auth = { types, 2, f ? form_cb : NULL, f };
+    vb_conn *c = vb_open_auth(uri, &auth, 0, err);
+    if (!c)
+        return -1;
+    vb_domain *doms;
+    size_t n;
+    int rc = vb_list_domains(c, &doms, &n, err);
+    if (rc == 0)
+        vb_domains_free(doms, n);
+    vb_close(c);
+    return rc;
+}
+
+static int count_in_file(const char *path, const char *needle)
+{
+    size_t len = 0;
+    char *text = vb_ts_read_file(path, &len);
+    int count = 0;
+    for (char *p = text; p && (p = memmem(p, len - (size_t)(p - text), needle, strlen(needle)));
+         p++)
+        count++;
+    free(text);
+    return count;
+}
+
+static int logins_cached(void)
+{
+    vb_broker_status st;
+    vb_error err;
+    if (vb_broker_get_status(&st, &err) < 0)
+        return -1;
+    int n = (int)st.nlogins;
+    vb_broker_status_clear(&st);
+    return n;
+}
+
+static int vbctl_list_non_interactive(const char *uri, const broker *b)
+{
+    char env_sock[400];
+    snprintf(env_sock, sizeof env_sock, "VBROKER_SOCKET=%s", b->sock);
+    char *env[] = { env_sock, "VBROKER_NO_AUTOSTART=1", NULL };
+    char *argv[] = { VB_BUILD_DIR "/vbctl", "-c", (char *)uri, "--non-interactive", "list", NULL };
+    char *out = NULL;
+    int rc = vb_ts_run(argv, env, NULL, &out, 30000);
+    free(out);
+    return rc;
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+static void test_login_once_then_scripts_reuse_it(void **state)
+{
+    (void)state;
+    use_broker(&bmain);
+    form f = { 0 };
+    vb_auth auth = { types, 2, form_cb, &f };
+    char *identity = NULL;
+    int64_t expires = 0;
+    vb_error err;
+    if (vb_login(uri_of(&h1), &auth, 0, &identity, &expires, &err) < 0)
+        fail_msg("login: %s", err.message);
+    assert_int_equal(f.calls, 1);
+    assert_string_equal(identity, "alice@" REALM);
+    free(identity);
+    assert_true(expires > (int64_t)time(NULL) + 3600);
+    assert_int_equal(logins_cached(), 1);
+    int token_logins_before = count_in_file(h1.log, "(token ");
+    /* 20 scripts, no terminal, no prompt allowed */
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(vbctl_list_non_interactive(uri_of(&h1), &bmain), 0);
+    assert_true(count_in_file(h1.log, "(token ") >= token_logins_before + 20);
+}
+
+static void test_token_survives_broker_kill9(void **state)
+{
+    (void)state;
+    use_broker(&bmain);
+    kill(bmain.pid, SIGKILL);
+    int status;
+    vb_ts_wait_pid_exit(bmain.pid, 5000, &status);
+    assert_int_equal(start_broker(&bmain, "bmain", NULL), 0);
+    vb_error err;
+    /* a fresh broker: no password in memory, only the token on disk */
+    if (open_list(uri_of(&h1), NULL, &err) < 0)
+        fail_msg("open after restart: %s", err.message);
+}
+
+static void test_second_open_asks_nothing(void **state)
+{
+    (void)state;
+    use_broker(&bmain);
+    /* h2 has no token: the first open asks, the second is answered from memory */
+    form f = { 0 };
+    vb_error err;
+    assert_int_equal(open_list(uri_of(&h2), &f, &err), 0);
+    assert_int_equal(f.calls, 1);
+    assert_int_equal(open_list(uri_of(&h2), &f, &err), 0);
+    assert_int_equal(f.calls, 1);
+    assert_int_equal(open_list(uri_of(&h2), NULL, &err), 0); /* even for a script */
+}
+
+static int after_time(void *arg)
+{
+    return (int64_t)time(NULL) > *(int64_t *)arg;
+}
+
+static void test_expiry_leads_to_prompt_or_77(void **state)
+{
+    (void)state;
+    use_broker(&bshort); /* passwords live 1 s in this broker */
+    form f = { 0 };
+    vb_auth auth = { types, 2, form_cb, &f };
+    int64_t expires = 0;
+    vb_error err;
+    assert_int_equal(vb_login(uri_of(&h1), &auth, 1, NULL, &expires, &err), 0);
+    assert_true(expires <= (int64_t)time(NULL) + 2);
+    assert_int_equal(open_list(uri_of(&h1), NULL, &err), 0); /* the token, still valid */
+    int64_t after = expires + 1;
+    assert_int_equal(vb_ts_wait_until(after_time, &after, 5000), 0);
+    assert_int_equal(vbctl_list_non_interactive(uri_of(&h1), &bshort), 77);
+    f.calls = 0;
+    assert_int_equal(open_list(uri_of(&h1), &f, &err), 0);
+    assert_int_equal(f.calls, 1);
+    use_broker(&bmain);
+}
+
+static char *first_token_id(const hostd *h)
+{
+    char *argv[] = { VB_BUILD_DIR "/vbhostd", "-f", (char *)h->conf, "--list-tokens", NULL };
+    char *out = NULL;
+    if (vb_ts_run(argv, NULL, NULL, &out, 10000) != 0)
+        return NULL;
+    /* the last valid token in the listing */
+    char *id = NULL;
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n"))
+        if (strstr(line, "valid") && strlen(line) > 32) {
+            free(id);
+            id = strndup(line, 32);
+        }
+    free(out);
+    return id;
+}
+
+static void test_revoked_on_server_falls_back_and_erases(void **state)
+{
+    (void)state;
+    use_broker(&bshort);
+    form f = { 0 };
+    vb_auth auth = { types, 2, form_cb, &f };
+    vb_error err;
+    vb_logout_result *res;
+    size_t n;
+    assert_int_equal(vb_logout(NULL, &res, &n, &err), 0);
+    vb_logout_results_free(res, n);
+    assert_int_equal(vb_login(uri_of(&h1), &auth, 0, NULL, NULL, &err), 0);
+    assert_int_equal(logins_cached(), 1);
+    char *id = first_token_id(&h1);
+    assert_non_null(id);
+    char *argv[] = { VB_BUILD_DIR "/vbhostd", "-f", h1.conf, "--revoke-token", id, NULL };
+    char *out = NULL;
+    assert_int_equal(vb_ts_run(argv, NULL, NULL, &out, 10000), 0);
+    free(out);
+    free(id);
+    /* wait out the cached password, then a script: the token is refused, erased, 77 */
+    struct timespec t0;
+    clock_gettime(CLOCK_REALTIME, &t0);
+    int64_t after = (int64_t)t0.tv_sec + 1;
+    assert_int_equal(vb_ts_wait_until(after_time, &after, 5000), 0);
+    assert_int_equal(vbctl_list_non_interactive(uri_of(&h1), &bshort), 77);
+    assert_int_equal(logins_cached(), 0);
+    use_broker(&bmain);
+}
+
+static void test_logout_revokes_and_erases(void **state)
+{
+    (void)state;
+    use_broker(&bmain);
+    vb_logout_result *res;
+    size_t n;
+    vb_error err;
+    assert_int_equal(logins_cached(), 1);
+    assert_int_equal(vb_logout(uri_of(&h1), &res, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_true(res[0].revoked);
+    assert_non_null(strstr(res[0].note, "revoked"));
+    vb_logout_results_free(res, n);
+    assert_int_equal(logins_cached(), 0);
+    char *argv[] = { VB_BUILD_DIR "/vbhostd", "-f", h1.conf, "--list-tokens", NULL };
+    char *out = NULL;
+    assert_int_equal(vb_ts_run(argv, NULL, NULL, &out, 10000), 0);
+    assert_non_null(strstr(out, "revoked"));
+    free(out);
+}
+
+static void test_logout_when_host_unreachable(void **state)
+{
+    (void)state;
+    use_broker(&bmain);
+    form f = { 0 };
+    vb_auth auth = { types, 2, form_cb, &f };
+    vb_error err;
+    assert_int_equal(vb_login(uri_of(&h2), &auth, 0, NULL, NULL, &err), 0);
+    vb_ts_stop(h2.pid, 5000);
+    vb_logout_result *res;
+    size_t n;
+    assert_int_equal(vb_logout(NULL, &res, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_false(res[0].revoked);
+    assert_non_null(strstr(res[0].note, "unreachable"));
+    vb_logout_results_free(res, n);
+    assert_int_equal(logins_cached(), 0);
+    assert_int_equal(start_hostd(&h2, "h2"), 0);
+}
+
+static void test_token_only_for_its_server(void **state)
+{
+    (void)state;
+    use_broker(&bmain);
+    form f = { 0 };
+    vb_auth auth = { types, 2, form_cb, &f };
+    vb_error err;
+    assert_int_equal(vb_login(uri_of(&h1), &auth, 0, NULL, NULL, &err), 0);
+    int before = count_in_file(h2.log, "token");
+    /* h2 has another server id: h1's token is never shown to it */
+    assert_int_equal(open_list(uri_of(&h2), &f, &err), 0);
+    assert_int_equal(count_in_file(h2.log, "token"), before);
+}
+
+static void test_cache_modes_and_no_secrets_on_disk_or_in_logs(void **state)
+{
+    (void)state;
+    char path[400];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/cache.db", bmain.state);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(stat(bmain.state, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+    const char *files[] = { "cache.db", "cache.db-wal" };
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", bmain.state, files[i]);
+        assert_int_equal(count_in_file(path, PASSWORD), 0);
+    }
+    assert_int_equal(count_in_file(bmain.log, PASSWORD), 0);
+    assert_int_equal(count_in_file(bshort.log, PASSWORD), 0);
+    assert_int_equal(count_in_file(h1.log, PASSWORD), 0);
+    snprintf(path, sizeof path, "%s/h1-state/tokens.db", dir);
+    assert_int_equal(count_in_file(path, PASSWORD), 0);
+    /* a state dir open to others is refused */
+    char bad[400], log[400];
+    snprintf(bad, sizeof bad, "%s/open-state", dir);
+    mkdir(bad, 0755);
+    chmod(bad, 0755);
+    snprintf(log, sizeof log, "%s/badsock/sock", dir);
+    char *argv[] = { VB_BUILD_DIR "/vbrokerd", "--socket", log, "--state-dir", bad, NULL };
+    char *out = NULL;
+    assert_int_equal(vb_ts_run(argv, NULL, NULL, &out, 10000), 1);
+    assert_non_null(strstr(out, "0755"));
+    free(out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_login_once_then_scripts_reuse_it),
+        cmocka_unit_test(test_token_survives_broker_kill9),
+        cmocka_unit_test(test_second_open_asks_nothing),
+        cmocka_unit_test(test_expiry_leads_to_prompt_or_77),
+        cmocka_unit_test(test_revoked_on_server_falls_back_and_erases),
+        cmocka_unit_test(test_logout_revokes_and_erases),
+        cmocka_unit_test(test_logout_when_host_unreachable),
+        cmocka_unit_test(test_token_only_for_its_server),
+        cmocka_unit_test(test_cache_modes_and_no_secrets_on_disk_or_in_logs),
+    };
+    return cmocka_run_group_tests_name("login", tests, group_setup, group_teardown);
+}
