@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define EXIT_OK          0
@@ -88,6 +89,7 @@ static void usage(FILE *f)
           "  -r, --readonly        open the connection read-only\n"
           "  -h, --help            show this help\n"
           "  -V, --version         show the version\n"
+          "      --ttl SECONDS     login: ask for a token valid this long (default: the host's)\n"
           "\n"
           "Commands:\n"
           "  hostname              print the host's name\n"
@@ -95,6 +97,10 @@ static void usage(FILE *f)
           "  start NAME            start a domain\n"
           "  shutdown NAME         ask a domain to shut down\n"
           "  status                show the broker: pid, uptime, clients, open connections\n"
+          "                        and cached logins (never a secret)\n"
+          "  login [URI]           log in now and keep a login token, so later commands\n"
+          "                        and scripts need no password until it expires\n"
+          "  logout [URI | --all]  revoke the cached login on its host and erase it here\n"
           "  help                  show this help\n"
           "\n"
           "Exit status: 0 ok, 1 error, 2 usage, 69 broker unavailable,\n"
@@ -392,6 +398,33 @@ static void format_uptime(char *buf, size_t len, uint64_t s)
         snprintf(buf, len, "%" PRIu64 "s", sec);
 }
 
+static void format_time(char *buf, size_t len, int64_t t)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    localtime_r(&tt, &tm);
+    strftime(buf, len, "%Y-%m-%d %H:%M:%S %Z", &tm);
+}
+
+static void print_logins(const vb_broker_status *st)
+{
+    printf("Logins:        %zu\n", st->nlogins);
+    for (size_t i = 0; i < st->nlogins; i++) {
+        const vb_cached_login_info *l = &st->logins[i];
+        char until[64];
+        format_time(until, sizeof until, l->expires);
+        fputs(" ", stdout);
+        put_safe(stdout, l->uri);
+        fputs("\n    identity ", stdout);
+        put_safe(stdout, l->identity);
+        fputs(", auth ", stdout);
+        put_safe(stdout, l->auth_type);
+        printf(", until %s, server ", until);
+        put_safe(stdout, l->server_id);
+        putchar('\n');
+    }
+}
+
 static int cmd_status(vbctl *v)
 {
     vb_broker_status st;
@@ -450,7 +483,68 @@ static int cmd_status(vbctl *v)
             putchar('\n');
         }
     }
+    print_logins(&st);
     vb_broker_status_clear(&st);
+    return EXIT_OK;
+}
+
+static int cmd_login(vbctl *v, uint64_t ttl)
+{
+    vb_auth interactive = {
+        .credtypes = vb_auth_default->credtypes,
+        .ncredtypes = vb_auth_default->ncredtypes,
+        .cb = remember_and_ask,
+        .cbdata = v,
+    };
+    static const vb_auth never_prompt = { NULL, 0, NULL, NULL };
+    char *identity = NULL;
+    int64_t expires = 0;
+    vb_error err;
+    memset(&err, 0, sizeof err);
+    if (vb_login(v->uri, v->non_interactive ? &never_prompt : &interactive, ttl, &identity,
+                 &expires, &err) < 0) {
+        char what[600];
+        snprintf(what, sizeof what, "cannot log in to %s", v->uri);
+        return report(v, what, &err);
+    }
+    char until[64];
+    format_time(until, sizeof until, expires);
+    fputs("Logged in to ", stdout);
+    put_safe(stdout, v->uri);
+    fputs(" as ", stdout);
+    put_safe(stdout, identity);
+    printf(" until %s\n", until);
+    free(identity);
+    return EXIT_OK;
+}
+
+static int cmd_logout(vbctl *v, const char *uri)
+{
+    vb_logout_result *res = NULL;
+    size_t n = 0;
+    vb_error err;
+    memset(&err, 0, sizeof err);
+    if (vb_logout(uri, &res, &n, &err) < 0)
+        return report(v, "cannot log out", &err);
+    if (n == 0) {
+        fputs("vbctl: no cached login", stderr);
+        if (uri) {
+            fputs(" for ", stderr);
+            put_safe(stderr, uri);
+        }
+        fputs(" (see vbctl status)\n", stderr);
+        return uri ? EXIT_ERROR : EXIT_OK;
+    }
+    for (size_t i = 0; i < n; i++) {
+        fputs("Logged out of ", stdout);
+        put_safe(stdout, res[i].uri);
+        fputs(" (", stdout);
+        put_safe(stdout, res[i].identity);
+        fputs("): ", stdout);
+        put_safe(stdout, res[i].note);
+        putchar('\n');
+    }
+    vb_logout_results_free(res, n);
     return EXIT_OK;
 }
 
@@ -468,17 +562,21 @@ static int finish(int rc)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_NON_INTERACTIVE = 256 };
+    enum { OPT_NON_INTERACTIVE = 256, OPT_TTL, OPT_ALL };
     static const struct option longopts[] = {
         { "connect",         required_argument, NULL, 'c' },
         { "non-interactive", no_argument,       NULL, OPT_NON_INTERACTIVE },
         { "readonly",        no_argument,       NULL, 'r' },
         { "help",            no_argument,       NULL, 'h' },
         { "version",         no_argument,       NULL, 'V' },
+        { "ttl",             required_argument, NULL, OPT_TTL },
+        { "all",             no_argument,       NULL, OPT_ALL },
         { NULL, 0, NULL, 0 },
     };
     vbctl v;
     memset(&v, 0, sizeof v);
+    uint64_t ttl = 0;
+    int all = 0;
 
     opterr = 0;
     int opt;
@@ -492,6 +590,17 @@ int main(int argc, char **argv)
             break;
         case 'r':
             v.readonly = 1;
+            break;
+        case OPT_TTL: {
+            char *end;
+            errno = 0;
+            ttl = strtoull(optarg, &end, 10);
+            if (errno || *end || !*optarg)
+                return usage_error("--ttl needs a number of seconds, not '", optarg, "'");
+            break;
+        }
+        case OPT_ALL:
+            all = 1;
             break;
         case 'h':
             usage(stdout);
@@ -519,6 +628,34 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "help") == 0) {
         usage(stdout);
         return finish(EXIT_OK);
+    }
+
+    /* "logout --all" may also come after the command */
+    if (strcmp(cmd, "logout") == 0 && nargs == 1 && strcmp(args[0], "--all") == 0) {
+        all = 1;
+        nargs = 0;
+    }
+    if (strcmp(cmd, "login") == 0 || strcmp(cmd, "logout") == 0) {
+        if (nargs > 1)
+            return usage_error("too many arguments for '", cmd, "'");
+        if (nargs == 1)
+            v.uri = args[0];
+        if (strcmp(cmd, "logout") == 0) {
+            if (!v.uri && !all)
+                return usage_error("'logout' needs a URI or --all", NULL, NULL);
+            return finish(cmd_logout(&v, all ? NULL : v.uri));
+        }
+        if (!v.uri || !*v.uri) {
+            const char *env = getenv("VBROKER_DEFAULT_URI");
+            v.uri = env && *env ? env : NULL;
+        }
+        if (!v.uri) {
+            fputs("vbctl: no URI: use 'vbctl login URI' or set VBROKER_DEFAULT_URI\n", stderr);
+            return EXIT_USAGE;
+        }
+        int rc = cmd_login(&v, ttl);
+        free(v.service);
+        return finish(rc);
     }
 
     int takes_name = strcmp(cmd, "start") == 0 || strcmp(cmd, "shutdown") == 0;

@@ -391,6 +391,42 @@ static void test_cache_modes_and_no_secrets_on_disk_or_in_logs(void **state)
     free(out);
 }
 
+static int run_vbctl(char *const argv[], const char *input, char **out)
+{
+    char env_sock[400];
+    snprintf(env_sock, sizeof env_sock, "VBROKER_SOCKET=%s", bmain.sock);
+    char *env[] = { env_sock, "VBROKER_NO_AUTOSTART=1", NULL };
+    return vb_ts_run(argv, env, input, out, 30000);
+}
+
+static void test_vbctl_login_status_logout(void **state)
+{
+    (void)state;
+    use_broker(&bmain);
+    char *out = NULL;
+    char *all[] = { VB_BUILD_DIR "/vbctl", "logout", "--all", NULL };
+    assert_int_equal(run_vbctl(all, NULL, &out), 0);
+    free(out);
+    char *login[] = { VB_BUILD_DIR "/vbctl", "login", uri_of(&h1), NULL };
+    assert_int_equal(run_vbctl(login, "alice\n" PASSWORD "\n", &out), 0);
+    assert_non_null(strstr(out, "Logged in to"));
+    assert_non_null(strstr(out, "alice@" REALM));
+    assert_null(strstr(out, PASSWORD));
+    free(out);
+    char *status[] = { VB_BUILD_DIR "/vbctl", "status", NULL };
+    assert_int_equal(run_vbctl(status, NULL, &out), 0);
+    assert_non_null(strstr(out, "Logins:        1"));
+    assert_non_null(strstr(out, "alice@" REALM));
+    assert_null(strstr(out, PASSWORD));
+    free(out);
+    assert_int_equal(vbctl_list_non_interactive(uri_of(&h1), &bmain), 0);
+    char *logout[] = { VB_BUILD_DIR "/vbctl", "logout", uri_of(&h1), NULL };
+    assert_int_equal(run_vbctl(logout, NULL, &out), 0);
+    assert_non_null(strstr(out, "revoked on the host"));
+    free(out);
+    assert_int_equal(logins_cached(), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -402,6 +438,7 @@ int main(void)
         cmocka_unit_test(test_logout_revokes_and_erases),
         cmocka_unit_test(test_logout_when_host_unreachable),
         cmocka_unit_test(test_token_only_for_its_server),
+        cmocka_unit_test(test_vbctl_login_status_logout),
         cmocka_unit_test(test_cache_modes_and_no_secrets_on_disk_or_in_logs),
     };
     return cmocka_run_group_tests_name("login", tests, group_setup, group_teardown);
