@@ -209,12 +209,14 @@ static int prepare_dir(const char *socket_path, uid_t uid, vb_error *err)
     return 0;
 }
 
-/* Wipe expired passwords even when nobody asks for them. */
+/* Wipe expired passwords even when nobody asks for them, and close shared
+ * host connections that stayed idle. */
 static void expire_secrets(vb_loop *loop, uint64_t id, void *data)
 {
     (void)id;
     brk_server *srv = data;
     vb_secretcache_expire(srv->secrets, vb_now_ms());
+    vb_remote_driver_reap();
     srv->expiry_timer = vb_loop_add_timer(loop, 10000, expire_secrets, srv);
 }
 

@@ -35,7 +35,9 @@ static void usage(FILE *out)
             "                          else ~/.local/state/vbroker)\n"
             "  --secret-ttl SECS       forget a cached password unused this long (default 600;\n"
             "                          0 keeps no passwords in memory)\n"
-            "  --secret-max SECS       forget a cached password this long after entry (default 28800)\n",
+            "  --secret-max SECS       forget a cached password this long after entry (default 28800)\n"
+            "  --upstream-idle SECS    close a shared host connection unused this long (default\n"
+            "                          300; 0 closes it as soon as its last client closes)\n",
             DEFAULT_PROMPT_TIMEOUT_S);
 }
 
@@ -120,6 +122,7 @@ int main(int argc, char **argv)
         { "state-dir", required_argument, NULL, 'd' },
         { "secret-ttl", required_argument, NULL, 'T' },
         { "secret-max", required_argument, NULL, 'M' },
+        { "upstream-idle", required_argument, NULL, 'U' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -139,6 +142,7 @@ int main(int argc, char **argv)
         case 'd': free(cfg.state_dir); cfg.state_dir = strdup(optarg); break;
         case 'T': cfg.secret_ttl_ms = strtoull(optarg, NULL, 10) * 1000u; break;
         case 'M': cfg.secret_max_ms = strtoull(optarg, NULL, 10) * 1000u; break;
+        case 'U': vb_remote_driver_set_idle(strtoull(optarg, NULL, 10) * 1000u); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

@@ -68,6 +68,16 @@ void vbh_auth_list_format(const vbh_auth_list *list, char *buf, size_t len);
 int vbh_auth_list_has(const vbh_auth_list *list, int type);
 
 typedef struct vbh_server vbh_server;
+
+#define VBH_MAX_CONNS_PER_CLIENT 256
+
+typedef struct vbh_dconn {
+    uint32_t conn_id;
+    const vb_driver *drv;
+    void *conn;
+    int read_only;
+    struct vbh_dconn *next;
+} vbh_dconn;
 typedef struct vbh_client vbh_client;
 
 typedef struct vbh_listener {
@@ -125,9 +135,11 @@ struct vbh_client {
     uint8_t *delayed_frame;
     size_t delayed_len;
     int close_after_delayed;
-    const vb_driver *drv;
-    void *drv_conn;
-    int read_only;
+    /* hypervisor connections on this transport, one per conn_id (0 for a
+     * plain client; a broker multiplexes several logins' opens over one) */
+    struct vbh_dconn *dconns;
+    unsigned ndconns;
+    uint32_t cur_conn_id;       /* conn_id of the message being handled */
     vbh_client *next, *prev;
 };
 
@@ -165,6 +177,7 @@ int vbh_call_get_hostname(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *e
 int vbh_call_list_domains(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
 int vbh_call_domain_start(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
 int vbh_call_domain_shutdown(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
+/* Close every hypervisor connection of this client (it left). */
 void vbh_client_close_driver(vbh_client *c);
 
 #endif

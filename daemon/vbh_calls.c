@@ -8,30 +8,52 @@
 
 #define NAME_MAX_LEN 4096
 
+static vbh_dconn *find_dconn(vbh_client *c, uint32_t conn_id)
+{
+    for (vbh_dconn *d = c->dconns; d; d = d->next)
+        if (d->conn_id == conn_id)
+            return d;
+    return NULL;
+}
+
+static void close_dconn(vbh_client *c, vbh_dconn *d)
+{
+    for (vbh_dconn **pp = &c->dconns; *pp; pp = &(*pp)->next) {
+        if (*pp == d) {
+            *pp = d->next;
+            break;
+        }
+    }
+    d->drv->close(d->conn);
+    c->ndconns--;
+    free(d);
+}
+
 void vbh_client_close_driver(vbh_client *c)
 {
-    if (c->drv && c->drv_conn)
-        c->drv->close(c->drv_conn);
-    c->drv = NULL;
-    c->drv_conn = NULL;
+    while (c->dconns)
+        close_dconn(c, c->dconns);
 }
 
-static int need_open(vbh_client *c, vb_error *err)
+/* The hypervisor connection the current message's conn_id names. */
+static vbh_dconn *need_open(vbh_client *c, vb_error *err)
 {
-    if (!c->drv_conn)
-        return vb_error_set(err, VB_ERR_NOT_OPEN, VB_DOM_DAEMON,
-                            "no hypervisor connection is open: call OPEN first");
-    return 0;
+    vbh_dconn *d = find_dconn(c, c->cur_conn_id);
+    if (!d)
+        vb_error_set(err, VB_ERR_NOT_OPEN, VB_DOM_DAEMON,
+                     "no hypervisor connection is open%s: call OPEN first",
+                     c->cur_conn_id ? " with this connection id" : "");
+    return d;
 }
 
-static int need_writable(vbh_client *c, vb_error *err)
+static vbh_dconn *need_writable(vbh_client *c, vb_error *err)
 {
-    if (need_open(c, err) < 0)
-        return -1;
-    if (c->read_only)
-        return vb_error_set(err, VB_ERR_READ_ONLY, VB_DOM_DAEMON,
-                            "this connection was opened read-only");
-    return 0;
+    vbh_dconn *d = need_open(c, err);
+    if (d && d->read_only) {
+        vb_error_set(err, VB_ERR_READ_ONLY, VB_DOM_DAEMON, "this connection was opened read-only");
+        return NULL;
+    }
+    return d;
 }
 
 static void empty_reply(vb_enc *reply)
@@ -69,10 +91,12 @@ int vbh_call_open(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
         free(name);
         return -1;
     }
-    if (c->drv_conn) {
+    if (find_dconn(c, c->cur_conn_id) || c->ndconns >= VBH_MAX_CONNS_PER_CLIENT) {
         free(name);
         return vb_error_set(err, VB_ERR_OPERATION_INVALID, VB_DOM_DAEMON,
-                            "a hypervisor connection is already open on this connection");
+                            c->ndconns >= VBH_MAX_CONNS_PER_CLIENT
+                                ? "too many hypervisor connections on this transport"
+                                : "a hypervisor connection is already open with this id");
     }
     const char *uri_text = name && *name ? name : c->srv->cfg->default_uri;
     vb_uri uri;
@@ -85,15 +109,26 @@ int vbh_call_open(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
     if (rc == 0)
         rc = check_local_uri(c->srv->cfg, &uri, err);
     const vb_driver *drv = rc == 0 ? vb_driver_lookup(uri.driver, err) : NULL;
+    void *conn = NULL;
+    vbh_dconn *d = NULL;
     if (drv)
-        rc = drv->open(&uri, flags, NULL, &c->drv_conn, err);
+        rc = drv->open(&uri, flags, NULL, &conn, err);
     else
         rc = -1;
+    if (rc == 0 && !(d = calloc(1, sizeof *d))) {
+        drv->close(conn);
+        rc = vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_DAEMON, "out of memory");
+    }
     if (rc == 0) {
-        c->drv = drv;
-        c->read_only = (flags & VB_OPEN_READ_ONLY) != 0;
-        vb_log(VB_LOG_INFO, "client %s (%s) opened %s%s", c->peer, c->identity, uri_text,
-               c->read_only ? " read-only" : "");
+        d->conn_id = c->cur_conn_id;
+        d->drv = drv;
+        d->conn = conn;
+        d->read_only = (flags & VB_OPEN_READ_ONLY) != 0;
+        d->next = c->dconns;
+        c->dconns = d;
+        c->ndconns++;
+        vb_log(VB_LOG_INFO, "client %s (%s) opened %s%s (connection %u)", c->peer, c->identity,
+               uri_text, d->read_only ? " read-only" : "", d->conn_id);
         empty_reply(reply);
     }
     vb_uri_clear(&uri);
@@ -104,9 +139,10 @@ int vbh_call_open(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
 int vbh_call_close(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
 {
     (void)args;
-    if (need_open(c, err) < 0)
+    vbh_dconn *d = need_open(c, err);
+    if (!d)
         return -1;
-    vbh_client_close_driver(c);
+    close_dconn(c, d);
     empty_reply(reply);
     return 0;
 }
@@ -115,7 +151,8 @@ int vbh_call_get_hostname(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *e
 {
     (void)args;
     char *hostname = NULL;
-    if (need_open(c, err) < 0 || c->drv->get_hostname(c->drv_conn, &hostname, err) < 0)
+    vbh_dconn *d = need_open(c, err);
+    if (!d || d->drv->get_hostname(d->conn, &hostname, err) < 0)
         return -1;
     vb_enc_array(reply, 1);
     vb_enc_str(reply, hostname);
@@ -128,7 +165,8 @@ int vbh_call_list_domains(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *e
     (void)args;
     vb_domain_info *doms = NULL;
     size_t n = 0;
-    if (need_open(c, err) < 0 || c->drv->list_domains(c->drv_conn, &doms, &n, err) < 0)
+    vbh_dconn *d = need_open(c, err);
+    if (!d || d->drv->list_domains(d->conn, &doms, &n, err) < 0)
         return -1;
     vb_enc_array(reply, 1);
     vb_enc_array(reply, (uint32_t)n);
@@ -150,12 +188,13 @@ typedef int (*domain_op)(void *conn, const char *name, vb_error *err);
 static int domain_call(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err, int start)
 {
     char *name = NULL;
-    if (need_writable(c, err) < 0 || vb_rd_strdup(args, VB_DOMAIN_NAME_MAX, &name, err) < 0)
+    vbh_dconn *d = need_writable(c, err);
+    if (!d || vb_rd_strdup(args, VB_DOMAIN_NAME_MAX, &name, err) < 0)
         return -1;
     if (!name)
         return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_DAEMON, "no domain name given");
-    domain_op op = start ? c->drv->domain_start : c->drv->domain_shutdown;
-    int rc = op(c->drv_conn, name, err);
+    domain_op op = start ? d->drv->domain_start : d->drv->domain_shutdown;
+    int rc = op(d->conn, name, err);
     if (rc == 0) {
         vb_log(VB_LOG_INFO, "client %s (%s): %s %s", c->peer, c->identity,
                start ? "started" : "shut down", name);

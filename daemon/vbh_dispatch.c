@@ -156,6 +156,7 @@ static void run_handler(vbh_client *c, const vb_msg *msg, vbh_handler handler)
     hdr.type = VB_MSG_REPLY;
     hdr.version = server_version(c);
     vb_error_clear(&err);
+    c->cur_conn_id = msg->hdr.conn_id;
     vb_enc_begin(&enc, &hdr);
     if (vb_rd_init(&args, msg->body, &err) < 0 || handler(c, &args, &enc, &err) < 0) {
         vb_enc_dispose(&enc);

@@ -82,6 +82,14 @@ extern const vb_driver vb_test_driver;
 /* The client side of vbhostd (hvdrivers/vb_remote.h) as a driver. */
 extern const vb_driver vb_remote_driver;
 
+/* Connection sharing in the remote driver: close transports idle this long
+ * (default 300 s; 0 closes them as soon as nobody uses them), reap idle ones
+ * now, and counters for status and tests. */
+void vb_remote_driver_set_idle(uint64_t ms);
+void vb_remote_driver_reap(void);
+size_t vb_remote_driver_upstreams(void);
+unsigned vb_remote_driver_logins(void);
+
 /* The driver for any URI: remote when it names a transport, else by name. */
 const vb_driver *vb_driver_for_uri(const vb_uri *uri, vb_error *err);
 /* Fill info with drv->describe, or "local" when the driver has none. */

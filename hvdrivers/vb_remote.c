@@ -18,6 +18,7 @@
 struct vb_remote {
     int fd;
     uint32_t serial;
+    uint32_t conn_id;               /* header conn_id of the next calls (sharing) */
     uint32_t host_version;
     int timeout_ms;
     vb_frame_reader reader;
@@ -138,7 +139,8 @@ int vb_remote_call(vb_remote *r, uint32_t program, uint32_t procedure, vb_remote
                    const void *arg, vb_msg *reply, vb_error *err)
 {
     uint32_t version = program == VB_PROG_HOST ? r->host_version : vb_proto_program_version(program);
-    vb_msg_header hdr = { program, version, VB_MSG_CALL, ++r->serial, procedure, VB_STATUS_OK, 0 };
+    vb_msg_header hdr = { program, version, VB_MSG_CALL, ++r->serial, procedure, VB_STATUS_OK,
+                          r->conn_id };
     vb_enc enc;
     uint8_t *frame;
     size_t len;
@@ -597,6 +599,7 @@ const char *vb_remote_sasl_mech(const vb_remote *r) { return r->sasl ? vb_sasl_m
 unsigned vb_remote_ssf(const vb_remote *r) { return r->sasl ? vb_sasl_ssf(r->sasl) : 0; }
 const char *vb_remote_server_id(const vb_remote *r) { return r->have_server_id ? r->server_id : NULL; }
 int vb_remote_fd(const vb_remote *r) { return r->fd; }
+void vb_remote_set_conn(vb_remote *r, uint32_t conn_id) { r->conn_id = conn_id; }
 
 /* ---- tokens ------------------------------------------------------------------ */
 

@@ -46,6 +46,9 @@ const char *vb_remote_sasl_mech(const vb_remote *r);  /* NULL unless sasl */
 unsigned vb_remote_ssf(const vb_remote *r);
 const char *vb_remote_server_id(const vb_remote *r);  /* NULL for a v1 server */
 int vb_remote_fd(const vb_remote *r);
+/* Address later calls to hypervisor connection conn_id on this transport
+ * (0 = the default): several opens share one authenticated transport. */
+void vb_remote_set_conn(vb_remote *r, uint32_t conn_id);
 
 /* Tokens (after a sasl or peer login on a confidential connection). */
 typedef struct vb_remote_token {

@@ -1,13 +1,163 @@
 /* The remote driver: vb_remote (the client side of vbhostd) behind the
  * driver vtable, so vbrokerd opens test+tcp://h/default exactly as it opens
- * test:///default. */
+ * test:///default.
+ *
+ * Connection sharing: one authenticated transport ("upstream") per endpoint
+ * and user serves every open of it while it lives; each open gets its own
+ * conn_id on that transport, so a second `vbctl list` while the first
+ * connection is up costs no new login. Calls on one upstream are serialized
+ * (its mutex); an upstream nobody uses closes after the idle time. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "vb_cred.h"
 #include "vb_driver.h"
 #include "vb_remote.h"
+
+typedef struct upstream {
+    char key[1400];
+    vb_remote *remote;
+    pthread_mutex_t call_lock;   /* one call at a time on the transport */
+    unsigned refs;               /* opens using it */
+    uint32_t next_conn_id;
+    uint64_t idle_since_ms;
+    int broken;                  /* a call failed at the transport: no new opens */
+    struct upstream *next;
+} upstream;
+
+typedef struct rconn {
+    upstream *up;
+    uint32_t conn_id;
+} rconn;
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static upstream *registry;
+static uint64_t idle_ms = 300000;
+static unsigned logins_done; /* transports authenticated, for tests and status */
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void vb_remote_driver_set_idle(uint64_t ms)
+{
+    idle_ms = ms;
+}
+
+/* endpoint + user + the auth choice: opens that would log in the same way */
+static void sharing_key(const vb_uri *uri, char *key, size_t len)
+{
+    const char *sock = vb_uri_param_get(uri, "socket");
+    const char *auth = vb_uri_param_get(uri, "auth");
+    snprintf(key, len, "%s|%s|%s|%d|%s|%s", uri->transport ? uri->transport : "unix",
+             uri->user ? uri->user : "", uri->host ? uri->host : "", uri->port,
+             sock ? sock : "", auth ? auth : "");
+}
+
+static void upstream_free(upstream *up)
+{
+    vb_remote_free(up->remote);
+    pthread_mutex_destroy(&up->call_lock);
+    free(up);
+}
+
+/* Close upstreams idle for longer than the idle time (callers: any open, and
+ * the broker's timer). */
+void vb_remote_driver_reap(void)
+{
+    uint64_t now = mono_ms();
+    upstream *dead = NULL;
+    pthread_mutex_lock(&registry_lock);
+    for (upstream **pp = &registry; *pp;) {
+        upstream *up = *pp;
+        if (up->refs == 0 && (up->broken || now - up->idle_since_ms >= idle_ms)) {
+            *pp = up->next;
+            up->next = dead;
+            dead = up;
+        } else {
+            pp = &up->next;
+        }
+    }
+    pthread_mutex_unlock(&registry_lock);
+    while (dead) {
+        upstream *up = dead;
+        dead = up->next;
+        upstream_free(up);
+    }
+}
+
+size_t vb_remote_driver_upstreams(void)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&registry_lock);
+    for (upstream *up = registry; up; up = up->next)
+        n++;
+    pthread_mutex_unlock(&registry_lock);
+    return n;
+}
+
+unsigned vb_remote_driver_logins(void)
+{
+    pthread_mutex_lock(&registry_lock);
+    unsigned n = logins_done;
+    pthread_mutex_unlock(&registry_lock);
+    return n;
+}
+
+static upstream *find_shared(const char *key)
+{
+    upstream *found = NULL;
+    pthread_mutex_lock(&registry_lock);
+    for (upstream *up = registry; up && !found; up = up->next)
+        if (!up->broken && strcmp(up->key, key) == 0)
+            found = up;
+    if (found)
+        found->refs++;
+    pthread_mutex_unlock(&registry_lock);
+    return found;
+}
+
+static upstream *new_upstream(const vb_uri *uri, const char *key, struct vb_cred_source *creds,
+                              vb_error *err)
+{
+    vb_remote_opts opts = { .timeout_ms = 0 };
+    if (creds)
+        opts.creds = *creds;
+    upstream *up = calloc(1, sizeof *up);
+    if (!up) {
+        vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_DRIVER, "out of memory");
+        return NULL;
+    }
+    if (vb_remote_connect(uri, &opts, &up->remote, err) < 0) {
+        free(up);
+        return NULL;
+    }
+    snprintf(up->key, sizeof up->key, "%s", key);
+    pthread_mutex_init(&up->call_lock, NULL);
+    up->refs = 1;
+    pthread_mutex_lock(&registry_lock);
+    logins_done++;
+    up->next = registry;
+    registry = up;
+    pthread_mutex_unlock(&registry_lock);
+    return up;
+}
+
+static void release(upstream *up)
+{
+    pthread_mutex_lock(&registry_lock);
+    if (--up->refs == 0)
+        up->idle_since_ms = mono_ms();
+    pthread_mutex_unlock(&registry_lock);
+    if (idle_ms == 0 || up->broken)
+        vb_remote_driver_reap();
+}
 
 /* What vbhostd should open: ?name= when given, else DRIVER:///PATH. */
 static char *inner_name(const vb_uri *uri)
@@ -22,57 +172,116 @@ static char *inner_name(const vb_uri *uri)
     return buf;
 }
 
+/* Run one call on the shared transport, addressed to this open's conn_id. */
+#define ON_UPSTREAM(rc, c, call)                                  \
+    do {                                                          \
+        pthread_mutex_lock(&(c)->up->call_lock);                  \
+        vb_remote_set_conn((c)->up->remote, (c)->conn_id);        \
+        (rc) = (call);                                            \
+        pthread_mutex_unlock(&(c)->up->call_lock);                \
+    } while (0)
+
+static void note_transport_error(rconn *c, int rc, const vb_error *err)
+{
+    if (rc < 0 && err && (err->code == VB_ERR_PEER_CLOSED || err->code == VB_ERR_TIMEOUT ||
+                          err->code == VB_ERR_PROTOCOL))
+        c->up->broken = 1;
+}
+
+/* OPEN on the upstream with a fresh conn_id. */
+static int open_on(rconn *c, const char *name, unsigned flags, vb_error *err)
+{
+    pthread_mutex_lock(&c->up->call_lock);
+    c->conn_id = ++c->up->next_conn_id;
+    vb_remote_set_conn(c->up->remote, c->conn_id);
+    int rc = vb_remote_open(c->up->remote, name, flags, err);
+    pthread_mutex_unlock(&c->up->call_lock);
+    note_transport_error(c, rc, err);
+    if (rc < 0)
+        release(c->up);
+    return rc;
+}
+
 static int remote_open(const vb_uri *uri, unsigned flags, struct vb_cred_source *creds, void **conn,
                        vb_error *err)
 {
-    vb_remote_opts opts = { .timeout_ms = 0 };
-    if (creds)
-        opts.creds = *creds;
-    vb_remote *r;
-    if (vb_remote_connect(uri, &opts, &r, err) < 0)
-        return -1;
+    char key[1400];
+    sharing_key(uri, key, sizeof key);
+    vb_remote_driver_reap();
+    rconn *c = calloc(1, sizeof *c);
     char *name = inner_name(uri);
-    if (!name || vb_remote_open(r, name, flags, err) < 0) {
-        if (!name)
-            vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_DRIVER, "out of memory");
+    if (!c || !name) {
+        free(c);
         free(name);
-        vb_remote_free(r);
-        return -1;
+        return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_DRIVER, "out of memory");
+    }
+    int rc = -1;
+    c->up = find_shared(key);
+    /* a shared transport that died since its last use: log in anew, once */
+    if (c->up && (rc = open_on(c, name, flags, err)) < 0 && c->up->broken)
+        c->up = NULL;
+    if (!c->up) {
+        c->up = new_upstream(uri, key, creds, err);
+        rc = c->up ? open_on(c, name, flags, err) : -1;
     }
     free(name);
-    *conn = r;
+    if (rc < 0) {
+        free(c);
+        return -1;
+    }
+    *conn = c;
     return 0;
 }
 
 static void remote_close(void *conn)
 {
-    vb_remote_close_driver(conn, NULL);
-    vb_remote_free(conn);
+    rconn *c = conn;
+    int rc;
+    ON_UPSTREAM(rc, c, vb_remote_close_driver(c->up->remote, NULL));
+    (void)rc;
+    release(c->up);
+    free(c);
 }
 
 static int remote_hostname(void *conn, char **hostname, vb_error *err)
 {
-    return vb_remote_get_hostname(conn, hostname, err);
+    rconn *c = conn;
+    int rc;
+    ON_UPSTREAM(rc, c, vb_remote_get_hostname(c->up->remote, hostname, err));
+    note_transport_error(c, rc, err);
+    return rc;
 }
 
 static int remote_list(void *conn, vb_domain_info **doms, size_t *n, vb_error *err)
 {
-    return vb_remote_list_domains(conn, doms, n, err);
+    rconn *c = conn;
+    int rc;
+    ON_UPSTREAM(rc, c, vb_remote_list_domains(c->up->remote, doms, n, err));
+    note_transport_error(c, rc, err);
+    return rc;
 }
 
 static int remote_start(void *conn, const char *name, vb_error *err)
 {
-    return vb_remote_domain_start(conn, name, err);
+    rconn *c = conn;
+    int rc;
+    ON_UPSTREAM(rc, c, vb_remote_domain_start(c->up->remote, name, err));
+    note_transport_error(c, rc, err);
+    return rc;
 }
 
 static int remote_shutdown(void *conn, const char *name, vb_error *err)
 {
-    return vb_remote_domain_shutdown(conn, name, err);
+    rconn *c = conn;
+    int rc;
+    ON_UPSTREAM(rc, c, vb_remote_domain_shutdown(c->up->remote, name, err));
+    note_transport_error(c, rc, err);
+    return rc;
 }
 
 static void remote_describe(void *conn, vb_conn_info *info)
 {
-    const vb_remote *r = conn;
+    const vb_remote *r = ((rconn *)conn)->up->remote;
     snprintf(info->auth_type, sizeof info->auth_type, "%s", vb_remote_auth_type(r));
     snprintf(info->sasl_mech, sizeof info->sasl_mech, "%s",
              vb_remote_sasl_mech(r) ? vb_remote_sasl_mech(r) : "");

@@ -34,10 +34,11 @@ static pid_t start_broker(const char *sock, const char *log, const char *extra)
 {
     char state[400];
     snprintf(state, sizeof state, "%s/broker-state", dir);
-    /* --secret-ttl 0: these tests are about prompts, so no password is kept
-     * in memory between opens (test_login.c covers the cache) */
+    /* --secret-ttl 0 --upstream-idle 0: these tests are about prompts, so no
+     * password is kept in memory and no host connection is shared between
+     * opens (test_login.c covers both) */
     char *argv[] = { VB_BUILD_DIR "/vbrokerd", "--socket", (char *)sock, "--state-dir", state,
-                     "--secret-ttl", "0", "--log-level", "debug",
+                     "--secret-ttl", "0", "--upstream-idle", "0", "--log-level", "debug",
                      extra ? "--prompt-timeout" : NULL, (char *)extra, NULL };
     pid_t pid = vb_ts_spawn(argv, NULL, log);
     if (pid <= 0 || vb_ts_wait_unix_socket(sock, START_MS) < 0)

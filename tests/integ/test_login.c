@@ -61,9 +61,11 @@ static int start_broker(broker *b, const char *name, const char *ttl)
     snprintf(b->sock, sizeof b->sock, "%s/%s-run/sock", dir, name);
     snprintf(b->log, sizeof b->log, "%s/%s.log", dir, name);
     snprintf(b->state, sizeof b->state, "%s/%s-state", dir, name);
+    /* the short-lived broker keeps passwords 1 s and no idle host connection,
+     * so token expiry and revocation are seen by the next open */
     char *argv[] = { VB_BUILD_DIR "/vbrokerd", "--socket", b->sock, "--state-dir", b->state,
                      "--log-level", "debug", ttl ? "--secret-ttl" : NULL, (char *)ttl,
-                     "--secret-max", (char *)ttl, NULL };
+                     "--secret-max", (char *)ttl, "--upstream-idle", "0", NULL };
     b->pid = vb_ts_spawn(argv, NULL, b->log);
     return b->pid > 0 && vb_ts_wait_unix_socket(b->sock, START_MS) == 0 ? 0 : -1;
 }
@@ -196,11 +198,15 @@ static void test_login_once_then_scripts_reuse_it(void **state)
     free(identity);
     assert_true(expires > (int64_t)time(NULL) + 3600);
     assert_int_equal(logins_cached(), 1);
-    int token_logins_before = count_in_file(h1.log, "(token ");
+    int token_logins = count_in_file(h1.log, "(token ");
+    int sasl_logins = count_in_file(h1.log, "(sasl ");
     /* 20 scripts, no terminal, no prompt allowed */
     for (int i = 0; i < 20; i++)
         assert_int_equal(vbctl_list_non_interactive(uri_of(&h1), &bmain), 0);
-    assert_true(count_in_file(h1.log, "(token ") >= token_logins_before + 20);
+    /* the token logged the broker in (once: the transport is then shared), and
+     * no password login happened */
+    assert_true(count_in_file(h1.log, "(token ") >= token_logins + 1);
+    assert_int_equal(count_in_file(h1.log, "(sasl "), sasl_logins);
 }
 
 static void test_token_survives_broker_kill9(void **state)
@@ -229,6 +235,37 @@ static void test_second_open_asks_nothing(void **state)
     assert_int_equal(open_list(uri_of(&h2), &f, &err), 0);
     assert_int_equal(f.calls, 1);
     assert_int_equal(open_list(uri_of(&h2), NULL, &err), 0); /* even for a script */
+}
+
+static void test_second_open_shares_the_transport(void **state)
+{
+    (void)state;
+    use_broker(&bmain);
+    form f = { 0 };
+    vb_auth auth = { types, 2, form_cb, &f };
+    vb_error err;
+    vb_conn *a = vb_open_auth(uri_of(&h2), &auth, 0, &err);
+    assert_non_null(a);
+    int logins = count_in_file(h2.log, "authenticated as");
+    int opens = count_in_file(h2.log, " opened ");
+    /* while the first connection is up, a second open costs no login */
+    vb_conn *b = vb_open_auth(uri_of(&h2), NULL, 0, &err);
+    if (!b)
+        fail_msg("second open: %s", err.message);
+    assert_int_equal(count_in_file(h2.log, "authenticated as"), logins);
+    assert_int_equal(count_in_file(h2.log, " opened "), opens + 1);
+    /* both work, each on its own connection id */
+    vb_domain *doms;
+    size_t n;
+    assert_int_equal(vb_domain_shutdown(b, "web", &err), 0);
+    assert_int_equal(vb_list_domains(a, &doms, &n, &err), 0);
+    vb_domains_free(doms, n);
+    assert_int_equal(vb_domain_start(a, "web", &err), 0);
+    vb_close(b);
+    char *host;
+    assert_int_equal(vb_get_hostname(a, &host, &err), 0);
+    free(host);
+    vb_close(a);
 }
 
 static int after_time(void *arg)
@@ -433,6 +470,7 @@ int main(void)
         cmocka_unit_test(test_login_once_then_scripts_reuse_it),
         cmocka_unit_test(test_token_survives_broker_kill9),
         cmocka_unit_test(test_second_open_asks_nothing),
+        cmocka_unit_test(test_second_open_shares_the_transport),
         cmocka_unit_test(test_expiry_leads_to_prompt_or_77),
         cmocka_unit_test(test_revoked_on_server_falls_back_and_erases),
         cmocka_unit_test(test_logout_revokes_and_erases),

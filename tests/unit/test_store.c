@@ -751,6 +751,54 @@ static void test_concurrent_token_add(void **state)
     free(path);
 }
 
+/* Four processes open the same new file at once, 40 times over: creating,
+ * switching to WAL and writing the schema must each happen once, and no
+ * opener may fail for having lost the race. */
+static void test_concurrent_open(void **state)
+{
+    (void)state;
+    char *dir = vb_ts_tmpdir("store");
+    double t = now_s();
+    for (int round = 0; round < 40; round++) {
+        char name[32];
+        snprintf(name, sizeof name, "race-%d.db", round);
+        char *path = join(dir, name);
+        int gate[2];
+        assert_int_equal(pipe(gate), 0);
+        pid_t pids[4];
+        for (int c = 0; c < 4; c++) {
+            pids[c] = fork();
+            assert_true(pids[c] >= 0);
+            if (pids[c] == 0) {
+                char b;
+                close(gate[1]);
+                if (read(gate[0], &b, 1) != 0)
+                    _exit(1);
+                vb_store *st = NULL;
+                vb_error err;
+                vb_error_clear(&err);
+                if (vb_store_open(path, VB_STORE_DAEMON_TOKENS, &st, &err) != 0) {
+                    fprintf(stderr, "round %d opener %d: %s\n", round, c, err.message);
+                    _exit(1);
+                }
+                vb_store_close(st);
+                _exit(0);
+            }
+        }
+        close(gate[0]);
+        close(gate[1]);
+        for (int c = 0; c < 4; c++) {
+            int status = 0;
+            assert_int_equal(waitpid(pids[c], &status, 0), pids[c]);
+            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                fail_msg("round %d: opener %d failed (status 0x%x)", round, c, status);
+        }
+        assert_int_equal(mode_of(path), 0600);
+        free(path);
+    }
+    print_message("40 rounds of 4 openers: %.2f s\n", now_s() - t);
+}
+
 /* A store opened before fork() is refused in the child, and the child
  * letting go of it does not disturb the parent. */
 static void test_store_does_not_cross_fork(void **state)
@@ -874,6 +922,7 @@ int main(void)
         cmocka_unit_test(test_login_list_and_erase_uri),
         cmocka_unit_test(test_concurrent_login_put),
         cmocka_unit_test(test_concurrent_token_add),
+        cmocka_unit_test(test_concurrent_open),
         cmocka_unit_test(test_store_does_not_cross_fork),
         cmocka_unit_test(test_secret_stored_as_blob),
         cmocka_unit_test(test_raw_file_bytes),
