@@ -162,4 +162,7 @@ install: all
 clean:
 	rm -rf build build-san
 
+# feature makefiles (fuzzing, benchmarks) add their own targets here
+include $(wildcard mk/*.mk)
+
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
