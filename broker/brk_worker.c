@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "vb_credwire.h"
 #include "vb_log.h"
 
 #define WORKER_STACK_BYTES (512u * 1024u)
@@ -78,23 +79,6 @@ static void body_domains(vb_enc *enc, const void *arg)
 
 /* ---- the credential source ---------------------------------------------------- */
 
-static void encode_cred_request(vb_enc *enc, const vb_cred_request *req)
-{
-    vb_enc_array(enc, 4);
-    vb_enc_str(enc, req->service);
-    vb_enc_array(enc, 0); /* hops: filled by relays (nested logins) */
-    vb_enc_bool(enc, req->retry);
-    vb_enc_array(enc, (uint32_t)req->nitems);
-    for (size_t i = 0; i < req->nitems; i++) {
-        const vb_cred_item *it = &req->items[i];
-        vb_enc_array(enc, 4);
-        vb_enc_u64(enc, (uint64_t)it->type);
-        vb_enc_str(enc, it->prompt);
-        vb_enc_str(enc, it->challenge);
-        vb_enc_str(enc, it->defresult);
-    }
-}
-
 /* Post the CRED_REQUEST callback and wait for the loop to deliver the answer. */
 int brk_ask_client(brk_session *s, vb_cred_request *req, vb_error *err)
 {
@@ -113,7 +97,7 @@ int brk_ask_client(brk_session *s, vb_cred_request *req, vb_error *err)
     uint8_t *frame;
     size_t len;
     vb_enc_begin(&enc, &hdr);
-    encode_cred_request(&enc, req);
+    vb_credwire_encode_request(&enc, req);
     if (vb_enc_finish(&enc, VB_FRAME_MAX_POSTAUTH, &frame, &len, err) < 0)
         return -1;
     brk_post(s, frame, len, 0);
@@ -155,23 +139,11 @@ void brk_worker_cred_reply(brk_session *s, const vb_msg *msg)
         return;
     }
     vb_error err;
-    vb_rd rd, results;
     if (msg->hdr.status == VB_STATUS_ERROR) {
         if (vb_msg_error_body(msg, &s->cb_err, &err) < 0)
             vb_error_copy(&s->cb_err, &err);
-    } else if (vb_rd_init(&rd, msg->body, &err) < 0 || vb_rd_array(&rd, &results, &err) < 0) {
+    } else if (vb_credwire_decode_answer(msg->body, s->cb_req, &err) < 0) {
         vb_error_copy(&s->cb_err, &err);
-    } else {
-        for (size_t i = 0; i < s->cb_req->nitems && vb_rd_has_more(&results); i++) {
-            const uint8_t *v;
-            size_t vlen;
-            if (vb_rd_bin(&results, &v, &vlen, &err) < 0) {
-                vb_error_copy(&s->cb_err, &err);
-                break;
-            }
-            if (v)
-                vb_cred_item_set_result(&s->cb_req->items[i], (const char *)v, vlen);
-        }
     }
     s->cb_done = 1;
     pthread_cond_broadcast(&s->cond);

@@ -14,6 +14,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <pthread.h>
+
+#include "vb_cred.h"
 #include "vb_driver.h"
 #include "vb_loop.h"
 #include "vb_msg.h"
@@ -58,6 +61,8 @@ typedef struct vbh_config {
     unsigned token_ttl_s;            /* lifetime of issued tokens (the client may ask for less) */
     int log_level;
     int protocol_v1;                 /* test mode: behave as a HOST v1 server (no AUTH_*) */
+    int allow_remote_uris;           /* OPEN may name another vbhostd (a longer chain) */
+    unsigned relay_timeout_s;        /* a relayed credential request fails after this */
 } vbh_config;
 
 int vbh_config_load(const char *path, vbh_config *cfg, vb_error *err);
@@ -106,7 +111,20 @@ struct vbh_server {
     unsigned nanonymous;
     vbh_failure *failures;
     vb_store *tokens;                /* issued tokens (state_dir/tokens.db) */
+    /* driver calls run on per-client worker threads; finished frames come
+     * back through this queue (the eventfd wakes the loop) */
+    int wake_fd;
+    pthread_mutex_t lock;
+    struct vbh_done *done_head, *done_tail;
 };
+
+typedef struct vbh_done {
+    vbh_client *client;
+    uint8_t *frame;
+    size_t len;
+    int job_done;
+    struct vbh_done *next;
+} vbh_done;
 
 struct vbh_client {
     vbh_server *srv;
@@ -141,6 +159,19 @@ struct vbh_client {
     unsigned ndconns;
     uint32_t cur_conn_id;       /* conn_id of the message being handled */
     vbh_client *next, *prev;
+
+    /* the worker that runs this client's driver calls */
+    int refs;                   /* loop + worker + queued frames; under srv->lock */
+    int gone;                   /* the connection closed (loop thread) */
+    pthread_mutex_t wmutex;
+    pthread_cond_t wcond;
+    int has_worker, busy, closing;
+    void *job;                  /* the call handed to the worker (vbh_worker.c) */
+    /* a relayed credential request in flight */
+    uint32_t cb_serial, next_cb_serial;
+    int cb_waiting, cb_done;
+    vb_cred_request *cb_req;
+    vb_error cb_err;
 };
 
 int vbh_server_start(vbh_server *srv, vbh_config *cfg, vb_loop *loop, vb_error *err);
@@ -149,10 +180,15 @@ void vbh_server_stop(vbh_server *srv);
 
 /* dispatch.c */
 void vbh_dispatch(vbh_client *c, vb_msg *msg);
+/* Run handler for msg and encode its REPLY (or ERROR) frame; *frame NULL on
+ * failure to encode anything. Used on the loop and on workers. */
+typedef int (*vbh_handler_fn)(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
 void vbh_client_mark_authenticated(vbh_client *c, const char *auth_type, const char *identity);
 
 /* Handlers fill the reply body (exactly one value) or fail with err. */
-typedef int (*vbh_handler)(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
+typedef vbh_handler_fn vbh_handler;
+void vbh_build_reply(vbh_client *c, const vb_msg *msg, vbh_handler handler, uint8_t **frame,
+                     size_t *len);
 
 /* auth.c */
 int vbh_auth_list_handler(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
@@ -169,6 +205,16 @@ int vbh_admin_tokens(vbh_config *cfg, const char *revoke_id);
 /* The delay before answering a failed login from this client's peer (ms),
  * after recording the failure. */
 uint64_t vbh_auth_record_failure(vbh_client *c);
+
+/* vbh_worker.c */
+int vbh_worker_start(vbh_server *srv, vb_error *err);
+/* Run a driver call on the client's worker (the msg is moved). */
+int vbh_worker_submit(vbh_client *c, vb_msg *msg, vbh_handler handler, vb_error *err);
+void vbh_worker_cred_reply(vbh_client *c, const vb_msg *msg);
+void vbh_worker_cancel(vbh_client *c);
+void vbh_client_unref(vbh_client *c);
+/* The credential source drivers get: relays to this client as CALLBACKs. */
+void vbh_relay_source(vbh_client *c, vb_cred_source *src);
 
 /* calls.c */
 int vbh_call_open(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);

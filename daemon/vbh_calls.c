@@ -102,17 +102,20 @@ int vbh_call_open(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
     vb_uri uri;
     memset(&uri, 0, sizeof uri);
     int rc = vb_uri_parse(uri_text, &uri, err);
-    if (rc == 0 && vb_uri_is_remote(&uri))
+    if (rc == 0 && vb_uri_is_remote(&uri) && !c->srv->cfg->allow_remote_uris)
         rc = vb_error_set(err, VB_ERR_NO_DRIVER, VB_DOM_DAEMON,
-                          "'%s' names a remote transport; this server opens local URIs only",
+                          "'%s' names a remote transport; this server opens local URIs only "
+                          "(allow_remote_uris = 1 makes it a hop in a longer chain)",
                           uri_text);
     if (rc == 0)
         rc = check_local_uri(c->srv->cfg, &uri, err);
-    const vb_driver *drv = rc == 0 ? vb_driver_lookup(uri.driver, err) : NULL;
+    const vb_driver *drv = rc == 0 ? vb_driver_for_uri(&uri, err) : NULL;
+    vb_cred_source relay;
+    vbh_relay_source(c, &relay); /* a driver's questions go to this client */
     void *conn = NULL;
     vbh_dconn *d = NULL;
     if (drv)
-        rc = drv->open(&uri, flags, NULL, &conn, err);
+        rc = drv->open(&uri, flags, &relay, &conn, err);
     else
         rc = -1;
     if (rc == 0 && !(d = calloc(1, sizeof *d))) {

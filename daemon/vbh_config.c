@@ -87,6 +87,14 @@ static int get_uint(vb_conf *conf, const char *key, unsigned min, unsigned max, 
     return 1;
 }
 
+static int get_flag(vb_conf *conf, const char *key, int *out, vb_error *err)
+{
+    unsigned v = (unsigned)*out;
+    int rc = get_uint(conf, key, 0, 1, &v, err);
+    *out = (int)v;
+    return rc;
+}
+
 static int parse_uids(vb_conf *conf, vbh_config *cfg, vb_error *err)
 {
     char *const *items;
@@ -133,6 +141,7 @@ static void set_defaults(vbh_config *cfg)
     cfg->max_frame = VB_FRAME_MAX_POSTAUTH;
     cfg->default_uri = strdup("test:///default");
     cfg->token_ttl_s = 8 * 3600;
+    cfg->relay_timeout_s = 120;
     cfg->log_level = VB_LOG_INFO;
 }
 
@@ -163,6 +172,8 @@ static int load_keys(vb_conf *conf, vbh_config *cfg, vb_error *err)
         get_str(conf, "default_uri", &cfg->default_uri, err) < 0 ||
         get_str(conf, "test_host_dir", &cfg->test_host_dir, err) < 0 ||
         get_uint(conf, "token_ttl", 60, 90u * 24 * 3600, &cfg->token_ttl_s, err) < 0 ||
+        get_uint(conf, "relay_timeout", 1, 3600, &cfg->relay_timeout_s, err) < 0 ||
+        get_flag(conf, "allow_remote_uris", &cfg->allow_remote_uris, err) < 0 ||
         vb_conf_get_string(conf, "log_level", &level, err) < 0)
         return -1;
     cfg->max_frame = max_frame;

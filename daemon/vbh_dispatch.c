@@ -147,6 +147,34 @@ static void handle_keepalive(vbh_client *c, const vb_msg *msg)
         send_frame(c, frame, len);
 }
 
+void vbh_build_reply(vbh_client *c, const vb_msg *msg, vbh_handler handler, uint8_t **frame,
+                     size_t *len)
+{
+    vb_error err;
+    vb_rd args;
+    vb_enc enc;
+    vb_msg_header hdr = msg->hdr;
+    hdr.type = VB_MSG_REPLY;
+    hdr.version = server_version(c);
+    vb_error_clear(&err);
+    vb_enc_begin(&enc, &hdr);
+    *frame = NULL;
+    if (vb_rd_init(&args, msg->body, &err) < 0 || handler(c, &args, &enc, &err) < 0) {
+        vb_enc_dispose(&enc);
+        hdr = msg->hdr;
+        hdr.version = server_version(c);
+        vb_enc_error_reply(&hdr, VB_MSG_REPLY, &err, frame, len, NULL);
+        return;
+    }
+    size_t limit = c->authenticated ? c->srv->cfg->max_frame : VB_FRAME_MAX_PREAUTH;
+    if (vb_enc_finish(&enc, limit, frame, len, &err) < 0) {
+        hdr = msg->hdr;
+        hdr.version = server_version(c);
+        vb_enc_error_reply(&hdr, VB_MSG_REPLY, &err, frame, len, NULL);
+    }
+}
+
+/* Auth procedures run on the loop (their failures are delayed there). */
 static void run_handler(vbh_client *c, const vb_msg *msg, vbh_handler handler)
 {
     vb_error err;
@@ -156,7 +184,6 @@ static void run_handler(vbh_client *c, const vb_msg *msg, vbh_handler handler)
     hdr.type = VB_MSG_REPLY;
     hdr.version = server_version(c);
     vb_error_clear(&err);
-    c->cur_conn_id = msg->hdr.conn_id;
     vb_enc_begin(&enc, &hdr);
     if (vb_rd_init(&args, msg->body, &err) < 0 || handler(c, &args, &enc, &err) < 0) {
         vb_enc_dispose(&enc);
@@ -177,10 +204,29 @@ static void run_handler(vbh_client *c, const vb_msg *msg, vbh_handler handler)
     send_frame(c, frame, len);
 }
 
+static int is_driver_proc(uint32_t procedure)
+{
+    return procedure >= VB_HOST_PROC_OPEN && procedure <= VB_HOST_PROC_DOMAIN_SHUTDOWN;
+}
+
+/* Driver calls may block (HTTP to a XenAPI host, a nested prompt): hand
+ * them to the client's worker; the rest is answered here. */
+static void route(vbh_client *c, vb_msg *msg, vbh_handler handler)
+{
+    vb_error err;
+    if (!is_driver_proc(msg->hdr.procedure)) {
+        run_handler(c, msg, handler);
+    } else if (vbh_worker_submit(c, msg, handler, &err) < 0) {
+        send_error(c, &msg->hdr, &err);
+    }
+}
+
 void vbh_dispatch(vbh_client *c, vb_msg *msg)
 {
     vb_error err;
-    if (msg->hdr.type != VB_MSG_CALL && msg->hdr.type != VB_MSG_EVENT) {
+    if (msg->hdr.type == VB_MSG_CALLBACK_REPLY && msg->hdr.program == VB_PROG_HOST) {
+        vbh_worker_cred_reply(c, msg);
+    } else if (msg->hdr.type != VB_MSG_CALL && msg->hdr.type != VB_MSG_EVENT) {
         vb_log(VB_LOG_DEBUG, "client %s sent an unexpected %s; ignored", c->peer,
                vb_proto_msg_type_name(msg->hdr.type));
     } else if (msg->hdr.program == VB_PROG_KEEPALIVE) {
@@ -201,7 +247,7 @@ void vbh_dispatch(vbh_client *c, vb_msg *msg)
         } else if (info->needs_auth && !c->authenticated) {
             gate_refuse(c, msg, info);
         } else {
-            run_handler(c, msg, handler);
+            route(c, msg, handler);
         }
     }
     vb_msg_clear(msg);

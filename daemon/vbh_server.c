@@ -88,10 +88,12 @@ static void client_on_close(vb_stream *s, const vb_error *why, void *data)
     if (c->delay_timer)
         vb_loop_del_timer(srv->loop, c->delay_timer);
     vb_frame_free(c->delayed_frame, c->delayed_len);
-    vbh_client_close_driver(c);
-    vb_sasl_free(c->sasl);
+    c->delayed_frame = NULL;
+    vb_sasl_free(c->sasl); /* the stream that used its layer is gone */
+    c->sasl = NULL;
     if (c->counted_anonymous) /* give the anonymous slot back */
         srv->nanonymous--;
+    c->counted_anonymous = 0;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -99,8 +101,12 @@ static void client_on_close(vb_stream *s, const vb_error *why, void *data)
     if (c->next)
         c->next->prev = c->prev;
     srv->nclients--;
-    explicit_bzero(c, sizeof *c); /* token nonces, identity */
-    free(c);
+    c->gone = 1;
+    c->stream = NULL;
+    if (!c->has_worker)
+        vbh_client_close_driver(c);
+    vbh_worker_cancel(c); /* its worker closes the drivers and drops its ref */
+    vbh_client_unref(c);
 }
 
 static void client_on_msg(vb_stream *s, vb_msg *msg, void *data)
@@ -191,6 +197,9 @@ static void accept_one(vbh_listener *lis, int fd)
     }
     c->srv = srv;
     c->lis = lis;
+    c->refs = 1;
+    pthread_mutex_init(&c->wmutex, NULL);
+    pthread_cond_init(&c->wcond, NULL);
     setup_peer(c, fd);
     c->confidential = lis->is_unix;
     int none = vbh_auth_list_has(lis->auth, VBH_AUTH_NONE) || srv->cfg->protocol_v1;
@@ -260,7 +269,8 @@ int vbh_server_start(vbh_server *srv, vbh_config *cfg, vb_loop *loop, vb_error *
     memset(srv, 0, sizeof *srv);
     srv->cfg = cfg;
     srv->loop = loop;
-    if (load_or_create_server_id(cfg->state_dir, srv->server_id, err) < 0 ||
+    if (vbh_worker_start(srv, err) < 0 ||
+        load_or_create_server_id(cfg->state_dir, srv->server_id, err) < 0 ||
         vbh_open_token_store(cfg, &srv->tokens, err) < 0)
         return -1;
     if ((vbh_auth_list_has(&cfg->auth_unix, VBH_AUTH_SASL) ||

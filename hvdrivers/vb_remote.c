@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "vb_credwire.h"
 #include "vb_net.h"
 #include "vb_sasl.h"
 #include "vb_token.h"
@@ -30,6 +31,9 @@ struct vb_remote {
     char server_id[72];
     int have_server_id;
     char *service;                  /* "vbhostd on HOST" for prompts */
+    vb_cred_source relay;           /* answers the server's nested CRED_FILL callbacks */
+    int have_relay;
+    vb_cred_request last_fill;      /* what we answered last, for CRED_APPROVE/REJECT */
     char *host;                     /* SASL server FQDN */
 };
 
@@ -112,6 +116,76 @@ static int read_msg(vb_remote *r, vb_msg *msg, vb_error *err)
     }
 }
 
+/* The server relays a nested login's question (its driver needs a XenAPI
+ * password, say): qualify it with this hop and ask our own source. */
+static int relay_fill(vb_remote *r, const vb_msg *msg, vb_cred_request *req, vb_error *err)
+{
+    if (vb_credwire_decode_request(msg->body, req, err) < 0)
+        return -1;
+    if (!r->have_relay || !r->relay.fn)
+        return vb_error_set(err, VB_ERR_CRED_REQUIRED, VB_DOM_CLIENT,
+                            "credentials required for %s, but nothing can ask for them",
+                            req->service ? req->service : "a nested login");
+    if (vb_cred_request_qualify(req, r->service) < 0)
+        return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_CLIENT, "out of memory");
+    vb_error_clear(err);
+    if (r->relay.fn(req, r->relay.opaque, err) < 0) {
+        if (err && err->code == VB_ERR_OK)
+            vb_error_set(err, VB_ERR_AUTH_CANCELLED, VB_DOM_CLIENT, "cancelled");
+        return -1;
+    }
+    vb_cred_request_clear(&r->last_fill);
+    vb_cred_request_copy(&r->last_fill, req);
+    return 0;
+}
+
+static void answer_fill(vb_remote *r, const vb_msg *msg)
+{
+    vb_cred_request req;
+    vb_error err;
+    uint8_t *frame = NULL;
+    size_t len = 0;
+    memset(&req, 0, sizeof req);
+    if (relay_fill(r, msg, &req, &err) == 0) {
+        vb_msg_header hdr = msg->hdr;
+        hdr.type = VB_MSG_CALLBACK_REPLY;
+        vb_enc enc;
+        vb_enc_begin(&enc, &hdr);
+        vb_credwire_encode_answer(&enc, &req);
+        vb_enc_finish(&enc, VB_FRAME_MAX_POSTAUTH, &frame, &len, NULL);
+    } else {
+        vb_enc_error_reply(&msg->hdr, VB_MSG_CALLBACK_REPLY, &err, &frame, &len, NULL);
+    }
+    vb_cred_request_clear(&req);
+    if (frame)
+        send_frame(r, frame, len, NULL);
+}
+
+/* CRED_APPROVE / CRED_REJECT [service]: about the answer we gave last. */
+static void relay_verdict(vb_remote *r, const vb_msg *msg)
+{
+    vb_rd rd;
+    char *service = NULL;
+    if (vb_rd_init(&rd, msg->body, NULL) < 0 || vb_rd_strdup(&rd, 4096, &service, NULL) < 0 ||
+        !service || !r->have_relay || !r->last_fill.service) {
+        free(service);
+        return;
+    }
+    vb_cred_request probe = { 0 };
+    probe.service = service;
+    if (vb_cred_request_qualify(&probe, r->service) == 0 &&
+        strcmp(probe.service, r->last_fill.service) == 0) {
+        int approve = msg->hdr.procedure == VB_HOST_PROC_CRED_APPROVE;
+        void (*verdict)(void *, const vb_cred_request *) = approve ? r->relay.approve
+                                                                   : r->relay.reject;
+        if (verdict)
+            verdict(r->relay.opaque, &r->last_fill);
+        if (!approve)
+            vb_cred_request_clear(&r->last_fill);
+    }
+    vb_cred_request_clear(&probe);
+}
+
 /* A server-initiated message while we wait for a reply. */
 static void answer_unsolicited(vb_remote *r, const vb_msg *msg)
 {
@@ -125,10 +199,17 @@ static void answer_unsolicited(vb_remote *r, const vb_msg *msg)
         vb_enc_begin(&enc, &hdr);
         vb_enc_array(&enc, 0);
         vb_enc_finish(&enc, VB_FRAME_MAX_PREAUTH, &frame, &len, NULL);
+    } else if (msg->hdr.program == VB_PROG_HOST && msg->hdr.type == VB_MSG_CALLBACK &&
+               msg->hdr.procedure == VB_HOST_PROC_CRED_FILL) {
+        answer_fill(r, msg);
+    } else if (msg->hdr.program == VB_PROG_HOST && msg->hdr.type == VB_MSG_EVENT &&
+               (msg->hdr.procedure == VB_HOST_PROC_CRED_APPROVE ||
+                msg->hdr.procedure == VB_HOST_PROC_CRED_REJECT)) {
+        relay_verdict(r, msg);
     } else if (msg->hdr.type == VB_MSG_CALLBACK) {
         vb_error e;
-        vb_error_set(&e, VB_ERR_NO_SUPPORT, VB_DOM_CLIENT,
-                     "this client cannot answer server callbacks yet");
+        vb_error_set(&e, VB_ERR_NO_SUPPORT, VB_DOM_CLIENT, "this client does not answer callback %u",
+                     msg->hdr.procedure);
         vb_enc_error_reply(&hdr, VB_MSG_CALLBACK_REPLY, &e, &frame, &len, NULL);
     }
     if (frame)
@@ -571,6 +652,7 @@ int vb_remote_connect(const vb_uri *uri, const vb_remote_opts *opts, vb_remote *
     vb_frame_reader_init(&r->reader, VB_FRAME_MAX_POSTAUTH);
     r->host = strdup(uri->host && *uri->host ? uri->host : "localhost");
     r->service = service_name(uri);
+    vb_remote_set_relay(r, &opts->creds);
     r->fd = open_transport(uri, err);
     if (r->fd < 0 || !r->service || negotiate(r, uri, opts, err) < 0) {
         vb_remote_free(r);
@@ -587,6 +669,7 @@ void vb_remote_free(vb_remote *r)
     if (r->fd >= 0)
         close(r->fd);
     vb_sasl_free(r->sasl);
+    vb_cred_request_clear(&r->last_fill);
     vb_frame_reader_clear(&r->reader);
     vb_frame_free(r->plain, r->plain_len);
     free(r->service);
@@ -600,6 +683,13 @@ unsigned vb_remote_ssf(const vb_remote *r) { return r->sasl ? vb_sasl_ssf(r->sas
 const char *vb_remote_server_id(const vb_remote *r) { return r->have_server_id ? r->server_id : NULL; }
 int vb_remote_fd(const vb_remote *r) { return r->fd; }
 void vb_remote_set_conn(vb_remote *r, uint32_t conn_id) { r->conn_id = conn_id; }
+
+void vb_remote_set_relay(vb_remote *r, const vb_cred_source *creds)
+{
+    r->have_relay = creds != NULL;
+    if (creds)
+        r->relay = *creds;
+}
 
 /* ---- tokens ------------------------------------------------------------------ */
 

@@ -49,6 +49,9 @@ int vb_remote_fd(const vb_remote *r);
 /* Address later calls to hypervisor connection conn_id on this transport
  * (0 = the default): several opens share one authenticated transport. */
 void vb_remote_set_conn(vb_remote *r, uint32_t conn_id);
+/* Who answers the server's nested credential callbacks (CRED_FILL) during
+ * the next calls (NULL: nobody — they fail with CRED_REQUIRED). Copied. */
+void vb_remote_set_relay(vb_remote *r, const vb_cred_source *creds);
 
 /* Tokens (after a sasl or peer login on a confidential connection). */
 typedef struct vb_remote_token {

@@ -31,6 +31,9 @@ typedef struct upstream {
 typedef struct rconn {
     upstream *up;
     uint32_t conn_id;
+    vb_cred_source creds;       /* this open's source, for nested prompts on any call */
+    int types[VB_CRED_TYPE_MAX + 8];
+    int have_creds;
 } rconn;
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -177,6 +180,8 @@ static char *inner_name(const vb_uri *uri)
     do {                                                          \
         pthread_mutex_lock(&(c)->up->call_lock);                  \
         vb_remote_set_conn((c)->up->remote, (c)->conn_id);        \
+        vb_remote_set_relay((c)->up->remote,                      \
+                            (c)->have_creds ? &(c)->creds : NULL); \
         (rc) = (call);                                            \
         pthread_mutex_unlock(&(c)->up->call_lock);                \
     } while (0)
@@ -194,6 +199,7 @@ static int open_on(rconn *c, const char *name, unsigned flags, vb_error *err)
     pthread_mutex_lock(&c->up->call_lock);
     c->conn_id = ++c->up->next_conn_id;
     vb_remote_set_conn(c->up->remote, c->conn_id);
+    vb_remote_set_relay(c->up->remote, c->have_creds ? &c->creds : NULL);
     int rc = vb_remote_open(c->up->remote, name, flags, err);
     pthread_mutex_unlock(&c->up->call_lock);
     note_transport_error(c, rc, err);
@@ -214,6 +220,16 @@ static int remote_open(const vb_uri *uri, unsigned flags, struct vb_cred_source 
         free(c);
         free(name);
         return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_DRIVER, "out of memory");
+    }
+    if (creds) { /* keep a copy: the caller's type list may live on its stack */
+        c->creds = *creds;
+        size_t n = creds->ntypes < sizeof c->types / sizeof c->types[0]
+                       ? creds->ntypes
+                       : sizeof c->types / sizeof c->types[0];
+        memcpy(c->types, creds->types, n * sizeof c->types[0]);
+        c->creds.types = c->types;
+        c->creds.ntypes = n;
+        c->have_creds = 1;
     }
     int rc = -1;
     c->up = find_shared(key);

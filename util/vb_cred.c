@@ -1,5 +1,6 @@
 #include "vb_cred.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,7 +63,48 @@ void vb_cred_request_clear(vb_cred_request *req)
         free(it->defresult);
     }
     free(req->service);
+    for (size_t i = 0; i < req->nhops; i++)
+        free(req->hops[i]);
     memset(req, 0, sizeof *req);
+}
+
+int vb_cred_request_qualify(vb_cred_request *req, const char *hop)
+{
+    if (req->nhops >= VB_CRED_MAX_HOPS)
+        return -1;
+    size_t len = strlen(hop) + (req->service ? strlen(req->service) : 0) + 8;
+    char *service = malloc(len);
+    char *h = strdup(hop);
+    if (!service || !h) {
+        free(service);
+        free(h);
+        return -1;
+    }
+    snprintf(service, len, "%s \u2192 %s", hop, req->service ? req->service : "?");
+    free(req->service);
+    req->service = service;
+    memmove(req->hops + 1, req->hops, req->nhops * sizeof req->hops[0]);
+    req->hops[0] = h;
+    req->nhops++;
+    return 0;
+}
+
+int vb_cred_request_copy(vb_cred_request *dst, const vb_cred_request *src)
+{
+    memset(dst, 0, sizeof *dst);
+    dst->retry = src->retry;
+    dst->service = src->service ? strdup(src->service) : NULL;
+    for (size_t i = 0; i < src->nhops; i++)
+        dst->hops[dst->nhops++] = strdup(src->hops[i]);
+    for (size_t i = 0; i < src->nitems; i++) {
+        const vb_cred_item *it = &src->items[i];
+        if (vb_cred_request_add(dst, it->type, it->prompt, it->challenge, it->defresult) < 0 ||
+            (it->result && vb_cred_item_set_result(&dst->items[i], it->result, it->resultlen) < 0)) {
+            vb_cred_request_clear(dst);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 const char *vb_cred_type_name(int type)

@@ -28,6 +28,7 @@ enum vb_cred_type {
 };
 #define VB_CRED_TYPE_MAX VB_CRED_EXTERNAL
 #define VB_CRED_MAX_ITEMS 16
+#define VB_CRED_MAX_HOPS 8
 
 typedef struct vb_cred_item {
     int type;               /* enum vb_cred_type */
@@ -39,7 +40,9 @@ typedef struct vb_cred_item {
 } vb_cred_item;
 
 typedef struct vb_cred_request {
-    char *service;          /* chain-qualified, e.g. "vbhostd@127.0.0.1:16509" */
+    char *service;          /* chain-qualified: "vbhostd on h:16509 → xenapi://x:443/" */
+    char *hops[VB_CRED_MAX_HOPS]; /* the daemons that relayed it, outermost first */
+    size_t nhops;
     int retry;              /* the previous answer for this service failed */
     vb_cred_item items[VB_CRED_MAX_ITEMS];
     size_t nitems;
@@ -76,6 +79,12 @@ int vb_cred_request_add(vb_cred_request *req, int type, const char *prompt,
                         const char *challenge, const char *defresult);
 /* Store a result for an item (copies and NUL-terminates). */
 int vb_cred_item_set_result(vb_cred_item *item, const char *value, size_t len);
+/* Put hop in front of the request's path: service becomes "hop → service"
+ * and hop is prepended to hops (each relay qualifies what it passes up). */
+int vb_cred_request_qualify(vb_cred_request *req, const char *hop);
+/* A deep copy (results included: wipe it with vb_cred_request_clear). */
+int vb_cred_request_copy(vb_cred_request *dst, const vb_cred_request *src);
+
 /* Wipe results and free everything; the request is reusable after. */
 void vb_cred_request_clear(vb_cred_request *req);
 const char *vb_cred_type_name(int type);

@@ -1,0 +1,298 @@
+/* Driver calls off the event loop, and the credential relay.
+ *
+ * A driver may block: the xenapi driver talks HTTP to a host, and a nested
+ * login waits for a person at the top of the chain. So OPEN and the host /
+ * domain calls of a client run on that client's worker thread (created at
+ * its first driver call), while the loop keeps serving everyone else. When a
+ * driver needs credentials, the worker sends a CRED_FILL CALLBACK to the
+ * client and waits for the CALLBACK_REPLY the loop hands over (or a
+ * timeout, or the client leaving); approve/reject go out as EVENTs. A worker
+ * never touches the socket: frames go back through the server's queue. */
+#include "vbh.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vb_credwire.h"
+#include "vb_log.h"
+
+#define WORKER_STACK_BYTES (512u * 1024u)
+
+void vbh_client_unref(vbh_client *c)
+{
+    vbh_server *srv = c->srv;
+    pthread_mutex_lock(&srv->lock);
+    int last = --c->refs == 0;
+    pthread_mutex_unlock(&srv->lock);
+    if (!last)
+        return;
+    pthread_mutex_destroy(&c->wmutex);
+    pthread_cond_destroy(&c->wcond);
+    explicit_bzero(c, sizeof *c); /* token nonces, identity */
+    free(c);
+}
+
+static void client_ref(vbh_client *c)
+{
+    pthread_mutex_lock(&c->srv->lock);
+    c->refs++;
+    pthread_mutex_unlock(&c->srv->lock);
+}
+
+/* ---- frames back to the loop ----------------------------------------------- */
+
+static void post(vbh_client *c, uint8_t *frame, size_t len, int job_done)
+{
+    vbh_done *d = calloc(1, sizeof *d);
+    if (!d) {
+        vb_frame_free(frame, len);
+        return;
+    }
+    client_ref(c);
+    d->client = c;
+    d->frame = frame;
+    d->len = len;
+    d->job_done = job_done;
+    vbh_server *srv = c->srv;
+    pthread_mutex_lock(&srv->lock);
+    if (srv->done_tail)
+        srv->done_tail->next = d;
+    else
+        srv->done_head = d;
+    srv->done_tail = d;
+    pthread_mutex_unlock(&srv->lock);
+    uint64_t one = 1;
+    ssize_t n = write(srv->wake_fd, &one, sizeof one);
+    (void)n;
+}
+
+static void on_wake(vb_loop *loop, int fd, unsigned events, void *data)
+{
+    (void)loop;
+    (void)events;
+    vbh_server *srv = data;
+    uint64_t count;
+    ssize_t n = read(fd, &count, sizeof count);
+    (void)n;
+    pthread_mutex_lock(&srv->lock);
+    vbh_done *list = srv->done_head;
+    srv->done_head = srv->done_tail = NULL;
+    pthread_mutex_unlock(&srv->lock);
+    while (list) {
+        vbh_done *d = list;
+        list = d->next;
+        vbh_client *c = d->client;
+        if (d->job_done)
+            c->busy = 0;
+        if (!c->gone && d->frame)
+            vb_stream_send(c->stream, d->frame, d->len);
+        else
+            vb_frame_free(d->frame, d->len);
+        vbh_client_unref(c);
+        free(d);
+    }
+}
+
+int vbh_worker_start(vbh_server *srv, vb_error *err)
+{
+    pthread_mutex_init(&srv->lock, NULL);
+    srv->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (srv->wake_fd < 0)
+        return vb_error_set_errno(err, errno, VB_DOM_DAEMON, "eventfd");
+    return vb_loop_add_fd(srv->loop, srv->wake_fd, VB_LOOP_READ, on_wake, srv, err);
+}
+
+/* ---- the relay: this client answers its drivers' questions -------------------- */
+
+static int relay_fill(vb_cred_request *req, void *opaque, vb_error *err)
+{
+    vbh_client *c = opaque;
+    vb_msg_header hdr = { VB_PROG_HOST, VB_PROG_HOST_VERSION, VB_MSG_CALLBACK, 0,
+                          VB_HOST_PROC_CRED_FILL, VB_STATUS_OK, c->cur_conn_id };
+    pthread_mutex_lock(&c->wmutex);
+    hdr.serial = ++c->next_cb_serial;
+    c->cb_serial = hdr.serial;
+    c->cb_req = req;
+    c->cb_done = 0;
+    c->cb_waiting = 1;
+    vb_error_clear(&c->cb_err);
+    pthread_mutex_unlock(&c->wmutex);
+    vb_enc enc;
+    uint8_t *frame;
+    size_t len;
+    vb_enc_begin(&enc, &hdr);
+    vb_credwire_encode_request(&enc, req);
+    if (vb_enc_finish(&enc, VB_FRAME_MAX_POSTAUTH, &frame, &len, err) < 0)
+        return -1;
+    post(c, frame, len, 0);
+    vb_log(VB_LOG_INFO, "client %s: relaying a credential request for %s", c->peer,
+           req->service ? req->service : "?");
+
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += c->srv->cfg->relay_timeout_s;
+    int rc = 0, result;
+    pthread_mutex_lock(&c->wmutex);
+    while (!c->cb_done && !c->closing && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&c->wcond, &c->wmutex, &deadline);
+    c->cb_waiting = 0;
+    c->cb_req = NULL;
+    if (c->cb_done && c->cb_err.code == VB_ERR_OK)
+        result = 0;
+    else if (c->cb_done)
+        result = -1, vb_error_copy(err, &c->cb_err);
+    else if (c->closing)
+        result = vb_error_set(err, VB_ERR_PEER_CLOSED, VB_DOM_DAEMON,
+                              "the client left while being asked for credentials");
+    else
+        result = vb_error_set(err, VB_ERR_TIMEOUT, VB_DOM_DAEMON,
+                              "no answer to the credential request for %s within %u s",
+                              req->service ? req->service : "a login", c->srv->cfg->relay_timeout_s);
+    pthread_mutex_unlock(&c->wmutex);
+    return result;
+}
+
+/* approve/reject travel as EVENTs naming the service; the client applies
+ * them to the answer it gave (the values never come back over the wire). */
+static void relay_verdict(vbh_client *c, uint32_t proc, const vb_cred_request *req)
+{
+    vb_msg_header hdr = { VB_PROG_HOST, VB_PROG_HOST_VERSION, VB_MSG_EVENT, 0, proc, VB_STATUS_OK,
+                          c->cur_conn_id };
+    vb_enc enc;
+    uint8_t *frame;
+    size_t len;
+    vb_enc_begin(&enc, &hdr);
+    vb_enc_array(&enc, 1);
+    vb_enc_str(&enc, req->service);
+    if (vb_enc_finish(&enc, VB_FRAME_MAX_PREAUTH, &frame, &len, NULL) == 0)
+        post(c, frame, len, 0);
+}
+
+static void relay_approve(void *opaque, const vb_cred_request *req)
+{
+    relay_verdict(opaque, VB_HOST_PROC_CRED_APPROVE, req);
+}
+
+static void relay_reject(void *opaque, const vb_cred_request *req)
+{
+    relay_verdict(opaque, VB_HOST_PROC_CRED_REJECT, req);
+}
+
+void vbh_relay_source(vbh_client *c, vb_cred_source *src)
+{
+    static const int every_type[] = { VB_CRED_USERNAME, VB_CRED_AUTHNAME, VB_CRED_LANGUAGE,
+                                      VB_CRED_CNONCE, VB_CRED_PASSPHRASE, VB_CRED_ECHOPROMPT,
+                                      VB_CRED_NOECHOPROMPT, VB_CRED_REALM, VB_CRED_EXTERNAL };
+    memset(src, 0, sizeof *src);
+    src->fn = relay_fill;
+    src->opaque = c;
+    src->types = every_type;
+    src->ntypes = sizeof every_type / sizeof every_type[0];
+    src->approve = relay_approve;
+    src->reject = relay_reject;
+}
+
+/* Loop thread: the client answered a CRED_FILL. */
+void vbh_worker_cred_reply(vbh_client *c, const vb_msg *msg)
+{
+    pthread_mutex_lock(&c->wmutex);
+    if (!c->cb_waiting || msg->hdr.serial != c->cb_serial || msg->hdr.procedure != VB_HOST_PROC_CRED_FILL) {
+        pthread_mutex_unlock(&c->wmutex);
+        vb_log(VB_LOG_DEBUG, "client %s answered a credential request nobody asked; ignored", c->peer);
+        return;
+    }
+    vb_error err;
+    if (msg->hdr.status == VB_STATUS_ERROR) {
+        if (vb_msg_error_body(msg, &c->cb_err, &err) < 0)
+            vb_error_copy(&c->cb_err, &err);
+    } else if (vb_credwire_decode_answer(msg->body, c->cb_req, &err) < 0) {
+        vb_error_copy(&c->cb_err, &err);
+    }
+    c->cb_done = 1;
+    pthread_cond_broadcast(&c->wcond);
+    pthread_mutex_unlock(&c->wmutex);
+}
+
+/* ---- the worker thread -------------------------------------------------------------- */
+
+typedef struct vbh_job {
+    vb_msg msg;
+    vbh_handler handler;
+} vbh_job;
+
+static void *worker_main(void *arg)
+{
+    vbh_client *c = arg;
+    pthread_mutex_lock(&c->wmutex);
+    for (;;) {
+        while (!c->job && !c->closing)
+            pthread_cond_wait(&c->wcond, &c->wmutex);
+        vbh_job *job = (vbh_job *)c->job;
+        c->job = NULL;
+        if (!job)
+            break;
+        pthread_mutex_unlock(&c->wmutex);
+        uint8_t *frame;
+        size_t len;
+        c->cur_conn_id = job->msg.hdr.conn_id; /* the worker's own: the loop never reads it */
+        vbh_build_reply(c, &job->msg, job->handler, &frame, &len);
+        if (frame)
+            post(c, frame, len, 1);
+        vb_msg_clear(&job->msg);
+        free(job);
+        pthread_mutex_lock(&c->wmutex);
+    }
+    pthread_mutex_unlock(&c->wmutex);
+    vbh_client_close_driver(c);
+    vbh_client_unref(c);
+    return NULL;
+}
+
+int vbh_worker_submit(vbh_client *c, vb_msg *msg, vbh_handler handler, vb_error *err)
+{
+    if (c->busy)
+        return vb_error_set(err, VB_ERR_OPERATION_INVALID, VB_DOM_DAEMON,
+                            "a call is already running on this connection; wait for its reply");
+    vbh_job *job = calloc(1, sizeof *job);
+    if (!job)
+        return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_DAEMON, "out of memory");
+    pthread_mutex_lock(&c->wmutex);
+    if (!c->has_worker) {
+        pthread_attr_t attr;
+        pthread_t thread;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&attr, WORKER_STACK_BYTES);
+        client_ref(c);
+        int rc = pthread_create(&thread, &attr, worker_main, c);
+        pthread_attr_destroy(&attr);
+        if (rc != 0) {
+            pthread_mutex_unlock(&c->wmutex);
+            vbh_client_unref(c);
+            free(job);
+            return vb_error_set(err, VB_ERR_SYSTEM, VB_DOM_DAEMON, "cannot start a worker: %s",
+                                strerror(rc));
+        }
+        c->has_worker = 1;
+    }
+    job->msg = *msg; /* moved: the caller must not clear it */
+    memset(msg, 0, sizeof *msg);
+    job->handler = handler;
+    c->job = (vb_msg *)job;
+    c->busy = 1;
+    pthread_cond_broadcast(&c->wcond);
+    pthread_mutex_unlock(&c->wmutex);
+    return 0;
+}
+
+void vbh_worker_cancel(vbh_client *c)
+{
+    pthread_mutex_lock(&c->wmutex);
+    c->closing = 1;
+    pthread_cond_broadcast(&c->wcond);
+    pthread_mutex_unlock(&c->wmutex);
+}

@@ -1,0 +1,20 @@
+/*
+ * vb_credwire.h — credential requests on the wire (BROKER CRED_REQUEST and
+ * HOST CRED_FILL share one body), for every process that relays them.
+ *
+ *   request: [service str, hops [str…], retry bool, items [[type, prompt, challenge, defresult]…]]
+ *   answer:  [results [bin|nil …]]   (one per item, in order)
+ */
+#ifndef VB_CREDWIRE_H
+#define VB_CREDWIRE_H
+
+#include "vb_cred.h"
+#include "vb_msg.h"
+
+void vb_credwire_encode_request(vb_enc *enc, const vb_cred_request *req);
+int vb_credwire_decode_request(const msgpack_object *body, vb_cred_request *req, vb_error *err);
+void vb_credwire_encode_answer(vb_enc *enc, const vb_cred_request *req);
+/* Store the answer's results into req's items. */
+int vb_credwire_decode_answer(const msgpack_object *body, vb_cred_request *req, vb_error *err);
+
+#endif
