@@ -326,6 +326,8 @@ void brk_job_logout(brk_session *s, const brk_job *job)
         vb_log(VB_LOG_INFO, "client %s: logged out of %s (%s)", s->peer, list.items[i].rec.uri,
                list.items[i].note);
     }
+    if (!job->uri) /* logout --all also forgets every typed password */
+        vb_secretcache_clear(s->srv->secrets, NULL);
     brk_post_reply(s, job, rc, body_logout, &list, &err);
     free(list.items);
 }

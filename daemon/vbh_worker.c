@@ -184,9 +184,11 @@ static void relay_reject(void *opaque, const vb_cred_request *req)
 
 void vbh_relay_source(vbh_client *c, vb_cred_source *src)
 {
-    static const int every_type[] = { VB_CRED_USERNAME, VB_CRED_AUTHNAME, VB_CRED_LANGUAGE,
-                                      VB_CRED_CNONCE, VB_CRED_PASSPHRASE, VB_CRED_ECHOPROMPT,
-                                      VB_CRED_NOECHOPROMPT, VB_CRED_REALM, VB_CRED_EXTERNAL };
+    /* what a person at the top can answer; not USERNAME (the SASL
+     * authorization id), as libvirt's default: a password login through the
+     * chain asks exactly for the auth name and the password */
+    static const int every_type[] = { VB_CRED_AUTHNAME, VB_CRED_PASSPHRASE, VB_CRED_ECHOPROMPT,
+                                      VB_CRED_NOECHOPROMPT, VB_CRED_REALM };
     memset(src, 0, sizeof *src);
     src->fn = relay_fill;
     src->opaque = c;

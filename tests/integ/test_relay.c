@@ -1,0 +1,196 @@
+/* The nested login: a driver deep in the chain needs credentials, and the
+ * question travels back up to the person at the top.
+ *   app → libvbroker → vbrokerd → vbhostd A (peer) → vbhostd B (SASL) → test driver
+ * vbhostd A's remote driver logs in to B; B's SASL questions reach A as its
+ * own login's questions, A relays them to the broker as CRED_FILL callbacks,
+ * the broker asks the app's callback with the chain-qualified service. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "vb_testsupport.h"
+#include "vbroker.h"
+
+#define REALM "LAB.TEST"
+#define PASSWORD "inner-Pw-77"
+#define START_MS 10000
+
+static char *dir;
+static char a_sock[300], b_sock[300], broker_sock[300], b_log[300], a_log[300];
+
+static int start_hostd(const char *name, const char *extra, char *sock, char *log)
+{
+    char conf[1500], path[300];
+    snprintf(sock, 300, "%s/%s.sock", dir, name);
+    snprintf(log, 300, "%s/%s.log", dir, name);
+    snprintf(path, sizeof path, "%s/%s.conf", dir, name);
+    snprintf(conf, sizeof conf,
+             "listen_unix = \"%s\"\nstate_dir = \"%s/%s-state\"\nsasl_conf_dir = \"%s/sasl\"\n"
+             "sasl_realm = \"" REALM "\"\nlog_level = \"debug\"\n%s",
+             sock, dir, name, dir, extra);
+    vb_ts_write_file(path, conf, 0600);
+    char *argv[] = { VB_BUILD_DIR "/vbhostd", "-f", path, "--foreground", NULL };
+    pid_t pid = vb_ts_spawn(argv, NULL, log);
+    return pid > 0 && vb_ts_wait_unix_socket(sock, START_MS) == 0 ? 0 : -1;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    dir = vb_ts_tmpdir("relay");
+    char sasl[300], blog[300], bstate[300];
+    snprintf(sasl, sizeof sasl, "%s/sasl", dir);
+    mkdir(sasl, 0700);
+    static const char *const users[] = { "alice:" PASSWORD, NULL };
+    if (vb_ts_sasl_setup(sasl, "vbhostd", REALM, "scram-sha-256 digest-md5", users, NULL) < 0)
+        return -1;
+    if (start_hostd("b", "auth_unix = [\"sasl\"]\n", b_sock, b_log) < 0 ||
+        start_hostd("a", "auth_unix = [\"peer\"]\nallow_remote_uris = 1\n", a_sock, a_log) < 0)
+        return -1;
+    snprintf(broker_sock, sizeof broker_sock, "%s/run/sock", dir);
+    snprintf(blog, sizeof blog, "%s/vbrokerd.log", dir);
+    snprintf(bstate, sizeof bstate, "%s/broker-state", dir);
+    char *argv[] = { VB_BUILD_DIR "/vbrokerd", "--socket", broker_sock, "--state-dir", bstate,
+                     "--log-level", "debug", NULL };
+    pid_t pid = vb_ts_spawn(argv, NULL, blog);
+    if (pid <= 0 || vb_ts_wait_unix_socket(broker_sock, START_MS) < 0)
+        return -1;
+    setenv("VBROKER_SOCKET", broker_sock, 1);
+    setenv("VBROKER_NO_AUTOSTART", "1", 1);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    return vb_ts_group_teardown(state);
+}
+
+typedef struct form {
+    const char *passwords[3];
+    int calls, retries, max_hops;
+    char service[512];
+    char first_hop[256];
+} form;
+
+static int form_cb(const vb_auth_request *req, vb_credential *creds, unsigned n, void *data)
+{
+    form *f = data;
+    const char *pw = f->passwords[f->calls < 3 ? f->calls : 2];
+    f->calls++;
+    f->retries += req->retry;
+    snprintf(f->service, sizeof f->service, "%s", req->service);
+    if ((int)req->nhops > f->max_hops)
+        f->max_hops = (int)req->nhops;
+    if (req->nhops)
+        snprintf(f->first_hop, sizeof f->first_hop, "%s", req->hops[0]);
+    for (unsigned i = 0; i < n; i++) {
+        const char *v = creds[i].type == VB_CRED_AUTHNAME ? "alice"
+                        : creds[i].type == VB_CRED_PASSPHRASE ? pw : NULL;
+        if (v) {
+            creds[i].result = strdup(v);
+            creds[i].resultlen = (unsigned)strlen(v);
+        }
+    }
+    return 0;
+}
+
+static const int types[] = { VB_CRED_AUTHNAME, VB_CRED_PASSPHRASE };
+
+/* The outer URI names A; its name= (percent-encoded) names B with an auth choice. */
+static char *chain_uri(const char *inner_auth)
+{
+    static char buf[1200];
+    snprintf(buf, sizeof buf,
+             "test+unix:///default?socket=%s&name=test%%2Bunix%%3A%%2F%%2F%%2Fdefault%%3Fsocket%%3D%s"
+             "%%26auth%%3D%s",
+             a_sock, b_sock, inner_auth);
+    return buf;
+}
+
+static int open_list(const char *uri, form *f, vb_error *err)
+{
+    vb_auth auth = { types, 2, f ? form_cb : NULL, f };
+    vb_conn *c = vb_open_auth(uri, &auth, 0, err);
+    if (!c)
+        return -1;
+    vb_domain *doms;
+    size_t n;
+    int rc = vb_list_domains(c, &doms, &n, err);
+    if (rc == 0)
+        vb_domains_free(doms, n);
+    vb_close(c);
+    return rc;
+}
+
+static void test_nested_prompt_reaches_the_app(void **state)
+{
+    (void)state;
+    form f = { { PASSWORD, PASSWORD, PASSWORD }, 0, 0, 0, "", "" };
+    vb_error err;
+    if (open_list(chain_uri("sasl.SCRAM-SHA-256"), &f, &err) < 0)
+        fail_msg("open: %s", err.message);
+    assert_int_equal(f.calls, 1);
+    /* the service names the chain: the hop the broker used, then B */
+    assert_non_null(strstr(f.service, a_sock));
+    assert_non_null(strstr(f.service, b_sock));
+    assert_non_null(strstr(f.service, "\u2192"));
+    assert_true(f.max_hops >= 1);
+    assert_non_null(strstr(f.first_hop, a_sock));
+    /* vbhostd A logged the relay; B saw alice log in */
+    char *alog = vb_ts_read_file(a_log, NULL);
+    assert_non_null(strstr(alog, "relaying a credential request"));
+    assert_null(strstr(alog, PASSWORD));
+    free(alog);
+    /* the second run in the same session asks nothing */
+    assert_int_equal(open_list(chain_uri("sasl.SCRAM-SHA-256"), &f, &err), 0);
+    assert_int_equal(f.calls, 1);
+}
+
+/* logout --all forgets the typed passwords too: the next login asks again */
+static void forget_everything(void)
+{
+    vb_logout_result *res;
+    size_t n;
+    vb_error err;
+    assert_int_equal(vb_logout(NULL, &res, &n, &err), 0);
+    vb_logout_results_free(res, n);
+}
+
+static void test_wrong_then_right_through_the_chain(void **state)
+{
+    (void)state;
+    forget_everything();
+    form f = { { "wrong-1", PASSWORD, PASSWORD }, 0, 0, 0, "", "" };
+    vb_error err;
+    if (open_list(chain_uri("sasl.DIGEST-MD5"), &f, &err) < 0)
+        fail_msg("open: %s", err.message);
+    assert_int_equal(f.calls, 2);
+    assert_int_equal(f.retries, 1);
+}
+
+static void test_script_without_callback_gets_cred_required(void **state)
+{
+    (void)state;
+    forget_everything();
+    vb_error err;
+    assert_int_equal(open_list(chain_uri("sasl"), NULL, &err), -1);
+    assert_int_equal(err.code, VBROKER_ERR_CRED_REQUIRED);
+    assert_non_null(strstr(err.message, b_sock)); /* names the inner service */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_nested_prompt_reaches_the_app),
+        cmocka_unit_test(test_wrong_then_right_through_the_chain),
+        cmocka_unit_test(test_script_without_callback_gets_cred_required),
+    };
+    return cmocka_run_group_tests_name("relay", tests, group_setup, group_teardown);
+}
