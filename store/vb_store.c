@@ -75,8 +75,9 @@ int vbs_write(vb_store *st, sqlite3_stmt *stmt, int *changes, const char *what, 
 {
     *changes = 0;
     if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        fail_rollback(st, err, what);
         sqlite3_finalize(stmt);
-        return fail_rollback(st, err, what);
+        return -1;
     }
     if (sqlite3_step(stmt) != SQLITE_DONE) {
         /* Take the message before finalize; then drop stmt (and with it

@@ -34,11 +34,12 @@ int vbs_sql_error(vb_store *st, vb_error *err, const char *what);
 int vbs_prepare(vb_store *st, const char *sql, sqlite3_stmt **stmt, const char *what,
                 vb_error *err);
 
-/* Run one bound write statement alone in BEGIN IMMEDIATE … COMMIT, so the
- * write lock is taken up front under the busy timeout instead of by
- * upgrading a read snapshot (which fails with SQLITE_BUSY_SNAPSHOT under
- * contention, busy timeout or not). Finalizes stmt. *changes gets the rows
- * changed. 0 or -1. */
+/* Run one bound write statement in BEGIN IMMEDIATE … COMMIT: the write lock
+ * is taken up front, under the busy timeout. A transaction that reads and
+ * then writes cannot get it once another process has committed in between
+ * (SQLITE_BUSY_SNAPSHOT, which no timeout cures); every write goes through
+ * here so none can forget. Finalizes stmt. *changes gets the rows changed.
+ * 0 or -1. */
 int vbs_write(vb_store *st, sqlite3_stmt *stmt, int *changes, const char *what, vb_error *err);
 
 /* s is non-NULL, non-empty and at most max bytes; else VB_ERR_INVALID_ARG
