@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Run every benchmark binary under $BUILD/bench (default build/); `make bench`
-# builds them first. Each binary prints its own table; bench_codec also writes
-# bench/results/latest.json. Run from the top of the tree.
+# builds them first. Run from anywhere: it works from the top of the tree.
+#   bench_codec  the wire codec alone (bench/results/codec.json)
+#   bench_e2e    vbroker end to end: starts its own vbhostd and vbrokerd on
+#                127.0.0.1, prints one table, writes bench/results/latest.json
+#                and latest.svg (knobs: BENCH_ROUNDS, BENCH_SUSTAIN_SECONDS, ...
+#                see bench/README.md)
+# `make bench-peer` (mk/bench.mk) runs bench/peer.sh instead: the same harness
+# against libvirtd, side by side.
 set -u
 BUILD=${BUILD:-build}
 cd "$(dirname "$0")/.." || exit 1
+mkdir -p bench/results
 
 echo "== vbroker benchmarks =="
-echo "What exists today is the wire codec (proto/), so these are codec-only numbers:"
-echo "in-memory encode/decode, no sockets, no daemons, no authentication."
-echo "End-to-end latency and the comparison with libvirt arrive with vbhostd and the"
-echo "broker; until then nothing here says how fast vbroker is for a user."
 case "$BUILD" in *san*) echo "NOTE: $BUILD is a sanitizer build; its timings are not meaningful." ;; esac
 echo
 
@@ -20,9 +23,14 @@ failed=0
 for bin in "$BUILD"/bench/bench_*; do
   [ -f "$bin" ] && [ -x "$bin" ] || continue
   case "$bin" in *.d|*.o) continue ;; esac
-  echo "-- $(basename "$bin")"
-  if ! "$bin"; then
-    echo "!! $(basename "$bin") failed" >&2
+  name=$(basename "$bin")
+  echo "-- $name"
+  case "$name" in
+    bench_codec) args=(--json bench/results/codec.json) ;;
+    *) args=() ;;
+  esac
+  if ! "$bin" "${args[@]}"; then
+    echo "!! $name failed" >&2
     failed=$((failed + 1))
   fi
   ran=$((ran + 1))

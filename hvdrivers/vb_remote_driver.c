@@ -36,6 +36,11 @@ typedef struct rconn {
     int have_creds;
 } rconn;
 
+/* opens per shared transport; vbhostd allows 256 per transport, and beyond
+ * some dozens the one-call-at-a-time transport is the bottleneck anyway:
+ * another open then gets a transport of its own */
+#define SHARE_MAX_OPENS 64
+
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static upstream *registry;
 static uint64_t idle_ms = 300000;
@@ -118,7 +123,7 @@ static upstream *find_shared(const char *key)
     upstream *found = NULL;
     pthread_mutex_lock(&registry_lock);
     for (upstream *up = registry; up && !found; up = up->next)
-        if (!up->broken && strcmp(up->key, key) == 0)
+        if (!up->broken && up->refs < SHARE_MAX_OPENS && strcmp(up->key, key) == 0)
             found = up;
     if (found)
         found->refs++;

@@ -1,0 +1,1273 @@
+/* bench_e2e — vbroker end to end, through the public API (vbroker.h).
+ *
+ * Starts its own daemons in a temp dir, all on 127.0.0.1, and stops them by
+ * pid at the end (tests/support/vb_testsupport):
+ *   vbhostd "sasl"  TCP: SASL DIGEST-MD5 (security layer, ssf 56+); unix:
+ *                   token + SASL SCRAM-SHA-256
+ *   vbhostd "none"  TCP and unix without authentication
+ *   vbrokerd cold   --secret-ttl 0 --upstream-idle 0: nothing is cached, every
+ *                   open is a full login
+ *   vbrokerd token  --secret-ttl 0 --upstream-idle 0, with a login token in its
+ *                   cache (vb_login, then the broker is restarted)
+ *   vbrokerd warm   defaults: a live shared transport serves every open
+ * and measures cold / warm opens in NEW processes (this binary re-executed
+ * with --child-open), RPC round trips, concurrency, idle clients and a
+ * sustained open rate. One table on stdout, JSON and an SVG bar chart.
+ *
+ *   bench_e2e [--json PATH] [--svg PATH]
+ *
+ * Environment (all optional):
+ *   BENCH_ROUNDS=20           rounds of each open figure
+ *   BENCH_RPC_CALLS=2000      calls per RPC figure
+ *   BENCH_CONC_ROUNDS=5       rounds of the concurrency figures
+ *   BENCH_IDLE_CLIENTS=1000   idle clients held on one broker
+ *   BENCH_SUSTAIN_SECONDS=5   length of each sustained-rate run (the issue asks 30)
+ *   BENCH_SUSTAIN_THREADS=4   clients opening in a loop during it
+ *   BENCH_PEER=PATH           the libvirt helper (bench/peer/bench_libvirt), plus
+ *   BENCH_PEER_URI, BENCH_PEER_URI_NONE, BENCH_PEER_USER, BENCH_PEER_PASSWORD:
+ *                             run libvirt rounds alternately with vbroker rounds
+ *                             for the comparable figures (make bench-peer)
+ *   BENCH_BUILD=DIR           where vbhostd, vbrokerd and bench/direct_rtt are
+ *                             (default: the directory of this binary's parent)
+ * Numbers are printed, never asserted.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "vb_testsupport.h"
+#include "vbroker.h"
+
+#define REALM "BENCH.TEST"
+#define USER "alice"
+#define PASSWORD "bench-Pw-7"
+#define START_MS 15000
+
+/* ---- time, samples ---------------------------------------------------------- */
+
+static long long now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+typedef struct samples {
+    double *v;
+    size_t n, cap;
+} samples;
+
+static void add(samples *s, double x)
+{
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 64;
+        s->v = realloc(s->v, s->cap * sizeof *s->v);
+        if (!s->v)
+            abort();
+    }
+    s->v[s->n++] = x;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+typedef struct summary {
+    double med, min, max;
+    size_t n;
+} summary;
+
+static summary summarize(const samples *s)
+{
+    summary r = { NAN, NAN, NAN, s->n };
+    if (!s->n)
+        return r;
+    double *c = malloc(s->n * sizeof *c);
+    if (!c)
+        abort();
+    memcpy(c, s->v, s->n * sizeof *c);
+    qsort(c, s->n, sizeof *c, cmp_double);
+    r.min = c[0];
+    r.max = c[s->n - 1];
+    r.med = s->n % 2 ? c[s->n / 2] : (c[s->n / 2 - 1] + c[s->n / 2]) / 2;
+    free(c);
+    return r;
+}
+
+/* ---- metrics ------------------------------------------------------------------ */
+
+typedef struct metric {
+    const char *key, *label, *unit; /* unit: "us", "ms", "KiB", "opens/s", "count" */
+    samples vb, peer;               /* peer: libvirt, only under BENCH_PEER */
+    char note[200];
+    int lower_is_better;
+} metric;
+
+#define MAX_METRICS 48
+static metric metrics[MAX_METRICS];
+static size_t nmetrics;
+
+static metric *M(const char *key, const char *label, const char *unit)
+{
+    for (size_t i = 0; i < nmetrics; i++)
+        if (strcmp(metrics[i].key, key) == 0)
+            return &metrics[i];
+    if (nmetrics == MAX_METRICS)
+        abort();
+    metric *m = &metrics[nmetrics++];
+    m->key = key;
+    m->label = label;
+    m->unit = unit;
+    m->lower_is_better = strcmp(unit, "opens/s") != 0;
+    return m;
+}
+
+static void note(metric *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(metric *m, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    size_t len = strlen(m->note);
+    vsnprintf(m->note + len, sizeof m->note - len, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- configuration ---------------------------------------------------------------- */
+
+static int env_int(const char *name, int def)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return def;
+    int x = atoi(v);
+    return x > 0 ? x : def;
+}
+
+static int rounds, rpc_calls, conc_rounds, idle_clients, sustain_s, sustain_threads;
+static char build_dir[PATH_MAX], self_exe[PATH_MAX];
+static const char *peer_bin, *peer_uri, *peer_uri_none, *peer_user, *peer_pw;
+
+/* ---- daemons ------------------------------------------------------------------------ */
+
+static char *dir;
+
+typedef struct hostd {
+    char sock[300], conf[300], log[300];
+    int port;
+    pid_t pid;
+} hostd;
+
+typedef struct broker {
+    char name[16], sock[300], log[300], state[300];
+    const char *extra[8];
+    pid_t pid;
+} broker;
+
+static hostd hsasl, hnone;
+static broker bcold, btoken, bwarm;
+
+static int start_hostd(hostd *h, const char *name, const char *auth_unix, const char *auth_tcp)
+{
+    char text[2000];
+    snprintf(h->sock, sizeof h->sock, "%s/%s.sock", dir, name);
+    snprintf(h->log, sizeof h->log, "%s/%s.log", dir, name);
+    snprintf(h->conf, sizeof h->conf, "%s/%s.conf", dir, name);
+    for (int attempt = 0; attempt < 5; attempt++) {
+        h->port = vb_ts_free_tcp_port();
+        snprintf(text, sizeof text,
+                 "listen_unix = \"%s\"\nlisten_tcp = \"127.0.0.1:%d\"\nstate_dir = \"%s/%s-state\"\n"
+                 "auth_unix = %s\nauth_tcp = %s\nsasl_conf_dir = \"%s/sasl\"\n"
+                 "sasl_realm = \"" REALM "\"\nmax_anonymous_clients = 2000\nmax_clients = 10000\n"
+                 "log_level = \"warn\"\n",
+                 h->sock, h->port, dir, name, auth_unix, auth_tcp, dir);
+        vb_ts_write_file(h->conf, text, 0600);
+        char bin[PATH_MAX + 16];
+        snprintf(bin, sizeof bin, "%s/vbhostd", build_dir);
+        char *argv[] = { bin, "-f", h->conf, "--foreground", NULL };
+        h->pid = vb_ts_spawn(argv, NULL, h->log);
+        if (h->pid > 0 && vb_ts_wait_unix_socket(h->sock, START_MS) == 0 &&
+            vb_ts_wait_tcp("127.0.0.1", h->port, START_MS) == 0)
+            return 0;
+        if (h->pid > 0)
+            vb_ts_stop(h->pid, 2000);
+    }
+    fprintf(stderr, "bench_e2e: vbhostd %s did not start; see %s\n", name, h->log);
+    return -1;
+}
+
+static int start_broker(broker *b)
+{
+    snprintf(b->sock, sizeof b->sock, "%s/%s-run/sock", dir, b->name);
+    snprintf(b->log, sizeof b->log, "%s/%s.log", dir, b->name);
+    snprintf(b->state, sizeof b->state, "%s/%s-state", dir, b->name);
+    char bin[PATH_MAX + 16];
+    snprintf(bin, sizeof bin, "%s/vbrokerd", build_dir);
+    char *argv[20] = { bin, "--socket", b->sock, "--state-dir", b->state, "--log-level", "warn" };
+    int k = 7;
+    for (int i = 0; b->extra[i] && k < 18; i++)
+        argv[k++] = (char *)b->extra[i];
+    argv[k] = NULL;
+    b->pid = vb_ts_spawn(argv, NULL, b->log);
+    if (b->pid <= 0 || vb_ts_wait_unix_socket(b->sock, START_MS) < 0) {
+        fprintf(stderr, "bench_e2e: vbrokerd %s did not start; see %s\n", b->name, b->log);
+        return -1;
+    }
+    return 0;
+}
+
+static void stop_broker(broker *b)
+{
+    if (b->pid > 0)
+        vb_ts_stop(b->pid, 3000);
+    b->pid = 0;
+}
+
+static void use_broker(const broker *b)
+{
+    setenv("VBROKER_SOCKET", b->sock, 1);
+}
+
+/* ---- the app side ------------------------------------------------------------------- */
+
+static int form_cb(const vb_auth_request *req, vb_credential *creds, unsigned n, void *data)
+{
+    (void)req;
+    (void)data;
+    for (unsigned i = 0; i < n; i++) {
+        const char *v = creds[i].type == VB_CRED_AUTHNAME     ? USER
+                        : creds[i].type == VB_CRED_PASSPHRASE ? PASSWORD
+                                                              : NULL;
+        if (v) {
+            creds[i].result = strdup(v);
+            creds[i].resultlen = (unsigned)strlen(v);
+        }
+    }
+    return 0;
+}
+
+static const int form_types[] = { VB_CRED_AUTHNAME, VB_CRED_PASSPHRASE };
+static const vb_auth form_auth = { form_types, 2, form_cb, NULL };
+
+static char uri_digest[400], uri_scram[600], uri_none_tcp[400], uri_none_unix[600],
+    uri_token[600];
+
+/* --child-open URI CREDS: one open + close in this fresh process; prints
+ * "OPEN_CLOSE_NS MAIN_TO_END_NS". CREDS 1: answer prompts; 0: never prompt. */
+static int child_open(const char *uri, int creds, long long t_main)
+{
+    vb_error err = { 0 };
+    long long t0 = now_ns();
+    vb_conn *c = vb_open_auth(uri, creds ? &form_auth : NULL, 0, &err);
+    if (!c) {
+        fprintf(stderr, "bench_e2e child: open %s: %s\n", uri, err.message);
+        return 1;
+    }
+    vb_close(c);
+    long long t1 = now_ns();
+    printf("%lld %lld\n", t1 - t0, t1 - t_main);
+    return 0;
+}
+
+/* Run argv (stdout captured) and wait. *wall_ns: fork → reaped. 0 on exit 0. */
+static int run_capture(char *const argv[], char *out, size_t outlen, long long *wall_ns)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return -1;
+    long long t0 = now_ns();
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(p[0]);
+        close(p[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        dup2(p[1], 1);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(p[1]);
+    size_t got = 0;
+    ssize_t r;
+    while ((r = read(p[0], out + got, outlen - 1 - got)) > 0 || (r < 0 && errno == EINTR))
+        if (r > 0)
+            got += (size_t)r;
+    out[got] = 0;
+    close(p[0]);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (wall_ns)
+        *wall_ns = now_ns() - t0;
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+/* A vbroker open in a new process: process wall and in-process open+close. */
+static int vb_open_round(const char *uri, int creds, metric *proc, metric *inproc)
+{
+    char out[256];
+    long long wall;
+    char *argv[] = { self_exe, "--child-open", (char *)uri, creds ? "1" : "0", NULL };
+    if (run_capture(argv, out, sizeof out, &wall) < 0)
+        return -1;
+    long long oc = 0, total = 0;
+    if (sscanf(out, "%lld %lld", &oc, &total) != 2)
+        return -1;
+    add(&proc->vb, wall / 1e3);
+    if (inproc)
+        add(&inproc->vb, oc / 1e3);
+    return 0;
+}
+
+/* The libvirt helper: bench_libvirt open URI USER PW → "OPEN_CLOSE_NS". */
+static int peer_open_round(const char *uri, metric *proc, metric *inproc)
+{
+    char out[256];
+    long long wall;
+    char *argv[] = { (char *)peer_bin, "open", (char *)uri, (char *)peer_user, (char *)peer_pw,
+                     NULL };
+    if (run_capture(argv, out, sizeof out, &wall) < 0)
+        return -1;
+    long long oc = 0;
+    if (sscanf(out, "%lld", &oc) != 1)
+        return -1;
+    add(&proc->peer, wall / 1e3);
+    if (inproc)
+        add(&inproc->peer, oc / 1e3);
+    return 0;
+}
+
+/* ---- cold and warm opens --------------------------------------------------------------- */
+
+static int failures_cold, failures_peer;
+
+static void bench_cold(void)
+{
+    use_broker(&bcold);
+    metric *dp = M("cold_digest_tcp_process", "cold open, DIGEST-MD5 TCP (new process)", "us");
+    metric *di = M("cold_digest_tcp", "cold open, DIGEST-MD5 TCP (open+close in process)", "us");
+    metric *sp = M("cold_scram_unix_process", "cold open, SCRAM-SHA-256 unix (new process)", "us");
+    metric *si = M("cold_scram_unix", "cold open, SCRAM-SHA-256 unix (open+close in process)", "us");
+    metric *np = M("cold_none_tcp_process", "cold open, no auth TCP (new process)", "us");
+    metric *ni = M("cold_none_tcp", "cold open, no auth TCP (open+close in process)", "us");
+    metric *up = M("cold_none_unix_process", "cold open, no auth unix (new process)", "us");
+    metric *ui = M("cold_none_unix", "cold open, no auth unix (open+close in process)", "us");
+    /* one warm-up of each path (page cache, first sasl plugin load in the broker) */
+    vb_open_round(uri_digest, 1, &(metric){ 0 }, NULL);
+    vb_open_round(uri_none_tcp, 0, &(metric){ 0 }, NULL);
+    for (int r = 0; r < rounds; r++) {
+        if (peer_bin && peer_open_round(peer_uri, dp, di) < 0)
+            failures_peer++;
+        failures_cold += vb_open_round(uri_digest, 1, dp, di) < 0;
+        if (peer_bin && peer_uri_none && peer_open_round(peer_uri_none, np, ni) < 0)
+            failures_peer++;
+        failures_cold += vb_open_round(uri_none_tcp, 0, np, ni) < 0;
+        failures_cold += vb_open_round(uri_scram, 1, sp, si) < 0;
+        failures_cold += vb_open_round(uri_none_unix, 0, up, ui) < 0;
+    }
+    note(dp, "vbrokerd --secret-ttl 0 --upstream-idle 0: a full SASL login every time");
+}
+
+static int bench_token(void)
+{
+    use_broker(&btoken);
+    char *identity = NULL;
+    int64_t expires = 0;
+    vb_error err = { 0 };
+    if (vb_login(uri_token, &form_auth, 0, &identity, &expires, &err) < 0) {
+        fprintf(stderr, "bench_e2e: vb_login %s: %s\n", uri_token, err.message);
+        return -1;
+    }
+    free(identity);
+    /* the token must come from cache.db, not from memory */
+    stop_broker(&btoken);
+    if (start_broker(&btoken) < 0)
+        return -1;
+    metric *tp = M("warm_token_unix_process", "warm open, cached token, unix (new process)", "us");
+    metric *ti = M("warm_token_unix", "warm open, cached token, unix (open+close in process)", "us");
+    int fails = 0;
+    vb_open_round(uri_token, 0, &(metric){ 0 }, NULL);
+    for (int r = 0; r < rounds; r++)
+        fails += vb_open_round(uri_token, 0, tp, ti) < 0;
+    note(tp, "token from vb_login; broker restarted; no prompt callback%s",
+         fails ? " (SOME FAILED)" : "");
+    return 0;
+}
+
+/* ---- RPC round trips -------------------------------------------------------------------- */
+
+static vb_conn *holder; /* keeps bwarm's shared transport to hsasl alive */
+
+static void rpc_through_broker(vb_conn *c, int n, metric *mh, metric *ml)
+{
+    vb_error err;
+    for (int i = 0; i < n; i++) {
+        char *h = NULL;
+        long long t0 = now_ns();
+        if (vb_get_hostname(c, &h, &err) < 0) {
+            fprintf(stderr, "bench_e2e: hostname: %s\n", err.message);
+            return;
+        }
+        add(&mh->vb, (now_ns() - t0) / 1e3);
+        free(h);
+    }
+    for (int i = 0; ml && i < n; i++) {
+        vb_domain *d = NULL;
+        size_t nd = 0;
+        long long t0 = now_ns();
+        if (vb_list_domains(c, &d, &nd, &err) < 0) {
+            fprintf(stderr, "bench_e2e: list: %s\n", err.message);
+            return;
+        }
+        add(&ml->vb, (now_ns() - t0) / 1e3);
+        vb_domains_free(d, nd);
+    }
+}
+
+static void parse_samples(const char *text, const char *tag, samples *s)
+{
+    size_t tl = strlen(tag);
+    for (const char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (strncmp(line, tag, tl) == 0 && line[tl] == ' ') {
+            const char *p = line + tl;
+            char *end;
+            for (;;) {
+                long long v = strtoll(p, &end, 10);
+                if (end == p)
+                    break;
+                add(s, v / 1e3);
+                p = end;
+                if (*p == '\n' || !*p)
+                    break;
+            }
+        }
+    }
+}
+
+/* Ping-pong of req/rep bytes between two processes over a unix or TCP socket. */
+#define FLOOR_REQ 64
+#define FLOOR_REP 96
+
+static int full_io(int fd, void *buf, size_t len, int do_write)
+{
+    size_t off = 0;
+    while (off < len) {
+        ssize_t r = do_write ? write(fd, (char *)buf + off, len - off) : read(fd, (char *)buf + off, len - off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        off += (size_t)r;
+    }
+    return 0;
+}
+
+static void floor_pingpong(int tcp, int n, metric *m)
+{
+    int fds[2] = { -1, -1 };
+    if (!tcp) {
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) < 0)
+            return;
+    } else {
+        int ls = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t al = sizeof a;
+        if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof a) < 0 || listen(ls, 1) < 0 ||
+            getsockname(ls, (struct sockaddr *)&a, &al) < 0)
+            return;
+        fds[0] = socket(AF_INET, SOCK_STREAM, 0);
+        if (connect(fds[0], (struct sockaddr *)&a, sizeof a) < 0)
+            return;
+        fds[1] = accept(ls, NULL, NULL);
+        close(ls);
+        int one = 1;
+        setsockopt(fds[0], IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        setsockopt(fds[1], IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        char buf[FLOOR_REP] = { 0 };
+        close(fds[0]);
+        while (full_io(fds[1], buf, FLOOR_REQ, 0) == 0 && full_io(fds[1], buf, FLOOR_REP, 1) == 0)
+            ;
+        _exit(0);
+    }
+    close(fds[1]);
+    char buf[FLOOR_REP] = { 0 };
+    for (int i = 0; i < n + 100; i++) {
+        long long t0 = now_ns();
+        if (full_io(fds[0], buf, FLOOR_REQ, 1) < 0 || full_io(fds[0], buf, FLOOR_REP, 0) < 0)
+            break;
+        if (i >= 100) /* warm-up */
+            add(&m->vb, (now_ns() - t0) / 1e3);
+    }
+    close(fds[0]);
+    waitpid(pid, NULL, 0);
+    note(m, "%d-byte request, %d-byte reply, TCP_NODELAY; the broker path crosses two such hops",
+         FLOOR_REQ, FLOOR_REP);
+}
+
+static void bench_rpc(void)
+{
+    use_broker(&bwarm);
+    metric *bh = M("rpc_hostname_broker", "RPC hostname via broker (DIGEST-MD5 TCP upstream)", "us");
+    metric *bl = M("rpc_list_broker", "RPC list (3 domains) via broker", "us");
+    metric *nh = M("rpc_hostname_broker_none_unix", "RPC hostname via broker (no-auth unix upstream)", "us");
+    metric *dh = M("rpc_hostname_direct", "RPC hostname direct to vbhostd (DIGEST-MD5 TCP)", "us");
+    metric *dl = M("rpc_list_direct", "RPC list direct to vbhostd (DIGEST-MD5 TCP)", "us");
+    metric *fu = M("floor_unix_pingpong", "floor: unix socket ping-pong", "us");
+    metric *ft = M("floor_tcp_pingpong", "floor: TCP loopback ping-pong", "us");
+    metric *dopen = M("direct_open_digest_tcp", "direct open to vbhostd, no broker (DIGEST-MD5 TCP)", "us");
+
+    /* through the broker, alternating with the libvirt peer's rounds */
+    int per_round = rpc_calls / 10 > 0 ? rpc_calls / 10 : 1;
+    rpc_through_broker(holder, 100, &(metric){ 0 }, NULL); /* warm-up */
+    for (int r = 0; r < 10; r++) {
+        if (peer_bin) {
+            char out[65536], n[16];
+            snprintf(n, sizeof n, "%d", per_round);
+            char *argv[] = { (char *)peer_bin, "rtt", (char *)peer_uri, (char *)peer_user,
+                             (char *)peer_pw, n, NULL };
+            if (run_capture(argv, out, sizeof out, NULL) == 0)
+                parse_samples(out, "hostname", &bh->peer);
+            else
+                failures_peer++;
+        }
+        rpc_through_broker(holder, per_round, bh, bl);
+    }
+    vb_error err = { 0 };
+    vb_conn *c = vb_open_auth(uri_none_unix, NULL, 0, &err);
+    if (c) {
+        rpc_through_broker(c, 100, &(metric){ 0 }, NULL);
+        rpc_through_broker(c, rpc_calls, nh, NULL);
+        vb_close(c);
+    }
+
+    char bin[PATH_MAX + 32], n[16], out[1 << 20];
+    snprintf(bin, sizeof bin, "%s/bench/direct_rtt", build_dir);
+    snprintf(n, sizeof n, "%d", rpc_calls);
+    char *argv[] = { bin, uri_digest, USER, PASSWORD, n, NULL };
+    static char big[4 << 20];
+    (void)out;
+    if (run_capture(argv, big, sizeof big, NULL) == 0) {
+        parse_samples(big, "open", &dopen->vb);
+        parse_samples(big, "hostname", &dh->vb);
+        parse_samples(big, "list", &dl->vb);
+    } else {
+        note(dh, "direct_rtt failed (is %s built?)", bin);
+    }
+    note(dopen, "one sample per run: hvdrivers' own client in a fresh process");
+    floor_pingpong(0, rpc_calls, fu);
+    floor_pingpong(1, rpc_calls, ft);
+}
+
+/* ---- concurrency ------------------------------------------------------------------------- */
+
+typedef struct conc {
+    pthread_barrier_t start, opened;
+    const char *uri;
+    int creds;
+    long long t0;
+    long long *done;
+    int failures;
+    pthread_mutex_t lock;
+    char first_error[600];
+} conc;
+
+typedef struct conc_arg {
+    conc *c;
+    int idx;
+} conc_arg;
+
+static void *conc_thread(void *p)
+{
+    conc_arg *a = p;
+    conc *c = a->c;
+    vb_error err = { 0 };
+    pthread_barrier_wait(&c->start);
+    vb_conn *conn = vb_open_auth(c->uri, c->creds ? &form_auth : NULL, 0, &err);
+    c->done[a->idx] = now_ns();
+    if (!conn) {
+        pthread_mutex_lock(&c->lock);
+        if (!c->failures++)
+            snprintf(c->first_error, sizeof c->first_error, "%s", err.message);
+        pthread_mutex_unlock(&c->lock);
+    }
+    pthread_barrier_wait(&c->opened); /* all N are open at once */
+    if (conn)
+        vb_close(conn);
+    return NULL;
+}
+
+/* N threads open at once; wall = barrier release → last open returned. */
+static int conc_round(const char *uri, int creds, int n, double *wall_ms, char *errbuf, size_t errlen)
+{
+    conc c = { .uri = uri, .creds = creds };
+    pthread_barrier_init(&c.start, NULL, (unsigned)n + 1);
+    pthread_barrier_init(&c.opened, NULL, (unsigned)n);
+    pthread_mutex_init(&c.lock, NULL);
+    c.done = calloc((size_t)n, sizeof *c.done);
+    pthread_t *th = calloc((size_t)n, sizeof *th);
+    conc_arg *args = calloc((size_t)n, sizeof *args);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    int started = 0;
+    for (int i = 0; i < n; i++) {
+        args[i] = (conc_arg){ &c, i };
+        if (pthread_create(&th[i], &attr, conc_thread, &args[i]) != 0)
+            abort();
+        started++;
+    }
+    long long t0 = now_ns();
+    pthread_barrier_wait(&c.start);
+    t0 = now_ns();
+    for (int i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    long long last = t0;
+    for (int i = 0; i < n; i++)
+        if (c.done[i] > last)
+            last = c.done[i];
+    *wall_ms = (last - t0) / 1e6;
+    int f = c.failures;
+    if (f && errbuf)
+        snprintf(errbuf, errlen, "%s", c.first_error);
+    pthread_attr_destroy(&attr);
+    pthread_barrier_destroy(&c.start);
+    pthread_barrier_destroy(&c.opened);
+    pthread_mutex_destroy(&c.lock);
+    free(c.done);
+    free(th);
+    free(args);
+    return f;
+}
+
+static void bench_conc_one(const broker *b, const char *uri, int creds, int n, const char *key,
+                           const char *label, int nrounds, int with_peer)
+{
+    use_broker(b);
+    metric *m = M(key, label, "ms");
+    int fails = 0, vb_rounds = 0;
+    char first[600] = "";
+    for (int r = 0; r < nrounds; r++) {
+        if (with_peer && peer_bin) {
+            char out[256], ns[16];
+            snprintf(ns, sizeof ns, "%d", n);
+            char *argv[] = { (char *)peer_bin, "conc", (char *)peer_uri, (char *)peer_user,
+                             (char *)peer_pw, ns, NULL };
+            long long wall = 0;
+            int pf = 0;
+            if (run_capture(argv, out, sizeof out, NULL) == 0 &&
+                sscanf(out, "%lld %d", &wall, &pf) == 2) {
+                add(&m->peer, wall / 1e6);
+                if (pf)
+                    note(m, "[libvirt round %d: %d failed] ", r, pf);
+            } else {
+                failures_peer++;
+            }
+        }
+        double wall;
+        char e[600] = "";
+        int f = conc_round(uri, creds, n, &wall, e, sizeof e);
+        if (f && !fails)
+            snprintf(first, sizeof first, "%s", e);
+        fails += f;
+        vb_rounds++;
+        add(&m->vb, wall);
+    }
+    note(m, "%d clients x %d rounds, %d failed opens%s%s", n, vb_rounds, fails,
+         fails ? ": " : "", first);
+}
+
+/* ---- idle clients and sustained rate ----------------------------------------------------------- */
+
+/* A fresh default broker. First: how many opens of ONE URI a shared transport
+ * takes (vbhostd caps hypervisor connections per transport). Then idle_clients
+ * clients held open at once, spread over several transports to the no-auth
+ * vbhostd (the same socket reached by different spellings of its path, which
+ * are different sharing keys), at most 200 per transport. */
+static void bench_idle(void)
+{
+    static broker bidle;
+    snprintf(bidle.name, sizeof bidle.name, "bidle");
+    if (start_broker(&bidle) < 0)
+        return;
+    use_broker(&bidle);
+    metric *cap = M("idle_one_uri_max", "opens of one URI held at once (one shared transport)", "count");
+    metric *m = M("idle_rss_per_client", "idle clients: broker RSS per client", "KiB");
+    metric *tot = M("idle_rss_total", "idle clients: broker RSS growth", "KiB");
+    metric *ht = M("idle_hostd_rss_per_client", "idle clients: vbhostd RSS per client", "KiB");
+    metric *ot = M("idle_open_each", "idle clients: sequential open (shared transports)", "us");
+    vb_conn **cs = calloc((size_t)idle_clients, sizeof *cs);
+    int held = 0;
+    char first[600] = "";
+    for (int i = 0; i < idle_clients; i++) {
+        vb_error err = { 0 };
+        if (!(cs[i] = vb_open_auth(uri_none_unix, NULL, 0, &err))) {
+            snprintf(first, sizeof first, "%s", err.message);
+            break;
+        }
+        held++;
+    }
+    add(&cap->vb, held);
+    note(cap, "%d of %d opened%s%s", held, idle_clients, first[0] ? "; then: " : "", first);
+    for (int i = 0; i < idle_clients; i++)
+        if (cs[i])
+            vb_close(cs[i]);
+    memset(cs, 0, (size_t)idle_clients * sizeof *cs);
+    stop_broker(&bidle);
+    if (start_broker(&bidle) < 0)
+        return;
+
+    char uris[8][800];
+    int nvariants = (idle_clients + 199) / 200;
+    if (nvariants > 8)
+        nvariants = 8;
+    for (int v = 0; v < nvariants; v++) {
+        char path[700] = "";
+        size_t off = (size_t)snprintf(path, sizeof path, "%s", dir);
+        for (int k = 0; k < v; k++)
+            off += (size_t)snprintf(path + off, sizeof path - off, "/.");
+        snprintf(path + off, sizeof path - off, "/hnone.sock");
+        snprintf(uris[v], sizeof uris[v], "test+unix:///default?socket=%s&auth=none", path);
+    }
+    /* one client per transport first, so the baseline holds the transports */
+    vb_error err0;
+    vb_conn *base[8] = { 0 };
+    for (int v = 0; v < nvariants; v++)
+        base[v] = vb_open_auth(uris[v], NULL, 0, &err0);
+    long before = vb_ts_rss_kib(bidle.pid), hbefore = vb_ts_rss_kib(hnone.pid);
+    int opened = 0;
+    first[0] = 0;
+    for (int i = 0; i < idle_clients; i++) {
+        vb_error err = { 0 };
+        long long t0 = now_ns();
+        cs[i] = vb_open_auth(uris[(i / 200) % nvariants], NULL, 0, &err);
+        if (cs[i]) {
+            add(&ot->vb, (now_ns() - t0) / 1e3);
+            opened++;
+        } else if (!first[0]) {
+            snprintf(first, sizeof first, "%s", err.message);
+        }
+    }
+    long after = vb_ts_rss_kib(bidle.pid), hafter = vb_ts_rss_kib(hnone.pid);
+    vb_broker_status st;
+    vb_error err;
+    unsigned clients = 0;
+    size_t ups = 0;
+    if (vb_broker_get_status(&st, &err) == 0) {
+        clients = st.clients;
+        ups = st.nupstreams;
+        vb_broker_status_clear(&st);
+    }
+    if (opened > 0) {
+        add(&m->vb, (double)(after - before) / opened);
+        add(&tot->vb, (double)(after - before));
+        add(&ht->vb, (double)(hafter - hbefore) / opened);
+    }
+    note(tot, "%d of %d opened over %d transports (no-auth unix), broker reports %u clients, %zu "
+              "upstreams; RSS %ld -> %ld KiB%s%s",
+         opened, idle_clients, nvariants, clients, ups, before, after, first[0] ? "; first error: " : "",
+         first);
+    note(ht, "each open is a hypervisor connection (conn_id) on a shared transport; RSS %ld -> %ld KiB",
+         hbefore, hafter);
+    for (int i = 0; i < idle_clients; i++)
+        if (cs[i])
+            vb_close(cs[i]);
+    for (int v = 0; v < nvariants; v++)
+        if (base[v])
+            vb_close(base[v]);
+    free(cs);
+    stop_broker(&bidle);
+}
+
+typedef struct sustain {
+    const char *uri;
+    long long until;
+    long opens, failures;
+    pthread_mutex_t lock;
+    char first_error[600];
+} sustain;
+
+static void *sustain_thread(void *p)
+{
+    sustain *s = p;
+    long ok = 0, bad = 0;
+    while (now_ns() < s->until) {
+        vb_error err;
+        vb_conn *c = vb_open_auth(s->uri, &form_auth, 0, &err);
+        if (c) {
+            vb_close(c);
+            ok++;
+        } else {
+            if (!bad++) {
+                pthread_mutex_lock(&s->lock);
+                if (!s->first_error[0])
+                    snprintf(s->first_error, sizeof s->first_error, "%s", err.message);
+                pthread_mutex_unlock(&s->lock);
+            }
+        }
+    }
+    pthread_mutex_lock(&s->lock);
+    s->opens += ok;
+    s->failures += bad;
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+static void bench_sustain(const broker *b, const char *key, const char *label)
+{
+    use_broker(b);
+    metric *m = M(key, label, "opens/s");
+    sustain s = { .uri = uri_digest };
+    pthread_mutex_init(&s.lock, NULL);
+    long long t0 = now_ns();
+    s.until = t0 + (long long)sustain_s * 1000000000LL;
+    pthread_t th[64];
+    int n = sustain_threads > 64 ? 64 : sustain_threads;
+    for (int i = 0; i < n; i++)
+        pthread_create(&th[i], NULL, sustain_thread, &s);
+    for (int i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
+    double secs = (now_ns() - t0) / 1e9;
+    add(&m->vb, s.opens / secs);
+    note(m, "%d clients looping open+close for %.1f s: %ld opens, %ld failed%s%s", n, secs, s.opens,
+         s.failures, s.first_error[0] ? ": " : "", s.first_error);
+    pthread_mutex_destroy(&s.lock);
+}
+
+/* ---- output ------------------------------------------------------------------------------------- */
+
+static char cpu_model[256] = "unknown", kernel[256] = "unknown";
+static long ncpu;
+
+static void machine(void)
+{
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f)) {
+        if (strncmp(line, "model name", 10) == 0) {
+            char *p = strchr(line, ':');
+            if (p) {
+                p++;
+                while (*p == ' ')
+                    p++;
+                p[strcspn(p, "\n")] = 0;
+                snprintf(cpu_model, sizeof cpu_model, "%s", p);
+            }
+            break;
+        }
+    }
+    if (f)
+        fclose(f);
+    struct utsname u;
+    if (uname(&u) == 0)
+        snprintf(kernel, sizeof kernel, "%s %s %s", u.sysname, u.release, u.machine);
+    ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+}
+
+static const char *fmt_num(double v, char *buf, size_t len)
+{
+    if (isnan(v))
+        snprintf(buf, len, "-");
+    else if (v >= 100000)
+        snprintf(buf, len, "%.0f", v);
+    else if (v >= 100)
+        snprintf(buf, len, "%.1f", v);
+    else
+        snprintf(buf, len, "%.2f", v);
+    return buf;
+}
+
+static void print_table(void)
+{
+    printf("\nmachine: %ld CPUs, %s, %s\n", ncpu, cpu_model, kernel);
+    printf("rounds %d, rpc calls %d, concurrency rounds %d, idle clients %d, sustain %d s x %d threads\n\n",
+           rounds, rpc_calls, conc_rounds, idle_clients, sustain_s, sustain_threads);
+    int peer = peer_bin != NULL;
+    printf("%-58s %-7s %10s %10s %10s %5s", "figure", "unit", "median", "min", "max", "n");
+    if (peer)
+        printf(" %10s %10s %10s", "libvirt", "(min)", "vb/libvirt");
+    printf("\n");
+    for (size_t i = 0; i < nmetrics; i++) {
+        metric *m = &metrics[i];
+        summary s = summarize(&m->vb);
+        char a[32], b[32], c[32];
+        printf("%-58s %-7s %10s %10s %10s %5zu", m->label, m->unit, fmt_num(s.med, a, sizeof a),
+               fmt_num(s.min, b, sizeof b), fmt_num(s.max, c, sizeof c), s.n);
+        if (peer && m->peer.n) {
+            summary p = summarize(&m->peer);
+            printf(" %10s %10s %10.2f", fmt_num(p.med, a, sizeof a), fmt_num(p.min, b, sizeof b),
+                   s.med / p.med);
+        }
+        printf("\n");
+    }
+    printf("\nnotes:\n");
+    for (size_t i = 0; i < nmetrics; i++)
+        if (metrics[i].note[0])
+            printf("  %s: %s\n", metrics[i].key, metrics[i].note);
+}
+
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            fprintf(f, "\\%c", *s);
+        else if ((unsigned char)*s < 0x20)
+            fprintf(f, "\\u%04x", *s);
+        else
+            fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+static void json_num(FILE *f, double v)
+{
+    if (isnan(v) || isinf(v))
+        fputs("null", f);
+    else
+        fprintf(f, "%.3f", v);
+}
+
+static void json_summary(FILE *f, const samples *sm)
+{
+    summary s = summarize(sm);
+    fputs("{\"median\": ", f);
+    json_num(f, s.med);
+    fputs(", \"min\": ", f);
+    json_num(f, s.min);
+    fputs(", \"max\": ", f);
+    json_num(f, s.max);
+    fprintf(f, ", \"n\": %zu}", s.n);
+}
+
+static int write_json(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    time_t t = time(NULL);
+    char when[64];
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+    fprintf(f, "{\n  \"benchmark\": \"bench_e2e\",\n  \"version\": \"%s\",\n  \"when\": \"%s\",\n",
+            VBROKER_VERSION, when);
+    fputs("  \"machine\": {\"nproc\": ", f);
+    fprintf(f, "%ld, \"cpu\": ", ncpu);
+    json_str(f, cpu_model);
+    fputs(", \"kernel\": ", f);
+    json_str(f, kernel);
+    fprintf(f, "},\n  \"config\": {\"rounds\": %d, \"rpc_calls\": %d, \"conc_rounds\": %d, "
+               "\"idle_clients\": %d, \"sustain_seconds\": %d, \"sustain_threads\": %d, "
+               "\"peer\": %s},\n  \"metrics\": [\n",
+            rounds, rpc_calls, conc_rounds, idle_clients, sustain_s, sustain_threads,
+            peer_bin ? "\"libvirt\"" : "null");
+    for (size_t i = 0; i < nmetrics; i++) {
+        metric *m = &metrics[i];
+        fputs("    {\"key\": ", f);
+        json_str(f, m->key);
+        fputs(", \"label\": ", f);
+        json_str(f, m->label);
+        fputs(", \"unit\": ", f);
+        json_str(f, m->unit);
+        fputs(", \"vbroker\": ", f);
+        json_summary(f, &m->vb);
+        if (m->peer.n) {
+            fputs(", \"libvirt\": ", f);
+            json_summary(f, &m->peer);
+            fputs(", \"ratio_vbroker_over_libvirt\": ", f);
+            json_num(f, summarize(&m->vb).med / summarize(&m->peer).med);
+        }
+        fputs(", \"note\": ", f);
+        json_str(f, m->note);
+        fprintf(f, "}%s\n", i + 1 < nmetrics ? "," : "");
+    }
+    fputs("  ]\n}\n", f);
+    return fclose(f);
+}
+
+static void svg_text(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '<')
+            fputs("&lt;", f);
+        else if (*s == '>')
+            fputs("&gt;", f);
+        else if (*s == '&')
+            fputs("&amp;", f);
+        else
+            fputc(*s, f);
+    }
+}
+
+/* Horizontal bars of the latency medians (µs, log scale), vbroker and libvirt. */
+static int write_svg(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    const int left = 430, width = 460, bar = 12;
+    int rows = 0;
+    double lo = 1e300, hi = 0;
+    for (size_t i = 0; i < nmetrics; i++) {
+        metric *m = &metrics[i];
+        if (strcmp(m->unit, "us") && strcmp(m->unit, "ms"))
+            continue;
+        double k = strcmp(m->unit, "ms") ? 1 : 1000;
+        summary s = summarize(&m->vb), p = summarize(&m->peer);
+        if (s.n && s.med > 0) {
+            lo = fmin(lo, s.med * k);
+            hi = fmax(hi, s.med * k);
+        }
+        if (p.n && p.med > 0) {
+            lo = fmin(lo, p.med * k);
+            hi = fmax(hi, p.med * k);
+        }
+        rows++;
+    }
+    if (!rows || hi <= 0) {
+        fclose(f);
+        return 0;
+    }
+    double l0 = floor(log10(lo)), l1 = ceil(log10(hi));
+    if (l1 <= l0)
+        l1 = l0 + 1;
+    int rowh = peer_bin ? 2 * bar + 8 : bar + 8;
+    int height = 70 + rows * rowh + 40;
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+               "font-family=\"sans-serif\" font-size=\"11\">\n",
+            left + width + 90, height);
+    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+    fprintf(f, "<text x=\"10\" y=\"20\" font-size=\"14\" font-weight=\"bold\">vbroker%s: medians "
+               "(microseconds, log scale; shorter is faster)</text>\n",
+            peer_bin ? " vs libvirt" : "");
+    fprintf(f, "<text x=\"10\" y=\"38\" fill=\"#555\">");
+    svg_text(f, cpu_model);
+    fprintf(f, ", %ld CPUs, %s</text>\n", ncpu, kernel);
+    fprintf(f, "<rect x=\"%d\" y=\"46\" width=\"10\" height=\"10\" fill=\"#3366cc\"/><text x=\"%d\" y=\"55\">vbroker</text>\n",
+            left, left + 14);
+    if (peer_bin)
+        fprintf(f, "<rect x=\"%d\" y=\"46\" width=\"10\" height=\"10\" fill=\"#ee7722\"/><text x=\"%d\" y=\"55\">libvirt 9.0</text>\n",
+                left + 80, left + 94);
+    int y0 = 70;
+    for (double d = l0; d <= l1; d++) {
+        int x = left + (int)((d - l0) / (l1 - l0) * width);
+        fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#ddd\"/>\n", x, y0 - 4, x,
+                y0 + rows * rowh);
+        fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" fill=\"#555\">%g</text>\n", x,
+                y0 + rows * rowh + 14, pow(10, d));
+    }
+    int y = y0;
+    for (size_t i = 0; i < nmetrics; i++) {
+        metric *m = &metrics[i];
+        if (strcmp(m->unit, "us") && strcmp(m->unit, "ms"))
+            continue;
+        double k = strcmp(m->unit, "ms") ? 1 : 1000;
+        fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">", left - 6, y + bar - 2);
+        svg_text(f, m->label);
+        fputs("</text>\n", f);
+        const samples *set[2] = { &m->vb, &m->peer };
+        const char *color[2] = { "#3366cc", "#ee7722" };
+        for (int j = 0; j < (peer_bin ? 2 : 1); j++) {
+            summary s = summarize(set[j]);
+            if (s.n && s.med > 0) {
+                double v = s.med * k;
+                int w = (int)((log10(v) - l0) / (l1 - l0) * width);
+                if (w < 1)
+                    w = 1;
+                fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\"/>", left,
+                        y + j * bar, w, bar - 1, color[j]);
+                fprintf(f, "<text x=\"%d\" y=\"%d\">%.0f</text>\n", left + w + 4, y + j * bar + bar - 2,
+                        v);
+            }
+        }
+        y += rowh;
+    }
+    fputs("</svg>\n", f);
+    return fclose(f);
+}
+
+/* ---- main ---------------------------------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+    long long t_main = now_ns();
+    if (argc == 4 && strcmp(argv[1], "--child-open") == 0)
+        return child_open(argv[2], atoi(argv[3]), t_main);
+
+    const char *json_path = "bench/results/latest.json", *svg_path = "bench/results/latest.svg";
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0 && i + 1 < argc)
+            json_path = argv[++i];
+        else if (strcmp(argv[i], "--svg") == 0 && i + 1 < argc)
+            svg_path = argv[++i];
+        else {
+            fprintf(stderr, "usage: %s [--json PATH] [--svg PATH]\n", argv[0]);
+            return 2;
+        }
+    }
+    rounds = env_int("BENCH_ROUNDS", 20);
+    rpc_calls = env_int("BENCH_RPC_CALLS", 2000);
+    conc_rounds = env_int("BENCH_CONC_ROUNDS", 5);
+    idle_clients = env_int("BENCH_IDLE_CLIENTS", 1000);
+    sustain_s = env_int("BENCH_SUSTAIN_SECONDS", 5);
+    sustain_threads = env_int("BENCH_SUSTAIN_THREADS", 4);
+    peer_bin = getenv("BENCH_PEER");
+    if (peer_bin && !*peer_bin)
+        peer_bin = NULL;
+    peer_uri = getenv("BENCH_PEER_URI");
+    peer_uri_none = getenv("BENCH_PEER_URI_NONE");
+    peer_user = getenv("BENCH_PEER_USER") ? getenv("BENCH_PEER_USER") : USER;
+    peer_pw = getenv("BENCH_PEER_PASSWORD") ? getenv("BENCH_PEER_PASSWORD") : PASSWORD;
+    if (peer_bin && !peer_uri) {
+        fprintf(stderr, "bench_e2e: BENCH_PEER needs BENCH_PEER_URI\n");
+        return 2;
+    }
+    if (peer_uri_none && !*peer_uri_none)
+        peer_uri_none = NULL;
+
+    ssize_t l = readlink("/proc/self/exe", self_exe, sizeof self_exe - 1);
+    if (l <= 0)
+        return 1;
+    self_exe[l] = 0;
+    if (getenv("BENCH_BUILD")) {
+        snprintf(build_dir, sizeof build_dir, "%s", getenv("BENCH_BUILD"));
+    } else { /* BUILD/bench/bench_e2e → BUILD */
+        snprintf(build_dir, sizeof build_dir, "%s", self_exe);
+        for (int k = 0; k < 2; k++) {
+            char *slash = strrchr(build_dir, '/');
+            if (slash)
+                *slash = 0;
+        }
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    machine();
+
+    dir = vb_ts_tmpdir("bench");
+    if (!dir)
+        return 1;
+    char sasl[400];
+    snprintf(sasl, sizeof sasl, "%s/sasl", dir);
+    mkdir(sasl, 0700);
+    static const char *const users[] = { USER ":" PASSWORD, NULL };
+    if (vb_ts_sasl_setup(sasl, "vbhostd", REALM, "digest-md5 scram-sha-256", users, NULL) < 0)
+        return 1;
+    if (start_hostd(&hsasl, "hsasl", "[\"token\", \"sasl\"]", "[\"sasl\"]") < 0 ||
+        start_hostd(&hnone, "hnone", "[\"none\"]", "[\"none\"]") < 0)
+        return 1;
+    snprintf(uri_digest, sizeof uri_digest, "test+tcp://127.0.0.1:%d/default?auth=sasl.DIGEST-MD5",
+             hsasl.port);
+    snprintf(uri_scram, sizeof uri_scram, "test+unix:///default?socket=%s&auth=sasl.SCRAM-SHA-256",
+             hsasl.sock);
+    snprintf(uri_token, sizeof uri_token, "test+unix:///default?socket=%s", hsasl.sock);
+    snprintf(uri_none_tcp, sizeof uri_none_tcp, "test+tcp://127.0.0.1:%d/default?auth=none",
+             hnone.port);
+    snprintf(uri_none_unix, sizeof uri_none_unix, "test+unix:///default?socket=%s&auth=none",
+             hnone.sock);
+
+    snprintf(bcold.name, sizeof bcold.name, "bcold");
+    memcpy(bcold.extra, (const char *[]){ "--secret-ttl", "0", "--upstream-idle", "0", NULL },
+           5 * sizeof(char *));
+    snprintf(btoken.name, sizeof btoken.name, "btoken");
+    memcpy(btoken.extra, (const char *[]){ "--secret-ttl", "0", "--upstream-idle", "0", NULL },
+           5 * sizeof(char *));
+    snprintf(bwarm.name, sizeof bwarm.name, "bwarm");
+    if (start_broker(&bcold) < 0 || start_broker(&btoken) < 0 || start_broker(&bwarm) < 0)
+        return 1;
+    setenv("VBROKER_NO_AUTOSTART", "1", 1);
+
+    fprintf(stderr, "bench_e2e: daemons up in %s (vbhostd sasl :%d, none :%d)%s\n", dir,
+            hsasl.port, hnone.port, peer_bin ? "; alternating with libvirt rounds" : "");
+
+    fprintf(stderr, "bench_e2e: cold opens...\n");
+    bench_cold();
+    fprintf(stderr, "bench_e2e: token opens...\n");
+    if (bench_token() < 0)
+        fprintf(stderr, "bench_e2e: token figures skipped\n");
+
+    /* warm: a live shared transport in bwarm */
+    use_broker(&bwarm);
+    vb_error err = { 0 };
+    holder = vb_open_auth(uri_digest, &form_auth, 0, &err);
+    if (!holder) {
+        fprintf(stderr, "bench_e2e: open %s via the warm broker: %s\n", uri_digest, err.message);
+        return 1;
+    }
+    fprintf(stderr, "bench_e2e: warm opens...\n");
+    metric *wp = M("warm_shared_tcp_process", "warm open, live shared transport (new process)", "us");
+    metric *wi = M("warm_shared_tcp", "warm open, live shared transport (open+close in process)", "us");
+    vb_open_round(uri_digest, 0, &(metric){ 0 }, NULL);
+    int wf = 0;
+    for (int r = 0; r < rounds; r++)
+        wf += vb_open_round(uri_digest, 0, wp, wi) < 0;
+    note(wp, "DIGEST-MD5 TCP URI, no prompt callback: served by the transport another client holds%s",
+         wf ? " (SOME FAILED)" : "");
+
+    fprintf(stderr, "bench_e2e: RPC round trips...\n");
+    bench_rpc();
+
+    fprintf(stderr, "bench_e2e: concurrency...\n");
+    bench_conc_one(&bcold, uri_digest, 1, 16, "conc16_cold_digest",
+                   "16 concurrent cold opens, DIGEST-MD5 TCP (wall)", conc_rounds, 1);
+    bench_conc_one(&bcold, uri_digest, 1, 256, "conc256_cold_digest",
+                   "256 concurrent cold opens, DIGEST-MD5 TCP (wall)", conc_rounds > 3 ? 3 : conc_rounds, 1);
+    bench_conc_one(&bwarm, uri_digest, 1, 16, "conc16_shared", "16 concurrent warm opens, shared transport (wall)",
+                   conc_rounds, 0);
+    bench_conc_one(&bwarm, uri_digest, 1, 256, "conc256_shared",
+                   "256 concurrent warm opens, shared transport (wall)", conc_rounds > 3 ? 3 : conc_rounds, 0);
+
+    fprintf(stderr, "bench_e2e: %d idle clients...\n", idle_clients);
+    bench_idle();
+
+    fprintf(stderr, "bench_e2e: sustained opens (%d s each)...\n", sustain_s);
+    bench_sustain(&bwarm, "sustain_shared", "sustained opens/s, shared transport");
+    bench_sustain(&bcold, "sustain_cold", "sustained opens/s, full DIGEST-MD5 login each");
+    vb_close(holder);
+
+    if (failures_cold)
+        note(M("cold_digest_tcp_process", "", "us"), "; %d cold opens FAILED", failures_cold);
+    if (failures_peer)
+        note(M("cold_digest_tcp_process", "", "us"), "; %d libvirt runs FAILED", failures_peer);
+
+    print_table();
+    if (write_json(json_path) != 0)
+        fprintf(stderr, "bench_e2e: cannot write %s: %s\n", json_path, strerror(errno));
+    else
+        printf("\njson: %s\n", json_path);
+    if (write_svg(svg_path) != 0)
+        fprintf(stderr, "bench_e2e: cannot write %s: %s\n", svg_path, strerror(errno));
+    else
+        printf("svg:  %s\n", svg_path);
+    fflush(stdout);
+    stop_broker(&bcold);
+    stop_broker(&btoken);
+    stop_broker(&bwarm);
+    vb_ts_stop(hsasl.pid, 3000);
+    vb_ts_stop(hnone.pid, 3000);
+    vb_ts_cleanup();
+    return 0;
+}

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# make bench-peer: libvirt 9.0 (Debian) and vbroker side by side on 127.0.0.1.
+#
+# Starts two libvirtd as the unprivileged user vbbench (created once with
+# useradd -r; never removed), each with its own config, SASL config
+# (SASL_CONF_PATH), sasldb and an empty LIBVIRT_DRIVER_DIR (the test driver is
+# built in; nothing else loads):
+#   libvirtd #1  TCP, auth_tcp = "sasl" (DIGEST-MD5: libvirt needs SSF >= 56
+#                on plain TCP, so SCRAM is out)
+#   libvirtd #2  TCP, auth_tcp = "none"
+# then runs bench_e2e with BENCH_PEER=bench_libvirt, which alternates libvirt
+# and vbroker rounds and prints the ratio vbroker/libvirt. Every process
+# started here is stopped by pid; the temp dir is removed.
+set -euo pipefail
+BUILD=${BUILD:-build}
+cd "$(dirname "$0")/.."
+B=$(cd "$BUILD" && pwd)
+PEER=${BENCH_PEER:-$B/bench/peer/bench_libvirt}
+BUSER=vbbench
+LIBVIRTD=/usr/sbin/libvirtd
+PW=bench-Pw-7
+
+[ -x "$LIBVIRTD" ] || { echo "bench-peer: $LIBVIRTD missing (mk/bench-deps.sh installs it)" >&2; exit 1; }
+[ -x "$PEER" ] || { echo "bench-peer: $PEER not built" >&2; exit 1; }
+[ -x "$B/bench/bench_e2e" ] || { echo "bench-peer: $B/bench/bench_e2e not built" >&2; exit 1; }
+if ! id "$BUSER" >/dev/null 2>&1; then
+  [ "$(id -u)" -eq 0 ] || { echo "bench-peer: need root to create user $BUSER" >&2; exit 1; }
+  useradd -r -M -d /nonexistent -s /usr/sbin/nologin "$BUSER"
+fi
+
+D=$(mktemp -d /tmp/vbbench-peer.XXXXXX)
+chmod 755 "$D"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
+  if [ -n "${BENCH_KEEP:-}" ]; then echo "bench-peer: kept $D" >&2; else rm -rf "$D"; fi
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_tcp() { # port seconds log
+  local deadline=$((SECONDS + $2))
+  until python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1",int(sys.argv[1])),1)' "$1" 2>/dev/null; do
+    if [ $SECONDS -ge $deadline ]; then echo "bench-peer: libvirtd on :$1 never came up; its log:" >&2; cat "$3" >&2; exit 1; fi
+    sleep 0.05
+  done
+}
+
+mkdir -p "$D/sasl" "$D/empty-drivers" "$D/home"
+cat > "$D/sasl/libvirt.conf" <<CONF
+mech_list: digest-md5
+sasldb_path: $D/sasl/sasldb
+CONF
+# realm: saslpasswd2's default (this host's name) is what libvirtd's
+# sasl_server_new(user_realm NULL) uses too
+echo "$PW" | saslpasswd2 -p -f "$D/sasl/sasldb" -a libvirt -c alice
+chmod 600 "$D/sasl/sasldb"
+
+start_libvirtd() { # name auth port
+  local n=$1 auth=$2 port=$3
+  mkdir -p "$D/$n/run" "$D/$n/xdg" "$D/$n/config" "$D/$n/cache"
+  cat > "$D/$n/libvirtd.conf" <<CONF
+listen_tls = 0
+listen_tcp = 1
+listen_addr = "127.0.0.1"
+tcp_port = "$port"
+auth_tcp = "$auth"
+unix_sock_dir = "$D/$n/run"
+max_anonymous_clients = 300
+max_clients = 5000
+max_workers = 20
+log_level = 3
+log_outputs = "3:stderr"
+CONF
+  chmod 700 "$D/$n/xdg"
+  chown -R "$BUSER:" "$D/$n" "$D/sasl" "$D/home"
+  env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$D/home" XDG_RUNTIME_DIR="$D/$n/xdg" \
+    XDG_CONFIG_HOME="$D/$n/config" XDG_CACHE_HOME="$D/$n/cache" \
+    SASL_CONF_PATH="$D/sasl" LIBVIRT_DRIVER_DIR="$D/empty-drivers" \
+    setpriv --reuid="$BUSER" --regid="$BUSER" --clear-groups \
+    "$LIBVIRTD" -l -f "$D/$n/libvirtd.conf" -p "$D/$n/pid" >"$D/$n.log" 2>&1 &
+  PIDS+=($!)
+  wait_tcp "$port" 20 "$D/$n.log"
+}
+
+P1=$(free_port)
+start_libvirtd sasl sasl "$P1"
+P2=$(free_port)
+start_libvirtd none none "$P2"
+
+echo "== libvirt $($LIBVIRTD --version | awk '{print $NF}') (pids ${PIDS[*]}, user $BUSER) vs vbroker =="
+echo "libvirt URIs: test+tcp://127.0.0.1:$P1/default (DIGEST-MD5), test+tcp://127.0.0.1:$P2/default (no auth)"
+BENCH_PEER="$PEER" BENCH_PEER_URI="test+tcp://127.0.0.1:$P1/default" \
+BENCH_PEER_URI_NONE="test+tcp://127.0.0.1:$P2/default" \
+BENCH_PEER_USER=alice BENCH_PEER_PASSWORD="$PW" \
+  "$B/bench/bench_e2e" --json bench/results/latest.json --svg bench/results/latest.svg
