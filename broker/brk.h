@@ -96,7 +96,8 @@ struct brk_session {
     /* the driver connection (worker thread; info read by the loop under mutex) */
     const vb_driver *drv;
     void *drv_conn;
-    char *uri;
+    char *uri;                   /* the open connection's URI (status) */
+    char *cred_uri;              /* the URI of the login in progress (auth.conf); worker only */
     int read_only;               /* OPEN had VB_OPEN_READ_ONLY: refuse domain changes */
     vb_conn_info info;
 

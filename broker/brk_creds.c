@@ -11,6 +11,7 @@
  *          through to the next auth type. */
 #include "brk.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,7 @@ static int from_auth_conf(brk_session *s, vb_cred_request *req)
     vb_uri uri;
     vb_error err;
     memset(&uri, 0, sizeof uri);
-    if (!s->uri || vb_uri_parse(s->uri, &uri, &err) < 0)
+    if (!s->cred_uri || vb_uri_parse(s->cred_uri, &uri, &err) < 0)
         return 0;
     char *path = vb_authconf_path(vb_uri_param_get(&uri, "authfile"));
     vb_authconf *conf = NULL;
@@ -172,15 +173,31 @@ static int connect_for_login(brk_session *s, const char *uri_text, vb_uri *uri, 
         return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_BROKER,
                             "'%s' is a local URI: logins are kept for remote hosts "
                             "(DRIVER+unix|tcp|ssh://…)", uri_text);
-    pthread_mutex_lock(&s->mutex);
-    free(s->uri);
-    s->uri = strdup(uri_text); /* auth.conf lookups use it */
-    pthread_mutex_unlock(&s->mutex);
+    free(s->cred_uri);
+    s->cred_uri = strdup(uri_text); /* auth.conf lookups use it */
     int types[BRK_MAX_CRED_TYPES + 3];
     vb_remote_opts opts = { .timeout_ms = 0 };
     /* an explicit login authenticates for real: never with the cached token */
     brk_creds_source(s, &opts.creds, types, sizeof types / sizeof types[0], 0);
     return vb_remote_connect(uri, &opts, r, err);
+}
+
+/* A new login replaces the cached one for the same server and identity:
+ * revoke the old token on the host now instead of leaving it valid. */
+static void revoke_replaced(brk_session *s, vb_remote *r, const vb_cached_login *fresh)
+{
+    vb_cached_login old;
+    uint8_t secret[64];
+    size_t len = 0;
+    int revoked = 0;
+    pthread_mutex_lock(&s->srv->cache_lock);
+    int found = vb_store_login_get(s->srv->cache, fresh->server_id, fresh->identity,
+                                   (int64_t)time(NULL), &old, secret, sizeof secret, &len, NULL);
+    pthread_mutex_unlock(&s->srv->cache_lock);
+    explicit_bzero(secret, sizeof secret);
+    if (found == 1 && strcmp(old.identity, fresh->identity) == 0 &&
+        vb_remote_revoke_token(r, old.token_id, &revoked, NULL) == 0 && revoked)
+        vb_log(VB_LOG_INFO, "revoked the token %.8s… this login replaces", old.token_id);
 }
 
 void brk_job_login(brk_session *s, const brk_job *job)
@@ -207,6 +224,7 @@ void brk_job_login(brk_session *s, const brk_job *job)
         snprintf(rec.auth_type, sizeof rec.auth_type, "%s", vb_remote_auth_type(r));
         rec.created = (int64_t)time(NULL);
         rec.expires = tok.expires;
+        revoke_replaced(s, r, &rec);
         pthread_mutex_lock(&s->srv->cache_lock);
         rc = vb_store_login_put(s->srv->cache, &rec, tok.secret, sizeof tok.secret, &err);
         pthread_mutex_unlock(&s->srv->cache_lock);
@@ -219,16 +237,13 @@ void brk_job_login(brk_session *s, const brk_job *job)
     brk_post_reply(s, job, rc, body_login, &lr, &err);
     vb_remote_free(r);
     vb_uri_clear(&uri);
-    pthread_mutex_lock(&s->mutex);
-    free(s->uri);
-    s->uri = NULL;
-    pthread_mutex_unlock(&s->mutex);
 }
 
 /* ---- LOGOUT: revoke on the host when reachable, erase here in any case ----------- */
 
 typedef struct logout_item {
     vb_cached_login rec;
+    uint8_t secret[32];
     int revoked;
     char note[160];
 } logout_item;
@@ -252,6 +267,19 @@ static void body_logout(vb_enc *enc, const void *arg)
     }
 }
 
+/* Logout logs in with exactly the token being logged out. */
+static int logout_token_lookup(void *opaque, const char *server_id, const char *user, char *id,
+                               size_t id_len, uint8_t *secret, size_t secret_len)
+{
+    (void)user;
+    logout_item *it = opaque;
+    if (strcmp(server_id, it->rec.server_id) != 0)
+        return 0; /* another server answers at that address now: show it nothing */
+    memcpy(secret, it->secret, secret_len < sizeof it->secret ? secret_len : sizeof it->secret);
+    snprintf(id, id_len, "%s", it->rec.token_id);
+    return 1;
+}
+
 /* Log in with the token itself and revoke it. */
 static void revoke_on_host(brk_session *s, logout_item *it)
 {
@@ -266,6 +294,10 @@ static void revoke_on_host(brk_session *s, logout_item *it)
     opts.creds.auth_priority = token_only;
     opts.creds.nauth_priority = 1;
     opts.creds.fn = NULL; /* never prompt to log out */
+    opts.creds.opaque = it;
+    opts.creds.token_lookup = logout_token_lookup;
+    opts.creds.token_rejected = NULL;
+    opts.creds.approve = opts.creds.reject = NULL;
     int rc = vb_uri_parse(it->rec.uri, &uri, &err);
     if (rc == 0) {
         vb_uri_param *auth = NULL; /* the URI's auth= must not force sasl here */
@@ -305,9 +337,23 @@ static int collect_logins(brk_server *srv, const char *uri, logout_list *out, vb
         return -1;
     out->items = calloc(n ? n : 1, sizeof *out->items);
     out->n = 0;
-    for (size_t i = 0; out->items && i < n; i++)
-        if (!uri || strcmp(recs[i].uri, uri) == 0)
-            out->items[out->n++].rec = recs[i];
+    for (size_t i = 0; out->items && i < n; i++) {
+        if (uri && strcmp(recs[i].uri, uri) != 0)
+            continue;
+        logout_item *it = &out->items[out->n++];
+        it->rec = recs[i];
+        uint8_t secret[64];
+        size_t len = 0;
+        vb_cached_login exact;
+        pthread_mutex_lock(&srv->cache_lock);
+        /* the identity is exact, so this is the row itself (expired ones too are revoked) */
+        if (vb_store_login_get(srv->cache, recs[i].server_id, recs[i].identity, INT64_MIN, &exact,
+                               secret, sizeof secret, &len, NULL) == 1 &&
+            strcmp(exact.token_id, recs[i].token_id) == 0 && len == sizeof it->secret)
+            memcpy(it->secret, secret, sizeof it->secret);
+        pthread_mutex_unlock(&srv->cache_lock);
+        explicit_bzero(secret, sizeof secret);
+    }
     free(recs);
     return out->items ? 0 : vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_BROKER, "out of memory");
 }
@@ -329,6 +375,8 @@ void brk_job_logout(brk_session *s, const brk_job *job)
     if (!job->uri) /* logout --all also forgets every typed password */
         vb_secretcache_clear(s->srv->secrets, NULL);
     brk_post_reply(s, job, rc, body_logout, &list, &err);
+    if (list.items)
+        explicit_bzero(list.items, list.n * sizeof *list.items);
     free(list.items);
 }
 

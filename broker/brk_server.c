@@ -27,6 +27,7 @@ static void session_free(brk_session *s)
     for (size_t i = 0; i < s->npriority; i++)
         free(s->priority[i]);
     free(s->uri);
+    free(s->cred_uri);
     pthread_mutex_destroy(&s->mutex);
     pthread_cond_destroy(&s->cond);
     free(s);

@@ -161,10 +161,8 @@ static int job_open(brk_session *s, const brk_job *job, vb_error *err)
     memset(&uri, 0, sizeof uri);
     if (vb_uri_parse(job->uri, &uri, err) < 0)
         return -1;
-    pthread_mutex_lock(&s->mutex);
-    free(s->uri);
-    s->uri = strdup(job->uri);
-    pthread_mutex_unlock(&s->mutex);
+    free(s->cred_uri);
+    s->cred_uri = strdup(job->uri);
     int types[BRK_MAX_CRED_TYPES + 3];
     vb_cred_source src;
     brk_creds_source(s, &src, types, sizeof types / sizeof types[0], 1);
@@ -174,13 +172,12 @@ static int job_open(brk_session *s, const brk_job *job, vb_error *err)
     vb_uri_clear(&uri);
     pthread_mutex_lock(&s->mutex);
     if (rc == 0) {
+        free(s->uri);
+        s->uri = strdup(job->uri);
         s->drv = drv;
         s->drv_conn = conn;
         s->read_only = (job->flags & VB_OPEN_READ_ONLY) != 0;
         vb_driver_describe(drv, conn, &s->info);
-    } else {
-        free(s->uri);
-        s->uri = NULL;
     }
     pthread_mutex_unlock(&s->mutex);
     if (rc == 0)

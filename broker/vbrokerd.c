@@ -1,6 +1,8 @@
 /* vbrokerd — the per-user broker.
  *
- *   vbrokerd [--socket PATH] [--prompt-timeout SECONDS] [--log-level LEVEL]
+ *   vbrokerd [--socket PATH] [--state-dir DIR] [--prompt-timeout SECONDS]
+ *            [--secret-ttl SECONDS] [--secret-max SECONDS] [--upstream-idle SECONDS]
+ *            [--log-level LEVEL]
  *
  * Runs in the foreground (autostart detaches it; systemd supervises it).
  * Socket: --socket, else $VBROKER_SOCKET, else $XDG_RUNTIME_DIR/vbroker/sock,
@@ -39,6 +41,17 @@ static void usage(FILE *out)
             "  --upstream-idle SECS    close a shared host connection unused this long (default\n"
             "                          300; 0 closes it as soon as its last client closes)\n",
             DEFAULT_PROMPT_TIMEOUT_S);
+}
+
+/* SECONDS as a count of milliseconds; -1 when it is not a number. */
+static int64_t parse_seconds(const char *text)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno || end == text || *end || v > 100ull * 365 * 24 * 3600)
+        return -1;
+    return (int64_t)v * 1000;
 }
 
 static char *default_state_dir(void)
@@ -132,7 +145,15 @@ int main(int argc, char **argv)
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (opt) {
         case 's': free(cfg.socket_path); cfg.socket_path = strdup(optarg); break;
-        case 't': cfg.prompt_timeout_s = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 't': {
+            int64_t ms = parse_seconds(optarg);
+            if (ms <= 0) {
+                usage(stderr);
+                return 2;
+            }
+            cfg.prompt_timeout_s = (unsigned)(ms / 1000);
+            break;
+        }
         case 'l':
             if ((cfg.log_level = vb_log_level_parse(optarg)) < 0) {
                 usage(stderr);
@@ -140,9 +161,24 @@ int main(int argc, char **argv)
             }
             break;
         case 'd': free(cfg.state_dir); cfg.state_dir = strdup(optarg); break;
-        case 'T': cfg.secret_ttl_ms = strtoull(optarg, NULL, 10) * 1000u; break;
-        case 'M': cfg.secret_max_ms = strtoull(optarg, NULL, 10) * 1000u; break;
-        case 'U': vb_remote_driver_set_idle(strtoull(optarg, NULL, 10) * 1000u); break;
+        case 'T':
+        case 'M':
+        case 'U': {
+            int64_t ms = parse_seconds(optarg);
+            if (ms < 0 || (opt == 'M' && ms == 0)) {
+                fprintf(stderr, "vbrokerd: --%s needs a number of seconds%s\n",
+                        opt == 'T' ? "secret-ttl" : opt == 'M' ? "secret-max" : "upstream-idle",
+                        opt == 'M' ? " above 0" : "");
+                return 2;
+            }
+            if (opt == 'T')
+                cfg.secret_ttl_ms = (uint64_t)ms;
+            else if (opt == 'M')
+                cfg.secret_max_ms = (uint64_t)ms;
+            else
+                vb_remote_driver_set_idle((uint64_t)ms);
+            break;
+        }
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

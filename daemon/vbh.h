@@ -199,6 +199,8 @@ int vbh_auth_peer(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
 int vbh_auth_token_challenge(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
 int vbh_auth_token_prove(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
 int vbh_token_issue(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
+/* The listener offers tokens and tokens are allowed on its transport. */
+int vbh_tokens_usable_on(const vbh_listener *lis, const vbh_config *cfg);
 int vbh_token_revoke(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
 /* vbhostd --list-tokens / --revoke-token ID (prints; returns an exit status) */
 int vbh_admin_tokens(vbh_config *cfg, const char *revoke_id);

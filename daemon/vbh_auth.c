@@ -54,10 +54,15 @@ int vbh_auth_list_handler(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *e
     (void)args;
     (void)err;
     const vbh_auth_list *list = c->lis->auth;
-    vb_enc_array(reply, 2);
-    vb_enc_array(reply, (uint32_t)list->n);
+    int hide_token = !vbh_tokens_usable_on(c->lis, c->srv->cfg); /* never offer what we refuse */
+    uint32_t n = 0;
     for (size_t i = 0; i < list->n; i++)
-        vb_enc_str(reply, vbh_auth_type_name(list->types[i]));
+        n += !(hide_token && list->types[i] == VBH_AUTH_TOKEN);
+    vb_enc_array(reply, 2);
+    vb_enc_array(reply, n);
+    for (size_t i = 0; i < list->n; i++)
+        if (!(hide_token && list->types[i] == VBH_AUTH_TOKEN))
+            vb_enc_str(reply, vbh_auth_type_name(list->types[i]));
     vb_enc_str(reply, c->srv->server_id);
     return 0;
 }

@@ -37,12 +37,19 @@ static int is_auth_proc(uint32_t procedure)
     return procedure >= VB_HOST_PROC_AUTH_LIST && procedure <= VB_HOST_PROC_AUTH_PEER;
 }
 
+/* what a HOST v1 server did not have */
+static int is_v2_proc(uint32_t procedure)
+{
+    return is_auth_proc(procedure) || procedure == VB_HOST_PROC_TOKEN_ISSUE ||
+           procedure == VB_HOST_PROC_TOKEN_REVOKE;
+}
+
 static vbh_handler find_handler(const vbh_client *c, const vb_msg *msg)
 {
     if (msg->hdr.program != VB_PROG_HOST)
         return NULL;
     /* A v1 server predates authentication: AUTH_* are unknown to it. */
-    if (c->srv->cfg->protocol_v1 && is_auth_proc(msg->hdr.procedure))
+    if (c->srv->cfg->protocol_v1 && is_v2_proc(msg->hdr.procedure))
         return NULL;
     for (size_t i = 0; i < sizeof host_routes / sizeof host_routes[0]; i++)
         if (host_routes[i].procedure == msg->hdr.procedure)

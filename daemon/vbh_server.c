@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vb_log.h"
@@ -58,11 +59,16 @@ static int load_or_create_server_id(const char *state_dir, char out[65], vb_erro
     return rc;
 }
 
+#define TOKEN_KEEP_AFTER_EXPIRY_S (7 * 24 * 3600) /* for --list-tokens and audits */
+
 int vbh_open_token_store(const vbh_config *cfg, vb_store **out, vb_error *err)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/tokens.db", cfg->state_dir);
-    return vb_store_open(path, VB_STORE_DAEMON_TOKENS, out, err);
+    if (vb_store_open(path, VB_STORE_DAEMON_TOKENS, out, err) < 0)
+        return -1;
+    vb_store_token_purge(*out, (int64_t)time(NULL), TOKEN_KEEP_AFTER_EXPIRY_S, NULL);
+    return 0;
 }
 
 /* ---- client lifetime ----------------------------------------------------- */

@@ -15,6 +15,11 @@ static int64_t wall_now(void)
     return (int64_t)time(NULL);
 }
 
+int vbh_tokens_usable_on(const vbh_listener *lis, const vbh_config *cfg)
+{
+    return vbh_auth_list_has(lis->auth, VBH_AUTH_TOKEN) && (lis->is_unix || cfg->tcp_min_ssf == 0);
+}
+
 /* Tokens give no security layer: on plain TCP they are allowed only when the
  * operator does not require one (tcp_min_ssf = 0). */
 static int token_allowed_here(vbh_client *c, vb_error *err)
@@ -67,7 +72,7 @@ static int usable_token(vbh_client *c, const char *id, uint8_t *secret, size_t *
     if (found == 0) {
         vb_log(VB_LOG_WARN, "client %s: token %.8s… not accepted (%s)", c->peer, id,
                rec->id[0] ? (rec->revoked ? "revoked" : "expired") : "unknown");
-        return vb_error_set(err, VB_ERR_AUTH_FAILED, VB_DOM_AUTH, "token not accepted");
+        return vb_error_set(err, VB_ERR_TOKEN_REFUSED, VB_DOM_AUTH, "token not accepted");
     }
     return 0;
 }
@@ -129,8 +134,9 @@ int vbh_auth_token_prove(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *er
     if (rc < 0)
         return -1;
     if (given_len != VB_TOKEN_PROOF_LEN || !vb_token_proof_equal(given, want)) {
+        /* a wrong proof for a real token is an attack, not a stale cache entry */
         vb_log(VB_LOG_WARN, "client %s: wrong proof for token %.8s…", c->peer, c->token_id);
-        return vb_error_set(err, VB_ERR_AUTH_FAILED, VB_DOM_AUTH, "token not accepted");
+        return vb_error_set(err, VB_ERR_AUTH_FAILED, VB_DOM_AUTH, "authentication failed");
     }
     vb_store_token_touch(c->srv->tokens, c->token_id, wall_now(), NULL);
     vbh_client_mark_authenticated(c, "token", rec.identity);
@@ -156,6 +162,11 @@ int vbh_token_issue(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
                             "refusing to send a token secret over a connection without "
                             "confidentiality (use a SASL mechanism with a security layer, or the "
                             "unix socket)");
+    if (!vbh_tokens_usable_on(c->lis, c->srv->cfg))
+        return vb_error_set(err, VB_ERR_OPERATION_INVALID, VB_DOM_AUTH,
+                            "this listener does not accept token logins (add \"token\" to its auth "
+                            "list; on TCP tokens also need tcp_min_ssf = 0), so a token issued "
+                            "here could never be used");
     if (ttl == 0 || ttl > c->srv->cfg->token_ttl_s)
         ttl = c->srv->cfg->token_ttl_s;
     char id[VB_TOKEN_ID_LEN + 1];

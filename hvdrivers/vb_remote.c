@@ -518,7 +518,7 @@ static int auth_token(vb_remote *r, const vb_uri *uri, const vb_remote_opts *opt
         snprintf(r->auth_type, sizeof r->auth_type, "token");
         return 1;
     }
-    if (err && err->code == VB_ERR_AUTH_FAILED && strstr(err->message, "token not accepted")) {
+    if (err && err->code == VB_ERR_TOKEN_REFUSED) {
         if (src->token_rejected)
             src->token_rejected(src->opaque, r->server_id, id);
         return 0;

@@ -171,7 +171,8 @@ enum vb_error_domain {
     X(NO_DRIVER,         23, "no driver for this URI")                      \
     X(HOST_KEY,          24, "host key verification failed")                \
     X(STORE,             25, "credential store error")                      \
-    X(REMOTE,            26, "error from the remote host")
+    X(REMOTE,            26, "error from the remote host")                 \
+    X(TOKEN_REFUSED,     27, "token not accepted")
 
 enum vb_error_code {
 #define VB_X(name, num, str) VB_ERR_##name = num,

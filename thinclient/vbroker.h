@@ -66,6 +66,9 @@ enum vbroker_error_code {
     VBROKER_ERR_TIMEOUT = 18,
     VBROKER_ERR_PEER_CLOSED = 22,
     VBROKER_ERR_NO_DRIVER = 23,
+    VBROKER_ERR_STORE = 25,            /* the broker's login cache failed */
+    VBROKER_ERR_REMOTE = 26,           /* the host reported an error (e.g. XenAPI) */
+    VBROKER_ERR_TOKEN_REFUSED = 27,
 };
 
 /* ---- credentials (libvirt's VIR_CRED_* numbering) ------------------------ */
@@ -177,7 +180,7 @@ const char *vb_domain_state_string(unsigned int state);
 /* ---- the broker itself ---------------------------------------------------- */
 typedef struct vb_upstream_info {
     char *uri;                /* what was opened */
-    char *auth_type;          /* "sasl", "peer", "none", "local" */
+    char *auth_type;          /* "sasl", "token", "peer", "none", "local" */
     char *sasl_mech;          /* NULL unless sasl */
     unsigned int ssf;         /* SASL security strength (0 = no layer) */
     char *server_id;          /* the host's persistent id, NULL when unknown */
