@@ -3,6 +3,7 @@
  * by all of them (state names, domain name rules).
  */
 #include "vb_driver.h"
+#include "vb_xenapi.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -11,6 +12,7 @@
  * they exist; nothing else needs to change. */
 static const vb_driver *const drivers[] = {
     &vb_test_driver,
+    &vb_xenapi_driver,
 };
 
 #define NDRIVERS (sizeof drivers / sizeof drivers[0])

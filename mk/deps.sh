@@ -3,8 +3,10 @@
 # Called by `make deps`. Must run as root on Debian 12 (or find everything installed).
 set -euo pipefail
 
+# libclang-rt-14-dev: clang's libFuzzer and sanitizer runtimes (make fuzz);
+# clang only recommends it, and recommends are not installed below.
 PACKAGES=(
-  build-essential pkg-config clang
+  build-essential pkg-config clang libclang-rt-14-dev
   libmsgpack-dev libsqlite3-dev sqlite3 libcmocka-dev
   libsasl2-dev sasl2-bin libsasl2-modules libsasl2-modules-gssapi-mit
   krb5-kdc krb5-admin-server krb5-user
