@@ -198,8 +198,9 @@ static void note_transport_error(rconn *c, int rc, const vb_error *err)
         c->up->broken = 1;
 }
 
-/* OPEN on the upstream with a fresh conn_id. */
-static int open_on(rconn *c, const char *name, unsigned flags, vb_error *err)
+/* OPEN on the upstream with a fresh conn_id. On failure the upstream is
+ * released (it may be freed): *broken says whether the transport died. */
+static int open_on(rconn *c, const char *name, unsigned flags, vb_error *err, int *broken)
 {
     pthread_mutex_lock(&c->up->call_lock);
     c->conn_id = ++c->up->next_conn_id;
@@ -208,8 +209,11 @@ static int open_on(rconn *c, const char *name, unsigned flags, vb_error *err)
     int rc = vb_remote_open(c->up->remote, name, flags, err);
     pthread_mutex_unlock(&c->up->call_lock);
     note_transport_error(c, rc, err);
-    if (rc < 0)
+    *broken = c->up->broken;
+    if (rc < 0) {
         release(c->up);
+        c->up = NULL;
+    }
     return rc;
 }
 
@@ -236,14 +240,16 @@ static int remote_open(const vb_uri *uri, unsigned flags, struct vb_cred_source 
         c->creds.ntypes = n;
         c->have_creds = 1;
     }
-    int rc = -1;
+    int rc = -1, broken = 0, shared = 0;
     c->up = find_shared(key);
-    /* a shared transport that died since its last use: log in anew, once */
-    if (c->up && (rc = open_on(c, name, flags, err)) < 0 && c->up->broken)
-        c->up = NULL;
-    if (!c->up) {
+    if (c->up) {
+        shared = 1;
+        rc = open_on(c, name, flags, err, &broken);
+    }
+    /* no shared transport, or the shared one died since its last use: log in anew, once */
+    if (!shared || (rc < 0 && broken)) {
         c->up = new_upstream(uri, key, creds, err);
-        rc = c->up ? open_on(c, name, flags, err) : -1;
+        rc = c->up ? open_on(c, name, flags, err, &broken) : -1;
     }
     free(name);
     if (rc < 0) {
