@@ -24,6 +24,8 @@
 
 static char *dir;
 static char a_sock[300], b_sock[300], broker_sock[300], b_log[300], a_log[300];
+static int xen_port;
+#define XEN_PASSWORD "xen-Root-pw"
 
 static int start_hostd(const char *name, const char *extra, char *sock, char *log)
 {
@@ -54,6 +56,17 @@ static int group_setup(void **state)
     if (start_hostd("b", "auth_unix = [\"sasl\"]\n", b_sock, b_log) < 0 ||
         start_hostd("a", "auth_unix = [\"peer\"]\nallow_remote_uris = 1\n", a_sock, a_log) < 0)
         return -1;
+    /* a XenAPI host (the simulator) behind vbhostd A */
+    char users_file[300], xen_log[300], listen[64];
+    snprintf(users_file, sizeof users_file, "%s/xen-users", dir);
+    vb_ts_write_file(users_file, "root:" XEN_PASSWORD "\n", 0600);
+    snprintf(xen_log, sizeof xen_log, "%s/xen.log", dir);
+    xen_port = vb_ts_free_tcp_port();
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", xen_port);
+    char *sim[] = { "python3", "-I", "-S", VB_SRC_DIR "/tests/peers/xenapi_sim.py", "--listen",
+                    listen, "--users", users_file, NULL };
+    if (vb_ts_spawn(sim, NULL, xen_log) <= 0 || vb_ts_wait_tcp("127.0.0.1", xen_port, START_MS) < 0)
+        return -1;
     snprintf(broker_sock, sizeof broker_sock, "%s/run/sock", dir);
     snprintf(blog, sizeof blog, "%s/vbrokerd.log", dir);
     snprintf(bstate, sizeof bstate, "%s/broker-state", dir);
@@ -73,6 +86,7 @@ static int group_teardown(void **state)
 }
 
 typedef struct form {
+    const char *user;
     const char *passwords[3];
     int calls, retries, max_hops;
     char service[512];
@@ -91,7 +105,7 @@ static int form_cb(const vb_auth_request *req, vb_credential *creds, unsigned n,
     if (req->nhops)
         snprintf(f->first_hop, sizeof f->first_hop, "%s", req->hops[0]);
     for (unsigned i = 0; i < n; i++) {
-        const char *v = creds[i].type == VB_CRED_AUTHNAME ? "alice"
+        const char *v = creds[i].type == VB_CRED_AUTHNAME ? f->user
                         : creds[i].type == VB_CRED_PASSPHRASE ? pw : NULL;
         if (v) {
             creds[i].result = strdup(v);
@@ -132,7 +146,7 @@ static int open_list(const char *uri, form *f, vb_error *err)
 static void test_nested_prompt_reaches_the_app(void **state)
 {
     (void)state;
-    form f = { { PASSWORD, PASSWORD, PASSWORD }, 0, 0, 0, "", "" };
+    form f = { "alice", { PASSWORD, PASSWORD, PASSWORD }, 0, 0, 0, "", "" };
     vb_error err;
     if (open_list(chain_uri("sasl.SCRAM-SHA-256"), &f, &err) < 0)
         fail_msg("open: %s", err.message);
@@ -167,7 +181,7 @@ static void test_wrong_then_right_through_the_chain(void **state)
 {
     (void)state;
     forget_everything();
-    form f = { { "wrong-1", PASSWORD, PASSWORD }, 0, 0, 0, "", "" };
+    form f = { "alice", { "wrong-1", PASSWORD, PASSWORD }, 0, 0, 0, "", "" };
     vb_error err;
     if (open_list(chain_uri("sasl.DIGEST-MD5"), &f, &err) < 0)
         fail_msg("open: %s", err.message);
@@ -185,12 +199,67 @@ static void test_script_without_callback_gets_cred_required(void **state)
     assert_non_null(strstr(err.message, b_sock)); /* names the inner service */
 }
 
+/* vbhostd A opens the XenAPI host itself: xenapi over the unix transport,
+ * name= the XenAPI URI (plain HTTP to the simulator on loopback). */
+static char *xen_uri(void)
+{
+    static char buf[800];
+    snprintf(buf, sizeof buf,
+             "xenapi+unix:///?socket=%s&name=xenapi%%3A%%2F%%2Froot%%40127.0.0.1%%3A%d%%2F%%3Ftransport%%3Dhttp",
+             a_sock, xen_port);
+    return buf;
+}
+
+static void test_nested_xenapi_login_relayed_to_the_app(void **state)
+{
+    (void)state;
+    forget_everything();
+    form f = { "root", { XEN_PASSWORD, XEN_PASSWORD, XEN_PASSWORD }, 0, 0, 0, "", "" };
+    vb_error err;
+    if (open_list(xen_uri(), &f, &err) < 0)
+        fail_msg("open: %s", err.message);
+    assert_int_equal(f.calls, 1);
+    char want[64];
+    snprintf(want, sizeof want, "xenapi://127.0.0.1:%d/", xen_port);
+    assert_non_null(strstr(f.service, want));
+    assert_non_null(strstr(f.service, a_sock));
+    assert_non_null(strstr(f.first_hop, a_sock));
+    /* the second run in the same session asks nothing */
+    assert_int_equal(open_list(xen_uri(), &f, &err), 0);
+    assert_int_equal(f.calls, 1);
+}
+
+static void test_nested_xenapi_wrong_then_right(void **state)
+{
+    (void)state;
+    forget_everything();
+    form f = { "root", { "nope", XEN_PASSWORD, XEN_PASSWORD }, 0, 0, 0, "", "" };
+    vb_error err;
+    if (open_list(xen_uri(), &f, &err) < 0)
+        fail_msg("open: %s", err.message);
+    assert_int_equal(f.calls, 2);
+    assert_int_equal(f.retries, 1);
+}
+
+static void test_nested_xenapi_script_gets_cred_required(void **state)
+{
+    (void)state;
+    forget_everything();
+    vb_error err;
+    assert_int_equal(open_list(xen_uri(), NULL, &err), -1);
+    assert_int_equal(err.code, VBROKER_ERR_CRED_REQUIRED);
+    assert_non_null(strstr(err.message, "xenapi://"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nested_prompt_reaches_the_app),
         cmocka_unit_test(test_wrong_then_right_through_the_chain),
         cmocka_unit_test(test_script_without_callback_gets_cred_required),
+        cmocka_unit_test(test_nested_xenapi_login_relayed_to_the_app),
+        cmocka_unit_test(test_nested_xenapi_wrong_then_right),
+        cmocka_unit_test(test_nested_xenapi_script_gets_cred_required),
     };
     return cmocka_run_group_tests_name("relay", tests, group_setup, group_teardown);
 }
