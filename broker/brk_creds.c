@@ -37,7 +37,11 @@ static int from_auth_conf(brk_session *s, vb_cred_request *req)
     if (path && vb_authconf_load(path, &conf, &err) < 0)
         vb_log(VB_LOG_WARN, "ignoring %s: %s", path, err.message);
     else if (conf)
-        filled = vb_authconf_fill(conf, "vbhostd", uri.host, req, &err) == 1;
+        /* a local xenapi:// login is a XenAPI one; everything else logs in to vbhostd */
+        filled = vb_authconf_fill(conf, vb_uri_is_remote(&uri) || strcmp(uri.driver, "xenapi") != 0
+                                            ? "vbhostd"
+                                            : "xenapi",
+                                  uri.host, req, &err) == 1;
     vb_authconf_free(conf);
     free(path);
     vb_uri_clear(&uri);

@@ -247,9 +247,7 @@ static int curl_failed(xa_conn *c, const char *method, CURLcode rc, vb_error *er
 /* POST c->body, leave the answer in c->reply. */
 static int post(xa_conn *c, const char *method, long timeout_ms, vb_error *err)
 {
-    if (c->reply.data)
-        explicit_bzero(c->reply.data, c->reply.cap);
-    c->reply.len = 0;
+    vb_xr_buf_wipe(&c->reply);
     c->reply_too_large = 0;
     c->curl_err[0] = '\0';
     curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, c->body.data);
@@ -286,9 +284,7 @@ static int rpc(xa_conn *c, const char *method, const vb_xr_arg *args, size_t nar
         vb_error_prefix(err, "%s on XenAPI host %s", method, hp);
         rc = -1;
     }
-    if (c->reply.data)
-        explicit_bzero(c->reply.data, c->reply.cap);
-    c->reply.len = 0;
+    vb_xr_buf_wipe(&c->reply); /* may be 16 MiB: not kept between calls */
     if (rc < 0)
         return -1;
     int st = vb_xr_status(r->doc, &r->value, &r->errdesc, err);

@@ -12,7 +12,7 @@ PACKAGES=(
   krb5-kdc krb5-admin-server krb5-user
   libssh2-1-dev openssh-server openssh-client
   libcurl4-openssl-dev libxml2-dev libssl-dev
-  python3 procps
+  python3 procps openssl
 )
 
 missing=()

@@ -930,6 +930,46 @@ static void test_killed_mid_call(void **state)
     drv->close(c.conn);
 }
 
+static void test_timeout(void **state)
+{
+    (void)state;
+    const char *extra[] = { "--stall", "VM.get_all_records", NULL };
+    sim s;
+    sim_start(&s, extra);
+    char uri[300];
+    snprintf(uri, sizeof uri, "%s&timeout=1", http_uri(&s, "root"));
+    person p = { .passwords = { ROOT_PW } };
+    void *conn = open_ok(uri, &p);
+    vb_domain_info *doms = NULL;
+    size_t n = 0;
+    vb_error err;
+    expect_error(drv->list_domains(conn, &doms, &n, &err), &err, VB_ERR_TIMEOUT,
+                 "did not answer VM.get_all_records in time");
+    drv->close(conn);
+    sim_stop(&s);
+}
+
+static void test_oversized_answer(void **state)
+{
+    (void)state;
+    const char *extra[] = { "--oversize", "VM.get_all_records", NULL };
+    sim s;
+    sim_start(&s, extra);
+    person p = { .passwords = { ROOT_PW } };
+    void *conn = open_ok(http_uri(&s, "root"), &p);
+    vb_domain_info *doms = NULL;
+    size_t n = 0;
+    vb_error err;
+    expect_error(drv->list_domains(conn, &doms, &n, &err), &err, VB_ERR_TOO_LARGE,
+                 "to VM.get_all_records is over 16777216 bytes");
+    /* the connection is still good for what fits */
+    char *host = NULL;
+    assert_int_equal(drv->get_hostname(conn, &host, &err), 0);
+    free(host);
+    drv->close(conn);
+    sim_stop(&s);
+}
+
 static void test_bad_uris(void **state)
 {
     (void)state;
@@ -976,6 +1016,8 @@ int main(void)
         cmocka_unit_test(test_unreachable),
         cmocka_unit_test(test_killed_between_calls),
         cmocka_unit_test(test_killed_mid_call),
+        cmocka_unit_test(test_timeout),
+        cmocka_unit_test(test_oversized_answer),
         cmocka_unit_test(test_bad_uris),
     };
     return cmocka_run_group_tests_name("xenapi", tests, group_setup, vb_ts_group_teardown);

@@ -32,6 +32,8 @@ Test hooks, none of which ever records a password or a session ref:
   --tls CERT KEY       HTTPS instead of HTTP.
   --stall METHOD       never answer METHOD (log "METHOD stalled" first), so a
                        test can kill the host in the middle of a call.
+  --oversize METHOD    answer METHOD with a 17 MiB string (over a client's
+                       bound on responses).
 
 SIGTERM (and SIGINT) exit cleanly with status 0.
 """
@@ -436,6 +438,8 @@ def dispatch(host, method, params):
         host.log("%s stalled" % method)
         while True:
             time.sleep(3600)
+    if method == host.args.oversize:
+        return success("x" * (17 << 20)), "%s oversized" % method
     try:
         if method == "session.login_with_password":
             user = str(params[0]) if params else "-"
@@ -559,6 +563,7 @@ def main():
     ap.add_argument("--log", metavar="FILE")
     ap.add_argument("--count-logins", metavar="FILE")
     ap.add_argument("--stall", metavar="METHOD")
+    ap.add_argument("--oversize", metavar="METHOD")
     args = ap.parse_args()
     args.address = args.listen[0]
 
