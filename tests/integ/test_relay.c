@@ -251,6 +251,63 @@ static void test_nested_xenapi_script_gets_cred_required(void **state)
     assert_non_null(strstr(err.message, "xenapi://"));
 }
 
+/* Answers by who asks: the XenAPI host wants root, vbhostd B wants alice. */
+typedef struct chain_form {
+    int calls, xen_calls;
+    char last_service[600];
+} chain_form;
+
+static int chain_cb(const vb_auth_request *req, vb_credential *creds, unsigned n, void *data)
+{
+    chain_form *f = data;
+    int xen = strstr(req->service, "xenapi://") != NULL;
+    f->calls++;
+    f->xen_calls += xen;
+    snprintf(f->last_service, sizeof f->last_service, "%s", req->service);
+    for (unsigned i = 0; i < n; i++) {
+        const char *v = creds[i].type == VB_CRED_AUTHNAME     ? (xen ? "root" : "alice")
+                        : creds[i].type == VB_CRED_PASSPHRASE ? (xen ? XEN_PASSWORD : PASSWORD)
+                                                              : NULL;
+        if (v) {
+            creds[i].result = strdup(v);
+            creds[i].resultlen = (unsigned)strlen(v);
+        }
+    }
+    return 0;
+}
+
+/* broker → vbhostd A → vbhostd B (SASL) → XenAPI: two nested logins, both
+ * asked at the top, the XenAPI one with both hops in its service name. */
+static void test_two_daemon_chain_to_xenapi(void **state)
+{
+    (void)state;
+    forget_everything();
+    char inner[600], uri[1600];
+    /* B opens the XenAPI URI; A opens "xenapi over unix to B"; the broker opens A */
+    snprintf(inner, sizeof inner,
+             "xenapi%%2Bunix%%3A%%2F%%2F%%2F%%3Fsocket%%3D%s%%26name%%3D"
+             "xenapi%%253A%%252F%%252Froot%%2540127.0.0.1%%253A%d%%252F%%253Ftransport%%253Dhttp",
+             b_sock, xen_port);
+    snprintf(uri, sizeof uri, "xenapi+unix:///?socket=%s&name=%s", a_sock, inner);
+    chain_form f = { 0, 0, "" };
+    vb_auth auth = { types, 2, chain_cb, &f };
+    vb_error err;
+    vb_conn *c = vb_open_auth(uri, &auth, 0, &err);
+    if (!c)
+        fail_msg("open: %s", err.message);
+    assert_int_equal(f.xen_calls, 1);
+    assert_true(f.calls >= 2); /* B's SASL login, then the XenAPI login */
+    /* the XenAPI question names both daemons it crossed */
+    assert_non_null(strstr(f.last_service, a_sock));
+    assert_non_null(strstr(f.last_service, b_sock));
+    vb_domain *doms;
+    size_t n;
+    assert_int_equal(vb_list_domains(c, &doms, &n, &err), 0);
+    assert_true(n >= 3);
+    vb_domains_free(doms, n);
+    vb_close(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -260,6 +317,7 @@ int main(void)
         cmocka_unit_test(test_nested_xenapi_login_relayed_to_the_app),
         cmocka_unit_test(test_nested_xenapi_wrong_then_right),
         cmocka_unit_test(test_nested_xenapi_script_gets_cred_required),
+        cmocka_unit_test(test_two_daemon_chain_to_xenapi),
     };
     return cmocka_run_group_tests_name("relay", tests, group_setup, group_teardown);
 }
