@@ -26,6 +26,7 @@
 #include "vb_driver.h"
 #include "vb_loop.h"
 #include "vb_msg.h"
+#include "vb_offloop.h"
 #include "vb_secretcache.h"
 #include "vb_store.h"
 #include "vb_stream.h"
@@ -45,15 +46,6 @@ typedef struct brk_config {
     uint64_t secret_ttl_ms;      /* sliding lifetime of a cached password */
     uint64_t secret_max_ms;      /* absolute lifetime of a cached password */
 } brk_config;
-
-/* A frame finished by a worker, waiting for the loop to send it. */
-typedef struct brk_completion {
-    brk_session *session;
-    uint8_t *frame;
-    size_t len;
-    int job_done;                /* the session's job is finished (not a callback) */
-    struct brk_completion *next;
-} brk_completion;
 
 /* One decoded call for the worker (strings copied out of the frame). */
 typedef struct brk_job {
@@ -78,13 +70,7 @@ struct brk_session {
     brk_job *job;                /* handed to the worker */
     int closing;                 /* the client left: finish and exit */
 
-    /* a credential request in flight (worker waits, loop answers) */
-    uint32_t cb_serial;
-    int cb_waiting;
-    int cb_done;
-    vb_cred_request *cb_req;
-    vb_error cb_err;
-    uint32_t next_cb_serial;
+    vb_credwait creds_wait;      /* a credential request in flight (worker waits, loop answers) */
 
     /* what the client said at OPEN */
     int can_prompt;
@@ -112,9 +98,8 @@ struct brk_server {
     uint64_t started_ms;
     brk_session *sessions;
     unsigned nsessions;
-    int wake_fd;                 /* eventfd: completions are queued */
-    pthread_mutex_t lock;        /* completions and refcounts */
-    brk_completion *done_head, *done_tail;
+    vb_offloop *done;            /* frames finished by workers, for the loop */
+    pthread_mutex_t lock;        /* session refcounts */
     vb_store *cache;             /* cached logins (tokens); workers share it under cache_lock */
     pthread_mutex_t cache_lock;
     vb_secretcache *secrets;     /* typed passwords, in memory only, with TTLs */

@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -66,57 +65,24 @@ static void session_on_msg(vb_stream *stream, vb_msg *msg, void *data)
     brk_dispatch(data, msg);
 }
 
-/* ---- completions from workers -------------------------------------------- */
+/* ---- frames finished by workers -------------------------------------------- */
 
 void brk_post(brk_session *s, uint8_t *frame, size_t len, int job_done)
 {
-    brk_completion *c = calloc(1, sizeof *c);
-    if (!c) {
-        vb_frame_free(frame, len);
-        return;
-    }
-    brk_session_ref(s);
-    c->session = s;
-    c->frame = frame;
-    c->len = len;
-    c->job_done = job_done;
-    pthread_mutex_lock(&s->srv->lock);
-    if (s->srv->done_tail)
-        s->srv->done_tail->next = c;
-    else
-        s->srv->done_head = c;
-    s->srv->done_tail = c;
-    pthread_mutex_unlock(&s->srv->lock);
-    uint64_t one = 1;
-    ssize_t n = write(s->srv->wake_fd, &one, sizeof one);
-    (void)n;
+    brk_session_ref(s); /* dropped in deliver, on the loop */
+    vb_offloop_post(s->srv->done, s, frame, len, job_done);
 }
 
-static void on_wake(vb_loop *loop, int fd, unsigned events, void *data)
+static void deliver(void *target, uint8_t *frame, size_t len, int job_done)
 {
-    (void)loop;
-    (void)events;
-    brk_server *srv = data;
-    uint64_t count;
-    ssize_t n = read(fd, &count, sizeof count);
-    (void)n;
-    pthread_mutex_lock(&srv->lock);
-    brk_completion *list = srv->done_head;
-    srv->done_head = srv->done_tail = NULL;
-    pthread_mutex_unlock(&srv->lock);
-    while (list) {
-        brk_completion *c = list;
-        list = c->next;
-        brk_session *s = c->session;
-        if (c->job_done)
-            s->busy = 0;
-        if (s->stream && c->frame)
-            vb_stream_send(s->stream, c->frame, c->len);
-        else
-            vb_frame_free(c->frame, c->len);
-        brk_session_unref(s);
-        free(c);
-    }
+    brk_session *s = target;
+    if (job_done)
+        s->busy = 0;
+    if (s->stream && frame)
+        vb_stream_send(s->stream, frame, len);
+    else
+        vb_frame_free(frame, len);
+    brk_session_unref(s);
 }
 
 /* ---- accepting ------------------------------------------------------------- */
@@ -157,6 +123,7 @@ static void accept_one(brk_server *srv, int fd)
     s->refs = 1;
     pthread_mutex_init(&s->mutex, NULL);
     pthread_cond_init(&s->cond, NULL);
+    vb_credwait_init(&s->creds_wait, &s->mutex, &s->cond);
     vb_net_peer_string(fd, s->peer, sizeof s->peer);
     s->stream = vb_stream_new(srv->loop, fd, VB_FRAME_MAX_POSTAUTH, session_on_msg,
                               session_on_close, s, &err);
@@ -245,10 +212,7 @@ int brk_server_start(brk_server *srv, brk_config *cfg, vb_loop *loop, vb_error *
     if (open_cache(srv, cfg->state_dir, err) < 0)
         return -1;
     srv->expiry_timer = vb_loop_add_timer(loop, 10000, expire_secrets, srv);
-    srv->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (srv->wake_fd < 0)
-        return vb_error_set_errno(err, errno, VB_DOM_BROKER, "eventfd");
-    if (vb_loop_add_fd(loop, srv->wake_fd, VB_LOOP_READ, on_wake, srv, err) < 0)
+    if (!(srv->done = vb_offloop_new(loop, deliver, err)))
         return -1;
     if (cfg->listen_fd >= 0) {
         srv->listen_fd = cfg->listen_fd;

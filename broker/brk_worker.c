@@ -84,15 +84,7 @@ int brk_ask_client(brk_session *s, vb_cred_request *req, vb_error *err)
 {
     vb_msg_header hdr = { VB_PROG_BROKER, VB_PROG_BROKER_VERSION, VB_MSG_CALLBACK, 0,
                           VB_BROKER_PROC_CRED_REQUEST, VB_STATUS_OK, 0 };
-    pthread_mutex_lock(&s->mutex);
-    hdr.serial = ++s->next_cb_serial;
-    s->cb_serial = hdr.serial;
-    s->cb_req = req;
-    s->cb_done = 0;
-    s->cb_waiting = 1;
-    vb_error_clear(&s->cb_err);
-    pthread_mutex_unlock(&s->mutex);
-
+    hdr.serial = vb_credwait_begin(&s->creds_wait, req);
     vb_enc enc;
     uint8_t *frame;
     size_t len;
@@ -101,53 +93,15 @@ int brk_ask_client(brk_session *s, vb_cred_request *req, vb_error *err)
     if (vb_enc_finish(&enc, VB_FRAME_MAX_POSTAUTH, &frame, &len, err) < 0)
         return -1;
     brk_post(s, frame, len, 0);
-
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += s->srv->cfg->prompt_timeout_s;
-    int rc = 0;
-    pthread_mutex_lock(&s->mutex);
-    while (!s->cb_done && !s->closing && rc != ETIMEDOUT)
-        rc = pthread_cond_timedwait(&s->cond, &s->mutex, &deadline);
-    s->cb_waiting = 0;
-    s->cb_req = NULL;
-    int result;
-    if (s->cb_done && s->cb_err.code == VB_ERR_OK)
-        result = 0;
-    else if (s->cb_done)
-        result = -1, vb_error_copy(err, &s->cb_err);
-    else if (s->closing)
-        result = vb_error_set(err, VB_ERR_PEER_CLOSED, VB_DOM_BROKER,
-                              "the application disconnected while being asked for credentials");
-    else
-        result = vb_error_set(err, VB_ERR_TIMEOUT, VB_DOM_BROKER,
-                              "no answer to the credential request for %s within %u s",
-                              req->service ? req->service : "a login",
-                              s->srv->cfg->prompt_timeout_s);
-    pthread_mutex_unlock(&s->mutex);
-    return result;
+    return vb_credwait_wait(&s->creds_wait, &s->closing, s->srv->cfg->prompt_timeout_s, err);
 }
 
 /* Loop thread: the client answered (or refused) a CRED_REQUEST. */
 void brk_worker_cred_reply(brk_session *s, const vb_msg *msg)
 {
-    pthread_mutex_lock(&s->mutex);
-    if (!s->cb_waiting || msg->hdr.serial != s->cb_serial) {
-        pthread_mutex_unlock(&s->mutex);
+    if (vb_credwait_answer(&s->creds_wait, msg) < 0)
         vb_log(VB_LOG_DEBUG, "client %s answered a credential request nobody asked; ignored",
                s->peer);
-        return;
-    }
-    vb_error err;
-    if (msg->hdr.status == VB_STATUS_ERROR) {
-        if (vb_msg_error_body(msg, &s->cb_err, &err) < 0)
-            vb_error_copy(&s->cb_err, &err);
-    } else if (vb_credwire_decode_answer(msg->body, s->cb_req, &err) < 0) {
-        vb_error_copy(&s->cb_err, &err);
-    }
-    s->cb_done = 1;
-    pthread_cond_broadcast(&s->cond);
-    pthread_mutex_unlock(&s->mutex);
 }
 
 /* ---- driver calls ---------------------------------------------------------------- */

@@ -20,6 +20,7 @@
 #include "vb_driver.h"
 #include "vb_loop.h"
 #include "vb_msg.h"
+#include "vb_offloop.h"
 #include "vb_sasl.h"
 #include "vb_store.h"
 #include "vb_stream.h"
@@ -112,19 +113,10 @@ struct vbh_server {
     vbh_failure *failures;
     vb_store *tokens;                /* issued tokens (state_dir/tokens.db) */
     /* driver calls run on per-client worker threads; finished frames come
-     * back through this queue (the eventfd wakes the loop) */
-    int wake_fd;
-    pthread_mutex_t lock;
-    struct vbh_done *done_head, *done_tail;
+     * back to the loop through this queue */
+    vb_offloop *done;
+    pthread_mutex_t lock;            /* client refcounts */
 };
-
-typedef struct vbh_done {
-    vbh_client *client;
-    uint8_t *frame;
-    size_t len;
-    int job_done;
-    struct vbh_done *next;
-} vbh_done;
 
 struct vbh_client {
     vbh_server *srv;
@@ -167,11 +159,7 @@ struct vbh_client {
     pthread_cond_t wcond;
     int has_worker, busy, closing;
     void *job;                  /* the call handed to the worker (vbh_worker.c) */
-    /* a relayed credential request in flight */
-    uint32_t cb_serial, next_cb_serial;
-    int cb_waiting, cb_done;
-    vb_cred_request *cb_req;
-    vb_error cb_err;
+    vb_credwait creds_wait;     /* a relayed credential request in flight */
 };
 
 int vbh_server_start(vbh_server *srv, vbh_config *cfg, vb_loop *loop, vb_error *err);

@@ -206,6 +206,7 @@ static void accept_one(vbh_listener *lis, int fd)
     c->refs = 1;
     pthread_mutex_init(&c->wmutex, NULL);
     pthread_cond_init(&c->wcond, NULL);
+    vb_credwait_init(&c->creds_wait, &c->wmutex, &c->wcond);
     setup_peer(c, fd);
     c->confidential = lis->is_unix;
     int none = vbh_auth_list_has(lis->auth, VBH_AUTH_NONE) || srv->cfg->protocol_v1;

@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,63 +46,27 @@ static void client_ref(vbh_client *c)
 
 static void post(vbh_client *c, uint8_t *frame, size_t len, int job_done)
 {
-    vbh_done *d = calloc(1, sizeof *d);
-    if (!d) {
-        vb_frame_free(frame, len);
-        return;
-    }
-    client_ref(c);
-    d->client = c;
-    d->frame = frame;
-    d->len = len;
-    d->job_done = job_done;
-    vbh_server *srv = c->srv;
-    pthread_mutex_lock(&srv->lock);
-    if (srv->done_tail)
-        srv->done_tail->next = d;
-    else
-        srv->done_head = d;
-    srv->done_tail = d;
-    pthread_mutex_unlock(&srv->lock);
-    uint64_t one = 1;
-    ssize_t n = write(srv->wake_fd, &one, sizeof one);
-    (void)n;
+    client_ref(c); /* dropped in deliver, on the loop */
+    vb_offloop_post(c->srv->done, c, frame, len, job_done);
 }
 
-static void on_wake(vb_loop *loop, int fd, unsigned events, void *data)
+static void deliver(void *target, uint8_t *frame, size_t len, int job_done)
 {
-    (void)loop;
-    (void)events;
-    vbh_server *srv = data;
-    uint64_t count;
-    ssize_t n = read(fd, &count, sizeof count);
-    (void)n;
-    pthread_mutex_lock(&srv->lock);
-    vbh_done *list = srv->done_head;
-    srv->done_head = srv->done_tail = NULL;
-    pthread_mutex_unlock(&srv->lock);
-    while (list) {
-        vbh_done *d = list;
-        list = d->next;
-        vbh_client *c = d->client;
-        if (d->job_done)
-            c->busy = 0;
-        if (!c->gone && d->frame)
-            vb_stream_send(c->stream, d->frame, d->len);
-        else
-            vb_frame_free(d->frame, d->len);
-        vbh_client_unref(c);
-        free(d);
-    }
+    vbh_client *c = target;
+    if (job_done)
+        c->busy = 0;
+    if (!c->gone && frame)
+        vb_stream_send(c->stream, frame, len);
+    else
+        vb_frame_free(frame, len);
+    vbh_client_unref(c);
 }
 
 int vbh_worker_start(vbh_server *srv, vb_error *err)
 {
     pthread_mutex_init(&srv->lock, NULL);
-    srv->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (srv->wake_fd < 0)
-        return vb_error_set_errno(err, errno, VB_DOM_DAEMON, "eventfd");
-    return vb_loop_add_fd(srv->loop, srv->wake_fd, VB_LOOP_READ, on_wake, srv, err);
+    srv->done = vb_offloop_new(srv->loop, deliver, err);
+    return srv->done ? 0 : -1;
 }
 
 /* ---- the relay: this client answers its drivers' questions -------------------- */
@@ -113,14 +76,7 @@ static int relay_fill(vb_cred_request *req, void *opaque, vb_error *err)
     vbh_client *c = opaque;
     vb_msg_header hdr = { VB_PROG_HOST, VB_PROG_HOST_VERSION, VB_MSG_CALLBACK, 0,
                           VB_HOST_PROC_CRED_FILL, VB_STATUS_OK, c->cur_conn_id };
-    pthread_mutex_lock(&c->wmutex);
-    hdr.serial = ++c->next_cb_serial;
-    c->cb_serial = hdr.serial;
-    c->cb_req = req;
-    c->cb_done = 0;
-    c->cb_waiting = 1;
-    vb_error_clear(&c->cb_err);
-    pthread_mutex_unlock(&c->wmutex);
+    hdr.serial = vb_credwait_begin(&c->creds_wait, req);
     vb_enc enc;
     uint8_t *frame;
     size_t len;
@@ -131,29 +87,7 @@ static int relay_fill(vb_cred_request *req, void *opaque, vb_error *err)
     post(c, frame, len, 0);
     vb_log(VB_LOG_INFO, "client %s: relaying a credential request for %s", c->peer,
            req->service ? req->service : "?");
-
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += c->srv->cfg->relay_timeout_s;
-    int rc = 0, result;
-    pthread_mutex_lock(&c->wmutex);
-    while (!c->cb_done && !c->closing && rc != ETIMEDOUT)
-        rc = pthread_cond_timedwait(&c->wcond, &c->wmutex, &deadline);
-    c->cb_waiting = 0;
-    c->cb_req = NULL;
-    if (c->cb_done && c->cb_err.code == VB_ERR_OK)
-        result = 0;
-    else if (c->cb_done)
-        result = -1, vb_error_copy(err, &c->cb_err);
-    else if (c->closing)
-        result = vb_error_set(err, VB_ERR_PEER_CLOSED, VB_DOM_DAEMON,
-                              "the client left while being asked for credentials");
-    else
-        result = vb_error_set(err, VB_ERR_TIMEOUT, VB_DOM_DAEMON,
-                              "no answer to the credential request for %s within %u s",
-                              req->service ? req->service : "a login", c->srv->cfg->relay_timeout_s);
-    pthread_mutex_unlock(&c->wmutex);
-    return result;
+    return vb_credwait_wait(&c->creds_wait, &c->closing, c->srv->cfg->relay_timeout_s, err);
 }
 
 /* approve/reject travel as EVENTs naming the service; the client applies
@@ -201,22 +135,9 @@ void vbh_relay_source(vbh_client *c, vb_cred_source *src)
 /* Loop thread: the client answered a CRED_FILL. */
 void vbh_worker_cred_reply(vbh_client *c, const vb_msg *msg)
 {
-    pthread_mutex_lock(&c->wmutex);
-    if (!c->cb_waiting || msg->hdr.serial != c->cb_serial || msg->hdr.procedure != VB_HOST_PROC_CRED_FILL) {
-        pthread_mutex_unlock(&c->wmutex);
-        vb_log(VB_LOG_DEBUG, "client %s answered a credential request nobody asked; ignored", c->peer);
-        return;
-    }
-    vb_error err;
-    if (msg->hdr.status == VB_STATUS_ERROR) {
-        if (vb_msg_error_body(msg, &c->cb_err, &err) < 0)
-            vb_error_copy(&c->cb_err, &err);
-    } else if (vb_credwire_decode_answer(msg->body, c->cb_req, &err) < 0) {
-        vb_error_copy(&c->cb_err, &err);
-    }
-    c->cb_done = 1;
-    pthread_cond_broadcast(&c->wcond);
-    pthread_mutex_unlock(&c->wmutex);
+    if (msg->hdr.procedure != VB_HOST_PROC_CRED_FILL || vb_credwait_answer(&c->creds_wait, msg) < 0)
+        vb_log(VB_LOG_DEBUG, "client %s answered a credential request nobody asked; ignored",
+               c->peer);
 }
 
 /* ---- the worker thread -------------------------------------------------------------- */

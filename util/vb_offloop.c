@@ -1,0 +1,158 @@
+#include "vb_offloop.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vb_credwire.h"
+
+typedef struct posted {
+    void *target;
+    uint8_t *frame;
+    size_t len;
+    int job_done;
+    struct posted *next;
+} posted;
+
+struct vb_offloop {
+    int wake_fd;
+    pthread_mutex_t lock;
+    posted *head, *tail;
+    vb_offloop_deliver_fn deliver;
+};
+
+static void on_wake(vb_loop *loop, int fd, unsigned events, void *data)
+{
+    (void)loop;
+    (void)events;
+    vb_offloop *q = data;
+    uint64_t count;
+    ssize_t n = read(fd, &count, sizeof count);
+    (void)n;
+    pthread_mutex_lock(&q->lock);
+    posted *list = q->head;
+    q->head = q->tail = NULL;
+    pthread_mutex_unlock(&q->lock);
+    while (list) {
+        posted *p = list;
+        list = p->next;
+        q->deliver(p->target, p->frame, p->len, p->job_done);
+        free(p);
+    }
+}
+
+vb_offloop *vb_offloop_new(vb_loop *loop, vb_offloop_deliver_fn deliver, vb_error *err)
+{
+    vb_offloop *q = calloc(1, sizeof *q);
+    if (!q) {
+        vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_SYSTEM, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&q->lock, NULL);
+    q->deliver = deliver;
+    q->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (q->wake_fd < 0 || vb_loop_add_fd(loop, q->wake_fd, VB_LOOP_READ, on_wake, q, err) < 0) {
+        if (q->wake_fd < 0)
+            vb_error_set_errno(err, errno, VB_DOM_SYSTEM, "eventfd");
+        else
+            close(q->wake_fd);
+        free(q);
+        return NULL;
+    }
+    return q;
+}
+
+void vb_offloop_post(vb_offloop *q, void *target, uint8_t *frame, size_t len, int job_done)
+{
+    posted *p = calloc(1, sizeof *p);
+    if (!p) {
+        /* out of memory: the frame is lost and the target's reference with
+         * it (it leaks rather than be released on the wrong thread) */
+        vb_frame_free(frame, len);
+        return;
+    }
+    p->target = target;
+    p->frame = frame;
+    p->len = len;
+    p->job_done = job_done;
+    pthread_mutex_lock(&q->lock);
+    if (q->tail)
+        q->tail->next = p;
+    else
+        q->head = p;
+    q->tail = p;
+    pthread_mutex_unlock(&q->lock);
+    uint64_t one = 1;
+    ssize_t n = write(q->wake_fd, &one, sizeof one);
+    (void)n;
+}
+
+void vb_credwait_init(vb_credwait *w, pthread_mutex_t *mutex, pthread_cond_t *cond)
+{
+    memset(w, 0, sizeof *w);
+    w->mutex = mutex;
+    w->cond = cond;
+}
+
+uint32_t vb_credwait_begin(vb_credwait *w, vb_cred_request *req)
+{
+    pthread_mutex_lock(w->mutex);
+    w->serial = ++w->next_serial;
+    w->req = req;
+    w->done = 0;
+    w->waiting = 1;
+    vb_error_clear(&w->err);
+    uint32_t serial = w->serial;
+    pthread_mutex_unlock(w->mutex);
+    return serial;
+}
+
+int vb_credwait_wait(vb_credwait *w, const int *closing, unsigned timeout_s, vb_error *err)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_s;
+    int rc = 0, result;
+    const char *service = w->req && w->req->service ? w->req->service : "a login";
+    pthread_mutex_lock(w->mutex);
+    while (!w->done && !*closing && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(w->cond, w->mutex, &deadline);
+    w->waiting = 0;
+    w->req = NULL;
+    if (w->done && w->err.code == VB_ERR_OK)
+        result = 0;
+    else if (w->done)
+        result = -1, vb_error_copy(err, &w->err);
+    else if (*closing)
+        result = vb_error_set(err, VB_ERR_PEER_CLOSED, VB_DOM_RPC,
+                              "the client left while being asked for credentials for %s", service);
+    else
+        result = vb_error_set(err, VB_ERR_TIMEOUT, VB_DOM_RPC,
+                              "no answer to the credential request for %s within %u s", service,
+                              timeout_s);
+    pthread_mutex_unlock(w->mutex);
+    return result;
+}
+
+int vb_credwait_answer(vb_credwait *w, const vb_msg *msg)
+{
+    pthread_mutex_lock(w->mutex);
+    if (!w->waiting || msg->hdr.serial != w->serial) {
+        pthread_mutex_unlock(w->mutex);
+        return -1;
+    }
+    vb_error err;
+    if (msg->hdr.status == VB_STATUS_ERROR) {
+        if (vb_msg_error_body(msg, &w->err, &err) < 0)
+            vb_error_copy(&w->err, &err);
+    } else if (vb_credwire_decode_answer(msg->body, w->req, &err) < 0) {
+        vb_error_copy(&w->err, &err);
+    }
+    w->done = 1;
+    pthread_cond_broadcast(w->cond);
+    pthread_mutex_unlock(w->mutex);
+    return 0;
+}

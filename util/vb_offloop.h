@@ -1,0 +1,55 @@
+/*
+ * vb_offloop.h — work done off the event loop, in vbrokerd and vbhostd.
+ *
+ * Drivers block (a remote login, an HTTP call, a person typing a password),
+ * so both daemons run driver calls on per-connection worker threads while
+ * one loop owns every socket. Two pieces connect the two sides:
+ *
+ *   vb_offloop   frames finished on a worker, handed to the loop thread
+ *                (an eventfd wakes it) and delivered in order;
+ *   vb_credwait  a credential request a worker sent as a CALLBACK and waits
+ *                for: the loop delivers the CALLBACK_REPLY, or the wait ends
+ *                on a timeout or because the client left.
+ *
+ * Workers never touch a socket.
+ */
+#ifndef VB_OFFLOOP_H
+#define VB_OFFLOOP_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vb_cred.h"
+#include "vb_loop.h"
+#include "vb_msg.h"
+
+typedef struct vb_offloop vb_offloop;
+/* Called on the loop thread for each posted frame (frame may be NULL); it
+ * owns the frame and must drop the reference the poster took on target. */
+typedef void (*vb_offloop_deliver_fn)(void *target, uint8_t *frame, size_t len, int job_done);
+
+vb_offloop *vb_offloop_new(vb_loop *loop, vb_offloop_deliver_fn deliver, vb_error *err);
+/* Any thread; the caller has taken a reference on target for the delivery. */
+void vb_offloop_post(vb_offloop *q, void *target, uint8_t *frame, size_t len, int job_done);
+
+typedef struct vb_credwait {
+    pthread_mutex_t *mutex;     /* the owning connection's lock and condition */
+    pthread_cond_t *cond;
+    uint32_t next_serial;
+    uint32_t serial;            /* of the request in flight */
+    int waiting, done;
+    vb_cred_request *req;       /* answers are written into it */
+    vb_error err;               /* the client's refusal, if any */
+} vb_credwait;
+
+void vb_credwait_init(vb_credwait *w, pthread_mutex_t *mutex, pthread_cond_t *cond);
+/* Worker: register req before sending its CALLBACK; returns the serial. */
+uint32_t vb_credwait_begin(vb_credwait *w, vb_cred_request *req);
+/* Worker: wait for the answer until timeout_s, or until *closing (read under
+ * the mutex) says the client left. */
+int vb_credwait_wait(vb_credwait *w, const int *closing, unsigned timeout_s, vb_error *err);
+/* Loop: a CALLBACK_REPLY arrived; -1 when nobody is waiting for it (ignored). */
+int vb_credwait_answer(vb_credwait *w, const vb_msg *msg);
+
+#endif
