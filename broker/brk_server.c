@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "vb_daemon.h"
 #include "vb_log.h"
 #include "vb_net.h"
 
@@ -87,30 +88,17 @@ static void deliver(void *target, uint8_t *frame, size_t len, int job_done)
 
 /* ---- accepting ------------------------------------------------------------- */
 
-static void refuse_peer(int fd, uid_t uid, uid_t own)
-{
-    vb_msg_header hdr = { VB_PROG_BROKER, VB_PROG_BROKER_VERSION, VB_MSG_REPLY, 0, 0, 0, 0 };
-    vb_error e;
-    vb_error_set(&e, VB_ERR_AUTH_FAILED, VB_DOM_BROKER,
-                 "this broker belongs to uid %u; uid %u must use its own broker", (unsigned)own,
-                 (unsigned)uid);
-    uint8_t *frame;
-    size_t len;
-    if (vb_enc_error_reply(&hdr, VB_MSG_REPLY, &e, &frame, &len, NULL) == 0) {
-        ssize_t n = send(fd, frame, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-        (void)n;
-        vb_frame_free(frame, len);
-    }
-    close(fd);
-}
-
 static void accept_one(brk_server *srv, int fd)
 {
     uid_t uid;
     if (vb_net_peercred(fd, &uid, NULL, NULL) < 0 || uid != srv->uid) {
         vb_log(VB_LOG_WARN, "refused a client with uid %u (the broker runs as uid %u)",
                (unsigned)uid, (unsigned)srv->uid);
-        refuse_peer(fd, uid, srv->uid);
+        char why[160];
+        snprintf(why, sizeof why, "this broker belongs to uid %u; uid %u must use its own broker",
+                 (unsigned)srv->uid, (unsigned)uid);
+        vb_daemon_refuse(fd, VB_PROG_BROKER, VB_PROG_BROKER_VERSION, VB_ERR_AUTH_FAILED,
+                         VB_DOM_BROKER, why);
         return;
     }
     brk_session *s = calloc(1, sizeof *s);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "brk.h"
+#include "vb_daemon.h"
 #include "vb_log.h"
 
 #define DEFAULT_PROMPT_TIMEOUT_S 120
@@ -93,38 +94,6 @@ static int activated_fd(void)
     return SD_LISTEN_FDS_START;
 }
 
-static void on_signal(vb_loop *loop, int fd, unsigned events, void *data)
-{
-    (void)events;
-    (void)data;
-    struct signalfd_siginfo si;
-    if (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
-        vb_log(VB_LOG_INFO, "signal %u: shutting down", si.ssi_signo);
-        vb_loop_stop(loop);
-    }
-}
-
-static int watch_signals(vb_loop *loop, vb_error *err)
-{
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigprocmask(SIG_BLOCK, &set, NULL); /* inherited by worker threads created later */
-    signal(SIGPIPE, SIG_IGN);
-    int fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (fd < 0)
-        return vb_error_set_errno(err, errno, VB_DOM_BROKER, "signalfd");
-    return vb_loop_add_fd(loop, fd, VB_LOOP_READ, on_signal, NULL, err);
-}
-
-/* Passwords pass through here: no core dumps, no ptrace by same-uid processes. */
-static void protect_memory(void)
-{
-    struct rlimit no_core = { 0, 0 };
-    setrlimit(RLIMIT_CORE, &no_core);
-    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-}
 
 int main(int argc, char **argv)
 {
@@ -193,11 +162,11 @@ int main(int argc, char **argv)
         cfg.state_dir = default_state_dir();
     cfg.listen_fd = activated_fd();
     vb_log_init("vbrokerd", cfg.log_level);
-    protect_memory();
+    vb_daemon_protect_memory();
     vb_error err;
     vb_loop *loop = vb_loop_new(&err);
     brk_server srv;
-    if (!loop || watch_signals(loop, &err) < 0 || brk_server_start(&srv, &cfg, loop, &err) < 0) {
+    if (!loop || vb_daemon_watch_signals(loop, &err) < 0 || brk_server_start(&srv, &cfg, loop, &err) < 0) {
         fprintf(stderr, "vbrokerd: %s\n", err.message);
         return 1;
     }

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "vb_daemon.h"
 #include "vb_log.h"
 #include "vb_net.h"
 
@@ -155,22 +156,6 @@ static int peer_uid_allowed(const vbh_config *cfg, uid_t uid)
     return 0;
 }
 
-/* Refuse a connection with one ERROR frame, written best effort. */
-static void refuse(int fd, int code, const char *message)
-{
-    vb_msg_header hdr = { VB_PROG_HOST, VB_PROG_HOST_VERSION, VB_MSG_REPLY, 0, 0, 0, 0 };
-    vb_error e;
-    vb_error_set(&e, code, VB_DOM_DAEMON, "%s", message);
-    uint8_t *frame;
-    size_t len;
-    if (vb_enc_error_reply(&hdr, VB_MSG_REPLY, &e, &frame, &len, NULL) == 0) {
-        ssize_t n = send(fd, frame, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-        (void)n;
-        vb_frame_free(frame, len);
-    }
-    close(fd);
-}
-
 static void setup_peer(vbh_client *c, int fd)
 {
     vb_net_peer_string(fd, c->peer, sizeof c->peer);
@@ -193,7 +178,8 @@ static void accept_one(vbh_listener *lis, int fd)
     vb_error err;
     if (srv->nclients >= srv->cfg->max_clients) {
         vb_log(VB_LOG_WARN, "max_clients (%u) reached; refusing a connection", srv->cfg->max_clients);
-        refuse(fd, VB_ERR_TOO_MANY_CLIENTS, "too many clients; try again later");
+        vb_daemon_refuse(fd, VB_PROG_HOST, VB_PROG_HOST_VERSION, VB_ERR_TOO_MANY_CLIENTS,
+                         VB_DOM_DAEMON, "too many clients; try again later");
         return;
     }
     vbh_client *c = calloc(1, sizeof *c);
@@ -213,8 +199,9 @@ static void accept_one(vbh_listener *lis, int fd)
     if (!none && !c->peer_allowed && srv->nanonymous >= srv->cfg->max_anonymous_clients) {
         vb_log(VB_LOG_WARN, "max_anonymous_clients (%u) reached; refusing %s",
                srv->cfg->max_anonymous_clients, c->peer);
-        refuse(fd, VB_ERR_TOO_MANY_CLIENTS,
-               "too many unauthenticated clients on this server; try again later");
+        vb_daemon_refuse(fd, VB_PROG_HOST, VB_PROG_HOST_VERSION, VB_ERR_TOO_MANY_CLIENTS,
+                         VB_DOM_DAEMON,
+                         "too many unauthenticated clients on this server; try again later");
         free(c);
         return;
     }

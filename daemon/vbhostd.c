@@ -14,6 +14,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "vb_daemon.h"
 #include "vb_log.h"
 #include "vbh.h"
 
@@ -30,33 +31,6 @@ static void usage(FILE *out)
             "                      compatibility testing only\n");
 }
 
-static void on_signal(vb_loop *loop, int fd, unsigned events, void *data)
-{
-    (void)events;
-    (void)data;
-    struct signalfd_siginfo si = { 0 };
-    if (read(fd, &si, sizeof si) == (ssize_t)sizeof si && si.ssi_signo == SIGHUP) {
-        vb_log(VB_LOG_INFO, "SIGHUP: configuration reload is not supported; restart vbhostd");
-    } else if (si.ssi_signo) {
-        vb_log(VB_LOG_INFO, "signal %u: shutting down", si.ssi_signo);
-        vb_loop_stop(loop);
-    }
-}
-
-static int watch_signals(vb_loop *loop, vb_error *err)
-{
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    sigprocmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    int fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (fd < 0)
-        return vb_error_set_errno(err, errno, VB_DOM_DAEMON, "signalfd");
-    return vb_loop_add_fd(loop, fd, VB_LOOP_READ, on_signal, NULL, err);
-}
 
 static int write_pidfile(const char *path, vb_error *err)
 {
@@ -66,15 +40,6 @@ static int write_pidfile(const char *path, vb_error *err)
     dprintf(fd, "%d\n", (int)getpid());
     close(fd);
     return 0;
-}
-
-/* Secrets pass through this process: keep them out of core dumps and away
- * from ptrace by other processes of the same user. */
-static void protect_memory(void)
-{
-    struct rlimit no_core = { 0, 0 };
-    setrlimit(RLIMIT_CORE, &no_core);
-    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
 static int daemonize(void)
@@ -137,10 +102,10 @@ int main(int argc, char **argv)
         return status;
     }
     vb_log_init("vbhostd", cfg.log_level);
-    protect_memory();
+    vb_daemon_protect_memory();
     vb_loop *loop = vb_loop_new(&err);
     vbh_server srv;
-    if (!loop || watch_signals(loop, &err) < 0 || vbh_server_start(&srv, &cfg, loop, &err) < 0) {
+    if (!loop || vb_daemon_watch_signals(loop, &err) < 0 || vbh_server_start(&srv, &cfg, loop, &err) < 0) {
         fprintf(stderr, "vbhostd: %s\n", err.message);
         return 1;
     }
