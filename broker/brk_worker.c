@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "vb_bodies.h"
 #include "vb_credwire.h"
 #include "vb_log.h"
 
@@ -67,13 +68,9 @@ static void body_domains(vb_enc *enc, const void *arg)
     vb_enc_array(enc, (uint32_t)l->n);
     for (size_t i = 0; i < l->n; i++) {
         const vb_domain_info *d = &l->doms[i];
-        vb_enc_array(enc, 6);
-        vb_enc_i64(enc, d->id);
-        vb_enc_str(enc, d->name);
-        vb_enc_str(enc, d->uuid);
-        vb_enc_u64(enc, d->state);
-        vb_enc_u64(enc, d->memory_kib);
-        vb_enc_u64(enc, d->vcpus);
+        vb_wire_domain w = { d->id, d->name, strlen(d->name), d->uuid, strlen(d->uuid), d->state,
+                             d->memory_kib, d->vcpus };
+        vb_body_encode_domain(enc, &w);
     }
 }
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vb_bodies.h"
 #include "vb_log.h"
 
 #define NAME_MAX_LEN 4096
@@ -174,13 +175,10 @@ int vbh_call_list_domains(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *e
     vb_enc_array(reply, 1);
     vb_enc_array(reply, (uint32_t)n);
     for (size_t i = 0; i < n; i++) {
-        vb_enc_array(reply, 6);
-        vb_enc_i64(reply, doms[i].id);
-        vb_enc_str(reply, doms[i].name);
-        vb_enc_str(reply, doms[i].uuid);
-        vb_enc_u64(reply, doms[i].state);
-        vb_enc_u64(reply, doms[i].memory_kib);
-        vb_enc_u64(reply, doms[i].vcpus);
+        vb_wire_domain w = { doms[i].id, doms[i].name, strlen(doms[i].name), doms[i].uuid,
+                             strlen(doms[i].uuid), doms[i].state, doms[i].memory_kib,
+                             doms[i].vcpus };
+        vb_body_encode_domain(reply, &w);
     }
     free(doms);
     return 0;

@@ -9,9 +9,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "vb_bodies.h"
 #include "vb_credwire.h"
 #include "vb_net.h"
 #include "vb_sasl.h"
+#include "vb_ssh.h"
 #include "vb_token.h"
 
 #define READ_CHUNK 16384
@@ -35,6 +37,7 @@ struct vb_remote {
     int have_relay;
     vb_cred_request last_fill;      /* what we answered last, for CRED_APPROVE/REJECT */
     char *host;                     /* SASL server FQDN */
+    vb_ssh *ssh;                    /* the SSH tunnel behind fd (ssh transport only) */
 };
 
 /* ---- transport ----------------------------------------------------------- */
@@ -603,8 +606,14 @@ static int negotiate(vb_remote *r, const vb_uri *uri, const vb_remote_opts *opts
 
 /* ---- connect ------------------------------------------------------------- */
 
-static int open_transport(const vb_uri *uri, vb_error *err)
+static int open_transport(vb_remote *r, const vb_uri *uri, const vb_remote_opts *opts,
+                          vb_error *err)
 {
+    if (uri->transport && strcmp(uri->transport, "ssh") == 0) {
+        /* fd is one end of a socketpair; vb_ssh pumps the other through the channel */
+        int fd;
+        return vb_ssh_connect(uri, &opts->creds, &fd, &r->ssh, err) < 0 ? -1 : fd;
+    }
     if (!uri->transport || strcmp(uri->transport, "unix") == 0) {
         const char *path = vb_uri_param_get(uri, "socket");
         return vb_net_connect_unix(path ? path : VB_REMOTE_DEFAULT_SOCKET, err);
@@ -653,7 +662,7 @@ int vb_remote_connect(const vb_uri *uri, const vb_remote_opts *opts, vb_remote *
     r->host = strdup(uri->host && *uri->host ? uri->host : "localhost");
     r->service = service_name(uri);
     vb_remote_set_relay(r, &opts->creds);
-    r->fd = open_transport(uri, err);
+    r->fd = open_transport(r, uri, opts, err);
     if (r->fd < 0 || !r->service || negotiate(r, uri, opts, err) < 0) {
         vb_remote_free(r);
         return -1;
@@ -668,6 +677,7 @@ void vb_remote_free(vb_remote *r)
         return;
     if (r->fd >= 0)
         close(r->fd);
+    vb_ssh_close(r->ssh);
     vb_sasl_free(r->sasl);
     vb_cred_request_clear(&r->last_fill);
     vb_frame_reader_clear(&r->reader);
@@ -808,27 +818,19 @@ int vb_remote_get_hostname(vb_remote *r, char **hostname, vb_error *err)
 
 static int read_domain(vb_rd *list, vb_domain_info *d, vb_error *err)
 {
-    vb_rd f;
-    int64_t id;
-    const char *name, *uuid;
-    size_t nlen, ulen;
-    uint32_t state, vcpus;
-    uint64_t mem;
-    if (vb_rd_array(list, &f, err) < 0 || vb_rd_i64(&f, &id, err) < 0 ||
-        vb_rd_str(&f, &name, &nlen, err) < 0 || vb_rd_str(&f, &uuid, &ulen, err) < 0 ||
-        vb_rd_u32(&f, &state, err) < 0 || vb_rd_u64(&f, &mem, err) < 0 ||
-        vb_rd_u32(&f, &vcpus, err) < 0)
+    vb_wire_domain w;
+    if (vb_body_read_domain(list, &w, err) < 0)
         return -1;
-    if (!name || nlen >= sizeof d->name || (uuid && ulen >= sizeof d->uuid))
-        return vb_error_set(err, VB_ERR_PROTOCOL, VB_DOM_PROTO, "malformed domain record");
+    if (w.name_len >= sizeof d->name || (w.uuid && w.uuid_len >= sizeof d->uuid))
+        return vb_error_set(err, VB_ERR_PROTOCOL, VB_DOM_PROTO, "domain record fields too long");
     memset(d, 0, sizeof *d);
-    d->id = (int32_t)id;
-    memcpy(d->name, name, nlen);
-    if (uuid)
-        memcpy(d->uuid, uuid, ulen);
-    d->state = state;
-    d->memory_kib = mem;
-    d->vcpus = vcpus;
+    d->id = (int32_t)w.id;
+    memcpy(d->name, w.name, w.name_len);
+    if (w.uuid)
+        memcpy(d->uuid, w.uuid, w.uuid_len);
+    d->state = w.state;
+    d->memory_kib = w.memory_kib;
+    d->vcpus = w.vcpus;
     return 0;
 }
 

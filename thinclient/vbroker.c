@@ -1,6 +1,7 @@
 /* libvbroker: talk to the user's broker. Connect (or autostart), forward
  * calls, answer the broker's credential requests with the app's callback.
  * Nothing else: no drivers, no SASL, no SSH. */
+#include "vb_bodies.h"
 #include "vb_error.h"
 #include "vb_msg.h"
 #include "vbroker.h"
@@ -557,19 +558,17 @@ int vb_get_hostname(vb_conn *conn, char **hostname, vb_error *err)
 
 static int read_domain(vb_rd *list, vb_domain *d, vb_error *err)
 {
-    vb_rd f;
-    int64_t id;
-    uint32_t state, vcpus;
-    uint64_t mem;
-    if (vb_rd_array(list, &f, err) < 0 || vb_rd_i64(&f, &id, err) < 0 ||
-        vb_rd_strdup(&f, 1024, &d->name, err) < 0 || vb_rd_strdup(&f, 64, &d->uuid, err) < 0 ||
-        vb_rd_u32(&f, &state, err) < 0 || vb_rd_u64(&f, &mem, err) < 0 ||
-        vb_rd_u32(&f, &vcpus, err) < 0)
+    vb_wire_domain w;
+    if (vb_body_read_domain(list, &w, err) < 0)
         return -1;
-    d->id = (int32_t)id;
-    d->state = state;
-    d->memory_kib = mem;
-    d->vcpus = vcpus;
+    d->name = strndup(w.name, w.name_len);
+    d->uuid = w.uuid ? strndup(w.uuid, w.uuid_len) : NULL;
+    if (!d->name || (w.uuid && !d->uuid))
+        return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_CLIENT, "out of memory");
+    d->id = (int32_t)w.id;
+    d->state = w.state;
+    d->memory_kib = w.memory_kib;
+    d->vcpus = w.vcpus;
     return 0;
 }
 
