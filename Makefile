@@ -20,7 +20,7 @@ OPTFLAGS   := -O2 -g
 SANLDFLAGS :=
 endif
 
-PKGS       := msgpack libsasl2 sqlite3 libcrypto libcurl libxml-2.0
+PKGS       := msgpack libsasl2 sqlite3 libcrypto libcurl libxml-2.0 libssh2
 PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -133,7 +133,7 @@ $(BUILD)/bench/%: bench/%.c $(LIBCORE) $(LIBPROTO)
 
 check: deps
 	@$(MAKE) --no-print-directory all
-	@BUILD=$(BUILD) SAN=$(SAN) ./tests/run-tests.sh
+	@BUILD=$(BUILD) SAN=$(SAN) VALGRIND=$(VALGRIND) ./tests/run-tests.sh
 
 demo: deps
 	@$(MAKE) --no-print-directory all
