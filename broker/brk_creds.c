@@ -22,6 +22,17 @@
 #include "vb_remote.h"
 #include "vb_token.h"
 
+/* libvirt's auth.conf services: "ssh" for the SSH login of a +ssh URI, "xenapi"
+ * for a local xenapi:// login, "vbhostd" for logins to vbhostd. */
+static const char *authconf_service(const vb_uri *uri, const vb_cred_request *req)
+{
+    if (req->service && strncmp(req->service, "ssh://", 6) == 0)
+        return "ssh";
+    if (!vb_uri_is_remote(uri) && strcmp(uri->driver, "xenapi") == 0)
+        return "xenapi";
+    return "vbhostd";
+}
+
 static int from_auth_conf(brk_session *s, vb_cred_request *req)
 {
     if (req->retry)
@@ -37,11 +48,7 @@ static int from_auth_conf(brk_session *s, vb_cred_request *req)
     if (path && vb_authconf_load(path, &conf, &err) < 0)
         vb_log(VB_LOG_WARN, "ignoring %s: %s", path, err.message);
     else if (conf)
-        /* a local xenapi:// login is a XenAPI one; everything else logs in to vbhostd */
-        filled = vb_authconf_fill(conf, vb_uri_is_remote(&uri) || strcmp(uri.driver, "xenapi") != 0
-                                            ? "vbhostd"
-                                            : "xenapi",
-                                  uri.host, req, &err) == 1;
+        filled = vb_authconf_fill(conf, authconf_service(&uri, req), uri.host, req, &err) == 1;
     vb_authconf_free(conf);
     free(path);
     vb_uri_clear(&uri);
