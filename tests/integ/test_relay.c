@@ -24,7 +24,7 @@
 
 static char *dir;
 static char a_sock[300], b_sock[300], broker_sock[300], b_log[300], a_log[300];
-static int xen_port;
+static int xen_port, a_tcp_port;
 #define XEN_PASSWORD "xen-Root-pw"
 
 static int start_hostd(const char *name, const char *extra, char *sock, char *log)
@@ -43,6 +43,18 @@ static int start_hostd(const char *name, const char *extra, char *sock, char *lo
     return pid > 0 && vb_ts_wait_unix_socket(sock, START_MS) == 0 ? 0 : -1;
 }
 
+/* A: peer on its unix socket, SASL (with a security layer) on TCP */
+static int start_a(void)
+{
+    char extra[300];
+    a_tcp_port = vb_ts_free_tcp_port();
+    snprintf(extra, sizeof extra,
+             "auth_unix = [\"peer\"]\nallow_remote_uris = 1\nlisten_tcp = \"127.0.0.1:%d\"\n"
+             "auth_tcp = [\"sasl\"]\n",
+             a_tcp_port);
+    return start_hostd("a", extra, a_sock, a_log);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -54,7 +66,7 @@ static int group_setup(void **state)
     if (vb_ts_sasl_setup(sasl, "vbhostd", REALM, "scram-sha-256 digest-md5", users, NULL) < 0)
         return -1;
     if (start_hostd("b", "auth_unix = [\"sasl\"]\n", b_sock, b_log) < 0 ||
-        start_hostd("a", "auth_unix = [\"peer\"]\nallow_remote_uris = 1\n", a_sock, a_log) < 0)
+        start_a() < 0)
         return -1;
     /* a XenAPI host (the simulator) behind vbhostd A */
     char users_file[300], xen_log[300], listen[64];
@@ -308,6 +320,35 @@ static void test_two_daemon_chain_to_xenapi(void **state)
     vb_close(c);
 }
 
+/* The same nested XenAPI login with the first hop over TCP (SASL with a
+ * security layer): two questions reach the top, vbhostd's and XenAPI's. */
+static void test_nested_xenapi_over_tcp(void **state)
+{
+    (void)state;
+    forget_everything();
+    char uri[800];
+    snprintf(uri, sizeof uri,
+             "xenapi+tcp://127.0.0.1:%d/?auth=sasl.DIGEST-MD5&name=xenapi%%3A%%2F%%2Froot%%40127.0.0.1"
+             "%%3A%d%%2F%%3Ftransport%%3Dhttp",
+             a_tcp_port, xen_port);
+    chain_form f = { 0, 0, "" };
+    vb_auth auth = { types, 2, chain_cb, &f };
+    vb_error err;
+    vb_conn *c = vb_open_auth(uri, &auth, 0, &err);
+    if (!c)
+        fail_msg("open: %s", err.message);
+    assert_int_equal(f.calls, 2);
+    assert_int_equal(f.xen_calls, 1);
+    char hop[64];
+    snprintf(hop, sizeof hop, "127.0.0.1:%d", a_tcp_port);
+    assert_non_null(strstr(f.last_service, hop));
+    vb_domain *doms;
+    size_t n;
+    assert_int_equal(vb_list_domains(c, &doms, &n, &err), 0);
+    vb_domains_free(doms, n);
+    vb_close(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -318,6 +359,7 @@ int main(void)
         cmocka_unit_test(test_nested_xenapi_wrong_then_right),
         cmocka_unit_test(test_nested_xenapi_script_gets_cred_required),
         cmocka_unit_test(test_two_daemon_chain_to_xenapi),
+        cmocka_unit_test(test_nested_xenapi_over_tcp),
     };
     return cmocka_run_group_tests_name("relay", tests, group_setup, group_teardown);
 }
