@@ -349,6 +349,24 @@ static void test_nested_xenapi_over_tcp(void **state)
     vb_close(c);
 }
 
+/* Local use: xenapi:// opened in the broker itself, same driver, same source. */
+static void test_xenapi_opened_in_the_broker(void **state)
+{
+    (void)state;
+    forget_everything();
+    char uri[200];
+    snprintf(uri, sizeof uri, "xenapi://root@127.0.0.1:%d/?transport=http", xen_port);
+    form f = { "root", { XEN_PASSWORD, XEN_PASSWORD, XEN_PASSWORD }, 0, 0, 0, "", "" };
+    vb_error err;
+    if (open_list(uri, &f, &err) < 0)
+        fail_msg("open: %s", err.message);
+    assert_int_equal(f.calls, 1);
+    assert_int_equal(f.max_hops, 0); /* nobody relayed it */
+    assert_non_null(strstr(f.service, "xenapi://127.0.0.1:"));
+    assert_int_equal(open_list(uri, &f, &err), 0);
+    assert_int_equal(f.calls, 1); /* kept by the broker */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -360,6 +378,7 @@ int main(void)
         cmocka_unit_test(test_nested_xenapi_script_gets_cred_required),
         cmocka_unit_test(test_two_daemon_chain_to_xenapi),
         cmocka_unit_test(test_nested_xenapi_over_tcp),
+        cmocka_unit_test(test_xenapi_opened_in_the_broker),
     };
     return cmocka_run_group_tests_name("relay", tests, group_setup, group_teardown);
 }
