@@ -94,9 +94,17 @@ static int read_open(brk_session *s, const vb_msg *msg, brk_job *job, vb_error *
     for (size_t i = 0; i < s->npriority; i++)
         free(s->priority[i]);
     s->npriority = 0;
-    while (vb_rd_has_more(&prio) && s->npriority < BRK_MAX_PRIORITY)
-        if (vb_rd_strdup(&prio, 64, &s->priority[s->npriority++], err) < 0)
+    while (vb_rd_has_more(&prio) && s->npriority < BRK_MAX_PRIORITY) {
+        if (vb_rd_strdup(&prio, 64, &s->priority[s->npriority], err) < 0)
             return -1;
+        if (!s->priority[s->npriority] || !*s->priority[s->npriority]) {
+            free(s->priority[s->npriority]);
+            s->priority[s->npriority] = NULL;
+            return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_BROKER,
+                                "an auth priority entry is empty");
+        }
+        s->npriority++;
+    }
     if (vb_rd_bool(&rd, &can_prompt, err) < 0)
         return -1;
     s->can_prompt = can_prompt;

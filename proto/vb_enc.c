@@ -31,6 +31,8 @@ static int enc_write(void *opaque, const char *buf, size_t len)
     vb_enc *enc = opaque;
     if (enc->failed)
         return -1;
+    if (len == 0) /* msgpack-c passes (NULL, 0) for an empty str or bin */
+        return 0;
     if (enc->cap - enc->len < len && grow(enc, len) < 0) {
         enc->failed = 1;
         return -1;

@@ -183,7 +183,8 @@ int vb_rd_str(vb_rd *rd, const char **ptr, size_t *len, vb_error *err)
     }
     if (o->type != MSGPACK_OBJECT_STR)
         return wrong_type(rd, "a string", err);
-    *ptr = o->via.str.ptr;
+    /* msgpack-c leaves the pointer of an empty string unset: "" is not nil */
+    *ptr = o->via.str.size ? o->via.str.ptr : "";
     *len = o->via.str.size;
     return 0;
 }
@@ -220,11 +221,11 @@ int vb_rd_bin(vb_rd *rd, const uint8_t **ptr, size_t *len, vb_error *err)
     if (o->type == MSGPACK_OBJECT_NIL) {
         *ptr = NULL;
         *len = 0;
-    } else if (o->type == MSGPACK_OBJECT_BIN) {
-        *ptr = (const uint8_t *)o->via.bin.ptr;
+    } else if (o->type == MSGPACK_OBJECT_BIN) { /* empty: pointer unset, see vb_rd_str */
+        *ptr = o->via.bin.size ? (const uint8_t *)o->via.bin.ptr : (const uint8_t *)"";
         *len = o->via.bin.size;
     } else if (o->type == MSGPACK_OBJECT_STR) {
-        *ptr = (const uint8_t *)o->via.str.ptr;
+        *ptr = o->via.str.size ? (const uint8_t *)o->via.str.ptr : (const uint8_t *)"";
         *len = o->via.str.size;
     } else {
         return wrong_type(rd, "binary data", err);

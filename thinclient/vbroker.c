@@ -326,9 +326,14 @@ static int parse_cred_request(const vb_msg *msg, cred_req *r, vb_error *err)
     if (vb_rd_init(&rd, msg->body, err) < 0 || vb_rd_strdup(&rd, 4096, &r->service, err) < 0 ||
         vb_rd_array(&rd, &hops, err) < 0)
         return -1;
-    while (vb_rd_has_more(&hops) && r->nhops < 8)
-        if (vb_rd_strdup(&hops, 4096, &r->hops[r->nhops++], err) < 0)
+    while (vb_rd_has_more(&hops) && r->nhops < 8) {
+        if (vb_rd_strdup(&hops, 4096, &r->hops[r->nhops], err) < 0)
             return -1;
+        if (r->hops[r->nhops]) /* a nil hop names nothing: skip it */
+            r->nhops++;
+    }
+    if (!r->service && !(r->service = strdup("an unnamed service")))
+        return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_CLIENT, "out of memory");
     if (vb_rd_bool(&rd, &retry, err) < 0 || vb_rd_array(&rd, &items, err) < 0)
         return -1;
     r->retry = retry;

@@ -445,6 +445,48 @@ static void test_reader_types(void **state)
     vb_frame_free(frame, len);
 }
 
+/* Found by fuzzing: msgpack-c leaves an empty string's pointer unset, so ""
+ * must still read as "" (not as nil), and encoding it must not memcpy NULL. */
+static void body_empties(vb_enc *e)
+{
+    vb_enc_array(e, 3);
+    vb_enc_str(e, "");
+    vb_enc_bin(e, "", 0);
+    vb_enc_nil(e);
+}
+
+static void test_empty_string_is_not_nil(void **state)
+{
+    (void)state;
+    vb_msg_header hdr = { VB_PROG_HOST, 2, VB_MSG_CALL, 1, VB_HOST_PROC_OPEN, VB_STATUS_OK, 0 };
+    size_t len;
+    uint8_t *frame = encode(&hdr, body_empties, &len);
+    vb_msg msg;
+    vb_error err;
+    assert_int_equal(read_frame(frame, len, len, VB_FRAME_MAX_PREAUTH, &msg, &err), 0);
+    vb_rd rd;
+    const char *s;
+    const uint8_t *b;
+    size_t n;
+    char *copy;
+    assert_int_equal(vb_rd_init(&rd, msg.body, &err), 0);
+    assert_int_equal(vb_rd_str(&rd, &s, &n, &err), 0);
+    assert_non_null(s);
+    assert_int_equal(n, 0);
+    assert_int_equal(vb_rd_bin(&rd, &b, &n, &err), 0);
+    assert_non_null(b);
+    assert_int_equal(n, 0);
+    assert_int_equal(vb_rd_str(&rd, &s, &n, &err), 0);
+    assert_null(s); /* only nil is NULL */
+    assert_int_equal(vb_rd_init(&rd, msg.body, &err), 0);
+    assert_int_equal(vb_rd_strdup(&rd, 10, &copy, &err), 0);
+    assert_non_null(copy);
+    assert_string_equal(copy, "");
+    free(copy);
+    vb_msg_clear(&msg);
+    vb_frame_free(frame, len);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -460,6 +502,7 @@ int main(void)
         cmocka_unit_test(test_encoder_limit),
         cmocka_unit_test(test_proc_table),
         cmocka_unit_test(test_reader_types),
+        cmocka_unit_test(test_empty_string_is_not_nil),
     };
     return cmocka_run_group_tests_name("proto", tests, NULL, NULL);
 }

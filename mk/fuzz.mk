@@ -1,0 +1,55 @@
+# fuzz.mk — libFuzzer targets (tests/fuzz/, README there).
+#
+#   make fuzz [FUZZ_SECONDS=60] [FUZZ_TARGETS="frame uri"]
+#                        build every target with clang and run each for N seconds
+#   make fuzz-build      only build them
+#   make fuzz-corpus     regenerate tests/fuzz/corpus/ (commit the result)
+#
+# The targets link the parsers' sources compiled again with the fuzzer's
+# coverage hooks and ASan+UBSan, into $(BUILD)/fuzz/ (never the normal
+# objects). Each run works on $(BUILD)/fuzz/corpus/TARGET, seeded from
+# tests/fuzz/corpus/TARGET (new finds stay there for the next run) and
+# re-checking tests/fuzz/regressions/TARGET; crashes land in
+# $(BUILD)/fuzz/crashes/TARGET/. `make check` replays the committed corpora
+# (tests/unit/test_fuzz_replay.c) with the normal compiler.
+
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= frame uri conf authconf
+FUZZ_DIR     := $(BUILD)/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS   = $(CFLAGS_ALL) $(PKG_CFLAGS) -fno-omit-frame-pointer
+# only what the parsers under test need: the codec and four util modules
+FUZZ_LIB_SRC := $(PROTO_SRC) util/vb_uri.c util/vb_conf.c util/vb_authconf.c util/vb_cred.c
+FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
+FUZZ_LIB     := $(FUZZ_DIR)/libvbfuzz.a
+FUZZ_BIN     := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
+
+.PHONY: fuzz fuzz-build fuzz-corpus
+
+$(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(FUZZ_SAN) -MMD -MP -c $< -o $@
+
+$(FUZZ_LIB): $(FUZZ_LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(FUZZ_SAN) -MMD -MP $< -o $@ \
+	  $(FUZZ_LIB) $(shell pkg-config --libs msgpack)
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-build
+	@BUILD=$(BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) ./tests/fuzz/run.sh $(FUZZ_TARGETS)
+
+# The generator uses the normal build's codec (it only encodes).
+$(BUILD)/fuzz/gen_corpus: tests/fuzz/gen_corpus.c $(LIBPROTO)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(PKG_CFLAGS) -MMD -MP $< -o $@ $(LIBPROTO) $(shell pkg-config --libs msgpack) $(LDFLAGS_ALL)
+
+fuzz-corpus: $(BUILD)/fuzz/gen_corpus
+	rm -rf tests/fuzz/corpus
+	$(BUILD)/fuzz/gen_corpus $(CURDIR) tests/fuzz/corpus
