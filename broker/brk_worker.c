@@ -13,7 +13,6 @@
 #include "vb_credwire.h"
 #include "vb_log.h"
 
-#define WORKER_STACK_BYTES (512u * 1024u)
 
 void brk_job_free(brk_job *job)
 {
@@ -235,19 +234,11 @@ int brk_worker_submit(brk_session *s, brk_job *job, vb_error *err)
 {
     pthread_mutex_lock(&s->mutex);
     if (!s->has_worker) {
-        pthread_attr_t attr;
-        pthread_t thread;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        pthread_attr_setstacksize(&attr, WORKER_STACK_BYTES);
-        brk_session_ref(s);
-        int rc = pthread_create(&thread, &attr, worker_main, s);
-        pthread_attr_destroy(&attr);
-        if (rc != 0) {
+        brk_session_ref(s); /* the worker's; it drops it when it exits */
+        if (vb_offloop_start_worker(worker_main, s, VB_DOM_BROKER, err) < 0) {
             pthread_mutex_unlock(&s->mutex);
             brk_session_unref(s);
-            return vb_error_set(err, VB_ERR_SYSTEM, VB_DOM_BROKER, "cannot start a worker: %s",
-                                strerror(rc));
+            return -1;
         }
         s->has_worker = 1;
     }

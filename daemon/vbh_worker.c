@@ -19,7 +19,6 @@
 #include "vb_credwire.h"
 #include "vb_log.h"
 
-#define WORKER_STACK_BYTES (512u * 1024u)
 
 void vbh_client_unref(vbh_client *c)
 {
@@ -185,20 +184,12 @@ int vbh_worker_submit(vbh_client *c, vb_msg *msg, vbh_handler handler, vb_error 
         return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_DAEMON, "out of memory");
     pthread_mutex_lock(&c->wmutex);
     if (!c->has_worker) {
-        pthread_attr_t attr;
-        pthread_t thread;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        pthread_attr_setstacksize(&attr, WORKER_STACK_BYTES);
-        client_ref(c);
-        int rc = pthread_create(&thread, &attr, worker_main, c);
-        pthread_attr_destroy(&attr);
-        if (rc != 0) {
+        client_ref(c); /* the worker's; it drops it when it exits */
+        if (vb_offloop_start_worker(worker_main, c, VB_DOM_DAEMON, err) < 0) {
             pthread_mutex_unlock(&c->wmutex);
             vbh_client_unref(c);
             free(job);
-            return vb_error_set(err, VB_ERR_SYSTEM, VB_DOM_DAEMON, "cannot start a worker: %s",
-                                strerror(rc));
+            return -1;
         }
         c->has_worker = 1;
     }

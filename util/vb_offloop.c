@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -88,6 +89,22 @@ void vb_offloop_post(vb_offloop *q, void *target, uint8_t *frame, size_t len, in
     uint64_t one = 1;
     ssize_t n = write(q->wake_fd, &one, sizeof one);
     (void)n;
+}
+
+#define WORKER_STACK_BYTES (512u * 1024u)
+
+int vb_offloop_start_worker(void *(*fn)(void *), void *arg, int domain, vb_error *err)
+{
+    pthread_attr_t attr;
+    pthread_t thread;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, WORKER_STACK_BYTES);
+    int rc = pthread_create(&thread, &attr, fn, arg);
+    pthread_attr_destroy(&attr);
+    if (rc != 0)
+        return vb_error_set(err, VB_ERR_SYSTEM, domain, "cannot start a worker: %s", strerror(rc));
+    return 0;
 }
 
 void vb_credwait_init(vb_credwait *w, pthread_mutex_t *mutex, pthread_cond_t *cond)

@@ -33,6 +33,10 @@ vb_offloop *vb_offloop_new(vb_loop *loop, vb_offloop_deliver_fn deliver, vb_erro
 /* Any thread; the caller has taken a reference on target for the delivery. */
 void vb_offloop_post(vb_offloop *q, void *target, uint8_t *frame, size_t len, int job_done);
 
+/* Start a detached worker thread with a small stack (workers only run a
+ * driver call at a time); errors name who failed. */
+int vb_offloop_start_worker(void *(*fn)(void *), void *arg, int domain, vb_error *err);
+
 typedef struct vb_credwait {
     pthread_mutex_t *mutex;     /* the owning connection's lock and condition */
     pthread_cond_t *cond;
