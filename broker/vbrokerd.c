@@ -165,7 +165,7 @@ int main(int argc, char **argv)
     vb_daemon_protect_memory();
     vb_error err;
     vb_loop *loop = vb_loop_new(&err);
-    brk_server srv;
+    static brk_server srv; /* static: reachable at exit, workers may still use it */
     if (!loop || vb_daemon_watch_signals(loop, &err) < 0 || brk_server_start(&srv, &cfg, loop, &err) < 0) {
         fprintf(stderr, "vbrokerd: %s\n", err.message);
         return 1;

@@ -104,7 +104,7 @@ int main(int argc, char **argv)
     vb_log_init("vbhostd", cfg.log_level);
     vb_daemon_protect_memory();
     vb_loop *loop = vb_loop_new(&err);
-    vbh_server srv;
+    static vbh_server srv; /* static: reachable at exit, workers may still use it */
     if (!loop || vb_daemon_watch_signals(loop, &err) < 0 || vbh_server_start(&srv, &cfg, loop, &err) < 0) {
         fprintf(stderr, "vbhostd: %s\n", err.message);
         return 1;

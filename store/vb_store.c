@@ -540,10 +540,16 @@ void vb_store_close(vb_store *st)
     /* In a forked child the connection's lock bookkeeping is the parent's:
      * closing it here could release or checkpoint behind the parent's back.
      * Leak it instead. */
-    if (st->pid == getpid()) {
-        sqlite3_close(st->db);
-        pthread_mutex_destroy(&st->lock);
+    if (st->pid != getpid()) {
+        /* kept reachable, so leak checkers (valgrind, LSan) in the child do
+         * not report the connection we must not close */
+        static vb_store *abandoned;
+        st->abandoned_next = abandoned;
+        abandoned = st;
+        return;
     }
+    sqlite3_close(st->db);
+    pthread_mutex_destroy(&st->lock);
     free(st);
 }
 

@@ -19,6 +19,7 @@ struct vb_store {
     pid_t pid;              /* the process that opened it: a store never crosses fork() */
     pthread_mutex_t lock;   /* one call at a time: a transaction spans several sqlite calls */
     char path[PATH_MAX];    /* for messages */
+    struct vb_store *abandoned_next; /* closed in a forked child: kept, see vb_store_close */
 };
 
 /* Check st belongs to this process and is of kind, then take its lock.

@@ -39,7 +39,7 @@ if [ "$VALGRIND" = "1" ]; then
       --errors-for-leak-kinds=definite --show-leak-kinds=definite
       --suppressions="$VG_SUPP" --trace-children=no --child-silent-after-fork=yes
       --num-callers=40 --gen-suppressions=all)
-  # tests that wait for a peer with a deadline scale it by this (if they read it)
+  # test_hostile and test_faults stretch their deadlines by this factor
   export VB_TEST_SLOWDOWN=${VB_TEST_SLOWDOWN:-10}
 fi
 vg_clean=0
@@ -95,6 +95,13 @@ for bin in "$BUILD"/tests/test_*; do
   else
     printf '  %-32s %3d passed, %d FAILED (exit %d, %ss%s); log: %s\n' "$name" "$p" "$f" "$rc" "$secs" "$vgnote" "$log"
     grep -aE '\[  (FAILED|ERROR) \]|FAIL|error:|ERROR|Assertion|Sanitizer|runtime error' "$log" | head -n 20 | sed 's/^/      /'
+    if [ "$VALGRIND" = "1" ] && grep -aqE '0x63 != |!= 0x63|status 99' "$log"; then
+      # --error-exitcode=99 applies to forked copies of the test too
+      # (--child-silent-after-fork hides their reports): a child that
+      # leaks before _exit() makes the test see exit status 99
+      echo "      (a forked child of the test exited 99: memcheck found errors or definite leaks in it;"
+      echo "       rerun that binary under valgrind --child-silent-after-fork=no --log-file=X.%p to see them)"
+    fi
     if [ -n "$vgnote" ] && [ "$vgnote" != ", valgrind clean" ]; then
       # the first stacks memcheck printed (definite leaks and invalid accesses)
       grep -aE '^==[0-9]+== (Invalid|Conditional|Use of|Syscall param|[0-9,]+ bytes in [0-9,]+ blocks are definitely|    (at|by) 0x)' \

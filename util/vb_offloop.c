@@ -157,7 +157,7 @@ int vb_credwait_wait(vb_credwait *w, const int *closing, unsigned timeout_s, vb_
 int vb_credwait_answer(vb_credwait *w, const vb_msg *msg)
 {
     pthread_mutex_lock(w->mutex);
-    if (!w->waiting || msg->hdr.serial != w->serial) {
+    if (!w->waiting || w->done || msg->hdr.serial != w->serial) {
         pthread_mutex_unlock(w->mutex);
         return -1;
     }

@@ -329,8 +329,12 @@ int vb_sasl_client_start(vb_sasl *s, const char *mechlist, const vb_sasl_prompte
     int rc;
     while ((rc = sasl_client_start(s->conn, mechlist, &interact, &o, &ol, &chosen)) ==
            SASL_INTERACT) {
-        if (answer_interactions(s, interact, prompter, err) < 0)
+        if (answer_interactions(s, interact, prompter, err) < 0) {
+            /* the plugin frees its prompt array at the next start/step call;
+             * there will be none */
+            free(interact);
             return -1;
+        }
     }
     if (chosen) {
         free(s->mech);
@@ -350,8 +354,12 @@ int vb_sasl_client_step(vb_sasl *s, const uint8_t *in, size_t inlen,
     int rc;
     while ((rc = sasl_client_step(s->conn, (const char *)in, (unsigned)inlen, &interact, &o,
                                   &ol)) == SASL_INTERACT) {
-        if (answer_interactions(s, interact, prompter, err) < 0)
+        if (answer_interactions(s, interact, prompter, err) < 0) {
+            /* the plugin frees its prompt array at the next start/step call;
+             * there will be none */
+            free(interact);
             return -1;
+        }
     }
     return client_result(s, rc, o, ol, out, outlen, err);
 }

@@ -1,0 +1,1297 @@
+/* Hostile peers against a real vbhostd (SASL on TCP, tokens and SASL on its
+ * unix socket) and a real vbrokerd: frames over the limit, declared counts
+ * that cannot be satisfied, deep nesting, garbage, floods of unsolicited
+ * CALLBACK_REPLYs, 1000 idle unauthenticated connections, a client that
+ * sends one byte per second, and a server that claims another server's id.
+ *
+ * Every refusal must be a clear error (or, where docs/protocol.md §5.6 says
+ * so, a dropped connection) and every daemon must stay alive and keep serving
+ * a normal open afterwards. Daemons are started here and stopped by pid.
+ *
+ * VB_TEST_DAEMON_WRAPPER="valgrind --error-exitcode=99 ..." runs every daemon
+ * this file starts under that command; the last test then requires each one
+ * to exit cleanly on SIGTERM (not 99). VB_TEST_SLOWDOWN=N stretches deadlines. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vb_msg.h"
+#include "vb_net.h"
+#include "vb_testsupport.h"
+#include "vbroker.h"
+
+#define REALM "LAB.TEST"
+#define PASSWORD "h0stile-Pw-9"
+#define START_MS 10000
+#define MAX_ANON 50
+#define IDLE_CONNS 1000
+
+/* ---- deadlines ----------------------------------------------------------- */
+
+static int slowdown(void)
+{
+    static int f;
+    if (!f) {
+        const char *s = getenv("VB_TEST_SLOWDOWN");
+        f = s && atoi(s) > 0 ? atoi(s) : 1;
+        const char *w = getenv("VB_TEST_DAEMON_WRAPPER");
+        if (w && *w && f < 10)
+            f = 10;
+    }
+    return f;
+}
+
+static int ms(int base)
+{
+    return base * slowdown();
+}
+
+/* RSS bounds in KiB. AddressSanitizer keeps freed memory in quarantine (up
+ * to 256 MiB), so under SAN=1 a bounded daemon still grows by what it
+ * freed: the bound is then only a sanity check. */
+#if defined(__SANITIZE_ADDRESS__)
+#define RSS_SLACK 8
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RSS_SLACK 8
+#endif
+#endif
+#ifndef RSS_SLACK
+#define RSS_SLACK 1
+#endif
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- daemons ------------------------------------------------------------- */
+
+typedef struct hostd {
+    const char *name;
+    const char *extra;     /* more vbhostd.conf lines */
+    int tcp;               /* also listen on TCP */
+    char conf[400], sock[400], log[400], state[400];
+    int port;
+    pid_t pid;
+} hostd;
+
+typedef struct broker {
+    char sock[400], log[400], state[400];
+    pid_t pid;
+} broker;
+
+static char *dir;
+static hostd hA = { "hA", "auth_unix = [\"token\", \"sasl\"]\nauth_tcp = [\"sasl\"]\n"
+                          "max_anonymous_clients = 100\n", 1, "", "", "", "", 0, 0 };
+static hostd hB = { "hB", "auth_unix = [\"token\", \"sasl\"]\n", 0, "", "", "", "", 0, 0 };
+static hostd hL = { "hL", "auth_unix = [\"peer\"]\nauth_tcp = [\"sasl\"]\n"
+                          "max_anonymous_clients = 50\n", 1, "", "", "", "", 0, 0 };
+static hostd hT = { "hT", "auth_unix = [\"sasl\"]\nauth_tcp = [\"sasl\"]\nauth_timeout = 2\n",
+                    1, "", "", "", "", 0, 0 };
+static broker the_broker;
+
+/* argv, behind VB_TEST_DAEMON_WRAPPER's words when it is set */
+static pid_t spawn_daemon(char *const argv[], const char *log)
+{
+    const char *w = getenv("VB_TEST_DAEMON_WRAPPER");
+    if (!w || !*w)
+        return vb_ts_spawn(argv, NULL, log);
+    char *copy = strdup(w);
+    char *full[96];
+    size_t n = 0;
+    for (char *t = strtok(copy, " "); t && n < 64; t = strtok(NULL, " "))
+        full[n++] = t;
+    for (size_t i = 0; argv[i] && n < 95; i++)
+        full[n++] = argv[i];
+    full[n] = NULL;
+    pid_t pid = vb_ts_spawn(full, NULL, log);
+    free(copy);
+    return pid;
+}
+
+static int start_hostd(hostd *h)
+{
+    char text[3000], sasl[400];
+    snprintf(sasl, sizeof sasl, "%s/sasl", dir);
+    snprintf(h->sock, sizeof h->sock, "%s/%s.sock", dir, h->name);
+    snprintf(h->log, sizeof h->log, "%s/%s.log", dir, h->name);
+    snprintf(h->conf, sizeof h->conf, "%s/%s.conf", dir, h->name);
+    snprintf(h->state, sizeof h->state, "%s/%s-state", dir, h->name);
+    char tcp[100] = "";
+    if (h->tcp) {
+        if (!h->port)
+            h->port = vb_ts_free_tcp_port();
+        snprintf(tcp, sizeof tcp, "listen_tcp = \"127.0.0.1:%d\"\n", h->port);
+    }
+    snprintf(text, sizeof text,
+             "listen_unix = \"%s\"\n%sstate_dir = \"%s\"\nsasl_conf_dir = \"%s\"\n"
+             "sasl_hostname = \"localhost\"\nsasl_realm = \"" REALM "\"\nlog_level = \"debug\"\n%s",
+             h->sock, tcp, h->state, sasl, h->extra);
+    if (vb_ts_write_file(h->conf, text, 0600) < 0)
+        return -1;
+    char *argv[] = { VB_BUILD_DIR "/vbhostd", "-f", h->conf, "--foreground", NULL };
+    h->pid = spawn_daemon(argv, h->log);
+    if (h->pid <= 0 || vb_ts_wait_unix_socket(h->sock, ms(START_MS)) < 0)
+        return -1;
+    if (h->tcp && vb_ts_wait_tcp("127.0.0.1", h->port, ms(START_MS)) < 0)
+        return -1;
+    return 0;
+}
+
+static int start_broker(broker *b)
+{
+    snprintf(b->sock, sizeof b->sock, "%s/brk-run/sock", dir);
+    snprintf(b->log, sizeof b->log, "%s/vbrokerd.log", dir);
+    snprintf(b->state, sizeof b->state, "%s/brk-state", dir);
+    /* no password kept in memory and no idle host connection kept: every
+     * open below logs in again (with the cached token when there is one) */
+    char *argv[] = { VB_BUILD_DIR "/vbrokerd", "--socket", b->sock, "--state-dir", b->state,
+                     "--secret-ttl", "0", "--upstream-idle", "0", "--log-level", "debug",
+                     "--prompt-timeout", "20", NULL };
+    b->pid = spawn_daemon(argv, b->log);
+    return b->pid > 0 && vb_ts_wait_unix_socket(b->sock, ms(START_MS)) == 0 ? 0 : -1;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    signal(SIGPIPE, SIG_IGN); /* a dropped peer must show up as EPIPE, not kill us */
+    /* 1000 idle connections plus everything else: make sure the fds exist
+     * (the daemons inherit the limit) */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 4096) {
+        rl.rlim_cur = rl.rlim_max < 4096 ? rl.rlim_max : 4096;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    dir = vb_ts_tmpdir("hostile");
+    char sasl[400];
+    snprintf(sasl, sizeof sasl, "%s/sasl", dir);
+    mkdir(sasl, 0700);
+    static const char *const users[] = { "alice:" PASSWORD, NULL };
+    if (vb_ts_sasl_setup(sasl, "vbhostd", REALM, "scram-sha-256 digest-md5", users, NULL) < 0)
+        return -1;
+    if (start_hostd(&hA) < 0 || start_hostd(&hB) < 0 || start_hostd(&hL) < 0 ||
+        start_hostd(&hT) < 0 || start_broker(&the_broker) < 0)
+        return -1;
+    setenv("VBROKER_SOCKET", the_broker.sock, 1);
+    setenv("VBROKER_NO_AUTOSTART", "1", 1);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    return vb_ts_group_teardown(state);
+}
+
+/* ---- the app side: libvbroker ------------------------------------------- */
+
+typedef struct form {
+    int calls;
+} form;
+
+static int form_cb(const vb_auth_request *req, vb_credential *creds, unsigned n, void *data)
+{
+    (void)req;
+    ((form *)data)->calls++;
+    for (unsigned i = 0; i < n; i++) {
+        const char *v = creds[i].type == VB_CRED_AUTHNAME     ? "alice"
+                        : creds[i].type == VB_CRED_PASSPHRASE ? PASSWORD
+                                                              : NULL;
+        if (v) {
+            creds[i].result = strdup(v);
+            creds[i].resultlen = (unsigned)strlen(v);
+        }
+    }
+    return 0;
+}
+
+static const int form_types[] = { VB_CRED_AUTHNAME, VB_CRED_PASSPHRASE };
+
+static char *unix_uri(const hostd *h, const char *params)
+{
+    static char buf[4][600];
+    static int next;
+    char *b = buf[next++ % 4];
+    snprintf(b, 600, "test+unix:///default?socket=%s%s%s", h->sock, params ? "&" : "",
+             params ? params : "");
+    return b;
+}
+
+static char *tcp_uri(const hostd *h)
+{
+    static char buf[200];
+    snprintf(buf, sizeof buf, "test+tcp://localhost:%d/default?auth=sasl.DIGEST-MD5", h->port);
+    return buf;
+}
+
+/* A normal open through the broker, answered by the form when f is set:
+ * the list of domains must come back. 0 or -1 with err set. */
+static int open_list(const char *uri, form *f, vb_error *err)
+{
+    vb_auth auth = { form_types, 2, f ? form_cb : NULL, f };
+    vb_conn *c = vb_open_auth(uri, &auth, 0, err);
+    if (!c)
+        return -1;
+    vb_domain *doms = NULL;
+    size_t n = 0;
+    int rc = vb_list_domains(c, &doms, &n, err);
+    if (rc == 0) {
+        vb_domains_free(doms, n);
+        if (n == 0)
+            rc = vb_error_set(err, VB_ERR_INTERNAL, VB_DOM_CLIENT, "no domains listed");
+    }
+    vb_close(c);
+    return rc;
+}
+
+static int logins_cached(void)
+{
+    vb_broker_status st;
+    vb_error err;
+    if (vb_broker_get_status(&st, &err) < 0)
+        return -1;
+    int n = (int)st.nlogins;
+    vb_broker_status_clear(&st);
+    return n;
+}
+
+/* alive, and a password login over TCP (DIGEST-MD5 with its security layer)
+ * through the broker still works */
+static void assert_hostd_healthy(const hostd *h)
+{
+    assert_int_equal(kill(h->pid, 0), 0);
+    form f = { 0 };
+    vb_error err;
+    const char *uri = h->tcp ? tcp_uri(h) : unix_uri(h, "auth=sasl");
+    if (open_list(uri, &f, &err) < 0)
+        fail_msg("%s no longer serves a normal open (%s): %s", h->name, uri, err.message);
+}
+
+static void assert_broker_healthy(void)
+{
+    assert_int_equal(kill(the_broker.pid, 0), 0);
+    vb_broker_status st;
+    vb_error err;
+    if (vb_broker_get_status(&st, &err) < 0)
+        fail_msg("the broker no longer answers STATUS: %s", err.message);
+    vb_broker_status_clear(&st);
+    assert_hostd_healthy(&hA);
+}
+
+/* A daemon stopped with SIGTERM must exit by itself with 0 (143: died of the
+ * signal). Anything else (1: LeakSanitizer under SAN=1; 99: valgrind under
+ * VB_TEST_DAEMON_WRAPPER) is reported with what its log says. 0 when clean. */
+static int check_exit(const char *name, int status, const char *log)
+{
+    if (status == 0 || status == 143)
+        return 0;
+    print_message("%s exited with status %d on SIGTERM; from %s:\n", name, status, log);
+    size_t len = 0;
+    char *text = vb_ts_read_file(log, &len);
+    const char *from = NULL;
+    /* the last report: a restarted daemon appends to the same log */
+    static const char *const marks[] = { "ERROR: LeakSanitizer", "ERROR: AddressSanitizer",
+                                         "HEAP SUMMARY", "ERROR SUMMARY" };
+    for (size_t m = 0; text && !from && m < 4; m++)
+        for (const char *p = text; (p = strstr(p, marks[m])) != NULL; p++)
+            from = p;
+    if (from) {
+        /* the first stacks, where they leave libc and the sanitizer */
+        int lines = 0;
+        for (const char *p = from; *p && lines < 400; lines++) {
+            const char *nl = strchr(p, '\n');
+            int n = nl ? (int)(nl - p) : (int)strlen(p);
+            int keep = memmem(p, (size_t)n, "leak of", 7) || memmem(p, (size_t)n, "lost in", 7) ||
+                       memmem(p, (size_t)n, "Invalid", 7) || memmem(p, (size_t)n, "SUMMARY", 7) ||
+                       memmem(p, (size_t)n, "uninitialised", 13) ||
+                       (memmem(p, (size_t)n, ".c:", 3) && !memmem(p, (size_t)n, "libc", 4) &&
+                        !memmem(p, (size_t)n, "sanitizer", 9));
+            if (keep)
+                print_message("    %.*s\n", n, p);
+            p = nl ? nl + 1 : p + n;
+        }
+    }
+    free(text);
+    return -1;
+}
+
+static int count_in_file(const char *path, const char *needle)
+{
+    size_t len = 0;
+    char *text = vb_ts_read_file(path, &len);
+    int count = 0;
+    for (char *p = text; p && (p = memmem(p, len - (size_t)(p - text), needle, strlen(needle)));
+         p++)
+        count++;
+    free(text);
+    return count;
+}
+
+typedef struct log_wait {
+    const char *path, *needle;
+    int min;
+} log_wait;
+
+static int log_cond(void *arg)
+{
+    log_wait *w = arg;
+    return count_in_file(w->path, w->needle) >= w->min;
+}
+
+static void assert_log_soon(const char *path, const char *needle)
+{
+    log_wait w = { path, needle, 1 };
+    if (vb_ts_wait_until(log_cond, &w, ms(5000)) < 0)
+        fail_msg("%s never said '%s'", path, needle);
+}
+
+/* The daemons log why they dropped a client ("client X disconnected: frame
+ * of N bytes exceeds the limit ..."); count the drops for a reason other
+ * than the peer leaving. */
+typedef struct drops {
+    const char *log, *prefix, *peer_left;
+    int min;
+} drops;
+
+static int count_drops(const drops *d)
+{
+    return count_in_file(d->log, d->prefix) - count_in_file(d->log, d->peer_left);
+}
+
+static int drops_cond(void *arg)
+{
+    drops *d = arg;
+    return count_drops(d) >= d->min;
+}
+
+/* the drop that just happened was logged with its reason */
+static void assert_drop_explained(drops *d, int before, const char *what)
+{
+    d->min = before + 1;
+    if (vb_ts_wait_until(drops_cond, d, ms(5000)) < 0)
+        fail_msg("%s: no reason logged in %s for dropping the client that sent %s", d->log,
+                 d->prefix, what);
+}
+
+/* ---- raw wire ------------------------------------------------------------ */
+
+static int send_all(int fd, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* one frame: the 4-byte length, then payload */
+static int send_payload(int fd, const uint8_t *payload, size_t len)
+{
+    uint8_t prefix[4] = { (uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
+                          (uint8_t)len };
+    return send_all(fd, prefix, 4) < 0 ? -1 : send_all(fd, payload, len);
+}
+
+typedef void (*body_fn)(vb_enc *enc, const void *arg);
+
+/* Append one encoded message to a growing buffer (so floods go out in one write). */
+static void append_msg(uint8_t **buf, size_t *len, uint32_t prog, uint32_t type, uint32_t serial,
+                       uint32_t proc, body_fn body, const void *arg)
+{
+    vb_msg_header h = { prog, prog == VB_PROG_HOST ? VB_PROG_HOST_VERSION : VB_PROG_BROKER_VERSION,
+                        type, serial, proc, VB_STATUS_OK, 0 };
+    vb_enc enc;
+    vb_enc_begin(&enc, &h);
+    if (body)
+        body(&enc, arg);
+    else
+        vb_enc_array(&enc, 0);
+    uint8_t *frame;
+    size_t flen;
+    vb_error err;
+    assert_int_equal(vb_enc_finish(&enc, VB_FRAME_MAX_ABSOLUTE, &frame, &flen, &err), 0);
+    *buf = realloc(*buf, *len + flen);
+    assert_non_null(*buf);
+    memcpy(*buf + *len, frame, flen);
+    *len += flen;
+    vb_frame_free(frame, flen);
+}
+
+static int send_msg(int fd, uint32_t prog, uint32_t type, uint32_t serial, uint32_t proc,
+                    body_fn body, const void *arg)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    append_msg(&buf, &len, prog, type, serial, proc, body, arg);
+    int rc = send_all(fd, buf, len);
+    free(buf);
+    return rc;
+}
+
+/* A reading end that keeps the bytes after a frame for the next one. */
+typedef struct rconn {
+    int fd;
+    vb_frame_reader rd;
+    uint8_t buf[16384];
+    size_t have, off;
+} rconn;
+
+static void rconn_init(rconn *c, int fd)
+{
+    memset(c, 0, sizeof *c);
+    c->fd = fd;
+    vb_frame_reader_init(&c->rd, VB_FRAME_MAX_ABSOLUTE);
+}
+
+static void rconn_close(rconn *c)
+{
+    vb_frame_reader_clear(&c->rd);
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+}
+
+/* 1: a message (vb_msg_clear it); 0: the peer closed; -1: timeout or garbage */
+static int rconn_read(rconn *c, int timeout_ms, vb_msg *out)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    for (;;) {
+        while (c->off < c->have) {
+            size_t used = 0;
+            vb_error err;
+            int st = vb_frame_reader_feed(&c->rd, c->buf + c->off, c->have - c->off, &used, &err);
+            c->off += used;
+            if (st == VB_FRAME_ERROR)
+                return -1;
+            if (st == VB_FRAME_READY) {
+                size_t len;
+                uint8_t *p = vb_frame_reader_take(&c->rd, &len);
+                return vb_msg_decode(out, p, len, &err) == 0 ? 1 : -1;
+            }
+        }
+        int64_t left = deadline - now_ms();
+        if (left <= 0)
+            return -1;
+        struct pollfd p = { .fd = c->fd, .events = POLLIN };
+        int rc = poll(&p, 1, (int)left);
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc <= 0)
+            return -1;
+        ssize_t n = read(c->fd, c->buf, sizeof c->buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == ECONNRESET)
+            return 0;
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            return 0;
+        c->have = (size_t)n;
+        c->off = 0;
+    }
+}
+
+/* 0 once the peer has closed fd (EOF or reset; anything it sent first is
+ * skipped), -1 if it is still open after timeout_ms. */
+static int wait_dropped(int fd, int timeout_ms)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    uint8_t buf[4096];
+    for (;;) {
+        int64_t left = deadline - now_ms();
+        if (left <= 0)
+            return -1;
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        int rc = poll(&p, 1, (int)left);
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc <= 0)
+            return -1;
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n == 0 || (n < 0 && (errno == ECONNRESET || errno == EPIPE)))
+            return 0;
+    }
+}
+
+static int connect_tcp(const hostd *h)
+{
+    vb_error err;
+    int fd = vb_net_connect_tcp("127.0.0.1", h->port, ms(5000), &err);
+    if (fd < 0)
+        fail_msg("connect to %s: %s", h->name, err.message);
+    return fd;
+}
+
+static int connect_unix(const char *path)
+{
+    vb_error err;
+    int fd = vb_net_connect_unix(path, &err);
+    if (fd < 0)
+        fail_msg("connect to %s: %s", path, err.message);
+    return fd;
+}
+
+/* the server answers AUTH_LIST on this connection (serial checked) */
+static void assert_auth_list_answered(rconn *c, uint32_t serial)
+{
+    assert_int_equal(send_msg(c->fd, VB_PROG_HOST, VB_MSG_CALL, serial, VB_HOST_PROC_AUTH_LIST,
+                              NULL, NULL),
+                     0);
+    vb_msg m;
+    int rc = rconn_read(c, ms(5000), &m);
+    if (rc != 1)
+        fail_msg("no answer to AUTH_LIST (%s)", rc == 0 ? "connection closed" : "timeout");
+    assert_int_equal(m.hdr.type, VB_MSG_REPLY);
+    assert_int_equal(m.hdr.serial, serial);
+    assert_int_equal(m.hdr.status, VB_STATUS_OK);
+    vb_rd rd;
+    vb_error err;
+    const char *id;
+    size_t idlen;
+    assert_int_equal(vb_rd_init(&rd, m.body, &err), 0);
+    assert_int_equal(vb_rd_skip(&rd, &err), 0);
+    assert_int_equal(vb_rd_str(&rd, &id, &idlen, &err), 0);
+    assert_int_equal(idlen, 32);
+    vb_msg_clear(&m);
+}
+
+/* ---- hostile byte strings ------------------------------------------------ */
+
+typedef struct hostile {
+    const char *what;
+    uint8_t *bytes; /* what is written, length prefix included */
+    size_t len;
+} hostile;
+
+static uint64_t rng_state;
+
+static uint8_t rng_byte(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint8_t)(rng_state >> 24);
+}
+
+static hostile framed(const char *what, const uint8_t *payload, size_t len)
+{
+    hostile h = { what, malloc(len + 4), len + 4 };
+    h.bytes[0] = (uint8_t)(len >> 24);
+    h.bytes[1] = (uint8_t)(len >> 16);
+    h.bytes[2] = (uint8_t)(len >> 8);
+    h.bytes[3] = (uint8_t)len;
+    memcpy(h.bytes + 4, payload, len);
+    return h;
+}
+
+static hostile raw(const char *what, const void *bytes, size_t len)
+{
+    hostile h = { what, malloc(len), len };
+    memcpy(h.bytes, bytes, len);
+    return h;
+}
+
+/* a valid HOST or BROKER header array whose body is `tail` */
+static hostile with_header(const char *what, uint32_t prog, const uint8_t *tail, size_t tlen)
+{
+    uint8_t payload[2048];
+    uint8_t hdr[] = { 0x98, (uint8_t)prog, prog == VB_PROG_HOST ? 2 : 1, 0x00, 0x01,
+                      prog == VB_PROG_HOST ? VB_HOST_PROC_AUTH_LIST : VB_BROKER_PROC_STATUS,
+                      0x00, 0x00 };
+    memcpy(payload, hdr, sizeof hdr);
+    memcpy(payload + sizeof hdr, tail, tlen);
+    return framed(what, payload, sizeof hdr + tlen);
+}
+
+/* Every malformed input of docs/protocol.md §5 that must cost the sender its
+ * connection and nothing else. limit: the receiver's frame limit. */
+static size_t build_hostile(hostile *out, uint32_t prog, uint32_t limit)
+{
+    size_t n = 0;
+    uint32_t over = limit + 1;
+    uint8_t prefix[4] = { (uint8_t)(over >> 24), (uint8_t)(over >> 16), (uint8_t)(over >> 8),
+                          (uint8_t)over };
+    out[n++] = raw("length prefix one over the frame limit", prefix, 4);
+    static const uint8_t max_prefix[4] = { 0xff, 0xff, 0xff, 0xff };
+    out[n++] = raw("length prefix 2^32-1", max_prefix, 4);
+    static const uint8_t zero[4] = { 0, 0, 0, 0 };
+    out[n++] = raw("zero-length frame", zero, 4);
+    static const uint8_t arr32[] = { 0xdd, 0xff, 0xff, 0xff, 0xff };
+    out[n++] = framed("array of 2^32-1 elements in 5 bytes", arr32, sizeof arr32);
+    out[n++] = with_header("body: array of 2^32-1 elements", prog, arr32, sizeof arr32);
+    static const uint8_t map32[] = { 0xdf, 0xff, 0xff, 0xff, 0xff };
+    out[n++] = with_header("body: map of 2^32-1 entries", prog, map32, sizeof map32);
+    static const uint8_t str32[] = { 0x91, 0xdb, 0xff, 0xff, 0xff, 0xff, 'x' };
+    out[n++] = with_header("body: str of 2^32-1 bytes", prog, str32, sizeof str32);
+    static const uint8_t bin32[] = { 0x91, 0xc6, 0xff, 0xff, 0xff, 0xff, 'x' };
+    out[n++] = with_header("body: bin of 2^32-1 bytes", prog, bin32, sizeof bin32);
+    uint8_t nest[1025];
+    memset(nest, 0x91, 1024); /* fixarray of 1, 1024 times */
+    nest[1024] = 0xc0;
+    out[n++] = framed("1 KiB of nested array headers", nest, sizeof nest);
+    out[n++] = with_header("body: 1 KiB of nested array headers", prog, nest, 1017);
+    static const uint8_t ext[] = { 0x91, 0xd4, 0x01, 0x00 };
+    out[n++] = with_header("body: msgpack ext type", prog, ext, sizeof ext);
+    static const uint8_t trailing[] = { 0x90, 0xc0 };
+    out[n++] = with_header("a second value after the message", prog, trailing, sizeof trailing);
+    static const uint8_t short_hdr[] = { 0x97, 0x02, 0x02, 0x00, 0x01, 0x01, 0x00, 0x00 };
+    out[n++] = framed("a header of 7 fields", short_hdr, sizeof short_hdr);
+    static const uint8_t bad_type[] = { 0x98, 0x02, 0x02, 0x09, 0x01, 0x01, 0x00, 0x00, 0x90 };
+    out[n++] = framed("message type 9", bad_type, sizeof bad_type);
+    static const char http[] = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    out[n++] = raw("an HTTP request", http, sizeof http - 1);
+    static const char ssh[] = "SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n";
+    out[n++] = raw("an SSH banner", ssh, sizeof ssh - 1);
+    static const uint8_t tls[] = { 0x16, 0x03, 0x01, 0x02, 0x00, 0x01,
+                                   0x00, 0x01, 0xfc, 0x03, 0x03 };
+    out[n++] = raw("a TLS ClientHello", tls, sizeof tls);
+    for (uint64_t seed = 1; seed <= 16; seed++) {
+        rng_state = seed * 0x9e3779b97f4a7c15ull;
+        uint8_t junk[1500];
+        size_t len = 64 + seed * 80;
+        for (size_t i = 0; i < len; i++)
+            junk[i] = rng_byte();
+        out[n++] = framed("a frame of random bytes", junk, len);
+    }
+    return n;
+}
+
+static void free_hostile(hostile *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(h[i].bytes);
+}
+
+/* ---- tests: malformed input ---------------------------------------------- */
+
+static void test_malformed_frames_dropped_by_vbhostd(void **state)
+{
+    (void)state;
+    hostile h[64];
+    size_t n = build_hostile(h, VB_PROG_HOST, VB_FRAME_MAX_PREAUTH);
+    long rss0 = vb_ts_rss_kib(hA.pid);
+    drops dA = { hA.log, "disconnected: ", "disconnected: peer closed", 0 };
+    drops dL = { hL.log, "disconnected: ", "disconnected: peer closed", 0 };
+    for (size_t i = 0; i < n; i++) {
+        int before = count_drops(&dA);
+        int fd = connect_tcp(&hA);
+        assert_int_equal(send_all(fd, h[i].bytes, h[i].len), 0);
+        if (wait_dropped(fd, ms(5000)) < 0)
+            fail_msg("vbhostd kept a TCP client that sent %s", h[i].what);
+        close(fd);
+        assert_drop_explained(&dA, before, h[i].what);
+    }
+    /* the same, on an authenticated unix connection: the limit is then max_frame (4 MiB) */
+    hostile post[64];
+    size_t npost = build_hostile(post, VB_PROG_HOST, VB_FRAME_MAX_POSTAUTH);
+    for (size_t i = 0; i < npost; i++) {
+        int before = count_drops(&dL);
+        int fd = connect_unix(hL.sock);
+        rconn c;
+        rconn_init(&c, fd);
+        assert_int_equal(send_msg(fd, VB_PROG_HOST, VB_MSG_CALL, 1, VB_HOST_PROC_AUTH_PEER, NULL,
+                                  NULL),
+                         0);
+        vb_msg m;
+        assert_int_equal(rconn_read(&c, ms(5000), &m), 1);
+        assert_int_equal(m.hdr.status, VB_STATUS_OK);
+        vb_msg_clear(&m);
+        assert_int_equal(send_all(fd, post[i].bytes, post[i].len), 0);
+        if (wait_dropped(fd, ms(5000)) < 0)
+            fail_msg("vbhostd kept an authenticated client that sent %s", post[i].what);
+        rconn_close(&c);
+        assert_drop_explained(&dL, before, post[i].what);
+    }
+    print_message("vbhostd dropped %zu + %zu malformed inputs; RSS %ld -> %ld KiB\n", n, npost,
+                  rss0, vb_ts_rss_kib(hA.pid));
+    free_hostile(h, n);
+    free_hostile(post, npost);
+    assert_hostd_healthy(&hA);
+    assert_hostd_healthy(&hL);
+}
+
+static void test_malformed_frames_dropped_by_broker(void **state)
+{
+    (void)state;
+    hostile h[64];
+    size_t n = build_hostile(h, VB_PROG_BROKER, VB_FRAME_MAX_POSTAUTH);
+    drops db = { the_broker.log, " left: ", " left: peer closed", 0 };
+    for (size_t i = 0; i < n; i++) {
+        int before = count_drops(&db);
+        int fd = connect_unix(the_broker.sock);
+        assert_int_equal(send_all(fd, h[i].bytes, h[i].len), 0);
+        if (wait_dropped(fd, ms(5000)) < 0)
+            fail_msg("vbrokerd kept a client that sent %s", h[i].what);
+        close(fd);
+        assert_drop_explained(&db, before, h[i].what);
+    }
+    free_hostile(h, n);
+    assert_broker_healthy();
+}
+
+/* A frame of exactly the pre-auth limit is still read (and answered), one
+ * byte more is not: the limit is the limit. */
+static void test_preauth_limit_is_exact(void **state)
+{
+    (void)state;
+    /* an AUTH_LIST call padded with a trailing bin field to exactly 64 KiB */
+    uint8_t *payload = calloc(1, VB_FRAME_MAX_PREAUTH);
+    uint8_t hdr[] = { 0x98, 0x02, 0x02, 0x00, 0x07, VB_HOST_PROC_AUTH_LIST, 0x00, 0x00, 0x91,
+                      0xc6 };
+    size_t binlen = VB_FRAME_MAX_PREAUTH - sizeof hdr - 4;
+    memcpy(payload, hdr, sizeof hdr);
+    payload[sizeof hdr] = (uint8_t)(binlen >> 24);
+    payload[sizeof hdr + 1] = (uint8_t)(binlen >> 16);
+    payload[sizeof hdr + 2] = (uint8_t)(binlen >> 8);
+    payload[sizeof hdr + 3] = (uint8_t)binlen;
+    int fd = connect_tcp(&hA);
+    rconn c;
+    rconn_init(&c, fd);
+    assert_int_equal(send_payload(fd, payload, VB_FRAME_MAX_PREAUTH), 0);
+    vb_msg m;
+    int rc = rconn_read(&c, ms(5000), &m);
+    if (rc != 1)
+        fail_msg("a frame of exactly 64 KiB was not answered (%d)", rc);
+    /* AUTH_LIST's max body is 256: a well-delimited oversized call is refused
+     * with TOO_LARGE, and the connection stays (§5.6) */
+    assert_int_equal(m.hdr.serial, 7);
+    assert_int_equal(m.hdr.status, VB_STATUS_ERROR);
+    vb_error e, err;
+    assert_int_equal(vb_msg_error_body(&m, &e, &err), 0);
+    assert_int_equal(e.code, VB_ERR_TOO_LARGE);
+    vb_msg_clear(&m);
+    assert_auth_list_answered(&c, 8);
+    /* now one byte more */
+    payload[sizeof hdr + 3] = (uint8_t)(binlen + 1);
+    uint8_t *bigger = calloc(1, VB_FRAME_MAX_PREAUTH + 1);
+    memcpy(bigger, payload, VB_FRAME_MAX_PREAUTH);
+    assert_int_equal(send_payload(fd, bigger, VB_FRAME_MAX_PREAUTH + 1), 0);
+    assert_int_equal(wait_dropped(fd, ms(5000)), 0);
+    rconn_close(&c);
+    free(payload);
+    free(bigger);
+    assert_hostd_healthy(&hA);
+}
+
+/* ---- tests: CALLBACK_REPLY floods ---------------------------------------- */
+
+static void pack_fake_answer(vb_enc *enc, const void *arg)
+{
+    (void)arg;
+    vb_enc_array(enc, 1);
+    vb_enc_array(enc, 2);
+    vb_enc_bin(enc, "mallory", 7);
+    vb_enc_bin(enc, "not-the-password", 16);
+}
+
+static void append_flood(uint8_t **buf, size_t *len, uint32_t prog, uint32_t proc, int n,
+                         uint32_t first_serial)
+{
+    for (int i = 0; i < n; i++)
+        append_msg(buf, len, prog, VB_MSG_CALLBACK_REPLY, first_serial + (uint32_t)i, proc,
+                   pack_fake_answer, NULL);
+}
+
+static void test_callback_reply_flood_at_vbhostd(void **state)
+{
+    (void)state;
+    long rss0 = vb_ts_rss_kib(hA.pid);
+    /* before authentication, on TCP */
+    int fd = connect_tcp(&hA);
+    rconn c;
+    rconn_init(&c, fd);
+    uint8_t *flood = NULL;
+    size_t len = 0;
+    append_flood(&flood, &len, VB_PROG_HOST, VB_HOST_PROC_CRED_FILL, 1000, 1);
+    assert_int_equal(send_all(fd, flood, len), 0);
+    assert_auth_list_answered(&c, 1);
+    /* the connection still logs in: nothing of the flood was taken as an answer */
+    assert_auth_list_answered(&c, 2);
+    rconn_close(&c);
+    /* after authentication (peer, unix), then a driver call on the same connection */
+    fd = connect_unix(hL.sock);
+    rconn_init(&c, fd);
+    assert_int_equal(send_msg(fd, VB_PROG_HOST, VB_MSG_CALL, 1, VB_HOST_PROC_AUTH_PEER, NULL, NULL),
+                     0);
+    vb_msg m;
+    assert_int_equal(rconn_read(&c, ms(5000), &m), 1);
+    assert_int_equal(m.hdr.status, VB_STATUS_OK);
+    vb_msg_clear(&m);
+    assert_int_equal(send_all(fd, flood, len), 0);
+    assert_auth_list_answered(&c, 2);
+    assert_int_equal(send_msg(fd, VB_PROG_HOST, VB_MSG_CALL, 3, VB_HOST_PROC_GET_HOSTNAME, NULL,
+                              NULL),
+                     0);
+    assert_int_equal(rconn_read(&c, ms(5000), &m), 1);
+    /* no hypervisor connection is open on it yet: a clear NOT_OPEN, not silence */
+    assert_int_equal(m.hdr.serial, 3);
+    assert_int_equal(m.hdr.status, VB_STATUS_ERROR);
+    vb_error e, err;
+    assert_int_equal(vb_msg_error_body(&m, &e, &err), 0);
+    assert_int_equal(e.code, VB_ERR_NOT_OPEN);
+    vb_msg_clear(&m);
+    rconn_close(&c);
+    free(flood);
+    long rss1 = vb_ts_rss_kib(hA.pid);
+    print_message("vbhostd RSS around 2 x 1000 CALLBACK_REPLYs: %ld -> %ld KiB\n", rss0, rss1);
+    assert_true(rss1 - rss0 < 16 * 1024 * RSS_SLACK);
+    assert_hostd_healthy(&hA);
+    assert_hostd_healthy(&hL);
+}
+
+/* BROKER OPEN, asking for a password; the app's side of the wire by hand */
+static const char *open_uri;
+
+static void pack_broker_open(vb_enc *enc, const void *arg)
+{
+    (void)arg;
+    vb_enc_array(enc, 5);
+    vb_enc_str(enc, open_uri);
+    vb_enc_u64(enc, 0);
+    vb_enc_array(enc, 2);
+    vb_enc_u64(enc, VB_CRED_AUTHNAME);
+    vb_enc_u64(enc, VB_CRED_PASSPHRASE);
+    vb_enc_array(enc, 0);
+    vb_enc_bool(enc, 1);
+}
+
+typedef struct answer {
+    uint32_t types[16];
+    uint32_t n;
+} answer;
+
+static void pack_answer(vb_enc *enc, const void *arg)
+{
+    const answer *a = arg;
+    vb_enc_array(enc, 1);
+    vb_enc_array(enc, a->n);
+    for (uint32_t i = 0; i < a->n; i++) {
+        const char *v = a->types[i] == VB_CRED_AUTHNAME     ? "alice"
+                        : a->types[i] == VB_CRED_PASSPHRASE ? PASSWORD
+                                                            : NULL;
+        if (v)
+            vb_enc_bin(enc, v, strlen(v));
+        else
+            vb_enc_nil(enc);
+    }
+}
+
+/* read a CRED_REQUEST callback: its items' types, its retry flag */
+static void read_cred_request(const vb_msg *m, answer *a, int *retry)
+{
+    vb_rd rd, hops, items, item;
+    vb_error err;
+    assert_int_equal(vb_rd_init(&rd, m->body, &err), 0);
+    assert_int_equal(vb_rd_skip(&rd, &err), 0);
+    assert_int_equal(vb_rd_array(&rd, &hops, &err), 0);
+    assert_int_equal(vb_rd_bool(&rd, retry, &err), 0);
+    assert_int_equal(vb_rd_array(&rd, &items, &err), 0);
+    a->n = 0;
+    while (vb_rd_has_more(&items) && a->n < 16) {
+        assert_int_equal(vb_rd_array(&items, &item, &err), 0);
+        assert_int_equal(vb_rd_u32(&item, &a->types[a->n++], &err), 0);
+    }
+}
+
+static void test_callback_reply_flood_at_broker(void **state)
+{
+    (void)state;
+    long rss0 = vb_ts_rss_kib(the_broker.pid);
+    /* 1000 answers nobody asked for, then STATUS on the same connection */
+    int fd = connect_unix(the_broker.sock);
+    rconn c;
+    rconn_init(&c, fd);
+    uint8_t *flood = NULL;
+    size_t len = 0;
+    append_flood(&flood, &len, VB_PROG_BROKER, VB_BROKER_PROC_CRED_REQUEST, 1000, 1);
+    assert_int_equal(send_all(fd, flood, len), 0);
+    assert_int_equal(send_msg(fd, VB_PROG_BROKER, VB_MSG_CALL, 1, VB_BROKER_PROC_STATUS, NULL,
+                              NULL),
+                     0);
+    vb_msg m;
+    assert_int_equal(rconn_read(&c, ms(5000), &m), 1);
+    assert_int_equal(m.hdr.serial, 1);
+    assert_int_equal(m.hdr.status, VB_STATUS_OK);
+    vb_msg_clear(&m);
+
+    /* while a real question is outstanding: 1000 wrong-serial answers (with a
+     * wrong password) before the right one; only the right one is taken */
+    open_uri = unix_uri(&hA, "auth=sasl");
+    assert_int_equal(send_msg(fd, VB_PROG_BROKER, VB_MSG_CALL, 2, VB_BROKER_PROC_OPEN,
+                              pack_broker_open, NULL),
+                     0);
+    assert_int_equal(rconn_read(&c, ms(10000), &m), 1);
+    assert_int_equal(m.hdr.type, VB_MSG_CALLBACK);
+    assert_int_equal(m.hdr.procedure, VB_BROKER_PROC_CRED_REQUEST);
+    uint32_t serial = m.hdr.serial;
+    answer a;
+    int retry = 0;
+    read_cred_request(&m, &a, &retry);
+    vb_msg_clear(&m);
+    assert_false(retry);
+    free(flood);
+    flood = NULL;
+    len = 0;
+    append_flood(&flood, &len, VB_PROG_BROKER, VB_BROKER_PROC_CRED_REQUEST, 1000, serial + 1);
+    append_msg(&flood, &len, VB_PROG_BROKER, VB_MSG_CALLBACK_REPLY, serial,
+               VB_BROKER_PROC_CRED_REQUEST, pack_answer, &a);
+    /* and the same answer again, late: ignored too */
+    append_msg(&flood, &len, VB_PROG_BROKER, VB_MSG_CALLBACK_REPLY, serial,
+               VB_BROKER_PROC_CRED_REQUEST, pack_fake_answer, NULL);
+    assert_int_equal(send_all(fd, flood, len), 0);
+    free(flood);
+    int rc = rconn_read(&c, ms(10000), &m);
+    assert_int_equal(rc, 1);
+    if (m.hdr.type == VB_MSG_CALLBACK) {
+        read_cred_request(&m, &a, &retry);
+        vb_msg_clear(&m);
+        rconn_close(&c);
+        fail_msg("the broker asked again (retry=%d): the login used another answer than the "
+                 "one with the right serial, sent first (a late duplicate of that serial, "
+                 "carrying a wrong user, replaced it before the worker took it)",
+                 retry);
+    }
+    assert_int_equal(m.hdr.type, VB_MSG_REPLY);
+    assert_int_equal(m.hdr.serial, 2);
+    if (m.hdr.status != VB_STATUS_OK) {
+        vb_error e, err;
+        vb_msg_error_body(&m, &e, &err);
+        fail_msg("OPEN failed after the flood: %s", e.message);
+    }
+    vb_msg_clear(&m);
+    assert_int_equal(send_msg(fd, VB_PROG_BROKER, VB_MSG_CALL, 3, VB_BROKER_PROC_GET_HOSTNAME, NULL,
+                              NULL),
+                     0);
+    assert_int_equal(rconn_read(&c, ms(5000), &m), 1);
+    assert_int_equal(m.hdr.serial, 3);
+    assert_int_equal(m.hdr.status, VB_STATUS_OK);
+    vb_msg_clear(&m);
+    rconn_close(&c);
+    long rss1 = vb_ts_rss_kib(the_broker.pid);
+    print_message("vbrokerd RSS around 2 x 1000 CALLBACK_REPLYs: %ld -> %ld KiB\n", rss0, rss1);
+    assert_true(rss1 - rss0 < 16 * 1024 * RSS_SLACK);
+    assert_broker_healthy();
+}
+
+/* ---- tests: resource limits ---------------------------------------------- */
+
+static int is_too_many_clients(int fd)
+{
+    rconn c;
+    rconn_init(&c, fd);
+    vb_msg m;
+    int ok = 0;
+    if (rconn_read(&c, ms(2000), &m) == 1) {
+        vb_error e, err;
+        ok = m.hdr.serial == 0 && m.hdr.status == VB_STATUS_ERROR &&
+             vb_msg_error_body(&m, &e, &err) == 0 && e.code == VB_ERR_TOO_MANY_CLIENTS &&
+             strstr(e.message, "too many unauthenticated clients") != NULL;
+        vb_msg_clear(&m);
+    }
+    vb_frame_reader_clear(&c.rd);
+    return ok;
+}
+
+static void test_1000_idle_unauthenticated_connections(void **state)
+{
+    (void)state;
+    long rss0 = vb_ts_rss_kib(hL.pid);
+    int *fds = calloc(IDLE_CONNS, sizeof *fds);
+    int64_t t0 = now_ms();
+    for (int i = 0; i < IDLE_CONNS; i++)
+        fds[i] = connect_tcp(&hL);
+    /* every connection past MAX_ANON gets one TOO_MANY_CLIENTS frame and is
+     * closed; the first MAX_ANON stay, silent */
+    struct pollfd *p = calloc(IDLE_CONNS, sizeof *p);
+    int readable = 0;
+    int64_t deadline = now_ms() + ms(10000);
+    while (readable < IDLE_CONNS - MAX_ANON && now_ms() < deadline) {
+        for (int i = 0; i < IDLE_CONNS; i++)
+            p[i] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
+        poll(p, IDLE_CONNS, 100);
+        readable = 0;
+        for (int i = 0; i < IDLE_CONNS; i++)
+            readable += (p[i].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+    }
+    poll(NULL, 0, 200); /* and no more than that */
+    int refused = 0, silent = 0, other = 0;
+    for (int i = 0; i < IDLE_CONNS; i++) {
+        struct pollfd q = { .fd = fds[i], .events = POLLIN };
+        if (poll(&q, 1, 0) == 0) {
+            silent++;
+        } else if (is_too_many_clients(fds[i])) {
+            refused++;
+            close(fds[i]);
+            fds[i] = -1;
+        } else {
+            other++;
+        }
+    }
+    long rss1 = vb_ts_rss_kib(hL.pid);
+    print_message("%d connections in %lld ms: %d silent (admitted), %d refused with "
+                  "TOO_MANY_CLIENTS, %d other; vbhostd RSS %ld -> %ld KiB\n",
+                  IDLE_CONNS, (long long)(now_ms() - t0), silent, refused, other, rss0, rss1);
+    assert_int_equal(other, 0);
+    assert_int_equal(silent, MAX_ANON);
+    assert_int_equal(refused, IDLE_CONNS - MAX_ANON);
+    assert_true(rss1 - rss0 < 64 * 1024 * RSS_SLACK);
+    /* an authenticated local user still gets in while the slots are full */
+    vb_error err;
+    if (open_list(unix_uri(&hL, "auth=peer"), NULL, &err) < 0)
+        fail_msg("peer open while the anonymous slots are full: %s", err.message);
+    assert_int_equal(kill(hL.pid, 0), 0);
+    for (int i = 0; i < IDLE_CONNS; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    free(fds);
+    free(p);
+    /* the slots come back: a TCP password login works within a deadline */
+    int ok = 0;
+    deadline = now_ms() + ms(5000);
+    form f = { 0 };
+    while (!ok && now_ms() < deadline) {
+        ok = open_list(tcp_uri(&hL), &f, &err) == 0;
+        if (!ok)
+            poll(NULL, 0, 50);
+    }
+    if (!ok)
+        fail_msg("no TCP login after the idle clients left: %s", err.message);
+    long rss2 = vb_ts_rss_kib(hL.pid);
+    print_message("vbhostd RSS after they left: %ld KiB\n", rss2);
+    assert_true(rss2 - rss0 < 64 * 1024 * RSS_SLACK);
+    assert_hostd_healthy(&hL);
+}
+
+typedef struct slow_client {
+    int fd;
+    int64_t connected_ms;
+    int64_t dropped_ms;   /* -1: never */
+    int bytes_sent;
+} slow_client;
+
+static void test_slow_client_dropped_by_auth_timeout(void **state)
+{
+    (void)state;
+    /* two hostile pacings at once: one byte of an AUTH_LIST frame per second
+     * (the frame never completes), and a chatty client that keeps calling
+     * AUTH_LIST but never logs in */
+    uint8_t *frame = NULL;
+    size_t flen = 0;
+    append_msg(&frame, &flen, VB_PROG_HOST, VB_MSG_CALL, 1, VB_HOST_PROC_AUTH_LIST, NULL, NULL);
+    slow_client cl[2];
+    for (int i = 0; i < 2; i++) {
+        cl[i].fd = connect_tcp(&hT);
+        cl[i].connected_ms = now_ms();
+        cl[i].dropped_ms = -1;
+        cl[i].bytes_sent = 0;
+    }
+    int64_t deadline = now_ms() + 2000 + ms(4000);
+    int64_t next_byte = now_ms();
+    uint32_t serial = 1;
+    while ((cl[0].dropped_ms < 0 || cl[1].dropped_ms < 0) && now_ms() < deadline) {
+        if (now_ms() >= next_byte) {
+            if (cl[0].dropped_ms < 0 && (size_t)cl[0].bytes_sent < flen - 1 &&
+                send(cl[0].fd, frame + cl[0].bytes_sent, 1, MSG_NOSIGNAL) == 1)
+                cl[0].bytes_sent++;
+            if (cl[1].dropped_ms < 0 &&
+                send_msg(cl[1].fd, VB_PROG_HOST, VB_MSG_CALL, serial++, VB_HOST_PROC_AUTH_LIST,
+                         NULL, NULL) == 0)
+                cl[1].bytes_sent += (int)flen;
+            next_byte += 1000;
+        }
+        for (int i = 0; i < 2; i++) {
+            if (cl[i].dropped_ms >= 0)
+                continue;
+            struct pollfd p = { .fd = cl[i].fd, .events = POLLIN };
+            if (poll(&p, 1, 20) == 1) {
+                uint8_t buf[4096];
+                ssize_t n = read(cl[i].fd, buf, sizeof buf);
+                if (n == 0 || (n < 0 && errno == ECONNRESET))
+                    cl[i].dropped_ms = now_ms();
+            }
+        }
+    }
+    free(frame);
+    for (int i = 0; i < 2; i++) {
+        close(cl[i].fd);
+        int64_t after = cl[i].dropped_ms < 0 ? -1 : cl[i].dropped_ms - cl[i].connected_ms;
+        print_message("%s client dropped after %lld ms (auth_timeout = 2 s; %d bytes sent)\n",
+                      i == 0 ? "1-byte-per-second" : "chatty unauthenticated", (long long)after,
+                      cl[i].bytes_sent);
+        if (after < 0)
+            fail_msg("a slow unauthenticated client was still connected %d ms later",
+                     2000 + ms(4000));
+        assert_true(after >= 1900);
+        assert_true(after <= 2000 + ms(2000));
+    }
+    assert_log_soon(hT.log, "did not authenticate within 2 s; disconnecting");
+    assert_hostd_healthy(&hT);
+}
+
+/* ---- tests: a server claiming another server's id ------------------------- */
+
+static int run_sqlite(const char *db, const char *sql, char **out)
+{
+    char *argv[] = { "sqlite3", (char *)db, (char *)sql, NULL };
+    char *o = NULL;
+    int rc = vb_ts_run(argv, NULL, NULL, &o, 10000);
+    if (out)
+        *out = o;
+    else
+        free(o);
+    return rc;
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    size_t len;
+    char *text = vb_ts_read_file(from, &len);
+    assert_non_null(text);
+    assert_int_equal(vb_ts_write_file(to, text, 0600), 0);
+    free(text);
+}
+
+/* hB becomes a server that says it is hA: hA's server-id, and (when
+ * with_token) a tokens.db holding hA's token ids with other secrets */
+static void make_impostor(int with_token)
+{
+    assert_true(vb_ts_stop(hB.pid, 5000) >= 0);
+    char path[500], from[500];
+    snprintf(from, sizeof from, "%s/server-id", hA.state);
+    snprintf(path, sizeof path, "%s/server-id", hB.state);
+    copy_file(from, path);
+    const char *suffixes[] = { "", "-wal", "-shm", "-journal" };
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(path, sizeof path, "%s/tokens.db%s", hB.state, suffixes[i]);
+        unlink(path);
+    }
+    if (with_token) {
+        snprintf(from, sizeof from, "%s/tokens.db", hA.state);
+        snprintf(path, sizeof path, "%s/tokens.db", hB.state);
+        char sql[700];
+        snprintf(sql, sizeof sql, ".backup '%s'", path);
+        assert_int_equal(run_sqlite(from, sql, NULL), 0);
+        assert_int_equal(run_sqlite(path, "UPDATE tokens SET secret = randomblob(32);", NULL), 0);
+        chmod(path, 0600);
+    }
+    assert_int_equal(start_hostd(&hB), 0);
+}
+
+static void test_server_claiming_another_servers_id(void **state)
+{
+    (void)state;
+    form f = { 0 };
+    vb_auth auth = { form_types, 2, form_cb, &f };
+    vb_error err;
+    if (vb_login(unix_uri(&hA, NULL), &auth, 0, NULL, NULL, &err) < 0)
+        fail_msg("login to hA: %s", err.message);
+    assert_int_equal(logins_cached(), 1);
+    /* hA's token works, with no prompt */
+    assert_int_equal(open_list(unix_uri(&hA, NULL), NULL, &err), 0);
+
+    /* 1. an impostor that knows hA's token ids but not their secrets: it can
+     * answer the challenge, but not with the right proof. The client must
+     * stop before proving anything, and keep the token. */
+    make_impostor(1);
+    char db[500], *out = NULL;
+    snprintf(db, sizeof db, "%s/tokens.db", hB.state);
+    assert_int_equal(run_sqlite(db, "SELECT max(last_used) FROM tokens;", &out), 0);
+    assert_non_null(out);
+    long last_used = atol(out);
+    free(out);
+    int before = count_in_file(hB.log, "authenticated as");
+    vb_conn *c = vb_open_auth(unix_uri(&hB, NULL), NULL, 0, &err);
+    if (c)
+        fail_msg("the broker logged in to a server that cannot prove it knows the token");
+    print_message("impostor with hA's id: %s\n", err.message);
+    assert_int_equal(err.code, VBROKER_ERR_AUTH_FAILED);
+    assert_non_null(strstr(err.message, "could not prove"));
+    assert_int_equal(count_in_file(hB.log, "authenticated as"), before);
+    assert_int_equal(logins_cached(), 1);
+    /* the client sent no proof: the impostor never saw the token used */
+    assert_int_equal(run_sqlite(db, "SELECT max(last_used) FROM tokens;", &out), 0);
+    assert_non_null(out);
+    assert_int_equal(atol(out), last_used);
+    free(out);
+    /* and the real server still takes it */
+    if (open_list(unix_uri(&hA, NULL), NULL, &err) < 0)
+        fail_msg("hA's token after meeting the impostor: %s", err.message);
+
+    /* 2. an impostor that claims hA's id and knows nothing: it refuses the
+     * token (as any server may), the broker erases that token (documented in
+     * docs/security.md §2) and, with nobody to ask, the open fails with a
+     * clear error. The impostor never authenticates the broker. */
+    make_impostor(0);
+    before = count_in_file(hB.log, "authenticated as");
+    c = vb_open_auth(unix_uri(&hB, NULL), NULL, 0, &err);
+    if (c)
+        fail_msg("the broker logged in to an impostor without credentials");
+    print_message("impostor with hA's id and no tokens: %s\n", err.message);
+    assert_int_equal(err.code, VBROKER_ERR_CRED_REQUIRED);
+    assert_int_equal(count_in_file(hB.log, "authenticated as"), before);
+    assert_int_equal(logins_cached(), 0);
+    assert_int_equal(kill(hB.pid, 0), 0);
+    assert_hostd_healthy(&hA);
+    assert_broker_healthy();
+}
+
+/* ---- everyone survived ---------------------------------------------------- */
+
+static void test_every_daemon_alive_and_exits_cleanly(void **state)
+{
+    (void)state;
+    assert_broker_healthy();
+    hostd *all[] = { &hA, &hB, &hL, &hT };
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(kill(all[i]->pid, 0), 0);
+    /* SIGTERM: each exits by itself, and (under VB_TEST_DAEMON_WRAPPER with
+     * --error-exitcode=99) without memory errors or leaks */
+    int bad = check_exit("vbrokerd", vb_ts_stop(the_broker.pid, ms(5000)), the_broker.log) < 0;
+    for (size_t i = 0; i < 4; i++) {
+        char name[40];
+        snprintf(name, sizeof name, "vbhostd %s", all[i]->name);
+        bad += check_exit(name, vb_ts_stop(all[i]->pid, ms(5000)), all[i]->log) < 0;
+    }
+    if (bad)
+        fail_msg("%d daemon(s) did not exit cleanly on SIGTERM (see above)", bad);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_malformed_frames_dropped_by_vbhostd),
+        cmocka_unit_test(test_malformed_frames_dropped_by_broker),
+        cmocka_unit_test(test_preauth_limit_is_exact),
+        cmocka_unit_test(test_callback_reply_flood_at_vbhostd),
+        cmocka_unit_test(test_callback_reply_flood_at_broker),
+        cmocka_unit_test(test_1000_idle_unauthenticated_connections),
+        cmocka_unit_test(test_slow_client_dropped_by_auth_timeout),
+        cmocka_unit_test(test_server_claiming_another_servers_id),
+        cmocka_unit_test(test_every_daemon_alive_and_exits_cleanly),
+    };
+    return cmocka_run_group_tests_name("hostile", tests, group_setup, group_teardown);
+}
