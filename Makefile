@@ -107,7 +107,7 @@ $(LIBVBROKER): $(THIN_OBJ) $(PROTO_OBJ) thinclient/libvbroker.map
 	ln -sf libvbroker.so.0 $@
 
 $(VBCTL): $(CLI_SRC) $(LIBVBROKER)
-	$(CC) $(CFLAGS_ALL) -Ithinclient -o $@ $(CLI_SRC) -L$(BUILD) -lvbroker -Wl,-rpath,'$$ORIGIN' $(LDFLAGS_ALL)
+	$(CC) $(CFLAGS_ALL) -Ithinclient -o $@ $(CLI_SRC) -L$(BUILD) -lvbroker -Wl,-rpath,'$$ORIGIN' -Wl,-rpath,'$$ORIGIN/../lib' $(LDFLAGS_ALL)
 
 $(BUILD)/examples/%: examples/%.c $(LIBVBROKER)
 	@mkdir -p $(dir $@)
