@@ -15,12 +15,13 @@
 
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= frame uri conf authconf
+FUZZ_TARGETS ?= frame uri conf authconf xenapi
 FUZZ_DIR     := $(BUILD)/fuzz
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS   = $(CFLAGS_ALL) $(PKG_CFLAGS) -fno-omit-frame-pointer
-# only what the parsers under test need: the codec and four util modules
-FUZZ_LIB_SRC := $(PROTO_SRC) util/vb_uri.c util/vb_conf.c util/vb_authconf.c util/vb_cred.c
+# only what the parsers under test need: the codec, four util modules, the XML-RPC parser
+FUZZ_LIB_SRC := $(PROTO_SRC) util/vb_uri.c util/vb_conf.c util/vb_authconf.c util/vb_cred.c \
+                hvdrivers/vb_xenapi_xml.c
 FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
 FUZZ_LIB     := $(FUZZ_DIR)/libvbfuzz.a
 FUZZ_BIN     := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
@@ -37,7 +38,7 @@ $(FUZZ_LIB): $(FUZZ_LIB_OBJ)
 
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(FUZZ_SAN) -MMD -MP $< -o $@ \
-	  $(FUZZ_LIB) $(shell pkg-config --libs msgpack)
+	  $(FUZZ_LIB) $(shell pkg-config --libs msgpack libxml-2.0)
 
 fuzz-build: $(FUZZ_BIN)
 
@@ -50,6 +51,7 @@ $(BUILD)/fuzz/gen_corpus: tests/fuzz/gen_corpus.c $(LIBPROTO)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(PKG_CFLAGS) -MMD -MP $< -o $@ $(LIBPROTO) $(shell pkg-config --libs msgpack) $(LDFLAGS_ALL)
 
+# (corpus/xenapi is hand-written XML, not generated: it stays)
 fuzz-corpus: $(BUILD)/fuzz/gen_corpus
-	rm -rf tests/fuzz/corpus
+	rm -rf tests/fuzz/corpus/frame tests/fuzz/corpus/uri tests/fuzz/corpus/conf tests/fuzz/corpus/authconf
 	$(BUILD)/fuzz/gen_corpus $(CURDIR) tests/fuzz/corpus

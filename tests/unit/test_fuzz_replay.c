@@ -5,7 +5,7 @@
  * under SAN=1, ASan+UBSan. A target abort()s on a broken invariant, which
  * fails this test; no fuzzer is needed to replay.
  *
- * The four targets are compiled into this file, each entry point renamed.
+ * The targets are compiled into this file, each entry point renamed.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,6 +31,9 @@
 #undef LLVMFuzzerTestOneInput
 #define LLVMFuzzerTestOneInput fuzz_authconf_one
 #include "../fuzz/fuzz_authconf.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_xenapi_one
+#include "../fuzz/fuzz_xenapi.c"
 #undef LLVMFuzzerTestOneInput
 
 typedef int (*fuzz_fn)(const uint8_t *data, size_t size);
@@ -126,6 +129,12 @@ static void test_replay_authconf(void **state)
     replay("authconf", fuzz_authconf_one);
 }
 
+static void test_replay_xenapi(void **state)
+{
+    (void)state;
+    replay("xenapi", fuzz_xenapi_one);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -133,6 +142,7 @@ int main(void)
         cmocka_unit_test(test_replay_uri),
         cmocka_unit_test(test_replay_conf),
         cmocka_unit_test(test_replay_authconf),
+        cmocka_unit_test(test_replay_xenapi),
     };
     return cmocka_run_group_tests_name("fuzz_replay", tests, NULL, NULL);
 }
