@@ -572,52 +572,6 @@ static int broker_status(unsigned *clients, int *logins)
 /* A daemon stopped with SIGTERM must exit by itself with 0 (143: died of the
  * signal). Anything else (1: LeakSanitizer under SAN=1; 99: valgrind under
  * VB_TEST_DAEMON_WRAPPER) is reported with what its log says. 0 when clean. */
-static int check_exit(const char *name, int status, const char *log)
-{
-    if (status == 0 || status == 143)
-        return 0;
-    print_message("%s exited with status %d on SIGTERM; from %s:\n", name, status, log);
-    size_t len = 0;
-    char *text = vb_ts_read_file(log, &len);
-    const char *from = NULL;
-    /* the last report: a restarted daemon appends to the same log */
-    static const char *const marks[] = { "ERROR: LeakSanitizer", "ERROR: AddressSanitizer",
-                                         "HEAP SUMMARY", "ERROR SUMMARY" };
-    for (size_t m = 0; text && !from && m < 4; m++)
-        for (const char *p = text; (p = strstr(p, marks[m])) != NULL; p++)
-            from = p;
-    if (from) {
-        /* the first stacks, where they leave libc and the sanitizer */
-        int lines = 0;
-        for (const char *p = from; *p && lines < 400; lines++) {
-            const char *nl = strchr(p, '\n');
-            int n = nl ? (int)(nl - p) : (int)strlen(p);
-            int keep = memmem(p, (size_t)n, "leak of", 7) || memmem(p, (size_t)n, "lost in", 7) ||
-                       memmem(p, (size_t)n, "Invalid", 7) || memmem(p, (size_t)n, "SUMMARY", 7) ||
-                       memmem(p, (size_t)n, "uninitialised", 13) ||
-                       (memmem(p, (size_t)n, ".c:", 3) && !memmem(p, (size_t)n, "libc", 4) &&
-                        !memmem(p, (size_t)n, "sanitizer", 9));
-            if (keep)
-                print_message("    %.*s\n", n, p);
-            p = nl ? nl + 1 : p + n;
-        }
-    }
-    free(text);
-    return -1;
-}
-
-static int count_in_file(const char *path, const char *needle)
-{
-    size_t len = 0;
-    char *text = vb_ts_read_file(path, &len);
-    int count = 0;
-    for (char *p = text; p && (p = memmem(p, len - (size_t)(p - text), needle, strlen(needle)));
-         p++)
-        count++;
-    free(text);
-    return count;
-}
-
 /* PRAGMA integrity_check with the sqlite3 CLI: "ok", or what it found */
 static void assert_db_intact(const char *db)
 {
@@ -891,7 +845,7 @@ static void test_kill(void **state)
     size_t nlr;
     assert_int_equal(vb_logout(NULL, &lr, &nlr, &err), 0);
     vb_logout_results_free(lr, nlr);
-    int token_logins0 = count_in_file(hostd_log, "(token ");
+    int token_logins0 = vb_ts_count_in_file(hostd_log, "(token ");
 
     /* 1. run the client up to the step; at a frame step the relay kills the
      * victim itself the moment the frame has gone out (plus delay_us) */
@@ -1026,7 +980,7 @@ static void test_kill(void **state)
     int rc = open_list(relay_uri(), 0, &err);
     if (rc == 0) {
         assert_int_equal(logins, 1);
-        assert_true(count_in_file(hostd_log, "(token ") > token_logins0);
+        assert_true(vb_ts_count_in_file(hostd_log, "(token ") > token_logins0);
     } else if (err.code == VBROKER_ERR_CRED_REQUIRED) {
         int now_logins = -1;
         assert_int_equal(broker_status(NULL, &now_logins), 0);
@@ -1071,10 +1025,10 @@ static void test_caches_consistent_at_the_end(void **state)
 {
     (void)state;
     assert_int_equal(daemons_up(), 0);
-    int bad = check_exit("vbrokerd", vb_ts_stop(broker_pid, ms(5000)), broker_log) < 0;
+    int bad = vb_ts_check_exit("vbrokerd", vb_ts_stop(broker_pid, ms(5000)), broker_log) < 0;
     broker_pid = 0;
     assert_db_intact(cache_db());
-    bad += check_exit("vbhostd", vb_ts_stop(hostd_pid, ms(5000)), hostd_log) < 0;
+    bad += vb_ts_check_exit("vbhostd", vb_ts_stop(hostd_pid, ms(5000)), hostd_log) < 0;
     hostd_pid = 0;
     assert_db_intact(tokens_db());
     assert_int_equal(daemons_up(), 0);

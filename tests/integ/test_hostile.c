@@ -298,52 +298,6 @@ static void assert_broker_healthy(void)
 /* A daemon stopped with SIGTERM must exit by itself with 0 (143: died of the
  * signal). Anything else (1: LeakSanitizer under SAN=1; 99: valgrind under
  * VB_TEST_DAEMON_WRAPPER) is reported with what its log says. 0 when clean. */
-static int check_exit(const char *name, int status, const char *log)
-{
-    if (status == 0 || status == 143)
-        return 0;
-    print_message("%s exited with status %d on SIGTERM; from %s:\n", name, status, log);
-    size_t len = 0;
-    char *text = vb_ts_read_file(log, &len);
-    const char *from = NULL;
-    /* the last report: a restarted daemon appends to the same log */
-    static const char *const marks[] = { "ERROR: LeakSanitizer", "ERROR: AddressSanitizer",
-                                         "HEAP SUMMARY", "ERROR SUMMARY" };
-    for (size_t m = 0; text && !from && m < 4; m++)
-        for (const char *p = text; (p = strstr(p, marks[m])) != NULL; p++)
-            from = p;
-    if (from) {
-        /* the first stacks, where they leave libc and the sanitizer */
-        int lines = 0;
-        for (const char *p = from; *p && lines < 400; lines++) {
-            const char *nl = strchr(p, '\n');
-            int n = nl ? (int)(nl - p) : (int)strlen(p);
-            int keep = memmem(p, (size_t)n, "leak of", 7) || memmem(p, (size_t)n, "lost in", 7) ||
-                       memmem(p, (size_t)n, "Invalid", 7) || memmem(p, (size_t)n, "SUMMARY", 7) ||
-                       memmem(p, (size_t)n, "uninitialised", 13) ||
-                       (memmem(p, (size_t)n, ".c:", 3) && !memmem(p, (size_t)n, "libc", 4) &&
-                        !memmem(p, (size_t)n, "sanitizer", 9));
-            if (keep)
-                print_message("    %.*s\n", n, p);
-            p = nl ? nl + 1 : p + n;
-        }
-    }
-    free(text);
-    return -1;
-}
-
-static int count_in_file(const char *path, const char *needle)
-{
-    size_t len = 0;
-    char *text = vb_ts_read_file(path, &len);
-    int count = 0;
-    for (char *p = text; p && (p = memmem(p, len - (size_t)(p - text), needle, strlen(needle)));
-         p++)
-        count++;
-    free(text);
-    return count;
-}
-
 typedef struct log_wait {
     const char *path, *needle;
     int min;
@@ -352,7 +306,7 @@ typedef struct log_wait {
 static int log_cond(void *arg)
 {
     log_wait *w = arg;
-    return count_in_file(w->path, w->needle) >= w->min;
+    return vb_ts_count_in_file(w->path, w->needle) >= w->min;
 }
 
 static void assert_log_soon(const char *path, const char *needle)
@@ -372,7 +326,7 @@ typedef struct drops {
 
 static int count_drops(const drops *d)
 {
-    return count_in_file(d->log, d->prefix) - count_in_file(d->log, d->peer_left);
+    return vb_ts_count_in_file(d->log, d->prefix) - vb_ts_count_in_file(d->log, d->peer_left);
 }
 
 static int drops_cond(void *arg)
@@ -1223,14 +1177,14 @@ static void test_server_claiming_another_servers_id(void **state)
     assert_non_null(out);
     long last_used = atol(out);
     free(out);
-    int before = count_in_file(hB.log, "authenticated as");
+    int before = vb_ts_count_in_file(hB.log, "authenticated as");
     vb_conn *c = vb_open_auth(unix_uri(&hB, NULL), NULL, 0, &err);
     if (c)
         fail_msg("the broker logged in to a server that cannot prove it knows the token");
     print_message("impostor with hA's id: %s\n", err.message);
     assert_int_equal(err.code, VBROKER_ERR_AUTH_FAILED);
     assert_non_null(strstr(err.message, "could not prove"));
-    assert_int_equal(count_in_file(hB.log, "authenticated as"), before);
+    assert_int_equal(vb_ts_count_in_file(hB.log, "authenticated as"), before);
     assert_int_equal(logins_cached(), 1);
     /* the client sent no proof: the impostor never saw the token used */
     assert_int_equal(run_sqlite(db, "SELECT max(last_used) FROM tokens;", &out), 0);
@@ -1246,13 +1200,13 @@ static void test_server_claiming_another_servers_id(void **state)
      * docs/security.md §2) and, with nobody to ask, the open fails with a
      * clear error. The impostor never authenticates the broker. */
     make_impostor(0);
-    before = count_in_file(hB.log, "authenticated as");
+    before = vb_ts_count_in_file(hB.log, "authenticated as");
     c = vb_open_auth(unix_uri(&hB, NULL), NULL, 0, &err);
     if (c)
         fail_msg("the broker logged in to an impostor without credentials");
     print_message("impostor with hA's id and no tokens: %s\n", err.message);
     assert_int_equal(err.code, VBROKER_ERR_CRED_REQUIRED);
-    assert_int_equal(count_in_file(hB.log, "authenticated as"), before);
+    assert_int_equal(vb_ts_count_in_file(hB.log, "authenticated as"), before);
     assert_int_equal(logins_cached(), 0);
     assert_int_equal(kill(hB.pid, 0), 0);
     assert_hostd_healthy(&hA);
@@ -1270,11 +1224,11 @@ static void test_every_daemon_alive_and_exits_cleanly(void **state)
         assert_int_equal(kill(all[i]->pid, 0), 0);
     /* SIGTERM: each exits by itself, and (under VB_TEST_DAEMON_WRAPPER with
      * --error-exitcode=99) without memory errors or leaks */
-    int bad = check_exit("vbrokerd", vb_ts_stop(the_broker.pid, ms(5000)), the_broker.log) < 0;
+    int bad = vb_ts_check_exit("vbrokerd", vb_ts_stop(the_broker.pid, ms(5000)), the_broker.log) < 0;
     for (size_t i = 0; i < 4; i++) {
         char name[40];
         snprintf(name, sizeof name, "vbhostd %s", all[i]->name);
-        bad += check_exit(name, vb_ts_stop(all[i]->pid, ms(5000)), all[i]->log) < 0;
+        bad += vb_ts_check_exit(name, vb_ts_stop(all[i]->pid, ms(5000)), all[i]->log) < 0;
     }
     if (bad)
         fail_msg("%d daemon(s) did not exit cleanly on SIGTERM (see above)", bad);

@@ -145,18 +145,6 @@ static int open_list(const char *uri, form *f, vb_error *err)
     return rc;
 }
 
-static int count_in_file(const char *path, const char *needle)
-{
-    size_t len = 0;
-    char *text = vb_ts_read_file(path, &len);
-    int count = 0;
-    for (char *p = text; p && (p = memmem(p, len - (size_t)(p - text), needle, strlen(needle)));
-         p++)
-        count++;
-    free(text);
-    return count;
-}
-
 static int logins_cached(void)
 {
     vb_broker_status st;
@@ -198,15 +186,15 @@ static void test_login_once_then_scripts_reuse_it(void **state)
     free(identity);
     assert_true(expires > (int64_t)time(NULL) + 3600);
     assert_int_equal(logins_cached(), 1);
-    int token_logins = count_in_file(h1.log, "(token ");
-    int sasl_logins = count_in_file(h1.log, "(sasl ");
+    int token_logins = vb_ts_count_in_file(h1.log, "(token ");
+    int sasl_logins = vb_ts_count_in_file(h1.log, "(sasl ");
     /* 20 scripts, no terminal, no prompt allowed */
     for (int i = 0; i < 20; i++)
         assert_int_equal(vbctl_list_non_interactive(uri_of(&h1), &bmain), 0);
     /* the token logged the broker in (once: the transport is then shared), and
      * no password login happened */
-    assert_true(count_in_file(h1.log, "(token ") >= token_logins + 1);
-    assert_int_equal(count_in_file(h1.log, "(sasl "), sasl_logins);
+    assert_true(vb_ts_count_in_file(h1.log, "(token ") >= token_logins + 1);
+    assert_int_equal(vb_ts_count_in_file(h1.log, "(sasl "), sasl_logins);
 }
 
 static void test_token_survives_broker_kill9(void **state)
@@ -246,14 +234,14 @@ static void test_second_open_shares_the_transport(void **state)
     vb_error err;
     vb_conn *a = vb_open_auth(uri_of(&h2), &auth, 0, &err);
     assert_non_null(a);
-    int logins = count_in_file(h2.log, "authenticated as");
-    int opens = count_in_file(h2.log, " opened ");
+    int logins = vb_ts_count_in_file(h2.log, "authenticated as");
+    int opens = vb_ts_count_in_file(h2.log, " opened ");
     /* while the first connection is up, a second open costs no login */
     vb_conn *b = vb_open_auth(uri_of(&h2), NULL, 0, &err);
     if (!b)
         fail_msg("second open: %s", err.message);
-    assert_int_equal(count_in_file(h2.log, "authenticated as"), logins);
-    assert_int_equal(count_in_file(h2.log, " opened "), opens + 1);
+    assert_int_equal(vb_ts_count_in_file(h2.log, "authenticated as"), logins);
+    assert_int_equal(vb_ts_count_in_file(h2.log, " opened "), opens + 1);
     /* both work, each on its own connection id */
     vb_domain *doms;
     size_t n;
@@ -392,10 +380,10 @@ static void test_token_only_for_its_server(void **state)
     vb_auth auth = { types, 2, form_cb, &f };
     vb_error err;
     assert_int_equal(vb_login(uri_of(&h1), &auth, 0, NULL, NULL, &err), 0);
-    int before = count_in_file(h2.log, "token");
+    int before = vb_ts_count_in_file(h2.log, "token");
     /* h2 has another server id: h1's token is never shown to it */
     assert_int_equal(open_list(uri_of(&h2), &f, &err), 0);
-    assert_int_equal(count_in_file(h2.log, "token"), before);
+    assert_int_equal(vb_ts_count_in_file(h2.log, "token"), before);
 }
 
 static void test_cache_modes_and_no_secrets_on_disk_or_in_logs(void **state)
@@ -411,13 +399,13 @@ static void test_cache_modes_and_no_secrets_on_disk_or_in_logs(void **state)
     const char *files[] = { "cache.db", "cache.db-wal" };
     for (size_t i = 0; i < 2; i++) {
         snprintf(path, sizeof path, "%s/%s", bmain.state, files[i]);
-        assert_int_equal(count_in_file(path, PASSWORD), 0);
+        assert_int_equal(vb_ts_count_in_file(path, PASSWORD), 0);
     }
-    assert_int_equal(count_in_file(bmain.log, PASSWORD), 0);
-    assert_int_equal(count_in_file(bshort.log, PASSWORD), 0);
-    assert_int_equal(count_in_file(h1.log, PASSWORD), 0);
+    assert_int_equal(vb_ts_count_in_file(bmain.log, PASSWORD), 0);
+    assert_int_equal(vb_ts_count_in_file(bshort.log, PASSWORD), 0);
+    assert_int_equal(vb_ts_count_in_file(h1.log, PASSWORD), 0);
     snprintf(path, sizeof path, "%s/h1-state/tokens.db", dir);
-    assert_int_equal(count_in_file(path, PASSWORD), 0);
+    assert_int_equal(vb_ts_count_in_file(path, PASSWORD), 0);
     /* a state dir open to others is refused */
     char bad[400], log[400];
     snprintf(bad, sizeof bad, "%s/open-state", dir);

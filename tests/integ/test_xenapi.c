@@ -59,20 +59,10 @@ typedef struct file_has {
     int times;
 } file_has;
 
-static int count_in_file(const char *path, const char *needle)
-{
-    char *text = vb_ts_read_file(path, NULL);
-    int n = 0;
-    for (const char *p = text; p && (p = strstr(p, needle)); p += strlen(needle))
-        n++;
-    free(text);
-    return n;
-}
-
 static int file_has_cond(void *arg)
 {
     const file_has *f = arg;
-    return count_in_file(f->path, f->needle) >= f->times;
+    return vb_ts_count_in_file(f->path, f->needle) >= f->times;
 }
 
 static int wait_file_has(const char *path, const char *needle, int times, int timeout_ms)
@@ -148,7 +138,7 @@ static void assert_sim_log_clean(const sim *s)
     const char *files[] = { s->log, s->out };
     for (size_t f = 0; f < 2; f++)
         for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++)
-            assert_int_equal(count_in_file(files[f], secrets[i]), 0);
+            assert_int_equal(vb_ts_count_in_file(files[f], secrets[i]), 0);
 }
 
 /* ---- a scripted person behind the credential source ---------------------- */
@@ -424,7 +414,7 @@ static void test_login_and_list(void **state)
 
     drv->close(conn);
     /* the login said who is calling, with the API version XenAPI expects */
-    assert_int_equal(count_in_file(s.log, "session.login_with_password user=root "
+    assert_int_equal(vb_ts_count_in_file(s.log, "session.login_with_password user=root "
                                           "originator=vbroker/"),
                      1);
     assert_sim_log_clean(&s);
@@ -470,8 +460,8 @@ static void test_hostname(void **state)
     assert_string_equal(host, "xen-a.lab");
     free(host);
     drv->close(conn);
-    assert_int_equal(count_in_file(s.log, "session.get_this_host user=root Success"), 1);
-    assert_int_equal(count_in_file(s.log, "host.get_record user=root Success"), 1);
+    assert_int_equal(vb_ts_count_in_file(s.log, "session.get_this_host user=root Success"), 1);
+    assert_int_equal(vb_ts_count_in_file(s.log, "host.get_record user=root Success"), 1);
     sim_stop(&s);
 }
 
@@ -518,7 +508,7 @@ static void test_start_shutdown(void **state)
     expect_error(drv->domain_start(conn, "bad\nname", &err), &err, VB_ERR_INVALID_ARG,
                  "control character");
     drv->close(conn);
-    assert_int_equal(count_in_file(s.log, "VM.start user=root Failure VM_BAD_POWER_STATE "
+    assert_int_equal(vb_ts_count_in_file(s.log, "VM.start user=root Failure VM_BAD_POWER_STATE "
                                           "halted running"),
                      1);
     assert_sim_log_clean(&s);
@@ -595,7 +585,7 @@ static void test_user_and_escaped_password(void **state)
     free(list_ok(conn, &n));
     assert_int_equal(n, 5);
     drv->close(conn);
-    assert_int_equal(count_in_file(s.log, "user=alice originator="), 1);
+    assert_int_equal(vb_ts_count_in_file(s.log, "user=alice originator="), 1);
     assert_sim_log_clean(&s);
     sim_stop(&s);
 }
@@ -628,7 +618,7 @@ static void test_nobody_to_ask(void **state)
     expect_error(open_with(http_uri(&s, NULL), &src, &conn, &err), &err, VB_ERR_CRED_REQUIRED,
                  "no authname given for");
     assert_int_equal(sim_logins(&s), 0);
-    assert_int_equal(count_in_file(s.log, "login"), 0); /* nothing was sent */
+    assert_int_equal(vb_ts_count_in_file(s.log, "login"), 0); /* nothing was sent */
     sim_stop(&s);
 }
 
@@ -669,9 +659,9 @@ static void test_host_is_slave(void **state)
     assert_int_equal(n, 5);
     drv->close(conn);
     /* every call after the login went to the master */
-    assert_int_equal(count_in_file(master.log, "VM.get_all_records user=root Success"), 1);
-    assert_int_equal(count_in_file(master.log, "session.logout user=root Success"), 1);
-    assert_int_equal(count_in_file(member.log, "VM."), 0);
+    assert_int_equal(vb_ts_count_in_file(master.log, "VM.get_all_records user=root Success"), 1);
+    assert_int_equal(vb_ts_count_in_file(master.log, "session.logout user=root Success"), 1);
+    assert_int_equal(vb_ts_count_in_file(member.log, "VM."), 0);
     assert_sim_log_clean(&master);
     assert_sim_log_clean(&member);
     sim_stop(&member);
@@ -713,7 +703,7 @@ static void test_session_expiry(void **state)
     assert_int_equal(p.retry[1], 0);
     assert_int_equal(p.approves, 2);
     assert_int_equal(sim_logins(&s), 2);
-    assert_int_equal(count_in_file(s.log, "VM.get_all_records user=- Failure SESSION_INVALID"),
+    assert_int_equal(vb_ts_count_in_file(s.log, "VM.get_all_records user=- Failure SESSION_INVALID"),
                      1);
 
     /* get_this_host passes the session twice: both must be the new one */
@@ -753,7 +743,7 @@ static void test_max_sessions(void **state)
     void *c1 = open_ok(http_uri(&s, "root"), &p1);
     void *c2 = open_ok(http_uri(&s, "root"), &p2);
     void *c3 = open_ok(http_uri(&s, "root"), &p3);
-    assert_int_equal(count_in_file(s.log, "session destroyed (max-sessions) user=root"), 1);
+    assert_int_equal(vb_ts_count_in_file(s.log, "session destroyed (max-sessions) user=root"), 1);
     size_t n = 0;
     free(list_ok(c1, &n)); /* c1's session was the oldest: it logs in again */
     assert_int_equal(p1.calls, 2);
@@ -772,9 +762,9 @@ static void test_logout_on_close(void **state)
     sim_start(&s, NULL);
     person p = { .passwords = { ROOT_PW } };
     void *conn = open_ok(http_uri(&s, "root"), &p);
-    assert_int_equal(count_in_file(s.log, "session.logout"), 0);
+    assert_int_equal(vb_ts_count_in_file(s.log, "session.logout"), 0);
     drv->close(conn);
-    assert_int_equal(count_in_file(s.log, "session.logout user=root Success"), 1);
+    assert_int_equal(vb_ts_count_in_file(s.log, "session.logout user=root Success"), 1);
     drv->close(NULL);
     sim_stop(&s);
 }

@@ -848,3 +848,52 @@ long vb_ts_rss_kib(pid_t pid)
     fclose(f);
     return kib;
 }
+
+/* ---- logs ---------------------------------------------------------------- */
+
+int vb_ts_check_exit(const char *name, int status, const char *log)
+{
+    if (status == 0 || status == 143)
+        return 0;
+    fprintf(stderr, "%s exited with status %d on SIGTERM; from %s:\n", name, status, log);
+    size_t len = 0;
+    char *text = vb_ts_read_file(log, &len);
+    const char *from = NULL;
+    /* the last report: a restarted daemon appends to the same log */
+    static const char *const marks[] = { "ERROR: LeakSanitizer", "ERROR: AddressSanitizer",
+                                         "HEAP SUMMARY", "ERROR SUMMARY" };
+    for (size_t m = 0; text && !from && m < 4; m++)
+        for (const char *p = text; (p = strstr(p, marks[m])) != NULL; p++)
+            from = p;
+    if (from) {
+        /* the first stacks, where they leave libc and the sanitizer */
+        int lines = 0;
+        for (const char *p = from; *p && lines < 400; lines++) {
+            const char *nl = strchr(p, '\n');
+            int n = nl ? (int)(nl - p) : (int)strlen(p);
+            int keep = memmem(p, (size_t)n, "leak of", 7) || memmem(p, (size_t)n, "lost in", 7) ||
+                       memmem(p, (size_t)n, "Invalid", 7) || memmem(p, (size_t)n, "SUMMARY", 7) ||
+                       memmem(p, (size_t)n, "uninitialised", 13) ||
+                       (memmem(p, (size_t)n, ".c:", 3) && !memmem(p, (size_t)n, "libc", 4) &&
+                        !memmem(p, (size_t)n, "sanitizer", 9));
+            if (keep)
+                fprintf(stderr, "    %.*s\n", n, p);
+            p = nl ? nl + 1 : p + n;
+        }
+    }
+    free(text);
+    return -1;
+}
+
+
+int vb_ts_count_in_file(const char *path, const char *needle)
+{
+    size_t len = 0;
+    char *text = vb_ts_read_file(path, &len);
+    int count = 0;
+    for (char *p = text; p && (p = memmem(p, len - (size_t)(p - text), needle, strlen(needle)));
+         p++)
+        count++;
+    free(text);
+    return count;
+}

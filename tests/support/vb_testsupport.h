@@ -178,4 +178,14 @@ int vb_ts_kinit(const vb_ts_kdc *kdc, const char *user, const char *password);
  * on a zeroed or already stopped struct. */
 void vb_ts_kdc_stop(vb_ts_kdc *kdc);
 
+/* ---- logs ---------------------------------------------------------------- */
+
+/* How many times needle occurs in the file (0 when it cannot be read). */
+int vb_ts_count_in_file(const char *path, const char *needle);
+
+/* A daemon's exit status after SIGTERM: 0 when clean (0 or 143); otherwise -1,
+ * after printing to stderr the sanitizer or valgrind report found in its log
+ * (the stack lines that leave libc and the sanitizer). */
+int vb_ts_check_exit(const char *name, int status, const char *log);
+
 #endif
