@@ -430,28 +430,10 @@ static char broker_sock[400], broker_log[400], broker_state[400], relay_sock[400
 static pid_t hostd_pid, broker_pid;
 static relay rl;
 
-static pid_t spawn_daemon(char *const argv[], const char *log)
-{
-    const char *w = getenv("VB_TEST_DAEMON_WRAPPER");
-    if (!w || !*w)
-        return vb_ts_spawn(argv, NULL, log);
-    char *copy = strdup(w);
-    char *full[96];
-    size_t n = 0;
-    for (char *t = strtok(copy, " "); t && n < 64; t = strtok(NULL, " "))
-        full[n++] = t;
-    for (size_t i = 0; argv[i] && n < 95; i++)
-        full[n++] = argv[i];
-    full[n] = NULL;
-    pid_t pid = vb_ts_spawn(full, NULL, log);
-    free(copy);
-    return pid;
-}
-
 static int start_hostd(void)
 {
     char *argv[] = { VB_BUILD_DIR "/vbhostd", "-f", hostd_conf, "--foreground", NULL };
-    hostd_pid = spawn_daemon(argv, hostd_log);
+    hostd_pid = vb_ts_spawn_daemon(argv, hostd_log);
     return hostd_pid > 0 && vb_ts_wait_unix_socket(hostd_sock, ms(START_MS)) == 0 ? 0 : -1;
 }
 
@@ -462,7 +444,7 @@ static int start_broker(void)
     char *argv[] = { VB_BUILD_DIR "/vbrokerd", "--socket", broker_sock, "--state-dir",
                      broker_state, "--secret-ttl", "0", "--upstream-idle", "0",
                      "--log-level", "debug", "--prompt-timeout", "30", NULL };
-    broker_pid = spawn_daemon(argv, broker_log);
+    broker_pid = vb_ts_spawn_daemon(argv, broker_log);
     return broker_pid > 0 && vb_ts_wait_unix_socket(broker_sock, ms(START_MS)) == 0 ? 0 : -1;
 }
 

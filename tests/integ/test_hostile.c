@@ -108,24 +108,6 @@ static hostd hT = { "hT", "auth_unix = [\"sasl\"]\nauth_tcp = [\"sasl\"]\nauth_t
 static broker the_broker;
 
 /* argv, behind VB_TEST_DAEMON_WRAPPER's words when it is set */
-static pid_t spawn_daemon(char *const argv[], const char *log)
-{
-    const char *w = getenv("VB_TEST_DAEMON_WRAPPER");
-    if (!w || !*w)
-        return vb_ts_spawn(argv, NULL, log);
-    char *copy = strdup(w);
-    char *full[96];
-    size_t n = 0;
-    for (char *t = strtok(copy, " "); t && n < 64; t = strtok(NULL, " "))
-        full[n++] = t;
-    for (size_t i = 0; argv[i] && n < 95; i++)
-        full[n++] = argv[i];
-    full[n] = NULL;
-    pid_t pid = vb_ts_spawn(full, NULL, log);
-    free(copy);
-    return pid;
-}
-
 static int start_hostd(hostd *h)
 {
     char text[3000], sasl[400];
@@ -147,7 +129,7 @@ static int start_hostd(hostd *h)
     if (vb_ts_write_file(h->conf, text, 0600) < 0)
         return -1;
     char *argv[] = { VB_BUILD_DIR "/vbhostd", "-f", h->conf, "--foreground", NULL };
-    h->pid = spawn_daemon(argv, h->log);
+    h->pid = vb_ts_spawn_daemon(argv, h->log);
     if (h->pid <= 0 || vb_ts_wait_unix_socket(h->sock, ms(START_MS)) < 0)
         return -1;
     if (h->tcp && vb_ts_wait_tcp("127.0.0.1", h->port, ms(START_MS)) < 0)
@@ -165,7 +147,7 @@ static int start_broker(broker *b)
     char *argv[] = { VB_BUILD_DIR "/vbrokerd", "--socket", b->sock, "--state-dir", b->state,
                      "--secret-ttl", "0", "--upstream-idle", "0", "--log-level", "debug",
                      "--prompt-timeout", "20", NULL };
-    b->pid = spawn_daemon(argv, b->log);
+    b->pid = vb_ts_spawn_daemon(argv, b->log);
     return b->pid > 0 && vb_ts_wait_unix_socket(b->sock, ms(START_MS)) == 0 ? 0 : -1;
 }
 

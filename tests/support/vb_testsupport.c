@@ -897,3 +897,21 @@ int vb_ts_count_in_file(const char *path, const char *needle)
     free(text);
     return count;
 }
+
+pid_t vb_ts_spawn_daemon(char *const argv[], const char *log)
+{
+    const char *w = getenv("VB_TEST_DAEMON_WRAPPER");
+    if (!w || !*w)
+        return vb_ts_spawn(argv, NULL, log);
+    char *copy = strdup(w);
+    char *full[96];
+    size_t n = 0;
+    for (char *t = strtok(copy, " "); t && n < 64; t = strtok(NULL, " "))
+        full[n++] = t;
+    for (size_t i = 0; argv[i] && n < 95; i++)
+        full[n++] = argv[i];
+    full[n] = NULL;
+    pid_t pid = vb_ts_spawn(full, NULL, log);
+    free(copy);
+    return pid;
+}

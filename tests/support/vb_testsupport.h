@@ -188,4 +188,8 @@ int vb_ts_count_in_file(const char *path, const char *needle);
  * (the stack lines that leave libc and the sanitizer). */
 int vb_ts_check_exit(const char *name, int status, const char *log);
 
+/* vb_ts_spawn for a daemon under test: when VB_TEST_DAEMON_WRAPPER is set
+ * (e.g. "valgrind --leak-check=full"), its words go in front of argv. */
+pid_t vb_ts_spawn_daemon(char *const argv[], const char *log);
+
 #endif
