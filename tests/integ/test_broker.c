@@ -81,8 +81,11 @@ static int group_setup(void **state)
     return 0;
 }
 
+static void kill_autostarted_brokers(void);
+
 static int group_teardown(void **state)
 {
+    kill_autostarted_brokers(); /* even when the autostart test failed half-way */
     return vb_ts_group_teardown(state);
 }
 
@@ -487,7 +490,10 @@ static void test_200_concurrent_clients(void **state)
 
 /* ---- autostart ------------------------------------------------------------- */
 
-static int count_brokers_on(const char *sock)
+/* The vbrokerd processes serving sock (autostarted ones are nobody's child
+ * here, so they are found by their command line); with kill_them, SIGKILL
+ * each by pid. Returns how many there were. */
+static int brokers_on(const char *sock, int kill_them)
 {
     DIR *d = opendir("/proc");
     struct dirent *e;
@@ -504,12 +510,27 @@ static int count_brokers_on(const char *sock)
         for (size_t i = 0; i + 1 < n; i++)
             if (cmd[i] == '\0')
                 cmd[i] = ' ';
-        if (strstr(cmd, "vbrokerd") && strstr(cmd, sock))
+        if (strstr(cmd, "vbrokerd") && strstr(cmd, sock)) {
             count++;
+            if (kill_them)
+                kill((pid_t)atoi(e->d_name), SIGKILL);
+        }
     }
     if (d)
         closedir(d);
     return count;
+}
+
+static int count_brokers_on(const char *sock)
+{
+    return brokers_on(sock, 0);
+}
+
+static void kill_autostarted_brokers(void)
+{
+    char sock[300];
+    snprintf(sock, sizeof sock, "%s/auto/sock", dir);
+    brokers_on(sock, 1);
 }
 
 static pid_t broker_pid_on(const char *sock)
