@@ -53,24 +53,6 @@
 
 /* ---- time ------------------------------------------------------------------ */
 
-static int slowdown(void)
-{
-    static int f;
-    if (!f) {
-        const char *s = getenv("VB_TEST_SLOWDOWN");
-        f = s && atoi(s) > 0 ? atoi(s) : 1;
-        const char *w = getenv("VB_TEST_DAEMON_WRAPPER");
-        if (w && *w && f < 10)
-            f = 10;
-    }
-    return f;
-}
-
-static int ms(int base)
-{
-    return base * slowdown();
-}
-
 static int64_t now_ms(void)
 {
     struct timespec ts;
@@ -434,7 +416,7 @@ static int start_hostd(void)
 {
     char *argv[] = { VB_BUILD_DIR "/vbhostd", "-f", hostd_conf, "--foreground", NULL };
     hostd_pid = vb_ts_spawn_daemon(argv, hostd_log);
-    return hostd_pid > 0 && vb_ts_wait_unix_socket(hostd_sock, ms(START_MS)) == 0 ? 0 : -1;
+    return hostd_pid > 0 && vb_ts_wait_unix_socket(hostd_sock, vb_ts_scaled_ms(START_MS)) == 0 ? 0 : -1;
 }
 
 static int start_broker(void)
@@ -445,7 +427,7 @@ static int start_broker(void)
                      broker_state, "--secret-ttl", "0", "--upstream-idle", "0",
                      "--log-level", "debug", "--prompt-timeout", "30", NULL };
     broker_pid = vb_ts_spawn_daemon(argv, broker_log);
-    return broker_pid > 0 && vb_ts_wait_unix_socket(broker_sock, ms(START_MS)) == 0 ? 0 : -1;
+    return broker_pid > 0 && vb_ts_wait_unix_socket(broker_sock, vb_ts_scaled_ms(START_MS)) == 0 ? 0 : -1;
 }
 
 static int group_setup(void **state)
@@ -840,10 +822,10 @@ static void test_kill(void **state)
         relay_set_victim(&rl, pid, sc->delay_us);
     if (sc->step == S_PROMPT) {
         struct pollfd p = { .fd = c->prompted_fd, .events = POLLIN };
-        if (poll(&p, 1, ms(10000)) != 1)
+        if (poll(&p, 1, vb_ts_scaled_ms(10000)) != 1)
             fail_msg("the callback was never entered");
         relay_watch_latest(&rl);
-    } else if (vb_ts_wait_until(relay_paused_cond, &rl, ms(10000)) < 0) {
+    } else if (vb_ts_wait_until(relay_paused_cond, &rl, vb_ts_scaled_ms(10000)) < 0) {
         result res;
         if (client_result(c, 0, &res) == 1)
             fail_msg("the login finished without reaching the step (rc %d: %s)", res.rc,
@@ -862,7 +844,7 @@ static void test_kill(void **state)
         assert_int_equal(waitpid(pid, NULL, 0), pid);
         c->pid = 0;
     } else {
-        assert_int_equal(vb_ts_wait_pid_exit(pid, ms(5000), NULL), 0);
+        assert_int_equal(vb_ts_wait_pid_exit(pid, vb_ts_scaled_ms(5000), NULL), 0);
         if (sc->victim == V_DAEMON)
             hostd_pid = 0;
         else
@@ -883,10 +865,10 @@ static void test_kill(void **state)
     char outcome[600] = "";
     if (sc->victim != V_CLIENT) {
         result res;
-        int got = client_result(c, ms(BOUND_MS), &res);
+        int got = client_result(c, vb_ts_scaled_ms(BOUND_MS), &res);
         m[nm++] = (measure){ "client returned", now_ms() - t0 };
         if (got < 0)
-            fail_msg("the client still had no answer %d ms after %s died", ms(BOUND_MS),
+            fail_msg("the client still had no answer %d ms after %s died", vb_ts_scaled_ms(BOUND_MS),
                      victim_names[sc->victim]);
         assert_int_equal(got, 1);
         if (res.rc < 0) {
@@ -901,37 +883,37 @@ static void test_kill(void **state)
     if (sc->victim != V_BROKER) {
         /* the broker lets go of the client and of its host connection */
         int side = -1;
-        int64_t up = relay_wait_watched_end(&rl, ms(BOUND_MS), &side);
+        int64_t up = relay_wait_watched_end(&rl, vb_ts_scaled_ms(BOUND_MS), &side);
         if (up < 0)
             fail_msg("the broker's connection to the host was still up %d ms later",
-                     ms(BOUND_MS));
+                     vb_ts_scaled_ms(BOUND_MS));
         m[nm++] = (measure){ side == TO_SERVER ? "broker closed its host connection"
                                                : "host connection closed by vbhostd",
                              now_ms() - t0 };
         /* (STATUS counts the connection that asks it) */
         unsigned clients = 2;
-        int64_t deadline = now_ms() + ms(BOUND_MS);
+        int64_t deadline = now_ms() + vb_ts_scaled_ms(BOUND_MS);
         while (now_ms() < deadline && (broker_status(&clients, NULL) < 0 || clients > 1))
             poll(NULL, 0, 5);
         if (sc->victim == V_CLIENT) {
             if (clients > 1)
                 fail_msg("the broker still counted %u other client(s) %d ms after the client "
                          "died",
-                         clients - 1, ms(BOUND_MS));
+                         clients - 1, vb_ts_scaled_ms(BOUND_MS));
             m[nm++] = (measure){ "broker dropped the dead client", now_ms() - t0 };
         }
     }
     if (sc->victim == V_BROKER) {
         /* vbhostd lets go of the dead broker's connection */
         int side = -1;
-        int64_t up = relay_wait_watched_end(&rl, ms(BOUND_MS), &side);
+        int64_t up = relay_wait_watched_end(&rl, vb_ts_scaled_ms(BOUND_MS), &side);
         if (up < 0)
             fail_msg("vbhostd's connection from the dead broker was still up %d ms later",
-                     ms(BOUND_MS));
+                     vb_ts_scaled_ms(BOUND_MS));
         m[nm++] = (measure){ "the dead broker's host connection closed", now_ms() - t0 };
     }
     for (int i = 0; i < nm; i++) {
-        if (m[i].ms > ms(BOUND_MS))
+        if (m[i].ms > vb_ts_scaled_ms(BOUND_MS))
             fail_msg("%s took %lld ms", m[i].what, (long long)m[i].ms);
     }
     char line[900];
@@ -1007,10 +989,10 @@ static void test_caches_consistent_at_the_end(void **state)
 {
     (void)state;
     assert_int_equal(daemons_up(), 0);
-    int bad = vb_ts_check_exit("vbrokerd", vb_ts_stop(broker_pid, ms(5000)), broker_log) < 0;
+    int bad = vb_ts_check_exit("vbrokerd", vb_ts_stop(broker_pid, vb_ts_scaled_ms(5000)), broker_log) < 0;
     broker_pid = 0;
     assert_db_intact(cache_db());
-    bad += vb_ts_check_exit("vbhostd", vb_ts_stop(hostd_pid, ms(5000)), hostd_log) < 0;
+    bad += vb_ts_check_exit("vbhostd", vb_ts_stop(hostd_pid, vb_ts_scaled_ms(5000)), hostd_log) < 0;
     hostd_pid = 0;
     assert_db_intact(tokens_db());
     assert_int_equal(daemons_up(), 0);

@@ -42,24 +42,6 @@
 
 /* ---- deadlines ----------------------------------------------------------- */
 
-static int slowdown(void)
-{
-    static int f;
-    if (!f) {
-        const char *s = getenv("VB_TEST_SLOWDOWN");
-        f = s && atoi(s) > 0 ? atoi(s) : 1;
-        const char *w = getenv("VB_TEST_DAEMON_WRAPPER");
-        if (w && *w && f < 10)
-            f = 10;
-    }
-    return f;
-}
-
-static int ms(int base)
-{
-    return base * slowdown();
-}
-
 /* RSS bounds in KiB. AddressSanitizer keeps freed memory in quarantine (up
  * to 256 MiB), so under SAN=1 a bounded daemon still grows by what it
  * freed: the bound is then only a sanity check. */
@@ -130,9 +112,9 @@ static int start_hostd(hostd *h)
         return -1;
     char *argv[] = { VB_BUILD_DIR "/vbhostd", "-f", h->conf, "--foreground", NULL };
     h->pid = vb_ts_spawn_daemon(argv, h->log);
-    if (h->pid <= 0 || vb_ts_wait_unix_socket(h->sock, ms(START_MS)) < 0)
+    if (h->pid <= 0 || vb_ts_wait_unix_socket(h->sock, vb_ts_scaled_ms(START_MS)) < 0)
         return -1;
-    if (h->tcp && vb_ts_wait_tcp("127.0.0.1", h->port, ms(START_MS)) < 0)
+    if (h->tcp && vb_ts_wait_tcp("127.0.0.1", h->port, vb_ts_scaled_ms(START_MS)) < 0)
         return -1;
     return 0;
 }
@@ -148,7 +130,7 @@ static int start_broker(broker *b)
                      "--secret-ttl", "0", "--upstream-idle", "0", "--log-level", "debug",
                      "--prompt-timeout", "20", NULL };
     b->pid = vb_ts_spawn_daemon(argv, b->log);
-    return b->pid > 0 && vb_ts_wait_unix_socket(b->sock, ms(START_MS)) == 0 ? 0 : -1;
+    return b->pid > 0 && vb_ts_wait_unix_socket(b->sock, vb_ts_scaled_ms(START_MS)) == 0 ? 0 : -1;
 }
 
 static int group_setup(void **state)
@@ -294,7 +276,7 @@ static int log_cond(void *arg)
 static void assert_log_soon(const char *path, const char *needle)
 {
     log_wait w = { path, needle, 1 };
-    if (vb_ts_wait_until(log_cond, &w, ms(5000)) < 0)
+    if (vb_ts_wait_until(log_cond, &w, vb_ts_scaled_ms(5000)) < 0)
         fail_msg("%s never said '%s'", path, needle);
 }
 
@@ -321,7 +303,7 @@ static int drops_cond(void *arg)
 static void assert_drop_explained(drops *d, int before, const char *what)
 {
     d->min = before + 1;
-    if (vb_ts_wait_until(drops_cond, d, ms(5000)) < 0)
+    if (vb_ts_wait_until(drops_cond, d, vb_ts_scaled_ms(5000)) < 0)
         fail_msg("%s: no reason logged in %s for dropping the client that sent %s", d->log,
                  d->prefix, what);
 }
@@ -476,7 +458,7 @@ static int wait_dropped(int fd, int timeout_ms)
 static int connect_tcp(const hostd *h)
 {
     vb_error err;
-    int fd = vb_net_connect_tcp("127.0.0.1", h->port, ms(5000), &err);
+    int fd = vb_net_connect_tcp("127.0.0.1", h->port, vb_ts_scaled_ms(5000), &err);
     if (fd < 0)
         fail_msg("connect to %s: %s", h->name, err.message);
     return fd;
@@ -498,7 +480,7 @@ static void assert_auth_list_answered(rconn *c, uint32_t serial)
                               NULL, NULL),
                      0);
     vb_msg m;
-    int rc = rconn_read(c, ms(5000), &m);
+    int rc = rconn_read(c, vb_ts_scaled_ms(5000), &m);
     if (rc != 1)
         fail_msg("no answer to AUTH_LIST (%s)", rc == 0 ? "connection closed" : "timeout");
     assert_int_equal(m.hdr.type, VB_MSG_REPLY);
@@ -636,7 +618,7 @@ static void test_malformed_frames_dropped_by_vbhostd(void **state)
         int before = count_drops(&dA);
         int fd = connect_tcp(&hA);
         assert_int_equal(send_all(fd, h[i].bytes, h[i].len), 0);
-        if (wait_dropped(fd, ms(5000)) < 0)
+        if (wait_dropped(fd, vb_ts_scaled_ms(5000)) < 0)
             fail_msg("vbhostd kept a TCP client that sent %s", h[i].what);
         close(fd);
         assert_drop_explained(&dA, before, h[i].what);
@@ -653,11 +635,11 @@ static void test_malformed_frames_dropped_by_vbhostd(void **state)
                                   NULL),
                          0);
         vb_msg m;
-        assert_int_equal(rconn_read(&c, ms(5000), &m), 1);
+        assert_int_equal(rconn_read(&c, vb_ts_scaled_ms(5000), &m), 1);
         assert_int_equal(m.hdr.status, VB_STATUS_OK);
         vb_msg_clear(&m);
         assert_int_equal(send_all(fd, post[i].bytes, post[i].len), 0);
-        if (wait_dropped(fd, ms(5000)) < 0)
+        if (wait_dropped(fd, vb_ts_scaled_ms(5000)) < 0)
             fail_msg("vbhostd kept an authenticated client that sent %s", post[i].what);
         rconn_close(&c);
         assert_drop_explained(&dL, before, post[i].what);
@@ -680,7 +662,7 @@ static void test_malformed_frames_dropped_by_broker(void **state)
         int before = count_drops(&db);
         int fd = connect_unix(the_broker.sock);
         assert_int_equal(send_all(fd, h[i].bytes, h[i].len), 0);
-        if (wait_dropped(fd, ms(5000)) < 0)
+        if (wait_dropped(fd, vb_ts_scaled_ms(5000)) < 0)
             fail_msg("vbrokerd kept a client that sent %s", h[i].what);
         close(fd);
         assert_drop_explained(&db, before, h[i].what);
@@ -709,7 +691,7 @@ static void test_preauth_limit_is_exact(void **state)
     rconn_init(&c, fd);
     assert_int_equal(send_payload(fd, payload, VB_FRAME_MAX_PREAUTH), 0);
     vb_msg m;
-    int rc = rconn_read(&c, ms(5000), &m);
+    int rc = rconn_read(&c, vb_ts_scaled_ms(5000), &m);
     if (rc != 1)
         fail_msg("a frame of exactly 64 KiB was not answered (%d)", rc);
     /* AUTH_LIST's max body is 256: a well-delimited oversized call is refused
@@ -726,7 +708,7 @@ static void test_preauth_limit_is_exact(void **state)
     uint8_t *bigger = calloc(1, VB_FRAME_MAX_PREAUTH + 1);
     memcpy(bigger, payload, VB_FRAME_MAX_PREAUTH);
     assert_int_equal(send_payload(fd, bigger, VB_FRAME_MAX_PREAUTH + 1), 0);
-    assert_int_equal(wait_dropped(fd, ms(5000)), 0);
+    assert_int_equal(wait_dropped(fd, vb_ts_scaled_ms(5000)), 0);
     rconn_close(&c);
     free(payload);
     free(bigger);
@@ -774,7 +756,7 @@ static void test_callback_reply_flood_at_vbhostd(void **state)
     assert_int_equal(send_msg(fd, VB_PROG_HOST, VB_MSG_CALL, 1, VB_HOST_PROC_AUTH_PEER, NULL, NULL),
                      0);
     vb_msg m;
-    assert_int_equal(rconn_read(&c, ms(5000), &m), 1);
+    assert_int_equal(rconn_read(&c, vb_ts_scaled_ms(5000), &m), 1);
     assert_int_equal(m.hdr.status, VB_STATUS_OK);
     vb_msg_clear(&m);
     assert_int_equal(send_all(fd, flood, len), 0);
@@ -782,7 +764,7 @@ static void test_callback_reply_flood_at_vbhostd(void **state)
     assert_int_equal(send_msg(fd, VB_PROG_HOST, VB_MSG_CALL, 3, VB_HOST_PROC_GET_HOSTNAME, NULL,
                               NULL),
                      0);
-    assert_int_equal(rconn_read(&c, ms(5000), &m), 1);
+    assert_int_equal(rconn_read(&c, vb_ts_scaled_ms(5000), &m), 1);
     /* no hypervisor connection is open on it yet: a clear NOT_OPEN, not silence */
     assert_int_equal(m.hdr.serial, 3);
     assert_int_equal(m.hdr.status, VB_STATUS_ERROR);
@@ -869,7 +851,7 @@ static void test_callback_reply_flood_at_broker(void **state)
                               NULL),
                      0);
     vb_msg m;
-    assert_int_equal(rconn_read(&c, ms(5000), &m), 1);
+    assert_int_equal(rconn_read(&c, vb_ts_scaled_ms(5000), &m), 1);
     assert_int_equal(m.hdr.serial, 1);
     assert_int_equal(m.hdr.status, VB_STATUS_OK);
     vb_msg_clear(&m);
@@ -880,7 +862,7 @@ static void test_callback_reply_flood_at_broker(void **state)
     assert_int_equal(send_msg(fd, VB_PROG_BROKER, VB_MSG_CALL, 2, VB_BROKER_PROC_OPEN,
                               pack_broker_open, NULL),
                      0);
-    assert_int_equal(rconn_read(&c, ms(10000), &m), 1);
+    assert_int_equal(rconn_read(&c, vb_ts_scaled_ms(10000), &m), 1);
     assert_int_equal(m.hdr.type, VB_MSG_CALLBACK);
     assert_int_equal(m.hdr.procedure, VB_BROKER_PROC_CRED_REQUEST);
     uint32_t serial = m.hdr.serial;
@@ -900,7 +882,7 @@ static void test_callback_reply_flood_at_broker(void **state)
                VB_BROKER_PROC_CRED_REQUEST, pack_fake_answer, NULL);
     assert_int_equal(send_all(fd, flood, len), 0);
     free(flood);
-    int rc = rconn_read(&c, ms(10000), &m);
+    int rc = rconn_read(&c, vb_ts_scaled_ms(10000), &m);
     assert_int_equal(rc, 1);
     if (m.hdr.type == VB_MSG_CALLBACK) {
         read_cred_request(&m, &a, &retry);
@@ -922,7 +904,7 @@ static void test_callback_reply_flood_at_broker(void **state)
     assert_int_equal(send_msg(fd, VB_PROG_BROKER, VB_MSG_CALL, 3, VB_BROKER_PROC_GET_HOSTNAME, NULL,
                               NULL),
                      0);
-    assert_int_equal(rconn_read(&c, ms(5000), &m), 1);
+    assert_int_equal(rconn_read(&c, vb_ts_scaled_ms(5000), &m), 1);
     assert_int_equal(m.hdr.serial, 3);
     assert_int_equal(m.hdr.status, VB_STATUS_OK);
     vb_msg_clear(&m);
@@ -941,7 +923,7 @@ static int is_too_many_clients(int fd)
     rconn_init(&c, fd);
     vb_msg m;
     int ok = 0;
-    if (rconn_read(&c, ms(2000), &m) == 1) {
+    if (rconn_read(&c, vb_ts_scaled_ms(2000), &m) == 1) {
         vb_error e, err;
         ok = m.hdr.serial == 0 && m.hdr.status == VB_STATUS_ERROR &&
              vb_msg_error_body(&m, &e, &err) == 0 && e.code == VB_ERR_TOO_MANY_CLIENTS &&
@@ -964,7 +946,7 @@ static void test_1000_idle_unauthenticated_connections(void **state)
      * closed; the first MAX_ANON stay, silent */
     struct pollfd *p = calloc(IDLE_CONNS, sizeof *p);
     int readable = 0;
-    int64_t deadline = now_ms() + ms(10000);
+    int64_t deadline = now_ms() + vb_ts_scaled_ms(10000);
     while (readable < IDLE_CONNS - MAX_ANON && now_ms() < deadline) {
         for (int i = 0; i < IDLE_CONNS; i++)
             p[i] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
@@ -1007,7 +989,7 @@ static void test_1000_idle_unauthenticated_connections(void **state)
     free(p);
     /* the slots come back: a TCP password login works within a deadline */
     int ok = 0;
-    deadline = now_ms() + ms(5000);
+    deadline = now_ms() + vb_ts_scaled_ms(5000);
     form f = { 0 };
     while (!ok && now_ms() < deadline) {
         ok = open_list(tcp_uri(&hL), &f, &err) == 0;
@@ -1045,7 +1027,7 @@ static void test_slow_client_dropped_by_auth_timeout(void **state)
         cl[i].dropped_ms = -1;
         cl[i].bytes_sent = 0;
     }
-    int64_t deadline = now_ms() + 2000 + ms(4000);
+    int64_t deadline = now_ms() + 2000 + vb_ts_scaled_ms(4000);
     int64_t next_byte = now_ms();
     uint32_t serial = 1;
     while ((cl[0].dropped_ms < 0 || cl[1].dropped_ms < 0) && now_ms() < deadline) {
@@ -1080,9 +1062,9 @@ static void test_slow_client_dropped_by_auth_timeout(void **state)
                       cl[i].bytes_sent);
         if (after < 0)
             fail_msg("a slow unauthenticated client was still connected %d ms later",
-                     2000 + ms(4000));
+                     2000 + vb_ts_scaled_ms(4000));
         assert_true(after >= 1900);
-        assert_true(after <= 2000 + ms(2000));
+        assert_true(after <= 2000 + vb_ts_scaled_ms(2000));
     }
     assert_log_soon(hT.log, "did not authenticate within 2 s; disconnecting");
     assert_hostd_healthy(&hT);
@@ -1206,11 +1188,11 @@ static void test_every_daemon_alive_and_exits_cleanly(void **state)
         assert_int_equal(kill(all[i]->pid, 0), 0);
     /* SIGTERM: each exits by itself, and (under VB_TEST_DAEMON_WRAPPER with
      * --error-exitcode=99) without memory errors or leaks */
-    int bad = vb_ts_check_exit("vbrokerd", vb_ts_stop(the_broker.pid, ms(5000)), the_broker.log) < 0;
+    int bad = vb_ts_check_exit("vbrokerd", vb_ts_stop(the_broker.pid, vb_ts_scaled_ms(5000)), the_broker.log) < 0;
     for (size_t i = 0; i < 4; i++) {
         char name[40];
         snprintf(name, sizeof name, "vbhostd %s", all[i]->name);
-        bad += vb_ts_check_exit(name, vb_ts_stop(all[i]->pid, ms(5000)), all[i]->log) < 0;
+        bad += vb_ts_check_exit(name, vb_ts_stop(all[i]->pid, vb_ts_scaled_ms(5000)), all[i]->log) < 0;
     }
     if (bad)
         fail_msg("%d daemon(s) did not exit cleanly on SIGTERM (see above)", bad);

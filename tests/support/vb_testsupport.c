@@ -915,3 +915,21 @@ pid_t vb_ts_spawn_daemon(char *const argv[], const char *log)
     free(copy);
     return pid;
 }
+
+static int slowdown(void)
+{
+    static int f;
+    if (!f) {
+        const char *s = getenv("VB_TEST_SLOWDOWN");
+        f = s && atoi(s) > 0 ? atoi(s) : 1;
+        const char *w = getenv("VB_TEST_DAEMON_WRAPPER");
+        if (w && *w && f < 10)
+            f = 10;
+    }
+    return f;
+}
+
+int vb_ts_scaled_ms(int base)
+{
+    return base * slowdown();
+}

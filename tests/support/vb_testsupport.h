@@ -192,4 +192,8 @@ int vb_ts_check_exit(const char *name, int status, const char *log);
  * (e.g. "valgrind --leak-check=full"), its words go in front of argv. */
 pid_t vb_ts_spawn_daemon(char *const argv[], const char *log);
 
+/* base milliseconds scaled for slow runs: VB_TEST_SLOWDOWN=N multiplies every
+ * deadline by N, and a daemon wrapper (valgrind) implies at least 10. */
+int vb_ts_scaled_ms(int base);
+
 #endif
