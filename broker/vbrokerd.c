@@ -69,15 +69,8 @@ static char *default_state_dir(void)
 
 static char *default_socket_path(void)
 {
-    const char *env = getenv("VBROKER_SOCKET");
-    const char *xdg = getenv("XDG_RUNTIME_DIR");
     char buf[256];
-    if (env && *env)
-        snprintf(buf, sizeof buf, "%s", env);
-    else if (xdg && *xdg)
-        snprintf(buf, sizeof buf, "%s/vbroker/sock", xdg);
-    else
-        snprintf(buf, sizeof buf, "/tmp/vbroker-%u/sock", (unsigned)getuid());
+    vb_proto_broker_socket_path(buf, sizeof buf);
     return strdup(buf);
 }
 

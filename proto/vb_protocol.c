@@ -1,5 +1,21 @@
 #include "vb_protocol.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+void vb_proto_broker_socket_path(char *buf, size_t len)
+{
+    const char *env = getenv("VBROKER_SOCKET");
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    if (env && *env)
+        snprintf(buf, len, "%s", env);
+    else if (xdg && *xdg)
+        snprintf(buf, len, "%s/vbroker/sock", xdg);
+    else
+        snprintf(buf, len, "/tmp/vbroker-%u/sock", (unsigned)getuid());
+}
+
 static const vb_proc_info keepalive_procs[] = {
 #define VB_X(name, num, auth, max) { VB_PROG_KEEPALIVE, num, #name, auth, max },
     VB_KEEPALIVE_PROCS(VB_X)

@@ -180,6 +180,11 @@ enum vb_error_code {
 #undef VB_X
 };
 
+/* ---- where the BROKER program is spoken ---------------------------------- */
+/* The broker's socket as client and broker both find it: $VBROKER_SOCKET, else
+ * $XDG_RUNTIME_DIR/vbroker/sock, else /tmp/vbroker-UID/sock. */
+void vb_proto_broker_socket_path(char *buf, size_t len);
+
 /* ---- table lookups ----------------------------------------------------- */
 typedef struct vb_proc_info {
     uint32_t program;

@@ -66,14 +66,7 @@ static char socket_path[108];
 
 const char *vb_broker_socket_path(void)
 {
-    const char *env = getenv("VBROKER_SOCKET");
-    const char *xdg = getenv("XDG_RUNTIME_DIR");
-    if (env && *env)
-        snprintf(socket_path, sizeof socket_path, "%s", env);
-    else if (xdg && *xdg)
-        snprintf(socket_path, sizeof socket_path, "%s/vbroker/sock", xdg);
-    else
-        snprintf(socket_path, sizeof socket_path, "/tmp/vbroker-%u/sock", (unsigned)getuid());
+    vb_proto_broker_socket_path(socket_path, sizeof socket_path);
     return socket_path;
 }
 
