@@ -45,6 +45,7 @@ typedef struct brk_config {
     char *state_dir;             /* holds cache.db: --state-dir, else $XDG_STATE_HOME/vbroker */
     uint64_t secret_ttl_ms;      /* sliding lifetime of a cached password */
     uint64_t secret_max_ms;      /* absolute lifetime of a cached password */
+    unsigned frame_timeout_s;    /* a client's frame must arrive whole this long after its first byte */
 } brk_config;
 
 /* One decoded call for the worker (strings copied out of the frame). */

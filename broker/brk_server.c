@@ -121,6 +121,7 @@ static void accept_one(brk_server *srv, int fd)
         session_free(s);
         return;
     }
+    vb_stream_set_frame_timeout(s->stream, srv->cfg->frame_timeout_s * 1000);
     s->next = srv->sessions;
     if (srv->sessions)
         srv->sessions->prev = s;

@@ -2,7 +2,7 @@
  *
  *   vbrokerd [--socket PATH] [--state-dir DIR] [--prompt-timeout SECONDS]
  *            [--secret-ttl SECONDS] [--secret-max SECONDS] [--upstream-idle SECONDS]
- *            [--log-level LEVEL]
+ *            [--frame-timeout SECONDS] [--log-level LEVEL]
  *
  * Runs in the foreground (autostart detaches it; systemd supervises it).
  * Socket: --socket, else $VBROKER_SOCKET, else $XDG_RUNTIME_DIR/vbroker/sock,
@@ -24,6 +24,7 @@
 #include "vb_log.h"
 
 #define DEFAULT_PROMPT_TIMEOUT_S 120
+#define DEFAULT_FRAME_TIMEOUT_S 60
 #define SD_LISTEN_FDS_START 3
 
 static void usage(FILE *out)
@@ -40,8 +41,10 @@ static void usage(FILE *out)
             "                          0 keeps no passwords in memory)\n"
             "  --secret-max SECS       forget a cached password this long after entry (default 28800)\n"
             "  --upstream-idle SECS    close a shared host connection unused this long (default\n"
-            "                          300; 0 closes it as soon as its last client closes)\n",
-            DEFAULT_PROMPT_TIMEOUT_S);
+            "                          300; 0 closes it as soon as its last client closes)\n"
+            "  --frame-timeout SECS    disconnect a client whose frame has not arrived whole\n"
+            "                          this long after its first byte (default %d)\n",
+            DEFAULT_PROMPT_TIMEOUT_S, DEFAULT_FRAME_TIMEOUT_S);
 }
 
 /* SECONDS as a count of milliseconds; -1 when it is not a number. */
@@ -93,6 +96,7 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         { "socket", required_argument, NULL, 's' },
         { "prompt-timeout", required_argument, NULL, 't' },
+        { "frame-timeout", required_argument, NULL, 'F' },
         { "log-level", required_argument, NULL, 'l' },
         { "state-dir", required_argument, NULL, 'd' },
         { "secret-ttl", required_argument, NULL, 'T' },
@@ -102,18 +106,19 @@ int main(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     brk_config cfg = { NULL, -1, DEFAULT_PROMPT_TIMEOUT_S, VB_LOG_INFO, NULL,
-                       600u * 1000u, 8u * 3600u * 1000u };
+                       600u * 1000u, 8u * 3600u * 1000u, DEFAULT_FRAME_TIMEOUT_S };
     int opt;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (opt) {
         case 's': free(cfg.socket_path); cfg.socket_path = strdup(optarg); break;
-        case 't': {
+        case 't':
+        case 'F': {
             int64_t ms = parse_seconds(optarg);
-            if (ms <= 0) {
+            if (ms <= 0 || ms > 24 * 3600 * 1000) {
                 usage(stderr);
                 return 2;
             }
-            cfg.prompt_timeout_s = (unsigned)(ms / 1000);
+            *(opt == 't' ? &cfg.prompt_timeout_s : &cfg.frame_timeout_s) = (unsigned)(ms / 1000);
             break;
         }
         case 'l':

@@ -56,6 +56,7 @@ typedef struct vbh_config {
     unsigned max_anonymous_clients;
     unsigned auth_attempts_per_connection;
     unsigned auth_timeout_s;
+    unsigned frame_timeout_s;        /* a frame must arrive whole this long after its first byte */
     size_t max_frame;                /* after authentication */
     char *default_uri;
     char *test_host_dir;             /* test:///PATH files allowed only below this dir */

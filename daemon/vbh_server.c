@@ -213,6 +213,7 @@ static void accept_one(vbh_listener *lis, int fd)
         free(c);
         return;
     }
+    vb_stream_set_frame_timeout(c->stream, srv->cfg->frame_timeout_s * 1000);
     c->next = srv->clients;
     if (srv->clients)
         srv->clients->prev = c;

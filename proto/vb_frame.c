@@ -31,6 +31,11 @@ void vb_frame_reader_clear(vb_frame_reader *r)
     vb_frame_reader_init(r, max_frame);
 }
 
+int vb_frame_reader_partial(const vb_frame_reader *r)
+{
+    return r->prefix_have > 0;
+}
+
 static uint32_t prefix_length(const uint8_t p[VB_FRAME_PREFIX_LEN])
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];

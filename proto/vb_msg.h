@@ -64,6 +64,8 @@ int vb_frame_reader_feed(vb_frame_reader *r, const uint8_t *data, size_t len,
 uint8_t *vb_frame_reader_take(vb_frame_reader *r, size_t *len);
 /* Wipe and free any partial frame. */
 void vb_frame_reader_clear(vb_frame_reader *r);
+/* 1 while some bytes of an unfinished frame are buffered (between frames: 0). */
+int vb_frame_reader_partial(const vb_frame_reader *r);
 
 /* ---- raw validation ----------------------------------------------------- */
 /* Check that buf holds exactly one well-formed msgpack value within

@@ -34,6 +34,8 @@ struct vb_stream {
     int close_after_flush;
     int in_handler;
     uint64_t resume_timer_id; /* pending redelivery after a pause, 0 when none */
+    unsigned frame_timeout_ms; /* 0: a frame may take forever */
+    uint64_t frame_timer_id;  /* armed while a frame is arriving */
     vb_error why;
 };
 
@@ -51,6 +53,8 @@ static void stream_destroy(vb_stream *s)
 {
     if (s->resume_timer_id)
         vb_loop_del_timer(s->loop, s->resume_timer_id);
+    if (s->frame_timer_id)
+        vb_loop_del_timer(s->loop, s->frame_timer_id);
     vb_loop_del_fd(s->loop, s->fd);
     close(s->fd);
     if (s->on_close)
@@ -132,6 +136,41 @@ static int take_input(vb_stream *s, uint8_t *buf, size_t n)
     return 0;
 }
 
+static void frame_timeout(vb_loop *loop, uint64_t id, void *data)
+{
+    (void)loop;
+    (void)id;
+    vb_stream *s = data;
+    s->frame_timer_id = 0;
+    if (s->paused || s->plain) {
+        /* the frame is complete and waits for us (a paused stream): not the peer's fault */
+        s->frame_timer_id = vb_loop_add_timer(s->loop, s->frame_timeout_ms, frame_timeout, s);
+        return;
+    }
+    vb_error err;
+    vb_error_set(&err, VB_ERR_PROTOCOL, VB_DOM_RPC,
+                 "a frame did not arrive completely within %u ms; disconnecting", s->frame_timeout_ms);
+    stream_fail(s, &err);
+    stream_destroy(s);
+}
+
+/* The deadline runs from the first byte of a frame until the frame is whole,
+ * so a peer that trickles a frame in (one byte a second) cannot hold the
+ * connection. decoded == 0 after a read means the SASL layer is holding part
+ * of a packet: a frame is still arriving. */
+static void frame_deadline_update(vb_stream *s, size_t decoded)
+{
+    if (!s->frame_timeout_ms || s->closing)
+        return;
+    int arriving = decoded == 0 || vb_frame_reader_partial(&s->reader);
+    if (arriving && !s->frame_timer_id)
+        s->frame_timer_id = vb_loop_add_timer(s->loop, s->frame_timeout_ms, frame_timeout, s);
+    else if (!arriving && s->frame_timer_id) {
+        vb_loop_del_timer(s->loop, s->frame_timer_id);
+        s->frame_timer_id = 0;
+    }
+}
+
 static void stream_read(vb_stream *s)
 {
     uint8_t buf[READ_CHUNK];
@@ -147,8 +186,11 @@ static void stream_read(vb_stream *s)
         stream_fail(s, &err);
         return;
     }
-    if (take_input(s, buf, (size_t)n) == 0)
+    if (take_input(s, buf, (size_t)n) == 0) {
+        size_t decoded = s->plain_len;
         deliver_plain(s);
+        frame_deadline_update(s, decoded);
+    }
     explicit_bzero(buf, (size_t)n);
 }
 
@@ -258,6 +300,7 @@ int vb_stream_send(vb_stream *s, uint8_t *frame, size_t len)
 }
 
 void vb_stream_set_sasl(vb_stream *s, vb_sasl *sasl) { s->sasl = sasl; }
+void vb_stream_set_frame_timeout(vb_stream *s, unsigned ms) { s->frame_timeout_ms = ms; }
 void vb_stream_set_max_frame(vb_stream *s, size_t max_frame)
 {
     vb_frame_reader_set_limit(&s->reader, max_frame);

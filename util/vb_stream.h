@@ -33,6 +33,9 @@ int vb_stream_send(vb_stream *s, uint8_t *frame, size_t len);
  * stream does not own it). */
 void vb_stream_set_sasl(vb_stream *s, vb_sasl *sasl);
 void vb_stream_set_max_frame(vb_stream *s, size_t max_frame);
+/* Close the stream when a frame has started arriving and is not complete
+ * ms later (0, the default: no deadline). */
+void vb_stream_set_frame_timeout(vb_stream *s, unsigned ms);
 /* Stop / resume reading (e.g. while a delayed reply is pending). */
 void vb_stream_pause(vb_stream *s, int paused);
 /* Close now (queued output is dropped) or after the queue drains. */

@@ -1,8 +1,10 @@
 /* Hostile peers against a real vbhostd (SASL on TCP, tokens and SASL on its
  * unix socket) and a real vbrokerd: frames over the limit, declared counts
  * that cannot be satisfied, deep nesting, garbage, floods of unsolicited
- * CALLBACK_REPLYs, 1000 idle unauthenticated connections, a client that
- * sends one byte per second, and a server that claims another server's id.
+ * CALLBACK_REPLYs, 1000 idle unauthenticated connections, clients that
+ * send one byte per second (before authentication: auth_timeout; after it,
+ * and to the broker: frame_timeout), and a server that claims another
+ * server's id.
  *
  * Every refusal must be a clear error (or, where docs/protocol.md §5.6 says
  * so, a dropped connection) and every daemon must stay alive and keep serving
@@ -85,7 +87,8 @@ static hostd hA = { "hA", "auth_unix = [\"token\", \"sasl\"]\nauth_tcp = [\"sasl
 static hostd hB = { "hB", "auth_unix = [\"token\", \"sasl\"]\n", 0, "", "", "", "", 0, 0 };
 static hostd hL = { "hL", "auth_unix = [\"peer\"]\nauth_tcp = [\"sasl\"]\n"
                           "max_anonymous_clients = 50\n", 1, "", "", "", "", 0, 0 };
-static hostd hT = { "hT", "auth_unix = [\"sasl\"]\nauth_tcp = [\"sasl\"]\nauth_timeout = 2\n",
+static hostd hT = { "hT", "auth_unix = [\"peer\"]\nauth_tcp = [\"sasl\"]\nauth_timeout = 2\n"
+                          "frame_timeout = 2\n",
                     1, "", "", "", "", 0, 0 };
 static broker the_broker;
 
@@ -128,7 +131,7 @@ static int start_broker(broker *b)
      * open below logs in again (with the cached token when there is one) */
     char *argv[] = { VB_BUILD_DIR "/vbrokerd", "--socket", b->sock, "--state-dir", b->state,
                      "--secret-ttl", "0", "--upstream-idle", "0", "--log-level", "debug",
-                     "--prompt-timeout", "20", NULL };
+                     "--prompt-timeout", "20", "--frame-timeout", "2", NULL };
     b->pid = vb_ts_spawn_daemon(argv, b->log);
     return b->pid > 0 && vb_ts_wait_unix_socket(b->sock, vb_ts_scaled_ms(START_MS)) == 0 ? 0 : -1;
 }
@@ -1070,6 +1073,91 @@ static void test_slow_client_dropped_by_auth_timeout(void **state)
     assert_hostd_healthy(&hT);
 }
 
+/* Send frame one byte a second (never its last byte) until the peer drops
+ * fd; the ms from the first byte to the drop, or -1 when it never came. */
+static int64_t trickle_until_dropped(int fd, const uint8_t *frame, size_t flen, int limit_ms)
+{
+    int64_t first = now_ms(), deadline = first + limit_ms, next_byte = first;
+    size_t sent = 0;
+    while (now_ms() < deadline) {
+        if (now_ms() >= next_byte && sent < flen - 1) {
+            if (send(fd, frame + sent, 1, MSG_NOSIGNAL) != 1)
+                return now_ms() - first; /* EPIPE: already gone */
+            sent++;
+            next_byte += 1000;
+        }
+        if (wait_dropped(fd, 50) == 0)
+            return now_ms() - first;
+    }
+    return -1;
+}
+
+/* The frame in two halves pacing_ms apart, inside the frame timeout: the
+ * answer comes (the deadline is for trickling, not for a pause). */
+static void assert_split_frame_answered(rconn *c, const uint8_t *frame, size_t flen, int pacing_ms)
+{
+    assert_int_equal(send_all(c->fd, frame, flen / 2), 0);
+    struct pollfd p = { .fd = c->fd, .events = POLLIN };
+    assert_int_equal(poll(&p, 1, pacing_ms), 0); /* pacing: nothing may come back yet */
+    assert_int_equal(send_all(c->fd, frame + flen / 2, flen - flen / 2), 0);
+    vb_msg m;
+    assert_int_equal(rconn_read(c, vb_ts_scaled_ms(5000), &m), 1);
+    assert_int_equal(m.hdr.type, VB_MSG_REPLY);
+    vb_msg_clear(&m);
+}
+
+static void assert_trickled_frame_dropped(int fd, const uint8_t *frame, size_t flen, const char *who)
+{
+    int64_t after = trickle_until_dropped(fd, frame, flen, 2000 + vb_ts_scaled_ms(4000));
+    print_message("%s dropped a client trickling a %zu-byte frame after %lld ms (frame_timeout 2 s)\n",
+                  who, flen, (long long)after);
+    if (after < 0)
+        fail_msg("%s kept a client trickling one byte a second", who);
+    assert_true(after >= 1900);
+    assert_true(after <= 2000 + vb_ts_scaled_ms(2000));
+}
+
+static void test_slow_authenticated_client_dropped_by_frame_timeout(void **state)
+{
+    (void)state;
+    uint8_t *frame = NULL;
+    size_t flen = 0;
+    append_msg(&frame, &flen, VB_PROG_HOST, VB_MSG_CALL, 2, VB_HOST_PROC_AUTH_LIST, NULL, NULL);
+    /* vbhostd: logged in (peer), answered, then one frame one byte a second */
+    int fd = connect_unix(hT.sock);
+    rconn c;
+    rconn_init(&c, fd);
+    assert_int_equal(send_msg(fd, VB_PROG_HOST, VB_MSG_CALL, 1, VB_HOST_PROC_AUTH_PEER, NULL, NULL),
+                     0);
+    vb_msg m;
+    assert_int_equal(rconn_read(&c, vb_ts_scaled_ms(5000), &m), 1);
+    assert_int_equal(m.hdr.status, VB_STATUS_OK);
+    vb_msg_clear(&m);
+    assert_split_frame_answered(&c, frame, flen, 1000);
+    assert_trickled_frame_dropped(fd, frame, flen, "vbhostd");
+    rconn_close(&c);
+    assert_log_soon(hT.log, "did not arrive completely within 2000 ms");
+    assert_hostd_healthy(&hT);
+    free(frame);
+
+    /* vbrokerd: the same for a thin client */
+    frame = NULL;
+    flen = 0;
+    append_msg(&frame, &flen, VB_PROG_BROKER, VB_MSG_CALL, 1, VB_BROKER_PROC_STATUS, NULL, NULL);
+    fd = connect_unix(the_broker.sock);
+    rconn_init(&c, fd);
+    assert_split_frame_answered(&c, frame, flen, 1000);
+    assert_trickled_frame_dropped(fd, frame, flen, "vbrokerd");
+    rconn_close(&c);
+    assert_log_soon(the_broker.log, "did not arrive completely within 2000 ms");
+    free(frame);
+    vb_broker_status st;
+    vb_error err;
+    if (vb_broker_get_status(&st, &err) < 0)
+        fail_msg("the broker no longer answers: %s", err.message);
+    vb_broker_status_clear(&st);
+}
+
 /* ---- tests: a server claiming another server's id ------------------------- */
 
 static int run_sqlite(const char *db, const char *sql, char **out)
@@ -1208,6 +1296,7 @@ int main(void)
         cmocka_unit_test(test_callback_reply_flood_at_broker),
         cmocka_unit_test(test_1000_idle_unauthenticated_connections),
         cmocka_unit_test(test_slow_client_dropped_by_auth_timeout),
+        cmocka_unit_test(test_slow_authenticated_client_dropped_by_frame_timeout),
         cmocka_unit_test(test_server_claiming_another_servers_id),
         cmocka_unit_test(test_every_daemon_alive_and_exits_cleanly),
     };
