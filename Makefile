@@ -59,7 +59,9 @@ TSUP_OBJ   := $(TSUP_SRC:%.c=$(BUILD)/%.o)
 LIBTSUP    := $(BUILD)/libvbtestsupport.a
 
 UNIT_SRC   := $(wildcard tests/unit/test_*.c tests/integ/test_*.c)
-UNIT_BIN   := $(patsubst %.c,$(BUILD)/tests/%,$(notdir $(UNIT_SRC)))
+# tests/scan/: run by tests/run-tests.sh after every test_* binary (not named test_*)
+SCAN_SRC   := tests/scan/secret_scan.c
+UNIT_BIN   := $(patsubst %.c,$(BUILD)/tests/%,$(notdir $(UNIT_SRC) $(SCAN_SRC)))
 TEST_LIBS   = $(LIBTSUP) $(LIBCORE) $(LIBPROTO)
 # tests that drive the public API link libvbroker too
 TEST_LINK   = $(TEST_LIBS) -L$(BUILD) -lvbroker -Wl,-rpath,$(abspath $(BUILD))
@@ -123,7 +125,7 @@ $(BUILD)/tests/$(basename $(notdir $(1))): $(1) $$(TEST_LIBS) $$(BINARIES)
 	$$(CC) $$(CFLAGS_ALL) -DVB_BUILD_DIR='"$$(abspath $$(BUILD))"' -DVB_SRC_DIR='"$$(CURDIR)"' -Ithinclient $$(PKG_CFLAGS) $$(shell pkg-config --cflags cmocka) -MMD -MP $$< \
 	  -o $$@ $$(TEST_LINK) $$(PKG_LIBS) $$(shell pkg-config --libs cmocka) -lpthread $$(LDFLAGS_ALL)
 endef
-$(foreach t,$(UNIT_SRC),$(eval $(call test_rule,$(t))))
+$(foreach t,$(UNIT_SRC) $(SCAN_SRC),$(eval $(call test_rule,$(t))))
 
 BENCH_SRC  := $(wildcard bench/*.c)
 BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)

@@ -51,12 +51,21 @@ if [ "${SAN:-0}" = "1" ]; then
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 fi
 
+# The suite-wide secret scan (tests/scan/secret_scan.c, run after the rest):
+# the tests note their passwords in VB_TS_SECRETS_FILE and leave copies of
+# their temp dirs' logs and sqlite files in VB_TS_SCAN_DIR.
+SCAN_ROOT="$BUILD/secret-scan"
+rm -rf "$SCAN_ROOT"
+mkdir -p -m 0700 "$SCAN_ROOT/files"
+export VB_TS_SCAN_DIR="$(cd "$SCAN_ROOT/files" && pwd)"
+export VB_TS_SECRETS_FILE="$(cd "$SCAN_ROOT" && pwd)/secrets"
+export VB_TS_TEST_LOGS="$(cd "$LOGDIR" && pwd)"
+
 passed=0
 failed=0
 shopt -s nullglob
-for bin in "$BUILD"/tests/test_*; do
-  [ -x "$bin" ] && [ -f "$bin" ] || continue
-  case "$bin" in *.d|*.o) continue ;; esac
+run_binary() {
+  local bin=$1
   name=$(basename "$bin")
   log="$LOGDIR/$name.log"
   start=$(date +%s.%N)
@@ -108,7 +117,20 @@ for bin in "$BUILD"/tests/test_*; do
         "$vglog" 2>/dev/null | head -n 30 | sed 's/^/      /'
     fi
   fi
+}
+for bin in "$BUILD"/tests/test_*; do
+  [ -x "$bin" ] && [ -f "$bin" ] || continue
+  case "$bin" in *.d|*.o) continue ;; esac
+  run_binary "$bin"
 done
+if [ -x "$BUILD/tests/secret_scan" ]; then
+  run_binary "$BUILD/tests/secret_scan"
+else
+  echo "  secret_scan is missing (make all builds it)"
+  failed=$((failed + 1))
+fi
+# the copies are only kept when the scan found something (for the post-mortem)
+[ "$failed" -eq 0 ] && rm -rf "$SCAN_ROOT"
 if [ "$VALGRIND" = "1" ]; then
   echo "valgrind: $vg_clean of $vg_total test binaries clean (memcheck; daemons not under valgrind unless VB_TEST_DAEMON_WRAPPER)"
 fi

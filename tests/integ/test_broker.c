@@ -23,6 +23,7 @@
 #include "vbroker.h"
 
 #define REALM "LAB.TEST"
+#define PASSWORD "br0ker-S3cret" /* distinctive: the suite-wide scan looks for it */
 #define START_MS 10000
 
 static char *dir;
@@ -53,7 +54,7 @@ static int group_setup(void **state)
     char sasl_dir[300], conf[1500], conf_path[300];
     snprintf(sasl_dir, sizeof sasl_dir, "%s/sasl", dir);
     mkdir(sasl_dir, 0700);
-    static const char *const users[] = { "alice:secret", NULL };
+    static const char *const users[] = { "alice:" PASSWORD, NULL };
     if (vb_ts_sasl_setup(sasl_dir, "vbhostd", REALM, "scram-sha-256 digest-md5", users, NULL) < 0)
         return -1;
     hostd_port = vb_ts_free_tcp_port();
@@ -160,7 +161,7 @@ static void check_domains(vb_conn *c)
 static void test_scram_over_unix_through_broker(void **state)
 {
     (void)state;
-    form f = { "alice", "secret", 0, 0, 0, "", 0, 0 };
+    form f = { "alice", PASSWORD, 0, 0, 0, "", 0, 0 };
     vb_error err;
     vb_conn *c = open_with(hostd_unix_uri("auth=sasl.SCRAM-SHA-256"), &f, &err);
     if (!c)
@@ -180,7 +181,7 @@ static void test_scram_over_unix_through_broker(void **state)
 static void test_digest_md5_over_tcp_visible_in_status(void **state)
 {
     (void)state;
-    form f = { "alice", "secret", 0, 0, 0, "", 0, 0 };
+    form f = { "alice", PASSWORD, 0, 0, 0, "", 0, 0 };
     char uri[256];
     vb_error err;
     snprintf(uri, sizeof uri, "test+tcp://127.0.0.1:%d/default?auth=sasl.DIGEST-MD5", hostd_port);
@@ -236,10 +237,10 @@ static void test_vbctl_list_with_answers_on_stdin(void **state)
     snprintf(uri, sizeof uri, "test+tcp://127.0.0.1:%d/default?auth=sasl.DIGEST-MD5", hostd_port);
     char *argv[] = { VB_BUILD_DIR "/vbctl", "-c", uri, "list", NULL };
     char *out = NULL;
-    assert_int_equal(run_cli(argv, "alice\nsecret\n", &out), 0);
+    assert_int_equal(run_cli(argv, "alice\n" PASSWORD "\n", &out), 0);
     assert_non_null(strstr(out, "test"));
     assert_non_null(strstr(out, "running"));
-    assert_null(strstr(out, "secret")); /* never echoed */
+    assert_null(strstr(out, PASSWORD)); /* never echoed */
     free(out);
     /* a wrong password, three times: exit 1, asked again each time */
     assert_int_equal(run_cli(argv, "alice\nx\nalice\ny\nalice\nz\n", &out), 1);
@@ -292,7 +293,7 @@ static void test_example_fills_the_form_at_once(void **state)
     char sock_env[400];
     snprintf(sock_env, sizeof sock_env, "VBROKER_SOCKET=%s", broker_sock);
     char *env[] = { sock_env, "VBROKER_NO_AUTOSTART=1", "VB_EXAMPLE_USER=alice",
-                    "VB_EXAMPLE_PASSWORD=secret", NULL };
+                    "VB_EXAMPLE_PASSWORD=" PASSWORD, NULL };
     char *argv[] = { VB_BUILD_DIR "/examples/form_example", uri, NULL };
     char *out = NULL;
     assert_int_equal(vb_ts_run(argv, env, NULL, &out, 30000), 0);
@@ -304,7 +305,7 @@ static void test_example_fills_the_form_at_once(void **state)
 static void test_priority_and_uri_auth(void **state)
 {
     (void)state;
-    form f = { "alice", "secret", 0, 0, 0, "", 0, 0 };
+    form f = { "alice", PASSWORD, 0, 0, 0, "", 0, 0 };
     vb_error err;
     /* the unix listener offers peer and sasl; put peer first: no prompt */
     const int peer_first[] = { VB_AUTH_PEER, VB_AUTH_SASL };
@@ -338,7 +339,7 @@ static void test_auth_conf_answers_without_prompt(void **state)
     char path[300], params[400];
     snprintf(path, sizeof path, "%s/auth.conf", dir);
     vb_ts_write_file(path,
-                     "[credentials-lab]\nauthname=alice\npassword=secret\n\n"
+                     "[credentials-lab]\nauthname=alice\npassword=" PASSWORD "\n\n"
                      "[auth-vbhostd-default]\ncredentials=lab\n",
                      0600);
     snprintf(params, sizeof params, "auth=sasl.SCRAM-SHA-256&authfile=%s", path);
@@ -355,7 +356,7 @@ static void test_auth_conf_answers_without_prompt(void **state)
                      "[credentials-lab]\nauthname=alice\npassword=stale\n\n"
                      "[auth-vbhostd-default]\ncredentials=lab\n",
                      0600);
-    form g = { "alice", "secret", 0, 0, 0, "", 0, 0 };
+    form g = { "alice", PASSWORD, 0, 0, 0, "", 0, 0 };
     c = open_with(hostd_unix_uri(params), &g, &err);
     if (!c)
         fail_msg("open: %s", err.message);
@@ -415,7 +416,7 @@ static void test_disconnect_mid_prompt_leaves_broker_healthy(void **state)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        form f = { "alice", "secret", 0, 0, 0, "", 1, 0 };
+        form f = { "alice", PASSWORD, 0, 0, 0, "", 1, 0 };
         vb_error err;
         open_with(hostd_unix_uri("auth=sasl"), &f, &err);
         _exit(9); /* not reached: the callback exits */
@@ -424,7 +425,7 @@ static void test_disconnect_mid_prompt_leaves_broker_healthy(void **state)
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_int_equal(WEXITSTATUS(status), 3);
     assert_int_equal(kill(broker_pid, 0), 0);
-    form f = { "alice", "secret", 0, 0, 0, "", 0, 0 };
+    form f = { "alice", PASSWORD, 0, 0, 0, "", 0, 0 };
     vb_error err;
     vb_conn *c = open_with(hostd_unix_uri("auth=sasl"), &f, &err);
     if (!c)
@@ -437,7 +438,7 @@ static void test_prompt_timeout(void **state)
 {
     (void)state;
     /* the broker was started with --prompt-timeout 3 */
-    form f = { "alice", "secret", 0, 0, 0, "", 0, 4500 };
+    form f = { "alice", PASSWORD, 0, 0, 0, "", 0, 4500 };
     vb_error err;
     vb_conn *c = open_with(hostd_unix_uri("auth=sasl"), &f, &err);
     assert_null(c);

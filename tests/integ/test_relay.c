@@ -58,6 +58,7 @@ static int start_a(void)
 static int group_setup(void **state)
 {
     (void)state;
+    vb_ts_note_secret(XEN_PASSWORD);
     dir = vb_ts_tmpdir("relay");
     char sasl[300], blog[300], bstate[300];
     snprintf(sasl, sizeof sasl, "%s/sasl", dir);

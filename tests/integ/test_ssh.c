@@ -93,6 +93,8 @@ static int start_sshd(const char *conf, int port, pid_t *pid)
 static int group_setup(void **state)
 {
     (void)state;
+    vb_ts_note_secret(PASSWORD);
+    vb_ts_note_secret(PASSPHRASE);
     if (geteuid() != 0 || access("/usr/sbin/sshd", X_OK) != 0) {
         skip_all = 1;
         return 0;

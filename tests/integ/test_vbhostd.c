@@ -23,6 +23,9 @@
 #include "vb_testsupport.h"
 
 #define REALM "LAB.TEST"
+/* distinctive, so the suite-wide secret scan cannot mistake a word of a log for them */
+#define PASSWORD "h0std-S3cret"
+#define BOB_PASSWORD "hunter2-b0b"
 #define START_TIMEOUT_MS 10000
 
 typedef struct daemon_inst {
@@ -80,7 +83,7 @@ static int group_setup(void **state)
         return -1;
     vb_ts_kdc_env(&kdc, 0); /* the client side of GSSAPI in this process */
     sasl_dir = vb_ts_tmpdir("sasl");
-    static const char *const users[] = { "alice:secret", "bob:hunter2", "carol:carol-pw", NULL };
+    static const char *const users[] = { "alice:" PASSWORD, "bob:" BOB_PASSWORD, "carol:carol-pw", NULL };
     if (vb_ts_sasl_setup(sasl_dir, "vbhostd", REALM, "scram-sha-256 digest-md5 plain gssapi",
                          users, kdc.keytab) < 0)
         return -1;
@@ -227,7 +230,7 @@ static void assert_log_soon(const daemon_inst *d, const char *needle)
 static void test_scram_over_unix(void **state)
 {
     (void)state;
-    answers a = { "alice", "secret", 0, 0, 0, 0, 0 };
+    answers a = { "alice", PASSWORD, 0, 0, 0, 0, 0 };
     vb_remote *r;
     vb_error err;
     if (connect_uri(unix_uri(&main_d, "auth=sasl.SCRAM-SHA-256"), &a, 0, &r, &err) < 0)
@@ -343,7 +346,7 @@ static void run_through_relay(const daemon_inst *d, const char *params, answers 
 static void test_digest_md5_security_layer_over_tcp(void **state)
 {
     (void)state;
-    answers a = { "alice", "secret", 0, 0, 0, 0, 0 };
+    answers a = { "alice", PASSWORD, 0, 0, 0, 0, 0 };
     relay rl;
     unsigned ssf;
     run_through_relay(&main_d, "auth=sasl.DIGEST-MD5", &a, &rl, &ssf);
@@ -353,7 +356,7 @@ static void test_digest_md5_security_layer_over_tcp(void **state)
     assert_false(memmem_found(rl.to_client, rl.to_client_len, "test-host"));
     assert_false(memmem_found(rl.to_client, rl.to_client_len, "web"));
     assert_false(memmem_found(rl.to_server, rl.to_server_len, "test:///default"));
-    assert_false(memmem_found(rl.to_server, rl.to_server_len, "secret"));
+    assert_false(memmem_found(rl.to_server, rl.to_server_len, PASSWORD));
     free(rl.to_client);
     free(rl.to_server);
 
@@ -387,7 +390,7 @@ static void test_gssapi_with_real_kdc(void **state)
 static void test_plain_refused_on_plain_tcp(void **state)
 {
     (void)state;
-    answers a = { "alice", "secret", 0, 0, 0, 0, 0 };
+    answers a = { "alice", PASSWORD, 0, 0, 0, 0, 0 };
     vb_remote *r;
     vb_error err;
     assert_int_equal(connect_uri(tcp_uri("127.0.0.1", &main_d, "auth=sasl.PLAIN"), &a, 0, &r, &err), -1);
@@ -421,7 +424,7 @@ static void test_wrong_password_and_unknown_user_look_the_same(void **state)
 static void test_user_outside_allowed_list(void **state)
 {
     (void)state;
-    answers bob = { "bob", "hunter2", 0, 0, 0, 0, 0 }; /* right password, not allowed */
+    answers bob = { "bob", BOB_PASSWORD, 0, 0, 0, 0, 0 }; /* right password, not allowed */
     vb_remote *r;
     vb_error err;
     assert_int_equal(connect_uri(tcp_uri("127.0.0.1", &fail_d, "auth=sasl.DIGEST-MD5"), &bob, 0, &r, &err), -1);
@@ -550,7 +553,7 @@ static void test_48_concurrent_sasl_logins(void **state)
 static void test_new_client_new_server_negotiates(void **state)
 {
     (void)state;
-    answers a = { "alice", "secret", 0, 0, 0, 0, 0 };
+    answers a = { "alice", PASSWORD, 0, 0, 0, 0, 0 };
     vb_remote *r;
     vb_error err;
     /* no auth= in the URI: the default priority picks sasl, the one offered */

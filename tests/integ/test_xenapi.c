@@ -322,6 +322,8 @@ static vb_domain_info lookup(void *conn, const char *name)
 static int group_setup(void **state)
 {
     (void)state;
+    vb_ts_note_secret(ROOT_PW);
+    vb_ts_note_secret(ALICE_PW);
     drv = vb_driver_lookup("xenapi", NULL);
     if (!drv)
         return -1;

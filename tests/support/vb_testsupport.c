@@ -172,6 +172,7 @@ static void rmtree(const char *dir)
         fprintf(stderr, "vb_ts: refusing to remove %s\n", dir);
         return;
     }
+    vb_ts_priv_collect_for_scan(dir);
     if (keep_dirs()) {
         fprintf(stderr, "vb_ts: VB_TS_KEEP set, keeping %s\n", dir);
         return;

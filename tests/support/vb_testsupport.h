@@ -43,6 +43,16 @@ char *vb_ts_tmpdir(const char *tag);
 int vb_ts_write_file(const char *path, const char *content, mode_t mode);
 char *vb_ts_read_file(const char *path, size_t *len);
 
+/* ---- the suite-wide secret scan (tests/scan/secret_scan.c) --------------- */
+
+/* Record a secret this test uses (a password, a passphrase) so the scan at
+ * the end of `make check` searches every log and sqlite file of the run for
+ * it; returns secret. The sasldb and KDC helpers record their users'
+ * passwords themselves. Temp dirs' logs and sqlite files are kept for the
+ * scan at removal. Both only when tests/run-tests.sh set the variables
+ * (VB_TS_SECRETS_FILE, VB_TS_SCAN_DIR). */
+const char *vb_ts_note_secret(const char *secret);
+
 /* ---- processes ---------------------------------------------------------- */
 
 /* fork + execve argv (argv[0] is looked up in PATH when it has no '/').

@@ -298,7 +298,7 @@ static int create_realm(vb_ts_kdc *kdc, const char *const users[], const char *c
         char *name, *pw;
         rc = split_user(users[i], &name, &pw);
         if (rc == 0) {
-            fprintf(f, "addprinc -pw \"%s\" %s\n", pw, name);
+            fprintf(f, "addprinc -pw \"%s\" %s\n", vb_ts_note_secret(pw), name);
             expect[nexpect++] = full_name(kdc, name);
             explicit_bzero(pw, strlen(pw));
             free(pw);

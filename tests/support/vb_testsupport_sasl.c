@@ -39,6 +39,7 @@ static int add_user(const char *dir, const char *db, const char *app, const char
         return -1;
     }
     char *name = vb_ts_priv_fmt("%.*s", (int)(colon - entry), entry);
+    vb_ts_note_secret(colon + 1);
     char *conf_env = vb_ts_priv_fmt("SASL_CONF_PATH=%s", dir);
     char *argv[] = { SASLPASSWD2, "-p", "-f", (char *)db, "-a", (char *)app,
                      "-u", (char *)realm, "-c", name, NULL };
