@@ -610,6 +610,69 @@ static void test_broker_refuses_to_start_over_live_broker(void **state)
     assert_int_equal(kill(broker_pid, 0), 0);
 }
 
+/* systemd socket activation as systemd does it, with a launcher in place of
+ * systemd: it binds the socket, makes it fd 3, sets LISTEN_PID to its own pid
+ * and LISTEN_FDS=1, and execs vbrokerd (same pid) without --socket. The
+ * broker must serve that socket and leave it in place when it stops (the
+ * socket belongs to systemd). */
+static const char socket_activation_launcher[] =
+    "import os, socket, sys\n"
+    "s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+    "s.bind(sys.argv[1])\n"
+    "os.chmod(sys.argv[1], 0o600)\n"
+    "s.listen(16)\n"
+    "if s.fileno() != 3:\n"
+    "    os.dup2(s.fileno(), 3)\n"
+    "os.set_inheritable(3, True)\n"
+    "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1', LISTEN_FDNAMES='vbrokerd.socket')\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n";
+
+typedef struct in_log {
+    const char *path, *needle;
+} in_log;
+
+static int log_says(void *arg)
+{
+    const in_log *l = arg;
+    return vb_ts_count_in_file(l->path, l->needle) > 0;
+}
+
+static void test_socket_activation(void **state)
+{
+    (void)state;
+    char act[300], sock[400], log[400], state_dir[400];
+    snprintf(act, sizeof act, "%s/activated", dir);
+    mkdir(act, 0700);
+    snprintf(sock, sizeof sock, "%s/sock", act);
+    snprintf(log, sizeof log, "%s/activated-broker.log", dir);
+    snprintf(state_dir, sizeof state_dir, "%s/activated-state", dir);
+    char *argv[] = { "python3", "-I", "-S", "-c", (char *)socket_activation_launcher, sock,
+                     VB_BUILD_DIR "/vbrokerd", "--state-dir", state_dir, "--log-level", "debug",
+                     NULL };
+    pid_t pid = vb_ts_spawn(argv, NULL, log);
+    assert_true(pid > 0);
+    in_log ready = { log, "ready on systemd socket" };
+    if (vb_ts_wait_until(log_says, &ready, START_MS) < 0)
+        fail_msg("the socket-activated broker never became ready (see %s)", log);
+    /* a client of that socket is served: a real open through it */
+    setenv("VBROKER_SOCKET", sock, 1);
+    vb_error err;
+    vb_conn *c = vb_open_auth(hostd_unix_uri("auth=peer"), NULL, 0, &err);
+    setenv("VBROKER_SOCKET", broker_sock, 1);
+    if (!c)
+        fail_msg("open through the activated broker: %s", err.message);
+    char *host = NULL;
+    assert_int_equal(vb_get_hostname(c, &host, &err), 0);
+    assert_non_null(host);
+    free(host);
+    vb_close(c);
+    assert_int_equal(vb_ts_stop(pid, START_MS), 0);
+    /* systemd's socket stays: the broker did not unlink what it was given */
+    struct stat st;
+    assert_int_equal(lstat(sock, &st), 0);
+    assert_true(S_ISSOCK(st.st_mode));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -629,6 +692,7 @@ int main(void)
         cmocka_unit_test(test_200_concurrent_clients),
         cmocka_unit_test(test_two_clients_race_to_autostart_one_broker),
         cmocka_unit_test(test_broker_refuses_to_start_over_live_broker),
+        cmocka_unit_test(test_socket_activation),
     };
     return cmocka_run_group_tests_name("broker", tests, group_setup, group_teardown);
 }
