@@ -165,6 +165,7 @@ static void setup_peer(vbh_client *c, int fd)
                           peer_uid_allowed(c->srv->cfg, c->uid);
         snprintf(c->throttle_key, sizeof c->throttle_key, "uid:%u", (unsigned)c->uid);
     } else {
+        vb_net_set_nodelay(fd);
         snprintf(c->throttle_key, sizeof c->throttle_key, "%s", c->peer);
         char *colon = strrchr(c->throttle_key, ':'); /* the port is not part of the key */
         if (colon)

@@ -183,8 +183,7 @@ int vb_net_connect_tcp(const char *host, int port, int timeout_ms, vb_error *err
         int rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
         last = rc == 0 ? 0 : errno == EINPROGRESS ? wait_connected(fd, timeout_ms) : errno;
         if (last == 0) {
-            int one = 1;
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            vb_net_set_nodelay(fd);
             vb_net_set_nonblock(fd, 0);
             freeaddrinfo(res);
             return fd;
@@ -195,6 +194,15 @@ int vb_net_connect_tcp(const char *host, int port, int timeout_ms, vb_error *err
     vb_error_set(err, VB_ERR_NO_CONNECT, VB_DOM_SYSTEM, "cannot connect to %s port %d: %s", host,
                  port, strerror(last));
     return -1;
+}
+
+/* Frames are written whole: Nagle would only hold the second of two small
+ * back-to-back frames (a callback, then a reply) for the peer's delayed ACK,
+ * about 40 ms. */
+void vb_net_set_nodelay(int fd)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
 int vb_net_set_nonblock(int fd, int on)

@@ -20,6 +20,8 @@ int vb_net_listen_tcp(const char *hostport, vb_error *err);
 int vb_net_connect_unix(const char *path, vb_error *err);
 int vb_net_connect_tcp(const char *host, int port, int timeout_ms, vb_error *err);
 int vb_net_set_nonblock(int fd, int on);
+/* TCP_NODELAY on a connected TCP socket (a no-op error on other sockets). */
+void vb_net_set_nodelay(int fd);
 /* SO_PEERCRED of a unix socket. */
 int vb_net_peercred(int fd, uid_t *uid, gid_t *gid, pid_t *pid);
 /* True when fd is an AF_UNIX socket. */

@@ -471,6 +471,10 @@ def dispatch(host, method, params):
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # headers and body go out in two writes: without TCP_NODELAY the body
+    # waits for the client's delayed ACK (~40 ms per call), which no real
+    # xapi (one buffered write) makes a client pay
+    disable_nagle_algorithm = True
     server_version = "xapi"
     sys_version = ""
 
