@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,28 +122,64 @@ static const char *broker_binary(void)
     return VB_BINDIR "/vbrokerd";
 }
 
-/* Start vbrokerd detached (double fork: it is nobody's child here). */
-static int spawn_broker(const char *path, vb_error *err)
+/* In the intermediate child: start the broker as a grandchild and report
+ * through report_fd its pid, then, when exec fails, its errno (the pipe is
+ * close-on-exec, so a successful exec ends the report). */
+static void spawn_grandchild(const char *bin, const char *path, int report_fd)
+{
+    setsid();
+    pid_t pid = fork();
+    if (pid != 0) {
+        if (write(report_fd, &pid, sizeof pid) != (ssize_t)sizeof pid)
+            _exit(1);
+        _exit(0);
+    }
+    int null = open("/dev/null", O_RDWR);
+    if (null >= 0) {
+        dup2(null, STDIN_FILENO);
+        dup2(null, STDOUT_FILENO);
+        dup2(null, STDERR_FILENO);
+    }
+    execl(bin, "vbrokerd", "--socket", path, (char *)NULL);
+    int e = errno;
+    if (write(report_fd, &e, sizeof e) != (ssize_t)sizeof e)
+        _exit(127);
+    _exit(127);
+}
+
+/* Start vbrokerd detached (double fork: it is nobody's child here); *pid
+ * gets its pid so the wait can notice a broker that exits at once. */
+static int spawn_broker(const char *path, pid_t *pid, vb_error *err)
 {
     const char *bin = broker_binary();
-    pid_t pid = fork();
-    if (pid < 0)
+    if (access(bin, X_OK) < 0)
+        return vb_error_set_errno(err, errno, VB_DOM_CLIENT,
+                                  "cannot start the broker %s; set VBROKERD to its path or "
+                                  "start it by hand", bin);
+    int report[2];
+    if (pipe2(report, O_CLOEXEC) < 0)
         return vb_error_set_errno(err, errno, VB_DOM_CLIENT, "cannot start the broker");
-    if (pid == 0) {
-        setsid();
-        if (fork() != 0)
-            _exit(0);
-        int null = open("/dev/null", O_RDWR);
-        if (null >= 0) {
-            dup2(null, STDIN_FILENO);
-            dup2(null, STDOUT_FILENO);
-            dup2(null, STDERR_FILENO);
-        }
-        execl(bin, "vbrokerd", "--socket", path, (char *)NULL);
-        _exit(127);
+    pid_t child = fork();
+    if (child < 0) {
+        close(report[0]);
+        close(report[1]);
+        return vb_error_set_errno(err, errno, VB_DOM_CLIENT, "cannot start the broker");
     }
-    int status;
-    waitpid(pid, &status, 0);
+    if (child == 0) {
+        close(report[0]);
+        spawn_grandchild(bin, path, report[1]);
+    }
+    close(report[1]);
+    int status, exec_errno = 0;
+    waitpid(child, &status, 0);
+    int got_pid = read(report[0], pid, sizeof *pid) == (ssize_t)sizeof *pid;
+    int exec_failed = got_pid && read(report[0], &exec_errno, sizeof exec_errno) ==
+                                     (ssize_t)sizeof exec_errno;
+    close(report[0]);
+    if (!got_pid)
+        return vb_error_set(err, VB_ERR_NO_CONNECT, VB_DOM_CLIENT, "cannot start the broker %s", bin);
+    if (exec_failed)
+        return vb_error_set_errno(err, exec_errno, VB_DOM_CLIENT, "cannot run the broker %s", bin);
     return 0;
 }
 
@@ -152,16 +189,50 @@ static void pause_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-/* Wait for the broker we spawned to accept connections. */
-static int wait_for_broker(const char *path)
+/* The broker we spawned has exited: no such pid, or a zombie nobody reaped
+ * yet (it is not our child; in a container pid 1 may never reap it). */
+static int process_gone(pid_t pid)
+{
+    if (kill(pid, 0) < 0)
+        return errno == ESRCH;
+    char path[64], stat[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, stat, sizeof stat - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    stat[n] = '\0';
+    const char *paren = strrchr(stat, ')'); /* "PID (COMM) STATE ..." */
+    return paren && paren[1] == ' ' && paren[2] == 'Z';
+}
+
+/* Wait for the broker we spawned (pid) to accept connections; give up at
+ * once when it is gone (it refused to start: a bad directory, say), after
+ * AUTOSTART_WAIT_MS otherwise. */
+static int wait_for_broker(const char *path, pid_t pid, const char *bin, vb_error *err)
 {
     for (int waited = 0; waited < AUTOSTART_WAIT_MS; waited += 5) {
         int fd = connect_socket(path);
         if (fd >= 0)
             return fd;
+        if (process_gone(pid)) {
+            fd = connect_socket(path); /* a broker racing us may have won */
+            if (fd >= 0)
+                return fd;
+            return vb_error_set(err, VB_ERR_NO_CONNECT, VB_DOM_CLIENT,
+                                "the broker (%s --socket %s) exited at once; run it by hand "
+                                "to see why",
+                                bin, path);
+        }
         pause_ms(5);
     }
-    return -1;
+    return vb_error_set(err, VB_ERR_NO_CONNECT, VB_DOM_CLIENT,
+                        "cannot start the broker (%s --socket %s): it did not answer within %d s; "
+                        "set VBROKERD to its path or start it by hand",
+                        bin, path, AUTOSTART_WAIT_MS / 1000);
 }
 
 /* connect → lock → connect again → spawn → wait (as gpg-agent does), so two
@@ -178,15 +249,11 @@ static int autostart(const char *path, vb_error *err)
         return vb_error_set_errno(err, errno, VB_DOM_CLIENT, "cannot open %s", lock);
     flock(lfd, LOCK_EX);
     int fd = connect_socket(path);
-    if (fd < 0 && spawn_broker(path, err) == 0)
-        fd = wait_for_broker(path);
+    pid_t pid;
+    if (fd < 0 && spawn_broker(path, &pid, err) == 0)
+        fd = wait_for_broker(path, pid, broker_binary(), err);
     flock(lfd, LOCK_UN);
     close(lfd);
-    if (fd < 0)
-        vb_error_set(err, VB_ERR_NO_CONNECT, VB_DOM_CLIENT,
-                     "cannot start the broker (%s --socket %s): it did not answer within %d s; "
-                     "set VBROKERD to its path or start it by hand",
-                     broker_binary(), path, AUTOSTART_WAIT_MS / 1000);
     return fd;
 }
 

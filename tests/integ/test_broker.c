@@ -596,6 +596,35 @@ static void test_two_clients_race_to_autostart_one_broker(void **state)
     assert_non_null(strstr(err.message, "VBROKER_NO_AUTOSTART"));
 }
 
+/* An autostart that cannot work says why at once, instead of waiting for a
+ * broker that will never answer: a missing binary, a broker that exits. */
+static void test_autostart_failure_is_explained(void **state)
+{
+    (void)state;
+    char sock[300];
+    snprintf(sock, sizeof sock, "%s/auto-fail/sock", dir);
+    setenv("VBROKER_SOCKET", sock, 1);
+    unsetenv("VBROKER_NO_AUTOSTART");
+    vb_error err;
+    setenv("VBROKERD", "/nonexistent/vbrokerd", 1);
+    vb_conn *c1 = open_with("test:///default", NULL, &err);
+    char missing[600];
+    snprintf(missing, sizeof missing, "%s", err.message);
+    setenv("VBROKERD", "/bin/false", 1); /* starts, exits 1 at once */
+    vb_conn *c2 = open_with("test:///default", NULL, &err);
+    unsetenv("VBROKERD");
+    setenv("VBROKER_NO_AUTOSTART", "1", 1);
+    setenv("VBROKER_SOCKET", broker_sock, 1);
+    assert_null(c1);
+    print_message("missing binary: %s\n", missing);
+    assert_non_null(strstr(missing, "cannot start the broker /nonexistent/vbrokerd"));
+    assert_non_null(strstr(missing, "No such file or directory"));
+    assert_null(c2);
+    print_message("broker exits at once: %s\n", err.message);
+    assert_int_equal(err.code, VBROKER_ERR_NO_CONNECT);
+    assert_non_null(strstr(err.message, "exited at once"));
+}
+
 static void test_broker_refuses_to_start_over_live_broker(void **state)
 {
     (void)state;
@@ -691,6 +720,7 @@ int main(void)
         cmocka_unit_test(test_prompt_timeout),
         cmocka_unit_test(test_200_concurrent_clients),
         cmocka_unit_test(test_two_clients_race_to_autostart_one_broker),
+        cmocka_unit_test(test_autostart_failure_is_explained),
         cmocka_unit_test(test_broker_refuses_to_start_over_live_broker),
         cmocka_unit_test(test_socket_activation),
     };
