@@ -476,6 +476,20 @@ static int connect_unix(const char *path)
     return fd;
 }
 
+/* A unix connection to h, logged in as an allowed peer (AUTH_PEER, serial 1). */
+static int connect_as_peer(rconn *c, const hostd *h)
+{
+    int fd = connect_unix(h->sock);
+    rconn_init(c, fd);
+    assert_int_equal(send_msg(fd, VB_PROG_HOST, VB_MSG_CALL, 1, VB_HOST_PROC_AUTH_PEER, NULL, NULL),
+                     0);
+    vb_msg m;
+    assert_int_equal(rconn_read(c, vb_ts_scaled_ms(5000), &m), 1);
+    assert_int_equal(m.hdr.status, VB_STATUS_OK);
+    vb_msg_clear(&m);
+    return fd;
+}
+
 /* the server answers AUTH_LIST on this connection (serial checked) */
 static void assert_auth_list_answered(rconn *c, uint32_t serial)
 {
@@ -631,16 +645,8 @@ static void test_malformed_frames_dropped_by_vbhostd(void **state)
     size_t npost = build_hostile(post, VB_PROG_HOST, VB_FRAME_MAX_POSTAUTH);
     for (size_t i = 0; i < npost; i++) {
         int before = count_drops(&dL);
-        int fd = connect_unix(hL.sock);
         rconn c;
-        rconn_init(&c, fd);
-        assert_int_equal(send_msg(fd, VB_PROG_HOST, VB_MSG_CALL, 1, VB_HOST_PROC_AUTH_PEER, NULL,
-                                  NULL),
-                         0);
-        vb_msg m;
-        assert_int_equal(rconn_read(&c, vb_ts_scaled_ms(5000), &m), 1);
-        assert_int_equal(m.hdr.status, VB_STATUS_OK);
-        vb_msg_clear(&m);
+        int fd = connect_as_peer(&c, &hL);
         assert_int_equal(send_all(fd, post[i].bytes, post[i].len), 0);
         if (wait_dropped(fd, vb_ts_scaled_ms(5000)) < 0)
             fail_msg("vbhostd kept an authenticated client that sent %s", post[i].what);
@@ -754,14 +760,8 @@ static void test_callback_reply_flood_at_vbhostd(void **state)
     assert_auth_list_answered(&c, 2);
     rconn_close(&c);
     /* after authentication (peer, unix), then a driver call on the same connection */
-    fd = connect_unix(hL.sock);
-    rconn_init(&c, fd);
-    assert_int_equal(send_msg(fd, VB_PROG_HOST, VB_MSG_CALL, 1, VB_HOST_PROC_AUTH_PEER, NULL, NULL),
-                     0);
+    fd = connect_as_peer(&c, &hL);
     vb_msg m;
-    assert_int_equal(rconn_read(&c, vb_ts_scaled_ms(5000), &m), 1);
-    assert_int_equal(m.hdr.status, VB_STATUS_OK);
-    vb_msg_clear(&m);
     assert_int_equal(send_all(fd, flood, len), 0);
     assert_auth_list_answered(&c, 2);
     assert_int_equal(send_msg(fd, VB_PROG_HOST, VB_MSG_CALL, 3, VB_HOST_PROC_GET_HOSTNAME, NULL,
@@ -1124,15 +1124,8 @@ static void test_slow_authenticated_client_dropped_by_frame_timeout(void **state
     size_t flen = 0;
     append_msg(&frame, &flen, VB_PROG_HOST, VB_MSG_CALL, 2, VB_HOST_PROC_AUTH_LIST, NULL, NULL);
     /* vbhostd: logged in (peer), answered, then one frame one byte a second */
-    int fd = connect_unix(hT.sock);
     rconn c;
-    rconn_init(&c, fd);
-    assert_int_equal(send_msg(fd, VB_PROG_HOST, VB_MSG_CALL, 1, VB_HOST_PROC_AUTH_PEER, NULL, NULL),
-                     0);
-    vb_msg m;
-    assert_int_equal(rconn_read(&c, vb_ts_scaled_ms(5000), &m), 1);
-    assert_int_equal(m.hdr.status, VB_STATUS_OK);
-    vb_msg_clear(&m);
+    int fd = connect_as_peer(&c, &hT);
     assert_split_frame_answered(&c, frame, flen, 1000);
     assert_trickled_frame_dropped(fd, frame, flen, "vbhostd");
     rconn_close(&c);
