@@ -10,6 +10,9 @@
  *   vbrokerd token  --secret-ttl 0 --upstream-idle 0, with a login token in its
  *                   cache (vb_login, then the broker is restarted)
  *   vbrokerd warm   defaults: a live shared transport serves every open
+ *   xenapi_sim.py   a XenAPI host (tests/peers, python3) behind vbhostd "sasl":
+ *                   the nested chain app → broker → vbhostd → XenAPI, whose
+ *                   XenAPI login vbhostd relays back up to the app (CRED_FILL)
  * and measures cold / warm opens in NEW processes (this binary re-executed
  * with --child-open), RPC round trips, concurrency, idle clients and a
  * sustained open rate. One table on stdout, JSON and an SVG bar chart.
@@ -27,6 +30,12 @@
  *   BENCH_PEER_URI, BENCH_PEER_URI_NONE, BENCH_PEER_USER, BENCH_PEER_PASSWORD:
  *                             run libvirt rounds alternately with vbroker rounds
  *                             for the comparable figures (make bench-peer)
+ *   BENCH_PEER_URI_UNIX, BENCH_PEER_URI_NONE_UNIX: libvirtd's unix sockets
+ *                             (SASL DIGEST-MD5, no auth), for the unix rows
+ *   BENCH_PEER_IDLE_PID       pid of the libvirtd behind BENCH_PEER_URI_NONE(_UNIX):
+ *                             its RSS for the idle-client figures
+ *   BENCH_XENAPI_SIM=PATH     the XenAPI simulator (default: VB_SRC_DIR/tests/
+ *                             peers/xenapi_sim.py); the nested rows need python3
  *   BENCH_BUILD=DIR           where vbhostd, vbrokerd and bench/direct_rtt are
  *                             (default: the directory of this binary's parent)
  * Numbers are printed, never asserted.
@@ -37,6 +46,7 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -58,7 +68,13 @@
 #define REALM "BENCH.TEST"
 #define USER "alice"
 #define PASSWORD "bench-Pw-7"
+#define XEN_USER "root" /* the XenAPI simulator's account */
+#define XEN_PASSWORD "xen-Root-pw-9"
 #define START_MS 15000
+
+#ifndef VB_SRC_DIR /* mk/bench.mk passes the source tree */
+#define VB_SRC_DIR "."
+#endif
 
 /* ---- time, samples ---------------------------------------------------------- */
 
@@ -118,7 +134,7 @@ static summary summarize(const samples *s)
 typedef struct metric {
     const char *key, *label, *unit; /* unit: "us", "ms", "KiB", "opens/s", "count" */
     samples vb, peer;               /* peer: libvirt, only under BENCH_PEER */
-    char note[200];
+    char note[700];
     int lower_is_better;
 } metric;
 
@@ -165,6 +181,8 @@ static int env_int(const char *name, int def)
 static int rounds, rpc_calls, conc_rounds, idle_clients, sustain_s, sustain_threads;
 static char build_dir[PATH_MAX], self_exe[PATH_MAX];
 static const char *peer_bin, *peer_uri, *peer_uri_none, *peer_user, *peer_pw;
+static const char *peer_uri_unix, *peer_uri_none_unix; /* NULL: rows stay without libvirt */
+static pid_t peer_idle_pid;
 
 /* ---- daemons ------------------------------------------------------------------------ */
 
@@ -248,13 +266,15 @@ static void use_broker(const broker *b)
 
 /* ---- the app side ------------------------------------------------------------------- */
 
+/* Answers by who asks, as an app with a login form does: the XenAPI host
+ * (its question relayed by vbhostd) wants root, vbhostd's SASL wants alice. */
 static int form_cb(const vb_auth_request *req, vb_credential *creds, unsigned n, void *data)
 {
-    (void)req;
     (void)data;
+    int xen = req->service && strstr(req->service, "xenapi://") != NULL;
     for (unsigned i = 0; i < n; i++) {
-        const char *v = creds[i].type == VB_CRED_AUTHNAME     ? USER
-                        : creds[i].type == VB_CRED_PASSPHRASE ? PASSWORD
+        const char *v = creds[i].type == VB_CRED_AUTHNAME     ? (xen ? XEN_USER : USER)
+                        : creds[i].type == VB_CRED_PASSPHRASE ? (xen ? XEN_PASSWORD : PASSWORD)
                                                               : NULL;
         if (v) {
             creds[i].result = strdup(v);
@@ -268,7 +288,7 @@ static const int form_types[] = { VB_CRED_AUTHNAME, VB_CRED_PASSPHRASE };
 static const vb_auth form_auth = { form_types, 2, form_cb, NULL };
 
 static char uri_digest[400], uri_scram[600], uri_none_tcp[400], uri_none_unix[600],
-    uri_token[600];
+    uri_token[600], uri_xen[600];
 
 /* --child-open URI CREDS: one open + close in this fresh process; prints
  * "OPEN_CLOSE_NS MAIN_TO_END_NS". CREDS 1: answer prompts; 0: never prompt. */
@@ -382,9 +402,14 @@ static void bench_cold(void)
             failures_peer++;
         failures_cold += vb_open_round(uri_none_tcp, 0, np, ni) < 0;
         failures_cold += vb_open_round(uri_scram, 1, sp, si) < 0;
+        if (peer_bin && peer_uri_none_unix && peer_open_round(peer_uri_none_unix, up, ui) < 0)
+            failures_peer++;
         failures_cold += vb_open_round(uri_none_unix, 0, up, ui) < 0;
     }
     note(dp, "vbrokerd --secret-ttl 0 --upstream-idle 0: a full SASL login every time");
+    if (peer_bin)
+        note(sp, "no libvirt column: libvirt's SASL here is DIGEST-MD5 (its unix figure is in "
+                 "the cached-token rows)");
 }
 
 static int bench_token(void)
@@ -405,12 +430,146 @@ static int bench_token(void)
     metric *tp = M("warm_token_unix_process", "warm open, cached token, unix (new process)", "us");
     metric *ti = M("warm_token_unix", "warm open, cached token, unix (open+close in process)", "us");
     int fails = 0;
+    const char *lv = peer_uri_unix ? peer_uri_unix : peer_uri;
     vb_open_round(uri_token, 0, &(metric){ 0 }, NULL);
-    for (int r = 0; r < rounds; r++)
+    for (int r = 0; r < rounds; r++) {
+        if (peer_bin && peer_open_round(lv, tp, ti) < 0)
+            failures_peer++;
         fails += vb_open_round(uri_token, 0, tp, ti) < 0;
+    }
     note(tp, "token from vb_login; broker restarted; no prompt callback%s",
          fails ? " (SOME FAILED)" : "");
+    if (peer_bin)
+        note(tp, "; libvirt column: libvirt's COLD open (full DIGEST-MD5 login, %s): libvirt "
+                 "caches nothing, so vb/libvirt = warm vbroker / cold libvirt (target <= 0.1)",
+             peer_uri_unix ? "unix" : "TCP");
     return 0;
+}
+
+/* Warm: the same URI as a connection the harness holds in bwarm, opened in
+ * new processes without a callback: the broker serves it on that transport. */
+static void bench_warm_shared(void)
+{
+    use_broker(&bwarm);
+    metric *wp = M("warm_shared_tcp_process", "warm open, live shared transport (new process)", "us");
+    metric *wi = M("warm_shared_tcp", "warm open, live shared transport (open+close in process)", "us");
+    vb_open_round(uri_digest, 0, &(metric){ 0 }, NULL);
+    int wf = 0;
+    for (int r = 0; r < rounds; r++) {
+        if (peer_bin && peer_open_round(peer_uri, wp, wi) < 0)
+            failures_peer++;
+        wf += vb_open_round(uri_digest, 0, wp, wi) < 0;
+    }
+    note(wp, "DIGEST-MD5 TCP URI, no prompt callback: served by the transport another client holds%s",
+         wf ? " (SOME FAILED)" : "");
+    if (peer_bin)
+        note(wp, "; libvirt column: libvirt's COLD open of the same URI kind (DIGEST-MD5 TCP, full "
+                 "login): libvirt caches nothing, so vb/libvirt = warm vbroker / cold libvirt "
+                 "(target <= 0.1)");
+}
+
+/* ---- the nested chain: app → broker → vbhostd → XenAPI simulator ------------------ */
+
+static pid_t xensim_pid;
+static char xen_logins[300];
+
+/* The simulator is started once for all rounds (Python's start-up is slow);
+ * uri_xen names it behind vbhostd "sasl" over TCP (DIGEST-MD5), as
+ * tests/integ/test_relay.c does: vbhostd runs the xenapi driver itself. */
+static int start_xensim(void)
+{
+    char users[300], log[300], listen[64], sim[PATH_MAX];
+    const char *env = getenv("BENCH_XENAPI_SIM");
+    snprintf(sim, sizeof sim, "%s", env && *env ? env : VB_SRC_DIR "/tests/peers/xenapi_sim.py");
+    snprintf(users, sizeof users, "%s/xen-users", dir);
+    snprintf(log, sizeof log, "%s/xen.log", dir);
+    snprintf(xen_logins, sizeof xen_logins, "%s/xen-logins", dir);
+    vb_ts_write_file(users, XEN_USER ":" XEN_PASSWORD "\n", 0600);
+    for (int attempt = 0; attempt < 5; attempt++) {
+        int port = vb_ts_free_tcp_port();
+        snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+        char *argv[] = { "python3", "-I", "-S", sim, "--listen", listen, "--users", users, "--count-logins", xen_logins, NULL };
+        xensim_pid = vb_ts_spawn(argv, NULL, log);
+        if (xensim_pid > 0 && vb_ts_wait_tcp("127.0.0.1", port, START_MS) == 0) {
+            snprintf(uri_xen, sizeof uri_xen,
+                     "xenapi+tcp://127.0.0.1:%d/?auth=sasl.DIGEST-MD5&name=xenapi%%3A%%2F%%2F" XEN_USER
+                     "%%40127.0.0.1%%3A%d%%2F%%3Ftransport%%3Dhttp",
+                     hsasl.port, port);
+            return 0;
+        }
+        if (xensim_pid > 0)
+            vb_ts_stop(xensim_pid, 2000);
+        xensim_pid = 0;
+    }
+    fprintf(stderr, "bench_e2e: the XenAPI simulator did not start; see %s\n", log);
+    return -1;
+}
+
+/* Successful XenAPI logins so far ("ok=N failed=M slave=K"), -1 if unknown. */
+static long xen_logins_ok(void)
+{
+    char *text = vb_ts_read_file(xen_logins, NULL);
+    long ok = -1;
+    if (!text || sscanf(text, "ok=%ld", &ok) != 1)
+        ok = -1;
+    free(text);
+    return ok;
+}
+
+/* First open: cold broker, so a new transport with a DIGEST-MD5 login to
+ * vbhostd, then vbhostd's XenAPI login whose question is relayed up; the
+ * app's callback answers both. */
+static void nested_first(metric *proc, metric *inproc)
+{
+    use_broker(&bcold);
+    vb_open_round(uri_xen, 1, &(metric){ 0 }, NULL); /* vbhostd's first libcurl/libxml2 use */
+    long before = xen_logins_ok();
+    int fails = 0;
+    for (int r = 0; r < rounds; r++)
+        fails += vb_open_round(uri_xen, 1, proc, inproc) < 0;
+    note(proc, "cold broker: DIGEST-MD5 login to vbhostd + XenAPI login relayed up (CRED_FILL), "
+               "both answered by the app's callback; simulator: %ld logins for %d opens%s",
+         xen_logins_ok() - before, rounds, fails ? " (SOME FAILED)" : "");
+}
+
+/* Warm open: after one open with the callback, new processes open without
+ * one: the broker answers everything (live transport to vbhostd, the XenAPI
+ * password from its secret cache). vbhostd still logs in to XenAPI. */
+static void nested_warm(metric *proc, metric *inproc)
+{
+    use_broker(&bwarm);
+    vb_error err = { 0 };
+    vb_conn *c = vb_open_auth(uri_xen, &form_auth, 0, &err);
+    if (!c) {
+        note(proc, "priming open failed: %s", err.message);
+        return;
+    }
+    vb_close(c);
+    vb_open_round(uri_xen, 0, &(metric){ 0 }, NULL);
+    long before = xen_logins_ok();
+    int fails = 0;
+    for (int r = 0; r < rounds; r++)
+        fails += vb_open_round(uri_xen, 0, proc, inproc) < 0;
+    note(proc, "default broker, no prompt callback: vbhostd reached on the transport the harness "
+               "holds, the relayed XenAPI question answered from the broker's secret cache; "
+               "simulator: %ld logins for %d opens%s",
+         xen_logins_ok() - before, rounds, fails ? " (SOME FAILED: something asked)" : "");
+}
+
+static void bench_nested(void)
+{
+    if (start_xensim() < 0)
+        return;
+    metric *fp = M("nested_first_process", "nested first open, vbhostd->XenAPI (new process)", "us");
+    metric *fi = M("nested_first", "nested first open, vbhostd->XenAPI (open+close in process)", "us");
+    metric *wp = M("nested_warm_process", "nested warm open, vbhostd->XenAPI (new process)", "us");
+    metric *wi = M("nested_warm", "nested warm open, vbhostd->XenAPI (open+close in process)", "us");
+    nested_first(fp, fi);
+    nested_warm(wp, wi);
+    note(fp, "; the simulator runs with TCP_NODELAY (else +40 ms per close: its logout reply "
+             "waits for a delayed ACK)");
+    if (peer_bin)
+        note(fi, "no libvirt column: libvirt 9.0 has no XenAPI driver");
 }
 
 /* ---- RPC round trips -------------------------------------------------------------------- */
@@ -700,6 +859,164 @@ static void bench_conc_one(const broker *b, const char *uri, int creds, int n, c
 
 /* ---- idle clients and sustained rate ----------------------------------------------------------- */
 
+/* A helper talked to over pipes: its stdin (we write) and stdout (we read). */
+typedef struct peer_proc {
+    pid_t pid;
+    int in, out;
+    char buf[1 << 17];
+    size_t len;
+} peer_proc;
+
+static int peer_start(peer_proc *p, char *const argv[])
+{
+    int in[2], out[2];
+    if (pipe2(in, O_CLOEXEC) < 0)
+        return -1;
+    if (pipe2(out, O_CLOEXEC) < 0) {
+        close(in[0]);
+        close(in[1]);
+        return -1;
+    }
+    p->len = 0;
+    p->pid = fork();
+    if (p->pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    p->in = in[1];
+    p->out = out[0];
+    if (p->pid < 0) {
+        close(p->in);
+        close(p->out);
+        return -1;
+    }
+    return 0;
+}
+
+/* The complete line of p->buf that starts with tag, or NULL. */
+static const char *find_line(const peer_proc *p, const char *tag)
+{
+    size_t tl = strlen(tag);
+    for (size_t i = 0; i < p->len;) {
+        const char *nl = memchr(p->buf + i, '\n', p->len - i);
+        if (!nl)
+            return NULL;
+        if ((size_t)(nl - (p->buf + i)) >= tl && memcmp(p->buf + i, tag, tl) == 0)
+            return p->buf + i;
+        i = (size_t)(nl - p->buf) + 1;
+    }
+    return NULL;
+}
+
+/* Read the helper's stdout until a line starting with tag has arrived, for
+ * at most timeout_ms. NULL on timeout, EOF or a full buffer. */
+static const char *peer_wait_line(peer_proc *p, const char *tag, int timeout_ms)
+{
+    long long deadline = now_ns() + (long long)timeout_ms * 1000000LL;
+    const char *line;
+    while (!(line = find_line(p, tag))) {
+        long long left_ms = (deadline - now_ns()) / 1000000LL;
+        if (left_ms <= 0 || p->len >= sizeof p->buf - 1)
+            return NULL;
+        struct pollfd pfd = { .fd = p->out, .events = POLLIN };
+        int r = poll(&pfd, 1, (int)left_ms);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            continue; /* the deadline check above ends it */
+        ssize_t got = read(p->out, p->buf + p->len, sizeof p->buf - 1 - p->len);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            return NULL;
+        p->len += (size_t)got;
+        p->buf[p->len] = 0;
+    }
+    return line;
+}
+
+/* Read fd to EOF, discarding, for at most timeout_ms: 0 at EOF, -1 past it. */
+static int drain_until_eof(int fd, int timeout_ms)
+{
+    long long deadline = now_ns() + (long long)timeout_ms * 1000000LL;
+    char sink[4096];
+    for (;;) {
+        long long left_ms = (deadline - now_ns()) / 1000000LL;
+        if (left_ms <= 0)
+            return -1;
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        int r = poll(&pfd, 1, (int)left_ms);
+        if (r <= 0)
+            continue; /* EINTR or the deadline, checked above */
+        ssize_t got = read(fd, sink, sizeof sink);
+        if (got == 0)
+            return 0;
+        if (got < 0 && errno != EINTR)
+            return 0; /* nothing more will come */
+    }
+}
+
+/* Close its stdin (the helper's cue to finish), wait for it to close its
+ * stdout, SIGKILL it by pid if that takes longer than timeout_ms, reap it. */
+static void peer_finish(peer_proc *p, int timeout_ms)
+{
+    close(p->in);
+    if (drain_until_eof(p->out, timeout_ms) < 0)
+        kill(p->pid, SIGKILL);
+    close(p->out);
+    while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+}
+
+/* libvirt's idle figure, before vbroker's: bench_libvirt holds one client,
+ * libvirtd's RSS is read, then idle_clients more are opened and held, RSS
+ * read again. The same figures as vbroker's broker (per client, growth,
+ * sequential open); libvirtd is libvirt's process that holds per-client
+ * state, as the broker is vbroker's. */
+static void peer_idle(metric *per, metric *tot, metric *each)
+{
+    const char *uri = peer_uri_none_unix ? peer_uri_none_unix : peer_uri_none;
+    if (!peer_bin || !uri || peer_idle_pid <= 0)
+        return;
+    char n[16];
+    snprintf(n, sizeof n, "%d", idle_clients);
+    char *argv[] = { (char *)peer_bin, "idle", (char *)uri, (char *)peer_user, (char *)peer_pw, n,
+                     NULL };
+    static peer_proc p;
+    if (peer_start(&p, argv) < 0) {
+        failures_peer++;
+        return;
+    }
+    long before = -1, after = -1;
+    int ok = 0, failed = 0;
+    const char *held = NULL;
+    if (peer_wait_line(&p, "base", START_MS)) {
+        before = vb_ts_rss_kib(peer_idle_pid);
+        if (write(p.in, "go\n", 3) == 3)
+            held = peer_wait_line(&p, "held ", 300000);
+    }
+    if (held && sscanf(held, "held %d %d", &ok, &failed) == 2) {
+        after = vb_ts_rss_kib(peer_idle_pid);
+        parse_samples(p.buf, "open", &each->peer);
+    }
+    peer_finish(&p, 30000);
+    if (!held || ok <= 0 || before < 0 || after < 0) {
+        failures_peer++;
+        note(tot, "[libvirt idle run failed] ");
+        return;
+    }
+    add(&per->peer, (double)(after - before) / ok);
+    add(&tot->peer, (double)(after - before));
+    note(tot, "[libvirt: %d of %d held on one libvirtd (%s, no auth), its RSS %ld -> %ld KiB"
+              "%s] ",
+         ok, idle_clients, peer_uri_none_unix ? "unix" : "TCP", before, after,
+         failed ? "; some failed" : "");
+}
+
 /* A fresh default broker. First: how many opens of ONE URI a shared transport
  * takes (vbhostd caps hypervisor connections per transport). Then idle_clients
  * clients held open at once, spread over several transports to the no-auth
@@ -737,6 +1054,8 @@ static void bench_idle(void)
     stop_broker(&bidle);
     if (start_broker(&bidle) < 0)
         return;
+
+    peer_idle(m, tot, ot);
 
     char uris[8][800];
     int nvariants = (idle_clients + 199) / 200;
@@ -834,10 +1153,33 @@ static void *sustain_thread(void *p)
     return NULL;
 }
 
+/* libvirt's run of the same length and thread count, before vbroker's: a
+ * full DIGEST-MD5 login per open (libvirt keeps nothing between opens). */
+static void peer_sustain(metric *m)
+{
+    if (!peer_bin)
+        return;
+    char th[16], secs[16], out[256];
+    snprintf(th, sizeof th, "%d", sustain_threads > 64 ? 64 : sustain_threads);
+    snprintf(secs, sizeof secs, "%d", sustain_s);
+    char *argv[] = { (char *)peer_bin, "sustain", (char *)peer_uri, (char *)peer_user,
+                     (char *)peer_pw, th, secs, NULL };
+    long opens = 0, failed = 0;
+    long long ns = 0;
+    if (run_capture(argv, out, sizeof out, NULL) < 0 ||
+        sscanf(out, "%ld %ld %lld", &opens, &failed, &ns) != 3 || ns <= 0) {
+        failures_peer++;
+        return;
+    }
+    add(&m->peer, opens / (ns / 1e9));
+    note(m, "[libvirt: %ld opens, %ld failed, DIGEST-MD5 TCP, a full login each] ", opens, failed);
+}
+
 static void bench_sustain(const broker *b, const char *key, const char *label)
 {
     use_broker(b);
     metric *m = M(key, label, "opens/s");
+    peer_sustain(m);
     sustain s = { .uri = uri_digest };
     pthread_mutex_init(&s.lock, NULL);
     long long t0 = now_ns();
@@ -1144,6 +1486,13 @@ int main(int argc, char **argv)
     }
     if (peer_uri_none && !*peer_uri_none)
         peer_uri_none = NULL;
+    peer_uri_unix = getenv("BENCH_PEER_URI_UNIX");
+    if (peer_uri_unix && !*peer_uri_unix)
+        peer_uri_unix = NULL;
+    peer_uri_none_unix = getenv("BENCH_PEER_URI_NONE_UNIX");
+    if (peer_uri_none_unix && !*peer_uri_none_unix)
+        peer_uri_none_unix = NULL;
+    peer_idle_pid = (pid_t)env_int("BENCH_PEER_IDLE_PID", 0);
 
     ssize_t l = readlink("/proc/self/exe", self_exe, sizeof self_exe - 1);
     if (l <= 0)
@@ -1218,14 +1567,9 @@ int main(int argc, char **argv)
         return 1;
     }
     fprintf(stderr, "bench_e2e: warm opens...\n");
-    metric *wp = M("warm_shared_tcp_process", "warm open, live shared transport (new process)", "us");
-    metric *wi = M("warm_shared_tcp", "warm open, live shared transport (open+close in process)", "us");
-    vb_open_round(uri_digest, 0, &(metric){ 0 }, NULL);
-    int wf = 0;
-    for (int r = 0; r < rounds; r++)
-        wf += vb_open_round(uri_digest, 0, wp, wi) < 0;
-    note(wp, "DIGEST-MD5 TCP URI, no prompt callback: served by the transport another client holds%s",
-         wf ? " (SOME FAILED)" : "");
+    bench_warm_shared();
+    fprintf(stderr, "bench_e2e: nested chain to the XenAPI simulator...\n");
+    bench_nested();
 
     fprintf(stderr, "bench_e2e: RPC round trips...\n");
     bench_rpc();
@@ -1268,6 +1612,8 @@ int main(int argc, char **argv)
     stop_broker(&bwarm);
     vb_ts_stop(hsasl.pid, 3000);
     vb_ts_stop(hnone.pid, 3000);
+    if (xensim_pid > 0)
+        vb_ts_stop(xensim_pid, 3000);
     vb_ts_cleanup();
     return 0;
 }

@@ -5,9 +5,10 @@
 # useradd -r; never removed), each with its own config, SASL config
 # (SASL_CONF_PATH), sasldb and an empty LIBVIRT_DRIVER_DIR (the test driver is
 # built in; nothing else loads):
-#   libvirtd #1  TCP, auth_tcp = "sasl" (DIGEST-MD5: libvirt needs SSF >= 56
+#   libvirtd #1  TCP and unix, auth "sasl" (DIGEST-MD5: libvirt needs SSF >= 56
 #                on plain TCP, so SCRAM is out)
-#   libvirtd #2  TCP, auth_tcp = "none"
+#   libvirtd #2  TCP and unix, auth "none"; also the idle-client figure (its
+#                pid goes to bench_e2e, which reads its RSS)
 # then runs bench_e2e with BENCH_PEER=bench_libvirt, which alternates libvirt
 # and vbroker rounds and prints the ratio vbroker/libvirt. Every process
 # started here is stopped by pid; the temp dir is removed.
@@ -19,6 +20,11 @@ PEER=${BENCH_PEER:-$B/bench/peer/bench_libvirt}
 BUSER=vbbench
 LIBVIRTD=/usr/sbin/libvirtd
 PW=bench-Pw-7
+IDLE=${BENCH_IDLE_CLIENTS:-1000}
+# libvirtd's defaults are max_clients 5000 and max_anonymous_clients 20 (not
+# yet authenticated at once): the idle figure holds IDLE + 1 clients on #2,
+# and 256 concurrent SASL logins are all anonymous at once on #1
+MAXCLIENTS=$(( IDLE + 100 > 5000 ? IDLE + 100 : 5000 ))
 
 [ -x "$LIBVIRTD" ] || { echo "bench-peer: $LIBVIRTD missing (mk/bench-deps.sh installs it)" >&2; exit 1; }
 [ -x "$PEER" ] || { echo "bench-peer: $PEER not built" >&2; exit 1; }
@@ -47,6 +53,14 @@ wait_tcp() { # port seconds log
   done
 }
 
+wait_sock() { # path seconds log
+  local deadline=$((SECONDS + $2))
+  until [ -S "$1" ]; do
+    if [ $SECONDS -ge $deadline ]; then echo "bench-peer: $1 never appeared; libvirtd's log:" >&2; cat "$3" >&2; exit 1; fi
+    sleep 0.05
+  done
+}
+
 mkdir -p "$D/sasl" "$D/empty-drivers" "$D/home"
 cat > "$D/sasl/libvirt.conf" <<CONF
 mech_list: digest-md5
@@ -66,9 +80,10 @@ listen_tcp = 1
 listen_addr = "127.0.0.1"
 tcp_port = "$port"
 auth_tcp = "$auth"
+auth_unix_rw = "$auth"
 unix_sock_dir = "$D/$n/run"
 max_anonymous_clients = 300
-max_clients = 5000
+max_clients = $MAXCLIENTS
 max_workers = 20
 log_level = 3
 log_outputs = "3:stderr"
@@ -82,16 +97,25 @@ CONF
     "$LIBVIRTD" -l -f "$D/$n/libvirtd.conf" -p "$D/$n/pid" >"$D/$n.log" 2>&1 &
   PIDS+=($!)
   wait_tcp "$port" 20 "$D/$n.log"
+  wait_sock "$D/$n/run/libvirt-sock" 20 "$D/$n.log"
 }
+
+# 1000 idle clients need more descriptors than a default 1024 (the limit is
+# inherited through setpriv)
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 P1=$(free_port)
 start_libvirtd sasl sasl "$P1"
 P2=$(free_port)
 start_libvirtd none none "$P2"
+NONE_PID=${PIDS[1]} # env and setpriv exec: the pid of `&` is libvirtd's
 
 echo "== libvirt $($LIBVIRTD --version | awk '{print $NF}') (pids ${PIDS[*]}, user $BUSER) vs vbroker =="
-echo "libvirt URIs: test+tcp://127.0.0.1:$P1/default (DIGEST-MD5), test+tcp://127.0.0.1:$P2/default (no auth)"
+echo "libvirt URIs: test+tcp://127.0.0.1:$P1/default (DIGEST-MD5), test+tcp://127.0.0.1:$P2/default (no auth), and their unix sockets"
 BENCH_PEER="$PEER" BENCH_PEER_URI="test+tcp://127.0.0.1:$P1/default" \
 BENCH_PEER_URI_NONE="test+tcp://127.0.0.1:$P2/default" \
+BENCH_PEER_URI_UNIX="test+unix:///default?socket=$D/sasl/run/libvirt-sock" \
+BENCH_PEER_URI_NONE_UNIX="test+unix:///default?socket=$D/none/run/libvirt-sock" \
+BENCH_PEER_IDLE_PID="$NONE_PID" \
 BENCH_PEER_USER=alice BENCH_PEER_PASSWORD="$PW" \
   "$B/bench/bench_e2e" --json bench/results/latest.json --svg bench/results/latest.svg

@@ -10,10 +10,11 @@
 BENCH_E2E  := $(BUILD)/bench/bench_e2e
 BENCH_PEER := $(BUILD)/bench/peer/bench_libvirt
 
-# an explicit rule: takes precedence over the Makefile's $(BUILD)/bench/% pattern
+# an explicit rule: takes precedence over the Makefile's $(BUILD)/bench/% pattern;
+# VB_SRC_DIR finds tests/peers/xenapi_sim.py (the nested-chain rows)
 $(BENCH_E2E): bench/bench_e2e.c $(LIBVBROKER) $(LIBTSUP) $(LIBCORE) $(LIBPROTO)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Ithinclient $(PKG_CFLAGS) -MMD -MP $< -o $@ \
+	$(CC) $(CFLAGS_ALL) -DVB_SRC_DIR='"$(CURDIR)"' -Ithinclient $(PKG_CFLAGS) -MMD -MP $< -o $@ \
 	  $(LIBTSUP) $(LIBCORE) $(LIBPROTO) -L$(BUILD) -lvbroker -Wl,-rpath,$(abspath $(BUILD)) \
 	  $(PKG_LIBS) -lpthread -lm $(LDFLAGS_ALL)
 

@@ -8,15 +8,27 @@
  *                                            prints "hostname NS NS ..."
  *   bench_libvirt conc URI USER PASSWORD N   N threads open at once; prints
  *                                            "WALL_NS FAILURES"
+ *   bench_libvirt idle URI USER PASSWORD N   holds 1 connection and prints
+ *                                            "base"; after a line on stdin opens
+ *                                            N more one by one, prints "open NS
+ *                                            NS ..." and "held OK FAILED", and
+ *                                            holds them all until stdin's EOF
+ *   bench_libvirt sustain URI USER PASSWORD THREADS SECONDS
+ *                                            THREADS threads loop open+close
+ *                                            for SECONDS; prints "OPENS FAILED
+ *                                            ELAPSED_NS"
  *
  * Real pthread mutexes go into Cyrus SASL first (sasl_set_mutex): without
  * them concurrent DIGEST-MD5 logins crash the stock client (PEERS.md). */
+#include <errno.h>
 #include <pthread.h>
 #include <sasl/sasl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
@@ -93,10 +105,126 @@ static void *conc_thread(void *p)
     return NULL;
 }
 
+static void report_error(const char *what, const char *uri)
+{
+    virErrorPtr e = virGetLastError();
+    fprintf(stderr, "bench_libvirt: %s %s: %s\n", what, uri, e && e->message ? e->message : "?");
+}
+
+/* Read stdin until a newline (go = 1) or EOF (go = 0); the harness's only
+ * way to say "now" and "done" without signals. */
+static void wait_stdin(int want_newline)
+{
+    char ch;
+    ssize_t r;
+    while ((r = read(0, &ch, 1)) > 0 || (r < 0 && errno == EINTR))
+        if (r > 0 && want_newline && ch == '\n')
+            return;
+}
+
+/* idle: libvirtd's memory per held client. The base connection is open
+ * before the harness reads libvirtd's RSS, so the first client's one-time
+ * costs (worker threads, the test driver's default connection) are outside
+ * the difference. */
+static int run_idle(const char *uri, int n)
+{
+    struct rlimit rl; /* ~3 fds per libvirt connection (socket + wakeup pipe) */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    virInitialize();
+    virConnectPtr base = virConnectOpenAuth(uri, &auth, 0);
+    if (!base) {
+        report_error("open", uri);
+        return 1;
+    }
+    printf("base\n");
+    fflush(stdout);
+    wait_stdin(1);
+    virConnectPtr *held = calloc((size_t)n, sizeof *held);
+    long long *ns = calloc((size_t)n, sizeof *ns);
+    if (!held || !ns)
+        return 1;
+    int ok = 0, failed = 0;
+    for (int i = 0; i < n; i++) {
+        long long t0 = now_ns();
+        held[i] = virConnectOpenAuth(uri, &auth, 0);
+        ns[i] = now_ns() - t0;
+        if (held[i])
+            ok++;
+        else if (!failed++)
+            report_error("idle open", uri);
+    }
+    fputs("open", stdout);
+    for (int i = 0; i < n; i++)
+        if (held[i])
+            printf(" %lld", ns[i]);
+    printf("\nheld %d %d\n", ok, failed);
+    fflush(stdout);
+    wait_stdin(0);
+    for (int i = 0; i < n; i++)
+        if (held[i])
+            virConnectClose(held[i]);
+    virConnectClose(base);
+    free(held);
+    free(ns);
+    return 0;
+}
+
+typedef struct sustain {
+    const char *uri;
+    long long until;
+    long opens, failures;
+    pthread_mutex_t lock;
+} sustain;
+
+static void *sustain_thread(void *p)
+{
+    sustain *s = p;
+    long ok = 0, bad = 0;
+    while (now_ns() < s->until) {
+        virConnectPtr c = virConnectOpenAuth(s->uri, &auth, 0);
+        if (c) {
+            virConnectClose(c);
+            ok++;
+        } else if (!bad++) {
+            report_error("sustain open", s->uri);
+        }
+    }
+    pthread_mutex_lock(&s->lock);
+    s->opens += ok;
+    s->failures += bad;
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+/* sustain: a full login per open (libvirt keeps nothing between opens). */
+static int run_sustain(const char *uri, int threads, int seconds)
+{
+    sustain s = { .uri = uri };
+    pthread_mutex_init(&s.lock, NULL);
+    pthread_t th[64];
+    if (threads > 64)
+        threads = 64;
+    virInitialize();
+    long long t0 = now_ns();
+    s.until = t0 + (long long)seconds * 1000000000LL;
+    for (int i = 0; i < threads; i++)
+        if (pthread_create(&th[i], NULL, sustain_thread, &s) != 0)
+            return 1;
+    for (int i = 0; i < threads; i++)
+        pthread_join(th[i], NULL);
+    printf("%ld %ld %lld\n", s.opens, s.failures, now_ns() - t0);
+    pthread_mutex_destroy(&s.lock);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 5) {
-        fprintf(stderr, "usage: bench_libvirt open|rtt|conc URI USER PASSWORD [N]\n");
+        fprintf(stderr, "usage: bench_libvirt open|rtt|conc|idle URI USER PASSWORD [N]\n"
+                        "       bench_libvirt sustain URI USER PASSWORD THREADS SECONDS\n");
         return 2;
     }
     const char *mode = argv[1], *uri = argv[2];
@@ -150,6 +278,10 @@ int main(int argc, char **argv)
         free(s);
         return 0;
     }
+    if (strcmp(mode, "idle") == 0)
+        return run_idle(uri, n);
+    if (strcmp(mode, "sustain") == 0)
+        return run_sustain(uri, n, argc > 6 && atoi(argv[6]) > 0 ? atoi(argv[6]) : 5);
     if (strcmp(mode, "conc") == 0) {
         conc c = { .uri = uri };
         pthread_barrier_init(&c.start, NULL, (unsigned)n + 1);
