@@ -32,6 +32,7 @@
 #include "vb_stream.h"
 
 #define BRK_MAX_CRED_TYPES 16
+#define BRK_WORKER_IDLE_MS 2000  /* a session's worker thread exits after this long idle */
 #define BRK_MAX_PRIORITY 8
 
 typedef struct brk_server brk_server;

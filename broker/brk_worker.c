@@ -208,39 +208,68 @@ static void run_job(brk_session *s, const brk_job *job)
     }
 }
 
+/* Wait (s->mutex held) for a job or the session's end. 1 when the worker
+ * has had nothing to do for BRK_WORKER_IDLE_MS: an idle client then costs
+ * no thread (its stack is given back); its next call starts a new worker. */
+static int wait_for_work(brk_session *s)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until); /* the clock of a default condvar */
+    until.tv_sec += BRK_WORKER_IDLE_MS / 1000;
+    until.tv_nsec += (long)(BRK_WORKER_IDLE_MS % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    while (!s->job && !s->closing)
+        if (pthread_cond_timedwait(&s->cond, &s->mutex, &until) == ETIMEDOUT)
+            return !s->job && !s->closing;
+    return 0;
+}
+
 static void *worker_main(void *arg)
 {
     brk_session *s = arg;
     pthread_mutex_lock(&s->mutex);
+    int idle = 0;
     for (;;) {
-        while (!s->job && !s->closing)
-            pthread_cond_wait(&s->cond, &s->mutex);
+        idle = wait_for_work(s);
         brk_job *job = s->job;
         s->job = NULL;
         if (!job)
-            break; /* closing and idle */
+            break; /* closing, or idle for long */
         pthread_mutex_unlock(&s->mutex);
         run_job(s, job);
         brk_job_free(job);
         pthread_mutex_lock(&s->mutex);
     }
+    if (idle)
+        s->has_worker = 0; /* under the mutex: a submit from now on starts another */
     pthread_mutex_unlock(&s->mutex);
-    close_driver(s);
+    if (!idle)
+        close_driver(s);
     brk_session_unref(s);
     return NULL;
+}
+
+/* mutex held */
+static int start_worker(brk_session *s, vb_error *err)
+{
+    brk_session_ref(s); /* the worker's; it drops it when it exits */
+    if (vb_offloop_start_worker(worker_main, s, VB_DOM_BROKER, err) < 0) {
+        brk_session_unref(s);
+        return -1;
+    }
+    s->has_worker = 1;
+    return 0;
 }
 
 int brk_worker_submit(brk_session *s, brk_job *job, vb_error *err)
 {
     pthread_mutex_lock(&s->mutex);
-    if (!s->has_worker) {
-        brk_session_ref(s); /* the worker's; it drops it when it exits */
-        if (vb_offloop_start_worker(worker_main, s, VB_DOM_BROKER, err) < 0) {
-            pthread_mutex_unlock(&s->mutex);
-            brk_session_unref(s);
-            return -1;
-        }
-        s->has_worker = 1;
+    if (!s->has_worker && start_worker(s, err) < 0) {
+        pthread_mutex_unlock(&s->mutex);
+        return -1;
     }
     s->job = job;
     pthread_cond_broadcast(&s->cond);
@@ -250,8 +279,14 @@ int brk_worker_submit(brk_session *s, brk_job *job, vb_error *err)
 
 void brk_worker_cancel(brk_session *s)
 {
+    vb_error err;
     pthread_mutex_lock(&s->mutex);
     s->closing = 1;
+    /* a worker that left idle cannot close the driver: one more, only for
+     * that (closing a host connection blocks; the loop must not) */
+    if (!s->has_worker && s->drv_conn && start_worker(s, &err) < 0)
+        vb_log(VB_LOG_ERROR, "client %s: %s; its host connection stays open", s->peer,
+               err.message);
     pthread_cond_broadcast(&s->cond);
     pthread_mutex_unlock(&s->mutex);
 }

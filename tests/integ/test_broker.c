@@ -702,6 +702,97 @@ static void test_socket_activation(void **state)
     assert_true(S_ISSOCK(st.st_mode));
 }
 
+/* ---- idle sessions cost no thread ------------------------------------------ */
+
+static int threads_of(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    char *text = vb_ts_read_file(path, NULL);
+    const char *t = text ? strstr(text, "\nThreads:") : NULL;
+    int n = t ? atoi(t + 9) : -1;
+    free(text);
+    return n;
+}
+
+typedef struct fewer_threads {
+    pid_t pid;
+    int than;
+} fewer_threads;
+
+static int has_fewer_threads(void *arg)
+{
+    const fewer_threads *f = arg;
+    int n = threads_of(f->pid);
+    return n >= 0 && n < f->than;
+}
+
+typedef struct log_grew {
+    const char *path, *needle;
+    int from;
+} log_grew;
+
+static int log_has_more(void *arg)
+{
+    const log_grew *l = arg;
+    return vb_ts_count_in_file(l->path, l->needle) > l->from;
+}
+
+/* A session's worker thread leaves after BRK_WORKER_IDLE_MS without work;
+ * the next call starts another, and a client that vanishes while its worker
+ * is gone still gets its host connection closed. */
+static void test_idle_session_gives_its_thread_back(void **state)
+{
+    (void)state;
+    vb_error err;
+    vb_conn *c = vb_open_auth(hostd_unix_uri("auth=peer"), NULL, 0, &err);
+    if (!c)
+        fail_msg("open: %s", err.message);
+    char *host = NULL;
+    assert_int_equal(vb_get_hostname(c, &host, &err), 0);
+    free(host);
+    fewer_threads f = { broker_pid, threads_of(broker_pid) };
+    if (vb_ts_wait_until(has_fewer_threads, &f, 10000) < 0)
+        fail_msg("the broker kept %d threads for an idle client", f.than);
+    host = NULL;
+    if (vb_get_hostname(c, &host, &err) < 0)
+        fail_msg("a call after the worker left: %s", err.message);
+    assert_non_null(host);
+    free(host);
+    vb_close(c);
+
+    /* a client that dies while its session has no worker: the host
+     * connection is closed all the same (vbhostd sees the transport go,
+     * --upstream-idle 0) */
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t kid = fork();
+    assert_true(kid >= 0);
+    if (kid == 0) {
+        close(fds[0]);
+        vb_conn *k = vb_open_auth(hostd_unix_uri("auth=peer"), NULL, 0, &err);
+        char ok = k ? 'y' : 'n';
+        if (write(fds[1], &ok, 1) != 1)
+            _exit(1);
+        for (;;)
+            pause(); /* holds the connection until SIGKILL */
+    }
+    close(fds[1]);
+    char ok = 0;
+    assert_int_equal(read(fds[0], &ok, 1), 1);
+    assert_int_equal(ok, 'y');
+    f.than = threads_of(broker_pid);
+    if (vb_ts_wait_until(has_fewer_threads, &f, 10000) < 0)
+        fail_msg("the broker kept a thread for the idle child");
+    log_grew gone = { hostd_log, "disconnected", vb_ts_count_in_file(hostd_log, "disconnected") };
+    kill(kid, SIGKILL);
+    int status;
+    assert_int_equal(waitpid(kid, &status, 0), kid);
+    close(fds[0]);
+    if (vb_ts_wait_until(log_has_more, &gone, 10000) < 0)
+        fail_msg("the dead client's host connection was never closed");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -723,6 +814,7 @@ int main(void)
         cmocka_unit_test(test_autostart_failure_is_explained),
         cmocka_unit_test(test_broker_refuses_to_start_over_live_broker),
         cmocka_unit_test(test_socket_activation),
+        cmocka_unit_test(test_idle_session_gives_its_thread_back),
     };
     return cmocka_run_group_tests_name("broker", tests, group_setup, group_teardown);
 }
