@@ -202,6 +202,10 @@ int vbh_auth_sasl_step(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
     if (require_type(c, VBH_AUTH_SASL, err) < 0 || need_session(c, err) < 0 ||
         vb_rd_bin(args, &in, &inlen, err) < 0)
         return -1;
+    /* cyrus dereferences the mechanism of a session that was never started */
+    if (!vb_sasl_mech(c->sasl))
+        return vb_error_set(err, VB_ERR_OPERATION_INVALID, VB_DOM_AUTH,
+                            "no SASL exchange in progress: call AUTH_SASL_START first");
     int progress = vb_sasl_server_step(c->sasl, in, inlen, &out, &outlen, &sasl_rc, err);
     return sasl_round(c, progress, out, outlen, sasl_rc, reply, err);
 }

@@ -249,8 +249,17 @@ int vb_remote_call(vb_remote *r, uint32_t program, uint32_t procedure, vb_remote
     }
     if (reply->hdr.status == VB_STATUS_ERROR) {
         vb_error server_err;
-        if (vb_msg_error_body(reply, &server_err, err) == 0)
+        if (vb_msg_error_body(reply, &server_err, err) == 0) {
+            /* whatever the server sends, the caller gets an error: a code
+             * that is not OK, and words for a person */
+            if (server_err.code == VB_ERR_OK)
+                server_err.code = VB_ERR_PROTOCOL;
+            if (!server_err.message[0])
+                snprintf(server_err.message, sizeof server_err.message,
+                         "the server reported an error without a message (%s)",
+                         vb_proto_error_code_name(server_err.code));
             vb_error_copy(err, &server_err);
+        }
         vb_msg_clear(reply);
         return -1;
     }
@@ -560,14 +569,22 @@ static int negotiate(vb_remote *r, const vb_uri *uri, const vb_remote_opts *opts
         snprintf(r->auth_type, sizeof r->auth_type, "none (v1 client)");
         return 0;
     }
-    if (read_auth_list(r, &o, err) < 0) {
-        if (err && err->code == VB_ERR_NO_SUPPORT) { /* a server from before authentication */
-            snprintf(r->auth_type, sizeof r->auth_type, "none (v1 server)");
-            return 0;
-        }
-        return -1;
-    }
     const char *uri_auth = vb_uri_param_get(uri, "auth");
+    if (read_auth_list(r, &o, err) < 0) {
+        if (!err || err->code != VB_ERR_NO_SUPPORT)
+            return -1;
+        /* a server from before authentication: fine, unless this URI demands
+         * an authentication (else anyone in the middle could strip it by
+         * answering like an old server) */
+        if (uri_auth && strncmp(uri_auth, "none", 4) != 0)
+            return vb_error_set(err, VB_ERR_AUTH_UNAVAILABLE, VB_DOM_AUTH,
+                                "the server does not negotiate authentication (a server from "
+                                "before it, or something in between posing as one), but this "
+                                "URI requires auth=%s; not connecting without it",
+                                uri_auth);
+        snprintf(r->auth_type, sizeof r->auth_type, "none (v1 server)");
+        return 0;
+    }
     const char *const *prio = opts->creds.nauth_priority ? opts->creds.auth_priority
                                                          : default_priority;
     size_t nprio = opts->creds.nauth_priority ? opts->creds.nauth_priority : 4;
@@ -606,13 +623,13 @@ static int negotiate(vb_remote *r, const vb_uri *uri, const vb_remote_opts *opts
 
 /* ---- connect ------------------------------------------------------------- */
 
-static int open_transport(vb_remote *r, const vb_uri *uri, const vb_remote_opts *opts,
+static int open_transport(const vb_uri *uri, const vb_remote_opts *opts, vb_ssh **ssh,
                           vb_error *err)
 {
     if (uri->transport && strcmp(uri->transport, "ssh") == 0) {
         /* fd is one end of a socketpair; vb_ssh pumps the other through the channel */
         int fd;
-        return vb_ssh_connect(uri, &opts->creds, &fd, &r->ssh, err) < 0 ? -1 : fd;
+        return vb_ssh_connect(uri, &opts->creds, &fd, ssh, err) < 0 ? -1 : fd;
     }
     if (!uri->transport || strcmp(uri->transport, "unix") == 0) {
         const char *path = vb_uri_param_get(uri, "socket");
@@ -644,30 +661,52 @@ static char *service_name(const vb_uri *uri)
     return strdup(buf);
 }
 
-int vb_remote_connect(const vb_uri *uri, const vb_remote_opts *opts, vb_remote **out, vb_error *err)
+int vb_remote_connect_fd(int fd, const vb_uri *uri, const vb_remote_opts *opts, vb_remote **out,
+                         vb_error *err)
 {
     static const vb_remote_opts no_opts;
     if (!opts)
         opts = &no_opts;
     *out = NULL;
-    if (vb_sasl_client_init(err) < 0)
+    if (vb_sasl_client_init(err) < 0) {
+        close(fd);
         return -1;
+    }
     vb_remote *r = calloc(1, sizeof *r);
-    if (!r)
+    if (!r) {
+        close(fd);
         return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_CLIENT, "out of memory");
-    r->fd = -1;
+    }
+    r->fd = fd;
     r->host_version = opts->host_version ? opts->host_version : VB_PROG_HOST_VERSION;
     r->timeout_ms = opts->timeout_ms ? opts->timeout_ms : 60000;
     vb_frame_reader_init(&r->reader, VB_FRAME_MAX_POSTAUTH);
     r->host = strdup(uri->host && *uri->host ? uri->host : "localhost");
     r->service = service_name(uri);
     vb_remote_set_relay(r, &opts->creds);
-    r->fd = open_transport(r, uri, opts, err);
-    if (r->fd < 0 || !r->service || negotiate(r, uri, opts, err) < 0) {
+    if (!r->service || negotiate(r, uri, opts, err) < 0) {
         vb_remote_free(r);
         return -1;
     }
     *out = r;
+    return 0;
+}
+
+int vb_remote_connect(const vb_uri *uri, const vb_remote_opts *opts, vb_remote **out, vb_error *err)
+{
+    static const vb_remote_opts no_opts;
+    vb_ssh *ssh = NULL;
+    *out = NULL;
+    int fd = open_transport(uri, opts ? opts : &no_opts, &ssh, err);
+    if (fd < 0)
+        return -1;
+    /* the tunnel outlives negotiation; the connection owns it from here on
+     * (vb_remote_free closes the fd before the tunnel, as it always did) */
+    if (vb_remote_connect_fd(fd, uri, opts, out, err) < 0) {
+        vb_ssh_close(ssh);
+        return -1;
+    }
+    (*out)->ssh = ssh;
     return 0;
 }
 

@@ -38,6 +38,11 @@ typedef struct vb_remote_opts {
 /* Connect per the URI's transport (unix: ?socket=, tcp: host[:port]) and
  * authenticate. */
 int vb_remote_connect(const vb_uri *uri, const vb_remote_opts *opts, vb_remote **out, vb_error *err);
+/* The same over a transport the caller connected (vb_remote_connect's own
+ * path, and the fuzz target's scripted server): fd is taken, closed on
+ * failure too; uri still names the SASL host, the prompts' service and auth=. */
+int vb_remote_connect_fd(int fd, const vb_uri *uri, const vb_remote_opts *opts, vb_remote **out,
+                         vb_error *err);
 void vb_remote_free(vb_remote *r);
 
 /* After connect: what was negotiated. */

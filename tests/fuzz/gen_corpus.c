@@ -721,6 +721,112 @@ static void gen_authconfs(void)
     }
 }
 
+
+/* ---- SASL scripts -----------------------------------------------------------
+ * Not frames: the SASL targets build their frames with the encoder from a
+ * compact script (fuzz_sasl_server.c / fuzz_sasl_client.c give the format).
+ * A recorded SCRAM or DIGEST-MD5 exchange cannot be replayed (both sides'
+ * nonces are random), so these seeds drive a live Cyrus peer inside the
+ * target (op 4/5 of the server target, op 0 of the client target) for the
+ * successful logins; PLAIN is deterministic and is also written literally. */
+
+#define PW_ALICE "Wond3rland-q7Z!x"
+
+static void script(const char *target, const char *name, const uint8_t *ops, size_t n)
+{
+    write_seed(target, name, ops, n);
+}
+
+/* server: byte 0 config, then ops (fuzz_sasl_server.c) */
+static void plain_start(uint8_t *buf, size_t *n, const char *authz, const char *user,
+                        const char *pw)
+{
+    size_t len = strlen(authz) + 1 + strlen(user) + 1 + strlen(pw);
+    buf[(*n)++] = 2;   /* SASL_START literal */
+    buf[(*n)++] = 2;   /* "PLAIN" */
+    buf[(*n)++] = (uint8_t)len;
+    *n += (size_t)sprintf((char *)buf + *n, "%s%c%s%c%s", authz, 0, user, 0, pw);
+}
+
+static void gen_sasl_server(void)
+{
+#define S(name, ...) do { static const uint8_t o[] = { __VA_ARGS__ }; \
+                          script("sasl_server", name, o, sizeof o); } while (0)
+    /* 0x02: 3 attempts, unix; 0x0e: 3 attempts, TCP with min SSF 56 */
+    S("real-scram-alice", 0x02, 1, 4, 0, 0, 0, 5, 0);
+    S("real-digest-alice", 0x02, 1, 4, 1, 0, 0, 5, 0);
+    S("real-digest-tcp-ssf56", 0x0e, 1, 4, 1, 0, 0, 5, 0);
+    S("real-plain-bob-allow-b", 0x22, 1, 4, 2, 2, 0);
+    S("real-scram-alice-allow-b-refused", 0x22, 1, 4, 0, 0, 0, 5, 0);
+    S("real-scram-wrong-x3-closes", 0x02, 1, 4, 0, 1, 0, 5, 0, 1, 4, 0, 1, 0, 5, 0, 1, 4, 0, 1, 0,
+      5, 0);
+    S("real-digest-unknown-user", 0x02, 1, 4, 1, 3, 0, 5, 0);
+    S("real-plain-authzid-bob", 0x02, 1, 4, 2, 4, 0);
+    S("real-scram-flipped-proof", 0x02, 1, 4, 0, 0, 0, 5, 1, 40);
+    S("real-plain-tcp-ssf56-too-weak", 0x0e, 1, 4, 2, 0, 0);
+    S("step-before-start", 0x02, 1, 3, 4, 'j', 'u', 'n', 'k');
+    S("start-without-init", 0x02, 2, 0, 0);
+    S("start-twice", 0x02, 1, 4, 0, 0, 0, 4, 1, 0, 0, 5, 0);
+    S("init-after-success", 0x02, 1, 4, 2, 0, 0, 1, 0, 7, 6);
+    S("unknown-mech-nil-data", 0x02, 1, 2, 0x84, 0);
+    S("peer-refused-counts", 0x41, 7, 6, 7, 6);
+    S("gate-open-before-auth", 0x02, 7, 7, 7, 11, 0);
+    S("raw-start-body-ints", 0x02, 1, 6, 2, 3, 0x92, 0x01, 0x02);
+    S("raw-step-bad-msgpack", 0x02, 1, 6, 3, 2, 0xc1, 0xc1);
+#undef S
+    uint8_t buf[256];
+    size_t n = 0;
+    buf[n++] = 0x02;
+    buf[n++] = 1;
+    plain_start(buf, &n, "", "alice", PW_ALICE);
+    script("sasl_server", "literal-plain-alice", buf, n);
+    n = 0;
+    buf[n++] = 0x00; /* one attempt */
+    buf[n++] = 1;
+    plain_start(buf, &n, "", "alice", "wrong");
+    buf[n++] = 0;    /* must not be answered: the server closes */
+    script("sasl_server", "literal-plain-wrong-1-attempt", buf, n);
+    n = 0;
+    buf[n++] = 0x02;
+    buf[n++] = 1;
+    plain_start(buf, &n, "bob", "alice", PW_ALICE);
+    script("sasl_server", "literal-plain-authzid-bob", buf, n);
+}
+
+/* client: byte 0 config, then the server's ops (fuzz_sasl_client.c) */
+static void gen_sasl_client(void)
+{
+#define C(name, ...) do { static const uint8_t o[] = { __VA_ARGS__ }; \
+                          script("sasl_client", name, o, sizeof o); } while (0)
+    /* op 0 answers as vbhostd: AUTH_LIST, INIT, START, STEP (flags, mutation) */
+    C("real-default-scram", 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    C("real-plain", 0x02, 0, 0, 0, 0, 0);
+    C("real-digest", 0x04, 0, 0, 0, 0, 0, 0, 0, 0);
+    C("real-digest-tcp", 0x44, 0, 0, 0, 0, 0, 0, 0, 0);
+    C("real-scram-wrong-3-tries", 0x0b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+      0, 0, 0, 0, 0);
+    C("real-scram-complete-flipped", 0x03, 0, 0, 0, 0, 0, 0, 1, 0);
+    C("real-scram-final-corrupt", 0x03, 0, 0, 0, 0, 0, 0, 0, 1, 9);
+    C("real-digest-rspauth-dropped", 0x04, 0, 0, 0, 0, 0, 0, 0, 4, 0);
+    C("fake-complete-plain", 0x02, 0, 0, 1, 1, 0);
+    C("fake-complete-scram", 0x03, 0, 0, 0, 0, 0, 1, 1, 2, 'v', '=');
+    C("fake-complete-digest-empty", 0x04, 0, 0, 0, 0, 0, 1, 1, 0);
+    C("v1-server-no-support", 0x01, 4, 6, 2, 4, 'o', 'l', 'd', '!');
+    C("offers-none", 0x00, 3, 1, 1, 0);
+    C("offers-nothing", 0x01, 3, 0, 0);
+    C("mechlist-gssapi-only", 0x01, 0, 2, 6, 'G', 'S', 'S', 'A', 'P', 'I');
+    C("mechlist-garbage", 0x01, 0, 2, 5, ',', ' ', ',', 0xff, 'X');
+    C("auth-failed-then-hangup", 0x01, 0, 0, 4, 8, 3, 6, 'n', 'o', 'p', 'e', '.', '.', 8);
+    C("ping-and-callback-while-waiting", 0x01, 6, 0, 1, 6, 2, 2, 6, 3, 3, 1, 0, 0);
+    C("wrong-serial-then-serial0-error", 0x01, 5, 1, 0, 5, 1, 0x90, 5, 1, 1, 0xff, 1, 0x93);
+    C("raw-bytes-desync", 0x01, 7, 6, 0, 0, 0, 200, 1, 2);
+    C("password-echoed-in-error", 0x02, 0, 0, 0, 0, 0, 4, 8, 3, 16,
+      'W', 'o', 'n', 'd', '3', 'r', 'l', 'a', 'n', 'd', '-', 'q', '7', 'Z', '!', 'x');
+    C("callback-cancels", 0x82, 0, 0, 0);
+    C("peer-offered", 0x05, 3, 1, 2, 0, 9);
+#undef C
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3)
@@ -731,5 +837,7 @@ int main(int argc, char **argv)
     gen_uris();
     gen_confs(argv[1]);
     gen_authconfs();
+    gen_sasl_server();
+    gen_sasl_client();
     return 0;
 }

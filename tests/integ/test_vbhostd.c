@@ -582,6 +582,17 @@ static void test_new_client_v1_server(void **state)
     assert_null(vb_remote_server_id(r));
     exercise_driver(r);
     vb_remote_free(r);
+    /* but a URI that demands authentication is not downgraded to none by a
+     * server (or a man in the middle) answering like an old server */
+    assert_int_equal(connect_uri(tcp_uri("127.0.0.1", &v1_d, "auth=sasl.SCRAM-SHA-256"), &a, 0, &r,
+                                 &err),
+                     -1);
+    assert_int_equal(err.code, VB_ERR_AUTH_UNAVAILABLE);
+    assert_non_null(strstr(err.message, "requires auth=sasl.SCRAM-SHA-256"));
+    /* auth=none still talks to it */
+    if (connect_uri(tcp_uri("127.0.0.1", &v1_d, "auth=none"), &a, 0, &r, &err) < 0)
+        fail_msg("connect with auth=none: %s", err.message);
+    vb_remote_free(r);
 }
 
 static void test_v1_client_new_server_requiring_auth(void **state)

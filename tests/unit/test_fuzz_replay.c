@@ -5,7 +5,9 @@
  * under SAN=1, ASan+UBSan. A target abort()s on a broken invariant, which
  * fails this test; no fuzzer is needed to replay.
  *
- * The targets are compiled into this file, each entry point renamed.
+ * The targets are compiled into this file, each entry point renamed. The
+ * SASL targets bring the daemon's objects (mk/fuzz.mk adds them to this
+ * test's link), a private sasldb (saslpasswd2) and real Cyrus peers.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -34,6 +36,17 @@
 #undef LLVMFuzzerTestOneInput
 #define LLVMFuzzerTestOneInput fuzz_xenapi_one
 #include "../fuzz/fuzz_xenapi.c"
+#undef LLVMFuzzerTestOneInput
+/* the SASL targets set up their sasldb on the first input */
+#define LLVMFuzzerTestOneInput fuzz_sasl_server_one
+#define LLVMFuzzerInitialize fuzz_sasl_server_init
+#include "../fuzz/fuzz_sasl_server.c"
+#undef LLVMFuzzerInitialize
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_sasl_client_one
+#define LLVMFuzzerInitialize fuzz_sasl_client_init
+#include "../fuzz/fuzz_sasl_client.c"
+#undef LLVMFuzzerInitialize
 #undef LLVMFuzzerTestOneInput
 
 typedef int (*fuzz_fn)(const uint8_t *data, size_t size);
@@ -135,6 +148,18 @@ static void test_replay_xenapi(void **state)
     replay("xenapi", fuzz_xenapi_one);
 }
 
+static void test_replay_sasl_server(void **state)
+{
+    (void)state;
+    replay("sasl_server", fuzz_sasl_server_one);
+}
+
+static void test_replay_sasl_client(void **state)
+{
+    (void)state;
+    replay("sasl_client", fuzz_sasl_client_one);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -143,6 +168,8 @@ int main(void)
         cmocka_unit_test(test_replay_conf),
         cmocka_unit_test(test_replay_authconf),
         cmocka_unit_test(test_replay_xenapi),
+        cmocka_unit_test(test_replay_sasl_server),
+        cmocka_unit_test(test_replay_sasl_client),
     };
     return cmocka_run_group_tests_name("fuzz_replay", tests, NULL, NULL);
 }
