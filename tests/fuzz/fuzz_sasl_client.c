@@ -644,10 +644,10 @@ static void sc_judge(const sc_peer *p, const fz_answer *a, const char *auth, int
         return;
     }
     const char *type = res->type;
-    /* auth=sasl...: nothing else will do (a "v1 server" that knows no
-     * AUTH_LIST is let through by design: docs/protocol.md) */
+    /* auth=sasl...: nothing else will do, not even a "v1 server" that
+     * knows no AUTH_LIST (docs/protocol.md: the URI's demand wins) */
     if (auth && strncmp(auth, "sasl", 4) == 0)
-        FZ_CHECK(strcmp(type, "sasl") == 0 || strcmp(type, "none (v1 server)") == 0);
+        FZ_CHECK(strcmp(type, "sasl") == 0);
     if (strcmp(type, "sasl") != 0)
         return;
     FZ_CHECK(p->last_complete && (p->last_proc == VB_HOST_PROC_AUTH_SASL_START ||
