@@ -1017,6 +1017,18 @@ static void peer_idle(metric *per, metric *tot, metric *each)
          failed ? "; some failed" : "");
 }
 
+typedef struct threads_at_most {
+    pid_t pid;
+    int most;
+} threads_at_most;
+
+static int has_threads_at_most(void *arg)
+{
+    const threads_at_most *t = arg;
+    int n = vb_ts_thread_count(t->pid);
+    return n >= 0 && n <= t->most;
+}
+
 /* A fresh default broker. First: how many opens of ONE URI a shared transport
  * takes (vbhostd caps hypervisor connections per transport). Then idle_clients
  * clients held open at once, spread over several transports to the no-auth
@@ -1075,6 +1087,7 @@ static void bench_idle(void)
     for (int v = 0; v < nvariants; v++)
         base[v] = vb_open_auth(uris[v], NULL, 0, &err0);
     long before = vb_ts_rss_kib(bidle.pid), hbefore = vb_ts_rss_kib(hnone.pid);
+    int threads_before = vb_ts_thread_count(bidle.pid);
     int opened = 0;
     first[0] = 0;
     for (int i = 0; i < idle_clients; i++) {
@@ -1088,7 +1101,15 @@ static void bench_idle(void)
             snprintf(first, sizeof first, "%s", err.message);
         }
     }
+    /* idle means idle: the broker's per-session workers leave after 2 s
+     * without work (BRK_WORKER_IDLE_MS); measure once they have */
+    int threads_busy = vb_ts_thread_count(bidle.pid);
+    threads_at_most tam = { bidle.pid, threads_before + 2 };
+    int settled = vb_ts_wait_until(has_threads_at_most, &tam, 15000) == 0;
     long after = vb_ts_rss_kib(bidle.pid), hafter = vb_ts_rss_kib(hnone.pid);
+    note(m, "broker threads: %d before, %d right after the opens, %d when measured%s",
+         threads_before, threads_busy, vb_ts_thread_count(bidle.pid),
+         settled ? "" : " (workers still running after 15 s)");
     vb_broker_status st;
     vb_error err;
     unsigned clients = 0;

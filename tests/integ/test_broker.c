@@ -704,17 +704,6 @@ static void test_socket_activation(void **state)
 
 /* ---- idle sessions cost no thread ------------------------------------------ */
 
-static int threads_of(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    char *text = vb_ts_read_file(path, NULL);
-    const char *t = text ? strstr(text, "\nThreads:") : NULL;
-    int n = t ? atoi(t + 9) : -1;
-    free(text);
-    return n;
-}
-
 typedef struct fewer_threads {
     pid_t pid;
     int than;
@@ -723,7 +712,7 @@ typedef struct fewer_threads {
 static int has_fewer_threads(void *arg)
 {
     const fewer_threads *f = arg;
-    int n = threads_of(f->pid);
+    int n = vb_ts_thread_count(f->pid);
     return n >= 0 && n < f->than;
 }
 
@@ -751,7 +740,7 @@ static void test_idle_session_gives_its_thread_back(void **state)
     char *host = NULL;
     assert_int_equal(vb_get_hostname(c, &host, &err), 0);
     free(host);
-    fewer_threads f = { broker_pid, threads_of(broker_pid) };
+    fewer_threads f = { broker_pid, vb_ts_thread_count(broker_pid) };
     if (vb_ts_wait_until(has_fewer_threads, &f, 10000) < 0)
         fail_msg("the broker kept %d threads for an idle client", f.than);
     host = NULL;
@@ -781,7 +770,7 @@ static void test_idle_session_gives_its_thread_back(void **state)
     char ok = 0;
     assert_int_equal(read(fds[0], &ok, 1), 1);
     assert_int_equal(ok, 'y');
-    f.than = threads_of(broker_pid);
+    f.than = vb_ts_thread_count(broker_pid);
     if (vb_ts_wait_until(has_fewer_threads, &f, 10000) < 0)
         fail_msg("the broker kept a thread for the idle child");
     log_grew gone = { hostd_log, "disconnected", vb_ts_count_in_file(hostd_log, "disconnected") };

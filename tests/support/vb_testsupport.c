@@ -829,25 +829,37 @@ int vb_ts_free_tcp_port(void)
     return ntohs(sa.sin_port);
 }
 
-long vb_ts_rss_kib(pid_t pid)
+/* The number after "FIELD:" in /proc/PID/status, -1 when absent. */
+static long proc_status_field(pid_t pid, const char *field)
 {
     char path[64], line[256];
     snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
     FILE *f = fopen(path, "re");
     if (f == NULL)
         return -1;
-    long kib = -1;
+    size_t flen = strlen(field);
+    long value = -1;
     while (fgets(line, sizeof line, f) != NULL) {
-        if (strncmp(line, "VmRSS:", 6) == 0) {
+        if (strncmp(line, field, flen) == 0 && line[flen] == ':') {
             char *end;
-            kib = strtol(line + 6, &end, 10);
-            if (end == line + 6)
-                kib = -1;
+            value = strtol(line + flen + 1, &end, 10);
+            if (end == line + flen + 1)
+                value = -1;
             break;
         }
     }
     fclose(f);
-    return kib;
+    return value;
+}
+
+long vb_ts_rss_kib(pid_t pid)
+{
+    return proc_status_field(pid, "VmRSS");
+}
+
+int vb_ts_thread_count(pid_t pid)
+{
+    return (int)proc_status_field(pid, "Threads");
 }
 
 /* ---- logs ---------------------------------------------------------------- */

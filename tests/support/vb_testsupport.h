@@ -117,6 +117,8 @@ int vb_ts_free_tcp_port(void);
 
 /* VmRSS of pid in KiB from /proc/PID/status, -1 if unreadable. */
 long vb_ts_rss_kib(pid_t pid);
+/* Threads: of /proc/PID/status, -1 if unreadable. */
+int vb_ts_thread_count(pid_t pid);
 
 /* ---- Cyrus SASL with a private config dir ------------------------------- */
 
