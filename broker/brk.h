@@ -47,6 +47,8 @@ typedef struct brk_config {
     uint64_t secret_ttl_ms;      /* sliding lifetime of a cached password */
     uint64_t secret_max_ms;      /* absolute lifetime of a cached password */
     unsigned frame_timeout_s;    /* a client's frame must arrive whole this long after its first byte */
+    unsigned keepalive_interval_s; /* ping idle host connections this often (0: never) */
+    unsigned keepalive_count;    /* ... and give one up after this many pings unanswered */
 } brk_config;
 
 /* One decoded call for the worker (strings copied out of the frame). */
@@ -106,6 +108,7 @@ struct brk_server {
     pthread_mutex_t cache_lock;
     vb_secretcache *secrets;     /* typed passwords, in memory only, with TTLs */
     uint64_t expiry_timer;
+    uint64_t keepalive_timer;
 };
 
 int brk_server_start(brk_server *srv, brk_config *cfg, vb_loop *loop, vb_error *err);

@@ -177,6 +177,22 @@ static void expire_secrets(vb_loop *loop, uint64_t id, void *data)
     srv->expiry_timer = vb_loop_add_timer(loop, 10000, expire_secrets, srv);
 }
 
+/* Shared host connections nobody is calling on get a PING each interval; one
+ * that stopped answering is given up, so the next open logs in anew instead
+ * of waiting for a dead host's timeout. */
+static void keepalive_upstreams(vb_loop *loop, uint64_t id, void *data)
+{
+    (void)id;
+    brk_server *srv = data;
+    uint64_t interval_ms = (uint64_t)srv->cfg->keepalive_interval_s * 1000;
+    unsigned died = vb_remote_driver_keepalive(interval_ms, srv->cfg->keepalive_count);
+    if (died)
+        vb_log(VB_LOG_WARN, "%u host connection%s stopped answering keepalive pings (%u s apart); "
+                            "given up",
+               died, died == 1 ? "" : "s", srv->cfg->keepalive_interval_s);
+    srv->keepalive_timer = vb_loop_add_timer(loop, interval_ms, keepalive_upstreams, srv);
+}
+
 static int open_cache(brk_server *srv, const char *state_dir, vb_error *err)
 {
     char path[4200];
@@ -201,6 +217,9 @@ int brk_server_start(brk_server *srv, brk_config *cfg, vb_loop *loop, vb_error *
     if (open_cache(srv, cfg->state_dir, err) < 0)
         return -1;
     srv->expiry_timer = vb_loop_add_timer(loop, 10000, expire_secrets, srv);
+    if (cfg->keepalive_interval_s)
+        srv->keepalive_timer = vb_loop_add_timer(loop, (uint64_t)cfg->keepalive_interval_s * 1000,
+                                                 keepalive_upstreams, srv);
     if (!(srv->done = vb_offloop_new(loop, deliver, err)))
         return -1;
     if (cfg->listen_fd >= 0) {

@@ -2,7 +2,8 @@
  *
  *   vbrokerd [--socket PATH] [--state-dir DIR] [--prompt-timeout SECONDS]
  *            [--secret-ttl SECONDS] [--secret-max SECONDS] [--upstream-idle SECONDS]
- *            [--frame-timeout SECONDS] [--log-level LEVEL]
+ *            [--frame-timeout SECONDS] [--keepalive-interval SECONDS]
+ *            [--keepalive-count N] [--log-level LEVEL]
  *
  * Runs in the foreground (autostart detaches it; systemd supervises it).
  * Socket: --socket, else $VBROKER_SOCKET, else $XDG_RUNTIME_DIR/vbroker/sock,
@@ -25,6 +26,8 @@
 
 #define DEFAULT_PROMPT_TIMEOUT_S 120
 #define DEFAULT_FRAME_TIMEOUT_S 60
+#define DEFAULT_KEEPALIVE_INTERVAL_S 5
+#define DEFAULT_KEEPALIVE_COUNT 5
 #define SD_LISTEN_FDS_START 3
 
 static void usage(FILE *out)
@@ -43,8 +46,13 @@ static void usage(FILE *out)
             "  --upstream-idle SECS    close a shared host connection unused this long (default\n"
             "                          300; 0 closes it as soon as its last client closes)\n"
             "  --frame-timeout SECS    disconnect a client whose frame has not arrived whole\n"
-            "                          this long after its first byte (default %d)\n",
-            DEFAULT_PROMPT_TIMEOUT_S, DEFAULT_FRAME_TIMEOUT_S);
+            "                          this long after its first byte (default %d)\n"
+            "  --keepalive-interval SECS  ping idle host connections this often (default %d;\n"
+            "                          0: never)\n"
+            "  --keepalive-count N     give a host connection up after N unanswered pings\n"
+            "                          (default %d)\n",
+            DEFAULT_PROMPT_TIMEOUT_S, DEFAULT_FRAME_TIMEOUT_S, DEFAULT_KEEPALIVE_INTERVAL_S,
+            DEFAULT_KEEPALIVE_COUNT);
 }
 
 /* SECONDS as a count of milliseconds; -1 when it is not a number. */
@@ -97,6 +105,8 @@ int main(int argc, char **argv)
         { "socket", required_argument, NULL, 's' },
         { "prompt-timeout", required_argument, NULL, 't' },
         { "frame-timeout", required_argument, NULL, 'F' },
+        { "keepalive-interval", required_argument, NULL, 'K' },
+        { "keepalive-count", required_argument, NULL, 'C' },
         { "log-level", required_argument, NULL, 'l' },
         { "state-dir", required_argument, NULL, 'd' },
         { "secret-ttl", required_argument, NULL, 'T' },
@@ -106,7 +116,8 @@ int main(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     brk_config cfg = { NULL, -1, DEFAULT_PROMPT_TIMEOUT_S, VB_LOG_INFO, NULL,
-                       600u * 1000u, 8u * 3600u * 1000u, DEFAULT_FRAME_TIMEOUT_S };
+                       600u * 1000u, 8u * 3600u * 1000u, DEFAULT_FRAME_TIMEOUT_S,
+                       DEFAULT_KEEPALIVE_INTERVAL_S, DEFAULT_KEEPALIVE_COUNT };
     int opt;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (opt) {
@@ -128,6 +139,20 @@ int main(int argc, char **argv)
             }
             break;
         case 'd': free(cfg.state_dir); cfg.state_dir = strdup(optarg); break;
+        case 'K':
+        case 'C': {
+            char *end;
+            errno = 0;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (errno || end == optarg || *end || v > 3600 || (opt == 'C' && v == 0)) {
+                fprintf(stderr, "vbrokerd: --%s needs a number%s\n",
+                        opt == 'K' ? "keepalive-interval" : "keepalive-count",
+                        opt == 'K' ? " of seconds (0 turns keepalive off)" : " from 1 to 3600");
+                return 2;
+            }
+            *(opt == 'K' ? &cfg.keepalive_interval_s : &cfg.keepalive_count) = (unsigned)v;
+            break;
+        }
         case 'T':
         case 'M':
         case 'U': {

@@ -57,6 +57,7 @@ typedef struct vbh_config {
     unsigned auth_attempts_per_connection;
     unsigned auth_timeout_s;
     unsigned frame_timeout_s;        /* a frame must arrive whole this long after its first byte */
+    unsigned keepalive_timeout_s;    /* a client that pings and then goes silent this long is gone */
     size_t max_frame;                /* after authentication */
     char *default_uri;
     char *test_host_dir;             /* test:///PATH files allowed only below this dir */
@@ -117,6 +118,7 @@ struct vbh_server {
      * back to the loop through this queue */
     vb_offloop *done;
     pthread_mutex_t lock;            /* client refcounts */
+    uint64_t keepalive_timer;
 };
 
 struct vbh_client {
@@ -146,6 +148,8 @@ struct vbh_client {
     uint8_t *delayed_frame;
     size_t delayed_len;
     int close_after_delayed;
+    int speaks_keepalive;       /* it sent a PING: silence from it means it is gone */
+    uint64_t last_rx_ms;        /* when its last message arrived (loop clock) */
     /* hypervisor connections on this transport, one per conn_id (0 for a
      * plain client; a broker multiplexes several logins' opens over one) */
     struct vbh_dconn *dconns;

@@ -139,6 +139,7 @@ static void set_defaults(vbh_config *cfg)
     cfg->auth_attempts_per_connection = 3;
     cfg->auth_timeout_s = 30;
     cfg->frame_timeout_s = 60;
+    cfg->keepalive_timeout_s = 60;
     cfg->max_frame = VB_FRAME_MAX_POSTAUTH;
     cfg->default_uri = strdup("test:///default");
     cfg->token_ttl_s = 8 * 3600;
@@ -170,6 +171,7 @@ static int load_keys(vb_conf *conf, vbh_config *cfg, vb_error *err)
                  err) < 0 ||
         get_uint(conf, "auth_timeout", 1, 3600, &cfg->auth_timeout_s, err) < 0 ||
         get_uint(conf, "frame_timeout", 1, 3600, &cfg->frame_timeout_s, err) < 0 ||
+        get_uint(conf, "keepalive_timeout", 0, 86400, &cfg->keepalive_timeout_s, err) < 0 ||
         get_uint(conf, "max_frame", VB_FRAME_MAX_PREAUTH, VB_FRAME_MAX_ABSOLUTE, &max_frame, err) < 0 ||
         get_str(conf, "default_uri", &cfg->default_uri, err) < 0 ||
         get_str(conf, "test_host_dir", &cfg->test_host_dir, err) < 0 ||

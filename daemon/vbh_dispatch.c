@@ -142,6 +142,8 @@ static void handle_keepalive(vbh_client *c, const vb_msg *msg)
 {
     if (msg->hdr.procedure != VB_KEEPALIVE_PROC_PING)
         return;
+    c->speaks_keepalive = 1;
+    vb_log(VB_LOG_DEBUG, "client %s: keepalive ping", c->peer);
     vb_msg_header hdr = msg->hdr;
     hdr.procedure = VB_KEEPALIVE_PROC_PONG;
     hdr.type = msg->hdr.type == VB_MSG_CALL ? VB_MSG_REPLY : VB_MSG_EVENT;

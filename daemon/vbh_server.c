@@ -119,7 +119,30 @@ static void client_on_close(vb_stream *s, const vb_error *why, void *data)
 static void client_on_msg(vb_stream *s, vb_msg *msg, void *data)
 {
     (void)s;
-    vbh_dispatch(data, msg);
+    vbh_client *c = data;
+    c->last_rx_ms = vb_now_ms();
+    vbh_dispatch(c, msg);
+}
+
+/* A client that has sent a keepalive PING promises to keep talking: when
+ * nothing at all has come from it for keepalive_timeout, its host or the
+ * network in between is gone. Clients that never ping are left alone (an
+ * old client, a person at a prompt), as is one whose call is still running
+ * (it waits for us, not we for it). */
+static void keepalive_check(vb_loop *loop, uint64_t id, void *data)
+{
+    (void)id;
+    vbh_server *srv = data;
+    uint64_t now = vb_now_ms(), limit = (uint64_t)srv->cfg->keepalive_timeout_s * 1000;
+    for (vbh_client *c = srv->clients, *next; c; c = next) {
+        next = c->next;
+        if (c->speaks_keepalive && !c->busy && now - c->last_rx_ms >= limit) {
+            vb_log(VB_LOG_INFO, "client %s sent nothing, not even a keepalive, for %u s; "
+                                "disconnecting", c->peer, srv->cfg->keepalive_timeout_s);
+            vb_stream_close(c->stream);
+        }
+    }
+    srv->keepalive_timer = vb_loop_add_timer(loop, limit / 4 ? limit / 4 : 1, keepalive_check, srv);
 }
 
 static void auth_timeout(vb_loop *loop, uint64_t id, void *data)
@@ -215,6 +238,7 @@ static void accept_one(vbh_listener *lis, int fd)
         return;
     }
     vb_stream_set_frame_timeout(c->stream, srv->cfg->frame_timeout_s * 1000);
+    c->last_rx_ms = vb_now_ms();
     c->next = srv->clients;
     if (srv->clients)
         srv->clients->prev = c;
@@ -273,6 +297,9 @@ int vbh_server_start(vbh_server *srv, vbh_config *cfg, vb_loop *loop, vb_error *
          vbh_auth_list_has(&cfg->auth_tcp, VBH_AUTH_SASL)) &&
         vb_sasl_server_init(cfg->sasl_app, cfg->sasl_conf_dir, err) < 0)
         return -1;
+    if (cfg->keepalive_timeout_s)
+        srv->keepalive_timer = vb_loop_add_timer(loop, (uint64_t)cfg->keepalive_timeout_s * 250,
+                                                 keepalive_check, srv);
     if (cfg->listen_unix) {
         int fd = vb_net_listen_unix(cfg->listen_unix, cfg->listen_unix_mode, err);
         if (fd < 0 || add_listener(srv, fd, 1, &cfg->auth_unix, err) < 0)
@@ -288,6 +315,8 @@ int vbh_server_start(vbh_server *srv, vbh_config *cfg, vb_loop *loop, vb_error *
 
 void vbh_server_stop(vbh_server *srv)
 {
+    if (srv->keepalive_timer)
+        vb_loop_del_timer(srv->loop, srv->keepalive_timer);
     while (srv->clients)
         vb_stream_close(srv->clients->stream);
     for (size_t i = 0; i < srv->nlisteners; i++) {

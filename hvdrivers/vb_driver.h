@@ -87,6 +87,9 @@ extern const vb_driver vb_remote_driver;
  * now, and counters for status and tests. */
 void vb_remote_driver_set_idle(uint64_t ms);
 void vb_remote_driver_reap(void);
+/* Keepalive for the shared transports (call every interval_ms); returns how
+ * many were found dead (see vb_remote_keepalive). */
+unsigned vb_remote_driver_keepalive(uint64_t interval_ms, unsigned count);
 size_t vb_remote_driver_upstreams(void);
 unsigned vb_remote_driver_logins(void);
 

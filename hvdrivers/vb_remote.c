@@ -38,6 +38,8 @@ struct vb_remote {
     vb_cred_request last_fill;      /* what we answered last, for CRED_APPROVE/REJECT */
     char *host;                     /* SASL server FQDN */
     vb_ssh *ssh;                    /* the SSH tunnel behind fd (ssh transport only) */
+    unsigned pings_unanswered;      /* keepalive PINGs sent since the server last said anything */
+    vb_error dead;                  /* code != OK: keepalive gave up; every call fails with it */
 };
 
 /* ---- transport ----------------------------------------------------------- */
@@ -114,6 +116,7 @@ static int read_msg(vb_remote *r, vb_msg *msg, vb_error *err)
                 vb_msg_clear(msg);
                 return -1;
             }
+            r->pings_unanswered = 0; /* the server is alive */
             return 0;
         }
     }
@@ -189,6 +192,16 @@ static void relay_verdict(vb_remote *r, const vb_msg *msg)
     vb_cred_request_clear(&probe);
 }
 
+static void refuse_callback(vb_remote *r, const vb_msg *msg, const char *why)
+{
+    vb_error e;
+    uint8_t *frame = NULL;
+    size_t len = 0;
+    vb_error_set(&e, VB_ERR_NO_SUPPORT, VB_DOM_CLIENT, "%s (callback %u)", why, msg->hdr.procedure);
+    if (vb_enc_error_reply(&msg->hdr, VB_MSG_CALLBACK_REPLY, &e, &frame, &len, NULL) == 0)
+        send_frame(r, frame, len, NULL);
+}
+
 /* A server-initiated message while we wait for a reply. */
 static void answer_unsolicited(vb_remote *r, const vb_msg *msg)
 {
@@ -210,10 +223,7 @@ static void answer_unsolicited(vb_remote *r, const vb_msg *msg)
                 msg->hdr.procedure == VB_HOST_PROC_CRED_REJECT)) {
         relay_verdict(r, msg);
     } else if (msg->hdr.type == VB_MSG_CALLBACK) {
-        vb_error e;
-        vb_error_set(&e, VB_ERR_NO_SUPPORT, VB_DOM_CLIENT, "this client does not answer callback %u",
-                     msg->hdr.procedure);
-        vb_enc_error_reply(&hdr, VB_MSG_CALLBACK_REPLY, &e, &frame, &len, NULL);
+        refuse_callback(r, msg, "this client does not answer this callback");
     }
     if (frame)
         send_frame(r, frame, len, NULL);
@@ -222,6 +232,10 @@ static void answer_unsolicited(vb_remote *r, const vb_msg *msg)
 int vb_remote_call(vb_remote *r, uint32_t program, uint32_t procedure, vb_remote_args_fn args_fn,
                    const void *arg, vb_msg *reply, vb_error *err)
 {
+    if (r->dead.code != VB_ERR_OK) {
+        vb_error_copy(err, &r->dead);
+        return -1;
+    }
     uint32_t version = program == VB_PROG_HOST ? r->host_version : vb_proto_program_version(program);
     vb_msg_header hdr = { program, version, VB_MSG_CALL, ++r->serial, procedure, VB_STATUS_OK,
                           r->conn_id };
@@ -263,6 +277,73 @@ int vb_remote_call(vb_remote *r, uint32_t program, uint32_t procedure, vb_remote
         vb_msg_clear(reply);
         return -1;
     }
+    return 0;
+}
+
+/* ---- keepalive ----------------------------------------------------------- */
+
+/* Take in what the server sent since the last call, without waiting (its
+ * PONGs, and a PING or a late callback, which get their answers). 0, or -1
+ * when the transport failed. */
+static int drain_pending(vb_remote *r, vb_error *err)
+{
+    int saved_timeout = r->timeout_ms;
+    r->timeout_ms = 0;
+    int rc = 0;
+    for (;;) {
+        vb_msg msg;
+        vb_error e;
+        if (read_msg(r, &msg, &e) < 0) {
+            if (e.code != VB_ERR_TIMEOUT) { /* TIMEOUT: nothing more to read now */
+                vb_error_copy(err, &e);
+                rc = -1;
+            }
+            break;
+        }
+        /* between calls nobody could answer a question: refuse it */
+        if (msg.hdr.type == VB_MSG_CALLBACK)
+            refuse_callback(r, &msg, "no call is in progress on this connection");
+        else if (msg.hdr.program == VB_PROG_KEEPALIVE && msg.hdr.procedure == VB_KEEPALIVE_PROC_PING)
+            answer_unsolicited(r, &msg);
+        vb_msg_clear(&msg);
+    }
+    r->timeout_ms = saved_timeout;
+    return rc;
+}
+
+static int send_ping(vb_remote *r, vb_error *err)
+{
+    vb_msg_header hdr = { VB_PROG_KEEPALIVE, VB_PROG_KEEPALIVE_VERSION, VB_MSG_EVENT, 0,
+                          VB_KEEPALIVE_PROC_PING, VB_STATUS_OK, 0 };
+    vb_enc enc;
+    uint8_t *frame;
+    size_t len;
+    vb_enc_begin(&enc, &hdr);
+    vb_enc_array(&enc, 0);
+    if (vb_enc_finish(&enc, VB_FRAME_MAX_PREAUTH, &frame, &len, err) < 0)
+        return -1;
+    return send_frame(r, frame, len, err);
+}
+
+int vb_remote_keepalive(vb_remote *r, unsigned max_unanswered, vb_error *err)
+{
+    if (r->dead.code != VB_ERR_OK) {
+        vb_error_copy(err, &r->dead);
+        return -1;
+    }
+    int rc = drain_pending(r, err);
+    if (rc == 0 && r->pings_unanswered >= max_unanswered)
+        rc = vb_error_set(err, VB_ERR_PEER_CLOSED, VB_DOM_RPC,
+                          "the server stopped answering: nothing heard after %u keepalive pings",
+                          r->pings_unanswered);
+    if (rc == 0)
+        rc = send_ping(r, err);
+    if (rc < 0) {
+        vb_error_copy(&r->dead, err);
+        r->dead.code = VB_ERR_PEER_CLOSED; /* whatever failed, the transport is over */
+        return -1;
+    }
+    r->pings_unanswered++;
     return 0;
 }
 

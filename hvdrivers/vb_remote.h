@@ -76,6 +76,13 @@ int vb_remote_list_domains(vb_remote *r, vb_domain_info **doms, size_t *n, vb_er
 int vb_remote_domain_start(vb_remote *r, const char *name, vb_error *err);
 int vb_remote_domain_shutdown(vb_remote *r, const char *name, vb_error *err);
 
+/* Keepalive, for a transport nobody is calling on (the caller holds it):
+ * take in what the server sent meanwhile, then send a PING. After
+ * max_unanswered PINGs with nothing heard from the server the transport is
+ * declared dead: -1 now, and every later call fails at once with the same
+ * error (PEER_CLOSED) instead of waiting for its timeout. */
+int vb_remote_keepalive(vb_remote *r, unsigned max_unanswered, vb_error *err);
+
 /* A raw call: args_fn packs exactly one body value. On success *reply holds
  * the REPLY (vb_msg_clear it); an ERROR reply becomes -1 with err set from
  * the server's [code, domain, message]. */

@@ -24,6 +24,7 @@ typedef struct upstream {
     unsigned refs;               /* opens using it */
     uint32_t next_conn_id;
     uint64_t idle_since_ms;
+    uint64_t last_used_ms;       /* the last call on it ended (under call_lock) */
     int broken;                  /* a call failed at the transport: no new opens */
     struct upstream *next;
 } upstream;
@@ -100,6 +101,31 @@ void vb_remote_driver_reap(void)
     }
 }
 
+/* Ping every upstream no call has used for interval_ms (a running call has
+ * its own timeout, so a busy one is skipped); one that has not answered
+ * `count` pings is marked broken: its opens fail at once, new opens log in
+ * anew, and it is closed when the last of them goes. */
+unsigned vb_remote_driver_keepalive(uint64_t interval_ms, unsigned count)
+{
+    uint64_t now = mono_ms();
+    unsigned died = 0;
+    pthread_mutex_lock(&registry_lock);
+    for (upstream *up = registry; up; up = up->next) {
+        if (up->broken || pthread_mutex_trylock(&up->call_lock) != 0)
+            continue;
+        vb_error err;
+        if (now - up->last_used_ms >= interval_ms && vb_remote_keepalive(up->remote, count, &err) < 0) {
+            up->broken = 1;
+            died++;
+        }
+        pthread_mutex_unlock(&up->call_lock);
+    }
+    pthread_mutex_unlock(&registry_lock);
+    if (died)
+        vb_remote_driver_reap();
+    return died;
+}
+
 size_t vb_remote_driver_upstreams(void)
 {
     size_t n = 0;
@@ -148,6 +174,7 @@ static upstream *new_upstream(const vb_uri *uri, const char *key, struct vb_cred
     }
     snprintf(up->key, sizeof up->key, "%s", key);
     pthread_mutex_init(&up->call_lock, NULL);
+    up->last_used_ms = mono_ms();
     up->refs = 1;
     pthread_mutex_lock(&registry_lock);
     logins_done++;
@@ -188,6 +215,7 @@ static char *inner_name(const vb_uri *uri)
         vb_remote_set_relay((c)->up->remote,                      \
                             (c)->have_creds ? &(c)->creds : NULL); \
         (rc) = (call);                                            \
+        (c)->up->last_used_ms = mono_ms();                        \
         pthread_mutex_unlock(&(c)->up->call_lock);                \
     } while (0)
 
@@ -207,6 +235,7 @@ static int open_on(rconn *c, const char *name, unsigned flags, vb_error *err, in
     vb_remote_set_conn(c->up->remote, c->conn_id);
     vb_remote_set_relay(c->up->remote, c->have_creds ? &c->creds : NULL);
     int rc = vb_remote_open(c->up->remote, name, flags, err);
+    c->up->last_used_ms = mono_ms();
     pthread_mutex_unlock(&c->up->call_lock);
     note_transport_error(c, rc, err);
     *broken = c->up->broken;

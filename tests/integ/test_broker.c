@@ -782,6 +782,92 @@ static void test_idle_session_gives_its_thread_back(void **state)
         fail_msg("the dead client's host connection was never closed");
 }
 
+/* ---- keepalive --------------------------------------------------------------- */
+
+typedef struct log_count {
+    const char *path, *needle;
+    int at_least;
+} log_count;
+
+static int log_counts(void *arg)
+{
+    const log_count *l = arg;
+    return vb_ts_count_in_file(l->path, l->needle) >= l->at_least;
+}
+
+/* The broker pings the host connections nobody calls on; a healthy host keeps
+ * its connection, a host that stops answering (SIGSTOP: alive for TCP, dead
+ * for us) is given up: the held connection fails at once with the reason,
+ * and a new open logs in anew once the host is back. */
+static void test_keepalive_gives_up_a_host_that_stopped_answering(void **state)
+{
+    (void)state;
+    char conf[1200], conf_path[300], hsock[300], hlog[300], bsock[300], blog[300], bstate[300];
+    snprintf(hsock, sizeof hsock, "%s/ka-hostd.sock", dir);
+    snprintf(hlog, sizeof hlog, "%s/ka-hostd.log", dir);
+    snprintf(conf_path, sizeof conf_path, "%s/ka-hostd.conf", dir);
+    snprintf(conf, sizeof conf,
+             "listen_unix = \"%s\"\nstate_dir = \"%s/ka-state\"\nauth_unix = [\"peer\"]\n"
+             "log_level = \"debug\"\n",
+             hsock, dir);
+    assert_int_equal(vb_ts_write_file(conf_path, conf, 0600), 0);
+    char *hargv[] = { VB_BUILD_DIR "/vbhostd", "-f", conf_path, "--foreground", NULL };
+    pid_t hpid = vb_ts_spawn(hargv, NULL, hlog);
+    assert_true(hpid > 0);
+    assert_int_equal(vb_ts_wait_unix_socket(hsock, START_MS), 0);
+    snprintf(bsock, sizeof bsock, "%s/ka-run/sock", dir);
+    snprintf(blog, sizeof blog, "%s/ka-broker.log", dir);
+    snprintf(bstate, sizeof bstate, "%s/ka-broker-state", dir);
+    char *bargv[] = { VB_BUILD_DIR "/vbrokerd", "--socket", bsock, "--state-dir", bstate,
+                      "--keepalive-interval", "1", "--keepalive-count", "2", "--log-level", "debug",
+                      NULL };
+    pid_t bpid = vb_ts_spawn(bargv, NULL, blog);
+    assert_true(bpid > 0);
+    assert_int_equal(vb_ts_wait_unix_socket(bsock, START_MS), 0);
+    setenv("VBROKER_SOCKET", bsock, 1);
+
+    char uri[600];
+    snprintf(uri, sizeof uri, "test+unix:///default?socket=%s&auth=peer", hsock);
+    vb_error err;
+    vb_conn *c = vb_open_auth(uri, NULL, 0, &err);
+    if (!c)
+        fail_msg("open: %s", err.message);
+    /* idle, pinged three times: still the same connection, still working */
+    log_count pings = { hlog, "keepalive ping", 3 };
+    if (vb_ts_wait_until(log_counts, &pings, 15000) < 0)
+        fail_msg("the broker never pinged the idle host connection 3 times (see %s)", hlog);
+    char *host = NULL;
+    if (vb_get_hostname(c, &host, &err) < 0)
+        fail_msg("a call on the pinged connection: %s", err.message);
+    free(host);
+    assert_int_equal(vb_ts_count_in_file(hlog, "authenticated as"), 1);
+
+    kill(hpid, SIGSTOP);
+    log_count gave_up = { blog, "stopped answering keepalive pings", 1 };
+    int noticed = vb_ts_wait_until(log_counts, &gave_up, 15000);
+    /* at once, not after the call timeout: the transport is known dead */
+    int rc = vb_get_hostname(c, &host, &err);
+    kill(hpid, SIGCONT);
+    if (noticed < 0)
+        fail_msg("the broker never gave up the stopped host (see %s)", blog);
+    assert_int_equal(rc, -1);
+    print_message("a call after the host stopped answering: %s\n", err.message);
+    assert_non_null(strstr(err.message, "stopped answering"));
+    vb_close(c);
+    /* the host is back: a new open logs in on a new transport */
+    c = vb_open_auth(uri, NULL, 0, &err);
+    if (!c)
+        fail_msg("open after the host came back: %s", err.message);
+    host = NULL;
+    assert_int_equal(vb_get_hostname(c, &host, &err), 0);
+    free(host);
+    vb_close(c);
+    assert_int_equal(vb_ts_count_in_file(hlog, "authenticated as"), 2);
+    setenv("VBROKER_SOCKET", broker_sock, 1);
+    assert_int_equal(vb_ts_stop(bpid, START_MS), 0);
+    vb_ts_stop(hpid, START_MS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -804,6 +890,7 @@ int main(void)
         cmocka_unit_test(test_broker_refuses_to_start_over_live_broker),
         cmocka_unit_test(test_socket_activation),
         cmocka_unit_test(test_idle_session_gives_its_thread_back),
+        cmocka_unit_test(test_keepalive_gives_up_a_host_that_stopped_answering),
     };
     return cmocka_run_group_tests_name("broker", tests, group_setup, group_teardown);
 }

@@ -88,7 +88,7 @@ static hostd hB = { "hB", "auth_unix = [\"token\", \"sasl\"]\n", 0, "", "", "", 
 static hostd hL = { "hL", "auth_unix = [\"peer\"]\nauth_tcp = [\"sasl\"]\n"
                           "max_anonymous_clients = 50\n", 1, "", "", "", "", 0, 0 };
 static hostd hT = { "hT", "auth_unix = [\"peer\"]\nauth_tcp = [\"sasl\"]\nauth_timeout = 2\n"
-                          "frame_timeout = 2\n",
+                          "frame_timeout = 2\nkeepalive_timeout = 2\n",
                     1, "", "", "", "", 0, 0 };
 static broker the_broker;
 
@@ -1151,6 +1151,38 @@ static void test_slow_authenticated_client_dropped_by_frame_timeout(void **state
     vb_broker_status_clear(&st);
 }
 
+/* A client that pinged once (so it speaks keepalive) and then fell silent
+ * is dropped after keepalive_timeout; one that never pinged stays. */
+static void test_silent_keepalive_client_dropped(void **state)
+{
+    (void)state;
+    rconn quiet, pinger;
+    int quiet_fd = connect_as_peer(&quiet, &hT);
+    int fd = connect_as_peer(&pinger, &hT);
+    int64_t t0 = now_ms();
+    assert_int_equal(send_msg(fd, VB_PROG_KEEPALIVE, VB_MSG_EVENT, 0, VB_KEEPALIVE_PROC_PING, NULL,
+                              NULL),
+                     0);
+    vb_msg m;
+    assert_int_equal(rconn_read(&pinger, vb_ts_scaled_ms(5000), &m), 1);
+    assert_int_equal(m.hdr.program, VB_PROG_KEEPALIVE);
+    assert_int_equal(m.hdr.procedure, VB_KEEPALIVE_PROC_PONG);
+    vb_msg_clear(&m);
+    if (wait_dropped(fd, 2000 + vb_ts_scaled_ms(4000)) < 0)
+        fail_msg("vbhostd kept a client that pinged and then said nothing for 6 s");
+    int64_t after = now_ms() - t0;
+    print_message("silent keepalive client dropped after %lld ms (keepalive_timeout 2 s)\n",
+                  (long long)after);
+    assert_true(after >= 1900);
+    rconn_close(&pinger);
+    assert_log_soon(hT.log, "not even a keepalive, for 2 s");
+    /* the one that never pinged is still served */
+    assert_auth_list_answered(&quiet, 2);
+    (void)quiet_fd;
+    rconn_close(&quiet);
+    assert_hostd_healthy(&hT);
+}
+
 /* ---- tests: a server claiming another server's id ------------------------- */
 
 static int run_sqlite(const char *db, const char *sql, char **out)
@@ -1290,6 +1322,7 @@ int main(void)
         cmocka_unit_test(test_1000_idle_unauthenticated_connections),
         cmocka_unit_test(test_slow_client_dropped_by_auth_timeout),
         cmocka_unit_test(test_slow_authenticated_client_dropped_by_frame_timeout),
+        cmocka_unit_test(test_silent_keepalive_client_dropped),
         cmocka_unit_test(test_server_claiming_another_servers_id),
         cmocka_unit_test(test_every_daemon_alive_and_exits_cleanly),
     };
