@@ -656,16 +656,6 @@ static const char socket_activation_launcher[] =
     "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1', LISTEN_FDNAMES='vbrokerd.socket')\n"
     "os.execv(sys.argv[2], sys.argv[2:])\n";
 
-typedef struct in_log {
-    const char *path, *needle;
-} in_log;
-
-static int log_says(void *arg)
-{
-    const in_log *l = arg;
-    return vb_ts_count_in_file(l->path, l->needle) > 0;
-}
-
 static void test_socket_activation(void **state)
 {
     (void)state;
@@ -680,8 +670,7 @@ static void test_socket_activation(void **state)
                      NULL };
     pid_t pid = vb_ts_spawn(argv, NULL, log);
     assert_true(pid > 0);
-    in_log ready = { log, "ready on systemd socket" };
-    if (vb_ts_wait_until(log_says, &ready, START_MS) < 0)
+    if (vb_ts_wait_for_log(log, "ready on systemd socket", 1, START_MS) < 0)
         fail_msg("the socket-activated broker never became ready (see %s)", log);
     /* a client of that socket is served: a real open through it */
     setenv("VBROKER_SOCKET", sock, 1);
@@ -714,17 +703,6 @@ static int has_fewer_threads(void *arg)
     const fewer_threads *f = arg;
     int n = vb_ts_thread_count(f->pid);
     return n >= 0 && n < f->than;
-}
-
-typedef struct log_grew {
-    const char *path, *needle;
-    int from;
-} log_grew;
-
-static int log_has_more(void *arg)
-{
-    const log_grew *l = arg;
-    return vb_ts_count_in_file(l->path, l->needle) > l->from;
 }
 
 /* A session's worker thread leaves after BRK_WORKER_IDLE_MS without work;
@@ -773,27 +751,16 @@ static void test_idle_session_gives_its_thread_back(void **state)
     f.than = vb_ts_thread_count(broker_pid);
     if (vb_ts_wait_until(has_fewer_threads, &f, 10000) < 0)
         fail_msg("the broker kept a thread for the idle child");
-    log_grew gone = { hostd_log, "disconnected", vb_ts_count_in_file(hostd_log, "disconnected") };
+    int disconnects = vb_ts_count_in_file(hostd_log, "disconnected");
     kill(kid, SIGKILL);
     int status;
     assert_int_equal(waitpid(kid, &status, 0), kid);
     close(fds[0]);
-    if (vb_ts_wait_until(log_has_more, &gone, 10000) < 0)
+    if (vb_ts_wait_for_log(hostd_log, "disconnected", disconnects + 1, 10000) < 0)
         fail_msg("the dead client's host connection was never closed");
 }
 
 /* ---- keepalive --------------------------------------------------------------- */
-
-typedef struct log_count {
-    const char *path, *needle;
-    int at_least;
-} log_count;
-
-static int log_counts(void *arg)
-{
-    const log_count *l = arg;
-    return vb_ts_count_in_file(l->path, l->needle) >= l->at_least;
-}
 
 /* The broker pings the host connections nobody calls on; a healthy host keeps
  * its connection, a host that stops answering (SIGSTOP: alive for TCP, dead
@@ -833,8 +800,7 @@ static void test_keepalive_gives_up_a_host_that_stopped_answering(void **state)
     if (!c)
         fail_msg("open: %s", err.message);
     /* idle, pinged three times: still the same connection, still working */
-    log_count pings = { hlog, "keepalive ping", 3 };
-    if (vb_ts_wait_until(log_counts, &pings, 15000) < 0)
+    if (vb_ts_wait_for_log(hlog, "keepalive ping", 3, 15000) < 0)
         fail_msg("the broker never pinged the idle host connection 3 times (see %s)", hlog);
     char *host = NULL;
     if (vb_get_hostname(c, &host, &err) < 0)
@@ -843,8 +809,7 @@ static void test_keepalive_gives_up_a_host_that_stopped_answering(void **state)
     assert_int_equal(vb_ts_count_in_file(hlog, "authenticated as"), 1);
 
     kill(hpid, SIGSTOP);
-    log_count gave_up = { blog, "stopped answering keepalive pings", 1 };
-    int noticed = vb_ts_wait_until(log_counts, &gave_up, 15000);
+    int noticed = vb_ts_wait_for_log(blog, "stopped answering keepalive pings", 1, 15000);
     /* at once, not after the call timeout: the transport is known dead */
     int rc = vb_get_hostname(c, &host, &err);
     kill(hpid, SIGCONT);

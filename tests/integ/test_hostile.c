@@ -262,24 +262,9 @@ static void assert_broker_healthy(void)
     assert_hostd_healthy(&hA);
 }
 
-/* A daemon stopped with SIGTERM must exit by itself with 0 (143: died of the
- * signal). Anything else (1: LeakSanitizer under SAN=1; 99: valgrind under
- * VB_TEST_DAEMON_WRAPPER) is reported with what its log says. 0 when clean. */
-typedef struct log_wait {
-    const char *path, *needle;
-    int min;
-} log_wait;
-
-static int log_cond(void *arg)
-{
-    log_wait *w = arg;
-    return vb_ts_count_in_file(w->path, w->needle) >= w->min;
-}
-
 static void assert_log_soon(const char *path, const char *needle)
 {
-    log_wait w = { path, needle, 1 };
-    if (vb_ts_wait_until(log_cond, &w, vb_ts_scaled_ms(5000)) < 0)
+    if (vb_ts_wait_for_log(path, needle, 1, vb_ts_scaled_ms(5000)) < 0)
         fail_msg("%s never said '%s'", path, needle);
 }
 

@@ -911,6 +911,23 @@ int vb_ts_count_in_file(const char *path, const char *needle)
     return count;
 }
 
+typedef struct log_wait {
+    const char *path, *needle;
+    int at_least;
+} log_wait;
+
+static int log_has(void *arg)
+{
+    const log_wait *w = arg;
+    return vb_ts_count_in_file(w->path, w->needle) >= w->at_least;
+}
+
+int vb_ts_wait_for_log(const char *path, const char *needle, int at_least, int timeout_ms)
+{
+    log_wait w = { path, needle, at_least };
+    return vb_ts_wait_until(log_has, &w, timeout_ms);
+}
+
 pid_t vb_ts_spawn_daemon(char *const argv[], const char *log)
 {
     const char *w = getenv("VB_TEST_DAEMON_WRAPPER");

@@ -194,6 +194,9 @@ void vb_ts_kdc_stop(vb_ts_kdc *kdc);
 
 /* How many times needle occurs in the file (0 when it cannot be read). */
 int vb_ts_count_in_file(const char *path, const char *needle);
+/* Wait until needle occurs at least at_least times in the file: 0, or -1
+ * after timeout_ms. */
+int vb_ts_wait_for_log(const char *path, const char *needle, int at_least, int timeout_ms);
 
 /* A daemon's exit status after SIGTERM: 0 when clean (0 or 143); otherwise -1,
  * after printing to stderr the sanitizer or valgrind report found in its log
