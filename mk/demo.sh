@@ -104,5 +104,6 @@ VB_EXAMPLE_USER=demo VB_EXAMPLE_PASSWORD=demo-pw run "$B/examples/form_example" 
 
 cat <<MSG
 
-Done. Not in this demo: the SSH transport (an open issue, not built).
+Done. Not in this demo: the SSH transport (it needs an sshd and a test user;
+tests/integ/test_ssh.c runs it against a real one) and GSSAPI (a KDC: test_vbhostd.c).
 MSG
