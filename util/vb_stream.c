@@ -326,6 +326,7 @@ static void resume_timer(vb_loop *loop, uint64_t id, void *data)
     s->resume_timer_id = 0;
     s->in_handler = 1;
     deliver_plain(s);
+    frame_deadline_update(s, 1); /* what was held may end mid-frame */
     s->in_handler = 0;
     if (s->closing)
         stream_destroy(s);
