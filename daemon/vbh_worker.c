@@ -52,8 +52,11 @@ static void post(vbh_client *c, uint8_t *frame, size_t len, int job_done)
 static void deliver(void *target, uint8_t *frame, size_t len, int job_done)
 {
     vbh_client *c = target;
-    if (job_done)
+    if (job_done) {
         c->busy = 0;
+        /* the client waited on us: its keepalive silence starts now */
+        c->last_rx_ms = vb_now_ms();
+    }
     if (!c->gone && frame)
         vb_stream_send(c->stream, frame, len);
     else
