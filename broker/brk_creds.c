@@ -396,6 +396,7 @@ void brk_encode_logins(brk_server *srv, vb_enc *enc)
     vb_cached_login *recs = NULL;
     size_t n = 0;
     pthread_mutex_lock(&srv->cache_lock);
+    vb_store_login_purge(srv->cache, (int64_t)time(NULL), NULL); /* list only usable logins */
     if (vb_store_login_list(srv->cache, &recs, &n, NULL) < 0)
         n = 0;
     pthread_mutex_unlock(&srv->cache_lock);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vb_daemon.h"
@@ -173,6 +174,9 @@ static void expire_secrets(vb_loop *loop, uint64_t id, void *data)
     (void)id;
     brk_server *srv = data;
     vb_secretcache_expire(srv->secrets, vb_now_ms());
+    pthread_mutex_lock(&srv->cache_lock);
+    vb_store_login_purge(srv->cache, (int64_t)time(NULL), NULL);
+    pthread_mutex_unlock(&srv->cache_lock);
     vb_remote_driver_reap();
     srv->expiry_timer = vb_loop_add_timer(loop, 10000, expire_secrets, srv);
 }

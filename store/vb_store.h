@@ -139,5 +139,8 @@ int vb_store_login_list(vb_store *st, vb_cached_login **recs, size_t *n, vb_erro
 /* Erase every row whose uri equals uri (NULL: all rows). Returns the count
  * erased, or -1. */
 int vb_store_login_erase_uri(vb_store *st, const char *uri, vb_error *err);
+/* Erase every login whose token has expired (expires <= now): nothing can
+ * use it, and its secret should not outlive it on disk. The count, or -1. */
+int vb_store_login_purge(vb_store *st, int64_t now, vb_error *err);
 
 #endif

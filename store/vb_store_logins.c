@@ -242,3 +242,19 @@ int vb_store_login_erase_uri(vb_store *st, const char *uri, vb_error *err)
     vbs_leave(st);
     return ret;
 }
+
+int vb_store_login_purge(vb_store *st, int64_t now, vb_error *err)
+{
+    if (vbs_enter(st, K, "purging logins", err) != 0)
+        return -1;
+    sqlite3_stmt *stmt;
+    int changes = 0, ret = -1;
+    if (vbs_prepare(st, "DELETE FROM logins WHERE expires <= ?1", &stmt, "purging logins",
+                    err) == 0) {
+        sqlite3_bind_int64(stmt, 1, now);
+        if (vbs_write(st, stmt, &changes, "purging logins", err) == 0)
+            ret = changes;
+    }
+    vbs_leave(st);
+    return ret;
+}

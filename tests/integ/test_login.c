@@ -277,6 +277,8 @@ static void test_expiry_leads_to_prompt_or_77(void **state)
     int64_t opened = (int64_t)time(NULL);
     int64_t after = (expires > opened ? expires : opened) + 1;
     assert_int_equal(vb_ts_wait_until(after_time, &after, 5000), 0);
+    /* an expired login is no longer listed (nor kept on disk) */
+    assert_int_equal(logins_cached(), 0);
     assert_int_equal(vbctl_list_non_interactive(uri_of(&h1), &bshort), 77);
     f.calls = 0;
     assert_int_equal(open_list(uri_of(&h1), &f, &err), 0);

@@ -637,6 +637,27 @@ static void test_login_list_and_erase_uri(void **state)
     vb_store_close(st);
 }
 
+static void test_login_purge_erases_only_expired(void **state)
+{
+    (void)state;
+    vb_store *st = login_store(NULL);
+    vb_error err;
+    vb_cached_login r = login(SERVER_A, "alice", "t1", "vb+tcp://hostA/", T0, T0 + 10);
+    put_ok(st, &r, "s-expires-at-10");
+    r = login(SERVER_B, "bob", "t2", "vb+tcp://hostB/", T0, T0 + 60);
+    put_ok(st, &r, "s-expires-at-60");
+    assert_int_equal(vb_store_login_purge(st, T0 + 9, &err), 0);
+    assert_int_equal(vb_store_login_purge(st, T0 + 10, &err), 1); /* expires <= now */
+    assert_int_equal(vb_store_login_purge(st, T0 + 10, &err), 0);
+    vb_cached_login *recs = NULL;
+    size_t n = 0;
+    assert_int_equal(vb_store_login_list(st, &recs, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(recs[0].identity, "bob");
+    free(recs);
+    vb_store_close(st);
+}
+
 /* ---- processes ------------------------------------------------------------ */
 
 #define PER_CHILD 500
@@ -953,6 +974,7 @@ int main(void)
         cmocka_unit_test(test_login_get_matching),
         cmocka_unit_test(test_login_upsert_and_exact_erase),
         cmocka_unit_test(test_login_list_and_erase_uri),
+        cmocka_unit_test(test_login_purge_erases_only_expired),
         cmocka_unit_test(test_concurrent_login_put),
         cmocka_unit_test(test_concurrent_token_add),
         cmocka_unit_test(test_concurrent_open),
