@@ -58,12 +58,15 @@ int vbh_auth_list_handler(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *e
     uint32_t n = 0;
     for (size_t i = 0; i < list->n; i++)
         n += !(hide_token && list->types[i] == VBH_AUTH_TOKEN);
-    vb_enc_array(reply, 2);
+    vb_enc_array(reply, 3);
     vb_enc_array(reply, n);
     for (size_t i = 0; i < list->n; i++)
         if (!(hide_token && list->types[i] == VBH_AUTH_TOKEN))
             vb_enc_str(reply, vbh_auth_type_name(list->types[i]));
     vb_enc_str(reply, c->srv->server_id);
+    /* what an earlier server lacked, so a client need not guess */
+    vb_enc_array(reply, 1);
+    vb_enc_str(reply, VB_FEATURE_CONN_ID);
     return 0;
 }
 

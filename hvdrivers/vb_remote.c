@@ -38,6 +38,7 @@ struct vb_remote {
     vb_cred_request last_fill;      /* what we answered last, for CRED_APPROVE/REJECT */
     char *host;                     /* SASL server FQDN */
     vb_ssh *ssh;                    /* the SSH tunnel behind fd (ssh transport only) */
+    int multiplexes;                /* the server named the "conn_id" feature */
     unsigned pings_unanswered;      /* keepalive PINGs sent since the server last said anything */
     vb_error dead;                  /* code != OK: keepalive gave up; every call fails with it */
 };
@@ -364,6 +365,24 @@ static int offered(const offer *o, const char *type)
     return 0;
 }
 
+/* AUTH_LIST's optional 3rd field, the server's features; a server from
+ * before it sends none, and unknown names are for later clients. */
+static void read_features(vb_remote *r, vb_rd *rd)
+{
+    vb_rd list;
+    vb_error ignored;
+    if (vb_rd_array(rd, &list, &ignored) < 0)
+        return;
+    while (vb_rd_has_more(&list)) {
+        const char *f;
+        size_t flen;
+        if (vb_rd_str(&list, &f, &flen, &ignored) < 0 || !f)
+            return;
+        if (flen == strlen(VB_FEATURE_CONN_ID) && memcmp(f, VB_FEATURE_CONN_ID, flen) == 0)
+            r->multiplexes = 1;
+    }
+}
+
 static int read_auth_list(vb_remote *r, offer *o, vb_error *err)
 {
     vb_msg reply;
@@ -389,6 +408,8 @@ static int read_auth_list(vb_remote *r, offer *o, vb_error *err)
         r->server_id[idlen] = '\0';
         r->have_server_id = 1;
     }
+    if (rc == 0 && vb_rd_has_more(&rd))
+        read_features(r, &rd);
     vb_msg_clear(&reply);
     return rc;
 }
@@ -812,6 +833,7 @@ const char *vb_remote_sasl_mech(const vb_remote *r) { return r->sasl ? vb_sasl_m
 unsigned vb_remote_ssf(const vb_remote *r) { return r->sasl ? vb_sasl_ssf(r->sasl) : 0; }
 const char *vb_remote_server_id(const vb_remote *r) { return r->have_server_id ? r->server_id : NULL; }
 int vb_remote_fd(const vb_remote *r) { return r->fd; }
+int vb_remote_multiplexes(const vb_remote *r) { return r->multiplexes; }
 void vb_remote_set_conn(vb_remote *r, uint32_t conn_id) { r->conn_id = conn_id; }
 
 void vb_remote_set_relay(vb_remote *r, const vb_cred_source *creds)

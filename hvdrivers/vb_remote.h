@@ -51,6 +51,10 @@ const char *vb_remote_sasl_mech(const vb_remote *r);  /* NULL unless sasl */
 unsigned vb_remote_ssf(const vb_remote *r);
 const char *vb_remote_server_id(const vb_remote *r);  /* NULL for a v1 server */
 int vb_remote_fd(const vb_remote *r);
+/* 1 when the server said (AUTH_LIST) it keeps several hypervisor connections
+ * on one transport, one per conn_id; 0 for a server from before that, which
+ * a client must give one transport per connection. */
+int vb_remote_multiplexes(const vb_remote *r);
 /* Address later calls to hypervisor connection conn_id on this transport
  * (0 = the default): several opens share one authenticated transport. */
 void vb_remote_set_conn(vb_remote *r, uint32_t conn_id);

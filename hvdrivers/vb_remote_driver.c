@@ -149,7 +149,8 @@ static upstream *find_shared(const char *key)
     upstream *found = NULL;
     pthread_mutex_lock(&registry_lock);
     for (upstream *up = registry; up && !found; up = up->next)
-        if (!up->broken && up->refs < SHARE_MAX_OPENS && strcmp(up->key, key) == 0)
+        if (!up->broken && up->refs < SHARE_MAX_OPENS && vb_remote_multiplexes(up->remote) &&
+            strcmp(up->key, key) == 0)
             found = up;
     if (found)
         found->refs++;

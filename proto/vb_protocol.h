@@ -60,6 +60,9 @@ enum vb_program_version {
 /* Version 1 of the HOST program had no AUTH_* procedures (the compatibility
  * story of the 2007 design); version 2 adds them. */
 #define VB_PROG_HOST_VERSION_NOAUTH 1
+/* Features a vbhostd names in the 3rd field of its AUTH_LIST reply: "conn_id"
+ * = several hypervisor connections on one transport (docs/protocol.md 2.1). */
+#define VB_FEATURE_CONN_ID "conn_id"
 
 /* ---- procedures --------------------------------------------------------
  * X(NAME, number, needs_auth, max_body_bytes)

@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "vb_driver.h"
 #include "vb_net.h"
 #include "vb_remote.h"
 #include "vb_testsupport.h"
@@ -560,6 +561,7 @@ static void test_new_client_new_server_negotiates(void **state)
     if (connect_uri(unix_uri(&main_d, NULL), &a, 0, &r, &err) < 0)
         fail_msg("connect: %s", err.message);
     assert_string_equal(vb_remote_auth_type(r), "sasl");
+    assert_int_equal(vb_remote_multiplexes(r), 1); /* AUTH_LIST named "conn_id" */
     exercise_driver(r);
     vb_remote_free(r);
     /* and without auth required, the new client negotiates "none" */
@@ -580,6 +582,7 @@ static void test_new_client_v1_server(void **state)
         fail_msg("connect: %s", err.message);
     assert_string_equal(vb_remote_auth_type(r), "none (v1 server)");
     assert_null(vb_remote_server_id(r));
+    assert_int_equal(vb_remote_multiplexes(r), 0); /* nothing said: one connection per transport */
     exercise_driver(r);
     vb_remote_free(r);
     /* but a URI that demands authentication is not downgraded to none by a
@@ -593,6 +596,43 @@ static void test_new_client_v1_server(void **state)
     if (connect_uri(tcp_uri("127.0.0.1", &v1_d, "auth=none"), &a, 0, &r, &err) < 0)
         fail_msg("connect with auth=none: %s", err.message);
     vb_remote_free(r);
+}
+
+/* Two opens of one host through the remote driver (the broker's): one
+ * shared transport for a server that names "conn_id" in AUTH_LIST, one
+ * transport each for a server that does not (it keeps one hypervisor
+ * connection per transport). */
+static int two_opens_count_transports(const char *uri)
+{
+    vb_uri u;
+    vb_error err;
+    if (vb_uri_parse(uri, &u, &err) < 0)
+        fail_msg("%s: %s", uri, err.message);
+    void *c1 = NULL, *c2 = NULL;
+    if (vb_remote_driver.open(&u, 0, NULL, &c1, &err) < 0 ||
+        vb_remote_driver.open(&u, 0, NULL, &c2, &err) < 0)
+        fail_msg("open %s: %s", uri, err.message);
+    int n = (int)vb_remote_driver_upstreams();
+    char *h1 = NULL, *h2 = NULL;
+    assert_int_equal(vb_remote_driver.get_hostname(c1, &h1, &err), 0);
+    assert_int_equal(vb_remote_driver.get_hostname(c2, &h2, &err), 0);
+    free(h1);
+    free(h2);
+    vb_remote_driver.close(c1);
+    vb_remote_driver.close(c2);
+    vb_uri_clear(&u);
+    return n;
+}
+
+static void test_sharing_only_with_a_multiplexing_server(void **state)
+{
+    (void)state;
+    vb_remote_driver_set_idle(0); /* closed with their last open: counts start at 0 */
+    assert_int_equal(vb_remote_driver_upstreams(), 0);
+    assert_int_equal(two_opens_count_transports(unix_uri(&noauth_d, NULL)), 1);
+    assert_int_equal(vb_remote_driver_upstreams(), 0);
+    assert_int_equal(two_opens_count_transports(unix_uri(&v1_d, NULL)), 2);
+    assert_int_equal(vb_remote_driver_upstreams(), 0);
 }
 
 static void test_v1_client_new_server_requiring_auth(void **state)
@@ -707,6 +747,7 @@ int main(void)
         cmocka_unit_test(test_48_concurrent_sasl_logins),
         cmocka_unit_test(test_new_client_new_server_negotiates),
         cmocka_unit_test(test_new_client_v1_server),
+        cmocka_unit_test(test_sharing_only_with_a_multiplexing_server),
         cmocka_unit_test(test_v1_client_new_server_requiring_auth),
         cmocka_unit_test(test_v1_client_new_server_without_auth),
         cmocka_unit_test(test_unknown_procedure_keeps_connection),
