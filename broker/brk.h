@@ -49,7 +49,20 @@ typedef struct brk_config {
     unsigned frame_timeout_s;    /* a client's frame must arrive whole this long after its first byte */
     unsigned keepalive_interval_s; /* ping idle host connections this often (0: never) */
     unsigned keepalive_count;    /* ... and give one up after this many pings unanswered */
+    uint64_t upstream_idle_ms;   /* close a shared host connection unused this long */
 } brk_config;
+
+/* brk_config.c: defaults < vbrokerd.conf < command line */
+void brk_config_defaults(brk_config *cfg);
+/* 1 when --option is one of the numeric settings */
+int brk_config_is_setting(const char *option);
+/* --option TEXT (seconds, or a count) */
+int brk_config_set_option(brk_config *cfg, const char *option, const char *text, vb_error *err);
+/* Read path (must be ours and not writable by others); a missing file is
+ * fine unless must_exist. */
+int brk_config_load(brk_config *cfg, const char *path, int must_exist, vb_error *err);
+/* $XDG_CONFIG_HOME/vbroker/vbrokerd.conf, else ~/.config/vbroker/vbrokerd.conf */
+char *brk_config_default_path(void);
 
 /* One decoded call for the worker (strings copied out of the frame). */
 typedef struct brk_job {

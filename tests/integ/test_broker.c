@@ -833,6 +833,85 @@ static void test_keepalive_gives_up_a_host_that_stopped_answering(void **state)
     vb_ts_stop(hpid, START_MS);
 }
 
+/* ---- vbrokerd.conf ---------------------------------------------------------------- */
+
+static int file_exists(void *path)
+{
+    return access(path, F_OK) == 0;
+}
+
+/* The settings file an autostarted broker reads (it gets only --socket),
+ * the options that win over it, and the clear refusals of a bad one. */
+static void test_config_file(void **state)
+{
+    (void)state;
+    char home[300], cdir[400], conf[500], text[800], sock[300], log[300], env[400];
+    char from_file[300], from_option[300], db[400];
+    snprintf(home, sizeof home, "%s/cfg-home", dir);
+    snprintf(cdir, sizeof cdir, "%s/vbroker", home);
+    mkdir(home, 0700);
+    mkdir(cdir, 0700);
+    snprintf(conf, sizeof conf, "%s/vbrokerd.conf", cdir);
+    snprintf(from_file, sizeof from_file, "%s/cfg-state-file", dir);
+    snprintf(from_option, sizeof from_option, "%s/cfg-state-option", dir);
+    snprintf(text, sizeof text,
+             "# vbrokerd.conf\nstate_dir = \"%s\"\nsecret_ttl = 0\nkeepalive_interval = 2\n",
+             from_file);
+    assert_int_equal(vb_ts_write_file(conf, text, 0600), 0);
+    snprintf(sock, sizeof sock, "%s/cfg-run/sock", dir);
+    snprintf(log, sizeof log, "%s/cfg-broker.log", dir);
+    snprintf(env, sizeof env, "XDG_CONFIG_HOME=%s", home);
+    char *envs[] = { env, NULL };
+
+    /* the file's state_dir: cache.db appears there */
+    char *argv[] = { VB_BUILD_DIR "/vbrokerd", "--socket", sock, NULL, NULL, NULL };
+    pid_t pid = vb_ts_spawn(argv, envs, log);
+    assert_true(pid > 0);
+    snprintf(db, sizeof db, "%s/cache.db", from_file);
+    if (vb_ts_wait_until(file_exists, db, START_MS) < 0)
+        fail_msg("the broker did not use state_dir from %s (see %s)", conf, log);
+    assert_int_equal(vb_ts_stop(pid, START_MS), 0);
+
+    /* an option wins over the file */
+    argv[3] = "--state-dir";
+    argv[4] = from_option;
+    pid = vb_ts_spawn(argv, envs, log);
+    assert_true(pid > 0);
+    snprintf(db, sizeof db, "%s/cache.db", from_option);
+    if (vb_ts_wait_until(file_exists, db, START_MS) < 0)
+        fail_msg("--state-dir did not win over the file (see %s)", log);
+    assert_int_equal(vb_ts_stop(pid, START_MS), 0);
+
+    /* the documented example file is valid as shipped */
+    char *check[] = { VB_BUILD_DIR "/vbrokerd", "--config", VB_SRC_DIR "/etc/vbrokerd.conf", "--help",
+                      NULL };
+    char *help = NULL;
+    assert_int_equal(vb_ts_run(check, NULL, NULL, &help, START_MS), 0);
+    free(help);
+
+    /* refusals: an unknown key (file:line), a bad value, a file others may write */
+    static const struct {
+        const char *text;
+        mode_t mode;
+        const char *says;
+    } bad[] = {
+        { "secret_ttl = 5\nbogus = 1\n", 0600, "vbrokerd.conf:2: unknown key 'bogus'" },
+        { "keepalive_count = 0\n", 0600, "'keepalive_count' must be 1..3600" },
+        { "secret_ttl = 5\n", 0666, "writable by nobody else" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(vb_ts_write_file(conf, bad[i].text, 0600), 0);
+        assert_int_equal(chmod(conf, bad[i].mode), 0);
+        char *out = NULL;
+        int rc = vb_ts_run(argv, envs, NULL, &out, START_MS);
+        print_message("%s", out ? out : "");
+        assert_int_equal(rc, 2);
+        assert_non_null(out);
+        assert_non_null(strstr(out, bad[i].says));
+        free(out);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -856,6 +935,7 @@ int main(void)
         cmocka_unit_test(test_socket_activation),
         cmocka_unit_test(test_idle_session_gives_its_thread_back),
         cmocka_unit_test(test_keepalive_gives_up_a_host_that_stopped_answering),
+        cmocka_unit_test(test_config_file),
     };
     return cmocka_run_group_tests_name("broker", tests, group_setup, group_teardown);
 }
