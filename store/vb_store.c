@@ -94,6 +94,46 @@ int vbs_write(vb_store *st, sqlite3_stmt *stmt, int *changes, const char *what, 
     return 0;
 }
 
+int vbs_collect(vb_store *st, sqlite3_stmt *stmt, size_t row_size, vbs_read_row_fn read_row,
+                const char *row_kind, const char *what, void **rows, size_t *n, vb_error *err)
+{
+    char *arr = NULL;
+    size_t len = 0, cap = 0;
+    int ret = -1, rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (len == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            char *grown = realloc(arr, ncap * row_size);
+            if (grown == NULL) {
+                vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_STORE, "%s: out of memory", what);
+                goto done;
+            }
+            arr = grown;
+            cap = ncap;
+        }
+        if (read_row(stmt, arr + len * row_size) != 0) {
+            vb_error_set(err, VB_ERR_STORE, VB_DOM_STORE,
+                         "store %s holds a %s row this build cannot read", st->path, row_kind);
+            goto done;
+        }
+        len++;
+    }
+    if (rc != SQLITE_DONE) {
+        vbs_sql_error(st, err, what);
+        goto done;
+    }
+    ret = 0;
+done:
+    sqlite3_finalize(stmt);
+    if (ret == 0 && len > 0) {
+        *rows = arr;
+        *n = len;
+    } else {
+        free(arr);
+    }
+    return ret;
+}
+
 int vbs_check_text(const char *name, const char *s, size_t max, vb_error *err)
 {
     if (s == NULL || s[0] == '\0')

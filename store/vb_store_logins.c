@@ -173,6 +173,12 @@ int vb_store_login_erase(vb_store *st, const char *server_id, const char *token_
     return ret;
 }
 
+/* one row for vbs_collect */
+static int read_login_row(sqlite3_stmt *stmt, void *row)
+{
+    return read_login(stmt, row);
+}
+
 int vb_store_login_list(vb_store *st, vb_cached_login **recs, size_t *n, vb_error *err)
 {
     if (recs == NULL || n == NULL)
@@ -182,46 +188,15 @@ int vb_store_login_list(vb_store *st, vb_cached_login **recs, size_t *n, vb_erro
     *n = 0;
     if (vbs_enter(st, K, "listing logins", err) != 0)
         return -1;
-
     sqlite3_stmt *stmt;
-    vb_cached_login *arr = NULL;
-    size_t len = 0, cap = 0;
-    int ret = -1, rc;
+    void *rows = NULL;
+    int ret = -1;
     if (vbs_prepare(st, "SELECT " LOGIN_COLS " FROM logins ORDER BY server_id, identity", &stmt,
-                    "listing logins", err) != 0)
-        goto out;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        if (len == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            vb_cached_login *grown = realloc(arr, ncap * sizeof *arr);
-            if (grown == NULL) {
-                vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_STORE, "listing logins: out of memory");
-                goto done;
-            }
-            arr = grown;
-            cap = ncap;
-        }
-        if (read_login(stmt, &arr[len]) != 0) {
-            bad_row(st, err);
-            goto done;
-        }
-        len++;
-    }
-    if (rc != SQLITE_DONE) {
-        vbs_sql_error(st, err, "listing logins");
-        goto done;
-    }
-    ret = 0;
-done:
-    sqlite3_finalize(stmt);
-out:
+                    "listing logins", err) == 0)
+        ret = vbs_collect(st, stmt, sizeof **recs, read_login_row, "login", "listing logins", &rows, n,
+                          err);
+    *recs = rows;
     vbs_leave(st);
-    if (ret == 0 && len > 0) {
-        *recs = arr;
-        *n = len;
-    } else {
-        free(arr);
-    }
     return ret;
 }
 

@@ -43,6 +43,14 @@ int vbs_prepare(vb_store *st, const char *sql, sqlite3_stmt **stmt, const char *
  * 0 or -1. */
 int vbs_write(vb_store *st, sqlite3_stmt *stmt, int *changes, const char *what, vb_error *err);
 
+/* Run a prepared SELECT and collect every row: read_row fills one row of
+ * row_size bytes from the statement (non-zero: a row this build cannot read,
+ * reported as a row_kind row). Finalizes stmt. *rows is malloc'd (NULL when
+ * *n is 0). 0 or -1; nothing is returned on -1. */
+typedef int (*vbs_read_row_fn)(sqlite3_stmt *stmt, void *row);
+int vbs_collect(vb_store *st, sqlite3_stmt *stmt, size_t row_size, vbs_read_row_fn read_row,
+                const char *row_kind, const char *what, void **rows, size_t *n, vb_error *err);
+
 /* s is non-NULL, non-empty and at most max bytes; else VB_ERR_INVALID_ARG
  * naming the argument. */
 int vbs_check_text(const char *name, const char *s, size_t max, vb_error *err);

@@ -161,6 +161,12 @@ int vb_store_token_revoke(vb_store *st, const char *id, const char *identity, vb
     return ret;
 }
 
+/* one row for vbs_collect */
+static int read_record_row(sqlite3_stmt *stmt, void *row)
+{
+    return read_record(stmt, row);
+}
+
 int vb_store_token_list(vb_store *st, vb_token_record **recs, size_t *n, vb_error *err)
 {
     if (recs == NULL || n == NULL)
@@ -170,46 +176,15 @@ int vb_store_token_list(vb_store *st, vb_token_record **recs, size_t *n, vb_erro
     *n = 0;
     if (vbs_enter(st, K, "listing tokens", err) != 0)
         return -1;
-
     sqlite3_stmt *stmt;
-    vb_token_record *arr = NULL;
-    size_t len = 0, cap = 0;
-    int ret = -1, rc;
+    void *rows = NULL;
+    int ret = -1;
     if (vbs_prepare(st, "SELECT " TOKEN_COLS " FROM tokens ORDER BY created, id", &stmt,
-                    "listing tokens", err) != 0)
-        goto out;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        if (len == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            vb_token_record *grown = realloc(arr, ncap * sizeof *arr);
-            if (grown == NULL) {
-                vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_STORE, "listing tokens: out of memory");
-                goto done;
-            }
-            arr = grown;
-            cap = ncap;
-        }
-        if (read_record(stmt, &arr[len]) != 0) {
-            bad_row(st, err);
-            goto done;
-        }
-        len++;
-    }
-    if (rc != SQLITE_DONE) {
-        vbs_sql_error(st, err, "listing tokens");
-        goto done;
-    }
-    ret = 0;
-done:
-    sqlite3_finalize(stmt);
-out:
+                    "listing tokens", err) == 0)
+        ret = vbs_collect(st, stmt, sizeof **recs, read_record_row, "token", "listing tokens", &rows, n,
+                          err);
+    *recs = rows;
     vbs_leave(st);
-    if (ret == 0 && len > 0) {
-        *recs = arr;
-        *n = len;
-    } else {
-        free(arr);
-    }
     return ret;
 }
 
