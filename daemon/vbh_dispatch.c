@@ -156,28 +156,33 @@ static void handle_keepalive(vbh_client *c, const vb_msg *msg)
         send_frame(c, frame, len);
 }
 
-void vbh_build_reply(vbh_client *c, const vb_msg *msg, vbh_handler handler, uint8_t **frame,
-                     size_t *len)
+/* Run handler for msg into an encoded REPLY frame: 0, or -1 with err (a
+ * failed handler, unreadable arguments, or a reply over the limit). */
+static int run_into_frame(vbh_client *c, const vb_msg *msg, vbh_handler handler, uint8_t **frame,
+                          size_t *len, vb_error *err)
 {
-    vb_error err;
     vb_rd args;
     vb_enc enc;
     vb_msg_header hdr = msg->hdr;
     hdr.type = VB_MSG_REPLY;
     hdr.version = server_version(c);
-    vb_error_clear(&err);
+    vb_error_clear(err);
     vb_enc_begin(&enc, &hdr);
     *frame = NULL;
-    if (vb_rd_init(&args, msg->body, &err) < 0 || handler(c, &args, &enc, &err) < 0) {
+    if (vb_rd_init(&args, msg->body, err) < 0 || handler(c, &args, &enc, err) < 0) {
         vb_enc_dispose(&enc);
-        hdr = msg->hdr;
-        hdr.version = server_version(c);
-        vb_enc_error_reply(&hdr, VB_MSG_REPLY, &err, frame, len, NULL);
-        return;
+        return -1;
     }
     size_t limit = c->authenticated ? c->srv->cfg->max_frame : VB_FRAME_MAX_PREAUTH;
-    if (vb_enc_finish(&enc, limit, frame, len, &err) < 0) {
-        hdr = msg->hdr;
+    return vb_enc_finish(&enc, limit, frame, len, err);
+}
+
+void vbh_build_reply(vbh_client *c, const vb_msg *msg, vbh_handler handler, uint8_t **frame,
+                     size_t *len)
+{
+    vb_error err;
+    if (run_into_frame(c, msg, handler, frame, len, &err) < 0) {
+        vb_msg_header hdr = msg->hdr;
         hdr.version = server_version(c);
         vb_enc_error_reply(&hdr, VB_MSG_REPLY, &err, frame, len, NULL);
     }
@@ -187,27 +192,14 @@ void vbh_build_reply(vbh_client *c, const vb_msg *msg, vbh_handler handler, uint
 static void run_handler(vbh_client *c, const vb_msg *msg, vbh_handler handler)
 {
     vb_error err;
-    vb_rd args;
-    vb_enc enc;
-    vb_msg_header hdr = msg->hdr;
-    hdr.type = VB_MSG_REPLY;
-    hdr.version = server_version(c);
-    vb_error_clear(&err);
-    vb_enc_begin(&enc, &hdr);
-    if (vb_rd_init(&args, msg->body, &err) < 0 || handler(c, &args, &enc, &err) < 0) {
-        vb_enc_dispose(&enc);
-        c->enable_layer = 0;
+    uint8_t *frame;
+    size_t len;
+    if (run_into_frame(c, msg, handler, &frame, &len, &err) < 0) {
+        c->enable_layer = 0; /* no reply went out that could switch it on */
         if (err.code == VB_ERR_AUTH_FAILED)
             auth_failed(c, &msg->hdr, &err);
         else
             send_error(c, &msg->hdr, &err);
-        return;
-    }
-    uint8_t *frame;
-    size_t len;
-    size_t limit = c->authenticated ? c->srv->cfg->max_frame : VB_FRAME_MAX_PREAUTH;
-    if (vb_enc_finish(&enc, limit, &frame, &len, &err) < 0) {
-        send_error(c, &msg->hdr, &err);
         return;
     }
     send_frame(c, frame, len);
