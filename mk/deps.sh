@@ -35,7 +35,16 @@ for p in "${PACKAGES[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
   [ "$status" = "install ok installed" ] || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+POLICY=/usr/sbin/policy-rc.d
+# an earlier deps.sh left this exact guard behind: it is ours to remove
+LEFTOVER=0
+if [ -f "$POLICY" ] && [ "$(cat "$POLICY")" = "$(printf '#!/bin/sh\nexit 101')" ]; then
+  LEFTOVER=1
+fi
+if [ ${#missing[@]} -eq 0 ]; then
+  [ "$LEFTOVER" = 1 ] && [ "$(id -u)" -eq 0 ] && rm -f "$POLICY"
+  exit 0
+fi
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "deps: missing packages: ${missing[*]}; run 'make deps' (or 'make check') as root" >&2
@@ -46,12 +55,7 @@ fi
 # config while we install; the tests start their own on 127.0.0.1. The guard
 # is ours only for the length of the install: it is removed afterwards, so
 # later package installs start their services as usual.
-POLICY=/usr/sbin/policy-rc.d
-OUR_POLICY=0
-# an earlier deps.sh left this exact file behind: it is ours to remove
-if [ -f "$POLICY" ] && [ "$(cat "$POLICY")" = "$(printf '#!/bin/sh\nexit 101')" ]; then
-  OUR_POLICY=1
-fi
+OUR_POLICY=$LEFTOVER
 if [ ! -e "$POLICY" ]; then
   printf '#!/bin/sh\n# vbroker mk/deps.sh: no service starts during its install\nexit 101\n' > "$POLICY"
   chmod 755 "$POLICY"
