@@ -66,11 +66,12 @@ TEST_LIBS   = $(LIBTSUP) $(LIBCORE) $(LIBPROTO)
 # tests that drive the public API link libvbroker too
 TEST_LINK   = $(TEST_LIBS) -L$(BUILD) -lvbroker -Wl,-rpath,$(abspath $(BUILD))
 
-.PHONY: all deps check demo bench install clean help
+.PHONY: all deps deps-test check demo bench install clean help
 all: $(LIBPROTO) $(LIBCORE) $(BINARIES) $(UNIT_BIN)
 
 help:
-	@echo "make deps      install the Debian packages vbroker needs (root; no-op when present)"
+	@echo "make deps      install the Debian packages the build needs (root; no-op when present)"
+	@echo "make deps-test also the test peers: sasldb tools, a KDC, sshd (check and demo run it)"
 	@echo "make           build everything into $(BUILD)/"
 	@echo "make check     deps + build + every test; last line: 'N passed, M failed'"
 	@echo "make check SAN=1   the same under ASan+UBSan"
@@ -79,7 +80,11 @@ help:
 	@echo "make install PREFIX=/usr/local"
 
 deps:
-	@./mk/deps.sh
+	@./mk/deps.sh build
+
+# what check and demo add: the real peers the tests start (sasldb, KDC, sshd, ...)
+deps-test:
+	@./mk/deps.sh test
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -133,15 +138,15 @@ $(BUILD)/bench/%: bench/%.c $(LIBCORE) $(LIBPROTO)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(PKG_CFLAGS) -MMD -MP $< -o $@ $(LIBCORE) $(LIBPROTO) $(PKG_LIBS) -lpthread $(LDFLAGS_ALL)
 
-check: deps
+check: deps-test
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) SAN=$(SAN) VALGRIND=$(VALGRIND) ./tests/run-tests.sh
 
-demo: deps
+demo: deps-test
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) ./mk/demo.sh
 
-bench: deps
+bench: deps-test
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)
 	@BUILD=$(BUILD) ./bench/run.sh
 
@@ -159,6 +164,10 @@ install: all
 	for m in docs/man/*.[138]; do \
 	  [ -f "$$m" ] && install -m 0644 "$$m" $(DESTDIR)$(PREFIX)/share/man/man$${m##*.}/; done; true
 	cp -r etc/. $(DESTDIR)$(PREFIX)/share/doc/vbroker/examples/
+	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(PREFIX)/lib/systemd/user
+	sed 's|/usr/local|$(PREFIX)|g' etc/systemd/vbhostd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/vbhostd.service
+	for u in vbrokerd.service vbrokerd.socket; do \
+	  sed 's|/usr/local|$(PREFIX)|g' etc/systemd/$$u > $(DESTDIR)$(PREFIX)/lib/systemd/user/$$u; done
 	install -m 0644 docs/*.md $(DESTDIR)$(PREFIX)/share/doc/vbroker/
 
 clean:

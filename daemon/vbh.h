@@ -63,6 +63,7 @@ typedef struct vbh_config {
     char *test_host_dir;             /* test:///PATH files allowed only below this dir */
     unsigned token_ttl_s;            /* lifetime of issued tokens (the client may ask for less) */
     int log_level;
+    char *log_file;                  /* where a detached daemon logs (else syslog) */
     int protocol_v1;                 /* test mode: behave as a HOST v1 server (no AUTH_*) */
     int allow_remote_uris;           /* OPEN may name another vbhostd (a longer chain) */
     unsigned relay_timeout_s;        /* a relayed credential request fails after this */

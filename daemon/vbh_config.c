@@ -175,6 +175,7 @@ static int load_keys(vb_conf *conf, vbh_config *cfg, vb_error *err)
         get_uint(conf, "max_frame", VB_FRAME_MAX_PREAUTH, VB_FRAME_MAX_ABSOLUTE, &max_frame, err) < 0 ||
         get_str(conf, "default_uri", &cfg->default_uri, err) < 0 ||
         get_str(conf, "test_host_dir", &cfg->test_host_dir, err) < 0 ||
+        get_str(conf, "log_file", &cfg->log_file, err) < 0 ||
         get_uint(conf, "token_ttl", 60, 90u * 24 * 3600, &cfg->token_ttl_s, err) < 0 ||
         get_uint(conf, "relay_timeout", 1, 3600, &cfg->relay_timeout_s, err) < 0 ||
         get_flag(conf, "allow_remote_uris", &cfg->allow_remote_uris, err) < 0 ||
@@ -234,5 +235,6 @@ void vbh_config_clear(vbh_config *cfg)
     free(cfg->state_dir);
     free(cfg->default_uri);
     free(cfg->test_host_dir);
+    free(cfg->log_file);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -9,9 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "vb_daemon.h"
@@ -34,7 +31,7 @@ static void usage(FILE *out)
 
 static int write_pidfile(const char *path, vb_error *err)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0)
         return vb_error_set_errno(err, errno, VB_DOM_DAEMON, "cannot write pidfile %s", path);
     dprintf(fd, "%d\n", (int)getpid());
@@ -42,20 +39,37 @@ static int write_pidfile(const char *path, vb_error *err)
     return 0;
 }
 
-static int daemonize(void)
+/* SIGHUP: re-read the file and apply what can change under running clients
+ * (log_level), and reopen log_file (after logrotate moved it). Listeners,
+ * auth lists, SASL, limits and the state dir take effect at a restart. */
+typedef struct reload_ctx {
+    const char *config_path;
+} reload_ctx;
+
+static void reload(void *data)
 {
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid > 0)
-        _exit(0);
-    setsid();
-    int null = open("/dev/null", O_RDWR);
-    if (null >= 0) {
-        dup2(null, STDIN_FILENO);
-        dup2(null, STDOUT_FILENO);
-        close(null);
+    const reload_ctx *ctx = data;
+    vbh_config fresh;
+    vb_error err;
+    if (vb_log_reopen(&err) < 0)
+        vb_log(VB_LOG_ERROR, "SIGHUP: %s", err.message);
+    if (vbh_config_load(ctx->config_path, &fresh, &err) < 0) {
+        vb_log(VB_LOG_ERROR, "SIGHUP: %s; keeping the running configuration", err.message);
+        return;
     }
+    vb_log_set_level(fresh.log_level);
+    vb_log(VB_LOG_INFO, "SIGHUP: log reopened, log_level re-read; other keys take effect at restart");
+    vbh_config_clear(&fresh);
+}
+
+/* Where the log goes: log_file when set; else stderr in the foreground and
+ * syslog once detached (the terminal it started from is nobody's log). */
+static int choose_log(const vbh_config *cfg, int detached, vb_error *err)
+{
+    if (cfg->log_file)
+        return vb_log_to_file(cfg->log_file, err);
+    if (detached)
+        vb_log_to_syslog();
     return 0;
 }
 
@@ -102,25 +116,35 @@ int main(int argc, char **argv)
         return status;
     }
     vb_log_init("vbhostd", cfg.log_level);
-    vb_daemon_protect_memory();
-    vb_loop *loop = vb_loop_new(&err);
-    static vbh_server srv; /* static: reachable at exit, workers may still use it */
-    if (!loop || vb_daemon_watch_signals(loop, &err) < 0 || vbh_server_start(&srv, &cfg, loop, &err) < 0) {
+    /* detach before anything is opened: an epoll set, a signalfd or a
+     * sqlite handle made before fork() does not work in the child */
+    vb_daemon_start start = { -1 };
+    if (!foreground && vb_daemon_detach(&start, &err) < 0) {
         fprintf(stderr, "vbhostd: %s\n", err.message);
         return 1;
     }
-    if (!foreground && daemonize() < 0) {
-        fprintf(stderr, "vbhostd: cannot detach: %s\n", strerror(errno));
-        return 1;
-    }
-    if (pidfile && write_pidfile(pidfile, &err) < 0) {
+    vb_daemon_protect_memory();
+    static reload_ctx reload_at; /* static: the signal handler keeps it */
+    reload_at.config_path = config;
+    vb_daemon_on_reload(reload, &reload_at);
+    vb_loop *loop = NULL;
+    static vbh_server srv; /* static: reachable at exit, workers may still use it */
+    if (choose_log(&cfg, !foreground, &err) < 0 || !(loop = vb_loop_new(&err)) ||
+        vb_daemon_watch_signals(loop, &err) < 0 || vbh_server_start(&srv, &cfg, loop, &err) < 0 ||
+        (pidfile && write_pidfile(pidfile, &err) < 0)) {
+        char why[600];
+        snprintf(why, sizeof why, "vbhostd: %s", err.message);
         vb_log(VB_LOG_ERROR, "%s", err.message);
+        if (foreground)
+            fprintf(stderr, "%s\n", why);
+        vb_daemon_failed(&start, why);
         return 1;
     }
     vb_log(VB_LOG_INFO, "ready: server id %s%s%s%s%s%s", srv.server_id,
            cfg.listen_unix ? ", unix " : "", cfg.listen_unix ? cfg.listen_unix : "",
            cfg.listen_tcp ? ", tcp " : "", cfg.listen_tcp ? cfg.listen_tcp : "",
            v1 ? " (protocol v1 mode)" : "");
+    vb_daemon_started(&start);
     int rc = vb_loop_run(loop);
     vbh_server_stop(&srv);
     vb_loop_free(loop);

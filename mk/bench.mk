@@ -25,7 +25,7 @@ $(BENCH_PEER): bench/peer/bench_libvirt.c
 	  $< -o $@ $$(pkg-config --libs libvirt libsasl2) -lpthread $(LDFLAGS_ALL)
 
 .PHONY: bench-peer
-bench-peer: deps
+bench-peer: deps-test
 	@./mk/bench-deps.sh
 	@$(MAKE) --no-print-directory all $(BENCH_BIN) $(BENCH_PEER)
 	@BUILD=$(BUILD) BENCH_PEER=$(abspath $(BENCH_PEER)) ./bench/peer.sh

@@ -30,8 +30,11 @@ wait_tcp() { # port, seconds, log
   done
 }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-run() { printf '$ %s\n' "$*"; "$@"; }
+# bold headings only on a terminal; commands printed quoted, so a pasted
+# line means what it ran (a URI's '&' would otherwise end the command)
+if [ -t 1 ]; then BOLD=$'\033[1m' PLAIN=$'\033[0m'; else BOLD='' PLAIN=''; fi
+step() { printf '\n%s== %s%s\n' "$BOLD" "$*" "$PLAIN"; }
+run() { printf '$'; printf ' %q' "$@"; printf '\n'; "$@"; }
 
 step "a SASL user 'demo' (password 'demo-pw') in a private sasldb, a XenAPI user 'root' (password 'xen-pw')"
 install -d -m 0700 "$D/sasl" "$D/state"

@@ -1,40 +1,73 @@
 #!/usr/bin/env bash
-# Install every Debian package vbroker needs; a no-op when all are present.
-# Called by `make deps`. Must run as root on Debian 12 (or find everything installed).
+# Install the Debian packages vbroker needs; a no-op when all are present.
+#   mk/deps.sh build   what `make` needs (compilers, -dev libraries, cmocka)
+#   mk/deps.sh test    what `make check` / `make demo` add: the real peers the
+#                      tests start on 127.0.0.1 (sasldb tools, an MIT KDC,
+#                      sshd, python3 for the XenAPI simulator), clang and its
+#                      sanitizer/fuzzer runtimes
+# Must run as root on Debian 12 (or find everything installed).
 set -euo pipefail
+MODE=${1:-build}
 
+BUILD_PACKAGES=(
+  build-essential pkg-config
+  libmsgpack-dev libsqlite3-dev libcmocka-dev libsasl2-dev
+  libssh2-1-dev libcurl4-openssl-dev libxml2-dev libssl-dev
+)
 # libclang-rt-14-dev: clang's libFuzzer and sanitizer runtimes (make fuzz);
 # clang only recommends it, and recommends are not installed below.
-PACKAGES=(
-  build-essential pkg-config clang libclang-rt-14-dev
-  libmsgpack-dev libsqlite3-dev sqlite3 libcmocka-dev
-  libsasl2-dev sasl2-bin libsasl2-modules libsasl2-modules-gssapi-mit
+TEST_PACKAGES=(
+  clang libclang-rt-14-dev sqlite3
+  sasl2-bin libsasl2-modules libsasl2-modules-gssapi-mit
   krb5-kdc krb5-admin-server krb5-user
-  libssh2-1-dev openssh-server openssh-client
-  libcurl4-openssl-dev libxml2-dev libssl-dev
+  openssh-server openssh-client
   python3 procps openssl
 )
+
+case "$MODE" in
+  build) PACKAGES=("${BUILD_PACKAGES[@]}") ;;
+  test)  PACKAGES=("${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}") ;;
+  *) echo "usage: $0 build|test" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${PACKAGES[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
   [ "$status" = "install ok installed" ] || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+POLICY=/usr/sbin/policy-rc.d
+# an earlier deps.sh left this exact guard behind: it is ours to remove
+LEFTOVER=0
+if [ -f "$POLICY" ] && [ "$(cat "$POLICY")" = "$(printf '#!/bin/sh\nexit 101')" ]; then
+  LEFTOVER=1
+fi
+if [ ${#missing[@]} -eq 0 ]; then
+  [ "$LEFTOVER" = 1 ] && [ "$(id -u)" -eq 0 ] && rm -f "$POLICY"
+  exit 0
+fi
 
 if [ "$(id -u)" -ne 0 ]; then
-  echo "deps: missing packages: ${missing[*]}; run 'make deps' as root" >&2
+  echo "deps: missing packages: ${missing[*]}; run 'make deps' (or 'make check') as root" >&2
   exit 1
 fi
 
-# Package scripts must not start a system sshd on :22 or a KDC with the stock config.
-if [ ! -e /usr/sbin/policy-rc.d ]; then
-  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-  chmod 755 /usr/sbin/policy-rc.d
+# Package scripts must not start a system sshd on :22 or a KDC with the stock
+# config while we install; the tests start their own on 127.0.0.1. The guard
+# is ours only for the length of the install: it is removed afterwards, so
+# later package installs start their services as usual.
+OUR_POLICY=$LEFTOVER
+if [ ! -e "$POLICY" ]; then
+  printf '#!/bin/sh\n# vbroker mk/deps.sh: no service starts during its install\nexit 101\n' > "$POLICY"
+  chmod 755 "$POLICY"
+  OUR_POLICY=1
 fi
+remove_policy() { [ "$OUR_POLICY" = 1 ] && rm -f "$POLICY"; true; }
+trap remove_policy EXIT
 
 export DEBIAN_FRONTEND=noninteractive
-# krb5-config would otherwise ask for a default realm.
+# krb5-config would otherwise ask for a default realm. The tests never read
+# /etc/krb5.conf (they run every Kerberos tool with their own KRB5_CONFIG),
+# so the answers only keep the install non-interactive.
 echo "krb5-config krb5-config/default_realm string LAB.TEST" | debconf-set-selections
 echo "krb5-config krb5-config/add_servers_realm string LAB.TEST" | debconf-set-selections
 echo "krb5-config krb5-config/kerberos_servers string 127.0.0.1" | debconf-set-selections

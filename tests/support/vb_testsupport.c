@@ -424,6 +424,26 @@ fail:
     return pid;
 }
 
+static int exited_unreaped(pid_t pid);
+
+int vb_ts_adopt_orphans(void)
+{
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) {
+        fprintf(stderr, "vb_ts_adopt_orphans: %s\n", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int vb_ts_adopt(pid_t pid, const char *name)
+{
+    if (pid <= 0 || exited_unreaped(pid) < 0) {
+        fprintf(stderr, "vb_ts_adopt: %d is not a child of this process\n", (int)pid);
+        return -1;
+    }
+    return reg_add_pid(pid, name);
+}
+
 pid_t vb_ts_spawn(char *const argv[], char *const env_extra[], const char *log_path)
 {
     int in = open("/dev/null", O_RDONLY | O_CLOEXEC);

@@ -62,6 +62,13 @@ const char *vb_ts_note_secret(const char *secret);
  * Returns the pid (registered for cleanup) or -1, also when exec fails. */
 pid_t vb_ts_spawn(char *const argv[], char *const env_extra[], const char *log_path);
 
+/* A daemon that detaches (forks, its parent exits) is reparented to init;
+ * after vb_ts_adopt_orphans it is reparented to this process instead, so a
+ * test can wait for it and stop it. vb_ts_adopt registers such a pid (read
+ * from its pidfile) for cleanup like a spawned one. */
+int vb_ts_adopt_orphans(void);
+int vb_ts_adopt(pid_t pid, const char *name);
+
 /* SIGTERM pid, wait up to timeout_ms for it to exit, then SIGKILL; then
  * SIGKILL whatever is left in its process group, and reap it. Returns its
  * exit status (143 = died of SIGTERM, 137 = had to be SIGKILLed), -1 if pid
