@@ -95,18 +95,30 @@ static int account_create(account *a, const char *role)
     return 0;
 }
 
+/* The real uid in /proc/PID/status (not the owner of /proc/PID, which is
+ * root for a process that made itself non-dumpable, as vbrokerd does). */
+static long process_uid(const char *pid)
+{
+    char path[300], line[256];
+    snprintf(path, sizeof path, "/proc/%s/status", pid);
+    FILE *f = fopen(path, "r");
+    long uid = -1;
+    while (f && uid < 0 && fgets(line, sizeof line, f))
+        if (strncmp(line, "Uid:", 4) == 0)
+            uid = strtol(line + 4, NULL, 10);
+    if (f)
+        fclose(f);
+    return uid;
+}
+
 /* Every process of the account, by pid (a broker a test autostarted). */
 static void kill_processes_of(uid_t uid)
 {
     DIR *d = opendir("/proc");
     struct dirent *e;
-    while (d && (e = readdir(d))) {
-        char path[300];
-        struct stat st;
-        snprintf(path, sizeof path, "/proc/%s", e->d_name);
-        if (e->d_name[0] >= '1' && e->d_name[0] <= '9' && stat(path, &st) == 0 && st.st_uid == uid)
+    while (d && (e = readdir(d)))
+        if (e->d_name[0] >= '1' && e->d_name[0] <= '9' && process_uid(e->d_name) == (long)uid)
             kill((pid_t)atoi(e->d_name), SIGKILL);
-    }
     if (d)
         closedir(d);
 }
@@ -253,9 +265,13 @@ static int fake_start(fake *f, const account *owner, fake_mode mode, void (*setu
     f->result = res[0];
     char ready;
     struct pollfd p = { .fd = f->result, .events = POLLIN };
-    if (poll(&p, 1, vb_ts_scaled_ms(WAIT_MS)) != 1 || read(f->result, &ready, 1) != 1)
-        return -1;
-    return 0;
+    if (poll(&p, 1, vb_ts_scaled_ms(WAIT_MS)) == 1 && read(f->result, &ready, 1) == 1)
+        return 0;
+    kill(f->pid, SIGKILL);
+    waitpid(f->pid, NULL, 0);
+    close(f->ctl);
+    close(f->result);
+    return -1;
 }
 
 static fake_counts fake_stop(fake *f)
