@@ -319,8 +319,9 @@ static int start_and_wait(int dir_fd, const char *path, vb_error *err)
 {
     int errpipe[2];
     pid_t pid;
-    if (pipe2(errpipe, O_CLOEXEC | O_NONBLOCK) < 0)
+    if (pipe2(errpipe, O_CLOEXEC) < 0)
         return vb_error_set_errno(err, errno, VB_DOM_CLIENT, "cannot start the broker");
+    fcntl(errpipe[0], F_SETFL, O_NONBLOCK); /* ours only: the broker's stderr stays blocking */
     int spawned = spawn_broker(path, &pid, errpipe[1], err) == 0;
     close(errpipe[1]);
     int fd = spawned ? wait_for_broker(dir_fd, path, pid, errpipe[0], err) : -1;

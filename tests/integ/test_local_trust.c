@@ -354,6 +354,39 @@ static char *const no_runtime_dir_env[] = { "HOME=/nonexistent", "VBROKERD=/none
 
 /* ---- the attacks ------------------------------------------------------------------ */
 
+typedef struct attack {
+    fake_mode mode;
+    void (*setup)(void *);   /* as the attacker, before it listens */
+    void *arg;
+    const char *sock;        /* where the fake broker listens */
+    char *const *victim_env;
+} attack;
+
+/* The fake broker up, the victim's vb_open, the fake's counts: returns what
+ * victim_open returned (0: refused, message in msg), -2 when the fake did
+ * not start. */
+static int run_attack(const attack *a, char *msg, size_t len, fake_counts *n)
+{
+    fake f;
+    n->conns = n->bytes = -1;
+    if (fake_start(&f, &attacker, a->mode, a->setup, a->arg, a->sock) < 0)
+        return -2;
+    int opened = victim_open(&victim, a->victim_env, msg, len);
+    *n = fake_stop(&f);
+    print_message("victim: %s\n", msg);
+    return opened;
+}
+
+/* The victim refused and the fake read nothing; with no_connect, the victim
+ * did not even connect (its check of the directory stopped it first). */
+static void assert_nothing_sent(int opened, const fake_counts *n, int no_connect)
+{
+    assert_int_equal(opened, 0);
+    assert_int_equal(n->bytes, 0);
+    if (no_connect)
+        assert_int_equal(n->conns, 0);
+}
+
 static void make_open_dir(void *path)
 {
     mkdir(path, 0755);
@@ -367,15 +400,11 @@ static void test_squatted_tmp_dir_gets_nothing(void **state)
     need_root();
     char sock[128], msg[600], expect[128];
     snprintf(sock, sizeof sock, "%s/sock", victim_tmp);
-    fake f;
-    assert_int_equal(fake_start(&f, &attacker, AS_OWNER, make_open_dir, victim_tmp, sock), 0);
-    int opened = victim_open(&victim, no_runtime_dir_env, msg, sizeof msg);
-    fake_counts n = fake_stop(&f);
+    attack a = { AS_OWNER, make_open_dir, victim_tmp, sock, no_runtime_dir_env };
+    fake_counts n;
+    int opened = run_attack(&a, msg, sizeof msg, &n);
     remove_tree(victim_tmp);
-    print_message("victim: %s\n", msg);
-    assert_int_equal(opened, 0);
-    assert_int_equal(n.bytes, 0);
-    assert_int_equal(n.conns, 0);
+    assert_nothing_sent(opened, &n, 1);
     snprintf(expect, sizeof expect, "%s: it belongs to uid %u", victim_tmp, (unsigned)attacker.uid);
     assert_non_null(strstr(msg, expect));
 }
@@ -403,15 +432,11 @@ static void test_symlinked_socket_dir_refused(void **state)
     assert_int_equal(mkdir(target, 0755), 0); /* the attacker's: dir lets nobody else write */
     assert_int_equal(chown(target, attacker.uid, attacker.gid), 0);
     link_setup l = { target, victim_tmp };
-    fake f;
-    assert_int_equal(fake_start(&f, &attacker, AS_OWNER, make_linked_dir, &l, sock), 0);
-    int opened = victim_open(&victim, no_runtime_dir_env, msg, sizeof msg);
-    fake_counts n = fake_stop(&f);
+    attack a = { AS_OWNER, make_linked_dir, &l, sock, no_runtime_dir_env };
+    fake_counts n;
+    int opened = run_attack(&a, msg, sizeof msg, &n);
     unlink(victim_tmp);
-    print_message("victim: %s\n", msg);
-    assert_int_equal(opened, 0);
-    assert_int_equal(n.bytes, 0);
-    assert_int_equal(n.conns, 0);
+    assert_nothing_sent(opened, &n, 1);
     assert_non_null(strstr(msg, victim_tmp));
     assert_non_null(strstr(msg, "symbolic link"));
 }
@@ -429,13 +454,10 @@ static void test_listener_of_another_uid_gets_nothing(void **state)
     snprintf(sock, sizeof sock, "%s/sock", run);
     snprintf(env_sock, sizeof env_sock, "VBROKER_SOCKET=%s", sock);
     char *env[] = { env_sock, "HOME=/nonexistent", "VBROKERD=/nonexistent/vbrokerd", NULL };
-    fake f;
-    assert_int_equal(fake_start(&f, &attacker, LISTEN_AS_OWNER, NULL, NULL, sock), 0);
-    int opened = victim_open(&victim, env, msg, sizeof msg);
-    fake_counts n = fake_stop(&f);
-    print_message("victim: %s\n", msg);
-    assert_int_equal(opened, 0);
-    assert_int_equal(n.bytes, 0);
+    attack a = { LISTEN_AS_OWNER, NULL, NULL, sock, env };
+    fake_counts n;
+    int opened = run_attack(&a, msg, sizeof msg, &n);
+    assert_nothing_sent(opened, &n, 0);
     snprintf(expect, sizeof expect, "it runs as uid %u, not as uid %u (you)", (unsigned)attacker.uid,
              (unsigned)victim.uid);
     assert_non_null(strstr(msg, expect));
