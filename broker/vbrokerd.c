@@ -198,6 +198,8 @@ int main(int argc, char **argv)
     static brk_server srv; /* static: reachable at exit, workers may still use it */
     if (!loop || vb_daemon_watch_signals(loop, &err) < 0 || brk_server_start(&srv, &cfg, loop, &err) < 0) {
         fprintf(stderr, "vbrokerd: %s\n", err.message);
+        free(cfg.socket_path); /* a refused start is no leak under ASan */
+        free(cfg.state_dir);
         return 1;
     }
     vb_log(VB_LOG_INFO, "ready on %s (uid %u)%s", cfg.listen_fd >= 0 ? "systemd socket" : cfg.socket_path,
