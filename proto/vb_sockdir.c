@@ -12,7 +12,8 @@
 
 #define MAX_DEPTH 256 /* directories above the socket's; more means a loop */
 
-static const char fix_hint[] = "remove it, or set VBROKER_SOCKET to a socket in a 0700 directory of yours";
+static const char fix_hint[] =
+    "remove it, or use a 0700 directory of yours (VBROKER_SOCKET=DIR/sock, or your own XDG_RUNTIME_DIR)";
 
 static void dir_of(const char *path, char *dir, size_t len)
 {
@@ -121,6 +122,13 @@ static int explain_open_failure(const char *dir, int e, int domain, vb_error *er
             return vb_error_set(err, VB_ERR_NO_CONNECT, domain,
                                 "refusing the broker's socket directory %s: it is not a directory; %s",
                                 dir, fix_hint);
+    }
+    if (e == EACCES) { /* typically su without "-": XDG_RUNTIME_DIR is still the other user's */
+        vb_error_set(err, VB_ERR_NO_CONNECT, domain,
+                     "cannot open the broker's socket directory %s: %s; it is not yours: %s", dir,
+                     strerror(e), fix_hint);
+        errno = e;
+        return -1;
     }
     return fail_errno(err, e, domain, "open", dir);
 }

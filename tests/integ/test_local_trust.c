@@ -484,6 +484,57 @@ static void test_lock_symlink_not_followed(void **state)
     assert_non_null(strstr(msg, "autostart.lock: it is a symbolic link"));
 }
 
+/* The directory is ours and 0700, but a directory above it can be changed
+ * by others (world-writable and not sticky; or another user's): whoever can
+ * rename ours away could put theirs in its place, so it is refused. */
+static void test_parent_others_can_change_refused(void **state)
+{
+    (void)state;
+    char parent[400], run[450], env_sock[500], msg[600];
+    snprintf(parent, sizeof parent, "%s/open-parent", dir);
+    snprintf(run, sizeof run, "%s/run", parent);
+    assert_int_equal(mkdir(parent, 0700), 0);
+    assert_int_equal(chmod(parent, 0777), 0); /* no sticky bit, unlike /tmp */
+    assert_int_equal(mkdir(run, 0700), 0);
+    snprintf(env_sock, sizeof env_sock, "VBROKER_SOCKET=%s/sock", run);
+    char *env[] = { env_sock, "VBROKERD=/bin/false", "HOME=/nonexistent", NULL };
+    int opened = victim_open(NULL, env, msg, sizeof msg);
+    print_message("client: %s\n", msg);
+    assert_int_equal(opened, 0);
+    assert_non_null(strstr(msg, "mode 0777) is writable by others and not sticky"));
+    if (geteuid() != 0 || !victim.created)
+        return;
+    /* the same below a directory of another user (the attacker's) */
+    assert_int_equal(chmod(parent, 0755), 0);
+    assert_int_equal(chown(parent, attacker.uid, attacker.gid), 0);
+    opened = victim_open(NULL, env, msg, sizeof msg);
+    print_message("client: %s\n", msg);
+    assert_int_equal(opened, 0);
+    assert_non_null(strstr(msg, "belongs to another user"));
+}
+
+/* After su without "-", XDG_RUNTIME_DIR is still the other user's (here
+ * root's): the victim cannot open the directory and is told why, instead of
+ * a bare "permission denied" on a lock file. */
+static void test_runtime_dir_of_another_user_refused(void **state)
+{
+    (void)state;
+    need_root();
+    char xdg[400], run[450], env_xdg[500], msg[600];
+    snprintf(xdg, sizeof xdg, "%s/root-xdg", dir);
+    snprintf(run, sizeof run, "%s/vbroker", xdg);
+    assert_int_equal(mkdir(xdg, 0711), 0);
+    assert_int_equal(chmod(xdg, 0711), 0);
+    assert_int_equal(mkdir(run, 0700), 0);
+    snprintf(env_xdg, sizeof env_xdg, "XDG_RUNTIME_DIR=%s", xdg);
+    char *env[] = { env_xdg, "VBROKERD=/nonexistent/vbrokerd", "HOME=/nonexistent", NULL };
+    int opened = victim_open(&victim, env, msg, sizeof msg);
+    print_message("victim: %s\n", msg);
+    assert_int_equal(opened, 0);
+    assert_non_null(strstr(msg, run));
+    assert_non_null(strstr(msg, "Permission denied; it is not yours"));
+}
+
 static int exists_as_victim(const char *path)
 {
     struct stat st;
@@ -544,6 +595,8 @@ int main(void)
         cmocka_unit_test(test_symlinked_socket_dir_refused),
         cmocka_unit_test(test_listener_of_another_uid_gets_nothing),
         cmocka_unit_test(test_lock_symlink_not_followed),
+        cmocka_unit_test(test_parent_others_can_change_refused),
+        cmocka_unit_test(test_runtime_dir_of_another_user_refused),
         cmocka_unit_test(test_home_unset_is_a_clear_error),
         cmocka_unit_test(test_broker_refuses_an_open_socket_dir),
     };
