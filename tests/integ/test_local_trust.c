@@ -199,27 +199,33 @@ typedef struct fake_counts {
 
 typedef enum { AS_OWNER, LISTEN_AS_OWNER } fake_mode;
 
-/* In the child: serve until ctl closes, then write the counts to out. */
+/* One accepted client: whatever it sends within a moment, then hang up (so
+ * a client that did send is not left waiting for a reply). */
+static void take_one(int lfd, fake_counts *n)
+{
+    int fd = accept(lfd, NULL, NULL);
+    if (fd < 0)
+        return;
+    n->conns++;
+    struct pollfd c = { .fd = fd, .events = POLLIN };
+    char buf[4096];
+    ssize_t got;
+    while (poll(&c, 1, 300) > 0 && (got = read(fd, buf, sizeof buf)) > 0)
+        n->bytes += got;
+    close(fd);
+}
+
+/* In the child: serve until ctl closes, take what is still queued, then
+ * write the counts to out. */
 static void fake_serve(int lfd, int ctl, int out)
 {
     fake_counts n = { 0, 0 };
     struct pollfd p[2] = { { .fd = lfd, .events = POLLIN }, { .fd = ctl, .events = POLLIN } };
-    while (poll(p, 2, -1) >= 0 && !(p[1].revents & (POLLIN | POLLHUP))) {
-        if (!(p[0].revents & POLLIN))
-            continue;
-        int fd = accept(lfd, NULL, NULL);
-        if (fd < 0)
-            continue;
-        n.conns++;
-        /* whatever the client sends within a moment, then hang up (so a
-         * client that did send is not left waiting for a reply) */
-        struct pollfd c = { .fd = fd, .events = POLLIN };
-        char buf[4096];
-        ssize_t got;
-        while (poll(&c, 1, 300) > 0 && (got = read(fd, buf, sizeof buf)) > 0)
-            n.bytes += got;
-        close(fd);
-    }
+    while (poll(p, 2, -1) >= 0 && !(p[1].revents & (POLLIN | POLLHUP)))
+        if (p[0].revents & POLLIN)
+            take_one(lfd, &n);
+    while (poll(p, 1, 0) == 1 && (p[0].revents & POLLIN))
+        take_one(lfd, &n);
     if (write(out, &n, sizeof n) != (ssize_t)sizeof n)
         _exit(1);
     _exit(0);
