@@ -111,6 +111,7 @@ struct brk_server {
     brk_config *cfg;
     vb_loop *loop;
     int listen_fd;
+    int dir_fd;                  /* the socket's checked directory (-1: socket-activated) */
     uid_t uid;
     uint64_t started_ms;
     brk_session *sessions;

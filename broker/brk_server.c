@@ -7,12 +7,14 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "vb_daemon.h"
 #include "vb_log.h"
 #include "vb_net.h"
+#include "vb_sockdir.h"
 
 /* ---- sessions ------------------------------------------------------------ */
 
@@ -144,27 +146,45 @@ static void on_accept(vb_loop *loop, int lfd, unsigned events, void *data)
 
 /* ---- the socket -------------------------------------------------------------- */
 
-/* The socket's directory must be ours and closed to everyone else: the
- * peer-uid check is the second lock, not the only one. */
-static int prepare_dir(const char *socket_path, uid_t uid, vb_error *err)
+/* err's message names the path we used, path_used; people know the socket
+ * by its own name. */
+static void rename_in_message(vb_error *err, const char *path_used, const char *path)
 {
-    char dir[256];
-    snprintf(dir, sizeof dir, "%s", socket_path);
-    char *slash = strrchr(dir, '/');
-    if (!slash || slash == dir)
-        return 0;
-    *slash = '\0';
-    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-        return vb_error_set_errno(err, errno, VB_DOM_BROKER, "cannot create %s", dir);
-    struct stat st;
-    if (stat(dir, &st) < 0)
-        return vb_error_set_errno(err, errno, VB_DOM_BROKER, "cannot stat %s", dir);
-    if (st.st_uid != uid || (st.st_mode & 077))
-        return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_BROKER,
-                            "%s must belong to uid %u and have mode 0700 (it has owner %u, mode "
-                            "%04o); fix it or use --socket",
-                            dir, (unsigned)uid, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
-    return 0;
+    char *at = strstr(err->message, path_used);
+    if (!at || strcmp(path_used, path) == 0)
+        return;
+    char rest[sizeof err->message];
+    snprintf(rest, sizeof rest, "%s", at + strlen(path_used));
+    snprintf(at, sizeof err->message - (size_t)(at - err->message), "%s%s", path, rest);
+}
+
+/* The socket's directory must be ours and closed to everyone else (the
+ * peer-uid check is the second lock, not the only one). The broker keeps a
+ * descriptor of the directory it checked and binds through it
+ * (/proc/self/fd/N/NAME): a name swapped for a link after the check cannot
+ * redirect the socket. fchdir would do the same, but would move the working
+ * directory of a threaded process under relative --state-dir paths. */
+static int listen_in_checked_dir(brk_server *srv, const char *path, vb_error *err)
+{
+    srv->dir_fd = vb_sockdir_open(path, srv->uid, 1, VB_DOM_BROKER, err);
+    if (srv->dir_fd < 0)
+        return -1;
+    char entry[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    vb_sockdir_entry_path(srv->dir_fd, path, entry, sizeof entry);
+    srv->listen_fd = vb_net_listen_unix(entry, 0600, err);
+    if (srv->listen_fd < 0)
+        rename_in_message(err, entry, path);
+    return srv->listen_fd;
+}
+
+static void unlink_socket(brk_server *srv)
+{
+    const char *slash = strrchr(srv->cfg->socket_path, '/');
+    if (srv->dir_fd >= 0) {
+        unlinkat(srv->dir_fd, slash ? slash + 1 : srv->cfg->socket_path, 0);
+        close(srv->dir_fd);
+        srv->dir_fd = -1;
+    }
 }
 
 /* Wipe expired passwords even when nobody asks for them, and close shared
@@ -211,6 +231,7 @@ int brk_server_start(brk_server *srv, brk_config *cfg, vb_loop *loop, vb_error *
     memset(srv, 0, sizeof *srv);
     srv->cfg = cfg;
     srv->loop = loop;
+    srv->dir_fd = -1;
     srv->uid = getuid();
     srv->started_ms = vb_now_ms();
     pthread_mutex_init(&srv->lock, NULL);
@@ -228,12 +249,8 @@ int brk_server_start(brk_server *srv, brk_config *cfg, vb_loop *loop, vb_error *
         return -1;
     if (cfg->listen_fd >= 0) {
         srv->listen_fd = cfg->listen_fd;
-    } else {
-        if (prepare_dir(cfg->socket_path, srv->uid, err) < 0)
-            return -1;
-        srv->listen_fd = vb_net_listen_unix(cfg->socket_path, 0600, err);
-        if (srv->listen_fd < 0)
-            return -1;
+    } else if (listen_in_checked_dir(srv, cfg->socket_path, err) < 0) {
+        return -1;
     }
     vb_net_set_nonblock(srv->listen_fd, 1);
     return vb_loop_add_fd(loop, srv->listen_fd, VB_LOOP_READ, on_accept, srv, err);
@@ -246,7 +263,7 @@ void brk_server_stop(brk_server *srv)
     vb_loop_del_fd(srv->loop, srv->listen_fd);
     close(srv->listen_fd);
     if (srv->cfg->listen_fd < 0)
-        unlink(srv->cfg->socket_path);
+        unlink_socket(srv);
     /* workers may still run: leave the cache open; wipe the passwords */
     vb_secretcache_clear(srv->secrets, NULL);
 }

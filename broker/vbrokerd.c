@@ -10,7 +10,11 @@
  * user configures it.
  * Runs in the foreground (autostart detaches it; systemd supervises it).
  * Socket: --socket, else $VBROKER_SOCKET, else $XDG_RUNTIME_DIR/vbroker/sock,
- * else /tmp/vbroker-UID/sock; or the socket systemd passes (LISTEN_FDS).
+ * else /tmp/vbroker-UID/sock; or the socket systemd passes (LISTEN_FDS). Its
+ * directory must be ours, 0700, not a link, below directories only root and
+ * we can change (vb_sockdir.h); the broker binds through a descriptor of it.
+ * State (cache.db): --state-dir, else $XDG_STATE_HOME/vbroker, else
+ * $HOME/.local/state/vbroker; never a shared path when neither is set.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -39,7 +43,8 @@ static void usage(FILE *out)
             "  --socket PATH           listen here (default: $VBROKER_SOCKET, else\n"
             "                          $XDG_RUNTIME_DIR/vbroker/sock, else /tmp/vbroker-UID/sock)\n"
             "  --state-dir DIR         the login cache (default $XDG_STATE_HOME/vbroker,\n"
-            "                          else ~/.local/state/vbroker)\n"
+            "                          else ~/.local/state/vbroker; without HOME or\n"
+            "                          XDG_STATE_HOME it must be given)\n"
             "  --log-level LEVEL       error, warn, info (default) or debug\n"
             "  --prompt-timeout SECS   fail a credential request nobody answers (default 120)\n"
             "  --secret-ttl SECS       forget a cached password unused this long (default 600;\n"
@@ -55,6 +60,8 @@ static void usage(FILE *out)
             "                          (default 5)\n");
 }
 
+/* NULL when there is no private place: the cache holds login tokens, and a
+ * fallback such as /tmp/.local/state would be shared by every user. */
 static char *default_state_dir(void)
 {
     const char *xdg = getenv("XDG_STATE_HOME");
@@ -62,8 +69,10 @@ static char *default_state_dir(void)
     char buf[4096];
     if (xdg && xdg[0] == '/')
         snprintf(buf, sizeof buf, "%s/vbroker", xdg);
+    else if (home && home[0] == '/')
+        snprintf(buf, sizeof buf, "%s/.local/state/vbroker", home);
     else
-        snprintf(buf, sizeof buf, "%s/.local/state/vbroker", home && *home ? home : "/tmp");
+        return NULL;
     return strdup(buf);
 }
 
@@ -174,8 +183,13 @@ int main(int argc, char **argv)
     vb_remote_driver_set_idle(cfg.upstream_idle_ms);
     if (!cfg.socket_path)
         cfg.socket_path = default_socket_path();
-    if (!cfg.state_dir)
-        cfg.state_dir = default_state_dir();
+    if (!cfg.state_dir && !(cfg.state_dir = default_state_dir())) {
+        fprintf(stderr, "vbrokerd: no private directory for the login cache: neither HOME nor "
+                        "XDG_STATE_HOME is set to an absolute path, and a shared one such as /tmp "
+                        "is never used; set HOME or pass --state-dir DIR\n");
+        free(cfg.socket_path);
+        return 2;
+    }
     cfg.listen_fd = activated_fd();
     vb_log_init("vbrokerd", cfg.log_level);
     vb_daemon_protect_memory();
@@ -184,6 +198,8 @@ int main(int argc, char **argv)
     static brk_server srv; /* static: reachable at exit, workers may still use it */
     if (!loop || vb_daemon_watch_signals(loop, &err) < 0 || brk_server_start(&srv, &cfg, loop, &err) < 0) {
         fprintf(stderr, "vbrokerd: %s\n", err.message);
+        free(cfg.socket_path); /* a refused start is no leak under ASan */
+        free(cfg.state_dir);
         return 1;
     }
     vb_log(VB_LOG_INFO, "ready on %s (uid %u)%s", cfg.listen_fd >= 0 ? "systemd socket" : cfg.socket_path,

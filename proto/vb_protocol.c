@@ -10,9 +10,9 @@ void vb_proto_broker_socket_path(char *buf, size_t len)
     const char *xdg = getenv("XDG_RUNTIME_DIR");
     if (env && *env)
         snprintf(buf, len, "%s", env);
-    else if (xdg && *xdg)
+    else if (xdg && xdg[0] == '/') /* the spec says to ignore a relative one */
         snprintf(buf, len, "%s/vbroker/sock", xdg);
-    else
+    else /* a fixed name, so the client finds it again; vb_sockdir_open judges it */
         snprintf(buf, len, "/tmp/vbroker-%u/sock", (unsigned)getuid());
 }
 

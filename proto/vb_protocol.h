@@ -185,7 +185,9 @@ enum vb_error_code {
 
 /* ---- where the BROKER program is spoken ---------------------------------- */
 /* The broker's socket as client and broker both find it: $VBROKER_SOCKET, else
- * $XDG_RUNTIME_DIR/vbroker/sock, else /tmp/vbroker-UID/sock. */
+ * $XDG_RUNTIME_DIR/vbroker/sock (when absolute), else /tmp/vbroker-UID/sock.
+ * Only a name: both sides check its directory with vb_sockdir_open
+ * (vb_sockdir.h) before they use it. */
 void vb_proto_broker_socket_path(char *buf, size_t len);
 
 /* ---- table lookups ----------------------------------------------------- */

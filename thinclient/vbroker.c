@@ -4,6 +4,7 @@
 #include "vb_bodies.h"
 #include "vb_error.h"
 #include "vb_msg.h"
+#include "vb_sockdir.h"
 #include "vbroker.h"
 
 #include <errno.h>
@@ -63,6 +64,8 @@ int vb_set_auth_priority(const int *types, size_t n)
 
 /* ---- the broker's socket --------------------------------------------------- */
 
+#define LOCK_NAME "autostart.lock"
+
 static char socket_path[108];
 
 const char *vb_broker_socket_path(void)
@@ -91,12 +94,56 @@ static int connect_socket(const char *path)
     return fd;
 }
 
-static void dir_of(const char *path, char *dir, size_t len)
+/* connect_socket, tried again twice (1 ms, then 4 ms later) when a live
+ * listener refuses: under 4 threads opening in a loop, about 1 connect in
+ * 30 000-100 000 to the broker's listening socket gets ECONNREFUSED on Linux
+ * 6.18 (bench/README.md; not explained yet). A path with no listener still
+ * fails within 5 ms. */
+static int connect_socket_retrying(const char *path)
 {
-    snprintf(dir, len, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash && slash != dir)
-        *slash = '\0';
+    int fd = connect_socket(path);
+    for (int pause_us = 1000; fd < 0 && errno == ECONNREFUSED && pause_us <= 4000; pause_us *= 4) {
+        struct timespec ts = { 0, pause_us * 1000L };
+        nanosleep(&ts, NULL);
+        fd = connect_socket(path);
+    }
+    return fd;
+}
+
+/* Whoever listens must be a process of ours: the socket's directory was
+ * checked, but this is what stops a listener of another uid (a squatter's
+ * fake broker) from getting even our first frame, let alone a password. */
+static int check_peer(int fd, const char *path, vb_error *err)
+{
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+        return vb_error_set_errno(err, errno, VB_DOM_CLIENT, "cannot tell who listens on %s", path);
+    if (cred.uid != geteuid())
+        return vb_error_set(err, VB_ERR_NO_CONNECT, VB_DOM_CLIENT,
+                            "refusing the broker at %s: it runs as uid %u, not as uid %u (you); "
+                            "nothing was sent to it",
+                            path, (unsigned)cred.uid, (unsigned)geteuid());
+    return 0;
+}
+
+#define NOBODY_ANSWERS (-1) /* errno says why; autostart may help */
+#define REFUSED (-2)        /* err says why; stop */
+
+/* Connect to path's socket through the checked directory dir_fd, then check
+ * the peer. */
+static int connect_checked(int dir_fd, const char *path, vb_error *err)
+{
+    char entry[sizeof socket_path];
+    vb_sockdir_entry_path(dir_fd, path, entry, sizeof entry);
+    int fd = connect_socket_retrying(entry);
+    if (fd < 0)
+        return NOBODY_ANSWERS;
+    if (check_peer(fd, path, err) < 0) {
+        close(fd);
+        return REFUSED;
+    }
+    return fd;
 }
 
 /* $VBROKERD, else the installed one, else the one next to this program (so
@@ -124,8 +171,9 @@ static const char *broker_binary(void)
 
 /* In the intermediate child: start the broker as a grandchild and report
  * through report_fd its pid, then, when exec fails, its errno (the pipe is
- * close-on-exec, so a successful exec ends the report). */
-static void spawn_grandchild(const char *bin, const char *path, int report_fd)
+ * close-on-exec, so a successful exec ends the report). The broker's stderr
+ * is stderr_fd, so a broker that refuses to start can say why. */
+static void spawn_grandchild(const char *bin, const char *path, int report_fd, int stderr_fd)
 {
     setsid();
     pid_t pid = fork();
@@ -138,8 +186,8 @@ static void spawn_grandchild(const char *bin, const char *path, int report_fd)
     if (null >= 0) {
         dup2(null, STDIN_FILENO);
         dup2(null, STDOUT_FILENO);
-        dup2(null, STDERR_FILENO);
     }
+    dup2(stderr_fd, STDERR_FILENO);
     execl(bin, "vbrokerd", "--socket", path, (char *)NULL);
     int e = errno;
     if (write(report_fd, &e, sizeof e) != (ssize_t)sizeof e)
@@ -148,8 +196,9 @@ static void spawn_grandchild(const char *bin, const char *path, int report_fd)
 }
 
 /* Start vbrokerd detached (double fork: it is nobody's child here); *pid
- * gets its pid so the wait can notice a broker that exits at once. */
-static int spawn_broker(const char *path, pid_t *pid, vb_error *err)
+ * gets its pid so the wait can notice a broker that exits at once, and
+ * stderr_fd its stderr (a pipe; the broker ignores SIGPIPE once it runs). */
+static int spawn_broker(const char *path, pid_t *pid, int stderr_fd, vb_error *err)
 {
     const char *bin = broker_binary();
     if (access(bin, X_OK) < 0)
@@ -167,7 +216,7 @@ static int spawn_broker(const char *path, pid_t *pid, vb_error *err)
     }
     if (child == 0) {
         close(report[0]);
-        spawn_grandchild(bin, path, report[1]);
+        spawn_grandchild(bin, path, report[1], stderr_fd);
     }
     close(report[1]);
     int status, exec_errno = 0;
@@ -209,23 +258,34 @@ static int process_gone(pid_t pid)
     return paren && paren[1] == ' ' && paren[2] == 'Z';
 }
 
+/* The first line a broker that exited wrote to stderr ("" when none):
+ * startup refusals name only paths, options and uids, never a secret. */
+static void first_line(int fd, char *buf, size_t len)
+{
+    ssize_t n = read(fd, buf, len - 1);
+    buf[n > 0 ? n : 0] = '\0';
+    buf[strcspn(buf, "\n")] = '\0';
+}
+
 /* Wait for the broker we spawned (pid) to accept connections; give up at
  * once when it is gone (it refused to start: a bad directory, say), after
  * AUTOSTART_WAIT_MS otherwise. */
-static int wait_for_broker(const char *path, pid_t pid, const char *bin, vb_error *err)
+static int wait_for_broker(int dir_fd, const char *path, pid_t pid, int stderr_fd, vb_error *err)
 {
+    const char *bin = broker_binary();
     for (int waited = 0; waited < AUTOSTART_WAIT_MS; waited += 5) {
-        int fd = connect_socket(path);
-        if (fd >= 0)
+        int fd = connect_checked(dir_fd, path, err);
+        if (fd != NOBODY_ANSWERS)
             return fd;
         if (process_gone(pid)) {
-            fd = connect_socket(path); /* a broker racing us may have won */
-            if (fd >= 0)
+            fd = connect_checked(dir_fd, path, err); /* a broker racing us may have won */
+            if (fd != NOBODY_ANSWERS)
                 return fd;
+            char why[300];
+            first_line(stderr_fd, why, sizeof why);
             return vb_error_set(err, VB_ERR_NO_CONNECT, VB_DOM_CLIENT,
-                                "the broker (%s --socket %s) exited at once; run it by hand "
-                                "to see why",
-                                bin, path);
+                                "the broker (%s --socket %s) exited at once%s%s", bin, path,
+                                why[0] ? ": " : "; run it by hand to see why", why);
         }
         pause_ms(5);
     }
@@ -235,54 +295,80 @@ static int wait_for_broker(const char *path, pid_t pid, const char *bin, vb_erro
                         bin, path, AUTOSTART_WAIT_MS / 1000);
 }
 
-/* connect → lock → connect again → spawn → wait (as gpg-agent does), so two
- * clients racing to autostart get one broker. */
+/* The lock, inside the checked directory and never through a link. */
+static int open_lock(int dir_fd, const char *path, vb_error *err)
+{
+    int fd = openat(dir_fd, LOCK_NAME, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        return fd;
+    int e = errno;
+    const char *slash = strrchr(path, '/');
+    int dirlen = slash ? (int)(slash - path) : 1;
+    const char *dir = slash ? path : ".";
+    if (e == ELOOP)
+        return vb_error_set(err, VB_ERR_NO_CONNECT, VB_DOM_CLIENT,
+                            "refusing %.*s/" LOCK_NAME ": it is a symbolic link, and the lock is "
+                            "never opened through one (remove it)",
+                            dirlen, dir);
+    return vb_error_set_errno(err, e, VB_DOM_CLIENT, "cannot open %.*s/" LOCK_NAME, dirlen, dir);
+}
+
+/* Spawn a broker and wait for it, its stderr on a pipe for the reason it
+ * may give for not starting. */
+static int start_and_wait(int dir_fd, const char *path, vb_error *err)
+{
+    int errpipe[2];
+    pid_t pid;
+    if (pipe2(errpipe, O_CLOEXEC) < 0)
+        return vb_error_set_errno(err, errno, VB_DOM_CLIENT, "cannot start the broker");
+    fcntl(errpipe[0], F_SETFL, O_NONBLOCK); /* ours only: the broker's stderr stays blocking */
+    int spawned = spawn_broker(path, &pid, errpipe[1], err) == 0;
+    close(errpipe[1]);
+    int fd = spawned ? wait_for_broker(dir_fd, path, pid, errpipe[0], err) : -1;
+    close(errpipe[0]);
+    return fd;
+}
+
+/* check the directory (creating it) → lock → connect again → spawn → wait
+ * (as gpg-agent does), so two clients racing to autostart get one broker. */
 static int autostart(const char *path, vb_error *err)
 {
-    char dir[128], lock[160];
-    dir_of(path, dir, sizeof dir);
-    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-        return vb_error_set_errno(err, errno, VB_DOM_CLIENT, "cannot create %s", dir);
-    snprintf(lock, sizeof lock, "%s/autostart.lock", dir);
-    int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (lfd < 0)
-        return vb_error_set_errno(err, errno, VB_DOM_CLIENT, "cannot open %s", lock);
+    int dir_fd = vb_sockdir_open(path, geteuid(), 1, VB_DOM_CLIENT, err);
+    if (dir_fd < 0)
+        return -1;
+    int lfd = open_lock(dir_fd, path, err);
+    if (lfd < 0) {
+        close(dir_fd);
+        return -1;
+    }
     flock(lfd, LOCK_EX);
-    int fd = connect_socket(path);
-    pid_t pid;
-    if (fd < 0 && spawn_broker(path, &pid, err) == 0)
-        fd = wait_for_broker(path, pid, broker_binary(), err);
+    int fd = connect_checked(dir_fd, path, err);
+    if (fd == NOBODY_ANSWERS)
+        fd = start_and_wait(dir_fd, path, err);
     flock(lfd, LOCK_UN);
     close(lfd);
-    return fd;
+    close(dir_fd);
+    return fd < 0 ? -1 : fd;
 }
 
-/* connect_socket, tried again twice (1 ms, then 4 ms later) when a live
- * listener refuses: under 4 threads opening in a loop, about 1 connect in
- * 30 000-100 000 to the broker's listening socket gets ECONNREFUSED on Linux
- * 6.18 (bench/README.md; not explained yet). A path with no listener still
- * fails within 5 ms. */
-static int connect_socket_retrying(const char *path)
-{
-    int fd = connect_socket(path);
-    for (int pause_us = 1000; fd < 0 && errno == ECONNREFUSED && pause_us <= 4000; pause_us *= 4) {
-        struct timespec ts = { 0, pause_us * 1000L };
-        nanosleep(&ts, NULL);
-        fd = connect_socket(path);
-    }
-    return fd;
-}
-
+/* Nothing goes to a broker before its directory and its uid are checked: a
+ * directory that is not ours stops us here, with no connect and no autostart. */
 static int connect_broker(int allow_autostart, vb_error *err)
 {
     const char *path = vb_broker_socket_path();
-    int fd = connect_socket_retrying(path);
-    if (fd >= 0)
-        return fd;
+    int dir_fd = vb_sockdir_open(path, geteuid(), 0, VB_DOM_CLIENT, err);
+    if (dir_fd < 0 && errno != ENOENT)
+        return -1;
+    int fd = dir_fd >= 0 ? connect_checked(dir_fd, path, err) : NOBODY_ANSWERS;
+    int why = dir_fd >= 0 ? errno : ENOENT;
+    if (dir_fd >= 0)
+        close(dir_fd);
+    if (fd != NOBODY_ANSWERS)
+        return fd < 0 ? -1 : fd;
     const char *no = getenv("VBROKER_NO_AUTOSTART");
     if (!allow_autostart || (no && strcmp(no, "1") == 0))
         return vb_error_set(err, VB_ERR_NO_CONNECT, VB_DOM_CLIENT,
-                            "cannot reach the broker at %s: %s%s", path, strerror(errno),
+                            "cannot reach the broker at %s: %s%s", path, strerror(why),
                             allow_autostart ? " (autostart is off: VBROKER_NO_AUTOSTART=1)" : "");
     return autostart(path, err);
 }
