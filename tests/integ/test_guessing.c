@@ -7,9 +7,9 @@
  * per-address delay answers and judges hundreds. Meanwhile another
  * account's right password logs in within 2 s.
  *
- * The measurement for docs/security.md: VB_GUESS_MEASURE_S=60 runs both
- * attacks (one address with 20 connections; 50 addresses with one each)
- * for that long and prints the guesses answered and judged per minute;
+ * The measurement for docs/security.md: VB_GUESS_MEASURE_S=60 runs three
+ * attacks (one address with 20 connections; 50 addresses with one each;
+ * 50 connections, each from a fresh address) for that long and prints the guesses answered and judged per minute;
  * VB_GUESS_VBHOSTD=PATH measures another build of vbhostd (e.g. main's).
  * The daemon is started here and stopped by pid. */
 #include <setjmp.h>
@@ -118,18 +118,18 @@ static int group_teardown(void **state)
 
 typedef struct wconn {
     int fd;
-    int src;                 /* 127.0.0.src */
+    uint32_t src;            /* 127.x.y.z: the low 24 bits */
     uint32_t serial;
     int awaiting_start;      /* the last CALL was AUTH_SASL_START */
     vb_frame_reader rd;
 } wconn;
 
-/* A TCP connection from 127.0.0.src to the daemon. */
-static int connect_from(int src)
+/* A TCP connection from 127.x.y.z (src: the low 24 bits) to the daemon. */
+static int connect_from(uint32_t src)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in me = { .sin_family = AF_INET }, to = { .sin_family = AF_INET };
-    me.sin_addr.s_addr = htonl(0x7f000000u | (uint32_t)src);
+    me.sin_addr.s_addr = htonl(0x7f000000u | (src & 0xffffffu));
     to.sin_addr.s_addr = htonl(0x7f000001u);
     to.sin_port = htons((uint16_t)port);
     if (fd < 0 || bind(fd, (struct sockaddr *)&me, sizeof me) < 0 ||
@@ -182,7 +182,7 @@ static int send_call(wconn *c, const char *user, const char *password)
     return rc;
 }
 
-static void wconn_open(wconn *c, int src)
+static void wconn_open(wconn *c, uint32_t src)
 {
     memset(c, 0, sizeof *c);
     c->src = src;
@@ -262,8 +262,16 @@ static void on_guess_reply(wconn *c, const vb_msg *m, void *arg)
     send_call(c, NULL, NULL); /* a new exchange for the next guess */
 }
 
-/* nconn connections from 127.0.0.first .. first+nsrc-1 (round robin) guess
- * account's password until ms have passed; reconnect when closed. */
+/* The source of a guesser's next connection: 127.0.0.first .. first+nsrc-1
+ * round robin, or (nsrc 0) a fresh address each time, from 127.1.0.0 on. */
+static uint32_t next_source(int i, int first, int nsrc)
+{
+    static uint32_t fresh = 0x010000u;
+    return nsrc ? (uint32_t)(first + i % nsrc) : fresh++;
+}
+
+/* nconn connections guess account's password until ms have passed;
+ * each reconnects when closed. */
 static void run_attack(attack *a, int nconn, int first, int nsrc, int ms)
 {
     wconn c[MAX_GUESSERS];
@@ -271,12 +279,12 @@ static void run_attack(attack *a, int nconn, int first, int nsrc, int ms)
     assert_true(nconn <= MAX_GUESSERS);
     a->end_ms = now_ms() + ms;
     for (int i = 0; i < nconn; i++)
-        wconn_open(&c[i], first + i % nsrc);
+        wconn_open(&c[i], next_source(i, first, nsrc));
     while (now_ms() < a->end_ms) {
         for (int i = 0; i < nconn; i++) {
             if (c[i].fd < 0) { /* closed after its attempts: come back */
                 wconn_close(&c[i]);
-                wconn_open(&c[i], first + i % nsrc);
+                wconn_open(&c[i], next_source(i, first, nsrc));
             }
             p[i] = (struct pollfd){ .fd = c[i].fd, .events = POLLIN };
         }
@@ -364,7 +372,8 @@ static void test_many_addresses_one_account(void **state)
 }
 
 /* The figures for docs/security.md (VB_GUESS_MEASURE_S=N): guesses answered
- * per minute, (a) one address with 20 connections, (b) 50 addresses. */
+ * and judged per minute, (a) one address with 20 connections, (b) 50
+ * addresses, (c) a fresh address for every connection. */
 static void test_measure(void **state)
 {
     (void)state;
@@ -375,8 +384,9 @@ static void test_measure(void **state)
     static const struct { const char *what; int nconn, first, nsrc; } runs[] = {
         { "(a) 1 address, 20 connections", 20, 1, 1 },
         { "(b) 50 addresses, 1 connection each", 50, 2, 50 },
+        { "(c) 50 connections, a fresh address for each", 50, 0, 0 },
     };
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
         assert_int_equal(start_hostd(), 0);
         attack a = { .account = "alice" };
         run_attack(&a, runs[i].nconn, runs[i].first, runs[i].nsrc, ms);
