@@ -57,7 +57,7 @@ static vbh_fail_verdict note_attempt(vbh_client *c, const char *account, int ok)
     char src[VBH_FAIL_KEY_MAX];
     uint64_t now = vb_now_ms();
     vbh_failures *f = failures_of(c->srv);
-    vbh_fail_verdict v = { now + (uint64_t)c->srv->cfg->auth_failure_max_delay_s * 1000, !ok };
+    vbh_fail_verdict v = { now + (uint64_t)c->srv->cfg->auth_failure_max_delay_s * 1000, 0 };
     if (f) /* without memory for the table, every answer is slow: fail safe */
         v = vbh_failures_note(f, account, source_key(c, src, sizeof src), ok, now);
     c->auth_noted = 1;
@@ -157,9 +157,10 @@ static int username_allowed(const vbh_config *cfg, const char *user)
     return 0;
 }
 
-/* The last SASL round completed: check policy and the failure queues,
- * then let the client in. Refusals count as failures of the account, so a
- * right password outside the policy looks like a wrong one. */
+/* The last SASL round completed: check policy and the account's queue,
+ * then let the client in. A policy refusal counts as a failure of the
+ * account, so a right password outside the policy looks like a wrong one;
+ * a full queue refuses without judging (vbh_failures.h). */
 static int sasl_finish(vbh_client *c, vb_error *err)
 {
     const char *user = vb_sasl_username(c->sasl);

@@ -197,7 +197,7 @@ void vbh_build_reply(vbh_client *c, const vb_msg *msg, vbh_handler handler, uint
 }
 
 /* Auth procedures run on the loop (their answers are delayed there: a
- * failure, and a success while its account's failures are queued). */
+ * failure, and beyond the failure ceiling a success too). */
 static void run_handler(vbh_client *c, const vb_msg *msg, vbh_handler handler)
 {
     vb_error err;
