@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "vb_msg.h"
+#include "vb_net.h"
 #include "vb_testsupport.h"
 
 #define REALM "LAB.TEST"
@@ -67,7 +68,7 @@ static int start_hostd(void)
     /* only keys every vbhostd knows, so VB_GUESS_VBHOSTD can measure an old one;
      * PLAIN needs no security layer (tcp_min_ssf 0): one round trip per guess */
     snprintf(text, sizeof text,
-             "listen_tcp = \"0.0.0.0:%d\"\nauth_tcp = [\"sasl\"]\ntcp_min_ssf = 0\n"
+             "listen_tcp = \"127.0.0.1:%d\"\nauth_tcp = [\"sasl\"]\ntcp_min_ssf = 0\n"
              "state_dir = \"%s/state\"\nsasl_conf_dir = \"%s/sasl\"\n"
              "sasl_hostname = \"localhost\"\nsasl_realm = \"" REALM "\"\n"
              "max_anonymous_clients = 200\nlog_level = \"warn\"\n",
@@ -141,20 +142,6 @@ static int connect_from(uint32_t src)
     return fd;
 }
 
-static int send_all(int fd, const uint8_t *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* AUTH_SASL_INIT, or AUTH_SASL_START PLAIN for user with password. */
 static int send_call(wconn *c, const char *user, const char *password)
 {
@@ -176,7 +163,7 @@ static int send_call(wconn *c, const char *user, const char *password)
     size_t len;
     vb_error err;
     assert_int_equal(vb_enc_finish(&enc, VB_FRAME_MAX_PREAUTH, &frame, &len, &err), 0);
-    int rc = send_all(c->fd, frame, len);
+    int rc = vb_net_write_all(c->fd, frame, len, NULL);
     vb_frame_free(frame, len);
     c->awaiting_start = user != NULL;
     return rc;
