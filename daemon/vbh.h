@@ -56,6 +56,13 @@ typedef struct vbh_config {
     unsigned max_anonymous_clients;
     unsigned auth_attempts_per_connection;
     unsigned auth_timeout_s;
+    /* failed logins (vbh_failures.h): per account, per source, in total */
+    unsigned auth_failure_max_delay_s;   /* the largest step of the growing delay */
+    unsigned auth_failure_forget_s;      /* a key's failures are forgotten after this */
+    unsigned auth_failure_table_size;    /* entries per table (accounts; sources) */
+    unsigned auth_failures_per_second;   /* the ceiling (0: none) */
+    unsigned auth_failure_ipv4_prefix;   /* IPv4 sources counted per this prefix */
+    unsigned auth_failure_ipv6_prefix;   /* IPv6 sources counted per this prefix */
     unsigned frame_timeout_s;        /* a frame must arrive whole this long after its first byte */
     unsigned keepalive_timeout_s;    /* a client that pings and then goes silent this long is gone */
     size_t max_frame;                /* after authentication */
@@ -96,14 +103,6 @@ typedef struct vbh_listener {
     const vbh_auth_list *auth;
 } vbh_listener;
 
-/* Failed logins per peer, for the growing delay. */
-typedef struct vbh_failure {
-    char key[96];
-    unsigned count;
-    uint64_t last_ms;
-    struct vbh_failure *next;
-} vbh_failure;
-
 struct vbh_server {
     vbh_config *cfg;
     vb_loop *loop;
@@ -113,7 +112,7 @@ struct vbh_server {
     vbh_client *clients;
     unsigned nclients;
     unsigned nanonymous;
-    vbh_failure *failures;
+    struct vbh_failures *failures;   /* failed logins (vbh_failures.h); made at the first */
     vb_store *tokens;                /* issued tokens (state_dir/tokens.db) */
     /* driver calls run on per-client worker threads; finished frames come
      * back to the loop through this queue */
@@ -138,6 +137,8 @@ struct vbh_client {
     unsigned min_ssf;
     int enable_layer;           /* switch on the SASL layer after this reply */
     unsigned failed_attempts;
+    int auth_noted;             /* the login attempt just handled was noted: */
+    uint64_t auth_answer_at;    /* its answer waits until then (vb_now_ms clock) */
     /* a token login between CHALLENGE and PROVE */
     char token_id[VB_TOKEN_ID_LEN + 1];
     uint8_t token_cnonce[VB_TOKEN_NONCE_LEN];
@@ -198,9 +199,10 @@ int vbh_tokens_usable_on(const vbh_listener *lis, const vbh_config *cfg);
 int vbh_token_revoke(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
 /* vbhostd --list-tokens / --revoke-token ID (prints; returns an exit status) */
 int vbh_admin_tokens(vbh_config *cfg, const char *revoke_id);
-/* The delay before answering a failed login from this client's peer (ms),
- * after recording the failure. */
-uint64_t vbh_auth_record_failure(vbh_client *c);
+/* After an auth handler ran: how long its answer must wait (ms). failed: it
+ * failed with AUTH_FAILED (a failure the handler did not note is noted
+ * here, for the peer alone). Consumes the handler's note. */
+uint64_t vbh_auth_answer_delay(vbh_client *c, int failed);
 
 /* vbh_worker.c */
 int vbh_worker_start(vbh_server *srv, vb_error *err);

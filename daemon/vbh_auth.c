@@ -1,5 +1,5 @@
 /* The auth procedures: AUTH_LIST, SASL (INIT/START/STEP), PEER, and the
- * per-peer failure record behind the growing delay. */
+ * notes on each finished attempt behind the delayed answers (vbh_failures.h). */
 #include "vbh.h"
 
 #include <fnmatch.h>
@@ -8,45 +8,72 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "vb_log.h"
+#include "vbh_failures.h"
 
-#define FAILURE_WINDOW_MS  (10u * 60u * 1000u) /* forget a peer's failures after this */
-#define FAILURE_BASE_MS    250u
-#define FAILURE_MAX_MS     8000u
-
-uint64_t vbh_auth_record_failure(vbh_client *c)
+/* The failure table, made at the first attempt it has to judge. */
+static vbh_failures *failures_of(vbh_server *srv)
 {
-    vbh_server *srv = c->srv;
+    const vbh_config *cfg = srv->cfg;
+    if (!srv->failures) {
+        vbh_fail_limits lim = {
+            .table_size = cfg->auth_failure_table_size,
+            .forget_ms = (uint64_t)cfg->auth_failure_forget_s * 1000,
+            .max_ms = (uint64_t)cfg->auth_failure_max_delay_s * 1000,
+            /* deep enough for a few maximal steps; short enough that the
+             * owner of an attacked account is not locked out for long */
+            .horizon_ms = (uint64_t)cfg->auth_failure_max_delay_s * 2000,
+            .global_per_s = cfg->auth_failures_per_second,
+        };
+        srv->failures = vbh_failures_new(&lim);
+    }
+    return srv->failures;
+}
+
+/* Who failed, for the per-source count: the uid on a unix socket, the
+ * address (IPv4 per auth_failure_ipv4_prefix, IPv6 per /64 by default) on TCP. */
+static const char *source_key(vbh_client *c, char *buf, size_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    const vbh_config *cfg = c->srv->cfg;
+    if (c->lis->is_unix) {
+        snprintf(buf, len, "uid:%u", (unsigned)c->uid);
+        return buf;
+    }
+    if (c->stream && getpeername(vb_stream_fd(c->stream), (struct sockaddr *)&ss, &sl) == 0 &&
+        vbh_failures_source_key((struct sockaddr *)&ss, sl, cfg->auth_failure_ipv4_prefix,
+                                cfg->auth_failure_ipv6_prefix, buf, len) == 0)
+        return buf;
+    return c->throttle_key;
+}
+
+/* A login attempt finished (ok: the credentials were right): note it for
+ * account (NULL: no name known) and this client's source. */
+static vbh_fail_verdict note_attempt(vbh_client *c, const char *account, int ok)
+{
+    char src[VBH_FAIL_KEY_MAX];
     uint64_t now = vb_now_ms();
-    vbh_failure *found = NULL;
-    for (vbh_failure **pp = &srv->failures; *pp;) {
-        vbh_failure *f = *pp;
-        if (now - f->last_ms > FAILURE_WINDOW_MS) { /* expire old entries as we go */
-            *pp = f->next;
-            free(f);
-            continue;
-        }
-        if (strcmp(f->key, c->throttle_key) == 0)
-            found = f;
-        pp = &f->next;
-    }
-    if (!found && (found = calloc(1, sizeof *found))) {
-        snprintf(found->key, sizeof found->key, "%s", c->throttle_key);
-        found->next = srv->failures;
-        srv->failures = found;
-    }
-    if (!found)
-        return FAILURE_MAX_MS;
-    found->count++;
-    found->last_ms = now;
-    /* the first failure answers at once (a typo); then 250 ms, 500 ms, ... 8 s */
-    uint64_t delay = 0;
-    if (found->count > 1) {
-        unsigned shift = found->count - 2 > 5 ? 5 : found->count - 2;
-        delay = (uint64_t)FAILURE_BASE_MS << shift;
-    }
-    return delay > FAILURE_MAX_MS ? FAILURE_MAX_MS : delay;
+    vbh_failures *f = failures_of(c->srv);
+    vbh_fail_verdict v = { now + (uint64_t)c->srv->cfg->auth_failure_max_delay_s * 1000, 0 };
+    if (f) /* without memory for the table, every answer is slow: fail safe */
+        v = vbh_failures_note(f, account, source_key(c, src, sizeof src), ok, now);
+    c->auth_noted = 1;
+    c->auth_answer_at = v.answer_at;
+    return v;
+}
+
+uint64_t vbh_auth_answer_delay(vbh_client *c, int failed)
+{
+    if (!c->auth_noted && failed)
+        note_attempt(c, NULL, 0);
+    if (!c->auth_noted)
+        return 0;
+    c->auth_noted = 0;
+    uint64_t now = vb_now_ms();
+    return c->auth_answer_at > now ? c->auth_answer_at - now : 0;
 }
 
 int vbh_auth_list_handler(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
@@ -130,20 +157,28 @@ static int username_allowed(const vbh_config *cfg, const char *user)
     return 0;
 }
 
-/* The last SASL round completed: check policy, then let the client in. */
+/* The last SASL round completed: check policy and the account's queue,
+ * then let the client in. A policy refusal counts as a failure of the
+ * account, so a right password outside the policy looks like a wrong one;
+ * a full queue refuses without judging (vbh_failures.h). */
 static int sasl_finish(vbh_client *c, vb_error *err)
 {
     const char *user = vb_sasl_username(c->sasl);
     unsigned ssf = vb_sasl_ssf(c->sasl);
-    if (!user || !username_allowed(c->srv->cfg, user)) {
+    int allowed = user && username_allowed(c->srv->cfg, user);
+    int strong = ssf >= c->min_ssf; /* cyrus enforces min_ssf too; never trust one layer alone */
+    vbh_fail_verdict v = note_attempt(c, vb_sasl_authname(c->sasl), allowed && strong);
+    if (!allowed)
         vb_log(VB_LOG_WARN, "client %s: user '%s' authenticated but is not in "
                "sasl_allowed_username_list", c->peer, user ? user : "?");
+    else if (!strong)
+        vb_log(VB_LOG_WARN, "client %s: SASL ssf %u below the required %u", c->peer, ssf, c->min_ssf);
+    else if (v.refused)
+        vb_log(VB_LOG_WARN, "client %s: account '%s' has too many failed logins queued; refused "
+               "without judging the password", c->peer, user);
+    if (!allowed || !strong || v.refused) {
         vb_sasl_free(c->sasl);
         c->sasl = NULL;
-        return vb_error_set(err, VB_ERR_AUTH_FAILED, VB_DOM_AUTH, "authentication failed");
-    }
-    if (ssf < c->min_ssf) { /* cyrus enforces min_ssf too; never trust one layer alone */
-        vb_log(VB_LOG_WARN, "client %s: SASL ssf %u below the required %u", c->peer, ssf, c->min_ssf);
         return vb_error_set(err, VB_ERR_AUTH_FAILED, VB_DOM_AUTH, "authentication failed");
     }
     vbh_client_mark_authenticated(c, "sasl", user);
@@ -157,9 +192,13 @@ static int sasl_round(vbh_client *c, int progress, const uint8_t *out, size_t ou
                       vb_enc *reply, vb_error *err)
 {
     if (progress < 0) {
+        const char *account = c->sasl ? vb_sasl_authname(c->sasl) : NULL;
         vb_log(VB_LOG_WARN, "client %s: SASL %s login failed: %s [%d]", c->peer,
                c->sasl && vb_sasl_mech(c->sasl) ? vb_sasl_mech(c->sasl) : "?",
                sasl_reason(sasl_rc), sasl_rc);
+        if (err->code == VB_ERR_AUTH_FAILED && note_attempt(c, account, 0).refused)
+            vb_log(VB_LOG_WARN, "client %s: account '%s' has too many failed logins queued",
+                   c->peer, account ? account : "?");
         vb_sasl_free(c->sasl);
         c->sasl = NULL;
         return -1;

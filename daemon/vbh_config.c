@@ -138,6 +138,12 @@ static void set_defaults(vbh_config *cfg)
     cfg->max_anonymous_clients = 20;
     cfg->auth_attempts_per_connection = 3;
     cfg->auth_timeout_s = 30;
+    cfg->auth_failure_max_delay_s = 8;
+    cfg->auth_failure_forget_s = 600;
+    cfg->auth_failure_table_size = 4096;
+    cfg->auth_failures_per_second = 20;
+    cfg->auth_failure_ipv4_prefix = 32;
+    cfg->auth_failure_ipv6_prefix = 64;
     cfg->frame_timeout_s = 60;
     cfg->keepalive_timeout_s = 60;
     cfg->max_frame = VB_FRAME_MAX_POSTAUTH;
@@ -170,6 +176,14 @@ static int load_keys(vb_conf *conf, vbh_config *cfg, vb_error *err)
         get_uint(conf, "auth_attempts_per_connection", 1, 100, &cfg->auth_attempts_per_connection,
                  err) < 0 ||
         get_uint(conf, "auth_timeout", 1, 3600, &cfg->auth_timeout_s, err) < 0 ||
+        get_uint(conf, "auth_failure_max_delay", 1, 3600, &cfg->auth_failure_max_delay_s, err) < 0 ||
+        get_uint(conf, "auth_failure_forget", 1, 86400, &cfg->auth_failure_forget_s, err) < 0 ||
+        get_uint(conf, "auth_failure_table_size", 16, 1000000, &cfg->auth_failure_table_size,
+                 err) < 0 ||
+        get_uint(conf, "auth_failures_per_second", 0, 100000, &cfg->auth_failures_per_second,
+                 err) < 0 ||
+        get_uint(conf, "auth_failure_ipv4_prefix", 8, 32, &cfg->auth_failure_ipv4_prefix, err) < 0 ||
+        get_uint(conf, "auth_failure_ipv6_prefix", 16, 128, &cfg->auth_failure_ipv6_prefix, err) < 0 ||
         get_uint(conf, "frame_timeout", 1, 3600, &cfg->frame_timeout_s, err) < 0 ||
         get_uint(conf, "keepalive_timeout", 0, 86400, &cfg->keepalive_timeout_s, err) < 0 ||
         get_uint(conf, "max_frame", VB_FRAME_MAX_PREAUTH, VB_FRAME_MAX_ABSOLUTE, &max_frame, err) < 0 ||

@@ -1,5 +1,5 @@
 /* Dispatch: the HOST procedure table, the auth gate, replies, and the
- * growing delay after failed logins. */
+ * delayed answers to login attempts. */
 #include "vbh.h"
 
 #include <stdio.h>
@@ -100,13 +100,23 @@ static void delayed_reply(vb_loop *loop, uint64_t id, void *data)
         vb_stream_pause(c->stream, 0);
 }
 
-/* A failed login: answer after a delay that grows with the peer's recent
- * failures, without reading more from this client meanwhile and without
- * blocking anyone else; close once the attempts are used up. */
-static void auth_failed(vbh_client *c, const vb_msg_header *req, const vb_error *e)
+/* Send frame after delay ms, without reading more from this client
+ * meanwhile and without blocking anyone else; close afterwards if asked. */
+static void send_later(vbh_client *c, uint8_t *frame, size_t len, uint64_t delay, int close_after)
+{
+    c->delayed_frame = frame;
+    c->delayed_len = len;
+    c->close_after_delayed = close_after;
+    vb_stream_pause(c->stream, 1);
+    c->delay_timer = vb_loop_add_timer(c->srv->loop, delay, delayed_reply, c);
+}
+
+/* A failed login: answered after delay (vbh_auth_answer_delay: it grows
+ * with the account's, the peer's and everyone's recent failures); close
+ * once the attempts are used up. */
+static void auth_failed(vbh_client *c, const vb_msg_header *req, const vb_error *e, uint64_t delay)
 {
     c->failed_attempts++;
-    uint64_t delay = vbh_auth_record_failure(c);
     int last = c->failed_attempts >= c->srv->cfg->auth_attempts_per_connection;
     vb_error reply_err;
     vb_error_copy(&reply_err, e);
@@ -116,12 +126,10 @@ static void auth_failed(vbh_client *c, const vb_msg_header *req, const vb_error 
                      c->failed_attempts);
     vb_msg_header hdr = *req;
     hdr.version = server_version(c);
-    if (vb_enc_error_reply(&hdr, VB_MSG_REPLY, &reply_err, &c->delayed_frame, &c->delayed_len,
-                           NULL) < 0)
-        return;
-    c->close_after_delayed = last;
-    vb_stream_pause(c->stream, 1);
-    c->delay_timer = vb_loop_add_timer(c->srv->loop, delay, delayed_reply, c);
+    uint8_t *frame;
+    size_t len;
+    if (vb_enc_error_reply(&hdr, VB_MSG_REPLY, &reply_err, &frame, &len, NULL) == 0)
+        send_later(c, frame, len, delay, last);
 }
 
 static void gate_refuse(vbh_client *c, const vb_msg *msg, const vb_proc_info *info)
@@ -188,21 +196,26 @@ void vbh_build_reply(vbh_client *c, const vb_msg *msg, vbh_handler handler, uint
     }
 }
 
-/* Auth procedures run on the loop (their failures are delayed there). */
+/* Auth procedures run on the loop (their answers are delayed there: a
+ * failure, and beyond the failure ceiling a success too). */
 static void run_handler(vbh_client *c, const vb_msg *msg, vbh_handler handler)
 {
     vb_error err;
     uint8_t *frame;
     size_t len;
-    if (run_into_frame(c, msg, handler, &frame, &len, &err) < 0) {
+    int rc = run_into_frame(c, msg, handler, &frame, &len, &err);
+    uint64_t delay = vbh_auth_answer_delay(c, rc < 0 && err.code == VB_ERR_AUTH_FAILED);
+    if (rc < 0) {
         c->enable_layer = 0; /* no reply went out that could switch it on */
         if (err.code == VB_ERR_AUTH_FAILED)
-            auth_failed(c, &msg->hdr, &err);
+            auth_failed(c, &msg->hdr, &err, delay);
         else
             send_error(c, &msg->hdr, &err);
-        return;
+    } else if (delay) {
+        send_later(c, frame, len, delay, 0);
+    } else {
+        send_frame(c, frame, len);
     }
-    send_frame(c, frame, len);
 }
 
 static int is_driver_proc(uint32_t procedure)

@@ -15,6 +15,7 @@
 #include "vb_daemon.h"
 #include "vb_log.h"
 #include "vb_net.h"
+#include "vbh_failures.h"
 
 /* ---- persistent server id ------------------------------------------------ */
 
@@ -327,9 +328,6 @@ void vbh_server_stop(vbh_server *srv)
         unlink(srv->cfg->listen_unix);
     vb_store_close(srv->tokens);
     srv->tokens = NULL;
-    while (srv->failures) {
-        vbh_failure *f = srv->failures;
-        srv->failures = f->next;
-        free(f);
-    }
+    vbh_failures_free(srv->failures);
+    srv->failures = NULL;
 }

@@ -374,12 +374,22 @@ unsigned vb_sasl_ssf(vb_sasl *s)
     return (unsigned)*(const sasl_ssf_t *)v;
 }
 
-const char *vb_sasl_username(vb_sasl *s)
+static const char *string_prop(vb_sasl *s, int prop)
 {
     const void *v = NULL;
-    if (sasl_getprop(s->conn, SASL_USERNAME, &v) != SASL_OK)
+    if (sasl_getprop(s->conn, prop, &v) != SASL_OK)
         return NULL;
     return v;
+}
+
+const char *vb_sasl_username(vb_sasl *s)
+{
+    return string_prop(s, SASL_USERNAME);
+}
+
+const char *vb_sasl_authname(vb_sasl *s)
+{
+    return string_prop(s, SASL_AUTHUSER);
 }
 
 const vb_cred_request *vb_sasl_last_request(const vb_sasl *s)

@@ -68,6 +68,9 @@ const vb_cred_request *vb_sasl_last_request(const vb_sasl *s);
 /* After completion. */
 unsigned vb_sasl_ssf(vb_sasl *s);
 const char *vb_sasl_username(vb_sasl *s);
+/* The authentication name the client gave (known user or not), also after a
+ * failed exchange; NULL when the exchange never got that far. */
+const char *vb_sasl_authname(vb_sasl *s);
 const char *vb_sasl_mech(vb_sasl *s);
 
 /* Security layer: encode splits input at SASL_MAXOUTBUF; decode accepts

@@ -37,7 +37,7 @@
  *
  * The target builds what vbh_server.c's accept would (a client on a
  * listener, its stream) and stands in for its close callback; it clears the
- * per-peer failure record before each message, so the growing delay (a
+ * failure table before each message, so the growing delay (a
  * matter of time, not of the protocol) stays at its first step: 0 ms.
  */
 #include <errno.h>
@@ -51,6 +51,7 @@
 
 #include "vb_net.h"
 #include "vbh.h"
+#include "vbh_failures.h"
 
 #include "fuzz_sasl_env.h"
 
@@ -129,11 +130,8 @@ static void ss_note_data(ss_run *r, const uint8_t *p, size_t len)
 
 static void ss_free_failures(vbh_server *srv)
 {
-    while (srv->failures) {
-        vbh_failure *f = srv->failures;
-        srv->failures = f->next;
-        free(f);
-    }
+    vbh_failures_free(srv->failures);
+    srv->failures = NULL;
 }
 
 static void ss_on_msg(vb_stream *s, vb_msg *msg, void *data)
