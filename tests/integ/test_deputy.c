@@ -203,8 +203,16 @@ static int open_via_d(const char *uri, person *p, vb_error *err)
     return rc;
 }
 
-static void assert_refused(const char *uri, const char *names)
+/* OPEN the URI (printf-style) on D: refused, the error naming names. */
+static void assert_refused(const char *names, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void assert_refused(const char *names, const char *fmt, ...)
 {
+    char uri[800];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(uri, sizeof uri, fmt, ap);
+    va_end(ap);
     person alice = { "alice", ALICE_PW, 0, 0, 0 };
     vb_error err;
     if (open_via_d(uri, &alice, &err) == 0)
@@ -257,9 +265,9 @@ static int sockets_back(void *arg)
 static void test_wire_auth_peer_refused(void **state)
 {
     (void)state;
-    assert_refused(nested_uri(&p_hostd, "auth=peer"), "auth=peer");
-    assert_refused(nested_uri(&p_hostd, "auth=none"), "auth=none");
-    assert_refused(nested_uri(&i_hostd, "auth=sasl.GSSAPI"), "auth=sasl.GSSAPI");
+    assert_refused("auth=peer", "%s", nested_uri(&p_hostd, "auth=peer"));
+    assert_refused("auth=none", "%s", nested_uri(&p_hostd, "auth=none"));
+    assert_refused("auth=sasl.GSSAPI", "%s", nested_uri(&i_hostd, "auth=sasl.GSSAPI"));
     /* nor by default: P offers only peer, and a wire open never picks it */
     person alice = { "alice", ALICE_PW, 0, 0, 0 };
     vb_error err;
@@ -269,33 +277,27 @@ static void test_wire_auth_peer_refused(void **state)
     assert_int_equal(vb_ts_count_in_file(p_hostd.log, "authenticated as"), 0);
 }
 
+/* the allowed "ssh" next hop, with room for one parameter */
+#define SSH_URI "test+ssh://alice@127.0.0.1:%d/default?"
+
 static void test_wire_known_hosts_auto_refused_and_no_file(void **state)
 {
     (void)state;
-    char uri[800], kh_dir[400];
+    char kh_dir[400];
     snprintf(kh_dir, sizeof kh_dir, "%s/x", dir);
-    snprintf(uri, sizeof uri,
-             "test+ssh://alice@127.0.0.1:%d/default?known_hosts=%s/y/z&known_hosts_verify=auto",
-             ssh_port, kh_dir);
-    assert_refused(uri, "known_hosts");
+    assert_refused("known_hosts", SSH_URI "known_hosts=%s/y/z&known_hosts_verify=auto", ssh_port,
+                   kh_dir);
     struct stat st;
     assert_int_equal(stat(kh_dir, &st), -1); /* no directory made, no file */
-    snprintf(uri, sizeof uri, "test+ssh://alice@127.0.0.1:%d/default?known_hosts_verify=ignore",
-             ssh_port);
-    assert_refused(uri, "known_hosts_verify=ignore");
+    assert_refused("known_hosts_verify=ignore", SSH_URI "known_hosts_verify=ignore", ssh_port);
     assert_false(dialled(ssh_fd));
 }
 
 static void test_wire_keyfile_and_agent_refused(void **state)
 {
     (void)state;
-    char uri[800];
-    snprintf(uri, sizeof uri, "test+ssh://alice@127.0.0.1:%d/default?keyfile=%s/id_ed25519",
-             ssh_port, dir);
-    assert_refused(uri, "keyfile");
-    snprintf(uri, sizeof uri, "test+ssh://alice@127.0.0.1:%d/default?sshauth=agent,password",
-             ssh_port);
-    assert_refused(uri, "sshauth=agent");
+    assert_refused("keyfile", SSH_URI "keyfile=%s/id_ed25519", ssh_port, dir);
+    assert_refused("sshauth=agent", SSH_URI "sshauth=agent,password", ssh_port);
     assert_false(dialled(ssh_fd));
 }
 
@@ -304,12 +306,10 @@ static void test_wire_keyfile_and_agent_refused(void **state)
 static void test_xenapi_not_allowed_never_dialled(void **state)
 {
     (void)state;
-    char uri[400];
-    snprintf(uri, sizeof uri, "xenapi://root@127.0.0.1:%d/?transport=http", unlisted_port);
-    assert_refused(uri, "allowed_xenapi_hosts");
+    assert_refused("allowed_xenapi_hosts", "xenapi://root@127.0.0.1:%d/?transport=http",
+                   unlisted_port);
     /* names are compared as written, not resolved: localhost is not 127.0.0.1 */
-    snprintf(uri, sizeof uri, "xenapi://root@localhost:%d/?transport=http", xen_port);
-    assert_refused(uri, "allowed_xenapi_hosts");
+    assert_refused("allowed_xenapi_hosts", "xenapi://root@localhost:%d/?transport=http", xen_port);
     assert_false(dialled(unlisted_fd));
 }
 
@@ -330,24 +330,18 @@ static void test_xenapi_allowed_works_and_keeps_tls_checks(void **state)
     assert_true(n >= 1);
     free(doms);
     vb_remote_free(r);
-    snprintf(uri, sizeof uri, "xenapi://root@127.0.0.1:%d/?no_verify=1", xen_port);
-    assert_refused(uri, "no_verify=1");
-    snprintf(uri, sizeof uri, "xenapi://root@127.0.0.1:%d/?cafile=/etc/shadow", xen_port);
-    assert_refused(uri, "cafile");
+    assert_refused("no_verify=1", "xenapi://root@127.0.0.1:%d/?no_verify=1", xen_port);
+    assert_refused("cafile", "xenapi://root@127.0.0.1:%d/?cafile=/etc/shadow", xen_port);
 }
 
 static void test_next_hop_not_listed_never_dialled(void **state)
 {
     (void)state;
-    char uri[400];
-    snprintf(uri, sizeof uri, "test+tcp://127.0.0.1:%d/default", unlisted_port);
-    assert_refused(uri, "allowed_next_hops");
-    snprintf(uri, sizeof uri, "test+ssh://alice@127.0.0.1:%d/default", unlisted_port);
-    assert_refused(uri, "allowed_next_hops");
+    assert_refused("allowed_next_hops", "test+tcp://127.0.0.1:%d/default", unlisted_port);
+    assert_refused("allowed_next_hops", "test+ssh://alice@127.0.0.1:%d/default", unlisted_port);
     assert_false(dialled(unlisted_fd));
     /* a socket path is an endpoint too: only the listed ones */
-    snprintf(uri, sizeof uri, "test+unix:///default?socket=%s/other.sock", dir);
-    assert_refused(uri, "socket=");
+    assert_refused("socket=", "test+unix:///default?socket=%s/other.sock", dir);
 }
 
 /* ---- one client, one next-hop login ------------------------------------------------ */
