@@ -44,6 +44,7 @@ typedef struct hostd {
 
 static char *dir;
 static hostd d_hostd, i_hostd, p_hostd;
+static vb_ts_kdc kdc; /* D holds a Kerberos ticket of its own; I accepts GSSAPI */
 static int xen_port;
 static int i_idle_sockets; /* I's sockets with no client: its listener */
 static int ssh_fd = -1, ssh_port;         /* allowed as a next hop: D must not dial it here */
@@ -112,7 +113,12 @@ static int group_setup(void **state)
     char sasl[300];
     snprintf(sasl, sizeof sasl, "%s/sasl", dir);
     static const char *const users[] = { "alice:" ALICE_PW, "carol:" CAROL_PW, "bob:" BOB_PW, NULL };
-    if (!dir || vb_ts_sasl_setup(sasl, "vbhostd", REALM, "scram-sha-256", users, NULL) < 0)
+    static const char *const kdc_users[] = { "deputy-svc:d3puty-Krb-pw", NULL };
+    static const char *const services[] = { "vbhostd/localhost", NULL };
+    if (!dir || vb_ts_kdc_start(&kdc, REALM, kdc_users, services) < 0)
+        return -1;
+    vb_ts_kdc_env(&kdc, 1); /* inherited by the daemons: D's ticket, I's keytab */
+    if (vb_ts_sasl_setup(sasl, "vbhostd", REALM, "scram-sha-256 gssapi", users, kdc.keytab) < 0)
         return -1;
     ssh_fd = listener(&ssh_port);
     unlisted_fd = listener(&unlisted_port);
@@ -120,7 +126,8 @@ static int group_setup(void **state)
     if (ssh_fd < 0 || unlisted_fd < 0 || start_xensim() < 0)
         return -1;
     /* I: SASL only; P: peer only (it would admit D's uid) */
-    if (start_hostd(&i_hostd, "inner", "auth_unix = [\"sasl\"]\n") < 0 ||
+    if (start_hostd(&i_hostd, "inner",
+                    "auth_unix = [\"sasl\"]\nsasl_hostname = \"localhost\"\n") < 0 ||
         start_hostd(&p_hostd, "peer", "auth_unix = [\"peer\"]\n") < 0)
         return -1;
     i_idle_sockets = socket_count(i_hostd.pid);
@@ -135,6 +142,7 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
+    vb_ts_kdc_stop(&kdc);
     if (ssh_fd >= 0)
         close(ssh_fd);
     if (unlisted_fd >= 0)
@@ -301,6 +309,21 @@ static void test_wire_keyfile_and_agent_refused(void **state)
     assert_false(dialled(ssh_fd));
 }
 
+/* D has a Kerberos ticket and I offers GSSAPI: a client's plain auth=sasl
+ * must not become a login with D's ticket; the client is asked instead */
+static void test_wire_sasl_never_uses_daemon_ticket(void **state)
+{
+    (void)state;
+    person alice = { "alice", ALICE_PW, 0, 0, 0 };
+    vb_remote *r = client_of_d(&alice);
+    vb_error err;
+    if (vb_remote_open(r, nested_uri(&i_hostd, "auth=sasl"), 0, &err) < 0)
+        fail_msg("open: %s", err.message);
+    assert_int_equal(alice.inner_calls, 1);
+    vb_remote_free(r);
+    assert_int_equal(vb_ts_count_in_file(i_hostd.log, "(sasl GSSAPI"), 0);
+}
+
 /* ---- only the endpoints the operator listed ------------------------------------ */
 
 static void test_xenapi_not_allowed_never_dialled(void **state)
@@ -398,6 +421,7 @@ int main(void)
         cmocka_unit_test(test_wire_auth_peer_refused),
         cmocka_unit_test(test_wire_known_hosts_auto_refused_and_no_file),
         cmocka_unit_test(test_wire_keyfile_and_agent_refused),
+        cmocka_unit_test(test_wire_sasl_never_uses_daemon_ticket),
         cmocka_unit_test(test_xenapi_not_allowed_never_dialled),
         cmocka_unit_test(test_xenapi_allowed_works_and_keeps_tls_checks),
         cmocka_unit_test(test_next_hop_not_listed_never_dialled),
