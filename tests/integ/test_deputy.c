@@ -415,6 +415,22 @@ static void test_leaving_client_closes_its_hop(void **state)
                  socket_count(i_hostd.pid), idle);
 }
 
+/* Last: every daemon exits cleanly on SIGTERM (under SAN=1: no leak, no
+ * memory error, in the allow-lists or the private hops either). */
+static void test_daemons_exit_cleanly(void **state)
+{
+    (void)state;
+    hostd *all[] = { &d_hostd, &i_hostd, &p_hostd };
+    int bad = 0;
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        bad += vb_ts_check_exit("vbhostd", vb_ts_stop(all[i]->pid, vb_ts_scaled_ms(5000)),
+                                all[i]->log) < 0;
+        all[i]->pid = 0;
+    }
+    if (bad)
+        fail_msg("%d vbhostd(s) did not exit cleanly on SIGTERM (see above)", bad);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -427,6 +443,7 @@ int main(void)
         cmocka_unit_test(test_next_hop_not_listed_never_dialled),
         cmocka_unit_test(test_second_client_logs_in_itself),
         cmocka_unit_test(test_leaving_client_closes_its_hop),
+        cmocka_unit_test(test_daemons_exit_cleanly),
     };
     return cmocka_run_group_tests_name("deputy", tests, group_setup, group_teardown);
 }
