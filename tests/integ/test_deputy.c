@@ -415,6 +415,33 @@ static void test_leaving_client_closes_its_hop(void **state)
                  socket_count(i_hostd.pid), idle);
 }
 
+/* A malformed allow-list entry stops vbhostd at start, naming key and entry
+ * (a typo must never widen or silently empty the list). */
+static void test_bad_allow_list_entries_refused(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "allowed_next_hops = [\"tcp://alice@h\"]",  "allowed_next_hops = [\"http://h\"]",
+        "allowed_next_hops = [\"tcp://::1\"]",      "allowed_next_hops = [\"unix:relative\"]",
+        "allowed_xenapi_hosts = [\"h:99999\"]",     "allowed_xenapi_hosts = [\"h/x\"]",
+    };
+    char path[300], conf[600];
+    snprintf(path, sizeof path, "%s/bad.conf", dir);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(conf, sizeof conf, "listen_unix = \"%s/bad.sock\"\n%s\n", dir, bad[i]);
+        vb_ts_write_file(path, conf, 0600);
+        char *argv[] = { VB_BUILD_DIR "/vbhostd", "-f", path, "--foreground", NULL };
+        char *out = NULL;
+        assert_int_equal(vb_ts_run(argv, NULL, NULL, &out, vb_ts_scaled_ms(10000)), 1);
+        const char *quote = strchr(bad[i], '"');
+        char entry[64];
+        snprintf(entry, sizeof entry, "'%.*s'", (int)strcspn(quote + 1, "\""), quote + 1);
+        if (!out || !strstr(out, entry) || !strstr(out, "allowed_"))
+            fail_msg("%s: vbhostd said: %s", bad[i], out ? out : "(nothing)");
+        free(out);
+    }
+}
+
 /* Last: every daemon exits cleanly on SIGTERM (under SAN=1: no leak, no
  * memory error, in the allow-lists or the private hops either). */
 static void test_daemons_exit_cleanly(void **state)
@@ -443,6 +470,7 @@ int main(void)
         cmocka_unit_test(test_next_hop_not_listed_never_dialled),
         cmocka_unit_test(test_second_client_logs_in_itself),
         cmocka_unit_test(test_leaving_client_closes_its_hop),
+        cmocka_unit_test(test_bad_allow_list_entries_refused),
         cmocka_unit_test(test_daemons_exit_cleanly),
     };
     return cmocka_run_group_tests_name("deputy", tests, group_setup, group_teardown);
