@@ -164,7 +164,8 @@ int vbh_call_open(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
     if (rc == 0 && vb_uri_is_remote(&uri) && !c->srv->cfg->allow_remote_uris)
         rc = vb_error_set(err, VB_ERR_NO_DRIVER, VB_DOM_DAEMON,
                           "'%s' names a remote transport; this server opens local URIs only "
-                          "(allow_remote_uris = 1 makes it a hop in a longer chain)",
+                          "(allow_remote_uris = 1 and allowed_next_hops make it a hop in a "
+                          "longer chain)",
                           uri_text);
     if (rc == 0 && from_wire)
         rc = check_wire_uri(c->srv->cfg, &uri, err);
