@@ -110,17 +110,28 @@ static int wire_refuse(vb_error *err, const char *key, const char *value, const 
                         key, value ? "=" : "", value ? value : "", why);
 }
 
+/* "peer", "none" or "sasl" of an auth= spec like "sasl.SCRAM-SHA-256" */
+static int auth_type_is(const char *spec, const char *type)
+{
+    size_t n = strlen(type);
+    return strncasecmp(spec, type, n) == 0 && (spec[n] == '\0' || spec[n] == '.');
+}
+
+int vb_driver_auth_is_own_identity(const char *spec)
+{
+    return spec && (auth_type_is(spec, "peer") || auth_type_is(spec, "none") ||
+                    (auth_type_is(spec, "sasl") && spec[4] == '.' &&
+                     vb_driver_sasl_mech_is_own_identity(spec + 5)));
+}
+
 static int check_auth_param(const char *auth, vb_error *err)
 {
-    if (!auth)
+    if (!vb_driver_auth_is_own_identity(auth))
         return 0;
-    if (strcmp(auth, "peer") == 0)
-        return wire_refuse(err, "auth", auth, "it would log in as this server's own uid");
-    if (strncmp(auth, "none", 4) == 0)
-        return wire_refuse(err, "auth", auth, "it would ride this server's own access");
-    if (strncmp(auth, "sasl.", 5) == 0 && vb_driver_sasl_mech_is_own_identity(auth + 5))
-        return wire_refuse(err, "auth", auth, "it would log in with this server's own ticket");
-    return 0;
+    return wire_refuse(err, "auth", auth,
+                       auth_type_is(auth, "peer")   ? "it would log in as this server's own uid"
+                       : auth_type_is(auth, "none") ? "it would ride this server's own access"
+                                                    : "it would log in with this server's own ticket");
 }
 
 /* sshauth=agent or privkey would use this server's agent or its ~/.ssh keys */

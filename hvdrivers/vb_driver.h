@@ -122,6 +122,9 @@ int vb_driver_check_wire_uri(const vb_uri *uri, vb_error *err);
  * (a Kerberos ticket or keytab, the transport's identity): GSSAPI, GS2-*,
  * EXTERNAL. Never offered for a wire URI. */
 int vb_driver_sasl_mech_is_own_identity(const char *mech);
+/* 1 when an auth= spec would log in as this process: peer and none (with any
+ * ".suffix", any case), sasl.GSSAPI and the like. */
+int vb_driver_auth_is_own_identity(const char *spec);
 
 /* The driver for any URI: remote when it names a transport, else by name. */
 const vb_driver *vb_driver_for_uri(const vb_uri *uri, vb_error *err);

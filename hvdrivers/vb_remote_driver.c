@@ -274,8 +274,7 @@ static void wire_priority(rconn *c)
     const char *const *prio = c->creds.nauth_priority ? c->creds.auth_priority : fallback;
     size_t n = c->creds.nauth_priority ? c->creds.nauth_priority : 2, kept = 0;
     for (size_t i = 0; i < n && kept < VB_REMOTE_MAX_PRIORITY; i++)
-        if (strcmp(prio[i], "peer") != 0 && strncmp(prio[i], "none", 4) != 0 &&
-            !(strncmp(prio[i], "sasl.", 5) == 0 && vb_driver_sasl_mech_is_own_identity(prio[i] + 5)))
+        if (!vb_driver_auth_is_own_identity(prio[i]))
             c->prio[kept++] = prio[i];
     if (!kept) /* nothing left: sasl, asked of the source */
         c->prio[kept++] = "sasl";

@@ -275,6 +275,7 @@ static void test_wire_auth_peer_refused(void **state)
     (void)state;
     assert_refused("auth=peer", "%s", nested_uri(&p_hostd, "auth=peer"));
     assert_refused("auth=none", "%s", nested_uri(&p_hostd, "auth=none"));
+    assert_refused("auth=peer.x", "%s", nested_uri(&p_hostd, "auth=peer.x")); /* still peer */
     assert_refused("auth=sasl.GSSAPI", "%s", nested_uri(&i_hostd, "auth=sasl.GSSAPI"));
     /* nor by default: P offers only peer, and a wire open never picks it */
     person alice = { "alice", ALICE_PW, 0, 0, 0 };
