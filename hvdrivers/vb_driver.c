@@ -117,16 +117,19 @@ static int auth_type_is(const char *spec, const char *type)
     return strncasecmp(spec, type, n) == 0 && (spec[n] == '\0' || spec[n] == '.');
 }
 
-int vb_driver_auth_is_own_identity(const char *spec)
+int vb_driver_auth_is_own_identity(const char *spec, const char *transport)
 {
-    return spec && (auth_type_is(spec, "peer") || auth_type_is(spec, "none") ||
+    /* at the end of an ssh tunnel the peer is the ssh user, who logged in
+     * with what the client answered: its identity, not ours */
+    int ssh = transport && strcmp(transport, "ssh") == 0;
+    return spec && ((!ssh && (auth_type_is(spec, "peer") || auth_type_is(spec, "none"))) ||
                     (auth_type_is(spec, "sasl") && spec[4] == '.' &&
                      vb_driver_sasl_mech_is_own_identity(spec + 5)));
 }
 
-static int check_auth_param(const char *auth, vb_error *err)
+static int check_auth_param(const char *auth, const char *transport, vb_error *err)
 {
-    if (!vb_driver_auth_is_own_identity(auth))
+    if (!vb_driver_auth_is_own_identity(auth, transport))
         return 0;
     return wire_refuse(err, "auth", auth,
                        auth_type_is(auth, "peer")   ? "it would log in as this server's own uid"
@@ -165,7 +168,7 @@ int vb_driver_check_wire_uri(const vb_uri *uri, vb_error *err)
     if (nv && strcmp(nv, "0") != 0)
         return wire_refuse(err, "no_verify", nv,
                            "this server verifies TLS certificates with its trust store");
-    if (check_auth_param(vb_uri_param_get(uri, "auth"), err) < 0)
+    if (check_auth_param(vb_uri_param_get(uri, "auth"), uri->transport, err) < 0)
         return -1;
     return check_sshauth(vb_uri_param_get(uri, "sshauth"), err);
 }

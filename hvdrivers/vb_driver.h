@@ -112,8 +112,8 @@ unsigned vb_remote_driver_logins(void);
 
 /* 0 when a URI that arrived over the wire (VB_OPEN_FROM_WIRE) asks for
  * nothing of the opening process's own identity; else -1 with err
- * (OPERATION_INVALID) naming the refused parameter: auth=peer|none,
- * auth=sasl.GSSAPI|EXTERNAL, keyfile=, known_hosts=,
+ * (OPERATION_INVALID) naming the refused parameter: auth=peer|none (but
+ * over ssh), auth=sasl.GSSAPI|EXTERNAL, keyfile=, known_hosts=,
  * known_hosts_verify=auto|ignore, sshauth= with agent or privkey, cafile=,
  * no_verify=1, authfile=. Endpoints (host, port, socket=) are the caller's
  * allow-list's business, not this check's. */
@@ -122,9 +122,11 @@ int vb_driver_check_wire_uri(const vb_uri *uri, vb_error *err);
  * (a Kerberos ticket or keytab, the transport's identity): GSSAPI, GS2-*,
  * EXTERNAL. Never offered for a wire URI. */
 int vb_driver_sasl_mech_is_own_identity(const char *mech);
-/* 1 when an auth= spec would log in as this process: peer and none (with any
- * ".suffix", any case), sasl.GSSAPI and the like. */
-int vb_driver_auth_is_own_identity(const char *spec);
+/* 1 when an auth= spec would log in as this process over transport: peer
+ * and none (with any ".suffix", any case) except at the end of an ssh tunnel
+ * (where the peer is the ssh user the client logged in as), and
+ * sasl.GSSAPI and the like everywhere. */
+int vb_driver_auth_is_own_identity(const char *spec, const char *transport);
 
 /* The driver for any URI: remote when it names a transport, else by name. */
 const vb_driver *vb_driver_for_uri(const vb_uri *uri, vb_error *err);

@@ -12,7 +12,8 @@
  * i.e. one client connection: another client opening the same next hop logs
  * in itself, and the upstream closes with its client's last open instead of
  * idling. A URI from the wire (VB_OPEN_FROM_WIRE) never logs in with peer or
- * none, whatever the source's priority says. */
+ * none (but at the end of an ssh tunnel, as the ssh user), whatever the
+ * source's priority says. */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -267,14 +268,15 @@ static int open_on(rconn *c, const char *name, unsigned flags, vb_error *err, in
 }
 
 /* A wire open's auth priority: the source's (or the built-in default's)
- * without peer and none, which would log in as this process itself. */
-static void wire_priority(rconn *c)
+ * without what would log in as this process itself (peer and none, but
+ * over ssh). */
+static void wire_priority(rconn *c, const vb_uri *uri)
 {
-    static const char *const fallback[] = { "token", "sasl" };
+    static const char *const fallback[] = { "token", "sasl", "peer", "none" }; /* vb_remote.c's */
     const char *const *prio = c->creds.nauth_priority ? c->creds.auth_priority : fallback;
-    size_t n = c->creds.nauth_priority ? c->creds.nauth_priority : 2, kept = 0;
+    size_t n = c->creds.nauth_priority ? c->creds.nauth_priority : 4, kept = 0;
     for (size_t i = 0; i < n && kept < VB_REMOTE_MAX_PRIORITY; i++)
-        if (!vb_driver_auth_is_own_identity(prio[i]))
+        if (!vb_driver_auth_is_own_identity(prio[i], uri->transport))
             c->prio[kept++] = prio[i];
     if (!kept) /* nothing left: sasl, asked of the source */
         c->prio[kept++] = "sasl";
@@ -308,7 +310,7 @@ static int remote_open(const vb_uri *uri, unsigned flags, struct vb_cred_source 
         c->have_creds = 1;
     }
     if (flags & VB_OPEN_FROM_WIRE)
-        wire_priority(c);
+        wire_priority(c, uri);
     int rc = -1, broken = 0, shared = 0;
     c->up = find_shared(key);
     if (c->up) {
