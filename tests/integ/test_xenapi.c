@@ -696,7 +696,6 @@ static void test_host_is_slave(void **state)
     sim_stop(&a);
 }
 
-
 /* A URI from vbhostd's client (VB_OPEN_FROM_WIRE) reaches only the host the
  * operator allowed: a member's HOST_IS_SLAVE is not followed to its master
  * (another address), and the URI may not name a local cafile. */
