@@ -201,6 +201,9 @@ typedef struct broker {
 } broker;
 
 static hostd hsasl, hnone;
+/* the XenAPI simulator's port, chosen before vbhostd starts: its
+ * allowed_xenapi_hosts names it */
+static int xen_port;
 static broker bcold, btoken, bwarm;
 
 static int start_hostd(hostd *h, const char *name, const char *auth_unix, const char *auth_tcp)
@@ -215,8 +218,8 @@ static int start_hostd(hostd *h, const char *name, const char *auth_unix, const 
                  "listen_unix = \"%s\"\nlisten_tcp = \"127.0.0.1:%d\"\nstate_dir = \"%s/%s-state\"\n"
                  "auth_unix = %s\nauth_tcp = %s\nsasl_conf_dir = \"%s/sasl\"\n"
                  "sasl_realm = \"" REALM "\"\nmax_anonymous_clients = 2000\nmax_clients = 10000\n"
-                 "log_level = \"warn\"\n",
-                 h->sock, h->port, dir, name, auth_unix, auth_tcp, dir);
+                 "log_level = \"warn\"\nallowed_xenapi_hosts = [\"127.0.0.1:%d\"]\n",
+                 h->sock, h->port, dir, name, auth_unix, auth_tcp, dir, xen_port);
         vb_ts_write_file(h->conf, text, 0600);
         char bin[PATH_MAX + 16];
         snprintf(bin, sizeof bin, "%s/vbhostd", build_dir);
@@ -486,7 +489,7 @@ static int start_xensim(void)
     snprintf(xen_logins, sizeof xen_logins, "%s/xen-logins", dir);
     vb_ts_write_file(users, XEN_USER ":" XEN_PASSWORD "\n", 0600);
     for (int attempt = 0; attempt < 5; attempt++) {
-        int port = vb_ts_free_tcp_port();
+        int port = xen_port;
         snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
         char *argv[] = { "python3", "-I", "-S", sim, "--listen", listen, "--users", users, "--count-logins", xen_logins, NULL };
         xensim_pid = vb_ts_spawn(argv, NULL, log);
@@ -1546,6 +1549,7 @@ int main(int argc, char **argv)
     static const char *const users[] = { USER ":" PASSWORD, NULL };
     if (vb_ts_sasl_setup(sasl, "vbhostd", REALM, "digest-md5 scram-sha-256", users, NULL) < 0)
         return 1;
+    xen_port = vb_ts_free_tcp_port();
     if (start_hostd(&hsasl, "hsasl", "[\"token\", \"sasl\"]", "[\"sasl\"]") < 0 ||
         start_hostd(&hnone, "hnone", "[\"none\"]", "[\"none\"]") < 0)
         return 1;

@@ -35,6 +35,16 @@ typedef struct vbh_auth_list {
     size_t n;
 } vbh_auth_list;
 
+/* One entry of an allow-list: a next hop ("tcp"/"ssh" host and port, or
+ * "unix" and a socket path in host) or a XenAPI endpoint ("xenapi" host and
+ * port). Hosts compare as written (case-insensitively), never resolved. */
+typedef struct vbh_endpoint {
+    char transport[8];
+    char *host;
+    int port;
+} vbh_endpoint;
+#define VBH_MAX_ALLOWED 256
+
 typedef struct vbh_config {
     char *listen_unix;
     unsigned listen_unix_mode;
@@ -73,6 +83,10 @@ typedef struct vbh_config {
     char *log_file;                  /* where a detached daemon logs (else syslog) */
     int protocol_v1;                 /* test mode: behave as a HOST v1 server (no AUTH_*) */
     int allow_remote_uris;           /* OPEN may name another vbhostd (a longer chain) */
+    vbh_endpoint *allowed_next_hops; /* ...but only one of these (empty: none) */
+    size_t nallowed_next_hops;
+    vbh_endpoint *allowed_xenapi;    /* XenAPI hosts a client's URI may name (empty: none) */
+    size_t nallowed_xenapi;
     unsigned relay_timeout_s;        /* a relayed credential request fails after this */
 } vbh_config;
 
@@ -82,6 +96,9 @@ const char *vbh_auth_type_name(int type);
 /* "sasl, token" for messages */
 void vbh_auth_list_format(const vbh_auth_list *list, char *buf, size_t len);
 int vbh_auth_list_has(const vbh_auth_list *list, int type);
+/* 1 when list has transport, host (as written, any case) and port. */
+int vbh_endpoint_allowed(const vbh_endpoint *list, size_t n, const char *transport,
+                         const char *host, int port);
 
 typedef struct vbh_server vbh_server;
 

@@ -6,6 +6,9 @@
 
 #include "vb_bodies.h"
 #include "vb_log.h"
+#include "vb_remote.h"
+#include "vb_ssh.h"
+#include "vb_xenapi.h"
 
 #define NAME_MAX_LEN 4096
 
@@ -84,6 +87,59 @@ static int check_local_uri(const vbh_config *cfg, const vb_uri *uri, vb_error *e
                         dlen ? cfg->test_host_dir : "");
 }
 
+/* The endpoint a remote URI dials: tcp and ssh by host and port, unix by
+ * socket path (socket= or the default). */
+static int next_hop_allowed(const vbh_config *cfg, const vb_uri *uri, vb_error *err)
+{
+    const char *t = uri->transport;
+    const char *host = uri->host;
+    int port = uri->port;
+    if (strcmp(t, "unix") == 0) {
+        host = vb_uri_param_get(uri, "socket");
+        host = host ? host : VB_REMOTE_DEFAULT_SOCKET;
+        port = 0;
+    } else if (!port) {
+        port = strcmp(t, "ssh") == 0 ? VB_SSH_DEFAULT_PORT : VB_REMOTE_DEFAULT_PORT;
+    }
+    if (vbh_endpoint_allowed(cfg->allowed_next_hops, cfg->nallowed_next_hops, t, host, port))
+        return 0;
+    if (port)
+        return vb_error_set(err, VB_ERR_OPERATION_INVALID, VB_DOM_DAEMON,
+                            "this server may not reach %.16s://%.255s:%d: the operator lists the "
+                            "next hops it may reach in allowed_next_hops (vbhostd.conf)",
+                            t, host ? host : "", port);
+    return vb_error_set(err, VB_ERR_OPERATION_INVALID, VB_DOM_DAEMON,
+                        "this server may not reach the unix socket %.255s (socket=): the "
+                        "operator lists the next hops it may reach in allowed_next_hops "
+                        "(vbhostd.conf)", host);
+}
+
+static int xenapi_allowed(const vbh_config *cfg, const vb_uri *uri, vb_error *err)
+{
+    int port = vb_xenapi_uri_port(uri);
+    if (!port || vbh_endpoint_allowed(cfg->allowed_xenapi, cfg->nallowed_xenapi, "xenapi",
+                                      uri->host, port))
+        return 0; /* a malformed URI: the driver says what is wrong with it */
+    return vb_error_set(err, VB_ERR_OPERATION_INVALID, VB_DOM_DAEMON,
+                        "this server may not reach the XenAPI host %.255s:%d: the operator lists "
+                        "the XenAPI hosts it may reach in allowed_xenapi_hosts (vbhostd.conf)",
+                        uri->host ? uri->host : "", port);
+}
+
+/* A URI a client sent is not the operator's: nothing of the daemon's own
+ * identity (the driver check), and only endpoints the operator allowed,
+ * judged before any connection is made. */
+static int check_wire_uri(const vbh_config *cfg, const vb_uri *uri, vb_error *err)
+{
+    if (vb_driver_check_wire_uri(uri, err) < 0)
+        return -1;
+    if (vb_uri_is_remote(uri))
+        return next_hop_allowed(cfg, uri, err);
+    if (strcmp(uri->driver, "xenapi") == 0)
+        return xenapi_allowed(cfg, uri, err);
+    return 0;
+}
+
 int vbh_call_open(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
 {
     char *name = NULL;
@@ -99,24 +155,35 @@ int vbh_call_open(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
                                 ? "too many hypervisor connections on this transport"
                                 : "a hypervisor connection is already open with this id");
     }
-    const char *uri_text = name && *name ? name : c->srv->cfg->default_uri;
+    /* the operator's default_uri is trusted; whatever the client names is not */
+    int from_wire = name && *name;
+    const char *uri_text = from_wire ? name : c->srv->cfg->default_uri;
     vb_uri uri;
     memset(&uri, 0, sizeof uri);
     int rc = vb_uri_parse(uri_text, &uri, err);
     if (rc == 0 && vb_uri_is_remote(&uri) && !c->srv->cfg->allow_remote_uris)
         rc = vb_error_set(err, VB_ERR_NO_DRIVER, VB_DOM_DAEMON,
                           "'%s' names a remote transport; this server opens local URIs only "
-                          "(allow_remote_uris = 1 makes it a hop in a longer chain)",
+                          "(allow_remote_uris = 1 and allowed_next_hops make it a hop in a "
+                          "longer chain)",
                           uri_text);
+    if (rc == 0 && from_wire)
+        rc = check_wire_uri(c->srv->cfg, &uri, err);
     if (rc == 0)
         rc = check_local_uri(c->srv->cfg, &uri, err);
+    if (rc < 0 && from_wire && err && err->code == VB_ERR_OPERATION_INVALID)
+        vb_log(VB_LOG_WARN, "client %s (%s): OPEN refused: %s", c->peer, c->identity, err->message);
+    /* no login of this open is shared with another client, and a client's
+     * URI uses nothing of this daemon's own identity */
+    unsigned open_flags = (flags & VB_OPEN_WIRE_FLAGS) | VB_OPEN_PRIVATE |
+                          (from_wire ? VB_OPEN_FROM_WIRE : 0);
     const vb_driver *drv = rc == 0 ? vb_driver_for_uri(&uri, err) : NULL;
     vb_cred_source relay;
     vbh_relay_source(c, &relay); /* a driver's questions go to this client */
     void *conn = NULL;
     vbh_dconn *d = NULL;
     if (drv)
-        rc = drv->open(&uri, flags, &relay, &conn, err);
+        rc = drv->open(&uri, open_flags, &relay, &conn, err);
     else
         rc = -1;
     if (rc == 0 && !(d = calloc(1, sizeof *d))) {

@@ -7,10 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "vb_conf.h"
 #include "vb_log.h"
+#include "vb_remote.h"
+#include "vb_ssh.h"
 
 static const char *const auth_names[] = { "none", "sasl", "peer", "token" };
 
@@ -123,6 +126,103 @@ static int parse_uids(vb_conf *conf, vbh_config *cfg, vb_error *err)
     return 1;
 }
 
+/* ---- allow-lists ---------------------------------------------------------- */
+
+int vbh_endpoint_allowed(const vbh_endpoint *list, size_t n, const char *transport,
+                         const char *host, int port)
+{
+    for (size_t i = 0; host && i < n; i++)
+        if (strcmp(list[i].transport, transport) == 0 && list[i].port == port &&
+            strcasecmp(list[i].host, host) == 0)
+            return 1;
+    return 0;
+}
+
+/* "HOST[:PORT]" or "[V6]:PORT" into e (port defaults to def); -1 when malformed. */
+static int parse_host_port(const char *text, int def, vbh_endpoint *e)
+{
+    const char *end;
+    size_t hlen;
+    if (*text == '[') {
+        end = strchr(text, ']');
+        if (!end)
+            return -1;
+        text++;
+        hlen = (size_t)(end - text);
+        end++;
+    } else {
+        end = strchr(text, ':');
+        end = end ? end : text + strlen(text);
+        hlen = (size_t)(end - text);
+        if (strchr(end + (*end == ':'), ':'))
+            return -1; /* a bare IPv6 address: the port would be ambiguous */
+    }
+    if (hlen == 0 || hlen > 253 || strcspn(text, "/@?&#") < hlen)
+        return -1;
+    e->port = def;
+    if (*end == ':') {
+        char *stop;
+        long port = strtol(end + 1, &stop, 10);
+        if (!end[1] || *stop || port < 1 || port > 65535)
+            return -1;
+        e->port = (int)port;
+    } else if (*end) {
+        return -1;
+    }
+    e->host = strndup(text, hlen);
+    return e->host ? 0 : -1;
+}
+
+/* "tcp://HOST[:PORT]", "ssh://HOST[:PORT]" or "unix:/ABSOLUTE/PATH" */
+static int parse_next_hop(const char *text, vbh_endpoint *e)
+{
+    if (strncmp(text, "unix:/", 6) == 0) {
+        snprintf(e->transport, sizeof e->transport, "unix");
+        e->host = strdup(text + 5);
+        return e->host ? 0 : -1;
+    }
+    int tcp = strncmp(text, "tcp://", 6) == 0, ssh = strncmp(text, "ssh://", 6) == 0;
+    if (!tcp && !ssh)
+        return -1;
+    snprintf(e->transport, sizeof e->transport, "%s", tcp ? "tcp" : "ssh");
+    return parse_host_port(text + 6, tcp ? VB_REMOTE_DEFAULT_PORT : VB_SSH_DEFAULT_PORT, e);
+}
+
+static int parse_xenapi_host(const char *text, vbh_endpoint *e)
+{
+    snprintf(e->transport, sizeof e->transport, "xenapi");
+    return parse_host_port(text, 443, e);
+}
+
+static int parse_endpoints(vb_conf *conf, const char *key, int (*parse)(const char *, vbh_endpoint *),
+                           const char *shape, vbh_endpoint **out, size_t *nout, vb_error *err)
+{
+    char *const *items;
+    size_t n;
+    int rc = vb_conf_get_list(conf, key, &items, &n, err);
+    if (rc <= 0)
+        return rc;
+    if (n > VBH_MAX_ALLOWED)
+        return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG, "%s: '%s' lists more than %d entries",
+                            conf->path, key, VBH_MAX_ALLOWED);
+    if (n && !(*out = calloc(n, sizeof **out)))
+        return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_CONFIG, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        if (parse(items[i], &(*out)[i]) < 0)
+            return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
+                                "%s: '%s': '%.200s' is not %s", conf->path, key, items[i], shape);
+        (*nout)++;
+    }
+    return 1;
+}
+
+static void free_endpoints(vbh_endpoint *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(list[i].host);
+    free(list);
+}
+
 static void set_defaults(vbh_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -193,6 +293,11 @@ static int load_keys(vb_conf *conf, vbh_config *cfg, vb_error *err)
         get_uint(conf, "token_ttl", 60, 90u * 24 * 3600, &cfg->token_ttl_s, err) < 0 ||
         get_uint(conf, "relay_timeout", 1, 3600, &cfg->relay_timeout_s, err) < 0 ||
         get_flag(conf, "allow_remote_uris", &cfg->allow_remote_uris, err) < 0 ||
+        parse_endpoints(conf, "allowed_next_hops", parse_next_hop,
+                        "tcp://HOST[:PORT], ssh://HOST[:PORT] or unix:/PATH",
+                        &cfg->allowed_next_hops, &cfg->nallowed_next_hops, err) < 0 ||
+        parse_endpoints(conf, "allowed_xenapi_hosts", parse_xenapi_host, "HOST[:PORT]",
+                        &cfg->allowed_xenapi, &cfg->nallowed_xenapi, err) < 0 ||
         vb_conf_get_string(conf, "log_level", &level, err) < 0)
         return -1;
     cfg->max_frame = max_frame;
@@ -250,5 +355,7 @@ void vbh_config_clear(vbh_config *cfg)
     free(cfg->default_uri);
     free(cfg->test_host_dir);
     free(cfg->log_file);
+    free_endpoints(cfg->allowed_next_hops, cfg->nallowed_next_hops);
+    free_endpoints(cfg->allowed_xenapi, cfg->nallowed_xenapi);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 /* Local drivers, by URI driver name. xenapi and remote join this table when
  * they exist; nothing else needs to change. */
@@ -87,4 +88,87 @@ void vb_driver_describe(const vb_driver *drv, void *conn, vb_conn_info *info)
         drv->describe(conn, info);
     else
         snprintf(info->auth_type, sizeof info->auth_type, "local");
+}
+
+/* ---- URIs from the wire ----------------------------------------------------
+ * vbhostd opens what its clients name with its own privileges. Whatever in a
+ * URI would make a driver act as the daemon (log in with its uid, its agent,
+ * its keys or tickets; read or write a file it may and the client may not) is
+ * refused here, by name, so the client sees which parameter to drop. */
+
+int vb_driver_sasl_mech_is_own_identity(const char *mech)
+{
+    return mech && (strcasecmp(mech, "GSSAPI") == 0 || strncasecmp(mech, "GS2-", 4) == 0 ||
+                    strcasecmp(mech, "EXTERNAL") == 0);
+}
+
+static int wire_refuse(vb_error *err, const char *key, const char *value, const char *why)
+{
+    return vb_error_set(err, VB_ERR_OPERATION_INVALID, VB_DOM_DRIVER,
+                        "%s%s%.64s is refused in a URI sent to this server (%s); a next hop is "
+                        "reached only with credentials asked of you",
+                        key, value ? "=" : "", value ? value : "", why);
+}
+
+/* "peer", "none" or "sasl" of an auth= spec like "sasl.SCRAM-SHA-256" */
+static int auth_type_is(const char *spec, const char *type)
+{
+    size_t n = strlen(type);
+    return strncasecmp(spec, type, n) == 0 && (spec[n] == '\0' || spec[n] == '.');
+}
+
+int vb_driver_auth_is_own_identity(const char *spec, const char *transport)
+{
+    /* at the end of an ssh tunnel the peer is the ssh user, who logged in
+     * with what the client answered: its identity, not ours */
+    int ssh = transport && strcmp(transport, "ssh") == 0;
+    return spec && ((!ssh && (auth_type_is(spec, "peer") || auth_type_is(spec, "none"))) ||
+                    (auth_type_is(spec, "sasl") && spec[4] == '.' &&
+                     vb_driver_sasl_mech_is_own_identity(spec + 5)));
+}
+
+static int check_auth_param(const char *auth, const char *transport, vb_error *err)
+{
+    if (!vb_driver_auth_is_own_identity(auth, transport))
+        return 0;
+    return wire_refuse(err, "auth", auth,
+                       auth_type_is(auth, "peer")   ? "it would log in as this server's own uid"
+                       : auth_type_is(auth, "none") ? "it would ride this server's own access"
+                                                    : "it would log in with this server's own ticket");
+}
+
+/* sshauth=agent or privkey would use this server's agent or its ~/.ssh keys */
+static int check_sshauth(const char *order, vb_error *err)
+{
+    for (const char *p = order; p && *p;) {
+        size_t len = strcspn(p, ",");
+        if ((len == 5 && strncmp(p, "agent", 5) == 0) || (len == 7 && strncmp(p, "privkey", 7) == 0))
+            return wire_refuse(err, "sshauth", order,
+                               "the ssh-agent and the key files are this server's own");
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    return 0;
+}
+
+int vb_driver_check_wire_uri(const vb_uri *uri, vb_error *err)
+{
+    /* parameters that name a local file the daemon would read or write */
+    static const char *const files[] = { "keyfile", "known_hosts", "cafile", "authfile" };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+        if (vb_uri_param_get(uri, files[i]))
+            return wire_refuse(err, files[i], NULL,
+                               "it names a file this server would read or write as itself");
+    const char *verify = vb_uri_param_get(uri, "known_hosts_verify");
+    if (verify && strcmp(verify, "normal") != 0)
+        return wire_refuse(err, "known_hosts_verify", verify,
+                           "only host keys the operator recorded are accepted");
+    const char *nv = vb_uri_param_get(uri, "no_verify");
+    if (nv && strcmp(nv, "0") != 0)
+        return wire_refuse(err, "no_verify", nv,
+                           "this server verifies TLS certificates with its trust store");
+    if (check_auth_param(vb_uri_param_get(uri, "auth"), uri->transport, err) < 0)
+        return -1;
+    return check_sshauth(vb_uri_param_get(uri, "sshauth"), err);
 }

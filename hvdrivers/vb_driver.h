@@ -17,7 +17,24 @@
 
 enum vb_open_flags {
     VB_OPEN_READ_ONLY = 1u << 0,
+    /* The flags below never cross the wire (the remote driver sends only
+     * VB_OPEN_WIRE_FLAGS to the next hop); vbhostd sets them on its opens.
+     *
+     * FROM_WIRE: the URI came from a client over the network, not from this
+     * process's operator. The driver must use nothing of this process's own
+     * identity for it: no peer or none login, no ssh-agent, no key file, no
+     * known_hosts write, no SASL mechanism that logs in with this process's
+     * own credentials (GSSAPI, EXTERNAL), no local file named by the URI, no
+     * XenAPI pool redirect to an address nobody allowed. Its credentials come
+     * only from the cred source (in vbhostd: relayed to the client). */
+    VB_OPEN_FROM_WIRE = 1u << 29,
+    /* PRIVATE: share nothing with opens of another credential source. The
+     * remote driver shares a transport only among opens with the same
+     * source (same fn and opaque: in vbhostd, one client connection) and
+     * closes it with the last of them, so no login outlives its client. */
+    VB_OPEN_PRIVATE = 1u << 30,
 };
+#define VB_OPEN_WIRE_FLAGS ((unsigned)VB_OPEN_READ_ONLY)
 
 /* libvirt's virDomainState numbering */
 enum vb_domain_state {
@@ -92,6 +109,24 @@ void vb_remote_driver_reap(void);
 unsigned vb_remote_driver_keepalive(uint64_t interval_ms, unsigned count);
 size_t vb_remote_driver_upstreams(void);
 unsigned vb_remote_driver_logins(void);
+
+/* 0 when a URI that arrived over the wire (VB_OPEN_FROM_WIRE) asks for
+ * nothing of the opening process's own identity; else -1 with err
+ * (OPERATION_INVALID) naming the refused parameter: auth=peer|none (but
+ * over ssh), auth=sasl.GSSAPI|EXTERNAL, keyfile=, known_hosts=,
+ * known_hosts_verify=auto|ignore, sshauth= with agent or privkey, cafile=,
+ * no_verify=1, authfile=. Endpoints (host, port, socket=) are the caller's
+ * allow-list's business, not this check's. */
+int vb_driver_check_wire_uri(const vb_uri *uri, vb_error *err);
+/* 1 when a SASL mechanism would log in with this process's own credentials
+ * (a Kerberos ticket or keytab, the transport's identity): GSSAPI, GS2-*,
+ * EXTERNAL. Never offered for a wire URI. */
+int vb_driver_sasl_mech_is_own_identity(const char *mech);
+/* 1 when an auth= spec would log in as this process over transport: peer
+ * and none (with any ".suffix", any case) except at the end of an ssh tunnel
+ * (where the peer is the ssh user the client logged in as), and
+ * sasl.GSSAPI and the like everywhere. */
+int vb_driver_auth_is_own_identity(const char *spec, const char *transport);
 
 /* The driver for any URI: remote when it names a transport, else by name. */
 const vb_driver *vb_driver_for_uri(const vb_uri *uri, vb_error *err);

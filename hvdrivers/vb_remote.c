@@ -479,6 +479,30 @@ static int sasl_mechlist(vb_remote *r, const char *want, char **mechlist, vb_err
     return rc;
 }
 
+/* A client's URI must not make this process log in with its own ticket or
+ * transport identity: strip those mechanisms from the server's list. */
+static void drop_own_identity_mechs(char *mechlist)
+{
+    char *out = mechlist, *save = NULL;
+    char *copy = mechlist ? strdup(mechlist) : NULL;
+    if (!copy) {
+        if (mechlist)
+            mechlist[0] = '\0'; /* out of memory: offer nothing rather than everything */
+        return;
+    }
+    for (char *m = strtok_r(copy, ", ", &save); m; m = strtok_r(NULL, ", ", &save)) {
+        if (vb_driver_sasl_mech_is_own_identity(m))
+            continue;
+        size_t n = strlen(m);
+        if (out != mechlist)
+            *out++ = ' ';
+        memmove(out, m, n);
+        out += n;
+    }
+    *out = '\0';
+    free(copy);
+}
+
 /* One complete SASL login attempt. */
 static int sasl_attempt(vb_remote *r, const char *want_mech, const vb_remote_opts *opts, int retry,
                         vb_error *err)
@@ -486,6 +510,8 @@ static int sasl_attempt(vb_remote *r, const char *want_mech, const vb_remote_opt
     char *mechlist = NULL;
     if (sasl_mechlist(r, want_mech, &mechlist, err) < 0)
         return -1;
+    if (opts->flags & VB_OPEN_FROM_WIRE)
+        drop_own_identity_mechs(mechlist);
     vb_sasl_free(r->sasl);
     unsigned min_ssf = vb_net_is_unix(r->fd) ? 0 : 56;
     r->sasl = vb_sasl_client_new("vbhostd", r->host, r->fd, min_ssf, opts->creds.types,
@@ -731,7 +757,7 @@ static int open_transport(const vb_uri *uri, const vb_remote_opts *opts, vb_ssh 
     if (uri->transport && strcmp(uri->transport, "ssh") == 0) {
         /* fd is one end of a socketpair; vb_ssh pumps the other through the channel */
         int fd;
-        return vb_ssh_connect(uri, &opts->creds, &fd, ssh, err) < 0 ? -1 : fd;
+        return vb_ssh_connect(uri, &opts->creds, opts->flags, &fd, ssh, err) < 0 ? -1 : fd;
     }
     if (!uri->transport || strcmp(uri->transport, "unix") == 0) {
         const char *path = vb_uri_param_get(uri, "socket");

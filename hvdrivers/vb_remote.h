@@ -33,6 +33,11 @@ typedef struct vb_remote_opts {
     vb_cred_source creds;
     uint32_t host_version;        /* 0 = current; 1 = speak as a v1 client (tests) */
     int timeout_ms;               /* per reply; 0 = 60 s */
+    /* VB_OPEN_FROM_WIRE: the URI is a client's, not this process's operator's:
+     * no SASL mechanism that uses this process's own credentials (GSSAPI,
+     * EXTERNAL), and the ssh transport uses none of its keys (vb_ssh.h).
+     * (The remote driver also keeps peer and none out of the priority.) */
+    unsigned flags;
 } vb_remote_opts;
 
 /* Connect per the URI's transport (unix: ?socket=, tcp: host[:port]) and

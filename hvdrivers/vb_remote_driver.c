@@ -6,8 +6,16 @@
  * and user serves every open of it while it lives; each open gets its own
  * conn_id on that transport, so a second `vbctl list` while the first
  * connection is up costs no new login. Calls on one upstream are serialized
- * (its mutex); an upstream nobody uses closes after the idle time. */
+ * (its mutex); an upstream nobody uses closes after the idle time.
+ *
+ * In vbhostd (VB_OPEN_PRIVATE) an upstream belongs to one credential source,
+ * i.e. one client connection: another client opening the same next hop logs
+ * in itself, and the upstream closes with its client's last open instead of
+ * idling. A URI from the wire (VB_OPEN_FROM_WIRE) never logs in with peer or
+ * none (but at the end of an ssh tunnel, as the ssh user), whatever the
+ * source's priority says. */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +34,7 @@ typedef struct upstream {
     uint64_t idle_since_ms;
     uint64_t last_used_ms;       /* the last call on it ended (under call_lock) */
     int broken;                  /* a call failed at the transport: no new opens */
+    int private_scope;           /* VB_OPEN_PRIVATE: closed with its last open */
     struct upstream *next;
 } upstream;
 
@@ -34,6 +43,7 @@ typedef struct rconn {
     uint32_t conn_id;
     vb_cred_source creds;       /* this open's source, for nested prompts on any call */
     int types[VB_CRED_TYPE_MAX + 8];
+    const char *prio[VB_REMOTE_MAX_PRIORITY]; /* a wire open's priority, without peer/none */
     int have_creds;
 } rconn;
 
@@ -59,14 +69,21 @@ void vb_remote_driver_set_idle(uint64_t ms)
     idle_ms = ms;
 }
 
-/* endpoint + user + the auth choice: opens that would log in the same way */
-static void sharing_key(const vb_uri *uri, char *key, size_t len)
+/* endpoint + user + the auth choice: opens that would log in the same way;
+ * a private open adds its credential source (whose login it is) and a wire
+ * open its origin (it logs in differently) */
+static void sharing_key(const vb_uri *uri, unsigned flags, const struct vb_cred_source *creds,
+                        char *key, size_t len)
 {
     const char *sock = vb_uri_param_get(uri, "socket");
     const char *auth = vb_uri_param_get(uri, "auth");
-    snprintf(key, len, "%s|%s|%s|%d|%s|%s", uri->transport ? uri->transport : "unix",
-             uri->user ? uri->user : "", uri->host ? uri->host : "", uri->port,
-             sock ? sock : "", auth ? auth : "");
+    int n = snprintf(key, len, "%s|%s|%s|%d|%s|%s|%s", uri->transport ? uri->transport : "unix",
+                     uri->user ? uri->user : "", uri->host ? uri->host : "", uri->port,
+                     sock ? sock : "", auth ? auth : "",
+                     flags & VB_OPEN_FROM_WIRE ? "wire" : "");
+    if ((flags & VB_OPEN_PRIVATE) && n >= 0 && (size_t)n < len)
+        snprintf(key + n, len - (size_t)n, "|source=%p/%p", creds ? (void *)creds->opaque : NULL,
+                 creds ? (void *)(uintptr_t)creds->fn : NULL);
 }
 
 static void upstream_free(upstream *up)
@@ -85,7 +102,8 @@ void vb_remote_driver_reap(void)
     pthread_mutex_lock(&registry_lock);
     for (upstream **pp = &registry; *pp;) {
         upstream *up = *pp;
-        if (up->refs == 0 && (up->broken || now - up->idle_since_ms >= idle_ms)) {
+        if (up->refs == 0 &&
+            (up->broken || up->private_scope || now - up->idle_since_ms >= idle_ms)) {
             *pp = up->next;
             up->next = dead;
             dead = up;
@@ -158,10 +176,10 @@ static upstream *find_shared(const char *key)
     return found;
 }
 
-static upstream *new_upstream(const vb_uri *uri, const char *key, struct vb_cred_source *creds,
-                              vb_error *err)
+static upstream *new_upstream(const vb_uri *uri, const char *key, unsigned flags,
+                              struct vb_cred_source *creds, vb_error *err)
 {
-    vb_remote_opts opts = { .timeout_ms = 0 };
+    vb_remote_opts opts = { .timeout_ms = 0, .flags = flags & VB_OPEN_FROM_WIRE };
     if (creds)
         opts.creds = *creds;
     upstream *up = calloc(1, sizeof *up);
@@ -177,6 +195,7 @@ static upstream *new_upstream(const vb_uri *uri, const char *key, struct vb_cred
     pthread_mutex_init(&up->call_lock, NULL);
     up->last_used_ms = mono_ms();
     up->refs = 1;
+    up->private_scope = (flags & VB_OPEN_PRIVATE) != 0;
     pthread_mutex_lock(&registry_lock);
     logins_done++;
     up->next = registry;
@@ -190,8 +209,9 @@ static void release(upstream *up)
     pthread_mutex_lock(&registry_lock);
     if (--up->refs == 0)
         up->idle_since_ms = mono_ms();
+    int reap = idle_ms == 0 || up->broken || up->private_scope;
     pthread_mutex_unlock(&registry_lock);
-    if (idle_ms == 0 || up->broken)
+    if (reap)
         vb_remote_driver_reap();
 }
 
@@ -235,7 +255,7 @@ static int open_on(rconn *c, const char *name, unsigned flags, vb_error *err, in
     c->conn_id = ++c->up->next_conn_id;
     vb_remote_set_conn(c->up->remote, c->conn_id);
     vb_remote_set_relay(c->up->remote, c->have_creds ? &c->creds : NULL);
-    int rc = vb_remote_open(c->up->remote, name, flags, err);
+    int rc = vb_remote_open(c->up->remote, name, flags & VB_OPEN_WIRE_FLAGS, err);
     c->up->last_used_ms = mono_ms();
     pthread_mutex_unlock(&c->up->call_lock);
     note_transport_error(c, rc, err);
@@ -247,11 +267,30 @@ static int open_on(rconn *c, const char *name, unsigned flags, vb_error *err, in
     return rc;
 }
 
+/* A wire open's auth priority: the source's (or the built-in default's)
+ * without what would log in as this process itself (peer and none, but
+ * over ssh). */
+static void wire_priority(rconn *c, const vb_uri *uri)
+{
+    static const char *const fallback[] = { "token", "sasl", "peer", "none" }; /* vb_remote.c's */
+    const char *const *prio = c->creds.nauth_priority ? c->creds.auth_priority : fallback;
+    size_t n = c->creds.nauth_priority ? c->creds.nauth_priority : 4, kept = 0;
+    for (size_t i = 0; i < n && kept < VB_REMOTE_MAX_PRIORITY; i++)
+        if (!vb_driver_auth_is_own_identity(prio[i], uri->transport))
+            c->prio[kept++] = prio[i];
+    if (!kept) /* nothing left: sasl, asked of the source */
+        c->prio[kept++] = "sasl";
+    c->creds.auth_priority = c->prio;
+    c->creds.nauth_priority = kept;
+}
+
 static int remote_open(const vb_uri *uri, unsigned flags, struct vb_cred_source *creds, void **conn,
                        vb_error *err)
 {
+    if ((flags & VB_OPEN_FROM_WIRE) && vb_driver_check_wire_uri(uri, err) < 0)
+        return -1;
     char key[1400];
-    sharing_key(uri, key, sizeof key);
+    sharing_key(uri, flags, creds, key, sizeof key);
     vb_remote_driver_reap();
     rconn *c = calloc(1, sizeof *c);
     char *name = inner_name(uri);
@@ -270,6 +309,8 @@ static int remote_open(const vb_uri *uri, unsigned flags, struct vb_cred_source 
         c->creds.ntypes = n;
         c->have_creds = 1;
     }
+    if (flags & VB_OPEN_FROM_WIRE)
+        wire_priority(c, uri);
     int rc = -1, broken = 0, shared = 0;
     c->up = find_shared(key);
     if (c->up) {
@@ -278,7 +319,7 @@ static int remote_open(const vb_uri *uri, unsigned flags, struct vb_cred_source 
     }
     /* no shared transport, or the shared one died since its last use: log in anew, once */
     if (!shared || (rc < 0 && broken)) {
-        c->up = new_upstream(uri, key, creds, err);
+        c->up = new_upstream(uri, key, flags, &c->creds, err); /* zeroed when no source */
         rc = c->up ? open_on(c, name, flags, err, &broken) : -1;
     }
     free(name);

@@ -55,6 +55,7 @@ typedef struct ssh_ctx {
     int kbd_failed;
     vb_error kbd_err;
     vb_cred_request kbd_last;   /* the last round answered, for approve/reject */
+    int wire;                   /* a client's URI (VB_OPEN_FROM_WIRE): none of our own keys */
 } ssh_ctx;
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
@@ -291,6 +292,11 @@ static int check_host_key(ssh_ctx *c, vb_error *err)
                      "connect; if the change is expected, remove the old entry.",
                      label, c->hostpat, fp, own, user_file ? " or " : "",
                      user_file ? user_file : "");
+    } else if (check == LIBSSH2_KNOWNHOST_CHECK_NOTFOUND && c->wire) {
+        vb_error_set(err, VB_ERR_HOST_KEY, VB_DOM_SSH,
+                     "the %s host key of %s (SHA256:%s) is not in this server's known_hosts; a "
+                     "URI sent to this server cannot add it: ask its operator to record it",
+                     label, c->hostpat, fp);
     } else if (check == LIBSSH2_KNOWNHOST_CHECK_NOTFOUND) {
         if (strcmp(verify, "auto") == 0) {
             rc = append_known_host(own, c->hostpat, tname, key, klen, err);
@@ -646,7 +652,7 @@ static int authenticate(ssh_ctx *c, vb_error *err)
     LIBSSH2_SESSION *sess = c->s->session;
     const char *order = vb_uri_param_get(c->uri, "sshauth");
     if (!order || !*order)
-        order = all;
+        order = c->wire ? "password,keyboard-interactive" : all; /* not our agent or keys */
     for (const char *p = order; *p;) { /* validate first: a typo is not "unavailable" */
         size_t len = strcspn(p, ",");
         char m[32];
@@ -827,11 +833,13 @@ done:
 
 /* ---- connect / close ------------------------------------------------------ */
 
-int vb_ssh_connect(const vb_uri *uri, const vb_cred_source *creds, int *fd_out, vb_ssh **out,
-                   vb_error *err)
+int vb_ssh_connect(const vb_uri *uri, const vb_cred_source *creds, unsigned flags, int *fd_out,
+                   vb_ssh **out, vb_error *err)
 {
     *fd_out = -1;
     *out = NULL;
+    if ((flags & VB_OPEN_FROM_WIRE) && vb_driver_check_wire_uri(uri, err) < 0)
+        return -1;
     if (!uri->host || !*uri->host)
         return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_SSH,
                             "an ssh URI needs a host: DRIVER+ssh://[USER@]HOST[:PORT]/PATH");
@@ -842,6 +850,7 @@ int vb_ssh_connect(const vb_uri *uri, const vb_cred_source *creds, int *fd_out, 
     memset(&c, 0, sizeof c);
     c.uri = uri;
     c.creds = creds;
+    c.wire = (flags & VB_OPEN_FROM_WIRE) != 0;
     c.host = uri->host;
     c.port = uri->port ? uri->port : VB_SSH_DEFAULT_PORT;
     if (uri->user && *uri->user) {

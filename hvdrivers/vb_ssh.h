@@ -25,6 +25,13 @@
  *                       ignore (no check; logged as a warning)
  *   socket=             vbhostd's unix socket on the remote host
  *
+ * With VB_OPEN_FROM_WIRE in flags (vb_driver.h: a client's URI, opened by
+ * vbhostd) the connection uses nothing of this process's own: the check of
+ * vb_driver_check_wire_uri first, then sshauth defaults to
+ * password,keyboard-interactive, and a host key must already be in the
+ * operator's known_hosts files (unknown keys are refused, never asked about
+ * or written).
+ *
  * Every question goes through creds (one request per prompt round). Errors
  * are VB_DOM_SSH: HOST_KEY, AUTH_FAILED, NO_CONNECT, ... Never a secret in a
  * message.
@@ -43,8 +50,8 @@ typedef struct vb_ssh vb_ssh;
 
 /* On success *fd_out is the caller's end of the bridge (the caller closes
  * it, before or after vb_ssh_close) and *out the handle. */
-int vb_ssh_connect(const vb_uri *uri, const vb_cred_source *creds, int *fd_out, vb_ssh **out,
-                   vb_error *err);
+int vb_ssh_connect(const vb_uri *uri, const vb_cred_source *creds, unsigned flags, int *fd_out,
+                   vb_ssh **out, vb_error *err);
 /* Stop the pump, close the channel and the session, free everything. NULL ok. */
 void vb_ssh_close(vb_ssh *s);
 

@@ -75,6 +75,7 @@ typedef struct xa_conn {
     vb_xr_buf body;     /* the request being sent; wiped after each call */
     vb_xr_buf reply;    /* the response bytes; wiped after each parse */
     int reply_too_large;
+    int wire;           /* a client's URI (VB_OPEN_FROM_WIRE): follow no pool redirect */
     char curl_err[CURL_ERROR_SIZE];
 } xa_conn;
 
@@ -347,6 +348,13 @@ static int to_master(xa_conn *c, const xa_reply *r, vb_error *err)
                             "a host name or address",
                             c->service, m);
     }
+    /* a client's URI reaches only the host the operator allowed: the master
+     * is another address, which must be allowed (and named) on its own */
+    if (c->wire)
+        return vb_error_set(err, VB_ERR_OPERATION_INVALID, VB_DOM_XENAPI,
+                            "%s is a pool member; its master is %s: open xenapi://%s/ instead "
+                            "(if this server may reach it)",
+                            c->service, master, master);
     return set_host(c, master, err);
 }
 
@@ -508,6 +516,12 @@ static int parse_opts(const vb_uri *uri, xa_opts *o, vb_error *err)
     return 0;
 }
 
+int vb_xenapi_uri_port(const vb_uri *uri)
+{
+    xa_opts o;
+    return parse_opts(uri, &o, NULL) == 0 ? o.port : 0;
+}
+
 static int setup_curl(xa_conn *c, const xa_opts *o, vb_error *err)
 {
     c->curl = curl_easy_init();
@@ -571,9 +585,10 @@ static void xa_close(void *conn)
 static int xa_open(const vb_uri *uri, unsigned flags, struct vb_cred_source *creds, void **conn,
                    vb_error *err)
 {
-    (void)flags; /* read-only is enforced by the daemons */
+    /* read-only is enforced by the daemons */
     xa_opts o;
-    if (parse_opts(uri, &o, err) < 0)
+    if (parse_opts(uri, &o, err) < 0 ||
+        ((flags & VB_OPEN_FROM_WIRE) && vb_driver_check_wire_uri(uri, err) < 0))
         return -1;
     pthread_once(&global_once, global_init);
     if (global_rc != CURLE_OK)
@@ -586,6 +601,7 @@ static int xa_open(const vb_uri *uri, unsigned flags, struct vb_cred_source *cre
     c->https = o.https;
     c->port = o.port;
     c->timeout_ms = o.timeout_ms;
+    c->wire = (flags & VB_OPEN_FROM_WIRE) != 0;
     if (creds) {
         c->cred_fn = creds->fn;
         c->cred_opaque = creds->opaque;

@@ -14,5 +14,8 @@
 #include "vb_driver.h"
 
 extern const vb_driver vb_xenapi_driver;
+/* The port a XenAPI URI reaches (its own, else 443, or 80 with
+ * transport=http); 0 when the URI is not one this driver opens. */
+int vb_xenapi_uri_port(const vb_uri *uri);
 
 #endif

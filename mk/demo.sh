@@ -62,6 +62,7 @@ auth_unix = ["token", "sasl"]
 sasl_conf_dir = "$D/sasl"
 sasl_realm = "DEMO"
 state_dir = "$D/state"
+allowed_xenapi_hosts = ["127.0.0.1:$XPORT"]
 CONF
 "$B/vbhostd" -f "$D/vbhostd.conf" --foreground 2>"$D/vbhostd.log" &
 PIDS+=($!)

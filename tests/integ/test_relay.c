@@ -29,7 +29,7 @@ static int xen_port, a_tcp_port;
 
 static int start_hostd(const char *name, const char *extra, char *sock, char *log)
 {
-    char conf[1500], path[300];
+    char conf[2000], path[300];
     snprintf(sock, 300, "%s/%s.sock", dir, name);
     snprintf(log, 300, "%s/%s.log", dir, name);
     snprintf(path, sizeof path, "%s/%s.conf", dir, name);
@@ -43,15 +43,17 @@ static int start_hostd(const char *name, const char *extra, char *sock, char *lo
     return pid > 0 && vb_ts_wait_unix_socket(sock, START_MS) == 0 ? 0 : -1;
 }
 
-/* A: peer on its unix socket, SASL (with a security layer) on TCP */
+/* A: peer on its unix socket, SASL (with a security layer) on TCP; it may
+ * reach B and the XenAPI simulator, nothing else */
 static int start_a(void)
 {
-    char extra[300];
+    char extra[1000];
     a_tcp_port = vb_ts_free_tcp_port();
     snprintf(extra, sizeof extra,
              "auth_unix = [\"peer\"]\nallow_remote_uris = 1\nlisten_tcp = \"127.0.0.1:%d\"\n"
-             "auth_tcp = [\"sasl\"]\n",
-             a_tcp_port);
+             "auth_tcp = [\"sasl\"]\nallowed_next_hops = [\"unix:%s\"]\n"
+             "allowed_xenapi_hosts = [\"127.0.0.1:%d\"]\n",
+             a_tcp_port, b_sock, xen_port);
     return start_hostd("a", extra, a_sock, a_log);
 }
 
@@ -66,15 +68,18 @@ static int group_setup(void **state)
     static const char *const users[] = { "alice:" PASSWORD, NULL };
     if (vb_ts_sasl_setup(sasl, "vbhostd", REALM, "scram-sha-256 digest-md5", users, NULL) < 0)
         return -1;
-    if (start_hostd("b", "auth_unix = [\"sasl\"]\n", b_sock, b_log) < 0 ||
-        start_a() < 0)
+    /* the XenAPI simulator's port first: both daemons' allow-lists name it */
+    xen_port = vb_ts_free_tcp_port();
+    char b_extra[200];
+    snprintf(b_extra, sizeof b_extra, "auth_unix = [\"sasl\"]\nallowed_xenapi_hosts = [\"127.0.0.1:%d\"]\n",
+             xen_port);
+    if (start_hostd("b", b_extra, b_sock, b_log) < 0 || start_a() < 0)
         return -1;
     /* a XenAPI host (the simulator) behind vbhostd A */
     char users_file[300], xen_log[300], listen[64];
     snprintf(users_file, sizeof users_file, "%s/xen-users", dir);
     vb_ts_write_file(users_file, "root:" XEN_PASSWORD "\n", 0600);
     snprintf(xen_log, sizeof xen_log, "%s/xen.log", dir);
-    xen_port = vb_ts_free_tcp_port();
     snprintf(listen, sizeof listen, "127.0.0.1:%d", xen_port);
     char *sim[] = { "python3", "-I", "-S", VB_SRC_DIR "/tests/peers/xenapi_sim.py", "--listen",
                     listen, "--users", users_file, NULL };

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <ctype.h>
 #include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
@@ -599,6 +600,110 @@ static void test_vbctl_list_over_ssh(void **state)
     free(out);
 }
 
+/* ---- vbhostd as a hop: a client's ssh URI uses none of the daemon's own -------- */
+
+/* A vbhostd D that holds an ssh identity of its own: an agent with id_agent,
+ * ~/.ssh/id_ed25519 (id_plain), both authorized for the test user, and an
+ * (empty) known_hosts. It may reach this sshd. */
+static pid_t start_deputy(char *sock, char *home_dir, char *kh)
+{
+    char conf[1500], conf_path[300], log[300], key[400], home_env[400], xdg_env[400], agent_env[400];
+    snprintf(home_dir, 300, "%s/deputy-home", dir);
+    snprintf(sock, 300, "%s/deputy.sock", dir);
+    snprintf(kh, 400, "%s/config/vbroker/known_hosts", home_dir);
+    snprintf(key, sizeof key, "%s/.ssh", home_dir);
+    mkdir(home_dir, 0700);
+    mkdir(key, 0700);
+    snprintf(key, sizeof key, "%s/.ssh/id_ed25519", home_dir);
+    char src[400];
+    snprintf(src, sizeof src, "%s/id_plain", keys);
+    char *pem = vb_ts_read_file(src, NULL);
+    vb_ts_write_file(key, pem ? pem : "", 0600);
+    free(pem);
+    snprintf(log, sizeof log, "%s/deputy.log", dir);
+    snprintf(conf, sizeof conf,
+             "listen_unix = \"%s\"\nstate_dir = \"%s/deputy-state\"\nauth_unix = [\"peer\"]\n"
+             "allow_remote_uris = 1\nallowed_next_hops = [\"ssh://127.0.0.1:%d\"]\n"
+             "log_level = \"debug\"\n",
+             sock, dir, ssh_port);
+    snprintf(conf_path, sizeof conf_path, "%s/deputy.conf", dir);
+    vb_ts_write_file(conf_path, conf, 0600);
+    snprintf(home_env, sizeof home_env, "HOME=%s", home_dir);
+    snprintf(xdg_env, sizeof xdg_env, "XDG_CONFIG_HOME=%s/config", home_dir);
+    snprintf(agent_env, sizeof agent_env, "SSH_AUTH_SOCK=%s", agent_sock);
+    char *env[] = { home_env, xdg_env, agent_env, NULL };
+    char *argv[] = { VB_BUILD_DIR "/vbhostd", "-f", conf_path, "--foreground", NULL };
+    pid_t pid = vb_ts_spawn(argv, env, log);
+    return pid > 0 && vb_ts_wait_unix_socket(sock, START_MS) == 0 ? pid : -1;
+}
+
+/* "[127.0.0.1]:PORT TYPE KEY" for each host key: what the operator records */
+static void record_host_keys(const char *kh)
+{
+    char line[2000] = "", path[400];
+    static const char *const names[] = { "host_ed25519.pub", "host_ecdsa.pub" };
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        char *pub = vb_ts_read_file(path, NULL);
+        assert_non_null(pub);
+        char type[64], b64[1000];
+        assert_int_equal(sscanf(pub, "%63s %999s", type, b64), 2);
+        snprintf(line + strlen(line), sizeof line - strlen(line), "[127.0.0.1]:%d %s %s\n",
+                 ssh_port, type, b64);
+        free(pub);
+    }
+    char d[400];
+    snprintf(d, sizeof d, "%.*s", (int)(strrchr(kh, '/') - kh), kh);
+    *strrchr(d, '/') = '\0';
+    mkdir(d, 0700); /* config */
+    snprintf(d, sizeof d, "%.*s", (int)(strrchr(kh, '/') - kh), kh);
+    mkdir(d, 0700); /* config/vbroker */
+    assert_int_equal(vb_ts_write_file(kh, line, 0600), 0);
+}
+
+static void test_hop_uses_no_daemon_identity(void **state)
+{
+    (void)state;
+    SKIP_UNLESS_READY();
+    char sock[300], dhome[300], kh[400], inner[600], enc[1800], uri[2400];
+    pid_t deputy = start_deputy(sock, dhome, kh);
+    assert_true(deputy > 0);
+    /* the broker opens D; D opens the ssh URI the app named: a client's URI */
+    snprintf(inner, sizeof inner, "test+ssh://%s@127.0.0.1:%d/default?socket=%s", user, ssh_port,
+             hostd_sock);
+    size_t o = 0;
+    for (const char *p = inner; *p && o + 4 < sizeof enc; p++)
+        o += (size_t)snprintf(enc + o, sizeof enc - o, isalnum((unsigned char)*p) ? "%c" : "%%%02X",
+                              (unsigned char)*p);
+    snprintf(uri, sizeof uri, "test+unix:///default?socket=%s&name=%s", sock, enc);
+    char sshd_log_now[300];
+    snprintf(sshd_log_now, sizeof sshd_log_now, "%s/sshd-%d.log", dir, ssh_port);
+    int pubkeys = vb_ts_count_in_file(sshd_log_now, "Accepted publickey");
+    /* an unknown host key: refused, nobody asked "yes/no", nothing written */
+    form y = { user, PASSWORD, "yes", 0, 0, 0, { 0 }, "", "" };
+    vb_error err;
+    vb_conn *c = open_with(uri, &y, &err);
+    if (c)
+        fail_msg("D accepted an unknown host key for a client's URI");
+    assert_int_equal(err.code, ERR_HOST_KEY);
+    assert_non_null(strstr(err.message, "known_hosts"));
+    assert_int_equal(y.calls, 0);
+    assert_int_equal(access(kh, F_OK), -1);
+    /* recorded by the operator: it logs in with the app's password, not with
+     * D's agent or D's key (both would be accepted by sshd) */
+    record_host_keys(kh);
+    int passwords = vb_ts_count_in_file(sshd_log_now, "Accepted password for");
+    form f = { user, PASSWORD, "no", 0, 0, 0, { 0 }, "", "" };
+    c = must_open(uri, &f);
+    assert_int_equal(f.calls, 1);
+    assert_non_null(strstr(f.service, "ssh://"));
+    check_domains(c);
+    vb_close(c);
+    assert_int_equal(vb_ts_count_in_file(sshd_log_now, "Accepted password for"), passwords + 1);
+    assert_int_equal(vb_ts_count_in_file(sshd_log_now, "Accepted publickey"), pubkeys);
+    vb_ts_stop(deputy, 3000);
+}
+
 /* the pids whose parent is ppid */
 static int children_of(pid_t ppid, pid_t *out, int max)
 {
@@ -686,6 +791,7 @@ int main(void)
         cmocka_unit_test(test_ignore_skips_the_check),
         cmocka_unit_test(test_bad_params_and_no_streamlocal_target),
         cmocka_unit_test(test_vbctl_list_over_ssh),
+        cmocka_unit_test(test_hop_uses_no_daemon_identity),
         cmocka_unit_test(test_sshd_killed_mid_session),
     };
     return cmocka_run_group_tests_name("ssh", tests, group_setup, group_teardown);

@@ -241,18 +241,24 @@ static void assert_message_clean(const char *message)
         }
 }
 
-static int open_with(const char *uri_text, vb_cred_source *src, void **conn, vb_error *err)
+static int open_flags(const char *uri_text, unsigned flags, vb_cred_source *src, void **conn,
+                      vb_error *err)
 {
     vb_uri uri;
     vb_error_clear(err);
     *conn = NULL;
     if (vb_uri_parse(uri_text, &uri, err) < 0)
         return -1;
-    int rc = drv->open(&uri, 0, src, conn, err);
+    int rc = drv->open(&uri, flags, src, conn, err);
     vb_uri_clear(&uri);
     if (rc < 0)
         assert_message_clean(err->message);
     return rc;
+}
+
+static int open_with(const char *uri_text, vb_cred_source *src, void **conn, vb_error *err)
+{
+    return open_flags(uri_text, 0, src, conn, err);
 }
 
 static void *open_ok(const char *uri_text, person *p)
@@ -624,23 +630,28 @@ static void test_nobody_to_ask(void **state)
     sim_stop(&s);
 }
 
-static void test_host_is_slave(void **state)
+/* A pool: member on 127.0.0.2:P, master on 127.0.0.1:P (same scheme and port). */
+static void start_pool(sim *master, sim *member)
 {
-    (void)state;
-    /* member on 127.0.0.2:P, master on 127.0.0.1:P: same scheme and port */
-    sim master, member;
     int started = -1;
     for (int attempt = 0; attempt < 5 && started < 0; attempt++) {
-        sim_start(&master, NULL);
+        sim_start(master, NULL);
         const char *extra[] = { "--slave-of", "127.0.0.1", NULL };
-        started = sim_start_at(&member, "127.0.0.2", master.port, extra);
+        started = sim_start_at(member, "127.0.0.2", master->port, extra);
         if (started < 0) { /* that port was taken on 127.0.0.2: try another pair */
-            sim_stop(&master);
-            vb_ts_stop(member.pid, 1000);
+            sim_stop(master);
+            vb_ts_stop(member->pid, 1000);
         }
     }
     assert_int_equal(started, 0);
-    assert_int_equal(member.port, master.port);
+    assert_int_equal(member->port, master->port);
+}
+
+static void test_host_is_slave(void **state)
+{
+    (void)state;
+    sim master, member;
+    start_pool(&master, &member);
 
     person p = { .passwords = { ROOT_PW } };
     void *conn = open_ok(http_uri(&member, "root"), &p);
@@ -685,6 +696,31 @@ static void test_host_is_slave(void **state)
     sim_stop(&a);
 }
 
+/* A URI from vbhostd's client (VB_OPEN_FROM_WIRE) reaches only the host the
+ * operator allowed: a member's HOST_IS_SLAVE is not followed to its master
+ * (another address), and the URI may not name a local cafile. */
+static void test_wire_uri_follows_no_pool_redirect(void **state)
+{
+    (void)state;
+    sim master, member;
+    start_pool(&master, &member);
+    person p = { .passwords = { ROOT_PW } };
+    vb_cred_source src = source_of(&p);
+    void *conn = NULL;
+    vb_error err;
+    assert_int_equal(open_flags(http_uri(&member, "root"), VB_OPEN_FROM_WIRE, &src, &conn, &err), -1);
+    assert_int_equal(err.code, VB_ERR_OPERATION_INVALID);
+    assert_non_null(strstr(err.message, "master is 127.0.0.1"));
+    assert_int_equal(sim_logins(&master), 0); /* never dialled */
+    char uri[300];
+    snprintf(uri, sizeof uri, "xenapi://root@127.0.0.1:%d/?transport=http&cafile=/etc/shadow",
+             master.port);
+    assert_int_equal(open_flags(uri, VB_OPEN_FROM_WIRE, &src, &conn, &err), -1);
+    assert_non_null(strstr(err.message, "cafile"));
+    assert_int_equal(sim_logins(&master), 0);
+    sim_stop(&member);
+    sim_stop(&master);
+}
 static void test_session_expiry(void **state)
 {
     (void)state;
@@ -1001,6 +1037,7 @@ int main(void)
         cmocka_unit_test(test_user_and_escaped_password),
         cmocka_unit_test(test_nobody_to_ask),
         cmocka_unit_test(test_host_is_slave),
+        cmocka_unit_test(test_wire_uri_follows_no_pool_redirect),
         cmocka_unit_test(test_session_expiry),
         cmocka_unit_test(test_max_sessions),
         cmocka_unit_test(test_logout_on_close),
