@@ -103,6 +103,7 @@ int main(int argc, char **argv)
     }
     vb_log_init("vbhostd", cfg.log_level);
     vb_daemon_protect_memory();
+    unsigned long nofile = vb_raise_nofile_limit();
     vb_loop *loop = vb_loop_new(&err);
     static vbh_server srv; /* static: reachable at exit, workers may still use it */
     if (!loop || vb_daemon_watch_signals(loop, &err) < 0 || vbh_server_start(&srv, &cfg, loop, &err) < 0) {
@@ -117,7 +118,7 @@ int main(int argc, char **argv)
         vb_log(VB_LOG_ERROR, "%s", err.message);
         return 1;
     }
-    vb_log(VB_LOG_INFO, "ready: server id %s%s%s%s%s%s", srv.server_id,
+    vb_log(VB_LOG_INFO, "ready: server id %s, %lu descriptors%s%s%s%s%s", srv.server_id, nofile,
            cfg.listen_unix ? ", unix " : "", cfg.listen_unix ? cfg.listen_unix : "",
            cfg.listen_tcp ? ", tcp " : "", cfg.listen_tcp ? cfg.listen_tcp : "",
            v1 ? " (protocol v1 mode)" : "");

@@ -85,8 +85,11 @@ static char *dir;
 static hostd hA = { "hA", "auth_unix = [\"token\", \"sasl\"]\nauth_tcp = [\"sasl\"]\n"
                           "max_anonymous_clients = 100\n", 1, "", "", "", "", 0, 0 };
 static hostd hB = { "hB", "auth_unix = [\"token\", \"sasl\"]\n", 0, "", "", "", "", 0, 0 };
+/* all of the 1000 idle connections come from 127.0.0.1 and stay silent: one
+ * group that may hold every slot, for longer than the first-frame deadline */
 static hostd hL = { "hL", "auth_unix = [\"peer\"]\nauth_tcp = [\"sasl\"]\n"
-                          "max_anonymous_clients = 50\n", 1, "", "", "", "", 0, 0 };
+                          "max_anonymous_clients = 50\nmax_anonymous_per_peer = 50\n"
+                          "first_frame_timeout = 60\n", 1, "", "", "", "", 0, 0 };
 static hostd hT = { "hT", "auth_unix = [\"peer\"]\nauth_tcp = [\"sasl\"]\nauth_timeout = 2\n"
                           "frame_timeout = 2\nkeepalive_timeout = 2\n",
                     1, "", "", "", "", 0, 0 };
