@@ -9,6 +9,9 @@
 #include "vb_net.h"
 
 #define READ_CHUNK 16384
+/* what one queued frame costs besides its bytes (its outbuf, two malloc
+ * headers), so a flood of tiny replies counts at its real weight */
+#define FRAME_OVERHEAD 64
 
 typedef struct outbuf {
     uint8_t *data;
@@ -26,6 +29,7 @@ struct vb_stream {
     size_t plain_len, plain_off;
     outbuf *out_head, *out_tail;
     size_t out_bytes;
+    size_t out_frames;
     vb_stream_msg_fn on_msg;
     vb_stream_close_fn on_close;
     void *data;
@@ -72,9 +76,14 @@ static void stream_update_events(vb_stream *s)
     stall_deadline_update(s);
 }
 
+static size_t output_weight(const vb_stream *s)
+{
+    return s->out_bytes + s->out_frames * FRAME_OVERHEAD;
+}
+
 static int output_over_limit(const vb_stream *s)
 {
-    return s->out_max && s->out_bytes >= s->out_max;
+    return s->out_max && output_weight(s) >= s->out_max;
 }
 
 static void stream_destroy(vb_stream *s)
@@ -267,13 +276,16 @@ static void stream_write(vb_stream *s)
         s->out_bytes -= (size_t)n;
         if (s->stall_timer_id)
             s->last_progress_ms = vb_now_ms();
-        if (s->out_full && s->out_bytes <= s->out_max / 2)
+        if (s->out_full && output_weight(s) <= s->out_max / 2)
             s->out_full = 0;
         if (o->off < o->len)
             return;
         s->out_head = o->next;
         if (!s->out_head)
             s->out_tail = NULL;
+        s->out_frames--;
+        if (s->out_full && output_weight(s) <= s->out_max / 2)
+            s->out_full = 0;
         vb_frame_free(o->data, o->len);
         free(o);
     }
@@ -365,6 +377,7 @@ int vb_stream_send(vb_stream *s, uint8_t *frame, size_t len)
         s->out_head = o;
     s->out_tail = o;
     s->out_bytes += len;
+    s->out_frames++;
     if (output_over_limit(s))
         s->out_full = 1;
     if (!s->in_handler)
