@@ -1586,6 +1586,63 @@ static void test_broker_max_clients(void **state)
     assert_int_equal(vb_ts_check_exit("vbrokerd", vb_ts_stop(pid, vb_ts_scaled_ms(5000)), log), 0);
 }
 
+/* Every key a daemon reads (the strings after `(conf, "` in vbh_config.c, the
+ * settings table of brk_config.c) has an entry `key = ...` (maybe commented
+ * out) in its example file under etc/; the limits above included. */
+static int documents_key(const char *conf_text, const char *key)
+{
+    size_t klen = strlen(key);
+    for (const char *p = conf_text; (p = strstr(p, key)) != NULL; p += klen) {
+        const char *line = p;
+        while (line > conf_text && line[-1] != '\n')
+            line--;
+        while (*line == '#' || *line == ' ')
+            line++;
+        if (line == p && strncmp(p + klen, " = ", 3) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int check_keys(const char *source, const char *marker, const char *example)
+{
+    char *src = vb_ts_read_file(source, NULL), *conf = vb_ts_read_file(example, NULL);
+    assert_non_null(src);
+    assert_non_null(conf);
+    int checked = 0, missing = 0;
+    for (const char *p = src; (p = strstr(p, marker)) != NULL;) {
+        p += strlen(marker);
+        char key[64];
+        size_t n = strcspn(p, "\"");
+        if (n == 0 || n >= sizeof key)
+            continue;
+        memcpy(key, p, n);
+        key[n] = '\0';
+        for (char *k = key; *k; k++)
+            if (*k == '-')
+                *k = '_';
+        checked++;
+        if (!documents_key(conf, key)) {
+            print_error("%s reads '%s', which %s does not document\n", source, key, example);
+            missing++;
+        }
+    }
+    free(src);
+    free(conf);
+    assert_int_equal(missing, 0);
+    return checked;
+}
+
+static void test_every_config_key_documented(void **state)
+{
+    (void)state;
+    int nh = check_keys(VB_SRC_DIR "/daemon/vbh_config.c", "(conf, \"", VB_SRC_DIR "/etc/vbhostd.conf");
+    int nb = check_keys(VB_SRC_DIR "/broker/brk_config.c", "{ \"", VB_SRC_DIR "/etc/vbrokerd.conf") +
+             check_keys(VB_SRC_DIR "/broker/brk_config.c", "(conf, \"", VB_SRC_DIR "/etc/vbrokerd.conf");
+    print_message("%d vbhostd keys and %d vbrokerd settings documented\n", nh, nb);
+    assert_true(nh >= 30 && nb >= 10);
+}
+
 /* ---- tests: a server claiming another server's id ------------------------- */
 
 static int run_sqlite(const char *db, const char *sql, char **out)
@@ -1732,6 +1789,7 @@ int main(void)
         cmocka_unit_test(test_replies_flushed_before_close_for_bad_frame),
         cmocka_unit_test(test_daemons_out_of_descriptors),
         cmocka_unit_test(test_broker_max_clients),
+        cmocka_unit_test(test_every_config_key_documented),
         cmocka_unit_test(test_server_claiming_another_servers_id),
         cmocka_unit_test(test_every_daemon_alive_and_exits_cleanly),
     };
