@@ -86,6 +86,14 @@ static int output_over_limit(const vb_stream *s)
     return s->out_max && output_weight(s) >= s->out_max;
 }
 
+/* A full queue is open again once half of it is written (not at the first
+ * byte below the limit, which would wake us for every reply). */
+static void output_drained(vb_stream *s)
+{
+    if (s->out_full && output_weight(s) <= s->out_max / 2)
+        s->out_full = 0;
+}
+
 static void stream_destroy(vb_stream *s)
 {
     if (s->resume_timer_id)
@@ -276,16 +284,14 @@ static void stream_write(vb_stream *s)
         s->out_bytes -= (size_t)n;
         if (s->stall_timer_id)
             s->last_progress_ms = vb_now_ms();
-        if (s->out_full && output_weight(s) <= s->out_max / 2)
-            s->out_full = 0;
+        output_drained(s);
         if (o->off < o->len)
             return;
         s->out_head = o->next;
         if (!s->out_head)
             s->out_tail = NULL;
         s->out_frames--;
-        if (s->out_full && output_weight(s) <= s->out_max / 2)
-            s->out_full = 0;
+        output_drained(s);
         vb_frame_free(o->data, o->len);
         free(o);
     }

@@ -1366,14 +1366,15 @@ static void flood_without_reading(const char *who, pid_t pid, int fd, const char
     long rss0 = vb_ts_rss_kib(pid);
     int64_t t0 = now_ms();
     size_t written = write_until_stalled(fd, flood, len, vb_ts_scaled_ms(1000));
+    int64_t t1 = now_ms();
     long rss1 = vb_ts_rss_kib(pid);
-    int closed = dropped ? wait_closed_unread(fd, vb_ts_scaled_ms(6000)) : 0;
+    int closed = dropped ? wait_closed_unread(fd, 2000 + vb_ts_scaled_ms(6000)) : 0;
     long rss2 = vb_ts_rss_kib(pid);
     print_message("%s: %zu of %zu bytes of PING calls written before it stopped reading; RSS "
-                  "%ld -> %ld KiB (paused) -> %ld KiB; %s after %lld ms\n",
-                  who, written, len, rss0, rss1, rss2,
+                  "%ld -> %ld KiB (paused) -> %ld KiB; writing took %lld ms; %s %lld ms later\n",
+                  who, written, len, rss0, rss1, rss2, (long long)(t1 - t0),
                   !dropped ? "kept" : closed == 0 ? "dropped" : "NOT dropped",
-                  (long long)(now_ms() - t0));
+                  (long long)(now_ms() - t1));
     free(flood);
     close(fd);
     if (written == len)
@@ -1528,13 +1529,19 @@ static void assert_survives_fd_exhaustion(const char *who, char *const daemon_ar
     assert_int_equal(vb_ts_check_exit(who, vb_ts_stop(pid, vb_ts_scaled_ms(5000)), log), 0);
 }
 
+/* socket, log and state dir of an extra broker named tag, in dir */
+static void extra_broker_paths(const char *tag, char sock[400], char log[400], char state_dir[400])
+{
+    snprintf(sock, 400, "%s/%s/sock", dir, tag);
+    snprintf(log, 400, "%s/%s.log", dir, tag);
+    snprintf(state_dir, 400, "%s/%s-state", dir, tag);
+}
+
 static void test_daemons_out_of_descriptors(void **state)
 {
     (void)state;
     char sock[400], log[400], state_dir[400];
-    snprintf(sock, sizeof sock, "%s/fd-brk/sock", dir);
-    snprintf(log, sizeof log, "%s/fd-brk.log", dir);
-    snprintf(state_dir, sizeof state_dir, "%s/fd-brk-state", dir);
+    extra_broker_paths("fd-brk", sock, log, state_dir);
     char *broker_argv[] = { VB_BUILD_DIR "/vbrokerd", "--socket", sock, "--state-dir", state_dir,
                             NULL };
     assert_survives_fd_exhaustion("vbrokerd", broker_argv, sock, log, VB_PROG_BROKER,
@@ -1555,9 +1562,7 @@ static void test_broker_max_clients(void **state)
 {
     (void)state;
     char sock[400], log[400], state_dir[400];
-    snprintf(sock, sizeof sock, "%s/mc-brk/sock", dir);
-    snprintf(log, sizeof log, "%s/mc-brk.log", dir);
-    snprintf(state_dir, sizeof state_dir, "%s/mc-brk-state", dir);
+    extra_broker_paths("mc-brk", sock, log, state_dir);
     char *argv[] = { VB_BUILD_DIR "/vbrokerd", "--socket", sock, "--state-dir", state_dir,
                      "--max-clients", "3", NULL };
     pid_t pid = vb_ts_spawn_daemon(argv, log);
