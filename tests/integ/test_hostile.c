@@ -1201,11 +1201,13 @@ static int connect_from(const char *src, int port)
 
 #define ATTACK_SLOTS 20 /* vbhostd's default max_anonymous_clients */
 
-/* Holds ATTACK_SLOTS silent connections, 5 from each of four addresses (the
- * default max_anonymous_per_peer), one of them 127.0.0.1 like the real user,
- * and reopens each one the moment the server drops it. */
+/* Holds ATTACK_SLOTS connections, 5 from each of four addresses (the default
+ * max_anonymous_per_peer), and reopens each one the moment the server drops
+ * it. Silent, or chatty: then every connection calls AUTH_LIST every 50 ms,
+ * so none of them is ever idle for long. */
 typedef struct attacker {
     int port;
+    int chatty;
     const char *src[ATTACK_SLOTS];
     int fd[ATTACK_SLOTS];
     atomic_int stop;
@@ -1213,24 +1215,38 @@ typedef struct attacker {
     pthread_t thread;
 } attacker;
 
+static void attacker_chat(attacker *a, int64_t *next_ms)
+{
+    if (!a->chatty || now_ms() < *next_ms)
+        return;
+    for (int i = 0; i < ATTACK_SLOTS; i++)
+        if (a->fd[i] >= 0)
+            send_msg(a->fd[i], VB_PROG_HOST, VB_MSG_CALL, 1, VB_HOST_PROC_AUTH_LIST, NULL, NULL);
+    *next_ms = now_ms() + 50;
+}
+
 static void *attack(void *arg)
 {
     attacker *a = arg;
     struct pollfd p[ATTACK_SLOTS];
+    int64_t next_chat = 0;
     while (!atomic_load(&a->stop)) {
+        attacker_chat(a, &next_chat);
         for (int i = 0; i < ATTACK_SLOTS; i++) {
             if (a->fd[i] < 0)
                 a->fd[i] = connect_from(a->src[i], a->port);
             p[i] = (struct pollfd){ .fd = a->fd[i], .events = POLLIN };
         }
-        if (poll(p, ATTACK_SLOTS, 20) <= 0)
+        if (poll(p, ATTACK_SLOTS, 10) <= 0)
             continue;
-        for (int i = 0; i < ATTACK_SLOTS; i++)
-            if (p[i].revents && a->fd[i] >= 0) { /* refused, evicted or timed out: again */
-                close(a->fd[i]);
-                a->fd[i] = connect_from(a->src[i], a->port);
-                atomic_fetch_add(&a->reopened, 1);
-            }
+        for (int i = 0; i < ATTACK_SLOTS; i++) {
+            uint8_t buf[4096];
+            if (!p[i].revents || a->fd[i] < 0 || read(a->fd[i], buf, sizeof buf) > 0)
+                continue;
+            close(a->fd[i]); /* refused, evicted or timed out: again */
+            a->fd[i] = connect_from(a->src[i], a->port);
+            atomic_fetch_add(&a->reopened, 1);
+        }
     }
     return NULL;
 }
@@ -1243,11 +1259,12 @@ static int any_readable(const int *fds, int n, int quiet_ms)
     return poll(p, (nfds_t)n, quiet_ms) > 0;
 }
 
-static void test_real_login_while_attacker_holds_every_slot(void **state)
+/* The attacker takes every anonymous slot of hS, then keeps them while a
+ * real password login (through the broker, from 127.0.0.1) must get in
+ * within 10 s. */
+static void login_against(int chatty, const char *const addrs[4])
 {
-    (void)state;
-    static const char *const addrs[] = { "127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4" };
-    attacker a = { .port = hS.port };
+    attacker a = { .port = hS.port, .chatty = chatty };
     for (int i = 0; i < ATTACK_SLOTS; i++) {
         a.src[i] = addrs[i / 5];
         a.fd[i] = connect_from(a.src[i], a.port);
@@ -1259,7 +1276,6 @@ static void test_real_login_while_attacker_holds_every_slot(void **state)
     atomic_init(&a.stop, 0);
     atomic_init(&a.reopened, 0);
     assert_int_equal(pthread_create(&a.thread, NULL, attack, &a), 0);
-    /* a real password login (through the broker, from 127.0.0.1) gets in */
     int64_t t0 = now_ms(), deadline = t0 + 10000;
     int ok = 0, attempts = 0;
     vb_error err;
@@ -1271,16 +1287,38 @@ static void test_real_login_while_attacker_holds_every_slot(void **state)
     int64_t took = now_ms() - t0;
     atomic_store(&a.stop, 1);
     pthread_join(a.thread, NULL);
+    int closed_before = vb_ts_count_in_file(hS.log, " disconnected: "), open = 0;
     for (int i = 0; i < ATTACK_SLOTS; i++)
-        if (a.fd[i] >= 0)
+        if (a.fd[i] >= 0) {
             close(a.fd[i]);
-    print_message("real login %s after %lld ms, %d attempt(s), while the attacker reopened %d "
-                  "connections\n",
+            open++;
+        }
+    print_message("%s attacker from %s, %s, %s and %s: real login %s after %lld ms, %d "
+                  "attempt(s); the attacker reopened %d connections\n",
+                  chatty ? "chatty" : "silent", addrs[0], addrs[1], addrs[2], addrs[3],
                   ok ? "in" : "NOT in", (long long)took, attempts, atomic_load(&a.reopened));
     if (!ok)
         fail_msg("no real login within 10 s while an attacker held every anonymous slot: %s",
                  err.message);
+    /* the next round starts with free slots */
+    if (vb_ts_wait_for_log(hS.log, " disconnected: ", closed_before + open,
+                           vb_ts_scaled_ms(5000)) < 0)
+        fail_msg("hS did not see the attacker's connections close");
+}
+
+static void test_real_login_while_attacker_holds_every_slot(void **state)
+{
+    (void)state;
+    /* silent, one address shared with the real user (it replaces the
+     * attacker's never-used connections, and they only churn among
+     * themselves) */
+    static const char *const shared[] = { "127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4" };
+    login_against(0, shared);
     assert_log_soon(hS.log, "closed to make room for");
+    /* chatty, from other addresses (the real user's group of one is never
+     * the one to give way) */
+    static const char *const others[] = { "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5" };
+    login_against(1, others);
     assert_hostd_healthy(&hS);
 }
 
