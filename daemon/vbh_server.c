@@ -84,7 +84,10 @@ static void client_on_close(vb_stream *s, const vb_error *why, void *data)
     (void)s;
     vbh_client *c = data;
     vbh_server *srv = c->srv;
-    vb_log(VB_LOG_DEBUG, "client %s disconnected: %s", c->peer, why->message);
+    /* a client leaving is routine; being dropped (a timeout, a bad frame,
+     * replies it did not read) is worth the operator's notice */
+    vb_log(why->code == VB_ERR_PEER_CLOSED ? VB_LOG_DEBUG : VB_LOG_INFO, "client %s disconnected: %s",
+           c->peer, why->message);
     if (c->auth_timer)
         vb_loop_del_timer(srv->loop, c->auth_timer);
     if (c->delay_timer)
