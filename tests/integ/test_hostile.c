@@ -100,9 +100,10 @@ static hostd hT = { "hT", "auth_unix = [\"peer\"]\nauth_tcp = [\"sasl\"]\nauth_t
 /* defaults for the anonymous slots (20, 5 per peer); short deadlines */
 static hostd hS = { "hS", "auth_unix = [\"peer\"]\nauth_tcp = [\"sasl\"]\n"
                           "first_frame_timeout = 2\noutput_timeout = 2\n", 1, "", "", "", "", 0, 0 };
-/* the reply flood: PINGs are not logged at info, so it answers them quickly */
-static hostd hF = { "hF", "auth_tcp = [\"sasl\"]\noutput_timeout = 2\nlog_level = \"info\"\n", 1, "",
-                    "", "", "", 0, 0 };
+/* the reply flood, before login on either socket: PINGs are not logged at
+ * info, so it answers them quickly */
+static hostd hF = { "hF", "auth_unix = [\"sasl\"]\nauth_tcp = [\"sasl\"]\noutput_timeout = 2\n"
+                          "log_level = \"info\"\n", 1, "", "", "", "", 0, 0 };
 static broker the_broker;
 
 /* argv, behind VB_TEST_DAEMON_WRAPPER's words when it is set */
@@ -1453,12 +1454,17 @@ static void flood_without_reading(const char *who, pid_t pid, int fd, const char
 static void test_reply_flood_without_reading_is_bounded(void **state)
 {
     (void)state;
-    /* a small receive window, so that the replies back up into vbhostd (and
-     * not into megabytes of kernel buffers) even when it answers slowly
-     * (sanitizers) */
-    int fd = connect_from_rcvbuf("127.0.0.1", hF.port, 4096);
-    assert_true(fd >= 0);
-    flood_without_reading("vbhostd (before login)", hF.pid, fd, hF.log, 1);
+    /* on the unix socket the kernel holds a fixed ~200 KiB for a peer that
+     * does not read, so the replies back up into vbhostd at once */
+    flood_without_reading("vbhostd on its unix socket (before login)", hF.pid,
+                          connect_unix(hF.sock), hF.log, 1);
+    /* on TCP the kernel's send buffer grows to 4 MiB first: a sanitized
+     * vbhostd takes a minute to answer that many PINGs, so only here */
+    if (RSS_SLACK == 1) {
+        int fd = connect_from_rcvbuf("127.0.0.1", hF.port, 4096);
+        assert_true(fd >= 0);
+        flood_without_reading("vbhostd on TCP (before login)", hF.pid, fd, hF.log, 1);
+    }
     assert_hostd_healthy(&hF);
     flood_without_reading("vbrokerd", the_broker.pid, connect_unix(the_broker.sock),
                           the_broker.log, 0);
@@ -1637,9 +1643,9 @@ static void test_broker_max_clients(void **state)
     rconn c[4];
     for (int i = 0; i < 4; i++) {
         rconn_init(&c[i], connect_unix(sock));
-        assert_int_equal(send_msg(c[i].fd, VB_PROG_BROKER, VB_MSG_CALL, 1, VB_BROKER_PROC_STATUS,
-                                  NULL, NULL),
-                         0);
+        /* the one over the limit may be closed before it could send anything */
+        assert_true(i == 3 || send_msg(c[i].fd, VB_PROG_BROKER, VB_MSG_CALL, 1,
+                                       VB_BROKER_PROC_STATUS, NULL, NULL) == 0);
         vb_msg m;
         assert_int_equal(rconn_read(&c[i], vb_ts_scaled_ms(5000), &m), 1);
         if (i < 3) {
