@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "vb_accept.h"
 #include "vb_cred.h"
 #include "vb_driver.h"
 #include "vb_loop.h"
@@ -50,6 +51,9 @@ typedef struct brk_config {
     unsigned keepalive_interval_s; /* ping idle host connections this often (0: never) */
     unsigned keepalive_count;    /* ... and give one up after this many pings unanswered */
     uint64_t upstream_idle_ms;   /* close a shared host connection unused this long */
+    unsigned max_clients;        /* programs connected at once */
+    unsigned max_output;         /* bytes queued for a program before its calls wait */
+    unsigned output_timeout_s;   /* drop a program whose full queue has not moved this long */
 } brk_config;
 
 /* brk_config.c: defaults < vbrokerd.conf < command line */
@@ -112,6 +116,7 @@ struct brk_server {
     vb_loop *loop;
     int listen_fd;
     int dir_fd;                  /* the socket's checked directory (-1: socket-activated) */
+    vb_acceptor *acceptor;
     uid_t uid;
     uint64_t started_ms;
     brk_session *sessions;

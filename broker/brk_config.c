@@ -32,6 +32,9 @@ static const setting settings[] = {
     { "secret-ttl", 0, YEARS_100, 1, offsetof(brk_config, secret_ttl_ms) },
     { "secret-max", 1, YEARS_100, 1, offsetof(brk_config, secret_max_ms) },
     { "upstream-idle", 0, YEARS_100, 1, offsetof(brk_config, upstream_idle_ms) },
+    { "max-clients", 1, 1000000, 0, offsetof(brk_config, max_clients) },
+    { "max-output", 65536, 1u << 30, 0, offsetof(brk_config, max_output) },
+    { "output-timeout", 1, 86400, 0, offsetof(brk_config, output_timeout_s) },
 };
 
 void brk_config_defaults(brk_config *cfg)
@@ -46,6 +49,9 @@ void brk_config_defaults(brk_config *cfg)
     cfg->keepalive_interval_s = 5;
     cfg->keepalive_count = 5;
     cfg->upstream_idle_ms = 300u * 1000u;
+    cfg->max_clients = 1000;
+    cfg->max_output = 4u << 20;
+    cfg->output_timeout_s = 30;
 }
 
 static const setting *find_setting(const char *option)

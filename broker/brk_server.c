@@ -59,6 +59,7 @@ static void session_on_close(vb_stream *stream, const vb_error *why, void *data)
     if (s->next)
         s->next->prev = s->prev;
     srv->nsessions--;
+    vb_acceptor_fd_freed(srv->acceptor); /* the stream has closed its descriptor */
     brk_worker_cancel(s);
     brk_session_unref(s);
 }
@@ -91,8 +92,9 @@ static void deliver(void *target, uint8_t *frame, size_t len, int job_done)
 
 /* ---- accepting ------------------------------------------------------------- */
 
-static void accept_one(brk_server *srv, int fd)
+static void accept_one(int fd, void *data)
 {
+    brk_server *srv = data;
     uid_t uid;
     if (vb_net_peercred(fd, &uid, NULL, NULL) < 0 || uid != srv->uid) {
         vb_log(VB_LOG_WARN, "refused a client with uid %u (the broker runs as uid %u)",
@@ -102,6 +104,12 @@ static void accept_one(brk_server *srv, int fd)
                  (unsigned)srv->uid, (unsigned)uid);
         vb_daemon_refuse(fd, VB_PROG_BROKER, VB_PROG_BROKER_VERSION, VB_ERR_AUTH_FAILED,
                          VB_DOM_BROKER, why);
+        return;
+    }
+    if (srv->nsessions >= srv->cfg->max_clients) {
+        vb_log(VB_LOG_WARN, "max-clients (%u) reached; refusing a connection", srv->cfg->max_clients);
+        vb_daemon_refuse(fd, VB_PROG_BROKER, VB_PROG_BROKER_VERSION, VB_ERR_TOO_MANY_CLIENTS,
+                         VB_DOM_BROKER, "too many programs use this broker; try again later");
         return;
     }
     brk_session *s = calloc(1, sizeof *s);
@@ -125,23 +133,12 @@ static void accept_one(brk_server *srv, int fd)
         return;
     }
     vb_stream_set_frame_timeout(s->stream, srv->cfg->frame_timeout_s * 1000);
+    vb_stream_set_output_limit(s->stream, srv->cfg->max_output, srv->cfg->output_timeout_s * 1000);
     s->next = srv->sessions;
     if (srv->sessions)
         srv->sessions->prev = s;
     srv->sessions = s;
     srv->nsessions++;
-}
-
-static void on_accept(vb_loop *loop, int lfd, unsigned events, void *data)
-{
-    (void)loop;
-    (void)events;
-    for (int i = 0; i < 64; i++) {
-        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (fd < 0)
-            return;
-        accept_one(data, fd);
-    }
 }
 
 /* ---- the socket -------------------------------------------------------------- */
@@ -252,15 +249,16 @@ int brk_server_start(brk_server *srv, brk_config *cfg, vb_loop *loop, vb_error *
     } else if (listen_in_checked_dir(srv, cfg->socket_path, err) < 0) {
         return -1;
     }
-    vb_net_set_nonblock(srv->listen_fd, 1);
-    return vb_loop_add_fd(loop, srv->listen_fd, VB_LOOP_READ, on_accept, srv, err);
+    srv->acceptor = vb_acceptor_new(loop, srv->listen_fd, "the broker socket", accept_one, srv, err);
+    return srv->acceptor ? 0 : -1;
 }
 
 void brk_server_stop(brk_server *srv)
 {
     while (srv->sessions)
         vb_stream_close(srv->sessions->stream);
-    vb_loop_del_fd(srv->loop, srv->listen_fd);
+    vb_acceptor_free(srv->acceptor);
+    srv->acceptor = NULL;
     close(srv->listen_fd);
     if (srv->cfg->listen_fd < 0)
         unlink_socket(srv);

@@ -57,7 +57,13 @@ static void usage(FILE *out)
             "  --keepalive-interval SECS  ping idle host connections this often (default 5;\n"
             "                          0: never)\n"
             "  --keepalive-count N     give a host connection up after N unanswered pings\n"
-            "                          (default 5)\n");
+            "                          (default 5)\n"
+            "  --max-clients N         programs connected at once (default 1000); one more\n"
+            "                          gets TOO_MANY_CLIENTS\n"
+            "  --max-output BYTES      replies queued for a program that does not read them\n"
+            "                          before its further calls wait (default 4194304)\n"
+            "  --output-timeout SECS   disconnect a program whose full queue has not moved\n"
+            "                          this long (default 30)\n");
 }
 
 /* NULL when there is no private place: the cache holds login tokens, and a
@@ -109,6 +115,9 @@ static const struct option long_options[] = {
     { "secret-ttl", required_argument, NULL, 'n' },
     { "secret-max", required_argument, NULL, 'n' },
     { "upstream-idle", required_argument, NULL, 'n' },
+    { "max-clients", required_argument, NULL, 'n' },
+    { "max-output", required_argument, NULL, 'n' },
+    { "output-timeout", required_argument, NULL, 'n' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
 };
@@ -193,6 +202,7 @@ int main(int argc, char **argv)
     cfg.listen_fd = activated_fd();
     vb_log_init("vbrokerd", cfg.log_level);
     vb_daemon_protect_memory();
+    unsigned long nofile = vb_raise_nofile_limit();
     vb_error err;
     vb_loop *loop = vb_loop_new(&err);
     static brk_server srv; /* static: reachable at exit, workers may still use it */
@@ -202,8 +212,9 @@ int main(int argc, char **argv)
         free(cfg.state_dir);
         return 1;
     }
-    vb_log(VB_LOG_INFO, "ready on %s (uid %u)%s", cfg.listen_fd >= 0 ? "systemd socket" : cfg.socket_path,
-           (unsigned)getuid(), "");
+    vb_log(VB_LOG_INFO, "ready on %s (uid %u, up to %u clients, %lu descriptors)",
+           cfg.listen_fd >= 0 ? "systemd socket" : cfg.socket_path, (unsigned)getuid(),
+           cfg.max_clients, nofile);
     rc = vb_loop_run(loop);
     brk_server_stop(&srv);
     vb_loop_free(loop);

@@ -16,6 +16,7 @@
 
 #include <pthread.h>
 
+#include "vb_accept.h"
 #include "vb_cred.h"
 #include "vb_driver.h"
 #include "vb_loop.h"
@@ -64,6 +65,11 @@ typedef struct vbh_config {
     char *state_dir;
     unsigned max_clients;
     unsigned max_anonymous_clients;
+    unsigned max_anonymous_per_peer; /* ... of them from one address, IPv6 /64 or uid */
+    unsigned first_frame_timeout_s;  /* an unauthenticated connection's first frame comes this soon */
+    unsigned max_output_preauth;     /* bytes queued for a client before its calls wait: before login */
+    unsigned max_output;             /* ... and after */
+    unsigned output_timeout_s;       /* drop a client whose full queue has not moved this long */
     unsigned auth_attempts_per_connection;
     unsigned auth_timeout_s;
     /* failed logins (vbh_failures.h): per account, per source, in total */
@@ -116,9 +122,17 @@ typedef struct vbh_client vbh_client;
 typedef struct vbh_listener {
     vbh_server *srv;
     int fd;
+    vb_acceptor *acceptor;
     int is_unix;
     const vbh_auth_list *auth;
 } vbh_listener;
+
+/* A peer group (vb_net_peer_group) holding anonymous slots (vbh_admit.c). */
+typedef struct vbh_peer {
+    char group[64];
+    unsigned nanon;
+    struct vbh_peer *next;
+} vbh_peer;
 
 struct vbh_server {
     vbh_config *cfg;
@@ -130,6 +144,8 @@ struct vbh_server {
     unsigned nclients;
     unsigned nanonymous;
     struct vbh_failures *failures;   /* failed logins (vbh_failures.h); made at the first */
+    vbh_client *anonymous;           /* the clients holding those slots (anon_next) */
+    vbh_peer *peers;                 /* their groups, with counts */
     vb_store *tokens;                /* issued tokens (state_dir/tokens.db) */
     /* driver calls run on per-client worker threads; finished frames come
      * back to the loop through this queue */
@@ -146,7 +162,12 @@ struct vbh_client {
     char throttle_key[96];
     uid_t uid;
     int peer_allowed;           /* a unix peer whose uid is on the allow list */
-    int counted_anonymous;
+    int counted_anonymous;      /* holds one of the max_anonymous_clients slots */
+    char peer_group[64];        /* what max_anonymous_per_peer counts: address, /64 or uid */
+    vbh_peer *peer_rec;         /* its group's count, while counted_anonymous */
+    vbh_client *anon_next, *anon_prev;
+    int spoke;                  /* a whole frame has come from it */
+    uint64_t first_frame_timer;
     int authenticated;
     char identity[128];
     const char *auth_type;
@@ -189,6 +210,14 @@ struct vbh_client {
 int vbh_server_start(vbh_server *srv, vbh_config *cfg, vb_loop *loop, vb_error *err);
 int vbh_open_token_store(const vbh_config *cfg, vb_store **out, vb_error *err);
 void vbh_server_stop(vbh_server *srv);
+
+/* vbh_admit.c: the anonymous slots (max_anonymous_clients, _per_peer) */
+/* Take (anonymous) or give back (not) c's slot. */
+void vbh_admit_set_anonymous(vbh_client *c, int anonymous);
+/* Make room for an unauthenticated connection from group, evicting the most
+ * idle unauthenticated connection of that group or of a bigger one if need
+ * be: 0, or -1 when nobody may be evicted for it (then refuse it). */
+int vbh_admit_anonymous(vbh_server *srv, const char *group, const char *peer);
 
 /* dispatch.c */
 void vbh_dispatch(vbh_client *c, vb_msg *msg);

@@ -236,6 +236,11 @@ static void set_defaults(vbh_config *cfg)
     cfg->state_dir = strdup("/var/lib/vbhostd");
     cfg->max_clients = 5000;
     cfg->max_anonymous_clients = 20;
+    cfg->max_anonymous_per_peer = 5;
+    cfg->first_frame_timeout_s = 5;
+    cfg->max_output_preauth = 64 * 1024;
+    cfg->max_output = 4u << 20;
+    cfg->output_timeout_s = 30;
     cfg->auth_attempts_per_connection = 3;
     cfg->auth_timeout_s = 30;
     cfg->auth_failure_max_delay_s = 8;
@@ -273,6 +278,11 @@ static int load_keys(vb_conf *conf, vbh_config *cfg, vb_error *err)
         get_str(conf, "state_dir", &cfg->state_dir, err) < 0 ||
         get_uint(conf, "max_clients", 1, 1000000, &cfg->max_clients, err) < 0 ||
         get_uint(conf, "max_anonymous_clients", 1, 1000000, &cfg->max_anonymous_clients, err) < 0 ||
+        get_uint(conf, "max_anonymous_per_peer", 1, 1000000, &cfg->max_anonymous_per_peer, err) < 0 ||
+        get_uint(conf, "first_frame_timeout", 1, 3600, &cfg->first_frame_timeout_s, err) < 0 ||
+        get_uint(conf, "max_output_preauth", 4096, 1u << 30, &cfg->max_output_preauth, err) < 0 ||
+        get_uint(conf, "max_output", 65536, 1u << 30, &cfg->max_output, err) < 0 ||
+        get_uint(conf, "output_timeout", 1, 86400, &cfg->output_timeout_s, err) < 0 ||
         get_uint(conf, "auth_attempts_per_connection", 1, 100, &cfg->auth_attempts_per_connection,
                  err) < 0 ||
         get_uint(conf, "auth_timeout", 1, 3600, &cfg->auth_timeout_s, err) < 0 ||

@@ -77,12 +77,7 @@ int vbh_open_token_store(const vbh_config *cfg, vb_store **out, vb_error *err)
 
 static void client_update_anonymous(vbh_client *c)
 {
-    int should = !c->authenticated && !c->peer_allowed;
-    if (should && !c->counted_anonymous)
-        c->srv->nanonymous++;
-    else if (!should && c->counted_anonymous)
-        c->srv->nanonymous--;
-    c->counted_anonymous = should;
+    vbh_admit_set_anonymous(c, !c->authenticated && !c->peer_allowed);
 }
 
 static void client_on_close(vb_stream *s, const vb_error *why, void *data)
@@ -90,18 +85,21 @@ static void client_on_close(vb_stream *s, const vb_error *why, void *data)
     (void)s;
     vbh_client *c = data;
     vbh_server *srv = c->srv;
-    vb_log(VB_LOG_DEBUG, "client %s disconnected: %s", c->peer, why->message);
+    /* a client leaving is routine; being dropped (a timeout, a bad frame,
+     * replies it did not read) is worth the operator's notice */
+    vb_log(why->code == VB_ERR_PEER_CLOSED ? VB_LOG_DEBUG : VB_LOG_INFO, "client %s disconnected: %s",
+           c->peer, why->message);
     if (c->auth_timer)
         vb_loop_del_timer(srv->loop, c->auth_timer);
     if (c->delay_timer)
         vb_loop_del_timer(srv->loop, c->delay_timer);
+    if (c->first_frame_timer)
+        vb_loop_del_timer(srv->loop, c->first_frame_timer);
     vb_frame_free(c->delayed_frame, c->delayed_len);
     c->delayed_frame = NULL;
     vb_sasl_free(c->sasl); /* the stream that used its layer is gone */
     c->sasl = NULL;
-    if (c->counted_anonymous) /* give the anonymous slot back */
-        srv->nanonymous--;
-    c->counted_anonymous = 0;
+    vbh_admit_set_anonymous(c, 0); /* give the anonymous slot back */
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -109,6 +107,8 @@ static void client_on_close(vb_stream *s, const vb_error *why, void *data)
     if (c->next)
         c->next->prev = c->prev;
     srv->nclients--;
+    for (size_t i = 0; i < srv->nlisteners; i++) /* the stream has closed its descriptor */
+        vb_acceptor_fd_freed(srv->listeners[i].acceptor);
     c->gone = 1;
     c->stream = NULL;
     if (!c->has_worker)
@@ -122,6 +122,11 @@ static void client_on_msg(vb_stream *s, vb_msg *msg, void *data)
     (void)s;
     vbh_client *c = data;
     c->last_rx_ms = vb_now_ms();
+    if (!c->spoke && c->first_frame_timer) {
+        vb_loop_del_timer(c->srv->loop, c->first_frame_timer);
+        c->first_frame_timer = 0;
+    }
+    c->spoke = 1;
     vbh_dispatch(c, msg);
 }
 
@@ -159,6 +164,19 @@ static void auth_timeout(vb_loop *loop, uint64_t id, void *data)
     }
 }
 
+/* A connection that holds an anonymous slot must say something soon: a
+ * silent one only occupies the slot. */
+static void first_frame_timeout(vb_loop *loop, uint64_t id, void *data)
+{
+    (void)loop;
+    (void)id;
+    vbh_client *c = data;
+    c->first_frame_timer = 0;
+    vb_log(VB_LOG_INFO, "client %s sent no frame within %u s of connecting; disconnecting", c->peer,
+           c->srv->cfg->first_frame_timeout_s);
+    vb_stream_close(c->stream);
+}
+
 void vbh_client_mark_authenticated(vbh_client *c, const char *auth_type, const char *identity)
 {
     c->authenticated = 1;
@@ -166,6 +184,8 @@ void vbh_client_mark_authenticated(vbh_client *c, const char *auth_type, const c
     snprintf(c->identity, sizeof c->identity, "%s", identity);
     client_update_anonymous(c);
     vb_stream_set_max_frame(c->stream, c->srv->cfg->max_frame);
+    vb_stream_set_output_limit(c->stream, c->srv->cfg->max_output,
+                               c->srv->cfg->output_timeout_s * 1000);
     if (c->auth_timer) {
         vb_loop_del_timer(c->srv->loop, c->auth_timer);
         c->auth_timer = 0;
@@ -183,6 +203,7 @@ static int peer_uid_allowed(const vbh_config *cfg, uid_t uid)
 static void setup_peer(vbh_client *c, int fd)
 {
     vb_net_peer_string(fd, c->peer, sizeof c->peer);
+    vb_net_peer_group(fd, c->peer_group, sizeof c->peer_group);
     if (c->lis->is_unix) {
         vb_net_peercred(fd, &c->uid, NULL, NULL);
         c->peer_allowed = vbh_auth_list_has(c->lis->auth, VBH_AUTH_PEER) &&
@@ -197,8 +218,9 @@ static void setup_peer(vbh_client *c, int fd)
     }
 }
 
-static void accept_one(vbh_listener *lis, int fd)
+static void accept_one(int fd, void *data)
 {
+    vbh_listener *lis = data;
     vbh_server *srv = lis->srv;
     vb_error err;
     if (srv->nclients >= srv->cfg->max_clients) {
@@ -221,8 +243,9 @@ static void accept_one(vbh_listener *lis, int fd)
     setup_peer(c, fd);
     c->confidential = lis->is_unix;
     int none = vbh_auth_list_has(lis->auth, VBH_AUTH_NONE) || srv->cfg->protocol_v1;
-    if (!none && !c->peer_allowed && srv->nanonymous >= srv->cfg->max_anonymous_clients) {
-        vb_log(VB_LOG_WARN, "max_anonymous_clients (%u) reached; refusing %s",
+    if (!none && !c->peer_allowed && vbh_admit_anonymous(srv, c->peer_group, c->peer) < 0) {
+        vb_log(VB_LOG_WARN, "max_anonymous_clients (%u) reached, none of them evictable for it; "
+                            "refusing %s",
                srv->cfg->max_anonymous_clients, c->peer);
         vb_daemon_refuse(fd, VB_PROG_HOST, VB_PROG_HOST_VERSION, VB_ERR_TOO_MANY_CLIENTS,
                          VB_DOM_DAEMON,
@@ -239,6 +262,8 @@ static void accept_one(vbh_listener *lis, int fd)
         return;
     }
     vb_stream_set_frame_timeout(c->stream, srv->cfg->frame_timeout_s * 1000);
+    vb_stream_set_output_limit(c->stream, srv->cfg->max_output_preauth,
+                               srv->cfg->output_timeout_s * 1000);
     c->last_rx_ms = vb_now_ms();
     c->next = srv->clients;
     if (srv->clients)
@@ -251,23 +276,11 @@ static void accept_one(vbh_listener *lis, int fd)
         client_update_anonymous(c);
         c->auth_timer = vb_loop_add_timer(srv->loop, (uint64_t)srv->cfg->auth_timeout_s * 1000,
                                           auth_timeout, c);
+        if (c->counted_anonymous)
+            c->first_frame_timer = vb_loop_add_timer(
+                srv->loop, (uint64_t)srv->cfg->first_frame_timeout_s * 1000, first_frame_timeout, c);
     }
     vb_log(VB_LOG_DEBUG, "client %s connected (%s)", c->peer, lis->is_unix ? "unix" : "tcp");
-}
-
-static void on_accept(vb_loop *loop, int lfd, unsigned events, void *data)
-{
-    (void)loop;
-    (void)events;
-    for (int i = 0; i < 64; i++) { /* bounded, so one busy listener cannot starve the loop */
-        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (fd < 0) {
-            if (errno != EAGAIN && errno != EINTR)
-                vb_log(VB_LOG_WARN, "accept: %s", strerror(errno));
-            return;
-        }
-        accept_one(data, fd);
-    }
 }
 
 static int add_listener(vbh_server *srv, int fd, int is_unix, const vbh_auth_list *auth,
@@ -278,8 +291,9 @@ static int add_listener(vbh_server *srv, int fd, int is_unix, const vbh_auth_lis
     lis->fd = fd;
     lis->is_unix = is_unix;
     lis->auth = auth;
-    vb_net_set_nonblock(fd, 1);
-    if (vb_loop_add_fd(srv->loop, fd, VB_LOOP_READ, on_accept, lis, err) < 0)
+    lis->acceptor = vb_acceptor_new(srv->loop, fd, is_unix ? "the unix socket" : "the TCP socket",
+                                    accept_one, lis, err);
+    if (!lis->acceptor)
         return -1;
     srv->nlisteners++;
     return 0;
@@ -321,7 +335,7 @@ void vbh_server_stop(vbh_server *srv)
     while (srv->clients)
         vb_stream_close(srv->clients->stream);
     for (size_t i = 0; i < srv->nlisteners; i++) {
-        vb_loop_del_fd(srv->loop, srv->listeners[i].fd);
+        vb_acceptor_free(srv->listeners[i].acceptor);
         close(srv->listeners[i].fd);
     }
     if (srv->cfg->listen_unix)

@@ -124,6 +124,7 @@ int main(int argc, char **argv)
         return 1;
     }
     vb_daemon_protect_memory();
+    unsigned long nofile = vb_raise_nofile_limit();
     static reload_ctx reload_at; /* static: the signal handler keeps it */
     reload_at.config_path = config;
     vb_daemon_on_reload(reload, &reload_at);
@@ -140,7 +141,7 @@ int main(int argc, char **argv)
         vb_daemon_failed(&start, why);
         return 1;
     }
-    vb_log(VB_LOG_INFO, "ready: server id %s%s%s%s%s%s", srv.server_id,
+    vb_log(VB_LOG_INFO, "ready: server id %s, %lu descriptors%s%s%s%s%s", srv.server_id, nofile,
            cfg.listen_unix ? ", unix " : "", cfg.listen_unix ? cfg.listen_unix : "",
            cfg.listen_tcp ? ", tcp " : "", cfg.listen_tcp ? cfg.listen_tcp : "",
            v1 ? " (protocol v1 mode)" : "");

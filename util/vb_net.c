@@ -275,6 +275,34 @@ void vb_net_peer_string(int fd, char *buf, size_t len)
     snprintf(buf, len, "unknown peer");
 }
 
+void vb_net_peer_group(int fd, char *buf, size_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    uid_t uid;
+    snprintf(buf, len, "unknown");
+    if (vb_net_is_unix(fd)) {
+        if (vb_net_peercred(fd, &uid, NULL, NULL) == 0)
+            snprintf(buf, len, "uid %u", (unsigned)uid);
+        return;
+    }
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
+        return;
+    if (ss.ss_family == AF_INET) {
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)len);
+    } else if (ss.ss_family == AF_INET6) {
+        struct in6_addr a = ((struct sockaddr_in6 *)&ss)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(&a)) {
+            inet_ntop(AF_INET, &a.s6_addr[12], buf, (socklen_t)len);
+            return;
+        }
+        memset(&a.s6_addr[8], 0, 8);
+        char text[INET6_ADDRSTRLEN];
+        if (inet_ntop(AF_INET6, &a, text, sizeof text))
+            snprintf(buf, len, "%s/64", text);
+    }
+}
+
 int vb_net_write_all(int fd, const void *buf, size_t len, vb_error *err)
 {
     const uint8_t *p = buf;

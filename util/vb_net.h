@@ -30,6 +30,11 @@ int vb_net_is_unix(int fd);
 int vb_net_sasl_addr(int fd, int remote, char *buf, size_t len);
 /* A printable peer description for logs: "127.0.0.1:5555" or "unix uid 1000". */
 void vb_net_peer_string(int fd, char *buf, size_t len);
+/* The group a peer's limits count against: "uid N" on a unix socket, the
+ * address for IPv4 (and IPv4-mapped IPv6), the /64 for IPv6 ("2001:db8:1:2::/64":
+ * one host usually holds a whole /64, so per-address counts would be no
+ * limit there). */
+void vb_net_peer_group(int fd, char *buf, size_t len);
 /* Write all of buf to a blocking fd (retries EINTR / short writes). */
 int vb_net_write_all(int fd, const void *buf, size_t len, vb_error *err);
 

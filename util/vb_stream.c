@@ -9,6 +9,9 @@
 #include "vb_net.h"
 
 #define READ_CHUNK 16384
+/* what one queued frame costs besides its bytes (its outbuf, two malloc
+ * headers), so a flood of tiny replies counts at its real weight */
+#define FRAME_OVERHEAD 64
 
 typedef struct outbuf {
     uint8_t *data;
@@ -26,27 +29,69 @@ struct vb_stream {
     size_t plain_len, plain_off;
     outbuf *out_head, *out_tail;
     size_t out_bytes;
+    size_t out_frames;
     vb_stream_msg_fn on_msg;
     vb_stream_close_fn on_close;
     void *data;
     int paused;
     int closing;             /* close requested; freed when not in a handler */
     int close_after_flush;
+    int why_set;             /* why holds the first real reason; later failures keep it */
     int in_handler;
     uint64_t resume_timer_id; /* pending redelivery after a pause, 0 when none */
     unsigned frame_timeout_ms; /* 0: a frame may take forever */
     uint64_t frame_timer_id;  /* armed while a frame is arriving */
+    size_t out_max;           /* handle no more frames at this many queued bytes (0: no limit) */
+    int out_full;             /* out_max reached: the peer's frames wait until half is written */
+    unsigned stall_ms;        /* drop a peer whose owed queue has not moved this long (0: never) */
+    uint64_t stall_timer_id;  /* armed while the peer owes us reading */
+    uint64_t last_progress_ms; /* when the socket last took output, while the stall timer runs */
     vb_error why;
 };
+
+static void stall_timeout(vb_loop *loop, uint64_t id, void *data);
+
+/* The stall deadline runs while the peer owes us reading: its queue is full,
+ * or the stream only waits to flush before it closes. */
+static void stall_deadline_update(vb_stream *s)
+{
+    int owed = s->stall_ms && s->out_head && !s->closing && (s->out_full || s->close_after_flush);
+    if (owed && !s->stall_timer_id) {
+        s->last_progress_ms = vb_now_ms();
+        s->stall_timer_id = vb_loop_add_timer(s->loop, s->stall_ms, stall_timeout, s);
+    } else if (!owed && s->stall_timer_id) {
+        vb_loop_del_timer(s->loop, s->stall_timer_id);
+        s->stall_timer_id = 0;
+    }
+}
 
 static void stream_update_events(vb_stream *s)
 {
     unsigned ev = 0;
-    if (!s->paused && !s->close_after_flush)
+    if (!s->paused && !s->close_after_flush && !s->out_full)
         ev |= VB_LOOP_READ;
     if (s->out_head)
         ev |= VB_LOOP_WRITE;
     vb_loop_set_events(s->loop, s->fd, ev);
+    stall_deadline_update(s);
+}
+
+static size_t output_weight(const vb_stream *s)
+{
+    return s->out_bytes + s->out_frames * FRAME_OVERHEAD;
+}
+
+static int output_over_limit(const vb_stream *s)
+{
+    return s->out_max && output_weight(s) >= s->out_max;
+}
+
+/* A full queue is open again once half of it is written (not at the first
+ * byte below the limit, which would wake us for every reply). */
+static void output_drained(vb_stream *s)
+{
+    if (s->out_full && output_weight(s) <= s->out_max / 2)
+        s->out_full = 0;
 }
 
 static void stream_destroy(vb_stream *s)
@@ -55,6 +100,8 @@ static void stream_destroy(vb_stream *s)
         vb_loop_del_timer(s->loop, s->resume_timer_id);
     if (s->frame_timer_id)
         vb_loop_del_timer(s->loop, s->frame_timer_id);
+    if (s->stall_timer_id)
+        vb_loop_del_timer(s->loop, s->stall_timer_id);
     vb_loop_del_fd(s->loop, s->fd);
     close(s->fd);
     if (s->on_close)
@@ -70,25 +117,49 @@ static void stream_destroy(vb_stream *s)
     free(s);
 }
 
+static void stream_note_why(vb_stream *s, const vb_error *why)
+{
+    if (!s->closing && !s->why_set && why) {
+        vb_error_copy(&s->why, why);
+        s->why_set = 1;
+    }
+}
+
 static void stream_fail(vb_stream *s, const vb_error *why)
 {
-    if (!s->closing && why)
-        vb_error_copy(&s->why, why);
+    stream_note_why(s, why);
     s->closing = 1;
 }
 
-/* Hand every complete frame in the plaintext buffer to the owner. */
+/* The byte stream is out of sync: read and handle nothing more, but write
+ * the replies the frames before the bad one produced, then close. */
+static void stream_fail_after_flush(vb_stream *s, const vb_error *why)
+{
+    stream_note_why(s, why);
+    s->close_after_flush = 1;
+    s->plain_off = s->plain_len; /* what follows the bad frame is not frames */
+    if (s->frame_timer_id) {
+        vb_loop_del_timer(s->loop, s->frame_timer_id);
+        s->frame_timer_id = 0;
+    }
+    if (!s->out_head)
+        s->closing = 1;
+}
+
+/* Hand every complete frame in the plaintext buffer to the owner, until the
+ * owner pauses us or the peer's replies fill the output limit. */
 static void deliver_plain(vb_stream *s)
 {
-    while (s->plain_off < s->plain_len && !s->closing && !s->paused) {
+    while (s->plain_off < s->plain_len && !s->closing && !s->paused && !s->out_full &&
+           !s->close_after_flush) {
         size_t used;
         vb_error err;
         int st = vb_frame_reader_feed(&s->reader, s->plain + s->plain_off,
                                       s->plain_len - s->plain_off, &used, &err);
         s->plain_off += used;
         if (st == VB_FRAME_ERROR) {
-            stream_fail(s, &err);
-            return;
+            stream_fail_after_flush(s, &err);
+            break;
         }
         if (st != VB_FRAME_READY)
             continue;
@@ -97,10 +168,12 @@ static void deliver_plain(vb_stream *s)
         vb_msg msg;
         if (vb_msg_decode(&msg, payload, len, &err) < 0) {
             vb_msg_clear(&msg);
-            stream_fail(s, &err);
-            return;
+            stream_fail_after_flush(s, &err);
+            break;
         }
         s->on_msg(s, &msg, s->data);
+        if (output_over_limit(s))
+            s->out_full = 1;
     }
     if (s->plain_off == s->plain_len) {
         vb_frame_free(s->plain, s->plain_len);
@@ -142,7 +215,7 @@ static void frame_timeout(vb_loop *loop, uint64_t id, void *data)
     (void)id;
     vb_stream *s = data;
     s->frame_timer_id = 0;
-    if (s->paused || s->plain) {
+    if (s->paused || s->plain || s->out_full) {
         /* the frame is complete and waits for us (a paused stream): not the peer's fault */
         s->frame_timer_id = vb_loop_add_timer(s->loop, s->frame_timeout_ms, frame_timeout, s);
         return;
@@ -160,7 +233,7 @@ static void frame_timeout(vb_loop *loop, uint64_t id, void *data)
  * of a packet: a frame is still arriving. */
 static void frame_deadline_update(vb_stream *s, size_t decoded)
 {
-    if (!s->frame_timeout_ms || s->closing)
+    if (!s->frame_timeout_ms || s->closing || s->close_after_flush)
         return;
     int arriving = decoded == 0 || vb_frame_reader_partial(&s->reader);
     if (arriving && !s->frame_timer_id)
@@ -209,16 +282,28 @@ static void stream_write(vb_stream *s)
         }
         o->off += (size_t)n;
         s->out_bytes -= (size_t)n;
+        if (s->stall_timer_id)
+            s->last_progress_ms = vb_now_ms();
+        output_drained(s);
         if (o->off < o->len)
             return;
         s->out_head = o->next;
         if (!s->out_head)
             s->out_tail = NULL;
+        s->out_frames--;
+        output_drained(s);
         vb_frame_free(o->data, o->len);
         free(o);
     }
     if (s->close_after_flush)
         s->closing = 1;
+}
+
+/* Frames read earlier and held back (a pause, a full output queue). */
+static void deliver_held(vb_stream *s)
+{
+    deliver_plain(s);
+    frame_deadline_update(s, 1); /* what was held may end mid-frame */
 }
 
 static void stream_io(vb_loop *loop, int fd, unsigned events, void *data)
@@ -227,10 +312,14 @@ static void stream_io(vb_loop *loop, int fd, unsigned events, void *data)
     (void)fd;
     vb_stream *s = data;
     s->in_handler = 1;
-    if ((events & VB_LOOP_WRITE) && !s->closing)
+    if ((events & VB_LOOP_WRITE) && !s->closing) {
+        int was_full = s->out_full;
         stream_write(s);
+        if (was_full && !s->out_full && s->plain && !s->closing)
+            deliver_held(s);
+    }
     if ((events & VB_LOOP_READ) && !s->closing && !s->paused && !s->close_after_flush &&
-        !s->plain)
+        !s->out_full && !s->plain)
         stream_read(s);
     s->in_handler = 0;
     if (s->closing)
@@ -294,9 +383,31 @@ int vb_stream_send(vb_stream *s, uint8_t *frame, size_t len)
         s->out_head = o;
     s->out_tail = o;
     s->out_bytes += len;
+    s->out_frames++;
+    if (output_over_limit(s))
+        s->out_full = 1;
     if (!s->in_handler)
         stream_update_events(s);
     return 0;
+}
+
+static void resume_timer(vb_loop *loop, uint64_t id, void *data);
+
+/* Bytes already decoded but undelivered must not wait for new input. */
+static void schedule_held(vb_stream *s)
+{
+    if (s->plain && !s->paused && !s->out_full && !s->resume_timer_id)
+        s->resume_timer_id = vb_loop_add_timer(s->loop, 0, resume_timer, s);
+}
+
+void vb_stream_set_output_limit(vb_stream *s, size_t max_bytes, unsigned stall_ms)
+{
+    s->out_max = max_bytes;
+    s->stall_ms = stall_ms;
+    s->out_full = s->out_full && output_over_limit(s);
+    schedule_held(s);
+    if (!s->in_handler)
+        stream_update_events(s);
 }
 
 void vb_stream_set_sasl(vb_stream *s, vb_sasl *sasl) { s->sasl = sasl; }
@@ -306,16 +417,12 @@ void vb_stream_set_max_frame(vb_stream *s, size_t max_frame)
     vb_frame_reader_set_limit(&s->reader, max_frame);
 }
 
-static void resume_timer(vb_loop *loop, uint64_t id, void *data);
-
 void vb_stream_pause(vb_stream *s, int paused)
 {
     s->paused = paused;
     if (!s->in_handler)
         stream_update_events(s);
-    /* bytes already decoded but undelivered must not wait for new input */
-    if (!paused && s->plain && !s->resume_timer_id)
-        s->resume_timer_id = vb_loop_add_timer(s->loop, 0, resume_timer, s);
+    schedule_held(s);
 }
 
 static void resume_timer(vb_loop *loop, uint64_t id, void *data)
@@ -325,13 +432,30 @@ static void resume_timer(vb_loop *loop, uint64_t id, void *data)
     vb_stream *s = data;
     s->resume_timer_id = 0;
     s->in_handler = 1;
-    deliver_plain(s);
-    frame_deadline_update(s, 1); /* what was held may end mid-frame */
+    deliver_held(s);
     s->in_handler = 0;
     if (s->closing)
         stream_destroy(s);
     else
         stream_update_events(s);
+}
+
+static void stall_timeout(vb_loop *loop, uint64_t id, void *data)
+{
+    (void)id;
+    vb_stream *s = data;
+    s->stall_timer_id = 0;
+    uint64_t quiet = vb_now_ms() - s->last_progress_ms;
+    if (quiet < s->stall_ms) { /* it read some meanwhile: give it the rest */
+        s->stall_timer_id = vb_loop_add_timer(loop, s->stall_ms - quiet, stall_timeout, s);
+        return;
+    }
+    vb_error err;
+    vb_error_set(&err, VB_ERR_TIMEOUT, VB_DOM_RPC,
+                 "the peer read none of its %zu queued bytes for %u ms; disconnecting",
+                 s->out_bytes, s->stall_ms);
+    stream_fail(s, &err);
+    stream_destroy(s);
 }
 
 void vb_stream_close(vb_stream *s)

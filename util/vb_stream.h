@@ -5,7 +5,12 @@
  * active, cuts frames (vb_frame_reader), decodes them (vb_msg_decode) and
  * hands each message to the owner; queues outgoing frames and writes them
  * as the socket allows. A protocol violation closes the stream (the byte
- * stream is out of sync); the owner learns why through on_close.
+ * stream is out of sync) once the replies already queued are written; the
+ * owner learns why through on_close.
+ *
+ * Output is bounded (vb_stream_set_output_limit): a peer that sends calls
+ * and never reads the replies gets no more of its frames handled while its
+ * queue is full, and is dropped when it stays full without reading.
  */
 #ifndef VB_STREAM_H
 #define VB_STREAM_H
@@ -36,6 +41,12 @@ void vb_stream_set_max_frame(vb_stream *s, size_t max_frame);
 /* Close the stream when a frame has started arriving and is not complete
  * ms later (0, the default: no deadline). */
 void vb_stream_set_frame_timeout(vb_stream *s, unsigned ms);
+/* Stop handling the peer's frames while max_bytes or more are queued for it
+ * (resume when half of that is written), and close the stream when a full
+ * queue, or the queue of a stream closing after its flush, has not moved for
+ * stall_ms (0: never). The queue can exceed max_bytes by what the frames
+ * handled before the check produced (one reply each); 0: unbounded. */
+void vb_stream_set_output_limit(vb_stream *s, size_t max_bytes, unsigned stall_ms);
 /* Stop / resume reading (e.g. while a delayed reply is pending). */
 void vb_stream_pause(vb_stream *s, int paused);
 /* Close now (queued output is dropped) or after the queue drains. */

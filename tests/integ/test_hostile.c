@@ -19,8 +19,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,11 +89,21 @@ static char *dir;
 static hostd hA = { "hA", "auth_unix = [\"token\", \"sasl\"]\nauth_tcp = [\"sasl\"]\n"
                           "max_anonymous_clients = 100\n", 1, "", "", "", "", 0, 0 };
 static hostd hB = { "hB", "auth_unix = [\"token\", \"sasl\"]\n", 0, "", "", "", "", 0, 0 };
+/* all of the 1000 idle connections come from 127.0.0.1 and stay silent: one
+ * group that may hold every slot, for longer than the first-frame deadline */
 static hostd hL = { "hL", "auth_unix = [\"peer\"]\nauth_tcp = [\"sasl\"]\n"
-                          "max_anonymous_clients = 50\n", 1, "", "", "", "", 0, 0 };
+                          "max_anonymous_clients = 50\nmax_anonymous_per_peer = 50\n"
+                          "first_frame_timeout = 60\n", 1, "", "", "", "", 0, 0 };
 static hostd hT = { "hT", "auth_unix = [\"peer\"]\nauth_tcp = [\"sasl\"]\nauth_timeout = 2\n"
                           "frame_timeout = 2\nkeepalive_timeout = 2\n",
                     1, "", "", "", "", 0, 0 };
+/* defaults for the anonymous slots (20, 5 per peer); short deadlines */
+static hostd hS = { "hS", "auth_unix = [\"peer\"]\nauth_tcp = [\"sasl\"]\n"
+                          "first_frame_timeout = 2\noutput_timeout = 2\n", 1, "", "", "", "", 0, 0 };
+/* the reply flood, before login on either socket: PINGs are not logged at
+ * info, so it answers them quickly */
+static hostd hF = { "hF", "auth_unix = [\"sasl\"]\nauth_tcp = [\"sasl\"]\noutput_timeout = 2\n"
+                          "log_level = \"info\"\n", 1, "", "", "", "", 0, 0 };
 static broker the_broker;
 
 /* argv, behind VB_TEST_DAEMON_WRAPPER's words when it is set */
@@ -155,7 +169,7 @@ static int group_setup(void **state)
     if (vb_ts_sasl_setup(sasl, "vbhostd", REALM, "scram-sha-256 digest-md5", users, NULL) < 0)
         return -1;
     if (start_hostd(&hA) < 0 || start_hostd(&hB) < 0 || start_hostd(&hL) < 0 ||
-        start_hostd(&hT) < 0 || start_broker(&the_broker) < 0)
+        start_hostd(&hT) < 0 || start_hostd(&hS) < 0 || start_hostd(&hF) < 0 || start_broker(&the_broker) < 0)
         return -1;
     setenv("VBROKER_SOCKET", the_broker.sock, 1);
     setenv("VBROKER_NO_AUTOSTART", "1", 1);
@@ -1168,6 +1182,545 @@ static void test_silent_keepalive_client_dropped(void **state)
     assert_hostd_healthy(&hT);
 }
 
+/* ---- tests: limits one peer cannot exhaust (issue 14: 4, 5, 7) ------------ */
+
+/* A TCP connection to 127.0.0.1:port from source address src (any 127.x is
+ * ours on loopback, so one test can play several peers), with a receive
+ * buffer of rcvbuf bytes (0: the default); -1 when it fails. */
+static int connect_from_rcvbuf(const char *src, int port, int rcvbuf)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET };
+    if (fd < 0)
+        return -1;
+    if (rcvbuf)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    inet_pton(AF_INET, src, &a.sin_addr);
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0) {
+        a.sin_port = htons((uint16_t)port);
+        inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+        if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0)
+            return fd;
+    }
+    close(fd);
+    return -1;
+}
+
+static int connect_from(const char *src, int port)
+{
+    return connect_from_rcvbuf(src, port, 0);
+}
+
+#define ATTACK_SLOTS 20 /* vbhostd's default max_anonymous_clients */
+
+/* Holds ATTACK_SLOTS connections, 5 from each of four addresses (the default
+ * max_anonymous_per_peer), and reopens each one the moment the server drops
+ * it. Silent, or chatty: then every connection calls AUTH_LIST every 50 ms,
+ * so none of them is ever idle for long. */
+typedef struct attacker {
+    int port;
+    int chatty;
+    const char *src[ATTACK_SLOTS];
+    int fd[ATTACK_SLOTS];
+    atomic_int stop;
+    atomic_int reopened;
+    pthread_t thread;
+} attacker;
+
+static void attacker_chat(attacker *a, int64_t *next_ms)
+{
+    if (!a->chatty || now_ms() < *next_ms)
+        return;
+    for (int i = 0; i < ATTACK_SLOTS; i++)
+        if (a->fd[i] >= 0)
+            send_msg(a->fd[i], VB_PROG_HOST, VB_MSG_CALL, 1, VB_HOST_PROC_AUTH_LIST, NULL, NULL);
+    *next_ms = now_ms() + 50;
+}
+
+static void *attack(void *arg)
+{
+    attacker *a = arg;
+    struct pollfd p[ATTACK_SLOTS];
+    int64_t next_chat = 0;
+    while (!atomic_load(&a->stop)) {
+        attacker_chat(a, &next_chat);
+        for (int i = 0; i < ATTACK_SLOTS; i++) {
+            if (a->fd[i] < 0)
+                a->fd[i] = connect_from(a->src[i], a->port);
+            p[i] = (struct pollfd){ .fd = a->fd[i], .events = POLLIN };
+        }
+        if (poll(p, ATTACK_SLOTS, 10) <= 0)
+            continue;
+        for (int i = 0; i < ATTACK_SLOTS; i++) {
+            uint8_t buf[4096];
+            if (!p[i].revents || a->fd[i] < 0 || read(a->fd[i], buf, sizeof buf) > 0)
+                continue;
+            close(a->fd[i]); /* refused, evicted or timed out: again */
+            a->fd[i] = connect_from(a->src[i], a->port);
+            atomic_fetch_add(&a->reopened, 1);
+        }
+    }
+    return NULL;
+}
+
+static int any_readable(const int *fds, int n, int quiet_ms)
+{
+    struct pollfd p[ATTACK_SLOTS];
+    for (int i = 0; i < n; i++)
+        p[i] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
+    return poll(p, (nfds_t)n, quiet_ms) > 0;
+}
+
+/* The attacker takes every anonymous slot of hS, then keeps them while a
+ * real password login (through the broker, from 127.0.0.1) must get in
+ * within 10 s. */
+static void login_against(int chatty, const char *const addrs[4])
+{
+    attacker a = { .port = hS.port, .chatty = chatty };
+    for (int i = 0; i < ATTACK_SLOTS; i++) {
+        a.src[i] = addrs[i / 5];
+        a.fd[i] = connect_from(a.src[i], a.port);
+        if (a.fd[i] < 0)
+            fail_msg("cannot connect from %s: %s", a.src[i], strerror(errno));
+    }
+    /* every slot is the attacker's: none of its connections was turned away */
+    assert_false(any_readable(a.fd, ATTACK_SLOTS, 300));
+    atomic_init(&a.stop, 0);
+    atomic_init(&a.reopened, 0);
+    assert_int_equal(pthread_create(&a.thread, NULL, attack, &a), 0);
+    int64_t t0 = now_ms(), deadline = t0 + 10000;
+    int ok = 0, attempts = 0;
+    vb_error err;
+    while (!ok && now_ms() < deadline) {
+        form f = { 0 };
+        attempts++;
+        ok = open_list(tcp_uri(&hS), &f, &err) == 0;
+    }
+    int64_t took = now_ms() - t0;
+    atomic_store(&a.stop, 1);
+    pthread_join(a.thread, NULL);
+    int closed_before = vb_ts_count_in_file(hS.log, " disconnected: "), open = 0;
+    for (int i = 0; i < ATTACK_SLOTS; i++)
+        if (a.fd[i] >= 0) {
+            close(a.fd[i]);
+            open++;
+        }
+    print_message("%s attacker from %s, %s, %s and %s: real login %s after %lld ms, %d "
+                  "attempt(s); the attacker reopened %d connections\n",
+                  chatty ? "chatty" : "silent", addrs[0], addrs[1], addrs[2], addrs[3],
+                  ok ? "in" : "NOT in", (long long)took, attempts, atomic_load(&a.reopened));
+    if (!ok)
+        fail_msg("no real login within 10 s while an attacker held every anonymous slot: %s",
+                 err.message);
+    /* the next round starts with free slots */
+    if (vb_ts_wait_for_log(hS.log, " disconnected: ", closed_before + open,
+                           vb_ts_scaled_ms(5000)) < 0)
+        fail_msg("hS did not see the attacker's connections close");
+}
+
+static void test_real_login_while_attacker_holds_every_slot(void **state)
+{
+    (void)state;
+    /* silent, one address shared with the real user (it replaces the
+     * attacker's never-used connections, and they only churn among
+     * themselves) */
+    static const char *const shared[] = { "127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4" };
+    login_against(0, shared);
+    assert_log_soon(hS.log, "closed to make room for");
+    /* chatty, from other addresses (the real user's group of one is never
+     * the one to give way) */
+    static const char *const others[] = { "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5" };
+    login_against(1, others);
+    assert_hostd_healthy(&hS);
+}
+
+/* A connection that has said nothing is dropped after first_frame_timeout (2 s
+ * here), long before auth_timeout (30 s); one that has spoken is not. */
+static void test_silent_connection_dropped_after_first_frame_timeout(void **state)
+{
+    (void)state;
+    int silent = connect_from("127.0.0.5", hS.port);
+    rconn talker;
+    rconn_init(&talker, connect_from("127.0.0.6", hS.port));
+    assert_true(silent >= 0 && talker.fd >= 0);
+    int64_t t0 = now_ms();
+    assert_auth_list_answered(&talker, 1);
+    if (wait_dropped(silent, 2000 + vb_ts_scaled_ms(3000)) < 0)
+        fail_msg("a connection that sent nothing was kept for 5 s (first_frame_timeout = 2 s)");
+    int64_t after = now_ms() - t0;
+    print_message("silent connection dropped after %lld ms\n", (long long)after);
+    assert_true(after >= 1900);
+    close(silent);
+    assert_auth_list_answered(&talker, 2); /* it spoke: only auth_timeout applies to it */
+    rconn_close(&talker);
+    assert_log_soon(hS.log, "sent no frame within 2 s of connecting");
+}
+
+/* n copies of one PING call: what a peer that never reads sends */
+static uint8_t *ping_flood(size_t n, size_t *len)
+{
+    uint8_t *one = NULL;
+    size_t flen = 0;
+    append_msg(&one, &flen, VB_PROG_KEEPALIVE, VB_MSG_CALL, 1, VB_KEEPALIVE_PROC_PING, NULL, NULL);
+    uint8_t *buf = malloc(n * flen);
+    assert_non_null(buf);
+    for (size_t i = 0; i < n; i++)
+        memcpy(buf + i * flen, one, flen);
+    free(one);
+    *len = n * flen;
+    return buf;
+}
+
+/* Write buf to fd (non-blocking) until all of it is written, the peer
+ * closes or resets the connection (*dropped), or the peer took nothing for
+ * quiet_ms; the bytes written. */
+static size_t write_until_stalled(int fd, const uint8_t *buf, size_t len, int quiet_ms,
+                                  int *dropped)
+{
+    size_t off = 0;
+    *dropped = 0;
+    while (off < len) {
+        ssize_t n = send(fd, buf + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            *dropped = 1;
+            break;
+        }
+        struct pollfd p = { .fd = fd, .events = POLLOUT | POLLRDHUP };
+        int rc = poll(&p, 1, quiet_ms);
+        if (rc <= 0)
+            break;
+        if (p.revents & (POLLERR | POLLHUP | POLLRDHUP)) {
+            *dropped = 1;
+            break;
+        }
+    }
+    return off;
+}
+
+/* 0 once the peer closed or reset fd, found without reading a byte (reading
+ * would let a paused server go on); -1 after timeout_ms. */
+static int wait_closed_unread(int fd, int timeout_ms)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    for (int64_t left; (left = deadline - now_ms()) > 0;) {
+        struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+        if (poll(&p, 1, (int)left) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+            return 0;
+    }
+    return -1;
+}
+
+#define FLOOD_PINGS 2000000
+
+/* A peer that sends 2,000,000 calls and never reads the replies: the daemon
+ * stops reading from it once its replies fill the output limit, its memory
+ * stays bounded, and (vbhostd, output_timeout 2 s) it drops the peer. */
+static void flood_without_reading(const char *who, pid_t pid, int fd, const char *log, int dropped)
+{
+    size_t len;
+    uint8_t *flood = ping_flood(FLOOD_PINGS, &len);
+    long rss0 = vb_ts_rss_kib(pid);
+    int64_t t0 = now_ms();
+    int closed_early;
+    /* it stops reading once the replies fill its limit and the kernel's buffers:
+     * the writes stall (or, in a slow build, the peer is dropped first) */
+    size_t written = write_until_stalled(fd, flood, len, vb_ts_scaled_ms(3000), &closed_early);
+    int64_t t1 = now_ms();
+    long rss1 = vb_ts_rss_kib(pid);
+    int closed = !dropped ? 0 : closed_early ? 0 : wait_closed_unread(fd, 2000 + vb_ts_scaled_ms(6000));
+    long rss2 = vb_ts_rss_kib(pid);
+    print_message("%s: %zu of %zu bytes of PING calls written before it stopped reading; RSS "
+                  "%ld -> %ld KiB (paused) -> %ld KiB; writing took %lld ms; %s %lld ms later\n",
+                  who, written, len, rss0, rss1, rss2, (long long)(t1 - t0),
+                  !dropped ? "kept" : closed == 0 ? "dropped" : "NOT dropped",
+                  (long long)(now_ms() - t1));
+    free(flood);
+    close(fd);
+    if (written == len)
+        fail_msg("%s read all %zu bytes from a peer that never read a reply", who, len);
+    assert_true(rss1 - rss0 < 64 * 1024 * RSS_SLACK);
+    assert_true(rss2 - rss0 < 64 * 1024 * RSS_SLACK);
+    if (dropped) {
+        if (closed < 0)
+            fail_msg("%s kept a peer that read none of its replies", who);
+        assert_log_soon(log, "read none of its");
+    }
+}
+
+static void test_reply_flood_without_reading_is_bounded(void **state)
+{
+    (void)state;
+    /* on the unix socket the kernel holds a fixed ~200 KiB for a peer that
+     * does not read, so the replies back up into vbhostd at once */
+    flood_without_reading("vbhostd on its unix socket (before login)", hF.pid,
+                          connect_unix(hF.sock), hF.log, 1);
+    /* on TCP the kernel's send buffer grows to 4 MiB first: a sanitized
+     * vbhostd takes a minute to answer that many PINGs, so only here */
+    if (RSS_SLACK == 1) {
+        int fd = connect_from_rcvbuf("127.0.0.1", hF.port, 4096);
+        assert_true(fd >= 0);
+        flood_without_reading("vbhostd on TCP (before login)", hF.pid, fd, hF.log, 1);
+    }
+    assert_hostd_healthy(&hF);
+    flood_without_reading("vbrokerd", the_broker.pid, connect_unix(the_broker.sock),
+                          the_broker.log, 0);
+    assert_broker_healthy();
+}
+
+/* Good calls and a bad frame in one write: the replies to the good calls
+ * arrive, then the connection closes. */
+static void assert_replies_flushed(int fd, uint32_t prog, uint32_t proc, const char *who)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    for (uint32_t serial = 1; serial <= 3; serial++)
+        append_msg(&buf, &len, prog, VB_MSG_CALL, serial, proc, NULL, NULL);
+    static const uint8_t bad[] = { 0, 0, 0, 3, 0xc1, 0xc1, 0xc1 }; /* 0xc1: never valid msgpack */
+    buf = realloc(buf, len + sizeof bad);
+    assert_non_null(buf);
+    memcpy(buf + len, bad, sizeof bad);
+    len += sizeof bad;
+    rconn c;
+    rconn_init(&c, fd);
+    assert_int_equal(send_all(fd, buf, len), 0);
+    free(buf);
+    for (uint32_t serial = 1; serial <= 3; serial++) {
+        vb_msg m;
+        int rc = rconn_read(&c, vb_ts_scaled_ms(5000), &m);
+        if (rc != 1)
+            fail_msg("%s: the reply to call %u, sent before a bad frame, never came (%s)", who,
+                     serial, rc == 0 ? "closed first" : "timeout");
+        assert_int_equal(m.hdr.serial, serial);
+        assert_int_equal(m.hdr.type, VB_MSG_REPLY);
+        vb_msg_clear(&m);
+    }
+    assert_int_equal(wait_dropped(fd, vb_ts_scaled_ms(5000)), 0);
+    rconn_close(&c);
+}
+
+static void test_replies_flushed_before_close_for_bad_frame(void **state)
+{
+    (void)state;
+    assert_replies_flushed(connect_tcp(&hS), VB_PROG_HOST, VB_HOST_PROC_AUTH_LIST, "vbhostd");
+    assert_replies_flushed(connect_unix(the_broker.sock), VB_PROG_BROKER, VB_BROKER_PROC_STATUS,
+                           "vbrokerd");
+    assert_hostd_healthy(&hS);
+    assert_broker_healthy();
+}
+
+/* utime + stime of pid in ms */
+static long cpu_ms(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    char *text = vb_ts_read_file(path, NULL);
+    char *p = text ? strrchr(text, ')') : NULL;
+    unsigned long ut = 0, st = 0;
+    int ok = p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2;
+    free(text);
+    return ok ? (long)((ut + st) * 1000 / (unsigned long)sysconf(_SC_CLK_TCK)) : -1;
+}
+
+static long soft_nofile(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/limits", (int)pid);
+    char *text = vb_ts_read_file(path, NULL);
+    char *p = text ? strstr(text, "Max open files") : NULL;
+    long soft = -1;
+    if (p)
+        sscanf(p + strlen("Max open files"), "%ld", &soft);
+    free(text);
+    return soft;
+}
+
+#define FD_SOFT "32"
+#define FD_HARD 64
+#define FD_CONNS 100
+
+/* A daemon started with a soft descriptor limit of 32 and a hard one of 64:
+ * it raises the soft limit to 64; 100 idle connections run it out of
+ * descriptors, and it then waits (less than 0.3 s of CPU in 2 s) instead of
+ * spinning on accept; a client that connected meanwhile is served once the
+ * others leave. prog/proc: what the waiting client calls. */
+static void assert_survives_fd_exhaustion(const char *who, char *const daemon_argv[],
+                                          const char *sock, const char *log, uint32_t prog,
+                                          uint32_t proc)
+{
+    char *argv[32] = { "prlimit", "--nofile=" FD_SOFT ":64", "--" };
+    size_t n = 3;
+    for (size_t i = 0; daemon_argv[i] && n < 31; i++)
+        argv[n++] = daemon_argv[i];
+    argv[n] = NULL;
+    pid_t pid = vb_ts_spawn(argv, NULL, log);
+    assert_true(pid > 0);
+    assert_int_equal(vb_ts_wait_unix_socket(sock, vb_ts_scaled_ms(START_MS)), 0);
+    long soft = soft_nofile(pid);
+    print_message("%s: descriptor limit %s soft / %d hard at start, %ld soft now\n", who, FD_SOFT,
+                  FD_HARD, soft);
+    assert_int_equal(soft, FD_HARD);
+    int fds[FD_CONNS], nfds = 0;
+    for (; nfds < FD_CONNS; nfds++) {
+        vb_error err;
+        if ((fds[nfds] = vb_net_connect_unix(sock, &err)) < 0)
+            break;
+    }
+    assert_true(nfds > FD_HARD);
+    int waiting = fds[--nfds]; /* the last one is surely beyond the limit */
+    rconn c;
+    rconn_init(&c, waiting);
+    assert_int_equal(send_msg(waiting, prog, VB_MSG_CALL, 1, proc, NULL, NULL), 0);
+    vb_ts_wait_for_log(log, "not accepting until a descriptor frees", 1, vb_ts_scaled_ms(5000));
+    long cpu0 = cpu_ms(pid);
+    int64_t t0 = now_ms();
+    struct pollfd p = { .fd = waiting, .events = POLLIN };
+    poll(&p, 1, 2000); /* the measuring window: it must not be answered yet anyway */
+    long used = cpu_ms(pid) - cpu0;
+    print_message("%s out of descriptors with %d connections: %ld ms of CPU in %lld ms\n", who,
+                  nfds + 1, used, (long long)(now_ms() - t0));
+    assert_int_equal(p.revents, 0);
+    /* the others leave (those still in the backlog too: they are ahead of it) */
+    for (int i = 0; i < nfds; i++)
+        close(fds[i]);
+    t0 = now_ms();
+    vb_msg m;
+    int rc = rconn_read(&c, vb_ts_scaled_ms(5000), &m);
+    print_message("%s served the waiting client %lld ms after the others left\n", who,
+                  (long long)(now_ms() - t0));
+    if (rc != 1)
+        fail_msg("%s never served a client that waited for a descriptor (%d)", who, rc);
+    assert_int_equal(m.hdr.serial, 1);
+    assert_int_equal(m.hdr.status, VB_STATUS_OK);
+    vb_msg_clear(&m);
+    rconn_close(&c);
+    assert_true(used < 300);
+    assert_log_soon(log, "not accepting until a descriptor frees");
+    assert_int_equal(vb_ts_check_exit(who, vb_ts_stop(pid, vb_ts_scaled_ms(5000)), log), 0);
+}
+
+/* socket, log and state dir of an extra broker named tag, in dir */
+static void extra_broker_paths(const char *tag, char sock[400], char log[400], char state_dir[400])
+{
+    snprintf(sock, 400, "%s/%s/sock", dir, tag);
+    snprintf(log, 400, "%s/%s.log", dir, tag);
+    snprintf(state_dir, 400, "%s/%s-state", dir, tag);
+}
+
+static void test_daemons_out_of_descriptors(void **state)
+{
+    (void)state;
+    char sock[400], log[400], state_dir[400];
+    extra_broker_paths("fd-brk", sock, log, state_dir);
+    char *broker_argv[] = { VB_BUILD_DIR "/vbrokerd", "--socket", sock, "--state-dir", state_dir,
+                            NULL };
+    assert_survives_fd_exhaustion("vbrokerd", broker_argv, sock, log, VB_PROG_BROKER,
+                                  VB_BROKER_PROC_STATUS);
+    /* vbhostd: its unix socket with peer auth (allowed peers are not anonymous) */
+    hostd h = { "hD", "auth_unix = [\"peer\"]\n", 0, "", "", "", "", 0, 0 };
+    assert_int_equal(start_hostd(&h), 0); /* writes the config; this one only checks it starts */
+    assert_int_equal(vb_ts_check_exit("vbhostd hD", vb_ts_stop(h.pid, vb_ts_scaled_ms(5000)), h.log),
+                     0);
+    char *hostd_argv[] = { VB_BUILD_DIR "/vbhostd", "-f", h.conf, "--foreground", NULL };
+    snprintf(log, sizeof log, "%s/hD-fd.log", dir);
+    assert_survives_fd_exhaustion("vbhostd", hostd_argv, h.sock, log, VB_PROG_HOST,
+                                  VB_HOST_PROC_AUTH_LIST);
+}
+
+/* --max-clients: the broker turns one more program away with a clear error */
+static void test_broker_max_clients(void **state)
+{
+    (void)state;
+    char sock[400], log[400], state_dir[400];
+    extra_broker_paths("mc-brk", sock, log, state_dir);
+    char *argv[] = { VB_BUILD_DIR "/vbrokerd", "--socket", sock, "--state-dir", state_dir,
+                     "--max-clients", "3", NULL };
+    pid_t pid = vb_ts_spawn_daemon(argv, log);
+    assert_int_equal(vb_ts_wait_unix_socket(sock, vb_ts_scaled_ms(START_MS)), 0);
+    rconn c[4];
+    for (int i = 0; i < 4; i++) {
+        rconn_init(&c[i], connect_unix(sock));
+        /* the one over the limit may be closed before it could send anything */
+        assert_true(i == 3 || send_msg(c[i].fd, VB_PROG_BROKER, VB_MSG_CALL, 1,
+                                       VB_BROKER_PROC_STATUS, NULL, NULL) == 0);
+        vb_msg m;
+        assert_int_equal(rconn_read(&c[i], vb_ts_scaled_ms(5000), &m), 1);
+        if (i < 3) {
+            assert_int_equal(m.hdr.serial, 1);
+            assert_int_equal(m.hdr.status, VB_STATUS_OK);
+        } else {
+            vb_error e, err;
+            assert_int_equal(m.hdr.status, VB_STATUS_ERROR);
+            assert_int_equal(vb_msg_error_body(&m, &e, &err), 0);
+            assert_int_equal(e.code, VB_ERR_TOO_MANY_CLIENTS);
+        }
+        vb_msg_clear(&m);
+    }
+    for (int i = 0; i < 4; i++)
+        rconn_close(&c[i]);
+    assert_int_equal(vb_ts_check_exit("vbrokerd", vb_ts_stop(pid, vb_ts_scaled_ms(5000)), log), 0);
+}
+
+/* Every key a daemon reads (the strings after `(conf, "` in vbh_config.c, the
+ * settings table of brk_config.c) has an entry `key = ...` (maybe commented
+ * out) in its example file under etc/; the limits above included. */
+static int documents_key(const char *conf_text, const char *key)
+{
+    size_t klen = strlen(key);
+    for (const char *p = conf_text; (p = strstr(p, key)) != NULL; p += klen) {
+        const char *line = p;
+        while (line > conf_text && line[-1] != '\n')
+            line--;
+        while (*line == '#' || *line == ' ')
+            line++;
+        if (line == p && strncmp(p + klen, " = ", 3) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int check_keys(const char *source, const char *marker, const char *example)
+{
+    char *src = vb_ts_read_file(source, NULL), *conf = vb_ts_read_file(example, NULL);
+    assert_non_null(src);
+    assert_non_null(conf);
+    int checked = 0, missing = 0;
+    for (const char *p = src; (p = strstr(p, marker)) != NULL;) {
+        p += strlen(marker);
+        char key[64];
+        size_t n = strcspn(p, "\"");
+        if (n == 0 || n >= sizeof key)
+            continue;
+        memcpy(key, p, n);
+        key[n] = '\0';
+        for (char *k = key; *k; k++)
+            if (*k == '-')
+                *k = '_';
+        checked++;
+        if (!documents_key(conf, key)) {
+            print_error("%s reads '%s', which %s does not document\n", source, key, example);
+            missing++;
+        }
+    }
+    free(src);
+    free(conf);
+    assert_int_equal(missing, 0);
+    return checked;
+}
+
+static void test_every_config_key_documented(void **state)
+{
+    (void)state;
+    int nh = check_keys(VB_SRC_DIR "/daemon/vbh_config.c", "(conf, \"", VB_SRC_DIR "/etc/vbhostd.conf");
+    int nb = check_keys(VB_SRC_DIR "/broker/brk_config.c", "{ \"", VB_SRC_DIR "/etc/vbrokerd.conf") +
+             check_keys(VB_SRC_DIR "/broker/brk_config.c", "(conf, \"", VB_SRC_DIR "/etc/vbrokerd.conf");
+    print_message("%d vbhostd keys and %d vbrokerd settings documented\n", nh, nb);
+    assert_true(nh >= 30 && nb >= 10);
+}
+
 /* ---- tests: a server claiming another server's id ------------------------- */
 
 static int run_sqlite(const char *db, const char *sql, char **out)
@@ -1281,13 +1834,13 @@ static void test_every_daemon_alive_and_exits_cleanly(void **state)
 {
     (void)state;
     assert_broker_healthy();
-    hostd *all[] = { &hA, &hB, &hL, &hT };
-    for (size_t i = 0; i < 4; i++)
+    hostd *all[] = { &hA, &hB, &hL, &hT, &hS, &hF };
+    for (size_t i = 0; i < 6; i++)
         assert_int_equal(kill(all[i]->pid, 0), 0);
     /* SIGTERM: each exits by itself, and (under VB_TEST_DAEMON_WRAPPER with
      * --error-exitcode=99) without memory errors or leaks */
     int bad = vb_ts_check_exit("vbrokerd", vb_ts_stop(the_broker.pid, vb_ts_scaled_ms(5000)), the_broker.log) < 0;
-    for (size_t i = 0; i < 4; i++) {
+    for (size_t i = 0; i < 6; i++) {
         char name[40];
         snprintf(name, sizeof name, "vbhostd %s", all[i]->name);
         bad += vb_ts_check_exit(name, vb_ts_stop(all[i]->pid, vb_ts_scaled_ms(5000)), all[i]->log) < 0;
@@ -1308,6 +1861,13 @@ int main(void)
         cmocka_unit_test(test_slow_client_dropped_by_auth_timeout),
         cmocka_unit_test(test_slow_authenticated_client_dropped_by_frame_timeout),
         cmocka_unit_test(test_silent_keepalive_client_dropped),
+        cmocka_unit_test(test_real_login_while_attacker_holds_every_slot),
+        cmocka_unit_test(test_silent_connection_dropped_after_first_frame_timeout),
+        cmocka_unit_test(test_reply_flood_without_reading_is_bounded),
+        cmocka_unit_test(test_replies_flushed_before_close_for_bad_frame),
+        cmocka_unit_test(test_daemons_out_of_descriptors),
+        cmocka_unit_test(test_broker_max_clients),
+        cmocka_unit_test(test_every_config_key_documented),
         cmocka_unit_test(test_server_claiming_another_servers_id),
         cmocka_unit_test(test_every_daemon_alive_and_exits_cleanly),
     };

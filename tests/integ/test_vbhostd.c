@@ -91,7 +91,7 @@ static int group_setup(void **state)
     const char *sasl_conf =
         "auth_unix = [\"sasl\"]\nauth_tcp = [\"sasl\"]\n"
         "sasl_allowed_username_list = [\"alice@" REALM "\", \"carol@*\"]\n"
-        "max_anonymous_clients = 100\n";
+        "max_anonymous_clients = 100\nmax_anonymous_per_peer = 100\n"; /* 48 logins at once from 127.0.0.1 */
     if (start_daemon(&main_d, "vbh-main", sasl_conf, 0) < 0 ||
         start_daemon(&fail_d, "vbh-fail", sasl_conf, 0) < 0 ||
         start_daemon(&noauth_d, "vbh-noauth", "auth_unix = [\"none\"]\nauth_tcp = [\"none\"]\n", 0) < 0 ||
