@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "vb_log.h"
+#include "vb_net.h"
 #include "vbh_failures.h"
 
 /* The failure table, made at the first attempt it has to judge. */
@@ -44,8 +45,8 @@ static const char *source_key(vbh_client *c, char *buf, size_t len)
         return buf;
     }
     if (c->stream && getpeername(vb_stream_fd(c->stream), (struct sockaddr *)&ss, &sl) == 0 &&
-        vbh_failures_source_key((struct sockaddr *)&ss, sl, cfg->auth_failure_ipv4_prefix,
-                                cfg->auth_failure_ipv6_prefix, buf, len) == 0)
+        vb_net_addr_group((struct sockaddr *)&ss, sl, cfg->auth_failure_ipv4_prefix,
+                          cfg->auth_failure_ipv6_prefix, buf, len) == 0)
         return buf;
     return c->throttle_key;
 }

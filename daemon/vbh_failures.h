@@ -65,10 +65,4 @@ size_t vbh_failures_entries(const vbh_failures *t);
 unsigned vbh_failures_account_count(const vbh_failures *t, const char *account, uint64_t now);
 unsigned vbh_failures_source_count(const vbh_failures *t, const char *source, uint64_t now);
 
-/* The source key of a peer address: IPv4 (and IPv4-mapped IPv6) masked to
- * v4_prefix bits, IPv6 to v6_prefix bits, as "ADDR/BITS". 0, or -1 for
- * another family (the caller then uses its own key, e.g. "uid:N"). */
-int vbh_failures_source_key(const struct sockaddr *sa, socklen_t salen, unsigned v4_prefix,
-                            unsigned v6_prefix, char *out, size_t outlen);
-
 #endif

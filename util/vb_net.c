@@ -275,6 +275,43 @@ void vb_net_peer_string(int fd, char *buf, size_t len)
     snprintf(buf, len, "unknown peer");
 }
 
+static void mask_bits(uint8_t *addr, size_t len, unsigned bits)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned keep = bits >= 8 * (i + 1) ? 8 : bits > 8 * i ? bits - 8 * (unsigned)i : 0;
+        addr[i] &= (uint8_t)(0xff00u >> keep);
+    }
+}
+
+int vb_net_addr_group(const struct sockaddr *sa, socklen_t salen, unsigned v4_prefix,
+                      unsigned v6_prefix, char *out, size_t outlen)
+{
+    uint8_t addr[16];
+    char text[INET6_ADDRSTRLEN];
+    int family;
+    unsigned bits;
+    if (sa->sa_family == AF_INET && salen >= (socklen_t)sizeof(struct sockaddr_in)) {
+        memcpy(addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        family = AF_INET, bits = v4_prefix > 32 ? 32 : v4_prefix;
+    } else if (sa->sa_family == AF_INET6 && salen >= (socklen_t)sizeof(struct sockaddr_in6)) {
+        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a6)) {
+            memcpy(addr, a6->s6_addr + 12, 4);
+            family = AF_INET, bits = v4_prefix > 32 ? 32 : v4_prefix;
+        } else {
+            memcpy(addr, a6->s6_addr, 16);
+            family = AF_INET6, bits = v6_prefix > 128 ? 128 : v6_prefix;
+        }
+    } else {
+        return -1;
+    }
+    mask_bits(addr, family == AF_INET ? 4 : 16, bits);
+    if (!inet_ntop(family, addr, text, sizeof text))
+        return -1;
+    snprintf(out, outlen, "%s/%u", text, bits);
+    return 0;
+}
+
 void vb_net_peer_group(int fd, char *buf, size_t len)
 {
     struct sockaddr_storage ss;
@@ -286,21 +323,8 @@ void vb_net_peer_group(int fd, char *buf, size_t len)
             snprintf(buf, len, "uid %u", (unsigned)uid);
         return;
     }
-    if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
-        return;
-    if (ss.ss_family == AF_INET) {
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)len);
-    } else if (ss.ss_family == AF_INET6) {
-        struct in6_addr a = ((struct sockaddr_in6 *)&ss)->sin6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(&a)) {
-            inet_ntop(AF_INET, &a.s6_addr[12], buf, (socklen_t)len);
-            return;
-        }
-        memset(&a.s6_addr[8], 0, 8);
-        char text[INET6_ADDRSTRLEN];
-        if (inet_ntop(AF_INET6, &a, text, sizeof text))
-            snprintf(buf, len, "%s/64", text);
-    }
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
+        vb_net_addr_group((struct sockaddr *)&ss, sl, 32, 64, buf, len);
 }
 
 int vb_net_write_all(int fd, const void *buf, size_t len, vb_error *err)

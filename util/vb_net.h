@@ -7,6 +7,7 @@
 #define VB_NET_H
 
 #include <stddef.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "vb_error.h"
@@ -30,10 +31,15 @@ int vb_net_is_unix(int fd);
 int vb_net_sasl_addr(int fd, int remote, char *buf, size_t len);
 /* A printable peer description for logs: "127.0.0.1:5555" or "unix uid 1000". */
 void vb_net_peer_string(int fd, char *buf, size_t len);
-/* The group a peer's limits count against: "uid N" on a unix socket, the
- * address for IPv4 (and IPv4-mapped IPv6), the /64 for IPv6 ("2001:db8:1:2::/64":
- * one host usually holds a whole /64, so per-address counts would be no
- * limit there). */
+/* The group an address counts in: IPv4 (and IPv4-mapped IPv6, an IPv4 peer
+ * on a dual-stack socket) masked to v4_prefix bits, IPv6 to v6_prefix bits,
+ * as "ADDR/BITS". 0, or -1 for another family. */
+int vb_net_addr_group(const struct sockaddr *sa, socklen_t salen, unsigned v4_prefix,
+                      unsigned v6_prefix, char *out, size_t outlen);
+/* The group a peer's pre-login limits count against: "uid N" on a unix
+ * socket, the address for IPv4 ("127.0.0.1/32"), the /64 for IPv6
+ * ("2001:db8:1:2::/64": one host usually holds a whole /64, so per-address
+ * counts would be no limit there). */
 void vb_net_peer_group(int fd, char *buf, size_t len);
 /* Write all of buf to a blocking fd (retries EINTR / short writes). */
 int vb_net_write_all(int fd, const void *buf, size_t len, vb_error *err);

@@ -18,6 +18,7 @@
 #include <sys/un.h>
 
 #include "vbh_failures.h"
+#include "vb_net.h"
 
 #define T0 1000000u /* an arbitrary monotonic start */
 #define MAX_MS 8000u
@@ -225,7 +226,7 @@ static void key_of(const char *addr, unsigned v4, unsigned v6, char *out, size_t
         assert_int_equal(inet_pton(AF_INET, addr, &s4->sin_addr), 1);
         sl = sizeof *s4;
     }
-    assert_int_equal(vbh_failures_source_key((struct sockaddr *)&ss, sl, v4, v6, out, len), 0);
+    assert_int_equal(vb_net_addr_group((struct sockaddr *)&ss, sl, v4, v6, out, len), 0);
 }
 
 static void test_source_keys(void **state)
@@ -253,8 +254,7 @@ static void test_source_keys(void **state)
     key_of("::ffff:192.0.2.7", 32, 64, a, sizeof a);
     assert_string_equal(a, "192.0.2.7/32");
     struct sockaddr_un un = { .sun_family = AF_UNIX };
-    assert_int_equal(vbh_failures_source_key((struct sockaddr *)&un, sizeof un, 32, 64, a, sizeof a),
-                     -1);
+    assert_int_equal(vb_net_addr_group((struct sockaddr *)&un, sizeof un, 32, 64, a, sizeof a), -1);
 }
 
 /* Names longer than a key share one entry: more delay, never less. */

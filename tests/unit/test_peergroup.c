@@ -61,7 +61,7 @@ static void test_ipv4_is_the_address(void **state)
     (void)state;
     char g[64];
     assert_int_equal(group_of_connection(AF_INET, "127.0.0.1", "127.0.0.1", g, sizeof g), 0);
-    assert_string_equal(g, "127.0.0.1");
+    assert_string_equal(g, "127.0.0.1/32");
 }
 
 static void test_ipv6_is_the_slash_64(void **state)
@@ -79,7 +79,7 @@ static void test_ipv4_mapped_is_ipv4(void **state)
     char g[64];
     if (group_of_connection(AF_INET6, "::", "127.0.0.1", g, sizeof g) < 0)
         skip();
-    assert_string_equal(g, "127.0.0.1");
+    assert_string_equal(g, "127.0.0.1/32");
 }
 
 static void test_unix_is_the_uid(void **state)
