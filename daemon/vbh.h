@@ -141,6 +141,7 @@ struct vbh_client {
     char token_id[VB_TOKEN_ID_LEN + 1];
     uint8_t token_cnonce[VB_TOKEN_NONCE_LEN];
     uint8_t token_snonce[VB_TOKEN_NONCE_LEN];
+    char token_endpoint[VB_TOKEN_ENDPOINT_MAX + 1]; /* the bound proof's endpoint */
     int token_pending;
     int confidential;           /* unix socket, or a SASL security layer is on */
     uint64_t auth_timer;

@@ -24,6 +24,16 @@
 #define VB_REMOTE_DEFAULT_PORT 16509
 #define VB_REMOTE_DEFAULT_SOCKET "/run/vbhostd/sock"
 #define VB_REMOTE_MAX_PRIORITY 8
+#define VB_REMOTE_ENDPOINT_MAX 1100
+
+/* The unix server's owner (SO_PEERCRED) against the expected one: the uid
+ * the URI's server_uid= names (a number or a user name), else root or the
+ * client's own uid. */
+enum {
+    VB_REMOTE_OWNER_NOT_UNIX,     /* tcp or ssh: not checked this way */
+    VB_REMOTE_OWNER_VERIFIED,     /* the expected owner listens */
+    VB_REMOTE_OWNER_UNEXPECTED,   /* someone else: no token, no PLAIN/LOGIN */
+};
 
 typedef struct vb_remote vb_remote;
 
@@ -55,6 +65,13 @@ int vb_remote_fd(const vb_remote *r);
  * on one transport, one per conn_id; 0 for a server from before that, which
  * a client must give one transport per connection. */
 int vb_remote_multiplexes(const vb_remote *r);
+/* Where this connection went, canonical (docs/protocol.md "token binding"):
+ * "unix:PATH", "tcp:HOST:PORT" (host in lower case, an IPv6 literal in
+ * brackets, the port spelled out), "ssh:HOST:PORT/PATH" (PATH the remote
+ * socket). Cached logins are keyed by it. "" when too long to name. */
+const char *vb_remote_endpoint(const vb_remote *r);
+/* VB_REMOTE_OWNER_* */
+int vb_remote_owner(const vb_remote *r);
 /* Address later calls to hypervisor connection conn_id on this transport
  * (0 = the default): several opens share one authenticated transport. */
 void vb_remote_set_conn(vb_remote *r, uint32_t conn_id);

@@ -295,3 +295,35 @@ int vb_net_write_all(int fd, const void *buf, size_t len, vb_error *err)
     }
     return 0;
 }
+
+/* The numeric address of one end of a TCP connection, as the token binding
+ * names it: "tcp:192.0.2.1:16509", "tcp:[2001:db8::1]:16509". An IPv4
+ * address seen through a dual-stack socket (::ffff:a.b.c.d) is written as
+ * IPv4, so the client and the server spell the same end alike. */
+int vb_net_tcp_endpoint(int fd, int remote, char *buf, size_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    int rc = remote ? getpeername(fd, (struct sockaddr *)&ss, &sl)
+                    : getsockname(fd, (struct sockaddr *)&ss, &sl);
+    buf[0] = '\0';
+    if (rc < 0 || (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
+        return -1;
+    struct sockaddr_in v4;
+    if (ss.ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&((struct sockaddr_in6 *)&ss)->sin6_addr)) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
+        memset(&v4, 0, sizeof v4);
+        v4.sin_family = AF_INET;
+        v4.sin_port = s6->sin6_port;
+        memcpy(&v4.sin_addr, &s6->sin6_addr.s6_addr[12], 4);
+        memcpy(&ss, &v4, sizeof v4);
+        sl = sizeof v4;
+    }
+    char host[NI_MAXHOST], serv[NI_MAXSERV];
+    if (getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, serv, sizeof serv,
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+        return -1;
+    int v6 = ss.ss_family == AF_INET6;
+    int n = snprintf(buf, len, "tcp:%s%s%s:%s", v6 ? "[" : "", host, v6 ? "]" : "", serv);
+    return n > 0 && (size_t)n < len ? 0 : -1;
+}

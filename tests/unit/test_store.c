@@ -119,7 +119,7 @@ static void get_login_is(vb_store *st, const char *server, const char *user, int
     size_t len = 0;
     vb_error err;
     vb_error_clear(&err);
-    int rc = vb_store_login_get(st, server, user, now, &rec, buf, sizeof buf, &len, &err);
+    int rc = vb_store_login_get(st, server, NULL, user, now, &rec, buf, sizeof buf, &len, &err);
     if (rc != 1)
         fail_msg("login_get %s user %s: rc %d (%s), want %s", server, user ? user : "(any)",
                  rc, err.message, token_id);
@@ -137,7 +137,7 @@ static void get_login_none(vb_store *st, const char *server, const char *user, i
     size_t len = 99;
     vb_error err;
     vb_error_clear(&err);
-    int rc = vb_store_login_get(st, server, user, now, &rec, buf, sizeof buf, &len, &err);
+    int rc = vb_store_login_get(st, server, NULL, user, now, &rec, buf, sizeof buf, &len, &err);
     if (rc != 0)
         fail_msg("login_get %s user %s: rc %d (%s) token %s, want none", server,
                  user ? user : "(any)", rc, err.message, rec.token_id);
@@ -551,10 +551,10 @@ static void test_login_get_matching(void **state)
     char user256[257];
     memset(user256, 'u', 256);
     user256[256] = '\0';
-    assert_fails(vb_store_login_get(st, SERVER_A, user256, T0, &out, buf, sizeof buf, &len,
+    assert_fails(vb_store_login_get(st, SERVER_A, NULL, user256, T0, &out, buf, sizeof buf, &len,
                                     &err),
                  &err, VB_ERR_INVALID_ARG, "user");
-    assert_fails(vb_store_login_get(st, SERVER_A, NULL, T0, &out, buf, 16, &len, &err), &err,
+    assert_fails(vb_store_login_get(st, SERVER_A, NULL, NULL, T0, &out, buf, 16, &len, &err), &err,
                  VB_ERR_INVALID_ARG, "secret buffer");
     vb_store_close(st);
 }
