@@ -29,6 +29,7 @@
 enum vbh_auth_type { VBH_AUTH_NONE, VBH_AUTH_SASL, VBH_AUTH_PEER, VBH_AUTH_TOKEN };
 #define VBH_MAX_AUTH_TYPES 4
 #define VBH_MAX_PEER_UIDS 32
+#define VBH_MAX_TOKEN_ENDPOINTS 16
 
 typedef struct vbh_auth_list {
     int types[VBH_MAX_AUTH_TYPES];
@@ -62,6 +63,8 @@ typedef struct vbh_config {
     char *default_uri;
     char *test_host_dir;             /* test:///PATH files allowed only below this dir */
     unsigned token_ttl_s;            /* lifetime of issued tokens (the client may ask for less) */
+    char *token_endpoints[VBH_MAX_TOKEN_ENDPOINTS]; /* forwarders' endpoints a proof may name */
+    size_t ntoken_endpoints;
     int log_level;
     int protocol_v1;                 /* test mode: behave as a HOST v1 server (no AUTH_*) */
     int allow_remote_uris;           /* OPEN may name another vbhostd (a longer chain) */

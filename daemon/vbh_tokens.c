@@ -55,10 +55,15 @@ static void token_forget_pending(vbh_client *c)
  * "unix:PATH", or "ssh:HOST:PORT/PATH" (the SSH tunnel ends at PATH; the
  * host was checked by SSH host-key verification, not here); on TCP:
  * "tcp:ADDR:PORT" of this connection's local end, numeric. Anything else is a
- * proof meant for another server, passed on by whoever sits in between. */
+ * proof meant for another server, passed on by whoever sits in between,
+ * unless the operator listed it in token_endpoints (a forwarder of theirs). */
 static int endpoint_is_ours(const vbh_client *c, const char *ep, size_t len)
 {
     char mine[VB_TOKEN_ENDPOINT_MAX + 1];
+    const vbh_config *cfg = c->srv->cfg;
+    for (size_t i = 0; i < cfg->ntoken_endpoints; i++) /* the operator's forwarders */
+        if (strlen(cfg->token_endpoints[i]) == len && memcmp(cfg->token_endpoints[i], ep, len) == 0)
+            return 1;
     if (c->lis->is_unix) {
         const char *path = c->srv->cfg->listen_unix;
         const char *slash = len > 4 && memcmp(ep, "ssh:", 4) == 0 ? memchr(ep, '/', len) : NULL;

@@ -494,6 +494,12 @@ static int drop_cleartext_mechs(vb_remote *r, const char *want, char *mechlist, 
         if (!sends_cleartext(m))
             out += sprintf(out, "%s%s", out == mechlist ? "" : " ", m); /* never longer */
     free(copy);
+    if (!*mechlist)
+        return vb_error_set(err, VB_ERR_AUTH_UNAVAILABLE, VB_DOM_AUTH,
+                            "%s offers only SASL mechanisms that send the password in clear, and "
+                            "its socket belongs to uid %u, not to the expected owner; not logging "
+                            "in there (server_uid= in the URI names the owner)",
+                            r->endpoint, (unsigned)r->server_uid);
     return 0;
 }
 
