@@ -641,14 +641,37 @@ static int group_setup(void **state)
     other_uid = unused_uid();
     setenv("VBROKER_SOCKET", brk_sock, 1);
     setenv("VBROKER_NO_AUTOSTART", "1", 1);
-    /* the victim logs in once: the broker keeps a token for the real server */
+    return 0;
+}
+
+/* Each test starts from the victim's login (a token for the real server,
+ * obtained at its socket), whatever the test before did to it. */
+static vb_conn *keep; /* the victim's own session, when a test holds one */
+
+static int test_setup(void **state)
+{
+    (void)state;
+    char id[40];
+    cached_token_id(id);
+    if (id[0])
+        return 0;
     form f = { 0 };
     vb_auth auth = { form_types, 2, form_cb, &f };
     vb_error err;
     if (vb_login(unix_uri(host_sock, NULL), &auth, 0, NULL, NULL, &err) < 0) {
-        fprintf(stderr, "login: %s\n", err.message);
+        print_message("login: %s\n", err.message);
         return -1;
     }
+    return 0;
+}
+
+static int test_teardown(void **state)
+{
+    (void)state;
+    if (keep)
+        vb_close(keep);
+    keep = NULL;
+    restore_login_endpoint();
     return 0;
 }
 
@@ -677,7 +700,7 @@ static void attack_by_relay(int rewrite_endpoint, int offer_here)
     assert_true(token_before[0]);
     /* the victim's own session keeps the test host (and its state) alive */
     vb_error err;
-    vb_conn *keep = open_uri(unix_uri(host_sock, NULL), NULL, &err);
+    keep = open_uri(unix_uri(host_sock, NULL), NULL, &err);
     if (!keep)
         fail_msg("the victim's own open: %s", err.message);
     assert_int_equal(domain_state(keep, "web"), VB_DOMAIN_RUNNING);
@@ -707,6 +730,7 @@ static void attack_by_relay(int rewrite_endpoint, int offer_here)
     /* the domain is as it was, seen by the victim's own session */
     assert_int_equal(domain_state(keep, "web"), VB_DOMAIN_RUNNING);
     vb_close(keep);
+    keep = NULL;
     if (offer_here) {
         assert_true(imp.challenges >= 1); /* the token was offered to the relay */
         assert_int_equal(imp.proves, 0);  /* and the broker proved nothing */
@@ -919,13 +943,13 @@ static void test_unexpected_owner_gets_no_token_and_no_cleartext(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_relay_from_another_socket_gets_nothing),
-        cmocka_unit_test(test_relayed_proof_refused_by_real_server),
-        cmocka_unit_test(test_relay_claiming_real_endpoint_fails_server_proof),
-        cmocka_unit_test(test_refusal_from_impostor_socket_erases_nothing),
-        cmocka_unit_test(test_refusal_from_unproven_server_at_the_endpoint_erases_nothing),
-        cmocka_unit_test(test_unix_token_refused_to_another_uid),
-        cmocka_unit_test(test_unexpected_owner_gets_no_token_and_no_cleartext),
+        cmocka_unit_test_setup_teardown(test_relay_from_another_socket_gets_nothing, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_relayed_proof_refused_by_real_server, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_relay_claiming_real_endpoint_fails_server_proof, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_refusal_from_impostor_socket_erases_nothing, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_refusal_from_unproven_server_at_the_endpoint_erases_nothing, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_unix_token_refused_to_another_uid, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_unexpected_owner_gets_no_token_and_no_cleartext, test_setup, test_teardown),
     };
     return cmocka_run_group_tests_name("tokens_bound", tests, group_setup, group_teardown);
 }
