@@ -11,6 +11,9 @@
  *  (d) a unix socket owned by an unexpected uid: no token offered, no
  *      cleartext SASL mechanism.
  *
+ * Plus the server's endpoint check on the wire, and the compatibility rows of
+ * docs/protocol.md §7 (an old client's unbound challenge, an old server).
+ *
  * Impostors are threads of this process speaking the real framing. Uid B is
  * a uid with no passwd entry: as root we take it with seteuid() around the
  * connect() or listen() whose SO_PEERCRED the other side reads, so no user
@@ -341,13 +344,14 @@ typedef struct impostor {
     size_t ntypes;
     const char *mechlist;        /* AUTH_SASL_INIT answer (SCRIPT) */
     int challenge_error;         /* its answer to a token challenge (0: TOKEN_REFUSED) */
+    int old_server;              /* announce no "token_bind" */
     int rewrite_endpoint;        /* FORWARD: claim the real endpoint in the challenge */
     int lfd;
     volatile int stop;
     pthread_t thread;
     char path[300];
     /* what it saw and achieved (read after the thread ended) */
-    int connections, challenges, proves, cleartext_starts, sasl_starts, got_password;
+    int connections, challenges, challenge_fields, proves, cleartext_starts, sasl_starts, got_password;
     int upstream_logged_in, hijacked;
 } impostor;
 
@@ -359,9 +363,10 @@ static void pack_auth_list(vb_enc *enc, const void *arg)
     for (size_t i = 0; i < imp->ntypes; i++)
         vb_enc_str(enc, imp->types[i]);
     vb_enc_str(enc, real_id); /* "I am the real server" */
-    vb_enc_array(enc, 2);
+    vb_enc_array(enc, imp->old_server ? 1 : 2);
     vb_enc_str(enc, "conn_id");
-    vb_enc_str(enc, "token_bind");
+    if (!imp->old_server)
+        vb_enc_str(enc, "token_bind");
 }
 
 static void pack_one_str(vb_enc *enc, const void *arg)
@@ -407,6 +412,7 @@ static void serve_script(impostor *imp, int fd)
             send_error(fd, &m.hdr, VB_ERR_AUTH_FAILED, "authentication failed");
         } else if (m.hdr.procedure == VB_HOST_PROC_AUTH_TOKEN_CHALLENGE) {
             imp->challenges++;
+            imp->challenge_fields = m.body ? (int)m.body->via.array.size : -1;
             send_error(fd, &m.hdr, imp->challenge_error ? imp->challenge_error : VB_ERR_TOKEN_REFUSED,
                        "token not accepted");
         } else if (m.hdr.type == VB_MSG_CALL) {
@@ -830,32 +836,58 @@ static void test_refusal_from_unproven_server_at_the_endpoint_erases_nothing(voi
     assert_token_still_used_silently(token_before);
 }
 
+/* ---- compatibility ------------------------------------------------------------ */
+
+/* A server from before the binding names no "token_bind": it gets the old
+ * 2-field challenge (and the v1 proof), at the token's own endpoint only. */
+static void test_old_server_gets_the_unbound_challenge(void **state)
+{
+    (void)state;
+    char old_dir[400], old[420], ep[430];
+    snprintf(old_dir, sizeof old_dir, "%s/old-server", dir);
+    mkdir(old_dir, 0755);
+    snprintf(old, sizeof old, "%s/sock", old_dir);
+    snprintf(ep, sizeof ep, "unix:%s", old);
+    set_login_endpoint(ep);
+    impostor imp = { .mode = IMP_SCRIPT, .types = { "token" }, .ntypes = 1, .mechlist = "",
+                     .old_server = 1, .challenge_error = VB_ERR_AUTH_UNAVAILABLE };
+    assert_int_equal(impostor_listen_unix(&imp, old, 0), 0);
+    impostor_start(&imp);
+    vb_error err;
+    vb_conn *c = open_uri(unix_uri(old, NULL), NULL, &err);
+    impostor_stop(&imp);
+    if (c)
+        vb_close(c);
+    assert_int_equal(imp.challenges, 1);
+    assert_int_equal(imp.challenge_fields, 2);
+}
+
 /* ---- (c) a unix token is its uid's only --------------------------------------- */
 
 typedef struct challenge_args {
     const char *id;
     uint8_t cnonce[32];
-    char endpoint[420];
+    const char *endpoint; /* NULL: the old 2-field challenge */
 } challenge_args;
 
 static void pack_challenge(vb_enc *enc, const void *arg)
 {
     const challenge_args *a = arg;
-    vb_enc_array(enc, 3);
+    vb_enc_array(enc, a->endpoint ? 3 : 2);
     vb_enc_str(enc, a->id);
     vb_enc_bin(enc, a->cnonce, sizeof a->cnonce);
-    vb_enc_str(enc, a->endpoint);
+    if (a->endpoint)
+        vb_enc_str(enc, a->endpoint);
 }
 
-/* Present token id over the real socket as euid: the challenge's error code
- * (0 when the server answered it with its proof). */
-static int challenge_as(uid_t euid, const char *id)
+/* Present token id over the real socket as euid, for endpoint: the
+ * challenge's error code (0 when the server answered it with its proof). */
+static int challenge_at(uid_t euid, const char *id, const char *endpoint)
 {
     rconn c;
     vb_msg m;
-    challenge_args a = { .id = id };
+    challenge_args a = { .id = id, .endpoint = endpoint };
     memset(a.cnonce, 0x5a, sizeof a.cnonce);
-    snprintf(a.endpoint, sizeof a.endpoint, "unix:%s", host_sock);
     int fd = connect_unix_as(host_sock, euid);
     assert_true(fd >= 0);
     rconn_init(&c, fd);
@@ -864,6 +896,36 @@ static int challenge_as(uid_t euid, const char *id)
     vb_msg_clear(&m);
     rconn_close(&c);
     return code;
+}
+
+static int challenge_as(uid_t euid, const char *id)
+{
+    char ep[420];
+    snprintf(ep, sizeof ep, "unix:%s", host_sock);
+    return challenge_at(euid, id, ep);
+}
+
+/* The server's side of the binding, on the wire: which endpoints its unix
+ * listener takes a challenge for. */
+static void test_server_checks_the_endpoint(void **state)
+{
+    (void)state;
+    char id[40], ep[500];
+    cached_token_id(id);
+    assert_true(id[0]);
+    /* its own socket, and an SSH tunnel ending at it (SSH vouched for the host) */
+    snprintf(ep, sizeof ep, "unix:%s", host_sock);
+    assert_int_equal(challenge_at(0, id, ep), 0);
+    snprintf(ep, sizeof ep, "ssh:host.example:22%s", host_sock);
+    assert_int_equal(challenge_at(0, id, ep), 0);
+    /* another socket, a tunnel to another socket, a TCP address: relayed */
+    snprintf(ep, sizeof ep, "unix:%s/evil/sock", dir);
+    assert_int_equal(challenge_at(0, id, ep), VB_ERR_AUTH_FAILED);
+    snprintf(ep, sizeof ep, "ssh:host.example:22%s/evil/sock", dir);
+    assert_int_equal(challenge_at(0, id, ep), VB_ERR_AUTH_FAILED);
+    assert_int_equal(challenge_at(0, id, "tcp:127.0.0.1:16509"), VB_ERR_AUTH_FAILED);
+    /* an old client's unbound challenge: unavailable, so it falls back to SASL */
+    assert_int_equal(challenge_at(0, id, NULL), VB_ERR_AUTH_UNAVAILABLE);
 }
 
 static void test_unix_token_refused_to_another_uid(void **state)
@@ -940,16 +1002,20 @@ static void test_unexpected_owner_gets_no_token_and_no_cleartext(void **state)
     restore_login_endpoint();
 }
 
+#define T(fn) cmocka_unit_test_setup_teardown(fn, test_setup, test_teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_relay_from_another_socket_gets_nothing, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_relayed_proof_refused_by_real_server, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_relay_claiming_real_endpoint_fails_server_proof, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_refusal_from_impostor_socket_erases_nothing, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_refusal_from_unproven_server_at_the_endpoint_erases_nothing, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_unix_token_refused_to_another_uid, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_unexpected_owner_gets_no_token_and_no_cleartext, test_setup, test_teardown),
+        T(test_relay_from_another_socket_gets_nothing),
+        T(test_relayed_proof_refused_by_real_server),
+        T(test_relay_claiming_real_endpoint_fails_server_proof),
+        T(test_refusal_from_impostor_socket_erases_nothing),
+        T(test_refusal_from_unproven_server_at_the_endpoint_erases_nothing),
+        T(test_unix_token_refused_to_another_uid),
+        T(test_server_checks_the_endpoint),
+        T(test_old_server_gets_the_unbound_challenge),
+        T(test_unexpected_owner_gets_no_token_and_no_cleartext),
     };
     return cmocka_run_group_tests_name("tokens_bound", tests, group_setup, group_teardown);
 }
