@@ -552,6 +552,15 @@ static void *impostor_main(void *arg)
     return NULL;
 }
 
+/* path = DIR/name/sock, in a fresh directory anyone may enter */
+static void impostor_path(const char *name, char *path, size_t len)
+{
+    char sub[400];
+    snprintf(sub, sizeof sub, "%s/%s", dir, name);
+    mkdir(sub, 0755);
+    snprintf(path, len, "%s/sock", sub);
+}
+
 /* Listen at path; the socket's owner (SO_PEERCRED, taken at listen()) is
  * owner. 0 or -1. */
 static int impostor_listen_unix(impostor *imp, const char *path, uid_t owner)
@@ -698,10 +707,9 @@ static void require_root(void)
 
 static void attack_by_relay(int rewrite_endpoint, int offer_here)
 {
-    char evil_dir[400], evil[420], token_before[40], token_after[40];
-    snprintf(evil_dir, sizeof evil_dir, "%s/evil%d%d", dir, rewrite_endpoint, offer_here);
-    mkdir(evil_dir, 0755);
-    snprintf(evil, sizeof evil, "%s/sock", evil_dir);
+    char evil[420], token_before[40], token_after[40], name[40];
+    snprintf(name, sizeof name, "evil%d%d", rewrite_endpoint, offer_here);
+    impostor_path(name, evil, sizeof evil);
     cached_token_id(token_before);
     assert_true(token_before[0]);
     /* the victim's own session keeps the test host (and its state) alive */
@@ -789,10 +797,8 @@ static void assert_token_still_used_silently(const char *token_before)
 static void test_refusal_from_impostor_socket_erases_nothing(void **state)
 {
     (void)state;
-    char evil_dir[400], evil[420], token_before[40];
-    snprintf(evil_dir, sizeof evil_dir, "%s/refuser", dir);
-    mkdir(evil_dir, 0755);
-    snprintf(evil, sizeof evil, "%s/sock", evil_dir);
+    char evil[420], token_before[40];
+    impostor_path("refuser", evil, sizeof evil);
     cached_token_id(token_before);
     assert_true(token_before[0]);
     impostor imp = { .mode = IMP_SCRIPT, .types = { "token" }, .ntypes = 1, .mechlist = "" };
@@ -843,10 +849,8 @@ static void test_refusal_from_unproven_server_at_the_endpoint_erases_nothing(voi
 static void test_old_server_gets_the_unbound_challenge(void **state)
 {
     (void)state;
-    char old_dir[400], old[420], ep[430];
-    snprintf(old_dir, sizeof old_dir, "%s/old-server", dir);
-    mkdir(old_dir, 0755);
-    snprintf(old, sizeof old, "%s/sock", old_dir);
+    char old[420], ep[430];
+    impostor_path("old-server", old, sizeof old);
     snprintf(ep, sizeof ep, "unix:%s", old);
     set_login_endpoint(ep);
     impostor imp = { .mode = IMP_SCRIPT, .types = { "token" }, .ntypes = 1, .mechlist = "",
@@ -947,10 +951,8 @@ static void test_unix_token_refused_to_another_uid(void **state)
 
 static void run_owner_impostor(const char *params, impostor *imp, form *f, vb_error *err)
 {
-    char evil_dir[400], evil[420];
-    snprintf(evil_dir, sizeof evil_dir, "%s/other-owner", dir);
-    mkdir(evil_dir, 0755);
-    snprintf(evil, sizeof evil, "%s/sock", evil_dir);
+    char evil[420];
+    impostor_path("other-owner", evil, sizeof evil);
     assert_int_equal(impostor_listen_unix(imp, evil, other_uid), 0);
     impostor_start(imp);
     /* the real server's socket path would do as well; another one keeps the
