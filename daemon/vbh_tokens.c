@@ -62,13 +62,14 @@ static int endpoint_is_ours(const vbh_client *c, const char *ep, size_t len)
     char mine[VB_TOKEN_ENDPOINT_MAX + 1];
     const vbh_config *cfg = c->srv->cfg;
     for (size_t i = 0; i < cfg->ntoken_endpoints; i++) /* the operator's forwarders */
-        if (strlen(cfg->token_endpoints[i]) == len && memcmp(cfg->token_endpoints[i], ep, len) == 0)
+        if (strlen(cfg->token_endpoints[i]) == len && !memcmp(cfg->token_endpoints[i], ep, len))
             return 1;
     if (c->lis->is_unix) {
         const char *path = c->srv->cfg->listen_unix;
         const char *slash = len > 4 && memcmp(ep, "ssh:", 4) == 0 ? memchr(ep, '/', len) : NULL;
+        size_t plen = strlen(path);
         if (slash)
-            return strlen(path) == len - (size_t)(slash - ep) && memcmp(slash, path, strlen(path)) == 0;
+            return plen == len - (size_t)(slash - ep) && memcmp(slash, path, plen) == 0;
         snprintf(mine, sizeof mine, "unix:%s", path);
     } else if (vb_net_tcp_endpoint(vb_stream_fd(c->stream), 0, mine, sizeof mine) < 0) {
         return 0;
