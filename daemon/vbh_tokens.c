@@ -316,15 +316,18 @@ int vbh_admin_tokens(vbh_config *cfg, const char *revoke_id)
             fprintf(stderr, "vbhostd: %s\n", err.message);
             status = 1;
         }
-        printf("%-32s  %-24s  %-6s  %-20s  %-20s  %s\n", "ID", "IDENTITY", "AUTH", "EXPIRES",
-               "LAST USED", "STATE");
+        printf("%-32s  %-24s  %-6s  %-20s  %-20s  %-7s  %s\n", "ID", "IDENTITY", "AUTH",
+               "EXPIRES", "LAST USED", "UID", "STATE");
         int64_t now = wall_now();
         for (size_t i = 0; i < n; i++) {
             char exp[32], used[32];
             print_time(recs[i].expires, exp, sizeof exp);
             print_time(recs[i].last_used, used, sizeof used);
-            printf("%-32s  %-24s  %-6s  %-20s  %-20s  %s\n", recs[i].id, recs[i].identity,
-                   recs[i].auth_type, exp, used,
+            char uid[24] = "-"; /* the uid a unix-issued token is bound to */
+            if (recs[i].bound_uid >= 0)
+                snprintf(uid, sizeof uid, "%lld", (long long)recs[i].bound_uid);
+            printf("%-32s  %-24s  %-6s  %-20s  %-20s  %-7s  %s\n", recs[i].id, recs[i].identity,
+                   recs[i].auth_type, exp, used, uid,
                    recs[i].revoked ? "revoked" : recs[i].expires <= now ? "expired" : "valid");
         }
         free(recs);
