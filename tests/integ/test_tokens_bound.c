@@ -52,6 +52,7 @@ static char *dir;
 static char host_sock[400], host_conf[400], host_log[400];
 static char brk_sock[400], brk_log[400], brk_state[400];
 static pid_t host_pid, brk_pid;
+static int host_port; /* its TCP listener (tokens allowed: tcp_min_ssf = 0) */
 static char real_id[80];
 static uid_t other_uid; /* uid B: no passwd entry, owns nothing */
 
@@ -65,17 +66,21 @@ static int start_hostd(void)
     snprintf(host_log, sizeof host_log, "%s/vbhostd.log", dir);
     snprintf(host_conf, sizeof host_conf, "%s/vbhostd.conf", dir);
     /* the socket is open to every local user: uid B may try what it wants */
+    host_port = vb_ts_free_tcp_port();
     snprintf(text, sizeof text,
              "listen_unix = \"%s\"\nlisten_unix_mode = \"0666\"\nstate_dir = \"%s/state\"\n"
              "auth_unix = [\"token\", \"sasl\"]\nsasl_conf_dir = \"%s\"\n"
+             "listen_tcp = \"127.0.0.1:%d\"\nauth_tcp = [\"token\", \"sasl\"]\ntcp_min_ssf = 0\n"
              "sasl_realm = \"" REALM "\"\nlog_level = \"debug\"\n",
-             host_sock, dir, sasl);
+             host_sock, dir, sasl, host_port);
     if (vb_ts_write_file(host_conf, text, 0600) < 0)
         return -1;
     char *argv[] = { VB_BUILD_DIR "/vbhostd", "-f", host_conf, "--foreground", NULL };
     host_pid = vb_ts_spawn_daemon(argv, host_log);
-    return host_pid > 0 && vb_ts_wait_unix_socket(host_sock, vb_ts_scaled_ms(START_MS)) == 0 ? 0
-                                                                                            : -1;
+    return host_pid > 0 && vb_ts_wait_unix_socket(host_sock, vb_ts_scaled_ms(START_MS)) == 0 &&
+                   vb_ts_wait_tcp("127.0.0.1", host_port, vb_ts_scaled_ms(START_MS)) == 0
+               ? 0
+               : -1;
 }
 
 static int start_broker(void)
@@ -886,13 +891,12 @@ static void pack_challenge(vb_enc *enc, const void *arg)
 
 /* Present token id over the real socket as euid, for endpoint: the
  * challenge's error code (0 when the server answered it with its proof). */
-static int challenge_at(uid_t euid, const char *id, const char *endpoint)
+static int challenge_on(int fd, const char *id, const char *endpoint)
 {
     rconn c;
     vb_msg m;
     challenge_args a = { .id = id, .endpoint = endpoint };
     memset(a.cnonce, 0x5a, sizeof a.cnonce);
-    int fd = connect_unix_as(host_sock, euid);
     assert_true(fd >= 0);
     rconn_init(&c, fd);
     assert_int_equal(call(&c, 1, VB_HOST_PROC_AUTH_TOKEN_CHALLENGE, pack_challenge, &a, &m), 0);
@@ -900,6 +904,11 @@ static int challenge_at(uid_t euid, const char *id, const char *endpoint)
     vb_msg_clear(&m);
     rconn_close(&c);
     return code;
+}
+
+static int challenge_at(uid_t euid, const char *id, const char *endpoint)
+{
+    return challenge_on(connect_unix_as(host_sock, euid), id, endpoint);
 }
 
 static int challenge_as(uid_t euid, const char *id)
@@ -930,6 +939,19 @@ static void test_server_checks_the_endpoint(void **state)
     assert_int_equal(challenge_at(0, id, "tcp:127.0.0.1:16509"), VB_ERR_AUTH_FAILED);
     /* an old client's unbound challenge: unavailable, so it falls back to SASL */
     assert_int_equal(challenge_at(0, id, NULL), VB_ERR_AUTH_UNAVAILABLE);
+    /* on TCP: the address the connection reached passes the endpoint check, and
+     * then the token, issued over the unix socket, is refused there; any other
+     * address is a relay */
+    vb_error err;
+    snprintf(ep, sizeof ep, "tcp:127.0.0.1:%d", host_port);
+    assert_int_equal(challenge_on(vb_net_connect_tcp("127.0.0.1", host_port, 5000, &err), id, ep),
+                     VB_ERR_TOKEN_REFUSED);
+    snprintf(ep, sizeof ep, "tcp:127.0.0.2:%d", host_port);
+    assert_int_equal(challenge_on(vb_net_connect_tcp("127.0.0.1", host_port, 5000, &err), id, ep),
+                     VB_ERR_AUTH_FAILED);
+    snprintf(ep, sizeof ep, "unix:%s", host_sock);
+    assert_int_equal(challenge_on(vb_net_connect_tcp("127.0.0.1", host_port, 5000, &err), id, ep),
+                     VB_ERR_AUTH_FAILED);
 }
 
 static void test_unix_token_refused_to_another_uid(void **state)
