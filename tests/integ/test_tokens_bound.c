@@ -71,6 +71,7 @@ static int start_hostd(void)
              "listen_unix = \"%s\"\nlisten_unix_mode = \"0666\"\nstate_dir = \"%s/state\"\n"
              "auth_unix = [\"token\", \"sasl\"]\nsasl_conf_dir = \"%s\"\n"
              "listen_tcp = \"127.0.0.1:%d\"\nauth_tcp = [\"token\", \"sasl\"]\ntcp_min_ssf = 0\n"
+             "sasl_hostname = \"localhost\"\n"
              "sasl_realm = \"" REALM "\"\nlog_level = \"debug\"\n",
              host_sock, dir, sasl, host_port);
     if (vb_ts_write_file(host_conf, text, 0600) < 0)
@@ -654,7 +655,7 @@ static int group_setup(void **state)
     snprintf(path, sizeof path, "%s/sasl", dir);
     mkdir(path, 0700);
     static const char *const users[] = { "alice:" PASSWORD, NULL };
-    if (vb_ts_sasl_setup(path, "vbhostd", REALM, "scram-sha-256", users, NULL) < 0)
+    if (vb_ts_sasl_setup(path, "vbhostd", REALM, "scram-sha-256 digest-md5", users, NULL) < 0)
         return -1;
     if (start_hostd() < 0 || start_broker() < 0 || read_real_id() < 0)
         return -1;
@@ -845,6 +846,44 @@ static void test_refusal_from_unproven_server_at_the_endpoint_erases_nothing(voi
     assert_int_equal(imp.challenges, 1); /* it was offered, and refused it */
     restore_login_endpoint();
     assert_token_still_used_silently(token_before);
+}
+
+/* ---- a TCP login, end to end ------------------------------------------------- */
+
+/* Obtained over TCP (DIGEST-MD5 with a security layer, so the secret may
+ * cross), the token logs in again over TCP with a proof bound to the address
+ * the connection reached; it is offered at that endpoint only. */
+static void test_tcp_token_bound_to_its_address(void **state)
+{
+    (void)state;
+    char login_uri[200], uri[200];
+    snprintf(login_uri, sizeof login_uri, "test+tcp://localhost:%d/default?auth=sasl.DIGEST-MD5",
+             host_port);
+    snprintf(uri, sizeof uri, "test+tcp://localhost:%d/default", host_port);
+    form f = { 0 };
+    vb_auth auth = { form_types, 2, form_cb, &f };
+    vb_error err;
+    if (vb_login(login_uri, &auth, 0, NULL, NULL, &err) < 0)
+        fail_msg("login over TCP: %s", err.message);
+    char *out = NULL, sql[300];
+    snprintf(sql, sizeof sql, "SELECT endpoint FROM logins WHERE server_id = '%s';", real_id);
+    assert_int_equal(run_sqlite(sql, &out), 0);
+    char want[100];
+    snprintf(want, sizeof want, "tcp:localhost:%d\n", host_port);
+    assert_string_equal(out, want);
+    free(out);
+    int token_logins = vb_ts_count_in_file(host_log, "(token ");
+    vb_conn *c = open_uri(uri, NULL, &err);
+    if (!c)
+        fail_msg("token login over TCP: %s", err.message);
+    vb_close(c);
+    assert_true(vb_ts_count_in_file(host_log, "(token ") > token_logins);
+    /* the same host through its unix socket: another endpoint, no token offered */
+    c = open_uri(unix_uri(host_sock, NULL), NULL, &err);
+    assert_null(c);
+    assert_int_equal(err.code, VBROKER_ERR_CRED_REQUIRED);
+    /* the unix login again, for the tests after this one */
+    assert_int_equal(vb_login(unix_uri(host_sock, NULL), &auth, 0, NULL, NULL, &err), 0);
 }
 
 /* ---- compatibility ------------------------------------------------------------ */
@@ -1039,6 +1078,7 @@ int main(void)
         T(test_unix_token_refused_to_another_uid),
         T(test_server_checks_the_endpoint),
         T(test_old_server_gets_the_unbound_challenge),
+        T(test_tcp_token_bound_to_its_address),
         T(test_unexpected_owner_gets_no_token_and_no_cleartext),
     };
     return cmocka_run_group_tests_name("tokens_bound", tests, group_setup, group_teardown);
