@@ -29,6 +29,7 @@
 #include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -353,7 +354,7 @@ typedef struct impostor {
     int old_server;              /* announce no "token_bind" */
     int rewrite_endpoint;        /* FORWARD: claim the real endpoint in the challenge */
     int lfd;
-    volatile int stop;
+    atomic_int stop;
     pthread_t thread;
     char path[300];
     /* what it saw and achieved (read after the thread ended) */
@@ -615,29 +616,26 @@ static void impostor_stop(impostor *imp)
 
 /* ---- setup --------------------------------------------------------------- */
 
-static void pack_nothing(vb_enc *enc, const void *arg)
-{
-    (void)arg;
-    vb_enc_array(enc, 0);
-}
-
 /* The real server's id, from its own AUTH_LIST. */
 static int read_real_id(void)
 {
     rconn c;
     vb_msg m;
     rconn_init(&c, connect_unix_as(host_sock, 0));
-    int rc = call(&c, 1, VB_HOST_PROC_AUTH_LIST, pack_nothing, NULL, &m);
+    if (call(&c, 1, VB_HOST_PROC_AUTH_LIST, NULL, NULL, &m) < 0) {
+        rconn_close(&c);
+        return -1;
+    }
     vb_rd rd;
     const char *id;
     size_t len;
-    if (rc == 0 && (vb_rd_init(&rd, m.body, NULL) < 0 || vb_rd_skip(&rd, NULL) < 0 ||
-                    vb_rd_str(&rd, &id, &len, NULL) < 0 || !id || len >= sizeof real_id))
-        rc = -1;
+    int rc = vb_rd_init(&rd, m.body, NULL) < 0 || vb_rd_skip(&rd, NULL) < 0 ||
+                     vb_rd_str(&rd, &id, &len, NULL) < 0 || !id || len >= sizeof real_id
+                 ? -1
+                 : 0;
     if (rc == 0)
         snprintf(real_id, sizeof real_id, "%.*s", (int)len, id);
-    if (rc == 0)
-        vb_msg_clear(&m);
+    vb_msg_clear(&m);
     rconn_close(&c);
     return rc;
 }
