@@ -1042,7 +1042,6 @@ const char *vb_remote_server_id(const vb_remote *r) { return r->have_server_id ?
 int vb_remote_fd(const vb_remote *r) { return r->fd; }
 int vb_remote_multiplexes(const vb_remote *r) { return r->multiplexes; }
 const char *vb_remote_endpoint(const vb_remote *r) { return r->endpoint; }
-int vb_remote_owner(const vb_remote *r) { return r->owner; }
 void vb_remote_set_conn(vb_remote *r, uint32_t conn_id) { r->conn_id = conn_id; }
 
 void vb_remote_set_relay(vb_remote *r, const vb_cred_source *creds)

@@ -70,8 +70,6 @@ int vb_remote_multiplexes(const vb_remote *r);
  * brackets, the port spelled out), "ssh:HOST:PORT/PATH" (PATH the remote
  * socket). Cached logins are keyed by it. "" when too long to name. */
 const char *vb_remote_endpoint(const vb_remote *r);
-/* VB_REMOTE_OWNER_* */
-int vb_remote_owner(const vb_remote *r);
 /* Address later calls to hypervisor connection conn_id on this transport
  * (0 = the default): several opens share one authenticated transport. */
 void vb_remote_set_conn(vb_remote *r, uint32_t conn_id);
