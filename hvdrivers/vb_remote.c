@@ -20,6 +20,15 @@
 
 #define READ_CHUNK 16384
 
+/* The unix server's owner (SO_PEERCRED) against the expected one: the uid
+ * the URI's server_uid= names (a number or a user name), else root or the
+ * client's own uid. */
+enum {
+    VB_REMOTE_OWNER_NOT_UNIX,     /* tcp or ssh: not checked this way */
+    VB_REMOTE_OWNER_VERIFIED,     /* the expected owner listens */
+    VB_REMOTE_OWNER_UNEXPECTED,   /* someone else: no token, no PLAIN/LOGIN */
+};
+
 struct vb_remote {
     int fd;
     uint32_t serial;

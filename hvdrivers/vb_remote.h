@@ -26,15 +26,6 @@
 #define VB_REMOTE_MAX_PRIORITY 8
 #define VB_REMOTE_ENDPOINT_MAX 1100
 
-/* The unix server's owner (SO_PEERCRED) against the expected one: the uid
- * the URI's server_uid= names (a number or a user name), else root or the
- * client's own uid. */
-enum {
-    VB_REMOTE_OWNER_NOT_UNIX,     /* tcp or ssh: not checked this way */
-    VB_REMOTE_OWNER_VERIFIED,     /* the expected owner listens */
-    VB_REMOTE_OWNER_UNEXPECTED,   /* someone else: no token, no PLAIN/LOGIN */
-};
-
 typedef struct vb_remote vb_remote;
 
 typedef struct vb_remote_opts {
