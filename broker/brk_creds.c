@@ -5,10 +5,13 @@
  *          (through the thin client) → "credentials required".
  * approve: keep the answers in memory (sliding TTL, absolute maximum).
  * reject:  forget exactly those answers.
- * tokens:  cached logins in sqlite, keyed by the server's persistent id, so a
- *          token is only ever shown to the server that issued it; a token the
- *          server refuses is erased (exactly that one) and the login falls
- *          through to the next auth type. */
+ * tokens:  cached logins in sqlite, keyed by the server's persistent id and
+ *          offered only at the endpoint they were obtained at, so a token is
+ *          only ever shown to the server that issued it, where it issued it;
+ *          a token a server refuses is erased (exactly that one) once that
+ *          server has proven who it is (vb_remote decides: docs/security.md
+ *          "erase only on proof"), and the login falls through to the next
+ *          auth type. */
 #include "brk.h"
 
 #include <stdint.h>
@@ -87,8 +90,9 @@ static void creds_reject(void *opaque, const vb_cred_request *req)
     vb_secretcache_reject(s->srv->secrets, req->service, req);
 }
 
-static int token_lookup(void *opaque, const char *server_id, const char *user, char *id,
-                        size_t id_len, uint8_t *secret, size_t secret_len)
+static int token_lookup(void *opaque, const char *server_id, const char *endpoint,
+                        const char *user, char *id, size_t id_len, uint8_t *secret,
+                        size_t secret_len)
 {
     brk_session *s = opaque;
     vb_cached_login rec;
@@ -96,8 +100,8 @@ static int token_lookup(void *opaque, const char *server_id, const char *user, c
     size_t got = 0;
     vb_error err;
     pthread_mutex_lock(&s->srv->cache_lock);
-    int found = vb_store_login_get(s->srv->cache, server_id, user, (int64_t)time(NULL), &rec, buf,
-                                   sizeof buf, &got, &err);
+    int found = vb_store_login_get(s->srv->cache, server_id, endpoint, user, (int64_t)time(NULL),
+                                   &rec, buf, sizeof buf, &got, &err);
     pthread_mutex_unlock(&s->srv->cache_lock);
     if (found < 0)
         vb_log(VB_LOG_WARN, "login cache: %s", err.message);
@@ -111,15 +115,18 @@ static int token_lookup(void *opaque, const char *server_id, const char *user, c
     return 1;
 }
 
-static void token_rejected(void *opaque, const char *server_id, const char *id)
+static void token_rejected(void *opaque, const char *server_id, const char *endpoint,
+                           const char *id)
 {
+    (void)endpoint; /* the token id names the row */
     brk_session *s = opaque;
     vb_error err;
     pthread_mutex_lock(&s->srv->cache_lock);
     if (vb_store_login_erase(s->srv->cache, server_id, id, &err) < 0)
         vb_log(VB_LOG_WARN, "login cache: %s", err.message);
     pthread_mutex_unlock(&s->srv->cache_lock);
-    vb_log(VB_LOG_INFO, "server %.8s… refused cached token %.8s…; erased it", server_id, id);
+    vb_log(VB_LOG_INFO, "server %.8s…, which proved who it is, refused cached token %.8s…; "
+           "erased it", server_id, id);
 }
 
 /* The item types a login may ask for: what the app can answer, plus what
@@ -202,7 +209,7 @@ static void revoke_replaced(brk_session *s, vb_remote *r, const vb_cached_login 
     size_t len = 0;
     int revoked = 0;
     pthread_mutex_lock(&s->srv->cache_lock);
-    int found = vb_store_login_get(s->srv->cache, fresh->server_id, fresh->identity,
+    int found = vb_store_login_get(s->srv->cache, fresh->server_id, NULL, fresh->identity,
                                    (int64_t)time(NULL), &old, secret, sizeof secret, &len, NULL);
     pthread_mutex_unlock(&s->srv->cache_lock);
     explicit_bzero(secret, sizeof secret);
@@ -233,6 +240,7 @@ void brk_job_login(brk_session *s, const brk_job *job)
         snprintf(rec.token_id, sizeof rec.token_id, "%s", tok.id);
         snprintf(rec.uri, sizeof rec.uri, "%s", job->uri);
         snprintf(rec.auth_type, sizeof rec.auth_type, "%s", vb_remote_auth_type(r));
+        snprintf(rec.endpoint, sizeof rec.endpoint, "%s", vb_remote_endpoint(r));
         rec.created = (int64_t)time(NULL);
         rec.expires = tok.expires;
         revoke_replaced(s, r, &rec);
@@ -279,12 +287,13 @@ static void body_logout(vb_enc *enc, const void *arg)
 }
 
 /* Logout logs in with exactly the token being logged out. */
-static int logout_token_lookup(void *opaque, const char *server_id, const char *user, char *id,
-                               size_t id_len, uint8_t *secret, size_t secret_len)
+static int logout_token_lookup(void *opaque, const char *server_id, const char *endpoint,
+                               const char *user, char *id, size_t id_len, uint8_t *secret,
+                               size_t secret_len)
 {
     (void)user;
     logout_item *it = opaque;
-    if (strcmp(server_id, it->rec.server_id) != 0)
+    if (strcmp(server_id, it->rec.server_id) != 0 || strcmp(endpoint, it->rec.endpoint) != 0)
         return 0; /* another server answers at that address now: show it nothing */
     memcpy(secret, it->secret, secret_len < sizeof it->secret ? secret_len : sizeof it->secret);
     snprintf(id, id_len, "%s", it->rec.token_id);
@@ -358,8 +367,8 @@ static int collect_logins(brk_server *srv, const char *uri, logout_list *out, vb
         vb_cached_login exact;
         pthread_mutex_lock(&srv->cache_lock);
         /* the identity is exact, so this is the row itself (expired ones too are revoked) */
-        if (vb_store_login_get(srv->cache, recs[i].server_id, recs[i].identity, INT64_MIN, &exact,
-                               secret, sizeof secret, &len, NULL) == 1 &&
+        if (vb_store_login_get(srv->cache, recs[i].server_id, NULL, recs[i].identity, INT64_MIN,
+                               &exact, secret, sizeof secret, &len, NULL) == 1 &&
             strcmp(exact.token_id, recs[i].token_id) == 0 && len == sizeof it->secret)
             memcpy(it->secret, secret, sizeof it->secret);
         pthread_mutex_unlock(&srv->cache_lock);

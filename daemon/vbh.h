@@ -30,6 +30,7 @@
 enum vbh_auth_type { VBH_AUTH_NONE, VBH_AUTH_SASL, VBH_AUTH_PEER, VBH_AUTH_TOKEN };
 #define VBH_MAX_AUTH_TYPES 4
 #define VBH_MAX_PEER_UIDS 32
+#define VBH_MAX_TOKEN_ENDPOINTS 16
 
 typedef struct vbh_auth_list {
     int types[VBH_MAX_AUTH_TYPES];
@@ -85,6 +86,8 @@ typedef struct vbh_config {
     char *default_uri;
     char *test_host_dir;             /* test:///PATH files allowed only below this dir */
     unsigned token_ttl_s;            /* lifetime of issued tokens (the client may ask for less) */
+    char *token_endpoints[VBH_MAX_TOKEN_ENDPOINTS]; /* forwarders' endpoints a proof may name */
+    size_t ntoken_endpoints;
     int log_level;
     char *log_file;                  /* where a detached daemon logs (else syslog) */
     int protocol_v1;                 /* test mode: behave as a HOST v1 server (no AUTH_*) */
@@ -181,6 +184,7 @@ struct vbh_client {
     char token_id[VB_TOKEN_ID_LEN + 1];
     uint8_t token_cnonce[VB_TOKEN_NONCE_LEN];
     uint8_t token_snonce[VB_TOKEN_NONCE_LEN];
+    char token_endpoint[VB_TOKEN_ENDPOINT_MAX + 1]; /* the bound proof's endpoint */
     int token_pending;
     int confidential;           /* unix socket, or a SASL security layer is on */
     uint64_t auth_timer;

@@ -258,6 +258,30 @@ static void set_defaults(vbh_config *cfg)
     cfg->log_level = VB_LOG_INFO;
 }
 
+/* token_endpoints: where clients also reach this server, through a
+ * forwarder the operator runs; a token proof bound to one is accepted. */
+static int load_token_endpoints(vb_conf *conf, vbh_config *cfg, vb_error *err)
+{
+    char *const *items;
+    size_t n;
+    int rc = vb_conf_get_list(conf, "token_endpoints", &items, &n, err);
+    if (rc <= 0)
+        return rc;
+    if (n > VBH_MAX_TOKEN_ENDPOINTS)
+        return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
+                            "%s: token_endpoints: at most %d entries", conf->path,
+                            VBH_MAX_TOKEN_ENDPOINTS);
+    for (size_t i = 0; i < n; i++) {
+        if (strlen(items[i]) > VB_TOKEN_ENDPOINT_MAX ||
+            (strncmp(items[i], "unix:/", 6) != 0 && strncmp(items[i], "tcp:", 4) != 0))
+            return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
+                                "%s: token_endpoints: '%s' is not \"unix:/PATH\" or "
+                                "\"tcp:ADDR:PORT\"", conf->path, items[i]);
+        cfg->token_endpoints[cfg->ntoken_endpoints++] = strdup(items[i]);
+    }
+    return 1;
+}
+
 static int load_keys(vb_conf *conf, vbh_config *cfg, vb_error *err)
 {
     const char *mode = NULL, *level = NULL;
@@ -311,6 +335,8 @@ static int load_keys(vb_conf *conf, vbh_config *cfg, vb_error *err)
         vb_conf_get_string(conf, "log_level", &level, err) < 0)
         return -1;
     cfg->max_frame = max_frame;
+    if (load_token_endpoints(conf, cfg, err) < 0)
+        return -1;
     if (vb_conf_get_list(conf, "sasl_allowed_username_list", &names, &n, err) == 1)
         cfg->sasl_allowed_set = 1;
     if (cfg->sasl_allowed_set && n > 0) {
@@ -367,5 +393,7 @@ void vbh_config_clear(vbh_config *cfg)
     free(cfg->log_file);
     free_endpoints(cfg->allowed_next_hops, cfg->nallowed_next_hops);
     free_endpoints(cfg->allowed_xenapi, cfg->nallowed_xenapi);
+    for (size_t i = 0; i < cfg->ntoken_endpoints; i++)
+        free(cfg->token_endpoints[i]);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "vb_log.h"
+#include "vb_net.h"
 
 static int64_t wall_now(void)
 {
@@ -45,7 +46,69 @@ static void token_forget_pending(vbh_client *c)
 {
     explicit_bzero(c->token_cnonce, sizeof c->token_cnonce);
     explicit_bzero(c->token_snonce, sizeof c->token_snonce);
+    c->token_endpoint[0] = '\0';
     c->token_pending = 0;
+}
+
+/* Is ep (the endpoint the client says it dialled, canonical form in
+ * docs/protocol.md) where this connection arrived? On the unix listener:
+ * "unix:PATH", or "ssh:HOST:PORT/PATH" (the SSH tunnel ends at PATH; the
+ * host was checked by SSH host-key verification, not here); on TCP:
+ * "tcp:ADDR:PORT" of this connection's local end, numeric. Anything else is a
+ * proof meant for another server, passed on by whoever sits in between,
+ * unless the operator listed it in token_endpoints (a forwarder of theirs). */
+static int endpoint_is_ours(const vbh_client *c, const char *ep, size_t len)
+{
+    char mine[VB_TOKEN_ENDPOINT_MAX + 1];
+    const vbh_config *cfg = c->srv->cfg;
+    for (size_t i = 0; i < cfg->ntoken_endpoints; i++) /* the operator's forwarders */
+        if (strlen(cfg->token_endpoints[i]) == len && !memcmp(cfg->token_endpoints[i], ep, len))
+            return 1;
+    if (c->lis->is_unix) {
+        const char *path = c->srv->cfg->listen_unix;
+        const char *slash = len > 4 && memcmp(ep, "ssh:", 4) == 0 ? memchr(ep, '/', len) : NULL;
+        size_t plen = strlen(path);
+        if (slash)
+            return plen == len - (size_t)(slash - ep) && memcmp(slash, path, plen) == 0;
+        snprintf(mine, sizeof mine, "unix:%s", path);
+    } else if (vb_net_tcp_endpoint(vb_stream_fd(c->stream), 0, mine, sizeof mine) < 0) {
+        return 0;
+    }
+    return strlen(mine) == len && memcmp(mine, ep, len) == 0;
+}
+
+/* The optional 3rd CHALLENGE field: the endpoint a bound proof is for. A
+ * client that sends none speaks the unbound v1 proof, which a relaying
+ * impostor could pass on: refused, as AUTH_UNAVAILABLE so an old client
+ * falls back to its next auth type and keeps its token. */
+static int read_endpoint(vbh_client *c, vb_rd *args, vb_error *err)
+{
+    const char *ep = NULL;
+    size_t len = 0;
+    if (vb_rd_has_more(args) && vb_rd_str(args, &ep, &len, err) < 0)
+        return -1;
+    if (!ep)
+        return vb_error_set(err, VB_ERR_AUTH_UNAVAILABLE, VB_DOM_AUTH,
+                            "this server takes only endpoint-bound token proofs (feature "
+                            VB_FEATURE_TOKEN_BIND "); this client predates them");
+    if (len == 0 || len > VB_TOKEN_ENDPOINT_MAX || memchr(ep, '\0', len) ||
+        !endpoint_is_ours(c, ep, len)) {
+        vb_log(VB_LOG_WARN, "client %s: token proof bound to an endpoint that is not the one it "
+               "connected to (a relayed login?); refused", c->peer);
+        return vb_error_set(err, VB_ERR_AUTH_FAILED, VB_DOM_AUTH, "authentication failed");
+    }
+    memcpy(c->token_endpoint, ep, len);
+    c->token_endpoint[len] = '\0';
+    return 0;
+}
+
+/* This login's proof: bound to this server and the endpoint checked above. */
+static int token_proof(vbh_client *c, enum vb_token_role role, const uint8_t *secret,
+                       size_t secret_len, const char *id, uint8_t *proof, vb_error *err)
+{
+    vb_token_binding bind = { c->srv->server_id, c->token_endpoint, NULL, 0 };
+    return vb_token_proof_bound(role, secret, secret_len, id, &bind, c->token_cnonce,
+                                c->token_snonce, proof, err);
 }
 
 static int read_token_id(vb_rd *args, char id[VB_TOKEN_ID_LEN + 1], vb_error *err)
@@ -74,6 +137,14 @@ static int usable_token(vbh_client *c, const char *id, uint8_t *secret, size_t *
                rec->id[0] ? (rec->revoked ? "revoked" : "expired") : "unknown");
         return vb_error_set(err, VB_ERR_TOKEN_REFUSED, VB_DOM_AUTH, "token not accepted");
     }
+    /* issued over a unix socket: only that uid may use it (another local
+     * user who got hold of it, e.g. by relaying, gets nothing) */
+    if (rec->bound_uid >= 0 && (!c->lis->is_unix || (int64_t)c->uid != rec->bound_uid)) {
+        explicit_bzero(secret, *secret_len);
+        vb_log(VB_LOG_WARN, "client %s: token %.8s… belongs to uid %lld; refused", c->peer, id,
+               (long long)rec->bound_uid);
+        return vb_error_set(err, VB_ERR_TOKEN_REFUSED, VB_DOM_AUTH, "token not accepted");
+    }
     return 0;
 }
 
@@ -87,7 +158,7 @@ int vbh_auth_token_challenge(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error
     char id[VB_TOKEN_ID_LEN + 1];
     token_forget_pending(c);
     if (token_allowed_here(c, err) < 0 || read_token_id(args, id, err) < 0 ||
-        vb_rd_bin(args, &cnonce, &cnlen, err) < 0)
+        vb_rd_bin(args, &cnonce, &cnlen, err) < 0 || read_endpoint(c, args, err) < 0)
         return -1;
     if (cnlen != VB_TOKEN_NONCE_LEN)
         return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_AUTH, "the client nonce must be %d bytes",
@@ -98,12 +169,13 @@ int vbh_auth_token_challenge(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error
         rc = vb_token_nonce(c->token_snonce, err);
     if (rc == 0) {
         memcpy(c->token_cnonce, cnonce, VB_TOKEN_NONCE_LEN);
-        rc = vb_token_proof(VB_TOKEN_SERVER, secret, secret_len, id, c->token_cnonce,
-                            c->token_snonce, proof, err);
+        rc = token_proof(c, VB_TOKEN_SERVER, secret, secret_len, id, proof, err);
     }
     explicit_bzero(secret, sizeof secret);
-    if (rc < 0)
+    if (rc < 0) {
+        token_forget_pending(c);
         return -1;
+    }
     memcpy(c->token_id, id, sizeof c->token_id);
     c->token_pending = 1;
     vb_enc_array(reply, 2);
@@ -127,8 +199,7 @@ int vbh_auth_token_prove(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *er
     memset(&rec, 0, sizeof rec);
     int rc = usable_token(c, c->token_id, secret, &secret_len, &rec, err); /* revoked meanwhile? */
     if (rc == 0)
-        rc = vb_token_proof(VB_TOKEN_CLIENT, secret, secret_len, c->token_id, c->token_cnonce,
-                            c->token_snonce, want, err);
+        rc = token_proof(c, VB_TOKEN_CLIENT, secret, secret_len, c->token_id, want, err);
     explicit_bzero(secret, sizeof secret);
     token_forget_pending(c); /* one proof per challenge */
     if (rc < 0)
@@ -174,8 +245,9 @@ int vbh_token_issue(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
     int64_t now = wall_now(), expires = now + (int64_t)ttl;
     int rc = vb_token_new(id, secret, err);
     if (rc == 0)
-        rc = vb_store_token_add(c->srv->tokens, id, secret, sizeof secret, c->identity,
-                                c->auth_type, now, expires, err);
+        rc = vb_store_token_add_bound(c->srv->tokens, id, secret, sizeof secret, c->identity,
+                                      c->auth_type, now, expires,
+                                      c->lis->is_unix ? (int64_t)c->uid : -1, err);
     if (rc == 0) {
         vb_enc_array(reply, 4);
         vb_enc_str(reply, id);
@@ -244,15 +316,18 @@ int vbh_admin_tokens(vbh_config *cfg, const char *revoke_id)
             fprintf(stderr, "vbhostd: %s\n", err.message);
             status = 1;
         }
-        printf("%-32s  %-24s  %-6s  %-20s  %-20s  %s\n", "ID", "IDENTITY", "AUTH", "EXPIRES",
-               "LAST USED", "STATE");
+        printf("%-32s  %-24s  %-6s  %-20s  %-20s  %-7s  %s\n", "ID", "IDENTITY", "AUTH",
+               "EXPIRES", "LAST USED", "UID", "STATE");
         int64_t now = wall_now();
         for (size_t i = 0; i < n; i++) {
             char exp[32], used[32];
             print_time(recs[i].expires, exp, sizeof exp);
             print_time(recs[i].last_used, used, sizeof used);
-            printf("%-32s  %-24s  %-6s  %-20s  %-20s  %s\n", recs[i].id, recs[i].identity,
-                   recs[i].auth_type, exp, used,
+            char uid[24] = "-"; /* the uid a unix-issued token is bound to */
+            if (recs[i].bound_uid >= 0)
+                snprintf(uid, sizeof uid, "%lld", (long long)recs[i].bound_uid);
+            printf("%-32s  %-24s  %-6s  %-20s  %-20s  %-7s  %s\n", recs[i].id, recs[i].identity,
+                   recs[i].auth_type, exp, used, uid,
                    recs[i].revoked ? "revoked" : recs[i].expires <= now ? "expired" : "valid");
         }
         free(recs);

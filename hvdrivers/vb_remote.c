@@ -1,8 +1,10 @@
 /* Client side of vbhostd: blocking transport, auth negotiation, calls. */
 #include "vb_remote.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <poll.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,15 @@
 #include "vb_token.h"
 
 #define READ_CHUNK 16384
+
+/* The unix server's owner (SO_PEERCRED) against the expected one: the uid
+ * the URI's server_uid= names (a number or a user name), else root or the
+ * client's own uid. */
+enum {
+    VB_REMOTE_OWNER_NOT_UNIX,     /* tcp or ssh: not checked this way */
+    VB_REMOTE_OWNER_VERIFIED,     /* the expected owner listens */
+    VB_REMOTE_OWNER_UNEXPECTED,   /* someone else: no token, no PLAIN/LOGIN */
+};
 
 struct vb_remote {
     int fd;
@@ -39,6 +50,11 @@ struct vb_remote {
     char *host;                     /* SASL server FQDN */
     vb_ssh *ssh;                    /* the SSH tunnel behind fd (ssh transport only) */
     int multiplexes;                /* the server named the "conn_id" feature */
+    int token_bind;                 /* the server named "token_bind": bound proofs */
+    char endpoint[VB_REMOTE_ENDPOINT_MAX + 1];     /* as dialled (canonical, see .h) */
+    char bound_endpoint[VB_TOKEN_ENDPOINT_MAX + 1]; /* what the token proof covers */
+    int owner;                      /* VB_REMOTE_OWNER_*: the unix server's uid check */
+    uid_t server_uid;               /* SO_PEERCRED of a unix server */
     unsigned pings_unanswered;      /* keepalive PINGs sent since the server last said anything */
     vb_error dead;                  /* code != OK: keepalive gave up; every call fails with it */
 };
@@ -380,6 +396,8 @@ static void read_features(vb_remote *r, vb_rd *rd)
             return;
         if (flen == strlen(VB_FEATURE_CONN_ID) && memcmp(f, VB_FEATURE_CONN_ID, flen) == 0)
             r->multiplexes = 1;
+        if (flen == strlen(VB_FEATURE_TOKEN_BIND) && memcmp(f, VB_FEATURE_TOKEN_BIND, flen) == 0)
+            r->token_bind = 1;
     }
 }
 
@@ -451,6 +469,49 @@ static int sasl_exchange(vb_remote *r, uint32_t proc, const sasl_args *a, int *s
     return 0;
 }
 
+/* Mechanisms that hand the password itself to the server. */
+static int sends_cleartext(const char *mech)
+{
+    return strcasecmp(mech, "PLAIN") == 0 || strcasecmp(mech, "LOGIN") == 0;
+}
+
+/* Mechanisms in which the server proves it knows the secret too. */
+static int proves_server(const char *mech)
+{
+    return mech && (strncasecmp(mech, "SCRAM-", 6) == 0 || strcasecmp(mech, "DIGEST-MD5") == 0 ||
+                    strcasecmp(mech, "GSSAPI") == 0 || strncasecmp(mech, "GS2-", 4) == 0);
+}
+
+/* A unix socket of an unexpected owner may be anyone's: whatever else we
+ * try there, no mechanism gives it the password in clear (edits mechlist
+ * in place). */
+static int drop_cleartext_mechs(vb_remote *r, const char *want, char *mechlist, vb_error *err)
+{
+    if (want && sends_cleartext(want))
+        return vb_error_set(err, VB_ERR_AUTH_UNAVAILABLE, VB_DOM_AUTH,
+                            "not sending a password in clear (%s) to %s: the socket belongs to "
+                            "uid %u, not to the expected owner (server_uid= in the URI names it)",
+                            want, r->endpoint, (unsigned)r->server_uid);
+    char *out = mechlist, *save = NULL;
+    size_t n = strlen(mechlist);
+    char *copy = malloc(n + 1);
+    if (!copy)
+        return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_AUTH, "out of memory");
+    memcpy(copy, mechlist, n + 1);
+    *out = '\0';
+    for (char *m = strtok_r(copy, ", ", &save); m; m = strtok_r(NULL, ", ", &save))
+        if (!sends_cleartext(m))
+            out += sprintf(out, "%s%s", out == mechlist ? "" : " ", m); /* never longer */
+    free(copy);
+    if (!*mechlist)
+        return vb_error_set(err, VB_ERR_AUTH_UNAVAILABLE, VB_DOM_AUTH,
+                            "%s offers only SASL mechanisms that send the password in clear, and "
+                            "its socket belongs to uid %u, not to the expected owner; not logging "
+                            "in there (server_uid= in the URI names the owner)",
+                            r->endpoint, (unsigned)r->server_uid);
+    return 0;
+}
+
 static int sasl_mechlist(vb_remote *r, const char *want, char **mechlist, vb_error *err)
 {
     vb_msg reply;
@@ -462,6 +523,12 @@ static int sasl_mechlist(vb_remote *r, const char *want, char **mechlist, vb_err
                  ? -1
                  : 0;
     vb_msg_clear(&reply);
+    if (rc == 0 && r->owner == VB_REMOTE_OWNER_UNEXPECTED)
+        rc = drop_cleartext_mechs(r, want, *mechlist, err);
+    if (rc < 0) {
+        free(*mechlist);
+        *mechlist = NULL;
+    }
     if (rc < 0 || !want)
         return rc;
     /* auth=sasl.MECH: only that mechanism, and only if the server offers it */
@@ -582,14 +649,26 @@ static int auth_sasl(vb_remote *r, const char *mech, const vb_remote_opts *opts,
 typedef struct token_challenge {
     const char *id;
     const uint8_t *cnonce;
+    const vb_token_binding *bind;   /* NULL: an old server, the unbound v1 proof */
 } token_challenge;
 
 static void pack_token_challenge(vb_enc *enc, const void *arg)
 {
     const token_challenge *t = arg;
-    vb_enc_array(enc, 2);
+    vb_enc_array(enc, t->bind ? 3 : 2);
     vb_enc_str(enc, t->id);
     vb_enc_bin(enc, t->cnonce, VB_TOKEN_NONCE_LEN);
+    if (t->bind)
+        vb_enc_str(enc, t->bind->endpoint);
+}
+
+static int make_proof(enum vb_token_role role, const uint8_t *secret, const char *id,
+                      const vb_token_binding *bind, const uint8_t *cnonce, const uint8_t *snonce,
+                      uint8_t *proof, vb_error *err)
+{
+    return bind ? vb_token_proof_bound(role, secret, VB_TOKEN_SECRET_LEN, id, bind, cnonce, snonce,
+                                       proof, err)
+                : vb_token_proof(role, secret, VB_TOKEN_SECRET_LEN, id, cnonce, snonce, proof, err);
 }
 
 static void pack_proof(vb_enc *enc, const void *arg)
@@ -600,9 +679,10 @@ static void pack_proof(vb_enc *enc, const void *arg)
 
 /* CHALLENGE: send our nonce, check the server's proof before proving ours. */
 static int token_challenge_round(vb_remote *r, const char *id, const uint8_t *secret,
-                                 const uint8_t *cnonce, uint8_t *snonce, vb_error *err)
+                                 const vb_token_binding *bind, const uint8_t *cnonce,
+                                 uint8_t *snonce, vb_error *err)
 {
-    token_challenge tc = { id, cnonce };
+    token_challenge tc = { id, cnonce, bind };
     vb_msg reply;
     vb_rd rd;
     const uint8_t *sn, *sproof;
@@ -619,8 +699,7 @@ static int token_challenge_round(vb_remote *r, const char *id, const uint8_t *se
         rc = vb_error_set(err, VB_ERR_PROTOCOL, VB_DOM_AUTH, "malformed token challenge reply");
     if (rc == 0) {
         memcpy(snonce, sn, VB_TOKEN_NONCE_LEN);
-        rc = vb_token_proof(VB_TOKEN_SERVER, secret, VB_TOKEN_SECRET_LEN, id, cnonce, snonce, want,
-                            err);
+        rc = make_proof(VB_TOKEN_SERVER, secret, id, bind, cnonce, snonce, want, err);
     }
     if (rc == 0 && !vb_token_proof_equal(want, sproof))
         rc = vb_error_set(err, VB_ERR_AUTH_FAILED, VB_DOM_AUTH,
@@ -630,22 +709,31 @@ static int token_challenge_round(vb_remote *r, const char *id, const uint8_t *se
     return rc;
 }
 
-/* 1: logged in with the token; 0: no usable token (fall through to the next
- * type; a refused token is reported so it is erased); -1: hard error. */
-static int auth_token(vb_remote *r, const vb_uri *uri, const vb_remote_opts *opts, vb_error *err)
+/* 1: logged in with the token; 0: no usable token here (fall through to
+ * the next type); -1: hard error. A token is shown only to a server at the
+ * endpoint it was obtained at, never to a unix socket of an unexpected
+ * owner; the proof is bound to the server id and endpoint when the server
+ * can check them. A refusal puts the token's id in refused (see negotiate:
+ * it is reported only once the server proved who it is). */
+static int auth_token(vb_remote *r, const vb_uri *uri, const vb_remote_opts *opts,
+                      char refused[VB_TOKEN_ID_LEN + 1], vb_error *err)
 {
     char id[VB_TOKEN_ID_LEN + 1];
     uint8_t secret[VB_TOKEN_SECRET_LEN], cnonce[VB_TOKEN_NONCE_LEN], snonce[VB_TOKEN_NONCE_LEN];
     uint8_t proof[VB_TOKEN_PROOF_LEN];
     const vb_cred_source *src = &opts->creds;
-    if (!src->token_lookup || !r->have_server_id ||
-        src->token_lookup(src->opaque, r->server_id, uri->user, id, sizeof id, secret,
-                          sizeof secret) != 1)
+    vb_token_binding bind = { r->server_id, r->bound_endpoint, NULL, 0 };
+    const vb_token_binding *b = r->token_bind ? &bind : NULL;
+    if (!src->token_lookup || !r->have_server_id || r->owner == VB_REMOTE_OWNER_UNEXPECTED ||
+        !r->endpoint[0] || (b && !r->bound_endpoint[0]) ||
+        src->token_lookup(src->opaque, r->server_id, r->endpoint, uri->user, id, sizeof id, secret,
+                          sizeof secret) != 1) {
+        explicit_bzero(secret, sizeof secret);
         return 0;
+    }
     int rc = vb_token_nonce(cnonce, err) < 0 ||
-                     token_challenge_round(r, id, secret, cnonce, snonce, err) < 0 ||
-                     vb_token_proof(VB_TOKEN_CLIENT, secret, sizeof secret, id, cnonce, snonce,
-                                    proof, err) < 0
+                     token_challenge_round(r, id, secret, b, cnonce, snonce, err) < 0 ||
+                     make_proof(VB_TOKEN_CLIENT, secret, id, b, cnonce, snonce, proof, err) < 0
                  ? -1
                  : 0;
     explicit_bzero(secret, sizeof secret);
@@ -659,13 +747,41 @@ static int auth_token(vb_remote *r, const vb_uri *uri, const vb_remote_opts *opt
         return 1;
     }
     if (err && err->code == VB_ERR_TOKEN_REFUSED) {
-        if (src->token_rejected)
-            src->token_rejected(src->opaque, r->server_id, id);
+        memcpy(refused, id, sizeof id);
         return 0;
     }
     if (err && err->code == VB_ERR_AUTH_UNAVAILABLE)
         return 0; /* not on this transport: merely unavailable */
     return -1;
+}
+
+/* Whether the transport itself vouches for the server: a unix socket of the
+ * expected owner (the kernel says who listens), or an SSH tunnel whose host
+ * key was checked. */
+static int transport_proves_server(const vb_remote *r, const vb_uri *uri)
+{
+    if (r->owner == VB_REMOTE_OWNER_VERIFIED)
+        return 1;
+    const char *verify = vb_uri_param_get(uri, "known_hosts_verify");
+    return uri->transport && strcmp(uri->transport, "ssh") == 0 &&
+           !(verify && strcmp(verify, "ignore") == 0);
+}
+
+/* Erase only on proof: the token refused is forgotten only when the server
+ * that refused it has proven who it is (by its transport, or by the login
+ * that followed on this connection with a mechanism that authenticates the
+ * server). Until then it is merely suspect: not offered again on this
+ * connection, kept for the next one. */
+static void settle_refusal(vb_remote *r, const vb_uri *uri, const vb_remote_opts *opts,
+                           char refused[VB_TOKEN_ID_LEN + 1])
+{
+    if (!refused[0])
+        return;
+    int proven = transport_proves_server(r, uri) ||
+                 (strcmp(r->auth_type, "sasl") == 0 && proves_server(vb_remote_sasl_mech(r)));
+    if (proven && opts->creds.token_rejected)
+        opts->creds.token_rejected(opts->creds.opaque, r->server_id, r->endpoint, refused);
+    refused[0] = '\0';
 }
 
 static int auth_peer(vb_remote *r, vb_error *err)
@@ -720,27 +836,31 @@ static int negotiate(vb_remote *r, const vb_uri *uri, const vb_remote_opts *opts
         prio = &uri_auth;
         nprio = 1;
     }
+    char refused[VB_TOKEN_ID_LEN + 1] = "";
     for (size_t i = 0; i < nprio; i++) {
         char type[16];
         const char *mech;
+        int rc = 1;
         split_auth(prio[i], type, sizeof type, &mech);
         if (!offered(&o, type))
             continue;
         if (strcmp(type, "none") == 0) {
             snprintf(r->auth_type, sizeof r->auth_type, "none");
-            return 0;
+            rc = 0;
+        } else if (strcmp(type, "sasl") == 0) {
+            rc = auth_sasl(r, mech, opts, err);
+        } else if (strcmp(type, "peer") == 0) {
+            rc = auth_peer(r, err);
+        } else if (strcmp(type, "token") == 0 && !refused[0]) {
+            rc = auth_token(r, uri, opts, refused, err);
+            rc = rc > 0 ? 0 : rc < 0 ? -1 : 1; /* 1: no usable token, try the next type */
         }
-        if (strcmp(type, "sasl") == 0)
-            return auth_sasl(r, mech, opts, err);
-        if (strcmp(type, "peer") == 0)
-            return auth_peer(r, err);
-        if (strcmp(type, "token") == 0) {
-            int rc = auth_token(r, uri, opts, err);
-            if (rc != 0)
-                return rc > 0 ? 0 : -1;
-            /* no usable token: fall through to the next type */
+        if (rc <= 0) {
+            settle_refusal(r, uri, opts, refused);
+            return rc;
         }
     }
+    settle_refusal(r, uri, opts, refused);
     char have[128] = "";
     for (size_t i = 0; i < o.n; i++)
         snprintf(have + strlen(have), sizeof have - strlen(have), "%s%s", i ? ", " : "", o.types[i]);
@@ -789,6 +909,101 @@ static char *service_name(const vb_uri *uri)
     return strdup(buf);
 }
 
+/* ---- where we are: the endpoint, and who listens there ---------------------- */
+
+static const char *socket_path(const vb_uri *uri)
+{
+    const char *path = vb_uri_param_get(uri, "socket");
+    return path && *path ? path : VB_REMOTE_DEFAULT_SOCKET;
+}
+
+static int transport_is(const vb_uri *uri, const char *name)
+{
+    if (!uri->transport)
+        return strcmp(name, "unix") == 0;
+    return strcmp(uri->transport, name) == 0;
+}
+
+/* Host names compare without case; an IPv6 literal goes in brackets. */
+static void canonical_host(char *dst, size_t cap, const char *host)
+{
+    int v6 = host && strchr(host, ':') && host[0] != '[';
+    size_t n = 0;
+    if (v6 && n + 1 < cap)
+        dst[n++] = '[';
+    for (const char *p = host ? host : ""; *p && n + 2 < cap; p++)
+        dst[n++] = (char)tolower((unsigned char)*p);
+    if (v6 && n + 1 < cap)
+        dst[n++] = ']';
+    dst[n] = '\0';
+}
+
+/* The canonical endpoint (vb_remote.h), and the form a token proof is bound
+ * to: the same, except on TCP, where it is the numeric address the
+ * connection reached (what the server sees as its own end). */
+static void describe_endpoint(vb_remote *r, const vb_uri *uri)
+{
+    char host[300];
+    int n;
+    canonical_host(host, sizeof host, uri->host);
+    if (transport_is(uri, "ssh"))
+        n = snprintf(r->endpoint, sizeof r->endpoint, "ssh:%s:%d%s", host,
+                     uri->port ? uri->port : 22, socket_path(uri));
+    else if (transport_is(uri, "tcp"))
+        n = snprintf(r->endpoint, sizeof r->endpoint, "tcp:%s:%d", host,
+                     uri->port ? uri->port : VB_REMOTE_DEFAULT_PORT);
+    else
+        n = snprintf(r->endpoint, sizeof r->endpoint, "unix:%s", socket_path(uri));
+    if (n < 0 || (size_t)n >= sizeof r->endpoint)
+        r->endpoint[0] = '\0'; /* too long to name: no token is used here */
+    r->bound_endpoint[0] = '\0';
+    if (transport_is(uri, "tcp"))
+        vb_net_tcp_endpoint(r->fd, 1, r->bound_endpoint, sizeof r->bound_endpoint);
+    else if (strlen(r->endpoint) < sizeof r->bound_endpoint)
+        memcpy(r->bound_endpoint, r->endpoint, strlen(r->endpoint) + 1);
+}
+
+/* server_uid=: a number or a user name. */
+static int parse_uid(const char *text, uid_t *uid)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(text, &end, 10);
+    if (*text && !*end && errno == 0 && v < (unsigned long)(uid_t)-1) {
+        *uid = (uid_t)v;
+        return 0;
+    }
+    struct passwd pw, *found = NULL;
+    char buf[4096];
+    if (getpwnam_r(text, &pw, buf, sizeof buf, &found) != 0 || !found)
+        return -1;
+    *uid = found->pw_uid;
+    return 0;
+}
+
+/* Who listens on a unix socket (SO_PEERCRED), against who should: the uid
+ * server_uid= names, else root or ourselves. An unexpected owner is not
+ * refused outright (it may still prove itself with SCRAM, say), but it is
+ * shown no token and no cleartext password. */
+static int check_owner(vb_remote *r, const vb_uri *uri, vb_error *err)
+{
+    r->owner = VB_REMOTE_OWNER_NOT_UNIX;
+    if (!transport_is(uri, "unix"))
+        return 0;
+    const char *want = vb_uri_param_get(uri, "server_uid");
+    uid_t expected = 0;
+    if (want && parse_uid(want, &expected) < 0)
+        return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_CLIENT,
+                            "server_uid=%s is neither a uid nor a known user name", want);
+    if (vb_net_peercred(r->fd, &r->server_uid, NULL, NULL) < 0) {
+        r->owner = VB_REMOTE_OWNER_UNEXPECTED;
+        return 0;
+    }
+    int ok = want ? r->server_uid == expected : r->server_uid == 0 || r->server_uid == geteuid();
+    r->owner = ok ? VB_REMOTE_OWNER_VERIFIED : VB_REMOTE_OWNER_UNEXPECTED;
+    return 0;
+}
+
 int vb_remote_connect_fd(int fd, const vb_uri *uri, const vb_remote_opts *opts, vb_remote **out,
                          vb_error *err)
 {
@@ -812,7 +1027,8 @@ int vb_remote_connect_fd(int fd, const vb_uri *uri, const vb_remote_opts *opts, 
     r->host = strdup(uri->host && *uri->host ? uri->host : "localhost");
     r->service = service_name(uri);
     vb_remote_set_relay(r, &opts->creds);
-    if (!r->service || negotiate(r, uri, opts, err) < 0) {
+    describe_endpoint(r, uri);
+    if (!r->service || check_owner(r, uri, err) < 0 || negotiate(r, uri, opts, err) < 0) {
         vb_remote_free(r);
         return -1;
     }
@@ -860,6 +1076,7 @@ unsigned vb_remote_ssf(const vb_remote *r) { return r->sasl ? vb_sasl_ssf(r->sas
 const char *vb_remote_server_id(const vb_remote *r) { return r->have_server_id ? r->server_id : NULL; }
 int vb_remote_fd(const vb_remote *r) { return r->fd; }
 int vb_remote_multiplexes(const vb_remote *r) { return r->multiplexes; }
+const char *vb_remote_endpoint(const vb_remote *r) { return r->endpoint; }
 void vb_remote_set_conn(vb_remote *r, uint32_t conn_id) { r->conn_id = conn_id; }
 
 void vb_remote_set_relay(vb_remote *r, const vb_cred_source *creds)

@@ -24,6 +24,7 @@
 #define VB_REMOTE_DEFAULT_PORT 16509
 #define VB_REMOTE_DEFAULT_SOCKET "/run/vbhostd/sock"
 #define VB_REMOTE_MAX_PRIORITY 8
+#define VB_REMOTE_ENDPOINT_MAX 1100
 
 typedef struct vb_remote vb_remote;
 
@@ -60,6 +61,11 @@ int vb_remote_fd(const vb_remote *r);
  * on one transport, one per conn_id; 0 for a server from before that, which
  * a client must give one transport per connection. */
 int vb_remote_multiplexes(const vb_remote *r);
+/* Where this connection went, canonical (docs/protocol.md "token binding"):
+ * "unix:PATH", "tcp:HOST:PORT" (host in lower case, an IPv6 literal in
+ * brackets, the port spelled out), "ssh:HOST:PORT/PATH" (PATH the remote
+ * socket). Cached logins are keyed by it. "" when too long to name. */
+const char *vb_remote_endpoint(const vb_remote *r);
 /* Address later calls to hypervisor connection conn_id on this transport
  * (0 = the default): several opens share one authenticated transport. */
 void vb_remote_set_conn(vb_remote *r, uint32_t conn_id);

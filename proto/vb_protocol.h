@@ -63,6 +63,10 @@ enum vb_program_version {
 /* Features a vbhostd names in the 3rd field of its AUTH_LIST reply: "conn_id"
  * = several hypervisor connections on one transport (docs/protocol.md 2.1). */
 #define VB_FEATURE_CONN_ID "conn_id"
+/* "token_bind" = AUTH_TOKEN_CHALLENGE takes the endpoint the client dialled
+ * and both token proofs are the bound (v2) ones; unbound proofs are refused
+ * (docs/protocol.md "token binding"). */
+#define VB_FEATURE_TOKEN_BIND "token_bind"
 
 /* ---- procedures --------------------------------------------------------
  * X(NAME, number, needs_auth, max_body_bytes)

@@ -290,6 +290,9 @@ static const char *const daemon_migrations[] = {
     "  revoked   INTEGER NOT NULL DEFAULT 0"
     ");"
     "CREATE INDEX tokens_expires ON tokens (expires);",
+    /* 1 → 2: a token issued over a unix socket works only for the uid that
+     * obtained it (-1: issued elsewhere, not bound to a uid) */
+    "ALTER TABLE tokens ADD COLUMN bound_uid INTEGER NOT NULL DEFAULT -1;",
 };
 
 static const char *const broker_migrations[] = {
@@ -306,6 +309,9 @@ static const char *const broker_migrations[] = {
     "  PRIMARY KEY (server_id, identity)"
     ");"
     "CREATE INDEX logins_uri ON logins (uri);",
+    /* 1 → 2: the endpoint the token was obtained at; it is offered there only
+     * (rows from version 1 have '' and are offered nowhere: log in again) */
+    "ALTER TABLE logins ADD COLUMN endpoint TEXT NOT NULL DEFAULT '';",
 };
 
 _Static_assert(sizeof daemon_migrations / sizeof *daemon_migrations == VB_STORE_SCHEMA_VERSION,

@@ -37,11 +37,12 @@
 #define VB_STORE_URI_MAX        1023
 #define VB_STORE_AUTH_TYPE_MAX  15
 #define VB_STORE_SECRET_MAX     64    /* secrets are 1..64 bytes */
+#define VB_STORE_ENDPOINT_MAX   1100  /* the endpoint a login was obtained at */
 
 /* How long a call waits for another process's write to finish. */
 #define VB_STORE_BUSY_TIMEOUT_MS 5000
 /* The schema this build writes; a file with a newer one is refused. */
-#define VB_STORE_SCHEMA_VERSION 1
+#define VB_STORE_SCHEMA_VERSION 2
 
 typedef struct vb_store vb_store;
 
@@ -79,12 +80,18 @@ typedef struct vb_token_record {
     char auth_type[VB_STORE_AUTH_TYPE_MAX + 1];
     int64_t created, expires, last_used;  /* unix seconds; last_used 0: never */
     int revoked;
+    int64_t bound_uid;                    /* the unix uid it was issued to; -1: none */
 } vb_token_record;
 
-/* 0, or -1 (an id that exists already is VB_ERR_STORE). */
+/* 0, or -1 (an id that exists already is VB_ERR_STORE). Not bound to a uid. */
 int vb_store_token_add(vb_store *st, const char *id, const uint8_t *secret, size_t secret_len,
                        const char *identity, const char *auth_type, int64_t created,
                        int64_t expires, vb_error *err);
+/* The same, bound to bound_uid (>= 0: issued over a unix socket to that uid;
+ * -1: not bound). */
+int vb_store_token_add_bound(vb_store *st, const char *id, const uint8_t *secret,
+                             size_t secret_len, const char *identity, const char *auth_type,
+                             int64_t created, int64_t expires, int64_t bound_uid, vb_error *err);
 /* 1: found, not revoked and expires > now — the secret is copied out
  * (secret_cap must be >= VB_STORE_SECRET_MAX) and rec filled; 0: unknown,
  * revoked or expired (*secret_len 0, nothing copied; rec filled when the row
@@ -114,20 +121,24 @@ typedef struct vb_cached_login {
     char uri[VB_STORE_URI_MAX + 1];
     char auth_type[VB_STORE_AUTH_TYPE_MAX + 1];
     int64_t created, expires;
+    char endpoint[VB_STORE_ENDPOINT_MAX + 1]; /* where the token was obtained */
 } vb_cached_login;
 
 /* Upsert by (server_id, identity): one token per server and identity; the
- * new row replaces every other field. 0 or -1. */
+ * new row replaces every other field. An empty endpoint is allowed (such a
+ * login is offered nowhere). 0 or -1. */
 int vb_store_login_put(vb_store *st, const vb_cached_login *rec, const uint8_t *secret,
                        size_t secret_len, vb_error *err);
-/* The login for server_id whose expires > now. When user is non-NULL the
+/* The login for server_id whose expires > now, obtained at endpoint (NULL:
+ * at any endpoint, for logout and replacement; a token is offered only
+ * with the endpoint given). When user is non-NULL the
  * identity must equal user or start with user followed by '@' (SASL names
  * carry a realm: "alice@LAB.TEST"); bytes compare exactly, case included,
  * so user "" matches nothing (pass NULL for "any identity"). When several
  * match, the latest created wins. 1 found (secret copied out, secret_cap >=
  * VB_STORE_SECRET_MAX; rec filled when non-NULL), 0 none, -1 error. */
-int vb_store_login_get(vb_store *st, const char *server_id, const char *user, int64_t now,
-                       vb_cached_login *rec, uint8_t *secret, size_t secret_cap,
+int vb_store_login_get(vb_store *st, const char *server_id, const char *endpoint,
+                       const char *user, int64_t now, vb_cached_login *rec, uint8_t *secret, size_t secret_cap,
                        size_t *secret_len, vb_error *err);
 /* Erase exactly (server_id, token_id): a newer token stored meanwhile for
  * the same identity survives. 1 erased, 0 no such row, -1 error. */

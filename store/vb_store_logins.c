@@ -13,9 +13,10 @@
 
 #define K VB_STORE_BROKER_CACHE
 
-#define LOGIN_COLS "server_id, identity, token_id, uri, auth_type, created, expires"
+#define LOGIN_COLS "server_id, identity, token_id, uri, auth_type, created, expires, endpoint"
+#define LOGIN_SECRET_COL 8
 
-/* Columns 0..6 (LOGIN_COLS) of the current row into rec. */
+/* Columns 0..7 (LOGIN_COLS) of the current row into rec. */
 static int read_login(sqlite3_stmt *stmt, vb_cached_login *rec)
 {
     memset(rec, 0, sizeof *rec);
@@ -27,7 +28,7 @@ static int read_login(sqlite3_stmt *stmt, vb_cached_login *rec)
         return -1;
     rec->created = sqlite3_column_int64(stmt, 5);
     rec->expires = sqlite3_column_int64(stmt, 6);
-    return 0;
+    return vbs_copy_text(rec->endpoint, sizeof rec->endpoint, stmt, 7) != 0 ? -1 : 0;
 }
 
 static int bad_row(vb_store *st, vb_error *err)
@@ -56,6 +57,7 @@ int vb_store_login_put(vb_store *st, const vb_cached_login *rec, const uint8_t *
         check_field("token id", rec->token_id, sizeof rec->token_id, err) != 0 ||
         check_field("uri", rec->uri, sizeof rec->uri, err) != 0 ||
         check_field("auth type", rec->auth_type, sizeof rec->auth_type, err) != 0 ||
+        (rec->endpoint[0] && check_field("endpoint", rec->endpoint, sizeof rec->endpoint, err) != 0) ||
         vbs_check_secret(secret, secret_len, err) != 0 ||
         vbs_enter(st, K, "storing a login", err) != 0)
         return -1;
@@ -64,11 +66,12 @@ int vb_store_login_put(vb_store *st, const vb_cached_login *rec, const uint8_t *
     int changes, ret = -1;
     if (vbs_prepare(st,
                     "INSERT INTO logins (" LOGIN_COLS ", secret) "
-                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
                     "ON CONFLICT (server_id, identity) DO UPDATE SET "
                     "  token_id = excluded.token_id, uri = excluded.uri,"
                     "  auth_type = excluded.auth_type, created = excluded.created,"
-                    "  expires = excluded.expires, secret = excluded.secret",
+                    "  expires = excluded.expires, endpoint = excluded.endpoint,"
+                    "  secret = excluded.secret",
                     &stmt, "storing a login", err) == 0) {
         sqlite3_bind_text(stmt, 1, rec->server_id, -1, SQLITE_STATIC);
         sqlite3_bind_text(stmt, 2, rec->identity, -1, SQLITE_STATIC);
@@ -77,7 +80,8 @@ int vb_store_login_put(vb_store *st, const vb_cached_login *rec, const uint8_t *
         sqlite3_bind_text(stmt, 5, rec->auth_type, -1, SQLITE_STATIC);
         sqlite3_bind_int64(stmt, 6, rec->created);
         sqlite3_bind_int64(stmt, 7, rec->expires);
-        sqlite3_bind_blob(stmt, 8, secret, (int)secret_len, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 8, rec->endpoint, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(stmt, 9, secret, (int)secret_len, SQLITE_STATIC);
         ret = vbs_write(st, stmt, &changes, "storing a login", err);
     }
     vbs_leave(st);
@@ -91,8 +95,8 @@ static int identity_matches(const char *identity, const char *user)
     return strncmp(identity, user, n) == 0 && (identity[n] == '\0' || identity[n] == '@');
 }
 
-int vb_store_login_get(vb_store *st, const char *server_id, const char *user, int64_t now,
-                       vb_cached_login *rec, uint8_t *secret, size_t secret_cap,
+int vb_store_login_get(vb_store *st, const char *server_id, const char *endpoint,
+                       const char *user, int64_t now, vb_cached_login *rec, uint8_t *secret, size_t secret_cap,
                        size_t *secret_len, vb_error *err)
 {
     if (rec != NULL)
@@ -108,6 +112,8 @@ int vb_store_login_get(vb_store *st, const char *server_id, const char *user, in
         return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_STORE,
                             "user is longer than %d bytes", VB_STORE_IDENTITY_MAX);
     if (vbs_check_text("server id", server_id, VB_STORE_SERVER_ID_MAX, err) != 0 ||
+        (endpoint != NULL &&
+         vbs_check_text("endpoint", endpoint, VB_STORE_ENDPOINT_MAX, err) != 0) ||
         vbs_enter(st, K, "reading a login", err) != 0)
         return -1;
 
@@ -118,11 +124,14 @@ int vb_store_login_get(vb_store *st, const char *server_id, const char *user, in
     int ret = -1, rc;
     if (vbs_prepare(st,
                     "SELECT " LOGIN_COLS ", secret FROM logins "
-                    "WHERE server_id = ?1 AND expires > ?2 ORDER BY created DESC, rowid DESC",
+                    "WHERE server_id = ?1 AND expires > ?2 AND (?3 IS NULL OR endpoint = ?3) "
+                    "ORDER BY created DESC, rowid DESC",
                     &stmt, "reading a login", err) != 0)
         goto out;
     sqlite3_bind_text(stmt, 1, server_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 2, now);
+    if (endpoint != NULL)
+        sqlite3_bind_text(stmt, 3, endpoint, -1, SQLITE_STATIC);
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         const char *identity = (const char *)sqlite3_column_text(stmt, 1);
         if (identity == NULL) {
@@ -133,7 +142,7 @@ int vb_store_login_get(vb_store *st, const char *server_id, const char *user, in
             continue;
         vb_cached_login r;
         if (read_login(stmt, &r) != 0 ||
-            vbs_copy_secret(secret, secret_cap, secret_len, stmt, 7) != 0) {
+            vbs_copy_secret(secret, secret_cap, secret_len, stmt, LOGIN_SECRET_COL) != 0) {
             bad_row(st, err);
             goto done;
         }

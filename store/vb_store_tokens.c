@@ -12,8 +12,9 @@
 
 #define K VB_STORE_DAEMON_TOKENS
 
-/* Columns 0..6 (TOKEN_COLS) of the current row into rec. */
-#define TOKEN_COLS "id, identity, auth_type, created, expires, last_used, revoked"
+/* Columns 0..7 (TOKEN_COLS) of the current row into rec. */
+#define TOKEN_COLS "id, identity, auth_type, created, expires, last_used, revoked, bound_uid"
+#define TOKEN_SECRET_COL 8
 
 static int read_record(sqlite3_stmt *stmt, vb_token_record *rec)
 {
@@ -26,6 +27,7 @@ static int read_record(sqlite3_stmt *stmt, vb_token_record *rec)
     rec->expires = sqlite3_column_int64(stmt, 4);
     rec->last_used = sqlite3_column_int64(stmt, 5);
     rec->revoked = sqlite3_column_int(stmt, 6) != 0;
+    rec->bound_uid = sqlite3_column_int64(stmt, 7);
     return 0;
 }
 
@@ -39,6 +41,14 @@ int vb_store_token_add(vb_store *st, const char *id, const uint8_t *secret, size
                        const char *identity, const char *auth_type, int64_t created,
                        int64_t expires, vb_error *err)
 {
+    return vb_store_token_add_bound(st, id, secret, secret_len, identity, auth_type, created,
+                                    expires, -1, err);
+}
+
+int vb_store_token_add_bound(vb_store *st, const char *id, const uint8_t *secret,
+                             size_t secret_len, const char *identity, const char *auth_type,
+                             int64_t created, int64_t expires, int64_t bound_uid, vb_error *err)
+{
     if (vbs_check_text("token id", id, VB_STORE_ID_MAX, err) != 0 ||
         vbs_check_secret(secret, secret_len, err) != 0 ||
         vbs_check_text("identity", identity, VB_STORE_IDENTITY_MAX, err) != 0 ||
@@ -51,8 +61,8 @@ int vb_store_token_add(vb_store *st, const char *id, const uint8_t *secret, size
     sqlite3_stmt *stmt;
     int changes, rc = -1;
     if (vbs_prepare(st,
-                    "INSERT INTO tokens (id, secret, identity, auth_type, created, expires) "
-                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT INTO tokens (id, secret, identity, auth_type, created, expires, "
+                    "bound_uid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                     &stmt, what, err) == 0) {
         sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
         sqlite3_bind_blob(stmt, 2, secret, (int)secret_len, SQLITE_STATIC);
@@ -60,6 +70,7 @@ int vb_store_token_add(vb_store *st, const char *id, const uint8_t *secret, size
         sqlite3_bind_text(stmt, 4, auth_type, -1, SQLITE_STATIC);
         sqlite3_bind_int64(stmt, 5, created);
         sqlite3_bind_int64(stmt, 6, expires);
+        sqlite3_bind_int64(stmt, 7, bound_uid < 0 ? -1 : bound_uid);
         rc = vbs_write(st, stmt, &changes, what, err);
     }
     vbs_leave(st);
@@ -99,7 +110,7 @@ int vb_store_token_get(vb_store *st, const char *id, int64_t now, uint8_t *secre
             bad_row(st, err);
         } else if (r.revoked || r.expires <= now) {
             ret = 0;
-        } else if (vbs_copy_secret(secret, secret_cap, secret_len, stmt, 7) != 0) {
+        } else if (vbs_copy_secret(secret, secret_cap, secret_len, stmt, TOKEN_SECRET_COL) != 0) {
             bad_row(st, err);
         } else {
             ret = 1;

@@ -67,11 +67,16 @@ typedef struct vb_cred_source {
      * (reject forgets exactly these values, so a newer answer survives) */
     void (*approve)(void *opaque, const vb_cred_request *req);
     void (*reject)(void *opaque, const vb_cred_request *req);
-    /* optional: a cached login token for this server (id and secret filled,
-     * return 1; 0 when none), and the news that the server refused it */
-    int (*token_lookup)(void *opaque, const char *server_id, const char *user, char *id,
-                        size_t id_len, uint8_t *secret, size_t secret_len);
-    void (*token_rejected)(void *opaque, const char *server_id, const char *id);
+    /* optional: a cached login token for this server obtained at this
+     * endpoint (vb_remote.h: canonical form; id and secret filled, return 1;
+     * 0 when none), and the news that a server that proved who it is
+     * refused it (a refusal from an unproven server is not reported:
+     * docs/security.md "erase only on proof") */
+    int (*token_lookup)(void *opaque, const char *server_id, const char *endpoint,
+                        const char *user, char *id, size_t id_len, uint8_t *secret,
+                        size_t secret_len);
+    void (*token_rejected)(void *opaque, const char *server_id, const char *endpoint,
+                           const char *id);
 } vb_cred_source;
 
 /* Add an item (copies the strings). -1 when full or out of memory. */

@@ -238,18 +238,38 @@ int vb_net_is_unix(int fd)
     return ss.ss_family == AF_UNIX;
 }
 
-int vb_net_sasl_addr(int fd, int remote, char *buf, size_t len)
+/* The numeric address and port of one end of a TCP connection (its peer
+ * when remote). unmap: write an IPv4 address seen through a dual-stack
+ * socket (::ffff:a.b.c.d) as IPv4. *v6: the address is IPv6. 0 or -1. */
+static int numeric_end(int fd, int remote, int unmap, char host[NI_MAXHOST],
+                       char serv[NI_MAXSERV], int *v6)
 {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     int rc = remote ? getpeername(fd, (struct sockaddr *)&ss, &sl)
                     : getsockname(fd, (struct sockaddr *)&ss, &sl);
-    buf[0] = '\0';
     if (rc < 0 || (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
         return -1;
+    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
+    if (unmap && ss.ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+        struct sockaddr_in v4 = { .sin_family = AF_INET, .sin_port = s6->sin6_port };
+        memcpy(&v4.sin_addr, &s6->sin6_addr.s6_addr[12], 4);
+        memcpy(&ss, &v4, sizeof v4);
+        sl = sizeof v4;
+    }
+    *v6 = ss.ss_family == AF_INET6;
+    return getnameinfo((struct sockaddr *)&ss, sl, host, NI_MAXHOST, serv, NI_MAXSERV,
+                       NI_NUMERICHOST | NI_NUMERICSERV) == 0
+               ? 0
+               : -1;
+}
+
+int vb_net_sasl_addr(int fd, int remote, char *buf, size_t len)
+{
     char host[NI_MAXHOST], serv[NI_MAXSERV];
-    if (getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, serv, sizeof serv,
-                    NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+    int v6;
+    buf[0] = '\0';
+    if (numeric_end(fd, remote, 0, host, serv, &v6) < 0)
         return -1;
     snprintf(buf, len, "%s;%s", host, serv);
     return 0;
@@ -346,4 +366,18 @@ int vb_net_write_all(int fd, const void *buf, size_t len, vb_error *err)
         len -= (size_t)n;
     }
     return 0;
+}
+
+/* "tcp:ADDR:PORT", as the token binding names one end of a TCP connection;
+ * IPv4 seen through a dual-stack socket is written as IPv4, so the client
+ * and the server spell the same end alike. */
+int vb_net_tcp_endpoint(int fd, int remote, char *buf, size_t len)
+{
+    char host[NI_MAXHOST], serv[NI_MAXSERV];
+    int v6;
+    buf[0] = '\0';
+    if (numeric_end(fd, remote, 1, host, serv, &v6) < 0)
+        return -1;
+    int n = snprintf(buf, len, "tcp:%s%s%s:%s", v6 ? "[" : "", host, v6 ? "]" : "", serv);
+    return n > 0 && (size_t)n < len ? 0 : -1;
 }

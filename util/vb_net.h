@@ -29,6 +29,9 @@ int vb_net_peercred(int fd, uid_t *uid, gid_t *gid, pid_t *pid);
 int vb_net_is_unix(int fd);
 /* "ip;port" strings as cyrus-sasl wants them (empty for unix sockets). */
 int vb_net_sasl_addr(int fd, int remote, char *buf, size_t len);
+/* "tcp:ADDR:PORT" (numeric, "[v6]" in brackets) of fd's local end, or of
+ * its peer when remote: the TCP endpoint a token proof is bound to. */
+int vb_net_tcp_endpoint(int fd, int remote, char *buf, size_t len);
 /* A printable peer description for logs: "127.0.0.1:5555" or "unix uid 1000". */
 void vb_net_peer_string(int fd, char *buf, size_t len);
 /* The group an address counts in: IPv4 (and IPv4-mapped IPv6, an IPv4 peer

@@ -449,8 +449,10 @@ static int group_setup(void **state)
     snprintf(text, sizeof text,
              "listen_unix = \"%s\"\nstate_dir = \"%s\"\nauth_unix = [\"token\", \"sasl\"]\n"
              "sasl_conf_dir = \"%s\"\nsasl_realm = \"" REALM "\"\nlog_level = \"debug\"\n"
-             "max_anonymous_clients = 200\n",
-             hostd_sock, hostd_state, sasl);
+             "max_anonymous_clients = 200\n"
+             /* the relay is the endpoint the broker dials: ours, so tokens bound to it count */
+             "token_endpoints = [\"unix:%s/relay.sock\"]\n",
+             hostd_sock, hostd_state, sasl, dir);
     if (vb_ts_write_file(hostd_conf, text, 0600) < 0)
         return -1;
     snprintf(broker_sock, sizeof broker_sock, "%s/brk-run/sock", dir);

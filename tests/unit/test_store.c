@@ -119,7 +119,7 @@ static void get_login_is(vb_store *st, const char *server, const char *user, int
     size_t len = 0;
     vb_error err;
     vb_error_clear(&err);
-    int rc = vb_store_login_get(st, server, user, now, &rec, buf, sizeof buf, &len, &err);
+    int rc = vb_store_login_get(st, server, NULL, user, now, &rec, buf, sizeof buf, &len, &err);
     if (rc != 1)
         fail_msg("login_get %s user %s: rc %d (%s), want %s", server, user ? user : "(any)",
                  rc, err.message, token_id);
@@ -137,7 +137,7 @@ static void get_login_none(vb_store *st, const char *server, const char *user, i
     size_t len = 99;
     vb_error err;
     vb_error_clear(&err);
-    int rc = vb_store_login_get(st, server, user, now, &rec, buf, sizeof buf, &len, &err);
+    int rc = vb_store_login_get(st, server, NULL, user, now, &rec, buf, sizeof buf, &len, &err);
     if (rc != 0)
         fail_msg("login_get %s user %s: rc %d (%s) token %s, want none", server,
                  user ? user : "(any)", rc, err.message, rec.token_id);
@@ -551,10 +551,10 @@ static void test_login_get_matching(void **state)
     char user256[257];
     memset(user256, 'u', 256);
     user256[256] = '\0';
-    assert_fails(vb_store_login_get(st, SERVER_A, user256, T0, &out, buf, sizeof buf, &len,
+    assert_fails(vb_store_login_get(st, SERVER_A, NULL, user256, T0, &out, buf, sizeof buf, &len,
                                     &err),
                  &err, VB_ERR_INVALID_ARG, "user");
-    assert_fails(vb_store_login_get(st, SERVER_A, NULL, T0, &out, buf, 16, &len, &err), &err,
+    assert_fails(vb_store_login_get(st, SERVER_A, NULL, NULL, T0, &out, buf, 16, &len, &err), &err,
                  VB_ERR_INVALID_ARG, "secret buffer");
     vb_store_close(st);
 }
@@ -961,6 +961,70 @@ static void test_raw_file_bytes(void **state)
     free(wal);
 }
 
+/* A file written by a schema-1 build (no endpoint, no bound uid) migrates:
+ * its login is kept but offered at no endpoint (log in again), its token is
+ * bound to no uid; new rows carry both. */
+static void test_schema_1_migrates_to_bound_tokens(void **state)
+{
+    (void)state;
+    char *dir = vb_ts_tmpdir("store");
+    char *cache = join(dir, "cache.db"), *tokens = join(dir, "tokens.db");
+    assert_int_equal(vb_ts_write_file(cache, "", 0600), 0);
+    assert_int_equal(vb_ts_write_file(tokens, "", 0600), 0);
+    raw_exec(cache, "CREATE TABLE schema_version (kind TEXT NOT NULL, version INTEGER NOT NULL);"
+                    "INSERT INTO schema_version VALUES ('broker-cache', 1);"
+                    "CREATE TABLE logins (server_id TEXT NOT NULL, identity TEXT NOT NULL,"
+                    " token_id TEXT NOT NULL, uri TEXT NOT NULL, auth_type TEXT NOT NULL,"
+                    " secret BLOB NOT NULL, created INTEGER NOT NULL, expires INTEGER NOT NULL,"
+                    " PRIMARY KEY (server_id, identity));"
+                    "INSERT INTO logins VALUES ('srv', 'alice', 'tok', 'test+unix:///x', 'sasl',"
+                    " x'00ff', 1, 9999999999);");
+    raw_exec(tokens, "CREATE TABLE schema_version (kind TEXT NOT NULL, version INTEGER NOT NULL);"
+                     "INSERT INTO schema_version VALUES ('daemon-tokens', 1);"
+                     "CREATE TABLE tokens (id TEXT PRIMARY KEY NOT NULL, secret BLOB NOT NULL,"
+                     " identity TEXT NOT NULL, auth_type TEXT NOT NULL, created INTEGER NOT NULL,"
+                     " expires INTEGER NOT NULL, last_used INTEGER NOT NULL DEFAULT 0,"
+                     " revoked INTEGER NOT NULL DEFAULT 0);"
+                     "INSERT INTO tokens (id, secret, identity, auth_type, created, expires)"
+                     " VALUES ('old', x'00ff', 'alice', 'sasl', 1, 9999999999);");
+    vb_error err;
+    vb_cached_login rec;
+    uint8_t buf[VB_STORE_SECRET_MAX];
+    size_t len;
+    vb_store *st = open_ok(cache, VB_STORE_BROKER_CACHE);
+    assert_int_equal(vb_store_login_get(st, "srv", "unix:/x", NULL, 2, &rec, buf, sizeof buf, &len,
+                                        &err),
+                     0);
+    assert_int_equal(vb_store_login_get(st, "srv", NULL, NULL, 2, &rec, buf, sizeof buf, &len, &err),
+                     1);
+    assert_string_equal(rec.endpoint, "");
+    vb_cached_login fresh = login("srv", "bob", "tok2", "test+unix:///x", 3, 9999999999);
+    snprintf(fresh.endpoint, sizeof fresh.endpoint, "unix:/x");
+    put_ok(st, &fresh, "s2");
+    assert_int_equal(vb_store_login_get(st, "srv", "unix:/x", NULL, 4, &rec, buf, sizeof buf, &len,
+                                        &err),
+                     1);
+    assert_string_equal(rec.token_id, "tok2");
+    assert_int_equal(vb_store_login_get(st, "srv", "unix:/y", NULL, 4, &rec, buf, sizeof buf, &len,
+                                        &err),
+                     0);
+    vb_store_close(st);
+
+    vb_token_record tr;
+    st = open_ok(tokens, VB_STORE_DAEMON_TOKENS);
+    assert_int_equal(vb_store_token_get(st, "old", 2, buf, sizeof buf, &len, &tr, &err), 1);
+    assert_int_equal(tr.bound_uid, -1);
+    assert_int_equal(vb_store_token_add_bound(st, "new", (const uint8_t *)"s", 1, "alice", "peer",
+                                              2, 9999999999, 1000, &err),
+                     0);
+    assert_int_equal(vb_store_token_get(st, "new", 3, buf, sizeof buf, &len, &tr, &err), 1);
+    assert_int_equal(tr.bound_uid, 1000);
+    vb_store_close(st);
+    explicit_bzero(buf, sizeof buf);
+    free(cache);
+    free(tokens);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -969,6 +1033,7 @@ int main(void)
         cmocka_unit_test(test_open_refuses_open_file),
         cmocka_unit_test(test_prepare_dir),
         cmocka_unit_test(test_schema_version),
+        cmocka_unit_test(test_schema_1_migrates_to_bound_tokens),
         cmocka_unit_test(test_token_lifecycle),
         cmocka_unit_test(test_token_bad_args),
         cmocka_unit_test(test_login_get_matching),
