@@ -33,10 +33,61 @@ static const char *authconf_service(const vb_uri *uri, const vb_cred_request *re
     return "vbhostd";
 }
 
+/* ---- failures, counted here ------------------------------------------------
+ * A question is "the same" when its key is: the chain and what it asks. The
+ * retry flag a hop sends is only shown to the person; whether the cache and
+ * auth.conf are skipped is decided by the rejects the broker saw itself. */
+
+static const char *question_key(const vb_cred_request *req)
+{
+    return req->service ? req->service : "";
+}
+
+static long find_failure(const brk_session *s, const char *key)
+{
+    for (size_t i = 0; i < s->nfailed_questions; i++)
+        if (strcmp(s->failed_questions[i], key) == 0)
+            return (long)i;
+    return -1;
+}
+
+static void note_failure(brk_session *s, const vb_cred_request *req)
+{
+    const char *key = question_key(req);
+    if (find_failure(s, key) >= 0)
+        return;
+    if (s->nfailed_questions == BRK_MAX_FAILED_QUESTIONS) { /* the oldest goes */
+        free(s->failed_questions[0]);
+        memmove(s->failed_questions, s->failed_questions + 1,
+                (BRK_MAX_FAILED_QUESTIONS - 1) * sizeof s->failed_questions[0]);
+        s->nfailed_questions--;
+    }
+    char *copy = strdup(key);
+    if (copy)
+        s->failed_questions[s->nfailed_questions++] = copy;
+}
+
+/* 1 when the last answer to this question failed (and forget that: the
+ * answer given now gets its own verdict). */
+static int take_failure(brk_session *s, const vb_cred_request *req)
+{
+    long i = find_failure(s, question_key(req));
+    if (i < 0)
+        return 0;
+    free(s->failed_questions[i]);
+    s->failed_questions[i] = s->failed_questions[--s->nfailed_questions];
+    return 1;
+}
+
+void brk_creds_forget_failures(brk_session *s)
+{
+    for (size_t i = 0; i < s->nfailed_questions; i++)
+        free(s->failed_questions[i]);
+    s->nfailed_questions = 0;
+}
+
 static int from_auth_conf(brk_session *s, vb_cred_request *req)
 {
-    if (req->retry)
-        return 0; /* what the file holds just failed: ask the person */
     vb_uri uri;
     vb_error err;
     memset(&uri, 0, sizeof uri);
@@ -58,13 +109,19 @@ static int from_auth_conf(brk_session *s, vb_cred_request *req)
 static int creds_fill(vb_cred_request *req, void *opaque, vb_error *err)
 {
     brk_session *s = opaque;
-    if (s->srv->cfg->secret_ttl_ms &&
+    /* what the cache or the file holds just failed: ask the person. Only the
+     * broker's own count decides; a hop's retry flag is shown, not obeyed */
+    int failed = take_failure(s, req);
+    int shown_retry = req->retry || failed;
+    req->retry = 0;
+    if (!failed && s->srv->cfg->secret_ttl_ms &&
         vb_secretcache_fill(s->srv->secrets, req->service, req, vb_now_ms()) == 1) {
         vb_log(VB_LOG_DEBUG, "answered %s from the secret cache", req->service);
         return 0;
     }
-    if (from_auth_conf(s, req))
+    if (!failed && from_auth_conf(s, req))
         return 0;
+    req->retry = shown_retry;
     if (!s->can_prompt)
         return vb_error_set(err, VB_ERR_CRED_REQUIRED, VB_DOM_BROKER,
                             "credentials required for %s, and this client cannot be asked (no "
@@ -84,6 +141,7 @@ static void creds_approve(void *opaque, const vb_cred_request *req)
 static void creds_reject(void *opaque, const vb_cred_request *req)
 {
     brk_session *s = opaque;
+    note_failure(s, req);
     vb_secretcache_reject(s->srv->secrets, req->service, req);
 }
 

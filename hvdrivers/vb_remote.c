@@ -11,6 +11,7 @@
 
 #include "vb_bodies.h"
 #include "vb_credwire.h"
+#include "vb_log.h"
 #include "vb_net.h"
 #include "vb_sasl.h"
 #include "vb_ssh.h"
@@ -40,6 +41,7 @@ struct vb_remote {
     vb_ssh *ssh;                    /* the SSH tunnel behind fd (ssh transport only) */
     int multiplexes;                /* the server named the "conn_id" feature */
     unsigned pings_unanswered;      /* keepalive PINGs sent since the server last said anything */
+    int vouched;                    /* authenticated (sasl, token, peer): questions may relay */
     vb_error dead;                  /* code != OK: keepalive gave up; every call fails with it */
 };
 
@@ -203,8 +205,48 @@ static void refuse_callback(vb_remote *r, const vb_msg *msg, const char *why)
         send_frame(r, frame, len, NULL);
 }
 
-/* A server-initiated message while we wait for a reply. */
-static void answer_unsolicited(vb_remote *r, const vb_msg *msg)
+/* The rule for a server's credential question (docs/protocol.md 6.1,
+ * docs/security.md 7): it is answered only while a driver call that may
+ * log in runs (OPEN, and the calls whose driver may have to log in again),
+ * for that call's conn_id, on a transport that authenticated. 0 when the
+ * question may be asked; else -1 with why not in `why`, for the log. */
+static int fill_refused(const vb_remote *r, const vb_msg_header *call, const vb_msg_header *fill,
+                        char *why, size_t len)
+{
+    const vb_proc_info *info = call ? vb_proto_proc_lookup(call->program, call->procedure) : NULL;
+    if (!call)
+        snprintf(why, len, "between calls");
+    else if (call->program != VB_PROG_HOST || !vb_proto_host_proc_may_log_in(call->procedure))
+        snprintf(why, len, "during %s", info ? info->name : "a call that does not log in");
+    else if (!r->vouched)
+        snprintf(why, len, "on a transport that did not authenticate (auth %s)", r->auth_type);
+    else if (fill->conn_id != call->conn_id)
+        snprintf(why, len, "for connection id %u during a call for connection id %u",
+                 fill->conn_id, call->conn_id);
+    else
+        return 0;
+    return -1;
+}
+
+/* A question outside the rule: refuse it, say so in the log, and drop the
+ * transport (a server that breaks the rule is not talked to any more). */
+static int fill_violation(vb_remote *r, const char *why, vb_error *err)
+{
+    vb_error e;
+    vb_error_set(&e, VB_ERR_PROTOCOL, VB_DOM_RPC,
+                 "protocol violation: %s asked for credentials %s; refused, connection dropped",
+                 r->service, why);
+    vb_log(VB_LOG_WARN, "%s", e.message);
+    shutdown(r->fd, SHUT_RDWR);
+    vb_error_copy(&r->dead, &e);
+    vb_error_copy(err, &e);
+    return -1;
+}
+
+/* A server-initiated message while we wait for the reply to call (NULL:
+ * between calls). -1 when the server broke the relay rule. */
+static int answer_unsolicited(vb_remote *r, const vb_msg_header *call, const vb_msg *msg,
+                              vb_error *err)
 {
     vb_msg_header hdr = msg->hdr;
     uint8_t *frame = NULL;
@@ -218,17 +260,25 @@ static void answer_unsolicited(vb_remote *r, const vb_msg *msg)
         vb_enc_finish(&enc, VB_FRAME_MAX_PREAUTH, &frame, &len, NULL);
     } else if (msg->hdr.program == VB_PROG_HOST && msg->hdr.type == VB_MSG_CALLBACK &&
                msg->hdr.procedure == VB_HOST_PROC_CRED_FILL) {
+        char why[200];
+        if (fill_refused(r, call, &msg->hdr, why, sizeof why) < 0)
+            return fill_violation(r, why, err);
         answer_fill(r, msg);
     } else if (msg->hdr.program == VB_PROG_HOST && msg->hdr.type == VB_MSG_EVENT &&
                (msg->hdr.procedure == VB_HOST_PROC_CRED_APPROVE ||
                 msg->hdr.procedure == VB_HOST_PROC_CRED_REJECT)) {
-        relay_verdict(r, msg);
+        char why[200]; /* verdicts only about this call's questions */
+        if (fill_refused(r, call, &msg->hdr, why, sizeof why) == 0)
+            relay_verdict(r, msg);
     } else if (msg->hdr.type == VB_MSG_CALLBACK) {
         refuse_callback(r, msg, "this client does not answer this callback");
     }
     if (frame)
         send_frame(r, frame, len, NULL);
+    return 0;
 }
+
+static int drain_pending(vb_remote *r, vb_error *err);
 
 int vb_remote_call(vb_remote *r, uint32_t program, uint32_t procedure, vb_remote_args_fn args_fn,
                    const void *arg, vb_msg *reply, vb_error *err)
@@ -237,6 +287,10 @@ int vb_remote_call(vb_remote *r, uint32_t program, uint32_t procedure, vb_remote
         vb_error_copy(err, &r->dead);
         return -1;
     }
+    /* what the server sent since the last call was sent between calls: a
+     * question among it must not pass for one asked during this call */
+    if (drain_pending(r, err) < 0)
+        return -1;
     uint32_t version = program == VB_PROG_HOST ? r->host_version : vb_proto_program_version(program);
     vb_msg_header hdr = { program, version, VB_MSG_CALL, ++r->serial, procedure, VB_STATUS_OK,
                           r->conn_id };
@@ -259,8 +313,10 @@ int vb_remote_call(vb_remote *r, uint32_t program, uint32_t procedure, vb_remote
         if (reply->hdr.type == VB_MSG_REPLY && reply->hdr.serial == 0 &&
             reply->hdr.status == VB_STATUS_ERROR)
             break; /* the server refused the connection itself (limits) */
-        answer_unsolicited(r, reply);
+        int rc = answer_unsolicited(r, &hdr, reply, err);
         vb_msg_clear(reply);
+        if (rc < 0)
+            return -1;
     }
     if (reply->hdr.status == VB_STATUS_ERROR) {
         vb_error server_err;
@@ -301,12 +357,18 @@ static int drain_pending(vb_remote *r, vb_error *err)
             }
             break;
         }
-        /* between calls nobody could answer a question: refuse it */
-        if (msg.hdr.type == VB_MSG_CALLBACK)
+        /* between calls a credential question breaks the rule (the
+         * transport is dropped); other callbacks are refused */
+        int bad = 0;
+        if (msg.hdr.type == VB_MSG_CALLBACK && msg.hdr.procedure != VB_HOST_PROC_CRED_FILL)
             refuse_callback(r, &msg, "no call is in progress on this connection");
-        else if (msg.hdr.program == VB_PROG_KEEPALIVE && msg.hdr.procedure == VB_KEEPALIVE_PROC_PING)
-            answer_unsolicited(r, &msg);
+        else
+            bad = answer_unsolicited(r, NULL, &msg, err) < 0;
         vb_msg_clear(&msg);
+        if (bad) {
+            rc = -1;
+            break;
+        }
     }
     r->timeout_ms = saved_timeout;
     return rc;
@@ -704,12 +766,14 @@ static int negotiate(vb_remote *r, const vb_uri *uri, const vb_remote_opts *opts
             snprintf(r->auth_type, sizeof r->auth_type, "none");
             return 0;
         }
+        /* an authenticated transport: its server's questions may be relayed */
         if (strcmp(type, "sasl") == 0)
-            return auth_sasl(r, mech, opts, err);
+            return (r->vouched = auth_sasl(r, mech, opts, err) == 0) ? 0 : -1;
         if (strcmp(type, "peer") == 0)
-            return auth_peer(r, err);
+            return (r->vouched = auth_peer(r, err) == 0) ? 0 : -1;
         if (strcmp(type, "token") == 0) {
             int rc = auth_token(r, uri, opts, err);
+            r->vouched = rc > 0;
             if (rc != 0)
                 return rc > 0 ? 0 : -1;
             /* no usable token: fall through to the next type */
