@@ -101,6 +101,7 @@ static int relay_fill(vb_cred_request *req, void *opaque, vb_error *err)
     vb_msg_header hdr = { VB_PROG_HOST, VB_PROG_HOST_VERSION, VB_MSG_CALLBACK, 0,
                           VB_HOST_PROC_CRED_FILL, VB_STATUS_OK, c->cur_conn_id };
     hdr.serial = vb_credwait_begin(&c->creds_wait, req);
+    req->id = hdr.serial; /* the verdict names the question by it */
     vb_enc enc;
     uint8_t *frame;
     size_t len;
@@ -114,8 +115,9 @@ static int relay_fill(vb_cred_request *req, void *opaque, vb_error *err)
     return vb_credwait_wait(&c->creds_wait, &c->closing, c->srv->cfg->relay_timeout_s, err);
 }
 
-/* approve/reject travel as EVENTs naming the service; the client applies
- * them to the answer it gave (the values never come back over the wire). */
+/* approve/reject travel as EVENTs naming the question ([service, id]; the
+ * service for clients from before ids); the client applies them to the
+ * answer it gave (the values never come back over the wire). */
 static void relay_verdict(vbh_client *c, uint32_t proc, const vb_cred_request *req)
 {
     if (relay_allowed(c, NULL) < 0)
@@ -126,8 +128,9 @@ static void relay_verdict(vbh_client *c, uint32_t proc, const vb_cred_request *r
     uint8_t *frame;
     size_t len;
     vb_enc_begin(&enc, &hdr);
-    vb_enc_array(&enc, 1);
+    vb_enc_array(&enc, 2);
     vb_enc_str(&enc, req->service);
+    vb_enc_u64(&enc, req->id);
     if (vb_enc_finish(&enc, VB_FRAME_MAX_PREAUTH, &frame, &len, NULL) == 0)
         post(c, frame, len, 0);
 }

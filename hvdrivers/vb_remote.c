@@ -37,6 +37,9 @@ struct vb_remote {
     vb_cred_source relay;           /* answers the server's nested CRED_FILL callbacks */
     int have_relay;
     vb_cred_request last_fill;      /* what we answered last, for CRED_APPROVE/REJECT */
+    uint64_t last_fill_id;          /* the server's id of that question */
+    int have_last_fill_id;          /* it sent one (a server from before ids did not) */
+    vb_cred_target target;          /* this login: vbhostd at host:port as user (SASL prompts) */
     char *host;                     /* SASL server FQDN */
     vb_ssh *ssh;                    /* the SSH tunnel behind fd (ssh transport only) */
     int multiplexes;                /* the server named the "conn_id" feature */
@@ -125,6 +128,21 @@ static int read_msg(vb_remote *r, vb_msg *msg, vb_error *err)
     }
 }
 
+/* This hop as the process holding r verified it: the endpoint it dialled
+ * (r->service), the server id the server gave and how it authenticated. */
+static void verified_hop(const vb_remote *r, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s (server %.16s, %s)", r->service,
+             r->have_server_id ? r->server_id : "without id", r->auth_type);
+}
+
+/* The CRED_FILL body carries the question id (5th field) from a server
+ * that has them. */
+static int msg_has_question_id(const vb_msg *msg)
+{
+    return msg->body && msg->body->type == MSGPACK_OBJECT_ARRAY && msg->body->via.array.size >= 5;
+}
+
 /* The server relays a nested login's question (its driver needs a XenAPI
  * password, say): qualify it with this hop and ask our own source. */
 static int relay_fill(vb_remote *r, const vb_msg *msg, vb_cred_request *req, vb_error *err)
@@ -135,8 +153,16 @@ static int relay_fill(vb_remote *r, const vb_msg *msg, vb_cred_request *req, vb_
         return vb_error_set(err, VB_ERR_CRED_REQUIRED, VB_DOM_CLIENT,
                             "credentials required for %s, but nothing can ask for them",
                             req->service ? req->service : "a nested login");
-    if (vb_cred_request_qualify(req, r->service) < 0)
+    /* nothing the server says about the question is verified here; this
+     * hop is: the endpoint we dialled, the server id and how it authenticated */
+    char hop[1400];
+    verified_hop(r, hop, sizeof hop);
+    req->nverified = 0;
+    if (vb_cred_request_qualify(req, hop) < 0)
         return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_CLIENT, "out of memory");
+    req->nverified = 1;
+    uint64_t wire_id = req->id;
+    int have_id = msg_has_question_id(msg);
     vb_error_clear(err);
     if (r->relay.fn(req, r->relay.opaque, err) < 0) {
         if (err && err->code == VB_ERR_OK)
@@ -145,6 +171,8 @@ static int relay_fill(vb_remote *r, const vb_msg *msg, vb_cred_request *req, vb_
     }
     vb_cred_request_clear(&r->last_fill);
     vb_cred_request_copy(&r->last_fill, req);
+    r->last_fill_id = wire_id;
+    r->have_last_fill_id = have_id;
     return 0;
 }
 
@@ -170,29 +198,42 @@ static void answer_fill(vb_remote *r, const vb_msg *msg)
         send_frame(r, frame, len, NULL);
 }
 
-/* CRED_APPROVE / CRED_REJECT [service]: about the answer we gave last. */
+/* CRED_APPROVE / CRED_REJECT [service, id]: about the answer we gave last,
+ * matched by the question's id (a server from before ids sends only the
+ * service: then by that). */
 static void relay_verdict(vb_remote *r, const vb_msg *msg)
 {
     vb_rd rd;
     char *service = NULL;
+    uint64_t id = 0;
     if (vb_rd_init(&rd, msg->body, NULL) < 0 || vb_rd_strdup(&rd, 4096, &service, NULL) < 0 ||
-        !service || !r->have_relay || !r->last_fill.service) {
+        (vb_rd_has_more(&rd) && vb_rd_u64(&rd, &id, NULL) < 0) || !r->have_relay ||
+        !r->last_fill.service) {
         free(service);
         return;
     }
-    vb_cred_request probe = { 0 };
-    probe.service = service;
-    if (vb_cred_request_qualify(&probe, r->service) == 0 &&
-        strcmp(probe.service, r->last_fill.service) == 0) {
-        int approve = msg->hdr.procedure == VB_HOST_PROC_CRED_APPROVE;
-        void (*verdict)(void *, const vb_cred_request *) = approve ? r->relay.approve
-                                                                   : r->relay.reject;
-        if (verdict)
-            verdict(r->relay.opaque, &r->last_fill);
-        if (!approve)
-            vb_cred_request_clear(&r->last_fill);
+    int match;
+    if (r->have_last_fill_id) {
+        match = id == r->last_fill_id;
+    } else {
+        char hop[1400];
+        vb_cred_request probe = { 0 };
+        probe.service = service;
+        service = NULL;
+        verified_hop(r, hop, sizeof hop);
+        match = vb_cred_request_qualify(&probe, hop) == 0 &&
+                strcmp(probe.service, r->last_fill.service) == 0;
+        vb_cred_request_clear(&probe);
     }
-    vb_cred_request_clear(&probe);
+    free(service);
+    if (!match)
+        return;
+    int approve = msg->hdr.procedure == VB_HOST_PROC_CRED_APPROVE;
+    void (*verdict)(void *, const vb_cred_request *) = approve ? r->relay.approve : r->relay.reject;
+    if (verdict)
+        verdict(r->relay.opaque, &r->last_fill);
+    if (!approve)
+        vb_cred_request_clear(&r->last_fill);
 }
 
 static void refuse_callback(vb_remote *r, const vb_msg *msg, const char *why)
@@ -552,7 +593,8 @@ static int sasl_attempt(vb_remote *r, const char *want_mech, const vb_remote_opt
     unsigned min_ssf = vb_net_is_unix(r->fd) ? 0 : 56;
     r->sasl = vb_sasl_client_new("vbhostd", r->host, r->fd, min_ssf, opts->creds.types,
                                  opts->creds.ntypes, err);
-    vb_sasl_prompter prompter = { opts->creds.fn, opts->creds.opaque, r->service, retry };
+    vb_sasl_prompter prompter = { opts->creds.fn, opts->creds.opaque, r->service, retry,
+                                  &r->target };
     sasl_args a = { NULL, NULL, 0 };
     int client = r->sasl ? vb_sasl_client_start(r->sasl, mechlist, &prompter, &a.mech, &a.data,
                                                 &a.len, err)
@@ -849,8 +891,13 @@ int vb_remote_connect_fd(int fd, const vb_uri *uri, const vb_remote_opts *opts, 
     vb_frame_reader_init(&r->reader, VB_FRAME_MAX_POSTAUTH);
     r->host = strdup(uri->host && *uri->host ? uri->host : "localhost");
     r->service = service_name(uri);
+    r->target = (vb_cred_target){ strdup("vbhostd"), strdup(r->host ? r->host : "localhost"),
+                                  uri->transport && strcmp(uri->transport, "tcp") == 0
+                                      ? (unsigned)(uri->port ? uri->port : VB_REMOTE_DEFAULT_PORT)
+                                      : 0,
+                                  uri->user ? strdup(uri->user) : NULL };
     vb_remote_set_relay(r, &opts->creds);
-    if (!r->service || negotiate(r, uri, opts, err) < 0) {
+    if (!r->service || !r->target.scheme || !r->target.host || negotiate(r, uri, opts, err) < 0) {
         vb_remote_free(r);
         return -1;
     }
@@ -889,6 +936,9 @@ void vb_remote_free(vb_remote *r)
     vb_frame_free(r->plain, r->plain_len);
     free(r->service);
     free(r->host);
+    free(r->target.scheme);
+    free(r->target.host);
+    free(r->target.user);
     free(r);
 }
 

@@ -358,7 +358,7 @@ static void test_question_between_calls_gets_nothing(void **state)
 
 /* ---- 4. a question for another service: never the outer host's entry ------------------ */
 
-static __attribute__((unused)) void test_question_for_another_service_gets_no_outer_entry(void **state)
+static void test_question_for_another_service_gets_no_outer_entry(void **state)
 {
     (void)state;
     char sock[300];
@@ -433,7 +433,7 @@ static void test_impostor_after_nested_login_gets_no_cached_password(void **stat
 /* ---- the genuine paths ------------------------------------------------------------------ */
 
 /* auth.conf answers the XenAPI hop by its own [auth-xenapi-127.0.0.1]. */
-static __attribute__((unused)) void test_authconf_answers_nested_xenapi_by_its_own_entry(void **state)
+static void test_authconf_answers_nested_xenapi_by_its_own_entry(void **state)
 {
     (void)state;
     forget_everything();
@@ -453,7 +453,9 @@ int main(void)
         cmocka_unit_test(test_question_during_sasl_gets_nothing),
         cmocka_unit_test(test_question_on_unauthenticated_transport_gets_nothing),
         cmocka_unit_test(test_question_between_calls_gets_nothing),
+        cmocka_unit_test(test_question_for_another_service_gets_no_outer_entry),
         cmocka_unit_test(test_impostor_after_nested_login_gets_no_cached_password),
+        cmocka_unit_test(test_authconf_answers_nested_xenapi_by_its_own_entry),
     };
     return cmocka_run_group_tests_name("trust", tests, group_setup, group_teardown);
 }
