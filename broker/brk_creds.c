@@ -20,6 +20,7 @@
 #include "vb_authconf.h"
 #include "vb_log.h"
 #include "vb_remote.h"
+#include "vb_textesc.h"
 #include "vb_token.h"
 
 /* auth.conf's SERVICE for a question, by its own kind (libvirt's names):
@@ -155,12 +156,15 @@ static int creds_fill(vb_cred_request *req, void *opaque, vb_error *err)
     if (!failed && from_auth_conf(s, req))
         return 0;
     req->retry = shown_retry;
-    if (!s->can_prompt)
+    if (!s->can_prompt) {
+        char shown[1024]; /* a hop's text reaches the app only escaped */
         return vb_error_set(err, VB_ERR_CRED_REQUIRED, VB_DOM_BROKER,
                             "credentials required for %s, and this client cannot be asked (no "
                             "callback or --non-interactive); run `vbctl login`, add them to "
                             "auth.conf, or run interactively",
-                            req->service ? req->service : "this login");
+                            vb_text_escape_into(req->service ? req->service : "this login", shown,
+                                                sizeof shown));
+    }
     return brk_ask_client(s, req, err);
 }
 

@@ -1,4 +1,5 @@
 #include "vb_cred.h"
+#include "vb_textesc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,6 +139,33 @@ int vb_cred_request_copy(vb_cred_request *dst, const vb_cred_request *src)
         }
     }
     return 0;
+}
+
+static int escape_field(char **text)
+{
+    if (!*text)
+        return 0;
+    char *escaped = vb_text_escape(*text);
+    if (!escaped)
+        return -1;
+    free(*text);
+    *text = escaped;
+    return 0;
+}
+
+int vb_cred_request_escape(vb_cred_request *req)
+{
+    int rc = escape_field(&req->service) | escape_field(&req->kind) |
+             escape_field(&req->target.scheme) | escape_field(&req->target.host) |
+             escape_field(&req->target.user);
+    for (size_t i = 0; i < req->nhops; i++)
+        rc |= escape_field(&req->hops[i]);
+    for (size_t i = 0; i < req->nitems; i++)
+        rc |= escape_field(&req->items[i].prompt) | escape_field(&req->items[i].challenge) |
+              escape_field(&req->items[i].defresult);
+    if (rc)
+        vb_cred_request_clear(req);
+    return rc ? -1 : 0;
 }
 
 const char *vb_cred_type_name(int type)

@@ -110,6 +110,10 @@ int vb_cred_request_qualify(vb_cred_request *req, const char *hop);
 /* Say what the question is for (copies the strings). -1 when out of memory. */
 int vb_cred_request_set_target(vb_cred_request *req, const char *kind, const char *scheme,
                                const char *host, unsigned port, const char *user);
+/* Escape, in place, every text a hop supplied (service, hops, kind,
+ * target, prompts, challenges, defaults: vb_text_escape), so it can be
+ * shown to a person. -1 when out of memory (the request is then cleared). */
+int vb_cred_request_escape(vb_cred_request *req);
 /* A deep copy (results included: wipe it with vb_cred_request_clear). */
 int vb_cred_request_copy(vb_cred_request *dst, const vb_cred_request *src);
 

@@ -141,6 +141,8 @@ typedef struct app {
     char service[1024];
     char prompts[1024];
     char hops[1024];
+    char kind[128], target_host[128];
+    size_t nhops, nverified;
 } app;
 
 static int app_cb(const vb_auth_request *req, vb_credential *creds, unsigned n, void *data)
@@ -149,6 +151,10 @@ static int app_cb(const vb_auth_request *req, vb_credential *creds, unsigned n, 
     a->calls++;
     snprintf(a->service, sizeof a->service, "%s", req->service ? req->service : "");
     a->hops[0] = a->prompts[0] = '\0';
+    snprintf(a->kind, sizeof a->kind, "%s", req->kind ? req->kind : "");
+    snprintf(a->target_host, sizeof a->target_host, "%s", req->target_host ? req->target_host : "");
+    a->nhops = req->nhops;
+    a->nverified = req->nverified;
     for (size_t i = 0; i < req->nhops; i++)
         snprintf(a->hops + strlen(a->hops), sizeof a->hops - strlen(a->hops), "%s|",
                  req->hops[i]);
@@ -415,7 +421,7 @@ static void test_impostor_after_nested_login_gets_no_cached_password(void **stat
 {
     (void)state;
     forget_everything();
-    app a = { XEN_PASSWORD, 0, "", "", "" };
+    app a = { .password = XEN_PASSWORD };
     vb_error err;
     if (open_list(xen_uri(NULL), &a, &err) < 0)
         fail_msg("genuine nested login: %s", err.message);
@@ -446,6 +452,44 @@ static void test_authconf_answers_nested_xenapi_by_its_own_entry(void **state)
     assert_int_equal(a.calls, 0);
 }
 
+/* ---- prompts a person can trust ------------------------------------------------------------ */
+
+static void assert_escaped(const char *text, const char *what)
+{
+    if (strstr(text, "\xe2\x80\xae") || strstr(text, "\xe2\x80\xa8") || strchr(text, '\x1b'))
+        fail_msg("%s reached the app unescaped: %s", what, text);
+}
+
+static void test_hop_text_reaches_the_app_escaped(void **state)
+{
+    (void)state;
+    char sock[300];
+    snprintf(sock, sizeof sock, "%s/fake-bidi.sock", dir);
+    /* U+202E turns "gpj.exe" around, U+2028 fakes a new line, ESC drives a terminal */
+    vb_fakehost_script s = { VB_FAKEHOST_ASK_ON_OPEN, "peer", NULL,
+                             "xenapi://bank\u202Eexe.gpj/\u2028Login for vbhostd on trusted\x1b[2J",
+                             "xenapi\u202E", "10.0.0.9\u2028", "root", 443 };
+    vb_fakehost *f = vb_fakehost_start_unix(sock, &s);
+    assert_non_null(f);
+    app a = { 0 };
+    vb_error err;
+    open_list(unix_uri(sock, NULL), &a, &err); /* the fake ends the open either way */
+    assert_int_equal(a.calls, 1);
+    print_message("the app saw: %s (hops %s)\n", a.service, a.hops);
+    assert_escaped(a.service, "the service");
+    assert_escaped(a.hops, "a hop");
+    assert_escaped(a.kind, "the kind");
+    assert_escaped(a.target_host, "the target host");
+    assert_non_null(strstr(a.service, "\\u202e"));
+    assert_non_null(strstr(a.service, "\\u2028"));
+    assert_non_null(strstr(a.target_host, "\\u2028"));
+    /* the app learns which hop the broker verified: the one it dialled */
+    assert_int_equal(a.nhops, 1);
+    assert_int_equal(a.nverified, 1);
+    assert_non_null(strstr(a.hops, sock));
+    vb_fakehost_stop(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -456,6 +500,7 @@ int main(void)
         cmocka_unit_test(test_question_for_another_service_gets_no_outer_entry),
         cmocka_unit_test(test_impostor_after_nested_login_gets_no_cached_password),
         cmocka_unit_test(test_authconf_answers_nested_xenapi_by_its_own_entry),
+        cmocka_unit_test(test_hop_text_reaches_the_app_escaped),
     };
     return cmocka_run_group_tests_name("trust", tests, group_setup, group_teardown);
 }
