@@ -81,7 +81,7 @@ int brk_ask_client(brk_session *s, vb_cred_request *req, vb_error *err)
     vb_msg_header hdr = { VB_PROG_BROKER, VB_PROG_BROKER_VERSION, VB_MSG_CALLBACK, 0,
                           VB_BROKER_PROC_CRED_REQUEST, VB_STATUS_OK, 0 };
     /* the app sees the question with every text a hop supplied escaped
-     * (bidi overrides, separators, controls: docs/security.md 7); the
+     * (bidi overrides, separators, controls: docs/security.md 6); the
      * answers come back into req itself, item by item */
     vb_cred_request shown;
     if (vb_cred_request_copy(&shown, req) < 0 || vb_cred_request_escape(&shown) < 0)

@@ -73,7 +73,7 @@ int vbh_worker_start(vbh_server *srv, vb_error *err)
 
 /* ---- the relay: this client answers its drivers' questions -------------------- */
 
-/* The rule (docs/protocol.md 6.1): a question goes to the client only
+/* The rule (docs/protocol.md 9.12): a question goes to the client only
  * while its call that may log in runs on this worker (so for that call's
  * conn_id), and only to a client that authenticated: one that proved
  * nothing ("none") is never handed a question it could answer for

@@ -246,8 +246,8 @@ static void refuse_callback(vb_remote *r, const vb_msg *msg, const char *why)
         send_frame(r, frame, len, NULL);
 }
 
-/* The rule for a server's credential question (docs/protocol.md 6.1,
- * docs/security.md 7): it is answered only while a driver call that may
+/* The rule for a server's credential question (docs/protocol.md 9.12,
+ * docs/security.md 6): it is answered only while a driver call that may
  * log in runs (OPEN, and the calls whose driver may have to log in again),
  * for that call's conn_id, on a transport that authenticated. 0 when the
  * question may be asked; else -1 with why not in `why`, for the log. */

@@ -401,7 +401,7 @@ static int parse_item(vb_rd *items, cred_req *r, vb_error *err)
     return 0;
 }
 
-/* The optional trailing fields (docs/protocol.md 6.2): id, kind,
+/* The optional trailing fields (docs/protocol.md 9.13): id, kind,
  * target [scheme, host, port, user] or nil, nverified. */
 static int parse_typed(vb_rd *rd, cred_req *r, vb_error *err)
 {

@@ -67,7 +67,7 @@ void vb_authconf_free(vb_authconf *conf);
 
 /* The same without the [auth-SERVICE-default] step: only a group named for
  * this very host answers (a question relayed by a hop never takes a
- * catch-all entry: docs/security.md 7). */
+ * catch-all entry: docs/security.md 6). */
 int vb_authconf_fill_exact(const vb_authconf *conf, const char *service, const char *host,
                            vb_cred_request *req, vb_error *err);
 

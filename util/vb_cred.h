@@ -39,7 +39,7 @@ typedef struct vb_cred_item {
     size_t resultlen;
 } vb_cred_item;
 
-/* What a question is for (docs/protocol.md 6.2): its kind names the login,
+/* What a question is for (docs/protocol.md 9.13): its kind names the login,
  * and auth.conf's SERVICE for it (vbhostd, xenapi, ssh; none for a host key
  * or a key passphrase). */
 #define VB_CRED_KIND_VBHOSTD "vbhostd"              /* a SASL login to vbhostd */

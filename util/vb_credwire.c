@@ -6,7 +6,7 @@
 #define TEXT_MAX 4096
 
 /* [service, hops, retry, items, id, kind, target, nverified]: the last four
- * are optional trailing fields (docs/protocol.md 6.2); a peer from before
+ * are optional trailing fields (docs/protocol.md 9.13); a peer from before
  * them reads the first four and ignores the rest. */
 void vb_credwire_encode_request(vb_enc *enc, const vb_cred_request *req)
 {

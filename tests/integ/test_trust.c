@@ -1,4 +1,4 @@
-/* The relay's trust model under attack (docs/security.md §7, issue 13).
+/* The relay's trust model under attack (docs/security.md §6, issue 13).
  *
  * A scripted hostile vbhostd (tests/peers/vb_fakehost.c: a real thread on a
  * real socket, speaking the real framing) asks the broker for credentials

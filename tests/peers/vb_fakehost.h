@@ -31,7 +31,7 @@ typedef struct vb_fakehost_script {
     const char *auth;
     const char *server_id;          /* sent in AUTH_LIST; NULL: a made-up one */
     /* the question: service text and (optional, the typed fields of
-     * docs/protocol.md 6.2) kind and target */
+     * docs/protocol.md 9.13) kind and target */
     const char *service;
     const char *kind;
     const char *target_host;
