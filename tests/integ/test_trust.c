@@ -37,6 +37,7 @@
 static char *dir;
 static char broker_sock[300], broker_log[300], authfile[300], xen_authfile[300];
 static char hostd_sock[300], hostd_log[300], hostd_conf[300];
+static char inner_sock[300], inner_log[300];
 static pid_t hostd_pid;
 static int xen_port;
 
@@ -50,7 +51,7 @@ static int start_hostd(void)
     snprintf(hostd_conf, sizeof hostd_conf, "%s/h.conf", dir);
     snprintf(text, sizeof text,
              "listen_unix = \"%s\"\nstate_dir = \"%s/h-state\"\nauth_unix = [\"peer\"]\n"
-             "log_level = \"debug\"\n",
+             "allow_remote_uris = 1\nlog_level = \"debug\"\n",
              hostd_sock, dir);
     if (vb_ts_write_file(hostd_conf, text, 0600) < 0)
         return -1;
@@ -59,6 +60,24 @@ static int start_hostd(void)
     return hostd_pid > 0 && vb_ts_wait_unix_socket(hostd_sock, vb_ts_scaled_ms(START_MS)) == 0
                ? 0
                : -1;
+}
+
+/* A second vbhostd behind the first, for the two-hop chain. */
+static int start_inner_hostd(void)
+{
+    char text[1200], conf[300];
+    snprintf(inner_sock, sizeof inner_sock, "%s/inner.sock", dir);
+    snprintf(inner_log, sizeof inner_log, "%s/inner.log", dir);
+    snprintf(conf, sizeof conf, "%s/inner.conf", dir);
+    snprintf(text, sizeof text,
+             "listen_unix = \"%s\"\nstate_dir = \"%s/inner-state\"\nauth_unix = [\"peer\"]\n"
+             "log_level = \"debug\"\n",
+             inner_sock, dir);
+    if (vb_ts_write_file(conf, text, 0600) < 0)
+        return -1;
+    char *argv[] = { VB_BUILD_DIR "/vbhostd", "-f", conf, "--foreground", NULL };
+    pid_t pid = vb_ts_spawn_daemon(argv, inner_log);
+    return pid > 0 && vb_ts_wait_unix_socket(inner_sock, vb_ts_scaled_ms(START_MS)) == 0 ? 0 : -1;
 }
 
 static int start_xen_sim(void)
@@ -123,7 +142,7 @@ static int group_setup(void **state)
     vb_ts_note_secret(XEN_PASSWORD);
     dir = vb_ts_tmpdir("trust");
     if (!dir || write_authfiles() < 0 || start_xen_sim() < 0 || start_hostd() < 0 ||
-        start_broker() < 0)
+        start_inner_hostd() < 0 || start_broker() < 0)
         return -1;
     return 0;
 }
@@ -452,6 +471,34 @@ static void test_authconf_answers_nested_xenapi_by_its_own_entry(void **state)
     assert_int_equal(a.calls, 0);
 }
 
+/* broker → vbhostd → vbhostd → XenAPI: asked once, and a second run is
+ * silent (the cache answers through the same verified first hop); the app
+ * is told which hop the broker verified. */
+static void test_two_hop_nested_login_asks_once(void **state)
+{
+    (void)state;
+    forget_everything();
+    char uri[1600];
+    snprintf(uri, sizeof uri,
+             "xenapi+unix:///?socket=%s&name=xenapi%%2Bunix%%3A%%2F%%2F%%2F%%3Fsocket%%3D%s%%26name%%3D"
+             "xenapi%%253A%%252F%%252Froot%%2540127.0.0.1%%253A%d%%252F%%253Ftransport%%253Dhttp",
+             hostd_sock, inner_sock, xen_port);
+    app a = { .password = XEN_PASSWORD };
+    vb_error err;
+    if (open_list(uri, &a, &err) < 0)
+        fail_msg("two-hop nested login: %s", err.message);
+    assert_int_equal(a.calls, 1);
+    assert_string_equal(a.kind, "xenapi");
+    assert_string_equal(a.target_host, "127.0.0.1");
+    assert_int_equal(a.nhops, 2);
+    assert_int_equal(a.nverified, 1);
+    assert_non_null(strstr(a.hops, hostd_sock));
+    assert_non_null(strstr(a.hops, inner_sock));
+    if (open_list(uri, &a, &err) < 0)
+        fail_msg("second run: %s", err.message);
+    assert_int_equal(a.calls, 1);
+}
+
 /* ---- prompts a person can trust ------------------------------------------------------------ */
 
 static void assert_escaped(const char *text, const char *what)
@@ -500,6 +547,7 @@ int main(void)
         cmocka_unit_test(test_question_for_another_service_gets_no_outer_entry),
         cmocka_unit_test(test_impostor_after_nested_login_gets_no_cached_password),
         cmocka_unit_test(test_authconf_answers_nested_xenapi_by_its_own_entry),
+        cmocka_unit_test(test_two_hop_nested_login_asks_once),
         cmocka_unit_test(test_hop_text_reaches_the_app_escaped),
     };
     return cmocka_run_group_tests_name("trust", tests, group_setup, group_teardown);
