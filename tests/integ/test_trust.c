@@ -36,48 +36,43 @@
 
 static char *dir;
 static char broker_sock[300], broker_log[300], authfile[300], xen_authfile[300];
-static char hostd_sock[300], hostd_log[300], hostd_conf[300];
+static char hostd_sock[300], hostd_log[300];
 static char inner_sock[300], inner_log[300];
 static pid_t hostd_pid;
 static int xen_port;
 
 /* ---- peers --------------------------------------------------------------- */
 
-static int start_hostd(void)
-{
-    char text[1200];
-    snprintf(hostd_sock, sizeof hostd_sock, "%s/h.sock", dir);
-    snprintf(hostd_log, sizeof hostd_log, "%s/h.log", dir);
-    snprintf(hostd_conf, sizeof hostd_conf, "%s/h.conf", dir);
-    snprintf(text, sizeof text,
-             "listen_unix = \"%s\"\nstate_dir = \"%s/h-state\"\nauth_unix = [\"peer\"]\n"
-             "allow_remote_uris = 1\nlog_level = \"debug\"\n",
-             hostd_sock, dir);
-    if (vb_ts_write_file(hostd_conf, text, 0600) < 0)
-        return -1;
-    char *argv[] = { VB_BUILD_DIR "/vbhostd", "-f", hostd_conf, "--foreground", NULL };
-    hostd_pid = vb_ts_spawn_daemon(argv, hostd_log);
-    return hostd_pid > 0 && vb_ts_wait_unix_socket(hostd_sock, vb_ts_scaled_ms(START_MS)) == 0
-               ? 0
-               : -1;
-}
-
-/* A second vbhostd behind the first, for the two-hop chain. */
-static int start_inner_hostd(void)
+/* A vbhostd with peer auth on its unix socket DIR/NAME.sock (and allowed to
+ * open remote URIs: a hop in a longer chain). */
+static pid_t start_vbhostd(const char *name, char *sock, char *log)
 {
     char text[1200], conf[300];
-    snprintf(inner_sock, sizeof inner_sock, "%s/inner.sock", dir);
-    snprintf(inner_log, sizeof inner_log, "%s/inner.log", dir);
-    snprintf(conf, sizeof conf, "%s/inner.conf", dir);
+    snprintf(sock, 300, "%s/%s.sock", dir, name);
+    snprintf(log, 300, "%s/%s.log", dir, name);
+    snprintf(conf, sizeof conf, "%s/%s.conf", dir, name);
     snprintf(text, sizeof text,
-             "listen_unix = \"%s\"\nstate_dir = \"%s/inner-state\"\nauth_unix = [\"peer\"]\n"
-             "log_level = \"debug\"\n",
-             inner_sock, dir);
+             "listen_unix = \"%s\"\nstate_dir = \"%s/%s-state\"\nauth_unix = [\"peer\"]\n"
+             "allow_remote_uris = 1\nlog_level = \"debug\"\n",
+             sock, dir, name);
     if (vb_ts_write_file(conf, text, 0600) < 0)
         return -1;
     char *argv[] = { VB_BUILD_DIR "/vbhostd", "-f", conf, "--foreground", NULL };
-    pid_t pid = vb_ts_spawn_daemon(argv, inner_log);
-    return pid > 0 && vb_ts_wait_unix_socket(inner_sock, vb_ts_scaled_ms(START_MS)) == 0 ? 0 : -1;
+    pid_t pid = vb_ts_spawn_daemon(argv, log);
+    return pid > 0 && vb_ts_wait_unix_socket(sock, vb_ts_scaled_ms(START_MS)) == 0 ? pid : -1;
+}
+
+/* the vbhostd in front, restarted after an impostor took its socket */
+static int start_hostd(void)
+{
+    hostd_pid = start_vbhostd("h", hostd_sock, hostd_log);
+    return hostd_pid > 0 ? 0 : -1;
+}
+
+/* a second vbhostd behind it, for the two-hop chain */
+static int start_inner_hostd(void)
+{
+    return start_vbhostd("inner", inner_sock, inner_log) > 0 ? 0 : -1;
 }
 
 static int start_xen_sim(void)
@@ -272,82 +267,63 @@ static char *unix_uri(const char *sock, const char *params)
 
 /* ---- 1. a question before anyone proved anything ------------------------------ */
 
-static void run_auth_list_attack(const char *params, int with_app)
+/* Open uri against the hostile server f (with the app callback, or as a
+ * script), which asks where the rule forbids it: the open fails, nobody
+ * was asked, f got nothing, and the broker dropped it saying `why`. */
+static void attack(vb_fakehost *f, const char *uri, int with_app, const char *why)
 {
-    vb_fakehost_script s = { VB_FAKEHOST_ASK_ON_AUTH_LIST, "sasl", NULL,
-                             "vbhostd on 127.0.0.1", NULL, NULL, NULL, 0 };
-    int port = vb_ts_free_tcp_port();
-    vb_fakehost *f = vb_fakehost_start_tcp(port, &s);
     assert_non_null(f);
     int before = violations();
     app a = { 0 };
     vb_error err;
-    assert_int_equal(open_list(tcp_uri(port, params), with_app ? &a : NULL, &err), -1);
-    print_message("CRED_FILL during AUTH_LIST (%s): %s\n", params ? params : "no auth=",
-                  err.message);
+    assert_int_equal(open_list(uri, with_app ? &a : NULL, &err), -1);
+    print_message("asked %s: %s\n", why, err.message);
     assert_int_equal(vb_fakehost_asked(f), 1);
     assert_got_nothing(f);
     assert_int_equal(a.calls, 0); /* nobody was asked for it either */
-    assert_dropped(f, before, "during AUTH_LIST");
+    assert_dropped(f, before, why);
     vb_fakehost_stop(f);
+}
+
+static void tcp_attack(enum vb_fakehost_when when, const char *params, int with_app,
+                       const char *why)
+{
+    vb_fakehost_script s = { when, "sasl", NULL, "vbhostd on 127.0.0.1", NULL, NULL, NULL, 0 };
+    int port = vb_ts_free_tcp_port();
+    attack(vb_fakehost_start_tcp(port, &s), tcp_uri(port, params), with_app, why);
 }
 
 static void test_question_during_auth_list_gets_nothing(void **state)
 {
     (void)state;
-    run_auth_list_attack(NULL, 1);
-    run_auth_list_attack("auth=sasl.DIGEST-MD5", 1);
-    run_auth_list_attack("auth=sasl.DIGEST-MD5", 0); /* vbctl --non-interactive */
+    tcp_attack(VB_FAKEHOST_ASK_ON_AUTH_LIST, NULL, 1, "during AUTH_LIST");
+    tcp_attack(VB_FAKEHOST_ASK_ON_AUTH_LIST, "auth=sasl.DIGEST-MD5", 1, "during AUTH_LIST");
+    /* vbctl --non-interactive: auth.conf alone must not answer either */
+    tcp_attack(VB_FAKEHOST_ASK_ON_AUTH_LIST, "auth=sasl.DIGEST-MD5", 0, "during AUTH_LIST");
 }
 
 static void test_question_during_sasl_gets_nothing(void **state)
 {
     (void)state;
-    vb_fakehost_script s = { VB_FAKEHOST_ASK_ON_SASL_INIT, "sasl", NULL, "vbhostd on 127.0.0.1",
-                             NULL, NULL, NULL, 0 };
-    int port = vb_ts_free_tcp_port();
-    vb_fakehost *f = vb_fakehost_start_tcp(port, &s);
-    assert_non_null(f);
-    int before = violations();
-    app a = { 0 };
-    vb_error err;
-    assert_int_equal(open_list(tcp_uri(port, "auth=sasl.DIGEST-MD5"), &a, &err), -1);
-    print_message("CRED_FILL during SASL: %s\n", err.message);
-    assert_int_equal(vb_fakehost_asked(f), 1);
-    assert_got_nothing(f);
-    assert_int_equal(a.calls, 0);
-    assert_dropped(f, before, "during AUTH_SASL_INIT");
-    vb_fakehost_stop(f);
+    tcp_attack(VB_FAKEHOST_ASK_ON_SASL_INIT, "auth=sasl.DIGEST-MD5", 1, "during AUTH_SASL_INIT");
 }
 
 /* ---- 2. a question on a transport that did not authenticate ------------------------ */
 
-static void run_unauthenticated_attack(const char *auth, const char *why)
+static void unix_attack(const char *auth)
 {
     char sock[300];
     snprintf(sock, sizeof sock, "%s/fake-%s.sock", dir, auth ? auth : "v1");
     vb_fakehost_script s = { VB_FAKEHOST_ASK_ON_OPEN, auth, NULL, "vbhostd on fake", NULL, NULL,
                              NULL, 0 };
-    vb_fakehost *f = vb_fakehost_start_unix(sock, &s);
-    assert_non_null(f);
-    int before = violations();
-    app a = { 0 };
-    vb_error err;
-    assert_int_equal(open_list(unix_uri(sock, NULL), &a, &err), -1);
-    print_message("CRED_FILL on an unauthenticated transport (%s): %s\n", auth ? auth : "v1",
-                  err.message);
-    assert_int_equal(vb_fakehost_asked(f), 1);
-    assert_got_nothing(f);
-    assert_int_equal(a.calls, 0);
-    assert_dropped(f, before, why);
-    vb_fakehost_stop(f);
+    attack(vb_fakehost_start_unix(sock, &s), unix_uri(sock, NULL), 1, "did not authenticate");
 }
 
 static void test_question_on_unauthenticated_transport_gets_nothing(void **state)
 {
     (void)state;
-    run_unauthenticated_attack("none", "did not authenticate");
-    run_unauthenticated_attack(NULL, "did not authenticate"); /* a server from before auth */
+    unix_attack("none");
+    unix_attack(NULL); /* a server from before authentication (no AUTH_LIST) */
 }
 
 /* ---- 3. a question between calls ------------------------------------------------- */
@@ -417,23 +393,14 @@ static char *xen_uri(const char *params)
     return buf;
 }
 
-static void run_impostor(const char *auth, enum vb_fakehost_when when)
+static void run_impostor(const char *auth, enum vb_fakehost_when when, const char *why)
 {
     char service[100];
     snprintf(service, sizeof service, "xenapi://127.0.0.1:%d/", xen_port);
     vb_fakehost_script s = { when, auth, NULL, service, "xenapi", "127.0.0.1", "root",
                              (unsigned)xen_port };
-    vb_fakehost *f = vb_fakehost_start_unix(hostd_sock, &s);
-    assert_non_null(f);
-    int before = violations();
-    vb_error err;
-    assert_int_equal(open_list(xen_uri(NULL), NULL, &err), -1);
-    print_message("impostor (%s) on the endpoint: %s\n", auth ? auth : "v1", err.message);
-    assert_int_equal(vb_fakehost_asked(f), 1);
-    assert_got_nothing(f);
-    assert_dropped(f, before, when == VB_FAKEHOST_ASK_ON_AUTH_LIST ? "during AUTH_LIST"
-                                                                   : "did not authenticate");
-    vb_fakehost_stop(f);
+    /* as a script: only the cache could answer */
+    attack(vb_fakehost_start_unix(hostd_sock, &s), xen_uri(NULL), 0, why);
 }
 
 static void test_impostor_after_nested_login_gets_no_cached_password(void **state)
@@ -450,8 +417,8 @@ static void test_impostor_after_nested_login_gets_no_cached_password(void **stat
     assert_int_equal(a.calls, 1);
     /* the real vbhostd goes; an impostor takes its socket and asks */
     assert_true(vb_ts_stop(hostd_pid, vb_ts_scaled_ms(5000)) >= 0);
-    run_impostor("sasl", VB_FAKEHOST_ASK_ON_AUTH_LIST);
-    run_impostor("none", VB_FAKEHOST_ASK_ON_OPEN);
+    run_impostor("sasl", VB_FAKEHOST_ASK_ON_AUTH_LIST, "during AUTH_LIST");
+    run_impostor("none", VB_FAKEHOST_ASK_ON_OPEN, "did not authenticate");
     assert_int_equal(start_hostd(), 0);
 }
 
