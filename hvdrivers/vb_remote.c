@@ -399,12 +399,20 @@ static int drain_pending(vb_remote *r, vb_error *err)
             break;
         }
         /* between calls a credential question breaks the rule (the
-         * transport is dropped); other callbacks are refused */
+         * transport is dropped); other callbacks are refused; the server's
+         * refusal of the connection itself (serial 0) ends it with its words */
         int bad = 0;
-        if (msg.hdr.type == VB_MSG_CALLBACK && msg.hdr.procedure != VB_HOST_PROC_CRED_FILL)
+        if (msg.hdr.type == VB_MSG_REPLY && msg.hdr.serial == 0 &&
+            msg.hdr.status == VB_STATUS_ERROR) {
+            vb_error refusal;
+            if (vb_msg_error_body(&msg, &refusal, err) == 0)
+                vb_error_copy(err, &refusal);
+            bad = 1;
+        } else if (msg.hdr.type == VB_MSG_CALLBACK && msg.hdr.procedure != VB_HOST_PROC_CRED_FILL) {
             refuse_callback(r, &msg, "no call is in progress on this connection");
-        else
+        } else {
             bad = answer_unsolicited(r, NULL, &msg, err) < 0;
+        }
         vb_msg_clear(&msg);
         if (bad) {
             rc = -1;
