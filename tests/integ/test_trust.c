@@ -43,23 +43,28 @@ static int xen_port;
 
 /* ---- peers --------------------------------------------------------------- */
 
-/* A vbhostd with peer auth on its unix socket DIR/NAME.sock (and allowed to
- * open remote URIs: a hop in a longer chain). */
-static pid_t start_vbhostd(const char *name, char *sock, char *log)
+/* A vbhostd on its unix socket DIR/NAME.sock with the given auth_unix line
+ * (and allowed to open remote URIs: a hop in a longer chain). */
+static pid_t start_vbhostd_with(const char *name, const char *auth_lines, char *sock, char *log)
 {
     char text[1200], conf[300];
     snprintf(sock, 300, "%s/%s.sock", dir, name);
     snprintf(log, 300, "%s/%s.log", dir, name);
     snprintf(conf, sizeof conf, "%s/%s.conf", dir, name);
     snprintf(text, sizeof text,
-             "listen_unix = \"%s\"\nstate_dir = \"%s/%s-state\"\nauth_unix = [\"peer\"]\n"
+             "listen_unix = \"%s\"\nstate_dir = \"%s/%s-state\"\n%s"
              "allow_remote_uris = 1\nlog_level = \"debug\"\n",
-             sock, dir, name);
+             sock, dir, name, auth_lines);
     if (vb_ts_write_file(conf, text, 0600) < 0)
         return -1;
     char *argv[] = { VB_BUILD_DIR "/vbhostd", "-f", conf, "--foreground", NULL };
     pid_t pid = vb_ts_spawn_daemon(argv, log);
     return pid > 0 && vb_ts_wait_unix_socket(sock, vb_ts_scaled_ms(START_MS)) == 0 ? pid : -1;
+}
+
+static pid_t start_vbhostd(const char *name, char *sock, char *log)
+{
+    return start_vbhostd_with(name, "auth_unix = [\"peer\"]\n", sock, log);
 }
 
 /* the vbhostd in front, restarted after an impostor took its socket */
@@ -288,7 +293,7 @@ static void attack(vb_fakehost *f, const char *uri, int with_app, const char *wh
 static void tcp_attack(enum vb_fakehost_when when, const char *params, int with_app,
                        const char *why)
 {
-    vb_fakehost_script s = { when, "sasl", NULL, "vbhostd on 127.0.0.1", NULL, NULL, NULL, 0 };
+    vb_fakehost_script s = { when, "sasl", NULL, "vbhostd on 127.0.0.1", NULL, NULL, NULL, 0, 0 };
     int port = vb_ts_free_tcp_port();
     attack(vb_fakehost_start_tcp(port, &s), tcp_uri(port, params), with_app, why);
 }
@@ -310,20 +315,52 @@ static void test_question_during_sasl_gets_nothing(void **state)
 
 /* ---- 2. a question on a transport that did not authenticate ------------------------ */
 
-static void unix_attack(const char *auth)
+static void unix_attack(const char *auth, uint32_t conn_id_offset, const char *why)
 {
     char sock[300];
-    snprintf(sock, sizeof sock, "%s/fake-%s.sock", dir, auth ? auth : "v1");
+    snprintf(sock, sizeof sock, "%s/fake-%s-%u.sock", dir, auth ? auth : "v1", conn_id_offset);
     vb_fakehost_script s = { VB_FAKEHOST_ASK_ON_OPEN, auth, NULL, "vbhostd on fake", NULL, NULL,
-                             NULL, 0 };
-    attack(vb_fakehost_start_unix(sock, &s), unix_uri(sock, NULL), 1, "did not authenticate");
+                             NULL, 0, conn_id_offset };
+    attack(vb_fakehost_start_unix(sock, &s), unix_uri(sock, NULL), 1, why);
 }
 
 static void test_question_on_unauthenticated_transport_gets_nothing(void **state)
 {
     (void)state;
-    unix_attack("none");
-    unix_attack(NULL); /* a server from before authentication (no AUTH_LIST) */
+    unix_attack("none", 0, "did not authenticate");
+    unix_attack(NULL, 0, "did not authenticate"); /* a server from before authentication */
+}
+
+/* an authenticated server asks during OPEN, but for another connection id
+ * on the shared transport than the call's */
+static void test_question_for_another_connection_gets_nothing(void **state)
+{
+    (void)state;
+    unix_attack("peer", 1, "for connection id");
+}
+
+/* vbhostd's side of the rule: it never relays a question to a client that
+ * did not authenticate (a listener with auth none), so nobody is asked */
+static void test_vbhostd_does_not_relay_to_unauthenticated_client(void **state)
+{
+    (void)state;
+    char sock[300], log[300], uri[900];
+    char extra[] = "auth_unix = [\"none\"]\n";
+    pid_t pid = start_vbhostd_with("open", extra, sock, log);
+    assert_true(pid > 0);
+    snprintf(uri, sizeof uri,
+             "xenapi+unix:///?socket=%s&name=xenapi%%3A%%2F%%2Froot%%40127.0.0.1%%3A%d%%2F%%3F"
+             "transport%%3Dhttp",
+             sock, xen_port);
+    app a = { .password = XEN_PASSWORD };
+    vb_error err;
+    assert_int_equal(open_list(uri, &a, &err), -1);
+    print_message("nested login behind an auth=none listener: %s\n", err.message);
+    assert_int_equal(a.calls, 0);
+    assert_int_equal(vb_ts_wait_for_log(log, "not relaying a credential request", 1,
+                                        vb_ts_scaled_ms(5000)),
+                     0);
+    assert_true(vb_ts_stop(pid, vb_ts_scaled_ms(5000)) >= 0);
 }
 
 /* ---- 3. a question between calls ------------------------------------------------- */
@@ -334,7 +371,7 @@ static void test_question_between_calls_gets_nothing(void **state)
     char sock[300];
     snprintf(sock, sizeof sock, "%s/fake-between.sock", dir);
     vb_fakehost_script s = { VB_FAKEHOST_ASK_AFTER_OPEN, "peer", NULL, "vbhostd on fake", NULL,
-                             NULL, NULL, 0 };
+                             NULL, NULL, 0, 0 };
     vb_fakehost *f = vb_fakehost_start_unix(sock, &s);
     assert_non_null(f);
     int before = violations();
@@ -367,7 +404,7 @@ static void test_question_for_another_service_gets_no_outer_entry(void **state)
     /* an authenticated hop (peer) asks during OPEN, as a nested login would,
      * for a XenAPI host that auth.conf has no group of its own for */
     vb_fakehost_script s = { VB_FAKEHOST_ASK_ON_OPEN, "peer", NULL, "xenapi://10.0.0.5:443/",
-                             "xenapi", "10.0.0.5", "root", 443 };
+                             "xenapi", "10.0.0.5", "root", 443, 0 };
     vb_fakehost *f = vb_fakehost_start_unix(sock, &s);
     assert_non_null(f);
     vb_error err;
@@ -398,7 +435,7 @@ static void run_impostor(const char *auth, enum vb_fakehost_when when, const cha
     char service[100];
     snprintf(service, sizeof service, "xenapi://127.0.0.1:%d/", xen_port);
     vb_fakehost_script s = { when, auth, NULL, service, "xenapi", "127.0.0.1", "root",
-                             (unsigned)xen_port };
+                             (unsigned)xen_port, 0 };
     /* as a script: only the cache could answer */
     attack(vb_fakehost_start_unix(hostd_sock, &s), xen_uri(NULL), 0, why);
 }
@@ -482,7 +519,7 @@ static void test_hop_text_reaches_the_app_escaped(void **state)
     /* U+202E turns "gpj.exe" around, U+2028 fakes a new line, ESC drives a terminal */
     vb_fakehost_script s = { VB_FAKEHOST_ASK_ON_OPEN, "peer", NULL,
                              "xenapi://bank\u202Eexe.gpj/\u2028Login for vbhostd on trusted\x1b[2J",
-                             "xenapi\u202E", "10.0.0.9\u2028", "root", 443 };
+                             "xenapi\u202E", "10.0.0.9\u2028", "root", 443, 0 };
     vb_fakehost *f = vb_fakehost_start_unix(sock, &s);
     assert_non_null(f);
     app a = { 0 };
@@ -510,10 +547,12 @@ int main(void)
         cmocka_unit_test(test_question_during_auth_list_gets_nothing),
         cmocka_unit_test(test_question_during_sasl_gets_nothing),
         cmocka_unit_test(test_question_on_unauthenticated_transport_gets_nothing),
+        cmocka_unit_test(test_question_for_another_connection_gets_nothing),
         cmocka_unit_test(test_question_between_calls_gets_nothing),
         cmocka_unit_test(test_question_for_another_service_gets_no_outer_entry),
         cmocka_unit_test(test_impostor_after_nested_login_gets_no_cached_password),
         cmocka_unit_test(test_authconf_answers_nested_xenapi_by_its_own_entry),
+        cmocka_unit_test(test_vbhostd_does_not_relay_to_unauthenticated_client),
         cmocka_unit_test(test_two_hop_nested_login_asks_once),
         cmocka_unit_test(test_hop_text_reaches_the_app_escaped),
     };

@@ -114,7 +114,8 @@ static void ask(fconn *c, const vb_msg_header *call)
 {
     const vb_fakehost_script *s = &c->f->s;
     vb_msg_header h = { VB_PROG_HOST, VB_PROG_HOST_VERSION, VB_MSG_CALLBACK, 9000 + ++c->serial,
-                        VB_HOST_PROC_CRED_FILL, VB_STATUS_OK, call ? call->conn_id : 0 };
+                        VB_HOST_PROC_CRED_FILL, VB_STATUS_OK,
+                        (call ? call->conn_id : 0) + s->conn_id_offset };
     vb_enc enc;
     vb_enc_begin(&enc, &h);
     vb_enc_array(&enc, 7);

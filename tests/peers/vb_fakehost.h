@@ -37,6 +37,7 @@ typedef struct vb_fakehost_script {
     const char *target_host;
     const char *target_user;
     unsigned target_port;
+    uint32_t conn_id_offset;        /* ask with the call's conn_id plus this (0: the call's own) */
 } vb_fakehost_script;
 
 typedef struct vb_fakehost vb_fakehost;
