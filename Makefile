@@ -25,7 +25,7 @@ PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CFLAGS_ALL := -std=c11 -Wall -Wextra -Werror $(OPTFLAGS) -fPIC -D_GNU_SOURCE \
-              -DVB_VERSION='"$(VERSION)"' -Iproto -Iutil -Ihvdrivers -Istore -Itests/support $(CFLAGS)
+              -DVB_VERSION='"$(VERSION)"' -Iproto -Iutil -Ihvdrivers -Istore -Itests/support -Itests/peers $(CFLAGS)
 LDFLAGS_ALL = $(SANLDFLAGS) $(LDFLAGS)
 
 PROTO_SRC  := $(wildcard proto/*.c)
@@ -54,7 +54,8 @@ EXAMPLE_SRC := $(wildcard examples/*.c)
 EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 BINARIES   := $(VBHOSTD) $(VBROKERD) $(LIBVBROKER) $(VBCTL) $(EXAMPLE_BIN)
 
-TSUP_SRC   := $(wildcard tests/support/*.c)
+# tests/peers/*.c: scripted peers (a hostile vbhostd) linked into the test support library
+TSUP_SRC   := $(wildcard tests/support/*.c tests/peers/*.c)
 TSUP_OBJ   := $(TSUP_SRC:%.c=$(BUILD)/%.o)
 LIBTSUP    := $(BUILD)/libvbtestsupport.a
 

@@ -77,6 +77,8 @@ typedef struct brk_job {
     uint64_t ttl_s;              /* LOGIN */
 } brk_job;
 
+#define BRK_MAX_FAILED_QUESTIONS 8
+
 struct brk_session {
     brk_server *srv;
     vb_stream *stream;           /* loop thread only; NULL once the client left */
@@ -105,6 +107,11 @@ struct brk_session {
     void *drv_conn;
     char *uri;                   /* the open connection's URI (status) */
     char *cred_uri;              /* the URI of the login in progress (auth.conf); worker only */
+    /* questions whose last answer was rejected: their next fill skips the
+     * cache and auth.conf and tells the person it is a retry (the broker
+     * counts failures itself; nothing on the wire makes it skip); worker only */
+    char *failed_questions[BRK_MAX_FAILED_QUESTIONS];
+    size_t nfailed_questions;
     int read_only;               /* OPEN had VB_OPEN_READ_ONLY: refuse domain changes */
     vb_conn_info info;
 
@@ -149,6 +156,8 @@ void brk_worker_cancel(brk_session *s);
 void brk_job_free(brk_job *job);
 
 /* brk_creds.c: the broker's credential source for one session's login */
+/* Forget which questions failed (the session ends). */
+void brk_creds_forget_failures(brk_session *s);
 void brk_creds_source(brk_session *s, vb_cred_source *src, int *types, size_t ntypes_max,
                       int allow_token);
 /* LOGIN and LOGOUT jobs (worker thread) */

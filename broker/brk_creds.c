@@ -23,35 +23,114 @@
 #include "vb_authconf.h"
 #include "vb_log.h"
 #include "vb_remote.h"
+#include "vb_textesc.h"
 #include "vb_token.h"
 
-/* libvirt's auth.conf services: "ssh" for the SSH login of a +ssh URI, "xenapi"
- * for a local xenapi:// login, "vbhostd" for logins to vbhostd. */
-static const char *authconf_service(const vb_uri *uri, const vb_cred_request *req)
+/* auth.conf's SERVICE for a question, by its own kind (libvirt's names):
+ * "vbhostd" for a login to vbhostd, "xenapi" for a XenAPI login, "ssh" for
+ * an SSH password; NULL (never from a file) for a host key, a key
+ * passphrase, or a question that does not say what it is for. */
+static const char *authconf_service(const vb_cred_request *req)
 {
-    if (req->service && strncmp(req->service, "ssh://", 6) == 0)
-        return "ssh";
-    if (!vb_uri_is_remote(uri) && strcmp(uri->driver, "xenapi") == 0)
+    if (!req->kind)
+        return NULL;
+    if (strcmp(req->kind, VB_CRED_KIND_VBHOSTD) == 0)
+        return "vbhostd";
+    if (strcmp(req->kind, VB_CRED_KIND_XENAPI) == 0)
         return "xenapi";
-    return "vbhostd";
+    if (strcmp(req->kind, VB_CRED_KIND_SSH_PASSWORD) == 0)
+        return "ssh";
+    return NULL;
 }
 
+/* A relayed question the broker did not verify the first hop of (it never
+ * is, through vb_remote; this is the broker's own guard): nothing of the
+ * broker's answers it. */
+static int unverified_relay(const vb_cred_request *req)
+{
+    return req->nhops > 0 && req->nverified == 0;
+}
+
+/* ---- failures, counted here ------------------------------------------------
+ * A question is "the same" when its key is: the chain and what it asks. The
+ * retry flag a hop sends is only shown to the person; whether the cache and
+ * auth.conf are skipped is decided by the rejects the broker saw itself. */
+
+/* The chain (whose first hop the broker verified), the kind and the target:
+ * the key of failures and of the secret cache. */
+static void question_key(const vb_cred_request *req, char *key, size_t len)
+{
+    const vb_cred_target *t = &req->target;
+    snprintf(key, len, "%s|%s|%s://%s%s%s:%u", req->service ? req->service : "",
+             req->kind ? req->kind : "", t->scheme ? t->scheme : "", t->user ? t->user : "",
+             t->user ? "@" : "", t->host ? t->host : "", t->port);
+}
+
+static long find_failure(const brk_session *s, const char *key)
+{
+    for (size_t i = 0; i < s->nfailed_questions; i++)
+        if (strcmp(s->failed_questions[i], key) == 0)
+            return (long)i;
+    return -1;
+}
+
+static void note_failure(brk_session *s, const vb_cred_request *req)
+{
+    char key[VB_SECRETCACHE_MAX_KEY];
+    question_key(req, key, sizeof key);
+    if (find_failure(s, key) >= 0)
+        return;
+    if (s->nfailed_questions == BRK_MAX_FAILED_QUESTIONS) { /* the oldest goes */
+        free(s->failed_questions[0]);
+        memmove(s->failed_questions, s->failed_questions + 1,
+                (BRK_MAX_FAILED_QUESTIONS - 1) * sizeof s->failed_questions[0]);
+        s->nfailed_questions--;
+    }
+    char *copy = strdup(key);
+    if (copy)
+        s->failed_questions[s->nfailed_questions++] = copy;
+}
+
+/* 1 when the last answer to this question failed (and forget that: the
+ * answer given now gets its own verdict). */
+static int take_failure(brk_session *s, const vb_cred_request *req)
+{
+    char key[VB_SECRETCACHE_MAX_KEY];
+    question_key(req, key, sizeof key);
+    long i = find_failure(s, key);
+    if (i < 0)
+        return 0;
+    free(s->failed_questions[i]);
+    s->failed_questions[i] = s->failed_questions[--s->nfailed_questions];
+    return 1;
+}
+
+void brk_creds_forget_failures(brk_session *s)
+{
+    for (size_t i = 0; i < s->nfailed_questions; i++)
+        free(s->failed_questions[i]);
+    s->nfailed_questions = 0;
+}
+
+/* auth.conf by the question's own kind and target host, never the outer
+ * URI's; a relayed question takes only a group named for its host. */
 static int from_auth_conf(brk_session *s, vb_cred_request *req)
 {
-    if (req->retry)
-        return 0; /* what the file holds just failed: ask the person */
+    const char *service = authconf_service(req);
     vb_uri uri;
     vb_error err;
     memset(&uri, 0, sizeof uri);
-    if (!s->cred_uri || vb_uri_parse(s->cred_uri, &uri, &err) < 0)
+    if (!service || !s->cred_uri || vb_uri_parse(s->cred_uri, &uri, &err) < 0)
         return 0;
     char *path = vb_authconf_path(vb_uri_param_get(&uri, "authfile"));
     vb_authconf *conf = NULL;
     int filled = 0;
     if (path && vb_authconf_load(path, &conf, &err) < 0)
         vb_log(VB_LOG_WARN, "ignoring %s: %s", path, err.message);
+    else if (conf && req->nhops > 0)
+        filled = vb_authconf_fill_exact(conf, service, req->target.host, req, &err) == 1;
     else if (conf)
-        filled = vb_authconf_fill(conf, authconf_service(&uri, req), uri.host, req, &err) == 1;
+        filled = vb_authconf_fill(conf, service, req->target.host, req, &err) == 1;
     vb_authconf_free(conf);
     free(path);
     vb_uri_clear(&uri);
@@ -61,33 +140,53 @@ static int from_auth_conf(brk_session *s, vb_cred_request *req)
 static int creds_fill(vb_cred_request *req, void *opaque, vb_error *err)
 {
     brk_session *s = opaque;
-    if (s->srv->cfg->secret_ttl_ms &&
-        vb_secretcache_fill(s->srv->secrets, req->service, req, vb_now_ms()) == 1) {
+    /* what the cache or the file holds just failed: ask the person. Only the
+     * broker's own count decides; a hop's retry flag is shown, not obeyed */
+    if (unverified_relay(req))
+        return vb_error_set(err, VB_ERR_CRED_REQUIRED, VB_DOM_BROKER,
+                            "a relayed question whose first hop the broker did not verify is "
+                            "not answered");
+    char key[VB_SECRETCACHE_MAX_KEY];
+    question_key(req, key, sizeof key);
+    int failed = take_failure(s, req);
+    int shown_retry = req->retry || failed;
+    req->retry = 0;
+    if (!failed && s->srv->cfg->secret_ttl_ms &&
+        vb_secretcache_fill(s->srv->secrets, key, req, vb_now_ms()) == 1) {
         vb_log(VB_LOG_DEBUG, "answered %s from the secret cache", req->service);
         return 0;
     }
-    if (from_auth_conf(s, req))
+    if (!failed && from_auth_conf(s, req))
         return 0;
-    if (!s->can_prompt)
+    req->retry = shown_retry;
+    if (!s->can_prompt) {
+        char shown[1024]; /* a hop's text reaches the app only escaped */
         return vb_error_set(err, VB_ERR_CRED_REQUIRED, VB_DOM_BROKER,
                             "credentials required for %s, and this client cannot be asked (no "
                             "callback or --non-interactive); run `vbctl login`, add them to "
                             "auth.conf, or run interactively",
-                            req->service ? req->service : "this login");
+                            vb_text_escape_into(req->service ? req->service : "this login", shown,
+                                                sizeof shown));
+    }
     return brk_ask_client(s, req, err);
 }
 
 static void creds_approve(void *opaque, const vb_cred_request *req)
 {
     brk_session *s = opaque;
-    if (s->srv->cfg->secret_ttl_ms) /* --secret-ttl 0: never keep passwords */
-        vb_secretcache_approve(s->srv->secrets, req->service, req, vb_now_ms());
+    char key[VB_SECRETCACHE_MAX_KEY];
+    question_key(req, key, sizeof key);
+    if (s->srv->cfg->secret_ttl_ms && !unverified_relay(req)) /* --secret-ttl 0: never keep */
+        vb_secretcache_approve(s->srv->secrets, key, req, vb_now_ms());
 }
 
 static void creds_reject(void *opaque, const vb_cred_request *req)
 {
     brk_session *s = opaque;
-    vb_secretcache_reject(s->srv->secrets, req->service, req);
+    char key[VB_SECRETCACHE_MAX_KEY];
+    question_key(req, key, sizeof key);
+    note_failure(s, req);
+    vb_secretcache_reject(s->srv->secrets, key, req);
 }
 
 static int token_lookup(void *opaque, const char *server_id, const char *endpoint,

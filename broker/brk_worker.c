@@ -80,12 +80,20 @@ int brk_ask_client(brk_session *s, vb_cred_request *req, vb_error *err)
 {
     vb_msg_header hdr = { VB_PROG_BROKER, VB_PROG_BROKER_VERSION, VB_MSG_CALLBACK, 0,
                           VB_BROKER_PROC_CRED_REQUEST, VB_STATUS_OK, 0 };
+    /* the app sees the question with every text a hop supplied escaped
+     * (bidi overrides, separators, controls: docs/security.md 6); the
+     * answers come back into req itself, item by item */
+    vb_cred_request shown;
+    if (vb_cred_request_copy(&shown, req) < 0 || vb_cred_request_escape(&shown) < 0)
+        return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_BROKER, "out of memory");
     hdr.serial = vb_credwait_begin(&s->creds_wait, req);
+    shown.id = hdr.serial;
     vb_enc enc;
     uint8_t *frame;
     size_t len;
     vb_enc_begin(&enc, &hdr);
-    vb_credwire_encode_request(&enc, req);
+    vb_credwire_encode_request(&enc, &shown);
+    vb_cred_request_clear(&shown);
     if (vb_enc_finish(&enc, VB_FRAME_MAX_POSTAUTH, &frame, &len, err) < 0)
         return -1;
     brk_post(s, frame, len, 0);

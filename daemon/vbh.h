@@ -199,6 +199,7 @@ struct vbh_client {
     struct vbh_dconn *dconns;
     unsigned ndconns;
     uint32_t cur_conn_id;       /* conn_id of the message being handled */
+    int relay_window;           /* the worker runs a call that may log in (worker's own) */
     vbh_client *next, *prev;
 
     /* the worker that runs this client's driver calls */

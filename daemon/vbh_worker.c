@@ -73,12 +73,35 @@ int vbh_worker_start(vbh_server *srv, vb_error *err)
 
 /* ---- the relay: this client answers its drivers' questions -------------------- */
 
+/* The rule (docs/protocol.md 9.12): a question goes to the client only
+ * while its call that may log in runs on this worker (so for that call's
+ * conn_id), and only to a client that authenticated: one that proved
+ * nothing ("none") is never handed a question it could answer for
+ * someone else, nor told what this host's drivers log in to. */
+static int relay_allowed(const vbh_client *c, vb_error *err)
+{
+    if (!c->relay_window)
+        return vb_error_set(err, VB_ERR_CRED_REQUIRED, VB_DOM_DAEMON,
+                            "a credential question outside a call that may log in is not relayed");
+    if (!c->authenticated || !c->auth_type || strcmp(c->auth_type, "none") == 0)
+        return vb_error_set(err, VB_ERR_CRED_REQUIRED, VB_DOM_DAEMON,
+                            "credentials required, and this client did not authenticate: "
+                            "questions are relayed only to authenticated clients");
+    return 0;
+}
+
 static int relay_fill(vb_cred_request *req, void *opaque, vb_error *err)
 {
     vbh_client *c = opaque;
+    if (relay_allowed(c, err) < 0) {
+        vb_log(VB_LOG_WARN, "client %s: not relaying a credential request for %s: %s", c->peer,
+               req->service ? req->service : "?", err ? err->message : "");
+        return -1;
+    }
     vb_msg_header hdr = { VB_PROG_HOST, VB_PROG_HOST_VERSION, VB_MSG_CALLBACK, 0,
                           VB_HOST_PROC_CRED_FILL, VB_STATUS_OK, c->cur_conn_id };
     hdr.serial = vb_credwait_begin(&c->creds_wait, req);
+    req->id = hdr.serial; /* the verdict names the question by it */
     vb_enc enc;
     uint8_t *frame;
     size_t len;
@@ -92,18 +115,22 @@ static int relay_fill(vb_cred_request *req, void *opaque, vb_error *err)
     return vb_credwait_wait(&c->creds_wait, &c->closing, c->srv->cfg->relay_timeout_s, err);
 }
 
-/* approve/reject travel as EVENTs naming the service; the client applies
- * them to the answer it gave (the values never come back over the wire). */
+/* approve/reject travel as EVENTs naming the question ([service, id]; the
+ * service for clients from before ids); the client applies them to the
+ * answer it gave (the values never come back over the wire). */
 static void relay_verdict(vbh_client *c, uint32_t proc, const vb_cred_request *req)
 {
+    if (relay_allowed(c, NULL) < 0)
+        return;
     vb_msg_header hdr = { VB_PROG_HOST, VB_PROG_HOST_VERSION, VB_MSG_EVENT, 0, proc, VB_STATUS_OK,
                           c->cur_conn_id };
     vb_enc enc;
     uint8_t *frame;
     size_t len;
     vb_enc_begin(&enc, &hdr);
-    vb_enc_array(&enc, 1);
+    vb_enc_array(&enc, 2);
     vb_enc_str(&enc, req->service);
+    vb_enc_u64(&enc, req->id);
     if (vb_enc_finish(&enc, VB_FRAME_MAX_PREAUTH, &frame, &len, NULL) == 0)
         post(c, frame, len, 0);
 }
@@ -164,7 +191,10 @@ static void *worker_main(void *arg)
         uint8_t *frame;
         size_t len;
         c->cur_conn_id = job->msg.hdr.conn_id; /* the worker's own: the loop never reads it */
+        c->relay_window = job->msg.hdr.program == VB_PROG_HOST &&
+                          vb_proto_host_proc_may_log_in(job->msg.hdr.procedure);
         vbh_build_reply(c, &job->msg, job->handler, &frame, &len);
+        c->relay_window = 0;
         if (frame)
             post(c, frame, len, 1);
         vb_msg_clear(&job->msg);

@@ -13,6 +13,7 @@
 
 #include "vb_bodies.h"
 #include "vb_credwire.h"
+#include "vb_log.h"
 #include "vb_net.h"
 #include "vb_sasl.h"
 #include "vb_ssh.h"
@@ -47,6 +48,9 @@ struct vb_remote {
     vb_cred_source relay;           /* answers the server's nested CRED_FILL callbacks */
     int have_relay;
     vb_cred_request last_fill;      /* what we answered last, for CRED_APPROVE/REJECT */
+    uint64_t last_fill_id;          /* the server's id of that question */
+    int have_last_fill_id;          /* it sent one (a server from before ids did not) */
+    vb_cred_target target;          /* this login: vbhostd at host:port as user (SASL prompts) */
     char *host;                     /* SASL server FQDN */
     vb_ssh *ssh;                    /* the SSH tunnel behind fd (ssh transport only) */
     int multiplexes;                /* the server named the "conn_id" feature */
@@ -56,6 +60,7 @@ struct vb_remote {
     int owner;                      /* VB_REMOTE_OWNER_*: the unix server's uid check */
     uid_t server_uid;               /* SO_PEERCRED of a unix server */
     unsigned pings_unanswered;      /* keepalive PINGs sent since the server last said anything */
+    int vouched;                    /* authenticated (sasl, token, peer): questions may relay */
     vb_error dead;                  /* code != OK: keepalive gave up; every call fails with it */
 };
 
@@ -139,6 +144,21 @@ static int read_msg(vb_remote *r, vb_msg *msg, vb_error *err)
     }
 }
 
+/* This hop as the process holding r verified it: the endpoint it dialled
+ * (r->service), the server id the server gave and how it authenticated. */
+static void verified_hop(const vb_remote *r, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s (server %.16s, %s)", r->service,
+             r->have_server_id ? r->server_id : "without id", r->auth_type);
+}
+
+/* The CRED_FILL body carries the question id (5th field) from a server
+ * that has them. */
+static int msg_has_question_id(const vb_msg *msg)
+{
+    return msg->body && msg->body->type == MSGPACK_OBJECT_ARRAY && msg->body->via.array.size >= 5;
+}
+
 /* The server relays a nested login's question (its driver needs a XenAPI
  * password, say): qualify it with this hop and ask our own source. */
 static int relay_fill(vb_remote *r, const vb_msg *msg, vb_cred_request *req, vb_error *err)
@@ -149,8 +169,16 @@ static int relay_fill(vb_remote *r, const vb_msg *msg, vb_cred_request *req, vb_
         return vb_error_set(err, VB_ERR_CRED_REQUIRED, VB_DOM_CLIENT,
                             "credentials required for %s, but nothing can ask for them",
                             req->service ? req->service : "a nested login");
-    if (vb_cred_request_qualify(req, r->service) < 0)
+    /* nothing the server says about the question is verified here; this
+     * hop is: the endpoint we dialled, the server id and how it authenticated */
+    char hop[1400];
+    verified_hop(r, hop, sizeof hop);
+    req->nverified = 0;
+    if (vb_cred_request_qualify(req, hop) < 0)
         return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_CLIENT, "out of memory");
+    req->nverified = 1;
+    uint64_t wire_id = req->id;
+    int have_id = msg_has_question_id(msg);
     vb_error_clear(err);
     if (r->relay.fn(req, r->relay.opaque, err) < 0) {
         if (err && err->code == VB_ERR_OK)
@@ -159,6 +187,8 @@ static int relay_fill(vb_remote *r, const vb_msg *msg, vb_cred_request *req, vb_
     }
     vb_cred_request_clear(&r->last_fill);
     vb_cred_request_copy(&r->last_fill, req);
+    r->last_fill_id = wire_id;
+    r->have_last_fill_id = have_id;
     return 0;
 }
 
@@ -184,29 +214,42 @@ static void answer_fill(vb_remote *r, const vb_msg *msg)
         send_frame(r, frame, len, NULL);
 }
 
-/* CRED_APPROVE / CRED_REJECT [service]: about the answer we gave last. */
+/* CRED_APPROVE / CRED_REJECT [service, id]: about the answer we gave last,
+ * matched by the question's id (a server from before ids sends only the
+ * service: then by that). */
 static void relay_verdict(vb_remote *r, const vb_msg *msg)
 {
     vb_rd rd;
     char *service = NULL;
+    uint64_t id = 0;
     if (vb_rd_init(&rd, msg->body, NULL) < 0 || vb_rd_strdup(&rd, 4096, &service, NULL) < 0 ||
-        !service || !r->have_relay || !r->last_fill.service) {
+        (vb_rd_has_more(&rd) && vb_rd_u64(&rd, &id, NULL) < 0) || !r->have_relay ||
+        !r->last_fill.service) {
         free(service);
         return;
     }
-    vb_cred_request probe = { 0 };
-    probe.service = service;
-    if (vb_cred_request_qualify(&probe, r->service) == 0 &&
-        strcmp(probe.service, r->last_fill.service) == 0) {
-        int approve = msg->hdr.procedure == VB_HOST_PROC_CRED_APPROVE;
-        void (*verdict)(void *, const vb_cred_request *) = approve ? r->relay.approve
-                                                                   : r->relay.reject;
-        if (verdict)
-            verdict(r->relay.opaque, &r->last_fill);
-        if (!approve)
-            vb_cred_request_clear(&r->last_fill);
+    int match;
+    if (r->have_last_fill_id) {
+        match = id == r->last_fill_id;
+    } else {
+        char hop[1400];
+        vb_cred_request probe = { 0 };
+        probe.service = service;
+        service = NULL;
+        verified_hop(r, hop, sizeof hop);
+        match = vb_cred_request_qualify(&probe, hop) == 0 &&
+                strcmp(probe.service, r->last_fill.service) == 0;
+        vb_cred_request_clear(&probe);
     }
-    vb_cred_request_clear(&probe);
+    free(service);
+    if (!match)
+        return;
+    int approve = msg->hdr.procedure == VB_HOST_PROC_CRED_APPROVE;
+    void (*verdict)(void *, const vb_cred_request *) = approve ? r->relay.approve : r->relay.reject;
+    if (verdict)
+        verdict(r->relay.opaque, &r->last_fill);
+    if (!approve)
+        vb_cred_request_clear(&r->last_fill);
 }
 
 static void refuse_callback(vb_remote *r, const vb_msg *msg, const char *why)
@@ -219,8 +262,48 @@ static void refuse_callback(vb_remote *r, const vb_msg *msg, const char *why)
         send_frame(r, frame, len, NULL);
 }
 
-/* A server-initiated message while we wait for a reply. */
-static void answer_unsolicited(vb_remote *r, const vb_msg *msg)
+/* The rule for a server's credential question (docs/protocol.md 9.12,
+ * docs/security.md 6): it is answered only while a driver call that may
+ * log in runs (OPEN, and the calls whose driver may have to log in again),
+ * for that call's conn_id, on a transport that authenticated. 0 when the
+ * question may be asked; else -1 with why not in `why`, for the log. */
+static int fill_refused(const vb_remote *r, const vb_msg_header *call, const vb_msg_header *fill,
+                        char *why, size_t len)
+{
+    const vb_proc_info *info = call ? vb_proto_proc_lookup(call->program, call->procedure) : NULL;
+    if (!call)
+        snprintf(why, len, "between calls");
+    else if (call->program != VB_PROG_HOST || !vb_proto_host_proc_may_log_in(call->procedure))
+        snprintf(why, len, "during %s", info ? info->name : "a call that does not log in");
+    else if (!r->vouched)
+        snprintf(why, len, "on a transport that did not authenticate (auth %s)", r->auth_type);
+    else if (fill->conn_id != call->conn_id)
+        snprintf(why, len, "for connection id %u during a call for connection id %u",
+                 fill->conn_id, call->conn_id);
+    else
+        return 0;
+    return -1;
+}
+
+/* A question outside the rule: refuse it, say so in the log, and drop the
+ * transport (a server that breaks the rule is not talked to any more). */
+static int fill_violation(vb_remote *r, const char *why, vb_error *err)
+{
+    vb_error e;
+    vb_error_set(&e, VB_ERR_PROTOCOL, VB_DOM_RPC,
+                 "protocol violation: %s asked for credentials %s; refused, connection dropped",
+                 r->service, why);
+    vb_log(VB_LOG_WARN, "%s", e.message);
+    shutdown(r->fd, SHUT_RDWR);
+    vb_error_copy(&r->dead, &e);
+    vb_error_copy(err, &e);
+    return -1;
+}
+
+/* A server-initiated message while we wait for the reply to call (NULL:
+ * between calls). -1 when the server broke the relay rule. */
+static int answer_unsolicited(vb_remote *r, const vb_msg_header *call, const vb_msg *msg,
+                              vb_error *err)
 {
     vb_msg_header hdr = msg->hdr;
     uint8_t *frame = NULL;
@@ -234,17 +317,25 @@ static void answer_unsolicited(vb_remote *r, const vb_msg *msg)
         vb_enc_finish(&enc, VB_FRAME_MAX_PREAUTH, &frame, &len, NULL);
     } else if (msg->hdr.program == VB_PROG_HOST && msg->hdr.type == VB_MSG_CALLBACK &&
                msg->hdr.procedure == VB_HOST_PROC_CRED_FILL) {
+        char why[200];
+        if (fill_refused(r, call, &msg->hdr, why, sizeof why) < 0)
+            return fill_violation(r, why, err);
         answer_fill(r, msg);
     } else if (msg->hdr.program == VB_PROG_HOST && msg->hdr.type == VB_MSG_EVENT &&
                (msg->hdr.procedure == VB_HOST_PROC_CRED_APPROVE ||
                 msg->hdr.procedure == VB_HOST_PROC_CRED_REJECT)) {
-        relay_verdict(r, msg);
+        char why[200]; /* verdicts only about this call's questions */
+        if (fill_refused(r, call, &msg->hdr, why, sizeof why) == 0)
+            relay_verdict(r, msg);
     } else if (msg->hdr.type == VB_MSG_CALLBACK) {
         refuse_callback(r, msg, "this client does not answer this callback");
     }
     if (frame)
         send_frame(r, frame, len, NULL);
+    return 0;
 }
+
+static int drain_pending(vb_remote *r, vb_error *err);
 
 int vb_remote_call(vb_remote *r, uint32_t program, uint32_t procedure, vb_remote_args_fn args_fn,
                    const void *arg, vb_msg *reply, vb_error *err)
@@ -253,6 +344,10 @@ int vb_remote_call(vb_remote *r, uint32_t program, uint32_t procedure, vb_remote
         vb_error_copy(err, &r->dead);
         return -1;
     }
+    /* what the server sent since the last call was sent between calls: a
+     * question among it must not pass for one asked during this call */
+    if (drain_pending(r, err) < 0)
+        return -1;
     uint32_t version = program == VB_PROG_HOST ? r->host_version : vb_proto_program_version(program);
     vb_msg_header hdr = { program, version, VB_MSG_CALL, ++r->serial, procedure, VB_STATUS_OK,
                           r->conn_id };
@@ -275,8 +370,10 @@ int vb_remote_call(vb_remote *r, uint32_t program, uint32_t procedure, vb_remote
         if (reply->hdr.type == VB_MSG_REPLY && reply->hdr.serial == 0 &&
             reply->hdr.status == VB_STATUS_ERROR)
             break; /* the server refused the connection itself (limits) */
-        answer_unsolicited(r, reply);
+        int rc = answer_unsolicited(r, &hdr, reply, err);
         vb_msg_clear(reply);
+        if (rc < 0)
+            return -1;
     }
     if (reply->hdr.status == VB_STATUS_ERROR) {
         vb_error server_err;
@@ -317,12 +414,26 @@ static int drain_pending(vb_remote *r, vb_error *err)
             }
             break;
         }
-        /* between calls nobody could answer a question: refuse it */
-        if (msg.hdr.type == VB_MSG_CALLBACK)
+        /* between calls a credential question breaks the rule (the
+         * transport is dropped); other callbacks are refused; the server's
+         * refusal of the connection itself (serial 0) ends it with its words */
+        int bad = 0;
+        if (msg.hdr.type == VB_MSG_REPLY && msg.hdr.serial == 0 &&
+            msg.hdr.status == VB_STATUS_ERROR) {
+            vb_error refusal;
+            if (vb_msg_error_body(&msg, &refusal, err) == 0)
+                vb_error_copy(err, &refusal);
+            bad = 1;
+        } else if (msg.hdr.type == VB_MSG_CALLBACK && msg.hdr.procedure != VB_HOST_PROC_CRED_FILL) {
             refuse_callback(r, &msg, "no call is in progress on this connection");
-        else if (msg.hdr.program == VB_PROG_KEEPALIVE && msg.hdr.procedure == VB_KEEPALIVE_PROC_PING)
-            answer_unsolicited(r, &msg);
+        } else {
+            bad = answer_unsolicited(r, NULL, &msg, err) < 0;
+        }
         vb_msg_clear(&msg);
+        if (bad) {
+            rc = -1;
+            break;
+        }
     }
     r->timeout_ms = saved_timeout;
     return rc;
@@ -583,7 +694,8 @@ static int sasl_attempt(vb_remote *r, const char *want_mech, const vb_remote_opt
     unsigned min_ssf = vb_net_is_unix(r->fd) ? 0 : 56;
     r->sasl = vb_sasl_client_new("vbhostd", r->host, r->fd, min_ssf, opts->creds.types,
                                  opts->creds.ntypes, err);
-    vb_sasl_prompter prompter = { opts->creds.fn, opts->creds.opaque, r->service, retry };
+    vb_sasl_prompter prompter = { opts->creds.fn, opts->creds.opaque, r->service, retry,
+                                  &r->target };
     sasl_args a = { NULL, NULL, 0 };
     int client = r->sasl ? vb_sasl_client_start(r->sasl, mechlist, &prompter, &a.mech, &a.data,
                                                 &a.len, err)
@@ -856,6 +968,11 @@ static int negotiate(vb_remote *r, const vb_uri *uri, const vb_remote_opts *opts
             rc = rc > 0 ? 0 : rc < 0 ? -1 : 1; /* 1: no usable token, try the next type */
         }
         if (rc <= 0) {
+            /* an authenticated transport whose server is who it should be: its
+             * questions may be relayed (a unix socket of an unexpected owner
+             * proves nothing, whatever login it accepted) */
+            r->vouched = rc == 0 && strcmp(type, "none") != 0 &&
+                         r->owner != VB_REMOTE_OWNER_UNEXPECTED;
             settle_refusal(r, uri, opts, refused);
             return rc;
         }
@@ -1026,9 +1143,15 @@ int vb_remote_connect_fd(int fd, const vb_uri *uri, const vb_remote_opts *opts, 
     vb_frame_reader_init(&r->reader, VB_FRAME_MAX_POSTAUTH);
     r->host = strdup(uri->host && *uri->host ? uri->host : "localhost");
     r->service = service_name(uri);
+    r->target = (vb_cred_target){ strdup("vbhostd"), strdup(r->host ? r->host : "localhost"),
+                                  uri->transport && strcmp(uri->transport, "tcp") == 0
+                                      ? (unsigned)(uri->port ? uri->port : VB_REMOTE_DEFAULT_PORT)
+                                      : 0,
+                                  uri->user ? strdup(uri->user) : NULL };
     vb_remote_set_relay(r, &opts->creds);
     describe_endpoint(r, uri);
-    if (!r->service || check_owner(r, uri, err) < 0 || negotiate(r, uri, opts, err) < 0) {
+    if (!r->service || !r->target.scheme || !r->target.host || check_owner(r, uri, err) < 0 ||
+        negotiate(r, uri, opts, err) < 0) {
         vb_remote_free(r);
         return -1;
     }
@@ -1067,6 +1190,9 @@ void vb_remote_free(vb_remote *r)
     vb_frame_free(r->plain, r->plain_len);
     free(r->service);
     free(r->host);
+    free(r->target.scheme);
+    free(r->target.host);
+    free(r->target.user);
     free(r);
 }
 

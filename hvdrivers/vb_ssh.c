@@ -133,13 +133,16 @@ static void verdict(ssh_ctx *c, const vb_cred_request *req, int ok)
         fn(c->creds->opaque, req);
 }
 
-static int new_request(ssh_ctx *c, vb_cred_request *req, const char *service, int retry,
-                       vb_error *err)
+/* A question of kind VB_CRED_KIND_SSH_* about this SSH login. */
+static int new_request(ssh_ctx *c, vb_cred_request *req, const char *kind, const char *service,
+                       int retry, vb_error *err)
 {
     memset(req, 0, sizeof *req);
     req->service = strdup(service ? service : c->service);
     req->retry = retry;
-    if (!req->service)
+    if (!req->service ||
+        vb_cred_request_set_target(req, kind, "ssh", c->host, (unsigned)c->port,
+                                   c->user[0] ? c->user : NULL) < 0)
         return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_SSH, "out of memory");
     return 0;
 }
@@ -310,7 +313,7 @@ static int check_host_key(ssh_ctx *c, vb_error *err)
         snprintf(challenge, sizeof challenge, "%s SHA256:%s", tname, fp);
         snprintf(service, sizeof service, "ssh host key of %s", c->hostpat);
         vb_cred_request req;
-        if (new_request(c, &req, service, 0, err) < 0)
+        if (new_request(c, &req, VB_CRED_KIND_SSH_HOSTKEY, service, 0, err) < 0)
             goto out;
         if (vb_cred_request_add(&req, VB_CRED_ECHOPROMPT, prompt, challenge, "no") < 0) {
             vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_SSH, "out of memory");
@@ -437,7 +440,7 @@ static int try_keyfile(ssh_ctx *c, const char *path, vb_error *err)
     snprintf(prompt, sizeof prompt, "Enter passphrase for key '%s'", path);
     for (int attempt = 0; attempt < VB_SSH_AUTH_TRIES; attempt++) {
         vb_cred_request req;
-        if (new_request(c, &req, service, attempt > 0, err) < 0)
+        if (new_request(c, &req, VB_CRED_KIND_SSH_PASSPHRASE, service, attempt > 0, err) < 0)
             return -1;
         if (vb_cred_request_add(&req, VB_CRED_PASSPHRASE, prompt, NULL, NULL) < 0) {
             vb_cred_request_clear(&req);
@@ -496,7 +499,7 @@ static int auth_password(ssh_ctx *c, vb_error *err)
     snprintf(pprompt, sizeof pprompt, "%s@%s's password", c->user, c->hostpat);
     for (int attempt = 0; attempt < VB_SSH_AUTH_TRIES; attempt++) {
         vb_cred_request req;
-        if (new_request(c, &req, NULL, attempt > 0, err) < 0)
+        if (new_request(c, &req, VB_CRED_KIND_SSH_PASSWORD, NULL, attempt > 0, err) < 0)
             return -1;
         if (vb_cred_request_add(&req, VB_CRED_AUTHNAME, uprompt, NULL, c->user) < 0 ||
             vb_cred_request_add(&req, VB_CRED_PASSPHRASE, pprompt, NULL, NULL) < 0) {
@@ -561,7 +564,8 @@ static LIBSSH2_USERAUTH_KBDINT_RESPONSE_FUNC(kbd_callback)
         vb_error_set(&c->kbd_err, VB_ERR_NO_SUPPORT, VB_DOM_SSH,
                      "the server asked %d questions at once", num_prompts);
     }
-    if (ok && new_request(c, &req, NULL, c->kbd_retry && c->kbd_round == 0, &c->kbd_err) < 0)
+    if (ok && new_request(c, &req, VB_CRED_KIND_SSH_PASSWORD, NULL,
+                          c->kbd_retry && c->kbd_round == 0, &c->kbd_err) < 0)
         ok = 0, c->kbd_failed = 1;
     char *challenge = NULL;
     if (ok && instruction_len > 0)

@@ -308,7 +308,10 @@ static int ask(xa_conn *c, int retry, vb_cred_request *req, vb_error *err)
     memset(req, 0, sizeof *req);
     req->service = strdup(c->service);
     req->retry = retry;
-    if (!req->service || vb_cred_request_add(req, VB_CRED_AUTHNAME, "Username", NULL,
+    if (!req->service ||
+        vb_cred_request_set_target(req, VB_CRED_KIND_XENAPI, "xenapi", c->host, (unsigned)c->port,
+                                   c->default_user) < 0 ||
+        vb_cred_request_add(req, VB_CRED_AUTHNAME, "Username", NULL,
                                              c->default_user) < 0 ||
         vb_cred_request_add(req, VB_CRED_PASSPHRASE, "Password", NULL, NULL) < 0)
         return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_XENAPI, "out of memory");

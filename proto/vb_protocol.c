@@ -62,6 +62,20 @@ uint32_t vb_proto_program_version(uint32_t program)
     }
 }
 
+int vb_proto_host_proc_may_log_in(uint32_t procedure)
+{
+    switch (procedure) {
+    case VB_HOST_PROC_OPEN:
+    case VB_HOST_PROC_GET_HOSTNAME:
+    case VB_HOST_PROC_LIST_DOMAINS:
+    case VB_HOST_PROC_DOMAIN_START:
+    case VB_HOST_PROC_DOMAIN_SHUTDOWN:
+        return 1;
+    default: /* AUTH_*, TOKEN_*, CLOSE, CRED_*: never */
+        return 0;
+    }
+}
+
 const char *vb_proto_program_name(uint32_t program)
 {
     switch (program) {

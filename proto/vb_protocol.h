@@ -205,6 +205,11 @@ typedef struct vb_proc_info {
 
 /* The entry for (program, procedure), or NULL when this build does not know it. */
 const vb_proc_info *vb_proto_proc_lookup(uint32_t program, uint32_t procedure);
+/* 1 for the HOST driver calls during which the server's driver may log in
+ * (OPEN, and the calls whose driver may have to log in again, e.g. after a
+ * XenAPI session expired): the only calls during which the server may ask
+ * its client a credential question (CRED_FILL; docs/protocol.md 9.12). */
+int vb_proto_host_proc_may_log_in(uint32_t procedure);
 /* Current version of a program, 0 when unknown. */
 uint32_t vb_proto_program_version(uint32_t program);
 const char *vb_proto_program_name(uint32_t program);

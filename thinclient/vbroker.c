@@ -440,6 +440,9 @@ typedef struct cred_req {
     char *hops[8];
     size_t nhops;
     int retry;
+    char *kind, *target_host, *target_user;
+    uint32_t target_port;
+    uint64_t nverified;
     vb_credential items[16];
     char *strings[16][3];
     size_t nitems;
@@ -450,6 +453,9 @@ static void cred_req_clear(cred_req *r)
     free(r->service);
     for (size_t i = 0; i < r->nhops; i++)
         free(r->hops[i]);
+    free(r->kind);
+    free(r->target_host);
+    free(r->target_user);
     for (size_t i = 0; i < r->nitems; i++) {
         for (int k = 0; k < 3; k++)
             free(r->strings[i][k]);
@@ -481,6 +487,31 @@ static int parse_item(vb_rd *items, cred_req *r, vb_error *err)
     return 0;
 }
 
+/* The optional trailing fields (docs/protocol.md 9.13): id, kind,
+ * target [scheme, host, port, user] or nil, nverified. */
+static int parse_typed(vb_rd *rd, cred_req *r, vb_error *err)
+{
+    if (vb_rd_has_more(rd) && vb_rd_skip(rd, err) < 0) /* the id: the broker's business */
+        return -1;
+    if (vb_rd_has_more(rd) && vb_rd_strdup(rd, 4096, &r->kind, err) < 0)
+        return -1;
+    if (vb_rd_has_more(rd) && rd->items[rd->next].type == MSGPACK_OBJECT_ARRAY) {
+        vb_rd t;
+        if (vb_rd_array(rd, &t, err) < 0 || vb_rd_skip(&t, err) < 0 ||
+            vb_rd_strdup(&t, 4096, &r->target_host, err) < 0 ||
+            vb_rd_u32(&t, &r->target_port, err) < 0 ||
+            vb_rd_strdup(&t, 4096, &r->target_user, err) < 0)
+            return -1;
+    } else if (vb_rd_has_more(rd) && vb_rd_skip(rd, err) < 0) {
+        return -1;
+    }
+    if (vb_rd_has_more(rd) && vb_rd_u64(rd, &r->nverified, err) < 0)
+        return -1;
+    if (r->nverified > r->nhops)
+        r->nverified = r->nhops;
+    return 0;
+}
+
 static int parse_cred_request(const vb_msg *msg, cred_req *r, vb_error *err)
 {
     vb_rd rd, hops, items;
@@ -502,7 +533,7 @@ static int parse_cred_request(const vb_msg *msg, cred_req *r, vb_error *err)
     while (vb_rd_has_more(&items))
         if (parse_item(&items, r, err) < 0)
             return -1;
-    return 0;
+    return parse_typed(&rd, r, err);
 }
 
 static void reply_creds(vb_conn *c, const vb_msg_header *req_hdr, const cred_req *r)
@@ -551,7 +582,9 @@ static void answer_callback(vb_conn *c, const vb_msg *msg)
     } else if (!c->auth.cb) {
         reply_error(c, &msg->hdr, VB_ERR_CRED_REQUIRED, "this application cannot answer prompts");
     } else {
-        vb_auth_request req = { r.service, (const char *const *)r.hops, r.nhops, r.retry };
+        vb_auth_request req = { r.service, (const char *const *)r.hops, r.nhops, r.retry,
+                                r.kind, r.target_host, r.target_port, r.target_user,
+                                (size_t)r.nverified };
         if (c->auth.cb(&req, r.items, (unsigned)r.nitems, c->auth.cbdata) < 0)
             reply_error(c, &msg->hdr, VB_ERR_AUTH_CANCELLED, "cancelled by the user");
         else

@@ -96,11 +96,25 @@ typedef struct vb_credential {
 } vb_credential;
 
 /* What is asking, and why. */
+/* Every text here came from a host in the chain and reaches the callback
+ * escaped (controls, bidi overrides, line separators as \xnn / \uxxxx). */
 typedef struct vb_auth_request {
     const char *service;      /* e.g. "vbhostd on host1" */
     const char *const *hops;  /* the chain that relays the request, outermost first */
     size_t nhops;
     int retry;                /* the previous answer to this service failed */
+    /* what the question is for (NULL / 0 when a broker from before these
+     * fields does not say): "vbhostd", "xenapi", "ssh-password",
+     * "ssh-passphrase" or "ssh-hostkey", and where that login goes */
+    const char *kind;
+    const char *target_host;
+    unsigned int target_port;
+    const char *target_user;
+    /* hops[0 .. nverified) the broker verified itself (the endpoint it
+     * dialled, the server that authenticated); the hops after them, kind
+     * and target are only as reported by hops[nverified - 1]. A question
+     * with nhops == 0 is the broker's own login. */
+    size_t nverified;
 } vb_auth_request;
 
 /* Fill every item (one call per request) and return 0; return -1 to cancel

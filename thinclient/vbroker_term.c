@@ -48,6 +48,7 @@
 #define _GNU_SOURCE             /* ppoll */
 #endif
 #include "vbroker.h"
+#include "vb_textesc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -85,32 +86,17 @@ static void vbt_puts(int fd, const char *s)
 /* Print text that may come from a peer: ASCII control characters and the
  * UTF-8 encodings of C1 controls (U+0080..U+009F) become \xNN, the rest
  * (including other UTF-8, such as the hop arrow) is passed through. */
+/* Peer text, escaped (vb_text_escape: controls, bidi, separators), even
+ * though the broker escaped it already: the terminal trusts no one. */
 static void vbt_put_safe(int fd, const char *s)
 {
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *p = (const unsigned char *)s;
-    const unsigned char *run = p;
-    while (*p) {
-        size_t skip = 0;
-        unsigned int code = 0;
-        if (*p < 0x20 || *p == 0x7f) {
-            skip = 1;
-            code = *p;
-        } else if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
-            skip = 2;
-            code = p[1];
-        }
-        if (skip == 0) {
-            p++;
-            continue;
-        }
-        vbt_write(fd, (const char *)run, (size_t)(p - run));
-        char esc[4] = { '\\', 'x', hex[(code >> 4) & 0xf], hex[code & 0xf] };
-        vbt_write(fd, esc, sizeof esc);
-        p += skip;
-        run = p;
+    char *escaped = vb_text_escape(s);
+    if (escaped) {
+        vbt_write(fd, escaped, strlen(escaped));
+        free(escaped);
+    } else { /* out of memory: print nothing rather than the raw text */
+        vbt_puts(fd, "?");
     }
-    vbt_write(fd, (const char *)run, (size_t)(p - run));
 }
 
 /* ---- item kinds ------------------------------------------------------------ */
@@ -447,6 +433,15 @@ static void vbt_print_header(int out, const vb_auth_request *req)
         }
     }
     vbt_puts(out, "\n");
+    /* which part of that the broker checked itself (a broker from before
+     * nverified says nothing: no line) */
+    if (req->nverified > 0 && req->nverified <= req->nhops && req->hops[req->nverified - 1]) {
+        vbt_puts(out, "  (verified by the broker: ");
+        vbt_put_safe(out, req->hops[req->nverified - 1]);
+        if (req->nverified < req->nhops || req->kind)
+            vbt_puts(out, "; everything after it is as reported by that host");
+        vbt_puts(out, ")\n");
+    }
 }
 
 static int vbt_callback(const vb_auth_request *req, vb_credential *creds,

@@ -449,13 +449,13 @@ static int auth_name_is(const char *name, const char *service, const char *host)
 }
 
 static const ac_group *find_credentials(const vb_authconf *conf, const char *service,
-                                        const char *host)
+                                        const char *host, int allow_default)
 {
     /* The host-specific step comes first whatever the service is called:
      * [auth-libvirt-h] is meant for h more than [auth-vbhostd-default] is. */
     const char *services[] = { service, strcmp(service, "vbhostd") == 0 ? "libvirt" : NULL };
     const char *hosts[] = { host && *host ? host : "localhost", "default" };
-    for (size_t h = 0; h < 2; h++)
+    for (size_t h = 0; h < (allow_default ? 2u : 1u); h++)
         for (size_t s = 0; s < 2 && services[s]; s++)
             for (size_t i = 0; i < conf->ngroups; i++) {
                 const ac_group *g = &conf->groups[i];
@@ -475,8 +475,8 @@ static int key_for_type(int type)
 
 _Static_assert(VB_CRED_MAX_ITEMS <= 32, "the filled-items mask is 32 bits");
 
-int vb_authconf_fill(const vb_authconf *conf, const char *service, const char *host,
-                     vb_cred_request *req, vb_error *err)
+static int fill(const vb_authconf *conf, const char *service, const char *host,
+                int allow_default, vb_cred_request *req, vb_error *err)
 {
     if (!req || !service || !*service || strchr(service, '-'))
         return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_CONFIG,
@@ -485,7 +485,7 @@ int vb_authconf_fill(const vb_authconf *conf, const char *service, const char *h
      * again would loop on it, so the person is asked instead. */
     if (!conf || req->retry || req->nitems == 0)
         return 0;
-    const ac_group *creds = find_credentials(conf, service, host);
+    const ac_group *creds = find_credentials(conf, service, host, allow_default);
     if (!creds)
         return 0;
 
@@ -513,4 +513,16 @@ int vb_authconf_fill(const vb_authconf *conf, const char *service, const char *h
         answered++;
     }
     return answered == req->nitems;
+}
+
+int vb_authconf_fill(const vb_authconf *conf, const char *service, const char *host,
+                     vb_cred_request *req, vb_error *err)
+{
+    return fill(conf, service, host, 1, req, err);
+}
+
+int vb_authconf_fill_exact(const vb_authconf *conf, const char *service, const char *host,
+                           vb_cred_request *req, vb_error *err)
+{
+    return fill(conf, service, host, 0, req, err);
 }

@@ -65,4 +65,10 @@ int vb_authconf_fill(const vb_authconf *conf, const char *service, const char *h
 /* Wipe every value (passwords included) and free; NULL is fine. */
 void vb_authconf_free(vb_authconf *conf);
 
+/* The same without the [auth-SERVICE-default] step: only a group named for
+ * this very host answers (a question relayed by a hop never takes a
+ * catch-all entry: docs/security.md 6). */
+int vb_authconf_fill_exact(const vb_authconf *conf, const char *service, const char *host,
+                           vb_cred_request *req, vb_error *err);
+
 #endif

@@ -1,4 +1,5 @@
 #include "vb_cred.h"
+#include "vb_textesc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +66,10 @@ void vb_cred_request_clear(vb_cred_request *req)
     free(req->service);
     for (size_t i = 0; i < req->nhops; i++)
         free(req->hops[i]);
+    free(req->kind);
+    free(req->target.scheme);
+    free(req->target.host);
+    free(req->target.user);
     memset(req, 0, sizeof *req);
 }
 
@@ -89,10 +94,39 @@ int vb_cred_request_qualify(vb_cred_request *req, const char *hop)
     return 0;
 }
 
+int vb_cred_request_set_target(vb_cred_request *req, const char *kind, const char *scheme,
+                               const char *host, unsigned port, const char *user)
+{
+    /* copy first: the arguments may be the request's own strings */
+    char *k = dup_or_null(kind), *sc = dup_or_null(scheme), *h = dup_or_null(host),
+         *u = dup_or_null(user);
+    if ((kind && !k) || (scheme && !sc) || (host && !h) || (user && !u)) {
+        free(k);
+        free(sc);
+        free(h);
+        free(u);
+        return -1;
+    }
+    free(req->kind);
+    free(req->target.scheme);
+    free(req->target.host);
+    free(req->target.user);
+    req->kind = k;
+    req->target = (vb_cred_target){ sc, h, port, u };
+    return 0;
+}
+
 int vb_cred_request_copy(vb_cred_request *dst, const vb_cred_request *src)
 {
     memset(dst, 0, sizeof *dst);
     dst->retry = src->retry;
+    dst->id = src->id;
+    dst->nverified = src->nverified;
+    if (vb_cred_request_set_target(dst, src->kind, src->target.scheme, src->target.host,
+                                   src->target.port, src->target.user) < 0) {
+        vb_cred_request_clear(dst);
+        return -1;
+    }
     dst->service = src->service ? strdup(src->service) : NULL;
     for (size_t i = 0; i < src->nhops; i++)
         dst->hops[dst->nhops++] = strdup(src->hops[i]);
@@ -105,6 +139,33 @@ int vb_cred_request_copy(vb_cred_request *dst, const vb_cred_request *src)
         }
     }
     return 0;
+}
+
+static int escape_field(char **text)
+{
+    if (!*text)
+        return 0;
+    char *escaped = vb_text_escape(*text);
+    if (!escaped)
+        return -1;
+    free(*text);
+    *text = escaped;
+    return 0;
+}
+
+int vb_cred_request_escape(vb_cred_request *req)
+{
+    int rc = escape_field(&req->service) | escape_field(&req->kind) |
+             escape_field(&req->target.scheme) | escape_field(&req->target.host) |
+             escape_field(&req->target.user);
+    for (size_t i = 0; i < req->nhops; i++)
+        rc |= escape_field(&req->hops[i]);
+    for (size_t i = 0; i < req->nitems; i++)
+        rc |= escape_field(&req->items[i].prompt) | escape_field(&req->items[i].challenge) |
+              escape_field(&req->items[i].defresult);
+    if (rc)
+        vb_cred_request_clear(req);
+    return rc ? -1 : 0;
 }
 
 const char *vb_cred_type_name(int type)

@@ -5,9 +5,12 @@
 
 #define TEXT_MAX 4096
 
+/* [service, hops, retry, items, id, kind, target, nverified]: the last four
+ * are optional trailing fields (docs/protocol.md 9.13); a peer from before
+ * them reads the first four and ignores the rest. */
 void vb_credwire_encode_request(vb_enc *enc, const vb_cred_request *req)
 {
-    vb_enc_array(enc, 4);
+    vb_enc_array(enc, 8);
     vb_enc_str(enc, req->service);
     vb_enc_array(enc, (uint32_t)req->nhops);
     for (size_t i = 0; i < req->nhops; i++)
@@ -22,6 +25,18 @@ void vb_credwire_encode_request(vb_enc *enc, const vb_cred_request *req)
         vb_enc_str(enc, it->challenge);
         vb_enc_str(enc, it->defresult);
     }
+    vb_enc_u64(enc, req->id);
+    vb_enc_str(enc, req->kind);
+    if (req->target.host || req->target.scheme) {
+        vb_enc_array(enc, 4);
+        vb_enc_str(enc, req->target.scheme);
+        vb_enc_str(enc, req->target.host);
+        vb_enc_u64(enc, req->target.port);
+        vb_enc_str(enc, req->target.user);
+    } else {
+        vb_enc_nil(enc);
+    }
+    vb_enc_u64(enc, req->nverified);
 }
 
 static int decode_item(vb_rd *items, vb_cred_request *req, vb_error *err)
@@ -39,6 +54,43 @@ static int decode_item(vb_rd *items, vb_cred_request *req, vb_error *err)
     for (int k = 0; k < 3; k++)
         free(text[k]);
     return rc;
+}
+
+/* target: nil, or [scheme, host, port, user] */
+static int decode_target(vb_rd *rd, vb_cred_request *req, vb_error *err)
+{
+    if (rd->items[rd->next].type == MSGPACK_OBJECT_NIL)
+        return vb_rd_skip(rd, err);
+    vb_rd t;
+    uint32_t port;
+    char *scheme = NULL, *host = NULL, *user = NULL;
+    int rc = vb_rd_array(rd, &t, err) < 0 || vb_rd_strdup(&t, TEXT_MAX, &scheme, err) < 0 ||
+                     vb_rd_strdup(&t, TEXT_MAX, &host, err) < 0 || vb_rd_u32(&t, &port, err) < 0 ||
+                     vb_rd_strdup(&t, TEXT_MAX, &user, err) < 0
+                 ? -1
+                 : 0;
+    if (rc == 0 && vb_cred_request_set_target(req, req->kind, scheme, host, port, user) < 0)
+        rc = vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_PROTO, "out of memory");
+    free(scheme);
+    free(host);
+    free(user);
+    return rc;
+}
+
+/* The optional trailing fields: id, kind, target, nverified. */
+static int decode_typed(vb_rd *rd, vb_cred_request *req, vb_error *err)
+{
+    uint64_t nverified = 0;
+    if (vb_rd_has_more(rd) && vb_rd_u64(rd, &req->id, err) < 0)
+        return -1;
+    if (vb_rd_has_more(rd) && vb_rd_strdup(rd, TEXT_MAX, &req->kind, err) < 0)
+        return -1;
+    if (vb_rd_has_more(rd) && decode_target(rd, req, err) < 0)
+        return -1;
+    if (vb_rd_has_more(rd) && vb_rd_u64(rd, &nverified, err) < 0)
+        return -1;
+    req->nverified = nverified <= req->nhops ? (size_t)nverified : req->nhops;
+    return 0;
 }
 
 int vb_credwire_decode_request(const msgpack_object *body, vb_cred_request *req, vb_error *err)
@@ -63,7 +115,7 @@ int vb_credwire_decode_request(const msgpack_object *body, vb_cred_request *req,
     while (vb_rd_has_more(&items))
         if (decode_item(&items, req, err) < 0)
             return -1;
-    return 0;
+    return decode_typed(&rd, req, err);
 }
 
 void vb_credwire_encode_answer(vb_enc *enc, const vb_cred_request *req)

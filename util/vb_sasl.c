@@ -268,6 +268,10 @@ static int answer_interactions(vb_sasl *s, sasl_interact_t *interact,
     vb_cred_request *req = &s->pending;
     req->service = prompter && prompter->service ? strdup(prompter->service) : NULL;
     req->retry = prompter ? prompter->retry : 0;
+    const vb_cred_target *t = prompter ? prompter->target : NULL;
+    if (t && vb_cred_request_set_target(req, VB_CRED_KIND_VBHOSTD, t->scheme, t->host, t->port,
+                                        t->user) < 0)
+        return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_SASL, "out of memory");
     for (sasl_interact_t *i = interact; i->id != SASL_CB_LIST_END; i++) {
         if (vb_cred_request_add(req, cred_type_for(i->id), i->prompt, i->challenge,
                                 i->defresult) < 0)

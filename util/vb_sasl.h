@@ -53,6 +53,7 @@ typedef struct vb_sasl_prompter {
     void *opaque;
     const char *service;
     int retry;
+    const vb_cred_target *target;   /* the login's target (kind vbhostd); may be NULL */
 } vb_sasl_prompter;
 
 int vb_sasl_client_start(vb_sasl *s, const char *mechlist, const vb_sasl_prompter *prompter,

@@ -320,7 +320,7 @@ static int ss_op_real_start(ss_run *r, ss_call *call)
     r->real = vb_sasl_client_new(FZ_SERVICE, FZ_HOST, r->cfd, 0, fz_cred_types, FZ_NCRED_TYPES,
                                  &err);
     FZ_CHECK(r->real != NULL);
-    vb_sasl_prompter pr = { fz_cred_fn, &r->answer, "fuzz", 0 };
+    vb_sasl_prompter pr = { fz_cred_fn, &r->answer, "fuzz", 0, NULL };
     const char *mech = NULL;
     const uint8_t *out = NULL;
     size_t outlen = 0;
@@ -344,7 +344,7 @@ static int ss_op_real_step(ss_run *r, ss_call *call)
     vb_error err;
     const uint8_t *out = NULL;
     size_t outlen = 0;
-    vb_sasl_prompter pr = { fz_cred_fn, &r->answer, "fuzz", 0 };
+    vb_sasl_prompter pr = { fz_cred_fn, &r->answer, "fuzz", 0, NULL };
     if (!r->real || vb_sasl_client_step(r->real, r->last, r->last_len, &pr, &out, &outlen,
                                         &err) < 0) {
         fz_byte(&r->in);

@@ -293,6 +293,29 @@ static void test_peer_text_is_escaped(void **state)
     free_results(creds, 1);
 }
 
+/* bidi overrides and line separators from a hop are shown escaped, and the
+ * header says which hop the broker verified (issue 13.5) */
+static void test_bidi_escaped_and_verified_hop_named(void **state)
+{
+    (void)state;
+    const char *hops[] = { "vbhostd on h1 (server ab12, sasl)", "vbhostd on \xe2\x80\xae" "evil" };
+    vb_auth_request req = { .service = "xenapi://x\xe2\x80\xa8Login for bank/", .hops = hops,
+                            .nhops = 2, .kind = "xenapi", .nverified = 1 };
+    vb_credential creds[1] = { { .type = VB_CRED_PASSPHRASE, .prompt = "Pass\xe2\x81\xa6word" } };
+    captured c;
+    run_piped("pw\n", &req, creds, 1, &c);
+    assert_int_equal(c.rc, 0);
+    assert_null(strstr(c.err, "\xe2\x80\xae"));
+    assert_null(strstr(c.err, "\xe2\x80\xa8"));
+    assert_null(strstr(c.err, "\xe2\x81\xa6"));
+    assert_contains(c.err, "xenapi://x\\u2028Login for bank/");
+    assert_contains(c.err, "vbhostd on \\u202eevil");
+    assert_contains(c.err, "Pass\\u2066word");
+    assert_contains(c.err, "(verified by the broker: vbhostd on h1 (server ab12, sasl); "
+                           "everything after it is as reported by that host)\n");
+    free_results(creds, 1);
+}
+
 /* SASL labels every item with a challenge ("Authentication Name"); only a
  * prompt's challenge is the question itself and worth showing. */
 static void test_challenge_shown_only_for_prompts(void **state)
@@ -600,6 +623,7 @@ int main(void)
         cmocka_unit_test(test_last_line_without_newline_and_crlf),
         cmocka_unit_test(test_retry_and_hops),
         cmocka_unit_test(test_peer_text_is_escaped),
+        cmocka_unit_test(test_bidi_escaped_and_verified_hop_named),
         cmocka_unit_test(test_challenge_shown_only_for_prompts),
         cmocka_unit_test(test_unanswerable_type_cancels_before_reading),
         cmocka_unit_test(test_too_long_cancels),
