@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "vb_testsupport.h"
+#include "vb_testsupport_form.h"
 #include "vbroker.h"
 
 #define REALM "LAB.TEST"
@@ -91,24 +92,6 @@ static int stop_within(pid_t pid, int timeout_ms)
 
 /* ---- the broker in front of it ------------------------------------------- */
 
-static int form_cb(const vb_auth_request *req, vb_credential *creds, unsigned n, void *data)
-{
-    (void)req;
-    (*(int *)data)++;
-    for (unsigned i = 0; i < n; i++) {
-        const char *v = creds[i].type == VB_CRED_AUTHNAME     ? "alice"
-                        : creds[i].type == VB_CRED_PASSPHRASE ? PASSWORD
-                                                              : NULL;
-        if (v) {
-            creds[i].result = strdup(v);
-            creds[i].resultlen = (unsigned)strlen(v);
-        }
-    }
-    return 0;
-}
-
-static const int types[] = { VB_CRED_AUTHNAME, VB_CRED_PASSPHRASE };
-
 static const char *uri(void)
 {
     static char buf[400];
@@ -170,15 +153,15 @@ static void test_detached_daemon_token_login_sigterm_restart(void **state)
     write_conf(conf, sock, hlog, "debug");
     pid_t pid = start_detached();
 
-    int asked = 0;
-    vb_auth auth = { types, 2, form_cb, &asked };
+    vb_ts_form person = { "alice", PASSWORD, 0 };
+    vb_auth auth = { vb_ts_form_types, 2, vb_ts_form_cb, &person };
     char *identity = NULL;
     int64_t expires = 0;
     vb_error err;
     if (vb_login(uri(), &auth, 0, &identity, &expires, &err) < 0)
         fail_msg("login to the detached vbhostd: %s", err.message);
     free(identity);
-    assert_int_equal(asked, 1);
+    assert_int_equal(person.calls, 1);
     assert_int_equal(vbctl_list_non_interactive(), 0);
     assert_true(vb_ts_count_in_file(hlog, "(token ") >= 1);
 
@@ -190,7 +173,7 @@ static void test_detached_daemon_token_login_sigterm_restart(void **state)
     pid = start_detached();
     assert_int_equal(vbctl_list_non_interactive(), 0);
     assert_true(vb_ts_count_in_file(hlog, "(token ") > token_logins);
-    assert_int_equal(asked, 1); /* the restart asked nobody */
+    assert_int_equal(person.calls, 1); /* the restart asked nobody */
     assert_int_equal(stop_within(pid, vb_ts_scaled_ms(2000)), 0);
 }
 

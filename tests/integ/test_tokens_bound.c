@@ -43,6 +43,7 @@
 #include "vb_msg.h"
 #include "vb_net.h"
 #include "vb_testsupport.h"
+#include "vb_testsupport_form.h"
 #include "vbroker.h"
 
 #define REALM "LAB.TEST"
@@ -238,27 +239,9 @@ static int connect_unix_as(const char *path, uid_t euid)
 
 /* ---- the broker side: libvbroker ----------------------------------------- */
 
-typedef struct form {
-    int calls;
-} form;
-
-static int form_cb(const vb_auth_request *req, vb_credential *creds, unsigned n, void *data)
-{
-    (void)req;
-    ((form *)data)->calls++;
-    for (unsigned i = 0; i < n; i++) {
-        const char *v = creds[i].type == VB_CRED_AUTHNAME     ? "alice"
-                        : creds[i].type == VB_CRED_PASSPHRASE ? PASSWORD
-                                                              : NULL;
-        if (v) {
-            creds[i].result = strdup(v);
-            creds[i].resultlen = (unsigned)strlen(v);
-        }
-    }
-    return 0;
-}
-
-static const int form_types[] = { VB_CRED_AUTHNAME, VB_CRED_PASSPHRASE };
+/* the person at the app types alice's password */
+typedef vb_ts_form form;
+#define FORM_INIT { "alice", PASSWORD, 0 }
 
 static char *unix_uri(const char *sock, const char *more)
 {
@@ -271,7 +254,7 @@ static char *unix_uri(const char *sock, const char *more)
 
 static vb_conn *open_uri(const char *uri, form *f, vb_error *err)
 {
-    vb_auth auth = { form_types, 2, f ? form_cb : NULL, f };
+    vb_auth auth = { vb_ts_form_types, 2, f ? vb_ts_form_cb : NULL, f };
     return vb_open_auth(uri, &auth, 0, err);
 }
 
@@ -674,8 +657,8 @@ static int test_setup(void **state)
     cached_token_id(id);
     if (id[0])
         return 0;
-    form f = { 0 };
-    vb_auth auth = { form_types, 2, form_cb, &f };
+    form f = FORM_INIT;
+    vb_auth auth = { vb_ts_form_types, 2, vb_ts_form_cb, &f };
     vb_error err;
     if (vb_login(unix_uri(host_sock, NULL), &auth, 0, NULL, NULL, &err) < 0) {
         print_message("login: %s\n", err.message);
@@ -858,8 +841,8 @@ static void test_tcp_token_bound_to_its_address(void **state)
     snprintf(login_uri, sizeof login_uri, "test+tcp://localhost:%d/default?auth=sasl.DIGEST-MD5",
              host_port);
     snprintf(uri, sizeof uri, "test+tcp://localhost:%d/default", host_port);
-    form f = { 0 };
-    vb_auth auth = { form_types, 2, form_cb, &f };
+    form f = FORM_INIT;
+    vb_auth auth = { vb_ts_form_types, 2, vb_ts_form_cb, &f };
     vb_error err;
     if (vb_login(login_uri, &auth, 0, NULL, NULL, &err) < 0)
         fail_msg("login over TCP: %s", err.message);
@@ -1034,7 +1017,7 @@ static void test_unexpected_owner_gets_no_token_and_no_cleartext(void **state)
     set_login_endpoint(ep);
     impostor imp = { .mode = IMP_SCRIPT, .types = { "token", "sasl" }, .ntypes = 2,
                      .mechlist = "PLAIN LOGIN SCRAM-SHA-256" };
-    form f = { 0 };
+    form f = FORM_INIT;
     vb_error err;
     run_owner_impostor(NULL, &imp, &f, &err);
     print_message("socket of uid %u: %s (%d SASL start(s), %d cleartext)\n", (unsigned)other_uid,
