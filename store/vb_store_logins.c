@@ -78,7 +78,7 @@ int vb_store_login_put(vb_store *st, const vb_cached_login *rec, const uint8_t *
         sqlite3_bind_int64(stmt, 6, rec->created);
         sqlite3_bind_int64(stmt, 7, rec->expires);
         sqlite3_bind_blob(stmt, 8, secret, (int)secret_len, SQLITE_STATIC);
-        ret = vbs_write(st, stmt, &changes, "storing a login", err);
+        ret = vbs_erase(st, stmt, &changes, "storing a login", err); /* may replace a token */
     }
     vbs_leave(st);
     return ret;
@@ -166,7 +166,7 @@ int vb_store_login_erase(vb_store *st, const char *server_id, const char *token_
                     "erasing a login", err) == 0) {
         sqlite3_bind_text(stmt, 1, server_id, -1, SQLITE_STATIC);
         sqlite3_bind_text(stmt, 2, token_id, -1, SQLITE_STATIC);
-        if (vbs_write(st, stmt, &changes, "erasing a login", err) == 0)
+        if (vbs_erase(st, stmt, &changes, "erasing a login", err) == 0)
             ret = changes > 0;
     }
     vbs_leave(st);
@@ -211,7 +211,7 @@ int vb_store_login_erase_uri(vb_store *st, const char *uri, vb_error *err)
                     "erasing logins", err) == 0) {
         if (uri != NULL)
             sqlite3_bind_text(stmt, 1, uri, -1, SQLITE_STATIC);
-        if (vbs_write(st, stmt, &changes, "erasing logins", err) == 0)
+        if (vbs_erase(st, stmt, &changes, "erasing logins", err) == 0)
             ret = changes;
     }
     vbs_leave(st);
@@ -227,7 +227,7 @@ int vb_store_login_purge(vb_store *st, int64_t now, vb_error *err)
     if (vbs_prepare(st, "DELETE FROM logins WHERE expires <= ?1", &stmt, "purging logins",
                     err) == 0) {
         sqlite3_bind_int64(stmt, 1, now);
-        if (vbs_write(st, stmt, &changes, "purging logins", err) == 0)
+        if (vbs_erase(st, stmt, &changes, "purging logins", err) == 0)
             ret = changes;
     }
     vbs_leave(st);
