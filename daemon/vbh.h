@@ -74,6 +74,9 @@ const char *vbh_auth_type_name(int type);
 /* "sasl, token" for messages */
 void vbh_auth_list_format(const vbh_auth_list *list, char *buf, size_t len);
 int vbh_auth_list_has(const vbh_auth_list *list, int type);
+/* When a listener takes SASL: refuse (VB_ERR_CONFIG naming the file and
+ * the chmod to run) a sasldb that others may read or write. */
+int vbh_check_sasldb(const vbh_config *cfg, vb_error *err);
 
 typedef struct vbh_server vbh_server;
 

@@ -105,7 +105,8 @@ int main(int argc, char **argv)
     vb_daemon_protect_memory();
     vb_loop *loop = vb_loop_new(&err);
     static vbh_server srv; /* static: reachable at exit, workers may still use it */
-    if (!loop || vb_daemon_watch_signals(loop, &err) < 0 || vbh_server_start(&srv, &cfg, loop, &err) < 0) {
+    if (!loop || vbh_check_sasldb(&cfg, &err) < 0 || vb_daemon_watch_signals(loop, &err) < 0 ||
+        vbh_server_start(&srv, &cfg, loop, &err) < 0) {
         fprintf(stderr, "vbhostd: %s\n", err.message);
         return 1;
     }
