@@ -20,6 +20,8 @@
 
 /* ---- shared helpers ------------------------------------------------------ */
 
+static int wipe(vb_store *st, int wait, const char *what, vb_error *err);
+
 int vbs_enter(vb_store *st, enum vb_store_kind kind, const char *what, vb_error *err)
 {
     if (st == NULL)
@@ -36,7 +38,7 @@ int vbs_enter(vb_store *st, enum vb_store_kind kind, const char *what, vb_error 
                                                                : "broker login cache");
     pthread_mutex_lock(&st->lock);
     if (st->wipe_pending) /* an earlier erase could not wipe: try again, without waiting */
-        vbs_wipe(st, 0, what, NULL);
+        wipe(st, 0, what, NULL);
     return 0;
 }
 
@@ -96,7 +98,10 @@ int vbs_write(vb_store *st, sqlite3_stmt *stmt, int *changes, const char *what, 
     return 0;
 }
 
-int vbs_wipe(vb_store *st, int wait, const char *what, vb_error *err)
+/* The TRUNCATE checkpoint of vbs_erase: waiting for other connections up to
+ * the busy timeout when wait is set, else giving up at once. Sets or clears
+ * st->wipe_pending. 0, or -1 (what names the call in the message). */
+static int wipe(vb_store *st, int wait, const char *what, vb_error *err)
 {
     int nlog = -1, nckpt = -1;
     if (!wait)
@@ -116,7 +121,7 @@ int vbs_wipe(vb_store *st, int wait, const char *what, vb_error *err)
                         "%s: done, but the old secret is still in %s-wal: another connection "
                         "held a read or write on the store for %d ms (%d of %d log frames "
                         "checkpointed); the wipe is retried on the store's next call",
-                        what, st->path, wait ? VB_STORE_BUSY_TIMEOUT_MS : 0, nckpt, nlog);
+                        what, st->path, VB_STORE_BUSY_TIMEOUT_MS, nckpt, nlog);
 }
 
 int vbs_erase(vb_store *st, sqlite3_stmt *stmt, int *changes, const char *what, vb_error *err)
@@ -125,7 +130,7 @@ int vbs_erase(vb_store *st, sqlite3_stmt *stmt, int *changes, const char *what, 
         return -1;
     if (*changes == 0 && !st->wipe_pending)
         return 0;
-    return vbs_wipe(st, 1, what, err);
+    return wipe(st, 1, what, err);
 }
 
 int vbs_collect(vb_store *st, sqlite3_stmt *stmt, size_t row_size, vbs_read_row_fn read_row,
@@ -638,7 +643,7 @@ void vb_store_close(vb_store *st)
      * last connection, sqlite3_close checkpoints and removes the -wal
      * anyway. */
     if (st->wipe_pending)
-        vbs_wipe(st, 1, "closing the store", NULL);
+        wipe(st, 1, "closing the store", NULL);
     sqlite3_close(st->db);
     pthread_mutex_destroy(&st->lock);
     free(st);

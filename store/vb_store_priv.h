@@ -55,11 +55,6 @@ int vbs_write(vb_store *st, sqlite3_stmt *stmt, int *changes, const char *what, 
  * retried on every later call (without waiting) and at close. */
 int vbs_erase(vb_store *st, sqlite3_stmt *stmt, int *changes, const char *what, vb_error *err);
 
-/* The TRUNCATE checkpoint of vbs_erase: waiting for other connections up to
- * the busy timeout when wait is set, else giving up at once. Sets or clears
- * st->wipe_pending. 0, or -1 (what names the call in the message). */
-int vbs_wipe(vb_store *st, int wait, const char *what, vb_error *err);
-
 /* Run a prepared SELECT and collect every row: read_row fills one row of
  * row_size bytes from the statement (non-zero: a row this build cannot read,
  * reported as a row_kind row). Finalizes stmt. *rows is malloc'd (NULL when
