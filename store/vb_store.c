@@ -21,6 +21,7 @@
 /* ---- shared helpers ------------------------------------------------------ */
 
 static int wipe(vb_store *st, int wait, const char *what, vb_error *err);
+static int64_t monotonic_ms(void);
 
 int vbs_enter(vb_store *st, enum vb_store_kind kind, const char *what, vb_error *err)
 {
@@ -98,20 +99,36 @@ int vbs_write(vb_store *st, sqlite3_stmt *stmt, int *changes, const char *what, 
     return 0;
 }
 
-/* The TRUNCATE checkpoint of vbs_erase: waiting for other connections up to
- * the busy timeout when wait is set, else giving up at once. Sets or clears
- * st->wipe_pending. 0, or -1 (what names the call in the message). */
+/* The TRUNCATE checkpoint of vbs_erase, tried until the busy timeout when
+ * wait is set, else once. Sets or clears st->wipe_pending. 0, or -1 (what
+ * names the call in the message).
+ *
+ * Not through sqlite's busy handler: while TRUNCATE waits in it for readers
+ * it holds the write lock, so two processes that both write and wipe can
+ * wait on each other until one times out; and a checkpoint running in
+ * another process makes it fail at once without calling the handler. With
+ * no handler each try takes the locks it can, and lets them go when it
+ * returns. */
 static int wipe(vb_store *st, int wait, const char *what, vb_error *err)
 {
-    int nlog = -1, nckpt = -1;
-    if (!wait)
-        sqlite3_busy_timeout(st->db, 0);
-    int rc = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &nlog, &nckpt);
-    if (!wait)
-        sqlite3_busy_timeout(st->db, VB_STORE_BUSY_TIMEOUT_MS);
-    /* Only a truncated log (0 frames left) is wiped; SQLITE_BUSY means a
-     * reader or writer outlasted the busy handler and the checkpoint stopped
-     * part way (nckpt of nlog frames copied). */
+    int64_t deadline = monotonic_ms() + (wait ? VB_STORE_BUSY_TIMEOUT_MS : 0);
+    int rc, nlog, nckpt;
+    long pause_ms = 1;
+    sqlite3_busy_timeout(st->db, 0);
+    for (;;) {
+        nlog = nckpt = -1;
+        rc = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &nlog, &nckpt);
+        if ((rc & 0xff) != SQLITE_BUSY || monotonic_ms() >= deadline)
+            break;
+        /* back off as sqlite's busy handler does: a try holds the write
+         * lock while it copies, and others must get their turn */
+        nanosleep(&(struct timespec){ .tv_nsec = pause_ms * 1000 * 1000 }, NULL);
+        pause_ms = pause_ms < 32 ? pause_ms * 2 : 50;
+    }
+    sqlite3_busy_timeout(st->db, VB_STORE_BUSY_TIMEOUT_MS);
+    /* Only a truncated log (0 frames left) is wiped; SQLITE_BUSY means
+     * another connection kept its read (or its write, or its own
+     * checkpoint) until the deadline: nckpt of nlog frames were copied. */
     st->wipe_pending = !(rc == SQLITE_OK && nlog == 0);
     if (!st->wipe_pending)
         return 0;
@@ -122,6 +139,11 @@ static int wipe(vb_store *st, int wait, const char *what, vb_error *err)
                         "held a read or write on the store for %d ms (%d of %d log frames "
                         "checkpointed); the wipe is retried on the store's next call",
                         what, st->path, VB_STORE_BUSY_TIMEOUT_MS, nckpt, nlog);
+}
+
+int vbs_wipe(vb_store *st, const char *what, vb_error *err)
+{
+    return wipe(st, 1, what, err);
 }
 
 int vbs_erase(vb_store *st, sqlite3_stmt *stmt, int *changes, const char *what, vb_error *err)

@@ -78,7 +78,12 @@ int vb_store_login_put(vb_store *st, const vb_cached_login *rec, const uint8_t *
         sqlite3_bind_int64(stmt, 6, rec->created);
         sqlite3_bind_int64(stmt, 7, rec->expires);
         sqlite3_bind_blob(stmt, 8, secret, (int)secret_len, SQLITE_STATIC);
-        ret = vbs_erase(st, stmt, &changes, "storing a login", err); /* may replace a token */
+        /* An upsert that updates inserts no row: the rowid stays 0, and the
+         * token it replaced must be wiped. A new row needs no wipe. */
+        sqlite3_set_last_insert_rowid(st->db, 0);
+        ret = vbs_write(st, stmt, &changes, "storing a login", err);
+        if (ret == 0 && (sqlite3_last_insert_rowid(st->db) == 0 || st->wipe_pending))
+            ret = vbs_wipe(st, "storing a login", err);
     }
     vbs_leave(st);
     return ret;

@@ -45,7 +45,7 @@ int vbs_prepare(vb_store *st, const char *sql, sqlite3_stmt **stmt, const char *
 int vbs_write(vb_store *st, sqlite3_stmt *stmt, int *changes, const char *what, vb_error *err);
 
 /* vbs_write for a statement that removes or replaces a secret (DELETE, a
- * revoke, an upsert over an old token); then, when it changed a row, a
+ * revoke); then, when it changed a row, a
  * TRUNCATE checkpoint moves the rewritten pages (secure_delete zeroed the old
  * bytes in them) into the database file and empties the -wal, where the
  * frames written before still hold the old secret. A reader in a read
@@ -54,6 +54,9 @@ int vbs_write(vb_store *st, sqlite3_stmt *stmt, int *changes, const char *what, 
  * and this returns -1 (VB_ERR_STORE naming the -wal); the wipe is then
  * retried on every later call (without waiting) and at close. */
 int vbs_erase(vb_store *st, sqlite3_stmt *stmt, int *changes, const char *what, vb_error *err);
+/* The wipe of vbs_erase alone, for a write that changed a secret only in
+ * some cases (an upsert that replaced a row). 0 or -1, as vbs_erase. */
+int vbs_wipe(vb_store *st, const char *what, vb_error *err);
 
 /* Run a prepared SELECT and collect every row: read_row fills one row of
  * row_size bytes from the statement (non-zero: a row this build cannot read,

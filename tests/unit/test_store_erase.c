@@ -479,6 +479,74 @@ static void test_erase_while_another_process_reads(void **state)
     assert_gone(f.path, &s);
 }
 
+/* Two processes each store and erase logins at once: every wipe waits for
+ * the other's writes and checkpoints instead of failing. */
+#define RACE_ROUNDS 60
+static void race_child(const char *path, int which, const secret *s, int ready_fd, int gate_fd)
+{
+    vb_store *st = NULL;
+    vb_error err;
+    if (vb_store_open(path, VB_STORE_BROKER_CACHE, &st, &err) != 0) {
+        fprintf(stderr, "child %d: open: %s\n", which, err.message);
+        _exit(1);
+    }
+    char c;
+    if (write(ready_fd, "r", 1) != 1 || read(gate_fd, &c, 1) != 0)
+        _exit(1);
+    for (int i = 0; i < RACE_ROUNDS; i++) {
+        char server[80], id[32];
+        snprintf(server, sizeof server, "sha256:%032d%032d", which, i);
+        snprintf(id, sizeof id, "tok-%d-%d", which, i);
+        vb_cached_login r = login(server, "alice", id, "vb+tcp://race/", T0 + 3600);
+        if (vb_store_login_put(st, &r, s->raw, sizeof s->raw, &err) != 0 ||
+            vb_store_login_erase(st, server, id, &err) != 1) {
+            fprintf(stderr, "child %d: round %d: %s\n", which, i, err.message);
+            _exit(1);
+        }
+    }
+    vb_store_close(st);
+    _exit(0);
+}
+
+static void test_two_processes_erase_at_once(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_open(&f, VB_STORE_BROKER_CACHE, 0);
+    put_neighbours(f.st, "n");
+    secret secrets[2] = { new_secret(), new_secret() };
+    int ready[2], gate[2];
+    assert_int_equal(pipe(ready), 0);
+    assert_int_equal(pipe(gate), 0);
+    pid_t pids[2];
+    for (int c = 0; c < 2; c++) {
+        pids[c] = fork();
+        assert_true(pids[c] >= 0);
+        if (pids[c] == 0) {
+            close(ready[0]);
+            close(gate[1]);
+            race_child(f.path, c, &secrets[c], ready[1], gate[0]);
+        }
+    }
+    close(ready[1]);
+    close(gate[0]);
+    char c2[2];
+    assert_int_equal(read(ready[0], c2, 1), 1);
+    assert_int_equal(read(ready[0], c2 + 1, 1), 1);
+    close(gate[1]); /* both start now */
+    for (int c = 0; c < 2; c++) {
+        int status = -1;
+        assert_int_equal(waitpid(pids[c], &status, 0), pids[c]);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            fail_msg("eraser %d failed (status 0x%x)", c, status);
+    }
+    close(ready[0]);
+    /* nothing of theirs is left, in any file */
+    assert_gone(f.path, &secrets[0]);
+    assert_gone(f.path, &secrets[1]);
+    fixture_close(&f);
+}
+
 /* A reader that keeps its snapshot (an open read transaction still holding
  * the secret's page) past the busy timeout: the erase is committed but
  * cannot wipe; it says so instead of claiming success, and the next call
@@ -532,6 +600,7 @@ int main(void)
         cmocka_unit_test(test_token_revoke),
         cmocka_unit_test(test_token_purge),
         cmocka_unit_test(test_erase_while_another_process_reads),
+        cmocka_unit_test(test_two_processes_erase_at_once),
         cmocka_unit_test(test_erase_reports_a_reader_holding_its_snapshot),
     };
     return cmocka_run_group_tests(tests, NULL, vb_ts_group_teardown);
