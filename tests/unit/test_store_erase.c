@@ -291,33 +291,20 @@ static void broker_case(erase_fn erase, int second)
     assert_gone(f.path, &s);
 }
 
-static void test_erase_token_rejected(void **state)
+/* One broker erase path, without and with a second connection open. */
+typedef struct erase_path {
+    erase_fn erase;
+} erase_path;
+
+static void test_broker_erase(void **state)
 {
-    (void)state;
-    broker_case(erase_one, 0);
-    broker_case(erase_one, 1);
+    const erase_path *path = *state;
+    broker_case(path->erase, 0);
+    broker_case(path->erase, 1);
 }
 
-static void test_erase_logout_uri(void **state)
-{
-    (void)state;
-    broker_case(erase_uri, 0);
-    broker_case(erase_uri, 1);
-}
-
-static void test_erase_logout_all(void **state)
-{
-    (void)state;
-    broker_case(erase_all, 0);
-    broker_case(erase_all, 1);
-}
-
-static void test_erase_expired_purge(void **state)
-{
-    (void)state;
-    broker_case(purge_expired, 0);
-    broker_case(purge_expired, 1);
-}
+static const erase_path TOKEN_REJECTED = { erase_one }, LOGOUT_URI = { erase_uri },
+                        LOGOUT_ALL = { erase_all }, EXPIRED_PURGE = { purge_expired };
 
 /* A re-login replaces the token for the same server and identity: the old
  * secret goes, the new one stays (and the scan finds it). */
@@ -592,10 +579,10 @@ static void test_erase_reports_a_reader_holding_its_snapshot(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_erase_token_rejected),
-        cmocka_unit_test(test_erase_logout_uri),
-        cmocka_unit_test(test_erase_logout_all),
-        cmocka_unit_test(test_erase_expired_purge),
+        { "token_rejected_erase", test_broker_erase, NULL, NULL, (void *)&TOKEN_REJECTED },
+        { "logout_uri", test_broker_erase, NULL, NULL, (void *)&LOGOUT_URI },
+        { "logout_all", test_broker_erase, NULL, NULL, (void *)&LOGOUT_ALL },
+        { "expired_login_purge", test_broker_erase, NULL, NULL, (void *)&EXPIRED_PURGE },
         cmocka_unit_test(test_relogin_replaces),
         cmocka_unit_test(test_token_revoke),
         cmocka_unit_test(test_token_purge),
