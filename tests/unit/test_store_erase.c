@@ -397,6 +397,19 @@ static void test_token_purge(void **state)
 
 /* ---- concurrent readers ----------------------------------------------------- */
 
+/* A broker cache holding the login (SERVER_A, "tok-victim") among
+ * neighbours; its secret. */
+static secret open_with_victim(fixture *f)
+{
+    fixture_open(f, VB_STORE_BROKER_CACHE, 0);
+    put_neighbours(f->st, "n");
+    secret s = new_secret();
+    vb_cached_login victim = login(SERVER_A, "alice", "tok-victim", "vb+tcp://victim/",
+                                   T0 + 3600);
+    put_ok(f->st, &victim, &s);
+    return s;
+}
+
 /* Another process reads the cache in a loop (short transactions, as another
  * broker or an admin tool would) while this one erases: the erase waits for
  * its turn and wipes. */
@@ -404,12 +417,7 @@ static void test_erase_while_another_process_reads(void **state)
 {
     (void)state;
     fixture f;
-    fixture_open(&f, VB_STORE_BROKER_CACHE, 0);
-    put_neighbours(f.st, "n");
-    secret s = new_secret();
-    vb_cached_login victim = login(SERVER_A, "alice", "tok-victim", "vb+tcp://victim/",
-                                   T0 + 3600);
-    put_ok(f.st, &victim, &s);
+    secret s = open_with_victim(&f);
 
     int ready[2], stop[2];
     assert_int_equal(pipe(ready), 0);
@@ -542,12 +550,7 @@ static void test_erase_reports_a_reader_holding_its_snapshot(void **state)
 {
     (void)state;
     fixture f;
-    fixture_open(&f, VB_STORE_BROKER_CACHE, 0);
-    put_neighbours(f.st, "n");
-    secret s = new_secret();
-    vb_cached_login victim = login(SERVER_A, "alice", "tok-victim", "vb+tcp://victim/",
-                                   T0 + 3600);
-    put_ok(f.st, &victim, &s);
+    secret s = open_with_victim(&f);
 
     sqlite3 *reader = NULL;
     assert_int_equal(sqlite3_open_v2(f.path, &reader, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
