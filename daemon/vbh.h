@@ -108,6 +108,9 @@ int vbh_auth_list_has(const vbh_auth_list *list, int type);
 /* 1 when list has transport, host (as written, any case) and port. */
 int vbh_endpoint_allowed(const vbh_endpoint *list, size_t n, const char *transport,
                          const char *host, int port);
+/* When a listener takes SASL: refuse (VB_ERR_CONFIG naming the file and
+ * the chmod to run) a sasldb that others may read or write. */
+int vbh_check_sasldb(const vbh_config *cfg, vb_error *err);
 
 typedef struct vbh_server vbh_server;
 

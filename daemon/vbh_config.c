@@ -2,12 +2,14 @@
  * an unknown key is an error, so a typo never silently weakens security. */
 #include "vbh.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "vb_conf.h"
@@ -396,4 +398,88 @@ void vbh_config_clear(vbh_config *cfg)
     for (size_t i = 0; i < cfg->ntoken_endpoints; i++)
         free(cfg->token_endpoints[i]);
     memset(cfg, 0, sizeof *cfg);
+}
+
+/* ---- the sasldb Cyrus will read ------------------------------------------ */
+
+/* Cyrus' built-in config path (Debian's build) and sasldb default. */
+#define SASL_DEFAULT_CONF_PATH "/etc/sasl2:/etc/sasl:/usr/lib/x86_64-linux-gnu/sasl2:/usr/lib/sasl2"
+#define SASLDB_DEFAULT "/etc/sasldb2"
+
+/* The value of key in a Cyrus config file, parsed as Cyrus does: "key:
+ * value" lines, keys case-insensitive, '#' lines skipped, surrounding blanks
+ * trimmed, the first occurrence wins. 1 found (copied to out), 0 not. */
+static int sasl_conf_value(FILE *f, const char *key, char *out, size_t cap)
+{
+    char line[4096];
+    rewind(f);
+    while (fgets(line, sizeof line, f)) {
+        char *p = line, *end;
+        while (isspace((unsigned char)*p))
+            p++;
+        if (*p == '#' || strncasecmp(p, key, strlen(key)) != 0 || p[strlen(key)] != ':')
+            continue;
+        for (p += strlen(key) + 1; isspace((unsigned char)*p); p++)
+            ;
+        for (end = p + strlen(p); end > p && isspace((unsigned char)end[-1]); end--)
+            ;
+        *end = '\0';
+        snprintf(out, cap, "%s", p);
+        return 1;
+    }
+    return 0;
+}
+
+/* Which sasldb vbhostd's SASL opens: sasldb_path of the first APP.conf on
+ * Cyrus' config path (sasl_conf_dir, else $SASL_CONF_PATH, else the
+ * built-in list), else SASLDB_DEFAULT. 0 when an auxprop_plugin line leaves
+ * sasldb out (then no sasldb is read), else 1. */
+static int sasldb_in_use(const vbh_config *cfg, char *db, size_t cap)
+{
+    const char *env = getenv("SASL_CONF_PATH");
+    char dirs[4096];
+    snprintf(dirs, sizeof dirs, "%s",
+             cfg->sasl_conf_dir ? cfg->sasl_conf_dir : env && *env ? env : SASL_DEFAULT_CONF_PATH);
+    snprintf(db, cap, "%s", SASLDB_DEFAULT);
+    char *save = NULL;
+    for (char *dir = strtok_r(dirs, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+        char path[4200], plugins[256];
+        snprintf(path, sizeof path, "%s/%s.conf", dir, cfg->sasl_app);
+        FILE *f = fopen(path, "re");
+        if (!f)
+            continue;
+        int used = !sasl_conf_value(f, "auxprop_plugin", plugins, sizeof plugins) ||
+                   strcasestr(plugins, "sasldb") != NULL;
+        sasl_conf_value(f, "sasldb_path", db, cap);
+        fclose(f);
+        return used;
+    }
+    return 1;
+}
+
+/* The sasldb holds password equivalents (DIGEST-MD5 and SCRAM need them):
+ * only vbhostd's user may read it, or its group when the file is 0640 and
+ * belongs to vbhostd's own group. Nobody else may write it. */
+int vbh_check_sasldb(const vbh_config *cfg, vb_error *err)
+{
+    char db[4096];
+    struct stat sb;
+    if (!(cfg->listen_unix && vbh_auth_list_has(&cfg->auth_unix, VBH_AUTH_SASL)) &&
+        !(cfg->listen_tcp && vbh_auth_list_has(&cfg->auth_tcp, VBH_AUTH_SASL)))
+        return 0;
+    if (!sasldb_in_use(cfg, db, sizeof db) || stat(db, &sb) != 0)
+        return 0; /* no sasldb: SASL logins with passwords fail, nothing to leak */
+    unsigned mode = (unsigned)sb.st_mode & 07777;
+    if (sb.st_uid != 0 && sb.st_uid != geteuid())
+        return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
+                            "sasldb %s belongs to uid %ld, who can change its passwords; it must "
+                            "belong to root or to the user vbhostd runs as (chown %ld %s)",
+                            db, (long)sb.st_uid, (long)geteuid(), db);
+    if ((mode & 007) || (mode & 020) || ((mode & 040) && sb.st_gid != getegid()))
+        return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
+                            "sasldb %s has mode %04o (group %ld): it holds password equivalents, "
+                            "so no other user may read or write it; run: chmod 0600 %s (or chmod "
+                            "0640 with group %ld, vbhostd's own)",
+                            db, mode, (long)sb.st_gid, db, (long)getegid());
+    return 0;
 }

@@ -130,7 +130,8 @@ int main(int argc, char **argv)
     vb_daemon_on_reload(reload, &reload_at);
     vb_loop *loop = NULL;
     static vbh_server srv; /* static: reachable at exit, workers may still use it */
-    if (choose_log(&cfg, !foreground, &err) < 0 || !(loop = vb_loop_new(&err)) ||
+    if (choose_log(&cfg, !foreground, &err) < 0 || vbh_check_sasldb(&cfg, &err) < 0 ||
+        !(loop = vb_loop_new(&err)) ||
         vb_daemon_watch_signals(loop, &err) < 0 || vbh_server_start(&srv, &cfg, loop, &err) < 0 ||
         (pidfile && write_pidfile(pidfile, &err) < 0)) {
         char why[600];

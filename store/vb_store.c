@@ -20,6 +20,9 @@
 
 /* ---- shared helpers ------------------------------------------------------ */
 
+static int wipe(vb_store *st, int wait, const char *what, vb_error *err);
+static int64_t monotonic_ms(void);
+
 int vbs_enter(vb_store *st, enum vb_store_kind kind, const char *what, vb_error *err)
 {
     if (st == NULL)
@@ -35,6 +38,8 @@ int vbs_enter(vb_store *st, enum vb_store_kind kind, const char *what, vb_error 
                             st->kind == VB_STORE_DAEMON_TOKENS ? "daemon token store"
                                                                : "broker login cache");
     pthread_mutex_lock(&st->lock);
+    if (st->wipe_pending) /* an earlier erase could not wipe: try again, without waiting */
+        wipe(st, 0, what, NULL);
     return 0;
 }
 
@@ -92,6 +97,62 @@ int vbs_write(vb_store *st, sqlite3_stmt *stmt, int *changes, const char *what, 
     if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         return fail_rollback(st, err, what);
     return 0;
+}
+
+/* The TRUNCATE checkpoint of vbs_erase, tried until the busy timeout when
+ * wait is set, else once. Sets or clears st->wipe_pending. 0, or -1 (what
+ * names the call in the message).
+ *
+ * Not through sqlite's busy handler: while TRUNCATE waits in it for readers
+ * it holds the write lock, so two processes that both write and wipe can
+ * wait on each other until one times out; and a checkpoint running in
+ * another process makes it fail at once without calling the handler. With
+ * no handler each try takes the locks it can, and lets them go when it
+ * returns. */
+static int wipe(vb_store *st, int wait, const char *what, vb_error *err)
+{
+    int64_t deadline = monotonic_ms() + (wait ? VB_STORE_BUSY_TIMEOUT_MS : 0);
+    int rc, nlog, nckpt;
+    long pause_ms = 1;
+    sqlite3_busy_timeout(st->db, 0);
+    for (;;) {
+        nlog = nckpt = -1;
+        rc = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &nlog, &nckpt);
+        if ((rc & 0xff) != SQLITE_BUSY || monotonic_ms() >= deadline)
+            break;
+        /* back off as sqlite's busy handler does: a try holds the write
+         * lock while it copies, and others must get their turn */
+        nanosleep(&(struct timespec){ .tv_nsec = pause_ms * 1000 * 1000 }, NULL);
+        pause_ms = pause_ms < 32 ? pause_ms * 2 : 50;
+    }
+    sqlite3_busy_timeout(st->db, VB_STORE_BUSY_TIMEOUT_MS);
+    /* Only a truncated log (0 frames left) is wiped; SQLITE_BUSY means
+     * another connection kept its read (or its write, or its own
+     * checkpoint) until the deadline: nckpt of nlog frames were copied. */
+    st->wipe_pending = !(rc == SQLITE_OK && nlog == 0);
+    if (!st->wipe_pending)
+        return 0;
+    if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY)
+        return vbs_sql_error(st, err, what);
+    return vb_error_set(err, VB_ERR_STORE, VB_DOM_STORE,
+                        "%s: done, but the old secret is still in %s-wal: another connection "
+                        "held a read or write on the store for %d ms (%d of %d log frames "
+                        "checkpointed); the wipe is retried on the store's next call",
+                        what, st->path, VB_STORE_BUSY_TIMEOUT_MS, nckpt, nlog);
+}
+
+int vbs_wipe(vb_store *st, const char *what, vb_error *err)
+{
+    return wipe(st, 1, what, err);
+}
+
+int vbs_erase(vb_store *st, sqlite3_stmt *stmt, int *changes, const char *what, vb_error *err)
+{
+    if (vbs_write(st, stmt, changes, what, err) != 0)
+        return -1;
+    if (*changes == 0 && !st->wipe_pending)
+        return 0;
+    return wipe(st, 1, what, err);
 }
 
 int vbs_collect(vb_store *st, sqlite3_stmt *stmt, size_t row_size, vbs_read_row_fn read_row,
@@ -511,9 +572,21 @@ static int configure(vb_store *st, vb_error *err)
     if (set_wal(st, err) != 0)
         return -1;
 
-    /* Erased and purged secrets are overwritten, not left in free pages. */
-    if (sqlite3_exec(db, "PRAGMA secure_delete = ON", NULL, NULL, NULL) != SQLITE_OK)
+    /* Erased and purged secrets are overwritten with zeros in their page,
+     * not left in free space or free pages (vbs_erase then flushes the
+     * page out of the -wal). Read back: a build that cannot is refused. */
+    int64_t on = 0;
+    int found = 0;
+    if (sqlite3_exec(db, "PRAGMA secure_delete = ON", NULL, NULL, NULL) != SQLITE_OK ||
+        query_int(st, "PRAGMA secure_delete", &on, &found, err) != 0)
         return vbs_sql_error(st, err, "enabling secure_delete");
+    if (!found || on != 1)
+        return vb_error_set(err, VB_ERR_STORE, VB_DOM_STORE,
+                            "store %s: this sqlite cannot enable secure_delete", st->path);
+    /* Statement journals and sorts stay in memory: a temp file holding a
+     * copy of a page with a secret would outlive the erase on disk. */
+    if (sqlite3_exec(db, "PRAGMA temp_store = MEMORY", NULL, NULL, NULL) != SQLITE_OK)
+        return vbs_sql_error(st, err, "keeping temporary data in memory");
     return 0;
 }
 
@@ -594,6 +667,11 @@ void vb_store_close(vb_store *st)
         abandoned = st;
         return;
     }
+    /* The last chance to wipe what an erase could not; when this is the
+     * last connection, sqlite3_close checkpoints and removes the -wal
+     * anyway. */
+    if (st->wipe_pending)
+        wipe(st, 1, "closing the store", NULL);
     sqlite3_close(st->db);
     pthread_mutex_destroy(&st->lock);
     free(st);

@@ -14,6 +14,15 @@
  * Secrets are stored as BLOBs. A secret copied out to the caller is the
  * caller's to wipe (explicit_bzero) when done.
  *
+ * Erasing: a call that removes or replaces a secret (login put over an old
+ * token, login erase/erase_uri/purge, token revoke/purge) returns only once
+ * the old bytes are in none of the store's files (the database, -wal, -shm):
+ * secure_delete zeroes them in their page, then a TRUNCATE checkpoint
+ * empties the -wal. When another connection's read transaction keeps the
+ * -wal alive past VB_STORE_BUSY_TIMEOUT_MS, the change is committed but the
+ * call returns -1 (VB_ERR_STORE, "done, but the old secret is still in
+ * PATH-wal"); the store retries the wipe at its next calls and at close.
+ *
  * Processes and threads: a vb_store must not cross a fork(). Open stores
  * after forking; a call on a store opened by another process fails with
  * VB_ERR_STORE, and vb_store_close() in such a process only frees the handle
@@ -56,8 +65,8 @@ enum vb_store_kind {
  * VB_ERR_CONFIG naming the dir and its mode). A new file is created 0600
  * with O_CREAT|O_EXCL (whatever the umask); an existing one must be a
  * regular file (not a symlink) of ours without group/other bits (else
- * VB_ERR_CONFIG). WAL, busy timeout VB_STORE_BUSY_TIMEOUT_MS, foreign keys
- * and secure_delete on; the schema is created or migrated to
+ * VB_ERR_CONFIG). WAL, busy timeout VB_STORE_BUSY_TIMEOUT_MS, foreign keys,
+ * secure_delete and temp_store=MEMORY on; the schema is created or migrated to
  * VB_STORE_SCHEMA_VERSION. Refused with VB_ERR_STORE: a file written by a
  * newer build, a store of the other kind, a sqlite file that is not a store.
  * *out is NULL on failure. */
@@ -102,7 +111,8 @@ int vb_store_token_get(vb_store *st, const char *id, int64_t now, uint8_t *secre
                        vb_error *err);
 /* last_used = max(last_used, now). 1 updated, 0 unknown id, -1 error. */
 int vb_store_token_touch(vb_store *st, const char *id, int64_t now, vb_error *err);
-/* Revoke id; when identity is non-NULL only if the token belongs to it.
+/* Revoke id; when identity is non-NULL only if the token belongs to it. The
+ * row stays, its secret is overwritten with random bytes (see Erasing).
  * 1 revoked (also when it already was), 0 not found / not owned, -1 error. */
 int vb_store_token_revoke(vb_store *st, const char *id, const char *identity, vb_error *err);
 /* Every row, oldest created first, without secrets. *recs is malloc'd (NULL

@@ -82,7 +82,12 @@ int vb_store_login_put(vb_store *st, const vb_cached_login *rec, const uint8_t *
         sqlite3_bind_int64(stmt, 7, rec->expires);
         sqlite3_bind_text(stmt, 8, rec->endpoint, -1, SQLITE_STATIC);
         sqlite3_bind_blob(stmt, 9, secret, (int)secret_len, SQLITE_STATIC);
+        /* An upsert that updates inserts no row: the rowid stays 0, and the
+         * token it replaced must be wiped. A new row needs no wipe. */
+        sqlite3_set_last_insert_rowid(st->db, 0);
         ret = vbs_write(st, stmt, &changes, "storing a login", err);
+        if (ret == 0 && (sqlite3_last_insert_rowid(st->db) == 0 || st->wipe_pending))
+            ret = vbs_wipe(st, "storing a login", err);
     }
     vbs_leave(st);
     return ret;
@@ -175,7 +180,7 @@ int vb_store_login_erase(vb_store *st, const char *server_id, const char *token_
                     "erasing a login", err) == 0) {
         sqlite3_bind_text(stmt, 1, server_id, -1, SQLITE_STATIC);
         sqlite3_bind_text(stmt, 2, token_id, -1, SQLITE_STATIC);
-        if (vbs_write(st, stmt, &changes, "erasing a login", err) == 0)
+        if (vbs_erase(st, stmt, &changes, "erasing a login", err) == 0)
             ret = changes > 0;
     }
     vbs_leave(st);
@@ -220,7 +225,7 @@ int vb_store_login_erase_uri(vb_store *st, const char *uri, vb_error *err)
                     "erasing logins", err) == 0) {
         if (uri != NULL)
             sqlite3_bind_text(stmt, 1, uri, -1, SQLITE_STATIC);
-        if (vbs_write(st, stmt, &changes, "erasing logins", err) == 0)
+        if (vbs_erase(st, stmt, &changes, "erasing logins", err) == 0)
             ret = changes;
     }
     vbs_leave(st);
@@ -236,7 +241,7 @@ int vb_store_login_purge(vb_store *st, int64_t now, vb_error *err)
     if (vbs_prepare(st, "DELETE FROM logins WHERE expires <= ?1", &stmt, "purging logins",
                     err) == 0) {
         sqlite3_bind_int64(stmt, 1, now);
-        if (vbs_write(st, stmt, &changes, "purging logins", err) == 0)
+        if (vbs_erase(st, stmt, &changes, "purging logins", err) == 0)
             ret = changes;
     }
     vbs_leave(st);

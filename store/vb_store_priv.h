@@ -19,6 +19,7 @@ struct vb_store {
     pid_t pid;              /* the process that opened it: a store never crosses fork() */
     pthread_mutex_t lock;   /* one call at a time: a transaction spans several sqlite calls */
     char path[PATH_MAX];    /* for messages */
+    int wipe_pending;       /* an erased secret may still be in the -wal: see vbs_erase */
     struct vb_store *abandoned_next; /* closed in a forked child: kept, see vb_store_close */
 };
 
@@ -42,6 +43,20 @@ int vbs_prepare(vb_store *st, const char *sql, sqlite3_stmt **stmt, const char *
  * here so none can forget. Finalizes stmt. *changes gets the rows changed.
  * 0 or -1. */
 int vbs_write(vb_store *st, sqlite3_stmt *stmt, int *changes, const char *what, vb_error *err);
+
+/* vbs_write for a statement that removes or replaces a secret (DELETE, a
+ * revoke); then, when it changed a row, a
+ * TRUNCATE checkpoint moves the rewritten pages (secure_delete zeroed the old
+ * bytes in them) into the database file and empties the -wal, where the
+ * frames written before still hold the old secret. A reader in a read
+ * transaction keeps those frames alive; the checkpoint waits for it up to
+ * the busy timeout. If it still cannot finish, the write stays committed
+ * and this returns -1 (VB_ERR_STORE naming the -wal); the wipe is then
+ * retried on every later call (without waiting) and at close. */
+int vbs_erase(vb_store *st, sqlite3_stmt *stmt, int *changes, const char *what, vb_error *err);
+/* The wipe of vbs_erase alone, for a write that changed a secret only in
+ * some cases (an upsert that replaced a row). 0 or -1, as vbs_erase. */
+int vbs_wipe(vb_store *st, const char *what, vb_error *err);
 
 /* Run a prepared SELECT and collect every row: read_row fills one row of
  * row_size bytes from the statement (non-zero: a row this build cannot read,
