@@ -136,6 +136,7 @@ static void logout_then_77(char *what)
     login_and_list();
     assert_true(host_connections() >= 1); /* kept idle by the broker */
     int calls = vb_ts_count_in_file(h1.log, "opened test:");
+    int ended = vb_ts_count_in_file(h1.log, "revoked; disconnecting");
     char *logout[] = { VB_BUILD_DIR "/vbctl", "logout", what, NULL };
     char *out = NULL;
     assert_int_equal(vbctl(logout, NULL, &out), 0);
@@ -145,6 +146,8 @@ static void logout_then_77(char *what)
     /* and nothing was opened on the old connection, which is gone */
     assert_int_equal(vb_ts_count_in_file(h1.log, "opened test:"), calls);
     assert_int_equal(host_connections(), 0);
+    /* the host itself ended the broker's session of that token (owner revoke) */
+    assert_true(vb_ts_count_in_file(h1.log, "revoked; disconnecting") > ended);
 }
 
 static void test_logout_uri_ends_access(void **state)
@@ -177,12 +180,55 @@ static void test_status_lists_host_connections(void **state)
     free(out);
 }
 
+/* The full id of the newest valid token, from vbhostd --list-tokens. */
+static int newest_token(char *id, size_t len)
+{
+    char *argv[] = { VB_BUILD_DIR "/vbhostd", "-f", h1.conf, "--list-tokens", NULL };
+    char *out = NULL;
+    int found = 0;
+    if (vb_ts_run(argv, NULL, NULL, &out, 10000) != 0) {
+        free(out);
+        return -1;
+    }
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n"))
+        if (strstr(line, " valid") && sscanf(line, "%63s", id) == 1 && strlen(id) < len)
+            found = 1;
+    free(out);
+    return found ? 0 : -1;
+}
+
+/* An admin's `vbhostd --revoke-token` (another process, writing tokens.db)
+ * ends the running daemon's sessions of that token within a bounded time,
+ * by its timer and at once on SIGHUP. */
+static void test_admin_revoke_ends_sessions(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 2; round++) {
+        login_and_list(); /* the broker keeps its token session to h1 */
+        char id[64];
+        assert_int_equal(newest_token(id, sizeof id), 0);
+        int ended = vb_ts_count_in_file(h1.log, "revoked; disconnecting");
+        char *revoke[] = { VB_BUILD_DIR "/vbhostd", "-f", h1.conf, "--revoke-token", id, NULL };
+        char *out = NULL;
+        assert_int_equal(vb_ts_run(revoke, NULL, NULL, &out, 10000), 0);
+        free(out);
+        if (round == 1) /* SIGHUP: now, not at the next tick */
+            kill(h1.pid, SIGHUP);
+        assert_int_equal(vb_ts_wait_for_log(h1.log, "revoked; disconnecting", ended + 1,
+                                            vb_ts_scaled_ms(round == 1 ? 1500 : 6000)),
+                         0);
+        char *logout[] = { VB_BUILD_DIR "/vbctl", "logout", "--all", NULL };
+        assert_int_equal(vbctl(logout, NULL, NULL), 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_logout_uri_ends_access),
         cmocka_unit_test(test_logout_all_ends_access),
         cmocka_unit_test(test_status_lists_host_connections),
+        cmocka_unit_test(test_admin_revoke_ends_sessions),
     };
     return cmocka_run_group_tests_name("logout", tests, group_setup, group_teardown);
 }
