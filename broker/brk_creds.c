@@ -477,9 +477,10 @@ static int collect_logins(brk_server *srv, const char *uri, logout_list *out, vb
     return out->items ? 0 : vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_BROKER, "out of memory");
 }
 
-/* What the broker holds for a logged-out host besides the token: its open
- * connections there and the answers typed for it (the URI's own service,
- * whatever the records say, so a login by password alone ends too). */
+/* What the broker holds for a logged-out host besides the token: its shared
+ * connections to the logins' endpoints (a URI without a cached login names
+ * no endpoint: those close at --upstream-idle) and the answers asked through
+ * the URI's first hop (found by its service name, with or without a login). */
 static void forget_host(brk_server *srv, const char *uri_text, const logout_list *l)
 {
     if (!uri_text) {
