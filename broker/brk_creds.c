@@ -477,6 +477,32 @@ static int collect_logins(brk_server *srv, const char *uri, logout_list *out, vb
     return out->items ? 0 : vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_BROKER, "out of memory");
 }
 
+/* What the broker holds for a logged-out host besides the token: its shared
+ * connections to the logins' endpoints (a URI without a cached login names
+ * no endpoint: those close at --upstream-idle) and the answers asked through
+ * the URI's first hop (found by its service name, with or without a login). */
+static void forget_host(brk_server *srv, const char *uri_text, const logout_list *l)
+{
+    if (!uri_text) {
+        vb_remote_driver_close_endpoint(NULL, NULL);
+        vb_secretcache_clear(srv->secrets, NULL);
+        return;
+    }
+    for (size_t i = 0; i < l->n; i++)
+        if (l->items[i].rec.endpoint[0])
+            vb_remote_driver_close_endpoint(l->items[i].rec.endpoint, NULL);
+    vb_uri uri;
+    vb_error err;
+    memset(&uri, 0, sizeof uri);
+    if (vb_uri_parse(uri_text, &uri, &err) == 0) {
+        char *service = vb_remote_service_name(&uri);
+        if (service)
+            vb_secretcache_clear_service(srv->secrets, service);
+        free(service);
+    }
+    vb_uri_clear(&uri);
+}
+
 void brk_job_logout(brk_session *s, const brk_job *job)
 {
     vb_error err;
@@ -491,8 +517,7 @@ void brk_job_logout(brk_session *s, const brk_job *job)
         vb_log(VB_LOG_INFO, "client %s: logged out of %s (%s)", s->peer, list.items[i].rec.uri,
                list.items[i].note);
     }
-    if (!job->uri) /* logout --all also forgets every typed password */
-        vb_secretcache_clear(s->srv->secrets, NULL);
+    forget_host(s->srv, job->uri, &list); /* --all: every connection and typed password */
     brk_post_reply(s, job, rc, body_logout, &list, &err);
     if (list.items)
         explicit_bzero(list.items, list.n * sizeof *list.items);

@@ -47,6 +47,25 @@ static int session_is_open(brk_session *s)
     return open;
 }
 
+/* The 6th STATUS field: the remote driver's shared transports, each
+ * [endpoint, server_id, auth_type, opens, idle_ms] (what a logout closes). */
+static void encode_host_connections(vb_enc *enc)
+{
+    enum { MAX_SHOWN = 256 };
+    vb_transport_info *t = calloc(MAX_SHOWN, sizeof *t);
+    size_t n = t ? vb_remote_driver_list(t, MAX_SHOWN) : 0;
+    vb_enc_array(enc, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        vb_enc_array(enc, 5);
+        vb_enc_str(enc, t[i].endpoint);
+        vb_enc_str(enc, t[i].server_id);
+        vb_enc_str(enc, t[i].auth_type);
+        vb_enc_u64(enc, t[i].opens);
+        vb_enc_u64(enc, t[i].idle_ms);
+    }
+    free(t);
+}
+
 static void answer_status(brk_session *s, const vb_msg *msg)
 {
     brk_server *srv = s->srv;
@@ -58,7 +77,7 @@ static void answer_status(brk_session *s, const vb_msg *msg)
     for (brk_session *o = srv->sessions; o; o = o->next)
         nopen += session_is_open(o) ? 1u : 0u;
     vb_enc_begin(&enc, &hdr);
-    vb_enc_array(&enc, 5);
+    vb_enc_array(&enc, 6);
     vb_enc_i64(&enc, (int64_t)getpid());
     vb_enc_u64(&enc, (vb_now_ms() - srv->started_ms) / 1000);
     vb_enc_u64(&enc, srv->nsessions);
@@ -67,6 +86,7 @@ static void answer_status(brk_session *s, const vb_msg *msg)
         if (session_is_open(o))
             encode_upstream(&enc, o);
     brk_encode_logins(srv, &enc); /* sqlite read on the loop: small, local, WAL */
+    encode_host_connections(&enc);
     vb_error err;
     if (vb_enc_finish(&enc, VB_FRAME_MAX_POSTAUTH, &frame, &len, &err) == 0)
         vb_stream_send(s->stream, frame, len);

@@ -425,6 +425,22 @@ static void print_logins(const vb_broker_status *st)
     }
 }
 
+/* The broker's logged-in connections to hosts (a logout closes them). */
+static void print_host_conns(const vb_broker_status *st)
+{
+    printf("Host connections: %zu\n", st->nhosts);
+    for (size_t i = 0; i < st->nhosts; i++) {
+        const vb_host_conn_info *h = &st->hosts[i];
+        fputs(" ", stdout);
+        put_safe(stdout, h->endpoint);
+        fputs("\n    auth ", stdout);
+        put_safe(stdout, h->auth_type && *h->auth_type ? h->auth_type : "-");
+        printf(", %u open(s), idle %" PRIu64 " s, server ", h->opens, h->idle_ms / 1000);
+        put_safe(stdout, h->server_id && *h->server_id ? h->server_id : "-");
+        putchar('\n');
+    }
+}
+
 static int cmd_status(vbctl *v)
 {
     vb_broker_status st;
@@ -484,6 +500,7 @@ static int cmd_status(vbctl *v)
         }
     }
     print_logins(&st);
+    print_host_conns(&st);
     vb_broker_status_clear(&st);
     return EXIT_OK;
 }

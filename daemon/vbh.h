@@ -158,7 +158,12 @@ struct vbh_server {
     vb_offloop *done;
     pthread_mutex_t lock;            /* client refcounts */
     uint64_t keepalive_timer;
+    uint64_t token_check_timer;      /* re-checks the tokens of token sessions */
 };
+
+/* How often the running daemon re-reads the token of every token-logged-in
+ * client, so `vbhostd --revoke-token` (another process) ends its sessions. */
+#define VBH_TOKEN_RECHECK_MS 2000
 
 struct vbh_client {
     vbh_server *srv;
@@ -189,6 +194,7 @@ struct vbh_client {
     uint8_t token_snonce[VB_TOKEN_NONCE_LEN];
     char token_endpoint[VB_TOKEN_ENDPOINT_MAX + 1]; /* the bound proof's endpoint */
     int token_pending;
+    char session_token[VB_TOKEN_ID_LEN + 1]; /* the token it logged in with, "" if none */
     int confidential;           /* unix socket, or a SASL security layer is on */
     uint64_t auth_timer;
     uint64_t delay_timer;
@@ -251,6 +257,11 @@ int vbh_token_issue(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
 /* The listener offers tokens and tokens are allowed on its transport. */
 int vbh_tokens_usable_on(const vbh_listener *lis, const vbh_config *cfg);
 int vbh_token_revoke(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
+/* Disconnect every client but except that logged in with token id. */
+unsigned vbh_end_token_sessions(vbh_server *srv, const char *id, const vbh_client *except);
+/* Disconnect the clients whose token is revoked or gone from tokens.db
+ * (one indexed read per token session, on the loop). */
+unsigned vbh_recheck_token_sessions(vbh_server *srv);
 /* vbhostd --list-tokens / --revoke-token ID (prints; returns an exit status) */
 int vbh_admin_tokens(vbh_config *cfg, const char *revoke_id);
 /* After an auth handler ran: how long its answer must wait (ms). failed: it

@@ -151,6 +151,17 @@ static void keepalive_check(vb_loop *loop, uint64_t id, void *data)
     srv->keepalive_timer = vb_loop_add_timer(loop, limit / 4 ? limit / 4 : 1, keepalive_check, srv);
 }
 
+/* `vbhostd --revoke-token` writes tokens.db from another process: the
+ * running daemon sees it here, within VBH_TOKEN_RECHECK_MS (one indexed
+ * read per token session; nothing to do without them). */
+static void token_recheck(vb_loop *loop, uint64_t id, void *data)
+{
+    (void)id;
+    vbh_server *srv = data;
+    vbh_recheck_token_sessions(srv);
+    srv->token_check_timer = vb_loop_add_timer(loop, VBH_TOKEN_RECHECK_MS, token_recheck, srv);
+}
+
 static void auth_timeout(vb_loop *loop, uint64_t id, void *data)
 {
     (void)loop;
@@ -315,6 +326,7 @@ int vbh_server_start(vbh_server *srv, vbh_config *cfg, vb_loop *loop, vb_error *
     if (cfg->keepalive_timeout_s)
         srv->keepalive_timer = vb_loop_add_timer(loop, (uint64_t)cfg->keepalive_timeout_s * 250,
                                                  keepalive_check, srv);
+    srv->token_check_timer = vb_loop_add_timer(loop, VBH_TOKEN_RECHECK_MS, token_recheck, srv);
     if (cfg->listen_unix) {
         int fd = vb_net_listen_unix(cfg->listen_unix, cfg->listen_unix_mode, err);
         if (fd < 0 || add_listener(srv, fd, 1, &cfg->auth_unix, err) < 0)
@@ -332,6 +344,8 @@ void vbh_server_stop(vbh_server *srv)
 {
     if (srv->keepalive_timer)
         vb_loop_del_timer(srv->loop, srv->keepalive_timer);
+    if (srv->token_check_timer)
+        vb_loop_del_timer(srv->loop, srv->token_check_timer);
     while (srv->clients)
         vb_stream_close(srv->clients->stream);
     for (size_t i = 0; i < srv->nlisteners; i++) {

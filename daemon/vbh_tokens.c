@@ -211,6 +211,7 @@ int vbh_auth_token_prove(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *er
     }
     vb_store_token_touch(c->srv->tokens, c->token_id, wall_now(), NULL);
     vbh_client_mark_authenticated(c, "token", rec.identity);
+    memcpy(c->session_token, c->token_id, sizeof c->session_token);
     vb_log(VB_LOG_INFO, "client %s authenticated as '%s' (token %.8s…)", c->peer, rec.identity,
            c->token_id);
     vb_enc_array(reply, 1);
@@ -270,11 +271,60 @@ int vbh_token_revoke(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
     int rc = vb_store_token_revoke(c->srv->tokens, id, c->identity, err);
     if (rc < 0)
         return -1;
-    if (rc == 1)
+    if (rc == 1) {
         vb_log(VB_LOG_INFO, "client %s (%s): revoked token %.8s…", c->peer, c->identity, id);
+        vbh_end_token_sessions(c->srv, id, c); /* the caller's own reply still goes out */
+    }
     vb_enc_array(reply, 1);
     vb_enc_bool(reply, rc == 1);
     return 0;
+}
+
+/* ---- a revoked token ends its sessions ------------------------------------ */
+
+unsigned vbh_end_token_sessions(vbh_server *srv, const char *id, const vbh_client *except)
+{
+    unsigned n = 0;
+    for (vbh_client *o = srv->clients, *next; o; o = next) {
+        next = o->next;
+        if (o == except || o->gone || strcmp(o->session_token, id) != 0)
+            continue;
+        vb_log(VB_LOG_INFO, "client %s (%s): token %.8s… revoked; disconnecting", o->peer,
+               o->identity, id);
+        o->session_token[0] = '\0';
+        vb_stream_close(o->stream); /* may free o: next was taken before */
+        n++;
+    }
+    return n;
+}
+
+/* Is the token still there and not revoked? An expired one keeps the
+ * sessions it opened (as a SASL login does), a revoked or deleted one not. */
+static int token_revoked(vbh_server *srv, const char *id)
+{
+    uint8_t secret[VB_STORE_SECRET_MAX];
+    size_t len = 0;
+    vb_token_record rec;
+    memset(&rec, 0, sizeof rec);
+    int rc = vb_store_token_get(srv->tokens, id, wall_now(), secret, sizeof secret, &len, &rec,
+                                NULL);
+    explicit_bzero(secret, sizeof secret);
+    return rc == 0 && (!rec.id[0] || rec.revoked);
+}
+
+unsigned vbh_recheck_token_sessions(vbh_server *srv)
+{
+    unsigned n = 0;
+    for (vbh_client *c = srv->clients, *next; c; c = next) {
+        next = c->next;
+        if (c->session_token[0] && !c->gone && token_revoked(srv, c->session_token)) {
+            char id[VB_TOKEN_ID_LEN + 1];
+            memcpy(id, c->session_token, sizeof id);
+            n += vbh_end_token_sessions(srv, id, NULL); /* c and any other of that token */
+            next = srv->clients; /* the list changed: start over (ended ones are skipped) */
+        }
+    }
+    return n;
 }
 
 /* ---- vbhostd --list-tokens / --revoke-token ID ---------------------------- */

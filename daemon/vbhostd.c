@@ -44,6 +44,7 @@ static int write_pidfile(const char *path, vb_error *err)
  * auth lists, SASL, limits and the state dir take effect at a restart. */
 typedef struct reload_ctx {
     const char *config_path;
+    vbh_server *srv;        /* once started: SIGHUP re-checks its token sessions */
 } reload_ctx;
 
 static void reload(void *data)
@@ -58,6 +59,8 @@ static void reload(void *data)
         return;
     }
     vb_log_set_level(fresh.log_level);
+    if (ctx->srv) /* a token revoked by `vbhostd --revoke-token` ends its sessions now */
+        vbh_recheck_token_sessions(ctx->srv);
     vb_log(VB_LOG_INFO, "SIGHUP: log reopened, log_level re-read; other keys take effect at restart");
     vbh_config_clear(&fresh);
 }
@@ -142,6 +145,7 @@ int main(int argc, char **argv)
         vb_daemon_failed(&start, why);
         return 1;
     }
+    reload_at.srv = &srv;
     vb_log(VB_LOG_INFO, "ready: server id %s, %lu descriptors%s%s%s%s%s", srv.server_id, nofile,
            cfg.listen_unix ? ", unix " : "", cfg.listen_unix ? cfg.listen_unix : "",
            cfg.listen_tcp ? ", tcp " : "", cfg.listen_tcp ? cfg.listen_tcp : "",

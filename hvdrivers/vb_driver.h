@@ -108,6 +108,18 @@ void vb_remote_driver_reap(void);
  * many were found dead (see vb_remote_keepalive). */
 unsigned vb_remote_driver_keepalive(uint64_t interval_ms, unsigned count);
 size_t vb_remote_driver_upstreams(void);
+/* Logout: close the upstreams to endpoint (NULL: all) of server_id (NULL:
+ * any); returns how many. */
+unsigned vb_remote_driver_close_endpoint(const char *endpoint, const char *server_id);
+/* One open upstream, for status. */
+typedef struct vb_transport_info {
+    char endpoint[1104];
+    char server_id[72];
+    char auth_type[32];
+    unsigned opens;     /* opens using it now */
+    uint64_t idle_ms;   /* since its last open closed; 0 while in use */
+} vb_transport_info;
+size_t vb_remote_driver_list(vb_transport_info *out, size_t max);
 unsigned vb_remote_driver_logins(void);
 
 /* 0 when a URI that arrived over the wire (VB_OPEN_FROM_WIRE) asks for

@@ -1203,6 +1203,7 @@ const char *vb_remote_server_id(const vb_remote *r) { return r->have_server_id ?
 int vb_remote_fd(const vb_remote *r) { return r->fd; }
 int vb_remote_multiplexes(const vb_remote *r) { return r->multiplexes; }
 const char *vb_remote_endpoint(const vb_remote *r) { return r->endpoint; }
+char *vb_remote_service_name(const vb_uri *uri) { return service_name(uri); }
 void vb_remote_set_conn(vb_remote *r, uint32_t conn_id) { r->conn_id = conn_id; }
 
 void vb_remote_set_relay(vb_remote *r, const vb_cred_source *creds)

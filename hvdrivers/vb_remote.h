@@ -66,6 +66,10 @@ int vb_remote_multiplexes(const vb_remote *r);
  * brackets, the port spelled out), "ssh:HOST:PORT/PATH" (PATH the remote
  * socket). Cached logins are keyed by it. "" when too long to name. */
 const char *vb_remote_endpoint(const vb_remote *r);
+/* The service a login to uri asks for ("vbhostd on HOST:PORT"), which
+ * begins the key of every question asked through it; malloc'd, NULL when
+ * out of memory. */
+char *vb_remote_service_name(const vb_uri *uri);
 /* Address later calls to hypervisor connection conn_id on this transport
  * (0 = the default): several opens share one authenticated transport. */
 void vb_remote_set_conn(vb_remote *r, uint32_t conn_id);

@@ -35,6 +35,7 @@ typedef struct upstream {
     uint64_t last_used_ms;       /* the last call on it ended (under call_lock) */
     int broken;                  /* a call failed at the transport: no new opens */
     int private_scope;           /* VB_OPEN_PRIVATE: closed with its last open */
+    int logged_out;              /* closed by a logout: no call goes on it any more */
     struct upstream *next;
 } upstream;
 
@@ -144,6 +145,45 @@ unsigned vb_remote_driver_keepalive(uint64_t interval_ms, unsigned count)
     return died;
 }
 
+/* Logout: every upstream to endpoint (NULL: all) whose server is server_id
+ * (NULL: any) is closed now when no open uses it; one still in use gets no
+ * further call (its opens fail, see ON_UPSTREAM) and closes with its last
+ * open. Whoever logged in on it, the login is gone from the broker. */
+unsigned vb_remote_driver_close_endpoint(const char *endpoint, const char *server_id)
+{
+    unsigned n = 0;
+    pthread_mutex_lock(&registry_lock);
+    for (upstream *up = registry; up; up = up->next) {
+        const char *sid = vb_remote_server_id(up->remote);
+        if ((endpoint && strcmp(vb_remote_endpoint(up->remote), endpoint) != 0) ||
+            (server_id && (!sid || strcmp(sid, server_id) != 0)))
+            continue;
+        up->logged_out = up->broken = 1;
+        n++;
+    }
+    pthread_mutex_unlock(&registry_lock);
+    vb_remote_driver_reap();
+    return n;
+}
+
+size_t vb_remote_driver_list(vb_transport_info *out, size_t max)
+{
+    uint64_t now = mono_ms();
+    size_t n = 0;
+    pthread_mutex_lock(&registry_lock);
+    for (upstream *up = registry; up && n < max; up = up->next, n++) {
+        vb_transport_info *i = &out[n];
+        const char *sid = vb_remote_server_id(up->remote);
+        snprintf(i->endpoint, sizeof i->endpoint, "%s", vb_remote_endpoint(up->remote));
+        snprintf(i->server_id, sizeof i->server_id, "%s", sid ? sid : "");
+        snprintf(i->auth_type, sizeof i->auth_type, "%s", vb_remote_auth_type(up->remote));
+        i->opens = up->refs;
+        i->idle_ms = up->refs ? 0 : now - up->idle_since_ms;
+    }
+    pthread_mutex_unlock(&registry_lock);
+    return n;
+}
+
 size_t vb_remote_driver_upstreams(void)
 {
     size_t n = 0;
@@ -228,9 +268,27 @@ static char *inner_name(const vb_uri *uri)
     return buf;
 }
 
+/* An open whose transport a logout closed fails every later call, as one
+ * whose transport the keepalive gave up on (the caller's next open logs in
+ * anew, or asks). */
+static int logged_out(const rconn *c, vb_error *err)
+{
+    pthread_mutex_lock(&registry_lock);
+    int out = c->up->logged_out;
+    pthread_mutex_unlock(&registry_lock);
+    if (out && err)
+        vb_error_set(err, VB_ERR_PEER_CLOSED, VB_DOM_DRIVER,
+                     "the connection to the host was closed by a logout; open it again");
+    return out;
+}
+
 /* Run one call on the shared transport, addressed to this open's conn_id. */
 #define ON_UPSTREAM(rc, c, call)                                  \
     do {                                                          \
+        if (logged_out((c), err)) {                               \
+            (rc) = -1;                                            \
+            break;                                                \
+        }                                                         \
         pthread_mutex_lock(&(c)->up->call_lock);                  \
         vb_remote_set_conn((c)->up->remote, (c)->conn_id);        \
         vb_remote_set_relay((c)->up->remote,                      \
@@ -335,6 +393,7 @@ static void remote_close(void *conn)
 {
     rconn *c = conn;
     int rc;
+    vb_error *err = NULL;
     ON_UPSTREAM(rc, c, vb_remote_close_driver(c->up->remote, NULL));
     (void)rc;
     release(c->up);

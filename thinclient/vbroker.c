@@ -1,6 +1,8 @@
 /* libvbroker: talk to the user's broker. Connect (or autostart), forward
  * calls, answer the broker's credential requests with the app's callback.
  * Nothing else: no drivers, no SASL, no SSH. */
+#include <limits.h>
+
 #include "vb_bodies.h"
 #include "vb_error.h"
 #include "vb_msg.h"
@@ -929,8 +931,43 @@ static int read_login(vb_rd *list, vb_cached_login_info *l, vb_error *err)
                : 0;
 }
 
+static int read_host_conn(vb_rd *list, vb_host_conn_info *h, vb_error *err)
+{
+    vb_rd f;
+    uint64_t opens;
+    if (vb_rd_array(list, &f, err) < 0 || vb_rd_strdup(&f, 4096, &h->endpoint, err) < 0 ||
+        vb_rd_strdup(&f, 128, &h->server_id, err) < 0 ||
+        vb_rd_strdup(&f, 64, &h->auth_type, err) < 0 || vb_rd_u64(&f, &opens, err) < 0 ||
+        vb_rd_u64(&f, &h->idle_ms, err) < 0)
+        return -1;
+    h->opens = opens > UINT_MAX ? UINT_MAX : (unsigned)opens;
+    return 0;
+}
+
+/* The 6th field, from brokers that close host connections on logout. */
+static int read_host_conns(vb_rd *rd, vb_broker_status *status, vb_error *err)
+{
+    vb_rd list;
+    if (!vb_rd_has_more(rd))
+        return 0;
+    if (vb_rd_array(rd, &list, err) < 0)
+        return -1;
+    if (list.count && !(status->hosts = calloc(list.count, sizeof *status->hosts)))
+        return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_CLIENT, "out of memory");
+    while (vb_rd_has_more(&list))
+        if (read_host_conn(&list, &status->hosts[status->nhosts++], err) < 0)
+            return -1;
+    return 0;
+}
+
 void vb_broker_status_clear(vb_broker_status *status)
 {
+    for (size_t i = 0; status->hosts && i < status->nhosts; i++) {
+        free(status->hosts[i].endpoint);
+        free(status->hosts[i].server_id);
+        free(status->hosts[i].auth_type);
+    }
+    free(status->hosts);
     for (size_t i = 0; status->logins && i < status->nlogins; i++) {
         vb_cached_login_info *l = &status->logins[i];
         free(l->server_id);
@@ -980,6 +1017,8 @@ int vb_broker_get_status(vb_broker_status *status, vb_error *err)
                 rc = vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_CLIENT, "out of memory");
             while (rc == 0 && vb_rd_has_more(&logins))
                 rc = read_login(&logins, &status->logins[status->nlogins++], err);
+            if (rc == 0)
+                rc = read_host_conns(&rd, status, err);
         }
         if (rc == 0) {
             status->pid = pid;

@@ -200,6 +200,16 @@ typedef struct vb_upstream_info {
     char *server_id;          /* the host's persistent id, NULL when unknown */
 } vb_upstream_info;
 
+/* A logged-in connection from the broker to a host, shared by the opens of
+ * that host while it lives (a logout closes it). */
+typedef struct vb_host_conn_info {
+    char *endpoint;           /* as dialled, e.g. "unix:/run/vbhostd.sock", "tcp:h:16509" */
+    char *server_id;          /* the host's persistent id ("" when unknown) */
+    char *auth_type;          /* how it logged in: "token", "sasl", "peer", "none" */
+    unsigned int opens;       /* opens using it now */
+    uint64_t idle_ms;         /* unused this long (0 while in use); closes at --upstream-idle */
+} vb_host_conn_info;
+
 /* A login the broker keeps (a token from `vbctl login`); never a secret. */
 typedef struct vb_cached_login_info {
     char *server_id;          /* the host's persistent id: a token is only shown to it */
@@ -218,6 +228,8 @@ typedef struct vb_broker_status {
     size_t nupstreams;
     vb_cached_login_info *logins;     /* cached logins (tokens), from the broker's cache */
     size_t nlogins;
+    vb_host_conn_info *hosts;         /* the broker's logged-in connections to hosts, */
+    size_t nhosts;                    /* shared by opens; none from an older broker */
 } vb_broker_status;
 
 /* Ask the broker about itself (never autostarts it). */

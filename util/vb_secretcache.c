@@ -361,6 +361,29 @@ void vb_secretcache_clear(vb_secretcache *c, const char *service)
     pthread_mutex_unlock(&c->lock);
 }
 
+/* "vbhostd on h:1" begins "vbhostd on h:1|kind|..." and, relayed,
+ * "vbhostd on h:1 (server ..) → ...", but not "vbhostd on h:10|...". */
+static bool begins_with_service(const char *key, const char *service)
+{
+    size_t n = strlen(service);
+    return strncmp(key, service, n) == 0 && (key[n] == '|' || key[n] == ' ' || key[n] == '\0');
+}
+
+size_t vb_secretcache_clear_service(vb_secretcache *c, const char *service)
+{
+    size_t removed = 0;
+    if (!c || !service)
+        return 0;
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = c->n; i > 0; i--)
+        if (begins_with_service(c->entries[i - 1]->service, service)) {
+            remove_locked(c, i - 1);
+            removed++;
+        }
+    pthread_mutex_unlock(&c->lock);
+    return removed;
+}
+
 size_t vb_secretcache_count(vb_secretcache *c, uint64_t now_ms)
 {
     if (!c)

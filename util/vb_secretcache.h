@@ -67,6 +67,10 @@ void vb_secretcache_reject(vb_secretcache *c, const char *service, const vb_cred
 
 void vb_secretcache_expire(vb_secretcache *c, uint64_t now_ms);  /* wipe what expired */
 void vb_secretcache_clear(vb_secretcache *c, const char *service); /* NULL: all */
+/* Forget every answer asked through the hop named service (the key's first
+ * field, "vbhostd on HOST:PORT": its own questions and those relayed through
+ * it), for logout. Returns how many entries went. */
+size_t vb_secretcache_clear_service(vb_secretcache *c, const char *service);
 size_t vb_secretcache_count(vb_secretcache *c, uint64_t now_ms);  /* live entries; wipes expired */
 
 /* Earliest deadline among the entries held (for the broker's timer), 0 when

@@ -307,6 +307,25 @@ static void test_clear_one_and_all(void **state)
     vb_secretcache_free(c);
 }
 
+/* Logout forgets what was asked through a hop: its own questions and those
+ * relayed through it, not another port's that merely begins the same. */
+static void test_clear_service_for_logout(void **state)
+{
+    (void)state;
+    vb_secretcache *c = vb_secretcache_new(0, 0);
+    approve_login(c, "vbhostd on h:1|vbhostd|vbhostd://h:1", "u", "p", T0);
+    approve_login(c, "vbhostd on h:1 (server ab, token) \u2192 xenapi|xenapi|https://x:443", "u",
+                  "p", T0);
+    approve_login(c, "vbhostd on h:10|vbhostd|vbhostd://h:10", "u", "p", T0);
+    approve_login(c, "vbhostd on h:2|vbhostd|vbhostd://h:2", "u", "p", T0);
+    assert_int_equal(vb_secretcache_clear_service(c, "vbhostd on h:1"), 2);
+    assert_int_equal(vb_secretcache_count(c, T0), 2);
+    assert_int_equal(fill_login(c, "vbhostd on h:1|vbhostd|vbhostd://h:1", T0, NULL, NULL), 0);
+    assert_int_equal(fill_login(c, "vbhostd on h:10|vbhostd|vbhostd://h:10", T0, "u", "p"), 1);
+    assert_int_equal(vb_secretcache_clear_service(c, "vbhostd on h:3"), 0);
+    vb_secretcache_free(c);
+}
+
 static void test_count_and_next_expiry(void **state)
 {
     (void)state;
@@ -640,6 +659,7 @@ int main(void)
         cmocka_unit_test(test_reject_same_forgets),
         cmocka_unit_test(test_reject_stale_keeps_newer),
         cmocka_unit_test(test_clear_one_and_all),
+        cmocka_unit_test(test_clear_service_for_logout),
         cmocka_unit_test(test_count_and_next_expiry),
         cmocka_unit_test(test_prompts_keyed_by_text),
         cmocka_unit_test(test_same_type_in_order),
