@@ -170,7 +170,7 @@ struct vbh_client {
     vbh_listener *lis;
     vb_stream *stream;
     char peer[96];
-    char throttle_key[96];
+    char failure_source[96];    /* what its failed logins count against (vbh_failures) */
     uid_t uid;
     int peer_allowed;           /* a unix peer whose uid is on the allow list */
     int counted_anonymous;      /* holds one of the max_anonymous_clients slots */

@@ -33,34 +33,15 @@ static vbh_failures *failures_of(vbh_server *srv)
     return srv->failures;
 }
 
-/* Who failed, for the per-source count: the uid on a unix socket, the
- * address (IPv4 per auth_failure_ipv4_prefix, IPv6 per /64 by default) on TCP. */
-static const char *source_key(vbh_client *c, char *buf, size_t len)
-{
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    const vbh_config *cfg = c->srv->cfg;
-    if (c->lis->is_unix) {
-        snprintf(buf, len, "uid:%u", (unsigned)c->uid);
-        return buf;
-    }
-    if (c->stream && getpeername(vb_stream_fd(c->stream), (struct sockaddr *)&ss, &sl) == 0 &&
-        vb_net_addr_group((struct sockaddr *)&ss, sl, cfg->auth_failure_ipv4_prefix,
-                          cfg->auth_failure_ipv6_prefix, buf, len) == 0)
-        return buf;
-    return c->throttle_key;
-}
-
 /* A login attempt finished (ok: the credentials were right): note it for
  * account (NULL: no name known) and this client's source. */
 static vbh_fail_verdict note_attempt(vbh_client *c, const char *account, int ok)
 {
-    char src[VBH_FAIL_KEY_MAX];
     uint64_t now = vb_now_ms();
     vbh_failures *f = failures_of(c->srv);
     vbh_fail_verdict v = { now + (uint64_t)c->srv->cfg->auth_failure_max_delay_s * 1000, 0 };
     if (f) /* without memory for the table, every answer is slow: fail safe */
-        v = vbh_failures_note(f, account, source_key(c, src, sizeof src), ok, now);
+        v = vbh_failures_note(f, account, c->failure_source, ok, now);
     c->auth_noted = 1;
     c->auth_answer_at = v.answer_at;
     return v;

@@ -211,6 +211,25 @@ static int peer_uid_allowed(const vbh_config *cfg, uid_t uid)
     return 0;
 }
 
+/* A TCP peer's failures count against its address group (IPv4 per
+ * auth_failure_ipv4_prefix, IPv6 per auth_failure_ipv6_prefix); without a
+ * peer address, against its printable address without the port. */
+static void set_failure_source(vbh_client *c, int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    const vbh_config *cfg = c->srv->cfg;
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0 &&
+        vb_net_addr_group((struct sockaddr *)&ss, sl, cfg->auth_failure_ipv4_prefix,
+                          cfg->auth_failure_ipv6_prefix, c->failure_source,
+                          sizeof c->failure_source) == 0)
+        return;
+    snprintf(c->failure_source, sizeof c->failure_source, "%s", c->peer);
+    char *colon = strrchr(c->failure_source, ':'); /* the port is not part of the key */
+    if (colon)
+        *colon = '\0';
+}
+
 static void setup_peer(vbh_client *c, int fd)
 {
     vb_net_peer_string(fd, c->peer, sizeof c->peer);
@@ -219,13 +238,10 @@ static void setup_peer(vbh_client *c, int fd)
         vb_net_peercred(fd, &c->uid, NULL, NULL);
         c->peer_allowed = vbh_auth_list_has(c->lis->auth, VBH_AUTH_PEER) &&
                           peer_uid_allowed(c->srv->cfg, c->uid);
-        snprintf(c->throttle_key, sizeof c->throttle_key, "uid:%u", (unsigned)c->uid);
+        snprintf(c->failure_source, sizeof c->failure_source, "uid:%u", (unsigned)c->uid);
     } else {
         vb_net_set_nodelay(fd);
-        snprintf(c->throttle_key, sizeof c->throttle_key, "%s", c->peer);
-        char *colon = strrchr(c->throttle_key, ':'); /* the port is not part of the key */
-        if (colon)
-            *colon = '\0';
+        set_failure_source(c, fd);
     }
 }
 

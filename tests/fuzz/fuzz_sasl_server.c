@@ -217,7 +217,7 @@ static void ss_start(ss_run *r, int sfd)
     pthread_cond_init(&c->wcond, NULL);
     vb_credwait_init(&c->creds_wait, &c->wmutex, &c->wcond);
     snprintf(c->peer, sizeof c->peer, "fuzz-peer");
-    snprintf(c->throttle_key, sizeof c->throttle_key, "fuzz-peer");
+    snprintf(c->failure_source, sizeof c->failure_source, "fuzz-peer");
     c->uid = 4242;
     c->confidential = r->lis.is_unix;
     c->counted_anonymous = 1;
