@@ -246,6 +246,11 @@ int vb_ts_broker_start(vb_ts_broker *b, const char *dir, const char *name,
 /* Point libvbroker in this process at b, with autostart off. */
 void vb_ts_broker_use(const vb_ts_broker *b);
 
+/* The XenAPI simulator (tests/peers/xenapi_sim.py) on 127.0.0.1:port, its
+ * accounts ("user:password" lines) in DIR/xen-users, its log DIR/xen.log:
+ * its pid once it accepts, else -1. */
+pid_t vb_ts_xensim_start(const char *dir, int port, const char *users);
+
 /* base milliseconds scaled for slow runs: VB_TEST_SLOWDOWN=N multiplies every
  * deadline by N, and a daemon wrapper (valgrind) implies at least 10. */
 int vb_ts_scaled_ms(int base);

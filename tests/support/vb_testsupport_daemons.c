@@ -1,7 +1,8 @@
 /*
  * vb_testsupport_daemons.c — start this build's vbhostd and vbrokerd the way
- * the integration tests do: files in the test's temp dir, named after the
- * daemon, a debug log, and a wait (with a deadline) until the sockets accept.
+ * the integration tests do, and the XenAPI simulator: files in the test's
+ * temp dir, named after the daemon, a debug log, and a wait (with a
+ * deadline) until the sockets accept.
  */
 #include "vb_testsupport.h"
 
@@ -82,4 +83,18 @@ void vb_ts_broker_use(const vb_ts_broker *b)
 {
     setenv("VBROKER_SOCKET", b->sock, 1);
     setenv("VBROKER_NO_AUTOSTART", "1", 1);
+}
+
+pid_t vb_ts_xensim_start(const char *dir, int port, const char *users)
+{
+    char users_file[400], log[400], listen_at[64];
+    snprintf(users_file, sizeof users_file, "%s/xen-users", dir);
+    snprintf(log, sizeof log, "%s/xen.log", dir);
+    snprintf(listen_at, sizeof listen_at, "127.0.0.1:%d", port);
+    if (vb_ts_write_file(users_file, users, 0600) < 0)
+        return -1;
+    char *sim[] = { "python3", "-I", "-S", VB_SRC_DIR "/tests/peers/xenapi_sim.py", "--listen",
+                    listen_at, "--users", users_file, NULL };
+    pid_t pid = vb_ts_spawn(sim, NULL, log);
+    return pid > 0 && vb_ts_wait_tcp("127.0.0.1", port, vb_ts_scaled_ms(START_MS)) == 0 ? pid : -1;
 }
