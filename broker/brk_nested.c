@@ -106,8 +106,8 @@ static void watch_approve(void *opaque, const vb_cred_request *req)
     format_span(cfg->secret_max_ms, max, sizeof max);
     h->until = (int64_t)time(NULL) + (int64_t)(cfg->secret_max_ms / 1000); /* used all along */
     snprintf(h->kept, sizeof h->kept,
-             "answer kept in vbrokerd's memory only (never on disk): until %s after its last "
-             "use, %s at most, or until vbrokerd stops", sliding, max);
+             "answer kept in vbrokerd's memory only (never on disk), forgotten %s after its "
+             "last use (%s at most) or when vbrokerd stops", sliding, max);
 }
 
 static void watch_reject(void *opaque, const vb_cred_request *req)
