@@ -355,9 +355,10 @@ static int keep_new_token(brk_session *s, const brk_job *job, vb_remote *r, vb_c
     return rc;
 }
 
-/* The cached login the token login on r used (the lookup's row), left as it is. */
-static int find_used_token(brk_session *s, const vb_uri *uri, vb_remote *r, vb_cached_login *rec,
-                           vb_error *err)
+/* The broker's cached login of r's host at r's endpoint (the one a token
+ * login on r used): 1, 0 when there is none, -1 when the cache failed. */
+static int find_own_login(brk_session *s, const vb_uri *uri, vb_remote *r, vb_cached_login *rec,
+                          vb_error *err)
 {
     uint8_t secret[64];
     size_t len = 0;
@@ -367,10 +368,7 @@ static int find_used_token(brk_session *s, const vb_uri *uri, vb_remote *r, vb_c
                                    &len, err);
     pthread_mutex_unlock(&s->srv->cache_lock);
     explicit_bzero(secret, sizeof secret);
-    if (found == 0)
-        return vb_error_set(err, VB_ERR_STORE, VB_DOM_BROKER,
-                            "the cached login just used is gone (logged out meanwhile?)");
-    return found < 0 ? -1 : 0;
+    return found;
 }
 
 /* The first hop's entry: its token, new or the one it already had. */
@@ -421,10 +419,13 @@ void brk_job_login(brk_session *s, const brk_job *job)
     if (rc == 0 && !vb_remote_server_id(r))
         rc = vb_error_set(&err, VB_ERR_NO_SUPPORT, VB_DOM_BROKER,
                           "this server predates tokens (HOST protocol v1)");
-    int reused = rc == 0 && nested && strcmp(vb_remote_auth_type(r), "token") == 0;
-    if (rc == 0)
-        rc = reused ? find_used_token(s, &uri, r, &rec, &err)
-                    : keep_new_token(s, job, r, &rec, &err);
+    /* a nested URI leaves the host's own login as it is, whether the token
+     * logged in here or the URI's auth= chose a password */
+    int reused = rc == 0 && nested ? find_own_login(s, &uri, r, &rec, &err) : 0;
+    if (reused < 0)
+        rc = -1;
+    else if (rc == 0 && !reused)
+        rc = keep_new_token(s, job, r, &rec, &err);
     vb_remote_free(r);
     if (rc == 0 && nested) {
         note_first_hop(hops, &uri, &rec, reused);

@@ -278,6 +278,39 @@ static void test_nested_login_keeps_the_first_hops_own_login(void **state)
         fail_msg("script, first hop: %s", err.message);
 }
 
+/* A nested URI whose auth= takes a password at the first hop: the login
+ * logs in with it (not the token), and still leaves A's own login as it
+ * was instead of replacing it with a new token (and revoking the old); the
+ * script's run finds both answers in the broker's memory. */
+static void test_nested_login_with_auth_sasl_keeps_the_first_hops_login(void **state)
+{
+    (void)state;
+    forget_everything();
+    form f = { 0, 0 };
+    vb_login_info info;
+    login_ok(first_uri(), &f, &info);
+    vb_login_info_clear(&info);
+    int64_t created = 0, created_after = 0;
+    assert_int_equal(logins_for(first_uri(), &created), 1);
+    char uri[900];
+    snprintf(uri, sizeof uri, "%s&auth=sasl.SCRAM-SHA-256", xen_uri());
+    memset(&f, 0, sizeof f);
+    login_ok(uri, &f, &info);
+    /* A's password is still in the broker's memory from the first login */
+    assert_int_equal(f.calls, 1);
+    assert_int_equal(f.xen_calls, 1);
+    assert_non_null(strstr(info.hops[0].kept, "unchanged"));
+    vb_login_info_clear(&info);
+    assert_int_equal(logins_for(first_uri(), &created_after), 1);
+    assert_int_equal(created_after, created);
+    assert_int_equal(logins_for(uri, NULL), 0);
+    vb_error err;
+    if (script_list(uri, &err) < 0)
+        fail_msg("script: %s", err.message);
+    if (script_list(first_uri(), &err) < 0)
+        fail_msg("script, first hop: %s", err.message);
+}
+
 /* Without a login of the first hop: one login asks both hops, keeps A's
  * token under the nested URI, and the next script run asks nothing. */
 static void test_nested_login_from_nothing(void **state)
@@ -395,6 +428,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nested_login_keeps_the_first_hops_own_login),
+        cmocka_unit_test(test_nested_login_with_auth_sasl_keeps_the_first_hops_login),
         cmocka_unit_test(test_nested_login_from_nothing),
         cmocka_unit_test(test_two_daemon_chain),
         cmocka_unit_test(test_hop_not_kept_is_named),
