@@ -160,6 +160,9 @@ void brk_job_free(brk_job *job);
 void brk_creds_forget_failures(brk_session *s);
 void brk_creds_source(brk_session *s, vb_cred_source *src, int *types, size_t ntypes_max,
                       int allow_token);
+/* 1 when the secret cache holds answers to req now (a probe: nothing is
+ * returned; the entry's sliding deadline moves as on any use) */
+int brk_creds_kept(brk_session *s, const vb_cred_request *req);
 /* LOGIN and LOGOUT jobs (worker thread) */
 void brk_job_login(brk_session *s, const brk_job *job);
 void brk_job_logout(brk_session *s, const brk_job *job);

@@ -180,6 +180,27 @@ static void creds_approve(void *opaque, const vb_cred_request *req)
         vb_secretcache_approve(s->srv->secrets, key, req, vb_now_ms());
 }
 
+int brk_creds_kept(brk_session *s, const vb_cred_request *req)
+{
+    char key[VB_SECRETCACHE_MAX_KEY];
+    vb_cred_request probe;
+    question_key(req, key, sizeof key);
+    if (vb_cred_request_copy(&probe, req) < 0)
+        return 0;
+    for (size_t i = 0; i < probe.nitems; i++) { /* the probe's own answers must come from the cache */
+        vb_cred_item *it = &probe.items[i];
+        if (it->result)
+            explicit_bzero(it->result, it->resultlen);
+        free(it->result);
+        it->result = NULL;
+        it->resultlen = 0;
+    }
+    probe.retry = 0;
+    int kept = vb_secretcache_fill(s->srv->secrets, key, &probe, vb_now_ms()) == 1;
+    vb_cred_request_clear(&probe);
+    return kept;
+}
+
 static void creds_reject(void *opaque, const vb_cred_request *req)
 {
     brk_session *s = opaque;

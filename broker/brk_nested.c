@@ -101,6 +101,13 @@ static void watch_approve(void *opaque, const vb_cred_request *req)
                  "non-interactive run will be asked again");
         return;
     }
+    if (!brk_creds_kept(w->s, req)) { /* over the cache's limits (docs/security.md 4) */
+        h->until = 0;
+        snprintf(h->kept, sizeof h->kept,
+                 "not kept: the answer or the question is over the limits of vbrokerd's memory "
+                 "cache; a non-interactive run will be asked again");
+        return;
+    }
     char sliding[32], max[32];
     format_span(cfg->secret_ttl_ms, sliding, sizeof sliding);
     format_span(cfg->secret_max_ms, max, sizeof max);
