@@ -403,12 +403,14 @@ static void note_first_hop(brk_login_hops *hops, const vb_uri *uri, const vb_cac
     free(service);
     h->is_token = 1;
     h->until = rec->expires;
+    char who[96], made[240]; /* the identity is the host's word */
+    vb_text_escape_into(rec->identity, who, sizeof who);
+    vb_text_escape_into(rec->uri, made, sizeof made);
     if (reused)
-        snprintf(h->kept, sizeof h->kept, "its own login token as '%.80s' (made with %.220s), unchanged",
-                 rec->identity, rec->uri);
+        snprintf(h->kept, sizeof h->kept, "its own login token as '%s' (made with %s), unchanged",
+                 who, made);
     else
-        snprintf(h->kept, sizeof h->kept, "new login token as '%.80s' (in the broker's cache.db)",
-                 rec->identity);
+        snprintf(h->kept, sizeof h->kept, "new login token as '%s' (in the broker's cache.db)", who);
 }
 
 /* A nested URI's first hop is logged in (and kept), but the chain beyond it

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "vb_log.h"
 #include "vb_remote.h"
 #include "vb_textesc.h"
 
@@ -162,9 +163,12 @@ int brk_login_chain(brk_session *s, const brk_job *job, const vb_uri *uri, brk_l
     if (vb_remote_connect(uri, &opts, &r, err) < 0)
         return -1;
     vb_remote_set_relay(r, &opts.creds);
-    int rc = vb_remote_open(r, name, job->flags, err);
-    if (rc == 0)
+    int rc = vb_remote_open(r, name, job->flags & VB_OPEN_WIRE_FLAGS, err);
+    if (rc == 0) {
         vb_remote_close_driver(r, NULL); /* the XenAPI session ends here (session.logout) */
+        vb_log(VB_LOG_INFO, "client %s: logged in along %s (%zu hop(s) reported)", s->peer,
+               job->uri, hops->n);
+    }
     vb_remote_free(r);
     return rc;
 }
