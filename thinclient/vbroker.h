@@ -262,8 +262,8 @@ typedef struct vb_login_info {
 } vb_login_info;
 
 /* vb_login, along a nested URI's whole chain (a XenAPI host behind vbhostd,
- * or behind two): the first hop's own cached login is used as it is when the
- * broker has one (else a new one is made and kept as vb_login does), then the
+ * or behind two): the first hop's own cached login (made at the same
+ * endpoint) is used as it is when the broker has one (else a new one is made and kept as vb_login does), then the
  * chain is opened once as a later vb_open_auth will, asking every question
  * beyond the first hop now; the answers that worked are kept in the broker's
  * memory (a XenAPI host or an inner vbhostd has no token to keep). info
