@@ -21,39 +21,23 @@
 #define REALM "LAB.TEST"
 #define PASSWORD "nested-Pw-31"
 #define XEN_PASSWORD "xen-Nested-pw"
-#define START_MS 10000
 
 static char *dir;
-static char a_sock[300], b_sock[300], a_log[300], b_log[300];
-static char broker_sock[300], nokeep_sock[300];
+static vb_ts_hostd ha, hb;
+static vb_ts_broker broker, nokeep;
 static int xen_port;
 
-static int start_hostd(const char *name, const char *extra, char *sock, char *log)
+static int start_hostd(vb_ts_hostd *h, const char *name, const char *extra)
 {
-    char conf[2000], path[300];
-    snprintf(sock, 300, "%s/%s.sock", dir, name);
-    snprintf(log, 300, "%s/%s.log", dir, name);
-    snprintf(path, sizeof path, "%s/%s.conf", dir, name);
-    snprintf(conf, sizeof conf,
-             "listen_unix = \"%s\"\nstate_dir = \"%s/%s-state\"\nsasl_conf_dir = \"%s/sasl\"\n"
-             "sasl_realm = \"" REALM "\"\nlog_level = \"debug\"\n%s",
-             sock, dir, name, dir, extra);
-    vb_ts_write_file(path, conf, 0600);
-    char *argv[] = { VB_BUILD_DIR "/vbhostd", "-f", path, "--foreground", NULL };
-    pid_t pid = vb_ts_spawn(argv, NULL, log);
-    return pid > 0 && vb_ts_wait_unix_socket(sock, START_MS) == 0 ? 0 : -1;
+    return vb_ts_hostd_start(h, dir, name, 0,
+                             "sasl_conf_dir = \"%s/sasl\"\nsasl_realm = \"" REALM "\"\n%s", dir,
+                             extra);
 }
 
-static int start_broker(const char *name, char *sock, const char *secret_ttl)
+static int start_broker(vb_ts_broker *b, const char *name, const char *secret_ttl)
 {
-    char log[300], state[300];
-    snprintf(sock, 300, "%s/%s-run/sock", dir, name);
-    snprintf(log, sizeof log, "%s/%s.log", dir, name);
-    snprintf(state, sizeof state, "%s/%s-state", dir, name);
-    char *argv[] = { VB_BUILD_DIR "/vbrokerd", "--socket", sock, "--state-dir", state,
-                     "--log-level", "debug", "--secret-ttl", (char *)secret_ttl, NULL };
-    pid_t pid = vb_ts_spawn(argv, NULL, log);
-    return pid > 0 && vb_ts_wait_unix_socket(sock, START_MS) == 0 ? 0 : -1;
+    const char *extra[] = { "--secret-ttl", secret_ttl, NULL };
+    return vb_ts_broker_start(b, dir, name, extra);
 }
 
 static int group_setup(void **state)
@@ -72,29 +56,19 @@ static int group_setup(void **state)
     /* B: SASL only; A: a token or SASL, and it may reach B and the simulator */
     snprintf(extra, sizeof extra, "auth_unix = [\"sasl\"]\nallowed_xenapi_hosts = [\"127.0.0.1:%d\"]\n",
              xen_port);
-    if (start_hostd("b", extra, b_sock, b_log) < 0)
+    if (start_hostd(&hb, "b", extra) < 0)
         return -1;
     snprintf(extra, sizeof extra,
              "auth_unix = [\"token\", \"sasl\"]\nallow_remote_uris = 1\n"
              "allowed_next_hops = [\"unix:%s\"]\nallowed_xenapi_hosts = [\"127.0.0.1:%d\"]\n",
-             b_sock, xen_port);
-    if (start_hostd("a", extra, a_sock, a_log) < 0)
-        return -1;
-    char users_file[300], xen_log[300], listen[64];
-    snprintf(users_file, sizeof users_file, "%s/xen-users", dir);
-    vb_ts_write_file(users_file, "root:" XEN_PASSWORD "\n", 0600);
-    snprintf(xen_log, sizeof xen_log, "%s/xen.log", dir);
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", xen_port);
-    char *sim[] = { "python3", "-I", "-S", VB_SRC_DIR "/tests/peers/xenapi_sim.py", "--listen",
-                    listen, "--users", users_file, NULL };
-    if (vb_ts_spawn(sim, NULL, xen_log) <= 0 || vb_ts_wait_tcp("127.0.0.1", xen_port, START_MS) < 0)
+             hb.sock, xen_port);
+    if (start_hostd(&ha, "a", extra) < 0 ||
+        vb_ts_xensim_start(dir, xen_port, "root:" XEN_PASSWORD "\n") < 0)
         return -1;
     /* the default broker keeps typed answers (10 min); the other keeps none */
-    if (start_broker("broker", broker_sock, "600") < 0 ||
-        start_broker("nokeep", nokeep_sock, "0") < 0)
+    if (start_broker(&broker, "broker", "600") < 0 || start_broker(&nokeep, "nokeep", "0") < 0)
         return -1;
-    setenv("VBROKER_SOCKET", broker_sock, 1);
-    setenv("VBROKER_NO_AUTOSTART", "1", 1);
+    vb_ts_broker_use(&broker);
     return 0;
 }
 
@@ -108,7 +82,7 @@ static int group_teardown(void **state)
 static char *first_uri(void)
 {
     static char buf[400];
-    snprintf(buf, sizeof buf, "test+unix:///default?socket=%s", a_sock);
+    snprintf(buf, sizeof buf, "test+unix:///default?socket=%s", ha.sock);
     return buf;
 }
 
@@ -119,7 +93,7 @@ static char *xen_uri(void)
     snprintf(buf, sizeof buf,
              "xenapi+unix:///?socket=%s&name=xenapi%%3A%%2F%%2Froot%%40127.0.0.1%%3A%d%%2F"
              "%%3Ftransport%%3Dhttp",
-             a_sock, xen_port);
+             ha.sock, xen_port);
     return buf;
 }
 
@@ -130,7 +104,7 @@ static char *two_hop_uri(void)
     snprintf(buf, sizeof buf,
              "xenapi+unix:///?socket=%s&name=xenapi%%2Bunix%%3A%%2F%%2F%%2F%%3Fsocket%%3D%s%%26name%%3D"
              "xenapi%%253A%%252F%%252Froot%%2540127.0.0.1%%253A%d%%252F%%253Ftransport%%253Dhttp",
-             a_sock, b_sock, xen_port);
+             ha.sock, hb.sock, xen_port);
     return buf;
 }
 
@@ -253,7 +227,7 @@ static void test_nested_login_keeps_the_first_hops_own_login(void **state)
     /* what was kept, per hop: A's own login (its token, as it was) and the
      * XenAPI answer in the broker's memory, for at most 8 h */
     assert_int_equal(info.nhops, 2);
-    const vb_login_hop *a = hop_naming(&info, a_sock);
+    const vb_login_hop *a = hop_naming(&info, ha.sock);
     assert_non_null(a);
     assert_non_null(strstr(a->kept, "token"));
     assert_non_null(strstr(a->kept, "unchanged"));
@@ -323,7 +297,7 @@ static void test_nested_login_from_nothing(void **state)
     assert_int_equal(f.calls, 2);
     assert_int_equal(f.xen_calls, 1);
     assert_int_equal(info.nhops, 2);
-    const vb_login_hop *a = hop_naming(&info, a_sock);
+    const vb_login_hop *a = hop_naming(&info, ha.sock);
     assert_non_null(a);
     assert_non_null(strstr(a->kept, "token"));
     assert_null(strstr(a->kept, "unchanged"));
@@ -347,11 +321,11 @@ static void test_two_daemon_chain(void **state)
     assert_int_equal(f.calls, 3); /* A's SASL, B's SASL, XenAPI */
     assert_int_equal(f.xen_calls, 1);
     assert_int_equal(info.nhops, 3);
-    assert_non_null(strstr(info.hops[0].hop, a_sock));
+    assert_non_null(strstr(info.hops[0].hop, ha.sock));
     assert_non_null(strstr(info.hops[0].kept, "token"));
     const vb_login_hop *b = NULL;
     for (size_t i = 1; i < info.nhops; i++)
-        if (strstr(info.hops[i].hop, b_sock) && !strstr(info.hops[i].hop, "xenapi://"))
+        if (strstr(info.hops[i].hop, hb.sock) && !strstr(info.hops[i].hop, "xenapi://"))
             b = &info.hops[i];
     assert_non_null(b);
     assert_non_null(strstr(b->kept, "memory"));
@@ -367,7 +341,7 @@ static void test_two_daemon_chain(void **state)
 static void test_hop_not_kept_is_named(void **state)
 {
     (void)state;
-    setenv("VBROKER_SOCKET", nokeep_sock, 1);
+    setenv("VBROKER_SOCKET", nokeep.sock, 1);
     form f = { 0, 0 };
     vb_login_info info;
     login_ok(xen_uri(), &f, &info);
@@ -375,7 +349,7 @@ static void test_hop_not_kept_is_named(void **state)
     assert_non_null(x);
     assert_int_equal(x->until, 0);
     assert_non_null(strstr(x->kept, "not kept"));
-    const vb_login_hop *a = hop_naming(&info, a_sock);
+    const vb_login_hop *a = hop_naming(&info, ha.sock);
     assert_non_null(a);
     assert_true(a->until > 0);
     vb_login_info_clear(&info);
@@ -383,14 +357,14 @@ static void test_hop_not_kept_is_named(void **state)
     assert_int_equal(script_list(xen_uri(), &err), -1);
     assert_int_equal(err.code, VBROKER_ERR_CRED_REQUIRED);
     assert_non_null(strstr(err.message, "xenapi://"));
-    setenv("VBROKER_SOCKET", broker_sock, 1);
+    setenv("VBROKER_SOCKET", broker.sock, 1);
 }
 
 /* The same as a person does it: vbctl login, then a script's vbctl. */
 static int vbctl(char *const argv[], const char *input, char **out)
 {
     char env_sock[400];
-    snprintf(env_sock, sizeof env_sock, "VBROKER_SOCKET=%s", broker_sock);
+    snprintf(env_sock, sizeof env_sock, "VBROKER_SOCKET=%s", broker.sock);
     char *env[] = { env_sock, "VBROKER_NO_AUTOSTART=1", NULL };
     return vb_ts_run(argv, env, input, out, 30000);
 }
@@ -406,7 +380,7 @@ static void test_vbctl_login_then_script(void **state)
         fail_msg("vbctl login: %d: %s", rc, out ? out : "");
     assert_non_null(strstr(out, "Logged in to"));
     /* one line per hop saying what is kept and for how long */
-    assert_non_null(strstr(out, a_sock));
+    assert_non_null(strstr(out, ha.sock));
     assert_non_null(strstr(out, "token"));
     char want[64];
     snprintf(want, sizeof want, "xenapi://127.0.0.1:%d/", xen_port);
