@@ -86,10 +86,10 @@ static void rotate_if_full(size_t incoming)
     char old[4096];
     vb_error err;
     int n = snprintf(old, sizeof old, "%s.1", log_path);
-    /* the file stays bounded even when it cannot be moved aside (or was,
-     * by someone else, and fd 2 is the moved one) */
-    if (n < 0 || (size_t)n >= sizeof old || rename(log_path, old) < 0 ||
-        open_onto_stderr(log_path, &err) < 0)
+    int moved = n > 0 && (size_t)n < sizeof old &&
+                (rename(log_path, old) == 0 || errno == ENOENT); /* ENOENT: someone moved it */
+    /* the file stays bounded even when it cannot be moved aside */
+    if (!moved || open_onto_stderr(log_path, &err) < 0)
         (void)!ftruncate(STDERR_FILENO, 0);
 }
 
