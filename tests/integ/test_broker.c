@@ -955,7 +955,6 @@ static void test_ignored_auth_conf_is_named_in_the_error(void **state)
                      "[credentials-lab]\nauthname=alice\npassword=" PASSWORD "\n\n"
                      "[auth-vbhostd-default]\ncredentials=lab\n",
                      0644);
-    chmod(path, 0644); /* whatever the umask */
     snprintf(params, sizeof params, "auth=sasl.SCRAM-SHA-256&authfile=%s", path);
     vb_error err;
     vb_conn *c = open_with(hostd_unix_uri(params), NULL, &err);
@@ -1007,18 +1006,6 @@ static void test_client_auth_file_the_broker_does_not_read(void **state)
     assert_null(strstr(err.message, "VBROKER_AUTH_FILE"));
 }
 
-static int file_mode(const char *path)
-{
-    struct stat st;
-    return lstat(path, &st) == 0 && S_ISREG(st.st_mode) ? (int)(st.st_mode & 07777) : -1;
-}
-
-static long file_size(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 ? (long)st.st_size : -1;
-}
-
 /* Autostart a broker on sock with XDG_STATE_HOME=state_home; open
  * test:///default through it. NULL with err filled when that failed. */
 static vb_conn *autostart_with_state_home(const char *sock, const char *state_home, vb_error *err)
@@ -1057,7 +1044,7 @@ static void test_autostarted_broker_logs_to_its_state_dir(void **state)
     }
     vb_close(c);
     int ready = vb_ts_wait_for_log(log, "ready on", 1, START_MS);
-    int mode = file_mode(log);
+    int mode = vb_ts_file_mode(log);
     assert_int_equal(brokers_on(sock, 1), 1);
     assert_int_equal(ready, 0);
     assert_int_equal(mode, 0600);
@@ -1085,7 +1072,7 @@ static void test_log_file_rotates_and_stays_bounded(void **state)
     setenv("VBROKER_SOCKET", sock, 1);
     int opens = 0, failed = 0;
     /* each open logs a few lines: rotate at least twice */
-    for (; opens < 300 && !failed && file_size(old) <= 0; opens++) {
+    for (; opens < 300 && !failed && vb_ts_file_size(old) <= 0; opens++) {
         vb_error err;
         vb_conn *c = open_with("test:///default", NULL, &err);
         failed = !c;
@@ -1100,13 +1087,13 @@ static void test_log_file_rotates_and_stays_bounded(void **state)
     setenv("VBROKER_SOCKET", broker_sock, 1);
     assert_int_equal(vb_ts_stop(pid, START_MS), 0);
     assert_false(failed);
-    print_message("%d opens; %ld + %ld bytes\n", opens, file_size(log), file_size(old));
-    assert_int_equal(file_mode(log), 0600);
-    assert_int_equal(file_mode(old), 0600);
-    assert_int_equal(file_mode(older), -1);
+    print_message("%d opens; %ld + %ld bytes\n", opens, vb_ts_file_size(log), vb_ts_file_size(old));
+    assert_int_equal(vb_ts_file_mode(log), 0600);
+    assert_int_equal(vb_ts_file_mode(old), 0600);
+    assert_int_equal(vb_ts_file_mode(older), -1);
     long bound = 1024 + 1024 + 128; /* the size plus one line */
-    assert_true(file_size(log) > 0 && file_size(log) <= bound);
-    assert_true(file_size(old) > 0 && file_size(old) <= bound);
+    assert_true(vb_ts_file_size(log) > 0 && vb_ts_file_size(log) <= bound);
+    assert_true(vb_ts_file_size(old) > 0 && vb_ts_file_size(old) <= bound);
     /* the log went to the file, not to stderr */
     assert_int_equal(vb_ts_count_in_file(stderr_log, "ready on"), 0);
     /* never through a symbolic link; a size below the minimum is refused */

@@ -39,18 +39,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static long size_of(const char *path)
-{
-    struct stat st;
-    return lstat(path, &st) == 0 ? (long)st.st_size : -1;
-}
-
-static int mode_of(const char *path)
-{
-    struct stat st;
-    return lstat(path, &st) == 0 ? (int)(st.st_mode & 07777) : -1;
-}
-
 static void test_rotates_into_two_bounded_files(void **state)
 {
     (void)state;
@@ -67,11 +55,11 @@ static void test_rotates_into_two_bounded_files(void **state)
     for (int i = 0; i < 100; i++)
         vb_log(VB_LOG_INFO, "line %d %s", i, i % 3 ? "short" : big);
     vb_log(VB_LOG_INFO, "the last line");
-    assert_int_equal(mode_of(path), 0600);
-    assert_int_equal(mode_of(old), 0600);
-    assert_int_equal(mode_of(older), -1);
-    assert_true(size_of(path) > 0 && size_of(path) <= 2048 + LINE_BOUND);
-    assert_true(size_of(old) > 0 && size_of(old) <= 2048 + LINE_BOUND);
+    assert_int_equal(vb_ts_file_mode(path), 0600);
+    assert_int_equal(vb_ts_file_mode(old), 0600);
+    assert_int_equal(vb_ts_file_mode(older), -1);
+    assert_true(vb_ts_file_size(path) > 0 && vb_ts_file_size(path) <= 2048 + LINE_BOUND);
+    assert_true(vb_ts_file_size(old) > 0 && vb_ts_file_size(old) <= 2048 + LINE_BOUND);
     assert_int_equal(vb_ts_count_in_file(path, "the last line"), 1);
     assert_int_equal(vb_ts_count_in_file(old, "line 0 "), 0); /* long gone */
 }
@@ -92,7 +80,7 @@ static void test_emptied_when_it_cannot_be_moved(void **state)
     assert_int_equal(vb_log_to_file(path, &err), 0);
     for (int i = 0; i < 200; i++)
         vb_log(VB_LOG_INFO, "line %d of a log that cannot rotate", i);
-    assert_true(size_of(path) > 0 && size_of(path) <= 1024 + LINE_BOUND);
+    assert_true(vb_ts_file_size(path) > 0 && vb_ts_file_size(path) <= 1024 + LINE_BOUND);
 }
 
 static void test_never_through_a_link_or_into_a_fifo(void **state)
