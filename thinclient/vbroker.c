@@ -388,7 +388,10 @@ static int autostart(const char *path, vb_error *err)
  * directory that is not ours stops us here, with no connect and no autostart. */
 static int connect_broker(int allow_autostart, vb_error *err)
 {
-    const char *path = vb_broker_socket_path();
+    /* our own copy: vb_broker_socket_path's buffer is shared, and threads
+     * opening at once would read it half rewritten ("" → directory ".") */
+    char path[sizeof socket_path];
+    vb_proto_broker_socket_path(path, sizeof path);
     int dir_fd = vb_sockdir_open(path, geteuid(), 0, VB_DOM_CLIENT, err);
     if (dir_fd < 0 && errno != ENOENT)
         return -1;
