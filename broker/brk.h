@@ -54,6 +54,8 @@ typedef struct brk_config {
     unsigned max_clients;        /* programs connected at once */
     unsigned max_output;         /* bytes queued for a program before its calls wait */
     unsigned output_timeout_s;   /* drop a program whose full queue has not moved this long */
+    char *log_file;              /* --log-file; an autostarted broker: state_dir/vbrokerd.log */
+    unsigned log_max_size;       /* rotate the log file past this many bytes (one .1 kept) */
 } brk_config;
 
 /* brk_config.c: defaults < vbrokerd.conf < command line */
@@ -107,6 +109,8 @@ struct brk_session {
     void *drv_conn;
     char *uri;                   /* the open connection's URI (status) */
     char *cred_uri;              /* the URI of the login in progress (auth.conf); worker only */
+    char *client_auth_file;      /* the client's VBROKER_AUTH_FILE (OPEN/LOGIN), for a hint only:
+                                  * the broker never reads the file a client names this way */
     /* questions whose last answer was rejected: their next fill skips the
      * cache and auth.conf and tells the person it is a retry (the broker
      * counts failures itself; nothing on the wire makes it skip); worker only */

@@ -35,6 +35,7 @@ static const setting settings[] = {
     { "max-clients", 1, 1000000, 0, offsetof(brk_config, max_clients) },
     { "max-output", 65536, 1u << 30, 0, offsetof(brk_config, max_output) },
     { "output-timeout", 1, 86400, 0, offsetof(brk_config, output_timeout_s) },
+    { "log-max-size", 1024, 1u << 30, 0, offsetof(brk_config, log_max_size) },
 };
 
 void brk_config_defaults(brk_config *cfg)
@@ -52,6 +53,7 @@ void brk_config_defaults(brk_config *cfg)
     cfg->max_clients = 1000;
     cfg->max_output = 4u << 20;
     cfg->output_timeout_s = 30;
+    cfg->log_max_size = 1u << 20;
 }
 
 static const setting *find_setting(const char *option)
@@ -118,9 +120,10 @@ static int load_numbers(vb_conf *conf, brk_config *cfg, vb_error *err)
 
 static int load_words(vb_conf *conf, brk_config *cfg, vb_error *err)
 {
-    const char *level = NULL, *state_dir = NULL;
+    const char *level = NULL, *state_dir = NULL, *log_file = NULL;
     if (vb_conf_get_string(conf, "log_level", &level, err) < 0 ||
-        vb_conf_get_string(conf, "state_dir", &state_dir, err) < 0)
+        vb_conf_get_string(conf, "state_dir", &state_dir, err) < 0 ||
+        vb_conf_get_string(conf, "log_file", &log_file, err) < 0)
         return -1;
     if (level && (cfg->log_level = vb_log_level_parse(level)) < 0)
         return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
@@ -128,6 +131,10 @@ static int load_words(vb_conf *conf, brk_config *cfg, vb_error *err)
     if (state_dir) {
         free(cfg->state_dir);
         cfg->state_dir = strdup(state_dir);
+    }
+    if (log_file) {
+        free(cfg->log_file);
+        cfg->log_file = strdup(log_file);
     }
     return 0;
 }

@@ -14,6 +14,7 @@
  *          auth type. */
 #include "brk.h"
 
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,9 +113,49 @@ void brk_creds_forget_failures(brk_session *s)
     s->nfailed_questions = 0;
 }
 
+/* Why auth.conf did not answer, when the person can do something about it:
+ * the file was refused (its mode, a typo: the loader's message names the
+ * file and the fix, never a value), or the client's VBROKER_AUTH_FILE names
+ * another file than the one this broker reads. */
+typedef struct authconf_note {
+    char text[400];
+} authconf_note;
+
+static void note_add(authconf_note *note, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void note_add(authconf_note *note, const char *fmt, ...)
+{
+    size_t used = strlen(note->text);
+    if (used && used + 2 < sizeof note->text)
+        used += (size_t)snprintf(note->text + used, sizeof note->text - used, "; ");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(note->text + used, sizeof note->text - used, fmt, ap);
+    va_end(ap);
+}
+
+/* The broker reads the auth.conf of its own environment, from when it
+ * started (or the URI's authfile=); a client's VBROKER_AUTH_FILE is only
+ * compared, never read: which file's passwords go out stays the broker's
+ * (or the URI's) choice. */
+static void note_other_auth_file(const brk_session *s, const vb_uri *uri, authconf_note *note)
+{
+    const char *theirs = s->client_auth_file;
+    const char *in_uri = vb_uri_param_get(uri, "authfile");
+    if (!theirs || !*theirs || (in_uri && *in_uri))
+        return;
+    char *mine = vb_authconf_path(NULL);
+    if (mine && strcmp(mine, theirs) != 0)
+        note_add(note, "VBROKER_AUTH_FILE=%s is not read: the running broker reads %s (its "
+                 "environment at start); restart vbrokerd with it, or add ?authfile=%s to the URI",
+                 theirs, mine, theirs);
+    free(mine);
+}
+
 /* auth.conf by the question's own kind and target host, never the outer
  * URI's; a relayed question takes only a group named for its host. */
-static int from_auth_conf(brk_session *s, vb_cred_request *req)
+static int from_auth_conf(brk_session *s, vb_cred_request *req, authconf_note *note)
 {
     const char *service = authconf_service(req);
     vb_uri uri;
@@ -125,12 +166,15 @@ static int from_auth_conf(brk_session *s, vb_cred_request *req)
     char *path = vb_authconf_path(vb_uri_param_get(&uri, "authfile"));
     vb_authconf *conf = NULL;
     int filled = 0;
-    if (path && vb_authconf_load(path, &conf, &err) < 0)
+    if (path && vb_authconf_load(path, &conf, &err) < 0) {
         vb_log(VB_LOG_WARN, "ignoring %s: %s", path, err.message);
-    else if (conf && req->nhops > 0)
+        note_add(note, "auth.conf ignored: %s", err.message);
+    } else if (conf && req->nhops > 0)
         filled = vb_authconf_fill_exact(conf, service, req->target.host, req, &err) == 1;
     else if (conf)
         filled = vb_authconf_fill(conf, service, req->target.host, req, &err) == 1;
+    if (!filled)
+        note_other_auth_file(s, &uri, note);
     vb_authconf_free(conf);
     free(path);
     vb_uri_clear(&uri);
@@ -156,17 +200,20 @@ static int creds_fill(vb_cred_request *req, void *opaque, vb_error *err)
         vb_log(VB_LOG_DEBUG, "answered %s from the secret cache", req->service);
         return 0;
     }
-    if (!failed && from_auth_conf(s, req))
+    authconf_note note = { "" };
+    if (!failed && from_auth_conf(s, req, &note))
         return 0;
     req->retry = shown_retry;
     if (!s->can_prompt) {
         char shown[1024]; /* a hop's text reaches the app only escaped */
         return vb_error_set(err, VB_ERR_CRED_REQUIRED, VB_DOM_BROKER,
                             "credentials required for %s, and this client cannot be asked (no "
-                            "callback or --non-interactive); run `vbctl login`, add them to "
-                            "auth.conf, or run interactively",
+                            "callback or --non-interactive); %s",
                             vb_text_escape_into(req->service ? req->service : "this login", shown,
-                                                sizeof shown));
+                                                sizeof shown),
+                            note.text[0] ? note.text
+                                         : "run `vbctl login`, add them to auth.conf, or run "
+                                           "interactively");
     }
     return brk_ask_client(s, req, err);
 }

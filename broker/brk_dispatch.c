@@ -94,7 +94,8 @@ static void answer_status(brk_session *s, const vb_msg *msg)
         send_error(s, &msg->hdr, &err);
 }
 
-/* OPEN [uri, flags, cred_types[], auth_priority[], can_prompt] */
+/* OPEN [uri, flags, cred_types[], auth_priority[], can_prompt, (auth_file)]
+ * LOGIN [... can_prompt, ttl_s, (auth_file)]; auth_file: from clients that send it */
 static int read_open(brk_session *s, const vb_msg *msg, brk_job *job, vb_error *err)
 {
     vb_rd rd, types, prio;
@@ -129,6 +130,10 @@ static int read_open(brk_session *s, const vb_msg *msg, brk_job *job, vb_error *
         return -1;
     s->can_prompt = can_prompt;
     if (msg->hdr.procedure == VB_BROKER_PROC_LOGIN && vb_rd_u64(&rd, &job->ttl_s, err) < 0)
+        return -1;
+    free(s->client_auth_file);
+    s->client_auth_file = NULL;
+    if (vb_rd_has_more(&rd) && vb_rd_strdup(&rd, URI_MAX, &s->client_auth_file, err) < 0)
         return -1;
     if (!job->uri)
         return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_BROKER, "OPEN needs a URI");

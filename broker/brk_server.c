@@ -31,6 +31,7 @@ static void session_free(brk_session *s)
         free(s->priority[i]);
     free(s->uri);
     free(s->cred_uri);
+    free(s->client_auth_file);
     brk_creds_forget_failures(s);
     pthread_mutex_destroy(&s->mutex);
     pthread_cond_destroy(&s->cond);

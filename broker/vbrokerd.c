@@ -3,7 +3,8 @@
  *   vbrokerd [--config FILE] [--socket PATH] [--state-dir DIR] [--prompt-timeout SECONDS]
  *            [--secret-ttl SECONDS] [--secret-max SECONDS] [--upstream-idle SECONDS]
  *            [--frame-timeout SECONDS] [--keepalive-interval SECONDS]
- *            [--keepalive-count N] [--log-level LEVEL]
+ *            [--keepalive-count N] [--log-level LEVEL] [--log-file PATH]
+ *            [--log-max-size BYTES]
  *
  * Settings: the defaults, then vbrokerd.conf (brk_config.c), then these
  * options. An autostarted broker gets only --socket, so the file is how a
@@ -15,8 +16,13 @@
  * we can change (vb_sockdir.h); the broker binds through a descriptor of it.
  * State (cache.db): --state-dir, else $XDG_STATE_HOME/vbroker, else
  * $HOME/.local/state/vbroker; never a shared path when neither is set.
+ * Log: stderr; --log-file (log_file) when given; a broker libvbroker
+ * autostarted (VBROKER_AUTOSTARTED=1 in its environment) logs to
+ * STATE/vbrokerd.log, because its stderr is a pipe nobody reads once it
+ * answers. The file is rotated at --log-max-size (one .1 kept).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,6 +36,7 @@
 #include "brk.h"
 #include "vb_daemon.h"
 #include "vb_log.h"
+#include "vb_store.h"
 
 #define SD_LISTEN_FDS_START 3
 
@@ -46,6 +53,11 @@ static void usage(FILE *out)
             "                          else ~/.local/state/vbroker; without HOME or\n"
             "                          XDG_STATE_HOME it must be given)\n"
             "  --log-level LEVEL       error, warn, info (default) or debug\n"
+            "  --log-file PATH         log here (0600, never through a symbolic link) instead\n"
+            "                          of stderr; an autostarted broker logs to\n"
+            "                          STATE-DIR/vbrokerd.log\n"
+            "  --log-max-size BYTES    past this the log file becomes PATH.1 and a new one\n"
+            "                          starts (default 1048576; 1024..1073741824)\n"
             "  --prompt-timeout SECS   fail a credential request nobody answers (default 120)\n"
             "  --secret-ttl SECS       forget a cached password unused this long (default 600;\n"
             "                          0 keeps no passwords in memory)\n"
@@ -118,6 +130,8 @@ static const struct option long_options[] = {
     { "max-clients", required_argument, NULL, 'n' },
     { "max-output", required_argument, NULL, 'n' },
     { "output-timeout", required_argument, NULL, 'n' },
+    { "log-max-size", required_argument, NULL, 'n' },
+    { "log-file", required_argument, NULL, 'f' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
 };
@@ -157,6 +171,7 @@ static int parse_options(int argc, char **argv, brk_config *cfg)
         case 'c': break; /* already read */
         case 's': free(cfg->socket_path); cfg->socket_path = strdup(optarg); break;
         case 'd': free(cfg->state_dir); cfg->state_dir = strdup(optarg); break;
+        case 'f': free(cfg->log_file); cfg->log_file = strdup(optarg); break;
         case 'l':
             if ((cfg->log_level = vb_log_level_parse(optarg)) < 0) {
                 fprintf(stderr, "vbrokerd: --log-level must be error, warn, info or debug\n");
@@ -180,15 +195,83 @@ static int parse_options(int argc, char **argv, brk_config *cfg)
     return 0;
 }
 
+/* ---- the log, and refusals until the broker is ready ---------------------- */
+
+/* Where stderr pointed before the log file took it (-1: it did not): until
+ * the broker is ready a refusal goes there too, since an autostarting client
+ * reads its first line for the reason, and a person at a terminal sees it. */
+static int start_stderr = -1;
+
+static void refuse_start(const char *message)
+{
+    if (start_stderr < 0) {
+        fprintf(stderr, "vbrokerd: %s\n", message);
+        return;
+    }
+    vb_log(VB_LOG_ERROR, "%s", message);
+    dprintf(start_stderr, "vbrokerd: %s\n", message);
+}
+
+/* libvbroker marks a broker it autostarts; the mark is not passed on to the
+ * programs the broker runs (ssh). */
+static int was_autostarted(void)
+{
+    const char *mark = getenv("VBROKER_AUTOSTARTED");
+    int yes = mark && strcmp(mark, "1") == 0;
+    unsetenv("VBROKER_AUTOSTARTED");
+    return yes;
+}
+
+/* --log-file, else STATE/vbrokerd.log when autostarted, else stderr. */
+static int choose_log(brk_config *cfg, int autostarted, vb_error *err)
+{
+    if (!cfg->log_file && autostarted) {
+        if (vb_store_prepare_dir(cfg->state_dir, err) < 0)
+            return -1;
+        if (asprintf(&cfg->log_file, "%s/vbrokerd.log", cfg->state_dir) < 0) {
+            cfg->log_file = NULL;
+            return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_DAEMON, "out of memory");
+        }
+    }
+    if (!cfg->log_file)
+        return 0;
+    start_stderr = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+    vb_log_set_max_size(cfg->log_max_size);
+    return vb_log_to_file(cfg->log_file, err);
+}
+
+/* SIGHUP: open the log file again (after someone moved it). */
+static void reopen_log(void *data)
+{
+    (void)data;
+    vb_error err;
+    if (vb_log_reopen(&err) < 0)
+        vb_log(VB_LOG_WARN, "SIGHUP: %s", err.message);
+    else
+        vb_log(VB_LOG_INFO, "SIGHUP: log reopened; other settings take effect at restart");
+}
+
+static void config_clear(brk_config *cfg)
+{
+    free(cfg->socket_path); /* a refused start is no leak under ASan */
+    free(cfg->state_dir);
+    free(cfg->log_file);
+}
+
 int main(int argc, char **argv)
 {
     brk_config cfg;
     brk_config_defaults(&cfg);
-    if (load_config_file(&cfg, config_option(argc, argv)) < 0)
+    int autostarted = was_autostarted();
+    if (load_config_file(&cfg, config_option(argc, argv)) < 0) {
+        config_clear(&cfg);
         return 2;
+    }
     int rc = parse_options(argc, argv, &cfg);
-    if (rc != 0)
+    if (rc != 0) {
+        config_clear(&cfg);
         return rc < 0 ? 0 : rc;
+    }
     vb_remote_driver_set_idle(cfg.upstream_idle_ms);
     if (!cfg.socket_path)
         cfg.socket_path = default_socket_path();
@@ -196,29 +279,36 @@ int main(int argc, char **argv)
         fprintf(stderr, "vbrokerd: no private directory for the login cache: neither HOME nor "
                         "XDG_STATE_HOME is set to an absolute path, and a shared one such as /tmp "
                         "is never used; set HOME or pass --state-dir DIR\n");
-        free(cfg.socket_path);
+        config_clear(&cfg);
         return 2;
     }
     cfg.listen_fd = activated_fd();
     vb_log_init("vbrokerd", cfg.log_level);
+    vb_error err;
+    if (choose_log(&cfg, autostarted, &err) < 0) {
+        refuse_start(err.message);
+        config_clear(&cfg);
+        return 1;
+    }
     vb_daemon_protect_memory();
     unsigned long nofile = vb_raise_nofile_limit();
-    vb_error err;
     vb_loop *loop = vb_loop_new(&err);
     static brk_server srv; /* static: reachable at exit, workers may still use it */
+    vb_daemon_on_reload(reopen_log, NULL);
     if (!loop || vb_daemon_watch_signals(loop, &err) < 0 || brk_server_start(&srv, &cfg, loop, &err) < 0) {
-        fprintf(stderr, "vbrokerd: %s\n", err.message);
-        free(cfg.socket_path); /* a refused start is no leak under ASan */
-        free(cfg.state_dir);
+        refuse_start(err.message);
+        config_clear(&cfg);
         return 1;
     }
     vb_log(VB_LOG_INFO, "ready on %s (uid %u, up to %u clients, %lu descriptors)",
            cfg.listen_fd >= 0 ? "systemd socket" : cfg.socket_path, (unsigned)getuid(),
            cfg.max_clients, nofile);
+    if (start_stderr >= 0)
+        close(start_stderr); /* ready: the client that started us stops listening there */
+    start_stderr = -1;
     rc = vb_loop_run(loop);
     brk_server_stop(&srv);
     vb_loop_free(loop);
-    free(cfg.socket_path);
-    free(cfg.state_dir);
+    config_clear(&cfg);
     return rc == 0 ? 0 : 1;
 }

@@ -175,7 +175,8 @@ static const char *broker_binary(void)
  * through report_fd its pid, then, when exec fails, its errno (the pipe is
  * close-on-exec, so a successful exec ends the report). The broker's stderr
  * is stderr_fd, so a broker that refuses to start can say why. */
-static void spawn_grandchild(const char *bin, const char *path, int report_fd, int stderr_fd)
+static void spawn_grandchild(const char *bin, const char *path, char *const envp[], int report_fd,
+                             int stderr_fd)
 {
     setsid();
     pid_t pid = fork();
@@ -190,11 +191,34 @@ static void spawn_grandchild(const char *bin, const char *path, int report_fd, i
         dup2(null, STDOUT_FILENO);
     }
     dup2(stderr_fd, STDERR_FILENO);
-    execl(bin, "vbrokerd", "--socket", path, (char *)NULL);
+    char *const argv[] = { "vbrokerd", "--socket", (char *)path, NULL };
+    execve(bin, argv, envp);
     int e = errno;
     if (write(report_fd, &e, sizeof e) != (ssize_t)sizeof e)
         _exit(127);
     _exit(127);
+}
+
+#define AUTOSTART_MARK "VBROKER_AUTOSTARTED=1"
+
+/* Our environment plus the mark that tells vbrokerd it was autostarted (so
+ * it logs to its file: its stderr is our pipe, read only until it answers).
+ * Built before the fork: the child of a threaded program must not malloc. */
+static char **broker_environment(void)
+{
+    extern char **environ;
+    size_t n = 0;
+    while (environ && environ[n])
+        n++;
+    char **envp = calloc(n + 2, sizeof *envp);
+    if (!envp)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], "VBROKER_AUTOSTARTED=", 20) != 0)
+            envp[k++] = environ[i];
+    envp[k] = (char *)AUTOSTART_MARK;
+    return envp;
 }
 
 /* Start vbrokerd detached (double fork: it is nobody's child here); *pid
@@ -208,18 +232,25 @@ static int spawn_broker(const char *path, pid_t *pid, int stderr_fd, vb_error *e
                                   "cannot start the broker %s; set VBROKERD to its path or "
                                   "start it by hand", bin);
     int report[2];
-    if (pipe2(report, O_CLOEXEC) < 0)
+    char **envp = broker_environment();
+    if (!envp)
+        return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_CLIENT, "out of memory");
+    if (pipe2(report, O_CLOEXEC) < 0) {
+        free(envp);
         return vb_error_set_errno(err, errno, VB_DOM_CLIENT, "cannot start the broker");
+    }
     pid_t child = fork();
     if (child < 0) {
         close(report[0]);
         close(report[1]);
+        free(envp);
         return vb_error_set_errno(err, errno, VB_DOM_CLIENT, "cannot start the broker");
     }
     if (child == 0) {
         close(report[0]);
-        spawn_grandchild(bin, path, report[1], stderr_fd);
+        spawn_grandchild(bin, path, envp, report[1], stderr_fd);
     }
+    free(envp);
     close(report[1]);
     int status, exec_errno = 0;
     waitpid(child, &status, 0);
@@ -357,7 +388,10 @@ static int autostart(const char *path, vb_error *err)
  * directory that is not ours stops us here, with no connect and no autostart. */
 static int connect_broker(int allow_autostart, vb_error *err)
 {
-    const char *path = vb_broker_socket_path();
+    /* our own copy: vb_broker_socket_path's buffer is shared, and threads
+     * opening at once would read it half rewritten ("" → directory ".") */
+    char path[sizeof socket_path];
+    vb_proto_broker_socket_path(path, sizeof path);
     int dir_fd = vb_sockdir_open(path, geteuid(), 0, VB_DOM_CLIENT, err);
     if (dir_fd < 0 && errno != ENOENT)
         return -1;
@@ -687,7 +721,10 @@ static void pack_open(vb_enc *enc, const void *arg)
 {
     const open_args *a = arg;
     unsigned ntypes = a->auth && a->auth->cb ? a->auth->ncredtypes : 0;
-    vb_enc_array(enc, a->with_ttl ? 6 : 5);
+    /* our VBROKER_AUTH_FILE, so a broker that reads another file can say so
+     * (the broker never reads it; earlier brokers ignore the extra field) */
+    const char *auth_file = secure_getenv("VBROKER_AUTH_FILE");
+    vb_enc_array(enc, a->with_ttl ? 7 : 6);
     vb_enc_str(enc, a->uri);
     vb_enc_u64(enc, a->flags);
     vb_enc_array(enc, ntypes);
@@ -699,6 +736,7 @@ static void pack_open(vb_enc *enc, const void *arg)
     vb_enc_bool(enc, a->auth && a->auth->cb);
     if (a->with_ttl)
         vb_enc_u64(enc, a->ttl_s);
+    vb_enc_str(enc, auth_file && *auth_file ? auth_file : NULL);
 }
 
 vb_conn *vb_open_auth(const char *uri, const vb_auth *auth, unsigned int flags, vb_error *err)

@@ -941,6 +941,214 @@ static void test_config_file(void **state)
     }
 }
 
+/* ---- the broker's voice reaches the user ------------------------------------ */
+
+/* An auth.conf others can read is ignored; the script that then gets
+ * CRED_REQUIRED (and vbctl's exit 77) is told which file and how to fix it,
+ * not "add them to auth.conf". */
+static void test_ignored_auth_conf_is_named_in_the_error(void **state)
+{
+    (void)state;
+    char path[300], params[400];
+    snprintf(path, sizeof path, "%s/open-auth.conf", dir);
+    vb_ts_write_file(path,
+                     "[credentials-lab]\nauthname=alice\npassword=" PASSWORD "\n\n"
+                     "[auth-vbhostd-default]\ncredentials=lab\n",
+                     0644);
+    snprintf(params, sizeof params, "auth=sasl.SCRAM-SHA-256&authfile=%s", path);
+    vb_error err;
+    vb_conn *c = open_with(hostd_unix_uri(params), NULL, &err);
+    assert_null(c);
+    print_message("client error: %s\n", err.message);
+    assert_int_equal(err.code, VBROKER_ERR_CRED_REQUIRED);
+    char fix[400];
+    snprintf(fix, sizeof fix, "chmod 600 %s", path);
+    assert_non_null(strstr(err.message, "auth.conf ignored"));
+    assert_non_null(strstr(err.message, "readable by others"));
+    assert_non_null(strstr(err.message, fix));
+    assert_null(strstr(err.message, PASSWORD));
+    /* vbctl: exit 77, and the same reason on its stderr */
+    char uri[1200];
+    snprintf(uri, sizeof uri, "%s", hostd_unix_uri(params));
+    char *argv[] = { VB_BUILD_DIR "/vbctl", "-c", uri, "--non-interactive", "hostname", NULL };
+    char *out = NULL;
+    assert_int_equal(run_cli(argv, NULL, &out), 77);
+    assert_non_null(strstr(out, fix));
+    free(out);
+}
+
+/* VBROKER_AUTH_FILE set for the client names a file the running broker (which
+ * read its own environment at start) does not read: the error says so, and
+ * the broker still reads only its own file. */
+static void test_client_auth_file_the_broker_does_not_read(void **state)
+{
+    (void)state;
+    char path[300];
+    snprintf(path, sizeof path, "%s/client-only-auth.conf", dir);
+    vb_ts_write_file(path,
+                     "[credentials-lab]\nauthname=alice\npassword=" PASSWORD "\n\n"
+                     "[auth-vbhostd-default]\ncredentials=lab\n",
+                     0600);
+    setenv("VBROKER_AUTH_FILE", path, 1);
+    vb_error err;
+    vb_conn *c = open_with(hostd_unix_uri("auth=sasl.SCRAM-SHA-256"), NULL, &err);
+    unsetenv("VBROKER_AUTH_FILE");
+    assert_null(c); /* never read by the broker: no login */
+    print_message("client error: %s\n", err.message);
+    assert_int_equal(err.code, VBROKER_ERR_CRED_REQUIRED);
+    char said[400];
+    snprintf(said, sizeof said, "VBROKER_AUTH_FILE=%s is not read", path);
+    assert_non_null(strstr(err.message, said));
+    assert_non_null(strstr(err.message, "the running broker reads "));
+    /* without the variable: no such note */
+    c = open_with(hostd_unix_uri("auth=sasl.SCRAM-SHA-256"), NULL, &err);
+    assert_null(c);
+    assert_null(strstr(err.message, "VBROKER_AUTH_FILE"));
+}
+
+/* Autostart a broker on sock with XDG_STATE_HOME=state_home; open
+ * test:///default through it. NULL with err filled when that failed. */
+static vb_conn *autostart_with_state_home(const char *sock, const char *state_home, vb_error *err)
+{
+    char *old_state = getenv("XDG_STATE_HOME") ? strdup(getenv("XDG_STATE_HOME")) : NULL;
+    setenv("XDG_STATE_HOME", state_home, 1);
+    setenv("VBROKER_SOCKET", sock, 1);
+    unsetenv("VBROKER_NO_AUTOSTART");
+    setenv("VBROKERD", VB_BUILD_DIR "/vbrokerd", 1);
+    vb_conn *c = open_with("test:///default", NULL, err);
+    unsetenv("VBROKERD");
+    setenv("VBROKER_NO_AUTOSTART", "1", 1);
+    setenv("VBROKER_SOCKET", broker_sock, 1);
+    if (old_state)
+        setenv("XDG_STATE_HOME", old_state, 1);
+    else
+        unsetenv("XDG_STATE_HOME");
+    free(old_state);
+    return c;
+}
+
+/* An autostarted broker's stderr is a pipe nobody reads once it answers: it
+ * logs to $XDG_STATE_HOME/vbroker/vbrokerd.log instead, a 0600 file. */
+static void test_autostarted_broker_logs_to_its_state_dir(void **state)
+{
+    (void)state;
+    char sock[300], state_home[300], log[400];
+    snprintf(sock, sizeof sock, "%s/auto-log/sock", dir);
+    snprintf(state_home, sizeof state_home, "%s/xdg-state", dir);
+    snprintf(log, sizeof log, "%s/vbroker/vbrokerd.log", state_home);
+    vb_error err;
+    vb_conn *c = autostart_with_state_home(sock, state_home, &err);
+    if (!c) {
+        brokers_on(sock, 1);
+        fail_msg("autostart: %s", err.message);
+    }
+    vb_close(c);
+    int ready = vb_ts_wait_for_log(log, "ready on", 1, START_MS);
+    int mode = vb_ts_file_mode(log);
+    assert_int_equal(brokers_on(sock, 1), 1);
+    assert_int_equal(ready, 0);
+    assert_int_equal(mode, 0600);
+}
+
+/* --log-file with --log-max-size: past the size the file becomes .1 and a new
+ * one starts; never a third file, never a file much over the size. */
+static void test_log_file_rotates_and_stays_bounded(void **state)
+{
+    (void)state;
+    char rot[300], sock[400], state_dir[400], log[400], old[420], older[420], stderr_log[400];
+    snprintf(rot, sizeof rot, "%s/rot", dir);
+    mkdir(rot, 0700);
+    snprintf(sock, sizeof sock, "%s/run/sock", rot);
+    snprintf(state_dir, sizeof state_dir, "%s/state", rot);
+    snprintf(log, sizeof log, "%s/vbrokerd.log", rot);
+    snprintf(old, sizeof old, "%s.1", log);
+    snprintf(older, sizeof older, "%s.2", log);
+    snprintf(stderr_log, sizeof stderr_log, "%s/stderr.log", rot);
+    char *argv[] = { VB_BUILD_DIR "/vbrokerd", "--socket", sock, "--state-dir", state_dir,
+                     "--log-level", "debug", "--log-file", log, "--log-max-size", "1024", NULL };
+    pid_t pid = vb_ts_spawn(argv, NULL, stderr_log);
+    assert_true(pid > 0);
+    assert_int_equal(vb_ts_wait_unix_socket(sock, START_MS), 0);
+    setenv("VBROKER_SOCKET", sock, 1);
+    int opens = 0, failed = 0;
+    /* each open logs a few lines: rotate at least twice */
+    for (; opens < 300 && !failed && vb_ts_file_size(old) <= 0; opens++) {
+        vb_error err;
+        vb_conn *c = open_with("test:///default", NULL, &err);
+        failed = !c;
+        vb_close(c);
+    }
+    for (int i = 0; i < 20 && !failed; i++) {
+        vb_error err;
+        vb_conn *c = open_with("test:///default", NULL, &err);
+        failed = !c;
+        vb_close(c);
+    }
+    setenv("VBROKER_SOCKET", broker_sock, 1);
+    assert_int_equal(vb_ts_stop(pid, START_MS), 0);
+    assert_false(failed);
+    print_message("%d opens; %ld + %ld bytes\n", opens, vb_ts_file_size(log), vb_ts_file_size(old));
+    assert_int_equal(vb_ts_file_mode(log), 0600);
+    assert_int_equal(vb_ts_file_mode(old), 0600);
+    assert_int_equal(vb_ts_file_mode(older), -1);
+    long bound = 1024 + 1024 + 128; /* the size plus one line */
+    assert_true(vb_ts_file_size(log) > 0 && vb_ts_file_size(log) <= bound);
+    assert_true(vb_ts_file_size(old) > 0 && vb_ts_file_size(old) <= bound);
+    /* the log went to the file, not to stderr */
+    assert_int_equal(vb_ts_count_in_file(stderr_log, "ready on"), 0);
+    /* never through a symbolic link; a size below the minimum is refused */
+    char link[400], *out = NULL;
+    snprintf(link, sizeof link, "%s/link.log", rot);
+    assert_int_equal(symlink(stderr_log, link), 0);
+    char *via_link[] = { VB_BUILD_DIR "/vbrokerd", "--socket", sock, "--state-dir", state_dir,
+                         "--log-file", link, NULL };
+    assert_int_equal(vb_ts_run(via_link, NULL, NULL, &out, START_MS), 1);
+    assert_non_null(strstr(out, "symbolic link"));
+    free(out);
+    char *tiny[] = { VB_BUILD_DIR "/vbrokerd", "--socket", sock, "--log-max-size", "10", NULL };
+    assert_int_equal(vb_ts_run(tiny, NULL, NULL, &out, START_MS), 2);
+    assert_non_null(strstr(out, "--log-max-size must be 1024"));
+    free(out);
+}
+
+/* An autostarted broker that refuses to start after its log file is open:
+ * the client still gets its reason (the first line it wrote), and the log
+ * has it too. */
+static void test_autostarted_broker_refusal_reaches_the_client(void **state)
+{
+    (void)state;
+    char sock[300], state_home[300], cache[400], log[400];
+    snprintf(sock, sizeof sock, "%s/auto-refuse/sock", dir);
+    snprintf(state_home, sizeof state_home, "%s/refuse-state", dir);
+    snprintf(cache, sizeof cache, "%s/vbroker", state_home);
+    mkdir(state_home, 0700);
+    mkdir(cache, 0700);
+    snprintf(cache, sizeof cache, "%s/vbroker/cache.db", state_home);
+    mkdir(cache, 0700); /* not a sqlite file: the store refuses it */
+    snprintf(log, sizeof log, "%s/vbroker/vbrokerd.log", state_home);
+    vb_error err;
+    vb_conn *c = autostart_with_state_home(sock, state_home, &err);
+    brokers_on(sock, 1);
+    assert_null(c);
+    print_message("client error: %s\n", err.message);
+    assert_non_null(strstr(err.message, "exited at once: vbrokerd: store"));
+    assert_non_null(strstr(err.message, "not a regular file"));
+    assert_int_equal(vb_ts_count_in_file(log, "not a regular file"), 1);
+    /* before any log: a state directory others may read is refused, and
+     * the reason reaches the client the same way */
+    snprintf(state_home, sizeof state_home, "%s/open-state", dir);
+    snprintf(cache, sizeof cache, "%s/vbroker", state_home);
+    mkdir(state_home, 0700);
+    mkdir(cache, 0755);
+    chmod(cache, 0755);
+    c = autostart_with_state_home(sock, state_home, &err);
+    brokers_on(sock, 1);
+    assert_null(c);
+    print_message("client error: %s\n", err.message);
+    assert_non_null(strstr(err.message, "exited at once: vbrokerd: "));
+    assert_non_null(strstr(err.message, cache));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -965,6 +1173,11 @@ int main(void)
         cmocka_unit_test(test_idle_session_gives_its_thread_back),
         cmocka_unit_test(test_keepalive_gives_up_a_host_that_stopped_answering),
         cmocka_unit_test(test_config_file),
+        cmocka_unit_test(test_ignored_auth_conf_is_named_in_the_error),
+        cmocka_unit_test(test_client_auth_file_the_broker_does_not_read),
+        cmocka_unit_test(test_autostarted_broker_logs_to_its_state_dir),
+        cmocka_unit_test(test_log_file_rotates_and_stays_bounded),
+        cmocka_unit_test(test_autostarted_broker_refusal_reaches_the_client),
     };
     return cmocka_run_group_tests_name("broker", tests, group_setup, group_teardown);
 }

@@ -255,6 +255,18 @@ int vb_ts_write_file(const char *path, const char *content, mode_t mode)
     return 0;
 }
 
+int vb_ts_file_mode(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0 && S_ISREG(st.st_mode) ? (int)(st.st_mode & 07777) : -1;
+}
+
+long vb_ts_file_size(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0 && S_ISREG(st.st_mode) ? (long)st.st_size : -1;
+}
+
 char *vb_ts_read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "re");

@@ -42,6 +42,10 @@ char *vb_ts_tmpdir(const char *tag);
  * *len (may be NULL) gets the byte count. */
 int vb_ts_write_file(const char *path, const char *content, mode_t mode);
 char *vb_ts_read_file(const char *path, size_t *len);
+/* A regular file's permission bits and its size (lstat: a symbolic link is
+ * not followed); -1 when path is missing or not a regular file. */
+int vb_ts_file_mode(const char *path);
+long vb_ts_file_size(const char *path);
 
 /* ---- the suite-wide secret scan (tests/scan/secret_scan.c) --------------- */
 
