@@ -617,8 +617,8 @@ static void test_vbctl_host_key_and_empty_password(void **state)
     char sock_env[400], log[300];
     snprintf(sock_env, sizeof sock_env, "VBROKER_SOCKET=%s", broker_sock);
     snprintf(log, sizeof log, "%s/sshd-%d.log", dir, ssh_port);
-    /* sshd logs an empty password as "Failed none" (a real one as "Failed
-     * password"): count both */
+    /* a failed try shows in sshd's log as "Failed password", and the empty
+     * password (when it was sent) showed as "Failed none": count both */
     char failed[100], failed_empty[100], accepted[100];
     snprintf(failed, sizeof failed, "Failed password for %s ", user);
     snprintf(failed_empty, sizeof failed_empty, "Failed none for %s ", user);
