@@ -480,6 +480,7 @@ typedef struct person {
     pthread_t victim;               /* the thread blocked in the callback */
     int interrupt_at_password;      /* press ^C (SIGINT) instead of typing the password */
     int stop_at_password;           /* press ^Z (SIGTSTP) first, type it when asked again */
+    int empty_at_password;          /* press Enter first, type it when asked again */
     volatile int done;
     char seen[8192];                /* everything the terminal displayed */
     size_t nseen;
@@ -518,10 +519,12 @@ static void *person_main(void *arg)
                 pthread_kill(p->victim, SIGINT);
             else if (p->stop_at_password)
                 pthread_kill(p->victim, SIGTSTP);
+            else if (p->empty_at_password)
+                (void)!write(p->master, "\n", 1);
             else
                 (void)!write(p->master, "hunter2\n", 8);
         }
-        if (p->stop_at_password && typed_pw == 1) {
+        if ((p->stop_at_password || p->empty_at_password) && typed_pw == 1) {
             const char *first = strstr(p->seen, "Password: ");
             if (first && strstr(first + 1, "Password: ")) {
                 typed_pw = 2;               /* asked again after the "stop" */
@@ -602,6 +605,31 @@ static void test_tty_hides_secret(void **state)
     assert_lacks(p.seen, "hunter2");                    /* the password was not */
     assert_true(after.c_lflag & ECHO);                  /* and echo is back on */
     free_results(creds, 2);
+}
+
+/* On a terminal too, Enter alone at a password is not an answer: asked
+ * again with echo off, and echo is back on afterwards (issue 15.5). */
+static void test_tty_empty_password_asked_again(void **state)
+{
+    (void)state;
+    int m = open_pty();
+    if (m < 0)
+        skip();
+    person p;
+    memset(&p, 0, sizeof p);
+    p.master = m;
+    p.empty_at_password = 1;
+    vb_auth_request req = { .service = "svc" };
+    vb_credential creds[1] = { { .type = VB_CRED_PASSPHRASE, .prompt = "Password" } };
+    struct termios after;
+    int rc = run_on_pty(&p, &req, creds, 1, &after);
+    close(m);
+    assert_int_equal(rc, 0);
+    assert_string_equal(creds[0].result, "hunter2");
+    assert_contains(p.seen, "not sent");
+    assert_lacks(p.seen, "hunter2");
+    assert_true(after.c_lflag & ECHO);
+    free_results(creds, 1);
 }
 
 static void test_tty_restored_after_signal(void **state)
@@ -707,6 +735,7 @@ int main(void)
         cmocka_unit_test(test_too_long_cancels),
         cmocka_unit_test(test_zero_items),
         cmocka_unit_test(test_tty_hides_secret),
+        cmocka_unit_test(test_tty_empty_password_asked_again),
         cmocka_unit_test(test_tty_restored_after_signal),
         cmocka_unit_test(test_tty_stop_asks_again),
     };
