@@ -15,7 +15,8 @@
  *       reach vbrokerd, or lost it, in its own (client) error domain
  *   77  credentials are needed but none could be asked (EX_NOPERM):
  *       CRED_REQUIRED (no callback, e.g. --non-interactive) or
- *       AUTH_CANCELLED (the prompt was cancelled, e.g. end of stdin)
+ *       AUTH_CANCELLED (the prompt was cancelled, e.g. end of stdin);
+ *       for those two causes the message is one line saying what to run
  */
 #include "vbroker.h"
 
@@ -150,10 +151,40 @@ static int autostart_is_off(void)
     return no && strcmp(no, "1") == 0;
 }
 
+/* A login was needed and vbctl could not ask for it: --non-interactive, or
+ * stdin (not a terminal) ended first. One line, plain words: what happened
+ * and what to run (the broker's own text adds nothing here). 0 when this
+ * is not such a case. */
+static int report_no_login(const vbctl *v, const vb_error *err)
+{
+    int cred = err->code == VBROKER_ERR_CRED_REQUIRED || err->code == VBROKER_ERR_AUTH_CANCELLED;
+    int no_stdin = err->code == VBROKER_ERR_AUTH_CANCELLED && !isatty(STDIN_FILENO);
+    if (!cred || !(v->non_interactive || no_stdin))
+        return 0;
+    fputs("vbctl: ", stderr);
+    put_safe(stderr, v->uri);
+    if (v->non_interactive) {
+        fputs(" needs a login and --non-interactive forbids asking; run `vbctl login ", stderr);
+        put_safe(stderr, v->uri);
+        fputs("` in a terminal first, or put the login in auth.conf (", stderr);
+        print_auth_conf_path(stderr);
+        fputs(")\n", stderr);
+    } else {
+        fputs(" needs a login and stdin ended before it was answered; pipe the answers in "
+              "one per line, or run `vbctl login ", stderr);
+        put_safe(stderr, v->uri);
+        fputs("` in a terminal first\n", stderr);
+    }
+    return EXIT_NOPERM;
+}
+
 /* Print "vbctl: WHAT: MESSAGE" and a line saying what to do next; return
  * the exit code for err. */
 static int report(vbctl *v, const char *what, const vb_error *err)
 {
+    int no_login = report_no_login(v, err);
+    if (no_login)
+        return no_login;
     fputs("vbctl: ", stderr);
     if (what) {
         put_safe(stderr, what);
@@ -179,14 +210,8 @@ static int report(vbctl *v, const char *what, const vb_error *err)
     case VBROKER_ERR_AUTH_CANCELLED:
         fputs("vbctl: credentials are needed for ", stderr);
         put_safe(stderr, service ? service : "this host");
-        fputs(" and none could be asked; ", stderr);
-        if (v->non_interactive)
-            fputs("run without --non-interactive in a terminal", stderr);
-        else if (err->code == VBROKER_ERR_AUTH_CANCELLED && !isatty(STDIN_FILENO))
-            fputs("answer the prompts in a terminal or one per line on stdin", stderr);
-        else
-            fputs("answer the prompts in a terminal", stderr);
-        fputs(", or add them to auth.conf (", stderr);
+        fputs(" and none could be asked; answer the prompts in a terminal, or add them to "
+              "auth.conf (", stderr); /* --non-interactive, end of stdin: report_no_login */
         print_auth_conf_path(stderr);
         fputs(")\n", stderr);
         return EXIT_NOPERM;

@@ -22,6 +22,7 @@
 #include "vb_log.h"
 #include "vb_net.h"
 #include "vb_remote.h"
+#include "vb_textesc.h"
 
 #define PUMP_BUF 32768
 #define SETUP_TIMEOUT_MS 30000
@@ -305,11 +306,15 @@ static int check_host_key(ssh_ctx *c, vb_error *err)
             rc = append_known_host(own, c->hostpat, tname, key, klen, err);
             goto out;
         }
-        char prompt[900], challenge[128], service[400];
+        /* several lines, as ssh prints it: the broker keeps the line breaks
+         * of this question only, so every part put in it is escaped here
+         * (the host comes from the URI; label and fingerprint are ours) */
+        char prompt[2200], challenge[128], service[400], shown_host[1800];
+        vb_text_escape_into(c->hostpat, shown_host, sizeof shown_host);
         snprintf(prompt, sizeof prompt,
                  "The authenticity of host '%s' can't be established.\n%s key fingerprint is "
                  "SHA256:%s.\nAre you sure you want to continue connecting (yes/no)?",
-                 c->hostpat, label, fp);
+                 shown_host, label, fp);
         snprintf(challenge, sizeof challenge, "%s SHA256:%s", tname, fp);
         snprintf(service, sizeof service, "ssh host key of %s", c->hostpat);
         vb_cred_request req;
@@ -497,11 +502,14 @@ static int auth_password(ssh_ctx *c, vb_error *err)
     char uprompt[400], pprompt[600];
     snprintf(uprompt, sizeof uprompt, "Username for %s", c->hostpat);
     snprintf(pprompt, sizeof pprompt, "%s@%s's password", c->user, c->hostpat);
+    /* like `ssh user@host`: a URI that names the user asks for the password
+     * only; without one the name is asked, the local user as its default */
+    int ask_name = !(c->uri->user && *c->uri->user);
     for (int attempt = 0; attempt < VB_SSH_AUTH_TRIES; attempt++) {
         vb_cred_request req;
         if (new_request(c, &req, VB_CRED_KIND_SSH_PASSWORD, NULL, attempt > 0, err) < 0)
             return -1;
-        if (vb_cred_request_add(&req, VB_CRED_AUTHNAME, uprompt, NULL, c->user) < 0 ||
+        if ((ask_name && vb_cred_request_add(&req, VB_CRED_AUTHNAME, uprompt, NULL, c->user) < 0) ||
             vb_cred_request_add(&req, VB_CRED_PASSPHRASE, pprompt, NULL, NULL) < 0) {
             vb_cred_request_clear(&req);
             return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_SSH, "out of memory");
@@ -510,8 +518,9 @@ static int auth_password(ssh_ctx *c, vb_error *err)
             vb_cred_request_clear(&req);
             return -1;
         }
-        const char *name = req.items[0].result && *req.items[0].result ? req.items[0].result
-                                                                        : c->user;
+        const char *name = ask_name && req.items[0].result && *req.items[0].result
+                               ? req.items[0].result
+                               : c->user;
         if (strcmp(name, c->user) != 0) {
             vb_cred_request_clear(&req);
             return vb_error_set(err, VB_ERR_AUTH_FAILED, VB_DOM_SSH,
@@ -519,7 +528,8 @@ static int auth_password(ssh_ctx *c, vb_error *err)
                                 "same session: put the user in the URI (ssh://USER@host)",
                                 c->user);
         }
-        const char *pw = req.items[1].result ? req.items[1].result : "";
+        const vb_cred_item *secret = &req.items[ask_name ? 1 : 0];
+        const char *pw = secret->result ? secret->result : "";
         int rc = libssh2_userauth_password_ex(sess, c->user, (unsigned)strlen(c->user), pw,
                                               (unsigned)strlen(pw), NULL);
         if (rc == 0) {

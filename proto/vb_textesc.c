@@ -42,7 +42,7 @@ static int unsafe(uint32_t cp)
            (cp >= 0x2066 && cp <= 0x2069) || cp == 0xFEFF;
 }
 
-char *vb_text_escape_into(const char *text, char *buf, size_t len)
+static char *escape_into(const char *text, char *buf, size_t len, int keep_lf)
 {
     size_t o = 0;
     if (!len)
@@ -57,7 +57,7 @@ char *vb_text_escape_into(const char *text, char *buf, size_t len)
         if (n == 0) {
             plen = (size_t)snprintf(esc, sizeof esc, "\\x%02x", s[0]);
             n = 1;
-        } else if (unsafe(cp)) {
+        } else if (unsafe(cp) && !(keep_lf && cp == '\n')) {
             plen = cp < 0x100 ? (size_t)snprintf(esc, sizeof esc, "\\x%02x", (unsigned)cp)
                               : (size_t)snprintf(esc, sizeof esc, "\\u%04x", (unsigned)cp);
         } else {
@@ -74,11 +74,26 @@ char *vb_text_escape_into(const char *text, char *buf, size_t len)
     return buf;
 }
 
-char *vb_text_escape(const char *text)
+static char *escape_dup(const char *text, int keep_lf)
 {
     if (!text)
         return NULL;
     size_t len = strlen(text) * 6 + 1; /* the longest escape: 6 bytes for 1..3 */
     char *buf = malloc(len);
-    return buf ? vb_text_escape_into(text, buf, len) : NULL;
+    return buf ? escape_into(text, buf, len, keep_lf) : NULL;
+}
+
+char *vb_text_escape_into(const char *text, char *buf, size_t len)
+{
+    return escape_into(text, buf, len, 0);
+}
+
+char *vb_text_escape(const char *text)
+{
+    return escape_dup(text, 0);
+}
+
+char *vb_text_escape_lines(const char *text)
+{
+    return escape_dup(text, 1);
 }

@@ -14,6 +14,12 @@
  * none of those characters, so escaping it again changes nothing (the
  * broker escapes, and the terminal callback escapes once more).
  *
+ * vb_text_escape_lines is the same but keeps LF ('\n', nothing else: CR,
+ * VT, FF, NEL and U+2028/2029 are still escaped). Only for text the broker
+ * composed itself, line by line, from parts it escaped (its own SSH host
+ * key question): a hop's text never keeps a line break, so it cannot print
+ * a line that looks like one of ours ("Login for ...", "Password accepted").
+ *
  * Pure: no I/O, no locale; the thin client uses it too.
  */
 #ifndef VB_TEXTESC_H
@@ -26,5 +32,7 @@ char *vb_text_escape(const char *text);
 /* The same into buf (always NUL-terminated; truncated at a whole escape
  * when buf is too small). Returns buf. */
 char *vb_text_escape_into(const char *text, char *buf, size_t len);
+/* vb_text_escape keeping '\n' (see above: the broker's own text only). */
+char *vb_text_escape_lines(const char *text);
 
 #endif

@@ -97,7 +97,9 @@ typedef struct vb_credential {
 
 /* What is asking, and why. */
 /* Every text here came from a host in the chain and reaches the callback
- * escaped (controls, bidi overrides, line separators as \xnn / \uxxxx). */
+ * escaped (controls, bidi overrides, line breaks and separators as \xnn /
+ * \uxxxx). Only the prompt of the broker's own SSH host key question (kind
+ * "ssh-hostkey", nhops == 0) keeps its line breaks ('\n' and nothing else). */
 typedef struct vb_auth_request {
     const char *service;      /* e.g. "vbhostd on host1" */
     const char *const *hops;  /* the chain that relays the request, outermost first */
@@ -133,7 +135,8 @@ typedef struct vb_auth {
 /* A ready callback for terminal programs: echoes names, hides passphrases
  * (termios), reads lines from stdin when stdin is not a terminal. Like
  * libvirt's, it does not offer USERNAME, so a password login asks exactly
- * for the auth name and then the password. */
+ * for the auth name and then the password. An empty secret without a
+ * default is not sent: it asks again (three empty answers cancel). */
 extern const vb_auth *vb_auth_default;
 
 /* ---- auth type priority (the 2007 design's static list) ------------------ */

@@ -33,13 +33,19 @@
  * - ECHOPROMPT/NOECHOPROMPT show their challenge on a line of its own
  *   before the prompt; other types' challenges are SASL labels and are not
  *   shown.
- * - An empty line takes the item's default when it has one; end of input or
- *   a read error cancels the whole request (-1), and nothing this call
- *   stored is left behind.
+ * - An empty line takes the item's default when it has one. An empty
+ *   secret without a default is not an answer (no host takes an empty
+ *   password, and sending one costs one of the host's few tries): the same
+ *   item is asked again, at most VBT_EMPTY_TRIES times in all, then the
+ *   request is cancelled. End of input or a read error cancels the whole
+ *   request (-1), and nothing this call stored is left behind.
  * - Text that came from a peer (service, hops, prompts, defaults) is printed
  *   with control characters escaped, so a hostile server cannot drive the
  *   terminal. A secret is never printed, and a secret item's default is
- *   shown only as "[default]".
+ *   shown only as "[default]". Line breaks are escaped too (\x0a), except
+ *   in the prompts of the broker's own SSH host key question (kind
+ *   "ssh-hostkey", no hops), which the broker composed line by line itself
+ *   and which print as ssh prints them: a host's text never starts a line.
  * - Every buffer that held an answer is wiped with explicit_bzero.
  *
  * Only vb_auth_default is exported; everything else here is static.
@@ -61,6 +67,8 @@
 
 /* Longest answer accepted (bytes, without the newline). */
 #define VBT_LINE_MAX 4096
+/* How often an empty secret is asked for before the request is cancelled. */
+#define VBT_EMPTY_TRIES 3
 
 /* ---- output ---------------------------------------------------------------- */
 
@@ -83,20 +91,32 @@ static void vbt_puts(int fd, const char *s)
     vbt_write(fd, s, strlen(s));
 }
 
-/* Print text that may come from a peer: ASCII control characters and the
- * UTF-8 encodings of C1 controls (U+0080..U+009F) become \xNN, the rest
- * (including other UTF-8, such as the hop arrow) is passed through. */
-/* Peer text, escaped (vb_text_escape: controls, bidi, separators), even
- * though the broker escaped it already: the terminal trusts no one. */
-static void vbt_put_safe(int fd, const char *s)
+/* Peer text, escaped (vb_text_escape: controls, bidi, separators, line
+ * breaks), even though the broker escaped it already: the terminal trusts
+ * no one. keep_lf keeps '\n' only (vb_text_escape_lines), for the broker's
+ * own multi-line question. */
+static void vbt_put_text(int fd, const char *s, int keep_lf)
 {
-    char *escaped = vb_text_escape(s);
+    char *escaped = keep_lf ? vb_text_escape_lines(s) : vb_text_escape(s);
     if (escaped) {
         vbt_write(fd, escaped, strlen(escaped));
         free(escaped);
     } else { /* out of memory: print nothing rather than the raw text */
         vbt_puts(fd, "?");
     }
+}
+
+static void vbt_put_safe(int fd, const char *s)
+{
+    vbt_put_text(fd, s, 0);
+}
+
+/* The broker's own SSH host key question: no hop relayed it (a relayed
+ * question always names its hops, whatever kind it claims), and the broker
+ * kept its line breaks after escaping every part of it. */
+static int vbt_is_own_multiline(const vb_auth_request *req)
+{
+    return req->nhops == 0 && req->kind && strcmp(req->kind, "ssh-hostkey") == 0;
 }
 
 /* ---- item kinds ------------------------------------------------------------ */
@@ -318,7 +338,7 @@ static int vbt_read_line(int fd, char *buf, size_t cap, size_t *len, const sigse
  * only for ECHOPROMPT/NOECHOPROMPT, where it is the question itself (a
  * one-time-password challenge, say); for the other types SASL fills it with
  * a label ("Authentication Name") that would only repeat the prompt. */
-static void vbt_print_prompt(int out, const vb_credential *cred)
+static void vbt_print_prompt(int out, const vb_credential *cred, int multiline)
 {
     if ((cred->type == VB_CRED_ECHOPROMPT || cred->type == VB_CRED_NOECHOPROMPT) &&
         cred->challenge && cred->challenge[0]) {
@@ -331,7 +351,7 @@ static void vbt_print_prompt(int out, const vb_credential *cred)
     while (plen > 0 && (prompt[plen - 1] == ' ' || prompt[plen - 1] == ':'))
         plen--;
     char *trimmed = strndup(prompt, plen);
-    vbt_put_safe(out, trimmed ? trimmed : prompt);
+    vbt_put_text(out, trimmed ? trimmed : prompt, multiline);
     free(trimmed);
     if (cred->defresult) {
         if (vbt_is_secret(cred->type)) {
@@ -347,12 +367,13 @@ static void vbt_print_prompt(int out, const vb_credential *cred)
 
 /* Ask for one item; on success cred->result/resultlen are set. Returns 0,
  * or -1 to cancel the request. */
-static int vbt_ask(int in, int out, int in_is_tty, vb_credential *cred)
+static int vbt_ask(int in, int out, int in_is_tty, vb_credential *cred, int multiline)
 {
     char line[VBT_LINE_MAX];
     size_t len = 0;
     int rc;
     int secret = vbt_is_secret(cred->type);
+    int empty = 0;
 
     for (;;) {
         vbt_echo_guard guard;
@@ -362,7 +383,7 @@ static int vbt_ask(int in, int out, int in_is_tty, vb_credential *cred)
                           "not reading a secret; login cancelled\n");
             return -1;
         }
-        vbt_print_prompt(out, cred);
+        vbt_print_prompt(out, cred, multiline);
         rc = vbt_read_line(in, line, sizeof line, &len, guard.active ? &guard.oldmask : NULL);
         int read_errno = errno;
         int signo = vbt_echo_restore(&guard);
@@ -383,6 +404,15 @@ static int vbt_ask(int in, int out, int in_is_tty, vb_credential *cred)
             vbt_puts(out, "; login cancelled\n");
         } else if (rc == VBT_READ_TOOLONG) {
             vbt_puts(out, "vbroker: answer too long; login cancelled\n");
+        } else if (rc == VBT_READ_LINE && len == 0 && secret && !cred->defresult) {
+            /* not sent: the host would count it as a failed try */
+            if (++empty < VBT_EMPTY_TRIES) {
+                vbt_puts(out, "vbroker: nothing typed; the empty answer was not sent, "
+                              "try again\n");
+                continue;
+            }
+            vbt_puts(out, "vbroker: nothing typed; login cancelled\n");
+            rc = VBT_READ_EOF;
         }
         break;
     }
@@ -481,7 +511,7 @@ static int vbt_callback(const vb_auth_request *req, vb_credential *creds,
     for (; done < ncreds; done++) {
         creds[done].result = NULL;
         creds[done].resultlen = 0;
-        if (vbt_ask(in, out, in_is_tty, &creds[done]) != 0) {
+        if (vbt_ask(in, out, in_is_tty, &creds[done], vbt_is_own_multiline(req)) != 0) {
             rc = -1;
             break;
         }

@@ -141,11 +141,11 @@ int vb_cred_request_copy(vb_cred_request *dst, const vb_cred_request *src)
     return 0;
 }
 
-static int escape_field(char **text)
+static int escape_text(char **text, int keep_lf)
 {
     if (!*text)
         return 0;
-    char *escaped = vb_text_escape(*text);
+    char *escaped = keep_lf ? vb_text_escape_lines(*text) : vb_text_escape(*text);
     if (!escaped)
         return -1;
     free(*text);
@@ -153,15 +153,31 @@ static int escape_field(char **text)
     return 0;
 }
 
+static int escape_field(char **text)
+{
+    return escape_text(text, 0);
+}
+
+/* The one question whose text may span lines: the broker's own SSH host key
+ * question (no hops: no server relayed it; the driver composed it from
+ * escaped parts, docs/security.md 6). A relayed question always has hops,
+ * whatever kind it claims. */
+static int own_multiline(const vb_cred_request *req)
+{
+    return req->nhops == 0 && req->kind && strcmp(req->kind, VB_CRED_KIND_SSH_HOSTKEY) == 0;
+}
+
 int vb_cred_request_escape(vb_cred_request *req)
 {
+    int multiline = own_multiline(req);
     int rc = escape_field(&req->service) | escape_field(&req->kind) |
              escape_field(&req->target.scheme) | escape_field(&req->target.host) |
              escape_field(&req->target.user);
     for (size_t i = 0; i < req->nhops; i++)
         rc |= escape_field(&req->hops[i]);
     for (size_t i = 0; i < req->nitems; i++)
-        rc |= escape_field(&req->items[i].prompt) | escape_field(&req->items[i].challenge) |
+        rc |= escape_text(&req->items[i].prompt, multiline) |
+              escape_field(&req->items[i].challenge) |
               escape_field(&req->items[i].defresult);
     if (rc)
         vb_cred_request_clear(req);

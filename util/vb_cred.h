@@ -117,7 +117,9 @@ int vb_cred_request_set_target(vb_cred_request *req, const char *kind, const cha
                                const char *host, unsigned port, const char *user);
 /* Escape, in place, every text a hop supplied (service, hops, kind,
  * target, prompts, challenges, defaults: vb_text_escape), so it can be
- * shown to a person. -1 when out of memory (the request is then cleared). */
+ * shown to a person. The prompts of the broker's own SSH host key question
+ * (kind ssh-hostkey, no hops) keep their line breaks (vb_text_escape_lines);
+ * nothing else does. -1 when out of memory (the request is then cleared). */
 int vb_cred_request_escape(vb_cred_request *req);
 /* A deep copy (results included: wipe it with vb_cred_request_clear). */
 int vb_cred_request_copy(vb_cred_request *dst, const vb_cred_request *src);

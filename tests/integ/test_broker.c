@@ -248,6 +248,16 @@ static void test_vbctl_list_with_answers_on_stdin(void **state)
     free(out);
 }
 
+/* vbctl said one line, the last one (the prompts before it are the
+ * terminal callback's) */
+static void assert_one_line(const char *out)
+{
+    const char *own = strstr(out, "vbctl: ");
+    if (!own || (own != out && own[-1] != '\n') || strstr(own + 1, "vbctl: ") ||
+        strchr(own, '\n') != own + strlen(own) - 1)
+        fail_msg("expected one last line from vbctl, got:\n%s", out);
+}
+
 static void test_vbctl_non_interactive_exits_77(void **state)
 {
     (void)state;
@@ -256,11 +266,18 @@ static void test_vbctl_non_interactive_exits_77(void **state)
     char *argv[] = { VB_BUILD_DIR "/vbctl", "-c", uri, "--non-interactive", "hostname", NULL };
     char *out = NULL;
     assert_int_equal(run_cli(argv, NULL, &out), 77);
-    assert_non_null(strstr(out, "credentials"));
+    /* one line, plain words: what happened and what to run (issue 15.5) */
+    assert_one_line(out);
+    assert_ptr_equal(strstr(out, "vbctl: "), out); /* and nothing else */
+    assert_non_null(strstr(out, "needs a login and --non-interactive forbids asking"));
+    assert_non_null(strstr(out, "vbctl login"));
+    assert_non_null(strstr(out, uri));
     free(out);
     /* no input at all, no terminal: the same, without hanging */
     char *argv2[] = { VB_BUILD_DIR "/vbctl", "-c", uri, "hostname", NULL };
     assert_int_equal(run_cli(argv2, "", &out), 77);
+    assert_one_line(out);
+    assert_non_null(strstr(out, "stdin ended"));
     free(out);
 }
 

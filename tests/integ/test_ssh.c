@@ -318,11 +318,13 @@ static void test_password(void **state)
     form f = { user, PASSWORD, "no", 0, 0, 0, { 0 }, "", "" };
     vb_conn *c = must_open(ssh_uri(ssh_port, "kh_auto", "known_hosts_verify=auto&sshauth=password"),
                            &f);
-    /* one form with both items, for this SSH login */
+    /* the URI names the user: one form with the password only, as
+     * `ssh user@host` asks (issue 15.1) */
     assert_int_equal(f.calls, 1);
-    assert_int_equal(f.items, 2);
-    assert_int_equal(f.types[0], VB_CRED_AUTHNAME);
-    assert_int_equal(f.types[1], VB_CRED_PASSPHRASE);
+    assert_int_equal(f.items, 1);
+    assert_int_equal(f.types[0], VB_CRED_PASSPHRASE);
+    assert_non_null(strstr(f.prompt, user));
+    assert_non_null(strstr(f.prompt, "password"));
     assert_non_null(strstr(f.service, "ssh://"));
     check_domains(c);
     /* vbhostd saw the SSH user as the unix peer */
@@ -470,6 +472,9 @@ static void test_unknown_host_key_prompt_then_remembered(void **state)
     assert_non_null(strstr(f.prompt, "SHA256:"));
     assert_true(strstr(f.prompt, "ED25519") || strstr(f.prompt, "ECDSA"));
     assert_non_null(strstr(f.prompt, "yes/no"));
+    /* several lines, as ssh prints it, not "\x0a" (issue 15.1) */
+    assert_non_null(strstr(f.prompt, "can't be established.\n"));
+    assert_null(strstr(f.prompt, "\\x0a"));
     check_domains(c);
     vb_close(c);
     assert_true(file_has("kh_prompt", hostpat));
@@ -587,7 +592,7 @@ static void test_vbctl_list_over_ssh(void **state)
     char *uri = ssh_uri(ssh_port, "kh_auto", "known_hosts_verify=auto&sshauth=password");
     char sock_env[400], answers[200];
     snprintf(sock_env, sizeof sock_env, "VBROKER_SOCKET=%s", broker_sock);
-    snprintf(answers, sizeof answers, "%s\n%s\n", user, PASSWORD);
+    snprintf(answers, sizeof answers, "%s\n", PASSWORD); /* no user name: the URI has it */
     char *env[] = { sock_env, "VBROKER_NO_AUTOSTART=1", NULL };
     char *argv[] = { VB_BUILD_DIR "/vbctl", "-c", uri, "list", NULL };
     char *out = NULL;
@@ -597,7 +602,48 @@ static void test_vbctl_list_over_ssh(void **state)
     assert_non_null(strstr(out, "test"));
     assert_non_null(strstr(out, "running"));
     assert_null(strstr(out, PASSWORD));
+    assert_null(strstr(out, "Username"));
     free(out);
+}
+
+/* What a person sees in vbctl: the host key question on its own lines, no
+ * user name question, and an empty password asked again without being sent
+ * (sshd counts no failed password for it) (issues 15.1, 15.5). */
+static void test_vbctl_host_key_and_empty_password(void **state)
+{
+    (void)state;
+    SKIP_UNLESS_READY();
+    char *uri = ssh_uri(ssh_port, "kh_vbctl", "sshauth=password");
+    char sock_env[400], log[300];
+    snprintf(sock_env, sizeof sock_env, "VBROKER_SOCKET=%s", broker_sock);
+    snprintf(log, sizeof log, "%s/sshd-%d.log", dir, ssh_port);
+    /* a failed try shows in sshd's log as "Failed password", and the empty
+     * password (when it was sent) showed as "Failed none": count both */
+    char failed[100], failed_empty[100], accepted[100];
+    snprintf(failed, sizeof failed, "Failed password for %s ", user);
+    snprintf(failed_empty, sizeof failed_empty, "Failed none for %s ", user);
+    snprintf(accepted, sizeof accepted, "Accepted password for %s ", user);
+    int failed_before = vb_ts_count_in_file(log, failed) + vb_ts_count_in_file(log, failed_empty);
+    int accepted_before = vb_ts_count_in_file(log, accepted);
+    char *env[] = { sock_env, "VBROKER_NO_AUTOSTART=1", NULL };
+    char *argv[] = { VB_BUILD_DIR "/vbctl", "-c", uri, "list", NULL };
+    char *out = NULL;
+    int rc = vb_ts_run(argv, env, "yes\n\n" PASSWORD "\n", &out, 60000);
+    if (rc != 0)
+        fail_msg("vbctl exited %d: %s", rc, out ? out : "");
+    assert_non_null(strstr(out, "can't be established.\n"));
+    assert_non_null(strstr(out, " key fingerprint is SHA256:"));
+    assert_non_null(strstr(out, ".\nAre you sure you want to continue connecting (yes/no)?"));
+    assert_null(strstr(out, "\\x0a"));
+    assert_null(strstr(out, "Username"));
+    assert_non_null(strstr(out, "not sent"));
+    assert_null(strstr(out, "Authentication failed"));
+    assert_null(strstr(out, PASSWORD));
+    assert_non_null(strstr(out, "running"));
+    free(out);
+    assert_int_equal(vb_ts_count_in_file(log, failed) + vb_ts_count_in_file(log, failed_empty),
+                     failed_before);
+    assert_int_equal(vb_ts_count_in_file(log, accepted), accepted_before + 1);
 }
 
 /* ---- vbhostd as a hop: a client's ssh URI uses none of the daemon's own -------- */
@@ -791,6 +837,7 @@ int main(void)
         cmocka_unit_test(test_ignore_skips_the_check),
         cmocka_unit_test(test_bad_params_and_no_streamlocal_target),
         cmocka_unit_test(test_vbctl_list_over_ssh),
+        cmocka_unit_test(test_vbctl_host_key_and_empty_password),
         cmocka_unit_test(test_hop_uses_no_daemon_identity),
         cmocka_unit_test(test_sshd_killed_mid_session),
     };

@@ -316,6 +316,82 @@ static void test_bidi_escaped_and_verified_hop_named(void **state)
     free_results(creds, 1);
 }
 
+/* The broker's own SSH host key question prints over several lines, as ssh
+ * prints it, with every other control still escaped; a relayed question or
+ * another kind keeps its line breaks escaped, so a host's text cannot start
+ * a line of its own (issue 15.1). */
+static void test_own_hostkey_question_on_lines(void **state)
+{
+    (void)state;
+    static const char prompt[] =
+        "The authenticity of host '[h\x1b[2J]:2222' can't be established.\n"
+        "ED25519 key fingerprint is SHA256:abc.\n"
+        "Are you sure you want to continue connecting (yes/no)?";
+    vb_auth_request req = { .service = "ssh host key of [h]:2222", .kind = "ssh-hostkey" };
+    vb_credential creds[1] = {
+        { .type = VB_CRED_ECHOPROMPT, .prompt = prompt, .challenge = "ssh-ed25519\nSHA256:abc",
+          .defresult = "no" },
+    };
+    captured c;
+    run_piped("yes\n", &req, creds, 1, &c);
+    assert_int_equal(c.rc, 0);
+    assert_string_equal(creds[0].result, "yes");
+    assert_contains(c.err, "The authenticity of host '[h\\x1b[2J]:2222' can't be established.\n"
+                           "ED25519 key fingerprint is SHA256:abc.\n"
+                           "Are you sure you want to continue connecting (yes/no)? [no]: ");
+    assert_null(strchr(c.err, '\x1b'));
+    assert_contains(c.err, "ssh-ed25519\\x0aSHA256:abc\n");     /* the challenge: one line */
+    free_results(creds, 1);
+
+    /* the same text relayed by a hop, or from sshd (keyboard-interactive) */
+    static const char fake[] = "Continue (yes/no)?\nPassword accepted";
+    const char *hops[] = { "vbhostd on d" };
+    vb_auth_request relayed = { .service = "ssh host key of [h]:22", .kind = "ssh-hostkey",
+                                .hops = hops, .nhops = 1, .nverified = 1 };
+    vb_auth_request kbd = { .service = "ssh://u@h:22", .kind = "ssh-password" };
+    const vb_auth_request *others[] = { &relayed, &kbd };
+    for (size_t i = 0; i < 2; i++) {
+        vb_credential one[1] = { { .type = VB_CRED_ECHOPROMPT, .prompt = fake } };
+        run_piped("no\n", others[i], one, 1, &c);
+        assert_int_equal(c.rc, 0);
+        assert_contains(c.err, "Continue (yes/no)?\\x0aPassword accepted: ");
+        assert_lacks(c.err, "\nPassword accepted");
+        free_results(one, 1);
+    }
+}
+
+/* An empty secret is not an answer: asked again (not sent, so no host
+ * counts a failed try), at most three times (issue 15.5). */
+static void test_empty_secret_asked_again(void **state)
+{
+    (void)state;
+    vb_auth_request req = { .service = "ssh://alice@h:22" };
+    vb_credential creds[2] = {
+        { .type = VB_CRED_ECHOPROMPT, .prompt = "Site" },            /* may be empty */
+        { .type = VB_CRED_PASSPHRASE, .prompt = "alice@h's password" },
+    };
+    captured c;
+    run_piped("\n\nsecret\nleft\n", &req, creds, 2, &c);
+    assert_int_equal(c.rc, 0);
+    assert_string_equal(creds[0].result, "");
+    assert_string_equal(creds[1].result, "secret");
+    assert_contains(c.err, "not sent");
+    assert_string_equal(c.rest, "left\n");
+    /* asked twice: once, and again after the empty line */
+    const char *first = strstr(c.err, "alice@h's password: ");
+    assert_non_null(first);
+    assert_non_null(strstr(first + 1, "alice@h's password: "));
+    free_results(creds, 2);
+
+    /* three empty answers: cancelled, nothing kept, the rest left unread */
+    vb_credential one[1] = { { .type = VB_CRED_NOECHOPROMPT, .prompt = "Password" } };
+    run_piped("\n\n\nnext\n", &req, one, 1, &c);
+    assert_int_equal(c.rc, -1);
+    assert_null(one[0].result);
+    assert_contains(c.err, "login cancelled");
+    assert_string_equal(c.rest, "next\n");
+}
+
 /* SASL labels every item with a challenge ("Authentication Name"); only a
  * prompt's challenge is the question itself and worth showing. */
 static void test_challenge_shown_only_for_prompts(void **state)
@@ -404,6 +480,7 @@ typedef struct person {
     pthread_t victim;               /* the thread blocked in the callback */
     int interrupt_at_password;      /* press ^C (SIGINT) instead of typing the password */
     int stop_at_password;           /* press ^Z (SIGTSTP) first, type it when asked again */
+    int empty_at_password;          /* press Enter first, type it when asked again */
     volatile int done;
     char seen[8192];                /* everything the terminal displayed */
     size_t nseen;
@@ -442,10 +519,12 @@ static void *person_main(void *arg)
                 pthread_kill(p->victim, SIGINT);
             else if (p->stop_at_password)
                 pthread_kill(p->victim, SIGTSTP);
+            else if (p->empty_at_password)
+                (void)!write(p->master, "\n", 1);
             else
                 (void)!write(p->master, "hunter2\n", 8);
         }
-        if (p->stop_at_password && typed_pw == 1) {
+        if ((p->stop_at_password || p->empty_at_password) && typed_pw == 1) {
             const char *first = strstr(p->seen, "Password: ");
             if (first && strstr(first + 1, "Password: ")) {
                 typed_pw = 2;               /* asked again after the "stop" */
@@ -526,6 +605,31 @@ static void test_tty_hides_secret(void **state)
     assert_lacks(p.seen, "hunter2");                    /* the password was not */
     assert_true(after.c_lflag & ECHO);                  /* and echo is back on */
     free_results(creds, 2);
+}
+
+/* On a terminal too, Enter alone at a password is not an answer: asked
+ * again with echo off, and echo is back on afterwards (issue 15.5). */
+static void test_tty_empty_password_asked_again(void **state)
+{
+    (void)state;
+    int m = open_pty();
+    if (m < 0)
+        skip();
+    person p;
+    memset(&p, 0, sizeof p);
+    p.master = m;
+    p.empty_at_password = 1;
+    vb_auth_request req = { .service = "svc" };
+    vb_credential creds[1] = { { .type = VB_CRED_PASSPHRASE, .prompt = "Password" } };
+    struct termios after;
+    int rc = run_on_pty(&p, &req, creds, 1, &after);
+    close(m);
+    assert_int_equal(rc, 0);
+    assert_string_equal(creds[0].result, "hunter2");
+    assert_contains(p.seen, "not sent");
+    assert_lacks(p.seen, "hunter2");
+    assert_true(after.c_lflag & ECHO);
+    free_results(creds, 1);
 }
 
 static void test_tty_restored_after_signal(void **state)
@@ -624,11 +728,14 @@ int main(void)
         cmocka_unit_test(test_retry_and_hops),
         cmocka_unit_test(test_peer_text_is_escaped),
         cmocka_unit_test(test_bidi_escaped_and_verified_hop_named),
+        cmocka_unit_test(test_own_hostkey_question_on_lines),
+        cmocka_unit_test(test_empty_secret_asked_again),
         cmocka_unit_test(test_challenge_shown_only_for_prompts),
         cmocka_unit_test(test_unanswerable_type_cancels_before_reading),
         cmocka_unit_test(test_too_long_cancels),
         cmocka_unit_test(test_zero_items),
         cmocka_unit_test(test_tty_hides_secret),
+        cmocka_unit_test(test_tty_empty_password_asked_again),
         cmocka_unit_test(test_tty_restored_after_signal),
         cmocka_unit_test(test_tty_stop_asks_again),
     };

@@ -41,6 +41,51 @@ static void test_escapes(void **state)
     assert_string_equal(vb_text_escape_into("ab\x1b" "cdef", small, sizeof small), "ab\\x1b");
 }
 
+/* vb_text_escape_lines keeps LF and nothing else (issue 15.1) */
+static void test_escape_lines(void **state)
+{
+    (void)state;
+    char *out = vb_text_escape_lines("a\nb\r\x1b[2Jc\xc2\x85" "d\xe2\x80\xa8" "e\x0b\x0c");
+    assert_non_null(out);
+    assert_string_equal(out, "a\nb\\x0d\\x1b[2Jc\\x85d\\u2028e\\x0b\\x0c");
+    char *again = vb_text_escape_lines(out);
+    assert_string_equal(again, out);
+    free(again);
+    free(out);
+    assert_null(vb_text_escape_lines(NULL));
+    check("a\nb", "a\\x0ab");                                   /* the plain one still escapes it */
+}
+
+/* The broker shows an app its own host key question over several lines; a
+ * relayed question, or any other kind, stays on one line. */
+static void test_request_escape_keeps_own_hostkey_lines(void **state)
+{
+    (void)state;
+    static const char prompt[] = "The authenticity of host 'h' can't be established.\n"
+                                 "ED25519 key fingerprint is SHA256:abc.\nContinue (yes/no)?";
+    struct { const char *kind; int hop; int keeps; } cases[] = {
+        { "ssh-hostkey", 0, 1 }, { "ssh-hostkey", 1, 0 }, { "ssh-password", 0, 0 }, { NULL, 0, 0 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        vb_cred_request req = { 0 };
+        req.service = strdup("ssh host key of h\nLogin for bank");
+        assert_int_equal(vb_cred_request_set_target(&req, cases[i].kind, "ssh", "h", 22, NULL), 0);
+        assert_int_equal(vb_cred_request_add(&req, VB_CRED_ECHOPROMPT, prompt, "c\nd", "no"), 0);
+        if (cases[i].hop)
+            assert_int_equal(vb_cred_request_qualify(&req, "vbhostd on d"), 0);
+        assert_int_equal(vb_cred_request_escape(&req), 0);
+        assert_null(strchr(req.service, '\n'));
+        assert_string_equal(req.items[0].challenge, "c\\x0ad");      /* only the prompt */
+        if (cases[i].keeps) {
+            assert_string_equal(req.items[0].prompt, prompt);
+        } else {
+            assert_null(strchr(req.items[0].prompt, '\n'));
+            assert_non_null(strstr(req.items[0].prompt, "established.\\x0aED25519"));
+        }
+        vb_cred_request_clear(&req);
+    }
+}
+
 /* An old peer's body [service, hops, retry, items] decodes with no kind;
  * a new one round-trips every typed field. */
 static void test_credwire_typed_fields(void **state)
@@ -98,6 +143,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_escapes),
+        cmocka_unit_test(test_escape_lines),
+        cmocka_unit_test(test_request_escape_keeps_own_hostkey_lines),
         cmocka_unit_test(test_credwire_typed_fields),
     };
     return cmocka_run_group_tests_name("textesc", tests, NULL, NULL);
