@@ -155,6 +155,18 @@ static int autostart_is_off(void)
  * stdin (not a terminal) ended first. One line, plain words: what happened
  * and what to run (the broker's own text adds nothing here). 0 when this
  * is not such a case. */
+/* The broker's own advice at the end of a CRED_REQUIRED message, when it is
+ * more than the default ("auth.conf ignored: ...; chmod 600 PATH", an
+ * auth file it does not read), else NULL. */
+static const char *broker_advice(const vb_error *err)
+{
+    const char *tail = strstr(err->message, "--non-interactive); ");
+    if (err->code != VBROKER_ERR_CRED_REQUIRED || !tail)
+        return NULL;
+    tail += strlen("--non-interactive); ");
+    return *tail && strncmp(tail, "run `vbctl login`", 17) != 0 ? tail : NULL;
+}
+
 static int report_no_login(const vbctl *v, const vb_error *err)
 {
     int cred = err->code == VBROKER_ERR_CRED_REQUIRED || err->code == VBROKER_ERR_AUTH_CANCELLED;
@@ -163,7 +175,12 @@ static int report_no_login(const vbctl *v, const vb_error *err)
         return 0;
     fputs("vbctl: ", stderr);
     put_safe(stderr, v->uri);
-    if (v->non_interactive) {
+    const char *advice = broker_advice(err);
+    if (v->non_interactive && advice) {
+        fputs(" needs a login and --non-interactive forbids asking; ", stderr);
+        put_safe(stderr, advice);
+        fputc('\n', stderr);
+    } else if (v->non_interactive) {
         fputs(" needs a login and --non-interactive forbids asking; run `vbctl login ", stderr);
         put_safe(stderr, v->uri);
         fputs("` in a terminal first, or put the login in auth.conf (", stderr);

@@ -991,6 +991,9 @@ static void test_ignored_auth_conf_is_named_in_the_error(void **state)
     char *out = NULL;
     assert_int_equal(run_cli(argv, NULL, &out), 77);
     assert_non_null(strstr(out, fix));
+    /* one line, which does not send the user back to the file it ignores */
+    assert_null(strstr(strstr(out, "vbctl: ") + 1, "vbctl: "));
+    assert_null(strstr(out, "put the login in auth.conf"));
     free(out);
 }
 
