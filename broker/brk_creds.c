@@ -284,7 +284,8 @@ static void body_login(vb_enc *enc, const void *arg)
 static int connect_for_login(brk_session *s, const char *uri_text, vb_uri *uri, vb_remote **r,
                              vb_error *err)
 {
-    if (vb_uri_parse(uri_text, uri, err) < 0)
+    /* a typo in the URI is reported before anything is asked */
+    if (vb_uri_parse(uri_text, uri, err) < 0 || vb_driver_check_uri(uri, err) < 0)
         return -1;
     if (!vb_uri_is_remote(uri))
         return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_BROKER,
