@@ -227,6 +227,24 @@ static void test_xenapi_host_down(void **state)
     expect_refused(uri, VBROKER_ERR_NO_CONNECT, (const char *const[]){ where, NULL });
 }
 
+/* A vbhostd hop that is down: the transport fails before any question,
+ * and the error says which hop it was. */
+static void test_vbhostd_down(void **state)
+{
+    (void)state;
+    char uri[400], where[80];
+    snprintf(where, sizeof where, "vbhostd: cannot connect to 127.0.0.1 port %d", dead_port);
+    snprintf(uri, sizeof uri, "test+tcp://127.0.0.1:%d/default?auth=sasl", dead_port);
+    expect_refused(uri, VBROKER_ERR_NO_CONNECT, (const char *const[]){ where, NULL });
+    snprintf(uri, sizeof uri, "test+unix:///default?socket=%s/nobody.sock", dir);
+    expect_refused(uri, VBROKER_ERR_NO_CONNECT,
+                   (const char *const[]){ "vbhostd: cannot connect to", "nobody.sock", NULL });
+    snprintf(where, sizeof where, "ssh server on the way to vbhostd: cannot connect to "
+                                  "127.0.0.1 port %d", dead_port);
+    snprintf(uri, sizeof uri, "test+ssh://alice@127.0.0.1:%d/default?sshauth=password", dead_port);
+    expect_refused(uri, VBROKER_ERR_NO_CONNECT, (const char *const[]){ where, NULL });
+}
+
 /* vbctl blames the XenAPI host, not vbhostd */
 static void test_vbctl_blames_the_xenapi_host(void **state)
 {
@@ -251,6 +269,7 @@ int main(void)
         cmocka_unit_test(test_unknown_param_login),
         cmocka_unit_test(test_wrong_driver),
         cmocka_unit_test(test_xenapi_host_down),
+        cmocka_unit_test(test_vbhostd_down),
         cmocka_unit_test(test_vbctl_blames_the_xenapi_host),
     };
     return cmocka_run_group_tests_name("uri_strict", tests, group_setup, vb_ts_group_teardown);
