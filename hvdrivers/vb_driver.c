@@ -102,10 +102,11 @@ typedef struct param_lists {
     const char *const *list[3];
 } param_lists;
 
-static void lists_for(const vb_uri *uri, param_lists *p)
+/* A URI nested in name= is opened by a vbhostd, which reads no authfile= */
+static void lists_for(const vb_uri *uri, int nested, param_lists *p)
 {
     memset(p, 0, sizeof *p);
-    p->list[0] = params_any;
+    p->list[0] = nested ? NULL : params_any;
     if (!vb_uri_is_remote(uri)) {
         p->list[1] = strcmp(uri->driver, "xenapi") == 0 ? params_xenapi : params_test;
         return;
@@ -139,10 +140,10 @@ static void param_names(const param_lists *p, char *buf, size_t size)
         }
 }
 
-static int check_params(const vb_uri *uri, vb_error *err)
+static int check_params(const vb_uri *uri, int nested, vb_error *err)
 {
     param_lists p;
-    lists_for(uri, &p);
+    lists_for(uri, nested, &p);
     for (size_t i = 0; i < uri->nparams; i++) {
         const char *key = uri->params[i].key;
         char known[256];
@@ -152,7 +153,8 @@ static int check_params(const vb_uri *uri, vb_error *err)
             return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_DRIVER,
                                 "unknown URI parameter '%.64s' for %s%s%s:// (known: %s)", key,
                                 uri->driver, uri->transport ? "+" : "",
-                                uri->transport ? uri->transport : "", known);
+                                uri->transport ? uri->transport : "",
+                                known[0] ? known : "none");
         }
         for (size_t j = 0; j < i; j++)
             if (strcmp(uri->params[j].key, key) == 0)
@@ -164,7 +166,7 @@ static int check_params(const vb_uri *uri, vb_error *err)
 
 static int check_uri(const vb_uri *uri, int depth, vb_error *err)
 {
-    if (!vb_driver_lookup(uri->driver, err) || check_params(uri, err) < 0)
+    if (!vb_driver_lookup(uri->driver, err) || check_params(uri, depth > 0, err) < 0)
         return -1;
     const char *name = vb_uri_is_remote(uri) ? vb_uri_param_get(uri, "name") : NULL;
     if (!name || !*name)

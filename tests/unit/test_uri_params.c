@@ -108,6 +108,9 @@ static void test_drivers(void **state)
 static void test_nested(void **state)
 {
     (void)state;
+    /* the broker reads the outer URI's authfile=, nobody a nested one's */
+    refused("test+tcp://h/?name=test:///default%3Fauthfile=/a", VB_ERR_INVALID_ARG,
+            (const char *const[]){ "in name=: ", "'authfile'", "known: none", NULL });
     refused("xenapi+ssh://h/?name=xenapi://x/?no_verfy=1", VB_ERR_INVALID_ARG,
             (const char *const[]){ "in name=: ", "'no_verfy'", "for xenapi://", NULL });
     refused("test+tcp://h/?name=not-a-uri", VB_ERR_INVALID_ARG,
