@@ -91,6 +91,11 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
 
+# the test support library starts the daemons of this build and the peers of this tree
+$(BUILD)/tests/support/%.o: tests/support/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -DVB_BUILD_DIR='"$(abspath $(BUILD))"' -DVB_SRC_DIR='"$(CURDIR)"' $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
 $(LIBPROTO): $(PROTO_OBJ)
 	@rm -f $@
 	ar rcs $@ $^

@@ -160,9 +160,33 @@ void brk_job_free(brk_job *job);
 void brk_creds_forget_failures(brk_session *s);
 void brk_creds_source(brk_session *s, vb_cred_source *src, int *types, size_t ntypes_max,
                       int allow_token);
+/* 1 when the secret cache holds answers to req now (a probe: nothing is
+ * returned; the entry's sliding deadline moves as on any use) */
+int brk_creds_kept(brk_session *s, const vb_cred_request *req);
 /* LOGIN and LOGOUT jobs (worker thread) */
 void brk_job_login(brk_session *s, const brk_job *job);
 void brk_job_logout(brk_session *s, const brk_job *job);
+/* brk_nested.c: the rest of a nested URI's chain at LOGIN (the first hop is
+ * brk_job_login's). What the broker keeps for each hop, for the person. */
+#define BRK_LOGIN_MAX_HOPS 8
+typedef struct brk_login_hop {
+    char hop[1200];              /* who asked, escaped: "vbhostd on unix:/a.sock (…) → xenapi://h:443/" */
+    char kept[400];              /* what the broker keeps for it, in plain words */
+    int64_t until;               /* unix time it lasts at most; 0: nothing kept */
+    int is_token;                /* the first hop's login token (LOGIN's own entry) */
+} brk_login_hop;
+typedef struct brk_login_hops {
+    brk_login_hop hop[BRK_LOGIN_MAX_HOPS];
+    size_t n;
+} brk_login_hops;
+/* 1 when the URI's name= is itself a URI that logs in somewhere (a host, or
+ * a transport): vbhostd then has a login of its own to make for it. */
+int brk_nested_inner(const vb_uri *uri);
+/* Open the whole chain once as the next script run will (a fresh
+ * connection, the first hop's kept token), asking every question beyond the
+ * first hop now; note in hops what is kept for each hop that asked. */
+int brk_login_chain(brk_session *s, const brk_job *job, const vb_uri *uri, brk_login_hops *hops,
+                    vb_error *err);
 /* STATUS: append [[server_id, identity, uri, auth_type, created, expires], ...] */
 void brk_encode_logins(brk_server *srv, vb_enc *enc);
 /* brk_worker.c, shared with brk_creds.c */

@@ -180,6 +180,27 @@ static void creds_approve(void *opaque, const vb_cred_request *req)
         vb_secretcache_approve(s->srv->secrets, key, req, vb_now_ms());
 }
 
+int brk_creds_kept(brk_session *s, const vb_cred_request *req)
+{
+    char key[VB_SECRETCACHE_MAX_KEY];
+    vb_cred_request probe;
+    question_key(req, key, sizeof key);
+    if (vb_cred_request_copy(&probe, req) < 0)
+        return 0;
+    for (size_t i = 0; i < probe.nitems; i++) { /* the probe's own answers must come from the cache */
+        vb_cred_item *it = &probe.items[i];
+        if (it->result)
+            explicit_bzero(it->result, it->resultlen);
+        free(it->result);
+        it->result = NULL;
+        it->resultlen = 0;
+    }
+    probe.retry = 0;
+    int kept = vb_secretcache_fill(s->srv->secrets, key, &probe, vb_now_ms()) == 1;
+    vb_cred_request_clear(&probe);
+    return kept;
+}
+
 static void creds_reject(void *opaque, const vb_cred_request *req)
 {
     brk_session *s = opaque;
@@ -271,21 +292,32 @@ void brk_creds_source(brk_session *s, vb_cred_source *src, int *types, size_t nt
 typedef struct login_reply {
     const char *identity;
     int64_t expires;
+    const brk_login_hops *hops;
 } login_reply;
 
+/* [identity, expires, hops [[hop, kept, until], …]] (hops: a nested URI's) */
 static void body_login(vb_enc *enc, const void *arg)
 {
     const login_reply *l = arg;
-    vb_enc_array(enc, 2);
+    vb_enc_array(enc, 3);
     vb_enc_str(enc, l->identity);
     vb_enc_i64(enc, l->expires);
+    vb_enc_array(enc, (uint32_t)l->hops->n);
+    for (size_t i = 0; i < l->hops->n; i++) {
+        vb_enc_array(enc, 3);
+        vb_enc_str(enc, l->hops->hop[i].hop);
+        vb_enc_str(enc, l->hops->hop[i].kept);
+        vb_enc_i64(enc, l->hops->hop[i].until);
+    }
 }
 
-static int connect_for_login(brk_session *s, const char *uri_text, vb_uri *uri, vb_remote **r,
-                             vb_error *err)
+/* allow_token: a nested URI's login uses the first hop's own login when the
+ * broker has one, instead of replacing it */
+static int connect_for_login(brk_session *s, const char *uri_text, vb_uri *uri, int allow_token,
+                             vb_remote **r, vb_error *err)
 {
-    /* a typo in the URI is reported before anything is asked */
-    if (vb_uri_parse(uri_text, uri, err) < 0 || vb_driver_check_uri(uri, err) < 0)
+    /* a typo in the URI (nested ones too) is reported before anything is asked */
+    if (vb_driver_check_uri(uri, err) < 0)
         return -1;
     if (!vb_uri_is_remote(uri))
         return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_BROKER,
@@ -296,7 +328,7 @@ static int connect_for_login(brk_session *s, const char *uri_text, vb_uri *uri, 
     int types[BRK_MAX_CRED_TYPES + 3];
     vb_remote_opts opts = { .timeout_ms = 0 };
     /* an explicit login authenticates for real: never with the cached token */
-    brk_creds_source(s, &opts.creds, types, sizeof types / sizeof types[0], 0);
+    brk_creds_source(s, &opts.creds, types, sizeof types / sizeof types[0], allow_token);
     return vb_remote_connect(uri, &opts, r, err);
 }
 
@@ -318,43 +350,121 @@ static void revoke_replaced(brk_session *s, vb_remote *r, const vb_cached_login 
         vb_log(VB_LOG_INFO, "revoked the token %.8s… this login replaces", old.token_id);
 }
 
-void brk_job_login(brk_session *s, const brk_job *job)
+/* Ask the host for a token and keep it (replacing this identity's older one). */
+static int keep_new_token(brk_session *s, const brk_job *job, vb_remote *r, vb_cached_login *rec,
+                          vb_error *err)
 {
-    vb_error err;
-    vb_uri uri;
-    vb_remote *r = NULL;
     vb_remote_token tok;
-    memset(&uri, 0, sizeof uri);
     memset(&tok, 0, sizeof tok);
-    int rc = connect_for_login(s, job->uri, &uri, &r, &err);
-    if (rc == 0 && !vb_remote_server_id(r))
-        rc = vb_error_set(&err, VB_ERR_NO_SUPPORT, VB_DOM_BROKER,
-                          "this server predates tokens (HOST protocol v1)");
-    if (rc == 0)
-        rc = vb_remote_issue_token(r, job->ttl_s, &tok, &err);
+    memset(rec, 0, sizeof *rec);
+    int rc = vb_remote_issue_token(r, job->ttl_s, &tok, err);
     if (rc == 0) {
-        vb_cached_login rec;
-        memset(&rec, 0, sizeof rec);
-        snprintf(rec.server_id, sizeof rec.server_id, "%s", vb_remote_server_id(r));
-        snprintf(rec.identity, sizeof rec.identity, "%s", tok.identity);
-        snprintf(rec.token_id, sizeof rec.token_id, "%s", tok.id);
-        snprintf(rec.uri, sizeof rec.uri, "%s", job->uri);
-        snprintf(rec.auth_type, sizeof rec.auth_type, "%s", vb_remote_auth_type(r));
-        snprintf(rec.endpoint, sizeof rec.endpoint, "%s", vb_remote_endpoint(r));
-        rec.created = (int64_t)time(NULL);
-        rec.expires = tok.expires;
-        revoke_replaced(s, r, &rec);
+        snprintf(rec->server_id, sizeof rec->server_id, "%s", vb_remote_server_id(r));
+        snprintf(rec->identity, sizeof rec->identity, "%s", tok.identity);
+        snprintf(rec->token_id, sizeof rec->token_id, "%s", tok.id);
+        snprintf(rec->uri, sizeof rec->uri, "%s", job->uri);
+        snprintf(rec->auth_type, sizeof rec->auth_type, "%s", vb_remote_auth_type(r));
+        snprintf(rec->endpoint, sizeof rec->endpoint, "%s", vb_remote_endpoint(r));
+        rec->created = (int64_t)time(NULL);
+        rec->expires = tok.expires;
+        revoke_replaced(s, r, rec);
         pthread_mutex_lock(&s->srv->cache_lock);
-        rc = vb_store_login_put(s->srv->cache, &rec, tok.secret, sizeof tok.secret, &err);
+        rc = vb_store_login_put(s->srv->cache, rec, tok.secret, sizeof tok.secret, err);
         pthread_mutex_unlock(&s->srv->cache_lock);
         if (rc == 0)
             vb_log(VB_LOG_INFO, "client %s: logged in to %s as '%s' (token %.8s…)", s->peer,
                    job->uri, tok.identity, tok.id);
     }
     explicit_bzero(tok.secret, sizeof tok.secret);
-    login_reply lr = { tok.identity, tok.expires };
-    brk_post_reply(s, job, rc, body_login, &lr, &err);
+    return rc;
+}
+
+/* The broker's cached login of r's host at r's endpoint (the one a token
+ * login on r used): 1, 0 when there is none, -1 when the cache failed. */
+static int find_own_login(brk_session *s, const vb_uri *uri, vb_remote *r, vb_cached_login *rec,
+                          vb_error *err)
+{
+    uint8_t secret[64];
+    size_t len = 0;
+    pthread_mutex_lock(&s->srv->cache_lock);
+    int found = vb_store_login_get(s->srv->cache, vb_remote_server_id(r), vb_remote_endpoint(r),
+                                   uri->user, (int64_t)time(NULL), rec, secret, sizeof secret,
+                                   &len, err);
+    pthread_mutex_unlock(&s->srv->cache_lock);
+    explicit_bzero(secret, sizeof secret);
+    return found;
+}
+
+/* The first hop's entry: its token, new or the one it already had. */
+static void note_first_hop(brk_login_hops *hops, const vb_uri *uri, const vb_cached_login *rec,
+                           int reused)
+{
+    brk_login_hop *h = &hops->hop[hops->n++];
+    char *service = vb_remote_service_name(uri);
+    memset(h, 0, sizeof *h);
+    vb_text_escape_into(service ? service : "the first hop", h->hop, sizeof h->hop);
+    free(service);
+    h->is_token = 1;
+    h->until = rec->expires;
+    char who[96], made[240]; /* the identity is the host's word */
+    vb_text_escape_into(rec->identity, who, sizeof who);
+    vb_text_escape_into(rec->uri, made, sizeof made);
+    if (reused)
+        snprintf(h->kept, sizeof h->kept, "its own login token as '%s' (made with %s), unchanged",
+                 who, made);
+    else
+        snprintf(h->kept, sizeof h->kept, "new login token as '%s' (in the broker's cache.db)", who);
+}
+
+/* A nested URI's first hop is logged in (and kept), but the chain beyond it
+ * failed: say both. */
+static void chain_failed(vb_error *err, const brk_login_hop *first)
+{
+    vb_error inner = *err;
+    char msg[300];
+    vb_text_escape_into(first->hop, msg, sizeof msg);
+    vb_error_set(err, inner.code, inner.domain,
+                 "%s is logged in (%.120s), but logging in beyond it failed: %s", msg, first->kept,
+                 inner.message);
+}
+
+void brk_job_login(brk_session *s, const brk_job *job)
+{
+    vb_error err;
+    vb_uri uri;
+    vb_remote *r = NULL;
+    vb_cached_login rec;
+    brk_login_hops *hops = calloc(1, sizeof *hops);
+    memset(&uri, 0, sizeof uri);
+    memset(&rec, 0, sizeof rec);
+    int rc = hops ? vb_uri_parse(job->uri, &uri, &err)
+                  : vb_error_set(&err, VB_ERR_NO_MEMORY, VB_DOM_BROKER, "out of memory");
+    int nested = rc == 0 && brk_nested_inner(&uri);
+    if (rc == 0)
+        rc = connect_for_login(s, job->uri, &uri, nested, &r, &err);
+    if (rc == 0 && !vb_remote_server_id(r))
+        rc = vb_error_set(&err, VB_ERR_NO_SUPPORT, VB_DOM_BROKER,
+                          "this server predates tokens (HOST protocol v1)");
+    /* a nested URI leaves the host's own login as it is, whether the token
+     * logged in here or the URI's auth= chose a password */
+    int reused = rc == 0 && nested ? find_own_login(s, &uri, r, &rec, &err) : 0;
+    if (reused < 0)
+        rc = -1;
+    else if (rc == 0 && !reused)
+        rc = keep_new_token(s, job, r, &rec, &err);
     vb_remote_free(r);
+    if (rc == 0 && nested) {
+        note_first_hop(hops, &uri, &rec, reused);
+        if (brk_login_chain(s, job, &uri, hops, &err) < 0) {
+            chain_failed(&err, &hops->hop[0]);
+            rc = -1;
+        }
+    }
+    static const brk_login_hops none;
+    login_reply lr = { rec.identity, rec.expires, hops ? hops : &none };
+    brk_post_reply(s, job, rc, body_login, &lr, &err);
+    explicit_bzero(&rec, sizeof rec);
+    free(hops);
     vb_uri_clear(&uri);
 }
 

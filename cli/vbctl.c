@@ -511,6 +511,24 @@ static int cmd_status(vbctl *v)
     return EXIT_OK;
 }
 
+/* A nested URI's chain: what the broker keeps for each hop, for how long. */
+static void print_login_hops(const vb_login_info *info)
+{
+    for (size_t i = 0; i < info->nhops; i++) {
+        const vb_login_hop *h = &info->hops[i];
+        fputs("  ", stdout);
+        put_safe(stdout, h->hop);
+        fputs(":\n    ", stdout);
+        put_safe(stdout, h->kept);
+        if (h->until) {
+            char until[64];
+            format_time(until, sizeof until, h->until);
+            printf("; until %s at the latest", until);
+        }
+        putchar('\n');
+    }
+}
+
 static int cmd_login(vbctl *v, uint64_t ttl)
 {
     vb_auth interactive = {
@@ -520,24 +538,24 @@ static int cmd_login(vbctl *v, uint64_t ttl)
         .cbdata = v,
     };
     static const vb_auth never_prompt = { NULL, 0, NULL, NULL };
-    char *identity = NULL;
-    int64_t expires = 0;
+    vb_login_info info;
     vb_error err;
     memset(&err, 0, sizeof err);
-    if (vb_login(v->uri, v->non_interactive ? &never_prompt : &interactive, ttl, &identity,
-                 &expires, &err) < 0) {
+    if (vb_login_chain(v->uri, v->non_interactive ? &never_prompt : &interactive, ttl, &info,
+                       &err) < 0) {
         char what[600];
         snprintf(what, sizeof what, "cannot log in to %s", v->uri);
         return report(v, what, &err);
     }
     char until[64];
-    format_time(until, sizeof until, expires);
+    format_time(until, sizeof until, info.expires);
     fputs("Logged in to ", stdout);
     put_safe(stdout, v->uri);
     fputs(" as ", stdout);
-    put_safe(stdout, identity);
+    put_safe(stdout, info.identity);
     printf(" until %s\n", until);
-    free(identity);
+    print_login_hops(&info);
+    vb_login_info_clear(&info);
     return EXIT_OK;
 }
 

@@ -824,11 +824,46 @@ static vb_conn *conn_with_auth(const vb_auth *auth, vb_error *err)
     return c;
 }
 
-int vb_login(const char *uri, const vb_auth *auth, uint64_t ttl_s, char **identity,
-             int64_t *expires, vb_error *err)
+void vb_login_info_clear(vb_login_info *info)
 {
-    if (identity)
-        *identity = NULL;
+    if (!info)
+        return;
+    free(info->identity);
+    for (size_t i = 0; info->hops && i < info->nhops; i++) {
+        free(info->hops[i].hop);
+        free(info->hops[i].kept);
+    }
+    free(info->hops);
+    memset(info, 0, sizeof *info);
+}
+
+/* LOGIN reply: [identity, expires, hops [[hop, kept, until], …]]; an older
+ * broker sends only the first two */
+static int read_login_reply(const vb_msg *reply, vb_login_info *info, vb_error *err)
+{
+    vb_rd rd, list, f;
+    if (vb_rd_init(&rd, reply->body, err) < 0 || vb_rd_strdup(&rd, 1024, &info->identity, err) < 0 ||
+        vb_rd_i64(&rd, &info->expires, err) < 0)
+        return -1;
+    if (!vb_rd_has_more(&rd))
+        return 0;
+    if (vb_rd_array(&rd, &list, err) < 0)
+        return -1;
+    if (list.count && !(info->hops = calloc(list.count, sizeof *info->hops)))
+        return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_CLIENT, "out of memory");
+    while (vb_rd_has_more(&list)) {
+        vb_login_hop *h = &info->hops[info->nhops++];
+        if (vb_rd_array(&list, &f, err) < 0 || vb_rd_strdup(&f, 4096, &h->hop, err) < 0 ||
+            vb_rd_strdup(&f, 1024, &h->kept, err) < 0 || vb_rd_i64(&f, &h->until, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int vb_login_chain(const char *uri, const vb_auth *auth, uint64_t ttl_s, vb_login_info *info,
+                   vb_error *err)
+{
+    memset(info, 0, sizeof *info);
     if (!uri || !*uri)
         return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_CLIENT, "no URI given");
     vb_conn *c = conn_with_auth(auth, err);
@@ -836,25 +871,33 @@ int vb_login(const char *uri, const vb_auth *auth, uint64_t ttl_s, char **identi
         return -1;
     open_args a = { uri, 0, auth, 1, ttl_s };
     vb_msg reply;
-    vb_rd rd;
-    char *ident = NULL;
-    int64_t exp = 0;
     int rc = call(c, VB_BROKER_PROC_LOGIN, pack_open, &a, &reply, err);
     if (rc == 0) {
-        rc = vb_rd_init(&rd, reply.body, err) < 0 || vb_rd_strdup(&rd, 1024, &ident, err) < 0 ||
-                     vb_rd_i64(&rd, &exp, err) < 0
-                 ? -1
-                 : 0;
+        rc = read_login_reply(&reply, info, err);
         vb_msg_clear(&reply);
     }
     conn_free(c);
-    if (rc == 0 && identity)
-        *identity = ident;
-    else
-        free(ident);
-    if (rc == 0 && expires)
-        *expires = exp;
+    if (rc < 0)
+        vb_login_info_clear(info);
     return rc;
+}
+
+int vb_login(const char *uri, const vb_auth *auth, uint64_t ttl_s, char **identity,
+             int64_t *expires, vb_error *err)
+{
+    if (identity)
+        *identity = NULL;
+    vb_login_info info;
+    if (vb_login_chain(uri, auth, ttl_s, &info, err) < 0)
+        return -1;
+    if (identity) {
+        *identity = info.identity;
+        info.identity = NULL;
+    }
+    if (expires)
+        *expires = info.expires;
+    vb_login_info_clear(&info);
+    return 0;
 }
 
 void vb_logout_results_free(vb_logout_result *results, size_t n)

@@ -245,6 +245,34 @@ void vb_broker_status_clear(vb_broker_status *status);
 int vb_login(const char *uri, const vb_auth *auth, uint64_t ttl_s, char **identity,
              int64_t *expires, vb_error *err);
 
+/* What the broker keeps for one hop of a login's chain. */
+typedef struct vb_login_hop {
+    char *hop;                /* who: "vbhostd on unix:/run/a.sock", or a relayed question's
+                                 chain "vbhostd on … (server …, token) → xenapi://x:443/" */
+    char *kept;               /* what is kept for it, in plain words (never a secret) */
+    int64_t until;            /* unix time it lasts at most; 0: nothing kept, so a
+                                 non-interactive open will need it again */
+} vb_login_hop;
+
+typedef struct vb_login_info {
+    char *identity;           /* the first hop's login, as vb_login's */
+    int64_t expires;
+    vb_login_hop *hops;       /* a nested URI's chain, first hop first; none for */
+    size_t nhops;             /* a plain URI (or from an older broker) */
+} vb_login_info;
+
+/* vb_login, along a nested URI's whole chain (a XenAPI host behind vbhostd,
+ * or behind two): the first hop's own cached login (made at the same
+ * endpoint) is used as it is when the broker has one (else a new one is made and kept as vb_login does), then the
+ * chain is opened once as a later vb_open_auth will, asking every question
+ * beyond the first hop now; the answers that worked are kept in the broker's
+ * memory (a XenAPI host or an inner vbhostd has no token to keep). info
+ * says what is kept for each hop, and for how long. Clear it with
+ * vb_login_info_clear. */
+int vb_login_chain(const char *uri, const vb_auth *auth, uint64_t ttl_s, vb_login_info *info,
+                   vb_error *err);
+void vb_login_info_clear(vb_login_info *info);
+
 typedef struct vb_logout_result {
     char *uri;                /* the login's URI */
     char *identity;

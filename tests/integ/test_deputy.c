@@ -90,17 +90,7 @@ static int dialled(int fd)
 
 static int start_xensim(void)
 {
-    char users[300], log[300], listen_at[64];
-    snprintf(users, sizeof users, "%s/xen-users", dir);
-    vb_ts_write_file(users, "root:" XEN_PW "\n", 0600);
-    snprintf(log, sizeof log, "%s/xen.log", dir);
-    snprintf(listen_at, sizeof listen_at, "127.0.0.1:%d", xen_port);
-    char *sim[] = { "python3", "-I", "-S", VB_SRC_DIR "/tests/peers/xenapi_sim.py", "--listen",
-                    listen_at, "--users", users, NULL };
-    return vb_ts_spawn(sim, NULL, log) > 0 &&
-                   vb_ts_wait_tcp("127.0.0.1", xen_port, vb_ts_scaled_ms(START_MS)) == 0
-               ? 0
-               : -1;
+    return vb_ts_xensim_start(dir, xen_port, "root:" XEN_PW "\n") > 0 ? 0 : -1;
 }
 
 static int socket_count(pid_t pid);

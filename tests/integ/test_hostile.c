@@ -38,6 +38,7 @@
 #include "vb_msg.h"
 #include "vb_net.h"
 #include "vb_testsupport.h"
+#include "vb_testsupport_form.h"
 #include "vbroker.h"
 
 #define REALM "LAB.TEST"
@@ -183,28 +184,6 @@ static int group_teardown(void **state)
 
 /* ---- the app side: libvbroker ------------------------------------------- */
 
-typedef struct form {
-    int calls;
-} form;
-
-static int form_cb(const vb_auth_request *req, vb_credential *creds, unsigned n, void *data)
-{
-    (void)req;
-    ((form *)data)->calls++;
-    for (unsigned i = 0; i < n; i++) {
-        const char *v = creds[i].type == VB_CRED_AUTHNAME     ? "alice"
-                        : creds[i].type == VB_CRED_PASSPHRASE ? PASSWORD
-                                                              : NULL;
-        if (v) {
-            creds[i].result = strdup(v);
-            creds[i].resultlen = (unsigned)strlen(v);
-        }
-    }
-    return 0;
-}
-
-static const int form_types[] = { VB_CRED_AUTHNAME, VB_CRED_PASSPHRASE };
-
 static char *unix_uri(const hostd *h, const char *params)
 {
     static char buf[4][600];
@@ -224,9 +203,9 @@ static char *tcp_uri(const hostd *h)
 
 /* A normal open through the broker, answered by the form when f is set:
  * the list of domains must come back. 0 or -1 with err set. */
-static int open_list(const char *uri, form *f, vb_error *err)
+static int open_list(const char *uri, vb_ts_form *f, vb_error *err)
 {
-    vb_auth auth = { form_types, 2, f ? form_cb : NULL, f };
+    vb_auth auth = { vb_ts_form_types, 2, f ? vb_ts_form_cb : NULL, f };
     vb_conn *c = vb_open_auth(uri, &auth, 0, err);
     if (!c)
         return -1;
@@ -258,7 +237,7 @@ static int logins_cached(void)
 static void assert_hostd_healthy(const hostd *h)
 {
     assert_int_equal(kill(h->pid, 0), 0);
-    form f = { 0 };
+    vb_ts_form f = { "alice", PASSWORD, 0 };
     vb_error err;
     const char *uri = h->tcp ? tcp_uri(h) : unix_uri(h, "auth=sasl");
     if (open_list(uri, &f, &err) < 0)
@@ -992,7 +971,7 @@ static void test_1000_idle_unauthenticated_connections(void **state)
     /* the slots come back: a TCP password login works within a deadline */
     int ok = 0;
     deadline = now_ms() + vb_ts_scaled_ms(5000);
-    form f = { 0 };
+    vb_ts_form f = { "alice", PASSWORD, 0 };
     while (!ok && now_ms() < deadline) {
         ok = open_list(tcp_uri(&hL), &f, &err) == 0;
         if (!ok)
@@ -1292,7 +1271,7 @@ static void login_against(int chatty, const char *const addrs[4])
     int ok = 0, attempts = 0;
     vb_error err;
     while (!ok && now_ms() < deadline) {
-        form f = { 0 };
+        vb_ts_form f = { "alice", PASSWORD, 0 };
         attempts++;
         ok = open_list(tcp_uri(&hS), &f, &err) == 0;
     }
@@ -1773,8 +1752,8 @@ static void make_impostor(int with_token)
 static void test_server_claiming_another_servers_id(void **state)
 {
     (void)state;
-    form f = { 0 };
-    vb_auth auth = { form_types, 2, form_cb, &f };
+    vb_ts_form f = { "alice", PASSWORD, 0 };
+    vb_auth auth = { vb_ts_form_types, 2, vb_ts_form_cb, &f };
     vb_error err;
     if (vb_login(unix_uri(&hA, NULL), &auth, 0, NULL, NULL, &err) < 0)
         fail_msg("login to hA: %s", err.message);

@@ -17,62 +17,31 @@
 #include <unistd.h>
 
 #include "vb_testsupport.h"
+#include "vb_testsupport_form.h"
 #include "vbroker.h"
 
 #define REALM "LAB.TEST"
 #define PASSWORD "s3cret-Pw-4-tests"
-#define START_MS 10000
-
-typedef struct hostd {
-    char conf[300], sock[300], log[300];
-    pid_t pid;
-} hostd;
-
-typedef struct broker {
-    char sock[300], log[300], state[300];
-    const char *extra[6];
-    pid_t pid;
-} broker;
 
 static char *dir;
-static hostd h1, h2;
-static broker bmain, bshort;
+static vb_ts_hostd h1, h2;
+static vb_ts_broker bmain, bshort;
 
-static int start_hostd(hostd *h, const char *name)
+static int start_hostd(vb_ts_hostd *h, const char *name)
 {
-    char sasl[300], text[1500];
-    snprintf(sasl, sizeof sasl, "%s/sasl", dir);
-    snprintf(h->sock, sizeof h->sock, "%s/%s.sock", dir, name);
-    snprintf(h->log, sizeof h->log, "%s/%s.log", dir, name);
-    snprintf(h->conf, sizeof h->conf, "%s/%s.conf", dir, name);
-    snprintf(text, sizeof text,
-             "listen_unix = \"%s\"\nstate_dir = \"%s/%s-state\"\n"
-             "auth_unix = [\"token\", \"sasl\"]\nsasl_conf_dir = \"%s\"\n"
-             "sasl_realm = \"" REALM "\"\nlog_level = \"debug\"\nmax_anonymous_clients = 200\n",
-             h->sock, dir, name, sasl);
-    vb_ts_write_file(h->conf, text, 0600);
-    char *argv[] = { VB_BUILD_DIR "/vbhostd", "-f", h->conf, "--foreground", NULL };
-    h->pid = vb_ts_spawn(argv, NULL, h->log);
-    return h->pid > 0 && vb_ts_wait_unix_socket(h->sock, START_MS) == 0 ? 0 : -1;
+    return vb_ts_hostd_start(h, dir, name, 0,
+                             "auth_unix = [\"token\", \"sasl\"]\nsasl_conf_dir = \"%s/sasl\"\n"
+                             "sasl_realm = \"" REALM "\"\nmax_anonymous_clients = 200\n",
+                             dir);
 }
 
-static int start_broker(broker *b, const char *name, const char *ttl)
+/* the short-lived broker keeps passwords 1 s and no idle host connection,
+ * so token expiry and revocation are seen by the next open */
+static int start_broker(vb_ts_broker *b, const char *name, const char *ttl)
 {
-    snprintf(b->sock, sizeof b->sock, "%s/%s-run/sock", dir, name);
-    snprintf(b->log, sizeof b->log, "%s/%s.log", dir, name);
-    snprintf(b->state, sizeof b->state, "%s/%s-state", dir, name);
-    /* the short-lived broker keeps passwords 1 s and no idle host connection,
-     * so token expiry and revocation are seen by the next open */
-    char *argv[] = { VB_BUILD_DIR "/vbrokerd", "--socket", b->sock, "--state-dir", b->state,
-                     "--log-level", "debug", ttl ? "--secret-ttl" : NULL, (char *)ttl,
-                     "--secret-max", (char *)ttl, "--upstream-idle", "0", NULL };
-    b->pid = vb_ts_spawn(argv, NULL, b->log);
-    return b->pid > 0 && vb_ts_wait_unix_socket(b->sock, START_MS) == 0 ? 0 : -1;
-}
-
-static void use_broker(const broker *b)
-{
-    setenv("VBROKER_SOCKET", b->sock, 1);
+    const char *short_lived[] = { "--secret-ttl", ttl, "--secret-max", ttl, "--upstream-idle", "0",
+                                  NULL };
+    return vb_ts_broker_start(b, dir, name, ttl ? short_lived : NULL);
 }
 
 static int group_setup(void **state)
@@ -88,8 +57,7 @@ static int group_setup(void **state)
     if (start_hostd(&h1, "h1") < 0 || start_hostd(&h2, "h2") < 0 ||
         start_broker(&bmain, "bmain", NULL) < 0 || start_broker(&bshort, "bshort", "1") < 0)
         return -1;
-    setenv("VBROKER_NO_AUTOSTART", "1", 1);
-    use_broker(&bmain);
+    vb_ts_broker_use(&bmain);
     return 0;
 }
 
@@ -100,39 +68,16 @@ static int group_teardown(void **state)
 
 /* ---- helpers ------------------------------------------------------------- */
 
-typedef struct form {
-    int calls;
-} form;
-
-static int form_cb(const vb_auth_request *req, vb_credential *creds, unsigned n, void *data)
-{
-    (void)req;
-    form *f = data;
-    f->calls++;
-    for (unsigned i = 0; i < n; i++) {
-        const char *v = creds[i].type == VB_CRED_AUTHNAME     ? "alice"
-                        : creds[i].type == VB_CRED_PASSPHRASE ? PASSWORD
-                                                              : NULL;
-        if (v) {
-            creds[i].result = strdup(v);
-            creds[i].resultlen = (unsigned)strlen(v);
-        }
-    }
-    return 0;
-}
-
-static const int types[] = { VB_CRED_AUTHNAME, VB_CRED_PASSPHRASE };
-
-static char *uri_of(const hostd *h)
+static char *uri_of(const vb_ts_hostd *h)
 {
     static char buf[400];
     snprintf(buf, sizeof buf, "test+unix:///default?socket=%s", h->sock);
     return buf;
 }
 
-static int open_list(const char *uri, form *f, vb_error *err)
+static int open_list(const char *uri, vb_ts_form *f, vb_error *err)
 {
-    vb_auth auth = { types, 2, f ? form_cb : NULL, f };
+    vb_auth auth = { vb_ts_form_types, 2, f ? vb_ts_form_cb : NULL, f };
     vb_conn *c = vb_open_auth(uri, &auth, 0, err);
     if (!c)
         return -1;
@@ -156,7 +101,7 @@ static int logins_cached(void)
     return n;
 }
 
-static int vbctl_list_non_interactive(const char *uri, const broker *b)
+static int vbctl_list_non_interactive(const char *uri, const vb_ts_broker *b)
 {
     char env_sock[400];
     snprintf(env_sock, sizeof env_sock, "VBROKER_SOCKET=%s", b->sock);
@@ -173,9 +118,9 @@ static int vbctl_list_non_interactive(const char *uri, const broker *b)
 static void test_login_once_then_scripts_reuse_it(void **state)
 {
     (void)state;
-    use_broker(&bmain);
-    form f = { 0 };
-    vb_auth auth = { types, 2, form_cb, &f };
+    vb_ts_broker_use(&bmain);
+    vb_ts_form f = { "alice", PASSWORD, 0 };
+    vb_auth auth = { vb_ts_form_types, 2, vb_ts_form_cb, &f };
     char *identity = NULL;
     int64_t expires = 0;
     vb_error err;
@@ -200,7 +145,7 @@ static void test_login_once_then_scripts_reuse_it(void **state)
 static void test_token_survives_broker_kill9(void **state)
 {
     (void)state;
-    use_broker(&bmain);
+    vb_ts_broker_use(&bmain);
     kill(bmain.pid, SIGKILL);
     int status;
     vb_ts_wait_pid_exit(bmain.pid, 5000, &status);
@@ -214,9 +159,9 @@ static void test_token_survives_broker_kill9(void **state)
 static void test_second_open_asks_nothing(void **state)
 {
     (void)state;
-    use_broker(&bmain);
+    vb_ts_broker_use(&bmain);
     /* h2 has no token: the first open asks, the second is answered from memory */
-    form f = { 0 };
+    vb_ts_form f = { "alice", PASSWORD, 0 };
     vb_error err;
     assert_int_equal(open_list(uri_of(&h2), &f, &err), 0);
     assert_int_equal(f.calls, 1);
@@ -228,9 +173,9 @@ static void test_second_open_asks_nothing(void **state)
 static void test_second_open_shares_the_transport(void **state)
 {
     (void)state;
-    use_broker(&bmain);
-    form f = { 0 };
-    vb_auth auth = { types, 2, form_cb, &f };
+    vb_ts_broker_use(&bmain);
+    vb_ts_form f = { "alice", PASSWORD, 0 };
+    vb_auth auth = { vb_ts_form_types, 2, vb_ts_form_cb, &f };
     vb_error err;
     vb_conn *a = vb_open_auth(uri_of(&h2), &auth, 0, &err);
     assert_non_null(a);
@@ -264,9 +209,9 @@ static int after_time(void *arg)
 static void test_expiry_leads_to_prompt_or_77(void **state)
 {
     (void)state;
-    use_broker(&bshort); /* passwords live 1 s in this broker */
-    form f = { 0 };
-    vb_auth auth = { types, 2, form_cb, &f };
+    vb_ts_broker_use(&bshort); /* passwords live 1 s in this broker */
+    vb_ts_form f = { "alice", PASSWORD, 0 };
+    vb_auth auth = { vb_ts_form_types, 2, vb_ts_form_cb, &f };
     int64_t expires = 0;
     vb_error err;
     assert_int_equal(vb_login(uri_of(&h1), &auth, 1, NULL, &expires, &err), 0);
@@ -283,10 +228,10 @@ static void test_expiry_leads_to_prompt_or_77(void **state)
     f.calls = 0;
     assert_int_equal(open_list(uri_of(&h1), &f, &err), 0);
     assert_int_equal(f.calls, 1);
-    use_broker(&bmain);
+    vb_ts_broker_use(&bmain);
 }
 
-static char *first_token_id(const hostd *h)
+static char *first_token_id(const vb_ts_hostd *h)
 {
     char *argv[] = { VB_BUILD_DIR "/vbhostd", "-f", (char *)h->conf, "--list-tokens", NULL };
     char *out = NULL;
@@ -306,9 +251,9 @@ static char *first_token_id(const hostd *h)
 static void test_revoked_on_server_falls_back_and_erases(void **state)
 {
     (void)state;
-    use_broker(&bshort);
-    form f = { 0 };
-    vb_auth auth = { types, 2, form_cb, &f };
+    vb_ts_broker_use(&bshort);
+    vb_ts_form f = { "alice", PASSWORD, 0 };
+    vb_auth auth = { vb_ts_form_types, 2, vb_ts_form_cb, &f };
     vb_error err;
     vb_logout_result *res;
     size_t n;
@@ -330,13 +275,13 @@ static void test_revoked_on_server_falls_back_and_erases(void **state)
     assert_int_equal(vb_ts_wait_until(after_time, &after, 5000), 0);
     assert_int_equal(vbctl_list_non_interactive(uri_of(&h1), &bshort), 77);
     assert_int_equal(logins_cached(), 0);
-    use_broker(&bmain);
+    vb_ts_broker_use(&bmain);
 }
 
 static void test_logout_revokes_and_erases(void **state)
 {
     (void)state;
-    use_broker(&bmain);
+    vb_ts_broker_use(&bmain);
     vb_logout_result *res;
     size_t n;
     vb_error err;
@@ -357,9 +302,9 @@ static void test_logout_revokes_and_erases(void **state)
 static void test_logout_when_host_unreachable(void **state)
 {
     (void)state;
-    use_broker(&bmain);
-    form f = { 0 };
-    vb_auth auth = { types, 2, form_cb, &f };
+    vb_ts_broker_use(&bmain);
+    vb_ts_form f = { "alice", PASSWORD, 0 };
+    vb_auth auth = { vb_ts_form_types, 2, vb_ts_form_cb, &f };
     vb_error err;
     assert_int_equal(vb_login(uri_of(&h2), &auth, 0, NULL, NULL, &err), 0);
     vb_ts_stop(h2.pid, 5000);
@@ -377,9 +322,9 @@ static void test_logout_when_host_unreachable(void **state)
 static void test_token_only_for_its_server(void **state)
 {
     (void)state;
-    use_broker(&bmain);
-    form f = { 0 };
-    vb_auth auth = { types, 2, form_cb, &f };
+    vb_ts_broker_use(&bmain);
+    vb_ts_form f = { "alice", PASSWORD, 0 };
+    vb_auth auth = { vb_ts_form_types, 2, vb_ts_form_cb, &f };
     vb_error err;
     assert_int_equal(vb_login(uri_of(&h1), &auth, 0, NULL, NULL, &err), 0);
     int before = vb_ts_count_in_file(h2.log, "token");
@@ -432,7 +377,7 @@ static int run_vbctl(char *const argv[], const char *input, char **out)
 static void test_vbctl_login_status_logout(void **state)
 {
     (void)state;
-    use_broker(&bmain);
+    vb_ts_broker_use(&bmain);
     char *out = NULL;
     char *all[] = { VB_BUILD_DIR "/vbctl", "logout", "--all", NULL };
     assert_int_equal(run_vbctl(all, NULL, &out), 0);

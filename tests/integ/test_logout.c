@@ -22,47 +22,10 @@
 
 #define REALM "LAB.TEST"
 #define PASSWORD "s3cret-Pw-4-tests"
-#define START_MS 10000
-
-typedef struct hostd {
-    char conf[300], sock[300], log[300];
-    pid_t pid;
-} hostd;
 
 static char *dir;
-static hostd h1;
-static char bsock[300], blog[300], bstate[300];
-static pid_t bpid;
-
-static int start_hostd(hostd *h, const char *name)
-{
-    char sasl[300], text[1500];
-    snprintf(sasl, sizeof sasl, "%s/sasl", dir);
-    snprintf(h->sock, sizeof h->sock, "%s/%s.sock", dir, name);
-    snprintf(h->log, sizeof h->log, "%s/%s.log", dir, name);
-    snprintf(h->conf, sizeof h->conf, "%s/%s.conf", dir, name);
-    snprintf(text, sizeof text,
-             "listen_unix = \"%s\"\nstate_dir = \"%s/%s-state\"\n"
-             "auth_unix = [\"token\", \"sasl\"]\nsasl_conf_dir = \"%s\"\n"
-             "sasl_realm = \"" REALM "\"\nlog_level = \"debug\"\nmax_anonymous_clients = 200\n",
-             h->sock, dir, name, sasl);
-    vb_ts_write_file(h->conf, text, 0600);
-    char *argv[] = { VB_BUILD_DIR "/vbhostd", "-f", h->conf, "--foreground", NULL };
-    h->pid = vb_ts_spawn(argv, NULL, h->log);
-    return h->pid > 0 && vb_ts_wait_unix_socket(h->sock, START_MS) == 0 ? 0 : -1;
-}
-
-/* default upstream idle time (300 s) and secret cache: what a user runs */
-static int start_broker(void)
-{
-    snprintf(bsock, sizeof bsock, "%s/b-run/sock", dir);
-    snprintf(blog, sizeof blog, "%s/b.log", dir);
-    snprintf(bstate, sizeof bstate, "%s/b-state", dir);
-    char *argv[] = { VB_BUILD_DIR "/vbrokerd", "--socket", bsock, "--state-dir", bstate,
-                     "--log-level", "debug", NULL };
-    bpid = vb_ts_spawn(argv, NULL, blog);
-    return bpid > 0 && vb_ts_wait_unix_socket(bsock, START_MS) == 0 ? 0 : -1;
-}
+static vb_ts_hostd h1;
+static vb_ts_broker broker;
 
 static int group_setup(void **state)
 {
@@ -74,10 +37,15 @@ static int group_setup(void **state)
     static const char *const users[] = { "alice:" PASSWORD, NULL };
     if (vb_ts_sasl_setup(sasl, "vbhostd", REALM, "scram-sha-256", users, NULL) < 0)
         return -1;
-    if (start_hostd(&h1, "h1") < 0 || start_broker() < 0)
+    /* the broker keeps its defaults (upstream idle time 300 s, secret cache):
+     * what a user runs */
+    if (vb_ts_hostd_start(&h1, dir, "h1", 0,
+                          "auth_unix = [\"token\", \"sasl\"]\nsasl_conf_dir = \"%s\"\n"
+                          "sasl_realm = \"" REALM "\"\nmax_anonymous_clients = 200\n",
+                          sasl) < 0 ||
+        vb_ts_broker_start(&broker, dir, "b", NULL) < 0)
         return -1;
-    setenv("VBROKER_NO_AUTOSTART", "1", 1);
-    setenv("VBROKER_SOCKET", bsock, 1);
+    vb_ts_broker_use(&broker);
     return 0;
 }
 
@@ -86,7 +54,7 @@ static int group_teardown(void **state)
     return vb_ts_group_teardown(state);
 }
 
-static char *uri_of(const hostd *h)
+static char *uri_of(const vb_ts_hostd *h)
 {
     static char buf[400];
     snprintf(buf, sizeof buf, "test+unix:///default?socket=%s", h->sock);
@@ -96,7 +64,7 @@ static char *uri_of(const hostd *h)
 static int vbctl(char *const argv[], const char *input, char **out)
 {
     char env_sock[400];
-    snprintf(env_sock, sizeof env_sock, "VBROKER_SOCKET=%s", bsock);
+    snprintf(env_sock, sizeof env_sock, "VBROKER_SOCKET=%s", broker.sock);
     char *env[] = { env_sock, "VBROKER_NO_AUTOSTART=1", NULL };
     char *dummy = NULL;
     int rc = vb_ts_run(argv, env, input, out ? out : &dummy, 30000);

@@ -20,27 +20,18 @@
 
 #define REALM "LAB.TEST"
 #define PASSWORD "inner-Pw-77"
-#define START_MS 10000
 
 static char *dir;
-static char a_sock[300], b_sock[300], broker_sock[300], b_log[300], a_log[300];
-static int xen_port, a_tcp_port;
+static vb_ts_hostd ha, hb;
+static vb_ts_broker broker;
+static int xen_port;
 #define XEN_PASSWORD "xen-Root-pw"
 
-static int start_hostd(const char *name, const char *extra, char *sock, char *log)
+static int start_hostd(vb_ts_hostd *h, const char *name, int tcp, const char *extra)
 {
-    char conf[2000], path[300];
-    snprintf(sock, 300, "%s/%s.sock", dir, name);
-    snprintf(log, 300, "%s/%s.log", dir, name);
-    snprintf(path, sizeof path, "%s/%s.conf", dir, name);
-    snprintf(conf, sizeof conf,
-             "listen_unix = \"%s\"\nstate_dir = \"%s/%s-state\"\nsasl_conf_dir = \"%s/sasl\"\n"
-             "sasl_realm = \"" REALM "\"\nlog_level = \"debug\"\n%s",
-             sock, dir, name, dir, extra);
-    vb_ts_write_file(path, conf, 0600);
-    char *argv[] = { VB_BUILD_DIR "/vbhostd", "-f", path, "--foreground", NULL };
-    pid_t pid = vb_ts_spawn(argv, NULL, log);
-    return pid > 0 && vb_ts_wait_unix_socket(sock, START_MS) == 0 ? 0 : -1;
+    return vb_ts_hostd_start(h, dir, name, tcp,
+                             "sasl_conf_dir = \"%s/sasl\"\nsasl_realm = \"" REALM "\"\n%s", dir,
+                             extra);
 }
 
 /* A: peer on its unix socket, SASL (with a security layer) on TCP; it may
@@ -48,13 +39,12 @@ static int start_hostd(const char *name, const char *extra, char *sock, char *lo
 static int start_a(void)
 {
     char extra[1000];
-    a_tcp_port = vb_ts_free_tcp_port();
     snprintf(extra, sizeof extra,
-             "auth_unix = [\"peer\"]\nallow_remote_uris = 1\nlisten_tcp = \"127.0.0.1:%d\"\n"
+             "auth_unix = [\"peer\"]\nallow_remote_uris = 1\n"
              "auth_tcp = [\"sasl\"]\nallowed_next_hops = [\"unix:%s\"]\n"
              "allowed_xenapi_hosts = [\"127.0.0.1:%d\"]\n",
-             a_tcp_port, b_sock, xen_port);
-    return start_hostd("a", extra, a_sock, a_log);
+             hb.sock, xen_port);
+    return start_hostd(&ha, "a", 1, extra);
 }
 
 static int group_setup(void **state)
@@ -62,7 +52,7 @@ static int group_setup(void **state)
     (void)state;
     vb_ts_note_secret(XEN_PASSWORD);
     dir = vb_ts_tmpdir("relay");
-    char sasl[300], blog[300], bstate[300];
+    char sasl[300];
     snprintf(sasl, sizeof sasl, "%s/sasl", dir);
     mkdir(sasl, 0700);
     static const char *const users[] = { "alice:" PASSWORD, NULL };
@@ -73,28 +63,13 @@ static int group_setup(void **state)
     char b_extra[200];
     snprintf(b_extra, sizeof b_extra, "auth_unix = [\"sasl\"]\nallowed_xenapi_hosts = [\"127.0.0.1:%d\"]\n",
              xen_port);
-    if (start_hostd("b", b_extra, b_sock, b_log) < 0 || start_a() < 0)
+    if (start_hostd(&hb, "b", 0, b_extra) < 0 || start_a() < 0)
         return -1;
     /* a XenAPI host (the simulator) behind vbhostd A */
-    char users_file[300], xen_log[300], listen[64];
-    snprintf(users_file, sizeof users_file, "%s/xen-users", dir);
-    vb_ts_write_file(users_file, "root:" XEN_PASSWORD "\n", 0600);
-    snprintf(xen_log, sizeof xen_log, "%s/xen.log", dir);
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", xen_port);
-    char *sim[] = { "python3", "-I", "-S", VB_SRC_DIR "/tests/peers/xenapi_sim.py", "--listen",
-                    listen, "--users", users_file, NULL };
-    if (vb_ts_spawn(sim, NULL, xen_log) <= 0 || vb_ts_wait_tcp("127.0.0.1", xen_port, START_MS) < 0)
+    if (vb_ts_xensim_start(dir, xen_port, "root:" XEN_PASSWORD "\n") < 0 ||
+        vb_ts_broker_start(&broker, dir, "broker", NULL) < 0)
         return -1;
-    snprintf(broker_sock, sizeof broker_sock, "%s/run/sock", dir);
-    snprintf(blog, sizeof blog, "%s/vbrokerd.log", dir);
-    snprintf(bstate, sizeof bstate, "%s/broker-state", dir);
-    char *argv[] = { VB_BUILD_DIR "/vbrokerd", "--socket", broker_sock, "--state-dir", bstate,
-                     "--log-level", "debug", NULL };
-    pid_t pid = vb_ts_spawn(argv, NULL, blog);
-    if (pid <= 0 || vb_ts_wait_unix_socket(broker_sock, START_MS) < 0)
-        return -1;
-    setenv("VBROKER_SOCKET", broker_sock, 1);
-    setenv("VBROKER_NO_AUTOSTART", "1", 1);
+    vb_ts_broker_use(&broker);
     return 0;
 }
 
@@ -142,7 +117,7 @@ static char *chain_uri(const char *inner_auth)
     snprintf(buf, sizeof buf,
              "test+unix:///default?socket=%s&name=test%%2Bunix%%3A%%2F%%2F%%2Fdefault%%3Fsocket%%3D%s"
              "%%26auth%%3D%s",
-             a_sock, b_sock, inner_auth);
+             ha.sock, hb.sock, inner_auth);
     return buf;
 }
 
@@ -170,13 +145,13 @@ static void test_nested_prompt_reaches_the_app(void **state)
         fail_msg("open: %s", err.message);
     assert_int_equal(f.calls, 1);
     /* the service names the chain: the hop the broker used, then B */
-    assert_non_null(strstr(f.service, a_sock));
-    assert_non_null(strstr(f.service, b_sock));
+    assert_non_null(strstr(f.service, ha.sock));
+    assert_non_null(strstr(f.service, hb.sock));
     assert_non_null(strstr(f.service, "\u2192"));
     assert_true(f.max_hops >= 1);
-    assert_non_null(strstr(f.first_hop, a_sock));
+    assert_non_null(strstr(f.first_hop, ha.sock));
     /* vbhostd A logged the relay; B saw alice log in */
-    char *alog = vb_ts_read_file(a_log, NULL);
+    char *alog = vb_ts_read_file(ha.log, NULL);
     assert_non_null(strstr(alog, "relaying a credential request"));
     assert_null(strstr(alog, PASSWORD));
     free(alog);
@@ -214,7 +189,7 @@ static void test_script_without_callback_gets_cred_required(void **state)
     vb_error err;
     assert_int_equal(open_list(chain_uri("sasl"), NULL, &err), -1);
     assert_int_equal(err.code, VBROKER_ERR_CRED_REQUIRED);
-    assert_non_null(strstr(err.message, b_sock)); /* names the inner service */
+    assert_non_null(strstr(err.message, hb.sock)); /* names the inner service */
 }
 
 /* vbhostd A opens the XenAPI host itself: xenapi over the unix transport,
@@ -224,7 +199,7 @@ static char *xen_uri(void)
     static char buf[800];
     snprintf(buf, sizeof buf,
              "xenapi+unix:///?socket=%s&name=xenapi%%3A%%2F%%2Froot%%40127.0.0.1%%3A%d%%2F%%3Ftransport%%3Dhttp",
-             a_sock, xen_port);
+             ha.sock, xen_port);
     return buf;
 }
 
@@ -240,8 +215,8 @@ static void test_nested_xenapi_login_relayed_to_the_app(void **state)
     char want[64];
     snprintf(want, sizeof want, "xenapi://127.0.0.1:%d/", xen_port);
     assert_non_null(strstr(f.service, want));
-    assert_non_null(strstr(f.service, a_sock));
-    assert_non_null(strstr(f.first_hop, a_sock));
+    assert_non_null(strstr(f.service, ha.sock));
+    assert_non_null(strstr(f.first_hop, ha.sock));
     /* the second run in the same session asks nothing */
     assert_int_equal(open_list(xen_uri(), &f, &err), 0);
     assert_int_equal(f.calls, 1);
@@ -305,8 +280,8 @@ static void test_two_daemon_chain_to_xenapi(void **state)
     snprintf(inner, sizeof inner,
              "xenapi%%2Bunix%%3A%%2F%%2F%%2F%%3Fsocket%%3D%s%%26name%%3D"
              "xenapi%%253A%%252F%%252Froot%%2540127.0.0.1%%253A%d%%252F%%253Ftransport%%253Dhttp",
-             b_sock, xen_port);
-    snprintf(uri, sizeof uri, "xenapi+unix:///?socket=%s&name=%s", a_sock, inner);
+             hb.sock, xen_port);
+    snprintf(uri, sizeof uri, "xenapi+unix:///?socket=%s&name=%s", ha.sock, inner);
     chain_form f = { 0, 0, "" };
     vb_auth auth = { types, 2, chain_cb, &f };
     vb_error err;
@@ -316,8 +291,8 @@ static void test_two_daemon_chain_to_xenapi(void **state)
     assert_int_equal(f.xen_calls, 1);
     assert_true(f.calls >= 2); /* B's SASL login, then the XenAPI login */
     /* the XenAPI question names both daemons it crossed */
-    assert_non_null(strstr(f.last_service, a_sock));
-    assert_non_null(strstr(f.last_service, b_sock));
+    assert_non_null(strstr(f.last_service, ha.sock));
+    assert_non_null(strstr(f.last_service, hb.sock));
     vb_domain *doms;
     size_t n;
     assert_int_equal(vb_list_domains(c, &doms, &n, &err), 0);
@@ -336,7 +311,7 @@ static void test_nested_xenapi_over_tcp(void **state)
     snprintf(uri, sizeof uri,
              "xenapi+tcp://127.0.0.1:%d/?auth=sasl.DIGEST-MD5&name=xenapi%%3A%%2F%%2Froot%%40127.0.0.1"
              "%%3A%d%%2F%%3Ftransport%%3Dhttp",
-             a_tcp_port, xen_port);
+             ha.port, xen_port);
     chain_form f = { 0, 0, "" };
     vb_auth auth = { types, 2, chain_cb, &f };
     vb_error err;
@@ -346,7 +321,7 @@ static void test_nested_xenapi_over_tcp(void **state)
     assert_int_equal(f.calls, 2);
     assert_int_equal(f.xen_calls, 1);
     char hop[64];
-    snprintf(hop, sizeof hop, "127.0.0.1:%d", a_tcp_port);
+    snprintf(hop, sizeof hop, "127.0.0.1:%d", ha.port);
     assert_non_null(strstr(f.last_service, hop));
     vb_domain *doms;
     size_t n;

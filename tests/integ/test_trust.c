@@ -29,51 +29,33 @@
 #include "vb_testsupport.h"
 #include "vbroker.h"
 
-#define START_MS 10000
 #define CONF_PASSWORD "authconf-Pw-31"
 #define APP_PASSWORD "app-Typed-Pw-57"
 #define XEN_PASSWORD "xen-Trust-pw-8"
 
 static char *dir;
-static char broker_sock[300], broker_log[300], authfile[300], xen_authfile[300];
-static char hostd_sock[300], hostd_log[300];
-static char inner_sock[300], inner_log[300];
-static pid_t hostd_pid;
+static char authfile[300], xen_authfile[300];
+static vb_ts_hostd front, inner;
+static vb_ts_broker broker;
 static int xen_port;
 
 /* ---- peers --------------------------------------------------------------- */
 
 /* A vbhostd on its unix socket DIR/NAME.sock with the given auth_unix line
  * (and allowed to open remote URIs: a hop in a longer chain). */
-static pid_t start_vbhostd_with(const char *name, const char *auth_lines, char *sock, char *log)
+static int start_vbhostd(vb_ts_hostd *h, const char *name, const char *auth_lines)
 {
-    char text[1600], conf[300];
-    snprintf(sock, 300, "%s/%s.sock", dir, name);
-    snprintf(log, 300, "%s/%s.log", dir, name);
-    snprintf(conf, sizeof conf, "%s/%s.conf", dir, name);
     /* the operator lets it reach the simulator and the inner vbhostd */
-    snprintf(text, sizeof text,
-             "listen_unix = \"%s\"\nstate_dir = \"%s/%s-state\"\n%s"
-             "allow_remote_uris = 1\nlog_level = \"debug\"\n"
-             "allowed_xenapi_hosts = [\"127.0.0.1:%d\"]\nallowed_next_hops = [\"unix:%s/inner.sock\"]\n",
-             sock, dir, name, auth_lines, xen_port, dir);
-    if (vb_ts_write_file(conf, text, 0600) < 0)
-        return -1;
-    char *argv[] = { VB_BUILD_DIR "/vbhostd", "-f", conf, "--foreground", NULL };
-    pid_t pid = vb_ts_spawn_daemon(argv, log);
-    return pid > 0 && vb_ts_wait_unix_socket(sock, vb_ts_scaled_ms(START_MS)) == 0 ? pid : -1;
-}
-
-static pid_t start_vbhostd(const char *name, char *sock, char *log)
-{
-    return start_vbhostd_with(name, "auth_unix = [\"peer\"]\n", sock, log);
+    return vb_ts_hostd_start(h, dir, name, 0,
+                             "%sallow_remote_uris = 1\nallowed_xenapi_hosts = [\"127.0.0.1:%d\"]\n"
+                             "allowed_next_hops = [\"unix:%s/inner.sock\"]\n",
+                             auth_lines, xen_port, dir);
 }
 
 /* the vbhostd in front, restarted after an impostor took its socket */
 static int start_hostd(void)
 {
-    hostd_pid = start_vbhostd("h", hostd_sock, hostd_log);
-    return hostd_pid > 0 ? 0 : -1;
+    return start_vbhostd(&front, "h", "auth_unix = [\"peer\"]\n");
 }
 
 /* a second vbhostd behind it, for the two-hop chain. It takes SASL: the
@@ -90,38 +72,20 @@ static int start_inner_hostd(void)
         return -1;
     snprintf(lines, sizeof lines,
              "auth_unix = [\"sasl\"]\nsasl_conf_dir = \"%s\"\nsasl_realm = \"TRUST.TEST\"\n", sasl);
-    return start_vbhostd_with("inner", lines, inner_sock, inner_log) > 0 ? 0 : -1;
+    return start_vbhostd(&inner, "inner", lines);
 }
 
 static int start_xen_sim(void)
 {
-    char users[300], log[300], listen[64];
-    snprintf(users, sizeof users, "%s/xen-users", dir);
-    vb_ts_write_file(users, "root:" XEN_PASSWORD "\n", 0600);
-    snprintf(log, sizeof log, "%s/xen.log", dir);
     xen_port = vb_ts_free_tcp_port();
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", xen_port);
-    char *sim[] = { "python3", "-I", "-S", VB_SRC_DIR "/tests/peers/xenapi_sim.py", "--listen",
-                    listen, "--users", users, NULL };
-    return vb_ts_spawn(sim, NULL, log) > 0 &&
-                   vb_ts_wait_tcp("127.0.0.1", xen_port, vb_ts_scaled_ms(START_MS)) == 0
-               ? 0
-               : -1;
+    return vb_ts_xensim_start(dir, xen_port, "root:" XEN_PASSWORD "\n") > 0 ? 0 : -1;
 }
 
 static int start_broker(void)
 {
-    char state[300];
-    snprintf(broker_sock, sizeof broker_sock, "%s/run/sock", dir);
-    snprintf(broker_log, sizeof broker_log, "%s/vbrokerd.log", dir);
-    snprintf(state, sizeof state, "%s/broker-state", dir);
-    char *argv[] = { VB_BUILD_DIR "/vbrokerd", "--socket", broker_sock, "--state-dir", state,
-                     "--log-level", "debug", NULL };
-    pid_t pid = vb_ts_spawn_daemon(argv, broker_log);
-    if (pid <= 0 || vb_ts_wait_unix_socket(broker_sock, vb_ts_scaled_ms(START_MS)) < 0)
+    if (vb_ts_broker_start(&broker, dir, "broker", NULL) < 0)
         return -1;
-    setenv("VBROKER_SOCKET", broker_sock, 1);
-    setenv("VBROKER_NO_AUTOSTART", "1", 1);
+    vb_ts_broker_use(&broker);
     return 0;
 }
 
@@ -252,10 +216,10 @@ static void assert_dropped(vb_fakehost *f, int log_before, const char *why)
 {
     if (vb_fakehost_wait_dropped(f, vb_ts_scaled_ms(5000)) < 0)
         fail_msg("the broker kept talking to a server that broke the relay rule");
-    if (vb_ts_wait_for_log(broker_log, "protocol violation", log_before + 1,
+    if (vb_ts_wait_for_log(broker.log, "protocol violation", log_before + 1,
                            vb_ts_scaled_ms(5000)) < 0)
         fail_msg("no 'protocol violation' line in the broker log");
-    char *log = vb_ts_read_file(broker_log, NULL);
+    char *log = vb_ts_read_file(broker.log, NULL);
     assert_non_null(log);
     if (!strstr(log, why))
         fail_msg("the broker log does not say '%s'", why);
@@ -264,7 +228,7 @@ static void assert_dropped(vb_fakehost *f, int log_before, const char *why)
 
 static int violations(void)
 {
-    return vb_ts_count_in_file(broker_log, "protocol violation");
+    return vb_ts_count_in_file(broker.log, "protocol violation");
 }
 
 static char *tcp_uri(int port, const char *params)
@@ -357,10 +321,11 @@ static void test_question_for_another_connection_gets_nothing(void **state)
 static void test_vbhostd_does_not_relay_to_unauthenticated_client(void **state)
 {
     (void)state;
-    char sock[300], log[300], uri[900];
-    char extra[] = "auth_unix = [\"none\"]\n";
-    pid_t pid = start_vbhostd_with("open", extra, sock, log);
-    assert_true(pid > 0);
+    char uri[900];
+    vb_ts_hostd open_h;
+    assert_int_equal(start_vbhostd(&open_h, "open", "auth_unix = [\"none\"]\n"), 0);
+    const char *sock = open_h.sock, *log = open_h.log;
+    pid_t pid = open_h.pid;
     snprintf(uri, sizeof uri,
              "xenapi+unix:///?socket=%s&name=xenapi%%3A%%2F%%2Froot%%40127.0.0.1%%3A%d%%2F%%3F"
              "transport%%3Dhttp",
@@ -439,7 +404,7 @@ static char *xen_uri(const char *params)
     snprintf(buf, sizeof buf,
              "xenapi+unix:///?socket=%s&name=xenapi%%3A%%2F%%2Froot%%40127.0.0.1%%3A%d%%2F%%3F"
              "transport%%3Dhttp%s%s",
-             hostd_sock, xen_port, params ? "&" : "", params ? params : "");
+             front.sock, xen_port, params ? "&" : "", params ? params : "");
     return buf;
 }
 
@@ -450,7 +415,7 @@ static void run_impostor(const char *auth, enum vb_fakehost_when when, const cha
     vb_fakehost_script s = { when, auth, NULL, service, "xenapi", "127.0.0.1", "root",
                              (unsigned)xen_port, 0 };
     /* as a script: only the cache could answer */
-    attack(vb_fakehost_start_unix(hostd_sock, &s), xen_uri(NULL), 0, why);
+    attack(vb_fakehost_start_unix(front.sock, &s), xen_uri(NULL), 0, why);
 }
 
 static void test_impostor_after_nested_login_gets_no_cached_password(void **state)
@@ -466,7 +431,7 @@ static void test_impostor_after_nested_login_gets_no_cached_password(void **stat
     assert_int_equal(open_list(xen_uri(NULL), &a, &err), 0);
     assert_int_equal(a.calls, 1);
     /* the real vbhostd goes; an impostor takes its socket and asks */
-    assert_true(vb_ts_stop(hostd_pid, vb_ts_scaled_ms(5000)) >= 0);
+    assert_true(vb_ts_stop(front.pid, vb_ts_scaled_ms(5000)) >= 0);
     run_impostor("sasl", VB_FAKEHOST_ASK_ON_AUTH_LIST, "during AUTH_LIST");
     run_impostor("none", VB_FAKEHOST_ASK_ON_OPEN, "did not authenticate");
     assert_int_equal(start_hostd(), 0);
@@ -500,7 +465,7 @@ static void test_two_hop_nested_login_asks_once(void **state)
     snprintf(uri, sizeof uri,
              "xenapi+unix:///?socket=%s&name=xenapi%%2Bunix%%3A%%2F%%2F%%2F%%3Fsocket%%3D%s%%26name%%3D"
              "xenapi%%253A%%252F%%252Froot%%2540127.0.0.1%%253A%d%%252F%%253Ftransport%%253Dhttp",
-             hostd_sock, inner_sock, xen_port);
+             front.sock, inner.sock, xen_port);
     app a = { .password = XEN_PASSWORD };
     vb_error err;
     if (open_list(uri, &a, &err) < 0)
@@ -510,8 +475,8 @@ static void test_two_hop_nested_login_asks_once(void **state)
     assert_string_equal(a.target_host, "127.0.0.1");
     assert_int_equal(a.nhops, 2);
     assert_int_equal(a.nverified, 1);
-    assert_non_null(strstr(a.hops, hostd_sock));
-    assert_non_null(strstr(a.hops, inner_sock));
+    assert_non_null(strstr(a.hops, front.sock));
+    assert_non_null(strstr(a.hops, inner.sock));
     if (open_list(uri, &a, &err) < 0)
         fail_msg("second run: %s", err.message);
     assert_int_equal(a.calls, 2);

@@ -214,6 +214,43 @@ int vb_ts_check_exit(const char *name, int status, const char *log);
  * (e.g. "valgrind --leak-check=full"), its words go in front of argv. */
 pid_t vb_ts_spawn_daemon(char *const argv[], const char *log);
 
+/* ---- vbhostd and vbrokerd as the integration tests start them ------------ */
+
+/* A vbhostd: its files are DIR/NAME.conf, DIR/NAME.sock, DIR/NAME.log and
+ * the state directory DIR/NAME-state. */
+typedef struct vb_ts_hostd {
+    char conf[256], sock[256], log[256], state[256];
+    int port; /* its TCP listener on 127.0.0.1; 0: none */
+    pid_t pid;
+} vb_ts_hostd;
+
+/* Write DIR/NAME.conf (listen_unix, state_dir, log_level "debug", and with
+ * tcp a listen_tcp on a free 127.0.0.1 port, or on h->port when already
+ * set), then the lines fmt makes (a key given again there wins), and start
+ * vbhostd --foreground on it; 0 once its sockets accept, else -1. */
+int vb_ts_hostd_start(vb_ts_hostd *h, const char *dir, const char *name, int tcp,
+                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Start it again on the config it was first given (after a stop). */
+int vb_ts_hostd_restart(vb_ts_hostd *h);
+
+/* A vbrokerd: socket DIR/NAME-run/sock, state DIR/NAME-state, log DIR/NAME.log. */
+typedef struct vb_ts_broker {
+    char sock[256], log[256], state[256];
+    pid_t pid;
+} vb_ts_broker;
+
+/* Start vbrokerd --log-level debug and the options in extra (NULL-terminated;
+ * may be NULL); 0 once its socket accepts, else -1. */
+int vb_ts_broker_start(vb_ts_broker *b, const char *dir, const char *name,
+                       const char *const extra[]);
+/* Point libvbroker in this process at b, with autostart off. */
+void vb_ts_broker_use(const vb_ts_broker *b);
+
+/* The XenAPI simulator (tests/peers/xenapi_sim.py) on 127.0.0.1:port, its
+ * accounts ("user:password" lines) in DIR/xen-users, its log DIR/xen.log:
+ * its pid once it accepts, else -1. */
+pid_t vb_ts_xensim_start(const char *dir, int port, const char *users);
+
 /* base milliseconds scaled for slow runs: VB_TEST_SLOWDOWN=N multiplies every
  * deadline by N, and a daemon wrapper (valgrind) implies at least 10. */
 int vb_ts_scaled_ms(int base);

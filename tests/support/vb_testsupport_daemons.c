@@ -1,0 +1,100 @@
+/*
+ * vb_testsupport_daemons.c — start this build's vbhostd and vbrokerd the way
+ * the integration tests do, and the XenAPI simulator: files in the test's
+ * temp dir, named after the daemon, a debug log, and a wait (with a
+ * deadline) until the sockets accept.
+ */
+#include "vb_testsupport.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define START_MS 10000
+
+static char *const *hostd_argv(vb_ts_hostd *h, char *argv[5])
+{
+    argv[0] = VB_BUILD_DIR "/vbhostd";
+    argv[1] = "-f";
+    argv[2] = h->conf;
+    argv[3] = "--foreground";
+    argv[4] = NULL;
+    return argv;
+}
+
+int vb_ts_hostd_restart(vb_ts_hostd *h)
+{
+    char *argv[5];
+    h->pid = vb_ts_spawn_daemon(hostd_argv(h, argv), h->log);
+    if (h->pid <= 0 || vb_ts_wait_unix_socket(h->sock, vb_ts_scaled_ms(START_MS)) < 0)
+        return -1;
+    if (h->port && vb_ts_wait_tcp("127.0.0.1", h->port, vb_ts_scaled_ms(START_MS)) < 0)
+        return -1;
+    return 0;
+}
+
+int vb_ts_hostd_start(vb_ts_hostd *h, const char *dir, const char *name, int tcp,
+                      const char *fmt, ...)
+{
+    char extra[3000], tcp_line[80] = "", text[4000];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(extra, sizeof extra, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof extra)
+        return -1;
+    snprintf(h->conf, sizeof h->conf, "%s/%s.conf", dir, name);
+    snprintf(h->sock, sizeof h->sock, "%s/%s.sock", dir, name);
+    snprintf(h->log, sizeof h->log, "%s/%s.log", dir, name);
+    snprintf(h->state, sizeof h->state, "%s/%s-state", dir, name);
+    if (!tcp)
+        h->port = 0;
+    else if (!h->port)
+        h->port = vb_ts_free_tcp_port();
+    if (h->port)
+        snprintf(tcp_line, sizeof tcp_line, "listen_tcp = \"127.0.0.1:%d\"\n", h->port);
+    n = snprintf(text, sizeof text, "listen_unix = \"%s\"\n%sstate_dir = \"%s\"\nlog_level = \"debug\"\n%s",
+                 h->sock, tcp_line, h->state, extra);
+    if (n < 0 || (size_t)n >= sizeof text || vb_ts_write_file(h->conf, text, 0600) < 0)
+        return -1;
+    return vb_ts_hostd_restart(h);
+}
+
+int vb_ts_broker_start(vb_ts_broker *b, const char *dir, const char *name,
+                       const char *const extra[])
+{
+    snprintf(b->sock, sizeof b->sock, "%s/%s-run/sock", dir, name);
+    snprintf(b->log, sizeof b->log, "%s/%s.log", dir, name);
+    snprintf(b->state, sizeof b->state, "%s/%s-state", dir, name);
+    char *argv[48] = { VB_BUILD_DIR "/vbrokerd", "--socket", b->sock, "--state-dir", b->state,
+                       "--log-level", "debug" };
+    size_t n = 7;
+    for (size_t i = 0; extra && extra[i]; i++) {
+        if (n + 1 >= sizeof argv / sizeof *argv)
+            return -1;
+        argv[n++] = (char *)extra[i];
+    }
+    argv[n] = NULL;
+    b->pid = vb_ts_spawn_daemon(argv, b->log);
+    return b->pid > 0 && vb_ts_wait_unix_socket(b->sock, vb_ts_scaled_ms(START_MS)) == 0 ? 0 : -1;
+}
+
+void vb_ts_broker_use(const vb_ts_broker *b)
+{
+    setenv("VBROKER_SOCKET", b->sock, 1);
+    setenv("VBROKER_NO_AUTOSTART", "1", 1);
+}
+
+pid_t vb_ts_xensim_start(const char *dir, int port, const char *users)
+{
+    char users_file[400], log[400], listen_at[64];
+    snprintf(users_file, sizeof users_file, "%s/xen-users", dir);
+    snprintf(log, sizeof log, "%s/xen.log", dir);
+    snprintf(listen_at, sizeof listen_at, "127.0.0.1:%d", port);
+    if (vb_ts_write_file(users_file, users, 0600) < 0)
+        return -1;
+    char *sim[] = { "python3", "-I", "-S", VB_SRC_DIR "/tests/peers/xenapi_sim.py", "--listen",
+                    listen_at, "--users", users_file, NULL };
+    pid_t pid = vb_ts_spawn(sim, NULL, log);
+    return pid > 0 && vb_ts_wait_tcp("127.0.0.1", port, vb_ts_scaled_ms(START_MS)) == 0 ? pid : -1;
+}
