@@ -21,54 +21,35 @@
 
 #define REALM "LAB.TEST"
 #define PASSWORD "strict-Pw-31"
-#define START_MS 10000
 
 static char *dir;
-static char s_sock[300], p_sock[300], broker_sock[300];
+static vb_ts_hostd s_host, p_host;
+static vb_ts_broker broker;
+static const char *s_sock, *p_sock;
 static int dead_port; /* nothing listens here: the XenAPI host that is down */
-
-static int start_hostd(const char *name, const char *extra, char *sock)
-{
-    char conf[2000], path[300], log[300];
-    snprintf(sock, 300, "%s/%s.sock", dir, name);
-    snprintf(log, sizeof log, "%s/%s.log", dir, name);
-    snprintf(path, sizeof path, "%s/%s.conf", dir, name);
-    snprintf(conf, sizeof conf,
-             "listen_unix = \"%s\"\nstate_dir = \"%s/%s-state\"\nsasl_conf_dir = \"%s/sasl\"\n"
-             "sasl_realm = \"" REALM "\"\nlog_level = \"debug\"\n%s",
-             sock, dir, name, dir, extra);
-    vb_ts_write_file(path, conf, 0600);
-    char *argv[] = { VB_BUILD_DIR "/vbhostd", "-f", path, "--foreground", NULL };
-    pid_t pid = vb_ts_spawn_daemon(argv, log);
-    return pid > 0 && vb_ts_wait_unix_socket(sock, START_MS) == 0 ? 0 : -1;
-}
 
 static int group_setup(void **state)
 {
     (void)state;
     dir = vb_ts_tmpdir("uristrict");
-    char sasl[300], blog[300], bstate[300], p_extra[200];
+    char sasl[300];
     snprintf(sasl, sizeof sasl, "%s/sasl", dir);
     mkdir(sasl, 0700);
     static const char *const users[] = { "alice:" PASSWORD, NULL };
     if (vb_ts_sasl_setup(sasl, "vbhostd", REALM, "scram-sha-256 digest-md5", users, NULL) < 0)
         return -1;
     dead_port = vb_ts_free_tcp_port();
-    snprintf(p_extra, sizeof p_extra,
-             "auth_unix = [\"peer\"]\nallowed_xenapi_hosts = [\"127.0.0.1:%d\"]\n", dead_port);
-    if (start_hostd("s", "auth_unix = [\"sasl\"]\n", s_sock) < 0 ||
-        start_hostd("p", p_extra, p_sock) < 0)
+    if (vb_ts_hostd_start(&s_host, dir, "s", 0,
+                          "sasl_conf_dir = \"%s\"\nsasl_realm = \"" REALM "\"\n"
+                          "auth_unix = [\"sasl\"]\n", sasl) < 0 ||
+        vb_ts_hostd_start(&p_host, dir, "p", 0,
+                          "auth_unix = [\"peer\"]\nallowed_xenapi_hosts = [\"127.0.0.1:%d\"]\n",
+                          dead_port) < 0 ||
+        vb_ts_broker_start(&broker, dir, "broker", NULL) < 0)
         return -1;
-    snprintf(broker_sock, sizeof broker_sock, "%s/run/sock", dir);
-    snprintf(blog, sizeof blog, "%s/vbrokerd.log", dir);
-    snprintf(bstate, sizeof bstate, "%s/broker-state", dir);
-    char *argv[] = { VB_BUILD_DIR "/vbrokerd", "--socket", broker_sock, "--state-dir", bstate,
-                     "--log-level", "debug", NULL };
-    pid_t pid = vb_ts_spawn_daemon(argv, blog);
-    if (pid <= 0 || vb_ts_wait_unix_socket(broker_sock, START_MS) < 0)
-        return -1;
-    setenv("VBROKER_SOCKET", broker_sock, 1);
-    setenv("VBROKER_NO_AUTOSTART", "1", 1);
+    s_sock = s_host.sock;
+    p_sock = p_host.sock;
+    vb_ts_broker_use(&broker);
     return 0;
 }
 
