@@ -363,6 +363,9 @@ static void body_login(vb_enc *enc, const void *arg)
 static int connect_for_login(brk_session *s, const char *uri_text, vb_uri *uri, int allow_token,
                              vb_remote **r, vb_error *err)
 {
+    /* a typo in the URI (nested ones too) is reported before anything is asked */
+    if (vb_driver_check_uri(uri, err) < 0)
+        return -1;
     if (!vb_uri_is_remote(uri))
         return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_BROKER,
                             "'%s' is a local URI: logins are kept for remote hosts "

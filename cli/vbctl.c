@@ -242,7 +242,13 @@ static int report(vbctl *v, const char *what, const vb_error *err)
               "choose one with ?auth= in the URI (sasl, token, peer, none)\n", stderr);
         break;
     case VBROKER_ERR_NO_CONNECT:
-        fputs("vbctl: check the URI and that vbhostd runs on that host\n", stderr);
+        /* 9: the error domain "xenapi" (docs/protocol.md): the XenAPI host
+         * is the hop that failed, not a vbhostd */
+        if (err->domain == 9)
+            fputs("vbctl: check the URI and that the XenAPI host named above is up and "
+                  "listens on that port\n", stderr);
+        else
+            fputs("vbctl: check the URI and that vbhostd runs on that host\n", stderr);
         break;
     case VBROKER_ERR_NO_DOMAIN:
         fputs("vbctl: run 'vbctl list' to see the domains\n", stderr);

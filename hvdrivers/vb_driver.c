@@ -76,8 +76,125 @@ int vb_domain_name_check(const char *name, vb_error *err)
     return 0;
 }
 
+/* ---- what a URI may say ----------------------------------------------------
+ * A parameter nothing reads is a typo (?atuh=sasl) that silently changes
+ * nothing, and a driver name nobody has fails only at the far end, after a
+ * login. Both are refused here, before anything connects or asks. Each list
+ * is exactly what the code opening such a URI reads: keep them in step. */
+
+/* read for any URI: the broker's auth.conf location (brk_creds.c) */
+static const char *const params_any[] = { "authfile", NULL };
+/* local drivers, by name (vb_test_driver.c reads none; vb_xenapi.c parse_opts) */
+static const char *const params_test[] = { NULL };
+static const char *const params_xenapi[] = { "transport", "cafile", "no_verify", "timeout", NULL };
+/* the remote driver (vb_remote_driver.c, vb_remote.c), then per transport
+ * (vb_remote.c for unix, vb_ssh.c for ssh) */
+static const char *const params_remote[] = { "auth", "name", NULL };
+static const char *const params_unix[] = { "socket", "server_uid", NULL };
+static const char *const params_tcp[] = { NULL };
+static const char *const params_ssh[] = { "socket", "sshauth", "keyfile", "known_hosts",
+                                          "known_hosts_verify", NULL };
+
+/* name= nests a URI in a URI; deeper than this is not a chain anyone runs */
+#define URI_NEST_MAX 4
+
+typedef struct param_lists {
+    const char *const *list[3];
+} param_lists;
+
+/* A URI nested in name= is opened by a vbhostd, which reads no authfile= */
+static void lists_for(const vb_uri *uri, int nested, param_lists *p)
+{
+    memset(p, 0, sizeof *p);
+    p->list[0] = nested ? NULL : params_any;
+    if (!vb_uri_is_remote(uri)) {
+        p->list[1] = strcmp(uri->driver, "xenapi") == 0 ? params_xenapi : params_test;
+        return;
+    }
+    p->list[1] = params_remote;
+    const char *t = uri->transport;
+    p->list[2] = strcmp(t, "ssh") == 0 ? params_ssh : strcmp(t, "tcp") == 0 ? params_tcp
+                                                                              : params_unix;
+}
+
+static int param_known(const param_lists *p, const char *key)
+{
+    for (size_t l = 0; l < 3; l++)
+        for (size_t i = 0; p->list[l] && p->list[l][i]; i++)
+            if (strcmp(p->list[l][i], key) == 0)
+                return 1;
+    return 0;
+}
+
+/* "auth, name, socket, ..." (driver-specific first; authfile last) */
+static void param_names(const param_lists *p, char *buf, size_t size)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t l = 3; l-- > 0;)
+        for (size_t i = 0; p->list[l] && p->list[l][i] && used < size; i++) {
+            int n = snprintf(buf + used, size - used, "%s%s", used ? ", " : "", p->list[l][i]);
+            if (n < 0)
+                return;
+            used += (size_t)n;
+        }
+}
+
+static int check_params(const vb_uri *uri, int nested, vb_error *err)
+{
+    param_lists p;
+    lists_for(uri, nested, &p);
+    for (size_t i = 0; i < uri->nparams; i++) {
+        const char *key = uri->params[i].key;
+        char known[256];
+        if (!param_known(&p, key)) {
+            param_names(&p, known, sizeof known);
+            /* keys are [A-Za-z0-9_.-] (vb_uri.c): safe to quote */
+            return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_DRIVER,
+                                "unknown URI parameter '%.64s' for %s%s%s:// (known: %s)", key,
+                                uri->driver, uri->transport ? "+" : "",
+                                uri->transport ? uri->transport : "",
+                                known[0] ? known : "none");
+        }
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(uri->params[j].key, key) == 0)
+                return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_DRIVER,
+                                    "URI parameter '%.64s' is given twice", key);
+    }
+    return 0;
+}
+
+static int check_uri(const vb_uri *uri, int depth, vb_error *err)
+{
+    if (!vb_driver_lookup(uri->driver, err) || check_params(uri, depth > 0, err) < 0)
+        return -1;
+    const char *name = vb_uri_is_remote(uri) ? vb_uri_param_get(uri, "name") : NULL;
+    if (!name || !*name)
+        return 0;
+    if (depth + 1 >= URI_NEST_MAX)
+        return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_DRIVER,
+                            "URIs nested in name= more than %d deep", URI_NEST_MAX);
+    vb_uri inner;
+    int rc = vb_uri_parse(name, &inner, err);
+    if (rc == 0)
+        rc = check_uri(&inner, depth + 1, err);
+    vb_uri_clear(&inner);
+    if (rc < 0)
+        vb_error_prefix(err, "in name=");
+    return rc;
+}
+
+int vb_driver_check_uri(const vb_uri *uri, vb_error *err)
+{
+    if (!uri || !uri->driver)
+        return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_DRIVER, "no URI");
+    return check_uri(uri, 0, err);
+}
+
 const vb_driver *vb_driver_for_uri(const vb_uri *uri, vb_error *err)
 {
+    if (vb_driver_check_uri(uri, err) < 0)
+        return NULL;
     return vb_uri_is_remote(uri) ? &vb_remote_driver : vb_driver_lookup(uri->driver, err);
 }
 

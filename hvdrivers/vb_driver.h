@@ -140,7 +140,14 @@ int vb_driver_sasl_mech_is_own_identity(const char *mech);
  * sasl.GSSAPI and the like everywhere. */
 int vb_driver_auth_is_own_identity(const char *spec, const char *transport);
 
-/* The driver for any URI: remote when it names a transport, else by name. */
+/* 0 when every driver the URI names (its own, and those of URIs nested in
+ * name=) is in this build and it carries only parameters that its driver
+ * and transport read, each once; else -1 with err: NO_DRIVER naming the
+ * drivers there are, or INVALID_ARG naming the parameter and the known
+ * ones. Nothing is connected or asked: callers check before they log in. */
+int vb_driver_check_uri(const vb_uri *uri, vb_error *err);
+/* The driver for any URI: remote when it names a transport, else by name;
+ * NULL with err when vb_driver_check_uri refuses the URI. */
 const vb_driver *vb_driver_for_uri(const vb_uri *uri, vb_error *err);
 /* Fill info with drv->describe, or "local" when the driver has none. */
 void vb_driver_describe(const vb_driver *drv, void *conn, vb_conn_info *info);

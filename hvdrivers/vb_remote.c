@@ -1165,8 +1165,15 @@ int vb_remote_connect(const vb_uri *uri, const vb_remote_opts *opts, vb_remote *
     vb_ssh *ssh = NULL;
     *out = NULL;
     int fd = open_transport(uri, opts ? opts : &no_opts, &ssh, err);
-    if (fd < 0)
+    if (fd < 0) {
+        /* "cannot connect to h port p" alone does not say which hop of a
+         * chain is down: this one, a vbhostd (or the sshd before it) */
+        if (err && err->code == VB_ERR_NO_CONNECT && err->domain == VB_DOM_SYSTEM)
+            vb_error_prefix(err, "%s", uri->transport && strcmp(uri->transport, "ssh") == 0
+                                           ? "the ssh server on the way to vbhostd"
+                                           : "vbhostd");
         return -1;
+    }
     /* the tunnel outlives negotiation; the connection owns it from here on
      * (vb_remote_free closes the fd before the tunnel, as it always did) */
     if (vb_remote_connect_fd(fd, uri, opts, out, err) < 0) {

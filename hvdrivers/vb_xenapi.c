@@ -49,6 +49,8 @@
 #define XA_DEFAULT_TIMEOUT_S 600L   /* a whole call: a clean shutdown waits for the guest */
 #define XA_MAX_TIMEOUT_S 86400L
 #define XA_LOGOUT_TIMEOUT_MS 5000L  /* close must not hang on a dead host */
+#define XA_PROBE_TIMEOUT_MS 15000L  /* connect (10 s) and one tiny answer */
+#define XA_NULL_REF "OpaqueRef:NULL"
 #define XA_API_VERSION "2.0"
 #define XA_ORIGINATOR "vbroker/" VB_VERSION
 #define XA_MAX_ARGS 8
@@ -428,6 +430,20 @@ static int login(xa_conn *c, vb_error *err)
                         c->service, user, XA_LOGIN_TRIES);
 }
 
+/* Reach the host before anyone is asked for a password: a call without a
+ * session (session.get_this_host on the null ref) is answered by any XenAPI
+ * host, with SESSION_INVALID. Any XenAPI answer proves the host listens,
+ * speaks XenAPI and (over HTTPS) has a trusted certificate; libcurl keeps
+ * the connection for the login that follows. */
+static int probe(xa_conn *c, vb_error *err)
+{
+    vb_xr_arg args[] = { VB_XR_S(XA_NULL_REF), VB_XR_S(XA_NULL_REF) };
+    xa_reply r;
+    int rc = rpc(c, "session.get_this_host", args, 2, XA_PROBE_TIMEOUT_MS, &r, err);
+    reply_clear(&r);
+    return rc < 0 ? -1 : 0;
+}
+
 static void forget_session(xa_conn *c)
 {
     wipe_free(c->session);
@@ -621,7 +637,7 @@ static int xa_open(const vb_uri *uri, unsigned flags, struct vb_cred_source *cre
         rc = set_host(c, uri->host, err);
     if (rc == 0) {
         pthread_mutex_lock(&c->lock);
-        rc = login(c, err);
+        rc = probe(c, err) < 0 ? -1 : login(c, err);
         pthread_mutex_unlock(&c->lock);
     }
     if (rc < 0) {

@@ -39,8 +39,10 @@ $(FUZZ_LIB): $(FUZZ_LIB_OBJ)
 	ar rcs $@ $^
 
 FUZZ_LDLIBS = $(shell pkg-config --libs msgpack libxml-2.0)
-# the SASL targets: Cyrus SASL, the daemon's store and drivers, threads
-$(FUZZ_DIR)/fuzz_sasl_server $(FUZZ_DIR)/fuzz_sasl_client: FUZZ_LDLIBS = $(PKG_LIBS) -lpthread -ldl
+# the SASL targets: Cyrus SASL, the daemon's store and drivers, threads;
+# the URI target checks drivers and parameters (hvdrivers/vb_driver.c),
+# which pulls in the driver table
+$(FUZZ_DIR)/fuzz_sasl_server $(FUZZ_DIR)/fuzz_sasl_client $(FUZZ_DIR)/fuzz_uri: FUZZ_LDLIBS = $(PKG_LIBS) -lpthread -ldl
 
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -Idaemon -fsanitize=fuzzer $(FUZZ_SAN) -MMD -MP $< -o $@ \

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vb_driver.h"
 #include "vb_uri.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -87,6 +88,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     uri_valid(&uri);
+    /* the driver and parameter check (nested name= URIs too): an answer
+     * either way, with a message, never a crash or a deep recursion */
+    vb_error_clear(&err);
+    if (vb_driver_check_uri(&uri, &err) < 0)
+        uri_check((err.code == VB_ERR_INVALID_ARG || err.code == VB_ERR_NO_DRIVER ||
+                   err.code == VB_ERR_NO_MEMORY) && err.message[0]);
 
     char *canon = vb_uri_format(&uri);
     uri_check(canon != NULL);
