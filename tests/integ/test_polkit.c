@@ -3,7 +3,7 @@
  * /usr/share/dbus-1/system.d) and /usr/lib/polkit-1/polkitd with
  * DBUS_SYSTEM_BUS_ADDRESS, both started here and stopped by pid. The
  * action file goes to /usr/share/polkit-1/actions and the rules (the
- * shipped etc/polkit-1/rules.d/60-vbroker.rules for a throwaway group, and
+ * shipped etc/polkit-1/60-vbroker.rules for a throwaway group, and
  * a rule of this test) to /etc/polkit-1/rules.d, under names of this run,
  * removed at the end with the throwaway users and group. Each client runs
  * in a forked child after setuid to one of those users, as a person would.
@@ -122,7 +122,7 @@ static int install_policy(void)
 /* The shipped example rule with this run's group, and one rule of ours. */
 static int install_rules(void)
 {
-    char *shipped = vb_ts_read_file(VB_SRC_DIR "/etc/polkit-1/rules.d/60-vbroker.rules", NULL);
+    char *shipped = vb_ts_read_file(VB_SRC_DIR "/etc/polkit-1/60-vbroker.rules", NULL);
     char *at = shipped ? strstr(shipped, "isInGroup(\"vbroker\")") : NULL;
     if (!at) {
         free(shipped);
