@@ -8,7 +8,8 @@
  * client's auth_timeout. The verdict comes back to the loop through
  * srv->polkit_done and is answered there like any auth call (delays,
  * attempts per connection: vbh_dispatch_resume). Nothing is asked of
- * anyone: a rule that wants an administrator's password is a refusal. */
+ * anyone: a rule that wants an administrator's password is refused with
+ * CRED_REQUIRED. */
 #include "vbh.h"
 
 #include <pwd.h>
@@ -162,8 +163,10 @@ int vbh_auth_polkit_finish(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *
                job->verdict == VB_POLKIT_CHALLENGE ? "wants an administrator's password for"
                                                    : "denies",
                job->action, identity, (long)c->pid);
+        /* credentials would do, and nobody can be asked for them (scripts
+         * exit 77 on this): not a failed guess, so not delayed or counted */
         if (job->verdict == VB_POLKIT_CHALLENGE)
-            return vb_error_set(err, VB_ERR_AUTH_FAILED, VB_DOM_AUTH,
+            return vb_error_set(err, VB_ERR_CRED_REQUIRED, VB_DOM_AUTH,
                                 "polkit requires authentication (auth_admin or auth_self) for %s, "
                                 "and vbhostd cannot ask for it: an administrator must grant %s "
                                 "to %s in a polkit rule (/etc/polkit-1/rules.d)",

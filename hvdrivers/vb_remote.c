@@ -477,7 +477,7 @@ int vb_remote_keepalive(vb_remote *r, unsigned max_unanswered, vb_error *err)
 
 /* ---- auth negotiation ---------------------------------------------------- */
 
-static const char *const default_priority[] = { "token", "sasl", "peer", "polkit", "none" };
+static const char *const default_priority[] = { "token", "sasl", "polkit", "peer", "none" };
 #define DEFAULT_PRIORITY_N (sizeof default_priority / sizeof default_priority[0])
 
 typedef struct offer {

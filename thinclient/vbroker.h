@@ -146,7 +146,7 @@ enum vb_auth_type {
 };
 /* Process-wide order in which auth types are tried, strongest first; the
  * URI's auth= overrides it for one connection. n = 0 restores the default
- * (token, sasl, peer, polkit, none). Returns -1 on an unknown type. */
+ * (token, sasl, polkit, peer, none). Returns -1 on an unknown type. */
 int vb_set_auth_priority(const int *types, size_t n);
 
 /* ---- connections ---------------------------------------------------------- */

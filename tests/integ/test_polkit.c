@@ -49,10 +49,10 @@ typedef struct account {
 } account;
 
 static char *dir;
-static char bus_addr[320], bus_env[360], sock[300], vbh_log[300];
+static char bus_addr[320], bus_env[360], sock[300], vbh_log[300], compat_sock[300];
 static char policy_path[300], rules_path[300], group_name[32];
 static int group_created, have_peers;
-static pid_t bus_pid, polkitd_pid, vbhostd_pid;
+static pid_t bus_pid, polkitd_pid, vbhostd_pid, compat_pid;
 /* member: in the group of the shipped rule; watcher: granted monitor only;
  * outsider: refused by a rule; stranger: no rule (the action's auth_admin) */
 static account member, watcher, outsider, stranger;
@@ -223,28 +223,30 @@ static int start_polkitd(void)
     return polkitd_pid > 0 ? vb_ts_wait_until(probe_once, &ready, vb_ts_scaled_ms(WAIT_MS)) : -1;
 }
 
-static int start_vbhostd(void)
+/* A vbhostd on its own socket with this auth_unix line (and extra keys). */
+static pid_t start_vbhostd(const char *tag, const char *auth_unix, const char *extra, char *sock_out,
+                           size_t sock_len, char *log_out, size_t log_len)
 {
     char conf_path[300], conf[1024], pidfile[300];
-    snprintf(sock, sizeof sock, "%s/vbhostd.sock", dir);
-    snprintf(vbh_log, sizeof vbh_log, "%s/vbhostd.log", dir);
-    snprintf(pidfile, sizeof pidfile, "%s/vbhostd.pid", dir);
+    snprintf(sock_out, sock_len, "%s/%s.sock", dir, tag);
+    snprintf(log_out, log_len, "%s/%s.log", dir, tag);
+    snprintf(pidfile, sizeof pidfile, "%s/%s.pid", dir, tag);
     snprintf(conf, sizeof conf,
              "listen_unix = \"%s\"\nlisten_unix_mode = \"0666\"\n"
-             "auth_unix = [\"polkit\"]\n"
+             "auth_unix = %s\n"
              "auth_timeout = %d\n"
              "auth_attempts_per_connection = 3\n"
-             "state_dir = \"%s/state\"\n"
-             "log_level = \"debug\"\n",
-             sock, AUTH_TIMEOUT_S, dir);
-    snprintf(conf_path, sizeof conf_path, "%s/vbhostd.conf", dir);
+             "state_dir = \"%s/%s-state\"\n"
+             "log_level = \"debug\"\n%s",
+             sock_out, auth_unix, AUTH_TIMEOUT_S, dir, tag, extra);
+    snprintf(conf_path, sizeof conf_path, "%s/%s.conf", dir, tag);
     if (vb_ts_write_file(conf_path, conf, 0600) < 0)
         return -1;
     char *argv[] = { VB_BUILD_DIR "/vbhostd", "-f", conf_path, "--foreground", "--pidfile",
                      pidfile, NULL };
     char *env[] = { bus_env, NULL };
-    vbhostd_pid = vb_ts_spawn(argv, env, vbh_log);
-    return vbhostd_pid > 0 ? vb_ts_wait_unix_socket(sock, vb_ts_scaled_ms(WAIT_MS)) : -1;
+    pid_t pid = vb_ts_spawn(argv, env, log_out);
+    return pid > 0 && vb_ts_wait_unix_socket(sock_out, vb_ts_scaled_ms(WAIT_MS)) == 0 ? pid : -1;
 }
 
 static int group_setup(void **state)
@@ -270,7 +272,14 @@ static int group_setup(void **state)
     if (install_policy() < 0 || install_rules() < 0 || start_bus() < 0)
         return -1;
     setenv("DBUS_SYSTEM_BUS_ADDRESS", bus_addr, 1); /* this process's probes */
-    if (start_polkitd() < 0 || start_vbhostd() < 0)
+    char compat_extra[128], compat_log[300];
+    /* polkit for new clients, peer for the watcher's clients from before polkit */
+    snprintf(compat_extra, sizeof compat_extra, "peer_allowed_users = [\"%s\"]\n", watcher.name);
+    if (start_polkitd() < 0 ||
+        (vbhostd_pid = start_vbhostd("vbhostd", "[\"polkit\"]", "", sock, sizeof sock, vbh_log,
+                                     sizeof vbh_log)) < 0 ||
+        (compat_pid = start_vbhostd("compat", "[\"polkit\", \"peer\"]", compat_extra, compat_sock,
+                                    sizeof compat_sock, compat_log, sizeof compat_log)) < 0)
         return -1;
     have_peers = 1;
     return 0;
@@ -280,6 +289,8 @@ static int group_teardown(void **state)
 {
     if (vbhostd_pid > 0)
         vb_ts_stop(vbhostd_pid, 5000);
+    if (compat_pid > 0)
+        vb_ts_stop(compat_pid, 5000);
     if (polkitd_pid > 0) {
         kill(polkitd_pid, SIGCONT); /* a failed test may have left it stopped */
         vb_ts_stop(polkitd_pid, 5000);
@@ -316,7 +327,16 @@ typedef struct outcome {
     char message[VB_ERROR_MESSAGE_MAX];
 } outcome;
 
-static void client_child(const account *a, unsigned flags, int out)
+typedef struct client_spec {
+    const char *sock;             /* default: the polkit-only vbhostd */
+    const char *auth;             /* the URI's auth=, NULL: none */
+    const char *const *priority;  /* without auth=: this list (NULL: the default) */
+    size_t npriority;
+} client_spec;
+
+static const client_spec polkit_uri = { NULL, "polkit", NULL, 0 };
+
+static void client_child(const account *a, unsigned flags, const client_spec *spec, int out)
 {
     outcome o;
     memset(&o, 0, sizeof o);
@@ -326,11 +346,14 @@ static void client_child(const account *a, unsigned flags, int out)
     vb_uri uri;
     vb_remote *r = NULL;
     char text[512];
-    snprintf(text, sizeof text, "test+unix:///default?socket=%s&auth=polkit", sock);
+    snprintf(text, sizeof text, "test+unix:///default?socket=%s%s%s", spec->sock ? spec->sock : sock,
+             spec->auth ? "&auth=" : "", spec->auth ? spec->auth : "");
     if (setgroups(0, NULL) < 0 || setgid(a->gid) < 0 || setuid(a->uid) < 0)
         _exit(10);
     clock_gettime(CLOCK_MONOTONIC, &t0);
     vb_remote_opts opts = { .timeout_ms = 20000 };
+    opts.creds.auth_priority = spec->priority;
+    opts.creds.nauth_priority = spec->npriority;
     int parsed = vb_uri_parse(text, &uri, &err) == 0;
     o.connect_rc = parsed ? vb_remote_connect(&uri, &opts, &r, &err) : -1;
     if (o.connect_rc == 0) {
@@ -357,8 +380,13 @@ static void client_child(const account *a, unsigned flags, int out)
     _exit(write(out, &o, sizeof o) == (ssize_t)sizeof o ? 0 : 1);
 }
 
-/* Connect (auth=polkit) and open as account a; the outcome in *o. */
-static void run_client(const account *a, unsigned flags, outcome *o)
+/* Connect (as spec says) and open as account a: a running client. */
+typedef struct client_run {
+    pid_t pid;
+    int fd;
+} client_run;
+
+static void client_start(const account *a, unsigned flags, const client_spec *spec, client_run *run)
 {
     int p[2];
     assert_int_equal(pipe2(p, O_CLOEXEC), 0);
@@ -368,9 +396,18 @@ static void run_client(const account *a, unsigned flags, outcome *o)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         alarm(60); /* a hung client dies rather than hang the suite */
         close(p[0]);
-        client_child(a, flags, p[1]);
+        client_child(a, flags, spec, p[1]);
     }
     close(p[1]);
+    run->pid = pid;
+    run->fd = p[0];
+}
+
+/* Its outcome in *o (it has exited when this returns). */
+static void client_finish(const account *a, client_run *run, outcome *o)
+{
+    pid_t pid = run->pid;
+    int p[1] = { run->fd };
     struct pollfd pfd = { .fd = p[0], .events = POLLIN };
     memset(o, 0, sizeof *o);
     int ready = poll(&pfd, 1, vb_ts_scaled_ms(30000));
@@ -384,6 +421,19 @@ static void run_client(const account *a, unsigned flags, outcome *o)
     if (o->connect_rc < 0 || o->open_rc != 0)
         fprintf(stderr, "  %s: connect %d, open %d, code %d: %s (%ld ms)\n", a->name, o->connect_rc,
                 o->open_rc, o->code, o->message, o->elapsed_ms);
+}
+
+static void run_client_spec(const account *a, unsigned flags, const client_spec *spec, outcome *o)
+{
+    client_run run;
+    client_start(a, flags, spec, &run);
+    client_finish(a, &run, o);
+}
+
+/* auth=polkit on the polkit-only vbhostd */
+static void run_client(const account *a, unsigned flags, outcome *o)
+{
+    run_client_spec(a, flags, &polkit_uri, o);
 }
 
 /* ---- the cases ---------------------------------------------------------------------- */
@@ -435,7 +485,7 @@ static void test_stranger_needs_admin(void **state)
     outcome o;
     run_client(&stranger, 0, &o);
     assert_int_equal(o.connect_rc, -1);
-    assert_int_equal(o.code, VB_ERR_AUTH_FAILED);
+    assert_int_equal(o.code, VB_ERR_CRED_REQUIRED);
     assert_non_null(strstr(o.message, "requires authentication"));
     assert_non_null(strstr(o.message, MANAGE));
 }
@@ -508,9 +558,22 @@ static void test_polkitd_hung(void **state)
     (void)state;
     need_peers();
     assert_int_equal(kill(polkitd_pid, SIGSTOP), 0);
-    outcome o;
-    run_client(&member, 0, &o);
+    outcome o, other;
+    client_run waiting;
+    client_start(&member, 0, &polkit_uri, &waiting);
+    /* meanwhile vbhostd answers others: this one's AUTH_LIST comes back at
+     * once (and offers no sasl), while the member still waits */
+    static const client_spec sasl_uri = { NULL, "sasl", NULL, 0 };
+    run_client_spec(&stranger, 0, &sasl_uri, &other);
+    struct pollfd still = { .fd = waiting.fd, .events = POLLIN };
+    int member_done = poll(&still, 1, 0);
+    client_finish(&member, &waiting, &o);
     assert_int_equal(kill(polkitd_pid, SIGCONT), 0);
+    assert_int_equal(other.connect_rc, -1);
+    assert_int_equal(other.code, VB_ERR_AUTH_UNAVAILABLE);
+    assert_non_null(strstr(other.message, "accepts polkit"));
+    assert_true(other.elapsed_ms < 1000);
+    assert_int_equal(member_done, 0);
     assert_int_equal(o.connect_rc, -1);
     assert_int_equal(o.code, VB_ERR_AUTH_UNAVAILABLE);
     assert_non_null(strstr(o.message, "did not answer"));
@@ -541,6 +604,96 @@ static void test_polkitd_not_running(void **state)
     assert_int_equal(o.connect_rc, 0);
 }
 
+/* A listener with ["polkit", "peer"]: a new client takes polkit (its
+ * default priority puts it before peer); a client from before polkit (whose
+ * list has no such name) skips it and logs in with peer as ever. */
+static void test_old_and_new_clients(void **state)
+{
+    (void)state;
+    need_peers();
+    static const char *const old_default[] = { "token", "sasl", "peer", "none" };
+    const client_spec new_client = { compat_sock, NULL, NULL, 0 };
+    const client_spec old_client = { compat_sock, NULL, old_default, 4 };
+    outcome o;
+    run_client_spec(&member, 0, &new_client, &o);
+    assert_int_equal(o.connect_rc, 0);
+    assert_string_equal(o.auth_type, "polkit");
+    assert_int_equal(o.open_rc, 0);
+    run_client_spec(&watcher, 0, &old_client, &o);
+    assert_int_equal(o.connect_rc, 0);
+    assert_string_equal(o.auth_type, "peer");
+    assert_int_equal(o.open_rc, 0); /* peer_allowed_users: full access, as before */
+    run_client_spec(&member, 0, &old_client, &o); /* not in peer_allowed_users */
+    assert_int_equal(o.connect_rc, -1);
+    assert_int_equal(o.code, VB_ERR_AUTH_FAILED);
+}
+
+/* ---- through the broker, as a script would ----------------------------------------- */
+
+/* vbrokerd as account a (setpriv), on its own socket in a directory of a's. */
+static pid_t start_broker(const account *a, char *sock_out, size_t len)
+{
+    char bdir[300], state_dir[320], log[320], uid[32], gid[32];
+    snprintf(bdir, sizeof bdir, "%s/broker-%s", dir, a->name);
+    snprintf(state_dir, sizeof state_dir, "%s/state", bdir);
+    snprintf(log, sizeof log, "%s/vbrokerd-%s.log", dir, a->name); /* opened before setpriv */
+    snprintf(sock_out, len, "%s/sock", bdir);
+    snprintf(uid, sizeof uid, "--reuid=%u", (unsigned)a->uid);
+    snprintf(gid, sizeof gid, "--regid=%u", (unsigned)a->gid);
+    if (mkdir(bdir, 0700) < 0 || chown(bdir, a->uid, a->gid) < 0)
+        return -1;
+    char *argv[] = { "setpriv", uid, gid, "--clear-groups", "--", VB_BUILD_DIR "/vbrokerd",
+                     "--socket", sock_out, "--state-dir", state_dir, NULL };
+    char home[340];
+    snprintf(home, sizeof home, "HOME=%s", bdir); /* not root's: no config file there */
+    char *env[] = { home, "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR", NULL };
+    pid_t pid = vb_ts_spawn(argv, env, log);
+    return pid > 0 && vb_ts_wait_unix_socket(sock_out, vb_ts_scaled_ms(WAIT_MS)) == 0 ? pid : -1;
+}
+
+/* vbctl --non-interactive -c URI hostname as account a through its broker. */
+static int vbctl_as(const account *a, const char *broker_sock, const char *uri, char **out)
+{
+    char uid[32], gid[32], env_sock[340];
+    snprintf(uid, sizeof uid, "--reuid=%u", (unsigned)a->uid);
+    snprintf(gid, sizeof gid, "--regid=%u", (unsigned)a->gid);
+    snprintf(env_sock, sizeof env_sock, "VBROKER_SOCKET=%s", broker_sock);
+    char *argv[] = { "setpriv", uid, gid, "--clear-groups", "--", VB_BUILD_DIR "/vbctl",
+                     "--non-interactive", "-c", (char *)uri, "hostname", NULL };
+    char home[340];
+    snprintf(home, sizeof home, "HOME=%s/broker-%s", dir, a->name);
+    char *env[] = { env_sock, "VBROKER_NO_AUTOSTART=1", home, "XDG_CONFIG_HOME", NULL };
+    return vb_ts_run(argv, env, NULL, out, vb_ts_scaled_ms(30000));
+}
+
+/* A member's script gets in through its broker without a question; a
+ * script of someone polkit wants a password from exits 77, the action named. */
+static void test_vbctl_through_broker(void **state)
+{
+    (void)state;
+    need_peers();
+    char member_broker[340], stranger_broker[340], uri[400];
+    pid_t mb = start_broker(&member, member_broker, sizeof member_broker);
+    pid_t sb = start_broker(&stranger, stranger_broker, sizeof stranger_broker);
+    assert_true(mb > 0 && sb > 0);
+    snprintf(uri, sizeof uri, "test+unix:///default?socket=%s&auth=polkit", sock);
+    char *out = NULL;
+    int rc = vbctl_as(&member, member_broker, uri, &out);
+    if (rc != 0)
+        fprintf(stderr, "  vbctl as member: %d: %s\n", rc, out ? out : "");
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "test-host"));
+    free(out);
+    out = NULL;
+    rc = vbctl_as(&stranger, stranger_broker, uri, &out);
+    assert_int_equal(rc, 77);
+    assert_non_null(out);
+    assert_non_null(strstr(out, MANAGE));
+    free(out);
+    vb_ts_stop(mb, 5000);
+    vb_ts_stop(sb, 5000);
+}
+
 /* polkit judges a local process: a TCP listener may not offer it. */
 static void test_polkit_only_on_unix(void **state)
 {
@@ -568,6 +721,8 @@ int main(void)
         cmocka_unit_test(test_outsider_denied),
         cmocka_unit_test(test_stranger_needs_admin),
         cmocka_unit_test(test_start_time_binds_the_process),
+        cmocka_unit_test(test_old_and_new_clients),
+        cmocka_unit_test(test_vbctl_through_broker),
         cmocka_unit_test(test_action_not_installed),
         cmocka_unit_test(test_polkitd_hung),
         cmocka_unit_test(test_polkitd_not_running),
