@@ -158,6 +158,7 @@ struct vbh_server {
      * back to the loop through this queue */
     vb_offloop *done;
     vb_offloop *polkit_done;         /* finished polkit checks (vbh_polkit.c) */
+    unsigned npolkit_pending;        /* ... and those still asking (loop thread) */
     pthread_mutex_t lock;            /* client refcounts */
     uint64_t keepalive_timer;
     uint64_t token_check_timer;      /* re-checks the tokens of token sessions */

@@ -23,6 +23,10 @@
 /* leave this much of the auth deadline to send the answer before the
  * auth timer closes the connection */
 #define POLKIT_ANSWER_MARGIN_MS 250u
+/* checks in flight at once: each is a thread waiting on polkitd. Clients
+ * allowed by peer_allowed_users hold no anonymous slot, so this, not
+ * max_anonymous_clients, is what bounds them */
+#define VBH_POLKIT_MAX_PENDING 64u
 
 typedef struct polkit_job {
     vbh_client *c;              /* a reference, dropped on the loop */
@@ -73,6 +77,7 @@ static void deliver(void *target, uint8_t *frame, size_t len, int job_done)
     (void)job_done;
     polkit_job *job = target;
     vbh_client *c = job->c;
+    c->srv->npolkit_pending--;
     if (!c->gone) {
         c->polkit_job = job;
         vb_stream_pause(c->stream, 0);
@@ -116,6 +121,10 @@ int vbh_auth_polkit_begin(vbh_client *c, vb_msg *msg, vb_error *err)
     if (left <= POLKIT_ANSWER_MARGIN_MS)
         return vb_error_set(err, VB_ERR_TIMEOUT, VB_DOM_AUTH,
                             "too little of auth_timeout is left to ask polkit");
+    if (c->srv->npolkit_pending >= VBH_POLKIT_MAX_PENDING)
+        return vb_error_set(err, VB_ERR_AUTH_UNAVAILABLE, VB_DOM_AUTH,
+                            "%u polkit checks are already waiting for polkitd; try again later",
+                            VBH_POLKIT_MAX_PENDING);
     polkit_job *job = calloc(1, sizeof *job);
     if (!job)
         return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_DAEMON, "out of memory");
@@ -128,6 +137,7 @@ int vbh_auth_polkit_begin(vbh_client *c, vb_msg *msg, vb_error *err)
         free(job);
         return -1;
     }
+    c->srv->npolkit_pending++;
     job->msg = *msg; /* moved; the thread never reads it */
     memset(msg, 0, sizeof *msg);
     vb_stream_pause(c->stream, 1); /* one question at a time; nothing else meanwhile */
