@@ -41,12 +41,7 @@
 #define WAIT_MS 10000
 #define AUTH_TIMEOUT_S 3
 
-typedef struct account {
-    char name[32];
-    uid_t uid;
-    gid_t gid;
-    int created;
-} account;
+typedef vb_ts_account account;
 
 static char *dir;
 static char bus_addr[320], bus_env[360], sock[300], vbh_log[300], compat_sock[300];
@@ -59,53 +54,11 @@ static account member, watcher, outsider, stranger;
 
 /* ---- throwaway accounts and the group ---------------------------------------- */
 
-static int run_quiet(char *const argv[])
-{
-    char *out = NULL;
-    int rc = vb_ts_run(argv, NULL, NULL, &out, vb_ts_scaled_ms(WAIT_MS));
-    if (rc != 0)
-        fprintf(stderr, "%s: exit %d: %s\n", argv[0], rc, out ? out : "");
-    free(out);
-    return rc;
-}
-
-/* another session may hold /etc/passwd's lock for a moment (exit 10) */
-static int try_run(void *arg)
-{
-    char *out = NULL;
-    int rc = vb_ts_run(arg, NULL, NULL, &out, vb_ts_scaled_ms(WAIT_MS));
-    free(out);
-    return rc == 0;
-}
-
 static int account_create(account *a, const char *role, const char *group)
 {
-    snprintf(a->name, sizeof a->name, "vbpk%s%d", role, (int)getpid());
-    char *argv[] = { "useradd", "-M", "-N", "-s", "/usr/sbin/nologin", "-c",
-                     "vbroker polkit test (throwaway)", a->name, NULL, NULL, NULL };
-    if (group) { /* ... -G GROUP NAME */
-        argv[7] = "-G";
-        argv[8] = (char *)group;
-        argv[9] = a->name;
-    }
-    if (vb_ts_wait_until(try_run, argv, vb_ts_scaled_ms(WAIT_MS)) < 0)
-        return -1;
-    a->created = 1;
-    struct passwd *pw = getpwnam(a->name);
-    if (!pw)
-        return -1;
-    a->uid = pw->pw_uid;
-    a->gid = pw->pw_gid;
-    return 0;
-}
-
-static void account_remove(account *a)
-{
-    if (!a->created)
-        return;
-    char *argv[] = { "userdel", a->name, NULL };
-    run_quiet(argv);
-    a->created = 0;
+    char name[32];
+    snprintf(name, sizeof name, "vbpk%s%d", role, (int)getpid());
+    return vb_ts_account_create(a, name, NULL, group);
 }
 
 /* ---- files polkitd reads -------------------------------------------------------- */
@@ -262,8 +215,7 @@ static int group_setup(void **state)
     snprintf(policy_path, sizeof policy_path, ACTIONS_DIR "/org.vbroker.vbhostd.vbpk%d.policy",
              (int)getpid());
     snprintf(rules_path, sizeof rules_path, RULES_DIR "/50-vbpk%d.rules", (int)getpid());
-    char *groupadd[] = { "groupadd", group_name, NULL };
-    if (vb_ts_wait_until(try_run, groupadd, vb_ts_scaled_ms(WAIT_MS)) < 0)
+    if (vb_ts_group_create(group_name) < 0)
         return -1;
     group_created = 1;
     if (account_create(&member, "mem", group_name) < 0 || account_create(&watcher, "wat", NULL) < 0 ||
@@ -301,14 +253,12 @@ static int group_teardown(void **state)
         unlink(policy_path);
     if (rules_path[0])
         unlink(rules_path);
-    account_remove(&member);
-    account_remove(&watcher);
-    account_remove(&outsider);
-    account_remove(&stranger);
-    if (group_created) {
-        char *argv[] = { "groupdel", group_name, NULL };
-        run_quiet(argv);
-    }
+    vb_ts_account_remove(&member);
+    vb_ts_account_remove(&watcher);
+    vb_ts_account_remove(&outsider);
+    vb_ts_account_remove(&stranger);
+    if (group_created)
+        vb_ts_group_remove(group_name);
     return vb_ts_group_teardown(state);
 }
 
@@ -348,7 +298,7 @@ static void client_child(const account *a, unsigned flags, const client_spec *sp
     char text[512];
     snprintf(text, sizeof text, "test+unix:///default?socket=%s%s%s", spec->sock ? spec->sock : sock,
              spec->auth ? "&auth=" : "", spec->auth ? spec->auth : "");
-    if (setgroups(0, NULL) < 0 || setgid(a->gid) < 0 || setuid(a->uid) < 0)
+    if (vb_ts_become(a) < 0)
         _exit(10);
     clock_gettime(CLOCK_MONOTONIC, &t0);
     vb_remote_opts opts = { .timeout_ms = 20000 };
@@ -504,7 +454,7 @@ static void test_start_time_binds_the_process(void **state)
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         close(p[1]);
-        if (setgroups(0, NULL) < 0 || setgid(member.gid) < 0 || setuid(member.uid) < 0)
+        if (vb_ts_become(&member) < 0)
             _exit(10);
         char c;
         _exit(read(p[0], &c, 1) < 0); /* until the parent closes the pipe */
