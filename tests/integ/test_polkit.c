@@ -44,7 +44,7 @@
 typedef vb_ts_account account;
 
 static char *dir;
-static char bus_addr[320], bus_env[360], sock[300], vbh_log[300], compat_sock[300];
+static char bus_addr[320], bus_env[360], sock[300], vbh_log[300], compat_sock[300], compat_log[300];
 static char policy_path[300], rules_path[300], group_name[32];
 static int group_created, have_peers;
 static pid_t bus_pid, polkitd_pid, vbhostd_pid, compat_pid;
@@ -224,7 +224,7 @@ static int group_setup(void **state)
     if (install_policy() < 0 || install_rules() < 0 || start_bus() < 0)
         return -1;
     setenv("DBUS_SYSTEM_BUS_ADDRESS", bus_addr, 1); /* this process's probes */
-    char compat_extra[128], compat_log[300];
+    char compat_extra[128];
     /* polkit for new clients, peer for the watcher's clients from before polkit */
     snprintf(compat_extra, sizeof compat_extra, "peer_allowed_users = [\"%s\"]\n", watcher.name);
     if (start_polkitd() < 0 ||
@@ -663,6 +663,20 @@ static void test_polkit_only_on_unix(void **state)
     free(out);
 }
 
+/* Both vbhostd exit cleanly (no sanitizer report: a polkit thread's job,
+ * its client reference and the sd-bus connection are all released). */
+static void test_daemons_exit_cleanly(void **state)
+{
+    (void)state;
+    need_peers();
+    int status = vb_ts_stop(vbhostd_pid, 5000);
+    vbhostd_pid = 0;
+    assert_int_equal(vb_ts_check_exit("vbhostd", status, vbh_log), 0);
+    status = vb_ts_stop(compat_pid, 5000);
+    compat_pid = 0;
+    assert_int_equal(vb_ts_check_exit("vbhostd (compat)", status, compat_log), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -677,6 +691,7 @@ int main(void)
         cmocka_unit_test(test_polkitd_hung),
         cmocka_unit_test(test_polkitd_not_running),
         cmocka_unit_test(test_polkit_only_on_unix),
+        cmocka_unit_test(test_daemons_exit_cleanly),
     };
     return cmocka_run_group_tests_name("polkit", tests, group_setup, group_teardown);
 }
