@@ -3,9 +3,9 @@
  * org.vbroker.vbhostd.monitor (then it may only open read-only).
  *
  * The D-Bus call blocks, so it runs on a short-lived thread of its own
- * (one per client at most: the client is not read while it runs, and only
- * anonymous slots' holders can ask), bounded by what is left of the
- * client's auth_timeout. The verdict comes back to the loop through
+ * (one per client at most: the client is not read while it runs; at most
+ * VBH_POLKIT_MAX_PENDING at once), bounded by what is left of the client's
+ * auth_timeout. The verdict comes back to the loop through
  * srv->polkit_done and is answered there like any auth call (delays,
  * attempts per connection: vbh_dispatch_resume). Nothing is asked of
  * anyone: a rule that wants an administrator's password is refused with

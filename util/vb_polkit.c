@@ -27,7 +27,7 @@ int vb_polkit_start_time(pid_t pid, uint64_t *out, vb_error *err)
     /* "PID (COMM) STATE PPID ...": COMM may hold spaces and ')', so count
      * the fields after the last ')'; starttime is field 22 of the line */
     char *p = strrchr(buf, ')');
-    for (int field = 2; p && field < 21; field++)
+    for (int field = 2; p && field < 22; field++) /* to the blank before field 22 */
         p = strchr(p + 1, ' ');
     char *end = NULL;
     errno = 0;

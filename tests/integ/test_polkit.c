@@ -644,6 +644,60 @@ static void test_vbctl_through_broker(void **state)
     vb_ts_stop(sb, 5000);
 }
 
+/* A process names itself: a name with ") " and digits in it must not move
+ * the start time vbhostd reads (the field after the LAST ')' counts). */
+static void test_start_time_survives_a_hostile_name(void **state)
+{
+    (void)state;
+    int p[2], q[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    assert_int_equal(pipe2(q, O_CLOEXEC), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        close(p[1]);
+        close(q[0]);
+        char c;
+        if (read(p[0], &c, 1) != 1) /* renamed only once the parent read the time */
+            _exit(1);
+        prctl(PR_SET_NAME, "x) R 1 2 3 4 5");
+        if (write(q[1], "r", 1) != 1)
+            _exit(1);
+        _exit(read(p[0], &c, 1) < 0);
+    }
+    close(p[0]);
+    close(q[1]);
+    uint64_t before = 0, after = 1;
+    vb_error err;
+    assert_int_equal(vb_polkit_start_time(pid, &before, &err), 0);
+    /* while its name has no blank: field 22 of /proc/PID/stat, plainly */
+    char path[64], *stat = NULL, *field = NULL, *save = NULL;
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    stat = vb_ts_read_file(path, NULL);
+    assert_non_null(stat);
+    field = strtok_r(stat, " ", &save);
+    for (int i = 1; field && i < 22; i++)
+        field = strtok_r(NULL, " ", &save);
+    assert_non_null(field);
+    assert_int_equal(before, strtoull(field, NULL, 10));
+    free(stat);
+    char c;
+    assert_int_equal(write(p[1], "g", 1), 1);
+    assert_int_equal(read(q[0], &c, 1), 1);
+    stat = vb_ts_read_file(path, NULL);
+    assert_non_null(stat);
+    assert_non_null(strstr(stat, "(x) R 1 2 3 4 5)")); /* the name did change */
+    free(stat);
+    assert_int_equal(vb_polkit_start_time(pid, &after, &err), 0);
+    close(p[1]);
+    close(q[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    assert_true(before > 0);
+    assert_true(after == before);
+}
+
 /* polkit judges a local process: a TCP listener may not offer it. */
 static void test_polkit_only_on_unix(void **state)
 {
@@ -691,6 +745,7 @@ int main(void)
         cmocka_unit_test(test_polkitd_hung),
         cmocka_unit_test(test_polkitd_not_running),
         cmocka_unit_test(test_polkit_only_on_unix),
+        cmocka_unit_test(test_start_time_survives_a_hostile_name),
         cmocka_unit_test(test_daemons_exit_cleanly),
     };
     return cmocka_run_group_tests_name("polkit", tests, group_setup, group_teardown);
