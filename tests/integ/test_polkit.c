@@ -414,16 +414,23 @@ static void test_watcher_read_only(void **state)
     assert_int_equal(o.open_rc, 1); /* the read-only open that followed worked */
 }
 
+/* a's login (auth=polkit) is refused with code, its message holding both texts */
+static void assert_refused(const account *a, int code, const char *text, const char *text2)
+{
+    outcome o;
+    run_client(a, 0, &o);
+    assert_int_equal(o.connect_rc, -1);
+    assert_int_equal(o.code, code);
+    assert_non_null(strstr(o.message, text));
+    assert_non_null(strstr(o.message, text2));
+}
+
 /* A rule's "no": refused, the action named. */
 static void test_outsider_denied(void **state)
 {
     (void)state;
     need_peers();
-    outcome o;
-    run_client(&outsider, 0, &o);
-    assert_int_equal(o.connect_rc, -1);
-    assert_int_equal(o.code, VB_ERR_AUTH_FAILED);
-    assert_non_null(strstr(o.message, "polkit denied " MANAGE));
+    assert_refused(&outsider, VB_ERR_AUTH_FAILED, "polkit denied " MANAGE, outsider.name);
 }
 
 /* No rule: the action's default is auth_admin, which nobody can be asked
@@ -432,12 +439,7 @@ static void test_stranger_needs_admin(void **state)
 {
     (void)state;
     need_peers();
-    outcome o;
-    run_client(&stranger, 0, &o);
-    assert_int_equal(o.connect_rc, -1);
-    assert_int_equal(o.code, VB_ERR_CRED_REQUIRED);
-    assert_non_null(strstr(o.message, "requires authentication"));
-    assert_non_null(strstr(o.message, MANAGE));
+    assert_refused(&stranger, VB_ERR_CRED_REQUIRED, "requires authentication", MANAGE);
 }
 
 /* The pid-reuse defence, at polkitd: the member's own process with the
