@@ -7,6 +7,10 @@ VERSION    := 0.1.0
 PREFIX     ?= /usr/local
 # where libvbroker looks for vbrokerd when it autostarts it (VBROKERD overrides)
 BINDIR_FOR_AUTOSTART ?= $(PREFIX)/bin
+# polkitd reads actions and rules only from these (never below PREFIX); an
+# installed 60-vbroker.rules is the administrator's and is not overwritten
+POLKIT_ACTIONDIR ?= /usr/share/polkit-1/actions
+POLKIT_RULESDIR ?= /etc/polkit-1/rules.d
 CC         ?= cc
 SAN        ?= 0
 
@@ -20,7 +24,7 @@ OPTFLAGS   := -O2 -g
 SANLDFLAGS :=
 endif
 
-PKGS       := msgpack libsasl2 sqlite3 libcrypto libcurl libxml-2.0 libssh2
+PKGS       := msgpack libsasl2 sqlite3 libcrypto libcurl libxml-2.0 libssh2 libsystemd
 PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -175,6 +179,10 @@ install: all
 	for u in vbrokerd.service vbrokerd.socket; do \
 	  sed 's|/usr/local|$(PREFIX)|g' etc/systemd/$$u > $(DESTDIR)$(PREFIX)/lib/systemd/user/$$u; done
 	install -m 0644 docs/*.md $(DESTDIR)$(PREFIX)/share/doc/vbroker/
+	install -d $(DESTDIR)$(POLKIT_ACTIONDIR) $(DESTDIR)$(POLKIT_RULESDIR)
+	install -m 0644 etc/polkit-1/actions/org.vbroker.vbhostd.policy $(DESTDIR)$(POLKIT_ACTIONDIR)/
+	[ -e $(DESTDIR)$(POLKIT_RULESDIR)/60-vbroker.rules ] || \
+	  install -m 0644 etc/polkit-1/60-vbroker.rules $(DESTDIR)$(POLKIT_RULESDIR)/
 
 clean:
 	rm -rf build build-san

@@ -174,6 +174,13 @@ static int report_no_login(const vbctl *v, const vb_error *err)
     if (!cred || !(v->non_interactive || no_stdin))
         return 0;
     fputs("vbctl: ", stderr);
+    if (err->code == VBROKER_ERR_CRED_REQUIRED && !strstr(err->message, "--non-interactive); ")) {
+        /* not the broker's "cannot be asked": a host's own reason (polkit
+         * wants an administrator), which says what to do */
+        put_safe(stderr, err->message);
+        fputc('\n', stderr);
+        return EXIT_NOPERM;
+    }
     put_safe(stderr, v->uri);
     const char *advice = broker_advice(err);
     if (v->non_interactive && advice) {

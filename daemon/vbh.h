@@ -27,8 +27,9 @@
 #include "vb_stream.h"
 #include "vb_token.h"
 
-enum vbh_auth_type { VBH_AUTH_NONE, VBH_AUTH_SASL, VBH_AUTH_PEER, VBH_AUTH_TOKEN };
-#define VBH_MAX_AUTH_TYPES 4
+enum vbh_auth_type { VBH_AUTH_NONE, VBH_AUTH_SASL, VBH_AUTH_PEER, VBH_AUTH_TOKEN, VBH_AUTH_POLKIT };
+#define VBH_AUTH_LAST VBH_AUTH_POLKIT
+#define VBH_MAX_AUTH_TYPES 5
 #define VBH_MAX_PEER_UIDS 32
 #define VBH_MAX_TOKEN_ENDPOINTS 16
 
@@ -156,6 +157,8 @@ struct vbh_server {
     /* driver calls run on per-client worker threads; finished frames come
      * back to the loop through this queue */
     vb_offloop *done;
+    vb_offloop *polkit_done;         /* finished polkit checks (vbh_polkit.c) */
+    unsigned npolkit_pending;        /* ... and those still asking (loop thread) */
     pthread_mutex_t lock;            /* client refcounts */
     uint64_t keepalive_timer;
     uint64_t token_check_timer;      /* re-checks the tokens of token sessions */
@@ -172,6 +175,8 @@ struct vbh_client {
     char peer[96];
     char failure_source[96];    /* what its failed logins count against (vbh_failures) */
     uid_t uid;
+    pid_t pid;                  /* SO_PEERCRED of a unix peer, 0 if unknown */
+    uint64_t start_time;        /* ... and its start time, read at accept (polkit) */
     int peer_allowed;           /* a unix peer whose uid is on the allow list */
     int counted_anonymous;      /* holds one of the max_anonymous_clients slots */
     char peer_group[64];        /* what max_anonymous_per_peer counts: address, /64 or uid */
@@ -197,6 +202,9 @@ struct vbh_client {
     char session_token[VB_TOKEN_ID_LEN + 1]; /* the token it logged in with, "" if none */
     int confidential;           /* unix socket, or a SASL security layer is on */
     uint64_t auth_timer;
+    uint64_t auth_deadline_ms;  /* when auth_timer fires (vb_now_ms clock) */
+    int polkit_read_only;       /* polkit granted monitor, not manage: read-only opens only */
+    void *polkit_job;           /* the finished check being answered (loop thread) */
     uint64_t delay_timer;
     uint8_t *delayed_frame;
     size_t delayed_len;
@@ -275,9 +283,23 @@ int vbh_worker_start(vbh_server *srv, vb_error *err);
 int vbh_worker_submit(vbh_client *c, vb_msg *msg, vbh_handler handler, vb_error *err);
 void vbh_worker_cred_reply(vbh_client *c, const vb_msg *msg);
 void vbh_worker_cancel(vbh_client *c);
+void vbh_client_ref(vbh_client *c);
 void vbh_client_unref(vbh_client *c);
 /* The credential source drivers get: relays to this client as CALLBACKs. */
 void vbh_relay_source(vbh_client *c, vb_cred_source *src);
+
+/* vbh_polkit.c: AUTH_POLKIT asks polkitd off the loop (vb_polkit.h) */
+#define VBH_POLKIT_ACTION_MANAGE "org.vbroker.vbhostd.manage"
+#define VBH_POLKIT_ACTION_MONITOR "org.vbroker.vbhostd.monitor"
+int vbh_polkit_start(vbh_server *srv, vb_error *err);
+/* Start the check for msg (moved on success; the answer comes later, through
+ * vbh_dispatch_resume, and the client is not read meanwhile): 0, or -1 with
+ * err (answer it now). */
+int vbh_auth_polkit_begin(vbh_client *c, vb_msg *msg, vb_error *err);
+/* The handler that answers a finished check (c->polkit_job). */
+int vbh_auth_polkit_finish(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
+/* dispatch.c: answer a deferred auth call with handler, as if it ran now. */
+void vbh_dispatch_resume(vbh_client *c, const vb_msg *msg, vbh_handler handler);
 
 /* calls.c */
 int vbh_call_open(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);

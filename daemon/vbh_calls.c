@@ -148,6 +148,13 @@ int vbh_call_open(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
         free(name);
         return -1;
     }
+    if (c->polkit_read_only && !(flags & VB_OPEN_READ_ONLY)) {
+        free(name);
+        return vb_error_set(err, VB_ERR_READ_ONLY, VB_DOM_DAEMON,
+                            "polkit grants you " VBH_POLKIT_ACTION_MONITOR " but not "
+                            VBH_POLKIT_ACTION_MANAGE ": open read-only, or ask an administrator "
+                            "for a polkit rule granting " VBH_POLKIT_ACTION_MANAGE);
+    }
     if (find_dconn(c, c->cur_conn_id) || c->ndconns >= VBH_MAX_CONNS_PER_CLIENT) {
         free(name);
         return vb_error_set(err, VB_ERR_OPERATION_INVALID, VB_DOM_DAEMON,

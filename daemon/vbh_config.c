@@ -17,11 +17,11 @@
 #include "vb_remote.h"
 #include "vb_ssh.h"
 
-static const char *const auth_names[] = { "none", "sasl", "peer", "token" };
+static const char *const auth_names[] = { "none", "sasl", "peer", "token", "polkit" };
 
 const char *vbh_auth_type_name(int type)
 {
-    return type >= 0 && type <= VBH_AUTH_TOKEN ? auth_names[type] : "?";
+    return type >= 0 && type <= VBH_AUTH_LAST ? auth_names[type] : "?";
 }
 
 int vbh_auth_list_has(const vbh_auth_list *list, int type)
@@ -55,13 +55,19 @@ static int parse_auth_list(vb_conf *conf, const char *key, vbh_auth_list *out, v
     out->n = 0;
     for (size_t i = 0; i < n; i++) {
         int type = -1;
-        for (int t = 0; t <= VBH_AUTH_TOKEN; t++)
+        for (int t = 0; t <= VBH_AUTH_LAST; t++)
             if (strcmp(items[i], auth_names[t]) == 0)
                 type = t;
         if (type < 0)
             return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
-                                "%s: '%s' has unknown auth type '%s' (use none, sasl, peer, token)",
+                                "%s: '%s' has unknown auth type '%s' (use none, sasl, peer, token, "
+                                "polkit)",
                                 conf->path, key, items[i]);
+        /* polkit judges a local process (pid, uid): a TCP peer has neither */
+        if (type == VBH_AUTH_POLKIT && strcmp(key, "auth_unix") != 0)
+            return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
+                                "%s: '%s': polkit checks a local process, so only auth_unix may "
+                                "list it", conf->path, key);
         out->types[out->n++] = type;
     }
     return 1;

@@ -20,6 +20,7 @@ static const vbh_route host_routes[] = {
     { VB_HOST_PROC_AUTH_SASL_START, vbh_auth_sasl_start },
     { VB_HOST_PROC_AUTH_SASL_STEP, vbh_auth_sasl_step },
     { VB_HOST_PROC_AUTH_PEER, vbh_auth_peer },
+    { VB_HOST_PROC_AUTH_POLKIT, vbh_auth_polkit_finish }, /* after vbh_auth_polkit_begin */
     { VB_HOST_PROC_AUTH_TOKEN_CHALLENGE, vbh_auth_token_challenge },
     { VB_HOST_PROC_AUTH_TOKEN_PROVE, vbh_auth_token_prove },
     { VB_HOST_PROC_TOKEN_ISSUE, vbh_token_issue },
@@ -34,7 +35,7 @@ static const vbh_route host_routes[] = {
 
 static int is_auth_proc(uint32_t procedure)
 {
-    return procedure >= VB_HOST_PROC_AUTH_LIST && procedure <= VB_HOST_PROC_AUTH_PEER;
+    return procedure >= VB_HOST_PROC_AUTH_LIST && procedure <= VB_HOST_PROC_AUTH_POLKIT;
 }
 
 /* what a HOST v1 server did not have */
@@ -198,12 +199,11 @@ void vbh_build_reply(vbh_client *c, const vb_msg *msg, vbh_handler handler, uint
 
 /* Auth procedures run on the loop (their answers are delayed there: a
  * failure, and beyond the failure ceiling a success too). */
-static void run_handler(vbh_client *c, const vb_msg *msg, vbh_handler handler)
+static void answer_auth(vbh_client *c, const vb_msg *msg, int rc, uint8_t *frame, size_t len,
+                        const vb_error *e)
 {
     vb_error err;
-    uint8_t *frame;
-    size_t len;
-    int rc = run_into_frame(c, msg, handler, &frame, &len, &err);
+    vb_error_copy(&err, e);
     uint64_t delay = vbh_auth_answer_delay(c, rc < 0 && err.code == VB_ERR_AUTH_FAILED);
     if (rc < 0) {
         c->enable_layer = 0; /* no reply went out that could switch it on */
@@ -218,6 +218,20 @@ static void run_handler(vbh_client *c, const vb_msg *msg, vbh_handler handler)
     }
 }
 
+static void run_handler(vbh_client *c, const vb_msg *msg, vbh_handler handler)
+{
+    vb_error err;
+    uint8_t *frame;
+    size_t len;
+    int rc = run_into_frame(c, msg, handler, &frame, &len, &err);
+    answer_auth(c, msg, rc, frame, len, &err);
+}
+
+void vbh_dispatch_resume(vbh_client *c, const vb_msg *msg, vbh_handler handler)
+{
+    run_handler(c, msg, handler);
+}
+
 static int is_driver_proc(uint32_t procedure)
 {
     return procedure >= VB_HOST_PROC_OPEN && procedure <= VB_HOST_PROC_DOMAIN_SHUTDOWN;
@@ -228,7 +242,14 @@ static int is_driver_proc(uint32_t procedure)
 static void route(vbh_client *c, vb_msg *msg, vbh_handler handler)
 {
     vb_error err;
-    if (!is_driver_proc(msg->hdr.procedure)) {
+    vb_msg_header hdr = msg->hdr;
+    if (msg->hdr.procedure == VB_HOST_PROC_AUTH_POLKIT) {
+        /* polkitd answers over D-Bus: asked off the loop, answered later */
+        if (vbh_auth_polkit_begin(c, msg, &err) < 0) {
+            vb_msg m = { .hdr = hdr };
+            answer_auth(c, &m, -1, NULL, 0, &err);
+        }
+    } else if (!is_driver_proc(msg->hdr.procedure)) {
         run_handler(c, msg, handler);
     } else if (vbh_worker_submit(c, msg, handler, &err) < 0) {
         send_error(c, &msg->hdr, &err);

@@ -15,6 +15,7 @@
 #include "vb_daemon.h"
 #include "vb_log.h"
 #include "vb_net.h"
+#include "vb_polkit.h"
 #include "vbh_failures.h"
 
 /* ---- persistent server id ------------------------------------------------ */
@@ -235,7 +236,13 @@ static void setup_peer(vbh_client *c, int fd)
     vb_net_peer_string(fd, c->peer, sizeof c->peer);
     vb_net_peer_group(fd, c->peer_group, sizeof c->peer_group);
     if (c->lis->is_unix) {
-        vb_net_peercred(fd, &c->uid, NULL, NULL);
+        vb_net_peercred(fd, &c->uid, NULL, &c->pid);
+        /* polkit names the peer by pid and start time: read the time now,
+         * while the connecting process is most likely still the pid's owner
+         * (a pid reused later then fails polkitd's start-time check) */
+        if (vbh_auth_list_has(c->lis->auth, VBH_AUTH_POLKIT) &&
+            (c->pid <= 0 || vb_polkit_start_time(c->pid, &c->start_time, NULL) < 0))
+            c->pid = 0;
         c->peer_allowed = vbh_auth_list_has(c->lis->auth, VBH_AUTH_PEER) &&
                           peer_uid_allowed(c->srv->cfg, c->uid);
         snprintf(c->failure_source, sizeof c->failure_source, "uid:%u", (unsigned)c->uid);
@@ -301,6 +308,7 @@ static void accept_one(int fd, void *data)
         vbh_client_mark_authenticated(c, "none", "anonymous");
     } else {
         client_update_anonymous(c);
+        c->auth_deadline_ms = vb_now_ms() + (uint64_t)srv->cfg->auth_timeout_s * 1000;
         c->auth_timer = vb_loop_add_timer(srv->loop, (uint64_t)srv->cfg->auth_timeout_s * 1000,
                                           auth_timeout, c);
         if (c->counted_anonymous)
@@ -338,6 +346,9 @@ int vbh_server_start(vbh_server *srv, vbh_config *cfg, vb_loop *loop, vb_error *
     if ((vbh_auth_list_has(&cfg->auth_unix, VBH_AUTH_SASL) ||
          vbh_auth_list_has(&cfg->auth_tcp, VBH_AUTH_SASL)) &&
         vb_sasl_server_init(cfg->sasl_app, cfg->sasl_conf_dir, err) < 0)
+        return -1;
+    if (cfg->listen_unix && vbh_auth_list_has(&cfg->auth_unix, VBH_AUTH_POLKIT) &&
+        vbh_polkit_start(srv, err) < 0)
         return -1;
     if (cfg->keepalive_timeout_s)
         srv->keepalive_timer = vb_loop_add_timer(loop, (uint64_t)cfg->keepalive_timeout_s * 250,

@@ -34,7 +34,7 @@ void vbh_client_unref(vbh_client *c)
     free(c);
 }
 
-static void client_ref(vbh_client *c)
+void vbh_client_ref(vbh_client *c)
 {
     pthread_mutex_lock(&c->srv->lock);
     c->refs++;
@@ -45,7 +45,7 @@ static void client_ref(vbh_client *c)
 
 static void post(vbh_client *c, uint8_t *frame, size_t len, int job_done)
 {
-    client_ref(c); /* dropped in deliver, on the loop */
+    vbh_client_ref(c); /* dropped in deliver, on the loop */
     vb_offloop_post(c->srv->done, c, frame, len, job_done);
 }
 
@@ -217,7 +217,7 @@ int vbh_worker_submit(vbh_client *c, vb_msg *msg, vbh_handler handler, vb_error 
         return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_DAEMON, "out of memory");
     pthread_mutex_lock(&c->wmutex);
     if (!c->has_worker) {
-        client_ref(c); /* the worker's; it drops it when it exits */
+        vbh_client_ref(c); /* the worker's; it drops it when it exits */
         if (vb_offloop_start_worker(worker_main, c, VB_DOM_DAEMON, err) < 0) {
             pthread_mutex_unlock(&c->wmutex);
             vbh_client_unref(c);

@@ -227,7 +227,7 @@ static int wire_refuse(vb_error *err, const char *key, const char *value, const 
                         key, value ? "=" : "", value ? value : "", why);
 }
 
-/* "peer", "none" or "sasl" of an auth= spec like "sasl.SCRAM-SHA-256" */
+/* "peer", "polkit", "none" or "sasl" of an auth= spec like "sasl.SCRAM-SHA-256" */
 static int auth_type_is(const char *spec, const char *type)
 {
     size_t n = strlen(type);
@@ -239,7 +239,8 @@ int vb_driver_auth_is_own_identity(const char *spec, const char *transport)
     /* at the end of an ssh tunnel the peer is the ssh user, who logged in
      * with what the client answered: its identity, not ours */
     int ssh = transport && strcmp(transport, "ssh") == 0;
-    return spec && ((!ssh && (auth_type_is(spec, "peer") || auth_type_is(spec, "none"))) ||
+    return spec && ((!ssh && (auth_type_is(spec, "peer") || auth_type_is(spec, "polkit") ||
+                              auth_type_is(spec, "none"))) ||
                     (auth_type_is(spec, "sasl") && spec[4] == '.' &&
                      vb_driver_sasl_mech_is_own_identity(spec + 5)));
 }
@@ -249,7 +250,8 @@ static int check_auth_param(const char *auth, const char *transport, vb_error *e
     if (!vb_driver_auth_is_own_identity(auth, transport))
         return 0;
     return wire_refuse(err, "auth", auth,
-                       auth_type_is(auth, "peer")   ? "it would log in as this server's own uid"
+                       auth_type_is(auth, "peer") || auth_type_is(auth, "polkit")
+                                                    ? "it would log in as this server's own process"
                        : auth_type_is(auth, "none") ? "it would ride this server's own access"
                                                     : "it would log in with this server's own ticket");
 }

@@ -477,7 +477,8 @@ int vb_remote_keepalive(vb_remote *r, unsigned max_unanswered, vb_error *err)
 
 /* ---- auth negotiation ---------------------------------------------------- */
 
-static const char *const default_priority[] = { "token", "sasl", "peer", "none" };
+static const char *const default_priority[] = { "token", "sasl", "polkit", "peer", "none" };
+#define DEFAULT_PRIORITY_N (sizeof default_priority / sizeof default_priority[0])
 
 typedef struct offer {
     char types[VB_REMOTE_MAX_PRIORITY][16];
@@ -896,13 +897,15 @@ static void settle_refusal(vb_remote *r, const vb_uri *uri, const vb_remote_opts
     refused[0] = '\0';
 }
 
-static int auth_peer(vb_remote *r, vb_error *err)
+/* peer (AUTH_PEER) and polkit (AUTH_POLKIT): the server judges this
+ * process by what the kernel tells it; nothing is sent */
+static int auth_local(vb_remote *r, uint32_t procedure, const char *type, vb_error *err)
 {
     vb_msg reply;
-    if (vb_remote_call(r, VB_PROG_HOST, VB_HOST_PROC_AUTH_PEER, NULL, NULL, &reply, err) < 0)
+    if (vb_remote_call(r, VB_PROG_HOST, procedure, NULL, NULL, &reply, err) < 0)
         return -1;
     vb_msg_clear(&reply);
-    snprintf(r->auth_type, sizeof r->auth_type, "peer");
+    snprintf(r->auth_type, sizeof r->auth_type, "%s", type);
     return 0;
 }
 
@@ -943,7 +946,7 @@ static int negotiate(vb_remote *r, const vb_uri *uri, const vb_remote_opts *opts
     }
     const char *const *prio = opts->creds.nauth_priority ? opts->creds.auth_priority
                                                          : default_priority;
-    size_t nprio = opts->creds.nauth_priority ? opts->creds.nauth_priority : 4;
+    size_t nprio = opts->creds.nauth_priority ? opts->creds.nauth_priority : DEFAULT_PRIORITY_N;
     if (uri_auth) {
         prio = &uri_auth;
         nprio = 1;
@@ -962,7 +965,9 @@ static int negotiate(vb_remote *r, const vb_uri *uri, const vb_remote_opts *opts
         } else if (strcmp(type, "sasl") == 0) {
             rc = auth_sasl(r, mech, opts, err);
         } else if (strcmp(type, "peer") == 0) {
-            rc = auth_peer(r, err);
+            rc = auth_local(r, VB_HOST_PROC_AUTH_PEER, "peer", err);
+        } else if (strcmp(type, "polkit") == 0) {
+            rc = auth_local(r, VB_HOST_PROC_AUTH_POLKIT, "polkit", err);
         } else if (strcmp(type, "token") == 0 && !refused[0]) {
             rc = auth_token(r, uri, opts, refused, err);
             rc = rc > 0 ? 0 : rc < 0 ? -1 : 1; /* 1: no usable token, try the next type */

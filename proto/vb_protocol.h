@@ -87,6 +87,7 @@ enum vb_program_version {
     X(AUTH_TOKEN_CHALLENGE, 5, 0, 1024)             \
     X(AUTH_TOKEN_PROVE,     6, 0, 1024)             \
     X(AUTH_PEER,            7, 0, 256)              \
+    X(AUTH_POLKIT,          8, 0, 256)              \
     X(OPEN,                10, 1, 8192)             \
     X(CLOSE,               11, 1, 256)              \
     X(GET_HOSTNAME,        12, 1, 256)              \

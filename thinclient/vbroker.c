@@ -47,7 +47,7 @@ struct vb_conn {
 
 /* ---- process-wide auth priority ------------------------------------------ */
 
-static const char *const auth_names[] = { "none", "sasl", "peer", "token" };
+static const char *const auth_names[] = { "none", "sasl", "peer", "token", "polkit" };
 static int priority[8];
 static size_t npriority;
 
@@ -56,7 +56,7 @@ int vb_set_auth_priority(const int *types, size_t n)
     if (n > sizeof priority / sizeof priority[0])
         return -1;
     for (size_t i = 0; i < n; i++)
-        if (types[i] < VB_AUTH_NONE || types[i] > VB_AUTH_TOKEN)
+        if (types[i] < VB_AUTH_NONE || types[i] > VB_AUTH_POLKIT)
             return -1;
     if (n)
         memcpy(priority, types, n * sizeof *types);

@@ -145,10 +145,11 @@ enum vb_auth_type {
     VB_AUTH_SASL = 1,
     VB_AUTH_PEER = 2,
     VB_AUTH_TOKEN = 3,
+    VB_AUTH_POLKIT = 4,   /* a local vbhostd asks polkitd about this process */
 };
 /* Process-wide order in which auth types are tried, strongest first; the
  * URI's auth= overrides it for one connection. n = 0 restores the default
- * (token, sasl, peer, none). Returns -1 on an unknown type. */
+ * (token, sasl, polkit, peer, none). Returns -1 on an unknown type. */
 int vb_set_auth_priority(const int *types, size_t n);
 
 /* ---- connections ---------------------------------------------------------- */

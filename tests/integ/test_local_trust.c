@@ -37,12 +37,7 @@
 #define PASSWORD "sQuat-V1ctim-pw" /* what a fake broker would be after */
 #define WAIT_MS 10000
 
-typedef struct account {
-    char name[32];
-    uid_t uid;
-    gid_t gid;
-    int created;
-} account;
+typedef vb_ts_account account;
 
 static char *dir;
 static account attacker, victim;
@@ -50,49 +45,12 @@ static char victim_tmp[64]; /* /tmp/vbroker-VICTIM_UID: the fallback the victim 
 
 /* ---- throwaway accounts ------------------------------------------------------ */
 
-static int run_quiet(char *const argv[])
-{
-    char *out = NULL;
-    int rc = vb_ts_run(argv, NULL, NULL, &out, vb_ts_scaled_ms(WAIT_MS));
-    if (rc != 0)
-        fprintf(stderr, "%s: exit %d: %s\n", argv[0], rc, out ? out : "");
-    free(out);
-    return rc;
-}
-
-typedef struct useradd_try {
-    account *a;
-    const char *home;
-} useradd_try;
-
-/* One useradd; another session may hold /etc/passwd's lock for a moment
- * (useradd exits 10 then), so the caller waits for this with a deadline. */
-static int try_useradd(void *arg)
-{
-    useradd_try *t = arg;
-    char *argv[] = { "useradd", "-m", "-d", (char *)t->home, "-N", "-s", "/usr/sbin/nologin",
-                     "-c", "vbroker test (throwaway)", t->a->name, NULL };
-    char *out = NULL;
-    int rc = vb_ts_run(argv, NULL, NULL, &out, vb_ts_scaled_ms(WAIT_MS));
-    free(out);
-    return rc == 0;
-}
-
 static int account_create(account *a, const char *role)
 {
-    snprintf(a->name, sizeof a->name, "vbts%s%d", role, (int)getpid());
-    char home[400];
+    char name[32], home[400];
+    snprintf(name, sizeof name, "vbts%s%d", role, (int)getpid());
     snprintf(home, sizeof home, "%s/home-%s", dir, role);
-    useradd_try t = { a, home };
-    if (vb_ts_wait_until(try_useradd, &t, vb_ts_scaled_ms(WAIT_MS)) < 0)
-        return -1;
-    a->created = 1;
-    struct passwd *pw = getpwnam(a->name);
-    if (!pw)
-        return -1;
-    a->uid = pw->pw_uid;
-    a->gid = pw->pw_gid;
-    return 0;
+    return vb_ts_account_create(a, name, home, NULL);
 }
 
 /* The real uid in /proc/PID/status (not the owner of /proc/PID, which is
@@ -126,7 +84,10 @@ static void kill_processes_of(uid_t uid)
 static void remove_tree(const char *path)
 {
     char *argv[] = { "rm", "-rf", "--one-file-system", (char *)path, NULL };
-    run_quiet(argv);
+    char *out = NULL;
+    if (vb_ts_run(argv, NULL, NULL, &out, vb_ts_scaled_ms(WAIT_MS)) != 0)
+        fprintf(stderr, "rm -rf %s: %s\n", path, out ? out : "");
+    free(out);
 }
 
 /* What a run of the code before the fix may have left in /tmp as the victim. */
@@ -140,12 +101,9 @@ static void remove_victim_leftovers(void)
 
 static void account_remove(account *a)
 {
-    if (!a->created)
-        return;
-    kill_processes_of(a->uid);
-    char *argv[] = { "userdel", "-r", a->name, NULL };
-    run_quiet(argv);
-    a->created = 0;
+    if (a->created)
+        kill_processes_of(a->uid);
+    vb_ts_account_remove(a);
 }
 
 static int group_setup(void **state)
@@ -180,10 +138,6 @@ static void need_root(void)
         skip();
 }
 
-static int become(const account *a)
-{
-    return setgroups(0, NULL) == 0 && setgid(a->gid) == 0 && setuid(a->uid) == 0 ? 0 : -1;
-}
 
 /* ---- a fake broker: listens, counts what it is sent, answers nothing ---------- */
 
@@ -249,7 +203,7 @@ static int fake_start(fake *f, const account *owner, fake_mode mode, void (*setu
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         close(ctl[1]);
         close(res[0]);
-        if (mode == AS_OWNER && become(owner) < 0)
+        if (mode == AS_OWNER && vb_ts_become(owner) < 0)
             _exit(10);
         if (setup)
             setup(arg);
@@ -259,7 +213,7 @@ static int fake_start(fake *f, const account *owner, fake_mode mode, void (*setu
         unlink(sock_path);
         if (lfd < 0 || bind(lfd, (struct sockaddr *)&sun, sizeof sun) < 0 || chmod(sock_path, 0777) < 0)
             _exit(11);
-        if (mode == LISTEN_AS_OWNER && become(owner) < 0)
+        if (mode == LISTEN_AS_OWNER && vb_ts_become(owner) < 0)
             _exit(12);
         if (listen(lfd, 16) < 0 || write(res[1], "r", 1) != 1)
             _exit(13);
@@ -323,7 +277,7 @@ static int victim_open(const account *who, char *const env[], char *msg, size_t 
         setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin", 1);
         for (size_t i = 0; env && env[i]; i++)
             putenv(env[i]);
-        if (who && become(who) < 0)
+        if (who && vb_ts_become(who) < 0)
             _exit(10);
         static const int types[] = { VB_CRED_AUTHNAME, VB_CRED_PASSPHRASE };
         vb_auth auth = { types, 2, form_cb, NULL };

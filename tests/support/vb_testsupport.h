@@ -131,6 +131,31 @@ long vb_ts_rss_kib(pid_t pid);
 /* Threads: of /proc/PID/status, -1 if unreadable. */
 int vb_ts_thread_count(pid_t pid);
 
+/* ---- throwaway accounts (root only) ------------------------------------ */
+
+/* A local user a test plays (after fork + vb_ts_become), created with
+ * useradd and removed at the end (a run that crashed leaves it behind:
+ * give names that say so, with the test's pid). Waits out another
+ * session's lock on /etc/passwd or /etc/group. */
+typedef struct vb_ts_account {
+    char name[32];
+    uid_t uid;
+    gid_t gid;
+    int created;
+    int has_home;
+} vb_ts_account;
+
+/* useradd NAME: shell nologin, no group of its own (-N); a home at home
+ * (-m -d, removed with it) or none (-M); a member of group (-G) unless
+ * NULL. 0/-1 (a->created says whether there is something to remove). */
+int vb_ts_account_create(vb_ts_account *a, const char *name, const char *home, const char *group);
+/* userdel (-r with a home); only what vb_ts_account_create made. */
+void vb_ts_account_remove(vb_ts_account *a);
+/* setgroups(0) + setgid + setuid to the account (in a forked child). 0/-1. */
+int vb_ts_become(const vb_ts_account *a);
+int vb_ts_group_create(const char *name);
+void vb_ts_group_remove(const char *name);
+
 /* ---- Cyrus SASL with a private config dir ------------------------------- */
 
 /* Create dir if missing and write dir/APP.conf:
