@@ -622,7 +622,12 @@ static int cmd_logout(vbctl *v, const char *uri)
             fputs(" for ", stderr);
             put_safe(stderr, uri);
         }
-        fputs(" (see vbctl status)\n", stderr);
+        /* the broker still forgot what it held in memory for it (a nested
+         * URI's hops, a password-only login), and closed nothing else */
+        fputs(uri ? " (see vbctl status); passwords held in memory for it and the hosts behind "
+                    "it are forgotten\n"
+                  : " (see vbctl status)\n",
+              stderr);
         return uri ? EXIT_ERROR : EXIT_OK;
     }
     for (size_t i = 0; i < n; i++) {

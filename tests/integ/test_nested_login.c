@@ -398,6 +398,36 @@ static void test_vbctl_login_then_script(void **state)
     free(out);
 }
 
+/* Logging out of a nested URI whose login reused the first hop's own: no
+ * login is stored under it (status 1, and vbctl says what it did forget),
+ * the XenAPI answer is gone, so the next script exits 77, and the first
+ * hop's own login still works. */
+static void test_logout_of_nested_uri_forgets_its_hops(void **state)
+{
+    (void)state;
+    forget_everything();
+    form f = { 0, 0 };
+    vb_login_info info;
+    login_ok(first_uri(), &f, &info);
+    vb_login_info_clear(&info);
+    login_ok(xen_uri(), &f, &info);
+    vb_login_info_clear(&info);
+    vb_error err;
+    if (script_list(xen_uri(), &err) < 0)
+        fail_msg("script before the logout: %s", err.message);
+    char *logout[] = { VB_BUILD_DIR "/vbctl", "logout", xen_uri(), NULL };
+    char *out = NULL;
+    assert_int_equal(vbctl(logout, NULL, &out), 1);
+    assert_non_null(strstr(out, "forgotten"));
+    free(out);
+    char *list[] = { VB_BUILD_DIR "/vbctl", "--non-interactive", "-c", xen_uri(), "list", NULL };
+    out = NULL;
+    assert_int_equal(vbctl(list, NULL, &out), 77);
+    free(out);
+    if (script_list(first_uri(), &err) < 0)
+        fail_msg("the first hop's own login after the nested logout: %s", err.message);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -407,6 +437,7 @@ int main(void)
         cmocka_unit_test(test_two_daemon_chain),
         cmocka_unit_test(test_hop_not_kept_is_named),
         cmocka_unit_test(test_vbctl_login_then_script),
+        cmocka_unit_test(test_logout_of_nested_uri_forgets_its_hops),
     };
     return cmocka_run_group_tests_name("nested_login", tests, group_setup, group_teardown);
 }
