@@ -118,10 +118,18 @@ static int load_numbers(vb_conf *conf, brk_config *cfg, vb_error *err)
 
 static int load_words(vb_conf *conf, brk_config *cfg, vb_error *err)
 {
-    const char *level = NULL, *state_dir = NULL;
+    const char *level = NULL, *state_dir = NULL, *pinentry = NULL;
     if (vb_conf_get_string(conf, "log_level", &level, err) < 0 ||
-        vb_conf_get_string(conf, "state_dir", &state_dir, err) < 0)
+        vb_conf_get_string(conf, "state_dir", &state_dir, err) < 0 ||
+        vb_conf_get_string(conf, "pinentry_program", &pinentry, err) < 0)
         return -1;
+    if (pinentry && !*pinentry)
+        return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
+                            "%s: 'pinentry_program' is empty (\"none\" turns it off)", conf->path);
+    if (pinentry) {
+        free(cfg->pinentry_program);
+        cfg->pinentry_program = strdup(pinentry);
+    }
     if (level && (cfg->log_level = vb_log_level_parse(level)) < 0)
         return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
                             "%s: 'log_level' must be error, warn, info or debug", conf->path);

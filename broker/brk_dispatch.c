@@ -94,7 +94,8 @@ static void answer_status(brk_session *s, const vb_msg *msg)
         send_error(s, &msg->hdr, &err);
 }
 
-/* OPEN [uri, flags, cred_types[], auth_priority[], can_prompt] */
+/* OPEN [uri, flags, cred_types[], auth_priority[], can_prompt, screen?]
+ * LOGIN [uri, flags, cred_types[], auth_priority[], can_prompt, ttl_s, screen?] */
 static int read_open(brk_session *s, const vb_msg *msg, brk_job *job, vb_error *err)
 {
     vb_rd rd, types, prio;
@@ -129,6 +130,12 @@ static int read_open(brk_session *s, const vb_msg *msg, brk_job *job, vb_error *
         return -1;
     s->can_prompt = can_prompt;
     if (msg->hdr.procedure == VB_BROKER_PROC_LOGIN && vb_rd_u64(&rd, &job->ttl_s, err) < 0)
+        return -1;
+    /* the flag is the broker's to obey, not a driver's to see */
+    s->non_interactive = (job->flags & VB_OPEN_NON_INTERACTIVE) != 0;
+    job->flags &= ~(uint32_t)VB_OPEN_NON_INTERACTIVE;
+    brk_screen_clear(&s->screen);
+    if (vb_rd_has_more(&rd) && brk_screen_read(&rd, &s->screen, err) < 0)
         return -1;
     if (!job->uri)
         return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_BROKER, "OPEN needs a URI");

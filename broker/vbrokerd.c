@@ -3,7 +3,7 @@
  *   vbrokerd [--config FILE] [--socket PATH] [--state-dir DIR] [--prompt-timeout SECONDS]
  *            [--secret-ttl SECONDS] [--secret-max SECONDS] [--upstream-idle SECONDS]
  *            [--frame-timeout SECONDS] [--keepalive-interval SECONDS]
- *            [--keepalive-count N] [--log-level LEVEL]
+ *            [--keepalive-count N] [--log-level LEVEL] [--pinentry PROGRAM|none]
  *
  * Settings: the defaults, then vbrokerd.conf (brk_config.c), then these
  * options. An autostarted broker gets only --socket, so the file is how a
@@ -63,7 +63,11 @@ static void usage(FILE *out)
             "  --max-output BYTES      replies queued for a program that does not read them\n"
             "                          before its further calls wait (default 4194304)\n"
             "  --output-timeout SECS   disconnect a program whose full queue has not moved\n"
-            "                          this long (default 30)\n");
+            "                          this long (default 30)\n"
+            "  --pinentry PROGRAM      how the broker asks by itself for a program without a\n"
+            "                          callback, on that program's display or terminal\n"
+            "                          (default $VBROKER_PINENTRY, else pinentry_program in\n"
+            "                          vbrokerd.conf, else 'pinentry' in PATH; 'none': never)\n");
 }
 
 /* NULL when there is no private place: the cache holds login tokens, and a
@@ -118,6 +122,7 @@ static const struct option long_options[] = {
     { "max-clients", required_argument, NULL, 'n' },
     { "max-output", required_argument, NULL, 'n' },
     { "output-timeout", required_argument, NULL, 'n' },
+    { "pinentry", required_argument, NULL, 'p' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
 };
@@ -157,6 +162,14 @@ static int parse_options(int argc, char **argv, brk_config *cfg)
         case 'c': break; /* already read */
         case 's': free(cfg->socket_path); cfg->socket_path = strdup(optarg); break;
         case 'd': free(cfg->state_dir); cfg->state_dir = strdup(optarg); break;
+        case 'p':
+            if (!*optarg) {
+                fprintf(stderr, "vbrokerd: --pinentry needs a program ('none' turns it off)\n");
+                return 2;
+            }
+            free(cfg->pinentry_program);
+            cfg->pinentry_program = strdup(optarg);
+            break;
         case 'l':
             if ((cfg->log_level = vb_log_level_parse(optarg)) < 0) {
                 fprintf(stderr, "vbrokerd: --log-level must be error, warn, info or debug\n");
@@ -186,6 +199,11 @@ int main(int argc, char **argv)
     brk_config_defaults(&cfg);
     if (load_config_file(&cfg, config_option(argc, argv)) < 0)
         return 2;
+    const char *pinentry = getenv("VBROKER_PINENTRY"); /* over the file, under --pinentry */
+    if (pinentry && *pinentry) {
+        free(cfg.pinentry_program);
+        cfg.pinentry_program = strdup(pinentry);
+    }
     int rc = parse_options(argc, argv, &cfg);
     if (rc != 0)
         return rc < 0 ? 0 : rc;
@@ -210,6 +228,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "vbrokerd: %s\n", err.message);
         free(cfg.socket_path); /* a refused start is no leak under ASan */
         free(cfg.state_dir);
+        free(cfg.pinentry_program);
         return 1;
     }
     vb_log(VB_LOG_INFO, "ready on %s (uid %u, up to %u clients, %lu descriptors)",
@@ -220,5 +239,6 @@ int main(int argc, char **argv)
     vb_loop_free(loop);
     free(cfg.socket_path);
     free(cfg.state_dir);
+    free(cfg.pinentry_program);
     return rc == 0 ? 0 : 1;
 }

@@ -294,15 +294,19 @@ char *vb_ts_read_file(const char *path, size_t *len)
 /* ---- spawning ----------------------------------------------------------- */
 
 /* The child's environment: ours, minus keys overridden or removed by extra,
- * plus extra's "K=V" entries. Points into existing strings. */
+ * plus extra's "K=V" entries. Points into existing strings. A broker a test
+ * starts never puts a pinentry on the terminal the tests run from: unless
+ * the test (or whoever runs it) names one, VBROKER_PINENTRY=none. */
 static char **env_build(char *const extra[])
 {
+    static char no_pinentry[] = "VBROKER_PINENTRY=none";
     size_t ne = 0, nx = 0;
+    int pinentry_named = getenv("VBROKER_PINENTRY") != NULL;
     while (environ && environ[ne])
         ne++;
     while (extra && extra[nx])
-        nx++;
-    char **env = calloc(ne + nx + 1, sizeof *env);
+        pinentry_named |= strncmp(extra[nx++], "VBROKER_PINENTRY", 16) == 0;
+    char **env = calloc(ne + nx + 2, sizeof *env);
     if (env == NULL)
         abort();
     size_t k = 0;
@@ -319,6 +323,8 @@ static char **env_build(char *const extra[])
     for (size_t j = 0; j < nx; j++)
         if (strchr(extra[j], '=') != NULL)
             env[k++] = extra[j];
+    if (!pinentry_named)
+        env[k++] = no_pinentry;
     env[k] = NULL;
     return env;
 }
