@@ -82,12 +82,13 @@ int brk_screen_read(vb_rd *rd, brk_screen *sc, vb_error *err)
         return -1;
     char **slots[] = { &sc->display, &sc->wayland_display, &sc->tty, &sc->term };
     for (size_t i = 0; i < 4 && vb_rd_has_more(&fields); i++) {
-        if (vb_rd_strdup(&fields, VB_SCREEN_VALUE_MAX, slots[i], err) < 0 ||
-            !plain_value(*slots[i])) {
+        int rc = vb_rd_strdup(&fields, VB_SCREEN_VALUE_MAX, slots[i], err);
+        if (rc == 0 && !plain_value(*slots[i]))
+            rc = vb_error_set(err, VB_ERR_PROTOCOL, VB_DOM_BROKER,
+                              "OPEN's %s is not plain printable text", names[i]);
+        if (rc < 0) {
             brk_screen_clear(sc);
-            return err->code ? -1
-                             : vb_error_set(err, VB_ERR_PROTOCOL, VB_DOM_BROKER,
-                                            "OPEN's %s is not plain printable text", names[i]);
+            return -1;
         }
     }
     if (sc->tty && strncmp(sc->tty, "/dev/", 5) != 0) {
