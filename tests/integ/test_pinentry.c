@@ -26,6 +26,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <poll.h>
+
+#include "vb_msg.h"
+#include "vb_net.h"
 #include "vb_testsupport.h"
 #include "vbroker.h"
 
@@ -105,7 +109,8 @@ static int group_setup(void **state)
     vb_ts_note_secret(PASSWORD);
     static const char *const users[] = { "alice:" PASSWORD, "bob:" PASSWORD, "carol:" PASSWORD,
                                          "dave:" PASSWORD, "erin:" PASSWORD, "frank:" PASSWORD,
-                                         "gina:" PASSWORD, "hank:" PASSWORD, NULL };
+                                         "gina:" PASSWORD, "hank:" PASSWORD, "ivy:" PASSWORD,
+                                         NULL };
     if (vb_ts_sasl_setup(sasl, "vbhostd", REALM, "scram-sha-256", users, NULL) < 0 ||
         start_hostd() < 0 || start_broker(&bmain, "bmain", PROMPT_TIMEOUT_S) < 0 ||
         start_broker(&bquick, "bquick", QUICK_TIMEOUT_S) < 0 ||
@@ -438,6 +443,109 @@ static void test_one_pinentry_at_a_time(void **state)
     free(text);
 }
 
+/* ---- what libvbroker never sends, straight on the socket ------------------- */
+
+typedef struct raw_open {
+    uint32_t flags;
+    const char *display;
+    const char *tty;
+} raw_open;
+
+/* OPEN [uri, flags, [], [], can_prompt false, [display, nil, tty, nil]] as a
+ * hostile or buggy client might send it; the reply's error (code 0: OK). */
+static void raw_open_call(const raw_open *o, vb_error *out)
+{
+    vb_error err;
+    int fd = vb_net_connect_unix(bmain.sock, &err);
+    if (fd < 0)
+        fail_msg("connect: %s", err.message);
+    vb_msg_header hdr = { VB_PROG_BROKER, VB_PROG_BROKER_VERSION, VB_MSG_CALL, 1,
+                          VB_BROKER_PROC_OPEN, VB_STATUS_OK, 0 };
+    vb_enc enc;
+    uint8_t *frame;
+    size_t len;
+    vb_enc_begin(&enc, &hdr);
+    vb_enc_array(&enc, 6);
+    vb_enc_str(&enc, uri_for("ivy"));
+    vb_enc_u64(&enc, o->flags);
+    vb_enc_array(&enc, 0);
+    vb_enc_array(&enc, 0);
+    vb_enc_bool(&enc, 0);
+    vb_enc_array(&enc, 4);
+    vb_enc_str(&enc, o->display);
+    vb_enc_str(&enc, NULL);
+    vb_enc_str(&enc, o->tty);
+    vb_enc_str(&enc, NULL);
+    assert_int_equal(vb_enc_finish(&enc, VB_FRAME_MAX_POSTAUTH, &frame, &len, &err), 0);
+    assert_int_equal(write(fd, frame, len), (ssize_t)len);
+    free(frame);
+
+    vb_frame_reader rd;
+    vb_frame_reader_init(&rd, VB_FRAME_MAX_POSTAUTH);
+    uint8_t buf[4096];
+    int st = 0;
+    uint64_t deadline = now_ms() + (uint64_t)vb_ts_scaled_ms(30000);
+    while (st != VB_FRAME_READY) {
+        struct pollfd p = { fd, POLLIN, 0 };
+        assert_true(now_ms() < deadline);
+        if (poll(&p, 1, 200) <= 0)
+            continue;
+        ssize_t n = read(fd, buf, sizeof buf);
+        assert_true(n > 0);
+        size_t used = 0;
+        st = vb_frame_reader_feed(&rd, buf, (size_t)n, &used, &err);
+        assert_int_not_equal(st, VB_FRAME_ERROR);
+    }
+    size_t plen;
+    uint8_t *payload = vb_frame_reader_take(&rd, &plen);
+    vb_msg m;
+    assert_int_equal(vb_msg_decode(&m, payload, plen, &err), 0);
+    assert_int_equal(m.hdr.type, VB_MSG_REPLY);
+    memset(out, 0, sizeof *out);
+    if (m.hdr.status != VB_STATUS_OK)
+        assert_int_equal(vb_msg_error_body(&m, out, &err), 0);
+    vb_msg_clear(&m);
+    vb_frame_reader_clear(&rd);
+    close(fd);
+}
+
+/* The broker itself obeys non-interactive, whatever else the client says. */
+static void test_broker_obeys_non_interactive_over_a_screen(void **state)
+{
+    (void)state;
+    set_mode("answer " PASSWORD);
+    int started = pinentries_started();
+    raw_open o = { VB_OPEN_NON_INTERACTIVE, ":77", NULL };
+    vb_error e;
+    raw_open_call(&o, &e);
+    assert_int_equal(e.code, VBROKER_ERR_CRED_REQUIRED);
+    assert_int_equal(pinentries_started(), started);
+}
+
+/* A screen value that would be an Assuan command or an environment entry of
+ * its own is refused at OPEN, before anything starts. */
+static void test_screen_values_that_are_not_plain_text_are_refused(void **state)
+{
+    (void)state;
+    set_mode("answer " PASSWORD);
+    int started = pinentries_started();
+    vb_error e;
+    raw_open bad_tty = { 0, NULL, "/dev/pts/0\nGETPIN" };
+    raw_open_call(&bad_tty, &e);
+    assert_int_equal(e.code, VBROKER_ERR_PROTOCOL);
+    assert_non_null(strstr(e.message, "tty"));
+    raw_open bad_display = { 0, ":0 LD_PRELOAD=/tmp/x.so", NULL };
+    raw_open_call(&bad_display, &e);
+    assert_int_equal(e.code, VBROKER_ERR_PROTOCOL);
+    raw_open not_dev = { 0, NULL, "/tmp/tty" };
+    raw_open_call(&not_dev, &e);
+    assert_int_equal(e.code, VBROKER_ERR_PROTOCOL);
+    raw_open magic = { 0, NULL, "/dev/tty" };
+    raw_open_call(&magic, &e);
+    assert_int_equal(e.code, VBROKER_ERR_CRED_REQUIRED);
+    assert_int_equal(pinentries_started(), started);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -448,6 +556,8 @@ int main(void)
         cmocka_unit_test(test_non_interactive_never_starts_a_pinentry),
         cmocka_unit_test(test_terminal_of_another_user_is_refused),
         cmocka_unit_test(test_one_pinentry_at_a_time),
+        cmocka_unit_test(test_broker_obeys_non_interactive_over_a_screen),
+        cmocka_unit_test(test_screen_values_that_are_not_plain_text_are_refused),
     };
     return cmocka_run_group_tests_name("pinentry", tests, group_setup, vb_ts_group_teardown);
 }
