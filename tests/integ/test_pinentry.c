@@ -110,7 +110,7 @@ static int group_setup(void **state)
     static const char *const users[] = { "alice:" PASSWORD, "bob:" PASSWORD, "carol:" PASSWORD,
                                          "dave:" PASSWORD, "erin:" PASSWORD, "frank:" PASSWORD,
                                          "gina:" PASSWORD, "hank:" PASSWORD, "ivy:" PASSWORD,
-                                         NULL };
+                                         "jack:" PASSWORD, NULL };
     if (vb_ts_sasl_setup(sasl, "vbhostd", REALM, "scram-sha-256", users, NULL) < 0 ||
         start_hostd() < 0 || start_broker(&bmain, "bmain", PROMPT_TIMEOUT_S) < 0 ||
         start_broker(&bquick, "bquick", QUICK_TIMEOUT_S) < 0 ||
@@ -546,8 +546,129 @@ static void test_screen_values_that_are_not_plain_text_are_refused(void **state)
     assert_int_equal(pinentries_started(), started);
 }
 
-int main(void)
+/* ---- Debian's pinentry-tty, as a person sees it (tmux) --------------------- */
+
+#define PINENTRY_TTY "/usr/bin/pinentry-tty"
+#define TMUX "/usr/bin/tmux"
+
+static char tmux_sock[300];
+
+static int tmux(char *out_cmd[], char **out)
 {
+    return vb_ts_run(out_cmd, NULL, NULL, out, 10000);
+}
+
+typedef struct pane_wait {
+    const char *needle;
+    char *last;           /* the last capture (malloc'd) */
+} pane_wait;
+
+static int pane_shows(void *arg)
+{
+    pane_wait *w = arg;
+    char *argv[] = { TMUX, "-S", tmux_sock, "capture-pane", "-p", "-t", "vbpe", NULL };
+    char *out = NULL;
+    if (tmux(argv, &out) != 0) {
+        free(out);
+        return 0;
+    }
+    free(w->last);
+    w->last = out;
+    return out && strstr(out, w->needle) != NULL;
+}
+
+static int file_exists(void *arg)
+{
+    struct stat st;
+    return stat((const char *)arg, &st) == 0 && st.st_size > 0;
+}
+
+/* A program without a callback in a real terminal (a tmux pane): the broker
+ * runs Debian's pinentry-tty on that terminal; the prompt names the program
+ * and the login; typing the password there opens the connection. */
+static void test_real_pinentry_tty_in_tmux(void **state)
+{
+    (void)state;
+    if (access(PINENTRY_TTY, X_OK) != 0 || access(TMUX, X_OK) != 0)
+        skip(); /* mk/deps.sh test installs both */
+    broker btty;
+    char state_dir[300], result[300], cmd[2000], timeout[16];
+    snprintf(btty.sock, sizeof btty.sock, "%s/btty-run/sock", dir);
+    snprintf(btty.log, sizeof btty.log, "%s/btty.log", dir);
+    snprintf(state_dir, sizeof state_dir, "%s/btty-state", dir);
+    snprintf(timeout, sizeof timeout, "%d", PROMPT_TIMEOUT_S);
+    char *bargv[] = { VB_BUILD_DIR "/vbrokerd", "--socket", btty.sock, "--state-dir", state_dir,
+                      "--log-level", "debug", "--prompt-timeout", timeout,
+                      "--pinentry", PINENTRY_TTY, NULL };
+    btty.pid = vb_ts_spawn(bargv, NULL, btty.log);
+    assert_true(btty.pid > 0);
+    assert_int_equal(vb_ts_wait_unix_socket(btty.sock, START_MS), 0);
+
+    snprintf(tmux_sock, sizeof tmux_sock, "%s/tmux.sock", dir);
+    snprintf(result, sizeof result, "%s/tty-result.out", dir);
+    snprintf(cmd, sizeof cmd,
+             "env -u DISPLAY -u WAYLAND_DISPLAY VBROKER_SOCKET=%s VBROKER_NO_AUTOSTART=1 "
+             "%s/tests/test_pinentry --open-without-callback '%s' %s",
+             btty.sock, VB_BUILD_DIR, uri_for("jack"), result);
+    assert_int_equal(vb_ts_adopt_orphans(), 0); /* the tmux server daemonizes */
+    char *start[] = { TMUX, "-S", tmux_sock, "-f", "/dev/null", "new-session", "-d", "-s", "vbpe",
+                      "-x", "100", "-y", "30", cmd, NULL };
+    char *out = NULL;
+    int rc = tmux(start, &out);
+    free(out);
+    assert_int_equal(rc, 0);
+    char *pid_cmd[] = { TMUX, "-S", tmux_sock, "display-message", "-p", "#{pid}", NULL };
+    assert_int_equal(tmux(pid_cmd, &out), 0);
+    pid_t server = (pid_t)atoi(out ? out : "0");
+    free(out);
+    assert_int_equal(vb_ts_adopt(server, "tmux"), 0);
+
+    pane_wait w = { "jack@", NULL };
+    int shown = vb_ts_wait_until(pane_shows, &w, vb_ts_scaled_ms(30000));
+    char capture[300];
+    snprintf(capture, sizeof capture, "%s/pinentry-tty-screen.out", dir);
+    vb_ts_write_file(capture, w.last ? w.last : "", 0600);
+    if (shown != 0)
+        fail_msg("no pinentry prompt in the pane:\n%s", w.last ? w.last : "");
+    char who[100];
+    snprintf(who, sizeof who, "test_pinentry (pid ");
+    assert_non_null(strstr(w.last, who));
+    assert_non_null(strstr(w.last, "vbhostd login to jack@"));
+    assert_null(strstr(w.last, PASSWORD));
+
+    char *type[] = { TMUX, "-S", tmux_sock, "send-keys", "-t", "vbpe", PASSWORD, "Enter", NULL };
+    assert_int_equal(tmux(type, &out), 0);
+    free(out);
+    assert_int_equal(vb_ts_wait_until(file_exists, result, vb_ts_scaled_ms(30000)), 0);
+    char *text = vb_ts_read_file(result, NULL);
+    assert_non_null(text);
+    if (strncmp(text, "opened", 6) != 0)
+        fail_msg("the program in the pane: %s", text);
+    free(text);
+    free(w.last);
+    char *kill_server[] = { TMUX, "-S", tmux_sock, "kill-server", NULL };
+    tmux(kill_server, &out);
+    free(out);
+    vb_ts_wait_pid_exit(server, vb_ts_scaled_ms(5000), NULL);
+    vb_ts_stop(btty.pid, 5000);
+}
+
+/* The program in the tmux pane: opens without a callback, writes what happened. */
+static int open_without_callback(const char *uri, const char *result)
+{
+    vb_error err;
+    vb_conn *c = vb_open_auth(uri, NULL, 0, &err);
+    char text[700];
+    snprintf(text, sizeof text, "%s\n", c ? "opened" : err.message);
+    vb_close(c);
+    printf("%s", text);
+    return vb_ts_write_file(result, text, 0600) == 0 && c ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 4 && strcmp(argv[1], "--open-without-callback") == 0)
+        return open_without_callback(argv[2], argv[3]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_asks_once_on_the_programs_display),
         cmocka_unit_test(test_cancel_is_a_clear_error),
@@ -558,6 +679,7 @@ int main(void)
         cmocka_unit_test(test_one_pinentry_at_a_time),
         cmocka_unit_test(test_broker_obeys_non_interactive_over_a_screen),
         cmocka_unit_test(test_screen_values_that_are_not_plain_text_are_refused),
+        cmocka_unit_test(test_real_pinentry_tty_in_tmux),
     };
     return cmocka_run_group_tests_name("pinentry", tests, group_setup, vb_ts_group_teardown);
 }
