@@ -544,6 +544,12 @@ static void program_name(pid_t pid, char *name, size_t len)
         fclose(f);
 }
 
+/* A yes/no question: CONFIRM, not GETPIN. */
+static int is_confirm(const vb_cred_request *req)
+{
+    return req->kind && strcmp(req->kind, VB_CRED_KIND_SSH_HOSTKEY) == 0;
+}
+
 /* What the person reads: which program asks, for what, through which chain
  * (the hops the broker verified, then those only reported), every text a
  * hop supplied already escaped (vb_cred_request_escape). */
@@ -553,12 +559,16 @@ static void describe(const brk_session *s, const vb_cred_request *shown, const c
     char prog_safe[96];
     vb_text_escape_into(prog, prog_safe, sizeof prog_safe);
     const vb_cred_target *t = &shown->target;
-    size_t n = (size_t)snprintf(out, len, "%s (pid %d) asks for ", prog_safe, (int)s->peer_pid);
-    if (shown->kind && t->host)
-        n += (size_t)snprintf(out + n, len - n, "a %s login to %s%s%s", shown->kind,
+    size_t n = (size_t)snprintf(out, len, "%s (pid %d) asks ", prog_safe, (int)s->peer_pid);
+    if (is_confirm(shown) && t->host)
+        n += (size_t)snprintf(out + n, len - n, "whether to accept the SSH host key of %s",
+                              t->host);
+    else if (shown->kind && t->host)
+        n += (size_t)snprintf(out + n, len - n, "for a %s login to %s%s%s", shown->kind,
                               t->user ? t->user : "", t->user ? "@" : "", t->host);
     else
-        n += (size_t)snprintf(out + n, len - n, "%s", shown->service ? shown->service : "a login");
+        n += (size_t)snprintf(out + n, len - n, "for %s",
+                              shown->service ? shown->service : "a login");
     if (n < len && t->host && t->port)
         n += (size_t)snprintf(out + n, len - n, ":%u", t->port);
     if (n < len && shown->nhops)
@@ -572,13 +582,8 @@ static void describe(const brk_session *s, const vb_cred_request *shown, const c
     if (n < len && it->challenge &&
         (it->type == VB_CRED_ECHOPROMPT || it->type == VB_CRED_NOECHOPROMPT))
         n += (size_t)snprintf(out + n, len - n, "\n%s", it->challenge);
-    if (n < len && shown->kind && strcmp(shown->kind, VB_CRED_KIND_SSH_HOSTKEY) == 0 && it->prompt)
+    if (n < len && is_confirm(shown) && it->prompt)
         snprintf(out + n, len - n, "\n%s", it->prompt);
-}
-
-static int is_confirm(const vb_cred_request *req)
-{
-    return req->kind && strcmp(req->kind, VB_CRED_KIND_SSH_HOSTKEY) == 0;
 }
 
 /* Ask one item. gpg errors come back for the caller to name. */
@@ -646,12 +651,22 @@ static gpg_error_t converse(assuan_context_t ctx, const brk_session *s, const vb
              (int)s->peer_pid);
     if (!rc)
         rc = say(ctx, "SETTITLE", text);
+    const vb_cred_item *confirmed = NULL; /* a yes/no question is asked once */
     for (size_t i = 0; !rc && i < shown->nitems; i++) {
         vb_cred_item *it = &req->items[i];
-        if (needs_asking(req, it)) /* one GETPIN (or CONFIRM) per item */
+        const char *value = NULL; /* taken without asking */
+        size_t len = 0;
+        if (!needs_asking(req, it) && takes_target_user(req, it)) {
+            value = req->target.user;
+            len = strlen(value);
+        } else if (needs_asking(req, it) && confirmed) {
+            value = confirmed->result;
+            len = confirmed->resultlen;
+        } else if (needs_asking(req, it)) { /* one GETPIN per item, or one CONFIRM */
             rc = ask_item(ctx, s, shown, prog, i, it);
-        else if (takes_target_user(req, it) &&
-                 vb_cred_item_set_result(it, req->target.user, strlen(req->target.user)) < 0)
+            confirmed = is_confirm(req) && it->result ? it : NULL;
+        }
+        if (value && vb_cred_item_set_result(it, value, len) < 0)
             rc = gpg_error(GPG_ERR_ENOMEM);
     }
     return rc;

@@ -28,6 +28,7 @@
 
 #include <poll.h>
 
+#include "vb_fakehost.h"
 #include "vb_msg.h"
 #include "vb_net.h"
 #include "vb_testsupport.h"
@@ -153,6 +154,12 @@ static char *uri_for(const char *user)
     static char buf[400];
     snprintf(buf, sizeof buf, "test+unix://%s@/default?socket=%s", user, hsock);
     return buf;
+}
+
+static vb_conn *open_as_uri(const char *uri, vb_error *err)
+{
+    memset(err, 0, sizeof *err);
+    return vb_open_auth(uri, NULL, 0, err);
 }
 
 /* A program without a callback: auth NULL. */
@@ -443,6 +450,41 @@ static void test_one_pinentry_at_a_time(void **state)
     free(text);
 }
 
+/* A yes/no question (an unknown SSH host key, relayed by a hop) is a
+ * CONFIRM: OK is "yes", a cancel is "no"; the description names the hop
+ * chain, verified or reported. */
+static void test_host_key_question_is_a_confirm(void **state)
+{
+    (void)state;
+    char sock[300], uri[600];
+    snprintf(sock, sizeof sock, "%s/fake.sock", dir);
+    snprintf(uri, sizeof uri, "test+unix:///default?socket=%s", sock);
+    vb_fakehost_script script = { VB_FAKEHOST_ASK_ON_OPEN, "peer", NULL, "ssh host key of 10.0.0.9",
+                                  "ssh-hostkey", "10.0.0.9", NULL, 22, 0 };
+    const char *modes[] = { "answer -", "cancel" };
+    const char *answers[] = { "yes", "no" };
+    setenv("DISPLAY", ":77", 1);
+    for (int i = 0; i < 2; i++) {
+        set_mode(modes[i]);
+        int confirms = in_log("CONFIRM"), getpins = in_log("GETPIN");
+        vb_fakehost *f = vb_fakehost_start_unix(sock, &script);
+        assert_non_null(f);
+        vb_error err;
+        vb_conn *c = open_as_uri(uri, &err);
+        vb_close(c);
+        assert_int_equal(vb_fakehost_wait_answered(f, vb_ts_scaled_ms(30000)), 0);
+        assert_int_equal(vb_fakehost_answered_ok(f), 1);
+        assert_true(vb_fakehost_received(f, answers[i]));
+        vb_fakehost_stop(f);
+        assert_int_equal(in_log("CONFIRM"), confirms + 1);
+        assert_int_equal(in_log("GETPIN"), getpins);
+    }
+    unsetenv("DISPLAY");
+    assert_int_equal(in_log("SETOK Yes, connect"), 2);
+    assert_true(in_log("whether to accept the SSH host key of 10.0.0.9:22") == 2);
+    assert_true(in_log("(verified by the broker)") >= 2);
+}
+
 /* ---- what libvbroker never sends, straight on the socket ------------------- */
 
 typedef struct raw_open {
@@ -677,6 +719,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_non_interactive_never_starts_a_pinentry),
         cmocka_unit_test(test_terminal_of_another_user_is_refused),
         cmocka_unit_test(test_one_pinentry_at_a_time),
+        cmocka_unit_test(test_host_key_question_is_a_confirm),
         cmocka_unit_test(test_broker_obeys_non_interactive_over_a_screen),
         cmocka_unit_test(test_screen_values_that_are_not_plain_text_are_refused),
         cmocka_unit_test(test_real_pinentry_tty_in_tmux),
