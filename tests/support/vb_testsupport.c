@@ -291,22 +291,26 @@ char *vb_ts_read_file(const char *path, size_t *len)
     return buf;
 }
 
+/* A broker a test starts (spawned, or autostarted by libvbroker) never puts
+ * a pinentry on the display or terminal the tests run from: unless the test,
+ * or whoever runs it, names one (vbrokerd --pinentry wins over this). */
+__attribute__((constructor)) static void vb_ts_no_pinentry(void)
+{
+    setenv("VBROKER_PINENTRY", "none", 0);
+}
+
 /* ---- spawning ----------------------------------------------------------- */
 
 /* The child's environment: ours, minus keys overridden or removed by extra,
- * plus extra's "K=V" entries. Points into existing strings. A broker a test
- * starts never puts a pinentry on the terminal the tests run from: unless
- * the test (or whoever runs it) names one, VBROKER_PINENTRY=none. */
+ * plus extra's "K=V" entries. Points into existing strings. */
 static char **env_build(char *const extra[])
 {
-    static char no_pinentry[] = "VBROKER_PINENTRY=none";
     size_t ne = 0, nx = 0;
-    int pinentry_named = getenv("VBROKER_PINENTRY") != NULL;
     while (environ && environ[ne])
         ne++;
     while (extra && extra[nx])
-        pinentry_named |= strncmp(extra[nx++], "VBROKER_PINENTRY", 16) == 0;
-    char **env = calloc(ne + nx + 2, sizeof *env);
+        nx++;
+    char **env = calloc(ne + nx + 1, sizeof *env);
     if (env == NULL)
         abort();
     size_t k = 0;
@@ -323,8 +327,6 @@ static char **env_build(char *const extra[])
     for (size_t j = 0; j < nx; j++)
         if (strchr(extra[j], '=') != NULL)
             env[k++] = extra[j];
-    if (!pinentry_named)
-        env[k++] = no_pinentry;
     env[k] = NULL;
     return env;
 }
