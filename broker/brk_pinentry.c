@@ -225,7 +225,10 @@ static void end_turn(void)
 
 typedef struct pe_child {
     pid_t pid;
-    int fd;                  /* our end of the socketpair (the pinentry's stdin and stdout) */
+    int fd;                  /* our end of the socketpair (the pinentry's stdin and stdout);
+                                libassuan's once connected (it closes it) */
+    int watch_fd;            /* the watchdog's own descriptor of that socket: shutting it
+                                down never touches a number libassuan may have closed */
     brk_session *s;
     uint64_t deadline_ms;
     pthread_t watch;
@@ -348,7 +351,7 @@ static void *watch_main(void *arg)
     if (c->fired) {
         /* the conversation's blocked read returns; the pinentry (not reaped
          * yet, so its group id is still its own) is told to go */
-        shutdown(c->fd, SHUT_RDWR);
+        shutdown(c->watch_fd, SHUT_RDWR);
         kill(-c->pid, SIGTERM);
     }
     pthread_mutex_unlock(&c->mu);
@@ -357,12 +360,16 @@ static void *watch_main(void *arg)
 
 static int start_watch(pe_child *c, vb_error *err)
 {
+    c->watch_fd = fcntl(c->fd, F_DUPFD_CLOEXEC, 3);
+    if (c->watch_fd < 0)
+        return vb_error_set_errno(err, errno, VB_DOM_BROKER, "cannot watch the pinentry");
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     int rc = pthread_create(&c->watch, NULL, watch_main, c);
     if (rc != 0) {
         pthread_mutex_destroy(&c->mu);
         pthread_cond_destroy(&c->cv);
+        close(c->watch_fd);
         return vb_error_set_errno(err, rc, VB_DOM_BROKER, "cannot watch the pinentry");
     }
     c->watching = 1;
@@ -380,6 +387,7 @@ static void stop_watch(pe_child *c)
     pthread_join(c->watch, NULL);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
+    close(c->watch_fd);
     c->watching = 0;
 }
 
@@ -640,8 +648,10 @@ static gpg_error_t converse(assuan_context_t ctx, const brk_session *s, const vb
             rc = say(ctx, "OPTION", text);
         }
     }
-    uint64_t left_s = (deadline_ms - vb_now_ms() + 999) / 1000;
-    snprintf(text, sizeof text, "%llu", (unsigned long long)(left_s ? left_s : 1));
+    /* a second before the watchdog: a real pinentry then closes itself and
+     * gives the terminal back as it found it */
+    uint64_t now = vb_now_ms(), left_s = deadline_ms > now ? (deadline_ms - now) / 1000 : 0;
+    snprintf(text, sizeof text, "%llu", (unsigned long long)(left_s > 1 ? left_s - 1 : 1));
     if (!rc)
         rc = say(ctx, "SETTIMEOUT", text);
     program_name(s->peer_pid, prog, sizeof prog);
@@ -711,11 +721,12 @@ static int converse_with_child(brk_session *s, pe_child *c, const char *path,
     gpg_error_t rc = assuan_new_ext(&ctx, GPG_ERR_SOURCE_DEFAULT, &wiping_hooks, no_log, NULL);
     if (!rc) {
         assuan_set_flag(ctx, ASSUAN_NO_LOGGING, 1);
+        /* libassuan's from here: it closes it, on a failed handshake too */
         rc = assuan_socket_connect_fd(ctx, c->fd, 0);
-        if (rc) /* not attached: the descriptor is still ours */
-            close(c->fd);
-        c->fd = -1;
+    } else {
+        close(c->fd);
     }
+    c->fd = -1;
     if (!rc)
         rc = converse(ctx, s, &shown, req, c->deadline_ms);
     vb_cred_request_clear(&shown);
