@@ -485,6 +485,37 @@ static void test_host_key_question_is_a_confirm(void **state)
     assert_true(in_log("(verified by the broker)") >= 2);
 }
 
+/* Text a hop supplies (kind, target) cannot add a command to the Assuan
+ * conversation nor reorder the dialog's text: it arrives escaped, then
+ * percent-escaped. */
+static void test_hop_text_cannot_break_the_dialog(void **state)
+{
+    (void)state;
+    char sock[300], uri[600];
+    snprintf(sock, sizeof sock, "%s/fake-text.sock", dir);
+    snprintf(uri, sizeof uri, "test+unix:///default?socket=%s", sock);
+    vb_fakehost_script script = { VB_FAKEHOST_ASK_ON_OPEN, "peer", NULL, "evil service",
+                                  "xenapi%0AGETPIN", "evil\nSETREPEAT\xe2\x80\xae" "exe.moc", "root",
+                                  443, 0 };
+    set_mode("cancel");
+    setenv("DISPLAY", ":77", 1);
+    int getpins = in_log("\nGETPIN\n");
+    vb_fakehost *f = vb_fakehost_start_unix(sock, &script);
+    assert_non_null(f);
+    vb_error err;
+    vb_conn *c = open_as_uri(uri, &err);
+    vb_close(c);
+    assert_int_equal(vb_fakehost_wait_answered(f, vb_ts_scaled_ms(30000)), 0);
+    vb_fakehost_stop(f);
+    unsetenv("DISPLAY");
+    /* the one GETPIN the broker meant (the user name is the target's), and
+     * no SETREPEAT line at all */
+    assert_int_equal(in_log("\nGETPIN\n"), getpins + 1);
+    assert_int_equal(in_log("\nSETREPEAT"), 0);
+    /* the text as a person sees it: visible escapes, the % kept as text */
+    assert_true(in_log("xenapi%0AGETPIN login to root@evil\\x0aSETREPEAT\\u202eexe.moc:443") >= 1);
+}
+
 /* ---- what libvbroker never sends, straight on the socket ------------------- */
 
 typedef struct raw_open {
@@ -720,6 +751,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_terminal_of_another_user_is_refused),
         cmocka_unit_test(test_one_pinentry_at_a_time),
         cmocka_unit_test(test_host_key_question_is_a_confirm),
+        cmocka_unit_test(test_hop_text_cannot_break_the_dialog),
         cmocka_unit_test(test_broker_obeys_non_interactive_over_a_screen),
         cmocka_unit_test(test_screen_values_that_are_not_plain_text_are_refused),
         cmocka_unit_test(test_real_pinentry_tty_in_tmux),
