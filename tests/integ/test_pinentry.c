@@ -450,6 +450,34 @@ static void test_one_pinentry_at_a_time(void **state)
     free(text);
 }
 
+/* The program leaves while its pinentry is up: the pinentry goes at once,
+ * not at the prompt timeout (60 s here). */
+static void test_pinentry_ends_when_its_program_leaves(void **state)
+{
+    (void)state;
+    char mode[400], result[300], env_sock[400];
+    unlink(release);
+    snprintf(mode, sizeof mode, "hold %s %s", release, PASSWORD); /* never released */
+    set_mode(mode);
+    snprintf(result, sizeof result, "%s/left-result.out", dir);
+    snprintf(env_sock, sizeof env_sock, "VBROKER_SOCKET=%s", bmain.sock);
+    char *env[] = { env_sock, "VBROKER_NO_AUTOSTART=1", "DISPLAY=:77", NULL };
+    char *argv[] = { VB_BUILD_DIR "/tests/test_pinentry", "--open-without-callback",
+                     uri_for("jack"), result, NULL };
+    int getpins = in_log("GETPIN");
+    pid_t program = vb_ts_spawn(argv, env, NULL);
+    assert_true(program > 0);
+    count_at_least asked = { "GETPIN", getpins + 1 };
+    assert_int_equal(vb_ts_wait_until(log_has, &asked, vb_ts_scaled_ms(30000)), 0);
+    pid_t pinentry = last_pinentry_pid();
+    assert_true(pinentry > 0 && !pid_gone(&pinentry));
+    uint64_t t0 = now_ms();
+    vb_ts_stop(program, 5000);
+    assert_int_equal(vb_ts_wait_until(pid_gone, &pinentry, vb_ts_scaled_ms(10000)), 0);
+    /* well before the 60 s prompt timeout */
+    assert_true(now_ms() - t0 < (uint64_t)vb_ts_scaled_ms(10000));
+}
+
 /* A yes/no question (an unknown SSH host key, relayed by a hop) is a
  * CONFIRM: OK is "yes", a cancel is "no"; the description names the hop
  * chain, verified or reported. */
@@ -750,6 +778,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_non_interactive_never_starts_a_pinentry),
         cmocka_unit_test(test_terminal_of_another_user_is_refused),
         cmocka_unit_test(test_one_pinentry_at_a_time),
+        cmocka_unit_test(test_pinentry_ends_when_its_program_leaves),
         cmocka_unit_test(test_host_key_question_is_a_confirm),
         cmocka_unit_test(test_hop_text_cannot_break_the_dialog),
         cmocka_unit_test(test_broker_obeys_non_interactive_over_a_screen),

@@ -63,18 +63,29 @@ def send(line):
     sys.stdout.flush()
 
 
+PARENT = os.getppid()
+
+
+def orphaned():
+    """The broker is gone (and did not end us): a test peer never outlives it."""
+    return os.getppid() != PARENT
+
+
 def answer_secret(how):
     """The reply to GETPIN or CONFIRM (None: send nothing)."""
     kind = how[0]
     if kind == "cancel":
         return CANCELLED
     if kind == "hang":
-        while True:
-            time.sleep(3600)
+        while not orphaned():
+            time.sleep(0.2)
+        sys.exit(5)
     if kind == "crash":
         os.kill(os.getpid(), signal.SIGABRT)
     if kind == "hold":
         while not os.path.exists(how[1]):
+            if orphaned():
+                sys.exit(5)
             time.sleep(0.01)
         return how[2]
     return how[1] if len(how) > 1 else ""
