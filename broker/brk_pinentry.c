@@ -711,12 +711,10 @@ static int name_failure(const pe_child *c, gpg_error_t rc, int status, const cha
                         what, path, how, gpg_strerror(rc));
 }
 
+/* shown: req with every hop-supplied text escaped, for the dialog. */
 static int converse_with_child(brk_session *s, pe_child *c, const char *path,
-                               vb_cred_request *req, vb_error *err)
+                               const vb_cred_request *shown, vb_cred_request *req, vb_error *err)
 {
-    vb_cred_request shown;
-    if (vb_cred_request_copy(&shown, req) < 0 || vb_cred_request_escape(&shown) < 0)
-        return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_BROKER, "out of memory");
     assuan_context_t ctx = NULL;
     gpg_error_t rc = assuan_new_ext(&ctx, GPG_ERR_SOURCE_DEFAULT, &wiping_hooks, no_log, NULL);
     if (!rc) {
@@ -728,8 +726,7 @@ static int converse_with_child(brk_session *s, pe_child *c, const char *path,
     }
     c->fd = -1;
     if (!rc)
-        rc = converse(ctx, s, &shown, req, c->deadline_ms);
-    vb_cred_request_clear(&shown);
+        rc = converse(ctx, s, shown, req, c->deadline_ms);
     assuan_release(ctx); /* BYE, and closes the socket */
     stop_watch(c);
     int status = reap(c);
@@ -751,8 +748,13 @@ int brk_pinentry_ask(brk_session *s, vb_cred_request *req, vb_error *err)
     if (check_tty(s, err) < 0 || find_program(program_path(s->srv), path, sizeof path, err) < 0)
         return -1;
     uint64_t deadline_ms = vb_now_ms() + (uint64_t)s->srv->cfg->prompt_timeout_s * 1000u;
-    if (take_turn(s, deadline_ms, err) < 0)
+    vb_cred_request shown;
+    if (vb_cred_request_copy(&shown, req) < 0 || vb_cred_request_escape(&shown) < 0)
+        return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_BROKER, "out of memory");
+    if (take_turn(s, deadline_ms, err) < 0) {
+        vb_cred_request_clear(&shown);
         return -1;
+    }
     pe_child c;
     memset(&c, 0, sizeof c);
     c.fd = -1;
@@ -770,8 +772,9 @@ int brk_pinentry_ask(brk_session *s, vb_cred_request *req, vb_error *err)
         vb_log(VB_LOG_INFO, "client %s: asking for %s through the pinentry %s (pid %d)", s->peer,
                vb_text_escape_into(req->service ? req->service : "a login", what, sizeof what),
                path, (int)c.pid);
-        rc = converse_with_child(s, &c, path, req, err);
+        rc = converse_with_child(s, &c, path, &shown, req, err);
     }
     end_turn();
+    vb_cred_request_clear(&shown);
     return rc;
 }
