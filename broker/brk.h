@@ -60,6 +60,8 @@ typedef struct brk_config {
 
 /* brk_config.c: defaults < vbrokerd.conf < command line */
 void brk_config_defaults(brk_config *cfg);
+/* Free the strings (socket_path, state_dir, pinentry_program). */
+void brk_config_clear(brk_config *cfg);
 /* 1 when --option is one of the numeric settings */
 int brk_config_is_setting(const char *option);
 /* --option TEXT (seconds, or a count) */

@@ -54,6 +54,14 @@ void brk_config_defaults(brk_config *cfg)
     cfg->output_timeout_s = 30;
 }
 
+void brk_config_clear(brk_config *cfg)
+{
+    free(cfg->socket_path);
+    free(cfg->state_dir);
+    free(cfg->pinentry_program);
+    cfg->socket_path = cfg->state_dir = cfg->pinentry_program = NULL;
+}
+
 static const setting *find_setting(const char *option)
 {
     for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)

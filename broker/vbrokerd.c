@@ -197,16 +197,20 @@ int main(int argc, char **argv)
 {
     brk_config cfg;
     brk_config_defaults(&cfg);
-    if (load_config_file(&cfg, config_option(argc, argv)) < 0)
+    if (load_config_file(&cfg, config_option(argc, argv)) < 0) {
+        brk_config_clear(&cfg);
         return 2;
+    }
     const char *pinentry = getenv("VBROKER_PINENTRY"); /* over the file, under --pinentry */
     if (pinentry && *pinentry) {
         free(cfg.pinentry_program);
         cfg.pinentry_program = strdup(pinentry);
     }
     int rc = parse_options(argc, argv, &cfg);
-    if (rc != 0)
+    if (rc != 0) { /* --help, or a usage error: no leak under ASan either */
+        brk_config_clear(&cfg);
         return rc < 0 ? 0 : rc;
+    }
     vb_remote_driver_set_idle(cfg.upstream_idle_ms);
     if (!cfg.socket_path)
         cfg.socket_path = default_socket_path();
@@ -214,7 +218,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "vbrokerd: no private directory for the login cache: neither HOME nor "
                         "XDG_STATE_HOME is set to an absolute path, and a shared one such as /tmp "
                         "is never used; set HOME or pass --state-dir DIR\n");
-        free(cfg.socket_path);
+        brk_config_clear(&cfg);
         return 2;
     }
     cfg.listen_fd = activated_fd();
@@ -226,9 +230,7 @@ int main(int argc, char **argv)
     static brk_server srv; /* static: reachable at exit, workers may still use it */
     if (!loop || vb_daemon_watch_signals(loop, &err) < 0 || brk_server_start(&srv, &cfg, loop, &err) < 0) {
         fprintf(stderr, "vbrokerd: %s\n", err.message);
-        free(cfg.socket_path); /* a refused start is no leak under ASan */
-        free(cfg.state_dir);
-        free(cfg.pinentry_program);
+        brk_config_clear(&cfg); /* a refused start is no leak under ASan */
         return 1;
     }
     vb_log(VB_LOG_INFO, "ready on %s (uid %u, up to %u clients, %lu descriptors)",
@@ -237,8 +239,6 @@ int main(int argc, char **argv)
     rc = vb_loop_run(loop);
     brk_server_stop(&srv);
     vb_loop_free(loop);
-    free(cfg.socket_path);
-    free(cfg.state_dir);
-    free(cfg.pinentry_program);
+    brk_config_clear(&cfg);
     return rc == 0 ? 0 : 1;
 }
