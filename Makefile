@@ -111,8 +111,9 @@ $(LIBCORE): $(CORE_OBJ)
 $(VBHOSTD): $(DAEMON_OBJ) $(LIBCORE) $(LIBPROTO)
 	$(CC) -o $@ $(DAEMON_OBJ) $(LIBCORE) $(LIBPROTO) $(PKG_LIBS) -lpthread $(LDFLAGS_ALL)
 
+# libassuan: only vbrokerd speaks to a pinentry (broker/brk_pinentry.c)
 $(VBROKERD): $(BROKER_OBJ) $(LIBCORE) $(LIBPROTO)
-	$(CC) -o $@ $(BROKER_OBJ) $(LIBCORE) $(LIBPROTO) $(PKG_LIBS) -lpthread $(LDFLAGS_ALL)
+	$(CC) -o $@ $(BROKER_OBJ) $(LIBCORE) $(LIBPROTO) $(PKG_LIBS) $(shell pkg-config --libs libassuan gpg-error) -lpthread $(LDFLAGS_ALL)
 
 $(BUILD)/thinclient/%.o: thinclient/%.c
 	@mkdir -p $(dir $@)

@@ -56,10 +56,14 @@ typedef struct brk_config {
     unsigned output_timeout_s;   /* drop a program whose full queue has not moved this long */
     char *log_file;              /* --log-file; an autostarted broker: state_dir/vbrokerd.log */
     unsigned log_max_size;       /* rotate the log file past this many bytes (one .1 kept) */
+    char *pinentry_program;      /* the broker's own asker (brk_pinentry.c): a path, a name
+                                    looked up in PATH, or "none"; NULL: "pinentry" */
 } brk_config;
 
 /* brk_config.c: defaults < vbrokerd.conf < command line */
 void brk_config_defaults(brk_config *cfg);
+/* Free the strings (socket_path, state_dir, pinentry_program). */
+void brk_config_clear(brk_config *cfg);
 /* 1 when --option is one of the numeric settings */
 int brk_config_is_setting(const char *option);
 /* --option TEXT (seconds, or a count) */
@@ -81,6 +85,16 @@ typedef struct brk_job {
 
 #define BRK_MAX_FAILED_QUESTIONS 8
 
+/* Where the broker's pinentry may ask for a program without a callback: the
+ * screen the program reported when it opened (OPEN's optional screen field);
+ * all NULL from an old client or a non-interactive one. */
+typedef struct brk_screen {
+    char *display;               /* DISPLAY */
+    char *wayland_display;       /* WAYLAND_DISPLAY */
+    char *tty;                   /* the terminal on the program's stdin, e.g. /dev/pts/3 */
+    char *term;                  /* TERM of that terminal */
+} brk_screen;
+
 struct brk_session {
     brk_server *srv;
     vb_stream *stream;           /* loop thread only; NULL once the client left */
@@ -99,6 +113,9 @@ struct brk_session {
 
     /* what the client said at OPEN */
     int can_prompt;
+    int non_interactive;         /* VB_OPEN_NON_INTERACTIVE: nothing is asked, by any route */
+    brk_screen screen;           /* where the broker's own pinentry may ask */
+    pid_t peer_pid;              /* SO_PEERCRED at accept: named in the pinentry's text */
     int cred_types[BRK_MAX_CRED_TYPES];
     size_t ncred_types;
     char *priority[BRK_MAX_PRIORITY];
@@ -198,6 +215,20 @@ int brk_ask_client(brk_session *s, vb_cred_request *req, vb_error *err);
 typedef void (*brk_body_fn)(vb_enc *enc, const void *arg);
 void brk_post_reply(brk_session *s, const brk_job *job, int rc, brk_body_fn body, const void *arg,
                     const vb_error *failure);
+
+/* brk_pinentry.c: the broker asks by itself (a program without a callback) */
+/* Read OPEN's screen field [display, wayland_display, tty, term] into sc
+ * (cleared first); a value that is not printable ASCII is a protocol error. */
+int brk_screen_read(vb_rd *rd, brk_screen *sc, vb_error *err);
+void brk_screen_clear(brk_screen *sc);
+/* 1 when the broker may ask this session's questions through a pinentry:
+ * the program gave no callback, is not non-interactive, reported a display
+ * or a terminal, and the pinentry is not "none". */
+int brk_pinentry_can_ask(const brk_session *s);
+/* Ask req's items through a pinentry on the session's screen (one at a time
+ * per user, bounded by --prompt-timeout): 0 with the results filled, or -1
+ * (CRED_REQUIRED, AUTH_CANCELLED, TIMEOUT, PEER_CLOSED). Worker thread. */
+int brk_pinentry_ask(brk_session *s, vb_cred_request *req, vb_error *err);
 
 /* brk_dispatch.c */
 void brk_dispatch(brk_session *s, vb_msg *msg);

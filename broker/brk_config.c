@@ -56,6 +56,15 @@ void brk_config_defaults(brk_config *cfg)
     cfg->log_max_size = 1u << 20;
 }
 
+void brk_config_clear(brk_config *cfg)
+{
+    free(cfg->socket_path);
+    free(cfg->state_dir);
+    free(cfg->pinentry_program);
+    free(cfg->log_file);
+    cfg->socket_path = cfg->state_dir = cfg->pinentry_program = cfg->log_file = NULL;
+}
+
 static const setting *find_setting(const char *option)
 {
     for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
@@ -120,11 +129,19 @@ static int load_numbers(vb_conf *conf, brk_config *cfg, vb_error *err)
 
 static int load_words(vb_conf *conf, brk_config *cfg, vb_error *err)
 {
-    const char *level = NULL, *state_dir = NULL, *log_file = NULL;
+    const char *level = NULL, *state_dir = NULL, *log_file = NULL, *pinentry = NULL;
     if (vb_conf_get_string(conf, "log_level", &level, err) < 0 ||
         vb_conf_get_string(conf, "state_dir", &state_dir, err) < 0 ||
-        vb_conf_get_string(conf, "log_file", &log_file, err) < 0)
+        vb_conf_get_string(conf, "log_file", &log_file, err) < 0 ||
+        vb_conf_get_string(conf, "pinentry_program", &pinentry, err) < 0)
         return -1;
+    if (pinentry && !*pinentry)
+        return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
+                            "%s: 'pinentry_program' is empty (\"none\" turns it off)", conf->path);
+    if (pinentry) {
+        free(cfg->pinentry_program);
+        cfg->pinentry_program = strdup(pinentry);
+    }
     if (level && (cfg->log_level = vb_log_level_parse(level)) < 0)
         return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
                             "%s: 'log_level' must be error, warn, info or debug", conf->path);

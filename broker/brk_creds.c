@@ -204,7 +204,9 @@ static int creds_fill(vb_cred_request *req, void *opaque, vb_error *err)
     if (!failed && from_auth_conf(s, req, &note))
         return 0;
     req->retry = shown_retry;
-    if (!s->can_prompt) {
+    if (!s->can_prompt || s->non_interactive) {
+        if (brk_pinentry_can_ask(s)) /* the broker asks by itself (brk_pinentry.c) */
+            return brk_pinentry_ask(s, req, err);
         char shown[1024]; /* a hop's text reaches the app only escaped */
         return vb_error_set(err, VB_ERR_CRED_REQUIRED, VB_DOM_BROKER,
                             "credentials required for %s, and this client cannot be asked (no "

@@ -94,8 +94,9 @@ static void answer_status(brk_session *s, const vb_msg *msg)
         send_error(s, &msg->hdr, &err);
 }
 
-/* OPEN [uri, flags, cred_types[], auth_priority[], can_prompt, (auth_file)]
- * LOGIN [... can_prompt, ttl_s, (auth_file)]; auth_file: from clients that send it */
+/* OPEN [uri, flags, cred_types[], auth_priority[], can_prompt, (auth_file), (screen)]
+ * LOGIN [... can_prompt, ttl_s, (auth_file), (screen)]; the fields in
+ * parentheses come from clients that send them, in this order */
 static int read_open(brk_session *s, const vb_msg *msg, brk_job *job, vb_error *err)
 {
     vb_rd rd, types, prio;
@@ -134,6 +135,12 @@ static int read_open(brk_session *s, const vb_msg *msg, brk_job *job, vb_error *
     free(s->client_auth_file);
     s->client_auth_file = NULL;
     if (vb_rd_has_more(&rd) && vb_rd_strdup(&rd, URI_MAX, &s->client_auth_file, err) < 0)
+        return -1;
+    /* the flag is the broker's to obey, not a driver's to see */
+    s->non_interactive = (job->flags & VB_OPEN_NON_INTERACTIVE) != 0;
+    job->flags &= ~(uint32_t)VB_OPEN_NON_INTERACTIVE;
+    brk_screen_clear(&s->screen);
+    if (vb_rd_has_more(&rd) && brk_screen_read(&rd, &s->screen, err) < 0)
         return -1;
     if (!job->uri)
         return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_BROKER, "OPEN needs a URI");

@@ -33,6 +33,7 @@ static void session_free(brk_session *s)
     free(s->cred_uri);
     free(s->client_auth_file);
     brk_creds_forget_failures(s);
+    brk_screen_clear(&s->screen);
     pthread_mutex_destroy(&s->mutex);
     pthread_cond_destroy(&s->cond);
     free(s);
@@ -126,6 +127,7 @@ static void accept_one(int fd, void *data)
     pthread_cond_init(&s->cond, NULL);
     vb_credwait_init(&s->creds_wait, &s->mutex, &s->cond);
     vb_net_peer_string(fd, s->peer, sizeof s->peer);
+    vb_net_peercred(fd, NULL, NULL, &s->peer_pid); /* named in the broker's own prompts */
     s->stream = vb_stream_new(srv->loop, fd, VB_FRAME_MAX_POSTAUTH, session_on_msg,
                               session_on_close, s, &err);
     if (!s->stream) {

@@ -4,7 +4,7 @@
  *            [--secret-ttl SECONDS] [--secret-max SECONDS] [--upstream-idle SECONDS]
  *            [--frame-timeout SECONDS] [--keepalive-interval SECONDS]
  *            [--keepalive-count N] [--log-level LEVEL] [--log-file PATH]
- *            [--log-max-size BYTES]
+ *            [--log-max-size BYTES] [--pinentry PROGRAM|none]
  *
  * Settings: the defaults, then vbrokerd.conf (brk_config.c), then these
  * options. An autostarted broker gets only --socket, so the file is how a
@@ -75,7 +75,11 @@ static void usage(FILE *out)
             "  --max-output BYTES      replies queued for a program that does not read them\n"
             "                          before its further calls wait (default 4194304)\n"
             "  --output-timeout SECS   disconnect a program whose full queue has not moved\n"
-            "                          this long (default 30)\n");
+            "                          this long (default 30)\n"
+            "  --pinentry PROGRAM      how the broker asks by itself for a program without a\n"
+            "                          callback, on that program's display or terminal\n"
+            "                          (default $VBROKER_PINENTRY, else pinentry_program in\n"
+            "                          vbrokerd.conf, else 'pinentry' in PATH; 'none': never)\n");
 }
 
 /* NULL when there is no private place: the cache holds login tokens, and a
@@ -132,6 +136,7 @@ static const struct option long_options[] = {
     { "output-timeout", required_argument, NULL, 'n' },
     { "log-max-size", required_argument, NULL, 'n' },
     { "log-file", required_argument, NULL, 'f' },
+    { "pinentry", required_argument, NULL, 'p' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
 };
@@ -172,6 +177,14 @@ static int parse_options(int argc, char **argv, brk_config *cfg)
         case 's': free(cfg->socket_path); cfg->socket_path = strdup(optarg); break;
         case 'd': free(cfg->state_dir); cfg->state_dir = strdup(optarg); break;
         case 'f': free(cfg->log_file); cfg->log_file = strdup(optarg); break;
+        case 'p':
+            if (!*optarg) {
+                fprintf(stderr, "vbrokerd: --pinentry needs a program ('none' turns it off)\n");
+                return 2;
+            }
+            free(cfg->pinentry_program);
+            cfg->pinentry_program = strdup(optarg);
+            break;
         case 'l':
             if ((cfg->log_level = vb_log_level_parse(optarg)) < 0) {
                 fprintf(stderr, "vbrokerd: --log-level must be error, warn, info or debug\n");
@@ -251,25 +264,23 @@ static void reopen_log(void *data)
         vb_log(VB_LOG_INFO, "SIGHUP: log reopened; other settings take effect at restart");
 }
 
-static void config_clear(brk_config *cfg)
-{
-    free(cfg->socket_path); /* a refused start is no leak under ASan */
-    free(cfg->state_dir);
-    free(cfg->log_file);
-}
-
 int main(int argc, char **argv)
 {
     brk_config cfg;
     brk_config_defaults(&cfg);
     int autostarted = was_autostarted();
     if (load_config_file(&cfg, config_option(argc, argv)) < 0) {
-        config_clear(&cfg);
+        brk_config_clear(&cfg);
         return 2;
     }
+    const char *pinentry = getenv("VBROKER_PINENTRY"); /* over the file, under --pinentry */
+    if (pinentry && *pinentry) {
+        free(cfg.pinentry_program);
+        cfg.pinentry_program = strdup(pinentry);
+    }
     int rc = parse_options(argc, argv, &cfg);
-    if (rc != 0) {
-        config_clear(&cfg);
+    if (rc != 0) { /* --help, or a usage error: no leak under ASan either */
+        brk_config_clear(&cfg);
         return rc < 0 ? 0 : rc;
     }
     vb_remote_driver_set_idle(cfg.upstream_idle_ms);
@@ -279,7 +290,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "vbrokerd: no private directory for the login cache: neither HOME nor "
                         "XDG_STATE_HOME is set to an absolute path, and a shared one such as /tmp "
                         "is never used; set HOME or pass --state-dir DIR\n");
-        config_clear(&cfg);
+        brk_config_clear(&cfg);
         return 2;
     }
     cfg.listen_fd = activated_fd();
@@ -287,7 +298,7 @@ int main(int argc, char **argv)
     vb_error err;
     if (choose_log(&cfg, autostarted, &err) < 0) {
         refuse_start(err.message);
-        config_clear(&cfg);
+        brk_config_clear(&cfg);
         return 1;
     }
     vb_daemon_protect_memory();
@@ -297,7 +308,7 @@ int main(int argc, char **argv)
     vb_daemon_on_reload(reopen_log, NULL);
     if (!loop || vb_daemon_watch_signals(loop, &err) < 0 || brk_server_start(&srv, &cfg, loop, &err) < 0) {
         refuse_start(err.message);
-        config_clear(&cfg);
+        brk_config_clear(&cfg); /* a refused start is no leak under ASan */
         return 1;
     }
     vb_log(VB_LOG_INFO, "ready on %s (uid %u, up to %u clients, %lu descriptors)",
@@ -309,6 +320,6 @@ int main(int argc, char **argv)
     rc = vb_loop_run(loop);
     brk_server_stop(&srv);
     vb_loop_free(loop);
-    config_clear(&cfg);
+    brk_config_clear(&cfg);
     return rc == 0 ? 0 : 1;
 }

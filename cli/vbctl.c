@@ -682,6 +682,9 @@ int main(int argc, char **argv)
             break;
         case OPT_NON_INTERACTIVE:
             v.non_interactive = 1;
+            /* for every open and login of this process: not even the
+             * broker's pinentry may ask (libvbroker reads it) */
+            setenv("VBROKER_NON_INTERACTIVE", "1", 1);
             break;
         case 'r':
             v.readonly = 1;

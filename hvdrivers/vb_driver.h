@@ -17,6 +17,10 @@
 
 enum vb_open_flags {
     VB_OPEN_READ_ONLY = 1u << 0,
+    /* BROKER OPEN/LOGIN only (thin client → vbrokerd): nothing may be asked,
+     * by any route (callback or the broker's pinentry). vbrokerd takes it
+     * off before a driver sees the flags. */
+    VB_OPEN_NON_INTERACTIVE = 1u << 1,
     /* The flags below never cross the wire (the remote driver sends only
      * VB_OPEN_WIRE_FLAGS to the next hop); vbhostd sets them on its opens.
      *

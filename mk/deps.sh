@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Install the Debian packages vbroker needs; a no-op when all are present.
-#   mk/deps.sh build   what `make` needs (compilers, -dev libraries, cmocka)
+#   mk/deps.sh build   what `make` needs (compilers, -dev libraries, cmocka;
+#                      libassuan-dev: vbrokerd speaks to a pinentry through it)
 #   mk/deps.sh test    what `make check` / `make demo` add: the real peers the
 #                      tests start on 127.0.0.1 (sasldb tools, an MIT KDC,
-#                      sshd, python3 for the XenAPI simulator, a private
-#                      system bus and polkitd), clang and its
+#                      sshd, python3 for the XenAPI simulator and the scripted
+#                      pinentry, a private system bus and polkitd, Debian's
+#                      pinentry-tty/-curses driven in tmux), clang and its
 #                      sanitizer/fuzzer runtimes
 # Must run as root on Debian 12 (or find everything installed).
 set -euo pipefail
@@ -14,7 +16,7 @@ BUILD_PACKAGES=(
   build-essential pkg-config
   libmsgpack-dev libsqlite3-dev libcmocka-dev libsasl2-dev
   libssh2-1-dev libcurl4-openssl-dev libxml2-dev libssl-dev
-  libsystemd-dev
+  libsystemd-dev libassuan-dev
 )
 # libsystemd-dev: sd-bus, vbhostd's D-Bus client for polkit (auth_unix = polkit).
 # libclang-rt-14-dev: clang's libFuzzer and sanitizer runtimes (make fuzz);
@@ -26,6 +28,7 @@ TEST_PACKAGES=(
   openssh-server openssh-client
   python3 procps openssl
   dbus-daemon polkitd
+  pinentry-tty pinentry-curses tmux
 )
 
 case "$MODE" in

@@ -21,6 +21,7 @@
 #define VB_FRAME_MAX_POSTAUTH      (4u * 1024u * 1024u) /* after; configurable down */
 #define VB_FRAME_MAX_ABSOLUTE      (16u * 1024u * 1024u)/* no configuration goes above */
 #define VB_MSG_MAX_DEPTH           16u                  /* msgpack nesting, header array = 1 */
+#define VB_SCREEN_VALUE_MAX        255u   /* BROKER OPEN screen fields (DISPLAY, tty, ...) */
 #define VB_MSG_HEADER_FIELDS       8u                   /* 7 header fields + body */
 
 /* ---- message types and statuses --------------------------------------- */

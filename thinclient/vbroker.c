@@ -717,26 +717,70 @@ typedef struct open_args {
     uint64_t ttl_s;
 } open_args;
 
+/* VBROKER_NON_INTERACTIVE=1: this process never has anything asked, by any
+ * route (its callback, or the broker's own pinentry), whatever flags it passes. */
+static int forced_non_interactive(void)
+{
+    const char *v = getenv("VBROKER_NON_INTERACTIVE");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+/* What the broker may use to ask by itself (its pinentry) for a program
+ * without a callback: this process's display, Wayland display, terminal (the
+ * one stdin is) and terminal type. Values that are not plain printable text
+ * are left out, as the broker would refuse them. */
+static const char *screen_value(const char *v)
+{
+    if (!v || !*v || strlen(v) > VB_SCREEN_VALUE_MAX)
+        return NULL;
+    for (const char *p = v; *p; p++)
+        if (*p <= ' ' || *p > '~')
+            return NULL;
+    return v;
+}
+
+static void pack_screen(vb_enc *enc)
+{
+    char tty[256];
+    int have_tty = isatty(0) && ttyname_r(0, tty, sizeof tty) == 0;
+    vb_enc_array(enc, 4);
+    vb_enc_str(enc, screen_value(getenv("DISPLAY")));
+    vb_enc_str(enc, screen_value(getenv("WAYLAND_DISPLAY")));
+    vb_enc_str(enc, have_tty ? screen_value(tty) : NULL);
+    vb_enc_str(enc, have_tty ? screen_value(getenv("TERM")) : NULL);
+}
+
+/* OPEN / LOGIN [uri, flags, cred_types, auth_priority, can_prompt, (LOGIN:
+ * ttl_s), screen]; the screen goes only with no callback, and never for a
+ * non-interactive open (docs/protocol.md 9.11). */
 static void pack_open(vb_enc *enc, const void *arg)
 {
     const open_args *a = arg;
-    unsigned ntypes = a->auth && a->auth->cb ? a->auth->ncredtypes : 0;
+    int has_cb = a->auth && a->auth->cb;
+    unsigned ntypes = has_cb ? a->auth->ncredtypes : 0;
+    unsigned flags = a->flags;
+    if (forced_non_interactive())
+        flags |= VB_OPEN_NON_INTERACTIVE;
+    int non_interactive = (flags & VB_OPEN_NON_INTERACTIVE) != 0;
+    int with_screen = !has_cb && !non_interactive;
     /* our VBROKER_AUTH_FILE, so a broker that reads another file can say so
-     * (the broker never reads it; earlier brokers ignore the extra field) */
+     * (the broker never reads it; earlier brokers ignore the extra fields) */
     const char *auth_file = secure_getenv("VBROKER_AUTH_FILE");
-    vb_enc_array(enc, a->with_ttl ? 7 : 6);
+    vb_enc_array(enc, (a->with_ttl ? 7u : 6u) + (with_screen ? 1u : 0u));
     vb_enc_str(enc, a->uri);
-    vb_enc_u64(enc, a->flags);
+    vb_enc_u64(enc, flags);
     vb_enc_array(enc, ntypes);
     for (unsigned i = 0; i < ntypes; i++)
         vb_enc_u64(enc, (uint64_t)a->auth->credtypes[i]);
     vb_enc_array(enc, (uint32_t)npriority);
     for (size_t i = 0; i < npriority; i++)
         vb_enc_str(enc, auth_names[priority[i]]);
-    vb_enc_bool(enc, a->auth && a->auth->cb);
+    vb_enc_bool(enc, has_cb && !non_interactive);
     if (a->with_ttl)
         vb_enc_u64(enc, a->ttl_s);
     vb_enc_str(enc, auth_file && *auth_file ? auth_file : NULL);
+    if (with_screen)
+        pack_screen(enc);
 }
 
 vb_conn *vb_open_auth(const char *uri, const vb_auth *auth, unsigned int flags, vb_error *err)

@@ -127,8 +127,12 @@ typedef int (*vb_auth_callback)(const vb_auth_request *req, vb_credential *creds
 typedef struct vb_auth {
     const int *credtypes;     /* the types cb can answer; others disable mechanisms needing them */
     unsigned int ncredtypes;
-    vb_auth_callback cb;      /* NULL: never prompt (scripts); logins that need input fail
-                                 with VBROKER_ERR_CRED_REQUIRED */
+    vb_auth_callback cb;      /* NULL: the program cannot ask. The broker then asks by
+                                 itself through a pinentry on the display or terminal
+                                 this process has (DISPLAY, WAYLAND_DISPLAY, the
+                                 terminal on stdin), one question at a time; with none
+                                 of them, or with VB_OPEN_NON_INTERACTIVE, a login that
+                                 needs input fails with VBROKER_ERR_CRED_REQUIRED */
     void *cbdata;
 } vb_auth;
 
@@ -155,6 +159,11 @@ int vb_set_auth_priority(const int *types, size_t n);
 /* ---- connections ---------------------------------------------------------- */
 enum vb_open_flags_public {
     VB_OPEN_READ_ONLY = 1u << 0,
+    /* Never ask anything, by any route: neither the callback nor the
+     * broker's own pinentry. A login that needs input fails with
+     * VBROKER_ERR_CRED_REQUIRED. VBROKER_NON_INTERACTIVE=1 in the
+     * environment sets it for every open and login of the process. */
+    VB_OPEN_NON_INTERACTIVE = 1u << 1,
 };
 
 typedef struct vb_conn vb_conn;

@@ -144,11 +144,13 @@ static void ask(fconn *c, const vb_msg_header *call)
     } else {
         vb_enc_nil(&enc);
     }
-    send_enc(c, &enc);
+    /* counted before it goes out: the client may answer (or drop us) and
+     * the test look at the count before this thread runs again */
     c->asked = 1;
     pthread_mutex_lock(&c->f->mu);
     c->f->asked++;
     pthread_mutex_unlock(&c->f->mu);
+    send_enc(c, &enc);
 }
 
 static void handle_call(fconn *c, const vb_msg *m)

@@ -303,6 +303,14 @@ char *vb_ts_read_file(const char *path, size_t *len)
     return buf;
 }
 
+/* A broker a test starts (spawned, or autostarted by libvbroker) never puts
+ * a pinentry on the display or terminal the tests run from: unless the test,
+ * or whoever runs it, names one (vbrokerd --pinentry wins over this). */
+__attribute__((constructor)) static void vb_ts_no_pinentry(void)
+{
+    setenv("VBROKER_PINENTRY", "none", 0);
+}
+
 /* ---- spawning ----------------------------------------------------------- */
 
 /* The child's environment: ours, minus keys overridden or removed by extra,

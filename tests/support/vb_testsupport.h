@@ -24,6 +24,10 @@
  *
  * Set VB_TS_KEEP=1 in the environment to keep temp dirs (logs, configs) for a
  * post-mortem; their paths are printed at cleanup.
+ *
+ * A test process starts with VBROKER_PINENTRY=none (unless it is set), so no
+ * broker a test starts asks through a pinentry on the tester's screen; a
+ * test of the pinentry names one (vbrokerd --pinentry).
  */
 #ifndef VB_TESTSUPPORT_H
 #define VB_TESTSUPPORT_H
