@@ -29,6 +29,7 @@
 
 #include "brk.h"
 #include "vb_daemon.h"
+#include "vb_libvirt.h"
 #include "vb_log.h"
 
 #define SD_LISTEN_FDS_START 3
@@ -190,6 +191,8 @@ int main(int argc, char **argv)
     if (rc != 0)
         return rc < 0 ? 0 : rc;
     vb_remote_driver_set_idle(cfg.upstream_idle_ms);
+    vb_libvirt_driver_set_idle(cfg.upstream_idle_ms);
+    vb_libvirt_driver_set_keepalive(cfg.keepalive_interval_s, cfg.keepalive_count);
     if (!cfg.socket_path)
         cfg.socket_path = default_socket_path();
     if (!cfg.state_dir && !(cfg.state_dir = default_state_dir())) {
