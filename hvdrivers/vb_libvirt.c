@@ -733,19 +733,39 @@ static lv_conn *begin(void *conn, virConnectPtr *vc, vb_error *err)
     return c;
 }
 
-static int lv_get_hostname(void *conn, char **hostname, vb_error *err)
+/* A call that changes nothing. When the connection turns out dead under
+ * it (libvirtd restarted, and the close callback has not said so yet), log
+ * in again and ask once more; a call that changes something is never sent
+ * twice. */
+typedef int (*lv_read_fn)(virConnectPtr vc, void *arg, vb_error *err);
+
+static int read_call(void *conn, lv_read_fn fn, void *arg, vb_error *err)
 {
     virConnectPtr vc;
     lv_conn *c = begin(conn, &vc, err);
     if (!c)
         return -1;
-    char *h = virConnectGetHostname(vc);
-    int rc = h ? 0 : lv_error(err, "virConnectGetHostname");
-    if (h && !(*hostname = strdup(h)))
-        rc = vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_DRIVER, "out of memory");
-    free(h);
+    int rc = fn(vc, arg, err);
+    if (rc < 0 && virConnectIsAlive(vc) != 1 && (vc = live(c, err)))
+        rc = fn(vc, arg, err);
     pthread_mutex_unlock(&c->lock);
     return rc;
+}
+
+static int get_hostname(virConnectPtr vc, void *arg, vb_error *err)
+{
+    char **hostname = arg;
+    char *h = virConnectGetHostname(vc);
+    if (!h)
+        return lv_error(err, "virConnectGetHostname");
+    *hostname = strdup(h);
+    free(h);
+    return *hostname ? 0 : vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_DRIVER, "out of memory");
+}
+
+static int lv_get_hostname(void *conn, char **hostname, vb_error *err)
+{
+    return read_call(conn, get_hostname, hostname, err);
 }
 
 static int fill_domain(virDomainPtr d, vb_domain_info *out, vb_error *err)
@@ -764,31 +784,40 @@ static int fill_domain(virDomainPtr d, vb_domain_info *out, vb_error *err)
     return 0;
 }
 
-static int lv_list_domains(void *conn, vb_domain_info **doms, size_t *n, vb_error *err)
+typedef struct lv_domains {
+    vb_domain_info *doms;
+    size_t n;
+} lv_domains;
+
+static int list_domains(virConnectPtr vc, void *arg, vb_error *err)
 {
-    virConnectPtr vc;
-    lv_conn *c = begin(conn, &vc, err);
-    if (!c)
-        return -1;
+    lv_domains *out = arg;
     virDomainPtr *list = NULL;
     int count = virConnectListAllDomains(vc, &list, 0);
-    int rc = count < 0 ? lv_error(err, "virConnectListAllDomains") : 0;
-    *doms = NULL;
-    *n = 0;
-    if (rc == 0 && !(*doms = calloc(count ? (size_t)count : 1, sizeof **doms)))
+    if (count < 0)
+        return lv_error(err, "virConnectListAllDomains");
+    int rc = 0;
+    if (!(out->doms = calloc(count ? (size_t)count : 1, sizeof *out->doms)))
         rc = vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_DRIVER, "out of memory");
     for (int i = 0; rc == 0 && i < count; i++)
-        rc = fill_domain(list[i], &(*doms)[i], err);
-    if (rc == 0)
-        *n = (size_t)count;
+        rc = fill_domain(list[i], &out->doms[i], err);
+    out->n = rc == 0 ? (size_t)count : 0;
     for (int i = 0; i < count; i++)
         virDomainFree(list[i]);
     free(list);
     if (rc < 0) {
-        free(*doms);
-        *doms = NULL;
+        free(out->doms);
+        out->doms = NULL;
     }
-    pthread_mutex_unlock(&c->lock);
+    return rc;
+}
+
+static int lv_list_domains(void *conn, vb_domain_info **doms, size_t *n, vb_error *err)
+{
+    lv_domains out = { NULL, 0 };
+    int rc = read_call(conn, list_domains, &out, err);
+    *doms = out.doms;
+    *n = out.n;
     return rc;
 }
 

@@ -1,0 +1,486 @@
+/* Real libvirt hosts through the broker (issue 19): a real libvirtd (Debian's
+ * /usr/sbin/libvirtd, the test driver built into it, nothing else loaded)
+ * started here as the unprivileged user nobody, with its own config, SASL
+ * DIGEST-MD5 against a private sasldb, TCP on 127.0.0.1 only; stopped by
+ * pid. The broker opens libvirt:test+tcp://127.0.0.1:PORT/default through
+ * libvirt's own client library.
+ *
+ * Each case uses its own spelling of the URI (a user name in it: libvirt's
+ * SASL login ignores it, the broker's sharing key does not), so the cases
+ * do not share connections or held answers. Needs root (setpriv to nobody)
+ * and libvirtd; skipped without them, saying why. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vb_testsupport.h"
+#include "vbroker.h"
+
+#define LIBVIRTD "/usr/sbin/libvirtd"
+#define SETPRIV "/usr/bin/setpriv"
+#define RUN_AS "nobody"
+#define PASSWORD "lv-Pw-93e1-alice"
+#define WRONG "lv-wrong-5b20"
+#define CONCURRENT 48
+#define DISTINCT 12 /* concurrent logins of different URIs: SASL in parallel */
+
+static char *dir;
+static char why_skip[300];
+static int port;
+static pid_t libvirtd_pid;
+static char libvirtd_log[400], libvirtd_conf[520];
+static vb_ts_broker broker;
+
+/* ---- libvirtd ------------------------------------------------------------- */
+
+static int chown_nobody(const char *path)
+{
+    char *argv[] = { "chown", "-R", RUN_AS ":", (char *)path, NULL };
+    return vb_ts_run(argv, NULL, NULL, NULL, 10000) == 0 ? 0 : -1;
+}
+
+static int write_libvirtd_conf(const char *base)
+{
+    char conf[1200];
+    snprintf(conf, sizeof conf,
+             "listen_tls = 0\nlisten_tcp = 1\nlisten_addr = \"127.0.0.1\"\n"
+             "tcp_port = \"%d\"\nauth_tcp = \"sasl\"\nauth_unix_rw = \"sasl\"\n"
+             "unix_sock_dir = \"%s/run\"\nmax_anonymous_clients = 100\n"
+             "max_client_requests = 20\nlog_level = 3\nlog_outputs = \"3:stderr\"\n",
+             port, base);
+    snprintf(libvirtd_conf, sizeof libvirtd_conf, "%s/libvirtd.conf", base);
+    return vb_ts_write_file(libvirtd_conf, conf, 0644);
+}
+
+/* Start it (again) on the same port, config and sasldb. */
+static int libvirtd_start(void)
+{
+    char env_home[400], env_xdg[400], env_cfg[400], env_cache[400], env_sasl[400], env_drv[400],
+        pidfile[400];
+    snprintf(env_home, sizeof env_home, "HOME=%s/lv/home", dir);
+    snprintf(env_xdg, sizeof env_xdg, "XDG_RUNTIME_DIR=%s/lv/xdg", dir);
+    snprintf(env_cfg, sizeof env_cfg, "XDG_CONFIG_HOME=%s/lv/config", dir);
+    snprintf(env_cache, sizeof env_cache, "XDG_CACHE_HOME=%s/lv/cache", dir);
+    snprintf(env_sasl, sizeof env_sasl, "SASL_CONF_PATH=%s/lv/sasl", dir);
+    /* an empty driver dir: no qemu driver loads; the test driver is built in */
+    snprintf(env_drv, sizeof env_drv, "LIBVIRT_DRIVER_DIR=%s/lv/empty", dir);
+    snprintf(pidfile, sizeof pidfile, "%s/lv/run/libvirtd.pid", dir);
+    /* env -i and setpriv exec: the pid is libvirtd's own */
+    char *argv[] = { "/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", env_home,
+                     env_xdg, env_cfg, env_cache, env_sasl, env_drv, SETPRIV,
+                     "--reuid=" RUN_AS, "--regid=nogroup", "--clear-groups", LIBVIRTD, "-l",
+                     "-f", libvirtd_conf, "-p", pidfile, NULL };
+    libvirtd_pid = vb_ts_spawn(argv, NULL, libvirtd_log);
+    if (libvirtd_pid <= 0 || vb_ts_wait_tcp("127.0.0.1", port, vb_ts_scaled_ms(20000)) < 0) {
+        char *log = vb_ts_read_file(libvirtd_log, NULL);
+        snprintf(why_skip, sizeof why_skip, "libvirtd did not listen on 127.0.0.1:%d: %.200s",
+                 port, log ? log : "(no log)");
+        free(log);
+        return -1;
+    }
+    return 0;
+}
+
+static void libvirtd_stop(void)
+{
+    if (libvirtd_pid > 0)
+        vb_ts_stop(libvirtd_pid, 5000);
+    libvirtd_pid = 0;
+}
+
+static int setup_libvirtd(void)
+{
+    char host[256] = "";
+    char lv[300], sasl[400], path[500];
+    gethostname(host, sizeof host - 1);
+    snprintf(lv, sizeof lv, "%s/lv", dir);
+    snprintf(sasl, sizeof sasl, "%s/sasl", lv);
+    static const char *const sub[] = { "", "/home", "/xdg", "/config", "/cache", "/run",
+                                       "/empty", "/sasl" };
+    for (size_t i = 0; i < sizeof sub / sizeof sub[0]; i++) {
+        snprintf(path, sizeof path, "%s%s", lv, sub[i]);
+        if (mkdir(path, 0700) < 0)
+            return -1;
+    }
+    /* realm: libvirtd's sasl_server_new passes none, so Cyrus uses this
+     * host's name, the realm saslpasswd2 must file the user under */
+    static const char *const users[] = { "alice:" PASSWORD, NULL };
+    if (vb_ts_sasl_setup(sasl, "libvirt", host, "digest-md5", users, NULL) < 0)
+        return -1;
+    port = vb_ts_free_tcp_port();
+    snprintf(libvirtd_log, sizeof libvirtd_log, "%s/libvirtd.log", dir);
+    /* nobody must reach its files: the temp dir is 0700 root otherwise */
+    if (port <= 0 || write_libvirtd_conf(lv) < 0 || chmod(dir, 0711) < 0 || chown_nobody(lv) < 0)
+        return -1;
+    return libvirtd_start();
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    if (geteuid() != 0 || access(LIBVIRTD, X_OK) != 0 || access(SETPRIV, X_OK) != 0) {
+        snprintf(why_skip, sizeof why_skip,
+                 "needs root and %s (make deps-test installs libvirt-daemon)", LIBVIRTD);
+        return 0;
+    }
+    dir = vb_ts_tmpdir("libvirt");
+    if (!dir || setup_libvirtd() < 0) {
+        if (!why_skip[0])
+            snprintf(why_skip, sizeof why_skip, "could not prepare libvirtd's files");
+        fprintf(stderr, "test_libvirt: %s\n", why_skip);
+        return -1; /* libvirtd is installed: not starting it is a failure */
+    }
+    if (vb_ts_broker_start(&broker, dir, "b", NULL) < 0)
+        return -1;
+    vb_ts_broker_use(&broker);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    libvirtd_stop();
+    return vb_ts_group_teardown(state);
+}
+
+#define NEED_LIBVIRTD()                                                                            \
+    do {                                                                                           \
+        if (!dir) {                                                                                \
+            fprintf(stderr, "skipped: %s\n", why_skip);                                            \
+            skip();                                                                                \
+        }                                                                                          \
+    } while (0)
+
+/* ---- the app's side -------------------------------------------------------- */
+
+typedef struct person {
+    const char *password;
+    pthread_mutex_t lock;
+    int calls;
+    int retries;
+    char kind[32], host[64], service[200];
+} person;
+
+static const int person_types[] = { VB_CRED_AUTHNAME, VB_CRED_PASSPHRASE };
+
+static int person_cb(const vb_auth_request *req, vb_credential *creds, unsigned n, void *data)
+{
+    person *p = data;
+    pthread_mutex_lock(&p->lock);
+    p->calls++;
+    p->retries += req->retry != 0;
+    snprintf(p->kind, sizeof p->kind, "%s", req->kind ? req->kind : "");
+    snprintf(p->host, sizeof p->host, "%s", req->target_host ? req->target_host : "");
+    snprintf(p->service, sizeof p->service, "%s", req->service ? req->service : "");
+    pthread_mutex_unlock(&p->lock);
+    for (unsigned i = 0; i < n; i++) {
+        const char *v = creds[i].type == VB_CRED_AUTHNAME     ? "alice"
+                        : creds[i].type == VB_CRED_PASSPHRASE ? p->password
+                                                              : NULL;
+        if (v) {
+            creds[i].result = strdup(v);
+            creds[i].resultlen = (unsigned)strlen(v);
+        }
+    }
+    return 0;
+}
+
+static void person_init(person *p, const char *password)
+{
+    memset(p, 0, sizeof *p);
+    p->password = password;
+    pthread_mutex_init(&p->lock, NULL);
+}
+
+/* libvirt:test+tcp://USER@127.0.0.1:PORT/default */
+static const char *uri_for(const char *user, char *buf, size_t len)
+{
+    snprintf(buf, len, "libvirt:test+tcp://%s@127.0.0.1:%d/default", user, port);
+    return buf;
+}
+
+static vb_conn *open_as(const char *uri, person *p, vb_error *err)
+{
+    vb_auth auth = { person_types, 2, person_cb, p };
+    return vb_open_auth(uri, p ? &auth : NULL, 0, err);
+}
+
+static int vbctl(char *const argv[], char **out)
+{
+    char env_sock[400];
+    snprintf(env_sock, sizeof env_sock, "VBROKER_SOCKET=%s", broker.sock);
+    char *env[] = { env_sock, "VBROKER_NO_AUTOSTART=1", NULL };
+    char *dummy = NULL;
+    int rc = vb_ts_run(argv, env, NULL, out ? out : &dummy, 60000);
+    free(dummy);
+    return rc;
+}
+
+static int script_list(const char *uri, char **out)
+{
+    char *argv[] = { VB_BUILD_DIR "/vbctl", "--non-interactive", "-c", (char *)uri, "list", NULL };
+    return vbctl(argv, out);
+}
+
+/* the test driver's one domain, "test", running */
+static void assert_lists_test(vb_conn *c)
+{
+    vb_domain *doms = NULL;
+    size_t n = 0;
+    vb_error err;
+    if (vb_list_domains(c, &doms, &n, &err) < 0)
+        fail_msg("list: %s", err.message);
+    assert_int_equal(n, 1);
+    assert_string_equal(doms[0].name, "test");
+    assert_int_equal(doms[0].state, VB_DOMAIN_RUNNING);
+    vb_domains_free(doms, n);
+}
+
+static int host_conns_named(const char *uri)
+{
+    vb_broker_status st;
+    vb_error err;
+    if (vb_broker_get_status(&st, &err) < 0)
+        fail_msg("status: %s", err.message);
+    int n = 0;
+    for (size_t i = 0; i < st.nhosts; i++)
+        n += strcmp(st.hosts[i].endpoint, uri) == 0;
+    vb_broker_status_clear(&st);
+    return n;
+}
+
+/* ---- cases ------------------------------------------------------------------- */
+
+static void test_first_open_asks_once_script_asks_nothing(void **state)
+{
+    (void)state;
+    NEED_LIBVIRTD();
+    char uri[200];
+    uri_for("first", uri, sizeof uri);
+    person p;
+    person_init(&p, PASSWORD);
+    vb_error err;
+    vb_conn *c = open_as(uri, &p, &err);
+    if (!c)
+        fail_msg("open %s: %s", uri, err.message);
+    assert_int_equal(p.calls, 1);
+    /* the question says what it is for: a libvirt login on that host */
+    assert_string_equal(p.kind, "libvirt");
+    assert_string_equal(p.host, "127.0.0.1");
+    assert_string_equal(p.service, uri);
+    assert_lists_test(c);
+    char *host = NULL;
+    assert_int_equal(vb_get_hostname(c, &host, &err), 0);
+    assert_true(host && *host);
+    free(host);
+    /* the broker holds the connection: status lists it, once */
+    assert_int_equal(host_conns_named(uri), 1);
+    /* a script while the app is connected, and after it left */
+    char *out = NULL;
+    assert_int_equal(script_list(uri, &out), 0);
+    assert_non_null(strstr(out, "test"));
+    free(out);
+    vb_close(c);
+    assert_int_equal(script_list(uri, NULL), 0);
+    /* another app with a callback is not asked either */
+    person q;
+    person_init(&q, PASSWORD);
+    c = open_as(uri, &q, &err);
+    assert_non_null(c);
+    assert_int_equal(q.calls, 0);
+    vb_close(c);
+    assert_int_equal(host_conns_named(uri), 1);
+}
+
+static void test_three_wrong_passwords(void **state)
+{
+    (void)state;
+    NEED_LIBVIRTD();
+    char uri[200];
+    uri_for("wrong", uri, sizeof uri);
+    person p;
+    person_init(&p, WRONG);
+    vb_error err;
+    vb_conn *c = open_as(uri, &p, &err);
+    assert_null(c);
+    assert_int_equal(err.code, VBROKER_ERR_AUTH_FAILED);
+    assert_non_null(strstr(err.message, "refused the login as 'alice' 3 times"));
+    assert_null(strstr(err.message, WRONG));
+    assert_int_equal(p.calls, 3);
+    assert_int_equal(p.retries, 2); /* the 2nd and 3rd question say it is a retry */
+    assert_int_equal(host_conns_named(uri), 0);
+    /* nothing wrong was kept: a script is not answered from a refused password */
+    assert_int_equal(script_list(uri, NULL), 77);
+}
+
+typedef struct gone {
+    const char *uri;
+} gone;
+
+static void test_libvirtd_restart_logs_in_again_without_asking(void **state)
+{
+    (void)state;
+    NEED_LIBVIRTD();
+    char uri[200];
+    uri_for("restart", uri, sizeof uri);
+    person p;
+    person_init(&p, PASSWORD);
+    vb_error err;
+    vb_conn *held = open_as(uri, &p, &err);
+    if (!held)
+        fail_msg("open: %s", err.message);
+    assert_int_equal(p.calls, 1);
+    libvirtd_stop();
+    assert_int_equal(libvirtd_start(), 0);
+    /* at once, before the broker may have noticed: a script run works on
+     * the held answer, and so does the connection the app kept open */
+    char *out = NULL;
+    int rc = script_list(uri, &out);
+    if (rc != 0)
+        fail_msg("script after the restart: exit %d: %s", rc, out ? out : "");
+    free(out);
+    assert_lists_test(held);
+    char *host = NULL;
+    assert_int_equal(vb_get_hostname(held, &host, &err), 0);
+    free(host);
+    assert_int_equal(p.calls, 1);
+    vb_close(held);
+}
+
+static void test_logout_then_script_exits_77(void **state)
+{
+    (void)state;
+    NEED_LIBVIRTD();
+    char uri[200];
+    uri_for("logout", uri, sizeof uri);
+    person p;
+    person_init(&p, PASSWORD);
+    vb_error err;
+    vb_conn *c = open_as(uri, &p, &err);
+    if (!c)
+        fail_msg("open: %s", err.message);
+    vb_close(c);
+    assert_int_equal(script_list(uri, NULL), 0);
+    char *argv[] = { VB_BUILD_DIR "/vbctl", "logout", uri, NULL };
+    char *out = NULL;
+    assert_int_equal(vbctl(argv, &out), 0);
+    assert_non_null(strstr(out, "1 connection closed, 1 answer forgotten"));
+    free(out);
+    assert_int_equal(host_conns_named(uri), 0);
+    out = NULL;
+    assert_int_equal(script_list(uri, &out), 77);
+    assert_non_null(strstr(out, "credentials required"));
+    free(out);
+    /* an app is asked again */
+    c = open_as(uri, &p, &err);
+    assert_non_null(c);
+    assert_int_equal(p.calls, 2);
+    vb_close(c);
+}
+
+/* ---- many at once ------------------------------------------------------------ */
+
+typedef struct opener {
+    pthread_barrier_t *go;
+    const char *uri;
+    person *p;
+    int ok;
+    char why[VB_ERROR_MESSAGE_MAX];
+} opener;
+
+static void *open_thread(void *arg)
+{
+    opener *o = arg;
+    vb_error err;
+    pthread_barrier_wait(o->go);
+    vb_conn *c = open_as(o->uri, o->p, &err);
+    char *host = NULL;
+    if (c && vb_get_hostname(c, &host, &err) == 0)
+        o->ok = 1;
+    else
+        snprintf(o->why, sizeof o->why, "%s", err.message);
+    free(host);
+    if (c)
+        vb_close(c);
+    return NULL;
+}
+
+/* n threads released at once, opener i on uris[i % nuris]; 0 when all worked */
+static int open_many(const char *const *uris, size_t nuris, size_t n, person *p)
+{
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, (unsigned)n);
+    opener *o = calloc(n, sizeof *o);
+    pthread_t *t = calloc(n, sizeof *t);
+    assert_non_null(o);
+    assert_non_null(t);
+    for (size_t i = 0; i < n; i++) {
+        o[i] = (opener){ &go, uris[i % nuris], p, 0, "" };
+        assert_int_equal(pthread_create(&t[i], NULL, open_thread, &o[i]), 0);
+    }
+    int failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        pthread_join(t[i], NULL);
+        if (!o[i].ok && failed++ == 0)
+            fprintf(stderr, "open %zu of %s failed: %s\n", i, o[i].uri, o[i].why);
+    }
+    pthread_barrier_destroy(&go);
+    free(o);
+    free(t);
+    return failed;
+}
+
+static void test_concurrent_opens_one_broker(void **state)
+{
+    (void)state;
+    NEED_LIBVIRTD();
+    /* one URI: one login, every other open waits for it and shares it */
+    char one[200];
+    uri_for("many", one, sizeof one);
+    const char *uris[DISTINCT];
+    char bufs[DISTINCT][200];
+    person p;
+    person_init(&p, PASSWORD);
+    const char *single[] = { one };
+    assert_int_equal(open_many(single, 1, CONCURRENT, &p), 0);
+    assert_int_equal(p.calls, 1);
+    /* different URIs: that many SASL DIGEST-MD5 logins at once inside the
+     * broker, with libvirt's client (which crashed without sasl_set_mutex) */
+    for (int round = 0; round < 3; round++) {
+        for (size_t i = 0; i < DISTINCT; i++) {
+            char user[32];
+            snprintf(user, sizeof user, "r%du%zu", round, i);
+            uris[i] = uri_for(user, bufs[i], sizeof bufs[i]);
+        }
+        person q;
+        person_init(&q, PASSWORD);
+        assert_int_equal(open_many(uris, DISTINCT, CONCURRENT, &q), 0);
+        assert_int_equal(q.calls, DISTINCT);
+    }
+    /* and the broker is still the same process */
+    vb_broker_status st;
+    vb_error err;
+    assert_int_equal(vb_broker_get_status(&st, &err), 0);
+    assert_int_equal(st.pid, broker.pid);
+    vb_broker_status_clear(&st);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_first_open_asks_once_script_asks_nothing),
+        cmocka_unit_test(test_three_wrong_passwords),
+        cmocka_unit_test(test_libvirtd_restart_logs_in_again_without_asking),
+        cmocka_unit_test(test_logout_then_script_exits_77),
+        cmocka_unit_test(test_concurrent_opens_one_broker),
+    };
+    return cmocka_run_group_tests_name("libvirt", tests, group_setup, group_teardown);
+}
