@@ -313,8 +313,12 @@ static int auth_cb(virConnectCredentialPtr cred, unsigned int ncred, void *opaqu
     return rc;
 }
 
-/* approve (ok) or reject every answer of this open, then wipe them */
-static void settle(lv_login *l, int ok, char *user, size_t user_len)
+enum lv_verdict { LV_WORKED, LV_REFUSED, LV_UNKNOWN };
+
+/* Tell the source every answer of this open worked (approve) or was
+ * refused (reject), or nothing when the open failed otherwise (the answers
+ * were never judged: neither kept nor counted as wrong); then wipe them. */
+static void settle(lv_login *l, enum lv_verdict v, char *user, size_t user_len)
 {
     const lv_conn *c = l->c;
     for (size_t i = 0; i < l->nanswered; i++) {
@@ -322,9 +326,9 @@ static void settle(lv_login *l, int ok, char *user, size_t user_len)
         for (size_t k = 0; user && k < req->nitems; k++)
             if (req->items[k].type == VB_CRED_AUTHNAME && req->items[k].result)
                 snprintf(user, user_len, "%s", req->items[k].result);
-        if (ok && c->creds.approve)
+        if (v == LV_WORKED && c->creds.approve)
             c->creds.approve(c->creds.opaque, req);
-        else if (!ok && c->creds.reject)
+        else if (v == LV_REFUSED && c->creds.reject)
             c->creds.reject(c->creds.opaque, req);
         vb_cred_request_clear(req);
     }
@@ -370,14 +374,14 @@ static int login(lv_conn *c, virConnectPtr *out, vb_error *err)
         auth.cbdata = &l;
         virConnectPtr conn = virConnectOpenAuth(c->uri, &auth, 0);
         if (conn) {
-            settle(&l, 1, NULL, 0);
+            settle(&l, LV_WORKED, NULL, 0);
             *out = conn;
             return 0;
         }
         virErrorPtr e = virGetLastError();
         int refused = e && e->code == VIR_ERR_AUTH_FAILED && !l.fn_failed && l.nanswered > 0;
         if (!refused) {
-            settle(&l, 1, NULL, 0); /* nothing was refused: forget, keep nothing */
+            settle(&l, LV_UNKNOWN, NULL, 0);
             if (l.fn_failed) {
                 vb_error_copy(err, &l.err);
                 virResetLastError();
@@ -385,7 +389,7 @@ static int login(lv_conn *c, virConnectPtr *out, vb_error *err)
             }
             return lv_error(err, "libvirt"); /* the caller names the URI */
         }
-        settle(&l, 0, user, sizeof user);
+        settle(&l, LV_REFUSED, user, sizeof user);
         virResetLastError();
     }
     char u[128];
