@@ -559,6 +559,17 @@ static int acquire(lv_conn *c, lv_entry **out, vb_error *err)
     }
 }
 
+/* entries unlinked under pool_lock, closed outside it (a close may wait
+ * for the host) */
+static void destroy_all(lv_entry *gone)
+{
+    while (gone) {
+        lv_entry *next = gone->next;
+        entry_destroy(gone);
+        gone = next;
+    }
+}
+
 void vb_libvirt_driver_reap(void)
 {
     lv_entry *gone = NULL;
@@ -573,11 +584,7 @@ void vb_libvirt_driver_reap(void)
         }
     }
     pthread_mutex_unlock(&pool_lock);
-    while (gone) {
-        lv_entry *next = gone->next;
-        entry_destroy(gone);
-        gone = next;
-    }
+    destroy_all(gone);
 }
 
 unsigned vb_libvirt_driver_close_uri(const char *uri_text)
@@ -602,11 +609,7 @@ unsigned vb_libvirt_driver_close_uri(const char *uri_text)
         }
     }
     pthread_mutex_unlock(&pool_lock);
-    while (gone) {
-        lv_entry *next = gone->next;
-        entry_destroy(gone);
-        gone = next;
-    }
+    destroy_all(gone);
     return n;
 }
 

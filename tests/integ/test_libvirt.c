@@ -258,6 +258,19 @@ static int host_conns_named(const char *uri)
     return n;
 }
 
+/* uri for user, and its first open, asking p once */
+static vb_conn *first_open(const char *user, char *uri, size_t len, person *p)
+{
+    uri_for(user, uri, len);
+    person_init(p, PASSWORD);
+    vb_error err;
+    vb_conn *c = open_as(uri, p, &err);
+    if (!c)
+        fail_msg("open %s: %s", uri, err.message);
+    assert_int_equal(p->calls, 1);
+    return c;
+}
+
 /* ---- cases ------------------------------------------------------------------- */
 
 static void test_first_open_asks_once_script_asks_nothing(void **state)
@@ -265,14 +278,9 @@ static void test_first_open_asks_once_script_asks_nothing(void **state)
     (void)state;
     NEED_LIBVIRTD();
     char uri[200];
-    uri_for("first", uri, sizeof uri);
     person p;
-    person_init(&p, PASSWORD);
     vb_error err;
-    vb_conn *c = open_as(uri, &p, &err);
-    if (!c)
-        fail_msg("open %s: %s", uri, err.message);
-    assert_int_equal(p.calls, 1);
+    vb_conn *c = first_open("first", uri, sizeof uri, &p);
     /* the question says what it is for: a libvirt login on that host */
     assert_string_equal(p.kind, "libvirt");
     assert_string_equal(p.host, "127.0.0.1");
@@ -322,23 +330,14 @@ static void test_three_wrong_passwords(void **state)
     assert_int_equal(script_list(uri, NULL), 77);
 }
 
-typedef struct gone {
-    const char *uri;
-} gone;
-
 static void test_libvirtd_restart_logs_in_again_without_asking(void **state)
 {
     (void)state;
     NEED_LIBVIRTD();
     char uri[200];
-    uri_for("restart", uri, sizeof uri);
     person p;
-    person_init(&p, PASSWORD);
     vb_error err;
-    vb_conn *held = open_as(uri, &p, &err);
-    if (!held)
-        fail_msg("open: %s", err.message);
-    assert_int_equal(p.calls, 1);
+    vb_conn *held = first_open("restart", uri, sizeof uri, &p);
     libvirtd_stop();
     assert_int_equal(libvirtd_start(), 0);
     /* at once, before the broker may have noticed: a script run works on
@@ -361,14 +360,9 @@ static void test_logout_then_script_exits_77(void **state)
     (void)state;
     NEED_LIBVIRTD();
     char uri[200];
-    uri_for("logout", uri, sizeof uri);
     person p;
-    person_init(&p, PASSWORD);
     vb_error err;
-    vb_conn *c = open_as(uri, &p, &err);
-    if (!c)
-        fail_msg("open: %s", err.message);
-    vb_close(c);
+    vb_close(first_open("logout", uri, sizeof uri, &p));
     assert_int_equal(script_list(uri, NULL), 0);
     char *argv[] = { VB_BUILD_DIR "/vbctl", "logout", uri, NULL };
     char *out = NULL;
@@ -381,7 +375,7 @@ static void test_logout_then_script_exits_77(void **state)
     assert_non_null(strstr(out, "credentials required"));
     free(out);
     /* an app is asked again */
-    c = open_as(uri, &p, &err);
+    vb_conn *c = open_as(uri, &p, &err);
     assert_non_null(c);
     assert_int_equal(p.calls, 2);
     vb_close(c);
@@ -457,7 +451,7 @@ static void test_concurrent_opens_one_broker(void **state)
      * broker, with libvirt's client (which crashed without sasl_set_mutex),
      * each round on a fresh broker whose very first logins these are */
     for (int round = 0; round < ROUNDS; round++) {
-        char name[16];
+        char name[24];
         snprintf(name, sizeof name, "fresh%d", round);
         vb_ts_broker fresh;
         assert_int_equal(vb_ts_broker_start(&fresh, dir, name, NULL), 0);
