@@ -258,7 +258,8 @@ typedef struct vb_logout_result {
 int vb_logout(const char *uri, vb_logout_result **results, size_t *n, vb_error *err);
 void vb_logout_results_free(vb_logout_result *results, size_t n);
 
-/* The socket path this process would use. */
+/* The socket path this process would use (the calling thread's copy, valid
+ * until its next call). */
 const char *vb_broker_socket_path(void);
 
 #ifdef __cplusplus
