@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
@@ -39,6 +40,7 @@
 #define LV_LOGIN_TRIES 3
 #define LV_MAX_ANSWERED 4   /* SASL steps that ask within one open */
 #define LV_HOST_MAX 256
+#define LV_TCP_DEFAULT_PORT 16509 /* libvirtd's listen_tcp */
 
 /* One libvirt connection, shared by the opens of its URI. */
 typedef struct lv_entry {
@@ -67,6 +69,7 @@ typedef struct lv_conn {
     char *service;              /* "libvirt:URI": what the answers are for */
     lv_target target;
     int private_scope;          /* VB_OPEN_PRIVATE: its own connection */
+    int wire;                   /* VB_OPEN_FROM_WIRE: must log in with what it answers */
     vb_cred_source creds;       /* the opener's, for a login again at a call */
     int types[VB_CRED_TYPE_MAX + 1];
     int have_creds;
@@ -373,6 +376,14 @@ static int login(lv_conn *c, virConnectPtr *out, vb_error *err)
         l.retry = attempt > 0;
         auth.cbdata = &l;
         virConnectPtr conn = virConnectOpenAuth(c->uri, &auth, 0);
+        if (conn && c->wire && l.nanswered == 0) {
+            virConnectClose(conn);
+            return vb_error_set(err, VB_ERR_OPERATION_INVALID, VB_DOM_DRIVER,
+                                "%s let this server in without asking for credentials (no "
+                                "authentication, or a login with this server's own identity): "
+                                "refused for a URI sent to this server",
+                                c->service);
+        }
         if (conn) {
             settle(&l, LV_WORKED, NULL, 0);
             *out = conn;
@@ -632,6 +643,76 @@ size_t vb_libvirt_driver_list(vb_transport_info *out, size_t max)
     return n;
 }
 
+/* ---- a client's URI (vbhostd) ------------------------------------------------------ */
+
+int vb_libvirt_wire_endpoint(const char *libvirt_uri, char *host, size_t host_len, int *port,
+                             vb_error *err)
+{
+    xmlURIPtr u = xmlParseURI(libvirt_uri);
+    size_t slen = u && u->scheme ? strlen(u->scheme) : 0;
+    int rc = 0;
+    if (!u || slen < 5 || strcmp(u->scheme + slen - 4, "+tcp") != 0 || !u->server ||
+        !u->server[0])
+        rc = vb_error_set(err, VB_ERR_OPERATION_INVALID, VB_DOM_DRIVER,
+                          "a libvirt URI sent to this server must be DRIVER+tcp://HOST[:PORT]/PATH "
+                          "(tls would use this server's certificate, ssh its keys, a unix "
+                          "socket its uid)");
+    else if (strchr(libvirt_uri, '?') || strchr(libvirt_uri, '#'))
+        rc = vb_error_set(err, VB_ERR_OPERATION_INVALID, VB_DOM_DRIVER,
+                          "a libvirt URI sent to this server may carry no parameters (authfile=, "
+                          "socket=, command= ... would act as this server)");
+    else if (strlen(u->server) >= host_len)
+        rc = vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_DRIVER, "host name too long");
+    if (rc == 0) {
+        snprintf(host, host_len, "%s", u->server);
+        *port = u->port > 0 && u->port < 65536 ? u->port : LV_TCP_DEFAULT_PORT;
+    }
+    xmlFreeURI(u);
+    return rc;
+}
+
+/* libvirt's client answers from an auth.conf of this process before it
+ * asks (LIBVIRT_AUTH_FILE, $XDG_CONFIG_HOME/libvirt/auth.conf or
+ * ~/.config/libvirt/auth.conf, /etc/libvirt/auth.conf): 1 with its path when
+ * one exists. */
+static int own_libvirt_authfile(char *path, size_t len)
+{
+    const char *env = getenv("LIBVIRT_AUTH_FILE");
+    const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+    char candidates[3][512] = { "", "", "/etc/libvirt/auth.conf" };
+    if (env && *env)
+        snprintf(candidates[0], sizeof candidates[0], "%s", env);
+    if (xdg && xdg[0] == '/')
+        snprintf(candidates[1], sizeof candidates[1], "%s/libvirt/auth.conf", xdg);
+    else if (home && *home)
+        snprintf(candidates[1], sizeof candidates[1], "%s/.config/libvirt/auth.conf", home);
+    for (size_t i = 0; i < 3; i++)
+        if (candidates[i][0] && access(candidates[i], F_OK) == 0) {
+            snprintf(path, len, "%s", candidates[i]);
+            return 1;
+        }
+    return 0;
+}
+
+/* A client's URI (in vbhostd): TCP to a host and port (the daemon checks
+ * them against its allow-list), no parameters, no auth.conf of this process
+ * that libvirt would read; and after the login, the login must have asked
+ * (login()). */
+static int check_wire(const vb_uri *uri, vb_error *err)
+{
+    char host[LV_HOST_MAX], conf[1600];
+    int port;
+    if (vb_libvirt_wire_endpoint(uri->path, host, sizeof host, &port, err) < 0)
+        return -1;
+    if (own_libvirt_authfile(conf, sizeof conf))
+        return vb_error_set(err, VB_ERR_OPERATION_INVALID, VB_DOM_DRIVER,
+                            "this server has a libvirt auth.conf (%.400s), whose answers libvirt "
+                            "would give before asking: no libvirt URI sent to this server is "
+                            "opened while it exists",
+                            conf);
+    return 0;
+}
+
 /* ---- the vtable ------------------------------------------------------------------ */
 
 static void lv_close(void *conn)
@@ -668,12 +749,11 @@ static int lv_open(const vb_uri *uri, unsigned flags, struct vb_cred_source *cre
     if (!vb_uri_is_libvirt(uri))
         return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_DRIVER,
                             "the libvirt driver opens libvirt:LIBVIRT-URI");
-    /* libvirt would reach the host as this process (its uid, its ssh keys,
-     * its Kerberos ticket, its unix sockets): never for a client's URI */
-    if (flags & VB_OPEN_FROM_WIRE)
-        return vb_error_set(err, VB_ERR_OPERATION_INVALID, VB_DOM_DRIVER,
-                            "libvirt: URIs are refused in a URI sent to this server (libvirt "
-                            "would reach the host with this server's own identity)");
+    /* libvirt must not reach the host as this process (its uid, its ssh
+     * keys, its certificate, its Kerberos ticket, its auth.conf) for a
+     * client's URI; every client's open is its own (VB_OPEN_PRIVATE) */
+    if ((flags & VB_OPEN_FROM_WIRE) && check_wire(uri, err) < 0)
+        return -1;
     pthread_once(&global_once, global_init);
     if (global_rc < 0)
         return vb_error_set(err, VB_ERR_INTERNAL, VB_DOM_DRIVER, "libvirt: %s", global_why);
@@ -681,7 +761,8 @@ static int lv_open(const vb_uri *uri, unsigned flags, struct vb_cred_source *cre
     if (!c)
         return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_DRIVER, "out of memory");
     pthread_mutex_init(&c->lock, NULL);
-    c->private_scope = (flags & VB_OPEN_PRIVATE) != 0;
+    c->private_scope = (flags & (VB_OPEN_PRIVATE | VB_OPEN_FROM_WIRE)) != 0;
+    c->wire = (flags & VB_OPEN_FROM_WIRE) != 0;
     keep_creds(c, creds);
     parse_target(uri->path, &c->target);
     if (!(c->uri = strdup(uri->path)) ||

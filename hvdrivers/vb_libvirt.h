@@ -19,8 +19,11 @@
  * thread of this driver). A connection found dead (libvirtd restarted, the
  * keepalive gave up, a logout) is replaced by a new login through the
  * opener's credential source at the next open or call. VB_OPEN_PRIVATE
- * opens share nothing; VB_OPEN_FROM_WIRE opens are refused (a client of
- * vbhostd would reach libvirt with the daemon's own identity).
+ * opens share nothing. A VB_OPEN_FROM_WIRE open (a client of vbhostd) is
+ * refused unless its URI is DRIVER+tcp://HOST[:PORT]/PATH without
+ * parameters and this process has no libvirt auth.conf, and its login must
+ * have asked its credential source (else it rode this process's own access
+ * and is closed): libvirt must never reach a host as the daemon.
  */
 #ifndef VB_LIBVIRT_H
 #define VB_LIBVIRT_H
@@ -47,6 +50,11 @@ unsigned vb_libvirt_driver_close_uri(const char *uri_text);
 /* The shared connections, for status (endpoint "libvirt:URI", auth_type
  * "libvirt", server_id ""). */
 size_t vb_libvirt_driver_list(vb_transport_info *out, size_t max);
+/* vbhostd's allow-list check: host and port (default 16509) of a libvirt
+ * URI a client may send (DRIVER+tcp://HOST[:PORT]/PATH, no parameters);
+ * -1 with err saying what is refused otherwise. */
+int vb_libvirt_wire_endpoint(const char *libvirt_uri, char *host, size_t host_len, int *port,
+                             vb_error *err);
 /* virConnectOpenAuth calls that succeeded (logins), for tests. */
 unsigned vb_libvirt_driver_logins(void);
 

@@ -36,12 +36,23 @@
 
 static char *dir;
 static char why_skip[300];
-static int port;
-static pid_t libvirtd_pid;
-static char libvirtd_log[400], libvirtd_conf[520];
 static vb_ts_broker broker;
+static vb_ts_hostd hostd; /* a hop whose operator allows both libvirtds */
 
 /* ---- libvirtd ------------------------------------------------------------- */
+
+/* One libvirtd: DIR/NAME/{home,xdg,config,cache,run,empty}, auth_tcp AUTH,
+ * the shared sasldb DIR/sasl. */
+typedef struct lvd {
+    char base[300], conf[400], log[400];
+    const char *auth;
+    int port;
+    pid_t pid;
+} lvd;
+
+static lvd lv;      /* SASL DIGEST-MD5: the host of every case */
+static lvd lv_none; /* auth_tcp "none": lets anyone in without asking */
+static int port;    /* lv.port */
 
 static int chown_nobody(const char *path)
 {
@@ -49,80 +60,84 @@ static int chown_nobody(const char *path)
     return vb_ts_run(argv, NULL, NULL, NULL, 10000) == 0 ? 0 : -1;
 }
 
-static int write_libvirtd_conf(const char *base)
-{
-    char conf[1200];
-    snprintf(conf, sizeof conf,
-             "listen_tls = 0\nlisten_tcp = 1\nlisten_addr = \"127.0.0.1\"\n"
-             "tcp_port = \"%d\"\nauth_tcp = \"sasl\"\nauth_unix_rw = \"sasl\"\n"
-             "unix_sock_dir = \"%s/run\"\nmax_anonymous_clients = 100\n"
-             "max_client_requests = 20\nlog_level = 3\nlog_outputs = \"3:stderr\"\n",
-             port, base);
-    snprintf(libvirtd_conf, sizeof libvirtd_conf, "%s/libvirtd.conf", base);
-    return vb_ts_write_file(libvirtd_conf, conf, 0644);
-}
-
 /* Start it (again) on the same port, config and sasldb. */
-static int libvirtd_start(void)
+static int libvirtd_start(lvd *d)
 {
     char env_home[400], env_xdg[400], env_cfg[400], env_cache[400], env_sasl[400], env_drv[400],
         pidfile[400];
-    snprintf(env_home, sizeof env_home, "HOME=%s/lv/home", dir);
-    snprintf(env_xdg, sizeof env_xdg, "XDG_RUNTIME_DIR=%s/lv/xdg", dir);
-    snprintf(env_cfg, sizeof env_cfg, "XDG_CONFIG_HOME=%s/lv/config", dir);
-    snprintf(env_cache, sizeof env_cache, "XDG_CACHE_HOME=%s/lv/cache", dir);
-    snprintf(env_sasl, sizeof env_sasl, "SASL_CONF_PATH=%s/lv/sasl", dir);
+    snprintf(env_home, sizeof env_home, "HOME=%s/home", d->base);
+    snprintf(env_xdg, sizeof env_xdg, "XDG_RUNTIME_DIR=%s/xdg", d->base);
+    snprintf(env_cfg, sizeof env_cfg, "XDG_CONFIG_HOME=%s/config", d->base);
+    snprintf(env_cache, sizeof env_cache, "XDG_CACHE_HOME=%s/cache", d->base);
+    snprintf(env_sasl, sizeof env_sasl, "SASL_CONF_PATH=%s/sasl", dir);
     /* an empty driver dir: no qemu driver loads; the test driver is built in */
-    snprintf(env_drv, sizeof env_drv, "LIBVIRT_DRIVER_DIR=%s/lv/empty", dir);
-    snprintf(pidfile, sizeof pidfile, "%s/lv/run/libvirtd.pid", dir);
+    snprintf(env_drv, sizeof env_drv, "LIBVIRT_DRIVER_DIR=%s/empty", d->base);
+    snprintf(pidfile, sizeof pidfile, "%s/run/libvirtd.pid", d->base);
     /* env -i and setpriv exec: the pid is libvirtd's own */
     char *argv[] = { "/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", env_home,
                      env_xdg, env_cfg, env_cache, env_sasl, env_drv, SETPRIV,
                      "--reuid=" RUN_AS, "--regid=nogroup", "--clear-groups", LIBVIRTD, "-l",
-                     "-f", libvirtd_conf, "-p", pidfile, NULL };
-    libvirtd_pid = vb_ts_spawn(argv, NULL, libvirtd_log);
-    if (libvirtd_pid <= 0 || vb_ts_wait_tcp("127.0.0.1", port, vb_ts_scaled_ms(20000)) < 0) {
-        char *log = vb_ts_read_file(libvirtd_log, NULL);
+                     "-f", d->conf, "-p", pidfile, NULL };
+    d->pid = vb_ts_spawn(argv, NULL, d->log);
+    if (d->pid <= 0 || vb_ts_wait_tcp("127.0.0.1", d->port, vb_ts_scaled_ms(20000)) < 0) {
+        char *log = vb_ts_read_file(d->log, NULL);
         snprintf(why_skip, sizeof why_skip, "libvirtd did not listen on 127.0.0.1:%d: %.200s",
-                 port, log ? log : "(no log)");
+                 d->port, log ? log : "(no log)");
         free(log);
         return -1;
     }
     return 0;
 }
 
-static void libvirtd_stop(void)
+static void libvirtd_stop(lvd *d)
 {
-    if (libvirtd_pid > 0)
-        vb_ts_stop(libvirtd_pid, 5000);
-    libvirtd_pid = 0;
+    if (d->pid > 0)
+        vb_ts_stop(d->pid, 5000);
+    d->pid = 0;
+}
+
+static int libvirtd_setup(lvd *d, const char *name, const char *auth)
+{
+    char path[400], conf[1200];
+    d->auth = auth;
+    d->port = vb_ts_free_tcp_port();
+    snprintf(d->base, sizeof d->base, "%s/%s", dir, name);
+    snprintf(d->conf, sizeof d->conf, "%s/libvirtd.conf", d->base);
+    snprintf(d->log, sizeof d->log, "%s/%s.log", dir, name);
+    static const char *const sub[] = { "", "/home", "/xdg", "/config", "/cache", "/run",
+                                       "/empty" };
+    for (size_t i = 0; i < sizeof sub / sizeof sub[0]; i++) {
+        snprintf(path, sizeof path, "%s%s", d->base, sub[i]);
+        if (mkdir(path, 0700) < 0)
+            return -1;
+    }
+    snprintf(conf, sizeof conf,
+             "listen_tls = 0\nlisten_tcp = 1\nlisten_addr = \"127.0.0.1\"\n"
+             "tcp_port = \"%d\"\nauth_tcp = \"%s\"\nauth_unix_rw = \"%s\"\n"
+             "unix_sock_dir = \"%s/run\"\nmax_anonymous_clients = 100\n"
+             "max_client_requests = 20\nlog_level = 3\nlog_outputs = \"3:stderr\"\n",
+             d->port, auth, auth, d->base);
+    if (d->port <= 0 || vb_ts_write_file(d->conf, conf, 0644) < 0 || chown_nobody(d->base) < 0)
+        return -1;
+    return libvirtd_start(d);
 }
 
 static int setup_libvirtd(void)
 {
-    char host[256] = "";
-    char lv[300], sasl[400], path[500];
+    char host[256] = "", sasl[400];
     gethostname(host, sizeof host - 1);
-    snprintf(lv, sizeof lv, "%s/lv", dir);
-    snprintf(sasl, sizeof sasl, "%s/sasl", lv);
-    static const char *const sub[] = { "", "/home", "/xdg", "/config", "/cache", "/run",
-                                       "/empty", "/sasl" };
-    for (size_t i = 0; i < sizeof sub / sizeof sub[0]; i++) {
-        snprintf(path, sizeof path, "%s%s", lv, sub[i]);
-        if (mkdir(path, 0700) < 0)
-            return -1;
-    }
+    snprintf(sasl, sizeof sasl, "%s/sasl", dir);
     /* realm: libvirtd's sasl_server_new passes none, so Cyrus uses this
      * host's name, the realm saslpasswd2 must file the user under */
     static const char *const users[] = { "alice:" PASSWORD, NULL };
-    if (vb_ts_sasl_setup(sasl, "libvirt", host, "digest-md5", users, NULL) < 0)
-        return -1;
-    port = vb_ts_free_tcp_port();
-    snprintf(libvirtd_log, sizeof libvirtd_log, "%s/libvirtd.log", dir);
     /* nobody must reach its files: the temp dir is 0700 root otherwise */
-    if (port <= 0 || write_libvirtd_conf(lv) < 0 || chmod(dir, 0711) < 0 || chown_nobody(lv) < 0)
+    if (mkdir(sasl, 0700) < 0 ||
+        vb_ts_sasl_setup(sasl, "libvirt", host, "digest-md5", users, NULL) < 0 ||
+        chown_nobody(sasl) < 0 || chmod(dir, 0711) < 0 || libvirtd_setup(&lv, "lv", "sasl") < 0 ||
+        libvirtd_setup(&lv_none, "lvnone", "none") < 0)
         return -1;
-    return libvirtd_start();
+    port = lv.port;
+    return 0;
 }
 
 static int group_setup(void **state)
@@ -140,7 +155,10 @@ static int group_setup(void **state)
         fprintf(stderr, "test_libvirt: %s\n", why_skip);
         return -1; /* libvirtd is installed: not starting it is a failure */
     }
-    if (vb_ts_broker_start(&broker, dir, "b", NULL) < 0)
+    if (vb_ts_hostd_start(&hostd, dir, "h", 0,
+                          "allowed_libvirt_hosts = [\"127.0.0.1:%d\", \"127.0.0.1:%d\"]\n",
+                          lv.port, lv_none.port) < 0 ||
+        vb_ts_broker_start(&broker, dir, "b", NULL) < 0)
         return -1;
     vb_ts_broker_use(&broker);
     return 0;
@@ -148,7 +166,8 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-    libvirtd_stop();
+    libvirtd_stop(&lv);
+    libvirtd_stop(&lv_none);
     return vb_ts_group_teardown(state);
 }
 
@@ -167,7 +186,8 @@ typedef struct person {
     pthread_mutex_t lock;
     int calls;
     int retries;
-    char kind[32], host[64], service[200];
+    size_t nhops;
+    char kind[32], host[64], service[400];
 } person;
 
 static const int person_types[] = { VB_CRED_AUTHNAME, VB_CRED_PASSPHRASE };
@@ -178,6 +198,7 @@ static int person_cb(const vb_auth_request *req, vb_credential *creds, unsigned 
     pthread_mutex_lock(&p->lock);
     p->calls++;
     p->retries += req->retry != 0;
+    p->nhops = req->nhops;
     snprintf(p->kind, sizeof p->kind, "%s", req->kind ? req->kind : "");
     snprintf(p->host, sizeof p->host, "%s", req->target_host ? req->target_host : "");
     snprintf(p->service, sizeof p->service, "%s", req->service ? req->service : "");
@@ -338,8 +359,8 @@ static void test_libvirtd_restart_logs_in_again_without_asking(void **state)
     person p;
     vb_error err;
     vb_conn *held = first_open("restart", uri, sizeof uri, &p);
-    libvirtd_stop();
-    assert_int_equal(libvirtd_start(), 0);
+    libvirtd_stop(&lv);
+    assert_int_equal(libvirtd_start(&lv), 0);
     /* at once, before the broker may have noticed: a script run works on
      * the held answer, and so does the connection the app kept open */
     char *out = NULL;
@@ -379,6 +400,94 @@ static void test_logout_then_script_exits_77(void **state)
     assert_non_null(c);
     assert_int_equal(p.calls, 2);
     vb_close(c);
+}
+
+/* ---- through vbhostd (libvirt: in a client's URI) ------------------------------ */
+
+/* vbhostd's unix socket, name= the libvirt URI (percent-encoded) */
+static const char *chain_uri(const char *inner, char *buf, size_t len)
+{
+    size_t n = (size_t)snprintf(buf, len, "test+unix:///default?socket=%s&name=", hostd.sock);
+    for (const char *p = inner; *p && n + 4 < len; p++)
+        n += (size_t)snprintf(buf + n, len - n,
+                              strchr("-._~", *p) || (*p >= '0' && *p <= '9') ||
+                                      (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+                                  ? "%c"
+                                  : "%%%02X",
+                              (unsigned char)*p);
+    return buf;
+}
+
+static void test_chain_asks_once_through_vbhostd(void **state)
+{
+    (void)state;
+    NEED_LIBVIRTD();
+    char inner[200], uri[800];
+    snprintf(inner, sizeof inner, "libvirt:test+tcp://127.0.0.1:%d/default", lv.port);
+    chain_uri(inner, uri, sizeof uri);
+    person p;
+    person_init(&p, PASSWORD);
+    vb_error err;
+    vb_conn *c = open_as(uri, &p, &err);
+    if (!c)
+        fail_msg("open %s: %s", uri, err.message);
+    /* vbhostd's libvirt login asked the person at the top, naming the hop */
+    assert_int_equal(p.calls, 1);
+    assert_string_equal(p.kind, "libvirt");
+    assert_int_equal(p.nhops, 1);
+    assert_non_null(strstr(p.service, inner));
+    assert_lists_test(c);
+    vb_close(c);
+    /* vbhostd logs in again for the next open (its logins are its
+     * client's); the broker answers the relayed question from its memory */
+    person q;
+    person_init(&q, PASSWORD);
+    c = open_as(uri, &q, &err);
+    if (!c)
+        fail_msg("second open: %s", err.message);
+    assert_int_equal(q.calls, 0);
+    vb_close(c);
+    assert_int_equal(script_list(uri, NULL), 0);
+}
+
+/* What a client of vbhostd must not get: a libvirtd the operator did not
+ * list, a libvirt URI with parameters (authfile=, socket=, ...), a transport
+ * that would use the daemon's own identity, or a libvirtd that lets the
+ * daemon in without asking. None of them asks the person anything. */
+static void test_chain_refuses_what_would_act_as_vbhostd(void **state)
+{
+    (void)state;
+    NEED_LIBVIRTD();
+    char allowed[64];
+    snprintf(allowed, sizeof allowed, "test+tcp://127.0.0.1:%d/default", lv.port);
+    struct {
+        char inner[400];
+        const char *says;
+    } cases[5];
+    snprintf(cases[0].inner, sizeof cases[0].inner, "libvirt:test+tcp://127.0.0.2:%d/default",
+             lv.port);
+    cases[0].says = "allowed_libvirt_hosts";
+    snprintf(cases[1].inner, sizeof cases[1].inner, "libvirt:%s?authfile=/etc/shadow", allowed);
+    cases[1].says = "no parameters";
+    snprintf(cases[2].inner, sizeof cases[2].inner, "libvirt:test:///default");
+    cases[2].says = "+tcp://";
+    snprintf(cases[3].inner, sizeof cases[3].inner,
+             "libvirt:test+unix:///default?socket=%s/run/libvirt-sock", lv.base);
+    cases[3].says = "+tcp://";
+    snprintf(cases[4].inner, sizeof cases[4].inner, "libvirt:test+tcp://127.0.0.1:%d/default",
+             lv_none.port);
+    cases[4].says = "without asking";
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char uri[1600];
+        chain_uri(cases[i].inner, uri, sizeof uri);
+        person p;
+        person_init(&p, PASSWORD);
+        vb_error err;
+        vb_conn *c = open_as(uri, &p, &err);
+        if (c || !strstr(err.message, cases[i].says))
+            fail_msg("%s: %s", cases[i].inner, c ? "opened" : err.message);
+        assert_int_equal(p.calls, 0);
+    }
 }
 
 /* ---- many at once ------------------------------------------------------------ */
@@ -486,6 +595,8 @@ int main(void)
         cmocka_unit_test(test_libvirtd_restart_logs_in_again_without_asking),
         cmocka_unit_test(test_logout_then_script_exits_77),
         cmocka_unit_test(test_concurrent_opens_one_broker),
+        cmocka_unit_test(test_chain_asks_once_through_vbhostd),
+        cmocka_unit_test(test_chain_refuses_what_would_act_as_vbhostd),
     };
     return cmocka_run_group_tests_name("libvirt", tests, group_setup, group_teardown);
 }

@@ -1,7 +1,8 @@
 /* libvirt:URI (issue 19): the libvirt URI after "libvirt:" is libvirt's,
  * query string included, and passes through untouched; a malformed scheme
  * fails before any driver runs; the libvirt driver refuses URIs that came
- * over the wire (vbhostd would reach libvirt as itself). No libvirtd here:
+ * over the wire unless it is plain TCP without parameters (vbhostd must
+ * never reach libvirt as itself). No libvirtd here:
  * tests/integ/test_libvirt.c has the real one. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -68,22 +69,45 @@ static void test_libvirt_uri_malformed(void **state)
 }
 
 /* A client of vbhostd must not make it open libvirt with the daemon's own
- * uid, keys or sockets: refused before libvirt is touched. */
+ * uid, keys, certificate or files: only DRIVER+tcp://HOST[:PORT]/PATH
+ * without parameters, refused before libvirt is touched. */
 static void test_libvirt_from_wire_refused(void **state)
 {
     (void)state;
-    vb_uri u;
-    vb_error err;
-    assert_int_equal(vb_uri_parse("libvirt:qemu:///system", &u, &err), 0);
-    void *conn = NULL;
-    assert_int_equal(vb_libvirt_driver.open(&u, VB_OPEN_FROM_WIRE | VB_OPEN_PRIVATE, NULL, &conn,
-                                            &err),
-                     -1);
-    assert_int_equal(err.code, VB_ERR_OPERATION_INVALID);
-    assert_non_null(strstr(err.message, "own identity"));
-    assert_null(conn);
+    static const char *const refused[] = {
+        "libvirt:qemu:///system",
+        "libvirt:qemu+ssh://root@h/system",
+        "libvirt:qemu+tls://h/system",
+        "libvirt:qemu+unix:///system?socket=/run/x",
+        "libvirt:qemu+tcp://h/system?authfile=/etc/shadow",
+        "libvirt:qemu+tcp:///system",
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        vb_uri u;
+        vb_error err;
+        assert_int_equal(vb_uri_parse(refused[i], &u, &err), 0);
+        void *conn = NULL;
+        assert_int_equal(vb_libvirt_driver.open(&u, VB_OPEN_FROM_WIRE | VB_OPEN_PRIVATE, NULL,
+                                                &conn, &err),
+                         -1);
+        assert_int_equal(err.code, VB_ERR_OPERATION_INVALID);
+        assert_null(conn);
+        vb_uri_clear(&u);
+    }
     assert_int_equal(vb_libvirt_driver_logins(), 0);
-    vb_uri_clear(&u);
+    char host[64];
+    int port = 0;
+    vb_error err;
+    assert_int_equal(vb_libvirt_wire_endpoint("test+tcp://127.0.0.1/default", host, sizeof host,
+                                              &port, &err),
+                     0);
+    assert_string_equal(host, "127.0.0.1");
+    assert_int_equal(port, 16509);
+    assert_int_equal(vb_libvirt_wire_endpoint("qemu+tcp://alice@h1:1234/system", host,
+                                              sizeof host, &port, &err),
+                     0);
+    assert_string_equal(host, "h1");
+    assert_int_equal(port, 1234);
 }
 
 int main(void)
