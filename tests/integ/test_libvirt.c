@@ -166,8 +166,19 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
+    /* both daemons ran libvirt's client (vbhostd for its clients): a clean
+     * exit, and under SAN=1 no leak or error report in their logs */
+    int bad = 0;
+    if (hostd.pid > 0)
+        bad |= vb_ts_check_exit("vbhostd", vb_ts_stop(hostd.pid, 5000), hostd.log) < 0;
+    if (broker.pid > 0)
+        bad |= vb_ts_check_exit("vbrokerd", vb_ts_stop(broker.pid, 5000), broker.log) < 0;
     libvirtd_stop(&lv);
     libvirtd_stop(&lv_none);
+    if (bad) {
+        vb_ts_group_teardown(state);
+        return -1;
+    }
     return vb_ts_group_teardown(state);
 }
 
