@@ -105,7 +105,7 @@ typedef struct vb_auth_request {
     int retry;                /* the previous answer to this service failed */
     /* what the question is for (NULL / 0 when a broker from before these
      * fields does not say): "vbhostd", "xenapi", "ssh-password",
-     * "ssh-passphrase" or "ssh-hostkey", and where that login goes */
+     * "ssh-passphrase", "ssh-hostkey" or "libvirt", and where that login goes */
     const char *kind;
     const char *target_host;
     unsigned int target_port;
