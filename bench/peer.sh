@@ -119,3 +119,34 @@ BENCH_PEER_URI_NONE_UNIX="test+unix:///default?socket=$D/none/run/libvirt-sock" 
 BENCH_PEER_IDLE_PID="$NONE_PID" \
 BENCH_PEER_USER=alice BENCH_PEER_PASSWORD="$PW" \
   "$B/bench/bench_e2e" --json bench/results/latest.json --svg bench/results/latest.svg
+
+# Scripts against libvirtd #1 (issue 19): SCRIPT_RUNS runs of `list` through
+# the broker's libvirt driver (vbctl --non-interactive on the live shared
+# connection, after one login) against as many `virsh -c URI list` runs that
+# log in from a libvirt auth.conf each time; total wall time, and virsh's own
+# start-up (test:///default: no network, no login) for scale.
+RUNS=${SCRIPT_RUNS:-100}
+URI="test+tcp://127.0.0.1:$P1/default"
+mkdir -p -m 700 "$D/vb-run" "$D/vb-state" "$D/vconf/libvirt"
+printf '[credentials-a]\nauthname=alice\npassword=%s\n\n[auth-libvirt-127.0.0.1]\ncredentials=a\n' "$PW" \
+  > "$D/vconf/libvirt/auth.conf"
+chmod 600 "$D/vconf/libvirt/auth.conf"
+"$B/vbrokerd" --socket "$D/vb-run/sock" --state-dir "$D/vb-state" >"$D/vbrokerd.log" 2>&1 &
+PIDS+=($!)
+wait_sock "$D/vb-run/sock" 20 "$D/vbrokerd.log"
+export VBROKER_SOCKET="$D/vb-run/sock" VBROKER_NO_AUTOSTART=1
+printf 'alice\n%s\n' "$PW" | "$B/vbctl" -c "libvirt:$URI" list >/dev/null 2>&1
+ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
+t=$(date +%s%N)
+for _ in $(seq "$RUNS"); do "$B/vbctl" --non-interactive -c "libvirt:$URI" list >/dev/null; done
+VB_MS=$(ms "$t")
+t=$(date +%s%N)
+for _ in $(seq "$RUNS"); do XDG_CONFIG_HOME="$D/vconf" virsh -c "$URI" list >/dev/null; done
+VIRSH_MS=$(ms "$t")
+t=$(date +%s%N)
+for _ in $(seq "$RUNS"); do virsh -c test:///default list >/dev/null; done
+START_MS=$(ms "$t")
+echo "== $RUNS script runs of list against libvirtd (DIGEST-MD5) =="
+echo "vbctl --non-interactive -c libvirt:URI list (broker, shared connection): $VB_MS ms"
+echo "virsh -c URI list (auth.conf, a login each run):                        $VIRSH_MS ms"
+echo "virsh -c test:///default list (virsh start-up alone, for scale):         $START_MS ms"

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "vb_authconf.h"
+#include "vb_libvirt.h"
 #include "vb_log.h"
 #include "vb_remote.h"
 #include "vb_textesc.h"
@@ -41,6 +42,8 @@ static const char *authconf_service(const vb_cred_request *req)
         return "xenapi";
     if (strcmp(req->kind, VB_CRED_KIND_SSH_PASSWORD) == 0)
         return "ssh";
+    if (strcmp(req->kind, VB_CRED_KIND_LIBVIRT) == 0) /* libvirt's own [auth-libvirt-HOST] */
+        return "libvirt";
     return NULL;
 }
 
@@ -645,6 +648,7 @@ static void forget_host(brk_server *srv, const char *uri_text, const logout_list
 {
     if (!uri_text) {
         vb_remote_driver_close_endpoint(NULL, NULL);
+        vb_libvirt_driver_close_uri(NULL);
         vb_secretcache_clear(srv->secrets, NULL);
         return;
     }
@@ -654,13 +658,41 @@ static void forget_host(brk_server *srv, const char *uri_text, const logout_list
     vb_uri uri;
     vb_error err;
     memset(&uri, 0, sizeof uri);
-    if (vb_uri_parse(uri_text, &uri, &err) == 0) {
+    if (vb_uri_parse(uri_text, &uri, &err) == 0 && !vb_uri_is_libvirt(&uri)) {
         char *service = vb_remote_service_name(&uri);
         if (service)
             vb_secretcache_clear_service(srv->secrets, service);
         free(service);
     }
     vb_uri_clear(&uri);
+}
+
+/* A libvirt: URI has no token: its logout closes the shared libvirt
+ * connection and forgets the answers kept for it (by its service name, the
+ * URI itself), and says so as one result. */
+static int forget_libvirt(brk_server *srv, const char *uri_text, logout_list *l, vb_error *err)
+{
+    vb_uri uri;
+    memset(&uri, 0, sizeof uri);
+    int libvirt = uri_text && vb_uri_parse(uri_text, &uri, NULL) == 0 && vb_uri_is_libvirt(&uri);
+    vb_uri_clear(&uri);
+    if (!libvirt)
+        return 0;
+    unsigned closed = vb_libvirt_driver_close_uri(uri_text);
+    size_t forgotten = vb_secretcache_clear_service(srv->secrets, uri_text);
+    if (!closed && !forgotten)
+        return 0;
+    logout_item *items = realloc(l->items, (l->n + 1) * sizeof *items);
+    if (!items)
+        return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_BROKER, "out of memory");
+    l->items = items;
+    logout_item *it = &items[l->n++];
+    memset(it, 0, sizeof *it);
+    snprintf(it->rec.uri, sizeof it->rec.uri, "%s", uri_text);
+    snprintf(it->rec.identity, sizeof it->rec.identity, "libvirt connection");
+    snprintf(it->note, sizeof it->note, "%u connection%s closed, %zu answer%s forgotten", closed,
+             closed == 1 ? "" : "s", forgotten, forgotten == 1 ? "" : "s");
+    return 0;
 }
 
 void brk_job_logout(brk_session *s, const brk_job *job)
@@ -678,6 +710,8 @@ void brk_job_logout(brk_session *s, const brk_job *job)
                list.items[i].note);
     }
     forget_host(s->srv, job->uri, &list); /* --all: every connection and typed password */
+    if (rc == 0)
+        rc = forget_libvirt(s->srv, job->uri, &list, &err);
     brk_post_reply(s, job, rc, body_logout, &list, &err);
     if (list.items)
         explicit_bzero(list.items, list.n * sizeof *list.items);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "vb_libvirt.h"
 #include "vb_log.h"
 
 #define URI_MAX 4096
@@ -54,6 +55,8 @@ static void encode_host_connections(vb_enc *enc)
     enum { MAX_SHOWN = 256 };
     vb_transport_info *t = calloc(MAX_SHOWN, sizeof *t);
     size_t n = t ? vb_remote_driver_list(t, MAX_SHOWN) : 0;
+    if (t)
+        n += vb_libvirt_driver_list(t + n, MAX_SHOWN - n);
     vb_enc_array(enc, (uint32_t)n);
     for (size_t i = 0; i < n; i++) {
         vb_enc_array(enc, 5);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "vb_daemon.h"
+#include "vb_libvirt.h"
 #include "vb_log.h"
 #include "vb_net.h"
 #include "vb_sockdir.h"
@@ -199,6 +200,7 @@ static void expire_secrets(vb_loop *loop, uint64_t id, void *data)
     vb_store_login_purge(srv->cache, (int64_t)time(NULL), NULL);
     pthread_mutex_unlock(&srv->cache_lock);
     vb_remote_driver_reap();
+    vb_libvirt_driver_reap();
     srv->expiry_timer = vb_loop_add_timer(loop, 10000, expire_secrets, srv);
 }
 

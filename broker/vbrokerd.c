@@ -35,6 +35,7 @@
 
 #include "brk.h"
 #include "vb_daemon.h"
+#include "vb_libvirt.h"
 #include "vb_log.h"
 #include "vb_store.h"
 
@@ -284,6 +285,8 @@ int main(int argc, char **argv)
         return rc < 0 ? 0 : rc;
     }
     vb_remote_driver_set_idle(cfg.upstream_idle_ms);
+    vb_libvirt_driver_set_idle(cfg.upstream_idle_ms);
+    vb_libvirt_driver_set_keepalive(cfg.keepalive_interval_s, cfg.keepalive_count);
     if (!cfg.socket_path)
         cfg.socket_path = default_socket_path();
     if (!cfg.state_dir && !(cfg.state_dir = default_state_dir())) {

@@ -187,6 +187,14 @@ static int report_no_login(const vbctl *v, const vb_error *err)
         fputs(" needs a login and --non-interactive forbids asking; ", stderr);
         put_safe(stderr, advice);
         fputc('\n', stderr);
+    } else if (v->non_interactive && v->uri && strncmp(v->uri, "libvirt:", 8) == 0) {
+        /* libvirtd issues no tokens: what a script can reuse is the answer the
+         * broker holds in memory after an interactive open */
+        fputs(" needs a login and --non-interactive forbids asking; open it once in a terminal "
+              "(`vbctl -c URI list`) so the broker holds the answer, or put it in auth.conf (",
+              stderr);
+        print_auth_conf_path(stderr);
+        fputs(")\n", stderr);
     } else if (v->non_interactive) {
         fputs(" needs a login and --non-interactive forbids asking; run `vbctl login ", stderr);
         put_safe(stderr, v->uri);

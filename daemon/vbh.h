@@ -97,6 +97,8 @@ typedef struct vbh_config {
     size_t nallowed_next_hops;
     vbh_endpoint *allowed_xenapi;    /* XenAPI hosts a client's URI may name (empty: none) */
     size_t nallowed_xenapi;
+    vbh_endpoint *allowed_libvirt;   /* libvirtd TCP endpoints a client's libvirt: URI may name */
+    size_t nallowed_libvirt;
     unsigned relay_timeout_s;        /* a relayed credential request fails after this */
 } vbh_config;
 

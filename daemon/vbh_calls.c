@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "vb_bodies.h"
+#include "vb_libvirt.h"
 #include "vb_log.h"
 #include "vb_remote.h"
 #include "vb_ssh.h"
@@ -126,6 +127,23 @@ static int xenapi_allowed(const vbh_config *cfg, const vb_uri *uri, vb_error *er
                         uri->host ? uri->host : "", port);
 }
 
+/* libvirt:DRIVER+tcp://HOST[:PORT]/PATH only, to an allowed endpoint (the
+ * driver refuses the rest of what would act as this daemon) */
+static int libvirt_allowed(const vbh_config *cfg, const vb_uri *uri, vb_error *err)
+{
+    char host[256];
+    int port;
+    if (vb_libvirt_wire_endpoint(uri->path, host, sizeof host, &port, err) < 0)
+        return -1;
+    if (vbh_endpoint_allowed(cfg->allowed_libvirt, cfg->nallowed_libvirt, "libvirt", host, port))
+        return 0;
+    return vb_error_set(err, VB_ERR_OPERATION_INVALID, VB_DOM_DAEMON,
+                        "this server may not reach the libvirt host %.255s:%d: the operator lists "
+                        "the libvirtd endpoints it may reach in allowed_libvirt_hosts "
+                        "(vbhostd.conf)",
+                        host, port);
+}
+
 /* A URI a client sent is not the operator's: nothing of the daemon's own
  * identity (the driver check), and only endpoints the operator allowed,
  * judged before any connection is made. */
@@ -137,6 +155,8 @@ static int check_wire_uri(const vbh_config *cfg, const vb_uri *uri, vb_error *er
         return next_hop_allowed(cfg, uri, err);
     if (strcmp(uri->driver, "xenapi") == 0)
         return xenapi_allowed(cfg, uri, err);
+    if (vb_uri_is_libvirt(uri))
+        return libvirt_allowed(cfg, uri, err);
     return 0;
 }
 

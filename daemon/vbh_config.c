@@ -202,6 +202,12 @@ static int parse_xenapi_host(const char *text, vbh_endpoint *e)
     return parse_host_port(text, 443, e);
 }
 
+static int parse_libvirt_host(const char *text, vbh_endpoint *e)
+{
+    snprintf(e->transport, sizeof e->transport, "libvirt");
+    return parse_host_port(text, 16509, e); /* libvirtd's tcp_port */
+}
+
 static int parse_endpoints(vb_conf *conf, const char *key, int (*parse)(const char *, vbh_endpoint *),
                            const char *shape, vbh_endpoint **out, size_t *nout, vb_error *err)
 {
@@ -340,6 +346,8 @@ static int load_keys(vb_conf *conf, vbh_config *cfg, vb_error *err)
                         &cfg->allowed_next_hops, &cfg->nallowed_next_hops, err) < 0 ||
         parse_endpoints(conf, "allowed_xenapi_hosts", parse_xenapi_host, "HOST[:PORT]",
                         &cfg->allowed_xenapi, &cfg->nallowed_xenapi, err) < 0 ||
+        parse_endpoints(conf, "allowed_libvirt_hosts", parse_libvirt_host, "HOST[:PORT]",
+                        &cfg->allowed_libvirt, &cfg->nallowed_libvirt, err) < 0 ||
         vb_conf_get_string(conf, "log_level", &level, err) < 0)
         return -1;
     cfg->max_frame = max_frame;
@@ -401,6 +409,7 @@ void vbh_config_clear(vbh_config *cfg)
     free(cfg->log_file);
     free_endpoints(cfg->allowed_next_hops, cfg->nallowed_next_hops);
     free_endpoints(cfg->allowed_xenapi, cfg->nallowed_xenapi);
+    free_endpoints(cfg->allowed_libvirt, cfg->nallowed_libvirt);
     for (size_t i = 0; i < cfg->ntoken_endpoints; i++)
         free(cfg->token_endpoints[i]);
     memset(cfg, 0, sizeof *cfg);

@@ -3,6 +3,7 @@
  * by all of them (state names, domain name rules).
  */
 #include "vb_driver.h"
+#include "vb_libvirt.h"
 #include "vb_xenapi.h"
 
 #include <stdio.h>
@@ -14,6 +15,7 @@
 static const vb_driver *const drivers[] = {
     &vb_test_driver,
     &vb_xenapi_driver,
+    &vb_libvirt_driver,
 };
 
 #define NDRIVERS (sizeof drivers / sizeof drivers[0])

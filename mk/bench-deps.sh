@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages for `make bench-peer` only (libvirt as the comparison peer).
 # Idempotent: installs nothing when everything is present. Needs root.
-# Not part of `make deps`: vbroker itself never needs libvirt.
+# `make deps` now installs libvirt-dev (the libvirt driver) and `make deps-test`
+# libvirt-daemon; this list stays for a bench-peer run on its own.
 set -euo pipefail
 PKGS=(libvirt-daemon libvirt-clients libvirt-dev sasl2-bin libsasl2-modules libsasl2-dev pkg-config)
 missing=()

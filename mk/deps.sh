@@ -16,11 +16,15 @@ BUILD_PACKAGES=(
   build-essential pkg-config
   libmsgpack-dev libsqlite3-dev libcmocka-dev libsasl2-dev
   libssh2-1-dev libcurl4-openssl-dev libxml2-dev libssl-dev
-  libsystemd-dev libassuan-dev
+  libsystemd-dev libassuan-dev libvirt-dev
 )
 # libsystemd-dev: sd-bus, vbhostd's D-Bus client for polkit (auth_unix = polkit).
+# libvirt-dev: the libvirt driver (hvdrivers/vb_libvirt.c) is built on
+# libvirt's own client library (virConnectOpenAuth), never a re-implementation.
 # libclang-rt-14-dev: clang's libFuzzer and sanitizer runtimes (make fuzz);
 # clang only recommends it, and recommends are not installed below.
+# libvirt-daemon: /usr/sbin/libvirtd, which tests/integ/test_libvirt.c starts
+# unprivileged with the built-in test driver only (no qemu, no libvirt-daemon-system).
 TEST_PACKAGES=(
   clang libclang-rt-14-dev sqlite3
   sasl2-bin libsasl2-modules libsasl2-modules-gssapi-mit
@@ -29,6 +33,7 @@ TEST_PACKAGES=(
   python3 procps openssl
   dbus-daemon polkitd
   pinentry-tty pinentry-curses tmux
+  libvirt-daemon
 )
 
 case "$MODE" in

@@ -68,7 +68,9 @@ int vb_set_auth_priority(const int *types, size_t n)
 
 #define LOCK_NAME "autostart.lock"
 
-static char socket_path[108];
+/* per thread: every call rewrites it (glibc's snprintf writes the NUL first),
+ * and concurrent vb_open_auth calls must not read each other's half-written path */
+static _Thread_local char socket_path[108];
 
 const char *vb_broker_socket_path(void)
 {

@@ -107,7 +107,7 @@ typedef struct vb_auth_request {
     int retry;                /* the previous answer to this service failed */
     /* what the question is for (NULL / 0 when a broker from before these
      * fields does not say): "vbhostd", "xenapi", "ssh-password",
-     * "ssh-passphrase" or "ssh-hostkey", and where that login goes */
+     * "ssh-passphrase", "ssh-hostkey" or "libvirt", and where that login goes */
     const char *kind;
     const char *target_host;
     unsigned int target_port;
@@ -299,7 +299,8 @@ typedef struct vb_logout_result {
 int vb_logout(const char *uri, vb_logout_result **results, size_t *n, vb_error *err);
 void vb_logout_results_free(vb_logout_result *results, size_t n);
 
-/* The socket path this process would use. */
+/* The socket path this process would use (the calling thread's copy, valid
+ * until its next call). */
 const char *vb_broker_socket_path(void);
 
 #ifdef __cplusplus

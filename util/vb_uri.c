@@ -413,12 +413,41 @@ static int check_text(const char *text, vb_error *err)
     return 0;
 }
 
+/* "libvirt:" + a libvirt URI: the rest is libvirt's, parsed by libvirt
+ * (its query string included; none of our parameter rules apply to it).
+ * Only its scheme is checked here, so a typo fails before any driver runs. */
+static int parse_libvirt(const char *text, vb_uri *out, vb_error *err)
+{
+    char q[URI_QUOTE_MAX + 4];
+    const char *inner = text + strlen(VB_URI_LIBVIRT_PREFIX);
+    size_t slen = strcspn(inner, ":");
+    if (inner[slen] != ':' || slen == 0 || !is_alpha(inner[0]))
+        return uri_error(err, "'libvirt:' must be followed by a libvirt URI like "
+                              "qemu+ssh://host/system, not '%s'",
+                         quote(q, inner, strlen(inner)));
+    for (size_t i = 0; i < slen; i++)
+        if (!is_alnum(inner[i]) && inner[i] != '+' && inner[i] != '-' && inner[i] != '.')
+            return uri_error(err, "bad characters in the libvirt scheme '%s'",
+                             quote(q, inner, slen));
+    out->driver = strdup("libvirt");
+    out->path = strdup(inner);
+    return out->driver && out->path ? 0 : no_memory(err);
+}
+
 int vb_uri_parse(const char *text, vb_uri *out, vb_error *err)
 {
     if (!out)
         return uri_error(err, "nowhere to put the parsed URI");
     memset(out, 0, sizeof *out);
     const char *p = text;
+    if (check_text(text, err) == 0 &&
+        strncmp(text, VB_URI_LIBVIRT_PREFIX, strlen(VB_URI_LIBVIRT_PREFIX)) == 0) {
+        if (parse_libvirt(text, out, err) < 0) {
+            vb_uri_clear(out);
+            return -1;
+        }
+        return 0;
+    }
     if (check_text(text, err) < 0 || parse_scheme(&p, out, err) < 0 ||
         parse_authority(&p, out, err) < 0 || parse_path(&p, out, err) < 0 ||
         parse_query(p, out, err) < 0) {
@@ -457,6 +486,12 @@ const char *vb_uri_param_get(const vb_uri *uri, const char *key)
 int vb_uri_is_remote(const vb_uri *uri)
 {
     return uri && uri->transport != NULL;
+}
+
+int vb_uri_is_libvirt(const vb_uri *uri)
+{
+    return uri && !uri->transport && uri->driver && strcmp(uri->driver, "libvirt") == 0 &&
+           uri->path;
 }
 
 /* ---- formatting ---------------------------------------------------------- */
@@ -503,6 +538,10 @@ char *vb_uri_format(const vb_uri *uri)
 {
     if (!uri || !uri->driver)
         return NULL;
+    if (vb_uri_is_libvirt(uri)) {
+        char *text = NULL;
+        return asprintf(&text, "%s%s", VB_URI_LIBVIRT_PREFIX, uri->path) < 0 ? NULL : text;
+    }
     char *buf = NULL;
     size_t size = 0;
     FILE *f = open_memstream(&buf, &size);

@@ -4,7 +4,8 @@
  *   driver[+transport]://[user@][host][:port]/[path][?key=value&...]
  *
  * Examples: test:///default, test+unix:///default, test+tcp://h:16509/default,
- * test+ssh://alice@h/default, xenapi://root@xen1/, xenapi+ssh://a@h/?name=xenapi://x/.
+ * test+ssh://alice@h/default, xenapi://root@xen1/, xenapi+ssh://a@h/?name=xenapi://x/,
+ * libvirt:test+tcp://h:16509/default.
  * Values are percent-decoded; IPv6 hosts in brackets ([::1]:16509). Pure
  * parsing: no I/O, no policy.
  */
@@ -40,6 +41,11 @@ void vb_uri_clear(vb_uri *uri);
 const char *vb_uri_param_get(const vb_uri *uri, const char *key);
 /* True when the URI names a remote driver (has a transport). */
 int vb_uri_is_remote(const vb_uri *uri);
+/* "libvirt:" followed by any libvirt URI (libvirt:qemu+ssh://h/system):
+ * parsed as driver "libvirt" with the libvirt URI, untouched, in path and
+ * nothing else (no host, no params: the rest belongs to libvirt). */
+#define VB_URI_LIBVIRT_PREFIX "libvirt:"
+int vb_uri_is_libvirt(const vb_uri *uri);
 /* Canonical text form, malloc'd (NULL on out of memory). */
 char *vb_uri_format(const vb_uri *uri);
 
