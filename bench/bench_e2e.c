@@ -13,9 +13,11 @@
  *   xenapi_sim.py   a XenAPI host (tests/peers, python3) behind vbhostd "sasl":
  *                   the nested chain app → broker → vbhostd → XenAPI, whose
  *                   XenAPI login vbhostd relays back up to the app (CRED_FILL)
- * and measures cold / warm opens in NEW processes (this binary re-executed
- * with --child-open), RPC round trips, concurrency, idle clients and a
- * sustained open rate. One table on stdout, JSON and an SVG bar chart.
+ * and measures cold / warm opens in the steady state of a long-lived process
+ * (this binary re-executed with --child-loop: many opens in one process; the
+ * headline) and as a script sees them (--child-open: a new process each), RPC
+ * round trips, concurrency, idle clients and a sustained open rate. One table
+ * on stdout, JSON and an SVG bar chart.
  *
  *   bench_e2e [--json PATH] [--svg PATH]
  *
