@@ -429,8 +429,10 @@ static void steady_metrics(void)
     M("steady_cold_scram_unix", "steady: cold open, SCRAM-SHA-256 unix", "us");
     M("steady_cold_none_tcp", "steady: cold open, no auth TCP", "us");
     M("steady_cold_none_unix", "steady: cold open, no auth unix", "us");
-    M("steady_warm_token_unix", "steady: warm, cached token unix / libvirt login unix", "us");
-    M("steady_warm_shared_tcp", "steady: warm, shared transport / libvirt login TCP", "us");
+    M("steady_warm_token_unix", peer_bin ? "steady: warm, cached token unix / libvirt login unix"
+                                         : "steady: warm, cached token unix", "us");
+    M("steady_warm_shared_tcp", peer_bin ? "steady: warm, shared transport / libvirt login TCP"
+                                         : "steady: warm, shared transport", "us");
     if (peer_bin) {
         note(M("steady_warm_token_unix", "", "us"),
              "libvirt column: libvirt's steady-state open of a unix URI, a full DIGEST-MD5 login "
@@ -556,8 +558,12 @@ static int bench_token(void)
     stop_broker(&btoken);
     if (start_broker(&btoken) < 0)
         return -1;
-    metric *tp = M("warm_token_unix_process", "script: warm, cached token unix / libvirt login (new process, wall)", "us");
-    metric *ti = M("warm_token_unix", "script: warm, cached token unix / libvirt login (its first open+close)", "us");
+    metric *tp = M("warm_token_unix_process",
+                   peer_bin ? "script: warm, cached token unix / libvirt login (new process, wall)"
+                            : "script: warm, cached token unix (new process, wall)", "us");
+    metric *ti = M("warm_token_unix",
+                   peer_bin ? "script: warm, cached token unix / libvirt login (its first open+close)"
+                            : "script: warm, cached token unix (its first open+close)", "us");
     int fails = 0;
     const char *lv = peer_uri_unix ? peer_uri_unix : peer_uri;
     vb_open_round(uri_token, 0, &(metric){ 0 }, NULL);
@@ -581,8 +587,12 @@ static int bench_token(void)
 static void bench_warm_shared(void)
 {
     use_broker(&bwarm);
-    metric *wp = M("warm_shared_tcp_process", "script: warm, shared transport / libvirt login (new process, wall)", "us");
-    metric *wi = M("warm_shared_tcp", "script: warm, shared transport / libvirt login (its first open+close)", "us");
+    metric *wp = M("warm_shared_tcp_process",
+                   peer_bin ? "script: warm, shared transport / libvirt login (new process, wall)"
+                            : "script: warm, shared transport (new process, wall)", "us");
+    metric *wi = M("warm_shared_tcp",
+                   peer_bin ? "script: warm, shared transport / libvirt login (its first open+close)"
+                            : "script: warm, shared transport (its first open+close)", "us");
     vb_open_round(uri_digest, 0, &(metric){ 0 }, NULL);
     int wf = 0;
     for (int r = 0; r < rounds; r++) {
