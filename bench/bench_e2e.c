@@ -13,9 +13,11 @@
  *   xenapi_sim.py   a XenAPI host (tests/peers, python3) behind vbhostd "sasl":
  *                   the nested chain app → broker → vbhostd → XenAPI, whose
  *                   XenAPI login vbhostd relays back up to the app (CRED_FILL)
- * and measures cold / warm opens in NEW processes (this binary re-executed
- * with --child-open), RPC round trips, concurrency, idle clients and a
- * sustained open rate. One table on stdout, JSON and an SVG bar chart.
+ * and measures cold / warm opens in the steady state of a long-lived process
+ * (this binary re-executed with --child-loop: many opens in one process; the
+ * headline) and as a script sees them (--child-open: a new process each), RPC
+ * round trips, concurrency, idle clients and a sustained open rate. One table
+ * on stdout, JSON and an SVG bar chart.
  *
  *   bench_e2e [--json PATH] [--svg PATH]
  *
@@ -26,6 +28,9 @@
  *   BENCH_IDLE_CLIENTS=1000   idle clients held on one broker
  *   BENCH_SUSTAIN_SECONDS=5   length of each sustained-rate run (the issue asks 30)
  *   BENCH_SUSTAIN_THREADS=4   clients opening in a loop during it
+ *   BENCH_STEADY_ROUNDS=3     rounds of each steady-state row: one long-lived
+ *   BENCH_STEADY_OPENS=100    process doing this many opens (vbroker's and
+ *                             libvirt's, alternately)
  *   BENCH_PEER=PATH           the libvirt helper (bench/peer/bench_libvirt), plus
  *   BENCH_PEER_URI, BENCH_PEER_URI_NONE, BENCH_PEER_USER, BENCH_PEER_PASSWORD:
  *                             run libvirt rounds alternately with vbroker rounds
@@ -310,6 +315,35 @@ static int child_open(const char *uri, int creds, long long t_main)
     return 0;
 }
 
+/* --child-loop URI CREDS N: the steady state of a long-lived application in
+ * this one process: one untimed open+close (the broker connection code's
+ * first use, page faults), then N timed ones; prints "open NS NS ...". */
+static int child_loop(const char *uri, int creds, int n)
+{
+    vb_error err = { 0 };
+    long long *ns = calloc((size_t)n, sizeof *ns);
+    if (!ns)
+        return 1;
+    for (int i = -1; i < n; i++) {
+        long long t0 = now_ns();
+        vb_conn *c = vb_open_auth(uri, creds ? &form_auth : NULL, 0, &err);
+        if (!c) {
+            fprintf(stderr, "bench_e2e loop: open %s: %s\n", uri, err.message);
+            free(ns);
+            return 1;
+        }
+        vb_close(c);
+        if (i >= 0)
+            ns[i] = now_ns() - t0;
+    }
+    fputs("open", stdout);
+    for (int i = 0; i < n; i++)
+        printf(" %lld", ns[i]);
+    fputs("\n", stdout);
+    free(ns);
+    return 0;
+}
+
 /* Run argv (stdout captured) and wait. *wall_ns: fork → reaped. 0 on exit 0. */
 static int run_capture(char *const argv[], char *out, size_t outlen, long long *wall_ns)
 {
@@ -379,21 +413,115 @@ static int peer_open_round(const char *uri, metric *proc, metric *inproc)
     return 0;
 }
 
-/* ---- cold and warm opens --------------------------------------------------------------- */
+/* ---- steady state: many opens in one long-lived process ---------------------------------- */
 
 static int failures_cold, failures_peer;
+static int steady_rounds, steady_opens;
+static void parse_samples(const char *text, const char *tag, samples *s);
+
+/* The steady-state rows, registered first so they head the table. The
+ * libvirt column is always libvirt's own steady state: a full login per open
+ * (libvirt keeps nothing between opens), in one long-lived process too; the
+ * label names what each side does. */
+static void steady_metrics(void)
+{
+    M("steady_cold_digest_tcp", "steady: cold open, DIGEST-MD5 TCP", "us");
+    M("steady_cold_scram_unix", "steady: cold open, SCRAM-SHA-256 unix", "us");
+    M("steady_cold_none_tcp", "steady: cold open, no auth TCP", "us");
+    M("steady_cold_none_unix", "steady: cold open, no auth unix", "us");
+    M("steady_warm_token_unix", peer_bin ? "steady: warm, cached token unix / libvirt login unix"
+                                         : "steady: warm, cached token unix", "us");
+    M("steady_warm_shared_tcp", peer_bin ? "steady: warm, shared transport / libvirt login TCP"
+                                         : "steady: warm, shared transport", "us");
+    if (peer_bin) {
+        note(M("steady_warm_token_unix", "", "us"),
+             "libvirt column: libvirt's steady-state open of a unix URI, a full DIGEST-MD5 login "
+             "(libvirt has no warm path); ");
+        note(M("steady_warm_shared_tcp", "", "us"),
+             "libvirt column: libvirt's steady-state open of the same kind of URI, a full "
+             "DIGEST-MD5 login over TCP (libvirt has no warm path); ");
+    }
+}
+
+/* One long-lived process (ours: this binary with --child-loop; libvirt's:
+ * bench_libvirt steady) doing steady_opens timed opens; its samples go to *s. */
+static int steady_process(char *const argv[], samples *s)
+{
+    size_t len = (size_t)steady_opens * 24 + 256;
+    char *out = malloc(len);
+    if (!out)
+        return -1;
+    int rc = run_capture(argv, out, len, NULL);
+    size_t before = s->n;
+    if (rc == 0)
+        parse_samples(out, "open", s);
+    free(out);
+    return rc == 0 && s->n == before + (size_t)steady_opens ? 0 : -1;
+}
+
+static void append_median(char *buf, size_t len, const samples *s)
+{
+    size_t used = strlen(buf);
+    snprintf(buf + used, len - used, "%s%.0f", used ? "/" : "", summarize(s).med);
+}
+
+/* steady_rounds rounds, libvirt's process right before ours in each, so
+ * drift of the machine hits both; per-round medians go to the notes. */
+static void bench_steady(const char *key, const char *uri, int creds, const char *lv_uri)
+{
+    metric *m = M(key, "", "us");
+    char n_arg[16], c_arg[4];
+    snprintf(n_arg, sizeof n_arg, "%d", steady_opens);
+    snprintf(c_arg, sizeof c_arg, "%d", creds ? 1 : 0);
+    char *vb_argv[] = { self_exe, "--child-loop", (char *)uri, c_arg, n_arg, NULL };
+    char *lv_argv[] = { (char *)peer_bin, "steady", (char *)lv_uri, (char *)peer_user,
+                        (char *)peer_pw, n_arg, NULL };
+    char vb_meds[200] = "", lv_meds[200] = "";
+    int vb_fail = 0, lv_fail = 0;
+    for (int r = 0; r < steady_rounds; r++) {
+        samples s = { 0 };
+        if (peer_bin && lv_uri) {
+            if (steady_process(lv_argv, &s) == 0) {
+                append_median(lv_meds, sizeof lv_meds, &s);
+                for (size_t i = 0; i < s.n; i++)
+                    add(&m->peer, s.v[i]);
+            } else {
+                lv_fail++;
+            }
+            s.n = 0;
+        }
+        if (steady_process(vb_argv, &s) == 0) {
+            append_median(vb_meds, sizeof vb_meds, &s);
+            for (size_t i = 0; i < s.n; i++)
+                add(&m->vb, s.v[i]);
+        } else {
+            vb_fail++;
+        }
+        free(s.v);
+    }
+    failures_peer += lv_fail;
+    note(m, "%d rounds x %d open+close in one process each (one untimed open first); "
+            "per-round medians (us): vbroker %s",
+         steady_rounds, steady_opens, vb_meds[0] ? vb_meds : "-");
+    if (peer_bin && lv_uri)
+        note(m, ", libvirt %s", lv_meds[0] ? lv_meds : "-");
+    if (vb_fail || lv_fail)
+        note(m, "; FAILED rounds: vbroker %d, libvirt %d", vb_fail, lv_fail);
+}
+
+/* ---- cold and warm opens (the script's view: a new process each) ---------------------- */
 
 static void bench_cold(void)
 {
     use_broker(&bcold);
-    metric *dp = M("cold_digest_tcp_process", "cold open, DIGEST-MD5 TCP (new process)", "us");
-    metric *di = M("cold_digest_tcp", "cold open, DIGEST-MD5 TCP (open+close in process)", "us");
-    metric *sp = M("cold_scram_unix_process", "cold open, SCRAM-SHA-256 unix (new process)", "us");
-    metric *si = M("cold_scram_unix", "cold open, SCRAM-SHA-256 unix (open+close in process)", "us");
-    metric *np = M("cold_none_tcp_process", "cold open, no auth TCP (new process)", "us");
-    metric *ni = M("cold_none_tcp", "cold open, no auth TCP (open+close in process)", "us");
-    metric *up = M("cold_none_unix_process", "cold open, no auth unix (new process)", "us");
-    metric *ui = M("cold_none_unix", "cold open, no auth unix (open+close in process)", "us");
+    metric *dp = M("cold_digest_tcp_process", "script: cold open, DIGEST-MD5 TCP (new process, wall)", "us");
+    metric *di = M("cold_digest_tcp", "script: cold open, DIGEST-MD5 TCP (its first open+close)", "us");
+    metric *sp = M("cold_scram_unix_process", "script: cold open, SCRAM-SHA-256 unix (new process, wall)", "us");
+    metric *si = M("cold_scram_unix", "script: cold open, SCRAM-SHA-256 unix (its first open+close)", "us");
+    metric *np = M("cold_none_tcp_process", "script: cold open, no auth TCP (new process, wall)", "us");
+    metric *ni = M("cold_none_tcp", "script: cold open, no auth TCP (its first open+close)", "us");
+    metric *up = M("cold_none_unix_process", "script: cold open, no auth unix (new process, wall)", "us");
+    metric *ui = M("cold_none_unix", "script: cold open, no auth unix (its first open+close)", "us");
     /* one warm-up of each path (page cache, first sasl plugin load in the broker) */
     vb_open_round(uri_digest, 1, &(metric){ 0 }, NULL);
     vb_open_round(uri_none_tcp, 0, &(metric){ 0 }, NULL);
@@ -430,8 +558,12 @@ static int bench_token(void)
     stop_broker(&btoken);
     if (start_broker(&btoken) < 0)
         return -1;
-    metric *tp = M("warm_token_unix_process", "warm open, cached token, unix (new process)", "us");
-    metric *ti = M("warm_token_unix", "warm open, cached token, unix (open+close in process)", "us");
+    metric *tp = M("warm_token_unix_process",
+                   peer_bin ? "script: warm, cached token unix / libvirt login (new process, wall)"
+                            : "script: warm, cached token unix (new process, wall)", "us");
+    metric *ti = M("warm_token_unix",
+                   peer_bin ? "script: warm, cached token unix / libvirt login (its first open+close)"
+                            : "script: warm, cached token unix (its first open+close)", "us");
     int fails = 0;
     const char *lv = peer_uri_unix ? peer_uri_unix : peer_uri;
     vb_open_round(uri_token, 0, &(metric){ 0 }, NULL);
@@ -440,11 +572,12 @@ static int bench_token(void)
             failures_peer++;
         fails += vb_open_round(uri_token, 0, tp, ti) < 0;
     }
+    bench_steady("steady_warm_token_unix", uri_token, 0, lv);
     note(tp, "token from vb_login; broker restarted; no prompt callback%s",
          fails ? " (SOME FAILED)" : "");
     if (peer_bin)
-        note(tp, "; libvirt column: libvirt's COLD open (full DIGEST-MD5 login, %s): libvirt "
-                 "caches nothing, so vb/libvirt = warm vbroker / cold libvirt (target <= 0.1)",
+        note(tp, "; libvirt column: a new libvirt process's first open (full DIGEST-MD5 login, %s, "
+                 "Cyrus loading its plugins): libvirt caches nothing, so vb/libvirt = warm vbroker / cold libvirt (target <= 0.1)",
              peer_uri_unix ? "unix" : "TCP");
     return 0;
 }
@@ -454,8 +587,12 @@ static int bench_token(void)
 static void bench_warm_shared(void)
 {
     use_broker(&bwarm);
-    metric *wp = M("warm_shared_tcp_process", "warm open, live shared transport (new process)", "us");
-    metric *wi = M("warm_shared_tcp", "warm open, live shared transport (open+close in process)", "us");
+    metric *wp = M("warm_shared_tcp_process",
+                   peer_bin ? "script: warm, shared transport / libvirt login (new process, wall)"
+                            : "script: warm, shared transport (new process, wall)", "us");
+    metric *wi = M("warm_shared_tcp",
+                   peer_bin ? "script: warm, shared transport / libvirt login (its first open+close)"
+                            : "script: warm, shared transport (its first open+close)", "us");
     vb_open_round(uri_digest, 0, &(metric){ 0 }, NULL);
     int wf = 0;
     for (int r = 0; r < rounds; r++) {
@@ -463,11 +600,12 @@ static void bench_warm_shared(void)
             failures_peer++;
         wf += vb_open_round(uri_digest, 0, wp, wi) < 0;
     }
+    bench_steady("steady_warm_shared_tcp", uri_digest, 0, peer_uri);
     note(wp, "DIGEST-MD5 TCP URI, no prompt callback: served by the transport another client holds%s",
          wf ? " (SOME FAILED)" : "");
     if (peer_bin)
-        note(wp, "; libvirt column: libvirt's COLD open of the same URI kind (DIGEST-MD5 TCP, full "
-                 "login): libvirt caches nothing, so vb/libvirt = warm vbroker / cold libvirt "
+        note(wp, "; libvirt column: a new libvirt process's first open of the same URI kind "
+                 "(DIGEST-MD5 TCP, full login, Cyrus loading its plugins): libvirt caches nothing, so vb/libvirt = warm vbroker / cold libvirt "
                  "(target <= 0.1)");
 }
 
@@ -563,10 +701,10 @@ static void bench_nested(void)
 {
     if (start_xensim() < 0)
         return;
-    metric *fp = M("nested_first_process", "nested first open, vbhostd->XenAPI (new process)", "us");
-    metric *fi = M("nested_first", "nested first open, vbhostd->XenAPI (open+close in process)", "us");
-    metric *wp = M("nested_warm_process", "nested warm open, vbhostd->XenAPI (new process)", "us");
-    metric *wi = M("nested_warm", "nested warm open, vbhostd->XenAPI (open+close in process)", "us");
+    metric *fp = M("nested_first_process", "script: nested first open, vbhostd->XenAPI (new process, wall)", "us");
+    metric *fi = M("nested_first", "script: nested first open, vbhostd->XenAPI (its first open+close)", "us");
+    metric *wp = M("nested_warm_process", "script: nested warm open, vbhostd->XenAPI (new process, wall)", "us");
+    metric *wi = M("nested_warm", "script: nested warm open, vbhostd->XenAPI (its first open+close)", "us");
     nested_first(fp, fi);
     nested_warm(wp, wi);
     note(fp, "; the simulator runs with TCP_NODELAY (else +40 ms per close: its logout reply "
@@ -1269,8 +1407,12 @@ static void print_table(void)
     printf("\nmachine: %ld CPUs, %s, %s\n", ncpu, cpu_model, kernel);
     printf("rounds %d, rpc calls %d, concurrency rounds %d, idle clients %d, sustain %d s x %d threads\n\n",
            rounds, rpc_calls, conc_rounds, idle_clients, sustain_s, sustain_threads);
-    int peer = peer_bin != NULL;
-    printf("%-58s %-7s %10s %10s %10s %5s", "figure", "unit", "median", "min", "max", "n");
+    printf("steady state: %d rounds x %d opens in one process each\n\n", steady_rounds, steady_opens);
+    int peer = peer_bin != NULL, w = 6;
+    for (size_t i = 0; i < nmetrics; i++)
+        if ((int)strlen(metrics[i].label) > w)
+            w = (int)strlen(metrics[i].label);
+    printf("%-*s %-7s %10s %10s %10s %5s", w, "figure", "unit", "median", "min", "max", "n");
     if (peer)
         printf(" %10s %10s %10s", "libvirt", "(min)", "vb/libvirt");
     printf("\n");
@@ -1278,7 +1420,7 @@ static void print_table(void)
         metric *m = &metrics[i];
         summary s = summarize(&m->vb);
         char a[32], b[32], c[32];
-        printf("%-58s %-7s %10s %10s %10s %5zu", m->label, m->unit, fmt_num(s.med, a, sizeof a),
+        printf("%-*s %-7s %10s %10s %10s %5zu", w, m->label, m->unit, fmt_num(s.med, a, sizeof a),
                fmt_num(s.min, b, sizeof b), fmt_num(s.max, c, sizeof c), s.n);
         if (peer && m->peer.n) {
             summary p = summarize(&m->peer);
@@ -1344,9 +1486,10 @@ static int write_json(const char *path)
     json_str(f, kernel);
     fprintf(f, "},\n  \"config\": {\"rounds\": %d, \"rpc_calls\": %d, \"conc_rounds\": %d, "
                "\"idle_clients\": %d, \"sustain_seconds\": %d, \"sustain_threads\": %d, "
+               "\"steady_rounds\": %d, \"steady_opens\": %d, "
                "\"peer\": %s},\n  \"metrics\": [\n",
             rounds, rpc_calls, conc_rounds, idle_clients, sustain_s, sustain_threads,
-            peer_bin ? "\"libvirt\"" : "null");
+            steady_rounds, steady_opens, peer_bin ? "\"libvirt\"" : "null");
     for (size_t i = 0; i < nmetrics; i++) {
         metric *m = &metrics[i];
         fputs("    {\"key\": ", f);
@@ -1391,7 +1534,7 @@ static int write_svg(const char *path)
     FILE *f = fopen(path, "w");
     if (!f)
         return -1;
-    const int left = 430, width = 460, bar = 12;
+    const int left = 450, width = 460, bar = 12;
     int rows = 0;
     double lo = 1e300, hi = 0;
     for (size_t i = 0; i < nmetrics; i++) {
@@ -1479,6 +1622,8 @@ int main(int argc, char **argv)
     long long t_main = now_ns();
     if (argc == 4 && strcmp(argv[1], "--child-open") == 0)
         return child_open(argv[2], atoi(argv[3]), t_main);
+    if (argc == 5 && strcmp(argv[1], "--child-loop") == 0)
+        return child_loop(argv[2], atoi(argv[3]), atoi(argv[4]) > 0 ? atoi(argv[4]) : 1);
 
     const char *json_path = "bench/results/latest.json", *svg_path = "bench/results/latest.svg";
     for (int i = 1; i < argc; i++) {
@@ -1497,6 +1642,8 @@ int main(int argc, char **argv)
     idle_clients = env_int("BENCH_IDLE_CLIENTS", 1000);
     sustain_s = env_int("BENCH_SUSTAIN_SECONDS", 5);
     sustain_threads = env_int("BENCH_SUSTAIN_THREADS", 4);
+    steady_rounds = env_int("BENCH_STEADY_ROUNDS", 3);
+    steady_opens = env_int("BENCH_STEADY_OPENS", 100);
     peer_bin = getenv("BENCH_PEER");
     if (peer_bin && !*peer_bin)
         peer_bin = NULL;
@@ -1577,8 +1724,15 @@ int main(int argc, char **argv)
     fprintf(stderr, "bench_e2e: daemons up in %s (vbhostd sasl :%d, none :%d)%s\n", dir,
             hsasl.port, hnone.port, peer_bin ? "; alternating with libvirt rounds" : "");
 
+    steady_metrics();
     fprintf(stderr, "bench_e2e: cold opens...\n");
     bench_cold();
+    fprintf(stderr, "bench_e2e: steady state, cold opens (%d x %d each)...\n", steady_rounds,
+            steady_opens);
+    bench_steady("steady_cold_digest_tcp", uri_digest, 1, peer_uri);
+    bench_steady("steady_cold_scram_unix", uri_scram, 1, NULL);
+    bench_steady("steady_cold_none_tcp", uri_none_tcp, 0, peer_uri_none);
+    bench_steady("steady_cold_none_unix", uri_none_unix, 0, peer_uri_none_unix);
     fprintf(stderr, "bench_e2e: token opens...\n");
     if (bench_token() < 0)
         fprintf(stderr, "bench_e2e: token figures skipped\n");

@@ -16,6 +16,7 @@ set -euo pipefail
 BUILD=${BUILD:-build}
 cd "$(dirname "$0")/.."
 B=$(cd "$BUILD" && pwd)
+mkdir -p bench/results
 PEER=${BENCH_PEER:-$B/bench/peer/bench_libvirt}
 BUSER=vbbench
 LIBVIRTD=/usr/sbin/libvirtd

@@ -4,7 +4,8 @@
 #   bench_codec  the wire codec alone (bench/results/codec.json)
 #   bench_e2e    vbroker end to end: starts its own vbhostd and vbrokerd on
 #                127.0.0.1, prints one table, writes bench/results/latest.json
-#                and latest.svg (knobs: BENCH_ROUNDS, BENCH_SUSTAIN_SECONDS, ...
+#                and latest.svg (knobs: BENCH_ROUNDS, BENCH_STEADY_ROUNDS,
+#                BENCH_STEADY_OPENS, BENCH_SUSTAIN_SECONDS, ...
 #                see bench/README.md); its nested-chain rows run
 #                tests/peers/xenapi_sim.py, so they need python3
 # `make bench-peer` (mk/bench.mk) runs bench/peer.sh instead: the same harness

@@ -4,6 +4,10 @@
  *
  *   bench_libvirt open URI USER PASSWORD     one virConnectOpenAuth + close;
  *                                            prints the in-process ns
+ *   bench_libvirt steady URI USER PASSWORD N  in this one process: one untimed
+ *                                            open+close, then N timed ones;
+ *                                            prints "open NS NS ..." (the
+ *                                            steady state of a long-lived app)
  *   bench_libvirt rtt URI USER PASSWORD N    open, N x virConnectGetHostname;
  *                                            prints "hostname NS NS ..."
  *   bench_libvirt conc URI USER PASSWORD N   N threads open at once; prints
@@ -172,6 +176,41 @@ static int run_idle(const char *uri, int n)
     return 0;
 }
 
+/* steady: what an application that opens again and again pays per open, once
+ * Cyrus has loaded its plugins and libvirt has set itself up (the first,
+ * untimed open). libvirt keeps nothing between opens: each is a new
+ * connection with a full login. */
+static int run_steady(const char *uri, int n)
+{
+    virInitialize();
+    virConnectPtr c = virConnectOpenAuth(uri, &auth, 0);
+    if (!c) {
+        report_error("steady warm-up open", uri);
+        return 1;
+    }
+    virConnectClose(c);
+    long long *ns = calloc((size_t)n, sizeof *ns);
+    if (!ns)
+        return 1;
+    for (int i = 0; i < n; i++) {
+        long long t0 = now_ns();
+        c = virConnectOpenAuth(uri, &auth, 0);
+        if (!c) {
+            report_error("steady open", uri);
+            free(ns);
+            return 1;
+        }
+        virConnectClose(c);
+        ns[i] = now_ns() - t0;
+    }
+    fputs("open", stdout);
+    for (int i = 0; i < n; i++)
+        printf(" %lld", ns[i]);
+    fputs("\n", stdout);
+    free(ns);
+    return 0;
+}
+
 typedef struct sustain {
     const char *uri;
     long long until;
@@ -223,7 +262,7 @@ static int run_sustain(const char *uri, int threads, int seconds)
 int main(int argc, char **argv)
 {
     if (argc < 5) {
-        fprintf(stderr, "usage: bench_libvirt open|rtt|conc|idle URI USER PASSWORD [N]\n"
+        fprintf(stderr, "usage: bench_libvirt open|steady|rtt|conc|idle URI USER PASSWORD [N]\n"
                         "       bench_libvirt sustain URI USER PASSWORD THREADS SECONDS\n");
         return 2;
     }
@@ -280,6 +319,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(mode, "idle") == 0)
         return run_idle(uri, n);
+    if (strcmp(mode, "steady") == 0)
+        return run_steady(uri, n);
     if (strcmp(mode, "sustain") == 0)
         return run_sustain(uri, n, argc > 6 && atoi(argv[6]) > 0 ? atoi(argv[6]) : 5);
     if (strcmp(mode, "conc") == 0) {
