@@ -139,9 +139,11 @@ static int xvfb_start(xserver *x)
     x->display = -1;
     unsigned char raw[16];
     int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || read(fd, raw, sizeof raw) != (ssize_t)sizeof raw)
+    ssize_t got = fd < 0 ? -1 : read(fd, raw, sizeof raw);
+    if (fd >= 0)
+        close(fd);
+    if (got != (ssize_t)sizeof raw)
         return -1;
-    close(fd);
     for (size_t i = 0; i < sizeof raw; i++)
         snprintf(x->cookie + 2 * i, 3, "%02x", raw[i]);
     /* the server loads every cookie of the file whatever its display number;
@@ -194,17 +196,12 @@ static char *window_name(long id)
     return out;
 }
 
-typedef struct shot {
-    char path[300];
-} shot;
-
-/* GTK draws the dialog some time after it is mapped: screenshots until one
- * shows more than the bare window. */
+/* GTK draws the dialog some time after it is mapped: screenshots (to the
+ * path arg) until one shows more than the bare window. */
 static int shot_shows_dialog(void *arg)
 {
-    shot *s = arg;
-    char *argv[] = { IMPORT, "-window", "root", s->path, NULL };
-    return tool_ok(argv, NULL) == 0 && vb_ts_file_size(s->path) > SHOT_MIN_BYTES;
+    char *argv[] = { IMPORT, "-window", "root", arg, NULL };
+    return tool_ok(argv, NULL) == 0 && vb_ts_file_size(arg) > SHOT_MIN_BYTES;
 }
 
 static int is_png(const char *path)
@@ -258,10 +255,10 @@ static void test_real_pinentry_gtk2_under_xvfb(void **state)
         fail_msg("the dialog's title is '%s', not '%s'", name, who);
     free(name);
 
-    shot s;
-    snprintf(s.path, sizeof s.path, "%s/pinentry-gtk2.png", dir);
-    assert_int_equal(vb_ts_wait_until(shot_shows_dialog, &s, vb_ts_scaled_ms(20000)), 0);
-    assert_true(is_png(s.path));
+    char png[300];
+    snprintf(png, sizeof png, "%s/pinentry-gtk2.png", dir);
+    assert_int_equal(vb_ts_wait_until(shot_shows_dialog, png, vb_ts_scaled_ms(20000)), 0);
+    assert_true(is_png(png));
 
     /* No window manager gives it the focus: xdotool does, then types into
      * it (XTEST, as a keyboard would). The script comes on stdin: the
