@@ -179,7 +179,7 @@ install: all
 	sed 's|/usr/local|$(PREFIX)|g' etc/systemd/vbhostd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/vbhostd.service
 	for u in vbrokerd.service vbrokerd.socket; do \
 	  sed 's|/usr/local|$(PREFIX)|g' etc/systemd/$$u > $(DESTDIR)$(PREFIX)/lib/systemd/user/$$u; done
-	install -m 0644 docs/*.md $(DESTDIR)$(PREFIX)/share/doc/vbroker/
+	install -m 0644 docs/*.md docs/*.png $(DESTDIR)$(PREFIX)/share/doc/vbroker/
 	install -d $(DESTDIR)$(POLKIT_ACTIONDIR) $(DESTDIR)$(POLKIT_RULESDIR)
 	install -m 0644 etc/polkit-1/actions/org.vbroker.vbhostd.policy $(DESTDIR)$(POLKIT_ACTIONDIR)/
 	[ -e $(DESTDIR)$(POLKIT_RULESDIR)/60-vbroker.rules ] || \

@@ -6,8 +6,8 @@
 #                      tests start on 127.0.0.1 (sasldb tools, an MIT KDC,
 #                      sshd, python3 for the XenAPI simulator and the scripted
 #                      pinentry, a private system bus and polkitd, Debian's
-#                      pinentry-tty/-curses driven in tmux), clang and its
-#                      sanitizer/fuzzer runtimes
+#                      pinentry-tty/-curses driven in tmux, pinentry-gtk2
+#                      under Xvfb), clang and its sanitizer/fuzzer runtimes
 # Must run as root on Debian 12 (or find everything installed).
 set -euo pipefail
 MODE=${1:-build}
@@ -25,6 +25,12 @@ BUILD_PACKAGES=(
 # clang only recommends it, and recommends are not installed below.
 # libvirt-daemon: /usr/sbin/libvirtd, which tests/integ/test_libvirt.c starts
 # unprivileged with the built-in test driver only (no qemu, no libvirt-daemon-system).
+# xvfb xauth pinentry-gtk2 xdotool imagemagick: tests/integ/test_pinentry_gtk.c
+# runs the broker's pinentry-gtk2 dialog on an Xvfb with its own cookie (xauth),
+# types into it with xdotool and takes the screenshot with ImageMagick's
+# `import`; no window manager, no fonts beyond what GTK pulls in. Note that
+# pinentry-gtk2 becomes the system's `pinentry` alternative (it outranks
+# -curses); without a DISPLAY it falls back to curses by itself.
 TEST_PACKAGES=(
   clang libclang-rt-14-dev sqlite3
   sasl2-bin libsasl2-modules libsasl2-modules-gssapi-mit
@@ -33,6 +39,7 @@ TEST_PACKAGES=(
   python3 procps openssl
   dbus-daemon polkitd
   pinentry-tty pinentry-curses tmux
+  xvfb xauth pinentry-gtk2 xdotool imagemagick
   libvirt-daemon
 )
 
