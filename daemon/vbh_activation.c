@@ -6,7 +6,8 @@
  * port. The matched listener then serves the passed socket with its own auth
  * list and limits. A passed socket that matches none refuses the start: an
  * operator's .socket unit that disagrees with vbhostd.conf must never open a
- * listener the configuration does not name (and whose auth list nobody chose). */
+ * listener the configuration does not name (and whose auth list nobody chose),
+ * nor a unix socket wider open than listen_unix_mode. */
 #include "vbh.h"
 
 #include <errno.h>
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -82,6 +84,23 @@ static void describe(int fd, char *buf, size_t len)
     snprintf(buf, len, "a socket of address family %d%s", (int)sa.ss_family, kind);
 }
 
+/* The passed unix socket file may be no wider open than listen_unix_mode
+ * says (SocketMode= in the .socket unit decides it, not vbhostd). */
+static int check_unix_mode(const vbh_config *cfg, const char *config_path, vb_error *err)
+{
+    struct stat st;
+    if (stat(cfg->listen_unix, &st) < 0)
+        return vb_error_set_errno(err, errno, VB_DOM_CONFIG, "systemd passed %s", cfg->listen_unix);
+    unsigned mode = st.st_mode & 0777;
+    if (mode & ~cfg->listen_unix_mode)
+        return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
+                            "systemd passed unix socket %s with mode %04o, wider than "
+                            "listen_unix_mode %04o in %s; make SocketMode= in the .socket unit "
+                            "and listen_unix_mode agree",
+                            cfg->listen_unix, mode, cfg->listen_unix_mode, config_path);
+    return 0;
+}
+
 int vbh_take_passed_sockets(vbh_config *cfg, const char *config_path, vb_error *err)
 {
     cfg->passed_unix_fd = cfg->passed_tcp_fd = -1;
@@ -114,8 +133,12 @@ int vbh_take_passed_sockets(vbh_config *cfg, const char *config_path, vb_error *
     for (int i = 0; names && i < n; i++)
         free(names[i]);
     free(names);
-    if (rc < 0) /* the daemon does not start: it serves none of them */
+    if (rc == 0 && cfg->passed_unix_fd >= 0)
+        rc = check_unix_mode(cfg, config_path, err);
+    if (rc < 0) { /* the daemon does not start: it serves none of them */
         for (int i = 0; i < n; i++)
             close(SD_LISTEN_FDS_START + i);
+        cfg->passed_unix_fd = cfg->passed_tcp_fd = -1;
+    }
     return rc;
 }

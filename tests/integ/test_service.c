@@ -244,7 +244,8 @@ static void test_sighup_reopens_log_and_rereads_level(void **state)
 /* ---- under systemd: socket activation and Type=notify -------------------- */
 
 /* systemd's side of socket activation, without systemd: bind each listener of
- * argv[1] ("unix:PATH" or "tcp:ADDR:PORT", comma-separated) as a .socket unit
+ * argv[1] ("unix:PATH" (mode 0600), "unixMODE:PATH" or "tcp:ADDR:PORT",
+ * comma-separated) as a .socket unit
  * would, make them fds 3, 4, ..., set LISTEN_PID (own pid), LISTEN_FDS and
  * LISTEN_FDNAMES, and exec argv[2..] in this same process. */
 static const char activation_launcher[] =
@@ -252,10 +253,10 @@ static const char activation_launcher[] =
     "socks = []\n"
     "for spec in sys.argv[1].split(','):\n"
     "    kind, addr = spec.split(':', 1)\n"
-    "    if kind == 'unix':\n"
+    "    if kind.startswith('unix'):\n"
     "        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
     "        s.bind(addr)\n"
-    "        os.chmod(addr, 0o600)\n"
+    "        os.chmod(addr, int(kind[4:] or '600', 8))\n"
     "    else:\n"
     "        host, port = addr.rsplit(':', 1)\n"
     "        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)\n"
@@ -368,7 +369,8 @@ static void test_socket_activated_with_notify(void **state)
 /* A .socket unit that disagrees with vbhostd.conf: every passed socket that
  * is not a configured listener refuses the start, naming the socket, instead
  * of opening a listener nobody configured. Also a TCP socket on a wider
- * address (0.0.0.0) than listen_tcp (127.0.0.1) on the same port. */
+ * address (0.0.0.0) than listen_tcp (127.0.0.1) on the same port, and the
+ * configured unix socket opened wider (0666) than listen_unix_mode (0600). */
 static void test_socket_activation_refuses_unconfigured_socket(void **state)
 {
     (void)state;
@@ -380,11 +382,14 @@ static void test_socket_activation_refuses_unconfigured_socket(void **state)
     snprintf(extra, sizeof extra, "listen_tcp = \"%s\"\n", tcp);
     write_conf_extra(conf, sock, hlog, "info", extra);
     snprintf(other, sizeof other, "%s/other.sock", dir);
-    char listeners[2][900];
+    char listeners[3][900];
     snprintf(listeners[0], sizeof listeners[0], "unix:%s,unix:%s", sock, other);
     snprintf(listeners[1], sizeof listeners[1], "unix:%s,tcp:%s", sock, wide);
-    const char *named[2] = { other, wide };
-    for (int i = 0; i < 2; i++) {
+    snprintf(listeners[2], sizeof listeners[2], "unix666:%s", sock);
+    const char *named[3] = { other, wide, "mode 0666, wider than listen_unix_mode 0600" };
+    const char *why[3] = { "configures no such listener", "configures no such listener",
+                           "SocketMode=" };
+    for (int i = 0; i < 3; i++) {
         unlink(sock);
         unlink(other);
         char *argv[] = { "python3", "-I", "-S", "-c", (char *)activation_launcher, listeners[i],
@@ -395,7 +400,7 @@ static void test_socket_activation_refuses_unconfigured_socket(void **state)
         assert_int_equal(rc, 1);
         assert_non_null(out);
         assert_non_null(strstr(out, named[i]));
-        assert_non_null(strstr(out, "configures no such listener"));
+        assert_non_null(strstr(out, why[i]));
         assert_null(strstr(out, "ready"));
         free(out);
     }
