@@ -314,8 +314,9 @@ static ino_t inode_of(const char *path)
 /* `vbhostd --foreground` as vbhostd.service starts it from vbhostd.socket and
  * vbhostd-tcp.socket: it serves the sockets it was passed (the very socket
  * files, never unlinked and bound anew), tells the manager READY=1 once it
- * serves, logs a client in as its config says, and on SIGTERM says
- * STOPPING=1, exits 0 and leaves the sockets to systemd. */
+ * serves, logs a client in as its config says, brackets a SIGHUP with
+ * RELOADING=1 and READY=1, and on SIGTERM says STOPPING=1, exits 0 and
+ * leaves the sockets to systemd. */
 static void test_socket_activated_with_notify(void **state)
 {
     (void)state;
@@ -354,6 +355,11 @@ static void test_socket_activated_with_notify(void **state)
     free(identity);
     assert_int_equal(vb_ts_wait_tcp("127.0.0.1", port, vb_ts_scaled_ms(2000)), 0);
     assert_true(inode_of(sock) == passed); /* not unlinked and bound anew */
+
+    /* a reload is bracketed for the manager: RELOADING=1, then READY=1 */
+    assert_int_equal(kill(pid, SIGHUP), 0);
+    assert_int_equal(wait_notify(nfd, "RELOADING=1", vb_ts_scaled_ms(5000)), 0);
+    assert_int_equal(wait_notify(nfd, "READY=1", vb_ts_scaled_ms(5000)), 0);
 
     assert_int_equal(kill(pid, SIGTERM), 0);
     assert_int_equal(wait_notify(nfd, "STOPPING=1", vb_ts_scaled_ms(2000)), 0);
