@@ -54,14 +54,17 @@ static void describe(int fd, char *buf, size_t len)
 {
     struct sockaddr_storage sa;
     socklen_t salen = sizeof sa;
-    int type = 0;
-    socklen_t tlen = sizeof type;
+    int type = 0, listening = 0;
+    socklen_t tlen = sizeof type, llen = sizeof listening;
     if (getsockname(fd, (struct sockaddr *)&sa, &salen) < 0 ||
-        getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0) {
+        getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &llen) < 0) {
         snprintf(buf, len, "fd %d (not a socket)", fd);
         return;
     }
-    const char *kind = type == SOCK_STREAM ? "" : " (not a stream socket)";
+    const char *kind = type != SOCK_STREAM ? " (not a stream socket)"
+                       : !listening        ? " (not listening)"
+                                           : "";
     if (sa.ss_family == AF_UNIX) {
         const struct sockaddr_un *sun = (const struct sockaddr_un *)&sa;
         size_t plen = salen > offsetof(struct sockaddr_un, sun_path)
