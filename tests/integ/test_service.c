@@ -1,7 +1,9 @@
-/* vbhostd as it ships: started without --foreground, the way etc/vbhostd.conf,
- * vbhostd(8) and the systemd unit start it. It detaches, is ready when the
+/* vbhostd as it ships: started without --foreground, the way etc/vbhostd.conf
+ * and vbhostd(8) start it without systemd. It detaches, is ready when the
  * command returns, issues tokens, logs to its log_file (or syslog, never the
  * terminal it left), stops on SIGTERM and re-reads its log settings on SIGHUP.
+ * And as etc/systemd/vbhostd.service starts it: --foreground, Type=notify,
+ * with the sockets of vbhostd.socket / vbhostd-tcp.socket passed to it.
  * The test process is a child subreaper, so the detached daemon becomes its
  * child and is waited for and cleaned up by pid. */
 #include <setjmp.h>
