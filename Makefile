@@ -176,7 +176,8 @@ install: all
 	  [ -f "$$m" ] && install -m 0644 "$$m" $(DESTDIR)$(PREFIX)/share/man/man$${m##*.}/; done; true
 	cp -r etc/. $(DESTDIR)$(PREFIX)/share/doc/vbroker/examples/
 	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(PREFIX)/lib/systemd/user
-	sed 's|/usr/local|$(PREFIX)|g' etc/systemd/vbhostd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/vbhostd.service
+	for u in vbhostd.service vbhostd.socket vbhostd-tcp.socket; do \
+	  sed 's|/usr/local|$(PREFIX)|g' etc/systemd/$$u > $(DESTDIR)$(PREFIX)/lib/systemd/system/$$u; done
 	for u in vbrokerd.service vbrokerd.socket; do \
 	  sed 's|/usr/local|$(PREFIX)|g' etc/systemd/$$u > $(DESTDIR)$(PREFIX)/lib/systemd/user/$$u; done
 	install -m 0644 docs/*.md docs/*.png $(DESTDIR)$(PREFIX)/share/doc/vbroker/

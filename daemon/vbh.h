@@ -100,9 +100,17 @@ typedef struct vbh_config {
     vbh_endpoint *allowed_libvirt;   /* libvirtd TCP endpoints a client's libvirt: URI may name */
     size_t nallowed_libvirt;
     unsigned relay_timeout_s;        /* a relayed credential request fails after this */
+    /* not from the file: listening sockets systemd passed (vbh_activation.c),
+     * served instead of binding listen_unix / listen_tcp; -1: none */
+    int passed_unix_fd;
+    int passed_tcp_fd;
 } vbh_config;
 
 int vbh_config_load(const char *path, vbh_config *cfg, vb_error *err);
+/* vbh_activation.c: take the sockets systemd passed (LISTEN_FDS, then unset)
+ * into cfg->passed_*_fd. Each must be the configured listen_unix or
+ * listen_tcp; one that is not refuses the start (VB_ERR_CONFIG naming it). */
+int vbh_take_passed_sockets(vbh_config *cfg, const char *config_path, vb_error *err);
 void vbh_config_clear(vbh_config *cfg);
 const char *vbh_auth_type_name(int type);
 /* "sasl, token" for messages */

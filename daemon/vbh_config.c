@@ -241,6 +241,7 @@ static void set_defaults(vbh_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->listen_unix_mode = 0600;
+    cfg->passed_unix_fd = cfg->passed_tcp_fd = -1;
     cfg->auth_unix = (vbh_auth_list){ { VBH_AUTH_PEER }, 1 };
     cfg->auth_tcp = (vbh_auth_list){ { VBH_AUTH_SASL }, 1 };
     cfg->sasl_app = strdup("vbhostd");

@@ -355,12 +355,14 @@ int vbh_server_start(vbh_server *srv, vbh_config *cfg, vb_loop *loop, vb_error *
                                                  keepalive_check, srv);
     srv->token_check_timer = vb_loop_add_timer(loop, VBH_TOKEN_RECHECK_MS, token_recheck, srv);
     if (cfg->listen_unix) {
-        int fd = vb_net_listen_unix(cfg->listen_unix, cfg->listen_unix_mode, err);
+        int fd = cfg->passed_unix_fd >= 0
+                     ? cfg->passed_unix_fd
+                     : vb_net_listen_unix(cfg->listen_unix, cfg->listen_unix_mode, err);
         if (fd < 0 || add_listener(srv, fd, 1, &cfg->auth_unix, err) < 0)
             return -1;
     }
     if (cfg->listen_tcp) {
-        int fd = vb_net_listen_tcp(cfg->listen_tcp, err);
+        int fd = cfg->passed_tcp_fd >= 0 ? cfg->passed_tcp_fd : vb_net_listen_tcp(cfg->listen_tcp, err);
         if (fd < 0 || add_listener(srv, fd, 0, &cfg->auth_tcp, err) < 0)
             return -1;
     }
@@ -379,7 +381,8 @@ void vbh_server_stop(vbh_server *srv)
         vb_acceptor_free(srv->listeners[i].acceptor);
         close(srv->listeners[i].fd);
     }
-    if (srv->cfg->listen_unix)
+    /* a socket systemd passed is systemd's: it stays for the next activation */
+    if (srv->cfg->listen_unix && srv->cfg->passed_unix_fd < 0)
         unlink(srv->cfg->listen_unix);
     vb_store_close(srv->tokens);
     srv->tokens = NULL;

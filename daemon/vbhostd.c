@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "vb_daemon.h"
@@ -52,10 +53,12 @@ static void reload(void *data)
     const reload_ctx *ctx = data;
     vbh_config fresh;
     vb_error err;
+    sd_notify(0, "RELOADING=1");
     if (vb_log_reopen(&err) < 0)
         vb_log(VB_LOG_ERROR, "SIGHUP: %s", err.message);
     if (vbh_config_load(ctx->config_path, &fresh, &err) < 0) {
         vb_log(VB_LOG_ERROR, "SIGHUP: %s; keeping the running configuration", err.message);
+        sd_notify(0, "READY=1");
         return;
     }
     vb_log_set_level(fresh.log_level);
@@ -63,6 +66,7 @@ static void reload(void *data)
         vbh_recheck_token_sessions(ctx->srv);
     vb_log(VB_LOG_INFO, "SIGHUP: log reopened, log_level re-read; other keys take effect at restart");
     vbh_config_clear(&fresh);
+    sd_notify(0, "READY=1");
 }
 
 /* Where the log goes: log_file when set; else stderr in the foreground and
@@ -119,6 +123,12 @@ int main(int argc, char **argv)
         return status;
     }
     vb_log_init("vbhostd", cfg.log_level);
+    /* before detaching: LISTEN_PID names this process, not the child */
+    if (vbh_take_passed_sockets(&cfg, config, &err) < 0) {
+        fprintf(stderr, "vbhostd: %s\n", err.message);
+        vbh_config_clear(&cfg);
+        return 1;
+    }
     /* detach before anything is opened: an epoll set, a signalfd or a
      * sqlite handle made before fork() does not work in the child */
     vb_daemon_start start = { -1 };
@@ -146,12 +156,16 @@ int main(int argc, char **argv)
         return 1;
     }
     reload_at.srv = &srv;
-    vb_log(VB_LOG_INFO, "ready: server id %s, %lu descriptors%s%s%s%s%s", srv.server_id, nofile,
+    vb_log(VB_LOG_INFO, "ready: server id %s, %lu descriptors%s%s%s%s%s%s", srv.server_id, nofile,
            cfg.listen_unix ? ", unix " : "", cfg.listen_unix ? cfg.listen_unix : "",
            cfg.listen_tcp ? ", tcp " : "", cfg.listen_tcp ? cfg.listen_tcp : "",
+           cfg.passed_unix_fd >= 0 || cfg.passed_tcp_fd >= 0 ? " (sockets from systemd)" : "",
            v1 ? " (protocol v1 mode)" : "");
     vb_daemon_started(&start);
+    /* Type=notify: systemd's readiness signal (a no-op without NOTIFY_SOCKET) */
+    sd_notify(0, "READY=1");
     int rc = vb_loop_run(loop);
+    sd_notify(0, "STOPPING=1");
     vbh_server_stop(&srv);
     vb_loop_free(loop);
     vbh_config_clear(&cfg);

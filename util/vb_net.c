@@ -119,7 +119,8 @@ bad:
                         "'%s' is not HOST:PORT (e.g. 127.0.0.1:16509 or [::1]:16509)", hostport);
 }
 
-int vb_net_listen_tcp(const char *hostport, vb_error *err)
+int vb_net_resolve_listen(const char *hostport, struct sockaddr_storage *addr, socklen_t *len,
+                          vb_error *err)
 {
     char host[256], port[16];
     if (split_hostport(hostport, host, sizeof host, port, sizeof port, err) < 0)
@@ -131,17 +132,28 @@ int vb_net_listen_tcp(const char *hostport, vb_error *err)
     if (gai != 0)
         return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG, "cannot resolve %s: %s",
                             hostport, gai_strerror(gai));
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    memset(addr, 0, sizeof *addr);
+    memcpy(addr, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+int vb_net_listen_tcp(const char *hostport, vb_error *err)
+{
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    if (vb_net_resolve_listen(hostport, &addr, &addrlen, err) < 0)
+        return -1;
+    int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-        bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 512) < 0) {
+        bind(fd, (struct sockaddr *)&addr, addrlen) < 0 || listen(fd, 512) < 0) {
         int e = errno;
         if (fd >= 0)
             close(fd);
-        freeaddrinfo(res);
         return vb_error_set_errno(err, e, VB_DOM_SYSTEM, "cannot listen on %s", hostport);
     }
-    freeaddrinfo(res);
     return fd;
 }
 

@@ -17,6 +17,10 @@
 int vb_net_listen_unix(const char *path, unsigned mode, vb_error *err);
 /* Listen on "HOST:PORT" ("127.0.0.1:16509", "[::1]:16509"). */
 int vb_net_listen_tcp(const char *hostport, vb_error *err);
+/* The address vb_net_listen_tcp binds for "HOST:PORT" (the first passive
+ * address getaddrinfo gives), for comparing with a socket made elsewhere. */
+int vb_net_resolve_listen(const char *hostport, struct sockaddr_storage *addr, socklen_t *len,
+                          vb_error *err);
 /* Blocking connects (with a timeout for TCP); the fd is close-on-exec. */
 int vb_net_connect_unix(const char *path, vb_error *err);
 int vb_net_connect_tcp(const char *host, int port, int timeout_ms, vb_error *err);

@@ -1,7 +1,9 @@
-/* vbhostd as it ships: started without --foreground, the way etc/vbhostd.conf,
- * vbhostd(8) and the systemd unit start it. It detaches, is ready when the
+/* vbhostd as it ships: started without --foreground, the way etc/vbhostd.conf
+ * and vbhostd(8) start it without systemd. It detaches, is ready when the
  * command returns, issues tokens, logs to its log_file (or syslog, never the
  * terminal it left), stops on SIGTERM and re-reads its log settings on SIGHUP.
+ * And as etc/systemd/vbhostd.service starts it: --foreground, Type=notify,
+ * with the sockets of vbhostd.socket / vbhostd-tcp.socket passed to it.
  * The test process is a child subreaper, so the detached daemon becomes its
  * child and is waited for and cleaned up by pid. */
 #include <setjmp.h>
@@ -16,7 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "vb_testsupport.h"
@@ -33,19 +38,25 @@ static char bsock[300], blog[300], bstate[300];
 
 /* ---- the detached daemon --------------------------------------------------- */
 
-static void write_conf(const char *path, const char *listen, const char *log_file,
-                       const char *level)
+static void write_conf_extra(const char *path, const char *listen, const char *log_file,
+                             const char *level, const char *extra)
 {
-    char text[1500], sasl[300], logline[400] = "";
+    char text[2000], sasl[300], logline[400] = "";
     snprintf(sasl, sizeof sasl, "%s/sasl", dir);
     if (log_file)
         snprintf(logline, sizeof logline, "log_file = \"%s\"\n", log_file);
     snprintf(text, sizeof text,
              "listen_unix = \"%s\"\nstate_dir = \"%s/state\"\n"
              "auth_unix = [\"token\", \"sasl\"]\nsasl_conf_dir = \"%s\"\n"
-             "sasl_realm = \"" REALM "\"\nlog_level = \"%s\"\n%s",
-             listen, dir, sasl, level, logline);
+             "sasl_realm = \"" REALM "\"\nlog_level = \"%s\"\n%s%s",
+             listen, dir, sasl, level, logline, extra);
     assert_int_equal(vb_ts_write_file(path, text, 0600), 0);
+}
+
+static void write_conf(const char *path, const char *listen, const char *log_file,
+                       const char *level)
+{
+    write_conf_extra(path, listen, log_file, level, "");
 }
 
 /* Run `vbhostd -f CONFIG --pidfile FILE` (no --foreground) to completion:
@@ -232,6 +243,179 @@ static void test_sighup_reopens_log_and_rereads_level(void **state)
     assert_int_equal(stop_within(pid, vb_ts_scaled_ms(2000)), 0);
 }
 
+/* ---- under systemd: socket activation and Type=notify -------------------- */
+
+/* systemd's side of socket activation, without systemd: bind each listener of
+ * argv[1] ("unix:PATH" (mode 0600), "unixMODE:PATH" or "tcp:ADDR:PORT",
+ * comma-separated) as a .socket unit
+ * would, make them fds 3, 4, ..., set LISTEN_PID (own pid), LISTEN_FDS and
+ * LISTEN_FDNAMES, and exec argv[2..] in this same process. */
+static const char activation_launcher[] =
+    "import os, socket, sys\n"
+    "socks = []\n"
+    "for spec in sys.argv[1].split(','):\n"
+    "    kind, addr = spec.split(':', 1)\n"
+    "    if kind.startswith('unix'):\n"
+    "        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+    "        s.bind(addr)\n"
+    "        os.chmod(addr, int(kind[4:] or '600', 8))\n"
+    "    else:\n"
+    "        host, port = addr.rsplit(':', 1)\n"
+    "        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)\n"
+    "        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+    "        s.bind((host, int(port)))\n"
+    "    s.listen(16)\n"
+    "    socks.append(s)\n"
+    "high = [os.dup(s.fileno()) + 100 for s in socks]\n"
+    "for s, h in zip(socks, high):\n"
+    "    os.dup2(s.fileno(), h)\n"
+    "    s.close()\n"
+    "for i, h in enumerate(high):\n"
+    "    os.dup2(h, 3 + i)\n"
+    "    os.close(h)\n"
+    "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS=str(len(high)),\n"
+    "                  LISTEN_FDNAMES=':'.join('test-' + s.split(':')[0] for s in sys.argv[1].split(',')))\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n";
+
+/* The NOTIFY_SOCKET a service manager owns: a datagram socket at path. */
+static int notify_socket(const char *path)
+{
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    assert_true(strlen(path) < sizeof sun.sun_path);
+    memcpy(sun.sun_path, path, strlen(path) + 1);
+    unlink(path);
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sun, sizeof sun), 0);
+    return fd;
+}
+
+/* 0 once a notification carrying the line `want` arrives within timeout_ms. */
+static int wait_notify(int fd, const char *want, int timeout_ms)
+{
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    while (poll(&p, 1, timeout_ms) > 0) {
+        char msg[1024];
+        ssize_t n = recv(fd, msg, sizeof msg - 1, 0);
+        if (n < 0)
+            return -1;
+        msg[n] = '\0';
+        for (char *line = strtok(msg, "\n"); line; line = strtok(NULL, "\n"))
+            if (strcmp(line, want) == 0)
+                return 0;
+    }
+    return -1;
+}
+
+static ino_t inode_of(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_ino : 0;
+}
+
+/* `vbhostd --foreground` as vbhostd.service starts it from vbhostd.socket and
+ * vbhostd-tcp.socket: it serves the sockets it was passed (the very socket
+ * files, never unlinked and bound anew), tells the manager READY=1 once it
+ * serves, logs a client in as its config says, brackets a SIGHUP with
+ * RELOADING=1 and READY=1, and on SIGTERM says STOPPING=1, exits 0 and
+ * leaves the sockets to systemd. */
+static void test_socket_activated_with_notify(void **state)
+{
+    (void)state;
+    char notify_path[400], listeners[700], extra[200], notify_env[450], tcp[64];
+    int port = vb_ts_free_tcp_port();
+    assert_true(port > 0);
+    snprintf(tcp, sizeof tcp, "127.0.0.1:%d", port);
+    snprintf(extra, sizeof extra, "listen_tcp = \"%s\"\n", tcp);
+    write_conf_extra(conf, sock, hlog, "debug", extra);
+    snprintf(notify_path, sizeof notify_path, "%s/notify", dir);
+    int nfd = notify_socket(notify_path);
+    snprintf(notify_env, sizeof notify_env, "NOTIFY_SOCKET=%s", notify_path);
+    snprintf(listeners, sizeof listeners, "unix:%s,tcp:%s", sock, tcp);
+    unlink(sock);
+    char *env[] = { notify_env, NULL };
+    char *argv[] = { "python3", "-I", "-S", "-c", (char *)activation_launcher, listeners,
+                     VB_BUILD_DIR "/vbhostd", "-f", conf, "--foreground", NULL };
+    pid_t pid = vb_ts_spawn(argv, env, NULL);
+    assert_true(pid > 0);
+    if (wait_notify(nfd, "READY=1", vb_ts_scaled_ms(START_MS)) < 0)
+        fail_msg("no READY=1 from the socket-activated vbhostd (see %s)", hlog);
+    ino_t passed = inode_of(sock);
+    assert_true(passed != 0);
+    assert_true(vb_ts_count_in_file(hlog, "(sockets from systemd)") >= 1);
+
+    /* a client is served on the passed unix socket and logs in as auth_unix
+     * says; the passed TCP socket answers too */
+    vb_ts_form person = { "alice", PASSWORD, 0 };
+    vb_auth auth = { vb_ts_form_types, 2, vb_ts_form_cb, &person };
+    char *identity = NULL;
+    int64_t expires = 0;
+    vb_error err;
+    if (vb_login(uri(), &auth, 0, &identity, &expires, &err) < 0)
+        fail_msg("login through the passed socket: %s", err.message);
+    assert_non_null(strstr(identity, "alice")); /* (by the token an earlier test got, or SASL) */
+    free(identity);
+    assert_int_equal(vb_ts_wait_tcp("127.0.0.1", port, vb_ts_scaled_ms(2000)), 0);
+    assert_true(inode_of(sock) == passed); /* not unlinked and bound anew */
+
+    /* a reload is bracketed for the manager: RELOADING=1, then READY=1 */
+    assert_int_equal(kill(pid, SIGHUP), 0);
+    assert_int_equal(wait_notify(nfd, "RELOADING=1", vb_ts_scaled_ms(5000)), 0);
+    assert_int_equal(wait_notify(nfd, "READY=1", vb_ts_scaled_ms(5000)), 0);
+
+    assert_int_equal(kill(pid, SIGTERM), 0);
+    assert_int_equal(wait_notify(nfd, "STOPPING=1", vb_ts_scaled_ms(2000)), 0);
+    int status = -1;
+    assert_int_equal(vb_ts_wait_pid_exit(pid, vb_ts_scaled_ms(2000), &status), 0);
+    assert_int_equal(status, 0);
+    assert_true(inode_of(sock) == passed); /* systemd's socket stays for the next start */
+    close(nfd);
+    unlink(notify_path);
+    unlink(sock);
+}
+
+/* A .socket unit that disagrees with vbhostd.conf: every passed socket that
+ * is not a configured listener refuses the start, naming the socket, instead
+ * of opening a listener nobody configured. Also a TCP socket on a wider
+ * address (0.0.0.0) than listen_tcp (127.0.0.1) on the same port, and the
+ * configured unix socket opened wider (0666) than listen_unix_mode (0600). */
+static void test_socket_activation_refuses_unconfigured_socket(void **state)
+{
+    (void)state;
+    char other[400], extra[200], tcp[64], wide[64];
+    int port = vb_ts_free_tcp_port();
+    assert_true(port > 0);
+    snprintf(tcp, sizeof tcp, "127.0.0.1:%d", port);
+    snprintf(wide, sizeof wide, "0.0.0.0:%d", port);
+    snprintf(extra, sizeof extra, "listen_tcp = \"%s\"\n", tcp);
+    write_conf_extra(conf, sock, hlog, "info", extra);
+    snprintf(other, sizeof other, "%s/other.sock", dir);
+    char listeners[3][900];
+    snprintf(listeners[0], sizeof listeners[0], "unix:%s,unix:%s", sock, other);
+    snprintf(listeners[1], sizeof listeners[1], "unix:%s,tcp:%s", sock, wide);
+    snprintf(listeners[2], sizeof listeners[2], "unix666:%s", sock);
+    const char *named[3] = { other, wide, "mode 0666, wider than listen_unix_mode 0600" };
+    const char *why[3] = { "configures no such listener", "configures no such listener",
+                           "SocketMode=" };
+    for (int i = 0; i < 3; i++) {
+        unlink(sock);
+        unlink(other);
+        char *argv[] = { "python3", "-I", "-S", "-c", (char *)activation_launcher, listeners[i],
+                         VB_BUILD_DIR "/vbhostd", "-f", conf, "--foreground", NULL };
+        char *out = NULL;
+        int rc = vb_ts_run(argv, NULL, NULL, &out, START_MS);
+        print_message("%s\n", out ? out : "");
+        assert_int_equal(rc, 1);
+        assert_non_null(out);
+        assert_non_null(strstr(out, named[i]));
+        assert_non_null(strstr(out, why[i]));
+        assert_null(strstr(out, "ready"));
+        free(out);
+    }
+    unlink(sock);
+    unlink(other);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -239,6 +423,8 @@ int main(void)
         cmocka_unit_test(test_detached_daemon_leaves_the_terminal),
         cmocka_unit_test(test_detached_start_failure_is_reported),
         cmocka_unit_test(test_sighup_reopens_log_and_rereads_level),
+        cmocka_unit_test(test_socket_activated_with_notify),
+        cmocka_unit_test(test_socket_activation_refuses_unconfigured_socket),
     };
     return cmocka_run_group_tests_name("service", tests, group_setup, vb_ts_group_teardown);
 }
