@@ -151,62 +151,65 @@ static int autostart_is_off(void)
     return no && strcmp(no, "1") == 0;
 }
 
-/* A login was needed and vbctl could not ask for it: --non-interactive, or
- * stdin (not a terminal) ended first. One line, plain words: what happened
- * and what to run (the broker's own text adds nothing here). 0 when this
- * is not such a case. */
-/* The broker's own advice at the end of a CRED_REQUIRED message, when it is
- * more than the default ("auth.conf ignored: ...; chmod 600 PATH", an
- * auth file it does not read), else NULL. */
+/* The broker's CRED_REQUIRED message ends "... cannot be asked (no callback or
+ * --non-interactive); ADVICE": ADVICE, or NULL for another CRED_REQUIRED
+ * text (a host's own reason, such as polkit wanting an administrator). */
+#define BROKER_CANNOT_ASK "--non-interactive); "
 static const char *broker_advice(const vb_error *err)
 {
-    const char *tail = strstr(err->message, "--non-interactive); ");
-    if (err->code != VBROKER_ERR_CRED_REQUIRED || !tail)
-        return NULL;
-    tail += strlen("--non-interactive); ");
-    return *tail && strncmp(tail, "run `vbctl login`", 17) != 0 ? tail : NULL;
+    const char *tail = strstr(err->message, BROKER_CANNOT_ASK);
+    return tail ? tail + strlen(BROKER_CANNOT_ASK) : NULL;
 }
 
+/* More than the broker's default advice: "auth.conf ignored: ...; chmod 600
+ * PATH", an auth file it does not read. */
+static int advice_is_specific(const char *advice)
+{
+    return advice && *advice && strncmp(advice, "run `vbctl login`", 17) != 0;
+}
+
+/* A login was needed and vbctl could not ask for it: --non-interactive, or
+ * stdin (not a terminal) ended first. One line, plain words: what happened
+ * and what to run. 0 when this is not such a case. */
 static int report_no_login(const vbctl *v, const vb_error *err)
 {
     int cred = err->code == VBROKER_ERR_CRED_REQUIRED || err->code == VBROKER_ERR_AUTH_CANCELLED;
     int no_stdin = err->code == VBROKER_ERR_AUTH_CANCELLED && !isatty(STDIN_FILENO);
     if (!cred || !(v->non_interactive || no_stdin))
         return 0;
+    const char *advice = err->code == VBROKER_ERR_CRED_REQUIRED ? broker_advice(err) : NULL;
     fputs("vbctl: ", stderr);
-    if (err->code == VBROKER_ERR_CRED_REQUIRED && !strstr(err->message, "--non-interactive); ")) {
-        /* not the broker's "cannot be asked": a host's own reason (polkit
-         * wants an administrator), which says what to do */
-        put_safe(stderr, err->message);
+    if (err->code == VBROKER_ERR_CRED_REQUIRED && !advice) {
+        put_safe(stderr, err->message); /* the host's reason says what to do */
         fputc('\n', stderr);
         return EXIT_NOPERM;
     }
     put_safe(stderr, v->uri);
-    const char *advice = broker_advice(err);
-    if (v->non_interactive && advice) {
-        fputs(" needs a login and --non-interactive forbids asking; ", stderr);
-        put_safe(stderr, advice);
-        fputc('\n', stderr);
-    } else if (v->non_interactive && v->uri && strncmp(v->uri, "libvirt:", 8) == 0) {
-        /* libvirtd issues no tokens: what a script can reuse is the answer the
-         * broker holds in memory after an interactive open */
-        fputs(" needs a login and --non-interactive forbids asking; open it once in a terminal "
-              "(`vbctl -c URI list`) so the broker holds the answer, or put it in auth.conf (",
-              stderr);
-        print_auth_conf_path(stderr);
-        fputs(")\n", stderr);
-    } else if (v->non_interactive) {
-        fputs(" needs a login and --non-interactive forbids asking; run `vbctl login ", stderr);
-        put_safe(stderr, v->uri);
-        fputs("` in a terminal first, or put the login in auth.conf (", stderr);
-        print_auth_conf_path(stderr);
-        fputs(")\n", stderr);
-    } else {
+    if (!v->non_interactive) {
         fputs(" needs a login and stdin ended before it was answered; pipe the answers in "
               "one per line, or run `vbctl login ", stderr);
         put_safe(stderr, v->uri);
         fputs("` in a terminal first\n", stderr);
+        return EXIT_NOPERM;
     }
+    fputs(" needs a login and --non-interactive forbids asking; ", stderr);
+    if (advice_is_specific(advice)) {
+        put_safe(stderr, advice);
+        fputc('\n', stderr);
+        return EXIT_NOPERM;
+    }
+    if (v->uri && strncmp(v->uri, "libvirt:", 8) == 0) {
+        /* libvirtd issues no tokens: what a script can reuse is the answer the
+         * broker holds in memory after an interactive open */
+        fputs("open it once in a terminal (`vbctl -c URI list`) so the broker holds the "
+              "answer, or put it in auth.conf (", stderr);
+    } else {
+        fputs("run `vbctl login ", stderr);
+        put_safe(stderr, v->uri);
+        fputs("` in a terminal first, or put the login in auth.conf (", stderr);
+    }
+    print_auth_conf_path(stderr);
+    fputs(")\n", stderr);
     return EXIT_NOPERM;
 }
 
