@@ -69,7 +69,8 @@ int vb_set_auth_priority(const int *types, size_t n)
 #define LOCK_NAME "autostart.lock"
 
 /* per thread: every call rewrites it (glibc's snprintf writes the NUL first),
- * and concurrent vb_open_auth calls must not read each other's half-written path */
+ * and threads opening at once must not read each other's half-written path
+ * ("" → directory ".") */
 static _Thread_local char socket_path[108];
 
 const char *vb_broker_socket_path(void)
@@ -390,10 +391,7 @@ static int autostart(const char *path, vb_error *err)
  * directory that is not ours stops us here, with no connect and no autostart. */
 static int connect_broker(int allow_autostart, vb_error *err)
 {
-    /* our own copy: vb_broker_socket_path's buffer is shared, and threads
-     * opening at once would read it half rewritten ("" → directory ".") */
-    char path[sizeof socket_path];
-    vb_proto_broker_socket_path(path, sizeof path);
+    const char *path = vb_broker_socket_path(); /* this thread's buffer */
     int dir_fd = vb_sockdir_open(path, geteuid(), 0, VB_DOM_CLIENT, err);
     if (dir_fd < 0 && errno != ENOENT)
         return -1;
