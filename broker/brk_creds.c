@@ -379,7 +379,8 @@ static int connect_for_login(brk_session *s, const char *uri_text, vb_uri *uri, 
     s->cred_uri = strdup(uri_text); /* auth.conf lookups use it */
     int types[BRK_MAX_CRED_TYPES + 3];
     vb_remote_opts opts = { .timeout_ms = 0 };
-    /* an explicit login authenticates for real: never with the cached token */
+    /* an explicit login authenticates for real, not with the cached token;
+     * only a nested URI's may use the first hop's own (allow_token) */
     brk_creds_source(s, &opts.creds, types, sizeof types / sizeof types[0], allow_token);
     return vb_remote_connect(uri, &opts, r, err);
 }

@@ -248,13 +248,7 @@ static vb_conn *open_as(const char *uri, person *p, vb_error *err)
 
 static int vbctl(char *const argv[], char **out)
 {
-    char env_sock[400];
-    snprintf(env_sock, sizeof env_sock, "VBROKER_SOCKET=%s", broker.sock);
-    char *env[] = { env_sock, "VBROKER_NO_AUTOSTART=1", NULL };
-    char *dummy = NULL;
-    int rc = vb_ts_run(argv, env, NULL, out ? out : &dummy, 60000);
-    free(dummy);
-    return rc;
+    return vb_ts_broker_run(&broker, argv, NULL, out, 60000);
 }
 
 static int script_list(const char *uri, char **out)

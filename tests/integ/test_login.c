@@ -103,14 +103,8 @@ static int logins_cached(void)
 
 static int vbctl_list_non_interactive(const char *uri, const vb_ts_broker *b)
 {
-    char env_sock[400];
-    snprintf(env_sock, sizeof env_sock, "VBROKER_SOCKET=%s", b->sock);
-    char *env[] = { env_sock, "VBROKER_NO_AUTOSTART=1", NULL };
     char *argv[] = { VB_BUILD_DIR "/vbctl", "-c", (char *)uri, "--non-interactive", "list", NULL };
-    char *out = NULL;
-    int rc = vb_ts_run(argv, env, NULL, &out, 30000);
-    free(out);
-    return rc;
+    return vb_ts_broker_run(b, argv, NULL, NULL, 30000);
 }
 
 /* ---- tests --------------------------------------------------------------- */
@@ -368,10 +362,7 @@ static void test_cache_modes_and_no_secrets_on_disk_or_in_logs(void **state)
 
 static int run_vbctl(char *const argv[], const char *input, char **out)
 {
-    char env_sock[400];
-    snprintf(env_sock, sizeof env_sock, "VBROKER_SOCKET=%s", bmain.sock);
-    char *env[] = { env_sock, "VBROKER_NO_AUTOSTART=1", NULL };
-    return vb_ts_run(argv, env, input, out, 30000);
+    return vb_ts_broker_run(&bmain, argv, input, out, 30000);
 }
 
 static void test_vbctl_login_status_logout(void **state)

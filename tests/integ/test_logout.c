@@ -63,13 +63,7 @@ static char *uri_of(const vb_ts_hostd *h)
 
 static int vbctl(char *const argv[], const char *input, char **out)
 {
-    char env_sock[400];
-    snprintf(env_sock, sizeof env_sock, "VBROKER_SOCKET=%s", broker.sock);
-    char *env[] = { env_sock, "VBROKER_NO_AUTOSTART=1", NULL };
-    char *dummy = NULL;
-    int rc = vb_ts_run(argv, env, input, out ? out : &dummy, 30000);
-    free(dummy);
-    return rc;
+    return vb_ts_broker_run(&broker, argv, input, out, 30000);
 }
 
 static int list_non_interactive(void)

@@ -363,10 +363,7 @@ static void test_hop_not_kept_is_named(void **state)
 /* The same as a person does it: vbctl login, then a script's vbctl. */
 static int vbctl(char *const argv[], const char *input, char **out)
 {
-    char env_sock[400];
-    snprintf(env_sock, sizeof env_sock, "VBROKER_SOCKET=%s", broker.sock);
-    char *env[] = { env_sock, "VBROKER_NO_AUTOSTART=1", NULL };
-    return vb_ts_run(argv, env, input, out, 30000);
+    return vb_ts_broker_run(&broker, argv, input, out, 30000);
 }
 
 static void test_vbctl_login_then_script(void **state)

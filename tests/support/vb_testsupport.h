@@ -278,6 +278,9 @@ int vb_ts_broker_start(vb_ts_broker *b, const char *dir, const char *name,
                        const char *const extra[]);
 /* Point libvbroker in this process at b, with autostart off. */
 void vb_ts_broker_use(const vb_ts_broker *b);
+/* vb_ts_run for a client of b (vbctl, say): VBROKER_SOCKET is b's, autostart off. */
+int vb_ts_broker_run(const vb_ts_broker *b, char *const argv[], const char *stdin_text,
+                     char **output, int timeout_ms);
 
 /* The XenAPI simulator (tests/peers/xenapi_sim.py) on 127.0.0.1:port, its
  * accounts ("user:password" lines) in DIR/xen-users, its log DIR/xen.log:

@@ -85,6 +85,15 @@ void vb_ts_broker_use(const vb_ts_broker *b)
     setenv("VBROKER_NO_AUTOSTART", "1", 1);
 }
 
+int vb_ts_broker_run(const vb_ts_broker *b, char *const argv[], const char *stdin_text,
+                     char **output, int timeout_ms)
+{
+    char env_sock[300];
+    snprintf(env_sock, sizeof env_sock, "VBROKER_SOCKET=%s", b->sock);
+    char *env[] = { env_sock, "VBROKER_NO_AUTOSTART=1", NULL };
+    return vb_ts_run(argv, env, stdin_text, output, timeout_ms);
+}
+
 pid_t vb_ts_xensim_start(const char *dir, int port, const char *users)
 {
     char users_file[400], log[400], listen_at[64];
