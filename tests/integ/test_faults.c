@@ -44,6 +44,7 @@
 #include "vb_msg.h"
 #include "vb_net.h"
 #include "vb_testsupport.h"
+#include "vb_testsupport_form.h"
 #include "vbroker.h"
 
 #define REALM "LAB.TEST"
@@ -509,16 +510,7 @@ static char *direct_uri(void)
 static int open_list(const char *uri, int with_form, vb_error *err)
 {
     vb_auth auth = { form_types, 2, with_form ? form_cb : NULL, NULL };
-    vb_conn *c = vb_open_auth(uri, &auth, 0, err);
-    if (!c)
-        return -1;
-    vb_domain *doms = NULL;
-    size_t n = 0;
-    int rc = vb_list_domains(c, &doms, &n, err);
-    if (rc == 0)
-        vb_domains_free(doms, n);
-    vb_close(c);
-    return rc;
+    return vb_ts_open_list(uri, &auth, NULL, err);
 }
 
 static int broker_status(unsigned *clients, int *logins)

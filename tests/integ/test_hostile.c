@@ -206,18 +206,10 @@ static char *tcp_uri(const hostd *h)
 static int open_list(const char *uri, vb_ts_form *f, vb_error *err)
 {
     vb_auth auth = { vb_ts_form_types, 2, f ? vb_ts_form_cb : NULL, f };
-    vb_conn *c = vb_open_auth(uri, &auth, 0, err);
-    if (!c)
-        return -1;
-    vb_domain *doms = NULL;
     size_t n = 0;
-    int rc = vb_list_domains(c, &doms, &n, err);
-    if (rc == 0) {
-        vb_domains_free(doms, n);
-        if (n == 0)
-            rc = vb_error_set(err, VB_ERR_INTERNAL, VB_DOM_CLIENT, "no domains listed");
-    }
-    vb_close(c);
+    int rc = vb_ts_open_list(uri, &auth, &n, err);
+    if (rc == 0 && n == 0)
+        rc = vb_error_set(err, VB_ERR_INTERNAL, VB_DOM_CLIENT, "no domains listed");
     return rc;
 }
 

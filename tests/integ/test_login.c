@@ -78,16 +78,7 @@ static char *uri_of(const vb_ts_hostd *h)
 static int open_list(const char *uri, vb_ts_form *f, vb_error *err)
 {
     vb_auth auth = { vb_ts_form_types, 2, f ? vb_ts_form_cb : NULL, f };
-    vb_conn *c = vb_open_auth(uri, &auth, 0, err);
-    if (!c)
-        return -1;
-    vb_domain *doms;
-    size_t n;
-    int rc = vb_list_domains(c, &doms, &n, err);
-    if (rc == 0)
-        vb_domains_free(doms, n);
-    vb_close(c);
-    return rc;
+    return vb_ts_open_list(uri, &auth, NULL, err);
 }
 
 static int logins_cached(void)

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "vb_testsupport.h"
+#include "vb_testsupport_form.h"
 #include "vbroker.h"
 
 #define REALM "LAB.TEST"
@@ -139,16 +140,7 @@ static const int types[] = { VB_CRED_AUTHNAME, VB_CRED_PASSPHRASE };
 static int script_list(const char *uri, vb_error *err)
 {
     vb_auth none = { types, 2, NULL, NULL };
-    vb_conn *c = vb_open_auth(uri, &none, 0, err);
-    if (!c)
-        return -1;
-    vb_domain *doms;
-    size_t n;
-    int rc = vb_list_domains(c, &doms, &n, err);
-    if (rc == 0)
-        vb_domains_free(doms, n);
-    vb_close(c);
-    return rc;
+    return vb_ts_open_list(uri, &none, NULL, err);
 }
 
 static void login_ok(const char *uri, form *f, vb_login_info *info)

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "vb_testsupport.h"
+#include "vb_testsupport_form.h"
 #include "vbroker.h"
 
 #define REALM "LAB.TEST"
@@ -124,16 +125,7 @@ static char *chain_uri(const char *inner_auth)
 static int open_list(const char *uri, form *f, vb_error *err)
 {
     vb_auth auth = { types, 2, f ? form_cb : NULL, f };
-    vb_conn *c = vb_open_auth(uri, &auth, 0, err);
-    if (!c)
-        return -1;
-    vb_domain *doms;
-    size_t n;
-    int rc = vb_list_domains(c, &doms, &n, err);
-    if (rc == 0)
-        vb_domains_free(doms, n);
-    vb_close(c);
-    return rc;
+    return vb_ts_open_list(uri, &auth, NULL, err);
 }
 
 static void test_nested_prompt_reaches_the_app(void **state)

@@ -27,6 +27,7 @@
 
 #include "vb_fakehost.h"
 #include "vb_testsupport.h"
+#include "vb_testsupport_form.h"
 #include "vbroker.h"
 
 #define CONF_PASSWORD "authconf-Pw-31"
@@ -176,16 +177,7 @@ static const int types[] = { VB_CRED_AUTHNAME, VB_CRED_PASSPHRASE };
 static int open_list(const char *uri, app *a, vb_error *err)
 {
     vb_auth auth = { types, 2, app_cb, a };
-    vb_conn *c = vb_open_auth(uri, a ? &auth : NULL, 0, err);
-    if (!c)
-        return -1;
-    vb_domain *doms;
-    size_t n;
-    int rc = vb_list_domains(c, &doms, &n, err);
-    if (rc == 0)
-        vb_domains_free(doms, n);
-    vb_close(c);
-    return rc;
+    return vb_ts_open_list(uri, a ? &auth : NULL, NULL, err);
 }
 
 static void forget_everything(void)

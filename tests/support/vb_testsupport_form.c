@@ -23,3 +23,19 @@ int vb_ts_form_cb(const vb_auth_request *req, vb_credential *creds, unsigned n, 
     }
     return 0;
 }
+
+int vb_ts_open_list(const char *uri, const vb_auth *auth, size_t *ndomains, vb_error *err)
+{
+    vb_conn *c = vb_open_auth(uri, auth, 0, err);
+    if (!c)
+        return -1;
+    vb_domain *doms = NULL;
+    size_t n = 0;
+    int rc = vb_list_domains(c, &doms, &n, err);
+    if (rc == 0)
+        vb_domains_free(doms, n);
+    vb_close(c);
+    if (rc == 0 && ndomains)
+        *ndomains = n;
+    return rc;
+}

@@ -20,4 +20,9 @@ typedef struct vb_ts_form {
 extern const int vb_ts_form_types[2];
 int vb_ts_form_cb(const vb_auth_request *req, vb_credential *creds, unsigned n, void *data);
 
+/* What an app (or a script, auth NULL or without a callback) does most:
+ * open uri through the broker, list the domains, close. 0 (*ndomains, when
+ * not NULL, the count) or -1 with err set. */
+int vb_ts_open_list(const char *uri, const vb_auth *auth, size_t *ndomains, vb_error *err);
+
 #endif
