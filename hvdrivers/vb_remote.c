@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "vb_bodies.h"
+#include "vb_calls.h"
 #include "vb_credwire.h"
 #include "vb_log.h"
 #include "vb_net.h"
@@ -35,7 +37,8 @@ struct vb_remote {
     uint32_t serial;
     uint32_t conn_id;               /* header conn_id of the next calls (sharing) */
     uint32_t host_version;
-    int timeout_ms;
+    int timeout_ms;                 /* the next read's wait (the reader's, see read_one) */
+    int reply_timeout_ms;           /* a call's wait for its reply or a message about it */
     vb_frame_reader reader;
     uint8_t *plain;                 /* decoded bytes not yet fed to the reader */
     size_t plain_len, plain_off;
@@ -45,15 +48,13 @@ struct vb_remote {
     char server_id[72];
     int have_server_id;
     char *service;                  /* "vbhostd on HOST" for prompts */
-    vb_cred_source relay;           /* answers the server's nested CRED_FILL callbacks */
+    vb_cred_source relay;           /* answers the nested CRED_FILLs of vb_remote_call's calls */
     int have_relay;
-    vb_cred_request last_fill;      /* what we answered last, for CRED_APPROVE/REJECT */
-    uint64_t last_fill_id;          /* the server's id of that question */
-    int have_last_fill_id;          /* it sent one (a server from before ids did not) */
     vb_cred_target target;          /* this login: vbhostd at host:port as user (SASL prompts) */
     char *host;                     /* SASL server FQDN */
     vb_ssh *ssh;                    /* the SSH tunnel behind fd (ssh transport only) */
     int multiplexes;                /* the server named the "conn_id" feature */
+    int concurrent;                 /* ... and "concurrent_calls": driver calls overlap */
     int token_bind;                 /* the server named "token_bind": bound proofs */
     char endpoint[VB_REMOTE_ENDPOINT_MAX + 1];     /* as dialled (canonical, see .h) */
     char bound_endpoint[VB_TOKEN_ENDPOINT_MAX + 1]; /* what the token proof covers */
@@ -61,7 +62,9 @@ struct vb_remote {
     uid_t server_uid;               /* SO_PEERCRED of a unix server */
     unsigned pings_unanswered;      /* keepalive PINGs sent since the server last said anything */
     int vouched;                    /* authenticated (sasl, token, peer): questions may relay */
-    vb_error dead;                  /* code != OK: keepalive gave up; every call fails with it */
+    vb_calls calls;                 /* calls in flight, and whether the transport died */
+    pthread_mutex_t send_lock;      /* one frame at a time onto the transport */
+    pthread_mutex_t driver_lock;    /* driver calls, to a server without "concurrent_calls" */
 };
 
 /* ---- transport ----------------------------------------------------------- */
@@ -144,6 +147,31 @@ static int read_msg(vb_remote *r, vb_msg *msg, vb_error *err)
     }
 }
 
+/* ---- calls: several in flight, each matched to its reply ------------------
+ *
+ * The matching is proto/vb_calls.h's (leader/follower, no thread of its
+ * own); this layer reads and writes, and applies the relay rule to what the
+ * server asks. Sends are whole frames under send_lock, so frames of several
+ * callers never interleave. */
+
+/* What one call carries besides its header: who answers the server's
+ * questions about it, and the last answer it gave (for the verdict that
+ * follows during the same call). */
+typedef struct call_side {
+    const vb_cred_source *relay;    /* NULL: nobody (questions fail with CRED_REQUIRED) */
+    vb_cred_request last_fill;
+    uint64_t last_fill_id;          /* the server's id of that question */
+    int have_last_fill_id;          /* it sent one (a server from before ids did not) */
+} call_side;
+
+static int send_locked(vb_remote *r, uint8_t *frame, size_t len, vb_error *err)
+{
+    pthread_mutex_lock(&r->send_lock);
+    int rc = send_frame(r, frame, len, err);
+    pthread_mutex_unlock(&r->send_lock);
+    return rc;
+}
+
 /* This hop as the process holding r verified it: the endpoint it dialled
  * (r->service), the server id the server gave and how it authenticated. */
 static void verified_hop(const vb_remote *r, char *buf, size_t len)
@@ -160,12 +188,14 @@ static int msg_has_question_id(const vb_msg *msg)
 }
 
 /* The server relays a nested login's question (its driver needs a XenAPI
- * password, say): qualify it with this hop and ask our own source. */
-static int relay_fill(vb_remote *r, const vb_msg *msg, vb_cred_request *req, vb_error *err)
+ * password, say): qualify it with this hop and ask the source of the call
+ * it belongs to. */
+static int relay_fill(vb_remote *r, call_side *side, const vb_msg *msg, vb_cred_request *req,
+                      vb_error *err)
 {
     if (vb_credwire_decode_request(msg->body, req, err) < 0)
         return -1;
-    if (!r->have_relay || !r->relay.fn)
+    if (!side->relay || !side->relay->fn)
         return vb_error_set(err, VB_ERR_CRED_REQUIRED, VB_DOM_CLIENT,
                             "credentials required for %s, but nothing can ask for them",
                             req->service ? req->service : "a nested login");
@@ -180,26 +210,26 @@ static int relay_fill(vb_remote *r, const vb_msg *msg, vb_cred_request *req, vb_
     uint64_t wire_id = req->id;
     int have_id = msg_has_question_id(msg);
     vb_error_clear(err);
-    if (r->relay.fn(req, r->relay.opaque, err) < 0) {
+    if (side->relay->fn(req, side->relay->opaque, err) < 0) {
         if (err && err->code == VB_ERR_OK)
             vb_error_set(err, VB_ERR_AUTH_CANCELLED, VB_DOM_CLIENT, "cancelled");
         return -1;
     }
-    vb_cred_request_clear(&r->last_fill);
-    vb_cred_request_copy(&r->last_fill, req);
-    r->last_fill_id = wire_id;
-    r->have_last_fill_id = have_id;
+    vb_cred_request_clear(&side->last_fill);
+    vb_cred_request_copy(&side->last_fill, req);
+    side->last_fill_id = wire_id;
+    side->have_last_fill_id = have_id;
     return 0;
 }
 
-static void answer_fill(vb_remote *r, const vb_msg *msg)
+static void answer_fill(vb_remote *r, call_side *side, const vb_msg *msg)
 {
     vb_cred_request req;
     vb_error err;
     uint8_t *frame = NULL;
     size_t len = 0;
     memset(&req, 0, sizeof req);
-    if (relay_fill(r, msg, &req, &err) == 0) {
+    if (relay_fill(r, side, msg, &req, &err) == 0) {
         vb_msg_header hdr = msg->hdr;
         hdr.type = VB_MSG_CALLBACK_REPLY;
         vb_enc enc;
@@ -211,26 +241,26 @@ static void answer_fill(vb_remote *r, const vb_msg *msg)
     }
     vb_cred_request_clear(&req);
     if (frame)
-        send_frame(r, frame, len, NULL);
+        send_locked(r, frame, len, NULL);
 }
 
-/* CRED_APPROVE / CRED_REJECT [service, id]: about the answer we gave last,
- * matched by the question's id (a server from before ids sends only the
- * service: then by that). */
-static void relay_verdict(vb_remote *r, const vb_msg *msg)
+/* CRED_APPROVE / CRED_REJECT [service, id]: about the answer this call gave
+ * last, matched by the question's id (a server from before ids sends only
+ * the service: then by that). */
+static void relay_verdict(vb_remote *r, call_side *side, const vb_msg *msg)
 {
     vb_rd rd;
     char *service = NULL;
     uint64_t id = 0;
     if (vb_rd_init(&rd, msg->body, NULL) < 0 || vb_rd_strdup(&rd, 4096, &service, NULL) < 0 ||
-        (vb_rd_has_more(&rd) && vb_rd_u64(&rd, &id, NULL) < 0) || !r->have_relay ||
-        !r->last_fill.service) {
+        (vb_rd_has_more(&rd) && vb_rd_u64(&rd, &id, NULL) < 0) || !side->relay ||
+        !side->last_fill.service) {
         free(service);
         return;
     }
     int match;
-    if (r->have_last_fill_id) {
-        match = id == r->last_fill_id;
+    if (side->have_last_fill_id) {
+        match = id == side->last_fill_id;
     } else {
         char hop[1400];
         vb_cred_request probe = { 0 };
@@ -238,18 +268,19 @@ static void relay_verdict(vb_remote *r, const vb_msg *msg)
         service = NULL;
         verified_hop(r, hop, sizeof hop);
         match = vb_cred_request_qualify(&probe, hop) == 0 &&
-                strcmp(probe.service, r->last_fill.service) == 0;
+                strcmp(probe.service, side->last_fill.service) == 0;
         vb_cred_request_clear(&probe);
     }
     free(service);
     if (!match)
         return;
     int approve = msg->hdr.procedure == VB_HOST_PROC_CRED_APPROVE;
-    void (*verdict)(void *, const vb_cred_request *) = approve ? r->relay.approve : r->relay.reject;
+    void (*verdict)(void *, const vb_cred_request *) =
+        approve ? side->relay->approve : side->relay->reject;
     if (verdict)
-        verdict(r->relay.opaque, &r->last_fill);
+        verdict(side->relay->opaque, &side->last_fill);
     if (!approve)
-        vb_cred_request_clear(&r->last_fill);
+        vb_cred_request_clear(&side->last_fill);
 }
 
 static void refuse_callback(vb_remote *r, const vb_msg *msg, const char *why)
@@ -259,20 +290,35 @@ static void refuse_callback(vb_remote *r, const vb_msg *msg, const char *why)
     size_t len = 0;
     vb_error_set(&e, VB_ERR_NO_SUPPORT, VB_DOM_CLIENT, "%s (callback %u)", why, msg->hdr.procedure);
     if (vb_enc_error_reply(&msg->hdr, VB_MSG_CALLBACK_REPLY, &e, &frame, &len, NULL) == 0)
-        send_frame(r, frame, len, NULL);
+        send_locked(r, frame, len, NULL);
+}
+
+static void send_pong(vb_remote *r, const vb_msg *ping)
+{
+    vb_msg_header hdr = ping->hdr;
+    uint8_t *frame = NULL;
+    size_t len = 0;
+    hdr.procedure = VB_KEEPALIVE_PROC_PONG;
+    hdr.type = VB_MSG_EVENT;
+    vb_enc enc;
+    vb_enc_begin(&enc, &hdr);
+    vb_enc_array(&enc, 0);
+    if (vb_enc_finish(&enc, VB_FRAME_MAX_PREAUTH, &frame, &len, NULL) == 0)
+        send_locked(r, frame, len, NULL);
 }
 
 /* The rule for a server's credential question (docs/protocol.md 9.12,
- * docs/security.md 6): it is answered only while a driver call that may
+ * docs/security.md 7): it is answered only while a driver call that may
  * log in runs (OPEN, and the calls whose driver may have to log in again),
- * for that call's conn_id, on a transport that authenticated. 0 when the
+ * for that call's conn_id, on a transport that authenticated. call is the
+ * call running for the question's conn_id (NULL: none). 0 when the
  * question may be asked; else -1 with why not in `why`, for the log. */
 static int fill_refused(const vb_remote *r, const vb_msg_header *call, const vb_msg_header *fill,
                         char *why, size_t len)
 {
     const vb_proc_info *info = call ? vb_proto_proc_lookup(call->program, call->procedure) : NULL;
     if (!call)
-        snprintf(why, len, "between calls");
+        snprintf(why, len, "between calls of connection id %u", fill->conn_id);
     else if (call->program != VB_PROG_HOST || !vb_proto_host_proc_may_log_in(call->procedure))
         snprintf(why, len, "during %s", info ? info->name : "a call that does not log in");
     else if (!r->vouched)
@@ -285,159 +331,231 @@ static int fill_refused(const vb_remote *r, const vb_msg_header *call, const vb_
     return -1;
 }
 
-/* A question outside the rule: refuse it, say so in the log, and drop the
- * transport (a server that breaks the rule is not talked to any more). */
+/* The server broke the protocol: say so in the log, and drop the transport
+ * (a server that breaks the rule is not talked to any more): every call on
+ * it fails with e. */
+static int drop_transport(vb_remote *r, const vb_error *e, vb_error *err)
+{
+    vb_log(VB_LOG_WARN, "%s", e->message);
+    shutdown(r->fd, SHUT_RDWR);
+    vb_calls_fail_all(&r->calls, e);
+    vb_error_copy(err, e);
+    return -1;
+}
+
 static int fill_violation(vb_remote *r, const char *why, vb_error *err)
 {
     vb_error e;
     vb_error_set(&e, VB_ERR_PROTOCOL, VB_DOM_RPC,
                  "protocol violation: %s asked for credentials %s; refused, connection dropped",
                  r->service, why);
-    vb_log(VB_LOG_WARN, "%s", e.message);
-    shutdown(r->fd, SHUT_RDWR);
-    vb_error_copy(&r->dead, &e);
-    vb_error_copy(err, &e);
-    return -1;
+    return drop_transport(r, &e, err);
 }
 
-/* A server-initiated message while we wait for the reply to call (NULL:
- * between calls). -1 when the server broke the relay rule. */
-static int answer_unsolicited(vb_remote *r, const vb_msg_header *call, const vb_msg *msg,
-                              vb_error *err)
+/* A question (CRED_FILL) or a verdict (CRED_APPROVE/REJECT) goes to the
+ * call running for its conn_id, whose own thread answers it; one outside
+ * the rule ends the transport (a verdict outside it is ignored). */
+static int route_question(vb_remote *r, vb_msg *msg, vb_error *err)
 {
-    vb_msg_header hdr = msg->hdr;
-    uint8_t *frame = NULL;
-    size_t len = 0;
-    if (msg->hdr.program == VB_PROG_KEEPALIVE && msg->hdr.procedure == VB_KEEPALIVE_PROC_PING) {
-        hdr.procedure = VB_KEEPALIVE_PROC_PONG;
-        hdr.type = VB_MSG_EVENT;
-        vb_enc enc;
-        vb_enc_begin(&enc, &hdr);
-        vb_enc_array(&enc, 0);
-        vb_enc_finish(&enc, VB_FRAME_MAX_PREAUTH, &frame, &len, NULL);
-    } else if (msg->hdr.program == VB_PROG_HOST && msg->hdr.type == VB_MSG_CALLBACK &&
-               msg->hdr.procedure == VB_HOST_PROC_CRED_FILL) {
-        char why[200];
-        if (fill_refused(r, call, &msg->hdr, why, sizeof why) < 0)
-            return fill_violation(r, why, err);
-        answer_fill(r, msg);
-    } else if (msg->hdr.program == VB_PROG_HOST && msg->hdr.type == VB_MSG_EVENT &&
-               (msg->hdr.procedure == VB_HOST_PROC_CRED_APPROVE ||
-                msg->hdr.procedure == VB_HOST_PROC_CRED_REJECT)) {
-        char why[200]; /* verdicts only about this call's questions */
-        if (fill_refused(r, call, &msg->hdr, why, sizeof why) == 0)
-            relay_verdict(r, msg);
-    } else if (msg->hdr.type == VB_MSG_CALLBACK) {
-        refuse_callback(r, msg, "this client does not answer this callback");
+    int fill = msg->hdr.type == VB_MSG_CALLBACK;
+    uint32_t conn_id = msg->hdr.conn_id;
+    vb_msg_header call;
+    int running = vb_calls_for_conn(&r->calls, conn_id, &call);
+    char why[200] = "";
+    int rc = 0;
+    if (fill_refused(r, running ? &call : NULL, &msg->hdr, why, sizeof why) == 0)
+        rc = vb_calls_post_to_call(&r->calls, call.serial, msg, err);
+    if (rc == 1)
+        return 0;
+    vb_msg_clear(msg);
+    if (rc < 0) {
+        vb_error e;
+        vb_error_copy(&e, err);
+        return drop_transport(r, &e, err);
     }
-    if (frame)
-        send_frame(r, frame, len, NULL);
+    if (!fill)
+        return 0;
+    if (!why[0]) /* its call gave up meanwhile */
+        snprintf(why, sizeof why, "between calls of connection id %u", conn_id);
+    return fill_violation(r, why, err);
+}
+
+/* What the reader does with one message it read: a REPLY goes to its call,
+ * a question to the call it belongs to; the transport's own business
+ * (PING, a callback this client does not know) is answered here. -1 when
+ * the transport was dropped. Takes msg. */
+static int handle_incoming(vb_remote *r, vb_msg *msg, vb_error *err)
+{
+    const vb_msg_header *h = &msg->hdr;
+    if (h->type == VB_MSG_REPLY) {
+        vb_calls_post_reply(&r->calls, msg);
+        return 0;
+    }
+    if (h->program == VB_PROG_HOST &&
+        ((h->type == VB_MSG_CALLBACK && h->procedure == VB_HOST_PROC_CRED_FILL) ||
+         (h->type == VB_MSG_EVENT && (h->procedure == VB_HOST_PROC_CRED_APPROVE ||
+                                      h->procedure == VB_HOST_PROC_CRED_REJECT))))
+        return route_question(r, msg, err);
+    if (h->program == VB_PROG_KEEPALIVE && h->procedure == VB_KEEPALIVE_PROC_PING)
+        send_pong(r, msg);
+    else if (h->type == VB_MSG_CALLBACK)
+        refuse_callback(r, msg, "this client does not answer this callback");
+    vb_msg_clear(msg);
     return 0;
 }
 
-static int drain_pending(vb_remote *r, vb_error *err);
-
-int vb_remote_call(vb_remote *r, uint32_t program, uint32_t procedure, vb_remote_args_fn args_fn,
-                   const void *arg, vb_msg *reply, vb_error *err)
+/* As the reader: read one message (waiting until deadline_ms) and hand it
+ * on. 0; 1 when the deadline passed first; -1 when the transport failed
+ * (every call on it has failed with the reason). */
+static int read_one(vb_remote *r, uint64_t deadline_ms, vb_error *err)
 {
-    if (r->dead.code != VB_ERR_OK) {
-        vb_error_copy(err, &r->dead);
+    uint64_t now = vb_calls_now_ms();
+    r->timeout_ms = deadline_ms > now ? (int)(deadline_ms - now) : 0;
+    vb_msg msg;
+    if (read_msg(r, &msg, err) < 0) {
+        if (err->code == VB_ERR_TIMEOUT)
+            return 1;
+        vb_calls_fail_all(&r->calls, err);
         return -1;
     }
-    /* what the server sent since the last call was sent between calls: a
-     * question among it must not pass for one asked during this call */
-    if (drain_pending(r, err) < 0)
-        return -1;
-    uint32_t version = program == VB_PROG_HOST ? r->host_version : vb_proto_program_version(program);
-    vb_msg_header hdr = { program, version, VB_MSG_CALL, ++r->serial, procedure, VB_STATUS_OK,
-                          r->conn_id };
+    return handle_incoming(r, &msg, err);
+}
+
+/* As the reader, without waiting: take in everything the server sent that
+ * nobody has read yet. 0, or -1 when the transport failed. */
+static int drain_as_reader(vb_remote *r, vb_error *err)
+{
+    for (;;) {
+        int rc = read_one(r, 0, err);
+        if (rc != 0)
+            return rc > 0 ? 0 : -1;
+    }
+}
+
+/* What the server sent since this connection's last call was sent between
+ * its calls: a question among it must not pass for one asked during the
+ * next call, so it is read first. When another call is being read for,
+ * its reader takes everything in as it arrives (docs/security.md 7 says
+ * how far that goes). */
+static int drain_pending(vb_remote *r, vb_error *err)
+{
+    if (!vb_calls_try_lead(&r->calls))
+        return 0;
+    vb_error e;
+    drain_as_reader(r, &e);
+    vb_calls_unlead(&r->calls);
+    return vb_calls_dead(&r->calls, err) ? -1 : 0;
+}
+
+static void call_timed_out(vb_remote *r, vb_call *c)
+{
+    vb_error e;
+    vb_error_set(&e, VB_ERR_TIMEOUT, VB_DOM_RPC, "no answer from the server within %d ms",
+                 r->reply_timeout_ms);
+    vb_calls_fail(&r->calls, c, &e);
+}
+
+/* Wait for c's reply, reading for everyone while nobody else does, and
+ * answering c's own questions in this thread (not as the reader, so a
+ * person's slow answer stalls no other call). */
+static int await_reply(vb_remote *r, vb_call *c, call_side *side, vb_msg *reply, vb_error *err)
+{
+    uint64_t deadline = vb_calls_now_ms() + (uint64_t)r->reply_timeout_ms;
+    for (;;) {
+        vb_msg msg;
+        vb_error e;
+        switch (vb_calls_wait(&r->calls, c, deadline, &msg)) {
+        case VB_CALL_DONE:
+            return vb_calls_result(&r->calls, c, reply, err);
+        case VB_CALL_MESSAGE:
+            if (msg.hdr.type == VB_MSG_CALLBACK)
+                answer_fill(r, side, &msg);
+            else
+                relay_verdict(r, side, &msg);
+            vb_msg_clear(&msg);
+            /* the server waited for our answer: the reply's time starts now */
+            deadline = vb_calls_now_ms() + (uint64_t)r->reply_timeout_ms;
+            break;
+        case VB_CALL_LEAD: {
+            int rc = read_one(r, deadline, &e);
+            vb_calls_unlead(&r->calls);
+            if (rc > 0)
+                call_timed_out(r, c);
+            break;
+        }
+        default: /* VB_CALL_TIMEOUT */
+            call_timed_out(r, c);
+            break;
+        }
+    }
+}
+
+/* A server from before "concurrent_calls" refuses a second driver call on a
+ * transport while one runs (OPERATION_INVALID): to it, they go one at a time. */
+static int serialised(const vb_remote *r, uint32_t program, uint32_t procedure)
+{
+    return !r->concurrent && program == VB_PROG_HOST && procedure >= VB_HOST_PROC_OPEN &&
+           procedure <= VB_HOST_PROC_DOMAIN_SHUTDOWN;
+}
+
+static int send_call(vb_remote *r, const vb_msg_header *hdr, vb_remote_args_fn args_fn,
+                     const void *arg, vb_error *err)
+{
     vb_enc enc;
     uint8_t *frame;
     size_t len;
-    vb_enc_begin(&enc, &hdr);
+    vb_enc_begin(&enc, hdr);
     if (args_fn)
         args_fn(&enc, arg);
     else
         vb_enc_array(&enc, 0);
-    if (vb_enc_finish(&enc, VB_FRAME_MAX_PREAUTH * 4, &frame, &len, err) < 0 ||
-        send_frame(r, frame, len, err) < 0)
+    if (vb_enc_finish(&enc, VB_FRAME_MAX_PREAUTH * 4, &frame, &len, err) < 0)
         return -1;
-    for (;;) {
-        if (read_msg(r, reply, err) < 0)
-            return -1;
-        if (reply->hdr.type == VB_MSG_REPLY && reply->hdr.serial == hdr.serial)
-            break;
-        if (reply->hdr.type == VB_MSG_REPLY && reply->hdr.serial == 0 &&
-            reply->hdr.status == VB_STATUS_ERROR)
-            break; /* the server refused the connection itself (limits) */
-        int rc = answer_unsolicited(r, &hdr, reply, err);
-        vb_msg_clear(reply);
-        if (rc < 0)
-            return -1;
+    return send_locked(r, frame, len, err);
+}
+
+static int call_on(vb_remote *r, uint32_t conn_id, const vb_cred_source *relay, uint32_t program,
+                   uint32_t procedure, vb_remote_args_fn args_fn, const void *arg, vb_msg *reply,
+                   vb_error *err)
+{
+    int one_at_a_time = serialised(r, program, procedure);
+    if (one_at_a_time)
+        pthread_mutex_lock(&r->driver_lock);
+    call_side side = { relay, { 0 }, 0, 0 };
+    uint32_t version = program == VB_PROG_HOST ? r->host_version : vb_proto_program_version(program);
+    vb_msg_header hdr = { program, version, VB_MSG_CALL, 0, procedure, VB_STATUS_OK, conn_id };
+    vb_call c;
+    int rc = drain_pending(r, err);
+    if (rc == 0)
+        rc = vb_calls_start(&r->calls, &c, &hdr, &side, err);
+    if (rc == 0) {
+        if (send_call(r, &c.hdr, args_fn, arg, err) < 0)
+            rc = -1;
+        else
+            rc = await_reply(r, &c, &side, reply, err);
+        vb_calls_end(&r->calls, &c);
     }
-    if (reply->hdr.status == VB_STATUS_ERROR) {
-        vb_error server_err;
-        if (vb_msg_error_body(reply, &server_err, err) == 0) {
-            /* whatever the server sends, the caller gets an error: a code
-             * that is not OK, and words for a person */
-            if (server_err.code == VB_ERR_OK)
-                server_err.code = VB_ERR_PROTOCOL;
-            if (!server_err.message[0])
-                snprintf(server_err.message, sizeof server_err.message,
-                         "the server reported an error without a message (%s)",
-                         vb_proto_error_code_name(server_err.code));
-            vb_error_copy(err, &server_err);
-        }
-        vb_msg_clear(reply);
-        return -1;
-    }
-    return 0;
+    vb_cred_request_clear(&side.last_fill);
+    if (one_at_a_time)
+        pthread_mutex_unlock(&r->driver_lock);
+    return rc;
+}
+
+int vb_remote_call(vb_remote *r, uint32_t program, uint32_t procedure, vb_remote_args_fn args_fn,
+                   const void *arg, vb_msg *reply, vb_error *err)
+{
+    return call_on(r, r->conn_id, r->have_relay ? &r->relay : NULL, program, procedure, args_fn,
+                   arg, reply, err);
+}
+
+int vb_remote_chan_call(const vb_remote_chan *ch, uint32_t program, uint32_t procedure,
+                        vb_remote_args_fn args_fn, const void *arg, vb_msg *reply, vb_error *err)
+{
+    return call_on(ch->remote, ch->conn_id, ch->relay, program, procedure, args_fn, arg, reply,
+                   err);
 }
 
 /* ---- keepalive ----------------------------------------------------------- */
-
-/* Take in what the server sent since the last call, without waiting (its
- * PONGs, and a PING or a late callback, which get their answers). 0, or -1
- * when the transport failed. */
-static int drain_pending(vb_remote *r, vb_error *err)
-{
-    int saved_timeout = r->timeout_ms;
-    r->timeout_ms = 0;
-    int rc = 0;
-    for (;;) {
-        vb_msg msg;
-        vb_error e;
-        if (read_msg(r, &msg, &e) < 0) {
-            if (e.code != VB_ERR_TIMEOUT) { /* TIMEOUT: nothing more to read now */
-                vb_error_copy(err, &e);
-                rc = -1;
-            }
-            break;
-        }
-        /* between calls a credential question breaks the rule (the
-         * transport is dropped); other callbacks are refused; the server's
-         * refusal of the connection itself (serial 0) ends it with its words */
-        int bad = 0;
-        if (msg.hdr.type == VB_MSG_REPLY && msg.hdr.serial == 0 &&
-            msg.hdr.status == VB_STATUS_ERROR) {
-            vb_error refusal;
-            if (vb_msg_error_body(&msg, &refusal, err) == 0)
-                vb_error_copy(err, &refusal);
-            bad = 1;
-        } else if (msg.hdr.type == VB_MSG_CALLBACK && msg.hdr.procedure != VB_HOST_PROC_CRED_FILL) {
-            refuse_callback(r, &msg, "no call is in progress on this connection");
-        } else {
-            bad = answer_unsolicited(r, NULL, &msg, err) < 0;
-        }
-        vb_msg_clear(&msg);
-        if (bad) {
-            rc = -1;
-            break;
-        }
-    }
-    r->timeout_ms = saved_timeout;
-    return rc;
-}
 
 static int send_ping(vb_remote *r, vb_error *err)
 {
@@ -450,28 +568,35 @@ static int send_ping(vb_remote *r, vb_error *err)
     vb_enc_array(&enc, 0);
     if (vb_enc_finish(&enc, VB_FRAME_MAX_PREAUTH, &frame, &len, err) < 0)
         return -1;
-    return send_frame(r, frame, len, err);
+    return send_locked(r, frame, len, err);
 }
 
 int vb_remote_keepalive(vb_remote *r, unsigned max_unanswered, vb_error *err)
 {
-    if (r->dead.code != VB_ERR_OK) {
-        vb_error_copy(err, &r->dead);
+    if (vb_calls_dead(&r->calls, err))
         return -1;
-    }
-    int rc = drain_pending(r, err);
+    /* calls in flight: someone reads for them, and their own timeouts say
+     * whether the server still answers */
+    if (!vb_calls_idle(&r->calls) || !vb_calls_try_lead(&r->calls))
+        return 0;
+    int rc = drain_as_reader(r, err);
     if (rc == 0 && r->pings_unanswered >= max_unanswered)
         rc = vb_error_set(err, VB_ERR_PEER_CLOSED, VB_DOM_RPC,
                           "the server stopped answering: nothing heard after %u keepalive pings",
                           r->pings_unanswered);
     if (rc == 0)
         rc = send_ping(r, err);
+    if (rc == 0)
+        r->pings_unanswered++;
+    vb_calls_unlead(&r->calls);
     if (rc < 0) {
-        vb_error_copy(&r->dead, err);
-        r->dead.code = VB_ERR_PEER_CLOSED; /* whatever failed, the transport is over */
+        vb_error dead;
+        vb_error_copy(&dead, err);
+        dead.code = VB_ERR_PEER_CLOSED; /* whatever failed, the transport is over */
+        vb_calls_fail_all(&r->calls, &dead);
+        vb_calls_dead(&r->calls, err);
         return -1;
     }
-    r->pings_unanswered++;
     return 0;
 }
 
@@ -510,6 +635,8 @@ static void read_features(vb_remote *r, vb_rd *rd)
             r->multiplexes = 1;
         if (flen == strlen(VB_FEATURE_TOKEN_BIND) && memcmp(f, VB_FEATURE_TOKEN_BIND, flen) == 0)
             r->token_bind = 1;
+        if (flen == strlen(VB_FEATURE_CONCURRENT) && memcmp(f, VB_FEATURE_CONCURRENT, flen) == 0)
+            r->concurrent = 1;
     }
 }
 
@@ -1144,7 +1271,11 @@ int vb_remote_connect_fd(int fd, const vb_uri *uri, const vb_remote_opts *opts, 
     }
     r->fd = fd;
     r->host_version = opts->host_version ? opts->host_version : VB_PROG_HOST_VERSION;
-    r->timeout_ms = opts->timeout_ms ? opts->timeout_ms : 60000;
+    r->reply_timeout_ms = opts->timeout_ms ? opts->timeout_ms : 60000;
+    r->timeout_ms = r->reply_timeout_ms;
+    vb_calls_init(&r->calls);
+    pthread_mutex_init(&r->send_lock, NULL);
+    pthread_mutex_init(&r->driver_lock, NULL);
     vb_frame_reader_init(&r->reader, VB_FRAME_MAX_POSTAUTH);
     r->host = strdup(uri->host && *uri->host ? uri->host : "localhost");
     r->service = service_name(uri);
@@ -1197,7 +1328,9 @@ void vb_remote_free(vb_remote *r)
         close(r->fd);
     vb_ssh_close(r->ssh);
     vb_sasl_free(r->sasl);
-    vb_cred_request_clear(&r->last_fill);
+    vb_calls_destroy(&r->calls);
+    pthread_mutex_destroy(&r->send_lock);
+    pthread_mutex_destroy(&r->driver_lock);
     vb_frame_reader_clear(&r->reader);
     vb_frame_free(r->plain, r->plain_len);
     free(r->service);
@@ -1214,6 +1347,7 @@ unsigned vb_remote_ssf(const vb_remote *r) { return r->sasl ? vb_sasl_ssf(r->sas
 const char *vb_remote_server_id(const vb_remote *r) { return r->have_server_id ? r->server_id : NULL; }
 int vb_remote_fd(const vb_remote *r) { return r->fd; }
 int vb_remote_multiplexes(const vb_remote *r) { return r->multiplexes; }
+int vb_remote_concurrent(const vb_remote *r) { return r->multiplexes && r->concurrent; }
 const char *vb_remote_endpoint(const vb_remote *r) { return r->endpoint; }
 char *vb_remote_service_name(const vb_uri *uri) { return service_name(uri); }
 void vb_remote_set_conn(vb_remote *r, uint32_t conn_id) { r->conn_id = conn_id; }
@@ -1296,42 +1430,49 @@ static void pack_name(vb_enc *enc, const void *arg)
     vb_enc_str(enc, arg);
 }
 
-static int simple_call(vb_remote *r, uint32_t proc, vb_remote_args_fn fn, const void *arg,
-                       vb_error *err)
+/* The connection's own channel: vb_remote_set_conn's id, vb_remote_set_relay's source. */
+static vb_remote_chan own_chan(vb_remote *r)
+{
+    vb_remote_chan ch = { r, r->conn_id, r->have_relay ? &r->relay : NULL };
+    return ch;
+}
+
+static int simple_call(const vb_remote_chan *ch, uint32_t proc, vb_remote_args_fn fn,
+                       const void *arg, vb_error *err)
 {
     vb_msg reply;
-    if (vb_remote_call(r, VB_PROG_HOST, proc, fn, arg, &reply, err) < 0)
+    if (vb_remote_chan_call(ch, VB_PROG_HOST, proc, fn, arg, &reply, err) < 0)
         return -1;
     vb_msg_clear(&reply);
     return 0;
 }
 
-int vb_remote_open(vb_remote *r, const char *name, unsigned flags, vb_error *err)
+int vb_remote_chan_open(const vb_remote_chan *ch, const char *name, unsigned flags, vb_error *err)
 {
     open_args a = { name, flags };
-    return simple_call(r, VB_HOST_PROC_OPEN, pack_open, &a, err);
+    return simple_call(ch, VB_HOST_PROC_OPEN, pack_open, &a, err);
 }
 
-int vb_remote_close_driver(vb_remote *r, vb_error *err)
+int vb_remote_chan_close(const vb_remote_chan *ch, vb_error *err)
 {
-    return simple_call(r, VB_HOST_PROC_CLOSE, NULL, NULL, err);
+    return simple_call(ch, VB_HOST_PROC_CLOSE, NULL, NULL, err);
 }
 
-int vb_remote_domain_start(vb_remote *r, const char *name, vb_error *err)
+int vb_remote_chan_domain_start(const vb_remote_chan *ch, const char *name, vb_error *err)
 {
-    return simple_call(r, VB_HOST_PROC_DOMAIN_START, pack_name, name, err);
+    return simple_call(ch, VB_HOST_PROC_DOMAIN_START, pack_name, name, err);
 }
 
-int vb_remote_domain_shutdown(vb_remote *r, const char *name, vb_error *err)
+int vb_remote_chan_domain_shutdown(const vb_remote_chan *ch, const char *name, vb_error *err)
 {
-    return simple_call(r, VB_HOST_PROC_DOMAIN_SHUTDOWN, pack_name, name, err);
+    return simple_call(ch, VB_HOST_PROC_DOMAIN_SHUTDOWN, pack_name, name, err);
 }
 
-int vb_remote_get_hostname(vb_remote *r, char **hostname, vb_error *err)
+int vb_remote_chan_get_hostname(const vb_remote_chan *ch, char **hostname, vb_error *err)
 {
     vb_msg reply;
     vb_rd rd;
-    if (vb_remote_call(r, VB_PROG_HOST, VB_HOST_PROC_GET_HOSTNAME, NULL, NULL, &reply, err) < 0)
+    if (vb_remote_chan_call(ch, VB_PROG_HOST, VB_HOST_PROC_GET_HOSTNAME, NULL, NULL, &reply, err) < 0)
         return -1;
     int rc = vb_rd_init(&rd, reply.body, err) < 0 || vb_rd_strdup(&rd, 1024, hostname, err) < 0
                  ? -1
@@ -1358,13 +1499,14 @@ static int read_domain(vb_rd *list, vb_domain_info *d, vb_error *err)
     return 0;
 }
 
-int vb_remote_list_domains(vb_remote *r, vb_domain_info **doms, size_t *n, vb_error *err)
+int vb_remote_chan_list_domains(const vb_remote_chan *ch, vb_domain_info **doms, size_t *n,
+                                vb_error *err)
 {
     vb_msg reply;
     vb_rd rd, list;
     *doms = NULL;
     *n = 0;
-    if (vb_remote_call(r, VB_PROG_HOST, VB_HOST_PROC_LIST_DOMAINS, NULL, NULL, &reply, err) < 0)
+    if (vb_remote_chan_call(ch, VB_PROG_HOST, VB_HOST_PROC_LIST_DOMAINS, NULL, NULL, &reply, err) < 0)
         return -1;
     int rc = vb_rd_init(&rd, reply.body, err) < 0 || vb_rd_array(&rd, &list, err) < 0 ? -1 : 0;
     if (rc == 0 && list.count > 0 && !(*doms = calloc(list.count, sizeof **doms)))
@@ -1382,4 +1524,41 @@ int vb_remote_list_domains(vb_remote *r, vb_domain_info **doms, size_t *n, vb_er
     }
     vb_msg_clear(&reply);
     return rc;
+}
+
+/* The same on the connection's own channel (one caller at a time). */
+int vb_remote_open(vb_remote *r, const char *name, unsigned flags, vb_error *err)
+{
+    vb_remote_chan ch = own_chan(r);
+    return vb_remote_chan_open(&ch, name, flags, err);
+}
+
+int vb_remote_close_driver(vb_remote *r, vb_error *err)
+{
+    vb_remote_chan ch = own_chan(r);
+    return vb_remote_chan_close(&ch, err);
+}
+
+int vb_remote_get_hostname(vb_remote *r, char **hostname, vb_error *err)
+{
+    vb_remote_chan ch = own_chan(r);
+    return vb_remote_chan_get_hostname(&ch, hostname, err);
+}
+
+int vb_remote_list_domains(vb_remote *r, vb_domain_info **doms, size_t *n, vb_error *err)
+{
+    vb_remote_chan ch = own_chan(r);
+    return vb_remote_chan_list_domains(&ch, doms, n, err);
+}
+
+int vb_remote_domain_start(vb_remote *r, const char *name, vb_error *err)
+{
+    vb_remote_chan ch = own_chan(r);
+    return vb_remote_chan_domain_start(&ch, name, err);
+}
+
+int vb_remote_domain_shutdown(vb_remote *r, const char *name, vb_error *err)
+{
+    vb_remote_chan ch = own_chan(r);
+    return vb_remote_chan_domain_shutdown(&ch, name, err);
 }

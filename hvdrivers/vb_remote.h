@@ -87,7 +87,8 @@ typedef struct vb_remote_token {
 int vb_remote_issue_token(vb_remote *r, uint64_t ttl_s, vb_remote_token *out, vb_error *err);
 int vb_remote_revoke_token(vb_remote *r, const char *id, int *revoked, vb_error *err);
 
-/* The driver calls. */
+/* The driver calls, on the connection's own channel (vb_remote_set_conn,
+ * vb_remote_set_relay): for one caller at a time. */
 int vb_remote_open(vb_remote *r, const char *name, unsigned flags, vb_error *err);
 int vb_remote_close_driver(vb_remote *r, vb_error *err);
 int vb_remote_get_hostname(vb_remote *r, char **hostname, vb_error *err);
@@ -95,7 +96,30 @@ int vb_remote_list_domains(vb_remote *r, vb_domain_info **doms, size_t *n, vb_er
 int vb_remote_domain_start(vb_remote *r, const char *name, vb_error *err);
 int vb_remote_domain_shutdown(vb_remote *r, const char *name, vb_error *err);
 
-/* Keepalive, for a transport nobody is calling on (the caller holds it):
+/* Several callers at once: a channel is one hypervisor connection on a
+ * (shared) transport, its conn_id and who answers the nested questions of
+ * its calls. Calls on different channels may run at the same time from
+ * different threads, each waiting only for its own reply (the reply matching
+ * is proto/vb_calls.h's); one channel takes one call at a time. A server
+ * without the "concurrent_calls" feature gets driver calls one at a time
+ * whatever the channel (it refuses more). */
+typedef struct vb_remote_chan {
+    vb_remote *remote;
+    uint32_t conn_id;
+    const vb_cred_source *relay;  /* NULL: nested questions fail with CRED_REQUIRED */
+} vb_remote_chan;
+int vb_remote_chan_open(const vb_remote_chan *ch, const char *name, unsigned flags, vb_error *err);
+int vb_remote_chan_close(const vb_remote_chan *ch, vb_error *err);
+int vb_remote_chan_get_hostname(const vb_remote_chan *ch, char **hostname, vb_error *err);
+int vb_remote_chan_list_domains(const vb_remote_chan *ch, vb_domain_info **doms, size_t *n,
+                                vb_error *err);
+int vb_remote_chan_domain_start(const vb_remote_chan *ch, const char *name, vb_error *err);
+int vb_remote_chan_domain_shutdown(const vb_remote_chan *ch, const char *name, vb_error *err);
+/* 1 when the server runs driver calls of different conn_ids at the same time. */
+int vb_remote_concurrent(const vb_remote *r);
+
+/* Keepalive, for a transport nobody is calling on (a transport with calls in
+ * flight is skipped: 0; their reads and timeouts watch it):
  * take in what the server sent meanwhile, then send a PING. After
  * max_unanswered PINGs with nothing heard from the server the transport is
  * declared dead: -1 now, and every later call fails at once with the same
@@ -108,5 +132,7 @@ int vb_remote_keepalive(vb_remote *r, unsigned max_unanswered, vb_error *err);
 typedef void (*vb_remote_args_fn)(vb_enc *enc, const void *arg);
 int vb_remote_call(vb_remote *r, uint32_t program, uint32_t procedure, vb_remote_args_fn args_fn,
                    const void *arg, vb_msg *reply, vb_error *err);
+int vb_remote_chan_call(const vb_remote_chan *ch, uint32_t program, uint32_t procedure,
+                        vb_remote_args_fn args_fn, const void *arg, vb_msg *reply, vb_error *err);
 
 #endif

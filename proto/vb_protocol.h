@@ -68,6 +68,10 @@ enum vb_program_version {
  * and both token proofs are the bound (v2) ones; unbound proofs are refused
  * (docs/protocol.md "token binding"). */
 #define VB_FEATURE_TOKEN_BIND "token_bind"
+/* "concurrent_calls" = driver calls of different conn_ids on one transport
+ * run at the same time: a client may send the next before the last one's
+ * REPLY (docs/protocol.md 2.1); a server without it refuses that. */
+#define VB_FEATURE_CONCURRENT "concurrent_calls"
 
 /* ---- procedures --------------------------------------------------------
  * X(NAME, number, needs_auth, max_body_bytes)
