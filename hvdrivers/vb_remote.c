@@ -360,7 +360,9 @@ static int route_question(vb_remote *r, vb_msg *msg, vb_error *err)
     int fill = msg->hdr.type == VB_MSG_CALLBACK;
     uint32_t conn_id = msg->hdr.conn_id;
     vb_msg_header call;
-    int running = vb_calls_for_conn(&r->calls, conn_id, &call);
+    /* none for its conn_id: judged against another call in flight, if any
+     * ("for connection id N during a call for connection id M") */
+    int running = vb_calls_for_conn(&r->calls, conn_id, &call) || vb_calls_first(&r->calls, &call);
     char why[200] = "";
     int rc = 0;
     if (fill_refused(r, running ? &call : NULL, &msg->hdr, why, sizeof why) == 0)

@@ -263,6 +263,18 @@ int vb_calls_for_conn(vb_calls *t, uint32_t conn_id, vb_msg_header *call)
     return c != NULL;
 }
 
+int vb_calls_first(vb_calls *t, vb_msg_header *call)
+{
+    pthread_mutex_lock(&t->lock);
+    vb_call *c = t->head;
+    while (c && c->done)
+        c = c->next;
+    if (c)
+        *call = c->hdr;
+    pthread_mutex_unlock(&t->lock);
+    return c != NULL;
+}
+
 int vb_calls_post_to_call(vb_calls *t, uint32_t call_serial, vb_msg *msg, vb_error *err)
 {
     vb_call_note *n = malloc(sizeof *n);

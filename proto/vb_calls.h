@@ -100,6 +100,8 @@ int vb_calls_idle(vb_calls *t);
 int vb_calls_post_reply(vb_calls *t, vb_msg *msg);
 /* The header of the call running for conn_id (1), or 0 when none is. */
 int vb_calls_for_conn(vb_calls *t, uint32_t conn_id, vb_msg_header *call);
+/* The header of some call in flight (1), or 0 when none is. */
+int vb_calls_first(vb_calls *t, vb_msg_header *call);
 /* Queue msg for the call with call_serial: 1 (msg taken), 0 when that call
  * is gone (msg left with the caller), -1 when its inbox is full (msg left;
  * err says so: the transport should be dropped). */

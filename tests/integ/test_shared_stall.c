@@ -1,0 +1,182 @@
+/* A shared host connection does not share its stalls (issue 17 item 4).
+ *
+ *   app A ─┐                         ┌─ OPEN xenapi (name=): XenAPI login, A's prompt
+ *          ├─ libvbroker ─ vbrokerd ─┤  one transport to vbhostd (peer)
+ *   app B ─┘                         └─ OPEN test:///default
+ *
+ * Two programs of one user open the same host through the same broker: A a
+ * XenAPI host behind vbhostd (the simulator), whose login asks A's person;
+ * B the host's test driver. A's person takes 5 s to answer (the callback
+ * blocks until the test releases it, or 5 s pass); meanwhile B's open, list
+ * and close must complete in well under a second, and A's login must still
+ * succeed afterwards. With the remote driver holding its upstream's lock
+ * across OPEN, B waited for A's person. Processes are stopped by pid. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "vb_testsupport.h"
+#include "vbroker.h"
+
+#define XEN_PASSWORD "xen-Stall-pw-41"
+#define PROMPT_HOLD_MS 5000
+
+static char *dir;
+static vb_ts_hostd hostd;
+static vb_ts_broker broker;
+static int xen_port;
+
+static int group_setup(void **state)
+{
+    (void)state;
+    vb_ts_note_secret(XEN_PASSWORD);
+    dir = vb_ts_tmpdir("stall");
+    xen_port = vb_ts_free_tcp_port();
+    if (!dir || vb_ts_xensim_start(dir, xen_port, "root:" XEN_PASSWORD "\n") < 0 ||
+        vb_ts_hostd_start(&hostd, dir, "h", 0,
+                          "auth_unix = [\"peer\"]\nallowed_xenapi_hosts = [\"127.0.0.1:%d\"]\n",
+                          xen_port) < 0 ||
+        vb_ts_broker_start(&broker, dir, "broker", NULL) < 0)
+        return -1;
+    vb_ts_broker_use(&broker);
+    return 0;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* A's person: says it was asked, then answers only once the test lets it
+ * (after B is done) or PROMPT_HOLD_MS have passed. */
+typedef struct person {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int asked, released, answered;
+    int open_rc;
+    vb_error err;
+} person;
+
+static int slow_person_cb(const vb_auth_request *req, vb_credential *creds, unsigned n, void *data)
+{
+    (void)req;
+    person *p = data;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += PROMPT_HOLD_MS / 1000;
+    pthread_mutex_lock(&p->lock);
+    p->asked++;
+    pthread_cond_broadcast(&p->cond);
+    while (!p->released && pthread_cond_timedwait(&p->cond, &p->lock, &until) == 0)
+        ;
+    p->answered++;
+    pthread_mutex_unlock(&p->lock);
+    for (unsigned i = 0; i < n; i++) {
+        const char *v = creds[i].type == VB_CRED_AUTHNAME     ? "root"
+                        : creds[i].type == VB_CRED_PASSPHRASE ? XEN_PASSWORD
+                                                              : NULL;
+        if (v) {
+            creds[i].result = strdup(v);
+            creds[i].resultlen = (unsigned)strlen(v);
+        }
+    }
+    return 0;
+}
+
+static const int types[] = { VB_CRED_AUTHNAME, VB_CRED_PASSPHRASE };
+
+/* client A: the XenAPI host behind vbhostd, over the unix socket */
+static void *client_a(void *arg)
+{
+    person *p = arg;
+    char uri[800];
+    snprintf(uri, sizeof uri,
+             "xenapi+unix:///?socket=%s&name=xenapi%%3A%%2F%%2Froot%%40127.0.0.1%%3A%d%%2F%%3F"
+             "transport%%3Dhttp",
+             hostd.sock, xen_port);
+    vb_auth auth = { types, 2, slow_person_cb, p };
+    vb_conn *c = vb_open_auth(uri, &auth, 0, &p->err);
+    p->open_rc = c ? 0 : -1;
+    if (c)
+        vb_close(c);
+    return NULL;
+}
+
+static int was_asked(void *arg)
+{
+    person *p = arg;
+    pthread_mutex_lock(&p->lock);
+    int asked = p->asked > 0;
+    pthread_mutex_unlock(&p->lock);
+    return asked;
+}
+
+static void release(person *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->released = 1;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
+static void test_pending_prompt_stalls_only_its_own_client(void **state)
+{
+    (void)state;
+    person p = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, -1, { 0 } };
+    pthread_t a;
+    assert_int_equal(pthread_create(&a, NULL, client_a, &p), 0);
+    /* A's OPEN is now waiting for A's person, on the broker's shared transport */
+    if (vb_ts_wait_until(was_asked, &p, vb_ts_scaled_ms(15000)) < 0) {
+        release(&p);
+        pthread_join(a, NULL);
+        fail_msg("A's person was never asked: %s", p.err.message);
+    }
+    char uri[400];
+    snprintf(uri, sizeof uri, "test+unix:///default?socket=%s", hostd.sock);
+    uint64_t t0 = now_ms();
+    vb_error err;
+    vb_conn *b = vb_open_auth(uri, NULL, 0, &err);
+    vb_domain *doms = NULL;
+    size_t n = 0;
+    int list_rc = b ? vb_list_domains(b, &doms, &n, &err) : -1;
+    uint64_t took = now_ms() - t0;
+    pthread_mutex_lock(&p.lock);
+    int a_answered = p.answered;
+    pthread_mutex_unlock(&p.lock);
+    if (list_rc == 0)
+        vb_domains_free(doms, n);
+    if (b)
+        vb_close(b);
+    release(&p);
+    pthread_join(a, NULL);
+    print_message("B's open and list took %llu ms while A's prompt was pending\n",
+                  (unsigned long long)took);
+    if (!b || list_rc < 0)
+        fail_msg("B: %s", err.message);
+    assert_true(n > 0);
+    /* B never waited for A's person */
+    assert_int_equal(a_answered, 0);
+    assert_true(took < (uint64_t)vb_ts_scaled_ms(1000));
+    /* and A, answered late, still logged in */
+    if (p.open_rc < 0)
+        fail_msg("A: %s", p.err.message);
+    assert_int_equal(p.asked, 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pending_prompt_stalls_only_its_own_client),
+    };
+    return cmocka_run_group_tests_name("shared_stall", tests, group_setup, vb_ts_group_teardown);
+}
