@@ -23,7 +23,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "vb_calls.h"
 #include "vb_testsupport.h"
+#include "vb_testsupport_form.h"
 #include "vbroker.h"
 
 #define XEN_PASSWORD "xen-Stall-pw-41"
@@ -50,13 +52,6 @@ static int group_setup(void **state)
     return 0;
 }
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* A's person: says it was asked, then answers only once the test lets it
  * (after B is done) or PROMPT_HOLD_MS have passed. */
 typedef struct person {
@@ -65,11 +60,11 @@ typedef struct person {
     int asked, released, answered;
     int open_rc;
     vb_error err;
+    vb_ts_form form;   /* what the person types, once it does */
 } person;
 
 static int slow_person_cb(const vb_auth_request *req, vb_credential *creds, unsigned n, void *data)
 {
-    (void)req;
     person *p = data;
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
@@ -81,19 +76,8 @@ static int slow_person_cb(const vb_auth_request *req, vb_credential *creds, unsi
         ;
     p->answered++;
     pthread_mutex_unlock(&p->lock);
-    for (unsigned i = 0; i < n; i++) {
-        const char *v = creds[i].type == VB_CRED_AUTHNAME     ? "root"
-                        : creds[i].type == VB_CRED_PASSPHRASE ? XEN_PASSWORD
-                                                              : NULL;
-        if (v) {
-            creds[i].result = strdup(v);
-            creds[i].resultlen = (unsigned)strlen(v);
-        }
-    }
-    return 0;
+    return vb_ts_form_cb(req, creds, n, &p->form);
 }
-
-static const int types[] = { VB_CRED_AUTHNAME, VB_CRED_PASSPHRASE };
 
 /* client A: the XenAPI host behind vbhostd, over the unix socket */
 static void *client_a(void *arg)
@@ -104,7 +88,7 @@ static void *client_a(void *arg)
              "xenapi+unix:///?socket=%s&name=xenapi%%3A%%2F%%2Froot%%40127.0.0.1%%3A%d%%2F%%3F"
              "transport%%3Dhttp",
              hostd.sock, xen_port);
-    vb_auth auth = { types, 2, slow_person_cb, p };
+    vb_auth auth = { vb_ts_form_types, 2, slow_person_cb, p };
     vb_conn *c = vb_open_auth(uri, &auth, 0, &p->err);
     p->open_rc = c ? 0 : -1;
     if (c)
@@ -132,7 +116,8 @@ static void release(person *p)
 static void test_pending_prompt_stalls_only_its_own_client(void **state)
 {
     (void)state;
-    person p = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, -1, { 0 } };
+    person p = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, -1, { 0 },
+                 { "root", XEN_PASSWORD, 0 } };
     pthread_t a;
     assert_int_equal(pthread_create(&a, NULL, client_a, &p), 0);
     /* A's OPEN is now waiting for A's person, on the broker's shared transport */
@@ -143,13 +128,13 @@ static void test_pending_prompt_stalls_only_its_own_client(void **state)
     }
     char uri[400];
     snprintf(uri, sizeof uri, "test+unix:///default?socket=%s", hostd.sock);
-    uint64_t t0 = now_ms();
+    uint64_t t0 = vb_calls_now_ms();
     vb_error err;
     vb_conn *b = vb_open_auth(uri, NULL, 0, &err);
     vb_domain *doms = NULL;
     size_t n = 0;
     int list_rc = b ? vb_list_domains(b, &doms, &n, &err) : -1;
-    uint64_t took = now_ms() - t0;
+    uint64_t took = vb_calls_now_ms() - t0;
     pthread_mutex_lock(&p.lock);
     int a_answered = p.answered;
     pthread_mutex_unlock(&p.lock);

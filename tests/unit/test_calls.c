@@ -98,16 +98,14 @@ static void srv_reply(server *s, const vb_msg_header *call)
 /* an ERROR reply that says nothing: code OK, no message */
 static void srv_empty_error(server *s, const vb_msg_header *call)
 {
-    vb_msg_header h = *call;
-    h.type = VB_MSG_REPLY;
-    h.status = VB_STATUS_ERROR;
-    vb_enc enc;
-    vb_enc_begin(&enc, &h);
-    vb_enc_array(&enc, 3);
-    vb_enc_u64(&enc, 0);
-    vb_enc_u64(&enc, 0);
-    vb_enc_str(&enc, "");
-    srv_send(s, &enc);
+    vb_error nothing = { VB_ERR_OK, VB_DOM_NONE, "" };
+    uint8_t *frame;
+    size_t len;
+    if (vb_enc_error_reply(call, VB_MSG_REPLY, &nothing, &frame, &len, NULL) == 0) {
+        ssize_t n = write(s->fd, frame, len);
+        (void)n;
+        vb_frame_free(frame, len);
+    }
 }
 
 static void srv_ask(server *s, uint32_t conn_id, uint32_t serial)
