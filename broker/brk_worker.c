@@ -3,11 +3,9 @@
  * "credentials required" error when the app cannot prompt). */
 #include "brk.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "vb_bodies.h"
 #include "vb_credwire.h"
@@ -86,7 +84,7 @@ int brk_ask_client(brk_session *s, vb_cred_request *req, vb_error *err)
     vb_cred_request shown;
     if (vb_cred_request_copy(&shown, req) < 0 || vb_cred_request_escape(&shown) < 0)
         return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_BROKER, "out of memory");
-    hdr.serial = vb_credwait_begin(&s->creds_wait, req);
+    hdr.serial = vb_worker_ask_begin(s->worker, req);
     shown.id = hdr.serial;
     vb_enc enc;
     uint8_t *frame;
@@ -97,13 +95,13 @@ int brk_ask_client(brk_session *s, vb_cred_request *req, vb_error *err)
     if (vb_enc_finish(&enc, VB_FRAME_MAX_POSTAUTH, &frame, &len, err) < 0)
         return -1;
     brk_post(s, frame, len, 0);
-    return vb_credwait_wait(&s->creds_wait, &s->closing, s->srv->cfg->prompt_timeout_s, err);
+    return vb_worker_ask_wait(s->worker, s->srv->cfg->prompt_timeout_s, err);
 }
 
 /* Loop thread: the client answered (or refused) a CRED_REQUEST. */
 void brk_worker_cred_reply(brk_session *s, const vb_msg *msg)
 {
-    if (vb_credwait_answer(&s->creds_wait, msg) < 0)
+    if (vb_worker_answer(s->worker, msg) < 0)
         vb_log(VB_LOG_DEBUG, "client %s answered a credential request nobody asked; ignored",
                s->peer);
 }
@@ -166,7 +164,7 @@ static int need_open(brk_session *s, vb_error *err)
     return 0;
 }
 
-static void run_job(brk_session *s, const brk_job *job)
+static void run_call(brk_session *s, const brk_job *job)
 {
     vb_error err;
     vb_error_clear(&err);
@@ -216,85 +214,65 @@ static void run_job(brk_session *s, const brk_job *job)
     }
 }
 
-/* Wait (s->mutex held) for a job or the session's end. 1 when the worker
- * has had nothing to do for BRK_WORKER_IDLE_MS: an idle client then costs
- * no thread (its stack is given back); its next call starts a new worker. */
-static int wait_for_work(brk_session *s)
-{
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until); /* the clock of a default condvar */
-    until.tv_sec += BRK_WORKER_IDLE_MS / 1000;
-    until.tv_nsec += (long)(BRK_WORKER_IDLE_MS % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
-    while (!s->job && !s->closing)
-        if (pthread_cond_timedwait(&s->cond, &s->mutex, &until) == ETIMEDOUT)
-            return !s->job && !s->closing;
-    return 0;
-}
+/* ---- the session's worker (util/vb_worker.h) ------------------------------------ */
 
-static void *worker_main(void *arg)
+static void run_job(void *owner, vb_worker_job *link)
 {
-    brk_session *s = arg;
-    pthread_mutex_lock(&s->mutex);
-    int idle = 0;
-    for (;;) {
-        idle = wait_for_work(s);
-        brk_job *job = s->job;
-        s->job = NULL;
-        if (!job)
-            break; /* closing, or idle for long */
-        pthread_mutex_unlock(&s->mutex);
-        run_job(s, job);
-        brk_job_free(job);
-        pthread_mutex_lock(&s->mutex);
-    }
-    if (idle)
-        s->has_worker = 0; /* under the mutex: a submit from now on starts another */
-    pthread_mutex_unlock(&s->mutex);
-    if (!idle)
+    brk_session *s = owner;
+    brk_job *job = (brk_job *)link;
+    if (job->close)
         close_driver(s);
-    brk_session_unref(s);
-    return NULL;
+    else
+        run_call(s, job);
+    brk_job_free(job);
 }
 
-/* mutex held */
-static int start_worker(brk_session *s, vb_error *err)
+static void worker_ref(void *owner)
 {
-    brk_session_ref(s); /* the worker's; it drops it when it exits */
-    if (vb_offloop_start_worker(worker_main, s, VB_DOM_BROKER, err) < 0) {
-        brk_session_unref(s);
-        return -1;
-    }
-    s->has_worker = 1;
-    return 0;
+    brk_session_ref(owner);
+}
+
+static void worker_unref(void *owner)
+{
+    brk_session_unref(owner);
+}
+
+static const vb_worker_ops session_ops = { run_job, worker_ref, worker_unref };
+
+int brk_worker_new(brk_session *s, vb_error *err)
+{
+    s->worker = vb_worker_new(&session_ops, s, BRK_WORKER_IDLE_MS, NULL, VB_DOM_BROKER, err);
+    return s->worker ? 0 : -1;
 }
 
 int brk_worker_submit(brk_session *s, brk_job *job, vb_error *err)
 {
-    pthread_mutex_lock(&s->mutex);
-    if (!s->has_worker && start_worker(s, err) < 0) {
-        pthread_mutex_unlock(&s->mutex);
-        return -1;
-    }
-    s->job = job;
-    pthread_cond_broadcast(&s->cond);
-    pthread_mutex_unlock(&s->mutex);
-    return 0;
+    return vb_worker_submit(s->worker, &job->link, err);
 }
 
+int brk_session_left(brk_session *s)
+{
+    return vb_worker_closing(s->worker);
+}
+
+/* Closing a host connection blocks (a logout, a thread join): it is the
+ * worker's last job. Nothing to close needs no job, and no thread: no call
+ * is queued or running (busy) and none left a driver open. */
 void brk_worker_cancel(brk_session *s)
 {
     vb_error err;
     pthread_mutex_lock(&s->mutex);
-    s->closing = 1;
-    /* a worker that left idle cannot close the driver: one more, only for
-     * that (closing a host connection blocks; the loop must not) */
-    if (!s->has_worker && s->drv_conn && start_worker(s, &err) < 0)
+    int need_close = s->busy || s->drv_conn != NULL;
+    pthread_mutex_unlock(&s->mutex);
+    brk_job *close = need_close ? calloc(1, sizeof *close) : NULL;
+    if (close)
+        close->close = 1;
+    if (need_close && !close)
+        vb_error_set(&err, VB_ERR_NO_MEMORY, VB_DOM_BROKER, "out of memory");
+    if (vb_worker_finish(s->worker, close ? &close->link : NULL, &err) < 0 ||
+        (need_close && !close)) {
         vb_log(VB_LOG_ERROR, "client %s: %s; its host connection stays open", s->peer,
                err.message);
-    pthread_cond_broadcast(&s->cond);
-    pthread_mutex_unlock(&s->mutex);
+        free(close);
+    }
 }
