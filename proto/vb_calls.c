@@ -254,13 +254,14 @@ int vb_calls_post_reply(vb_calls *t, vb_msg *msg)
 int vb_calls_for_conn(vb_calls *t, uint32_t conn_id, vb_msg_header *call)
 {
     pthread_mutex_lock(&t->lock);
-    vb_call *c = t->head;
-    while (c && (c->hdr.conn_id != conn_id || c->done))
-        c = c->next;
-    if (c)
-        *call = c->hdr;
+    vb_call *found = NULL; /* the oldest: a server runs one conn_id's calls in order */
+    for (vb_call *c = t->head; c; c = c->next) /* newest first */
+        if (c->hdr.conn_id == conn_id && !c->done)
+            found = c;
+    if (found)
+        *call = found->hdr;
     pthread_mutex_unlock(&t->lock);
-    return c != NULL;
+    return found != NULL;
 }
 
 int vb_calls_first(vb_calls *t, vb_msg_header *call)

@@ -98,7 +98,8 @@ int vb_calls_idle(vb_calls *t);
  * status ERROR is the server refusing the transport itself: every call
  * fails with its words (vb_calls_fail_all). msg is taken in every case. */
 int vb_calls_post_reply(vb_calls *t, vb_msg *msg);
-/* The header of the call running for conn_id (1), or 0 when none is. */
+/* The header of the call running for conn_id (1; the oldest, when several
+ * are in flight: the server runs one conn_id's calls in order), or 0. */
 int vb_calls_for_conn(vb_calls *t, uint32_t conn_id, vb_msg_header *call);
 /* The header of some call in flight (1), or 0 when none is. */
 int vb_calls_first(vb_calls *t, vb_msg_header *call);

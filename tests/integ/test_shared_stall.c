@@ -8,9 +8,10 @@
  * XenAPI host behind vbhostd (the simulator), whose login asks A's person;
  * B the host's test driver. A's person takes 5 s to answer (the callback
  * blocks until the test releases it, or 5 s pass); meanwhile B's open, list
- * and close must complete in well under a second, and A's login must still
+ * and list must complete in well under a second, on the same transport as
+ * A's OPEN (one login, two hypervisor connections), and A's login must still
  * succeed afterwards. With the remote driver holding its upstream's lock
- * across OPEN, B waited for A's person. Processes are stopped by pid. */
+ * across OPEN, B waited for A's person (5 s). Processes are stopped by pid. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -113,6 +114,24 @@ static void release(person *p)
     pthread_mutex_unlock(&p->lock);
 }
 
+/* The broker's connections to hostd: how many, and the opens on the first. */
+static size_t transports_to_hostd(unsigned *opens)
+{
+    vb_broker_status st;
+    vb_error err;
+    char endpoint[300];
+    size_t n = 0;
+    snprintf(endpoint, sizeof endpoint, "unix:%s", hostd.sock);
+    *opens = 0;
+    if (vb_broker_get_status(&st, &err) < 0)
+        fail_msg("status: %s", err.message);
+    for (size_t i = 0; i < st.nhosts; i++)
+        if (strcmp(st.hosts[i].endpoint, endpoint) == 0 && n++ == 0)
+            *opens = st.hosts[i].opens;
+    vb_broker_status_clear(&st);
+    return n;
+}
+
 static void test_pending_prompt_stalls_only_its_own_client(void **state)
 {
     (void)state;
@@ -135,6 +154,10 @@ static void test_pending_prompt_stalls_only_its_own_client(void **state)
     size_t n = 0;
     int list_rc = b ? vb_list_domains(b, &doms, &n, &err) : -1;
     uint64_t took = vb_calls_now_ms() - t0;
+    /* A and B on one transport (vbhostd says "concurrent_calls"): each its own
+     * hypervisor connection, one login */
+    unsigned opens = 0;
+    size_t transports = b ? transports_to_hostd(&opens) : 0;
     pthread_mutex_lock(&p.lock);
     int a_answered = p.answered;
     pthread_mutex_unlock(&p.lock);
@@ -152,6 +175,8 @@ static void test_pending_prompt_stalls_only_its_own_client(void **state)
     /* B never waited for A's person */
     assert_int_equal(a_answered, 0);
     assert_true(took < (uint64_t)vb_ts_scaled_ms(1000));
+    assert_int_equal(transports, 1);
+    assert_int_equal(opens, 2);
     /* and A, answered late, still logged in */
     if (p.open_rc < 0)
         fail_msg("A: %s", p.err.message);
