@@ -1,7 +1,8 @@
 /*
  * vb_remote.h — the client side of vbhostd: transports, auth negotiation,
- * calls. Blocking, one connection per object (callers that must not block
- * run it on a worker thread).
+ * calls. Blocking (callers that must not block run it on a worker thread);
+ * after connect, several threads may call at once through channels
+ * (vb_remote_chan), each waiting only for its own reply.
  *
  * Negotiation follows the 2007 design: AUTH_LIST first; a server that
  * answers NO_SUPPORT predates authentication (HOST v1), so go straight to

@@ -9,7 +9,10 @@
  *  - an ERROR reply whose code is OK and whose message is empty still gives
  *    the caller an error a person can read (PROTOCOL);
  *  - the transport dying fails every call in flight with the reason, and
- *    every later one at once. */
+ *    every later one at once;
+ *  - a question for a conn_id with no call running, while other calls are in
+ *    flight, reaches nobody: the transport is dropped and every call fails
+ *    with the violation; the server gets no answer. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -188,6 +191,34 @@ static void *run_script(void *arg)
     return NULL;
 }
 
+/* Hostile: with OPENs of conn 1 and 2 in flight, ask for conn 3. */
+static void *run_hostile(void *arg)
+{
+    script *sc = arg;
+    server *s = &sc->s;
+    vb_msg m;
+    for (int i = 0; i < 2; i++) {
+        if (next_call(s, &m) < 0)
+            return NULL;
+        srv_reply(s, &m.hdr);
+        vb_msg_clear(&m);
+    }
+    for (int i = 0; i < 2; i++) {
+        if (next_call(s, &m) < 0)
+            return NULL;
+        vb_msg_clear(&m);
+    }
+    srv_ask(s, 3, 901);
+    sc->order_ok = 1;
+    /* whatever comes back before the client hangs up must not be an answer */
+    while (srv_read(s, &m) == 0) {
+        if (m.hdr.type == VB_MSG_CALLBACK_REPLY)
+            sc->answered_ok = 1;
+        vb_msg_clear(&m);
+    }
+    return NULL;
+}
+
 /* ---- the people behind the two channels ------------------------------------ */
 
 typedef struct person {
@@ -273,25 +304,32 @@ static void release(person *p)
     pthread_mutex_unlock(&p->lock);
 }
 
+static vb_remote *connect_scripted(int sv[2], script *sc, pthread_t *srv, void *(*fn)(void *),
+                                   vb_uri *uri)
+{
+    vb_error err;
+    memset(sc, 0, sizeof *sc);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    sc->s.fd = sv[1];
+    vb_frame_reader_init(&sc->s.reader, VB_FRAME_MAX_POSTAUTH);
+    assert_int_equal(pthread_create(srv, NULL, fn, sc), 0);
+    assert_int_equal(vb_uri_parse("test+unix:///default?socket=/nonexistent", uri, &err), 0);
+    vb_remote_opts opts = { .timeout_ms = vb_ts_scaled_ms(10000) };
+    vb_remote *r = NULL;
+    if (vb_remote_connect_fd(sv[0], uri, &opts, &r, &err) < 0)
+        fail_msg("connect: %s", err.message);
+    return r;
+}
+
 static void test_calls_in_flight_wait_only_for_their_own(void **state)
 {
     (void)state;
     int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     script sc;
-    memset(&sc, 0, sizeof sc);
-    sc.s.fd = sv[1];
-    vb_frame_reader_init(&sc.s.reader, VB_FRAME_MAX_POSTAUTH);
     pthread_t srv;
-    assert_int_equal(pthread_create(&srv, NULL, run_script, &sc), 0);
-
     vb_uri uri;
     vb_error err;
-    assert_int_equal(vb_uri_parse("test+unix:///default?socket=/nonexistent", &uri, &err), 0);
-    vb_remote_opts opts = { .timeout_ms = vb_ts_scaled_ms(10000) };
-    vb_remote *r = NULL;
-    if (vb_remote_connect_fd(sv[0], &uri, &opts, &r, &err) < 0)
-        fail_msg("connect: %s", err.message);
+    vb_remote *r = connect_scripted(sv, &sc, &srv, run_script, &uri);
     assert_string_equal(vb_remote_auth_type(r), "peer");
     assert_int_equal(vb_remote_concurrent(r), 1);
 
@@ -346,6 +384,40 @@ static void test_calls_in_flight_wait_only_for_their_own(void **state)
 
     assert_int_equal(sc.order_ok, 1);
     assert_int_equal(sc.answered_ok, 1);
+    vb_remote_free(r);
+    vb_uri_clear(&uri);
+    vb_frame_reader_clear(&sc.s.reader);
+    close(sv[1]);
+}
+
+static void test_question_for_a_conn_id_without_a_call_reaches_nobody(void **state)
+{
+    (void)state;
+    int sv[2];
+    script sc;
+    pthread_t srv, t1, t2;
+    vb_uri uri;
+    vb_remote *r = connect_scripted(sv, &sc, &srv, run_hostile, &uri);
+    person p1 = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 1, "" };
+    person p2 = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 1, "" };
+    vb_cred_source src1 = { .fn = person_cb, .opaque = &p1 };
+    vb_cred_source src2 = { .fn = person_cb, .opaque = &p2 };
+    caller c1 = { { r, 1, &src1 }, VB_HOST_PROC_OPEN, -1, 0, { 0 }, &done_lock };
+    caller c2 = { { r, 2, &src2 }, VB_HOST_PROC_OPEN, -1, 0, { 0 }, &done_lock };
+    assert_int_equal(pthread_create(&t1, NULL, run_caller, &c1), 0);
+    assert_int_equal(pthread_create(&t2, NULL, run_caller, &c2), 0);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    pthread_join(srv, NULL);
+    print_message("conn 1: %s\n", c1.err.message);
+    assert_int_equal(sc.order_ok, 1);
+    assert_int_equal(c1.rc, -1);
+    assert_int_equal(c2.rc, -1);
+    assert_int_equal(c1.err.code, VB_ERR_PROTOCOL);
+    assert_int_equal(c2.err.code, VB_ERR_PROTOCOL);
+    assert_non_null(strstr(c1.err.message, "for connection id 3 during a call for connection id"));
+    assert_int_equal(p1.asked + p2.asked, 0);
+    assert_int_equal(sc.answered_ok, 0);
     vb_remote_free(r);
     vb_uri_clear(&uri);
     vb_frame_reader_clear(&sc.s.reader);
@@ -408,6 +480,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table_matches_by_serial),
         cmocka_unit_test(test_calls_in_flight_wait_only_for_their_own),
+        cmocka_unit_test(test_question_for_a_conn_id_without_a_call_reaches_nobody),
     };
     return cmocka_run_group_tests_name("calls", tests, NULL, vb_ts_group_teardown);
 }
