@@ -19,111 +19,81 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "vb_calls.h"
 #include "vb_credwire.h"
 #include "vb_remote.h"
 #include "vb_testsupport.h"
+#include "vb_testsupport_wire.h"
 
 /* ---- the scripted server ---------------------------------------------------- */
 
-typedef struct server {
-    int fd;
-    vb_frame_reader reader;
-    uint8_t buf[4096];
-    size_t have, off;
-} server;
+typedef vb_ts_wire server; /* the server's end of the socketpair */
 
 static int srv_read(server *s, vb_msg *msg)
 {
-    vb_error err;
-    for (;;) {
-        if (s->off == s->have) {
-            ssize_t n = recv(s->fd, s->buf, sizeof s->buf, 0);
-            if (n <= 0)
-                return -1;
-            s->have = (size_t)n;
-            s->off = 0;
-        }
-        size_t used;
-        int st = vb_frame_reader_feed(&s->reader, s->buf + s->off, s->have - s->off, &used, &err);
-        s->off += used;
-        if (st == VB_FRAME_ERROR)
-            return -1;
-        if (st == VB_FRAME_READY) {
-            size_t len;
-            uint8_t *payload = vb_frame_reader_take(&s->reader, &len);
-            return vb_msg_decode(msg, payload, len, &err);
-        }
-    }
+    return vb_ts_wire_read(s, vb_ts_scaled_ms(10000), msg) == 1 ? 0 : -1;
 }
 
-static void srv_send(server *s, vb_enc *enc)
+/* AUTH_LIST: peer only, a server id, conn_id and concurrent_calls */
+static void pack_auth_list(vb_enc *enc, const void *arg)
 {
-    uint8_t *frame;
-    size_t len;
-    vb_error err;
-    if (vb_enc_finish(enc, VB_FRAME_MAX_POSTAUTH, &frame, &len, &err) == 0) {
-        ssize_t n = write(s->fd, frame, len);
-        (void)n;
-        vb_frame_free(frame, len);
-    }
+    (void)arg;
+    vb_enc_array(enc, 3);
+    vb_enc_array(enc, 1);
+    vb_enc_str(enc, "peer");
+    vb_enc_str(enc, "0123456789abcdef0123456789abcdef");
+    vb_enc_array(enc, 2);
+    vb_enc_str(enc, VB_FEATURE_CONN_ID);
+    vb_enc_str(enc, VB_FEATURE_CONCURRENT);
 }
 
 static void srv_reply(server *s, const vb_msg_header *call)
 {
     vb_msg_header h = *call;
     h.type = VB_MSG_REPLY;
-    vb_enc enc;
-    vb_enc_begin(&enc, &h);
-    if (call->procedure == VB_HOST_PROC_AUTH_LIST) {
-        vb_enc_array(&enc, 3);
-        vb_enc_array(&enc, 1);
-        vb_enc_str(&enc, "peer");
-        vb_enc_str(&enc, "0123456789abcdef0123456789abcdef");
-        vb_enc_array(&enc, 2);
-        vb_enc_str(&enc, VB_FEATURE_CONN_ID);
-        vb_enc_str(&enc, VB_FEATURE_CONCURRENT);
-    } else {
-        vb_enc_array(&enc, 0);
-    }
-    srv_send(s, &enc);
+    vb_ts_wire_send(s, &h, call->procedure == VB_HOST_PROC_AUTH_LIST ? pack_auth_list : NULL,
+                    NULL);
 }
 
-/* an ERROR reply that says nothing: code OK, no message */
+/* an ERROR that says nothing: code OK, no message */
+static void pack_empty_error(vb_enc *enc, const void *arg)
+{
+    (void)arg;
+    vb_enc_array(enc, 3);
+    vb_enc_u64(enc, VB_ERR_OK);
+    vb_enc_u64(enc, VB_DOM_NONE);
+    vb_enc_str(enc, "");
+}
+
 static void srv_empty_error(server *s, const vb_msg_header *call)
 {
-    vb_error nothing = { VB_ERR_OK, VB_DOM_NONE, "" };
-    uint8_t *frame;
-    size_t len;
-    if (vb_enc_error_reply(call, VB_MSG_REPLY, &nothing, &frame, &len, NULL) == 0) {
-        ssize_t n = write(s->fd, frame, len);
-        (void)n;
-        vb_frame_free(frame, len);
-    }
+    vb_msg_header h = *call;
+    h.type = VB_MSG_REPLY;
+    h.status = VB_STATUS_ERROR;
+    vb_ts_wire_send(s, &h, pack_empty_error, NULL);
+}
+
+static void pack_question(vb_enc *enc, const void *arg)
+{
+    vb_cred_request req = { 0 };
+    req.service = strdup("xenapi://x.example:443/");
+    req.id = *(const uint32_t *)arg;
+    vb_cred_request_add(&req, VB_CRED_PASSPHRASE, "Password", NULL, NULL);
+    vb_credwire_encode_request(enc, &req);
+    vb_cred_request_clear(&req);
 }
 
 static void srv_ask(server *s, uint32_t conn_id, uint32_t serial)
 {
     vb_msg_header h = { VB_PROG_HOST, VB_PROG_HOST_VERSION, VB_MSG_CALLBACK, serial,
                         VB_HOST_PROC_CRED_FILL, VB_STATUS_OK, conn_id };
-    vb_cred_request req = { 0 };
-    req.service = strdup("xenapi://x.example:443/");
-    req.id = serial;
-    vb_cred_request_add(&req, VB_CRED_PASSPHRASE, "Password", NULL, NULL);
-    vb_enc enc;
-    vb_enc_begin(&enc, &h);
-    vb_credwire_encode_request(&enc, &req);
-    vb_cred_request_clear(&req);
-    srv_send(s, &enc);
+    vb_ts_wire_send(s, &h, pack_question, &serial);
 }
 
 /* What the script saw, for the test to check after joining it. */
@@ -311,7 +281,7 @@ static vb_remote *connect_scripted(int sv[2], script *sc, pthread_t *srv, void *
     memset(sc, 0, sizeof *sc);
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     sc->s.fd = sv[1];
-    vb_frame_reader_init(&sc->s.reader, VB_FRAME_MAX_POSTAUTH);
+    vb_frame_reader_init(&sc->s.rd, VB_FRAME_MAX_POSTAUTH);
     assert_int_equal(pthread_create(srv, NULL, fn, sc), 0);
     assert_int_equal(vb_uri_parse("test+unix:///default?socket=/nonexistent", uri, &err), 0);
     vb_remote_opts opts = { .timeout_ms = vb_ts_scaled_ms(10000) };
@@ -386,8 +356,7 @@ static void test_calls_in_flight_wait_only_for_their_own(void **state)
     assert_int_equal(sc.answered_ok, 1);
     vb_remote_free(r);
     vb_uri_clear(&uri);
-    vb_frame_reader_clear(&sc.s.reader);
-    close(sv[1]);
+    vb_ts_wire_close(&sc.s);
 }
 
 static void test_question_for_a_conn_id_without_a_call_reaches_nobody(void **state)
@@ -420,8 +389,7 @@ static void test_question_for_a_conn_id_without_a_call_reaches_nobody(void **sta
     assert_int_equal(sc.answered_ok, 0);
     vb_remote_free(r);
     vb_uri_clear(&uri);
-    vb_frame_reader_clear(&sc.s.reader);
-    close(sv[1]);
+    vb_ts_wire_close(&sc.s);
 }
 
 /* The table alone: replies by serial, in any order; a late reply dropped. */
