@@ -34,7 +34,6 @@ enum {
 
 struct vb_remote {
     int fd;
-    uint32_t serial;
     uint32_t conn_id;               /* header conn_id of the next calls (sharing) */
     uint32_t host_version;
     int timeout_ms;                 /* the next read's wait (the reader's, see read_one) */
