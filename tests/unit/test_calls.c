@@ -12,7 +12,8 @@
  *    every later one at once;
  *  - a question for a conn_id with no call running, while other calls are in
  *    flight, reaches nobody: the transport is dropped and every call fails
- *    with the violation; the server gets no answer. */
+ *    with the violation; the server gets no answer;
+ *  - a server without "concurrent_calls" gets one driver call at a time. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -40,25 +41,32 @@ static int srv_read(server *s, vb_msg *msg)
     return vb_ts_wire_read(s, vb_ts_scaled_ms(10000), msg) == 1 ? 0 : -1;
 }
 
-/* AUTH_LIST: peer only, a server id, conn_id and concurrent_calls */
+/* AUTH_LIST: peer only, a server id, conn_id and (unless *old) concurrent_calls */
 static void pack_auth_list(vb_enc *enc, const void *arg)
 {
-    (void)arg;
+    int old = *(const int *)arg;
     vb_enc_array(enc, 3);
     vb_enc_array(enc, 1);
     vb_enc_str(enc, "peer");
     vb_enc_str(enc, "0123456789abcdef0123456789abcdef");
-    vb_enc_array(enc, 2);
+    vb_enc_array(enc, old ? 1 : 2);
     vb_enc_str(enc, VB_FEATURE_CONN_ID);
-    vb_enc_str(enc, VB_FEATURE_CONCURRENT);
+    if (!old)
+        vb_enc_str(enc, VB_FEATURE_CONCURRENT);
 }
 
-static void srv_reply(server *s, const vb_msg_header *call)
+/* REPLY []; to AUTH_LIST, a server from before concurrent calls when old */
+static void srv_reply_as(server *s, const vb_msg_header *call, int old)
 {
     vb_msg_header h = *call;
     h.type = VB_MSG_REPLY;
     vb_ts_wire_send(s, &h, call->procedure == VB_HOST_PROC_AUTH_LIST ? pack_auth_list : NULL,
-                    NULL);
+                    &old);
+}
+
+static void srv_reply(server *s, const vb_msg_header *call)
+{
+    srv_reply_as(s, call, 0);
 }
 
 /* an ERROR that says nothing: code OK, no message */
@@ -184,6 +192,35 @@ static void *run_hostile(void *arg)
     while (srv_read(s, &m) == 0) {
         if (m.hdr.type == VB_MSG_CALLBACK_REPLY)
             sc->answered_ok = 1;
+        vb_msg_clear(&m);
+    }
+    return NULL;
+}
+
+/* A server from before "concurrent_calls": it refuses a second driver call
+ * while one runs, so the client must not send one. */
+static void *run_old_server(void *arg)
+{
+    script *sc = arg;
+    server *s = &sc->s;
+    vb_msg m, later;
+    for (int i = 0; i < 2; i++) {
+        if (next_call(s, &m) < 0)
+            return NULL;
+        srv_reply_as(s, &m.hdr, 1);
+        vb_msg_clear(&m);
+    }
+    for (int i = 0; i < 2; i++) {
+        if (next_call(s, &m) < 0)
+            return NULL;
+        /* nothing else may arrive before this call's reply (this wait is
+         * the assertion, expected to run out: 300 ms of silence) */
+        int got = vb_ts_wire_read(s, 300, &later);
+        if (got == 1)
+            vb_msg_clear(&later);
+        else
+            sc->order_ok++;
+        srv_reply(s, &m.hdr);
         vb_msg_clear(&m);
     }
     return NULL;
@@ -392,6 +429,31 @@ static void test_question_for_a_conn_id_without_a_call_reaches_nobody(void **sta
     vb_ts_wire_close(&sc.s);
 }
 
+static void test_old_server_gets_one_driver_call_at_a_time(void **state)
+{
+    (void)state;
+    int sv[2];
+    script sc;
+    pthread_t srv, t1, t2;
+    vb_uri uri;
+    vb_remote *r = connect_scripted(sv, &sc, &srv, run_old_server, &uri);
+    assert_int_equal(vb_remote_multiplexes(r), 1);
+    assert_int_equal(vb_remote_concurrent(r), 0);
+    caller c1 = { { r, 1, NULL }, VB_HOST_PROC_OPEN, -1, 0, { 0 }, &done_lock };
+    caller c2 = { { r, 2, NULL }, VB_HOST_PROC_OPEN, -1, 0, { 0 }, &done_lock };
+    assert_int_equal(pthread_create(&t1, NULL, run_caller, &c1), 0);
+    assert_int_equal(pthread_create(&t2, NULL, run_caller, &c2), 0);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    pthread_join(srv, NULL);
+    if (c1.rc < 0 || c2.rc < 0)
+        fail_msg("open: %s / %s", c1.err.message, c2.err.message);
+    assert_int_equal(sc.order_ok, 2); /* neither call overtook the other's reply */
+    vb_remote_free(r);
+    vb_uri_clear(&uri);
+    vb_ts_wire_close(&sc.s);
+}
+
 /* The table alone: replies by serial, in any order; a late reply dropped. */
 static void test_table_matches_by_serial(void **state)
 {
@@ -449,6 +511,7 @@ int main(void)
         cmocka_unit_test(test_table_matches_by_serial),
         cmocka_unit_test(test_calls_in_flight_wait_only_for_their_own),
         cmocka_unit_test(test_question_for_a_conn_id_without_a_call_reaches_nobody),
+        cmocka_unit_test(test_old_server_gets_one_driver_call_at_a_time),
     };
     return cmocka_run_group_tests_name("calls", tests, NULL, vb_ts_group_teardown);
 }
