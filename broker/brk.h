@@ -79,6 +79,7 @@ char *brk_config_default_path(void);
 /* One decoded call for the worker (strings copied out of the frame). */
 typedef struct brk_job {
     vb_worker_job link;          /* first: the worker's queue */
+    brk_session *s;              /* a reference, dropped when the job is done */
     int close;                   /* not a call: the client left, close the driver */
     vb_msg_header hdr;
     char *uri;                   /* OPEN */

@@ -216,38 +216,39 @@ static void run_call(brk_session *s, const brk_job *job)
 
 /* ---- the session's worker (util/vb_worker.h) ------------------------------------ */
 
-static void run_job(void *owner, vb_worker_job *link)
+static void run_job(vb_worker_job *link)
 {
-    brk_session *s = owner;
     brk_job *job = (brk_job *)link;
+    brk_session *s = job->s;
     if (job->close)
         close_driver(s);
     else
         run_call(s, job);
     brk_job_free(job);
+    brk_session_unref(s);
 }
-
-static void worker_ref(void *owner)
-{
-    brk_session_ref(owner);
-}
-
-static void worker_unref(void *owner)
-{
-    brk_session_unref(owner);
-}
-
-static const vb_worker_ops session_ops = { run_job, worker_ref, worker_unref };
 
 int brk_worker_new(brk_session *s, vb_error *err)
 {
-    s->worker = vb_worker_new(&session_ops, s, BRK_WORKER_IDLE_MS, NULL, VB_DOM_BROKER, err);
+    s->worker = vb_worker_new(run_job, BRK_WORKER_IDLE_MS, NULL, VB_DOM_BROKER, err);
     return s->worker ? 0 : -1;
+}
+
+/* The job's reference on s keeps the session alive until its job is done. */
+static int queue_job(brk_session *s, brk_job *job, int last, vb_error *err)
+{
+    job->s = s;
+    brk_session_ref(s);
+    int rc = last ? vb_worker_finish(s->worker, &job->link, err)
+                  : vb_worker_submit(s->worker, &job->link, err);
+    if (rc < 0)
+        brk_session_unref(s);
+    return rc;
 }
 
 int brk_worker_submit(brk_session *s, brk_job *job, vb_error *err)
 {
-    return vb_worker_submit(s->worker, &job->link, err);
+    return queue_job(s, job, 0, err);
 }
 
 int brk_session_left(brk_session *s)
@@ -264,15 +265,19 @@ void brk_worker_cancel(brk_session *s)
     pthread_mutex_lock(&s->mutex);
     int need_close = s->busy || s->drv_conn != NULL;
     pthread_mutex_unlock(&s->mutex);
-    brk_job *close = need_close ? calloc(1, sizeof *close) : NULL;
-    if (close)
-        close->close = 1;
-    if (need_close && !close)
+    if (!need_close) {
+        vb_worker_finish(s->worker, NULL, NULL);
+        return;
+    }
+    brk_job *close = calloc(1, sizeof *close);
+    if (!close) {
         vb_error_set(&err, VB_ERR_NO_MEMORY, VB_DOM_BROKER, "out of memory");
-    if (vb_worker_finish(s->worker, close ? &close->link : NULL, &err) < 0 ||
-        (need_close && !close)) {
-        vb_log(VB_LOG_ERROR, "client %s: %s; its host connection stays open", s->peer,
-               err.message);
+        vb_worker_finish(s->worker, NULL, NULL);
+    } else {
+        close->close = 1;
+        if (queue_job(s, close, 1, &err) == 0)
+            return;
         free(close);
     }
+    vb_log(VB_LOG_ERROR, "client %s: %s; its host connection stays open", s->peer, err.message);
 }

@@ -136,8 +136,8 @@ typedef struct vbh_client vbh_client;
 
 /* One conn_id of a transport: its hypervisor connection and the worker
  * that runs its calls in order (util/vb_worker.h). Made by the loop at the
- * id's first call; dropped by the loop once nothing is open under it and no
- * call is in flight, else with its client. */
+ * id's OPEN; dropped by the loop once nothing is open under it and no call
+ * is in flight, else with its client. */
 typedef struct vbh_dconn {
     vbh_client *c;
     uint32_t conn_id;
@@ -151,7 +151,6 @@ typedef struct vbh_dconn {
     int relay_window;           /* the running call may log in: questions may be relayed */
     struct vbh_dconn *next;
 } vbh_dconn;
-typedef struct vbh_client vbh_client;
 
 typedef struct vbh_listener {
     vbh_server *srv;

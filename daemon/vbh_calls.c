@@ -166,6 +166,10 @@ int vbh_call_open(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
                             "for a polkit rule granting " VBH_POLKIT_ACTION_MANAGE);
     }
     vbh_dconn *d = vbh_worker_dconn(); /* the conn_id's own (the limit: vbh_worker.c) */
+    if (!d) {
+        free(name);
+        return vb_error_set(err, VB_ERR_INTERNAL, VB_DOM_DAEMON, "OPEN ran off its worker");
+    }
     if (d->conn) {
         free(name);
         return vb_error_set(err, VB_ERR_OPERATION_INVALID, VB_DOM_DAEMON,

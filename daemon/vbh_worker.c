@@ -223,34 +223,34 @@ static void run_call(vbh_dconn *d, vbh_job *job)
     d->relay_window = 0;
     running = NULL;
     vb_msg_clear(&job->msg);
-    free(job);
     /* last: once the loop has this, it may drop d (no call in flight) */
     post(d, frame, len, 1);
 }
 
-static void run_job(void *owner, vb_worker_job *link)
+static void run_job(vb_worker_job *link)
 {
-    (void)owner;
     vbh_job *job = (vbh_job *)link;
-    if (job->handler) {
+    vbh_client *c = job->d->c;
+    if (job->handler)
         run_call(job->d, job);
-    } else {
+    else
         vbh_dconn_close_driver(job->d);
-        free(job);
-    }
+    free(job);
+    vbh_client_unref(c); /* the job's */
 }
 
-static void worker_ref(void *owner)
+/* Hand job to d's worker, with a reference on the client for it (which
+ * keeps d too); last: the client left, this is the worker's last job. */
+static int queue_job(vbh_dconn *d, vbh_job *job, int last, vb_error *err)
 {
-    vbh_client_ref(owner);
+    job->d = d;
+    vbh_client_ref(d->c);
+    int rc = last ? vb_worker_finish(d->worker, &job->link, err)
+                  : vb_worker_submit(d->worker, &job->link, err);
+    if (rc < 0)
+        vbh_client_unref(d->c);
+    return rc;
 }
-
-static void worker_unref(void *owner)
-{
-    vbh_client_unref(owner);
-}
-
-static const vb_worker_ops dconn_ops = { run_job, worker_ref, worker_unref };
 
 /* The worker of conn_id, made at the id's OPEN. */
 static vbh_dconn *dconn_for(vbh_client *c, uint32_t conn_id, vb_error *err)
@@ -270,7 +270,7 @@ static vbh_dconn *dconn_for(vbh_client *c, uint32_t conn_id, vb_error *err)
     }
     d->c = c;
     d->conn_id = conn_id;
-    d->worker = vb_worker_new(&dconn_ops, c, VBH_WORKER_IDLE_MS, &c->serials, VB_DOM_DAEMON, err);
+    d->worker = vb_worker_new(run_job, VBH_WORKER_IDLE_MS, &c->serials, VB_DOM_DAEMON, err);
     if (!d->worker) {
         free(d);
         return NULL;
@@ -307,48 +307,48 @@ int vbh_worker_submit(vbh_client *c, vb_msg *msg, vbh_handler handler, vb_error 
     if (msg->hdr.procedure != VB_HOST_PROC_OPEN && !find_dconn(c, msg->hdr.conn_id))
         return vbh_not_open(msg->hdr.conn_id, err);
     vbh_dconn *d = dconn_for(c, msg->hdr.conn_id, err);
-    vbh_job *job = d ? calloc(1, sizeof *job) : NULL;
-    if (d && !job)
-        vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_DAEMON, "out of memory");
+    if (!d)
+        return -1;
+    vbh_job *job = calloc(1, sizeof *job);
     if (job) {
-        job->d = d;
         job->msg = *msg; /* moved: the caller must not clear it */
         job->handler = handler;
+        if (queue_job(d, job, 0, err) == 0) {
+            memset(msg, 0, sizeof *msg);
+            d->pending++;
+            c->ncalls++;
+            return 0;
+        }
+        free(job); /* msg stays the caller's */
+    } else {
+        vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_DAEMON, "out of memory");
     }
-    if (!job || vb_worker_submit(d->worker, &job->link, err) < 0) {
-        if (job)
-            *msg = job->msg; /* given back */
-        free(job);
-        if (d && !d->pending && !d->conn)
-            drop_dconn(c, d);
-        return -1;
-    }
-    memset(msg, 0, sizeof *msg);
-    d->pending++;
-    c->ncalls++;
-    return 0;
+    if (!d->pending && !d->conn)
+        drop_dconn(c, d);
+    return -1;
 }
 
 /* The client left: each conn_id's worker ends; one with a connection open,
  * or a call still in flight (which may open one), closes it as its last
- * job. The others go at once. */
+ * job. The others go at once, with no thread started for them. */
 void vbh_worker_cancel(vbh_client *c)
 {
     for (vbh_dconn *d = c->dconns; d; d = d->next) {
-        vb_error err;
-        vbh_job *close = NULL;
-        if (d->pending || d->conn) {
-            close = calloc(1, sizeof *close);
-            if (close)
-                close->d = d;
-            else
-                vb_error_set(&err, VB_ERR_NO_MEMORY, VB_DOM_DAEMON, "out of memory");
+        if (!d->pending && !d->conn) {
+            vb_worker_finish(d->worker, NULL, NULL);
+            continue;
         }
-        if (vb_worker_finish(d->worker, close ? &close->link : NULL, &err) < 0 ||
-            ((d->pending || d->conn) && !close)) {
-            vb_log(VB_LOG_ERROR, "client %s: %s; its hypervisor connection %u stays open",
-                   c->peer, err.message, d->conn_id);
+        vb_error err;
+        vbh_job *close = calloc(1, sizeof *close);
+        if (!close) {
+            vb_error_set(&err, VB_ERR_NO_MEMORY, VB_DOM_DAEMON, "out of memory");
+            vb_worker_finish(d->worker, NULL, NULL);
+        } else if (queue_job(d, close, 1, &err) == 0) {
+            continue;
+        } else {
             free(close);
         }
+        vb_log(VB_LOG_ERROR, "client %s: %s; its hypervisor connection %u stays open", c->peer,
+               err.message, d->conn_id);
     }
 }

@@ -5,8 +5,7 @@
 #include <time.h>
 
 struct vb_worker {
-    const vb_worker_ops *ops;
-    void *owner;
+    vb_worker_run_fn run;
     unsigned idle_ms;
     int domain;
     pthread_mutex_t mutex;      /* everything below; also the question's lock */
@@ -18,16 +17,15 @@ struct vb_worker {
     vb_credwait ask;
 };
 
-vb_worker *vb_worker_new(const vb_worker_ops *ops, void *owner, unsigned idle_ms,
-                         vb_credwait_serials *serials, int domain, vb_error *err)
+vb_worker *vb_worker_new(vb_worker_run_fn run, unsigned idle_ms, vb_credwait_serials *serials,
+                         int domain, vb_error *err)
 {
     vb_worker *w = calloc(1, sizeof *w);
     if (!w) {
         vb_error_set(err, VB_ERR_NO_MEMORY, domain, "out of memory");
         return NULL;
     }
-    w->ops = ops;
-    w->owner = owner;
+    w->run = run;
     w->idle_ms = idle_ms;
     w->domain = domain;
     w->refs = 1;
@@ -83,13 +81,11 @@ static vb_worker_job *next_job(vb_worker *w)
 static void *worker_main(void *arg)
 {
     vb_worker *w = arg;
-    const vb_worker_ops *ops = w->ops;
-    void *owner = w->owner;
     pthread_mutex_lock(&w->mutex);
     vb_worker_job *job;
     while ((job = next_job(w)) != NULL) {
         pthread_mutex_unlock(&w->mutex);
-        ops->run(owner, job);
+        w->run(job);
         pthread_mutex_lock(&w->mutex);
     }
     /* under the mutex: a submit from now on starts another thread */
@@ -98,18 +94,14 @@ static void *worker_main(void *arg)
     pthread_mutex_unlock(&w->mutex);
     if (last)
         worker_free(w);
-    ops->unref(owner);
     return NULL;
 }
 
 /* mutex held */
 static int start_thread(vb_worker *w, vb_error *err)
 {
-    w->ops->ref(w->owner); /* the thread's; it drops it when it leaves */
-    if (vb_offloop_start_worker(worker_main, w, w->domain, err) < 0) {
-        w->ops->unref(w->owner);
+    if (vb_offloop_start_worker(worker_main, w, w->domain, err) < 0)
         return -1;
-    }
     w->has_thread = 1;
     w->refs++;
     return 0;

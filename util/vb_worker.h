@@ -9,9 +9,8 @@
  * costs no thread. Two workers never wait for each other: a call blocked on
  * a prompt stalls only its own connection's later calls.
  *
- * What the daemon supplies (vb_worker_ops): how to run one job, and a
- * reference on the owner (the session or client) held while a thread runs
- * for it. What a worker guarantees:
+ * What the daemon supplies: how to run one job (each job holds a reference
+ * on the session or client it works for). What a worker guarantees:
  *   - order: the jobs of one worker run one at a time, in submission order;
  *   - shutdown: vb_worker_finish (the client left) ends any credential wait
  *     at once (PEER_CLOSED), lets the jobs already queued run, runs the
@@ -38,13 +37,10 @@ typedef struct vb_worker_job {
     struct vb_worker_job *next;
 } vb_worker_job;
 
-typedef struct vb_worker_ops {
-    /* Run one job on the worker thread; the job is the owner's to free. */
-    void (*run)(void *owner, vb_worker_job *job);
-    /* The owner's reference count: a thread holds one while it lives. */
-    void (*ref)(void *owner);
-    void (*unref)(void *owner);
-} vb_worker_ops;
+/* Runs one job on the worker thread; the job is the daemon's to free. A job
+ * keeps what it works on alive itself (the daemons take a reference on
+ * their session or client for each job): the worker knows nothing else. */
+typedef void (*vb_worker_run_fn)(vb_worker_job *job);
 
 typedef struct vb_worker vb_worker;
 
@@ -52,8 +48,8 @@ typedef struct vb_worker vb_worker;
  * without a job (0: stays until finish). serials (may be NULL): a counter
  * shared by the workers of one transport, so the CALLBACK serials of their
  * questions never collide. domain names the daemon in errors. */
-vb_worker *vb_worker_new(const vb_worker_ops *ops, void *owner, unsigned idle_ms,
-                         vb_credwait_serials *serials, int domain, vb_error *err);
+vb_worker *vb_worker_new(vb_worker_run_fn run, unsigned idle_ms, vb_credwait_serials *serials,
+                         int domain, vb_error *err);
 /* Queue job, starting a thread if none runs: 0, or -1 (no thread could be
  * started; the job is not queued and stays the caller's). */
 int vb_worker_submit(vb_worker *w, vb_worker_job *job, vb_error *err);

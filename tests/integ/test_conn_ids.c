@@ -255,6 +255,35 @@ static void test_answer_on_another_conn_id_is_not_taken(void **state)
     vb_ts_wire_close(&w);
 }
 
+/* At most VBH_MAX_CALLS_PER_CLIENT (512) driver calls in flight on a
+ * transport: behind a pending OPEN, 511 more calls of its conn_id queue
+ * (and are all answered, in order, once it completes); one more is refused
+ * at once, and the refusal loses nothing else. */
+static void test_calls_in_flight_are_bounded(void **state)
+{
+    (void)state;
+    vb_ts_wire w;
+    connect_a(&w);
+    vb_msg fill = open_nested_until_asked(&w, 2, 1);
+    for (uint32_t serial = 3; serial < 3 + 511; serial++)
+        assert_int_equal(vb_ts_wire_call(&w, serial, VB_HOST_PROC_GET_HOSTNAME, 1, NULL, NULL), 0);
+    assert_int_equal(vb_ts_wire_call(&w, 514, VB_HOST_PROC_GET_HOSTNAME, 2, NULL, NULL), 0);
+    vb_msg m = next_msg(&w, 5000, "the refusal of call 513");
+    assert_int_equal(m.hdr.serial, 514);
+    assert_int_equal(m.hdr.status, VB_STATUS_ERROR);
+    vb_error e, err;
+    assert_int_equal(vb_msg_error_body(&m, &e, &err), 0);
+    assert_int_equal(e.code, VB_ERR_OPERATION_INVALID);
+    assert_non_null(strstr(e.message, "512 calls"));
+    vb_msg_clear(&m);
+    answer(&w, &fill, 1);
+    expect_reply(&w, 2, 1, 1, 10000);
+    for (uint32_t serial = 3; serial < 3 + 511; serial++)
+        expect_reply(&w, serial, 1, 1, 5000);
+    vb_msg_clear(&fill);
+    vb_ts_wire_close(&w);
+}
+
 /* A client that leaves while a question is pending: its worker stops
  * waiting at once and the nested connection to B is closed (not after the
  * 120 s relay timeout); A serves the next client. */
@@ -282,6 +311,7 @@ int main(void)
         cmocka_unit_test(test_pending_prompt_stalls_only_its_conn_id),
         cmocka_unit_test(test_one_conn_id_keeps_its_order),
         cmocka_unit_test(test_answer_on_another_conn_id_is_not_taken),
+        cmocka_unit_test(test_calls_in_flight_are_bounded),
         cmocka_unit_test(test_leaving_ends_the_pending_question),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
