@@ -35,10 +35,6 @@
 #define EXIT_UNAVAILABLE 69   /* EX_UNAVAILABLE */
 #define EXIT_NOPERM      77   /* EX_NOPERM */
 
-/* The error domain of the thin client itself (docs/protocol.md, "Error
- * domains": 13 = client). vbroker.h does not name the domains. */
-#define VBCTL_DOMAIN_CLIENT 13
-
 typedef struct vbctl {
     const char *uri;
     int non_interactive;
@@ -141,7 +137,7 @@ static void print_auth_conf_path(FILE *f)
 
 static int is_broker_unavailable(const vb_error *err)
 {
-    return err->domain == VBCTL_DOMAIN_CLIENT &&
+    return err->domain == VBROKER_DOM_CLIENT &&
            (err->code == VBROKER_ERR_NO_CONNECT || err->code == VBROKER_ERR_PEER_CLOSED);
 }
 

@@ -46,7 +46,7 @@ const vb_driver *vb_driver_lookup(const char *name, vb_error *err)
     return NULL;
 }
 
-/* Indexed by enum vb_domain_state; the words libvirt (virsh) prints. */
+/* Indexed by enum vb_domain_state_public; the words libvirt (virsh) prints. */
 static const char *const state_names[] = {
     [VB_DOMAIN_NOSTATE] = "no state",     [VB_DOMAIN_RUNNING] = "running",
     [VB_DOMAIN_BLOCKED] = "blocked",      [VB_DOMAIN_PAUSED] = "paused",
