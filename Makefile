@@ -140,8 +140,11 @@ $(LIBVBROKER): $(THIN_OBJ) $(PROTO_OBJ) thinclient/libvbroker.map
 	  $(ZDEFS) $(THIN_OBJ) $(PROTO_OBJ) $(shell pkg-config --libs msgpack) $(LDFLAGS_ALL)
 	ln -sf libvbroker.so.0 $@
 
-$(VBCTL): $(CLI_SRC) $(LIBVBROKER)
-	$(CC) $(CFLAGS_THIN) -o $@ $(CLI_SRC) -L$(BUILD) -lvbroker -Wl,-rpath,'$$ORIGIN' -Wl,-rpath,'$$ORIGIN/../lib' $(LDFLAGS_ALL)
+# vbctl names the per-user files the broker reads: the same rules, built in
+# (libvbroker exports only its API)
+VBCTL_SRC  := $(CLI_SRC) proto/vb_paths.c
+$(VBCTL): $(VBCTL_SRC) $(LIBVBROKER)
+	$(CC) $(CFLAGS_THIN) -o $@ $(VBCTL_SRC) -L$(BUILD) -lvbroker -Wl,-rpath,'$$ORIGIN' -Wl,-rpath,'$$ORIGIN/../lib' $(LDFLAGS_ALL)
 
 $(BUILD)/examples/%: examples/%.c $(LIBVBROKER)
 	@mkdir -p $(dir $@)

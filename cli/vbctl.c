@@ -18,6 +18,7 @@
  *       AUTH_CANCELLED (the prompt was cancelled, e.g. end of stdin);
  *       for those two causes the message is one line saying what to run
  */
+#include "vb_paths.h"
 #include "vbroker.h"
 
 #include <errno.h>
@@ -123,14 +124,14 @@ static int usage_error(const char *before, const char *arg, const char *after)
 static void print_auth_conf_path(FILE *f)
 {
     const char *env = getenv("VBROKER_AUTH_FILE");
-    const char *xdg = getenv("XDG_CONFIG_HOME");
+    char *path = env && *env ? NULL : vb_path_config_file("auth.conf");
     if (env && *env)
         put_safe(f, env);
-    else if (xdg && xdg[0] == '/') {
-        put_safe(f, xdg);
-        fputs("/vbroker/auth.conf", f);
-    } else
-        fputs("~/.config/vbroker/auth.conf", f);
+    else if (path)
+        put_safe(f, path);
+    else
+        fputs("$XDG_CONFIG_HOME/vbroker/auth.conf", f);
+    free(path);
 }
 
 /* ---- errors → messages and exit codes ------------------------------------------ */

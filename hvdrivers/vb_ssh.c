@@ -22,6 +22,7 @@
 #include "vb_buf.h"
 #include "vb_log.h"
 #include "vb_net.h"
+#include "vb_paths.h"
 #include "vb_remote.h"
 #include "vb_textesc.h"
 
@@ -77,18 +78,13 @@ static const char *last_error(LIBSSH2_SESSION *sess)
     return msg && *msg ? msg : "unknown error";
 }
 
+/* ssh's own files (~/.ssh/...), in the home vb_paths.h defines */
 static char *home_path(const char *rel)
 {
-    const char *home = getenv("HOME");
-    char pwbuf[4096];
-    struct passwd pw, *pwp = NULL;
-    if ((!home || !*home) && getpwuid_r(geteuid(), &pw, pwbuf, sizeof pwbuf, &pwp) == 0 && pwp)
-        home = pwp->pw_dir;
-    if (!home || !*home)
-        return NULL;
-    char *out = NULL;
-    if (asprintf(&out, "%s/%s", home, rel) < 0)
-        return NULL;
+    char *home = vb_path_home(), *out = NULL;
+    if (home && asprintf(&out, "%s/%s", home, rel) < 0)
+        out = NULL;
+    free(home);
     return out;
 }
 
@@ -182,11 +178,7 @@ static char *own_known_hosts(const vb_uri *uri)
     const char *p = vb_uri_param_get(uri, "known_hosts");
     if (p && *p)
         return strdup(p);
-    const char *xdg = getenv("XDG_CONFIG_HOME");
-    char *out = NULL;
-    if (xdg && *xdg)
-        return asprintf(&out, "%s/vbroker/known_hosts", xdg) < 0 ? NULL : out;
-    return home_path(".config/vbroker/known_hosts");
+    return vb_path_config_file("known_hosts");
 }
 
 static void mkdir_parents(const char *path)

@@ -4,17 +4,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-void vb_proto_broker_socket_path(char *buf, size_t len)
-{
-    const char *env = getenv("VBROKER_SOCKET");
-    const char *xdg = getenv("XDG_RUNTIME_DIR");
-    if (env && *env)
-        snprintf(buf, len, "%s", env);
-    else if (xdg && xdg[0] == '/') /* the spec says to ignore a relative one */
-        snprintf(buf, len, "%s/vbroker/sock", xdg);
-    else /* a fixed name, so the client finds it again; vb_sockdir_open judges it */
-        snprintf(buf, len, "/tmp/vbroker-%u/sock", (unsigned)getuid());
-}
+/* the broker's socket path: vb_path_broker_socket (vb_paths.c) */
 
 static const vb_proc_info keepalive_procs[] = {
 #define VB_X(name, num, auth, max) { VB_PROG_KEEPALIVE, num, #name, auth, max },

@@ -190,11 +190,7 @@ enum vb_error_code {
 };
 
 /* ---- where the BROKER program is spoken ---------------------------------- */
-/* The broker's socket as client and broker both find it: $VBROKER_SOCKET, else
- * $XDG_RUNTIME_DIR/vbroker/sock (when absolute), else /tmp/vbroker-UID/sock.
- * Only a name: both sides check its directory with vb_sockdir_open
- * (vb_sockdir.h) before they use it. */
-void vb_proto_broker_socket_path(char *buf, size_t len);
+/* vb_path_broker_socket (vb_paths.h), with every other per-user path */
 
 /* ---- table lookups ----------------------------------------------------- */
 typedef struct vb_proc_info {

@@ -6,6 +6,7 @@
 #include "vb_bodies.h"
 #include "vb_error.h"
 #include "vb_msg.h"
+#include "vb_paths.h"
 #include "vb_sockdir.h"
 #include "vbroker.h"
 
@@ -75,7 +76,7 @@ static _Thread_local char socket_path[108];
 
 const char *vb_broker_socket_path(void)
 {
-    vb_proto_broker_socket_path(socket_path, sizeof socket_path);
+    vb_path_broker_socket(socket_path, sizeof socket_path);
     return socket_path;
 }
 
