@@ -124,12 +124,14 @@ static int usage_error(const char *before, const char *arg, const char *after)
 static void print_auth_conf_path(FILE *f)
 {
     const char *env = getenv("VBROKER_AUTH_FILE");
-    char *path = env && *env ? NULL : vb_path_config_file("auth.conf");
-    if (env && *env)
+    if (env && *env) {
         put_safe(f, env);
-    else if (path)
+        return;
+    }
+    char *path = vb_path_config_file("auth.conf"); /* the broker's rule (vb_paths.h) */
+    if (path)
         put_safe(f, path);
-    else
+    else /* no home: say where it would be */
         fputs("$XDG_CONFIG_HOME/vbroker/auth.conf", f);
     free(path);
 }
