@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+/* the broker's socket path: vb_path_broker_socket (vb_paths.c) */
+
 static const vb_proc_info keepalive_procs[] = {
 #define VB_X(name, num, auth, max) { VB_PROG_KEEPALIVE, num, #name, auth, max },
     VB_KEEPALIVE_PROCS(VB_X)
