@@ -34,10 +34,10 @@
 #include <unistd.h>
 
 #include "brk.h"
+#include "vb_paths.h" /* the default socket, state dir and vbrokerd.conf */
 #include "vb_daemon.h"
 #include "vb_libvirt.h"
 #include "vb_log.h"
-#include "vb_paths.h"
 #include "vb_store.h"
 
 #define SD_LISTEN_FDS_START 3
