@@ -49,12 +49,6 @@ void brk_post_reply(brk_session *s, const brk_job *job, int rc, brk_body_fn body
     brk_post(s, frame, len, 1);
 }
 
-static void body_hostname(vb_enc *enc, const void *arg)
-{
-    vb_enc_array(enc, 1);
-    vb_enc_str(enc, arg);
-}
-
 typedef struct domain_list {
     const vb_domain_info *doms;
     size_t n;
@@ -63,14 +57,7 @@ typedef struct domain_list {
 static void body_domains(vb_enc *enc, const void *arg)
 {
     const domain_list *l = arg;
-    vb_enc_array(enc, 1);
-    vb_enc_array(enc, (uint32_t)l->n);
-    for (size_t i = 0; i < l->n; i++) {
-        const vb_domain_info *d = &l->doms[i];
-        vb_wire_domain w = { d->id, d->name, strlen(d->name), d->uuid, strlen(d->uuid), d->state,
-                             d->memory_kib, d->vcpus };
-        vb_body_encode_domain(enc, &w);
-    }
+    vb_driver_encode_domains(enc, l->doms, l->n);
 }
 
 /* ---- the credential source ---------------------------------------------------- */
@@ -184,7 +171,7 @@ static void run_get_hostname(brk_session *s, const brk_job *job)
     vb_error err;
     char *host = NULL;
     int rc = need_open(s, &err) < 0 ? -1 : s->drv->get_hostname(s->drv_conn, &host, &err);
-    brk_post_reply(s, job, rc, body_hostname, host, &err);
+    brk_post_reply(s, job, rc, vb_body_pack_str, host, &err);
     free(host);
 }
 

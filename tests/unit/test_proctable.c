@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "vb_bodies.h"
 #include "vb_protocol.h"
 
 typedef struct pinned {
@@ -164,6 +165,69 @@ static void test_shared_bodies(void **state)
     assert_string_equal(vb_proto_body_name(VB_BODY_COUNT), "UNKNOWN");
 }
 
+/* Encode a CALL of (program, procedure) the way the client stubs do: the
+ * packer its body column names; decode the frame again into msg. */
+static void stub_call(uint32_t program, uint32_t procedure, const void *arg, vb_msg *msg)
+{
+    const vb_proc_info *info = vb_proto_proc_lookup(program, procedure);
+    assert_non_null(info);
+    vb_body_pack_fn pack = vb_body_call_packer(info->body);
+    assert_non_null(pack);
+    vb_msg_header hdr = { program, 1, VB_MSG_CALL, 1, procedure, VB_STATUS_OK, 0 };
+    vb_enc enc;
+    uint8_t *frame;
+    size_t len;
+    vb_error err;
+    vb_enc_begin(&enc, &hdr);
+    pack(&enc, arg);
+    assert_int_equal(vb_enc_finish(&enc, VB_FRAME_MAX_PREAUTH, &frame, &len, &err), 0);
+    size_t plen = len - VB_FRAME_PREFIX_LEN;
+    uint8_t *payload = malloc(plen);
+    assert_non_null(payload);
+    memcpy(payload, frame + VB_FRAME_PREFIX_LEN, plen);
+    vb_frame_free(frame, len);
+    assert_int_equal(vb_msg_decode(msg, payload, plen, &err), 0); /* owns payload */
+}
+
+/* The bodies the stubs take from the table decode as the servers read them:
+ * a domain name for both programs' DOMAIN_START, [name, flags] for OPEN. */
+static void test_stub_bodies(void **state)
+{
+    (void)state;
+    vb_msg msg;
+    vb_error err;
+    char *name;
+    stub_call(VB_PROG_BROKER, VB_BROKER_PROC_DOMAIN_START, "web-1", &msg);
+    assert_int_equal(vb_body_read_str(msg.body, 256, &name, &err), 0);
+    assert_string_equal(name, "web-1");
+    free(name);
+    vb_msg_clear(&msg);
+    stub_call(VB_PROG_HOST, VB_HOST_PROC_DOMAIN_SHUTDOWN, "db", &msg);
+    assert_int_equal(vb_body_read_str(msg.body, 256, &name, &err), 0);
+    assert_string_equal(name, "db");
+    free(name);
+    /* longer than its limit: refused, nothing returned */
+    assert_int_equal(vb_body_read_str(msg.body, 1, &name, &err), -1);
+    assert_null(name);
+    vb_msg_clear(&msg);
+
+    vb_body_open open = { "test:///default", 1 };
+    stub_call(VB_PROG_HOST, VB_HOST_PROC_OPEN, &open, &msg);
+    vb_rd rd;
+    uint32_t flags;
+    assert_int_equal(vb_rd_init(&rd, msg.body, &err), 0);
+    assert_int_equal(vb_rd_strdup(&rd, 4096, &name, &err), 0);
+    assert_int_equal(vb_rd_u32(&rd, &flags, &err), 0);
+    assert_string_equal(name, "test:///default");
+    assert_int_equal(flags, 1);
+    free(name);
+    vb_msg_clear(&msg);
+
+    /* the thin client packs its own OPEN and LOGIN (environment, screen) */
+    assert_null(vb_body_call_packer(VB_BODY_BROKER_OPEN));
+    assert_null(vb_body_call_packer(VB_BODY_LOGIN));
+}
+
 static int run_check(const char *doc)
 {
     char cmd[8192];
@@ -227,6 +291,7 @@ int main(void)
         cmocka_unit_test(test_runs_column),
         cmocka_unit_test(test_logs_in_column),
         cmocka_unit_test(test_shared_bodies),
+        cmocka_unit_test(test_stub_bodies),
         cmocka_unit_test(test_doc_tables_match),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
