@@ -16,6 +16,7 @@
 
 #include "vb_bodies.h"
 #include "vb_protocol.h"
+#include "vb_testsupport.h"
 
 typedef struct pinned {
     uint32_t program, number;
@@ -237,22 +238,6 @@ static int run_check(const char *doc)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
 /* docs/protocol.md's tables are what the header says; a doc whose table
  * says otherwise is caught. */
 static void test_doc_tables_match(void **state)
@@ -263,7 +248,8 @@ static void test_doc_tables_match(void **state)
     assert_int_equal(run_check(doc), 0);
 
     size_t len;
-    char *text = read_file(doc, &len);
+    char *text = vb_ts_read_file(doc, &len);
+    assert_non_null(text);
     const char *row = "| 10 | `OPEN` | yes |";
     char *at = strstr(text, row);
     assert_non_null(at);
@@ -272,10 +258,7 @@ static void test_doc_tables_match(void **state)
     assert_non_null(mkdtemp(dir));
     char copy[4200];
     snprintf(copy, sizeof copy, "%s/protocol.md", dir);
-    FILE *f = fopen(copy, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(text, 1, len, f), len);
-    fclose(f);
+    assert_int_equal(vb_ts_write_file(copy, text, 0600), 0);
     int rc = run_check(copy);
     unlink(copy);
     rmdir(dir);
