@@ -247,7 +247,7 @@ void brk_dispatch(brk_session *s, vb_msg *msg)
         send_error(s, &msg->hdr, &err);
     } else {
         const vb_proc_info *info = vb_proto_proc_lookup(VB_PROG_BROKER, msg->hdr.procedure);
-        if (info && info->runs == VB_RUN_LOOP) {
+        if (info && info->runs == VB_RUN_LOOP) { /* every LOOP row has its entry */
             broker_loop_procs[msg->hdr.procedure](s, msg);
         } else if (info && info->runs == VB_RUN_WORKER) {
             submit_call(s, msg, info);
