@@ -79,7 +79,7 @@ TEST_LIBS   = $(LIBTSUP) $(LIBCORE) $(LIBPROTO)
 # tests that drive the public API link libvbroker too
 TEST_LINK   = $(TEST_LIBS) -L$(BUILD) -lvbroker -Wl,-rpath,$(abspath $(BUILD))
 
-.PHONY: all deps deps-test check demo bench install clean help
+.PHONY: all deps deps-test check demo bench install clean help doc-tables
 all: $(LIBPROTO) $(LIBCORE) $(BINARIES) $(UNIT_BIN)
 
 help:
@@ -87,6 +87,7 @@ help:
 	@echo "make deps-test also the test peers: sasldb tools, a KDC, sshd (check and demo run it)"
 	@echo "make           build everything into $(BUILD)/"
 	@echo "make check     deps + build + every test; last line: 'N passed, M failed'"
+	@echo "make doc-tables   regenerate docs/protocol.md's tables from proto/vb_protocol.h"
 	@echo "make check SAN=1   the same under ASan+UBSan"
 	@echo "make demo      run what exists end to end"
 	@echo "make bench     benchmarks"
@@ -176,6 +177,10 @@ BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 $(BUILD)/bench/%: bench/%.c $(LIBCORE) $(LIBPROTO)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(PKG_CFLAGS) -MMD -MP $< -o $@ $(LIBCORE) $(LIBPROTO) $(PKG_LIBS) -lpthread $(LDFLAGS_ALL)
+
+# docs/protocol.md's tables from proto/vb_protocol.h (test_proctable checks them)
+doc-tables:
+	python3 docs/gen-tables.py --update docs/protocol.md
 
 check: deps-test
 	@$(MAKE) --no-print-directory all

@@ -58,6 +58,11 @@ typedef struct vb_domain_info {
 
 const char *vb_domain_state_name(uint32_t state); /* "running", "shut off", ... */
 
+struct vb_enc;
+/* The DOMAINS reply body (proto/vb_protocol.h) of n domains, as vbhostd's
+ * HOST and vbrokerd's BROKER LIST_DOMAINS send it. */
+void vb_driver_encode_domains(struct vb_enc *enc, const vb_domain_info *doms, size_t n);
+
 /* 0 when name can name a domain: 1..VB_DOMAIN_NAME_MAX-1 bytes, no control
  * characters. Otherwise -1 and err is VB_ERR_INVALID_ARG (the message never
  * echoes the control characters). Every driver checks names with this. */
