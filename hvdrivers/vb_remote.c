@@ -505,6 +505,10 @@ static int send_call(vb_remote *r, const vb_msg_header *hdr, vb_remote_args_fn a
     vb_enc enc;
     uint8_t *frame;
     size_t len;
+    if (!args_fn) { /* the procedure's body column says how its call is packed */
+        const vb_proc_info *info = vb_proto_proc_lookup(hdr->program, hdr->procedure);
+        args_fn = info ? vb_body_call_packer(info->body) : NULL;
+    }
     vb_enc_begin(&enc, hdr);
     if (args_fn)
         args_fn(&enc, arg);
@@ -1362,14 +1366,6 @@ void vb_remote_set_relay(vb_remote *r, const vb_cred_source *creds)
 
 /* ---- tokens ------------------------------------------------------------------ */
 
-static void pack_name(vb_enc *enc, const void *arg);
-
-static void pack_ttl(vb_enc *enc, const void *arg)
-{
-    vb_enc_array(enc, 1);
-    vb_enc_u64(enc, *(const uint64_t *)arg);
-}
-
 int vb_remote_issue_token(vb_remote *r, uint64_t ttl_s, vb_remote_token *out, vb_error *err)
 {
     vb_msg reply;
@@ -1378,7 +1374,7 @@ int vb_remote_issue_token(vb_remote *r, uint64_t ttl_s, vb_remote_token *out, vb
     const uint8_t *secret;
     size_t idlen, slen, identlen;
     memset(out, 0, sizeof *out);
-    if (vb_remote_call(r, VB_PROG_HOST, VB_HOST_PROC_TOKEN_ISSUE, pack_ttl, &ttl_s, &reply, err) < 0)
+    if (vb_remote_call(r, VB_PROG_HOST, VB_HOST_PROC_TOKEN_ISSUE, NULL, &ttl_s, &reply, err) < 0)
         return -1;
     int rc = vb_rd_init(&rd, reply.body, err) < 0 || vb_rd_str(&rd, &id, &idlen, err) < 0 ||
                      vb_rd_bin(&rd, &secret, &slen, err) < 0 ||
@@ -1403,7 +1399,7 @@ int vb_remote_revoke_token(vb_remote *r, const char *id, int *revoked, vb_error 
     vb_msg reply;
     vb_rd rd;
     *revoked = 0;
-    if (vb_remote_call(r, VB_PROG_HOST, VB_HOST_PROC_TOKEN_REVOKE, pack_name, id, &reply, err) < 0)
+    if (vb_remote_call(r, VB_PROG_HOST, VB_HOST_PROC_TOKEN_REVOKE, NULL, id, &reply, err) < 0)
         return -1;
     int rc = vb_rd_init(&rd, reply.body, err) < 0 || vb_rd_bool(&rd, revoked, err) < 0 ? -1 : 0;
     vb_msg_clear(&reply);
@@ -1412,25 +1408,6 @@ int vb_remote_revoke_token(vb_remote *r, const char *id, int *revoked, vb_error 
 
 /* ---- driver calls -------------------------------------------------------- */
 
-typedef struct open_args {
-    const char *name;
-    unsigned flags;
-} open_args;
-
-static void pack_open(vb_enc *enc, const void *arg)
-{
-    const open_args *a = arg;
-    vb_enc_array(enc, 2);
-    vb_enc_str(enc, a->name);
-    vb_enc_u64(enc, a->flags);
-}
-
-static void pack_name(vb_enc *enc, const void *arg)
-{
-    vb_enc_array(enc, 1);
-    vb_enc_str(enc, arg);
-}
-
 /* The connection's own channel: vb_remote_set_conn's id, vb_remote_set_relay's source. */
 static vb_remote_chan own_chan(vb_remote *r)
 {
@@ -1438,11 +1415,12 @@ static vb_remote_chan own_chan(vb_remote *r)
     return ch;
 }
 
-static int simple_call(const vb_remote_chan *ch, uint32_t proc, vb_remote_args_fn fn,
-                       const void *arg, vb_error *err)
+/* The stubs name their procedure; its body column picks the packer
+ * (vb_body_call_packer) and the reply's decoder is the body's. */
+static int simple_call(const vb_remote_chan *ch, uint32_t proc, const void *arg, vb_error *err)
 {
     vb_msg reply;
-    if (vb_remote_chan_call(ch, VB_PROG_HOST, proc, fn, arg, &reply, err) < 0)
+    if (vb_remote_chan_call(ch, VB_PROG_HOST, proc, NULL, arg, &reply, err) < 0)
         return -1;
     vb_msg_clear(&reply);
     return 0;
@@ -1450,34 +1428,31 @@ static int simple_call(const vb_remote_chan *ch, uint32_t proc, vb_remote_args_f
 
 int vb_remote_chan_open(const vb_remote_chan *ch, const char *name, unsigned flags, vb_error *err)
 {
-    open_args a = { name, flags };
-    return simple_call(ch, VB_HOST_PROC_OPEN, pack_open, &a, err);
+    vb_body_open a = { name, flags };
+    return simple_call(ch, VB_HOST_PROC_OPEN, &a, err);
 }
 
 int vb_remote_chan_close(const vb_remote_chan *ch, vb_error *err)
 {
-    return simple_call(ch, VB_HOST_PROC_CLOSE, NULL, NULL, err);
+    return simple_call(ch, VB_HOST_PROC_CLOSE, NULL, err);
 }
 
 int vb_remote_chan_domain_start(const vb_remote_chan *ch, const char *name, vb_error *err)
 {
-    return simple_call(ch, VB_HOST_PROC_DOMAIN_START, pack_name, name, err);
+    return simple_call(ch, VB_HOST_PROC_DOMAIN_START, name, err);
 }
 
 int vb_remote_chan_domain_shutdown(const vb_remote_chan *ch, const char *name, vb_error *err)
 {
-    return simple_call(ch, VB_HOST_PROC_DOMAIN_SHUTDOWN, pack_name, name, err);
+    return simple_call(ch, VB_HOST_PROC_DOMAIN_SHUTDOWN, name, err);
 }
 
 int vb_remote_chan_get_hostname(const vb_remote_chan *ch, char **hostname, vb_error *err)
 {
     vb_msg reply;
-    vb_rd rd;
     if (vb_remote_chan_call(ch, VB_PROG_HOST, VB_HOST_PROC_GET_HOSTNAME, NULL, NULL, &reply, err) < 0)
         return -1;
-    int rc = vb_rd_init(&rd, reply.body, err) < 0 || vb_rd_strdup(&rd, 1024, hostname, err) < 0
-                 ? -1
-                 : 0;
+    int rc = vb_body_read_str(reply.body, 1024, hostname, err);
     vb_msg_clear(&reply);
     return rc;
 }
@@ -1504,12 +1479,12 @@ int vb_remote_chan_list_domains(const vb_remote_chan *ch, vb_domain_info **doms,
                                 vb_error *err)
 {
     vb_msg reply;
-    vb_rd rd, list;
+    vb_rd list;
     *doms = NULL;
     *n = 0;
     if (vb_remote_chan_call(ch, VB_PROG_HOST, VB_HOST_PROC_LIST_DOMAINS, NULL, NULL, &reply, err) < 0)
         return -1;
-    int rc = vb_rd_init(&rd, reply.body, err) < 0 || vb_rd_array(&rd, &list, err) < 0 ? -1 : 0;
+    int rc = vb_body_read_domain_list(reply.body, &list, err);
     if (rc == 0 && list.count > 0 && !(*doms = calloc(list.count, sizeof **doms)))
         rc = vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_CLIENT, "out of memory");
     while (rc == 0 && vb_rd_has_more(&list)) {
