@@ -311,6 +311,33 @@ static void release(person *p)
     pthread_mutex_unlock(&p->lock);
 }
 
+static void start_both(pthread_t t[2], caller *a, caller *b)
+{
+    assert_int_equal(pthread_create(&t[0], NULL, run_caller, a), 0);
+    assert_int_equal(pthread_create(&t[1], NULL, run_caller, b), 0);
+}
+
+static void join_both(pthread_t t[2])
+{
+    pthread_join(t[0], NULL);
+    pthread_join(t[1], NULL);
+}
+
+/* Both calls at once, to the end. */
+static void run_both(caller *a, caller *b)
+{
+    pthread_t t[2];
+    start_both(t, a, b);
+    join_both(t);
+}
+
+static void end_scripted(vb_remote *r, vb_uri *uri, script *sc)
+{
+    vb_remote_free(r);
+    vb_uri_clear(uri);
+    vb_ts_wire_close(&sc->s);
+}
+
 static vb_remote *connect_scripted(int sv[2], script *sc, pthread_t *srv, void *(*fn)(void *),
                                    vb_uri *uri)
 {
@@ -347,15 +374,13 @@ static void test_calls_in_flight_wait_only_for_their_own(void **state)
     vb_cred_source src2 = { .fn = person_cb, .opaque = &p2 };
     caller c1 = { { r, 1, &src1 }, VB_HOST_PROC_OPEN, -1, 0, { 0 }, &done_lock };
     caller c2 = { { r, 2, &src2 }, VB_HOST_PROC_OPEN, -1, 0, { 0 }, &done_lock };
-    pthread_t t1, t2;
-    assert_int_equal(pthread_create(&t1, NULL, run_caller, &c1), 0);
-    assert_int_equal(pthread_create(&t2, NULL, run_caller, &c2), 0);
+    pthread_t t[2];
+    start_both(t, &c1, &c2);
     int asked = vb_ts_wait_until(was_asked, &p1, vb_ts_scaled_ms(5000));
     int two_done = vb_ts_wait_until(is_done, &c2, vb_ts_scaled_ms(5000));
     int one_done_early = is_done(&c1);
     release(&p1);
-    pthread_join(t1, NULL);
-    pthread_join(t2, NULL);
+    join_both(t);
     assert_int_equal(asked, 0);
     assert_int_equal(two_done, 0);
     assert_int_equal(one_done_early, 0);
@@ -375,10 +400,7 @@ static void test_calls_in_flight_wait_only_for_their_own(void **state)
     /* 3. the transport dies under two calls: both fail with the reason */
     caller d1 = { { r, 1, NULL }, VB_HOST_PROC_LIST_DOMAINS, -1, 0, { 0 }, &done_lock };
     caller d2 = { { r, 2, NULL }, VB_HOST_PROC_LIST_DOMAINS, -1, 0, { 0 }, &done_lock };
-    assert_int_equal(pthread_create(&t1, NULL, run_caller, &d1), 0);
-    assert_int_equal(pthread_create(&t2, NULL, run_caller, &d2), 0);
-    pthread_join(t1, NULL);
-    pthread_join(t2, NULL);
+    run_both(&d1, &d2);
     pthread_join(srv, NULL);
     assert_int_equal(d1.rc, -1);
     assert_int_equal(d2.rc, -1);
@@ -391,9 +413,7 @@ static void test_calls_in_flight_wait_only_for_their_own(void **state)
 
     assert_int_equal(sc.order_ok, 1);
     assert_int_equal(sc.answered_ok, 1);
-    vb_remote_free(r);
-    vb_uri_clear(&uri);
-    vb_ts_wire_close(&sc.s);
+    end_scripted(r, &uri, &sc);
 }
 
 static void test_question_for_a_conn_id_without_a_call_reaches_nobody(void **state)
@@ -401,7 +421,7 @@ static void test_question_for_a_conn_id_without_a_call_reaches_nobody(void **sta
     (void)state;
     int sv[2];
     script sc;
-    pthread_t srv, t1, t2;
+    pthread_t srv;
     vb_uri uri;
     vb_remote *r = connect_scripted(sv, &sc, &srv, run_hostile, &uri);
     person p1 = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 1, "" };
@@ -410,10 +430,7 @@ static void test_question_for_a_conn_id_without_a_call_reaches_nobody(void **sta
     vb_cred_source src2 = { .fn = person_cb, .opaque = &p2 };
     caller c1 = { { r, 1, &src1 }, VB_HOST_PROC_OPEN, -1, 0, { 0 }, &done_lock };
     caller c2 = { { r, 2, &src2 }, VB_HOST_PROC_OPEN, -1, 0, { 0 }, &done_lock };
-    assert_int_equal(pthread_create(&t1, NULL, run_caller, &c1), 0);
-    assert_int_equal(pthread_create(&t2, NULL, run_caller, &c2), 0);
-    pthread_join(t1, NULL);
-    pthread_join(t2, NULL);
+    run_both(&c1, &c2);
     pthread_join(srv, NULL);
     print_message("conn 1: %s\n", c1.err.message);
     assert_int_equal(sc.order_ok, 1);
@@ -424,9 +441,7 @@ static void test_question_for_a_conn_id_without_a_call_reaches_nobody(void **sta
     assert_non_null(strstr(c1.err.message, "for connection id 3 during a call for connection id"));
     assert_int_equal(p1.asked + p2.asked, 0);
     assert_int_equal(sc.answered_ok, 0);
-    vb_remote_free(r);
-    vb_uri_clear(&uri);
-    vb_ts_wire_close(&sc.s);
+    end_scripted(r, &uri, &sc);
 }
 
 static void test_old_server_gets_one_driver_call_at_a_time(void **state)
@@ -434,24 +449,19 @@ static void test_old_server_gets_one_driver_call_at_a_time(void **state)
     (void)state;
     int sv[2];
     script sc;
-    pthread_t srv, t1, t2;
+    pthread_t srv;
     vb_uri uri;
     vb_remote *r = connect_scripted(sv, &sc, &srv, run_old_server, &uri);
     assert_int_equal(vb_remote_multiplexes(r), 1);
     assert_int_equal(vb_remote_concurrent(r), 0);
     caller c1 = { { r, 1, NULL }, VB_HOST_PROC_OPEN, -1, 0, { 0 }, &done_lock };
     caller c2 = { { r, 2, NULL }, VB_HOST_PROC_OPEN, -1, 0, { 0 }, &done_lock };
-    assert_int_equal(pthread_create(&t1, NULL, run_caller, &c1), 0);
-    assert_int_equal(pthread_create(&t2, NULL, run_caller, &c2), 0);
-    pthread_join(t1, NULL);
-    pthread_join(t2, NULL);
+    run_both(&c1, &c2);
     pthread_join(srv, NULL);
     if (c1.rc < 0 || c2.rc < 0)
         fail_msg("open: %s / %s", c1.err.message, c2.err.message);
     assert_int_equal(sc.order_ok, 2); /* neither call overtook the other's reply */
-    vb_remote_free(r);
-    vb_uri_clear(&uri);
-    vb_ts_wire_close(&sc.s);
+    end_scripted(r, &uri, &sc);
 }
 
 /* The table alone: replies by serial, in any order; a late reply dropped. */
