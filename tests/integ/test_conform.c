@@ -345,6 +345,26 @@ static void test_sasl_mechanism_not_offered(void **state)
     vb_ts_wire_close(&w);
 }
 
+/* In an AUTH_* procedure: the type gate, then the body, then the state. */
+static void test_order_of_checks_in_sasl(void **state)
+{
+    (void)state;
+    vb_ts_wire w;
+    connect_to(&w, hP.sock); /* a listener without sasl */
+    vb_msg_header h = hdr(VB_PROG_HOST, VB_MSG_CALL, 1, VB_HOST_PROC_AUTH_SASL_START);
+    expect_error(&w, &h, wrong_body, NULL, VB_ERR_AUTH_UNAVAILABLE, VB_DOM_AUTH);
+    vb_ts_wire_close(&w);
+    connect_to(&w, hS.sock);
+    h.serial = 2; /* no AUTH_SASL_INIT came first */
+    expect_error(&w, &h, wrong_body, NULL, VB_ERR_PROTOCOL, VB_DOM_PROTO);
+    h.serial = 3;
+    expect_error(&w, &h, mech_body, "SCRAM-SHA-256", VB_ERR_OPERATION_INVALID, VB_DOM_AUTH);
+    h = hdr(VB_PROG_HOST, VB_MSG_CALL, 4, VB_HOST_PROC_AUTH_SASL_STEP);
+    expect_error(&w, &h, wrong_body, NULL, VB_ERR_PROTOCOL, VB_DOM_PROTO);
+    assert_still_serving(&w, VB_PROG_HOST, 5);
+    vb_ts_wire_close(&w);
+}
+
 static void ttl_body(vb_enc *enc, const void *arg)
 {
     (void)arg;
@@ -433,6 +453,7 @@ int main(void)
         cmocka_unit_test(test_order_of_checks_at_vbhostd),
         cmocka_unit_test(test_order_of_checks_at_broker),
         cmocka_unit_test(test_sasl_mechanism_not_offered),
+        cmocka_unit_test(test_order_of_checks_in_sasl),
         cmocka_unit_test(test_token_issue_needs_a_token_listener),
         cmocka_unit_test(test_keepalive_timeout_is_punctual),
     };
