@@ -316,6 +316,106 @@ static void test_order_of_checks_at_broker(void **state)
     vb_ts_wire_close(&w);
 }
 
+/* ---- bodies as §9 writes them ---------------------------------------------- */
+
+/* the reply to h, OK, with its body's first field a str equal to want */
+static void expect_str_reply(vb_ts_wire *w, const vb_msg_header *h, const char *want)
+{
+    vb_msg m;
+    exchange(w, h, NULL, NULL, VB_MSG_REPLY, &m);
+    assert_int_equal(m.hdr.status, VB_STATUS_OK);
+    vb_rd rd;
+    const char *p;
+    size_t len;
+    vb_error err;
+    assert_int_equal(vb_rd_init(&rd, m.body, &err), 0);
+    assert_int_equal(vb_rd_str(&rd, &p, &len, &err), 0);
+    assert_int_equal(len, strlen(want));
+    assert_memory_equal(p, want, len);
+    vb_msg_clear(&m);
+}
+
+/* the reply to h, OK, its body an array of exactly nfields */
+static void expect_fields(vb_ts_wire *w, const vb_msg_header *h, vb_ts_body_fn body,
+                          const void *arg, uint32_t nfields)
+{
+    vb_msg m;
+    exchange(w, h, body, arg, VB_MSG_REPLY, &m);
+    assert_int_equal(m.hdr.status, VB_STATUS_OK);
+    assert_int_equal(m.body->type, MSGPACK_OBJECT_ARRAY);
+    assert_int_equal(m.body->via.array.size, nfields);
+    vb_msg_clear(&m);
+}
+
+static void host_open_body(vb_enc *enc, const void *arg)
+{
+    vb_enc_array(enc, 2);
+    vb_enc_str(enc, arg);
+    vb_enc_u64(enc, 0);
+}
+
+/* [uri, flags, cred_types, auth_priority, can_prompt, auth_file] */
+static void broker_open_body(vb_enc *enc, const void *arg)
+{
+    vb_enc_array(enc, 6);
+    vb_enc_str(enc, arg);
+    vb_enc_u64(enc, 0);
+    vb_enc_array(enc, 0);
+    vb_enc_array(enc, 0);
+    vb_enc_bool(enc, 0);
+    vb_enc_nil(enc);
+}
+
+static void nil_body(vb_enc *enc, const void *arg)
+{
+    (void)arg;
+    vb_enc_array(enc, 1);
+    vb_enc_nil(enc);
+}
+
+static void test_host_bodies_as_documented(void **state)
+{
+    (void)state;
+    vb_ts_wire w;
+    connect_to(&w, hP.sock);
+    vb_msg_header h = hdr(VB_PROG_HOST, VB_MSG_CALL, 1, VB_HOST_PROC_AUTH_LIST);
+    expect_fields(&w, &h, NULL, NULL, 3); /* [types, server_id, features] */
+    login_peer(&w, 2);
+    h = hdr(VB_PROG_HOST, VB_MSG_CALL, 3, VB_HOST_PROC_OPEN);
+    expect_fields(&w, &h, host_open_body, "test:///default", 0);
+    h = hdr(VB_PROG_HOST, VB_MSG_CALL, 4, VB_HOST_PROC_GET_HOSTNAME);
+    expect_str_reply(&w, &h, "test-host");
+    h = hdr(VB_PROG_HOST, VB_MSG_CALL, 5, VB_HOST_PROC_LIST_DOMAINS);
+    expect_fields(&w, &h, NULL, NULL, 1);
+    h = hdr(VB_PROG_HOST, VB_MSG_CALL, 6, VB_HOST_PROC_CLOSE);
+    expect_fields(&w, &h, NULL, NULL, 0);
+    h = hdr(VB_PROG_HOST, VB_MSG_CALL, 7, VB_HOST_PROC_GET_HOSTNAME);
+    expect_error(&w, &h, NULL, NULL, VB_ERR_NOT_OPEN, VB_DOM_DAEMON);
+    vb_ts_wire_close(&w);
+}
+
+static void test_broker_bodies_as_documented(void **state)
+{
+    (void)state;
+    vb_ts_wire w;
+    connect_to(&w, the_broker.sock);
+    vb_msg_header h = hdr(VB_PROG_BROKER, VB_MSG_CALL, 1, VB_BROKER_PROC_STATUS);
+    expect_fields(&w, &h, NULL, NULL, 6); /* pid, uptime, clients, upstreams, logins, hosts */
+    h = hdr(VB_PROG_BROKER, VB_MSG_CALL, 2, VB_BROKER_PROC_OPEN);
+    expect_fields(&w, &h, broker_open_body, "test:///default", 0);
+    h = hdr(VB_PROG_BROKER, VB_MSG_CALL, 3, VB_BROKER_PROC_GET_HOSTNAME);
+    expect_str_reply(&w, &h, "test-host");
+    h = hdr(VB_PROG_BROKER, VB_MSG_CALL, 4, VB_BROKER_PROC_LIST_DOMAINS);
+    expect_fields(&w, &h, NULL, NULL, 1);
+    h = hdr(VB_PROG_BROKER, VB_MSG_CALL, 5, VB_BROKER_PROC_CLOSE);
+    expect_fields(&w, &h, NULL, NULL, 0);
+    h = hdr(VB_PROG_BROKER, VB_MSG_CALL, 6, VB_BROKER_PROC_GET_HOSTNAME);
+    expect_error(&w, &h, NULL, NULL, VB_ERR_NOT_OPEN, VB_DOM_BROKER);
+    h = hdr(VB_PROG_BROKER, VB_MSG_CALL, 7, VB_BROKER_PROC_LOGOUT);
+    expect_fields(&w, &h, nil_body, NULL, 1); /* [[records…]]: nothing cached */
+    vb_ts_wire_close(&w);
+}
+
 /* ---- authentication answers (§9.3, §9.9) ----------------------------------- */
 
 static void mech_body(vb_enc *enc, const void *arg)
@@ -452,6 +552,8 @@ int main(void)
         cmocka_unit_test(test_serial_zero_refused_by_broker),
         cmocka_unit_test(test_order_of_checks_at_vbhostd),
         cmocka_unit_test(test_order_of_checks_at_broker),
+        cmocka_unit_test(test_host_bodies_as_documented),
+        cmocka_unit_test(test_broker_bodies_as_documented),
         cmocka_unit_test(test_sasl_mechanism_not_offered),
         cmocka_unit_test(test_order_of_checks_in_sasl),
         cmocka_unit_test(test_token_issue_needs_a_token_listener),
