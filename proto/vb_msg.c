@@ -258,7 +258,9 @@ uint32_t vb_msg_answer_type(uint32_t request_type)
 vb_intake vb_msg_server_intake(const vb_msg *msg, vb_error *err)
 {
     const vb_msg_header *h = &msg->hdr;
-    int ping = h->program == VB_PROG_KEEPALIVE && h->procedure == VB_KEEPALIVE_PROC_PING;
+    /* a PING over its size (5.5) is no PING: refused as a CALL, ignored as an EVENT */
+    int ping = h->program == VB_PROG_KEEPALIVE && h->procedure == VB_KEEPALIVE_PROC_PING &&
+               vb_msg_check_proc_size(msg, err) == 0;
     switch (h->type) {
     case VB_MSG_REPLY: return VB_INTAKE_IGNORE; /* a server sends no CALL a REPLY could answer */
     case VB_MSG_CALLBACK_REPLY: return VB_INTAKE_CALLBACK_REPLY;
@@ -283,6 +285,8 @@ vb_intake vb_msg_server_intake(const vb_msg *msg, vb_error *err)
     }
     if (ping)
         return VB_INTAKE_PING;
+    if (h->program == VB_PROG_KEEPALIVE && h->procedure == VB_KEEPALIVE_PROC_PING)
+        return VB_INTAKE_REFUSE; /* TOO_LARGE, set above */
     if (h->program == VB_PROG_KEEPALIVE) {
         vb_error_set(err, VB_ERR_NO_SUPPORT, VB_DOM_RPC,
                      "KEEPALIVE procedure %u is not a request this server answers (only PING)",

@@ -135,6 +135,8 @@ static void login_peer(vb_ts_wire *w, uint32_t serial)
 
 /* ---- KEEPALIVE (§9.2) ------------------------------------------------------ */
 
+static void big_open_body(vb_enc *enc, const void *arg);
+
 static void keepalive_calls(const char *sock, uint32_t prog)
 {
     vb_ts_wire w;
@@ -154,6 +156,9 @@ static void keepalive_calls(const char *sock, uint32_t prog)
     expect_error(&w, &pong, NULL, NULL, VB_ERR_NO_SUPPORT, VB_DOM_RPC);
     vb_msg_header nine = hdr(VB_PROG_KEEPALIVE, VB_MSG_CALL, 6, 9);
     expect_error(&w, &nine, NULL, NULL, VB_ERR_NO_SUPPORT, VB_DOM_RPC);
+    ping.serial = 8; /* a PING is small too (§5.5) */
+    uint32_t limit = vb_proto_proc_lookup(VB_PROG_KEEPALIVE, VB_KEEPALIVE_PROC_PING)->max_body;
+    expect_error(&w, &ping, big_open_body, &limit, VB_ERR_TOO_LARGE, VB_DOM_PROTO);
     assert_still_serving(&w, prog, 7);
     vb_ts_wire_close(&w);
 }
