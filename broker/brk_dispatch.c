@@ -14,8 +14,9 @@
 static void send_error(brk_session *s, const vb_msg_header *req, const vb_error *e)
 {
     vb_msg_header hdr = *req;
-    uint32_t v = vb_proto_program_version(req->program); /* the replier's */
-    hdr.version = v ? v : req->version;
+    /* the replier's version of a program it serves; of another, the caller's */
+    if (req->program == VB_PROG_BROKER || req->program == VB_PROG_KEEPALIVE)
+        hdr.version = vb_proto_program_version(req->program);
     uint8_t *frame;
     size_t len;
     if (vb_enc_error_reply(&hdr, vb_msg_answer_type(req->type), e, &frame, &len, NULL) == 0)

@@ -75,13 +75,13 @@ static void send_frame(vbh_client *c, uint8_t *frame, size_t len)
     }
 }
 
-/* The replier's version: vbhostd's HOST version, the current one of any
- * other program it knows, the caller's for a program it does not. */
+/* The replier's version of a program it serves (HOST, KEEPALIVE); of one
+ * it does not serve it has none, and repeats the caller's. */
 static uint32_t answer_version(const vbh_client *c, const vb_msg_header *req)
 {
-    uint32_t v = req->program == VB_PROG_HOST ? server_version(c)
-                                              : vb_proto_program_version(req->program);
-    return v ? v : req->version;
+    if (req->program == VB_PROG_HOST)
+        return server_version(c);
+    return req->program == VB_PROG_KEEPALIVE ? VB_PROG_KEEPALIVE_VERSION : req->version;
 }
 
 static void send_error(vbh_client *c, const vb_msg_header *req, const vb_error *e)

@@ -307,7 +307,15 @@ static void test_order_of_checks_at_broker(void **state)
     assert_int_equal(m.hdr.version, VB_PROG_BROKER_VERSION); /* the replier's (§4) */
     vb_msg_clear(&m);
     h = hdr(VB_PROG_HOST, VB_MSG_CALL, 2, VB_HOST_PROC_AUTH_LIST);
-    expect_error(&w, &h, NULL, NULL, VB_ERR_NO_SUPPORT, VB_DOM_RPC);
+    h.version = 7; /* a program it does not serve: the caller's version comes back */
+    exchange(&w, &h, NULL, NULL, VB_MSG_REPLY, &m);
+    assert_int_equal(m.hdr.status, VB_STATUS_ERROR);
+    assert_int_equal(m.hdr.version, 7);
+    int code, domain;
+    vb_ts_wire_error(&m, &code, &domain);
+    assert_int_equal(code, VB_ERR_NO_SUPPORT);
+    assert_int_equal(domain, VB_DOM_RPC);
+    vb_msg_clear(&m);
     h = hdr(VB_PROG_BROKER, VB_MSG_CALL, 3, VB_BROKER_PROC_CRED_REQUEST);
     expect_error(&w, &h, NULL, NULL, VB_ERR_NO_SUPPORT, VB_DOM_RPC);
     h = hdr(VB_PROG_BROKER, VB_MSG_CALL, 4, VB_BROKER_PROC_OPEN);
