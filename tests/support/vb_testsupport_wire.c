@@ -1,0 +1,153 @@
+/* A raw protocol client for tests (vb_testsupport_wire.h). */
+#include "vb_testsupport_wire.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vb_net.h"
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int vb_ts_wire_connect_unix(vb_ts_wire *w, const char *path)
+{
+    memset(w, 0, sizeof *w);
+    vb_error err;
+    w->fd = vb_net_connect_unix(path, &err);
+    if (w->fd < 0) {
+        fprintf(stderr, "vb_ts_wire: connect to %s: %s\n", path, err.message);
+        return -1;
+    }
+    vb_frame_reader_init(&w->rd, VB_FRAME_MAX_ABSOLUTE);
+    return 0;
+}
+
+void vb_ts_wire_close(vb_ts_wire *w)
+{
+    vb_frame_reader_clear(&w->rd);
+    if (w->fd >= 0)
+        close(w->fd);
+    w->fd = -1;
+}
+
+static int send_all(int fd, const uint8_t *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int vb_ts_wire_send(vb_ts_wire *w, const vb_msg_header *h, vb_ts_body_fn body, const void *arg)
+{
+    vb_enc enc;
+    vb_enc_begin(&enc, h);
+    if (body)
+        body(&enc, arg);
+    else
+        vb_enc_array(&enc, 0);
+    uint8_t *frame;
+    size_t len;
+    vb_error err;
+    if (vb_enc_finish(&enc, VB_FRAME_MAX_ABSOLUTE, &frame, &len, &err) < 0) {
+        fprintf(stderr, "vb_ts_wire: cannot encode: %s\n", err.message);
+        return -1;
+    }
+    int rc = send_all(w->fd, frame, len);
+    vb_frame_free(frame, len);
+    return rc;
+}
+
+/* a frame already read: 1 with *out; 0 none yet; -1 garbage */
+static int take_frame(vb_ts_wire *w, vb_msg *out)
+{
+    while (w->off < w->have) {
+        size_t used = 0;
+        vb_error err;
+        int st = vb_frame_reader_feed(&w->rd, w->buf + w->off, w->have - w->off, &used, &err);
+        w->off += used;
+        if (st == VB_FRAME_ERROR)
+            return -1;
+        if (st == VB_FRAME_READY) {
+            size_t len;
+            uint8_t *p = vb_frame_reader_take(&w->rd, &len);
+            return vb_msg_decode(out, p, len, &err) == 0 ? 1 : (vb_msg_clear(out), -1);
+        }
+    }
+    return 0;
+}
+
+int vb_ts_wire_read(vb_ts_wire *w, int timeout_ms, vb_msg *out)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    for (;;) {
+        int got = take_frame(w, out);
+        if (got != 0)
+            return got;
+        int64_t left = deadline - now_ms();
+        struct pollfd p = { .fd = w->fd, .events = POLLIN };
+        int rc = poll(&p, 1, left > 0 ? (int)left : 0); /* 0: what has arrived already */
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc <= 0)
+            return -1;
+        ssize_t n = read(w->fd, w->buf, sizeof w->buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n == 0 || (n < 0 && errno == ECONNRESET))
+            return 0;
+        if (n < 0)
+            return -1;
+        w->have = (size_t)n;
+        w->off = 0;
+    }
+}
+
+int vb_ts_wire_call(vb_ts_wire *w, const vb_msg_header *h, vb_ts_body_fn body, const void *arg,
+                    int timeout_ms, vb_msg *out)
+{
+    if (vb_ts_wire_send(w, h, body, arg) < 0)
+        return 0;
+    return vb_ts_wire_read(w, timeout_ms, out);
+}
+
+int vb_ts_wire_wait_closed(vb_ts_wire *w, int timeout_ms)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    for (;;) {
+        vb_msg m;
+        int64_t left = deadline - now_ms();
+        int rc = vb_ts_wire_read(w, left > 0 ? (int)left : 0, &m);
+        if (rc == 1) {
+            vb_msg_clear(&m);
+            continue;
+        }
+        return rc == 0 ? 0 : -1;
+    }
+}
+
+void vb_ts_wire_error(const vb_msg *m, int *code, int *domain)
+{
+    vb_error e, err;
+    *code = *domain = -1;
+    if (vb_msg_error_body(m, &e, &err) == 0) {
+        *code = e.code;
+        *domain = e.domain;
+    }
+}
