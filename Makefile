@@ -28,8 +28,12 @@ PKGS       := msgpack libsasl2 sqlite3 libcrypto libcurl libxml-2.0 libssh2 libs
 PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
-CFLAGS_ALL := -std=c11 -Wall -Wextra -Werror $(OPTFLAGS) -fPIC -D_GNU_SOURCE \
-              -DVB_VERSION='"$(VERSION)"' -Iproto -Iutil -Ihvdrivers -Istore -Itests/support -Itests/peers $(CFLAGS)
+CFLAGS_BASE := -std=c11 -Wall -Wextra -Werror $(OPTFLAGS) -fPIC -D_GNU_SOURCE -DVB_VERSION='"$(VERSION)"'
+CFLAGS_ALL := $(CFLAGS_BASE) -Iproto -Iutil -Ihvdrivers -Istore -Itests/support -Itests/peers $(CFLAGS)
+# what libvbroker's objects (proto/ and thinclient/) and its clients (vbctl,
+# examples/) see: its own layers only, so an include of util/ or hvdrivers/
+# fails to compile instead of linking something libvbroker does not hold
+CFLAGS_THIN := $(CFLAGS_BASE) -Iproto -Ithinclient $(CFLAGS)
 LDFLAGS_ALL = $(SANLDFLAGS) $(LDFLAGS)
 
 PROTO_SRC  := $(wildcard proto/*.c)
@@ -47,6 +51,10 @@ VBHOSTD    := $(BUILD)/vbhostd
 BROKER_SRC := $(wildcard broker/*.c)
 BROKER_OBJ := $(BROKER_SRC:%.c=$(BUILD)/%.o)
 VBROKERD   := $(BUILD)/vbrokerd
+
+# the public header with every internal one, for tests/unit/test_pubhdr*.c
+INTERNAL_HDR := $(sort $(wildcard proto/*.h util/*.h hvdrivers/*.h store/*.h daemon/*.h broker/*.h))
+HDR_LIST   := $(BUILD)/gen/vb_internal_headers.h
 
 # libvbroker: the thin client (thinclient/ + the proto codec, nothing else)
 THIN_SRC   := $(wildcard thinclient/*.c)
@@ -71,7 +79,7 @@ TEST_LIBS   = $(LIBTSUP) $(LIBCORE) $(LIBPROTO)
 # tests that drive the public API link libvbroker too
 TEST_LINK   = $(TEST_LIBS) -L$(BUILD) -lvbroker -Wl,-rpath,$(abspath $(BUILD))
 
-.PHONY: all deps deps-test check demo bench install clean help
+.PHONY: all deps deps-test check demo bench install clean help doc-tables
 all: $(LIBPROTO) $(LIBCORE) $(BINARIES) $(UNIT_BIN)
 
 help:
@@ -79,6 +87,7 @@ help:
 	@echo "make deps-test also the test peers: sasldb tools, a KDC, sshd (check and demo run it)"
 	@echo "make           build everything into $(BUILD)/"
 	@echo "make check     deps + build + every test; last line: 'N passed, M failed'"
+	@echo "make doc-tables   regenerate docs/protocol.md's tables from proto/vb_protocol.h"
 	@echo "make check SAN=1   the same under ASan+UBSan"
 	@echo "make demo      run what exists end to end"
 	@echo "make bench     benchmarks"
@@ -94,6 +103,11 @@ deps-test:
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
+# proto/ is linked into libvbroker: it sees only itself (and msgpack)
+$(BUILD)/proto/%.o: proto/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -Iproto $(CFLAGS) $(shell pkg-config --cflags msgpack) -MMD -MP -c $< -o $@
 
 # the test support library starts the daemons of this build and the peers of this tree
 $(BUILD)/tests/support/%.o: tests/support/%.c
@@ -117,28 +131,43 @@ $(VBROKERD): $(BROKER_OBJ) $(LIBCORE) $(LIBPROTO)
 
 $(BUILD)/thinclient/%.o: thinclient/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Ithinclient -DVB_BINDIR='"$(BINDIR_FOR_AUTOSTART)"' -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS_THIN) $(shell pkg-config --cflags msgpack) -DVB_BINDIR='"$(BINDIR_FOR_AUTOSTART)"' -MMD -MP -c $< -o $@
 
+# -z defs: every symbol libvbroker uses must come from what it links (not
+# under SAN=1: clang leaves the sanitizer runtime to the executable)
+ZDEFS      := $(if $(filter 1,$(SAN)),,-Wl,-z,defs)
 $(LIBVBROKER): $(THIN_OBJ) $(PROTO_OBJ) thinclient/libvbroker.map
 	$(CC) -shared -o $@.0 -Wl,-soname,libvbroker.so.0 -Wl,--version-script=thinclient/libvbroker.map \
-	  $(THIN_OBJ) $(PROTO_OBJ) $(shell pkg-config --libs msgpack) $(LDFLAGS_ALL)
+	  $(ZDEFS) $(THIN_OBJ) $(PROTO_OBJ) $(shell pkg-config --libs msgpack) $(LDFLAGS_ALL)
 	ln -sf libvbroker.so.0 $@
 
-$(VBCTL): $(CLI_SRC) $(LIBVBROKER)
-	$(CC) $(CFLAGS_ALL) -Ithinclient -o $@ $(CLI_SRC) -L$(BUILD) -lvbroker -Wl,-rpath,'$$ORIGIN' -Wl,-rpath,'$$ORIGIN/../lib' $(LDFLAGS_ALL)
+# vbctl names the per-user files the broker reads: the same rules, built in
+# (libvbroker exports only its API)
+VBCTL_SRC  := $(CLI_SRC) proto/vb_paths.c
+$(VBCTL): $(VBCTL_SRC) $(LIBVBROKER)
+	$(CC) $(CFLAGS_THIN) -o $@ $(VBCTL_SRC) -L$(BUILD) -lvbroker -Wl,-rpath,'$$ORIGIN' -Wl,-rpath,'$$ORIGIN/../lib' $(LDFLAGS_ALL)
 
 $(BUILD)/examples/%: examples/%.c $(LIBVBROKER)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Ithinclient -o $@ $< -L$(BUILD) -lvbroker -Wl,-rpath,'$$ORIGIN/..' $(LDFLAGS_ALL)
+	$(CC) $(CFLAGS_THIN) -o $@ $< -L$(BUILD) -lvbroker -Wl,-rpath,'$$ORIGIN/..' $(LDFLAGS_ALL)
 
 $(LIBTSUP): $(TSUP_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+# one #include line per internal header (absolute paths: each header finds
+# its siblings next to it); rewritten only when the list changes
+$(HDR_LIST): FORCE
+	@mkdir -p $(dir $@)
+	@printf '#include "$(CURDIR)/%s"\n' $(INTERNAL_HDR) > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+.PHONY: FORCE
+FORCE:
+
 define test_rule
-$(BUILD)/tests/$(basename $(notdir $(1))): $(1) $$(TEST_LIBS) $$(BINARIES)
+$(BUILD)/tests/$(basename $(notdir $(1))): $(1) $$(TEST_LIBS) $$(BINARIES) $$(HDR_LIST)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CFLAGS_ALL) -DVB_BUILD_DIR='"$$(abspath $$(BUILD))"' -DVB_SRC_DIR='"$$(CURDIR)"' -Ithinclient $$(PKG_CFLAGS) $$(shell pkg-config --cflags cmocka) -MMD -MP $$< \
+	$$(CC) $$(CFLAGS_ALL) -DVB_BUILD_DIR='"$$(abspath $$(BUILD))"' -DVB_SRC_DIR='"$$(CURDIR)"' -Ithinclient -I$$(BUILD)/gen $$(PKG_CFLAGS) $$(shell pkg-config --cflags cmocka) -MMD -MP $$< \
 	  -o $$@ $$(TEST_LINK) $$(PKG_LIBS) $$(shell pkg-config --libs cmocka) -lpthread $$(LDFLAGS_ALL)
 endef
 $(foreach t,$(UNIT_SRC) $(SCAN_SRC),$(eval $(call test_rule,$(t))))
@@ -148,6 +177,10 @@ BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 $(BUILD)/bench/%: bench/%.c $(LIBCORE) $(LIBPROTO)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(PKG_CFLAGS) -MMD -MP $< -o $@ $(LIBCORE) $(LIBPROTO) $(PKG_LIBS) -lpthread $(LDFLAGS_ALL)
+
+# docs/protocol.md's tables from proto/vb_protocol.h (test_proctable checks them)
+doc-tables:
+	python3 docs/gen-tables.py --update docs/protocol.md
 
 check: deps-test
 	@$(MAKE) --no-print-directory all
@@ -169,7 +202,7 @@ install: all
 	install -m 0755 $(VBROKERD) $(VBCTL) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0755 $(LIBVBROKER).0 $(DESTDIR)$(PREFIX)/lib/
 	ln -sf libvbroker.so.0 $(DESTDIR)$(PREFIX)/lib/libvbroker.so
-	install -m 0644 thinclient/vbroker.h $(DESTDIR)$(PREFIX)/include/
+	install -m 0644 thinclient/vbroker.h proto/vbroker_types.h $(DESTDIR)$(PREFIX)/include/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' thinclient/vbroker.pc.in \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/vbroker.pc
 	for m in docs/man/*.[138]; do \

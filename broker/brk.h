@@ -72,8 +72,7 @@ int brk_config_set_option(brk_config *cfg, const char *option, const char *text,
 /* Read path (must be ours and not writable by others); a missing file is
  * fine unless must_exist. */
 int brk_config_load(brk_config *cfg, const char *path, int must_exist, vb_error *err);
-/* $XDG_CONFIG_HOME/vbroker/vbrokerd.conf, else ~/.config/vbroker/vbrokerd.conf */
-char *brk_config_default_path(void);
+/* (the default file: vb_path_config_file("vbrokerd.conf"), vb_paths.h) */
 
 /* One decoded call for the worker (strings copied out of the frame). */
 typedef struct brk_job {

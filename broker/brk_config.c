@@ -189,16 +189,3 @@ int brk_config_load(brk_config *cfg, const char *path, int must_exist, vb_error 
     return rc;
 }
 
-char *brk_config_default_path(void)
-{
-    const char *xdg = getenv("XDG_CONFIG_HOME");
-    const char *home = getenv("HOME");
-    char buf[4096];
-    if (xdg && xdg[0] == '/')
-        snprintf(buf, sizeof buf, "%s/vbroker/vbrokerd.conf", xdg);
-    else if (home && *home)
-        snprintf(buf, sizeof buf, "%s/.config/vbroker/vbrokerd.conf", home);
-    else
-        return NULL;
-    return strdup(buf);
-}

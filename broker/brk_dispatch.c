@@ -100,7 +100,8 @@ static void answer_status(brk_session *s, const vb_msg *msg)
 /* OPEN [uri, flags, cred_types[], auth_priority[], can_prompt, (auth_file), (screen)]
  * LOGIN [... can_prompt, ttl_s, (auth_file), (screen)]; the fields in
  * parentheses come from clients that send them, in this order */
-static int read_open(brk_session *s, const vb_msg *msg, brk_job *job, vb_error *err)
+static int read_open(brk_session *s, const vb_msg *msg, enum vb_body body, brk_job *job,
+                     vb_error *err)
 {
     vb_rd rd, types, prio;
     int can_prompt;
@@ -133,7 +134,7 @@ static int read_open(brk_session *s, const vb_msg *msg, brk_job *job, vb_error *
     if (vb_rd_bool(&rd, &can_prompt, err) < 0)
         return -1;
     s->can_prompt = can_prompt;
-    if (msg->hdr.procedure == VB_BROKER_PROC_LOGIN && vb_rd_u64(&rd, &job->ttl_s, err) < 0)
+    if (body == VB_BODY_LOGIN && vb_rd_u64(&rd, &job->ttl_s, err) < 0)
         return -1;
     free(s->client_auth_file);
     s->client_auth_file = NULL;
@@ -150,8 +151,11 @@ static int read_open(brk_session *s, const vb_msg *msg, brk_job *job, vb_error *
     return 0;
 }
 
-static int read_name(const vb_msg *msg, brk_job *job, vb_error *err)
+static int read_name(brk_session *s, const vb_msg *msg, enum vb_body body, brk_job *job,
+                     vb_error *err)
 {
+    (void)s;
+    (void)body;
     vb_rd rd;
     if (vb_rd_init(&rd, msg->body, err) < 0 ||
         vb_rd_strdup(&rd, VB_DOMAIN_NAME_MAX, &job->name, err) < 0)
@@ -162,15 +166,29 @@ static int read_name(const vb_msg *msg, brk_job *job, vb_error *err)
 }
 
 /* LOGOUT [uri | nil] */
-static int read_logout(const vb_msg *msg, brk_job *job, vb_error *err)
+static int read_logout(brk_session *s, const vb_msg *msg, enum vb_body body, brk_job *job,
+                       vb_error *err)
 {
+    (void)s;
+    (void)body;
     vb_rd rd;
     return vb_rd_init(&rd, msg->body, err) < 0 || vb_rd_strdup(&rd, URI_MAX, &job->uri, err) < 0
                ? -1
                : 0;
 }
 
-static void submit_call(brk_session *s, const vb_msg *msg)
+/* The call body's decoder, by the body column of the table; bodies
+ * without one ([]) carry nothing the job reads. */
+typedef int (*brk_reader)(brk_session *s, const vb_msg *msg, enum vb_body body, brk_job *job,
+                          vb_error *err);
+static const brk_reader body_readers[VB_BODY_COUNT] = {
+    [VB_BODY_BROKER_OPEN] = read_open,
+    [VB_BODY_LOGIN] = read_open,
+    [VB_BODY_LOGOUT] = read_logout,
+    [VB_BODY_NAME] = read_name,
+};
+
+static void submit_call(brk_session *s, const vb_msg *msg, const vb_proc_info *info)
 {
     vb_error err;
     brk_job *job = calloc(1, sizeof *job);
@@ -184,13 +202,8 @@ static void submit_call(brk_session *s, const vb_msg *msg)
     if (s->busy)
         rc = vb_error_set(&err, VB_ERR_OPERATION_INVALID, VB_DOM_BROKER,
                           "a call is already running on this connection; wait for its reply");
-    else if (msg->hdr.procedure == VB_BROKER_PROC_OPEN || msg->hdr.procedure == VB_BROKER_PROC_LOGIN)
-        rc = read_open(s, msg, job, &err);
-    else if (msg->hdr.procedure == VB_BROKER_PROC_LOGOUT)
-        rc = read_logout(msg, job, &err);
-    else if (msg->hdr.procedure == VB_BROKER_PROC_DOMAIN_START ||
-             msg->hdr.procedure == VB_BROKER_PROC_DOMAIN_SHUTDOWN)
-        rc = read_name(msg, job, &err);
+    else if (body_readers[info->body])
+        rc = body_readers[info->body](s, msg, info->body, job, &err);
     if (rc == 0 && brk_worker_submit(s, job, &err) == 0) {
         s->busy = 1;
         return;
@@ -198,6 +211,23 @@ static void submit_call(brk_session *s, const vb_msg *msg)
     brk_job_free(job);
     send_error(s, &msg->hdr, &err);
 }
+
+/* The BROKER procedures answered on the loop (the runs column of
+ * proto/vb_protocol.h; a LOOP row without a line here does not compile);
+ * WORKER ones go to the session's worker (brk_worker.c), PEER ones are the
+ * broker's callbacks, which a client does not call. */
+#define BRK_LOOP_STATUS answer_status
+
+typedef void (*brk_loop_fn)(brk_session *s, const vb_msg *msg);
+#define BRK_LOOP_ROW_LOOP(name) [VB_BROKER_PROC_##name] = BRK_LOOP_##name,
+#define BRK_LOOP_ROW_ASYNC(name)
+#define BRK_LOOP_ROW_WORKER(name)
+#define BRK_LOOP_ROW_PEER(name)
+static const brk_loop_fn broker_loop_procs[] = {
+#define VB_X(name, num, auth, runs, login, since, body, max) BRK_LOOP_ROW_##runs(name)
+    VB_BROKER_PROCS(VB_X)
+#undef VB_X
+};
 
 void brk_dispatch(brk_session *s, vb_msg *msg)
 {
@@ -216,21 +246,12 @@ void brk_dispatch(brk_session *s, vb_msg *msg)
     } else if (vb_msg_check_proc_size(msg, &err) < 0) {
         send_error(s, &msg->hdr, &err);
     } else {
-        switch (msg->hdr.procedure) {
-        case VB_BROKER_PROC_STATUS:
-            answer_status(s, msg);
-            break;
-        case VB_BROKER_PROC_OPEN:
-        case VB_BROKER_PROC_CLOSE:
-        case VB_BROKER_PROC_GET_HOSTNAME:
-        case VB_BROKER_PROC_LIST_DOMAINS:
-        case VB_BROKER_PROC_DOMAIN_START:
-        case VB_BROKER_PROC_DOMAIN_SHUTDOWN:
-        case VB_BROKER_PROC_LOGIN:
-        case VB_BROKER_PROC_LOGOUT:
-            submit_call(s, msg);
-            break;
-        default:
+        const vb_proc_info *info = vb_proto_proc_lookup(VB_PROG_BROKER, msg->hdr.procedure);
+        if (info && info->runs == VB_RUN_LOOP) { /* every LOOP row has its entry */
+            broker_loop_procs[msg->hdr.procedure](s, msg);
+        } else if (info && info->runs == VB_RUN_WORKER) {
+            submit_call(s, msg, info);
+        } else {
             vb_error_set(&err, VB_ERR_NO_SUPPORT, VB_DOM_RPC,
                          "procedure %u is not supported by this broker (vbrokerd %s)",
                          msg->hdr.procedure, VB_VERSION);

@@ -49,12 +49,6 @@ void brk_post_reply(brk_session *s, const brk_job *job, int rc, brk_body_fn body
     brk_post(s, frame, len, 1);
 }
 
-static void body_hostname(vb_enc *enc, const void *arg)
-{
-    vb_enc_array(enc, 1);
-    vb_enc_str(enc, arg);
-}
-
 typedef struct domain_list {
     const vb_domain_info *doms;
     size_t n;
@@ -63,14 +57,7 @@ typedef struct domain_list {
 static void body_domains(vb_enc *enc, const void *arg)
 {
     const domain_list *l = arg;
-    vb_enc_array(enc, 1);
-    vb_enc_array(enc, (uint32_t)l->n);
-    for (size_t i = 0; i < l->n; i++) {
-        const vb_domain_info *d = &l->doms[i];
-        vb_wire_domain w = { d->id, d->name, strlen(d->name), d->uuid, strlen(d->uuid), d->state,
-                             d->memory_kib, d->vcpus };
-        vb_body_encode_domain(enc, &w);
-    }
+    vb_driver_encode_domains(enc, l->doms, l->n);
 }
 
 /* ---- the credential source ---------------------------------------------------- */
@@ -166,54 +153,92 @@ static int need_open(brk_session *s, vb_error *err)
     return 0;
 }
 
-static void run_job(brk_session *s, const brk_job *job)
+static void run_open(brk_session *s, const brk_job *job)
 {
     vb_error err;
     vb_error_clear(&err);
-    switch (job->hdr.procedure) {
-    case VB_BROKER_PROC_OPEN:
-        brk_post_reply(s, job, job_open(s, job, &err), NULL, NULL, &err);
-        break;
-    case VB_BROKER_PROC_LOGIN:
-        brk_job_login(s, job);
-        break;
-    case VB_BROKER_PROC_LOGOUT:
-        brk_job_logout(s, job);
-        break;
-    case VB_BROKER_PROC_CLOSE:
-        close_driver(s);
-        brk_post_reply(s, job, 0, NULL, NULL, &err);
-        break;
-    case VB_BROKER_PROC_GET_HOSTNAME: {
-        char *host = NULL;
-        int rc = need_open(s, &err) < 0 ? -1 : s->drv->get_hostname(s->drv_conn, &host, &err);
-        brk_post_reply(s, job, rc, body_hostname, host, &err);
-        free(host);
-        break;
-    }
-    case VB_BROKER_PROC_LIST_DOMAINS: {
-        domain_list l = { NULL, 0 };
-        vb_domain_info *doms = NULL;
-        int rc = need_open(s, &err) < 0 ? -1 : s->drv->list_domains(s->drv_conn, &doms, &l.n, &err);
-        l.doms = doms;
-        brk_post_reply(s, job, rc, body_domains, &l, &err);
-        free(doms);
-        break;
-    }
-    case VB_BROKER_PROC_DOMAIN_START:
-    case VB_BROKER_PROC_DOMAIN_SHUTDOWN: {
-        int start = job->hdr.procedure == VB_BROKER_PROC_DOMAIN_START;
-        int rc = need_open(s, &err);
-        if (rc == 0 && s->read_only) /* local drivers leave this to their host */
-            rc = vb_error_set(&err, VB_ERR_READ_ONLY, VB_DOM_BROKER,
-                              "this connection was opened read-only");
-        if (rc == 0)
-            rc = start ? s->drv->domain_start(s->drv_conn, job->name, &err)
-                       : s->drv->domain_shutdown(s->drv_conn, job->name, &err);
-        brk_post_reply(s, job, rc, NULL, NULL, &err);
-        break;
-    }
-    }
+    brk_post_reply(s, job, job_open(s, job, &err), NULL, NULL, &err);
+}
+
+static void run_close(brk_session *s, const brk_job *job)
+{
+    close_driver(s);
+    brk_post_reply(s, job, 0, NULL, NULL, NULL);
+}
+
+static void run_get_hostname(brk_session *s, const brk_job *job)
+{
+    vb_error err;
+    char *host = NULL;
+    int rc = need_open(s, &err) < 0 ? -1 : s->drv->get_hostname(s->drv_conn, &host, &err);
+    brk_post_reply(s, job, rc, vb_body_pack_str, host, &err);
+    free(host);
+}
+
+static void run_list_domains(brk_session *s, const brk_job *job)
+{
+    vb_error err;
+    domain_list l = { NULL, 0 };
+    vb_domain_info *doms = NULL;
+    int rc = need_open(s, &err) < 0 ? -1 : s->drv->list_domains(s->drv_conn, &doms, &l.n, &err);
+    l.doms = doms;
+    brk_post_reply(s, job, rc, body_domains, &l, &err);
+    free(doms);
+}
+
+static void run_domain_op(brk_session *s, const brk_job *job, int start)
+{
+    vb_error err;
+    int rc = need_open(s, &err);
+    if (rc == 0 && s->read_only) /* local drivers leave this to their host */
+        rc = vb_error_set(&err, VB_ERR_READ_ONLY, VB_DOM_BROKER,
+                          "this connection was opened read-only");
+    if (rc == 0)
+        rc = start ? s->drv->domain_start(s->drv_conn, job->name, &err)
+                   : s->drv->domain_shutdown(s->drv_conn, job->name, &err);
+    brk_post_reply(s, job, rc, NULL, NULL, &err);
+}
+
+static void run_domain_start(brk_session *s, const brk_job *job)
+{
+    run_domain_op(s, job, 1);
+}
+
+static void run_domain_shutdown(brk_session *s, const brk_job *job)
+{
+    run_domain_op(s, job, 0);
+}
+
+/* The job of every BROKER procedure that runs on the worker (the runs column
+ * of proto/vb_protocol.h): a WORKER row without a line here does not compile.
+ * The driver calls forward to the session's driver, the remote driver to the
+ * HOST procedure with the same body. */
+#define BRK_JOB_OPEN            run_open
+#define BRK_JOB_CLOSE           run_close
+#define BRK_JOB_GET_HOSTNAME    run_get_hostname
+#define BRK_JOB_LIST_DOMAINS    run_list_domains
+#define BRK_JOB_DOMAIN_START    run_domain_start
+#define BRK_JOB_DOMAIN_SHUTDOWN run_domain_shutdown
+#define BRK_JOB_LOGIN           brk_job_login
+#define BRK_JOB_LOGOUT          brk_job_logout
+
+typedef void (*brk_job_fn)(brk_session *s, const brk_job *job);
+#define BRK_JOB_ROW_WORKER(name) [VB_BROKER_PROC_##name] = BRK_JOB_##name,
+#define BRK_JOB_ROW_LOOP(name)
+#define BRK_JOB_ROW_ASYNC(name)
+#define BRK_JOB_ROW_PEER(name)
+static const brk_job_fn broker_jobs[] = {
+#define VB_X(name, num, auth, runs, login, since, body, max) BRK_JOB_ROW_##runs(name)
+    VB_BROKER_PROCS(VB_X)
+#undef VB_X
+};
+
+/* brk_dispatch submits only WORKER procedures, so there is a job for each */
+static void run_job(brk_session *s, const brk_job *job)
+{
+    uint32_t proc = job->hdr.procedure;
+    if (proc < sizeof broker_jobs / sizeof broker_jobs[0] && broker_jobs[proc])
+        broker_jobs[proc](s, job);
 }
 
 /* Wait (s->mutex held) for a job or the session's end. 1 when the worker

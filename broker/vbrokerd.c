@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "brk.h"
+#include "vb_paths.h" /* the default socket, state dir and vbrokerd.conf */
 #include "vb_daemon.h"
 #include "vb_libvirt.h"
 #include "vb_log.h"
@@ -53,8 +54,8 @@ static void usage(FILE *out)
             "  --socket PATH           listen here (default: $VBROKER_SOCKET, else\n"
             "                          $XDG_RUNTIME_DIR/vbroker/sock, else /tmp/vbroker-UID/sock)\n"
             "  --state-dir DIR         the login cache (default $XDG_STATE_HOME/vbroker,\n"
-            "                          else ~/.local/state/vbroker; without HOME or\n"
-            "                          XDG_STATE_HOME it must be given)\n"
+            "                          else ~/.local/state/vbroker; with no home at all\n"
+            "                          it must be given)\n"
             "  --log-level LEVEL       error, warn, info (default) or debug\n"
             "  --log-file PATH         log here (0600, never through a symbolic link) instead\n"
             "                          of stderr; an autostarted broker logs to\n"
@@ -88,26 +89,10 @@ static void usage(FILE *out)
             "                          vbrokerd.conf, else 'pinentry' in PATH; 'none': never)\n");
 }
 
-/* NULL when there is no private place: the cache holds login tokens, and a
- * fallback such as /tmp/.local/state would be shared by every user. */
-static char *default_state_dir(void)
-{
-    const char *xdg = getenv("XDG_STATE_HOME");
-    const char *home = getenv("HOME");
-    char buf[4096];
-    if (xdg && xdg[0] == '/')
-        snprintf(buf, sizeof buf, "%s/vbroker", xdg);
-    else if (home && home[0] == '/')
-        snprintf(buf, sizeof buf, "%s/.local/state/vbroker", home);
-    else
-        return NULL;
-    return strdup(buf);
-}
-
 static char *default_socket_path(void)
 {
     char buf[256];
-    vb_proto_broker_socket_path(buf, sizeof buf);
+    vb_path_broker_socket(buf, sizeof buf);
     return strdup(buf);
 }
 
@@ -165,7 +150,7 @@ static const char *config_option(int argc, char **argv)
 static int load_config_file(brk_config *cfg, const char *given)
 {
     vb_error err;
-    char *path = given ? strdup(given) : brk_config_default_path();
+    char *path = given ? strdup(given) : vb_path_config_file("vbrokerd.conf");
     int rc = path ? brk_config_load(cfg, path, given != NULL, &err) : 0;
     free(path);
     if (rc < 0)
@@ -296,10 +281,13 @@ int main(int argc, char **argv)
     vb_libvirt_driver_set_keepalive(cfg.keepalive_interval_s, cfg.keepalive_count);
     if (!cfg.socket_path)
         cfg.socket_path = default_socket_path();
-    if (!cfg.state_dir && !(cfg.state_dir = default_state_dir())) {
+    /* NULL when there is no private place: the cache holds login tokens,
+     * and a fallback such as /tmp/.local/state would be shared by every user */
+    if (!cfg.state_dir && !(cfg.state_dir = vb_path_state_dir())) {
         fprintf(stderr, "vbrokerd: no private directory for the login cache: neither HOME nor "
-                        "XDG_STATE_HOME is set to an absolute path, and a shared one such as /tmp "
-                        "is never used; set HOME or pass --state-dir DIR\n");
+                        "XDG_STATE_HOME is set to an absolute path, the account's home does not "
+                        "exist, and a shared one such as /tmp is never used; set HOME or pass "
+                        "--state-dir DIR\n");
         brk_config_clear(&cfg);
         return 2;
     }

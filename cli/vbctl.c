@@ -18,6 +18,7 @@
  *       AUTH_CANCELLED (the prompt was cancelled, e.g. end of stdin);
  *       for those two causes the message is one line saying what to run
  */
+#include "vb_paths.h"
 #include "vbroker.h"
 
 #include <errno.h>
@@ -34,10 +35,6 @@
 #define EXIT_USAGE       2
 #define EXIT_UNAVAILABLE 69   /* EX_UNAVAILABLE */
 #define EXIT_NOPERM      77   /* EX_NOPERM */
-
-/* The error domain of the thin client itself (docs/protocol.md, "Error
- * domains": 13 = client). vbroker.h does not name the domains. */
-#define VBCTL_DOMAIN_CLIENT 13
 
 typedef struct vbctl {
     const char *uri;
@@ -127,21 +124,23 @@ static int usage_error(const char *before, const char *arg, const char *after)
 static void print_auth_conf_path(FILE *f)
 {
     const char *env = getenv("VBROKER_AUTH_FILE");
-    const char *xdg = getenv("XDG_CONFIG_HOME");
-    if (env && *env)
+    if (env && *env) {
         put_safe(f, env);
-    else if (xdg && xdg[0] == '/') {
-        put_safe(f, xdg);
-        fputs("/vbroker/auth.conf", f);
-    } else
-        fputs("~/.config/vbroker/auth.conf", f);
+        return;
+    }
+    char *path = vb_path_config_file("auth.conf"); /* the broker's rule (vb_paths.h) */
+    if (path)
+        put_safe(f, path);
+    else /* no home: say where it would be */
+        fputs("$XDG_CONFIG_HOME/vbroker/auth.conf", f);
+    free(path);
 }
 
 /* ---- errors → messages and exit codes ------------------------------------------ */
 
 static int is_broker_unavailable(const vb_error *err)
 {
-    return err->domain == VBCTL_DOMAIN_CLIENT &&
+    return err->domain == VBROKER_DOM_CLIENT &&
            (err->code == VBROKER_ERR_NO_CONNECT || err->code == VBROKER_ERR_PEER_CLOSED);
 }
 

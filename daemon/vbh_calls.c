@@ -252,8 +252,7 @@ int vbh_call_get_hostname(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *e
     vbh_dconn *d = need_open(c, err);
     if (!d || d->drv->get_hostname(d->conn, &hostname, err) < 0)
         return -1;
-    vb_enc_array(reply, 1);
-    vb_enc_str(reply, hostname);
+    vb_body_pack_str(reply, hostname);
     free(hostname);
     return 0;
 }
@@ -266,14 +265,7 @@ int vbh_call_list_domains(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *e
     vbh_dconn *d = need_open(c, err);
     if (!d || d->drv->list_domains(d->conn, &doms, &n, err) < 0)
         return -1;
-    vb_enc_array(reply, 1);
-    vb_enc_array(reply, (uint32_t)n);
-    for (size_t i = 0; i < n; i++) {
-        vb_wire_domain w = { doms[i].id, doms[i].name, strlen(doms[i].name), doms[i].uuid,
-                             strlen(doms[i].uuid), doms[i].state, doms[i].memory_kib,
-                             doms[i].vcpus };
-        vb_body_encode_domain(reply, &w);
-    }
+    vb_driver_encode_domains(reply, doms, n);
     free(doms);
     return 0;
 }

@@ -7,55 +7,61 @@
 
 #include "vb_log.h"
 
+typedef int (*vbh_begin_fn)(vbh_client *c, vb_msg *msg, vb_error *err);
+
 typedef struct vbh_route {
-    uint32_t procedure;
     vbh_handler handler;
+    vbh_begin_fn begin; /* ASYNC procedures: starts the question; handler answers later */
 } vbh_route;
 
-/* needs-auth comes from the protocol table (proto/vb_protocol.h), not from
- * the handlers: the gate is a column, not an `if` in each handler. */
+/* The handler of every HOST procedure this server runs. Everything else about
+ * a procedure (needs-auth, loop or worker, the version it came in, its body)
+ * is a column of the protocol table (proto/vb_protocol.h), not code here: a
+ * row that the server runs and that has no line below does not compile. */
+#define VBH_HANDLER_AUTH_LIST            vbh_auth_list_handler
+#define VBH_HANDLER_AUTH_SASL_INIT       vbh_auth_sasl_init
+#define VBH_HANDLER_AUTH_SASL_START      vbh_auth_sasl_start
+#define VBH_HANDLER_AUTH_SASL_STEP       vbh_auth_sasl_step
+#define VBH_HANDLER_AUTH_TOKEN_CHALLENGE vbh_auth_token_challenge
+#define VBH_HANDLER_AUTH_TOKEN_PROVE     vbh_auth_token_prove
+#define VBH_HANDLER_AUTH_PEER            vbh_auth_peer
+#define VBH_HANDLER_AUTH_POLKIT          vbh_auth_polkit_finish
+#define VBH_BEGIN_AUTH_POLKIT            vbh_auth_polkit_begin
+#define VBH_HANDLER_OPEN                 vbh_call_open
+#define VBH_HANDLER_CLOSE                vbh_call_close
+#define VBH_HANDLER_GET_HOSTNAME         vbh_call_get_hostname
+#define VBH_HANDLER_LIST_DOMAINS         vbh_call_list_domains
+#define VBH_HANDLER_DOMAIN_START         vbh_call_domain_start
+#define VBH_HANDLER_DOMAIN_SHUTDOWN      vbh_call_domain_shutdown
+#define VBH_HANDLER_TOKEN_ISSUE          vbh_token_issue
+#define VBH_HANDLER_TOKEN_REVOKE         vbh_token_revoke
+
+#define VBH_ROUTE_LOOP(name)   [VB_HOST_PROC_##name] = { VBH_HANDLER_##name, NULL },
+#define VBH_ROUTE_WORKER(name) VBH_ROUTE_LOOP(name)
+#define VBH_ROUTE_ASYNC(name)  [VB_HOST_PROC_##name] = { VBH_HANDLER_##name, VBH_BEGIN_##name },
+#define VBH_ROUTE_PEER(name)   /* the server sends it; a client's CALL of it: NO_SUPPORT */
+
 static const vbh_route host_routes[] = {
-    { VB_HOST_PROC_AUTH_LIST, vbh_auth_list_handler },
-    { VB_HOST_PROC_AUTH_SASL_INIT, vbh_auth_sasl_init },
-    { VB_HOST_PROC_AUTH_SASL_START, vbh_auth_sasl_start },
-    { VB_HOST_PROC_AUTH_SASL_STEP, vbh_auth_sasl_step },
-    { VB_HOST_PROC_AUTH_PEER, vbh_auth_peer },
-    { VB_HOST_PROC_AUTH_POLKIT, vbh_auth_polkit_finish }, /* after vbh_auth_polkit_begin */
-    { VB_HOST_PROC_AUTH_TOKEN_CHALLENGE, vbh_auth_token_challenge },
-    { VB_HOST_PROC_AUTH_TOKEN_PROVE, vbh_auth_token_prove },
-    { VB_HOST_PROC_TOKEN_ISSUE, vbh_token_issue },
-    { VB_HOST_PROC_TOKEN_REVOKE, vbh_token_revoke },
-    { VB_HOST_PROC_OPEN, vbh_call_open },
-    { VB_HOST_PROC_CLOSE, vbh_call_close },
-    { VB_HOST_PROC_GET_HOSTNAME, vbh_call_get_hostname },
-    { VB_HOST_PROC_LIST_DOMAINS, vbh_call_list_domains },
-    { VB_HOST_PROC_DOMAIN_START, vbh_call_domain_start },
-    { VB_HOST_PROC_DOMAIN_SHUTDOWN, vbh_call_domain_shutdown },
+#define VB_X(name, num, auth, runs, login, since, body, max) VBH_ROUTE_##runs(name)
+    VB_HOST_PROCS(VB_X)
+#undef VB_X
 };
 
-static int is_auth_proc(uint32_t procedure)
-{
-    return procedure >= VB_HOST_PROC_AUTH_LIST && procedure <= VB_HOST_PROC_AUTH_POLKIT;
-}
+static uint32_t server_version(const vbh_client *c);
 
-/* what a HOST v1 server did not have */
-static int is_v2_proc(uint32_t procedure)
+/* The route and table entry for msg, or NULL when this server does not run
+ * it: another program, a procedure it does not know, one the client runs,
+ * or (a v1 server, which predates authentication) one that came later. */
+static const vbh_route *find_route(const vbh_client *c, const vb_msg *msg,
+                                   const vb_proc_info **info)
 {
-    return is_auth_proc(procedure) || procedure == VB_HOST_PROC_TOKEN_ISSUE ||
-           procedure == VB_HOST_PROC_TOKEN_REVOKE;
-}
-
-static vbh_handler find_handler(const vbh_client *c, const vb_msg *msg)
-{
+    uint32_t proc = msg->hdr.procedure;
     if (msg->hdr.program != VB_PROG_HOST)
         return NULL;
-    /* A v1 server predates authentication: AUTH_* are unknown to it. */
-    if (c->srv->cfg->protocol_v1 && is_v2_proc(msg->hdr.procedure))
+    *info = vb_proto_proc_lookup_version(VB_PROG_HOST, server_version(c), proc);
+    if (!*info || proc >= sizeof host_routes / sizeof host_routes[0] || !host_routes[proc].handler)
         return NULL;
-    for (size_t i = 0; i < sizeof host_routes / sizeof host_routes[0]; i++)
-        if (host_routes[i].procedure == msg->hdr.procedure)
-            return host_routes[i].handler;
-    return NULL;
+    return &host_routes[proc];
 }
 
 static uint32_t server_version(const vbh_client *c)
@@ -232,26 +238,21 @@ void vbh_dispatch_resume(vbh_client *c, const vb_msg *msg, vbh_handler handler)
     run_handler(c, msg, handler);
 }
 
-static int is_driver_proc(uint32_t procedure)
-{
-    return procedure >= VB_HOST_PROC_OPEN && procedure <= VB_HOST_PROC_DOMAIN_SHUTDOWN;
-}
-
-/* Driver calls may block (HTTP to a XenAPI host, a nested prompt): hand
- * them to the client's worker; the rest is answered here. */
-static void route(vbh_client *c, vb_msg *msg, vbh_handler handler)
+/* Where the table says it runs: driver calls may block (HTTP to a XenAPI
+ * host, a nested prompt) and go to the client's worker; an ASYNC one starts
+ * its question here and is answered later; the rest is answered here. */
+static void route(vbh_client *c, vb_msg *msg, const vb_proc_info *info, const vbh_route *r)
 {
     vb_error err;
     vb_msg_header hdr = msg->hdr;
-    if (msg->hdr.procedure == VB_HOST_PROC_AUTH_POLKIT) {
-        /* polkitd answers over D-Bus: asked off the loop, answered later */
-        if (vbh_auth_polkit_begin(c, msg, &err) < 0) {
+    if (info->runs == VB_RUN_ASYNC) {
+        if (r->begin(c, msg, &err) < 0) {
             vb_msg m = { .hdr = hdr };
             answer_auth(c, &m, -1, NULL, 0, &err);
         }
-    } else if (!is_driver_proc(msg->hdr.procedure)) {
-        run_handler(c, msg, handler);
-    } else if (vbh_worker_submit(c, msg, handler, &err) < 0) {
+    } else if (info->runs != VB_RUN_WORKER) {
+        run_handler(c, msg, r->handler);
+    } else if (vbh_worker_submit(c, msg, r->handler, &err) < 0) {
         send_error(c, &msg->hdr, &err);
     }
 }
@@ -271,9 +272,9 @@ void vbh_dispatch(vbh_client *c, vb_msg *msg)
     } else if (vb_msg_check_proc_size(msg, &err) < 0) {
         send_error(c, &msg->hdr, &err);
     } else {
-        const vb_proc_info *info = vb_proto_proc_lookup(msg->hdr.program, msg->hdr.procedure);
-        vbh_handler handler = find_handler(c, msg);
-        if (!handler || !info) {
+        const vb_proc_info *info = NULL;
+        const vbh_route *r = find_route(c, msg, &info);
+        if (!r) {
             vb_error_set(&err, VB_ERR_NO_SUPPORT, VB_DOM_RPC,
                          "procedure %u of program %u is not supported by this server "
                          "(vbhostd, HOST protocol v%u)",
@@ -282,7 +283,7 @@ void vbh_dispatch(vbh_client *c, vb_msg *msg)
         } else if (info->needs_auth && !c->authenticated) {
             gate_refuse(c, msg, info);
         } else {
-            route(c, msg, handler);
+            route(c, msg, info, r);
         }
     }
     vb_msg_clear(msg);

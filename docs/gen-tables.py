@@ -22,6 +22,14 @@ BEGIN = "<!-- tables:begin -->"
 END = "<!-- tables:end -->"
 
 
+RUNS = {
+    "LOOP": "on the event loop",
+    "ASYNC": "asked off the loop, answered on it later",
+    "WORKER": "on the connection's worker thread (may block)",
+    "PEER": "sent by the server, handled by its client",
+}
+
+
 class ParseError(Exception):
     pass
 
@@ -85,10 +93,27 @@ def c_expr(s):
 
 
 def c_string(s):
+    """A string literal, or adjacent ones (C concatenates them)."""
     s = s.strip()
-    if not (s.startswith('"') and s.endswith('"')):
+    parts = re.findall(r'"((?:[^"\\]|\\.)*)"', s)
+    if not parts or re.sub(r'"((?:[^"\\]|\\.)*)"', "", s).strip():
         raise ParseError("not a string literal: %r" % s)
-    return s[1:-1]
+    out = "".join(parts)
+    if "\\" in out:
+        raise ParseError("escape sequences are not supported: %r" % s)
+    return out
+
+
+def c_ident(s):
+    s = s.strip()
+    if not re.fullmatch(r"[A-Z][A-Z0-9_]*", s):
+        raise ParseError("not an identifier: %r" % s)
+    return s
+
+
+def md_cell(s):
+    """Text for a markdown table cell: its pipes escaped."""
+    return s.replace("|", "\\|")
 
 
 def enum_rows(text, enum_name, prefix):
@@ -175,18 +200,50 @@ def render(header_path):
       "(`VB_PROG_HOST_VERSION_NOAUTH`)." % noauth)
     w("")
 
+    bodies = [(c_ident(n), c_string(call), c_string(reply))
+              for n, call, reply in x_rows(text, "VB_BODIES", 3)]
+    body_names = [b[0] for b in bodies]
+    used_by = {n: [] for n in body_names}
     for pname, pnum, _ in programs:
-        rows = x_rows(text, "VB_%s_PROCS" % pname, 4)
+        rows = x_rows(text, "VB_%s_PROCS" % pname, 8)
         w("### Procedures of `%s` (program %d)" % (pname, c_int(pnum)))
         w("")
-        w("| number | procedure | needs auth | max body (bytes) |")
-        w("|---|---|---|---|")
-        for name, num, auth, mx in rows:
-            a = c_int(auth)
-            if a not in (0, 1):
-                raise ParseError("%s %s: needs_auth is %d" % (pname, name, a))
-            w("| %d | `%s` | %s | %d |" % (c_int(num), name, "yes" if a else "no", c_int(mx)))
+        w("| number | procedure | needs auth | runs | logs in | since version | body | max body (bytes) |")
+        w("|---|---|---|---|---|---|---|---|")
+        for name, num, auth, runs, login, since, body, mx in rows:
+            a, li = c_int(auth), c_int(login)
+            if a not in (0, 1) or li not in (0, 1):
+                raise ParseError("%s %s: needs_auth %d, logs_in %d" % (pname, name, a, li))
+            runs, body = c_ident(runs), c_ident(body)
+            if runs not in RUNS:
+                raise ParseError("%s %s: runs is %s" % (pname, name, runs))
+            if body not in used_by:
+                raise ParseError("%s %s: body %s is not in VB_BODIES" % (pname, name, body))
+            used_by[body].append("`%s` `%s`" % (pname, name))
+            w("| %d | `%s` | %s | %s | %s | %d | `%s` | %d |" % (
+                c_int(num), name, "yes" if a else "no", runs.lower(), "yes" if li else "no",
+                c_int(since), body, c_int(mx)))
         w("")
+    w("*runs*: where the server runs the procedure: " +
+      "; ".join("`%s` %s" % (r.lower(), RUNS[r]) for r in RUNS) + ". "
+      "*logs in*: the driver may log in during the call, so a credential question may "
+      "come (9.12). *since version*: the first version of the program that has it.")
+    w("")
+
+    w("### Bodies")
+    w("")
+    w("Each procedure's body shape (section 9 says what each field means). Procedures "
+      "that carry the same message name the same body.")
+    w("")
+    w("| body | call (or callback, event) | answer | used by |")
+    w("|---|---|---|---|")
+    for name, call, reply in bodies:
+        if not used_by[name]:
+            raise ParseError("body %s is used by no procedure" % name)
+        w("| `%s` | `%s` | %s | %s |" % (name, md_cell(call),
+                                        "none" if reply == "-" else "`%s`" % md_cell(reply),
+                                        ", ".join(used_by[name])))
+    w("")
 
     w("### Error codes")
     w("")

@@ -3,6 +3,7 @@
  * by all of them (state names, domain name rules).
  */
 #include "vb_driver.h"
+#include "vb_bodies.h"
 #include "vb_libvirt.h"
 #include "vb_xenapi.h"
 
@@ -46,13 +47,25 @@ const vb_driver *vb_driver_lookup(const char *name, vb_error *err)
     return NULL;
 }
 
-/* Indexed by enum vb_domain_state; the words libvirt (virsh) prints. */
+/* Indexed by enum vb_domain_state_public; the words libvirt (virsh) prints. */
 static const char *const state_names[] = {
     [VB_DOMAIN_NOSTATE] = "no state",     [VB_DOMAIN_RUNNING] = "running",
     [VB_DOMAIN_BLOCKED] = "blocked",      [VB_DOMAIN_PAUSED] = "paused",
     [VB_DOMAIN_SHUTDOWN] = "in shutdown", [VB_DOMAIN_SHUTOFF] = "shut off",
     [VB_DOMAIN_CRASHED] = "crashed",      [VB_DOMAIN_PMSUSPENDED] = "pmsuspended",
 };
+
+void vb_driver_encode_domains(vb_enc *enc, const vb_domain_info *doms, size_t n)
+{
+    vb_enc_array(enc, 1);
+    vb_enc_array(enc, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        const vb_domain_info *d = &doms[i];
+        vb_wire_domain w = { d->id, d->name, strlen(d->name), d->uuid, strlen(d->uuid), d->state,
+                             d->memory_kib, d->vcpus };
+        vb_body_encode_domain(enc, &w);
+    }
+}
 
 const char *vb_domain_state_name(uint32_t state)
 {

@@ -14,13 +14,14 @@
 
 #include "vb_error.h"
 #include "vb_uri.h"
+#include "vbroker_types.h"
 
+/* VB_OPEN_READ_ONLY and VB_OPEN_NON_INTERACTIVE are libvbroker's public
+ * flags (vbroker_types.h), the bits BROKER OPEN/LOGIN carry. NON_INTERACTIVE
+ * is for the broker only (thin client → vbrokerd): nothing may be asked, by
+ * any route (callback or the broker's pinentry); vbrokerd takes it off
+ * before a driver sees the flags. */
 enum vb_open_flags {
-    VB_OPEN_READ_ONLY = 1u << 0,
-    /* BROKER OPEN/LOGIN only (thin client → vbrokerd): nothing may be asked,
-     * by any route (callback or the broker's pinentry). vbrokerd takes it
-     * off before a driver sees the flags. */
-    VB_OPEN_NON_INTERACTIVE = 1u << 1,
     /* The flags below never cross the wire (the remote driver sends only
      * VB_OPEN_WIRE_FLAGS to the next hop); vbhostd sets them on its opens.
      *
@@ -40,17 +41,8 @@ enum vb_open_flags {
 };
 #define VB_OPEN_WIRE_FLAGS ((unsigned)VB_OPEN_READ_ONLY)
 
-/* libvirt's virDomainState numbering */
-enum vb_domain_state {
-    VB_DOMAIN_NOSTATE = 0,
-    VB_DOMAIN_RUNNING = 1,
-    VB_DOMAIN_BLOCKED = 2,
-    VB_DOMAIN_PAUSED = 3,
-    VB_DOMAIN_SHUTDOWN = 4,
-    VB_DOMAIN_SHUTOFF = 5,
-    VB_DOMAIN_CRASHED = 6,
-    VB_DOMAIN_PMSUSPENDED = 7,
-};
+/* enum vb_domain_state_public (libvirt's virDomainState numbering): the
+ * states libvbroker's API reports, defined there once (vbroker_types.h) */
 
 #define VB_DOMAIN_NAME_MAX 256
 #define VB_UUID_STRING_LEN 37 /* 36 chars + NUL */
@@ -59,12 +51,17 @@ typedef struct vb_domain_info {
     int32_t id;                      /* -1 when not running */
     char name[VB_DOMAIN_NAME_MAX];
     char uuid[VB_UUID_STRING_LEN];
-    uint32_t state;                  /* enum vb_domain_state */
+    uint32_t state;                  /* enum vb_domain_state_public */
     uint64_t memory_kib;
     uint32_t vcpus;
 } vb_domain_info;
 
 const char *vb_domain_state_name(uint32_t state); /* "running", "shut off", ... */
+
+struct vb_enc;
+/* The DOMAINS reply body (proto/vb_protocol.h) of n domains, as vbhostd's
+ * HOST and vbrokerd's BROKER LIST_DOMAINS send it. */
+void vb_driver_encode_domains(struct vb_enc *enc, const vb_domain_info *doms, size_t n);
 
 /* 0 when name can name a domain: 1..VB_DOMAIN_NAME_MAX-1 bytes, no control
  * characters. Otherwise -1 and err is VB_ERR_INVALID_ARG (the message never

@@ -24,6 +24,7 @@
  */
 #include "vb_libvirt.h"
 #include "vb_cred.h"
+#include "vb_paths.h"
 #include "vb_sasl.h"
 
 #include <pthread.h>
@@ -678,14 +679,13 @@ int vb_libvirt_wire_endpoint(const char *libvirt_uri, char *host, size_t host_le
 static int own_libvirt_authfile(char *path, size_t len)
 {
     const char *env = getenv("LIBVIRT_AUTH_FILE");
-    const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+    char *config_home = vb_path_config_home();
     char candidates[3][512] = { "", "", "/etc/libvirt/auth.conf" };
     if (env && *env)
         snprintf(candidates[0], sizeof candidates[0], "%s", env);
-    if (xdg && xdg[0] == '/')
-        snprintf(candidates[1], sizeof candidates[1], "%s/libvirt/auth.conf", xdg);
-    else if (home && *home)
-        snprintf(candidates[1], sizeof candidates[1], "%s/.config/libvirt/auth.conf", home);
+    if (config_home)
+        snprintf(candidates[1], sizeof candidates[1], "%s/libvirt/auth.conf", config_home);
+    free(config_home);
     for (size_t i = 0; i < 3; i++)
         if (candidates[i][0] && access(candidates[i], F_OK) == 0) {
             snprintf(path, len, "%s", candidates[i]);

@@ -355,6 +355,10 @@ int vb_remote_call(vb_remote *r, uint32_t program, uint32_t procedure, vb_remote
     vb_enc enc;
     uint8_t *frame;
     size_t len;
+    if (!args_fn) { /* the procedure's body column says how its call is packed */
+        const vb_proc_info *info = vb_proto_proc_lookup(program, procedure);
+        args_fn = info ? vb_body_call_packer(info->body) : NULL;
+    }
     vb_enc_begin(&enc, &hdr);
     if (args_fn)
         args_fn(&enc, arg);
@@ -1238,14 +1242,6 @@ void vb_remote_set_relay(vb_remote *r, const vb_cred_source *creds)
 
 /* ---- tokens ------------------------------------------------------------------ */
 
-static void pack_name(vb_enc *enc, const void *arg);
-
-static void pack_ttl(vb_enc *enc, const void *arg)
-{
-    vb_enc_array(enc, 1);
-    vb_enc_u64(enc, *(const uint64_t *)arg);
-}
-
 int vb_remote_issue_token(vb_remote *r, uint64_t ttl_s, vb_remote_token *out, vb_error *err)
 {
     vb_msg reply;
@@ -1254,7 +1250,7 @@ int vb_remote_issue_token(vb_remote *r, uint64_t ttl_s, vb_remote_token *out, vb
     const uint8_t *secret;
     size_t idlen, slen, identlen;
     memset(out, 0, sizeof *out);
-    if (vb_remote_call(r, VB_PROG_HOST, VB_HOST_PROC_TOKEN_ISSUE, pack_ttl, &ttl_s, &reply, err) < 0)
+    if (vb_remote_call(r, VB_PROG_HOST, VB_HOST_PROC_TOKEN_ISSUE, NULL, &ttl_s, &reply, err) < 0)
         return -1;
     int rc = vb_rd_init(&rd, reply.body, err) < 0 || vb_rd_str(&rd, &id, &idlen, err) < 0 ||
                      vb_rd_bin(&rd, &secret, &slen, err) < 0 ||
@@ -1279,7 +1275,7 @@ int vb_remote_revoke_token(vb_remote *r, const char *id, int *revoked, vb_error 
     vb_msg reply;
     vb_rd rd;
     *revoked = 0;
-    if (vb_remote_call(r, VB_PROG_HOST, VB_HOST_PROC_TOKEN_REVOKE, pack_name, id, &reply, err) < 0)
+    if (vb_remote_call(r, VB_PROG_HOST, VB_HOST_PROC_TOKEN_REVOKE, NULL, id, &reply, err) < 0)
         return -1;
     int rc = vb_rd_init(&rd, reply.body, err) < 0 || vb_rd_bool(&rd, revoked, err) < 0 ? -1 : 0;
     vb_msg_clear(&reply);
@@ -1288,30 +1284,12 @@ int vb_remote_revoke_token(vb_remote *r, const char *id, int *revoked, vb_error 
 
 /* ---- driver calls -------------------------------------------------------- */
 
-typedef struct open_args {
-    const char *name;
-    unsigned flags;
-} open_args;
-
-static void pack_open(vb_enc *enc, const void *arg)
-{
-    const open_args *a = arg;
-    vb_enc_array(enc, 2);
-    vb_enc_str(enc, a->name);
-    vb_enc_u64(enc, a->flags);
-}
-
-static void pack_name(vb_enc *enc, const void *arg)
-{
-    vb_enc_array(enc, 1);
-    vb_enc_str(enc, arg);
-}
-
-static int simple_call(vb_remote *r, uint32_t proc, vb_remote_args_fn fn, const void *arg,
-                       vb_error *err)
+/* The stubs name their procedure; its body column picks the packer
+ * (vb_body_call_packer) and the reply's decoder is the body's. */
+static int simple_call(vb_remote *r, uint32_t proc, const void *arg, vb_error *err)
 {
     vb_msg reply;
-    if (vb_remote_call(r, VB_PROG_HOST, proc, fn, arg, &reply, err) < 0)
+    if (vb_remote_call(r, VB_PROG_HOST, proc, NULL, arg, &reply, err) < 0)
         return -1;
     vb_msg_clear(&reply);
     return 0;
@@ -1319,34 +1297,31 @@ static int simple_call(vb_remote *r, uint32_t proc, vb_remote_args_fn fn, const 
 
 int vb_remote_open(vb_remote *r, const char *name, unsigned flags, vb_error *err)
 {
-    open_args a = { name, flags };
-    return simple_call(r, VB_HOST_PROC_OPEN, pack_open, &a, err);
+    vb_body_open a = { name, flags };
+    return simple_call(r, VB_HOST_PROC_OPEN, &a, err);
 }
 
 int vb_remote_close_driver(vb_remote *r, vb_error *err)
 {
-    return simple_call(r, VB_HOST_PROC_CLOSE, NULL, NULL, err);
+    return simple_call(r, VB_HOST_PROC_CLOSE, NULL, err);
 }
 
 int vb_remote_domain_start(vb_remote *r, const char *name, vb_error *err)
 {
-    return simple_call(r, VB_HOST_PROC_DOMAIN_START, pack_name, name, err);
+    return simple_call(r, VB_HOST_PROC_DOMAIN_START, name, err);
 }
 
 int vb_remote_domain_shutdown(vb_remote *r, const char *name, vb_error *err)
 {
-    return simple_call(r, VB_HOST_PROC_DOMAIN_SHUTDOWN, pack_name, name, err);
+    return simple_call(r, VB_HOST_PROC_DOMAIN_SHUTDOWN, name, err);
 }
 
 int vb_remote_get_hostname(vb_remote *r, char **hostname, vb_error *err)
 {
     vb_msg reply;
-    vb_rd rd;
     if (vb_remote_call(r, VB_PROG_HOST, VB_HOST_PROC_GET_HOSTNAME, NULL, NULL, &reply, err) < 0)
         return -1;
-    int rc = vb_rd_init(&rd, reply.body, err) < 0 || vb_rd_strdup(&rd, 1024, hostname, err) < 0
-                 ? -1
-                 : 0;
+    int rc = vb_body_read_str(reply.body, 1024, hostname, err);
     vb_msg_clear(&reply);
     return rc;
 }
@@ -1372,12 +1347,12 @@ static int read_domain(vb_rd *list, vb_domain_info *d, vb_error *err)
 int vb_remote_list_domains(vb_remote *r, vb_domain_info **doms, size_t *n, vb_error *err)
 {
     vb_msg reply;
-    vb_rd rd, list;
+    vb_rd list;
     *doms = NULL;
     *n = 0;
     if (vb_remote_call(r, VB_PROG_HOST, VB_HOST_PROC_LIST_DOMAINS, NULL, NULL, &reply, err) < 0)
         return -1;
-    int rc = vb_rd_init(&rd, reply.body, err) < 0 || vb_rd_array(&rd, &list, err) < 0 ? -1 : 0;
+    int rc = vb_body_read_domain_list(reply.body, &list, err);
     if (rc == 0 && list.count > 0 && !(*doms = calloc(list.count, sizeof **doms)))
         rc = vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_CLIENT, "out of memory");
     while (rc == 0 && vb_rd_has_more(&list)) {

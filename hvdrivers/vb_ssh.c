@@ -19,8 +19,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "vb_buf.h"
 #include "vb_log.h"
 #include "vb_net.h"
+#include "vb_paths.h"
 #include "vb_remote.h"
 #include "vb_textesc.h"
 
@@ -76,18 +78,13 @@ static const char *last_error(LIBSSH2_SESSION *sess)
     return msg && *msg ? msg : "unknown error";
 }
 
+/* ssh's own files (~/.ssh/...), in the home vb_paths.h defines */
 static char *home_path(const char *rel)
 {
-    const char *home = getenv("HOME");
-    char pwbuf[4096];
-    struct passwd pw, *pwp = NULL;
-    if ((!home || !*home) && getpwuid_r(geteuid(), &pw, pwbuf, sizeof pwbuf, &pwp) == 0 && pwp)
-        home = pwp->pw_dir;
-    if (!home || !*home)
-        return NULL;
-    char *out = NULL;
-    if (asprintf(&out, "%s/%s", home, rel) < 0)
-        return NULL;
+    char *home = vb_path_home(), *out = NULL;
+    if (home && asprintf(&out, "%s/%s", home, rel) < 0)
+        out = NULL;
+    free(home);
     return out;
 }
 
@@ -181,11 +178,7 @@ static char *own_known_hosts(const vb_uri *uri)
     const char *p = vb_uri_param_get(uri, "known_hosts");
     if (p && *p)
         return strdup(p);
-    const char *xdg = getenv("XDG_CONFIG_HOME");
-    char *out = NULL;
-    if (xdg && *xdg)
-        return asprintf(&out, "%s/vbroker/known_hosts", xdg) < 0 ? NULL : out;
-    return home_path(".config/vbroker/known_hosts");
+    return vb_path_config_file("known_hosts");
 }
 
 static void mkdir_parents(const char *path)
@@ -765,53 +758,50 @@ static int again(ssize_t n)
 static void *pump(void *arg)
 {
     vb_ssh *s = arg;
-    uint8_t *to_local = malloc(PUMP_BUF), *to_chan = malloc(PUMP_BUF);
-    size_t tl_len = 0, tl_off = 0, tc_len = 0, tc_off = 0;
+    /* the channel's plaintext both ways (vbhostd's frames: passwords in
+     * CRED_FILL answers): buffers that are wiped once sent and when freed */
+    vb_buf to_local = VB_BUF_INIT, to_chan = VB_BUF_INIT;
     int local_eof = 0;
-    if (!to_local || !to_chan)
+    if (vb_buf_reserve(&to_local, PUMP_BUF) < 0 || vb_buf_reserve(&to_chan, PUMP_BUF) < 0)
         goto done;
     for (;;) {
         int progress = 0;
-        if (tl_len == 0) {
-            ssize_t n = libssh2_channel_read(s->channel, (char *)to_local, PUMP_BUF);
+        if (vb_buf_len(&to_local) == 0) {
+            ssize_t n = libssh2_channel_read(s->channel, (char *)vb_buf_space(&to_local), PUMP_BUF);
             if (n > 0) {
-                tl_len = (size_t)n, tl_off = 0, progress = 1;
+                vb_buf_added(&to_local, (size_t)n), progress = 1;
             } else if (n == LIBSSH2_ERROR_EAGAIN) {
                 /* nothing yet */
             } else if (n < 0 || libssh2_channel_eof(s->channel)) {
                 break; /* the session died, or vbhostd closed: the client sees EOF */
             }
         }
-        if (tl_off < tl_len) {
-            ssize_t w = send(s->local, to_local + tl_off, tl_len - tl_off,
+        if (vb_buf_len(&to_local)) {
+            ssize_t w = send(s->local, vb_buf_data(&to_local), vb_buf_len(&to_local),
                              MSG_NOSIGNAL | MSG_DONTWAIT);
             if (w > 0) {
-                tl_off += (size_t)w, progress = 1;
-                if (tl_off == tl_len)
-                    tl_len = tl_off = 0;
+                vb_buf_consume(&to_local, (size_t)w), progress = 1;
             } else if (!again(w)) {
                 break; /* the client went away */
             }
         }
-        if (tc_len == 0 && !local_eof) {
-            ssize_t r = recv(s->local, to_chan, PUMP_BUF, MSG_DONTWAIT);
+        if (vb_buf_len(&to_chan) == 0 && !local_eof) {
+            ssize_t r = recv(s->local, vb_buf_space(&to_chan), PUMP_BUF, MSG_DONTWAIT);
             if (r > 0)
-                tc_len = (size_t)r, tc_off = 0, progress = 1;
+                vb_buf_added(&to_chan, (size_t)r), progress = 1;
             else if (r == 0 || !again(r))
                 local_eof = 1;
         }
-        if (tc_off < tc_len) {
-            ssize_t w = libssh2_channel_write(s->channel, (const char *)to_chan + tc_off,
-                                              tc_len - tc_off);
+        if (vb_buf_len(&to_chan)) {
+            ssize_t w = libssh2_channel_write(s->channel, (const char *)vb_buf_data(&to_chan),
+                                              vb_buf_len(&to_chan));
             if (w > 0) {
-                tc_off += (size_t)w, progress = 1;
-                if (tc_off == tc_len)
-                    tc_len = tc_off = 0;
+                vb_buf_consume(&to_chan, (size_t)w), progress = 1;
             } else if (w != LIBSSH2_ERROR_EAGAIN) {
                 break;
             }
         }
-        if (local_eof && tc_len == 0)
+        if (local_eof && vb_buf_len(&to_chan) == 0)
             break; /* the client closed its end: we are done */
         if (progress)
             continue;
@@ -824,13 +814,13 @@ static void *pump(void *arg)
             { .fd = s->sock, .events = 0 },
             { .fd = s->local, .events = 0 },
         };
-        if (tl_len == 0 || (dirs & LIBSSH2_SESSION_BLOCK_INBOUND))
+        if (vb_buf_len(&to_local) == 0 || (dirs & LIBSSH2_SESSION_BLOCK_INBOUND))
             p[1].events |= POLLIN;
         if (dirs & LIBSSH2_SESSION_BLOCK_OUTBOUND)
             p[1].events |= POLLOUT;
-        if (tc_len == 0 && !local_eof)
+        if (vb_buf_len(&to_chan) == 0 && !local_eof)
             p[2].events |= POLLIN;
-        if (tl_off < tl_len)
+        if (vb_buf_len(&to_local))
             p[2].events |= POLLOUT;
         int rc = poll(p, 3, next > 0 ? next * 1000 : -1);
         if (rc < 0 && errno != EINTR)
@@ -839,8 +829,8 @@ static void *pump(void *arg)
             break;
     }
 done:
-    free(to_local);
-    free(to_chan);
+    vb_buf_free(&to_local);
+    vb_buf_free(&to_chan);
     shutdown(s->local, SHUT_RDWR); /* the client's next read sees end of file */
     return NULL;
 }

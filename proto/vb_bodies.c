@@ -30,3 +30,67 @@ int vb_body_read_domain(vb_rd *list, vb_wire_domain *d, vb_error *err)
         return vb_error_set(err, VB_ERR_PROTOCOL, VB_DOM_PROTO, "malformed domain record");
     return 0;
 }
+
+static void pack_empty(vb_enc *enc, const void *arg)
+{
+    (void)arg;
+    vb_enc_array(enc, 0);
+}
+
+void vb_body_pack_str(vb_enc *enc, const void *s)
+{
+    vb_enc_array(enc, 1);
+    vb_enc_str(enc, s);
+}
+
+static void pack_u64(vb_enc *enc, const void *arg)
+{
+    vb_enc_array(enc, 1);
+    vb_enc_u64(enc, *(const uint64_t *)arg);
+}
+
+static void pack_open(vb_enc *enc, const void *arg)
+{
+    const vb_body_open *a = arg;
+    vb_enc_array(enc, 2);
+    vb_enc_str(enc, a->name);
+    vb_enc_u64(enc, a->flags);
+}
+
+vb_body_pack_fn vb_body_call_packer(enum vb_body body)
+{
+    switch (body) {
+    case VB_BODY_EMPTY:
+    case VB_BODY_HOSTNAME:
+    case VB_BODY_DOMAINS:
+    case VB_BODY_AUTH_LIST:
+    case VB_BODY_SASL_INIT:
+    case VB_BODY_AUTH_PEER:
+    case VB_BODY_AUTH_POLKIT:
+    case VB_BODY_STATUS:
+        return pack_empty;
+    case VB_BODY_NAME:
+    case VB_BODY_LOGOUT:
+    case VB_BODY_TOKEN_REVOKE:
+        return vb_body_pack_str;
+    case VB_BODY_TOKEN_ISSUE:
+        return pack_u64;
+    case VB_BODY_HOST_OPEN:
+        return pack_open;
+    default:
+        return NULL;
+    }
+}
+
+int vb_body_read_str(const msgpack_object *body, size_t max, char **out, vb_error *err)
+{
+    vb_rd rd;
+    *out = NULL;
+    return vb_rd_init(&rd, body, err) < 0 || vb_rd_strdup(&rd, max, out, err) < 0 ? -1 : 0;
+}
+
+int vb_body_read_domain_list(const msgpack_object *body, vb_rd *list, vb_error *err)
+{
+    vb_rd rd;
+    return vb_rd_init(&rd, body, err) < 0 || vb_rd_array(&rd, list, err) < 0 ? -1 : 0;
+}

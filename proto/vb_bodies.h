@@ -1,6 +1,9 @@
 /*
- * vb_bodies.h — message bodies that several programs share (HOST and BROKER
- * LIST_DOMAINS), encoded and decoded in one place.
+ * vb_bodies.h — the codecs of the bodies in proto/vb_protocol.h's VB_BODIES
+ * that more than one peer encodes or decodes (HOST and BROKER driver calls,
+ * servers and clients), in one place. A client stub names only its
+ * procedure: the call's packer comes from the procedure's body column
+ * (vb_body_call_packer).
  */
 #ifndef VB_BODIES_H
 #define VB_BODIES_H
@@ -25,5 +28,29 @@ typedef struct vb_wire_domain {
 
 void vb_body_encode_domain(vb_enc *enc, const vb_wire_domain *d);
 int vb_body_read_domain(vb_rd *list, vb_wire_domain *d, vb_error *err);
+
+/* Packs a call body from arg (whose type the body fixes). */
+typedef void (*vb_body_pack_fn)(vb_enc *enc, const void *arg);
+
+/* HOST_OPEN's call: [name str, flags uint] */
+typedef struct vb_body_open {
+    const char *name;
+    uint64_t flags;
+} vb_body_open;
+
+/* The packer of body's call, by shape: [] (arg unused), [str] (NAME, LOGOUT,
+ * TOKEN_REVOKE: arg a const char *, NULL packs nil), [uint] (TOKEN_ISSUE: arg
+ * a const uint64_t *), HOST_OPEN (arg a const vb_body_open *). NULL for the
+ * bodies only one peer packs (SASL, token proofs, BROKER OPEN and LOGIN). */
+vb_body_pack_fn vb_body_call_packer(enum vb_body body);
+
+/* The one-string body: [s] (a NAME call, a HOSTNAME reply). */
+void vb_body_pack_str(vb_enc *enc, const void *s);
+/* Its decoder: *out is a malloc'd copy (NULL for nil); PROTOCOL when it is
+ * missing, not a string, or longer than max. */
+int vb_body_read_str(const msgpack_object *body, size_t max, char **out, vb_error *err);
+/* The DOMAINS reply's list: list is its array of domain records (read each
+ * with vb_body_read_domain). */
+int vb_body_read_domain_list(const msgpack_object *body, vb_rd *list, vb_error *err);
 
 #endif

@@ -11,14 +11,9 @@
 #define VB_ERROR_H
 
 #include "vb_protocol.h"
-
-#define VB_ERROR_MESSAGE_MAX 512
-
-typedef struct vb_error {
-    int code;                           /* enum vb_error_code; VB_ERR_OK when unset */
-    int domain;                         /* enum vb_error_domain */
-    char message[VB_ERROR_MESSAGE_MAX]; /* for a person: what failed and what to do */
-} vb_error;
+/* struct vb_error (code: enum vb_error_code, domain: enum vb_error_domain)
+ * is defined once, in the header libvbroker's API shares. */
+#include "vbroker_types.h"
 
 /* Fill err (when err is non-NULL) and return -1, so callers can write
  * `return vb_error_set(err, ...);`. */

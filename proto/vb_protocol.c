@@ -4,30 +4,23 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-void vb_proto_broker_socket_path(char *buf, size_t len)
-{
-    const char *env = getenv("VBROKER_SOCKET");
-    const char *xdg = getenv("XDG_RUNTIME_DIR");
-    if (env && *env)
-        snprintf(buf, len, "%s", env);
-    else if (xdg && xdg[0] == '/') /* the spec says to ignore a relative one */
-        snprintf(buf, len, "%s/vbroker/sock", xdg);
-    else /* a fixed name, so the client finds it again; vb_sockdir_open judges it */
-        snprintf(buf, len, "/tmp/vbroker-%u/sock", (unsigned)getuid());
-}
+/* the broker's socket path: vb_path_broker_socket (vb_paths.c) */
+
+#define VB_PROC_ROW(prog, name, num, auth, runs, login, since, body, max)                   \
+    { prog, num, #name, auth, VB_RUN_##runs, login, since, VB_BODY_##body, max },
 
 static const vb_proc_info keepalive_procs[] = {
-#define VB_X(name, num, auth, max) { VB_PROG_KEEPALIVE, num, #name, auth, max },
+#define VB_X(...) VB_PROC_ROW(VB_PROG_KEEPALIVE, __VA_ARGS__)
     VB_KEEPALIVE_PROCS(VB_X)
 #undef VB_X
 };
 static const vb_proc_info host_procs[] = {
-#define VB_X(name, num, auth, max) { VB_PROG_HOST, num, #name, auth, max },
+#define VB_X(...) VB_PROC_ROW(VB_PROG_HOST, __VA_ARGS__)
     VB_HOST_PROCS(VB_X)
 #undef VB_X
 };
 static const vb_proc_info broker_procs[] = {
-#define VB_X(name, num, auth, max) { VB_PROG_BROKER, num, #name, auth, max },
+#define VB_X(...) VB_PROC_ROW(VB_PROG_BROKER, __VA_ARGS__)
     VB_BROKER_PROCS(VB_X)
 #undef VB_X
 };
@@ -62,18 +55,27 @@ uint32_t vb_proto_program_version(uint32_t program)
     }
 }
 
+const vb_proc_info *vb_proto_proc_lookup_version(uint32_t program, uint32_t version,
+                                                 uint32_t procedure)
+{
+    const vb_proc_info *info = vb_proto_proc_lookup(program, procedure);
+    return info && info->since <= version ? info : NULL;
+}
+
 int vb_proto_host_proc_may_log_in(uint32_t procedure)
 {
-    switch (procedure) {
-    case VB_HOST_PROC_OPEN:
-    case VB_HOST_PROC_GET_HOSTNAME:
-    case VB_HOST_PROC_LIST_DOMAINS:
-    case VB_HOST_PROC_DOMAIN_START:
-    case VB_HOST_PROC_DOMAIN_SHUTDOWN:
-        return 1;
-    default: /* AUTH_*, TOKEN_*, CLOSE, CRED_*: never */
-        return 0;
-    }
+    const vb_proc_info *info = vb_proto_proc_lookup(VB_PROG_HOST, procedure);
+    return info && info->logs_in;
+}
+
+const char *vb_proto_body_name(enum vb_body body)
+{
+    static const char *const names[] = {
+#define VB_X(name, call, reply) #name,
+        VB_BODIES(VB_X)
+#undef VB_X
+    };
+    return (unsigned)body < VB_BODY_COUNT ? names[body] : "UNKNOWN";
 }
 
 const char *vb_proto_program_name(uint32_t program)

@@ -6,6 +6,7 @@
 #include "vb_bodies.h"
 #include "vb_error.h"
 #include "vb_msg.h"
+#include "vb_paths.h"
 #include "vb_sockdir.h"
 #include "vbroker.h"
 
@@ -75,7 +76,7 @@ static _Thread_local char socket_path[108];
 
 const char *vb_broker_socket_path(void)
 {
-    vb_proto_broker_socket_path(socket_path, sizeof socket_path);
+    vb_path_broker_socket(socket_path, sizeof socket_path);
     return socket_path;
 }
 
@@ -640,6 +641,10 @@ static int call(vb_conn *c, uint32_t proc, args_fn fn, const void *arg, vb_msg *
     vb_enc enc;
     uint8_t *frame;
     size_t len;
+    if (!fn) { /* the procedure's body column says how its call is packed */
+        const vb_proc_info *info = vb_proto_proc_lookup(VB_PROG_BROKER, proc);
+        fn = info ? vb_body_call_packer(info->body) : NULL;
+    }
     vb_enc_begin(&enc, &hdr);
     if (fn)
         fn(&enc, arg);
@@ -811,31 +816,22 @@ int vb_close(vb_conn *conn)
     return rc;
 }
 
-static void pack_name(vb_enc *enc, const void *arg)
-{
-    vb_enc_array(enc, 1);
-    vb_enc_str(enc, arg);
-}
-
 int vb_domain_start(vb_conn *conn, const char *name, vb_error *err)
 {
-    return call_noreply(conn, VB_BROKER_PROC_DOMAIN_START, pack_name, name, err);
+    return call_noreply(conn, VB_BROKER_PROC_DOMAIN_START, NULL, name, err);
 }
 
 int vb_domain_shutdown(vb_conn *conn, const char *name, vb_error *err)
 {
-    return call_noreply(conn, VB_BROKER_PROC_DOMAIN_SHUTDOWN, pack_name, name, err);
+    return call_noreply(conn, VB_BROKER_PROC_DOMAIN_SHUTDOWN, NULL, name, err);
 }
 
 int vb_get_hostname(vb_conn *conn, char **hostname, vb_error *err)
 {
     vb_msg reply;
-    vb_rd rd;
     if (call(conn, VB_BROKER_PROC_GET_HOSTNAME, NULL, NULL, &reply, err) < 0)
         return -1;
-    int rc = vb_rd_init(&rd, reply.body, err) < 0 || vb_rd_strdup(&rd, 1024, hostname, err) < 0
-                 ? -1
-                 : 0;
+    int rc = vb_body_read_str(reply.body, 1024, hostname, err);
     vb_msg_clear(&reply);
     return rc;
 }
@@ -868,12 +864,12 @@ void vb_domains_free(vb_domain *domains, size_t n)
 int vb_list_domains(vb_conn *conn, vb_domain **domains, size_t *n, vb_error *err)
 {
     vb_msg reply;
-    vb_rd rd, list;
+    vb_rd list;
     *domains = NULL;
     *n = 0;
     if (call(conn, VB_BROKER_PROC_LIST_DOMAINS, NULL, NULL, &reply, err) < 0)
         return -1;
-    int rc = vb_rd_init(&rd, reply.body, err) < 0 || vb_rd_array(&rd, &list, err) < 0 ? -1 : 0;
+    int rc = vb_body_read_domain_list(reply.body, &list, err);
     if (rc == 0 && list.count && !(*domains = calloc(list.count, sizeof **domains)))
         rc = vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_CLIENT, "out of memory");
     while (rc == 0 && vb_rd_has_more(&list)) {
@@ -1011,7 +1007,7 @@ int vb_logout(const char *uri, vb_logout_result **results, size_t *n, vb_error *
         return -1;
     vb_msg reply;
     vb_rd rd, list;
-    int rc = call(c, VB_BROKER_PROC_LOGOUT, pack_name, uri, &reply, err);
+    int rc = call(c, VB_BROKER_PROC_LOGOUT, NULL, uri, &reply, err);
     if (rc == 0) {
         rc = vb_rd_init(&rd, reply.body, err) < 0 || vb_rd_array(&rd, &list, err) < 0 ? -1 : 0;
         if (rc == 0 && list.count && !(*results = calloc(list.count, sizeof **results)))

@@ -27,6 +27,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* vb_error, VB_CRED_*, VB_OPEN_*, VB_DOMAIN_*: shared with vbroker's own
+ * code, so this header composes with its internal ones */
+#include "vbroker_types.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -34,16 +38,8 @@ extern "C" {
 #define VBROKER_VERSION "0.1.0"
 
 /* ---- errors --------------------------------------------------------------
- * The same layout as the project's internal error value; codes and domains
- * are the numbers documented in docs/protocol.md. */
-#ifndef VB_ERROR_H
-#define VB_ERROR_MESSAGE_MAX 512
-typedef struct vb_error {
-    int code;
-    int domain;
-    char message[VB_ERROR_MESSAGE_MAX];
-} vb_error;
-#endif
+ * vb_error (vbroker_types.h) carries a code and a domain: the numbers
+ * documented in docs/protocol.md, named here. */
 
 enum vbroker_error_code {
     VBROKER_ERR_OK = 0,
@@ -51,6 +47,7 @@ enum vbroker_error_code {
     VBROKER_ERR_NO_MEMORY = 2,
     VBROKER_ERR_SYSTEM = 3,
     VBROKER_ERR_PROTOCOL = 4,
+    VBROKER_ERR_TOO_LARGE = 5,        /* a message over the frame limit */
     VBROKER_ERR_NO_SUPPORT = 6,
     VBROKER_ERR_AUTH_REQUIRED = 7,
     VBROKER_ERR_AUTH_FAILED = 8,
@@ -64,25 +61,36 @@ enum vbroker_error_code {
     VBROKER_ERR_OPERATION_INVALID = 16,
     VBROKER_ERR_READ_ONLY = 17,
     VBROKER_ERR_TIMEOUT = 18,
+    VBROKER_ERR_CONFIG = 19,           /* a configuration file is wrong */
+    VBROKER_ERR_RATE_LIMITED = 20,     /* too many failed logins: wait */
+    VBROKER_ERR_TOO_MANY_CLIENTS = 21,
     VBROKER_ERR_PEER_CLOSED = 22,
     VBROKER_ERR_NO_DRIVER = 23,
+    VBROKER_ERR_HOST_KEY = 24,         /* an SSH host key did not verify */
     VBROKER_ERR_STORE = 25,            /* the broker's login cache failed */
     VBROKER_ERR_REMOTE = 26,           /* the host reported an error (e.g. XenAPI) */
     VBROKER_ERR_TOKEN_REFUSED = 27,
 };
 
-/* ---- credentials (libvirt's VIR_CRED_* numbering) ------------------------ */
-enum vb_cred_type_public {
-    VB_CRED_USERNAME = 1,      /* identity to act as (SASL authorization id) */
-    VB_CRED_AUTHNAME = 2,      /* identity to authenticate as */
-    VB_CRED_LANGUAGE = 3,
-    VB_CRED_CNONCE = 4,
-    VB_CRED_PASSPHRASE = 5,    /* a secret: never echo it */
-    VB_CRED_ECHOPROMPT = 6,    /* a question whose answer may be shown */
-    VB_CRED_NOECHOPROMPT = 7,  /* a question whose answer must not be shown */
-    VB_CRED_REALM = 8,
-    VB_CRED_EXTERNAL = 9,
+/* Which layer failed (vb_error.domain). */
+enum vbroker_error_domain {
+    VBROKER_DOM_NONE = 0,
+    VBROKER_DOM_PROTO = 1,
+    VBROKER_DOM_RPC = 2,
+    VBROKER_DOM_AUTH = 3,
+    VBROKER_DOM_SASL = 4,
+    VBROKER_DOM_DRIVER = 5,
+    VBROKER_DOM_BROKER = 6,
+    VBROKER_DOM_DAEMON = 7,            /* a vbhostd */
+    VBROKER_DOM_SSH = 8,
+    VBROKER_DOM_XENAPI = 9,
+    VBROKER_DOM_STORE = 10,
+    VBROKER_DOM_CONFIG = 11,
+    VBROKER_DOM_SYSTEM = 12,
+    VBROKER_DOM_CLIENT = 13,           /* this library itself (e.g. the broker unreachable) */
 };
+
+/* ---- credentials (VB_CRED_*: vbroker_types.h) --------------------------- */
 
 /* One item of a request. The callback sets result (malloc'd; the library
  * wipes and frees it) and resultlen, or leaves result NULL to use defresult. */
@@ -157,15 +165,7 @@ enum vb_auth_type {
 int vb_set_auth_priority(const int *types, size_t n);
 
 /* ---- connections ---------------------------------------------------------- */
-enum vb_open_flags_public {
-    VB_OPEN_READ_ONLY = 1u << 0,
-    /* Never ask anything, by any route: neither the callback nor the
-     * broker's own pinentry. A login that needs input fails with
-     * VBROKER_ERR_CRED_REQUIRED. VBROKER_NON_INTERACTIVE=1 in the
-     * environment sets it for every open and login of the process. */
-    VB_OPEN_NON_INTERACTIVE = 1u << 1,
-};
-
+/* flags: VB_OPEN_READ_ONLY, VB_OPEN_NON_INTERACTIVE (vbroker_types.h) */
 typedef struct vb_conn vb_conn;
 
 /* Open a connection through the broker (started on demand unless
@@ -175,17 +175,7 @@ vb_conn *vb_open_auth(const char *uri, const vb_auth *auth, unsigned int flags, 
 int vb_close(vb_conn *conn);
 
 /* ---- host and domain calls ------------------------------------------------ */
-enum vb_domain_state_public {
-    VB_DOMAIN_NOSTATE = 0,
-    VB_DOMAIN_RUNNING = 1,
-    VB_DOMAIN_BLOCKED = 2,
-    VB_DOMAIN_PAUSED = 3,
-    VB_DOMAIN_SHUTDOWN = 4,
-    VB_DOMAIN_SHUTOFF = 5,
-    VB_DOMAIN_CRASHED = 6,
-    VB_DOMAIN_PMSUSPENDED = 7,
-};
-
+/* states: VB_DOMAIN_* (vbroker_types.h) */
 typedef struct vb_domain {
     int32_t id;               /* -1 when not running */
     char *name;

@@ -14,10 +14,10 @@
  * password may sit on any line, even one without '='.
  */
 #include "vb_authconf.h"
+#include "vb_paths.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pwd.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -402,19 +402,6 @@ void vb_authconf_free(vb_authconf *conf)
 
 /* ---- path ----------------------------------------------------------------- */
 
-static char *home_dir(void)
-{
-    const char *home = secure_getenv("HOME");
-    if (home && *home)
-        return strdup(home);
-    struct passwd pw, *found = NULL;
-    char buf[4096];
-    if (getpwuid_r(getuid(), &pw, buf, sizeof buf, &found) != 0 || !found || !found->pw_dir ||
-        !*found->pw_dir)
-        return NULL;
-    return strdup(found->pw_dir);
-}
-
 char *vb_authconf_path(const char *uri_authfile)
 {
     if (uri_authfile && *uri_authfile)
@@ -424,18 +411,7 @@ char *vb_authconf_path(const char *uri_authfile)
     const char *env = secure_getenv("VBROKER_AUTH_FILE");
     if (env && *env)
         return strdup(env);
-    char *out = NULL;
-    /* The XDG spec: a relative XDG_CONFIG_HOME is invalid and ignored. */
-    const char *xdg = secure_getenv("XDG_CONFIG_HOME");
-    if (xdg && xdg[0] == '/')
-        return asprintf(&out, "%s/vbroker/auth.conf", xdg) < 0 ? NULL : out;
-    char *home = home_dir();
-    if (!home)
-        return NULL;
-    if (asprintf(&out, "%s/.config/vbroker/auth.conf", home) < 0)
-        out = NULL;
-    free(home);
-    return out;
+    return vb_path_config_file("auth.conf");
 }
 
 /* ---- lookup --------------------------------------------------------------- */

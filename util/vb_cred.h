@@ -13,25 +13,16 @@
 #include <stdint.h>
 
 #include "vb_error.h"
+/* VB_CRED_* (libvirt's VIR_CRED_* numbering, enum vb_cred_type_public): the
+ * same names and numbers libvbroker's API has, defined there once */
+#include "vbroker_types.h"
 
-/* libvirt's VIR_CRED_* numbering */
-enum vb_cred_type {
-    VB_CRED_USERNAME = 1,     /* identity to act as (SASL authzid) */
-    VB_CRED_AUTHNAME = 2,     /* identity to authenticate as */
-    VB_CRED_LANGUAGE = 3,
-    VB_CRED_CNONCE = 4,
-    VB_CRED_PASSPHRASE = 5,
-    VB_CRED_ECHOPROMPT = 6,
-    VB_CRED_NOECHOPROMPT = 7,
-    VB_CRED_REALM = 8,
-    VB_CRED_EXTERNAL = 9,
-};
 #define VB_CRED_TYPE_MAX VB_CRED_EXTERNAL
 #define VB_CRED_MAX_ITEMS 16
 #define VB_CRED_MAX_HOPS 8
 
 typedef struct vb_cred_item {
-    int type;               /* enum vb_cred_type */
+    int type;               /* enum vb_cred_type_public */
     char *prompt;           /* for a person */
     char *challenge;        /* extra detail, may be NULL */
     char *defresult;        /* default answer, may be NULL */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vb_buf.h"
 #include "vb_net.h"
 
 /* The largest chunk handed to sasl_decode at once; also our maxbufsize. */
@@ -406,21 +407,6 @@ const char *vb_sasl_mech(vb_sasl *s)
     return s->mech;
 }
 
-static int append(uint8_t **buf, size_t *len, size_t *cap, const char *data, unsigned n)
-{
-    if (*cap - *len < n) {
-        size_t ncap = (*cap ? *cap * 2 : 4096) + n;
-        uint8_t *nb = realloc(*buf, ncap);
-        if (!nb)
-            return -1;
-        *buf = nb;
-        *cap = ncap;
-    }
-    memcpy(*buf + *len, data, n);
-    *len += n;
-    return 0;
-}
-
 int vb_sasl_encode(vb_sasl *s, const uint8_t *in, size_t inlen, uint8_t **out, size_t *outlen,
                    vb_error *err)
 {
@@ -428,7 +414,9 @@ int vb_sasl_encode(vb_sasl *s, const uint8_t *in, size_t inlen, uint8_t **out, s
     unsigned maxout = 4096;
     if (sasl_getprop(s->conn, SASL_MAXOUTBUF, &v) == SASL_OK && v && *(const unsigned *)v)
         maxout = *(const unsigned *)v;
-    size_t cap = 0;
+    /* with an integrity-only layer the output carries the plaintext: a
+     * buffer that wipes what it leaves behind */
+    vb_buf acc = VB_BUF_INIT;
     *out = NULL;
     *outlen = 0;
     /* sasl_encode does not split input above MAXOUTBUF itself */
@@ -437,21 +425,21 @@ int vb_sasl_encode(vb_sasl *s, const uint8_t *in, size_t inlen, uint8_t **out, s
         const char *enc;
         unsigned enclen;
         int rc = sasl_encode(s->conn, (const char *)in + off, chunk, &enc, &enclen);
-        if (rc != SASL_OK || append(out, outlen, &cap, enc, enclen) < 0) {
-            free(*out);
-            *out = NULL;
+        if (rc != SASL_OK || vb_buf_append(&acc, enc, enclen) < 0) {
+            vb_buf_free(&acc);
             return vb_error_set(err, VB_ERR_INTERNAL, VB_DOM_SASL, "SASL encode failed: %s",
                                 sasl_errstring(rc, NULL, NULL));
         }
         off += chunk;
     }
+    *out = vb_buf_steal(&acc, outlen);
     return 0;
 }
 
 int vb_sasl_decode(vb_sasl *s, const uint8_t *in, size_t inlen, uint8_t **out, size_t *outlen,
                    vb_error *err)
 {
-    size_t cap = 0;
+    vb_buf plain = VB_BUF_INIT; /* decrypted traffic: wiped on growth and on failure */
     *out = NULL;
     *outlen = 0;
     for (size_t off = 0; off < inlen;) {
@@ -459,11 +447,8 @@ int vb_sasl_decode(vb_sasl *s, const uint8_t *in, size_t inlen, uint8_t **out, s
         const char *dec = NULL;
         unsigned declen = 0;
         int rc = sasl_decode(s->conn, (const char *)in + off, chunk, &dec, &declen);
-        if (rc != SASL_OK || (declen && append(out, outlen, &cap, dec, declen) < 0)) {
-            if (*out)
-                explicit_bzero(*out, *outlen);
-            free(*out);
-            *out = NULL;
+        if (rc != SASL_OK || vb_buf_append(&plain, dec, declen) < 0) {
+            vb_buf_free(&plain);
             /* a tampered or corrupt packet desynchronises the layer: the caller drops the link */
             return vb_error_set(err, VB_ERR_PROTOCOL, VB_DOM_SASL,
                                 "SASL security layer rejected received data: %s",
@@ -471,5 +456,6 @@ int vb_sasl_decode(vb_sasl *s, const uint8_t *in, size_t inlen, uint8_t **out, s
         }
         off += chunk;
     }
+    *out = vb_buf_steal(&plain, outlen);
     return 0;
 }

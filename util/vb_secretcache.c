@@ -21,7 +21,7 @@
 #include <string.h>
 
 typedef struct sc_value {
-    int type;        /* enum vb_cred_type */
+    int type;        /* enum vb_cred_type_public */
     char *prompt;    /* part of the key for ECHOPROMPT/NOECHOPROMPT, else NULL */
     char *value;     /* the secret, NUL-terminated; wiped before free */
     size_t len;

@@ -501,9 +501,10 @@ static int exists_as_victim(const char *path)
     return lstat(path, &st) == 0 && st.st_uid == victim.uid;
 }
 
-/* No HOME (and no XDG_STATE_HOME): the broker has no private place for its
- * login cache and says so, instead of using /tmp/.local/state/vbroker; an
- * app that autostarts it gets that reason. */
+/* No HOME (and no XDG_STATE_HOME): the broker uses the account's home when
+ * it exists (proto/vb_paths.c); when it does not, the broker has no private
+ * place for its login cache and says so, instead of using
+ * /tmp/.local/state/vbroker; an app that autostarts it gets that reason. */
 static void test_home_unset_is_a_clear_error(void **state)
 {
     (void)state;
@@ -521,11 +522,24 @@ static void test_home_unset_is_a_clear_error(void **state)
     assert_int_equal(chmod(bin, 0755), 0);
     snprintf(env_bin, sizeof env_bin, "VBROKERD=%s", bin);
     char *env[] = { env_sock, env_bin, NULL };
+    /* the account's home exists: the cache goes there */
+    char home[400], away[420], in_home[500];
+    snprintf(home, sizeof home, "%s/home-vic", dir); /* account_create */
+    snprintf(away, sizeof away, "%s.away", home);
+    snprintf(in_home, sizeof in_home, "%s/.local/state/vbroker", home);
+    int opened_home = victim_open(&victim, env, msg, sizeof msg);
+    int used_home = exists_as_victim(in_home);
+    kill_processes_of(victim.uid);
+    /* and when it does not exist, there is no private place */
+    assert_int_equal(rename(home, away), 0);
     int opened = victim_open(&victim, env, msg, sizeof msg);
     print_message("client: %s\n", msg);
     int leaked = exists_as_victim("/tmp/.local") || exists_as_victim("/tmp/.local/state/vbroker");
     kill_processes_of(victim.uid); /* a broker the code before the fix started */
     remove_victim_leftovers();
+    assert_int_equal(rename(away, home), 0);
+    assert_int_equal(opened_home, 1);
+    assert_true(used_home);
     assert_int_equal(opened, 0);
     assert_false(leaked);
     assert_non_null(strstr(msg, "exited at once: vbrokerd: no private directory for the login cache"));
