@@ -2,14 +2,15 @@
  * brk.h — vbrokerd internals.
  *
  * One event loop (the main thread) owns every socket. A thin client's calls
- * that touch a driver (OPEN, host and domain calls) run on that client's
- * worker thread, because drivers block (network logins, prompts). A worker
- * never touches a socket: it hands finished frames to the loop through a
- * completion queue (an eventfd wakes the loop), and when a login needs
- * credentials it posts a CRED_REQUEST callback frame and waits on its
- * session's condition variable until the loop delivers the answer, the
- * prompt times out, or the client goes away. So a pending prompt or a slow
- * host stalls only the client that asked.
+ * that touch a driver (OPEN, host and domain calls, LOGIN, LOGOUT) run on
+ * that session's worker (util/vb_worker.h), because drivers block (network
+ * logins, prompts). A worker never touches a socket: it hands finished
+ * frames to the loop through a completion queue (an eventfd wakes the
+ * loop), and when a login needs credentials it posts a CRED_REQUEST
+ * callback frame and waits until the loop delivers the answer, the prompt
+ * times out, or the client goes away. So a pending prompt or a slow host
+ * stalls only the client that asked. When the client leaves, closing its
+ * driver is the worker's last job.
  *
  * Request path: accept → peer uid check → vb_stream → brk_dispatch → (STATUS
  * answered on the loop) | (job → worker → driver → completion → loop → reply).
@@ -31,6 +32,7 @@
 #include "vb_secretcache.h"
 #include "vb_store.h"
 #include "vb_stream.h"
+#include "vb_worker.h"
 
 #define BRK_MAX_CRED_TYPES 16
 #define BRK_WORKER_IDLE_MS 2000  /* a session's worker thread exits after this long idle */
@@ -76,6 +78,9 @@ int brk_config_load(brk_config *cfg, const char *path, int must_exist, vb_error 
 
 /* One decoded call for the worker (strings copied out of the frame). */
 typedef struct brk_job {
+    vb_worker_job link;          /* first: the worker's queue */
+    brk_session *s;              /* a reference, dropped when the job is done */
+    int close;                   /* not a call: the client left, close the driver */
     vb_msg_header hdr;
     char *uri;                   /* OPEN */
     uint32_t flags;              /* OPEN */
@@ -101,15 +106,11 @@ struct brk_session {
     char peer[96];
     int refs;                    /* loop + worker + queued completions; under srv->lock */
 
-    /* worker side; the fields below are shared under mutex */
-    pthread_mutex_t mutex;
-    pthread_cond_t cond;
-    int has_worker;
+    /* the worker that runs this session's driver calls (util/vb_worker.h):
+     * made at accept, its thread started at the first call */
+    vb_worker *worker;
     int busy;                    /* a job is queued or running (loop thread) */
-    brk_job *job;                /* handed to the worker */
-    int closing;                 /* the client left: finish and exit */
-
-    vb_credwait creds_wait;      /* a credential request in flight (worker waits, loop answers) */
+    pthread_mutex_t mutex;       /* drv, drv_conn, uri, info: read by the loop (STATUS) */
 
     /* what the client said at OPEN */
     int can_prompt;
@@ -168,12 +169,17 @@ void brk_session_unref(brk_session *s);
 void brk_post(brk_session *s, uint8_t *frame, size_t len, int job_done);
 
 /* brk_worker.c */
-/* Hand a decoded job to the session's worker (starting it if needed). */
+/* The session's worker (no thread yet): 0, or -1 out of memory. */
+int brk_worker_new(brk_session *s, vb_error *err);
+/* Hand a decoded job to the session's worker (starting its thread if needed). */
 int brk_worker_submit(brk_session *s, brk_job *job, vb_error *err);
 /* The client answered a CRED_REQUEST callback (loop thread). */
 void brk_worker_cred_reply(brk_session *s, const vb_msg *msg);
-/* The client left: wake and stop the worker (loop thread). */
+/* The client left: end the worker, closing the driver as its last job
+ * (loop thread). */
 void brk_worker_cancel(brk_session *s);
+/* Worker thread: 1 once the client left. */
+int brk_session_left(brk_session *s);
 void brk_job_free(brk_job *job);
 
 /* brk_creds.c: the broker's credential source for one session's login */

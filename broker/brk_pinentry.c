@@ -168,34 +168,13 @@ static pthread_mutex_t pe_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pe_idle = PTHREAD_COND_INITIALIZER;
 static int pe_busy;
 
-static struct timespec realtime_in(uint64_t ms)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t); /* the clock of a default condvar */
-    t.tv_sec += (time_t)(ms / 1000);
-    t.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
-    return t;
-}
-
-static int program_left(brk_session *s)
-{
-    pthread_mutex_lock(&s->mutex);
-    int left = s->closing;
-    pthread_mutex_unlock(&s->mutex);
-    return left;
-}
-
 /* Wait for the screen to be free, until deadline_ms or the program leaves. */
 static int take_turn(brk_session *s, uint64_t deadline_ms, vb_error *err)
 {
     pthread_mutex_lock(&pe_lock);
     while (pe_busy) {
         uint64_t now = vb_now_ms();
-        if (now >= deadline_ms || program_left(s)) {
+        if (now >= deadline_ms || brk_session_left(s)) {
             pthread_mutex_unlock(&pe_lock);
             return now >= deadline_ms
                        ? vb_error_set(err, VB_ERR_TIMEOUT, VB_DOM_BROKER,
@@ -205,7 +184,7 @@ static int take_turn(brk_session *s, uint64_t deadline_ms, vb_error *err)
                                       "the program left while its question waited");
         }
         uint64_t wait = deadline_ms - now < PE_SLICE_MS ? deadline_ms - now : PE_SLICE_MS;
-        struct timespec until = realtime_in(wait);
+        struct timespec until = vb_worker_deadline(wait);
         pthread_cond_timedwait(&pe_idle, &pe_lock, &until);
     }
     pe_busy = 1;
@@ -340,12 +319,12 @@ static void *watch_main(void *arg)
         uint64_t now = vb_now_ms();
         if (now >= c->deadline_ms)
             c->fired = ETIMEDOUT;
-        else if (program_left(c->s))
+        else if (brk_session_left(c->s))
             c->fired = ECONNRESET;
         if (c->fired)
             break;
         uint64_t wait = c->deadline_ms - now < PE_SLICE_MS ? c->deadline_ms - now : PE_SLICE_MS;
-        struct timespec until = realtime_in(wait);
+        struct timespec until = vb_worker_deadline(wait);
         pthread_cond_timedwait(&c->cv, &c->mu, &until);
     }
     if (c->fired) {

@@ -36,7 +36,6 @@ static void session_free(brk_session *s)
     brk_creds_forget_failures(s);
     brk_screen_clear(&s->screen);
     pthread_mutex_destroy(&s->mutex);
-    pthread_cond_destroy(&s->cond);
     free(s);
 }
 
@@ -125,8 +124,12 @@ static void accept_one(int fd, void *data)
     s->srv = srv;
     s->refs = 1;
     pthread_mutex_init(&s->mutex, NULL);
-    pthread_cond_init(&s->cond, NULL);
-    vb_credwait_init(&s->creds_wait, &s->mutex, &s->cond);
+    if (brk_worker_new(s, &err) < 0) {
+        vb_log(VB_LOG_ERROR, "cannot serve a client: %s", err.message);
+        close(fd);
+        session_free(s);
+        return;
+    }
     vb_net_peer_string(fd, s->peer, sizeof s->peer);
     vb_net_peercred(fd, NULL, NULL, &s->peer_pid); /* named in the broker's own prompts */
     s->stream = vb_stream_new(srv->loop, fd, VB_FRAME_MAX_POSTAUTH, session_on_msg,
@@ -134,6 +137,7 @@ static void accept_one(int fd, void *data)
     if (!s->stream) {
         vb_log(VB_LOG_ERROR, "cannot serve %s: %s", s->peer, err.message);
         close(fd);
+        brk_worker_cancel(s);
         session_free(s);
         return;
     }

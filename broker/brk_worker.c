@@ -3,11 +3,9 @@
  * "credentials required" error when the app cannot prompt). */
 #include "brk.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "vb_bodies.h"
 #include "vb_credwire.h"
@@ -73,7 +71,7 @@ int brk_ask_client(brk_session *s, vb_cred_request *req, vb_error *err)
     vb_cred_request shown;
     if (vb_cred_request_copy(&shown, req) < 0 || vb_cred_request_escape(&shown) < 0)
         return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_BROKER, "out of memory");
-    hdr.serial = vb_credwait_begin(&s->creds_wait, req);
+    hdr.serial = vb_worker_ask_begin(s->worker, req);
     shown.id = hdr.serial;
     vb_enc enc;
     uint8_t *frame;
@@ -84,13 +82,13 @@ int brk_ask_client(brk_session *s, vb_cred_request *req, vb_error *err)
     if (vb_enc_finish(&enc, VB_FRAME_MAX_POSTAUTH, &frame, &len, err) < 0)
         return -1;
     brk_post(s, frame, len, 0);
-    return vb_credwait_wait(&s->creds_wait, &s->closing, s->srv->cfg->prompt_timeout_s, err);
+    return vb_worker_ask_wait(s->worker, s->srv->cfg->prompt_timeout_s, err);
 }
 
 /* Loop thread: the client answered (or refused) a CRED_REQUEST. */
 void brk_worker_cred_reply(brk_session *s, const vb_msg *msg)
 {
-    if (vb_credwait_answer(&s->creds_wait, msg) < 0)
+    if (vb_worker_answer(s->worker, msg) < 0)
         vb_log(VB_LOG_DEBUG, "client %s answered a credential request nobody asked; ignored",
                s->peer);
 }
@@ -234,92 +232,77 @@ static const brk_job_fn broker_jobs[] = {
 };
 
 /* brk_dispatch submits only WORKER procedures, so there is a job for each */
-static void run_job(brk_session *s, const brk_job *job)
+static void run_call(brk_session *s, const brk_job *job)
 {
     uint32_t proc = job->hdr.procedure;
     if (proc < sizeof broker_jobs / sizeof broker_jobs[0] && broker_jobs[proc])
         broker_jobs[proc](s, job);
 }
 
-/* Wait (s->mutex held) for a job or the session's end. 1 when the worker
- * has had nothing to do for BRK_WORKER_IDLE_MS: an idle client then costs
- * no thread (its stack is given back); its next call starts a new worker. */
-static int wait_for_work(brk_session *s)
-{
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until); /* the clock of a default condvar */
-    until.tv_sec += BRK_WORKER_IDLE_MS / 1000;
-    until.tv_nsec += (long)(BRK_WORKER_IDLE_MS % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
-    while (!s->job && !s->closing)
-        if (pthread_cond_timedwait(&s->cond, &s->mutex, &until) == ETIMEDOUT)
-            return !s->job && !s->closing;
-    return 0;
-}
+/* ---- the session's worker (util/vb_worker.h) ------------------------------------ */
 
-static void *worker_main(void *arg)
+static void run_job(vb_worker_job *link)
 {
-    brk_session *s = arg;
-    pthread_mutex_lock(&s->mutex);
-    int idle = 0;
-    for (;;) {
-        idle = wait_for_work(s);
-        brk_job *job = s->job;
-        s->job = NULL;
-        if (!job)
-            break; /* closing, or idle for long */
-        pthread_mutex_unlock(&s->mutex);
-        run_job(s, job);
-        brk_job_free(job);
-        pthread_mutex_lock(&s->mutex);
-    }
-    if (idle)
-        s->has_worker = 0; /* under the mutex: a submit from now on starts another */
-    pthread_mutex_unlock(&s->mutex);
-    if (!idle)
+    brk_job *job = (brk_job *)link;
+    brk_session *s = job->s;
+    if (job->close)
         close_driver(s);
+    else
+        run_call(s, job);
+    brk_job_free(job);
     brk_session_unref(s);
-    return NULL;
 }
 
-/* mutex held */
-static int start_worker(brk_session *s, vb_error *err)
+int brk_worker_new(brk_session *s, vb_error *err)
 {
-    brk_session_ref(s); /* the worker's; it drops it when it exits */
-    if (vb_offloop_start_worker(worker_main, s, VB_DOM_BROKER, err) < 0) {
+    s->worker = vb_worker_new(run_job, BRK_WORKER_IDLE_MS, NULL, VB_DOM_BROKER, err);
+    return s->worker ? 0 : -1;
+}
+
+/* The job's reference on s keeps the session alive until its job is done. */
+static int queue_job(brk_session *s, brk_job *job, int last, vb_error *err)
+{
+    job->s = s;
+    brk_session_ref(s);
+    int rc = last ? vb_worker_finish(s->worker, &job->link, err)
+                  : vb_worker_submit(s->worker, &job->link, err);
+    if (rc < 0)
         brk_session_unref(s);
-        return -1;
-    }
-    s->has_worker = 1;
-    return 0;
+    return rc;
 }
 
 int brk_worker_submit(brk_session *s, brk_job *job, vb_error *err)
 {
-    pthread_mutex_lock(&s->mutex);
-    if (!s->has_worker && start_worker(s, err) < 0) {
-        pthread_mutex_unlock(&s->mutex);
-        return -1;
-    }
-    s->job = job;
-    pthread_cond_broadcast(&s->cond);
-    pthread_mutex_unlock(&s->mutex);
-    return 0;
+    return queue_job(s, job, 0, err);
 }
 
+int brk_session_left(brk_session *s)
+{
+    return vb_worker_closing(s->worker);
+}
+
+/* Closing a host connection blocks (a logout, a thread join): it is the
+ * worker's last job. Nothing to close needs no job, and no thread: no call
+ * is queued or running (busy) and none left a driver open. */
 void brk_worker_cancel(brk_session *s)
 {
     vb_error err;
     pthread_mutex_lock(&s->mutex);
-    s->closing = 1;
-    /* a worker that left idle cannot close the driver: one more, only for
-     * that (closing a host connection blocks; the loop must not) */
-    if (!s->has_worker && s->drv_conn && start_worker(s, &err) < 0)
-        vb_log(VB_LOG_ERROR, "client %s: %s; its host connection stays open", s->peer,
-               err.message);
-    pthread_cond_broadcast(&s->cond);
+    int need_close = s->busy || s->drv_conn != NULL;
     pthread_mutex_unlock(&s->mutex);
+    if (!need_close) {
+        vb_worker_finish(s->worker, NULL, NULL);
+        return;
+    }
+    brk_job *close = calloc(1, sizeof *close);
+    if (!close) {
+        vb_error_set(&err, VB_ERR_NO_MEMORY, VB_DOM_BROKER, "out of memory");
+        vb_worker_finish(s->worker, NULL, NULL);
+    } else {
+        close->close = 1;
+        if (queue_job(s, close, 1, &err) == 0)
+            return;
+        free(close);
+    }
+    vb_log(VB_LOG_ERROR, "client %s: %s; its host connection stays open", s->peer, err.message);
 }

@@ -26,6 +26,7 @@
 #include "vb_store.h"
 #include "vb_stream.h"
 #include "vb_token.h"
+#include "vb_worker.h"
 
 enum vbh_auth_type { VBH_AUTH_NONE, VBH_AUTH_SASL, VBH_AUTH_PEER, VBH_AUTH_TOKEN, VBH_AUTH_POLKIT };
 #define VBH_AUTH_LAST VBH_AUTH_POLKIT
@@ -126,15 +127,30 @@ int vbh_check_sasldb(const vbh_config *cfg, vb_error *err);
 typedef struct vbh_server vbh_server;
 
 #define VBH_MAX_CONNS_PER_CLIENT 256
+/* driver calls queued or running on one transport, over all its conn_ids;
+ * one more is refused (OPERATION_INVALID) until a reply goes out */
+#define VBH_MAX_CALLS_PER_CLIENT 512
+#define VBH_WORKER_IDLE_MS 2000 /* a conn_id's worker thread leaves after this long idle */
 
+typedef struct vbh_client vbh_client;
+
+/* One conn_id of a transport: its hypervisor connection and the worker
+ * that runs its calls in order (util/vb_worker.h). Made by the loop at the
+ * id's OPEN; dropped by the loop once nothing is open under it and no call
+ * is in flight, else with its client. */
 typedef struct vbh_dconn {
+    vbh_client *c;
     uint32_t conn_id;
+    vb_worker *worker;
+    unsigned pending;           /* calls submitted, replies not yet delivered (loop) */
+    /* the worker's own while a call runs; the loop reads them only when
+     * pending is 0 (no call runs) */
     const vb_driver *drv;
     void *conn;
     int read_only;
+    int relay_window;           /* the running call may log in: questions may be relayed */
     struct vbh_dconn *next;
 } vbh_dconn;
-typedef struct vbh_client vbh_client;
 
 typedef struct vbh_listener {
     vbh_server *srv;
@@ -222,21 +238,17 @@ struct vbh_client {
     int speaks_keepalive;       /* it sent a PING: silence from it means it is gone */
     uint64_t last_rx_ms;        /* when its last message arrived (loop clock) */
     /* hypervisor connections on this transport, one per conn_id (0 for a
-     * plain client; a broker multiplexes several logins' opens over one) */
-    struct vbh_dconn *dconns;
+     * plain client; a broker multiplexes several logins' opens over one),
+     * each with its worker: calls of different ids run concurrently, calls
+     * of one id in order (the list is the loop's) */
+    vbh_dconn *dconns;
     unsigned ndconns;
-    uint32_t cur_conn_id;       /* conn_id of the message being handled */
-    int relay_window;           /* the worker runs a call that may log in (worker's own) */
+    unsigned ncalls;            /* driver calls in flight, all ids (loop) */
+    vb_credwait_serials serials; /* CRED_FILL serials, unique on the transport */
     vbh_client *next, *prev;
 
-    /* the worker that runs this client's driver calls */
-    int refs;                   /* loop + worker + queued frames; under srv->lock */
+    int refs;                   /* loop + worker threads + queued frames; under srv->lock */
     int gone;                   /* the connection closed (loop thread) */
-    pthread_mutex_t wmutex;
-    pthread_cond_t wcond;
-    int has_worker, busy, closing;
-    void *job;                  /* the call handed to the worker (vbh_worker.c) */
-    vb_credwait creds_wait;     /* a relayed credential request in flight */
 };
 
 int vbh_server_start(vbh_server *srv, vbh_config *cfg, vb_loop *loop, vb_error *err);
@@ -289,14 +301,24 @@ uint64_t vbh_auth_answer_delay(vbh_client *c, int failed);
 
 /* vbh_worker.c */
 int vbh_worker_start(vbh_server *srv, vb_error *err);
-/* Run a driver call on the client's worker (the msg is moved). */
+/* Run a driver call on the worker of its conn_id (the msg is moved). */
 int vbh_worker_submit(vbh_client *c, vb_msg *msg, vbh_handler handler, vb_error *err);
+/* Loop: the driver call msg goes to vbh_worker_submit (an OPEN, a call on a
+ * conn_id with something open or in flight, or one over the calls limit,
+ * which submit refuses); else it has nothing to wait for and its handler
+ * answers on the loop (the body first, then NOT_OPEN: docs/protocol.md §5.7). */
+int vbh_worker_takes(vbh_client *c, const vb_msg *msg);
 void vbh_worker_cred_reply(vbh_client *c, const vb_msg *msg);
+/* The client left: every conn_id's worker ends, closing its hypervisor
+ * connection as its last job (loop thread). */
 void vbh_worker_cancel(vbh_client *c);
+/* Worker thread: the conn_id whose call this thread runs. */
+vbh_dconn *vbh_worker_dconn(void);
 void vbh_client_ref(vbh_client *c);
 void vbh_client_unref(vbh_client *c);
-/* The credential source drivers get: relays to this client as CALLBACKs. */
-void vbh_relay_source(vbh_client *c, vb_cred_source *src);
+/* The credential source d's drivers get: relays to d's client as CALLBACKs
+ * for d's conn_id. */
+void vbh_relay_source(vbh_dconn *d, vb_cred_source *src);
 
 /* vbh_polkit.c: AUTH_POLKIT asks polkitd off the loop (vb_polkit.h) */
 #define VBH_POLKIT_ACTION_MANAGE "org.vbroker.vbhostd.manage"
@@ -318,7 +340,9 @@ int vbh_call_get_hostname(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *e
 int vbh_call_list_domains(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
 int vbh_call_domain_start(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
 int vbh_call_domain_shutdown(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
-/* Close every hypervisor connection of this client (it left). */
-void vbh_client_close_driver(vbh_client *c);
+/* NOT_OPEN for a call on conn_id: -1. */
+int vbh_not_open(uint32_t conn_id, vb_error *err);
+/* Close d's hypervisor connection, if one is open (its worker). */
+void vbh_dconn_close_driver(vbh_dconn *d);
 
 #endif

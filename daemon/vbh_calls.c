@@ -13,42 +13,32 @@
 
 #define NAME_MAX_LEN 4096
 
-static vbh_dconn *find_dconn(vbh_client *c, uint32_t conn_id)
+void vbh_dconn_close_driver(vbh_dconn *d)
 {
-    for (vbh_dconn *d = c->dconns; d; d = d->next)
-        if (d->conn_id == conn_id)
-            return d;
-    return NULL;
+    if (d->conn)
+        d->drv->close(d->conn);
+    d->drv = NULL;
+    d->conn = NULL;
 }
 
-static void close_dconn(vbh_client *c, vbh_dconn *d)
-{
-    for (vbh_dconn **pp = &c->dconns; *pp; pp = &(*pp)->next) {
-        if (*pp == d) {
-            *pp = d->next;
-            break;
-        }
-    }
-    d->drv->close(d->conn);
-    c->ndconns--;
-    free(d);
-}
-
-void vbh_client_close_driver(vbh_client *c)
-{
-    while (c->dconns)
-        close_dconn(c, c->dconns);
-}
-
-/* The hypervisor connection the current message's conn_id names. */
+/* The hypervisor connection the current call's conn_id names (the handlers
+ * of driver calls run on that conn_id's worker). */
 static vbh_dconn *need_open(vbh_client *c, vb_error *err)
 {
-    vbh_dconn *d = find_dconn(c, c->cur_conn_id);
-    if (!d)
-        vb_error_set(err, VB_ERR_NOT_OPEN, VB_DOM_DAEMON,
-                     "no hypervisor connection is open%s: call OPEN first",
-                     c->cur_conn_id ? " with this connection id" : "");
+    (void)c;
+    vbh_dconn *d = vbh_worker_dconn();
+    if (!d || !d->conn) {
+        vbh_not_open(d ? d->conn_id : 0, err);
+        return NULL;
+    }
     return d;
+}
+
+int vbh_not_open(uint32_t conn_id, vb_error *err)
+{
+    return vb_error_set(err, VB_ERR_NOT_OPEN, VB_DOM_DAEMON,
+                        "no hypervisor connection is open%s: call OPEN first",
+                        conn_id ? " with this connection id" : "");
 }
 
 static vbh_dconn *need_writable(vbh_client *c, vb_error *err)
@@ -175,12 +165,15 @@ int vbh_call_open(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
                             VBH_POLKIT_ACTION_MANAGE ": open read-only, or ask an administrator "
                             "for a polkit rule granting " VBH_POLKIT_ACTION_MANAGE);
     }
-    if (find_dconn(c, c->cur_conn_id) || c->ndconns >= VBH_MAX_CONNS_PER_CLIENT) {
+    vbh_dconn *d = vbh_worker_dconn(); /* the conn_id's own (the limit: vbh_worker.c) */
+    if (!d) {
+        free(name);
+        return vb_error_set(err, VB_ERR_INTERNAL, VB_DOM_DAEMON, "OPEN ran off its worker");
+    }
+    if (d->conn) {
         free(name);
         return vb_error_set(err, VB_ERR_OPERATION_INVALID, VB_DOM_DAEMON,
-                            c->ndconns >= VBH_MAX_CONNS_PER_CLIENT
-                                ? "too many hypervisor connections on this transport"
-                                : "a hypervisor connection is already open with this id");
+                            "a hypervisor connection is already open with this id");
     }
     /* the operator's default_uri is trusted; whatever the client names is not */
     int from_wire = name && *name;
@@ -206,25 +199,16 @@ int vbh_call_open(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
                           (from_wire ? VB_OPEN_FROM_WIRE : 0);
     const vb_driver *drv = rc == 0 ? vb_driver_for_uri(&uri, err) : NULL;
     vb_cred_source relay;
-    vbh_relay_source(c, &relay); /* a driver's questions go to this client */
+    vbh_relay_source(d, &relay); /* a driver's questions go to this client, for this id */
     void *conn = NULL;
-    vbh_dconn *d = NULL;
     if (drv)
         rc = drv->open(&uri, open_flags, &relay, &conn, err);
     else
         rc = -1;
-    if (rc == 0 && !(d = calloc(1, sizeof *d))) {
-        drv->close(conn);
-        rc = vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_DAEMON, "out of memory");
-    }
     if (rc == 0) {
-        d->conn_id = c->cur_conn_id;
         d->drv = drv;
         d->conn = conn;
         d->read_only = (flags & VB_OPEN_READ_ONLY) != 0;
-        d->next = c->dconns;
-        c->dconns = d;
-        c->ndconns++;
         vb_log(VB_LOG_INFO, "client %s (%s) opened %s%s (connection %u)", c->peer, c->identity,
                uri_text, d->read_only ? " read-only" : "", d->conn_id);
         empty_reply(reply);
@@ -240,7 +224,7 @@ int vbh_call_close(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
     vbh_dconn *d = need_open(c, err);
     if (!d)
         return -1;
-    close_dconn(c, d);
+    vbh_dconn_close_driver(d);
     empty_reply(reply);
     return 0;
 }

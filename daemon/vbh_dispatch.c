@@ -251,7 +251,7 @@ static void route(vbh_client *c, vb_msg *msg, const vb_proc_info *info, const vb
             vb_msg m = { .hdr = hdr };
             answer_auth(c, &m, -1, NULL, 0, &err);
         }
-    } else if (info->runs != VB_RUN_WORKER) {
+    } else if (info->runs != VB_RUN_WORKER || !vbh_worker_takes(c, msg)) {
         run_handler(c, msg, r->handler);
     } else if (vbh_worker_submit(c, msg, r->handler, &err) < 0) {
         send_error(c, &msg->hdr, &err);

@@ -112,9 +112,7 @@ static void client_on_close(vb_stream *s, const vb_error *why, void *data)
         vb_acceptor_fd_freed(srv->listeners[i].acceptor);
     c->gone = 1;
     c->stream = NULL;
-    if (!c->has_worker)
-        vbh_client_close_driver(c);
-    vbh_worker_cancel(c); /* its worker closes the drivers and drops its ref */
+    vbh_worker_cancel(c); /* its workers close the drivers, as their last jobs */
     vbh_client_unref(c);
 }
 
@@ -147,7 +145,7 @@ static void keepalive_check(vb_loop *loop, uint64_t id, void *data)
     uint64_t next = limit;
     for (vbh_client *c = srv->clients, *next_c; c; c = next_c) {
         next_c = c->next;
-        if (!c->speaks_keepalive || c->busy)
+        if (!c->speaks_keepalive || c->ncalls)
             continue;
         uint64_t quiet = now - c->last_rx_ms;
         if (quiet >= limit) {
@@ -280,9 +278,6 @@ static void accept_one(int fd, void *data)
     c->srv = srv;
     c->lis = lis;
     c->refs = 1;
-    pthread_mutex_init(&c->wmutex, NULL);
-    pthread_cond_init(&c->wcond, NULL);
-    vb_credwait_init(&c->creds_wait, &c->wmutex, &c->wcond);
     setup_peer(c, fd);
     c->confidential = lis->is_unix;
     int none = vbh_auth_list_has(lis->auth, VBH_AUTH_NONE) || srv->cfg->protocol_v1;

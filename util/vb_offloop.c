@@ -1,6 +1,7 @@
 #include "vb_offloop.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -114,10 +115,15 @@ void vb_credwait_init(vb_credwait *w, pthread_mutex_t *mutex, pthread_cond_t *co
     w->cond = cond;
 }
 
+void vb_credwait_share_serials(vb_credwait *w, vb_credwait_serials *shared)
+{
+    w->shared = shared;
+}
+
 uint32_t vb_credwait_begin(vb_credwait *w, vb_cred_request *req)
 {
     pthread_mutex_lock(w->mutex);
-    w->serial = ++w->next_serial;
+    w->serial = w->shared ? atomic_fetch_add(&w->shared->last, 1) + 1 : ++w->next_serial;
     w->req = req;
     w->done = 0;
     w->waiting = 1;

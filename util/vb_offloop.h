@@ -37,10 +37,17 @@ void vb_offloop_post(vb_offloop *q, void *target, uint8_t *frame, size_t len, in
  * driver call at a time); errors name who failed. */
 int vb_offloop_start_worker(void *(*fn)(void *), void *arg, int domain, vb_error *err);
 
+/* A CALLBACK serial counter the credwaits of one transport share (vbhostd:
+ * one per conn_id), so two questions in flight never carry the same serial. */
+typedef struct vb_credwait_serials {
+    _Atomic uint32_t last;
+} vb_credwait_serials;
+
 typedef struct vb_credwait {
     pthread_mutex_t *mutex;     /* the owning connection's lock and condition */
     pthread_cond_t *cond;
     uint32_t next_serial;
+    vb_credwait_serials *shared; /* when set, serials come from it instead */
     uint32_t serial;            /* of the request in flight */
     int waiting, done;
     vb_cred_request *req;       /* answers are written into it */
@@ -48,6 +55,8 @@ typedef struct vb_credwait {
 } vb_credwait;
 
 void vb_credwait_init(vb_credwait *w, pthread_mutex_t *mutex, pthread_cond_t *cond);
+/* Draw serials from shared (set before the first begin). */
+void vb_credwait_share_serials(vb_credwait *w, vb_credwait_serials *shared);
 /* Worker: register req before sending its CALLBACK; returns the serial. */
 uint32_t vb_credwait_begin(vb_credwait *w, vb_cred_request *req);
 /* Worker: wait for the answer until timeout_s, or until *closing (read under

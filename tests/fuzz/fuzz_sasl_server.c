@@ -213,9 +213,6 @@ static void ss_start(ss_run *r, int sfd)
     c->srv = &r->srv;
     c->lis = &r->lis;
     c->refs = 1;
-    pthread_mutex_init(&c->wmutex, NULL);
-    pthread_cond_init(&c->wcond, NULL);
-    vb_credwait_init(&c->creds_wait, &c->wmutex, &c->wcond);
     snprintf(c->peer, sizeof c->peer, "fuzz-peer");
     snprintf(c->failure_source, sizeof c->failure_source, "fuzz-peer");
     c->uid = 4242;
@@ -609,8 +606,6 @@ static void ss_cleanup(ss_run *r)
     ss_session_reset(r);
     vb_frame_reader_clear(&r->rd);
     ss_free_failures(&r->srv);
-    pthread_mutex_destroy(&r->c->wmutex);
-    pthread_cond_destroy(&r->c->wcond);
     free(r->c);
 }
 

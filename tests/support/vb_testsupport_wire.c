@@ -151,3 +151,11 @@ void vb_ts_wire_error(const vb_msg *m, int *code, int *domain)
         *domain = e.domain;
     }
 }
+
+int vb_ts_wire_host_call(vb_ts_wire *w, uint32_t serial, uint32_t procedure, uint32_t conn_id,
+                         vb_ts_body_fn body, const void *arg)
+{
+    vb_msg_header hdr = { VB_PROG_HOST, VB_PROG_HOST_VERSION, VB_MSG_CALL, serial, procedure,
+                          VB_STATUS_OK, conn_id };
+    return vb_ts_wire_send(w, &hdr, body, arg);
+}

@@ -34,6 +34,11 @@ int vb_ts_wire_send(vb_ts_wire *w, const vb_msg_header *h, vb_ts_body_fn body, c
  * timeout_ms or on bytes that do not decode. */
 int vb_ts_wire_read(vb_ts_wire *w, int timeout_ms, vb_msg *out);
 
+/* Send a HOST CALL of procedure on conn_id (the current HOST version) and
+ * do not wait: several may be in flight. 0, or -1 as vb_ts_wire_send. */
+int vb_ts_wire_host_call(vb_ts_wire *w, uint32_t serial, uint32_t procedure, uint32_t conn_id,
+                         vb_ts_body_fn body, const void *arg);
+
 /* Send, then read the answer: 1 with *out, else 0/-1 as vb_ts_wire_read. */
 int vb_ts_wire_call(vb_ts_wire *w, const vb_msg_header *h, vb_ts_body_fn body, const void *arg,
                     int timeout_ms, vb_msg *out);

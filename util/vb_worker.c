@@ -1,0 +1,167 @@
+#include "vb_worker.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+struct vb_worker {
+    vb_worker_run_fn run;
+    unsigned idle_ms;
+    int domain;
+    pthread_mutex_t mutex;      /* everything below; also the question's lock */
+    pthread_cond_t cond;        /* a job came, the client left, an answer came */
+    vb_worker_job *head, *tail;
+    int has_thread;
+    int closing;
+    int refs;                   /* the loop's handle (until finish) + a running thread */
+    vb_credwait ask;
+};
+
+vb_worker *vb_worker_new(vb_worker_run_fn run, unsigned idle_ms, vb_credwait_serials *serials,
+                         int domain, vb_error *err)
+{
+    vb_worker *w = calloc(1, sizeof *w);
+    if (!w) {
+        vb_error_set(err, VB_ERR_NO_MEMORY, domain, "out of memory");
+        return NULL;
+    }
+    w->run = run;
+    w->idle_ms = idle_ms;
+    w->domain = domain;
+    w->refs = 1;
+    pthread_mutex_init(&w->mutex, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    vb_credwait_init(&w->ask, &w->mutex, &w->cond);
+    if (serials)
+        vb_credwait_share_serials(&w->ask, serials);
+    return w;
+}
+
+static void worker_free(vb_worker *w)
+{
+    pthread_mutex_destroy(&w->mutex);
+    pthread_cond_destroy(&w->cond);
+    free(w);
+}
+
+struct timespec vb_worker_deadline(uint64_t ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t); /* the clock of a default condvar */
+    t.tv_sec += (time_t)(ms / 1000);
+    t.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
+/* mutex held: the next job, or NULL when the thread should leave (the
+ * client left and the queue is empty, or idle_ms passed without a job). */
+static vb_worker_job *next_job(vb_worker *w)
+{
+    struct timespec until = vb_worker_deadline(w->idle_ms);
+    while (!w->head && !w->closing) {
+        int rc = w->idle_ms ? pthread_cond_timedwait(&w->cond, &w->mutex, &until)
+                            : pthread_cond_wait(&w->cond, &w->mutex);
+        if (rc == ETIMEDOUT && !w->head)
+            return NULL;
+    }
+    vb_worker_job *job = w->head;
+    if (job) {
+        w->head = job->next;
+        if (!w->head)
+            w->tail = NULL;
+        job->next = NULL;
+    }
+    return job;
+}
+
+static void *worker_main(void *arg)
+{
+    vb_worker *w = arg;
+    pthread_mutex_lock(&w->mutex);
+    vb_worker_job *job;
+    while ((job = next_job(w)) != NULL) {
+        pthread_mutex_unlock(&w->mutex);
+        w->run(job);
+        pthread_mutex_lock(&w->mutex);
+    }
+    /* under the mutex: a submit from now on starts another thread */
+    w->has_thread = 0;
+    int last = --w->refs == 0;
+    pthread_mutex_unlock(&w->mutex);
+    if (last)
+        worker_free(w);
+    return NULL;
+}
+
+/* mutex held */
+static int start_thread(vb_worker *w, vb_error *err)
+{
+    if (vb_offloop_start_worker(worker_main, w, w->domain, err) < 0)
+        return -1;
+    w->has_thread = 1;
+    w->refs++;
+    return 0;
+}
+
+/* mutex held */
+static int enqueue(vb_worker *w, vb_worker_job *job, vb_error *err)
+{
+    if (!w->has_thread && start_thread(w, err) < 0)
+        return -1;
+    job->next = NULL;
+    if (w->tail)
+        w->tail->next = job;
+    else
+        w->head = job;
+    w->tail = job;
+    pthread_cond_broadcast(&w->cond);
+    return 0;
+}
+
+int vb_worker_submit(vb_worker *w, vb_worker_job *job, vb_error *err)
+{
+    pthread_mutex_lock(&w->mutex);
+    int rc = enqueue(w, job, err);
+    pthread_mutex_unlock(&w->mutex);
+    return rc;
+}
+
+int vb_worker_finish(vb_worker *w, vb_worker_job *close_job, vb_error *err)
+{
+    pthread_mutex_lock(&w->mutex);
+    w->closing = 1;
+    pthread_cond_broadcast(&w->cond); /* an idle thread leaves; a question ends */
+    int rc = close_job ? enqueue(w, close_job, err) : 0;
+    int last = --w->refs == 0;
+    pthread_mutex_unlock(&w->mutex);
+    if (last)
+        worker_free(w);
+    return rc;
+}
+
+int vb_worker_closing(vb_worker *w)
+{
+    pthread_mutex_lock(&w->mutex);
+    int closing = w->closing;
+    pthread_mutex_unlock(&w->mutex);
+    return closing;
+}
+
+uint32_t vb_worker_ask_begin(vb_worker *w, vb_cred_request *req)
+{
+    return vb_credwait_begin(&w->ask, req);
+}
+
+int vb_worker_ask_wait(vb_worker *w, unsigned timeout_s, vb_error *err)
+{
+    return vb_credwait_wait(&w->ask, &w->closing, timeout_s, err);
+}
+
+int vb_worker_answer(vb_worker *w, const vb_msg *msg)
+{
+    return vb_credwait_answer(&w->ask, msg);
+}
