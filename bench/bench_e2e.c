@@ -141,7 +141,14 @@ typedef struct metric {
     samples vb, peer;               /* peer: libvirt, only under BENCH_PEER */
     char note[700];
     int lower_is_better;
+    int failed;                     /* operations that failed: then no ratio is shown */
 } metric;
+
+/* A figure with failed operations compares fast failures, not opens. */
+static int has_ratio(const metric *m)
+{
+    return m->peer.n && !m->failed;
+}
 
 #define MAX_METRICS 48
 static metric metrics[MAX_METRICS];
@@ -979,8 +986,10 @@ static void bench_conc_one(const broker *b, const char *uri, int creds, int n, c
             if (run_capture(argv, out, sizeof out, NULL) == 0 &&
                 sscanf(out, "%lld %d", &wall, &pf) == 2) {
                 add(&m->peer, wall / 1e6);
-                if (pf)
+                if (pf) {
+                    m->failed += pf;
                     note(m, "[libvirt round %d: %d failed] ", r, pf);
+                }
             } else {
                 failures_peer++;
             }
@@ -994,6 +1003,7 @@ static void bench_conc_one(const broker *b, const char *uri, int creds, int n, c
         vb_rounds++;
         add(&m->vb, wall);
     }
+    m->failed += fails;
     note(m, "%d clients x %d rounds, %d failed opens%s%s", n, vb_rounds, fails,
          fails ? ": " : "", first);
 }
@@ -1424,8 +1434,11 @@ static void print_table(void)
                fmt_num(s.min, b, sizeof b), fmt_num(s.max, c, sizeof c), s.n);
         if (peer && m->peer.n) {
             summary p = summarize(&m->peer);
-            printf(" %10s %10s %10.2f", fmt_num(p.med, a, sizeof a), fmt_num(p.min, b, sizeof b),
-                   s.med / p.med);
+            printf(" %10s %10s", fmt_num(p.med, a, sizeof a), fmt_num(p.min, b, sizeof b));
+            if (has_ratio(m))
+                printf(" %10.2f", s.med / p.med);
+            else
+                printf(" %10s", "failures");
         }
         printf("\n");
     }
@@ -1504,9 +1517,9 @@ static int write_json(const char *path)
             fputs(", \"libvirt\": ", f);
             json_summary(f, &m->peer);
             fputs(", \"ratio_vbroker_over_libvirt\": ", f);
-            json_num(f, summarize(&m->vb).med / summarize(&m->peer).med);
+            json_num(f, has_ratio(m) ? summarize(&m->vb).med / summarize(&m->peer).med : NAN);
         }
-        fputs(", \"note\": ", f);
+        fprintf(f, ", \"failed\": %d, \"note\": ", m->failed);
         json_str(f, m->note);
         fprintf(f, "}%s\n", i + 1 < nmetrics ? "," : "");
     }

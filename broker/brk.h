@@ -53,6 +53,7 @@ typedef struct brk_config {
     unsigned keepalive_interval_s; /* ping idle host connections this often (0: never) */
     unsigned keepalive_count;    /* ... and give one up after this many pings unanswered */
     uint64_t upstream_idle_ms;   /* close a shared host connection unused this long */
+    unsigned max_logins_per_host; /* logins in progress to one server at once (0: no limit) */
     unsigned max_clients;        /* programs connected at once */
     unsigned max_output;         /* bytes queued for a program before its calls wait */
     unsigned output_timeout_s;   /* drop a program whose full queue has not moved this long */

@@ -14,6 +14,7 @@
 
 #include "vb_conf.h"
 #include "vb_log.h"
+#include "vb_login_gate.h"
 
 #define YEARS_100 (100ull * 365 * 24 * 3600)
 
@@ -36,6 +37,7 @@ static const setting settings[] = {
     { "max-output", 65536, 1u << 30, 0, offsetof(brk_config, max_output) },
     { "output-timeout", 1, 86400, 0, offsetof(brk_config, output_timeout_s) },
     { "log-max-size", 1024, 1u << 30, 0, offsetof(brk_config, log_max_size) },
+    { "max-logins-per-host", 0, 1000, 0, offsetof(brk_config, max_logins_per_host) },
 };
 
 void brk_config_defaults(brk_config *cfg)
@@ -54,6 +56,7 @@ void brk_config_defaults(brk_config *cfg)
     cfg->max_output = 4u << 20;
     cfg->output_timeout_s = 30;
     cfg->log_max_size = 1u << 20;
+    cfg->max_logins_per_host = VB_LOGIN_GATE_DEFAULT_LIMIT;
 }
 
 void brk_config_clear(brk_config *cfg)

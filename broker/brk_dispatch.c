@@ -13,9 +13,13 @@
 
 static void send_error(brk_session *s, const vb_msg_header *req, const vb_error *e)
 {
+    vb_msg_header hdr = *req;
+    /* the replier's version of a program it serves; of another, the caller's */
+    if (req->program == VB_PROG_BROKER || req->program == VB_PROG_KEEPALIVE)
+        hdr.version = vb_proto_program_version(req->program);
     uint8_t *frame;
     size_t len;
-    if (vb_enc_error_reply(req, VB_MSG_REPLY, e, &frame, &len, NULL) == 0)
+    if (vb_enc_error_reply(&hdr, vb_msg_answer_type(req->type), e, &frame, &len, NULL) == 0)
         vb_stream_send(s->stream, frame, len);
 }
 
@@ -229,34 +233,64 @@ static const brk_loop_fn broker_loop_procs[] = {
 #undef VB_X
 };
 
+/* A CALL after intake, in the order of docs/protocol.md §5.7: program and
+ * procedure (NO_SUPPORT), its size (TOO_LARGE); no gate (the socket is the
+ * owner's); then one call at a time (OPERATION_INVALID), the body
+ * (PROTOCOL) and, on the worker, the state (NOT_OPEN). */
+static void dispatch_call(brk_session *s, const vb_msg *msg)
+{
+    vb_error err;
+    const vb_proc_info *info = msg->hdr.program == VB_PROG_BROKER
+                                   ? vb_proto_proc_lookup(VB_PROG_BROKER, msg->hdr.procedure)
+                                   : NULL;
+    if (!info) {
+        vb_error_set(&err, VB_ERR_NO_SUPPORT, VB_DOM_RPC,
+                     "procedure %u of program %u is not supported by this broker (vbrokerd %s)",
+                     msg->hdr.procedure, msg->hdr.program, VB_VERSION);
+        send_error(s, &msg->hdr, &err);
+    } else if (vb_msg_check_proc_size(msg, &err) < 0) {
+        send_error(s, &msg->hdr, &err);
+    } else if (info->runs == VB_RUN_LOOP) { /* every LOOP row has its entry */
+        broker_loop_procs[msg->hdr.procedure](s, msg);
+    } else if (info->runs == VB_RUN_WORKER) {
+        submit_call(s, msg, info);
+    } else { /* CRED_REQUEST: the broker's CALLBACK, never a client's CALL */
+        vb_error_set(&err, VB_ERR_NO_SUPPORT, VB_DOM_RPC,
+                     "procedure %u is not a CALL this broker answers (vbrokerd %s)",
+                     msg->hdr.procedure, VB_VERSION);
+        send_error(s, &msg->hdr, &err);
+    }
+}
+
 void brk_dispatch(brk_session *s, vb_msg *msg)
 {
     vb_error err;
-    if (msg->hdr.program != VB_PROG_BROKER) {
-        if (msg->hdr.type == VB_MSG_CALL) {
-            vb_error_set(&err, VB_ERR_NO_SUPPORT, VB_DOM_RPC,
-                         "program %u is not served by vbrokerd", msg->hdr.program);
-            send_error(s, &msg->hdr, &err);
-        }
-    } else if (msg->hdr.type == VB_MSG_CALLBACK_REPLY) {
-        brk_worker_cred_reply(s, msg);
-    } else if (msg->hdr.type != VB_MSG_CALL) {
+    uint8_t *frame;
+    size_t len;
+    switch (vb_msg_server_intake(msg, &err)) {
+    case VB_INTAKE_CALL:
+        dispatch_call(s, msg);
+        break;
+    case VB_INTAKE_CALLBACK_REPLY:
+        if (msg->hdr.program == VB_PROG_BROKER)
+            brk_worker_cred_reply(s, msg);
+        break;
+    case VB_INTAKE_PING:
+        if (vb_enc_pong(&msg->hdr, &frame, &len, NULL) == 0)
+            vb_stream_send(s->stream, frame, len);
+        break;
+    case VB_INTAKE_IGNORE:
         vb_log(VB_LOG_DEBUG, "client %s sent an unexpected %s; ignored", s->peer,
                vb_proto_msg_type_name(msg->hdr.type));
-    } else if (vb_msg_check_proc_size(msg, &err) < 0) {
+        break;
+    case VB_INTAKE_REFUSE:
         send_error(s, &msg->hdr, &err);
-    } else {
-        const vb_proc_info *info = vb_proto_proc_lookup(VB_PROG_BROKER, msg->hdr.procedure);
-        if (info && info->runs == VB_RUN_LOOP) { /* every LOOP row has its entry */
-            broker_loop_procs[msg->hdr.procedure](s, msg);
-        } else if (info && info->runs == VB_RUN_WORKER) {
-            submit_call(s, msg, info);
-        } else {
-            vb_error_set(&err, VB_ERR_NO_SUPPORT, VB_DOM_RPC,
-                         "procedure %u is not supported by this broker (vbrokerd %s)",
-                         msg->hdr.procedure, VB_VERSION);
-            send_error(s, &msg->hdr, &err);
-        }
+        break;
+    case VB_INTAKE_REFUSE_CLOSE:
+        vb_log(VB_LOG_INFO, "client %s: %s", s->peer, err.message);
+        send_error(s, &msg->hdr, &err);
+        vb_stream_close_after_flush(s->stream);
+        break;
     }
     vb_msg_clear(msg);
 }

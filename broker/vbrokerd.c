@@ -2,6 +2,7 @@
  *
  *   vbrokerd [--config FILE] [--socket PATH] [--state-dir DIR] [--prompt-timeout SECONDS]
  *            [--secret-ttl SECONDS] [--secret-max SECONDS] [--upstream-idle SECONDS]
+ *            [--max-logins-per-host N]
  *            [--frame-timeout SECONDS] [--keepalive-interval SECONDS]
  *            [--keepalive-count N] [--log-level LEVEL] [--log-file PATH]
  *            [--log-max-size BYTES] [--pinentry PROGRAM|none]
@@ -38,6 +39,7 @@
 #include "vb_daemon.h"
 #include "vb_libvirt.h"
 #include "vb_log.h"
+#include "vb_login_gate.h"
 #include "vb_store.h"
 
 #define SD_LISTEN_FDS_START 3
@@ -66,6 +68,9 @@ static void usage(FILE *out)
             "  --secret-max SECS       forget a cached password this long after entry (default 28800)\n"
             "  --upstream-idle SECS    close a shared host connection unused this long (default\n"
             "                          300; 0 closes it as soon as its last client closes)\n"
+            "  --max-logins-per-host N logins to one host in progress at once (default 4;\n"
+            "                          0: no limit); more wait up to 10 s for a turn, since\n"
+            "                          vbhostd admits 5 unauthenticated connections per address\n"
             "  --frame-timeout SECS    disconnect a client whose frame has not arrived whole\n"
             "                          this long after its first byte (default 60)\n"
             "  --keepalive-interval SECS  ping idle host connections this often (default 5;\n"
@@ -121,6 +126,7 @@ static const struct option long_options[] = {
     { "max-output", required_argument, NULL, 'n' },
     { "output-timeout", required_argument, NULL, 'n' },
     { "log-max-size", required_argument, NULL, 'n' },
+    { "max-logins-per-host", required_argument, NULL, 'n' },
     { "log-file", required_argument, NULL, 'f' },
     { "pinentry", required_argument, NULL, 'p' },
     { "help", no_argument, NULL, 'h' },
@@ -270,6 +276,7 @@ int main(int argc, char **argv)
         return rc < 0 ? 0 : rc;
     }
     vb_remote_driver_set_idle(cfg.upstream_idle_ms);
+    vb_login_gate_configure(cfg.max_logins_per_host, VB_LOGIN_GATE_DEFAULT_WAIT_MS);
     vb_libvirt_driver_set_idle(cfg.upstream_idle_ms);
     vb_libvirt_driver_set_keepalive(cfg.keepalive_interval_s, cfg.keepalive_count);
     if (!cfg.socket_path)

@@ -303,6 +303,11 @@ uint64_t vbh_auth_answer_delay(vbh_client *c, int failed);
 int vbh_worker_start(vbh_server *srv, vb_error *err);
 /* Run a driver call on the worker of its conn_id (the msg is moved). */
 int vbh_worker_submit(vbh_client *c, vb_msg *msg, vbh_handler handler, vb_error *err);
+/* Loop: the driver call msg goes to vbh_worker_submit (an OPEN, a call on a
+ * conn_id with something open or in flight, or one over the calls limit,
+ * which submit refuses); else it has nothing to wait for and its handler
+ * answers on the loop (the body first, then NOT_OPEN: docs/protocol.md §5.7). */
+int vbh_worker_takes(vbh_client *c, const vb_msg *msg);
 void vbh_worker_cred_reply(vbh_client *c, const vb_msg *msg);
 /* The client left: every conn_id's worker ends, closing its hypervisor
  * connection as its last job (loop thread). */

@@ -209,12 +209,14 @@ int vbh_auth_sasl_start(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err
     const uint8_t *in, *out = NULL;
     size_t inlen, outlen = 0;
     int sasl_rc = SASL_OK;
-    if (require_type(c, VBH_AUTH_SASL, err) < 0 || need_session(c, err) < 0 ||
-        vb_rd_strdup(args, 64, &mech, err) < 0 || vb_rd_bin(args, &in, &inlen, err) < 0)
+    /* the type gate, the body, then the state (docs/protocol.md §5.7) */
+    if (require_type(c, VBH_AUTH_SASL, err) < 0 || vb_rd_strdup(args, 64, &mech, err) < 0 ||
+        vb_rd_bin(args, &in, &inlen, err) < 0)
         return free(mech), -1;
-    if (!mech) {
+    if (!mech)
         return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_AUTH, "no SASL mechanism given");
-    }
+    if (need_session(c, err) < 0)
+        return free(mech), -1;
     int progress = vb_sasl_server_start(c->sasl, mech, in, inlen, &out, &outlen, &sasl_rc, err);
     free(mech);
     return sasl_round(c, progress, out, outlen, sasl_rc, reply, err);
@@ -225,8 +227,8 @@ int vbh_auth_sasl_step(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
     const uint8_t *in, *out = NULL;
     size_t inlen, outlen = 0;
     int sasl_rc = SASL_OK;
-    if (require_type(c, VBH_AUTH_SASL, err) < 0 || need_session(c, err) < 0 ||
-        vb_rd_bin(args, &in, &inlen, err) < 0)
+    if (require_type(c, VBH_AUTH_SASL, err) < 0 || vb_rd_bin(args, &in, &inlen, err) < 0 ||
+        need_session(c, err) < 0)
         return -1;
     /* cyrus dereferences the mechanism of a session that was never started */
     if (!vb_sasl_mech(c->sasl))

@@ -259,11 +259,14 @@ typedef int (*domain_op)(void *conn, const char *name, vb_error *err);
 static int domain_call(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err, int start)
 {
     char *name = NULL;
-    vbh_dconn *d = need_writable(c, err);
-    if (!d || vb_rd_strdup(args, VB_DOMAIN_NAME_MAX, &name, err) < 0)
+    /* the body before the state (docs/protocol.md §5.7), as vbrokerd does */
+    if (vb_rd_strdup(args, VB_DOMAIN_NAME_MAX, &name, err) < 0)
         return -1;
     if (!name)
         return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_DAEMON, "no domain name given");
+    vbh_dconn *d = need_writable(c, err);
+    if (!d)
+        return free(name), -1;
     domain_op op = start ? d->drv->domain_start : d->drv->domain_shutdown;
     int rc = op(d->conn, name, err);
     if (rc == 0) {

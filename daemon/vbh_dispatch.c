@@ -81,14 +81,23 @@ static void send_frame(vbh_client *c, uint8_t *frame, size_t len)
     }
 }
 
+/* The replier's version of a program it serves (HOST, KEEPALIVE); of one
+ * it does not serve it has none, and repeats the caller's. */
+static uint32_t answer_version(const vbh_client *c, const vb_msg_header *req)
+{
+    if (req->program == VB_PROG_HOST)
+        return server_version(c);
+    return req->program == VB_PROG_KEEPALIVE ? VB_PROG_KEEPALIVE_VERSION : req->version;
+}
+
 static void send_error(vbh_client *c, const vb_msg_header *req, const vb_error *e)
 {
     vb_msg_header hdr = *req;
-    hdr.version = req->program == VB_PROG_HOST ? server_version(c) : req->version;
+    hdr.version = answer_version(c, req);
     uint8_t *frame;
     size_t len;
     vb_error err;
-    if (vb_enc_error_reply(&hdr, VB_MSG_REPLY, e, &frame, &len, &err) == 0)
+    if (vb_enc_error_reply(&hdr, vb_msg_answer_type(req->type), e, &frame, &len, &err) == 0)
         send_frame(c, frame, len);
 }
 
@@ -153,21 +162,13 @@ static void gate_refuse(vbh_client *c, const vb_msg *msg, const vb_proc_info *in
     send_error(c, &msg->hdr, &e);
 }
 
-static void handle_keepalive(vbh_client *c, const vb_msg *msg)
+static void answer_ping(vbh_client *c, const vb_msg *msg)
 {
-    if (msg->hdr.procedure != VB_KEEPALIVE_PROC_PING)
-        return;
     c->speaks_keepalive = 1;
     vb_log(VB_LOG_DEBUG, "client %s: keepalive ping", c->peer);
-    vb_msg_header hdr = msg->hdr;
-    hdr.procedure = VB_KEEPALIVE_PROC_PONG;
-    hdr.type = msg->hdr.type == VB_MSG_CALL ? VB_MSG_REPLY : VB_MSG_EVENT;
-    vb_enc enc;
     uint8_t *frame;
     size_t len;
-    vb_enc_begin(&enc, &hdr);
-    vb_enc_array(&enc, 0);
-    if (vb_enc_finish(&enc, VB_FRAME_MAX_PREAUTH, &frame, &len, NULL) == 0)
+    if (vb_enc_pong(&msg->hdr, &frame, &len, NULL) == 0)
         send_frame(c, frame, len);
 }
 
@@ -250,41 +251,63 @@ static void route(vbh_client *c, vb_msg *msg, const vb_proc_info *info, const vb
             vb_msg m = { .hdr = hdr };
             answer_auth(c, &m, -1, NULL, 0, &err);
         }
-    } else if (info->runs != VB_RUN_WORKER) {
+    } else if (info->runs != VB_RUN_WORKER || !vbh_worker_takes(c, msg)) {
         run_handler(c, msg, r->handler);
     } else if (vbh_worker_submit(c, msg, r->handler, &err) < 0) {
         send_error(c, &msg->hdr, &err);
     }
 }
 
+/* A CALL after intake, in the order of docs/protocol.md §5.7: program and
+ * procedure (NO_SUPPORT), its size (TOO_LARGE), the gate (AUTH_REQUIRED);
+ * then route: one driver call at a time (OPERATION_INVALID), and in the
+ * handler the body (PROTOCOL) before any state (NOT_OPEN, READ_ONLY). */
+static void dispatch_call(vbh_client *c, vb_msg *msg)
+{
+    vb_error err;
+    const vb_proc_info *info = NULL;
+    const vbh_route *r = find_route(c, msg, &info);
+    if (!r) {
+        vb_error_set(&err, VB_ERR_NO_SUPPORT, VB_DOM_RPC,
+                     "procedure %u of program %u is not supported by this server "
+                     "(vbhostd, HOST protocol v%u)",
+                     msg->hdr.procedure, msg->hdr.program, server_version(c));
+        send_error(c, &msg->hdr, &err);
+    } else if (vb_msg_check_proc_size(msg, &err) < 0) {
+        send_error(c, &msg->hdr, &err);
+    } else if (info->needs_auth && !c->authenticated) {
+        gate_refuse(c, msg, info);
+    } else {
+        route(c, msg, info, r);
+    }
+}
+
 void vbh_dispatch(vbh_client *c, vb_msg *msg)
 {
     vb_error err;
-    if (msg->hdr.type == VB_MSG_CALLBACK_REPLY && msg->hdr.program == VB_PROG_HOST) {
-        vbh_worker_cred_reply(c, msg);
-    } else if (msg->hdr.type != VB_MSG_CALL && msg->hdr.type != VB_MSG_EVENT) {
+    switch (vb_msg_server_intake(msg, &err)) {
+    case VB_INTAKE_CALL:
+        dispatch_call(c, msg);
+        break;
+    case VB_INTAKE_CALLBACK_REPLY:
+        if (msg->hdr.program == VB_PROG_HOST)
+            vbh_worker_cred_reply(c, msg);
+        break;
+    case VB_INTAKE_PING:
+        answer_ping(c, msg);
+        break;
+    case VB_INTAKE_IGNORE: /* no HOST events flow client → server */
         vb_log(VB_LOG_DEBUG, "client %s sent an unexpected %s; ignored", c->peer,
                vb_proto_msg_type_name(msg->hdr.type));
-    } else if (msg->hdr.program == VB_PROG_KEEPALIVE) {
-        handle_keepalive(c, msg);
-    } else if (msg->hdr.type == VB_MSG_EVENT) {
-        /* no HOST events flow client → server */
-    } else if (vb_msg_check_proc_size(msg, &err) < 0) {
+        break;
+    case VB_INTAKE_REFUSE:
         send_error(c, &msg->hdr, &err);
-    } else {
-        const vb_proc_info *info = NULL;
-        const vbh_route *r = find_route(c, msg, &info);
-        if (!r) {
-            vb_error_set(&err, VB_ERR_NO_SUPPORT, VB_DOM_RPC,
-                         "procedure %u of program %u is not supported by this server "
-                         "(vbhostd, HOST protocol v%u)",
-                         msg->hdr.procedure, msg->hdr.program, server_version(c));
-            send_error(c, &msg->hdr, &err);
-        } else if (info->needs_auth && !c->authenticated) {
-            gate_refuse(c, msg, info);
-        } else {
-            route(c, msg, info, r);
-        }
+        break;
+    case VB_INTAKE_REFUSE_CLOSE:
+        vb_log(VB_LOG_INFO, "client %s: %s", c->peer, err.message);
+        send_error(c, &msg->hdr, &err);
+        vb_stream_close_after_flush(c->stream);
+        break;
     }
     vb_msg_clear(msg);
 }

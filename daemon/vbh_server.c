@@ -133,21 +133,30 @@ static void client_on_msg(vb_stream *s, vb_msg *msg, void *data)
  * nothing at all has come from it for keepalive_timeout, its host or the
  * network in between is gone. Clients that never ping are left alone (an
  * old client, a person at a prompt), as is one whose call is still running
- * (it waits for us, not we for it). */
+ * (it waits for us, not we for it).
+ * The timer wakes at the earliest deadline, so a client is closed at its
+ * deadline and not up to a period later (docs/protocol.md §9.2); every
+ * deadline that starts later (a new ping, a call's end) lies beyond it. */
 static void keepalive_check(vb_loop *loop, uint64_t id, void *data)
 {
     (void)id;
     vbh_server *srv = data;
     uint64_t now = vb_now_ms(), limit = (uint64_t)srv->cfg->keepalive_timeout_s * 1000;
-    for (vbh_client *c = srv->clients, *next; c; c = next) {
-        next = c->next;
-        if (c->speaks_keepalive && !c->ncalls && now - c->last_rx_ms >= limit) {
+    uint64_t next = limit;
+    for (vbh_client *c = srv->clients, *next_c; c; c = next_c) {
+        next_c = c->next;
+        if (!c->speaks_keepalive || c->ncalls)
+            continue;
+        uint64_t quiet = now - c->last_rx_ms;
+        if (quiet >= limit) {
             vb_log(VB_LOG_INFO, "client %s sent nothing, not even a keepalive, for %u s; "
                                 "disconnecting", c->peer, srv->cfg->keepalive_timeout_s);
             vb_stream_close(c->stream);
+        } else if (limit - quiet < next) {
+            next = limit - quiet;
         }
     }
-    srv->keepalive_timer = vb_loop_add_timer(loop, limit / 4 ? limit / 4 : 1, keepalive_check, srv);
+    srv->keepalive_timer = vb_loop_add_timer(loop, next, keepalive_check, srv);
 }
 
 /* `vbhostd --revoke-token` writes tokens.db from another process: the
@@ -346,7 +355,7 @@ int vbh_server_start(vbh_server *srv, vbh_config *cfg, vb_loop *loop, vb_error *
         vbh_polkit_start(srv, err) < 0)
         return -1;
     if (cfg->keepalive_timeout_s)
-        srv->keepalive_timer = vb_loop_add_timer(loop, (uint64_t)cfg->keepalive_timeout_s * 250,
+        srv->keepalive_timer = vb_loop_add_timer(loop, (uint64_t)cfg->keepalive_timeout_s * 1000,
                                                  keepalive_check, srv);
     srv->token_check_timer = vb_loop_add_timer(loop, VBH_TOKEN_RECHECK_MS, token_recheck, srv);
     if (cfg->listen_unix) {

@@ -182,6 +182,12 @@ static vbh_dconn *find_dconn(vbh_client *c, uint32_t conn_id)
     return NULL;
 }
 
+int vbh_worker_takes(vbh_client *c, const vb_msg *msg)
+{
+    return msg->hdr.procedure == VB_HOST_PROC_OPEN || c->ncalls >= VBH_MAX_CALLS_PER_CLIENT ||
+           find_dconn(c, msg->hdr.conn_id) != NULL;
+}
+
 /* Loop thread: the client answered a CRED_FILL; only the worker of the
  * answer's conn_id may take it, and only for the serial it asked with. */
 void vbh_worker_cred_reply(vbh_client *c, const vb_msg *msg)
@@ -302,10 +308,8 @@ int vbh_worker_submit(vbh_client *c, vb_msg *msg, vbh_handler handler, vb_error 
                             "%u calls are already running or queued on this connection; wait "
                             "for their replies",
                             c->ncalls);
-    /* an id with nothing open and nothing in flight has only OPEN to run:
-     * anything else is answered here, in its order all the same */
-    if (msg->hdr.procedure != VB_HOST_PROC_OPEN && !find_dconn(c, msg->hdr.conn_id))
-        return vbh_not_open(msg->hdr.conn_id, err);
+    /* dispatch answers a call on an id with nothing open itself
+     * (vbh_worker_takes), so only OPEN creates an id here */
     vbh_dconn *d = dconn_for(c, msg->hdr.conn_id, err);
     if (!d)
         return -1;

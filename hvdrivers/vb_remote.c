@@ -16,6 +16,7 @@
 #include "vb_calls.h"
 #include "vb_credwire.h"
 #include "vb_log.h"
+#include "vb_login_gate.h"
 #include "vb_net.h"
 #include "vb_sasl.h"
 #include "vb_ssh.h"
@@ -1300,12 +1301,11 @@ int vb_remote_connect_fd(int fd, const vb_uri *uri, const vb_remote_opts *opts, 
     return 0;
 }
 
-int vb_remote_connect(const vb_uri *uri, const vb_remote_opts *opts, vb_remote **out, vb_error *err)
+static int connect_and_login(const vb_uri *uri, const vb_remote_opts *opts, vb_remote **out,
+                             vb_error *err)
 {
-    static const vb_remote_opts no_opts;
     vb_ssh *ssh = NULL;
-    *out = NULL;
-    int fd = open_transport(uri, opts ? opts : &no_opts, &ssh, err);
+    int fd = open_transport(uri, opts, &ssh, err);
     if (fd < 0) {
         /* "cannot connect to h port p" alone does not say which hop of a
          * chain is down: this one, a vbhostd (or the sshd before it) */
@@ -1323,6 +1323,17 @@ int vb_remote_connect(const vb_uri *uri, const vb_remote_opts *opts, vb_remote *
     }
     (*out)->ssh = ssh;
     return 0;
+}
+
+int vb_remote_connect(const vb_uri *uri, const vb_remote_opts *opts, vb_remote **out, vb_error *err)
+{
+    static const vb_remote_opts no_opts;
+    *out = NULL;
+    /* held from the dial until the login is over: see vb_login_gate.h */
+    vb_login_slot *slot = vb_login_gate_enter(uri);
+    int rc = connect_and_login(uri, opts ? opts : &no_opts, out, err);
+    vb_login_gate_leave(slot);
+    return rc;
 }
 
 void vb_remote_free(vb_remote *r)

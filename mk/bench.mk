@@ -18,6 +18,12 @@ $(BENCH_E2E): bench/bench_e2e.c $(LIBVBROKER) $(LIBTSUP) $(LIBCORE) $(LIBPROTO)
 	  $(LIBTSUP) $(LIBCORE) $(LIBPROTO) -L$(BUILD) -lvbroker -Wl,-rpath,$(abspath $(BUILD)) \
 	  $(PKG_LIBS) -lpthread -lm $(LDFLAGS_ALL)
 
+# bench_sasl starts nothing, but makes its sasldbs with tests/support
+$(BUILD)/bench/bench_sasl: bench/bench_sasl.c $(LIBTSUP) $(LIBCORE) $(LIBPROTO)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(PKG_CFLAGS) -MMD -MP $< -o $@ $(LIBTSUP) $(LIBCORE) $(LIBPROTO) \
+	  $(PKG_LIBS) -lpthread $(LDFLAGS_ALL)
+
 # built only by bench-peer: needs libvirt-dev (pkg-config runs after bench-deps.sh)
 $(BENCH_PEER): bench/peer/bench_libvirt.c
 	@mkdir -p $(dir $@)

@@ -143,3 +143,16 @@ int vb_enc_error_reply(const vb_msg_header *req, uint32_t reply_type, const vb_e
     vb_enc_str(&enc, error->message);
     return vb_enc_finish(&enc, VB_FRAME_MAX_PREAUTH, frame, frame_len, err);
 }
+
+int vb_enc_pong(const vb_msg_header *ping, uint8_t **frame, size_t *frame_len, vb_error *err)
+{
+    vb_msg_header hdr = *ping;
+    hdr.version = VB_PROG_KEEPALIVE_VERSION; /* the replier's */
+    hdr.procedure = VB_KEEPALIVE_PROC_PONG;
+    hdr.type = ping->type == VB_MSG_CALL ? VB_MSG_REPLY : VB_MSG_EVENT;
+    hdr.status = VB_STATUS_OK;
+    vb_enc enc;
+    vb_enc_begin(&enc, &hdr);
+    vb_enc_array(&enc, 0);
+    return vb_enc_finish(&enc, VB_FRAME_MAX_PREAUTH, frame, frame_len, err);
+}

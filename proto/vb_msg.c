@@ -247,3 +247,51 @@ int vb_rd_skip(vb_rd *rd, vb_error *err)
 {
     return next_field(rd, err) ? 0 : -1;
 }
+
+uint32_t vb_msg_answer_type(uint32_t request_type)
+{
+    return request_type == VB_MSG_CALLBACK ? VB_MSG_CALLBACK_REPLY : VB_MSG_REPLY;
+}
+
+/* The order is the contract (docs/protocol.md §5.7): an outside client
+ * learns which answer wins from it, and both daemons must agree. */
+vb_intake vb_msg_server_intake(const vb_msg *msg, vb_error *err)
+{
+    const vb_msg_header *h = &msg->hdr;
+    /* a PING over its size (5.5) is no PING: refused as a CALL, ignored as an EVENT */
+    int ping = h->program == VB_PROG_KEEPALIVE && h->procedure == VB_KEEPALIVE_PROC_PING &&
+               vb_msg_check_proc_size(msg, err) == 0;
+    switch (h->type) {
+    case VB_MSG_REPLY: return VB_INTAKE_IGNORE; /* a server sends no CALL a REPLY could answer */
+    case VB_MSG_CALLBACK_REPLY: return VB_INTAKE_CALLBACK_REPLY;
+    case VB_MSG_EVENT: return ping ? VB_INTAKE_PING : VB_INTAKE_IGNORE;
+    default: break; /* CALL, CALLBACK: requests, each owed exactly one answer */
+    }
+    if (h->type == VB_MSG_CALLBACK) {
+        vb_error_set(err, VB_ERR_NO_SUPPORT, VB_DOM_RPC,
+                     "a server takes no CALLBACK: callbacks go from the server to its client");
+        return VB_INTAKE_REFUSE;
+    }
+    if (h->serial == 0) {
+        vb_error_set(err, VB_ERR_PROTOCOL, VB_DOM_RPC,
+                     "serial 0 is reserved for a server's refusal of the connection; number "
+                     "calls from 1 (closing this connection)");
+        return VB_INTAKE_REFUSE_CLOSE;
+    }
+    if (h->status != VB_STATUS_OK) {
+        vb_error_set(err, VB_ERR_PROTOCOL, VB_DOM_RPC, "a CALL must carry status OK, not %u",
+                     h->status);
+        return VB_INTAKE_REFUSE;
+    }
+    if (ping)
+        return VB_INTAKE_PING;
+    if (h->program == VB_PROG_KEEPALIVE && h->procedure == VB_KEEPALIVE_PROC_PING)
+        return VB_INTAKE_REFUSE; /* TOO_LARGE, set above */
+    if (h->program == VB_PROG_KEEPALIVE) {
+        vb_error_set(err, VB_ERR_NO_SUPPORT, VB_DOM_RPC,
+                     "KEEPALIVE procedure %u is not a request this server answers (only PING)",
+                     h->procedure);
+        return VB_INTAKE_REFUSE;
+    }
+    return VB_INTAKE_CALL;
+}

@@ -94,6 +94,21 @@ int vb_msg_error_body(const vb_msg *msg, vb_error *out, vb_error *err);
  * unsolicited messages (CALL, CALLBACK, EVENT); replies pass. */
 int vb_msg_check_proc_size(const vb_msg *msg, vb_error *err);
 
+/* What a server (vbhostd, vbrokerd) does with a decoded message before its
+ * procedure table sees it: steps 3-6 of the order of checks in
+ * docs/protocol.md §5.7, the same in both daemons. */
+typedef enum vb_intake {
+    VB_INTAKE_CALL,           /* a CALL of a program other than KEEPALIVE: the server's table decides */
+    VB_INTAKE_CALLBACK_REPLY, /* the server matches it to its outstanding CALLBACK, or ignores it */
+    VB_INTAKE_PING,           /* a KEEPALIVE PING (CALL or EVENT): answer vb_enc_pong */
+    VB_INTAKE_IGNORE,         /* no answer: a REPLY, or an EVENT other than PING */
+    VB_INTAKE_REFUSE,         /* answer err (as vb_msg_answer_type says); the connection stays */
+    VB_INTAKE_REFUSE_CLOSE,   /* answer err, then close: serial 0 would pass for a refusal (9.6) */
+} vb_intake;
+vb_intake vb_msg_server_intake(const vb_msg *msg, vb_error *err);
+/* The type of the answer to a request: REPLY to a CALL, CALLBACK_REPLY to a CALLBACK. */
+uint32_t vb_msg_answer_type(uint32_t request_type);
+
 /* ---- typed field reader over a body array -------------------------------
  * Missing fields are protocol errors; extra trailing fields are ignored so
  * that a newer peer may append fields. */
@@ -151,6 +166,9 @@ int vb_enc_finish(vb_enc *enc, size_t max_frame, uint8_t **frame, size_t *frame_
 /* Wipe and free an unfinished encoder. */
 void vb_enc_dispose(vb_enc *enc);
 
+/* The PONG that answers ping: a REPLY to a CALL, an EVENT to an EVENT,
+ * with the PING's serial and conn_id and body []. */
+int vb_enc_pong(const vb_msg_header *ping, uint8_t **frame, size_t *frame_len, vb_error *err);
 /* A complete ERROR reply to req (same program, procedure, serial, conn_id). */
 int vb_enc_error_reply(const vb_msg_header *req, uint32_t reply_type, const vb_error *error,
                        uint8_t **frame, size_t *frame_len, vb_error *err);

@@ -121,7 +121,7 @@ static void expect_reply(vb_ts_wire *w, uint32_t serial, uint32_t conn_id, int o
 static void connect_a(vb_ts_wire *w)
 {
     assert_int_equal(vb_ts_wire_connect_unix(w, ha.sock), 0);
-    assert_int_equal(vb_ts_wire_call(w, 1, VB_HOST_PROC_AUTH_PEER, 0, NULL, NULL), 0);
+    assert_int_equal(vb_ts_wire_host_call(w, 1, VB_HOST_PROC_AUTH_PEER, 0, NULL, NULL), 0);
     expect_reply(w, 1, 0, 1, 5000);
 }
 
@@ -129,7 +129,7 @@ static void connect_a(vb_ts_wire *w)
 static vb_msg open_nested_until_asked(vb_ts_wire *w, uint32_t serial, uint32_t conn_id)
 {
     assert_int_equal(
-        vb_ts_wire_call(w, serial, VB_HOST_PROC_OPEN, conn_id, body_open, nested_uri()), 0);
+        vb_ts_wire_host_call(w, serial, VB_HOST_PROC_OPEN, conn_id, body_open, nested_uri()), 0);
     vb_msg fill = next_msg(w, 10000, "the nested OPEN's CRED_FILL");
     assert_int_equal(fill.hdr.type, VB_MSG_CALLBACK);
     assert_int_equal(fill.hdr.procedure, VB_HOST_PROC_CRED_FILL);
@@ -154,7 +154,7 @@ static void answer(vb_ts_wire *w, const vb_msg *fill, uint32_t conn_id)
     vb_msg_header hdr = fill->hdr;
     hdr.type = VB_MSG_CALLBACK_REPLY;
     hdr.conn_id = conn_id;
-    assert_int_equal(vb_ts_wire_send(w, &hdr, (vb_ts_wire_body_fn)vb_credwire_encode_answer, &req),
+    assert_int_equal(vb_ts_wire_send(w, &hdr, (vb_ts_body_fn)vb_credwire_encode_answer, &req),
                      0);
     vb_cred_request_clear(&req);
 }
@@ -172,8 +172,8 @@ static void test_pending_prompt_stalls_only_its_conn_id(void **state)
 
     int64_t t0 = now_ms();
     assert_int_equal(
-        vb_ts_wire_call(&w, 3, VB_HOST_PROC_OPEN, 2, body_open, "test:///default"), 0);
-    assert_int_equal(vb_ts_wire_call(&w, 4, VB_HOST_PROC_GET_HOSTNAME, 2, NULL, NULL), 0);
+        vb_ts_wire_host_call(&w, 3, VB_HOST_PROC_OPEN, 2, body_open, "test:///default"), 0);
+    assert_int_equal(vb_ts_wire_host_call(&w, 4, VB_HOST_PROC_GET_HOSTNAME, 2, NULL, NULL), 0);
     expect_reply(&w, 3, 2, 1, 2000);
     vb_msg m = next_msg(&w, 2000, "GET_HOSTNAME on conn_id 2");
     assert_int_equal(m.hdr.serial, 4);
@@ -194,7 +194,7 @@ static void test_pending_prompt_stalls_only_its_conn_id(void **state)
     /* the question is still conn_id 1's: answered, its OPEN completes */
     answer(&w, &fill, 1);
     expect_reply(&w, 2, 1, 1, 10000);
-    assert_int_equal(vb_ts_wire_call(&w, 5, VB_HOST_PROC_GET_HOSTNAME, 1, NULL, NULL), 0);
+    assert_int_equal(vb_ts_wire_host_call(&w, 5, VB_HOST_PROC_GET_HOSTNAME, 1, NULL, NULL), 0);
     expect_reply(&w, 5, 1, 1, 5000);
     vb_msg_clear(&fill);
     vb_ts_wire_close(&w);
@@ -207,11 +207,11 @@ static void test_one_conn_id_keeps_its_order(void **state)
     (void)state;
     vb_ts_wire w;
     connect_a(&w);
-    assert_int_equal(vb_ts_wire_call(&w, 2, VB_HOST_PROC_OPEN, 3, body_open, "test:///default"),
+    assert_int_equal(vb_ts_wire_host_call(&w, 2, VB_HOST_PROC_OPEN, 3, body_open, "test:///default"),
                      0);
-    assert_int_equal(vb_ts_wire_call(&w, 3, VB_HOST_PROC_GET_HOSTNAME, 3, NULL, NULL), 0);
-    assert_int_equal(vb_ts_wire_call(&w, 4, VB_HOST_PROC_CLOSE, 3, NULL, NULL), 0);
-    assert_int_equal(vb_ts_wire_call(&w, 5, VB_HOST_PROC_GET_HOSTNAME, 3, NULL, NULL), 0);
+    assert_int_equal(vb_ts_wire_host_call(&w, 3, VB_HOST_PROC_GET_HOSTNAME, 3, NULL, NULL), 0);
+    assert_int_equal(vb_ts_wire_host_call(&w, 4, VB_HOST_PROC_CLOSE, 3, NULL, NULL), 0);
+    assert_int_equal(vb_ts_wire_host_call(&w, 5, VB_HOST_PROC_GET_HOSTNAME, 3, NULL, NULL), 0);
     expect_reply(&w, 2, 3, 1, 5000);
     expect_reply(&w, 3, 3, 1, 5000);
     expect_reply(&w, 4, 3, 1, 5000);
@@ -233,7 +233,7 @@ static void test_answer_on_another_conn_id_is_not_taken(void **state)
     vb_ts_wire w;
     connect_a(&w);
     vb_msg fill = open_nested_until_asked(&w, 2, 1);
-    assert_int_equal(vb_ts_wire_call(&w, 3, VB_HOST_PROC_OPEN, 2, body_open, "test:///default"),
+    assert_int_equal(vb_ts_wire_host_call(&w, 3, VB_HOST_PROC_OPEN, 2, body_open, "test:///default"),
                      0);
     expect_reply(&w, 3, 2, 1, 5000);
     int before = vb_ts_count_in_file(ha.log, "nobody asked (connection 2)");
@@ -266,8 +266,8 @@ static void test_calls_in_flight_are_bounded(void **state)
     connect_a(&w);
     vb_msg fill = open_nested_until_asked(&w, 2, 1);
     for (uint32_t serial = 3; serial < 3 + 511; serial++)
-        assert_int_equal(vb_ts_wire_call(&w, serial, VB_HOST_PROC_GET_HOSTNAME, 1, NULL, NULL), 0);
-    assert_int_equal(vb_ts_wire_call(&w, 514, VB_HOST_PROC_GET_HOSTNAME, 2, NULL, NULL), 0);
+        assert_int_equal(vb_ts_wire_host_call(&w, serial, VB_HOST_PROC_GET_HOSTNAME, 1, NULL, NULL), 0);
+    assert_int_equal(vb_ts_wire_host_call(&w, 514, VB_HOST_PROC_GET_HOSTNAME, 2, NULL, NULL), 0);
     vb_msg m = next_msg(&w, 5000, "the refusal of call 513");
     assert_int_equal(m.hdr.serial, 514);
     assert_int_equal(m.hdr.status, VB_STATUS_ERROR);
@@ -299,7 +299,7 @@ static void test_leaving_ends_the_pending_question(void **state)
     if (vb_ts_wait_for_log(hb.log, "disconnected", before + 1, vb_ts_scaled_ms(5000)) < 0)
         fail_msg("A kept its nested connection to B after its client left");
     connect_a(&w);
-    assert_int_equal(vb_ts_wire_call(&w, 2, VB_HOST_PROC_OPEN, 7, body_open, "test:///default"),
+    assert_int_equal(vb_ts_wire_host_call(&w, 2, VB_HOST_PROC_OPEN, 7, body_open, "test:///default"),
                      0);
     expect_reply(&w, 2, 7, 1, 5000);
     vb_ts_wire_close(&w);

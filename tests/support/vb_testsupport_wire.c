@@ -1,30 +1,35 @@
+/* A raw protocol client for tests (vb_testsupport_wire.h). */
 #include "vb_testsupport_wire.h"
 
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "vb_net.h"
 
-static int64_t mono_ms(void)
+static int64_t now_ms(void)
 {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int vb_ts_wire_connect_unix(vb_ts_wire *w, const char *path)
 {
-    vb_error err;
     memset(w, 0, sizeof *w);
-    vb_frame_reader_init(&w->rd, VB_FRAME_MAX_ABSOLUTE);
+    vb_error err;
     w->fd = vb_net_connect_unix(path, &err);
-    if (w->fd < 0)
-        fprintf(stderr, "vb_ts_wire: connect %s: %s\n", path, err.message);
-    return w->fd < 0 ? -1 : 0;
+    if (w->fd < 0) {
+        fprintf(stderr, "vb_ts_wire: connect to %s: %s\n", path, err.message);
+        return -1;
+    }
+    vb_frame_reader_init(&w->rd, VB_FRAME_MAX_ABSOLUTE);
+    return 0;
 }
 
 void vb_ts_wire_close(vb_ts_wire *w)
@@ -35,36 +40,42 @@ void vb_ts_wire_close(vb_ts_wire *w)
     w->fd = -1;
 }
 
-int vb_ts_wire_send(vb_ts_wire *w, const vb_msg_header *hdr, vb_ts_wire_body_fn body,
-                    const void *arg)
+static int send_all(int fd, const uint8_t *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int vb_ts_wire_send(vb_ts_wire *w, const vb_msg_header *h, vb_ts_body_fn body, const void *arg)
 {
     vb_enc enc;
-    uint8_t *frame;
-    size_t len;
-    vb_error err;
-    vb_enc_begin(&enc, hdr);
+    vb_enc_begin(&enc, h);
     if (body)
         body(&enc, arg);
     else
         vb_enc_array(&enc, 0);
-    if (vb_enc_finish(&enc, VB_FRAME_MAX_ABSOLUTE, &frame, &len, &err) < 0)
+    uint8_t *frame;
+    size_t len;
+    vb_error err;
+    if (vb_enc_finish(&enc, VB_FRAME_MAX_ABSOLUTE, &frame, &len, &err) < 0) {
+        fprintf(stderr, "vb_ts_wire: cannot encode: %s\n", err.message);
         return -1;
-    int rc = vb_net_write_all(w->fd, frame, len, &err);
+    }
+    int rc = send_all(w->fd, frame, len);
     vb_frame_free(frame, len);
     return rc;
 }
 
-int vb_ts_wire_call(vb_ts_wire *w, uint32_t serial, uint32_t procedure, uint32_t conn_id,
-                    vb_ts_wire_body_fn body, const void *arg)
-{
-    vb_msg_header hdr = { VB_PROG_HOST, VB_PROG_HOST_VERSION, VB_MSG_CALL, serial, procedure,
-                          VB_STATUS_OK, conn_id };
-    return vb_ts_wire_send(w, &hdr, body, arg);
-}
-
-/* Feed what is buffered: 1 with a message, 0 when more bytes are needed,
- * -1 on garbage. */
-static int take_buffered(vb_ts_wire *w, vb_msg *out)
+/* a frame already read: 1 with *out; 0 none yet; -1 garbage */
+static int take_frame(vb_ts_wire *w, vb_msg *out)
 {
     while (w->off < w->have) {
         size_t used = 0;
@@ -75,8 +86,8 @@ static int take_buffered(vb_ts_wire *w, vb_msg *out)
             return -1;
         if (st == VB_FRAME_READY) {
             size_t len;
-            uint8_t *payload = vb_frame_reader_take(&w->rd, &len);
-            return vb_msg_decode(out, payload, len, &err) == 0 ? 1 : -1;
+            uint8_t *p = vb_frame_reader_take(&w->rd, &len);
+            return vb_msg_decode(out, p, len, &err) == 0 ? 1 : (vb_msg_clear(out), -1);
         }
     }
     return 0;
@@ -84,14 +95,14 @@ static int take_buffered(vb_ts_wire *w, vb_msg *out)
 
 int vb_ts_wire_read(vb_ts_wire *w, int timeout_ms, vb_msg *out)
 {
-    int64_t deadline = mono_ms() + timeout_ms;
+    int64_t deadline = now_ms() + timeout_ms;
     for (;;) {
-        int got = take_buffered(w, out);
+        int got = take_frame(w, out);
         if (got != 0)
             return got;
-        int64_t left = deadline - mono_ms();
+        int64_t left = deadline - now_ms();
         struct pollfd p = { .fd = w->fd, .events = POLLIN };
-        int rc = left > 0 ? poll(&p, 1, (int)left) : 0;
+        int rc = poll(&p, 1, left > 0 ? (int)left : 0); /* 0: what has arrived already */
         if (rc < 0 && errno == EINTR)
             continue;
         if (rc <= 0)
@@ -106,4 +117,45 @@ int vb_ts_wire_read(vb_ts_wire *w, int timeout_ms, vb_msg *out)
         w->have = (size_t)n;
         w->off = 0;
     }
+}
+
+int vb_ts_wire_call(vb_ts_wire *w, const vb_msg_header *h, vb_ts_body_fn body, const void *arg,
+                    int timeout_ms, vb_msg *out)
+{
+    if (vb_ts_wire_send(w, h, body, arg) < 0)
+        return 0;
+    return vb_ts_wire_read(w, timeout_ms, out);
+}
+
+int vb_ts_wire_wait_closed(vb_ts_wire *w, int timeout_ms)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    for (;;) {
+        vb_msg m;
+        int64_t left = deadline - now_ms();
+        int rc = vb_ts_wire_read(w, left > 0 ? (int)left : 0, &m);
+        if (rc == 1) {
+            vb_msg_clear(&m);
+            continue;
+        }
+        return rc == 0 ? 0 : -1;
+    }
+}
+
+void vb_ts_wire_error(const vb_msg *m, int *code, int *domain)
+{
+    vb_error e, err;
+    *code = *domain = -1;
+    if (vb_msg_error_body(m, &e, &err) == 0) {
+        *code = e.code;
+        *domain = e.domain;
+    }
+}
+
+int vb_ts_wire_host_call(vb_ts_wire *w, uint32_t serial, uint32_t procedure, uint32_t conn_id,
+                         vb_ts_body_fn body, const void *arg)
+{
+    vb_msg_header hdr = { VB_PROG_HOST, VB_PROG_HOST_VERSION, VB_MSG_CALL, serial, procedure,
+                          VB_STATUS_OK, conn_id };
+    return vb_ts_wire_send(w, &hdr, body, arg);
 }

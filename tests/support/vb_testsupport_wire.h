@@ -1,9 +1,9 @@
-/* vb_testsupport_wire — a raw client of vbhostd for tests: it sends the
- * messages a test composes (any header: serial, conn_id, type) with the
- * proto/ encoder and reads what comes back whole, with a deadline, so a test
- * can put several calls in flight and leave a CALLBACK unanswered.
- *
- * Test code only. */
+/*
+ * vb_testsupport_wire.h — a raw protocol client for tests that speak the
+ * wire as an outside client written from docs/protocol.md would: any header
+ * (status, serial 0, odd types and versions included), bodies through the
+ * proto/ encoder, and reads that never hang (every read has a deadline).
+ */
 #ifndef VB_TESTSUPPORT_WIRE_H
 #define VB_TESTSUPPORT_WIRE_H
 
@@ -12,27 +12,43 @@
 
 #include "vb_msg.h"
 
+typedef void (*vb_ts_body_fn)(vb_enc *enc, const void *arg);
+
+/* A connection with the bytes read past one frame kept for the next. */
 typedef struct vb_ts_wire {
     int fd;
     vb_frame_reader rd;
     uint8_t buf[16384];
-    size_t have, off;           /* bytes read and not yet fed to rd */
+    size_t have, off;
 } vb_ts_wire;
 
-/* Connect to a unix socket: 0, or -1 (printed). */
+/* Connect to a unix socket: 0, or -1 with a diagnostic. */
 int vb_ts_wire_connect_unix(vb_ts_wire *w, const char *path);
 void vb_ts_wire_close(vb_ts_wire *w);
 
-/* Fills a message's body (exactly one value); NULL sends []. */
-typedef void (*vb_ts_wire_body_fn)(vb_enc *enc, const void *arg);
-/* Send one message with header hdr: 0, or -1. */
-int vb_ts_wire_send(vb_ts_wire *w, const vb_msg_header *hdr, vb_ts_wire_body_fn body,
-                    const void *arg);
-/* A HOST CALL of procedure on conn_id (the current HOST version). */
-int vb_ts_wire_call(vb_ts_wire *w, uint32_t serial, uint32_t procedure, uint32_t conn_id,
-                    vb_ts_wire_body_fn body, const void *arg);
-/* The next message (vb_msg_clear it): 1; 0 when the server closed; -1 when
- * nothing whole came within timeout_ms, or garbage. */
+/* Send one message with header h and the body body(enc, arg) makes (NULL:
+ * []): 0, or -1 when the peer is gone. */
+int vb_ts_wire_send(vb_ts_wire *w, const vb_msg_header *h, vb_ts_body_fn body, const void *arg);
+
+/* The next message: 1 (vb_msg_clear it), 0 when the peer closed, -1 after
+ * timeout_ms or on bytes that do not decode. */
 int vb_ts_wire_read(vb_ts_wire *w, int timeout_ms, vb_msg *out);
+
+/* Send a HOST CALL of procedure on conn_id (the current HOST version) and
+ * do not wait: several may be in flight. 0, or -1 as vb_ts_wire_send. */
+int vb_ts_wire_host_call(vb_ts_wire *w, uint32_t serial, uint32_t procedure, uint32_t conn_id,
+                         vb_ts_body_fn body, const void *arg);
+
+/* Send, then read the answer: 1 with *out, else 0/-1 as vb_ts_wire_read. */
+int vb_ts_wire_call(vb_ts_wire *w, const vb_msg_header *h, vb_ts_body_fn body, const void *arg,
+                    int timeout_ms, vb_msg *out);
+
+/* 0 once the peer has closed (whatever it sent first is skipped), -1 if it
+ * is still open after timeout_ms. */
+int vb_ts_wire_wait_closed(vb_ts_wire *w, int timeout_ms);
+
+/* For an ERROR answer: its code and domain (-1, -1 when the body does not
+ * read). */
+void vb_ts_wire_error(const vb_msg *m, int *code, int *domain);
 
 #endif
