@@ -237,15 +237,27 @@ static int is_driver_proc(uint32_t procedure)
     return procedure >= VB_HOST_PROC_OPEN && procedure <= VB_HOST_PROC_DOMAIN_SHUTDOWN;
 }
 
+/* the calls that read or write tokens.db (vbh_tokens.c: off the loop) */
+static int is_token_store_proc(uint32_t procedure)
+{
+    return procedure == VB_HOST_PROC_AUTH_TOKEN_CHALLENGE ||
+           procedure == VB_HOST_PROC_AUTH_TOKEN_PROVE || procedure == VB_HOST_PROC_TOKEN_ISSUE ||
+           procedure == VB_HOST_PROC_TOKEN_REVOKE;
+}
+
 /* Driver calls may block (HTTP to a XenAPI host, a nested prompt): hand
- * them to the client's worker; the rest is answered here. */
+ * them to the client's worker; polkit checks and tokens.db are asked off the
+ * loop and answered later; the rest is answered here. */
 static void route(vbh_client *c, vb_msg *msg, vbh_handler handler)
 {
     vb_error err;
-    vb_msg_header hdr = msg->hdr;
-    if (msg->hdr.procedure == VB_HOST_PROC_AUTH_POLKIT) {
-        /* polkitd answers over D-Bus: asked off the loop, answered later */
-        if (vbh_auth_polkit_begin(c, msg, &err) < 0) {
+    vb_msg_header hdr = msg->hdr; /* msg is moved when a call is begun */
+    int polkit = hdr.procedure == VB_HOST_PROC_AUTH_POLKIT; /* polkitd answers over D-Bus */
+    int store = is_token_store_proc(hdr.procedure); /* a disk write may wait on a lock */
+    if (polkit || store) {
+        int rc = polkit ? vbh_auth_polkit_begin(c, msg, &err)
+                        : vbh_tokens_begin(c, msg, handler, &err);
+        if (rc < 0) {
             vb_msg m = { .hdr = hdr };
             answer_auth(c, &m, -1, NULL, 0, &err);
         }
