@@ -198,6 +198,7 @@ static void purge_run(void *arg)
 {
     brk_server *srv = arg;
     vb_error err;
+    vb_log(VB_LOG_DEBUG, "purging expired logins from cache.db");
     pthread_mutex_lock(&srv->cache_lock);
     int rc = vb_store_login_purge(srv->cache, (int64_t)time(NULL), &err);
     pthread_mutex_unlock(&srv->cache_lock);

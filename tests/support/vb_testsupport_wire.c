@@ -1,0 +1,148 @@
+/* Frame-by-frame wire access to a daemon under test (vb_testsupport_wire.h). */
+#include "vb_testsupport_wire.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vb_net.h"
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int vb_ts_wire_connect(vb_ts_wire *w, const char *path)
+{
+    memset(w, 0, sizeof *w);
+    vb_frame_reader_init(&w->rd, VB_FRAME_MAX_ABSOLUTE);
+    vb_error err;
+    w->fd = vb_net_connect_unix(path, &err);
+    if (w->fd < 0)
+        fprintf(stderr, "vb_ts_wire: connect to %s: %s\n", path, err.message);
+    return w->fd < 0 ? -1 : 0;
+}
+
+void vb_ts_wire_close(vb_ts_wire *w)
+{
+    vb_frame_reader_clear(&w->rd);
+    if (w->fd >= 0)
+        close(w->fd);
+    w->fd = -1;
+}
+
+static int send_all(int fd, const uint8_t *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int vb_ts_wire_send(vb_ts_wire *w, uint32_t prog, uint32_t type, uint32_t serial, uint32_t proc,
+                    vb_ts_wire_body_fn body, const void *arg)
+{
+    vb_msg_header h = { prog, vb_proto_program_version(prog), type, serial, proc, VB_STATUS_OK, 0 };
+    vb_enc enc;
+    uint8_t *frame;
+    size_t len;
+    vb_error err;
+    vb_enc_begin(&enc, &h);
+    if (body)
+        body(&enc, arg);
+    else
+        vb_enc_array(&enc, 0);
+    if (vb_enc_finish(&enc, VB_FRAME_MAX_ABSOLUTE, &frame, &len, &err) < 0) {
+        fprintf(stderr, "vb_ts_wire: %s\n", err.message);
+        return -1;
+    }
+    int rc = send_all(w->fd, frame, len);
+    vb_frame_free(frame, len);
+    return rc;
+}
+
+/* a whole frame from what was read already: 1, 0 (need more), -1 garbage */
+static int take_buffered(vb_ts_wire *w, vb_msg *out)
+{
+    while (w->off < w->have) {
+        size_t used = 0;
+        vb_error err;
+        int st = vb_frame_reader_feed(&w->rd, w->buf + w->off, w->have - w->off, &used, &err);
+        w->off += used;
+        if (st == VB_FRAME_ERROR)
+            return -1;
+        if (st == VB_FRAME_READY) {
+            size_t len;
+            uint8_t *p = vb_frame_reader_take(&w->rd, &len);
+            return vb_msg_decode(out, p, len, &err) == 0 ? 1 : -1;
+        }
+    }
+    return 0;
+}
+
+int vb_ts_wire_read(vb_ts_wire *w, int timeout_ms, vb_msg *out)
+{
+    int64_t deadline = mono_ms() + timeout_ms;
+    for (;;) {
+        int got = take_buffered(w, out);
+        if (got != 0)
+            return got;
+        int64_t left = deadline - mono_ms();
+        if (left <= 0)
+            return -1;
+        struct pollfd p = { .fd = w->fd, .events = POLLIN };
+        int rc = poll(&p, 1, (int)left);
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc <= 0)
+            return -1;
+        ssize_t n = read(w->fd, w->buf, sizeof w->buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n == 0 || (n < 0 && errno == ECONNRESET))
+            return 0;
+        if (n < 0)
+            return -1;
+        w->have = (size_t)n;
+        w->off = 0;
+    }
+}
+
+int vb_ts_wire_readable(vb_ts_wire *w)
+{
+    if (w->off < w->have)
+        return 1;
+    struct pollfd p = { .fd = w->fd, .events = POLLIN };
+    return poll(&p, 1, 0) > 0;
+}
+
+int64_t vb_ts_wire_ping_ms(vb_ts_wire *w, uint32_t serial, int timeout_ms)
+{
+    int64_t start = mono_ms();
+    if (vb_ts_wire_send(w, VB_PROG_KEEPALIVE, VB_MSG_CALL, serial, VB_KEEPALIVE_PROC_PING, NULL,
+                        NULL) < 0)
+        return -1;
+    for (;;) {
+        int64_t left = start + timeout_ms - mono_ms();
+        vb_msg m;
+        if (left <= 0 || vb_ts_wire_read(w, (int)left, &m) != 1)
+            return -1;
+        int mine = m.hdr.type == VB_MSG_REPLY && m.hdr.serial == serial;
+        vb_msg_clear(&m);
+        if (mine)
+            return mono_ms() - start;
+    }
+}
