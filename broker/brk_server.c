@@ -217,8 +217,14 @@ static void purge_done(void *arg)
 static void reap_run(void *arg)
 {
     (void)arg;
+    uint64_t start = vb_now_ms();
+    size_t before = vb_remote_driver_upstreams();
     vb_remote_driver_reap();
+    size_t after = vb_remote_driver_upstreams();
     vb_libvirt_driver_reap();
+    if (after < before)
+        vb_log(VB_LOG_DEBUG, "closed %zu idle host connection%s in %llu ms", before - after,
+               before - after == 1 ? "" : "s", (unsigned long long)(vb_now_ms() - start));
 }
 
 static void reap_done(void *arg)

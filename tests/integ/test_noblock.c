@@ -63,12 +63,15 @@ static int group_setup(void **state)
 
 /* ---- the lock ------------------------------------------------------------ */
 
+static sqlite3 *held; /* a failed test's lock is let go by test_teardown */
+
 /* Take the write lock of the sqlite file at path, as another process that
  * writes it would (vbhostd --revoke-token, a backup). */
 static sqlite3 *hold_write_lock(const char *path)
 {
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    held = db;
     sqlite3_busy_timeout(db, 5000); /* the daemon may be writing right now */
     assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
     return db;
@@ -76,8 +79,18 @@ static sqlite3 *hold_write_lock(const char *path)
 
 static void release_write_lock(sqlite3 *db)
 {
-    assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    held = NULL;
+    int rc = sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     sqlite3_close(db);
+    assert_int_equal(rc, SQLITE_OK);
+}
+
+static int test_teardown(void **state)
+{
+    (void)state;
+    if (held)
+        release_write_lock(held);
+    return 0;
 }
 
 /* ---- PINGs ---------------------------------------------------------------- */
@@ -388,11 +401,11 @@ static void test_daemons_exit_cleanly(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_token_issue_waits_for_the_lock_ping_does_not),
-        cmocka_unit_test(test_token_issue_gives_up_and_says_why),
-        cmocka_unit_test(test_token_calls_answered_in_order),
-        cmocka_unit_test(test_broker_status_waits_for_the_lock_ping_does_not),
-        cmocka_unit_test(test_broker_timer_purge_waits_ping_does_not),
+        cmocka_unit_test_teardown(test_token_issue_waits_for_the_lock_ping_does_not, test_teardown),
+        cmocka_unit_test_teardown(test_token_issue_gives_up_and_says_why, test_teardown),
+        cmocka_unit_test_teardown(test_token_calls_answered_in_order, test_teardown),
+        cmocka_unit_test_teardown(test_broker_status_waits_for_the_lock_ping_does_not, test_teardown),
+        cmocka_unit_test_teardown(test_broker_timer_purge_waits_ping_does_not, test_teardown),
         cmocka_unit_test(test_daemons_exit_cleanly),
     };
     return cmocka_run_group_tests(tests, group_setup, vb_ts_group_teardown);
