@@ -850,6 +850,20 @@ static int64_t mono_ms(void)
  * it off its loop (the teardown lane), so every client is answered
  * meanwhile (issue 17 item 5). The host is an sshd whose processes are
  * stopped (SIGSTOP), so the close really waits. */
+static pid_t frozen[32]; /* ended by thaw_frozen, also when the test fails */
+static int nfrozen;
+
+static int thaw_frozen(void **state)
+{
+    (void)state;
+    for (int i = 0; i < nfrozen; i++) {
+        kill(frozen[i], SIGKILL); /* our sshd's, for this test: ours to end */
+        kill(frozen[i], SIGCONT);
+    }
+    nfrozen = 0;
+    return 0;
+}
+
 static void test_closing_a_frozen_host_stalls_nobody(void **state)
 {
     (void)state;
@@ -880,11 +894,10 @@ static void test_closing_a_frozen_host_stalls_nobody(void **state)
     check_domains(c);
     vb_close(c); /* the host connection stays, idle, until the timer closes it */
     setenv("VBROKER_SOCKET", broker_sock, 1);
-    pid_t kids[32];
-    int nk = sshd_children(sshd, kids, 32);
-    assert_true(nk >= 1);
-    for (int i = 0; i < nk; i++)
-        kill(kids[i], SIGSTOP); /* our sshd's: the channel's close gets no answer */
+    nfrozen = sshd_children(sshd, frozen, 32);
+    assert_true(nfrozen >= 1);
+    for (int i = 0; i < nfrozen; i++)
+        kill(frozen[i], SIGSTOP); /* our sshd's: the channel's close gets no answer */
 
     vb_ts_wire w;
     assert_int_equal(vb_ts_wire_connect(&w, bsock), 0);
@@ -899,10 +912,7 @@ static void test_closing_a_frozen_host_stalls_nobody(void **state)
         struct pollfd p = { .fd = w.fd, .events = POLLIN }; /* nothing comes unasked */
         assert_int_equal(poll(&p, 1, 20), 0);
     }
-    for (int i = 0; i < nk; i++) {
-        kill(kids[i], SIGKILL); /* ours to end; SIGCONT lets the kill through */
-        kill(kids[i], SIGCONT);
-    }
+    thaw_frozen(NULL);
     vb_ts_wire_close(&w);
     char *text = vb_ts_read_file(blog, NULL);
     const char *line = text ? strstr(text, "closed 1 idle host connection in ") : NULL;
@@ -937,7 +947,7 @@ int main(void)
         cmocka_unit_test(test_vbctl_host_key_and_empty_password),
         cmocka_unit_test(test_hop_uses_no_daemon_identity),
         cmocka_unit_test(test_sshd_killed_mid_session),
-        cmocka_unit_test(test_closing_a_frozen_host_stalls_nobody),
+        cmocka_unit_test_teardown(test_closing_a_frozen_host_stalls_nobody, thaw_frozen),
     };
     return cmocka_run_group_tests_name("ssh", tests, group_setup, group_teardown);
 }
