@@ -206,6 +206,11 @@ int vb_lane_submit(vb_lane *l, vb_lane_fn run, vb_lane_fn done, void *task, vb_e
     t->done = done;
     t->task = task;
     pthread_mutex_lock(&l->lock);
+    if (l->stopping) { /* a done that asks for more while the lane is freed */
+        pthread_mutex_unlock(&l->lock);
+        free(t);
+        return vb_error_set(err, VB_ERR_OPERATION_INVALID, l->domain, "shutting down");
+    }
     if (!l->has_thread) {
         if (start_thread(&l->thread, 0, lane_main, l, l->domain, err) < 0) {
             pthread_mutex_unlock(&l->lock);

@@ -56,8 +56,8 @@ typedef struct vb_lane vb_lane;
 typedef void (*vb_lane_fn)(void *task);
 vb_lane *vb_lane_new(vb_loop *loop, int domain, vb_error *err);
 /* Loop thread. done may be NULL (nothing to finish on the loop). 0, or -1
- * with err (out of memory, no thread): then nothing runs and task is still
- * the caller's. */
+ * with err (out of memory, no thread, the lane is being freed): then
+ * nothing runs and task is still the caller's. */
 int vb_lane_submit(vb_lane *l, vb_lane_fn run, vb_lane_fn done, void *task, vb_error *err);
 /* Loop thread, at shutdown (NULL is a no-op): the tasks already submitted
  * still run (a revoke that was asked for happens), the lane's thread is
