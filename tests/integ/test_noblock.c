@@ -391,6 +391,67 @@ static void test_broker_timer_purge_waits_ping_does_not(void **state)
     vb_ts_wire_close(&b);
 }
 
+/* A client that leaves while its call waits for the store: the work
+ * finishes, its answer is dropped, nothing else notices (under SAN=1 the
+ * daemons' clean exit at the end shows no use after free and no leak). */
+static void test_client_leaves_while_its_call_waits(void **state)
+{
+    (void)state;
+    vb_ts_wire a, b;
+    uint32_t serial = 500;
+    char tdb[400], cdb[400];
+    tokens_db(tdb, sizeof tdb);
+    cache_db(cdb, sizeof cdb);
+    /* vbhostd: a TOKEN_ISSUE, then the client is gone */
+    connect_peer(&a);
+    assert_int_equal(vb_ts_wire_connect(&b, host.sock), 0);
+    sqlite3 *lock = hold_write_lock(tdb);
+    uint64_t ttl = 60;
+    assert_int_equal(vb_ts_wire_send(&a, VB_PROG_HOST, VB_MSG_CALL, 2, VB_HOST_PROC_TOKEN_ISSUE,
+                                     pack_ttl, &ttl),
+                     0);
+    int left = vb_ts_count_in_file(host.log, "disconnected: peer closed");
+    vb_ts_wire_close(&a);
+    /* noticed while its call still waits (its answer will have nobody to go to) */
+    assert_int_equal(vb_ts_wait_for_log(host.log, "disconnected: peer closed", left + 1,
+                                        vb_ts_scaled_ms(2000)),
+                     0);
+    assert_pings_fast(&b, &serial, "a departed client's TOKEN_ISSUE waits for tokens.db");
+    release_write_lock(lock);
+    connect_peer(&a); /* served as before */
+    assert_int_equal(vb_ts_wire_send(&a, VB_PROG_HOST, VB_MSG_CALL, 3, VB_HOST_PROC_TOKEN_ISSUE,
+                                     pack_ttl, &ttl),
+                     0);
+    assert_issued(&a, 3, vb_ts_scaled_ms(VB_STORE_BUSY_TIMEOUT_MS + 5000));
+    vb_ts_wire_close(&a);
+    vb_ts_wire_close(&b);
+    /* vbrokerd: a STATUS, then the client is gone */
+    assert_int_equal(vb_ts_wire_connect(&a, broker.sock), 0);
+    assert_int_equal(vb_ts_wire_connect(&b, broker.sock), 0);
+    lock = hold_write_lock(cdb);
+    assert_int_equal(vb_ts_wire_send(&a, VB_PROG_BROKER, VB_MSG_CALL, 1, VB_BROKER_PROC_STATUS,
+                                     NULL, NULL),
+                     0);
+    left = vb_ts_count_in_file(broker.log, "left: peer closed");
+    vb_ts_wire_close(&a);
+    assert_int_equal(vb_ts_wait_for_log(broker.log, "left: peer closed", left + 1,
+                                        vb_ts_scaled_ms(2000)),
+                     0);
+    assert_pings_fast(&b, &serial, "a departed client's STATUS waits for cache.db");
+    release_write_lock(lock);
+    assert_int_equal(vb_ts_wire_connect(&a, broker.sock), 0);
+    assert_int_equal(vb_ts_wire_send(&a, VB_PROG_BROKER, VB_MSG_CALL, 2, VB_BROKER_PROC_STATUS,
+                                     NULL, NULL),
+                     0);
+    vb_msg m;
+    assert_int_equal(vb_ts_wire_read(&a, vb_ts_scaled_ms(VB_STORE_BUSY_TIMEOUT_MS + 5000), &m), 1);
+    assert_int_equal(m.hdr.serial, 2);
+    assert_int_equal(m.hdr.status, VB_STATUS_OK);
+    vb_msg_clear(&m);
+    vb_ts_wire_close(&a);
+    vb_ts_wire_close(&b);
+}
+
 static void test_daemons_exit_cleanly(void **state)
 {
     (void)state;
@@ -406,6 +467,7 @@ int main(void)
         cmocka_unit_test_teardown(test_token_calls_answered_in_order, test_teardown),
         cmocka_unit_test_teardown(test_broker_status_waits_for_the_lock_ping_does_not, test_teardown),
         cmocka_unit_test_teardown(test_broker_timer_purge_waits_ping_does_not, test_teardown),
+        cmocka_unit_test_teardown(test_client_leaves_while_its_call_waits, test_teardown),
         cmocka_unit_test(test_daemons_exit_cleanly),
     };
     return cmocka_run_group_tests(tests, group_setup, vb_ts_group_teardown);
