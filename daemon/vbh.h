@@ -180,6 +180,8 @@ struct vbh_server {
     vbh_client *anonymous;           /* the clients holding those slots (anon_next) */
     vbh_peer *peers;                 /* their groups, with counts */
     vb_store *tokens;                /* issued tokens (state_dir/tokens.db) */
+    vb_lane *store_lane;             /* ... read and written there only, off the loop */
+    int recheck_running, recheck_again; /* the token sessions' re-check (loop thread) */
     /* driver calls run on per-client worker threads; finished frames come
      * back to the loop through this queue */
     vb_offloop *done;
@@ -225,6 +227,8 @@ struct vbh_client {
     uint8_t token_snonce[VB_TOKEN_NONCE_LEN];
     char token_endpoint[VB_TOKEN_ENDPOINT_MAX + 1]; /* the bound proof's endpoint */
     int token_pending;
+    void *token_job;            /* the token call being prepared or answered (vbh_tokens.c) */
+    int token_busy;             /* ... or waiting for tokens.db: the client is not read */
     char session_token[VB_TOKEN_ID_LEN + 1]; /* the token it logged in with, "" if none */
     int confidential;           /* unix socket, or a SASL security layer is on */
     uint64_t auth_timer;
@@ -281,17 +285,25 @@ int vbh_auth_sasl_init(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
 int vbh_auth_sasl_start(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
 int vbh_auth_sasl_step(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
 int vbh_auth_peer(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
+/* The token calls touch tokens.db, which is done off the loop: their
+ * handlers only prepare the job (reply unused) and must be run through
+ * vbh_tokens_begin; the answer comes later, through vbh_dispatch_resume. */
 int vbh_auth_token_challenge(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
 int vbh_auth_token_prove(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
 int vbh_token_issue(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
+/* Prepare msg's token call with its handler and send its store work to the
+ * store lane (msg moved on success; the client is not read until the
+ * answer): 0, or -1 with err (answer it now). */
+int vbh_tokens_begin(vbh_client *c, vb_msg *msg, vbh_handler prepare, vb_error *err);
 /* The listener offers tokens and tokens are allowed on its transport. */
 int vbh_tokens_usable_on(const vbh_listener *lis, const vbh_config *cfg);
 int vbh_token_revoke(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
 /* Disconnect every client but except that logged in with token id. */
 unsigned vbh_end_token_sessions(vbh_server *srv, const char *id, const vbh_client *except);
-/* Disconnect the clients whose token is revoked or gone from tokens.db
- * (one indexed read per token session, on the loop). */
-unsigned vbh_recheck_token_sessions(vbh_server *srv);
+/* Disconnect the clients whose token is revoked or gone from tokens.db:
+ * one indexed read per token on the store lane, the disconnects on the
+ * loop once it is done (a re-check asked for meanwhile runs after it). */
+void vbh_recheck_token_sessions(vbh_server *srv);
 /* vbhostd --list-tokens / --revoke-token ID (prints; returns an exit status) */
 int vbh_admin_tokens(vbh_config *cfg, const char *revoke_id);
 /* After an auth handler ran: how long its answer must wait (ms). failed: it

@@ -145,7 +145,7 @@ static void keepalive_check(vb_loop *loop, uint64_t id, void *data)
     uint64_t next = limit;
     for (vbh_client *c = srv->clients, *next_c; c; c = next_c) {
         next_c = c->next;
-        if (!c->speaks_keepalive || c->ncalls)
+        if (!c->speaks_keepalive || c->ncalls || c->token_busy)
             continue;
         uint64_t quiet = now - c->last_rx_ms;
         if (quiet >= limit) {
@@ -160,8 +160,9 @@ static void keepalive_check(vb_loop *loop, uint64_t id, void *data)
 }
 
 /* `vbhostd --revoke-token` writes tokens.db from another process: the
- * running daemon sees it here, within VBH_TOKEN_RECHECK_MS (one indexed
- * read per token session; nothing to do without them). */
+ * running daemon sees it here, within VBH_TOKEN_RECHECK_MS plus the store's
+ * answer (one indexed read per token, on the store lane; nothing to do
+ * without token sessions). */
 static void token_recheck(vb_loop *loop, uint64_t id, void *data)
 {
     (void)id;
@@ -345,7 +346,8 @@ int vbh_server_start(vbh_server *srv, vbh_config *cfg, vb_loop *loop, vb_error *
     srv->loop = loop;
     if (vbh_worker_start(srv, err) < 0 ||
         load_or_create_server_id(cfg->state_dir, srv->server_id, err) < 0 ||
-        vbh_open_token_store(cfg, &srv->tokens, err) < 0)
+        vbh_open_token_store(cfg, &srv->tokens, err) < 0 ||
+        !(srv->store_lane = vb_lane_new(loop, VB_DOM_DAEMON, err)))
         return -1;
     if ((vbh_auth_list_has(&cfg->auth_unix, VBH_AUTH_SASL) ||
          vbh_auth_list_has(&cfg->auth_tcp, VBH_AUTH_SASL)) &&
@@ -388,6 +390,8 @@ void vbh_server_stop(vbh_server *srv)
     /* a socket systemd passed is systemd's: it stays for the next activation */
     if (srv->cfg->listen_unix && srv->cfg->passed_unix_fd < 0)
         unlink(srv->cfg->listen_unix);
+    vb_lane_free(srv->store_lane, srv->loop); /* what was asked of tokens.db happens */
+    srv->store_lane = NULL;
     vb_store_close(srv->tokens);
     srv->tokens = NULL;
     vbh_failures_free(srv->failures);

@@ -306,6 +306,24 @@ static void deliver_held(vb_stream *s)
     frame_deadline_update(s, 1); /* what was held may end mid-frame */
 }
 
+/* Paused, the stream asks for no input, yet epoll reports a hangup or an
+ * error whatever it is asked (and again at every turn, until the pause
+ * ends). A peer that is gone is noticed now, so the work it was waiting for
+ * ends without it; one whose bytes are still unread waits for the pause. */
+static void notice_hangup(vb_stream *s)
+{
+    uint8_t b;
+    vb_error err;
+    ssize_t n = recv(s->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
+        return;
+    if (n == 0)
+        vb_error_set(&err, VB_ERR_PEER_CLOSED, VB_DOM_RPC, "peer closed the connection");
+    else
+        vb_error_set_errno(&err, errno, VB_DOM_RPC, "read");
+    stream_fail(s, &err);
+}
+
 static void stream_io(vb_loop *loop, int fd, unsigned events, void *data)
 {
     (void)loop;
@@ -321,6 +339,8 @@ static void stream_io(vb_loop *loop, int fd, unsigned events, void *data)
     if ((events & VB_LOOP_READ) && !s->closing && !s->paused && !s->close_after_flush &&
         !s->out_full && !s->plain)
         stream_read(s);
+    else if ((events & VB_LOOP_READ) && !s->closing && s->paused)
+        notice_hangup(s);
     s->in_handler = 0;
     if (s->closing)
         stream_destroy(s);
