@@ -63,7 +63,8 @@ struct vb_remote {
     unsigned pings_unanswered;      /* keepalive PINGs sent since the server last said anything */
     int vouched;                    /* authenticated (sasl, token, peer): questions may relay */
     vb_calls calls;                 /* calls in flight, and whether the transport died */
-    pthread_mutex_t send_lock;      /* one frame at a time onto the transport */
+    pthread_mutex_t send_lock;      /* one frame at a time onto the transport; and the
+                                     * security layer's codec, one thread at a time */
     pthread_mutex_t driver_lock;    /* driver calls, to a server without "concurrent_calls" */
 };
 
@@ -406,17 +407,32 @@ static int handle_incoming(vb_remote *r, vb_msg *msg, vb_error *err)
     return 0;
 }
 
+/* A security layer's codec (a Cyrus SASL connection) is not for two threads
+ * at once: on a layered transport the reader decodes under send_lock, and
+ * waits in slices of this long so that a sender waits no longer for it. */
+#define LAYER_READ_SLICE_MS 20
+
 /* As the reader: read one message (waiting until deadline_ms) and hand it
- * on. 0; 1 when the deadline passed first; -1 when the transport failed
- * (every call on it has failed with the reason). */
+ * on. 0 (also: nothing yet, on a layered transport, before the deadline);
+ * 1 when the deadline passed first; -1 when the transport failed (every
+ * call on it has failed with the reason). */
 static int read_one(vb_remote *r, uint64_t deadline_ms, vb_error *err)
 {
     uint64_t now = vb_calls_now_ms();
-    r->timeout_ms = deadline_ms > now ? (int)(deadline_ms - now) : 0;
+    int wait = deadline_ms > now ? (int)(deadline_ms - now) : 0;
+    int layered = r->layer;
+    if (layered) {
+        wait = wait < LAYER_READ_SLICE_MS ? wait : LAYER_READ_SLICE_MS;
+        pthread_mutex_lock(&r->send_lock);
+    }
+    r->timeout_ms = wait;
     vb_msg msg;
-    if (read_msg(r, &msg, err) < 0) {
+    int rc = read_msg(r, &msg, err);
+    if (layered)
+        pthread_mutex_unlock(&r->send_lock);
+    if (rc < 0) {
         if (err->code == VB_ERR_TIMEOUT)
-            return 1;
+            return vb_calls_now_ms() >= deadline_ms ? 1 : 0;
         vb_calls_fail_all(&r->calls, err);
         return -1;
     }
