@@ -76,9 +76,7 @@ typedef struct hostd {
     const char *name;
     const char *extra;     /* more vbhostd.conf lines */
     int tcp;               /* also listen on TCP */
-    char conf[400], sock[400], log[400], state[400];
-    int port;
-    pid_t pid;
+    vb_ts_hostd d;
 } hostd;
 
 typedef struct broker {
@@ -88,53 +86,30 @@ typedef struct broker {
 
 static char *dir;
 static hostd hA = { "hA", "auth_unix = [\"token\", \"sasl\"]\nauth_tcp = [\"sasl\"]\n"
-                          "max_anonymous_clients = 100\n", 1, "", "", "", "", 0, 0 };
-static hostd hB = { "hB", "auth_unix = [\"token\", \"sasl\"]\n", 0, "", "", "", "", 0, 0 };
+                          "max_anonymous_clients = 100\n", 1, { .pid = 0 } };
+static hostd hB = { "hB", "auth_unix = [\"token\", \"sasl\"]\n", 0, { .pid = 0 } };
 /* all of the 1000 idle connections come from 127.0.0.1 and stay silent: one
  * group that may hold every slot, for longer than the first-frame deadline */
 static hostd hL = { "hL", "auth_unix = [\"peer\"]\nauth_tcp = [\"sasl\"]\n"
                           "max_anonymous_clients = 50\nmax_anonymous_per_peer = 50\n"
-                          "first_frame_timeout = 60\n", 1, "", "", "", "", 0, 0 };
+                          "first_frame_timeout = 60\n", 1, { .pid = 0 } };
 static hostd hT = { "hT", "auth_unix = [\"peer\"]\nauth_tcp = [\"sasl\"]\nauth_timeout = 2\n"
                           "frame_timeout = 2\nkeepalive_timeout = 2\n",
-                    1, "", "", "", "", 0, 0 };
+                    1, { .pid = 0 } };
 /* defaults for the anonymous slots (20, 5 per peer); short deadlines */
 static hostd hS = { "hS", "auth_unix = [\"peer\"]\nauth_tcp = [\"sasl\"]\n"
-                          "first_frame_timeout = 2\noutput_timeout = 2\n", 1, "", "", "", "", 0, 0 };
+                          "first_frame_timeout = 2\noutput_timeout = 2\n", 1, { .pid = 0 } };
 /* the reply flood, before login on either socket: PINGs are not logged at
  * info, so it answers them quickly */
 static hostd hF = { "hF", "auth_unix = [\"sasl\"]\nauth_tcp = [\"sasl\"]\noutput_timeout = 2\n"
-                          "log_level = \"info\"\n", 1, "", "", "", "", 0, 0 };
+                          "log_level = \"info\"\n", 1, { .pid = 0 } };
 static broker the_broker;
 
 /* argv, behind VB_TEST_DAEMON_WRAPPER's words when it is set */
 static int start_hostd(hostd *h)
 {
-    char text[3000], sasl[400];
-    snprintf(sasl, sizeof sasl, "%s/sasl", dir);
-    snprintf(h->sock, sizeof h->sock, "%s/%s.sock", dir, h->name);
-    snprintf(h->log, sizeof h->log, "%s/%s.log", dir, h->name);
-    snprintf(h->conf, sizeof h->conf, "%s/%s.conf", dir, h->name);
-    snprintf(h->state, sizeof h->state, "%s/%s-state", dir, h->name);
-    char tcp[100] = "";
-    if (h->tcp) {
-        if (!h->port)
-            h->port = vb_ts_free_tcp_port();
-        snprintf(tcp, sizeof tcp, "listen_tcp = \"127.0.0.1:%d\"\n", h->port);
-    }
-    snprintf(text, sizeof text,
-             "listen_unix = \"%s\"\n%sstate_dir = \"%s\"\nsasl_conf_dir = \"%s\"\n"
-             "sasl_hostname = \"localhost\"\nsasl_realm = \"" REALM "\"\nlog_level = \"debug\"\n%s",
-             h->sock, tcp, h->state, sasl, h->extra);
-    if (vb_ts_write_file(h->conf, text, 0600) < 0)
-        return -1;
-    char *argv[] = { VB_BUILD_DIR "/vbhostd", "-f", h->conf, "--foreground", NULL };
-    h->pid = vb_ts_spawn_daemon(argv, h->log);
-    if (h->pid <= 0 || vb_ts_wait_unix_socket(h->sock, vb_ts_scaled_ms(START_MS)) < 0)
-        return -1;
-    if (h->tcp && vb_ts_wait_tcp("127.0.0.1", h->port, vb_ts_scaled_ms(START_MS)) < 0)
-        return -1;
-    return 0;
+    return vb_ts_hostd_start_sasl(&h->d, dir, h->name, h->tcp, REALM,
+                                  "sasl_hostname = \"localhost\"\n%s", h->extra);
 }
 
 static int start_broker(broker *b)
@@ -163,11 +138,8 @@ static int group_setup(void **state)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     dir = vb_ts_tmpdir("hostile");
-    char sasl[400];
-    snprintf(sasl, sizeof sasl, "%s/sasl", dir);
-    mkdir(sasl, 0700);
     static const char *const users[] = { "alice:" PASSWORD, NULL };
-    if (vb_ts_sasl_setup(sasl, "vbhostd", REALM, "scram-sha-256 digest-md5", users, NULL) < 0)
+    if (vb_ts_hostd_sasl_setup(dir, REALM, "scram-sha-256 digest-md5", users, NULL) < 0)
         return -1;
     if (start_hostd(&hA) < 0 || start_hostd(&hB) < 0 || start_hostd(&hL) < 0 ||
         start_hostd(&hT) < 0 || start_hostd(&hS) < 0 || start_hostd(&hF) < 0 || start_broker(&the_broker) < 0)
@@ -189,7 +161,7 @@ static char *unix_uri(const hostd *h, const char *params)
     static char buf[4][600];
     static int next;
     char *b = buf[next++ % 4];
-    snprintf(b, 600, "test+unix:///default?socket=%s%s%s", h->sock, params ? "&" : "",
+    snprintf(b, 600, "test+unix:///default?socket=%s%s%s", h->d.sock, params ? "&" : "",
              params ? params : "");
     return b;
 }
@@ -197,7 +169,7 @@ static char *unix_uri(const hostd *h, const char *params)
 static char *tcp_uri(const hostd *h)
 {
     static char buf[200];
-    snprintf(buf, sizeof buf, "test+tcp://localhost:%d/default?auth=sasl.DIGEST-MD5", h->port);
+    snprintf(buf, sizeof buf, "test+tcp://localhost:%d/default?auth=sasl.DIGEST-MD5", h->d.port);
     return buf;
 }
 
@@ -228,7 +200,7 @@ static int logins_cached(void)
  * through the broker still works */
 static void assert_hostd_healthy(const hostd *h)
 {
-    assert_int_equal(kill(h->pid, 0), 0);
+    assert_int_equal(kill(h->d.pid, 0), 0);
     vb_ts_form f = { "alice", PASSWORD, 0 };
     vb_error err;
     const char *uri = h->tcp ? tcp_uri(h) : unix_uri(h, "auth=sasl");
@@ -431,7 +403,7 @@ static int wait_dropped(int fd, int timeout_ms)
 static int connect_tcp(const hostd *h)
 {
     vb_error err;
-    int fd = vb_net_connect_tcp("127.0.0.1", h->port, vb_ts_scaled_ms(5000), &err);
+    int fd = vb_net_connect_tcp("127.0.0.1", h->d.port, vb_ts_scaled_ms(5000), &err);
     if (fd < 0)
         fail_msg("connect to %s: %s", h->name, err.message);
     return fd;
@@ -449,7 +421,7 @@ static int connect_unix(const char *path)
 /* A unix connection to h, logged in as an allowed peer (AUTH_PEER, serial 1). */
 static int connect_as_peer(rconn *c, const hostd *h)
 {
-    int fd = connect_unix(h->sock);
+    int fd = connect_unix(h->d.sock);
     rconn_init(c, fd);
     assert_int_equal(send_msg(fd, VB_PROG_HOST, VB_MSG_CALL, 1, VB_HOST_PROC_AUTH_PEER, NULL, NULL),
                      0);
@@ -598,9 +570,9 @@ static void test_malformed_frames_dropped_by_vbhostd(void **state)
     (void)state;
     hostile h[64];
     size_t n = build_hostile(h, VB_PROG_HOST, VB_FRAME_MAX_PREAUTH);
-    long rss0 = vb_ts_rss_kib(hA.pid);
-    drops dA = { hA.log, "disconnected: ", "disconnected: peer closed", 0 };
-    drops dL = { hL.log, "disconnected: ", "disconnected: peer closed", 0 };
+    long rss0 = vb_ts_rss_kib(hA.d.pid);
+    drops dA = { hA.d.log, "disconnected: ", "disconnected: peer closed", 0 };
+    drops dL = { hL.d.log, "disconnected: ", "disconnected: peer closed", 0 };
     for (size_t i = 0; i < n; i++) {
         int before = count_drops(&dA);
         int fd = connect_tcp(&hA);
@@ -624,7 +596,7 @@ static void test_malformed_frames_dropped_by_vbhostd(void **state)
         assert_drop_explained(&dL, before, post[i].what);
     }
     print_message("vbhostd dropped %zu + %zu malformed inputs; RSS %ld -> %ld KiB\n", n, npost,
-                  rss0, vb_ts_rss_kib(hA.pid));
+                  rss0, vb_ts_rss_kib(hA.d.pid));
     free_hostile(h, n);
     free_hostile(post, npost);
     assert_hostd_healthy(&hA);
@@ -716,7 +688,7 @@ static void append_flood(uint8_t **buf, size_t *len, uint32_t prog, uint32_t pro
 static void test_callback_reply_flood_at_vbhostd(void **state)
 {
     (void)state;
-    long rss0 = vb_ts_rss_kib(hA.pid);
+    long rss0 = vb_ts_rss_kib(hA.d.pid);
     /* before authentication, on TCP */
     int fd = connect_tcp(&hA);
     rconn c;
@@ -747,7 +719,7 @@ static void test_callback_reply_flood_at_vbhostd(void **state)
     vb_msg_clear(&m);
     rconn_close(&c);
     free(flood);
-    long rss1 = vb_ts_rss_kib(hA.pid);
+    long rss1 = vb_ts_rss_kib(hA.d.pid);
     print_message("vbhostd RSS around 2 x 1000 CALLBACK_REPLYs: %ld -> %ld KiB\n", rss0, rss1);
     assert_true(rss1 - rss0 < 16 * 1024 * RSS_SLACK);
     assert_hostd_healthy(&hA);
@@ -910,7 +882,7 @@ static int is_too_many_clients(int fd)
 static void test_1000_idle_unauthenticated_connections(void **state)
 {
     (void)state;
-    long rss0 = vb_ts_rss_kib(hL.pid);
+    long rss0 = vb_ts_rss_kib(hL.d.pid);
     int *fds = calloc(IDLE_CONNS, sizeof *fds);
     int64_t t0 = now_ms();
     for (int i = 0; i < IDLE_CONNS; i++)
@@ -942,7 +914,7 @@ static void test_1000_idle_unauthenticated_connections(void **state)
             other++;
         }
     }
-    long rss1 = vb_ts_rss_kib(hL.pid);
+    long rss1 = vb_ts_rss_kib(hL.d.pid);
     print_message("%d connections in %lld ms: %d silent (admitted), %d refused with "
                   "TOO_MANY_CLIENTS, %d other; vbhostd RSS %ld -> %ld KiB\n",
                   IDLE_CONNS, (long long)(now_ms() - t0), silent, refused, other, rss0, rss1);
@@ -954,7 +926,7 @@ static void test_1000_idle_unauthenticated_connections(void **state)
     vb_error err;
     if (open_list(unix_uri(&hL, "auth=peer"), NULL, &err) < 0)
         fail_msg("peer open while the anonymous slots are full: %s", err.message);
-    assert_int_equal(kill(hL.pid, 0), 0);
+    assert_int_equal(kill(hL.d.pid, 0), 0);
     for (int i = 0; i < IDLE_CONNS; i++)
         if (fds[i] >= 0)
             close(fds[i]);
@@ -971,7 +943,7 @@ static void test_1000_idle_unauthenticated_connections(void **state)
     }
     if (!ok)
         fail_msg("no TCP login after the idle clients left: %s", err.message);
-    long rss2 = vb_ts_rss_kib(hL.pid);
+    long rss2 = vb_ts_rss_kib(hL.d.pid);
     print_message("vbhostd RSS after they left: %ld KiB\n", rss2);
     assert_true(rss2 - rss0 < 64 * 1024 * RSS_SLACK);
     assert_hostd_healthy(&hL);
@@ -1039,7 +1011,7 @@ static void test_slow_client_dropped_by_auth_timeout(void **state)
         assert_true(after >= 1900);
         assert_true(after <= 2000 + vb_ts_scaled_ms(2000));
     }
-    assert_log_soon(hT.log, "did not authenticate within 2 s; disconnecting");
+    assert_log_soon(hT.d.log, "did not authenticate within 2 s; disconnecting");
     assert_hostd_healthy(&hT);
 }
 
@@ -1099,7 +1071,7 @@ static void test_slow_authenticated_client_dropped_by_frame_timeout(void **state
     assert_split_frame_answered(&c, frame, flen, 1000);
     assert_trickled_frame_dropped(fd, frame, flen, "vbhostd");
     rconn_close(&c);
-    assert_log_soon(hT.log, "did not arrive completely within 2000 ms");
+    assert_log_soon(hT.d.log, "did not arrive completely within 2000 ms");
     assert_hostd_healthy(&hT);
     free(frame);
 
@@ -1145,7 +1117,7 @@ static void test_silent_keepalive_client_dropped(void **state)
                   (long long)after);
     assert_true(after >= 1900);
     rconn_close(&pinger);
-    assert_log_soon(hT.log, "not even a keepalive, for 2 s");
+    assert_log_soon(hT.d.log, "not even a keepalive, for 2 s");
     /* the one that never pinged is still served */
     assert_auth_list_answered(&quiet, 2);
     (void)quiet_fd;
@@ -1247,7 +1219,7 @@ static int any_readable(const int *fds, int n, int quiet_ms)
  * within 10 s. */
 static void login_against(int chatty, const char *const addrs[4])
 {
-    attacker a = { .port = hS.port, .chatty = chatty };
+    attacker a = { .port = hS.d.port, .chatty = chatty };
     for (int i = 0; i < ATTACK_SLOTS; i++) {
         a.src[i] = addrs[i / 5];
         a.fd[i] = connect_from(a.src[i], a.port);
@@ -1270,7 +1242,7 @@ static void login_against(int chatty, const char *const addrs[4])
     int64_t took = now_ms() - t0;
     atomic_store(&a.stop, 1);
     pthread_join(a.thread, NULL);
-    int closed_before = vb_ts_count_in_file(hS.log, " disconnected: "), open = 0;
+    int closed_before = vb_ts_count_in_file(hS.d.log, " disconnected: "), open = 0;
     for (int i = 0; i < ATTACK_SLOTS; i++)
         if (a.fd[i] >= 0) {
             close(a.fd[i]);
@@ -1284,7 +1256,7 @@ static void login_against(int chatty, const char *const addrs[4])
         fail_msg("no real login within 10 s while an attacker held every anonymous slot: %s",
                  err.message);
     /* the next round starts with free slots */
-    if (vb_ts_wait_for_log(hS.log, " disconnected: ", closed_before + open,
+    if (vb_ts_wait_for_log(hS.d.log, " disconnected: ", closed_before + open,
                            vb_ts_scaled_ms(5000)) < 0)
         fail_msg("hS did not see the attacker's connections close");
 }
@@ -1297,7 +1269,7 @@ static void test_real_login_while_attacker_holds_every_slot(void **state)
      * themselves) */
     static const char *const shared[] = { "127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4" };
     login_against(0, shared);
-    assert_log_soon(hS.log, "closed to make room for");
+    assert_log_soon(hS.d.log, "closed to make room for");
     /* chatty, from other addresses (the real user's group of one is never
      * the one to give way) */
     static const char *const others[] = { "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5" };
@@ -1310,9 +1282,9 @@ static void test_real_login_while_attacker_holds_every_slot(void **state)
 static void test_silent_connection_dropped_after_first_frame_timeout(void **state)
 {
     (void)state;
-    int silent = connect_from("127.0.0.5", hS.port);
+    int silent = connect_from("127.0.0.5", hS.d.port);
     rconn talker;
-    rconn_init(&talker, connect_from("127.0.0.6", hS.port));
+    rconn_init(&talker, connect_from("127.0.0.6", hS.d.port));
     assert_true(silent >= 0 && talker.fd >= 0);
     int64_t t0 = now_ms();
     assert_auth_list_answered(&talker, 1);
@@ -1324,7 +1296,7 @@ static void test_silent_connection_dropped_after_first_frame_timeout(void **stat
     close(silent);
     assert_auth_list_answered(&talker, 2); /* it spoke: only auth_timeout applies to it */
     rconn_close(&talker);
-    assert_log_soon(hS.log, "sent no frame within 2 s of connecting");
+    assert_log_soon(hS.d.log, "sent no frame within 2 s of connecting");
 }
 
 /* n copies of one PING call: what a peer that never reads sends */
@@ -1427,14 +1399,14 @@ static void test_reply_flood_without_reading_is_bounded(void **state)
     (void)state;
     /* on the unix socket the kernel holds a fixed ~200 KiB for a peer that
      * does not read, so the replies back up into vbhostd at once */
-    flood_without_reading("vbhostd on its unix socket (before login)", hF.pid,
-                          connect_unix(hF.sock), hF.log, 1);
+    flood_without_reading("vbhostd on its unix socket (before login)", hF.d.pid,
+                          connect_unix(hF.d.sock), hF.d.log, 1);
     /* on TCP the kernel's send buffer grows to 4 MiB first: a sanitized
      * vbhostd takes a minute to answer that many PINGs, so only here */
     if (RSS_SLACK == 1) {
-        int fd = connect_from_rcvbuf("127.0.0.1", hF.port, 4096);
+        int fd = connect_from_rcvbuf("127.0.0.1", hF.d.port, 4096);
         assert_true(fd >= 0);
-        flood_without_reading("vbhostd on TCP (before login)", hF.pid, fd, hF.log, 1);
+        flood_without_reading("vbhostd on TCP (before login)", hF.d.pid, fd, hF.d.log, 1);
     }
     assert_hostd_healthy(&hF);
     flood_without_reading("vbrokerd", the_broker.pid, connect_unix(the_broker.sock),
@@ -1591,13 +1563,13 @@ static void test_daemons_out_of_descriptors(void **state)
     assert_survives_fd_exhaustion("vbrokerd", broker_argv, sock, log, VB_PROG_BROKER,
                                   VB_BROKER_PROC_STATUS);
     /* vbhostd: its unix socket with peer auth (allowed peers are not anonymous) */
-    hostd h = { "hD", "auth_unix = [\"peer\"]\n", 0, "", "", "", "", 0, 0 };
+    hostd h = { "hD", "auth_unix = [\"peer\"]\n", 0, { .pid = 0 } };
     assert_int_equal(start_hostd(&h), 0); /* writes the config; this one only checks it starts */
-    assert_int_equal(vb_ts_check_exit("vbhostd hD", vb_ts_stop(h.pid, vb_ts_scaled_ms(5000)), h.log),
+    assert_int_equal(vb_ts_check_exit("vbhostd hD", vb_ts_stop(h.d.pid, vb_ts_scaled_ms(5000)), h.d.log),
                      0);
-    char *hostd_argv[] = { VB_BUILD_DIR "/vbhostd", "-f", h.conf, "--foreground", NULL };
+    char *hostd_argv[] = { VB_BUILD_DIR "/vbhostd", "-f", h.d.conf, "--foreground", NULL };
     snprintf(log, sizeof log, "%s/hD-fd.log", dir);
-    assert_survives_fd_exhaustion("vbhostd", hostd_argv, h.sock, log, VB_PROG_HOST,
+    assert_survives_fd_exhaustion("vbhostd", hostd_argv, h.d.sock, log, VB_PROG_HOST,
                                   VB_HOST_PROC_AUTH_LIST);
 }
 
@@ -1719,19 +1691,19 @@ static void copy_file(const char *from, const char *to)
  * with_token) a tokens.db holding hA's token ids with other secrets */
 static void make_impostor(int with_token)
 {
-    assert_true(vb_ts_stop(hB.pid, 5000) >= 0);
+    assert_true(vb_ts_stop(hB.d.pid, 5000) >= 0);
     char path[500], from[500];
-    snprintf(from, sizeof from, "%s/server-id", hA.state);
-    snprintf(path, sizeof path, "%s/server-id", hB.state);
+    snprintf(from, sizeof from, "%s/server-id", hA.d.state);
+    snprintf(path, sizeof path, "%s/server-id", hB.d.state);
     copy_file(from, path);
     const char *suffixes[] = { "", "-wal", "-shm", "-journal" };
     for (size_t i = 0; i < 4; i++) {
-        snprintf(path, sizeof path, "%s/tokens.db%s", hB.state, suffixes[i]);
+        snprintf(path, sizeof path, "%s/tokens.db%s", hB.d.state, suffixes[i]);
         unlink(path);
     }
     if (with_token) {
-        snprintf(from, sizeof from, "%s/tokens.db", hA.state);
-        snprintf(path, sizeof path, "%s/tokens.db", hB.state);
+        snprintf(from, sizeof from, "%s/tokens.db", hA.d.state);
+        snprintf(path, sizeof path, "%s/tokens.db", hB.d.state);
         char sql[700];
         snprintf(sql, sizeof sql, ".backup '%s'", path);
         assert_int_equal(run_sqlite(from, sql, NULL), 0);
@@ -1759,18 +1731,18 @@ static void test_server_claiming_another_servers_id(void **state)
      * that is offered one). The client proves nothing and keeps the token. */
     make_impostor(1);
     char db[500], *out = NULL;
-    snprintf(db, sizeof db, "%s/tokens.db", hB.state);
+    snprintf(db, sizeof db, "%s/tokens.db", hB.d.state);
     assert_int_equal(run_sqlite(db, "SELECT max(last_used) FROM tokens;", &out), 0);
     assert_non_null(out);
     long last_used = atol(out);
     free(out);
-    int before = vb_ts_count_in_file(hB.log, "authenticated as");
+    int before = vb_ts_count_in_file(hB.d.log, "authenticated as");
     vb_conn *c = vb_open_auth(unix_uri(&hB, NULL), NULL, 0, &err);
     if (c)
         fail_msg("the broker logged in to a server that cannot prove it knows the token");
     print_message("impostor with hA's id: %s\n", err.message);
     assert_int_equal(err.code, VBROKER_ERR_CRED_REQUIRED);
-    assert_int_equal(vb_ts_count_in_file(hB.log, "authenticated as"), before);
+    assert_int_equal(vb_ts_count_in_file(hB.d.log, "authenticated as"), before);
     assert_int_equal(logins_cached(), 1);
     /* the client sent no proof: the impostor never saw the token used */
     assert_int_equal(run_sqlite(db, "SELECT max(last_used) FROM tokens;", &out), 0);
@@ -1787,15 +1759,15 @@ static void test_server_claiming_another_servers_id(void **state)
      * and, with nobody to ask, the open fails with a clear error. The
      * impostor never authenticates the broker. */
     make_impostor(0);
-    before = vb_ts_count_in_file(hB.log, "authenticated as");
+    before = vb_ts_count_in_file(hB.d.log, "authenticated as");
     c = vb_open_auth(unix_uri(&hB, NULL), NULL, 0, &err);
     if (c)
         fail_msg("the broker logged in to an impostor without credentials");
     print_message("impostor with hA's id and no tokens: %s\n", err.message);
     assert_int_equal(err.code, VBROKER_ERR_CRED_REQUIRED);
-    assert_int_equal(vb_ts_count_in_file(hB.log, "authenticated as"), before);
+    assert_int_equal(vb_ts_count_in_file(hB.d.log, "authenticated as"), before);
     assert_int_equal(logins_cached(), 1);
-    assert_int_equal(kill(hB.pid, 0), 0);
+    assert_int_equal(kill(hB.d.pid, 0), 0);
     assert_hostd_healthy(&hA);
     assert_broker_healthy();
 }
@@ -1808,14 +1780,14 @@ static void test_every_daemon_alive_and_exits_cleanly(void **state)
     assert_broker_healthy();
     hostd *all[] = { &hA, &hB, &hL, &hT, &hS, &hF };
     for (size_t i = 0; i < 6; i++)
-        assert_int_equal(kill(all[i]->pid, 0), 0);
+        assert_int_equal(kill(all[i]->d.pid, 0), 0);
     /* SIGTERM: each exits by itself, and (under VB_TEST_DAEMON_WRAPPER with
      * --error-exitcode=99) without memory errors or leaks */
     int bad = vb_ts_check_exit("vbrokerd", vb_ts_stop(the_broker.pid, vb_ts_scaled_ms(5000)), the_broker.log) < 0;
     for (size_t i = 0; i < 6; i++) {
         char name[40];
         snprintf(name, sizeof name, "vbhostd %s", all[i]->name);
-        bad += vb_ts_check_exit(name, vb_ts_stop(all[i]->pid, vb_ts_scaled_ms(5000)), all[i]->log) < 0;
+        bad += vb_ts_check_exit(name, vb_ts_stop(all[i]->d.pid, vb_ts_scaled_ms(5000)), all[i]->d.log) < 0;
     }
     if (bad)
         fail_msg("%d daemon(s) did not exit cleanly on SIGTERM (see above)", bad);

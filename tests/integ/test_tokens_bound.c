@@ -633,10 +633,8 @@ static int group_setup(void **state)
     chmod(dir, 0711); /* uid B may reach the real socket below, nothing else */
     snprintf(path, sizeof path, "%s/real", dir);
     mkdir(path, 0755);
-    snprintf(path, sizeof path, "%s/sasl", dir);
-    mkdir(path, 0700);
     static const char *const users[] = { "alice:" PASSWORD, NULL };
-    if (vb_ts_sasl_setup(path, "vbhostd", REALM, "scram-sha-256 digest-md5", users, NULL) < 0)
+    if (vb_ts_hostd_sasl_setup(dir, REALM, "scram-sha-256 digest-md5", users, NULL) < 0)
         return -1;
     if (start_hostd() < 0 || start_broker() < 0 || read_real_id() < 0)
         return -1;

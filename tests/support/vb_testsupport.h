@@ -263,6 +263,15 @@ typedef struct vb_ts_hostd {
  * vbhostd --foreground on it; 0 once its sockets accept, else -1. */
 int vb_ts_hostd_start(vb_ts_hostd *h, const char *dir, const char *name, int tcp,
                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* The SASL setup most vbhostd tests share: vb_ts_sasl_setup on DIR/sasl
+ * for the application "vbhostd" (mechanisms, users and keytab as there). */
+int vb_ts_hostd_sasl_setup(const char *dir, const char *realm, const char *mech_list,
+                           const char *const users[], const char *keytab);
+/* vb_ts_hostd_start on that setup: the config names sasl_conf_dir DIR/sasl
+ * and sasl_realm REALM, then the lines fmt makes (a key given again wins). */
+int vb_ts_hostd_start_sasl(vb_ts_hostd *h, const char *dir, const char *name, int tcp,
+                           const char *realm, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
 /* Start it again on the config it was first given (after a stop). */
 int vb_ts_hostd_restart(vb_ts_hostd *h);
 

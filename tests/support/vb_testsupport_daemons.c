@@ -33,16 +33,12 @@ int vb_ts_hostd_restart(vb_ts_hostd *h)
     return 0;
 }
 
-int vb_ts_hostd_start(vb_ts_hostd *h, const char *dir, const char *name, int tcp,
-                      const char *fmt, ...)
+/* Write DIR/NAME.conf from the common lines and extra, then start it. */
+static int hostd_start_text(vb_ts_hostd *h, const char *dir, const char *name, int tcp,
+                            const char *extra)
 {
-    char extra[3000], tcp_line[80] = "", text[4000];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(extra, sizeof extra, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof extra)
-        return -1;
+    char tcp_line[80] = "", text[4000];
+    int n;
     snprintf(h->conf, sizeof h->conf, "%s/%s.conf", dir, name);
     snprintf(h->sock, sizeof h->sock, "%s/%s.sock", dir, name);
     snprintf(h->log, sizeof h->log, "%s/%s.log", dir, name);
@@ -58,6 +54,46 @@ int vb_ts_hostd_start(vb_ts_hostd *h, const char *dir, const char *name, int tcp
     if (n < 0 || (size_t)n >= sizeof text || vb_ts_write_file(h->conf, text, 0600) < 0)
         return -1;
     return vb_ts_hostd_restart(h);
+}
+
+int vb_ts_hostd_start(vb_ts_hostd *h, const char *dir, const char *name, int tcp,
+                      const char *fmt, ...)
+{
+    char extra[3000];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(extra, sizeof extra, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof extra)
+        return -1;
+    return hostd_start_text(h, dir, name, tcp, extra);
+}
+
+int vb_ts_hostd_sasl_setup(const char *dir, const char *realm, const char *mech_list,
+                           const char *const users[], const char *keytab)
+{
+    char sasl[400];
+    int n = snprintf(sasl, sizeof sasl, "%s/sasl", dir);
+    if (n < 0 || (size_t)n >= sizeof sasl)
+        return -1;
+    return vb_ts_sasl_setup(sasl, "vbhostd", realm, mech_list, users, keytab);
+}
+
+int vb_ts_hostd_start_sasl(vb_ts_hostd *h, const char *dir, const char *name, int tcp,
+                           const char *realm, const char *fmt, ...)
+{
+    char extra[3000];
+    int n = snprintf(extra, sizeof extra, "sasl_conf_dir = \"%s/sasl\"\nsasl_realm = \"%s\"\n", dir,
+                     realm);
+    if (n < 0 || (size_t)n >= sizeof extra)
+        return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(extra + n, sizeof extra - (size_t)n, fmt, ap);
+    va_end(ap);
+    if (m < 0 || (size_t)m >= sizeof extra - (size_t)n)
+        return -1;
+    return hostd_start_text(h, dir, name, tcp, extra);
 }
 
 int vb_ts_broker_start(vb_ts_broker *b, const char *dir, const char *name,
