@@ -39,6 +39,7 @@
 #include "vb_net.h"
 #include "vb_testsupport.h"
 #include "vb_testsupport_form.h"
+#include "vb_testsupport_wire.h"
 #include "vbroker.h"
 
 #define REALM "LAB.TEST"
@@ -255,37 +256,27 @@ static void assert_drop_explained(drops *d, int before, const char *what)
 
 /* ---- raw wire ------------------------------------------------------------ */
 
-static int send_all(int fd, const void *buf, size_t len)
-{
-    const uint8_t *p = buf;
-    while (len > 0) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* one frame: the 4-byte length, then payload */
 static int send_payload(int fd, const uint8_t *payload, size_t len)
 {
     uint8_t prefix[4] = { (uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
                           (uint8_t)len };
-    return send_all(fd, prefix, 4) < 0 ? -1 : send_all(fd, payload, len);
+    return vb_ts_send_all(fd, prefix, 4) < 0 ? -1 : vb_ts_send_all(fd, payload, len);
 }
 
-typedef void (*body_fn)(vb_enc *enc, const void *arg);
-
-/* Append one encoded message to a growing buffer (so floods go out in one write). */
-static void append_msg(uint8_t **buf, size_t *len, uint32_t prog, uint32_t type, uint32_t serial,
-                       uint32_t proc, body_fn body, const void *arg)
+/* a CALL or REPLY header of prog's current version, conn_id 0 */
+static vb_msg_header header(uint32_t prog, uint32_t type, uint32_t serial, uint32_t proc)
 {
     vb_msg_header h = { prog, prog == VB_PROG_HOST ? VB_PROG_HOST_VERSION : VB_PROG_BROKER_VERSION,
                         type, serial, proc, VB_STATUS_OK, 0 };
+    return h;
+}
+
+/* Append one encoded message to a growing buffer (so floods go out in one write). */
+static void append_msg(uint8_t **buf, size_t *len, uint32_t prog, uint32_t type, uint32_t serial,
+                       uint32_t proc, vb_ts_body_fn body, const void *arg)
+{
+    vb_msg_header h = header(prog, type, serial, proc);
     vb_enc enc;
     vb_enc_begin(&enc, &h);
     if (body)
@@ -304,78 +295,10 @@ static void append_msg(uint8_t **buf, size_t *len, uint32_t prog, uint32_t type,
 }
 
 static int send_msg(int fd, uint32_t prog, uint32_t type, uint32_t serial, uint32_t proc,
-                    body_fn body, const void *arg)
+                    vb_ts_body_fn body, const void *arg)
 {
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    append_msg(&buf, &len, prog, type, serial, proc, body, arg);
-    int rc = send_all(fd, buf, len);
-    free(buf);
-    return rc;
-}
-
-/* A reading end that keeps the bytes after a frame for the next one. */
-typedef struct rconn {
-    int fd;
-    vb_frame_reader rd;
-    uint8_t buf[16384];
-    size_t have, off;
-} rconn;
-
-static void rconn_init(rconn *c, int fd)
-{
-    memset(c, 0, sizeof *c);
-    c->fd = fd;
-    vb_frame_reader_init(&c->rd, VB_FRAME_MAX_ABSOLUTE);
-}
-
-static void rconn_close(rconn *c)
-{
-    vb_frame_reader_clear(&c->rd);
-    if (c->fd >= 0)
-        close(c->fd);
-    c->fd = -1;
-}
-
-/* 1: a message (vb_msg_clear it); 0: the peer closed; -1: timeout or garbage */
-static int rconn_read(rconn *c, int timeout_ms, vb_msg *out)
-{
-    int64_t deadline = now_ms() + timeout_ms;
-    for (;;) {
-        while (c->off < c->have) {
-            size_t used = 0;
-            vb_error err;
-            int st = vb_frame_reader_feed(&c->rd, c->buf + c->off, c->have - c->off, &used, &err);
-            c->off += used;
-            if (st == VB_FRAME_ERROR)
-                return -1;
-            if (st == VB_FRAME_READY) {
-                size_t len;
-                uint8_t *p = vb_frame_reader_take(&c->rd, &len);
-                return vb_msg_decode(out, p, len, &err) == 0 ? 1 : -1;
-            }
-        }
-        int64_t left = deadline - now_ms();
-        if (left <= 0)
-            return -1;
-        struct pollfd p = { .fd = c->fd, .events = POLLIN };
-        int rc = poll(&p, 1, (int)left);
-        if (rc < 0 && errno == EINTR)
-            continue;
-        if (rc <= 0)
-            return -1;
-        ssize_t n = read(c->fd, c->buf, sizeof c->buf);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == ECONNRESET)
-            return 0;
-        if (n < 0)
-            return -1;
-        if (n == 0)
-            return 0;
-        c->have = (size_t)n;
-        c->off = 0;
-    }
+    vb_msg_header h = header(prog, type, serial, proc);
+    return vb_ts_send_msg(fd, &h, body, arg);
 }
 
 /* 0 once the peer has closed fd (EOF or reset; anything it sent first is
@@ -419,27 +342,27 @@ static int connect_unix(const char *path)
 }
 
 /* A unix connection to h, logged in as an allowed peer (AUTH_PEER, serial 1). */
-static int connect_as_peer(rconn *c, const hostd *h)
+static int connect_as_peer(vb_ts_wire *c, const hostd *h)
 {
     int fd = connect_unix(h->d.sock);
-    rconn_init(c, fd);
+    vb_ts_wire_adopt(c, fd);
     assert_int_equal(send_msg(fd, VB_PROG_HOST, VB_MSG_CALL, 1, VB_HOST_PROC_AUTH_PEER, NULL, NULL),
                      0);
     vb_msg m;
-    assert_int_equal(rconn_read(c, vb_ts_scaled_ms(5000), &m), 1);
+    assert_int_equal(vb_ts_wire_read(c, vb_ts_scaled_ms(5000), &m), 1);
     assert_int_equal(m.hdr.status, VB_STATUS_OK);
     vb_msg_clear(&m);
     return fd;
 }
 
 /* the server answers AUTH_LIST on this connection (serial checked) */
-static void assert_auth_list_answered(rconn *c, uint32_t serial)
+static void assert_auth_list_answered(vb_ts_wire *c, uint32_t serial)
 {
     assert_int_equal(send_msg(c->fd, VB_PROG_HOST, VB_MSG_CALL, serial, VB_HOST_PROC_AUTH_LIST,
                               NULL, NULL),
                      0);
     vb_msg m;
-    int rc = rconn_read(c, vb_ts_scaled_ms(5000), &m);
+    int rc = vb_ts_wire_read(c, vb_ts_scaled_ms(5000), &m);
     if (rc != 1)
         fail_msg("no answer to AUTH_LIST (%s)", rc == 0 ? "connection closed" : "timeout");
     assert_int_equal(m.hdr.type, VB_MSG_REPLY);
@@ -576,7 +499,7 @@ static void test_malformed_frames_dropped_by_vbhostd(void **state)
     for (size_t i = 0; i < n; i++) {
         int before = count_drops(&dA);
         int fd = connect_tcp(&hA);
-        assert_int_equal(send_all(fd, h[i].bytes, h[i].len), 0);
+        assert_int_equal(vb_ts_send_all(fd, h[i].bytes, h[i].len), 0);
         if (wait_dropped(fd, vb_ts_scaled_ms(5000)) < 0)
             fail_msg("vbhostd kept a TCP client that sent %s", h[i].what);
         close(fd);
@@ -587,12 +510,12 @@ static void test_malformed_frames_dropped_by_vbhostd(void **state)
     size_t npost = build_hostile(post, VB_PROG_HOST, VB_FRAME_MAX_POSTAUTH);
     for (size_t i = 0; i < npost; i++) {
         int before = count_drops(&dL);
-        rconn c;
+        vb_ts_wire c;
         int fd = connect_as_peer(&c, &hL);
-        assert_int_equal(send_all(fd, post[i].bytes, post[i].len), 0);
+        assert_int_equal(vb_ts_send_all(fd, post[i].bytes, post[i].len), 0);
         if (wait_dropped(fd, vb_ts_scaled_ms(5000)) < 0)
             fail_msg("vbhostd kept an authenticated client that sent %s", post[i].what);
-        rconn_close(&c);
+        vb_ts_wire_close(&c);
         assert_drop_explained(&dL, before, post[i].what);
     }
     print_message("vbhostd dropped %zu + %zu malformed inputs; RSS %ld -> %ld KiB\n", n, npost,
@@ -612,7 +535,7 @@ static void test_malformed_frames_dropped_by_broker(void **state)
     for (size_t i = 0; i < n; i++) {
         int before = count_drops(&db);
         int fd = connect_unix(the_broker.sock);
-        assert_int_equal(send_all(fd, h[i].bytes, h[i].len), 0);
+        assert_int_equal(vb_ts_send_all(fd, h[i].bytes, h[i].len), 0);
         if (wait_dropped(fd, vb_ts_scaled_ms(5000)) < 0)
             fail_msg("vbrokerd kept a client that sent %s", h[i].what);
         close(fd);
@@ -638,11 +561,11 @@ static void test_preauth_limit_is_exact(void **state)
     payload[sizeof hdr + 2] = (uint8_t)(binlen >> 8);
     payload[sizeof hdr + 3] = (uint8_t)binlen;
     int fd = connect_tcp(&hA);
-    rconn c;
-    rconn_init(&c, fd);
+    vb_ts_wire c;
+    vb_ts_wire_adopt(&c, fd);
     assert_int_equal(send_payload(fd, payload, VB_FRAME_MAX_PREAUTH), 0);
     vb_msg m;
-    int rc = rconn_read(&c, vb_ts_scaled_ms(5000), &m);
+    int rc = vb_ts_wire_read(&c, vb_ts_scaled_ms(5000), &m);
     if (rc != 1)
         fail_msg("a frame of exactly 64 KiB was not answered (%d)", rc);
     /* AUTH_LIST's max body is 256: a well-delimited oversized call is refused
@@ -660,7 +583,7 @@ static void test_preauth_limit_is_exact(void **state)
     memcpy(bigger, payload, VB_FRAME_MAX_PREAUTH);
     assert_int_equal(send_payload(fd, bigger, VB_FRAME_MAX_PREAUTH + 1), 0);
     assert_int_equal(wait_dropped(fd, vb_ts_scaled_ms(5000)), 0);
-    rconn_close(&c);
+    vb_ts_wire_close(&c);
     free(payload);
     free(bigger);
     assert_hostd_healthy(&hA);
@@ -691,25 +614,25 @@ static void test_callback_reply_flood_at_vbhostd(void **state)
     long rss0 = vb_ts_rss_kib(hA.d.pid);
     /* before authentication, on TCP */
     int fd = connect_tcp(&hA);
-    rconn c;
-    rconn_init(&c, fd);
+    vb_ts_wire c;
+    vb_ts_wire_adopt(&c, fd);
     uint8_t *flood = NULL;
     size_t len = 0;
     append_flood(&flood, &len, VB_PROG_HOST, VB_HOST_PROC_CRED_FILL, 1000, 1);
-    assert_int_equal(send_all(fd, flood, len), 0);
+    assert_int_equal(vb_ts_send_all(fd, flood, len), 0);
     assert_auth_list_answered(&c, 1);
     /* the connection still logs in: nothing of the flood was taken as an answer */
     assert_auth_list_answered(&c, 2);
-    rconn_close(&c);
+    vb_ts_wire_close(&c);
     /* after authentication (peer, unix), then a driver call on the same connection */
     fd = connect_as_peer(&c, &hL);
     vb_msg m;
-    assert_int_equal(send_all(fd, flood, len), 0);
+    assert_int_equal(vb_ts_send_all(fd, flood, len), 0);
     assert_auth_list_answered(&c, 2);
     assert_int_equal(send_msg(fd, VB_PROG_HOST, VB_MSG_CALL, 3, VB_HOST_PROC_GET_HOSTNAME, NULL,
                               NULL),
                      0);
-    assert_int_equal(rconn_read(&c, vb_ts_scaled_ms(5000), &m), 1);
+    assert_int_equal(vb_ts_wire_read(&c, vb_ts_scaled_ms(5000), &m), 1);
     /* no hypervisor connection is open on it yet: a clear NOT_OPEN, not silence */
     assert_int_equal(m.hdr.serial, 3);
     assert_int_equal(m.hdr.status, VB_STATUS_ERROR);
@@ -717,7 +640,7 @@ static void test_callback_reply_flood_at_vbhostd(void **state)
     assert_int_equal(vb_msg_error_body(&m, &e, &err), 0);
     assert_int_equal(e.code, VB_ERR_NOT_OPEN);
     vb_msg_clear(&m);
-    rconn_close(&c);
+    vb_ts_wire_close(&c);
     free(flood);
     long rss1 = vb_ts_rss_kib(hA.d.pid);
     print_message("vbhostd RSS around 2 x 1000 CALLBACK_REPLYs: %ld -> %ld KiB\n", rss0, rss1);
@@ -786,17 +709,17 @@ static void test_callback_reply_flood_at_broker(void **state)
     long rss0 = vb_ts_rss_kib(the_broker.pid);
     /* 1000 answers nobody asked for, then STATUS on the same connection */
     int fd = connect_unix(the_broker.sock);
-    rconn c;
-    rconn_init(&c, fd);
+    vb_ts_wire c;
+    vb_ts_wire_adopt(&c, fd);
     uint8_t *flood = NULL;
     size_t len = 0;
     append_flood(&flood, &len, VB_PROG_BROKER, VB_BROKER_PROC_CRED_REQUEST, 1000, 1);
-    assert_int_equal(send_all(fd, flood, len), 0);
+    assert_int_equal(vb_ts_send_all(fd, flood, len), 0);
     assert_int_equal(send_msg(fd, VB_PROG_BROKER, VB_MSG_CALL, 1, VB_BROKER_PROC_STATUS, NULL,
                               NULL),
                      0);
     vb_msg m;
-    assert_int_equal(rconn_read(&c, vb_ts_scaled_ms(5000), &m), 1);
+    assert_int_equal(vb_ts_wire_read(&c, vb_ts_scaled_ms(5000), &m), 1);
     assert_int_equal(m.hdr.serial, 1);
     assert_int_equal(m.hdr.status, VB_STATUS_OK);
     vb_msg_clear(&m);
@@ -807,7 +730,7 @@ static void test_callback_reply_flood_at_broker(void **state)
     assert_int_equal(send_msg(fd, VB_PROG_BROKER, VB_MSG_CALL, 2, VB_BROKER_PROC_OPEN,
                               pack_broker_open, NULL),
                      0);
-    assert_int_equal(rconn_read(&c, vb_ts_scaled_ms(10000), &m), 1);
+    assert_int_equal(vb_ts_wire_read(&c, vb_ts_scaled_ms(10000), &m), 1);
     assert_int_equal(m.hdr.type, VB_MSG_CALLBACK);
     assert_int_equal(m.hdr.procedure, VB_BROKER_PROC_CRED_REQUEST);
     uint32_t serial = m.hdr.serial;
@@ -825,14 +748,14 @@ static void test_callback_reply_flood_at_broker(void **state)
     /* and the same answer again, late: ignored too */
     append_msg(&flood, &len, VB_PROG_BROKER, VB_MSG_CALLBACK_REPLY, serial,
                VB_BROKER_PROC_CRED_REQUEST, pack_fake_answer, NULL);
-    assert_int_equal(send_all(fd, flood, len), 0);
+    assert_int_equal(vb_ts_send_all(fd, flood, len), 0);
     free(flood);
-    int rc = rconn_read(&c, vb_ts_scaled_ms(10000), &m);
+    int rc = vb_ts_wire_read(&c, vb_ts_scaled_ms(10000), &m);
     assert_int_equal(rc, 1);
     if (m.hdr.type == VB_MSG_CALLBACK) {
         read_cred_request(&m, &a, &retry);
         vb_msg_clear(&m);
-        rconn_close(&c);
+        vb_ts_wire_close(&c);
         fail_msg("the broker asked again (retry=%d): the login used another answer than the "
                  "one with the right serial, sent first (a late duplicate of that serial, "
                  "carrying a wrong user, replaced it before the worker took it)",
@@ -849,11 +772,11 @@ static void test_callback_reply_flood_at_broker(void **state)
     assert_int_equal(send_msg(fd, VB_PROG_BROKER, VB_MSG_CALL, 3, VB_BROKER_PROC_GET_HOSTNAME, NULL,
                               NULL),
                      0);
-    assert_int_equal(rconn_read(&c, vb_ts_scaled_ms(5000), &m), 1);
+    assert_int_equal(vb_ts_wire_read(&c, vb_ts_scaled_ms(5000), &m), 1);
     assert_int_equal(m.hdr.serial, 3);
     assert_int_equal(m.hdr.status, VB_STATUS_OK);
     vb_msg_clear(&m);
-    rconn_close(&c);
+    vb_ts_wire_close(&c);
     long rss1 = vb_ts_rss_kib(the_broker.pid);
     print_message("vbrokerd RSS around 2 x 1000 CALLBACK_REPLYs: %ld -> %ld KiB\n", rss0, rss1);
     assert_true(rss1 - rss0 < 16 * 1024 * RSS_SLACK);
@@ -864,11 +787,11 @@ static void test_callback_reply_flood_at_broker(void **state)
 
 static int is_too_many_clients(int fd)
 {
-    rconn c;
-    rconn_init(&c, fd);
+    vb_ts_wire c;
+    vb_ts_wire_adopt(&c, fd);
     vb_msg m;
     int ok = 0;
-    if (rconn_read(&c, vb_ts_scaled_ms(2000), &m) == 1) {
+    if (vb_ts_wire_read(&c, vb_ts_scaled_ms(2000), &m) == 1) {
         vb_error e, err;
         ok = m.hdr.serial == 0 && m.hdr.status == VB_STATUS_ERROR &&
              vb_msg_error_body(&m, &e, &err) == 0 && e.code == VB_ERR_TOO_MANY_CLIENTS &&
@@ -1036,14 +959,14 @@ static int64_t trickle_until_dropped(int fd, const uint8_t *frame, size_t flen, 
 
 /* The frame in two halves pacing_ms apart, inside the frame timeout: the
  * answer comes (the deadline is for trickling, not for a pause). */
-static void assert_split_frame_answered(rconn *c, const uint8_t *frame, size_t flen, int pacing_ms)
+static void assert_split_frame_answered(vb_ts_wire *c, const uint8_t *frame, size_t flen, int pacing_ms)
 {
-    assert_int_equal(send_all(c->fd, frame, flen / 2), 0);
+    assert_int_equal(vb_ts_send_all(c->fd, frame, flen / 2), 0);
     struct pollfd p = { .fd = c->fd, .events = POLLIN };
     assert_int_equal(poll(&p, 1, pacing_ms), 0); /* pacing: nothing may come back yet */
-    assert_int_equal(send_all(c->fd, frame + flen / 2, flen - flen / 2), 0);
+    assert_int_equal(vb_ts_send_all(c->fd, frame + flen / 2, flen - flen / 2), 0);
     vb_msg m;
-    assert_int_equal(rconn_read(c, vb_ts_scaled_ms(5000), &m), 1);
+    assert_int_equal(vb_ts_wire_read(c, vb_ts_scaled_ms(5000), &m), 1);
     assert_int_equal(m.hdr.type, VB_MSG_REPLY);
     vb_msg_clear(&m);
 }
@@ -1066,11 +989,11 @@ static void test_slow_authenticated_client_dropped_by_frame_timeout(void **state
     size_t flen = 0;
     append_msg(&frame, &flen, VB_PROG_HOST, VB_MSG_CALL, 2, VB_HOST_PROC_AUTH_LIST, NULL, NULL);
     /* vbhostd: logged in (peer), answered, then one frame one byte a second */
-    rconn c;
+    vb_ts_wire c;
     int fd = connect_as_peer(&c, &hT);
     assert_split_frame_answered(&c, frame, flen, 1000);
     assert_trickled_frame_dropped(fd, frame, flen, "vbhostd");
-    rconn_close(&c);
+    vb_ts_wire_close(&c);
     assert_log_soon(hT.d.log, "did not arrive completely within 2000 ms");
     assert_hostd_healthy(&hT);
     free(frame);
@@ -1080,10 +1003,10 @@ static void test_slow_authenticated_client_dropped_by_frame_timeout(void **state
     flen = 0;
     append_msg(&frame, &flen, VB_PROG_BROKER, VB_MSG_CALL, 1, VB_BROKER_PROC_STATUS, NULL, NULL);
     fd = connect_unix(the_broker.sock);
-    rconn_init(&c, fd);
+    vb_ts_wire_adopt(&c, fd);
     assert_split_frame_answered(&c, frame, flen, 1000);
     assert_trickled_frame_dropped(fd, frame, flen, "vbrokerd");
-    rconn_close(&c);
+    vb_ts_wire_close(&c);
     assert_log_soon(the_broker.log, "did not arrive completely within 2000 ms");
     free(frame);
     vb_broker_status st;
@@ -1098,7 +1021,7 @@ static void test_slow_authenticated_client_dropped_by_frame_timeout(void **state
 static void test_silent_keepalive_client_dropped(void **state)
 {
     (void)state;
-    rconn quiet, pinger;
+    vb_ts_wire quiet, pinger;
     int quiet_fd = connect_as_peer(&quiet, &hT);
     int fd = connect_as_peer(&pinger, &hT);
     int64_t t0 = now_ms();
@@ -1106,7 +1029,7 @@ static void test_silent_keepalive_client_dropped(void **state)
                               NULL),
                      0);
     vb_msg m;
-    assert_int_equal(rconn_read(&pinger, vb_ts_scaled_ms(5000), &m), 1);
+    assert_int_equal(vb_ts_wire_read(&pinger, vb_ts_scaled_ms(5000), &m), 1);
     assert_int_equal(m.hdr.program, VB_PROG_KEEPALIVE);
     assert_int_equal(m.hdr.procedure, VB_KEEPALIVE_PROC_PONG);
     vb_msg_clear(&m);
@@ -1116,12 +1039,12 @@ static void test_silent_keepalive_client_dropped(void **state)
     print_message("silent keepalive client dropped after %lld ms (keepalive_timeout 2 s)\n",
                   (long long)after);
     assert_true(after >= 1900);
-    rconn_close(&pinger);
+    vb_ts_wire_close(&pinger);
     assert_log_soon(hT.d.log, "not even a keepalive, for 2 s");
     /* the one that never pinged is still served */
     assert_auth_list_answered(&quiet, 2);
     (void)quiet_fd;
-    rconn_close(&quiet);
+    vb_ts_wire_close(&quiet);
     assert_hostd_healthy(&hT);
 }
 
@@ -1283,8 +1206,8 @@ static void test_silent_connection_dropped_after_first_frame_timeout(void **stat
 {
     (void)state;
     int silent = connect_from("127.0.0.5", hS.d.port);
-    rconn talker;
-    rconn_init(&talker, connect_from("127.0.0.6", hS.d.port));
+    vb_ts_wire talker;
+    vb_ts_wire_adopt(&talker, connect_from("127.0.0.6", hS.d.port));
     assert_true(silent >= 0 && talker.fd >= 0);
     int64_t t0 = now_ms();
     assert_auth_list_answered(&talker, 1);
@@ -1295,7 +1218,7 @@ static void test_silent_connection_dropped_after_first_frame_timeout(void **stat
     assert_true(after >= 1900);
     close(silent);
     assert_auth_list_answered(&talker, 2); /* it spoke: only auth_timeout applies to it */
-    rconn_close(&talker);
+    vb_ts_wire_close(&talker);
     assert_log_soon(hS.d.log, "sent no frame within 2 s of connecting");
 }
 
@@ -1427,13 +1350,13 @@ static void assert_replies_flushed(int fd, uint32_t prog, uint32_t proc, const c
     assert_non_null(buf);
     memcpy(buf + len, bad, sizeof bad);
     len += sizeof bad;
-    rconn c;
-    rconn_init(&c, fd);
-    assert_int_equal(send_all(fd, buf, len), 0);
+    vb_ts_wire c;
+    vb_ts_wire_adopt(&c, fd);
+    assert_int_equal(vb_ts_send_all(fd, buf, len), 0);
     free(buf);
     for (uint32_t serial = 1; serial <= 3; serial++) {
         vb_msg m;
-        int rc = rconn_read(&c, vb_ts_scaled_ms(5000), &m);
+        int rc = vb_ts_wire_read(&c, vb_ts_scaled_ms(5000), &m);
         if (rc != 1)
             fail_msg("%s: the reply to call %u, sent before a bad frame, never came (%s)", who,
                      serial, rc == 0 ? "closed first" : "timeout");
@@ -1442,7 +1365,7 @@ static void assert_replies_flushed(int fd, uint32_t prog, uint32_t proc, const c
         vb_msg_clear(&m);
     }
     assert_int_equal(wait_dropped(fd, vb_ts_scaled_ms(5000)), 0);
-    rconn_close(&c);
+    vb_ts_wire_close(&c);
 }
 
 static void test_replies_flushed_before_close_for_bad_frame(void **state)
@@ -1514,8 +1437,8 @@ static void assert_survives_fd_exhaustion(const char *who, char *const daemon_ar
     }
     assert_true(nfds > FD_HARD);
     int waiting = fds[--nfds]; /* the last one is surely beyond the limit */
-    rconn c;
-    rconn_init(&c, waiting);
+    vb_ts_wire c;
+    vb_ts_wire_adopt(&c, waiting);
     assert_int_equal(send_msg(waiting, prog, VB_MSG_CALL, 1, proc, NULL, NULL), 0);
     vb_ts_wait_for_log(log, "not accepting until a descriptor frees", 1, vb_ts_scaled_ms(5000));
     long cpu0 = cpu_ms(pid);
@@ -1531,7 +1454,7 @@ static void assert_survives_fd_exhaustion(const char *who, char *const daemon_ar
         close(fds[i]);
     t0 = now_ms();
     vb_msg m;
-    int rc = rconn_read(&c, vb_ts_scaled_ms(5000), &m);
+    int rc = vb_ts_wire_read(&c, vb_ts_scaled_ms(5000), &m);
     print_message("%s served the waiting client %lld ms after the others left\n", who,
                   (long long)(now_ms() - t0));
     if (rc != 1)
@@ -1539,7 +1462,7 @@ static void assert_survives_fd_exhaustion(const char *who, char *const daemon_ar
     assert_int_equal(m.hdr.serial, 1);
     assert_int_equal(m.hdr.status, VB_STATUS_OK);
     vb_msg_clear(&m);
-    rconn_close(&c);
+    vb_ts_wire_close(&c);
     assert_true(used < 300);
     assert_log_soon(log, "not accepting until a descriptor frees");
     assert_int_equal(vb_ts_check_exit(who, vb_ts_stop(pid, vb_ts_scaled_ms(5000)), log), 0);
@@ -1583,14 +1506,14 @@ static void test_broker_max_clients(void **state)
                      "--max-clients", "3", NULL };
     pid_t pid = vb_ts_spawn_daemon(argv, log);
     assert_int_equal(vb_ts_wait_unix_socket(sock, vb_ts_scaled_ms(START_MS)), 0);
-    rconn c[4];
+    vb_ts_wire c[4];
     for (int i = 0; i < 4; i++) {
-        rconn_init(&c[i], connect_unix(sock));
+        vb_ts_wire_adopt(&c[i], connect_unix(sock));
         /* the one over the limit may be closed before it could send anything */
         assert_true(i == 3 || send_msg(c[i].fd, VB_PROG_BROKER, VB_MSG_CALL, 1,
                                        VB_BROKER_PROC_STATUS, NULL, NULL) == 0);
         vb_msg m;
-        assert_int_equal(rconn_read(&c[i], vb_ts_scaled_ms(5000), &m), 1);
+        assert_int_equal(vb_ts_wire_read(&c[i], vb_ts_scaled_ms(5000), &m), 1);
         if (i < 3) {
             assert_int_equal(m.hdr.serial, 1);
             assert_int_equal(m.hdr.status, VB_STATUS_OK);
@@ -1603,7 +1526,7 @@ static void test_broker_max_clients(void **state)
         vb_msg_clear(&m);
     }
     for (int i = 0; i < 4; i++)
-        rconn_close(&c[i]);
+        vb_ts_wire_close(&c[i]);
     assert_int_equal(vb_ts_check_exit("vbrokerd", vb_ts_stop(pid, vb_ts_scaled_ms(5000)), log), 0);
 }
 
