@@ -33,12 +33,16 @@ int vb_ts_hostd_restart(vb_ts_hostd *h)
     return 0;
 }
 
-/* Write DIR/NAME.conf from the common lines and extra, then start it. */
-static int hostd_start_text(vb_ts_hostd *h, const char *dir, const char *name, int tcp,
-                            const char *extra)
+int vb_ts_hostd_start(vb_ts_hostd *h, const char *dir, const char *name, int tcp,
+                      const char *fmt, ...)
 {
-    char tcp_line[80] = "", text[4000];
-    int n;
+    char extra[3000], tcp_line[80] = "", text[4000];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(extra, sizeof extra, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof extra)
+        return -1;
     snprintf(h->conf, sizeof h->conf, "%s/%s.conf", dir, name);
     snprintf(h->sock, sizeof h->sock, "%s/%s.sock", dir, name);
     snprintf(h->log, sizeof h->log, "%s/%s.log", dir, name);
@@ -54,19 +58,6 @@ static int hostd_start_text(vb_ts_hostd *h, const char *dir, const char *name, i
     if (n < 0 || (size_t)n >= sizeof text || vb_ts_write_file(h->conf, text, 0600) < 0)
         return -1;
     return vb_ts_hostd_restart(h);
-}
-
-int vb_ts_hostd_start(vb_ts_hostd *h, const char *dir, const char *name, int tcp,
-                      const char *fmt, ...)
-{
-    char extra[3000];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(extra, sizeof extra, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof extra)
-        return -1;
-    return hostd_start_text(h, dir, name, tcp, extra);
 }
 
 int vb_ts_hostd_sasl_setup(const char *dir, const char *realm, const char *mech_list,
@@ -93,7 +84,7 @@ int vb_ts_hostd_start_sasl(vb_ts_hostd *h, const char *dir, const char *name, in
     va_end(ap);
     if (m < 0 || (size_t)m >= sizeof extra - (size_t)n)
         return -1;
-    return hostd_start_text(h, dir, name, tcp, extra);
+    return vb_ts_hostd_start(h, dir, name, tcp, "%s", extra);
 }
 
 int vb_ts_broker_start(vb_ts_broker *b, const char *dir, const char *name,
