@@ -52,31 +52,6 @@ char *vb_ssh_home_path(const char *rel)
     return out;
 }
 
-/* Ask the credential source; a missing source or a refusal is an error. */
-int vb_ssh_ask(ssh_ctx *c, vb_cred_request *req, vb_error *err)
-{
-    if (!c->creds || !c->creds->fn)
-        return vb_error_set(err, VB_ERR_CRED_REQUIRED, VB_DOM_SSH,
-                            "credentials required for %s, but nothing can ask for them",
-                            req->service ? req->service : "an SSH login");
-    vb_error_clear(err);
-    if (c->creds->fn(req, c->creds->opaque, err) < 0) {
-        if (err && err->code == VB_ERR_OK)
-            vb_error_set(err, VB_ERR_AUTH_CANCELLED, VB_DOM_SSH, "cancelled");
-        return -1;
-    }
-    return 0;
-}
-
-void vb_ssh_verdict(ssh_ctx *c, const vb_cred_request *req, int ok)
-{
-    if (!c->creds)
-        return;
-    void (*fn)(void *, const vb_cred_request *) = ok ? c->creds->approve : c->creds->reject;
-    if (fn)
-        fn(c->creds->opaque, req);
-}
-
 /* A question of kind VB_CRED_KIND_SSH_* about this SSH login. */
 int vb_ssh_new_request(ssh_ctx *c, vb_cred_request *req, const char *kind, const char *service,
                        int retry, vb_error *err)

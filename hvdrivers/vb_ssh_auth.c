@@ -111,24 +111,24 @@ static int try_keyfile(ssh_ctx *c, const char *path, vb_error *err)
             vb_cred_request_clear(&req);
             return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_SSH, "out of memory");
         }
-        if (vb_ssh_ask(c, &req, err) < 0) {
+        if (vb_driver_ask(c->creds, &req, VB_DOM_SSH, SSH_LOGIN, err) < 0) {
             vb_cred_request_clear(&req);
             return -1;
         }
         const char *pp = req.items[0].result ? req.items[0].result : "";
         int rc = libssh2_userauth_publickey_fromfile_ex(sess, c->user, ulen, NULL, path, pp);
         if (rc == 0) {
-            vb_ssh_verdict(c, &req, 1);
+            vb_driver_verdict(c->creds, &req, 1);
             vb_cred_request_clear(&req);
             return 1;
         }
         if (rc == LIBSSH2_ERROR_FILE) { /* could not decrypt: a wrong passphrase */
-            vb_ssh_verdict(c, &req, 0);
+            vb_driver_verdict(c->creds, &req, 0);
             vb_cred_request_clear(&req);
             continue;
         }
         /* the passphrase opened the key, the server refused it */
-        vb_ssh_verdict(c, &req, 1);
+        vb_driver_verdict(c->creds, &req, 1);
         vb_cred_request_clear(&req);
         vb_error_set(err, VB_ERR_AUTH_FAILED, VB_DOM_SSH, "the key %s was not accepted: %s", path,
                      vb_ssh_last_error(sess));
@@ -174,7 +174,7 @@ static int auth_password(ssh_ctx *c, vb_error *err)
             vb_cred_request_clear(&req);
             return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_SSH, "out of memory");
         }
-        if (vb_ssh_ask(c, &req, err) < 0) {
+        if (vb_driver_ask(c->creds, &req, VB_DOM_SSH, SSH_LOGIN, err) < 0) {
             vb_cred_request_clear(&req);
             return -1;
         }
@@ -193,7 +193,7 @@ static int auth_password(ssh_ctx *c, vb_error *err)
         int rc = libssh2_userauth_password_ex(sess, c->user, (unsigned)strlen(c->user), pw,
                                               (unsigned)strlen(pw), NULL);
         if (rc == 0) {
-            vb_ssh_verdict(c, &req, 1);
+            vb_driver_verdict(c->creds, &req, 1);
             vb_cred_request_clear(&req);
             return 1;
         }
@@ -204,7 +204,7 @@ static int auth_password(ssh_ctx *c, vb_error *err)
                                 VB_DOM_SSH, "password login to %s@%s: %s", c->user, c->hostpat,
                                 vb_ssh_last_error(sess));
         }
-        vb_ssh_verdict(c, &req, 0);
+        vb_driver_verdict(c->creds, &req, 0);
         vb_cred_request_clear(&req);
     }
     return vb_error_set(err, VB_ERR_AUTH_FAILED, VB_DOM_SSH,
@@ -253,7 +253,7 @@ static LIBSSH2_USERAUTH_KBDINT_RESPONSE_FUNC(kbd_callback)
         free(text);
     }
     free(challenge);
-    if (ok && vb_ssh_ask(c, &req, &c->kbd_err) < 0)
+    if (ok && vb_driver_ask(c->creds, &req, VB_DOM_SSH, SSH_LOGIN, &c->kbd_err) < 0)
         ok = 0, c->kbd_failed = 1;
     c->kbd_round++;
     for (int i = 0; i < num_prompts; i++) {
@@ -287,12 +287,12 @@ static int auth_kbdint(ssh_ctx *c, vb_error *err)
         }
         if (rc == 0) {
             if (c->kbd_last.nitems)
-                vb_ssh_verdict(c, &c->kbd_last, 1);
+                vb_driver_verdict(c->creds, &c->kbd_last, 1);
             vb_cred_request_clear(&c->kbd_last);
             return 1;
         }
         if (c->kbd_last.nitems)
-            vb_ssh_verdict(c, &c->kbd_last, 0);
+            vb_driver_verdict(c->creds, &c->kbd_last, 0);
         vb_cred_request_clear(&c->kbd_last);
         if (rc != LIBSSH2_ERROR_AUTHENTICATION_FAILED)
             return vb_error_set(err, VB_ERR_NO_CONNECT, VB_DOM_SSH,

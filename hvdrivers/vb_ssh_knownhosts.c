@@ -205,7 +205,7 @@ int vb_ssh_check_host_key(ssh_ctx *c, vb_error *err)
             goto out;
         if (vb_cred_request_add(&req, VB_CRED_ECHOPROMPT, prompt, challenge, "no") < 0) {
             vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_SSH, "out of memory");
-        } else if (vb_ssh_ask(c, &req, err) < 0) {
+        } else if (vb_driver_ask(c->creds, &req, VB_DOM_SSH, SSH_LOGIN, err) < 0) {
             vb_error_prefix(err, "unknown %s host key of %s (SHA256:%s)", label, c->hostpat, fp);
         } else {
             const char *a = req.items[0].result ? req.items[0].result : "";

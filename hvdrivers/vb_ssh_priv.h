@@ -11,6 +11,7 @@
 #include <libssh2.h>
 #include <pthread.h>
 
+#include "vb_driver.h"
 #include "vb_ssh.h"
 
 struct vb_ssh {
@@ -47,14 +48,12 @@ const char *vb_ssh_last_error(LIBSSH2_SESSION *sess);
 /* ssh's own files (~/.ssh/REL), in the home vb_paths.h defines; malloc'd or NULL */
 char *vb_ssh_home_path(const char *rel);
 
-/* Questions through the credential source: a request of kind
- * VB_CRED_KIND_SSH_* about this login (service NULL: c->service), asking it
- * (a missing source or a refusal is an error), and telling the source
- * whether the answer worked. */
+/* A question of kind VB_CRED_KIND_SSH_* about this login (service NULL:
+ * c->service), asked with vb_driver_ask(c->creds, ..., SSH_LOGIN, ...) and
+ * judged with vb_driver_verdict (vb_driver.h). */
+#define SSH_LOGIN "an SSH login"
 int vb_ssh_new_request(ssh_ctx *c, vb_cred_request *req, const char *kind, const char *service,
                        int retry, vb_error *err);
-int vb_ssh_ask(ssh_ctx *c, vb_cred_request *req, vb_error *err);
-void vb_ssh_verdict(ssh_ctx *c, const vb_cred_request *req, int ok);
 
 /* vb_ssh_knownhosts.c: 0 when the server's host key is known (or accepted
  * and recorded, as known_hosts_verify= says), else -1 with err. */
