@@ -277,16 +277,9 @@ static void append_msg(uint8_t **buf, size_t *len, uint32_t prog, uint32_t type,
                        uint32_t proc, vb_ts_body_fn body, const void *arg)
 {
     vb_msg_header h = header(prog, type, serial, proc);
-    vb_enc enc;
-    vb_enc_begin(&enc, &h);
-    if (body)
-        body(&enc, arg);
-    else
-        vb_enc_array(&enc, 0);
-    uint8_t *frame;
     size_t flen;
-    vb_error err;
-    assert_int_equal(vb_enc_finish(&enc, VB_FRAME_MAX_ABSOLUTE, &frame, &flen, &err), 0);
+    uint8_t *frame = vb_ts_wire_encode(&h, body, arg, &flen);
+    assert_non_null(frame);
     *buf = realloc(*buf, *len + flen);
     assert_non_null(*buf);
     memcpy(*buf + *len, frame, flen);

@@ -61,7 +61,8 @@ int vb_ts_send_all(int fd, const void *buf, size_t len)
     return 0;
 }
 
-int vb_ts_send_msg(int fd, const vb_msg_header *h, vb_ts_body_fn body, const void *arg)
+uint8_t *vb_ts_wire_encode(const vb_msg_header *h, vb_ts_body_fn body, const void *arg,
+                           size_t *len)
 {
     vb_enc enc;
     vb_enc_begin(&enc, h);
@@ -70,12 +71,20 @@ int vb_ts_send_msg(int fd, const vb_msg_header *h, vb_ts_body_fn body, const voi
     else
         vb_enc_array(&enc, 0);
     uint8_t *frame;
-    size_t len;
     vb_error err;
-    if (vb_enc_finish(&enc, VB_FRAME_MAX_ABSOLUTE, &frame, &len, &err) < 0) {
+    if (vb_enc_finish(&enc, VB_FRAME_MAX_ABSOLUTE, &frame, len, &err) < 0) {
         fprintf(stderr, "vb_ts_wire: cannot encode: %s\n", err.message);
-        return -1;
+        return NULL;
     }
+    return frame;
+}
+
+int vb_ts_send_msg(int fd, const vb_msg_header *h, vb_ts_body_fn body, const void *arg)
+{
+    size_t len;
+    uint8_t *frame = vb_ts_wire_encode(h, body, arg, &len);
+    if (!frame)
+        return -1;
     int rc = vb_ts_send_all(fd, frame, len);
     vb_frame_free(frame, len);
     return rc;

@@ -31,6 +31,10 @@ void vb_ts_wire_close(vb_ts_wire *w);
 /* Send one message with header h and the body body(enc, arg) makes (NULL:
  * []): 0, or -1 when the peer is gone. */
 int vb_ts_wire_send(vb_ts_wire *w, const vb_msg_header *h, vb_ts_body_fn body, const void *arg);
+/* The frame of that message (free it with vb_frame_free), or NULL with a
+ * diagnostic when it does not encode. */
+uint8_t *vb_ts_wire_encode(const vb_msg_header *h, vb_ts_body_fn body, const void *arg,
+                           size_t *len);
 /* The same on a bare descriptor. */
 int vb_ts_send_msg(int fd, const vb_msg_header *h, vb_ts_body_fn body, const void *arg);
 /* Write all of buf (any bytes: hostile ones too): 0, or -1 when the peer is gone. */
