@@ -43,6 +43,13 @@
  *                             peers/xenapi_sim.py); the nested rows need python3
  *   BENCH_BUILD=DIR           where vbhostd, vbrokerd and bench/direct_rtt are
  *                             (default: the directory of this binary's parent)
+ *   BENCH_TLS_PKI=DIR         a CA and certificates in libvirt's names (cacert.pem,
+ *                             servercert.pem, serverkey.pem, clientcert.pem,
+ *                             clientkey.pem; bench/peer.sh makes them): adds
+ *                             vbhostd "tls" (TLS listener, token + SCRAM) and the
+ *                             TLS rows; BENCH_PEER_URI_TLS: libvirtd's TLS + SCRAM
+ *                             URI for their libvirt column
+ *   BENCH_ONLY=tls            only the TLS rows (with BENCH_TLS_PKI)
  * Numbers are printed, never asserted.
  */
 #include <errno.h>
@@ -202,14 +209,16 @@ typedef struct hostd {
 typedef struct broker {
     char name[16], sock[300], log[300], state[300];
     const char *extra[8];
+    char *env[2]; /* for vb_ts_spawn's env_extra (VB_TLS_NO_RESUME=1) */
     pid_t pid;
 } broker;
 
-static hostd hsasl, hnone;
+static hostd hsasl, hnone, htls;
 /* the XenAPI simulator's port, chosen before vbhostd starts: its
  * allowed_xenapi_hosts names it */
 static int xen_port;
-static broker bcold, btoken, bwarm;
+static broker bcold, btoken, bwarm, btls, btls_full;
+static const char *tls_pki, *peer_uri_tls; /* BENCH_TLS_PKI, BENCH_PEER_URI_TLS */
 
 static int start_hostd(hostd *h, const char *name, const char *auth_unix, const char *auth_tcp)
 {
@@ -240,6 +249,38 @@ static int start_hostd(hostd *h, const char *name, const char *auth_unix, const 
     return -1;
 }
 
+/* vbhostd "tls": a TLS listener with tokens and SCRAM (its -PLUS variant) */
+static int start_hostd_tls(hostd *h)
+{
+    char text[3000];
+    snprintf(h->sock, sizeof h->sock, "%s/htls.sock", dir);
+    snprintf(h->log, sizeof h->log, "%s/htls.log", dir);
+    snprintf(h->conf, sizeof h->conf, "%s/htls.conf", dir);
+    for (int attempt = 0; attempt < 5; attempt++) {
+        h->port = vb_ts_free_tcp_port();
+        snprintf(text, sizeof text,
+                 "listen_unix = \"%s\"\nlisten_tls = \"127.0.0.1:%d\"\nstate_dir = \"%s/htls-state\"\n"
+                 "auth_unix = [\"sasl\"]\nauth_tls = [\"token\", \"sasl\"]\n"
+                 "cert_file = \"%s/servercert.pem\"\nkey_file = \"%s/serverkey.pem\"\n"
+                 "ca_file = \"%s/cacert.pem\"\nsasl_conf_dir = \"%s/sasl\"\n"
+                 "sasl_realm = \"" REALM "\"\nmax_anonymous_clients = 2000\nmax_clients = 10000\n"
+                 "log_level = \"warn\"\n",
+                 h->sock, h->port, dir, tls_pki, tls_pki, tls_pki, dir);
+        vb_ts_write_file(h->conf, text, 0600);
+        char bin[PATH_MAX + 16];
+        snprintf(bin, sizeof bin, "%s/vbhostd", build_dir);
+        char *argv[] = { bin, "-f", h->conf, "--foreground", NULL };
+        h->pid = vb_ts_spawn(argv, NULL, h->log);
+        if (h->pid > 0 && vb_ts_wait_unix_socket(h->sock, START_MS) == 0 &&
+            vb_ts_wait_tcp("127.0.0.1", h->port, START_MS) == 0)
+            return 0;
+        if (h->pid > 0)
+            vb_ts_stop(h->pid, 2000);
+    }
+    fprintf(stderr, "bench_e2e: vbhostd tls did not start; see %s\n", h->log);
+    return -1;
+}
+
 static int start_broker(broker *b)
 {
     snprintf(b->sock, sizeof b->sock, "%s/%s-run/sock", dir, b->name);
@@ -252,7 +293,7 @@ static int start_broker(broker *b)
     for (int i = 0; b->extra[i] && k < 18; i++)
         argv[k++] = (char *)b->extra[i];
     argv[k] = NULL;
-    b->pid = vb_ts_spawn(argv, NULL, b->log);
+    b->pid = vb_ts_spawn(argv, b->env[0] ? b->env : NULL, b->log);
     if (b->pid <= 0 || vb_ts_wait_unix_socket(b->sock, START_MS) < 0) {
         fprintf(stderr, "bench_e2e: vbrokerd %s did not start; see %s\n", b->name, b->log);
         return -1;
@@ -296,7 +337,7 @@ static const int form_types[] = { VB_CRED_AUTHNAME, VB_CRED_PASSPHRASE };
 static const vb_auth form_auth = { form_types, 2, form_cb, NULL };
 
 static char uri_digest[400], uri_scram[600], uri_none_tcp[400], uri_none_unix[600],
-    uri_token[600], uri_xen[600];
+    uri_token[600], uri_xen[600], uri_tls_scram[1400], uri_tls_token[1400];
 
 /* --child-open URI CREDS: one open + close in this fresh process; prints
  * "OPEN_CLOSE_NS MAIN_TO_END_NS". CREDS 1: answer prompts; 0: never prompt. */
@@ -580,6 +621,66 @@ static int bench_token(void)
                  "Cyrus loading its plugins): libvirt caches nothing, so vb/libvirt = warm vbroker / cold libvirt (target <= 0.1)",
              peer_uri_unix ? "unix" : "TCP");
     return 0;
+}
+
+/* TLS (issue 16): a cold open with SCRAM-SHA-256-PLUS, and warm opens with
+ * the token from cache.db on a new TLS connection each, resumed (btls) and
+ * with a full handshake (btls_full: VB_TLS_NO_RESUME=1); libvirt's column is
+ * its TLS + SCRAM-SHA-256 open, its only kind. */
+static int bench_tls(void)
+{
+    M("steady_tls_cold_scram", peer_uri_tls ? "steady: cold open, TLS+SCRAM-PLUS / libvirt TLS+SCRAM"
+                                            : "steady: cold open, TLS+SCRAM-SHA-256-PLUS", "us");
+    M("steady_tls_warm_token", peer_uri_tls ? "steady: warm, token TLS resumed / libvirt TLS+SCRAM"
+                                            : "steady: warm, cached token TLS (resumed)", "us");
+    M("steady_tls_warm_token_full", "steady: warm, cached token TLS (full handshake)", "us");
+    use_broker(&bcold);
+    bench_steady("steady_tls_cold_scram", uri_tls_scram, 1, peer_uri_tls);
+    note(M("steady_tls_cold_scram", "", "us"),
+         "; cold broker: a new TLS connection (full handshake, client certificate) and a "
+         "SCRAM-SHA-256-PLUS login each open");
+    for (broker *b = &btls; b; b = b == &btls ? &btls_full : NULL) {
+        use_broker(b);
+        char *identity = NULL;
+        int64_t expires = 0;
+        vb_error err = { 0 };
+        if (vb_login(uri_tls_token, &form_auth, 0, &identity, &expires, &err) < 0) {
+            fprintf(stderr, "bench_e2e: vb_login %s: %s\n", uri_tls_token, err.message);
+            return -1;
+        }
+        free(identity);
+        stop_broker(b); /* the token from cache.db, no TLS session from the login */
+        if (start_broker(b) < 0)
+            return -1;
+    }
+    use_broker(&btls);
+    bench_steady("steady_tls_warm_token", uri_tls_token, 0, peer_uri_tls);
+    note(M("steady_tls_warm_token", "", "us"),
+         "; token from vb_login, broker restarted, --upstream-idle 0: each open a new TLS "
+         "connection resuming the last (TLS 1.3 ticket) and a token login bound to it");
+    use_broker(&btls_full);
+    bench_steady("steady_tls_warm_token_full", uri_tls_token, 0, NULL);
+    note(M("steady_tls_warm_token_full", "", "us"),
+         "; the same with VB_TLS_NO_RESUME=1 in the broker: a full handshake each open");
+    return 0;
+}
+
+static int tls_setup(void)
+{
+    if (start_hostd_tls(&htls) < 0)
+        return -1;
+    snprintf(uri_tls_scram, sizeof uri_tls_scram,
+             "test+tls://127.0.0.1:%d/default?pkipath=%s&auth=sasl", htls.port, tls_pki);
+    snprintf(uri_tls_token, sizeof uri_tls_token, "test+tls://127.0.0.1:%d/default?pkipath=%s",
+             htls.port, tls_pki);
+    static char no_resume[] = "VB_TLS_NO_RESUME=1";
+    snprintf(btls.name, sizeof btls.name, "btls");
+    snprintf(btls_full.name, sizeof btls_full.name, "btlsfull");
+    const char *flags[] = { "--secret-ttl", "0", "--upstream-idle", "0", NULL };
+    memcpy(btls.extra, flags, sizeof flags);
+    memcpy(btls_full.extra, flags, sizeof flags);
+    btls_full.env[0] = no_resume;
+    return start_broker(&btls) < 0 || start_broker(&btls_full) < 0 ? -1 : 0;
 }
 
 /* Warm: the same URI as a connection the harness holds in bwarm, opened in
@@ -1664,6 +1765,18 @@ int main(int argc, char **argv)
     if (peer_uri_none_unix && !*peer_uri_none_unix)
         peer_uri_none_unix = NULL;
     peer_idle_pid = (pid_t)env_int("BENCH_PEER_IDLE_PID", 0);
+    tls_pki = getenv("BENCH_TLS_PKI");
+    if (tls_pki && !*tls_pki)
+        tls_pki = NULL;
+    peer_uri_tls = peer_bin ? getenv("BENCH_PEER_URI_TLS") : NULL;
+    if (peer_uri_tls && !*peer_uri_tls)
+        peer_uri_tls = NULL;
+    const char *only = getenv("BENCH_ONLY");
+    int only_tls = only && strcmp(only, "tls") == 0;
+    if (only_tls && !tls_pki) {
+        fprintf(stderr, "bench_e2e: BENCH_ONLY=tls needs BENCH_TLS_PKI\n");
+        return 2;
+    }
 
     ssize_t l = readlink("/proc/self/exe", self_exe, sizeof self_exe - 1);
     if (l <= 0)
@@ -1724,6 +1837,15 @@ int main(int argc, char **argv)
     fprintf(stderr, "bench_e2e: daemons up in %s (vbhostd sasl :%d, none :%d)%s\n", dir,
             hsasl.port, hnone.port, peer_bin ? "; alternating with libvirt rounds" : "");
 
+    if (tls_pki && tls_setup() < 0)
+        return 1;
+    if (only_tls) {
+        fprintf(stderr, "bench_e2e: TLS rows only (%d x %d opens each)...\n", steady_rounds,
+                steady_opens);
+        if (bench_tls() < 0)
+            fprintf(stderr, "bench_e2e: TLS token figures skipped\n");
+        goto report;
+    }
     steady_metrics();
     fprintf(stderr, "bench_e2e: cold opens...\n");
     bench_cold();
@@ -1770,7 +1892,13 @@ int main(int argc, char **argv)
     bench_sustain(&bwarm, "sustain_shared", "sustained opens/s, shared transport");
     bench_sustain(&bcold, "sustain_cold", "sustained opens/s, full DIGEST-MD5 login each");
     vb_close(holder);
+    if (tls_pki) {
+        fprintf(stderr, "bench_e2e: TLS rows...\n");
+        if (bench_tls() < 0)
+            fprintf(stderr, "bench_e2e: TLS token figures skipped\n");
+    }
 
+report:
     if (failures_cold)
         note(M("cold_digest_tcp_process", "", "us"), "; %d cold opens FAILED", failures_cold);
     if (failures_peer)
@@ -1789,6 +1917,10 @@ int main(int argc, char **argv)
     stop_broker(&bcold);
     stop_broker(&btoken);
     stop_broker(&bwarm);
+    stop_broker(&btls);
+    stop_broker(&btls_full);
+    if (htls.pid > 0)
+        vb_ts_stop(htls.pid, 3000);
     vb_ts_stop(hsasl.pid, 3000);
     vb_ts_stop(hnone.pid, 3000);
     if (xensim_pid > 0)

@@ -95,6 +95,9 @@ static int on_new_session(SSL *ssl, SSL_SESSION *sess)
 
 void vb_tls_resume_client(void *ssl_ctx, void *ssl, const char *key)
 {
+    /* a diagnostic, for measuring what resumption saves (bench/README.md) */
+    if (getenv("VB_TLS_NO_RESUME"))
+        return;
     pthread_once(&index_once, make_index);
     char *copy = key && strlen(key) < VB_TLS_RESUME_KEY_MAX ? strdup(key) : NULL;
     if (key_index < 0 || !copy || !SSL_set_ex_data(ssl, key_index, copy)) {

@@ -10,7 +10,8 @@
  * when offered (a ticket is used once) and replaced by the tickets the
  * server sends on that connection. At most VB_TLS_RESUME_MAX keys; the
  * oldest goes first. Nothing is written to disk: a new process (a broker
- * restart) starts with a full handshake.
+ * restart) starts with a full handshake. VB_TLS_NO_RESUME set in the
+ * environment turns it off (to measure what it saves).
  *
  * Server: tickets with a key OpenSSL draws when the listener's context is
  * made (it lives as long as the daemon, never on disk), valid
