@@ -288,10 +288,11 @@ static int load_token_endpoints(vb_conf *conf, vbh_config *cfg, vb_error *err)
                             VBH_MAX_TOKEN_ENDPOINTS);
     for (size_t i = 0; i < n; i++) {
         if (strlen(items[i]) > VB_TOKEN_ENDPOINT_MAX ||
-            (strncmp(items[i], "unix:/", 6) != 0 && strncmp(items[i], "tcp:", 4) != 0))
+            (strncmp(items[i], "unix:/", 6) != 0 && strncmp(items[i], "tcp:", 4) != 0 &&
+             strncmp(items[i], "tls:", 4) != 0))
             return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
-                                "%s: token_endpoints: '%s' is not \"unix:/PATH\" or "
-                                "\"tcp:ADDR:PORT\"", conf->path, items[i]);
+                                "%s: token_endpoints: '%s' is not \"unix:/PATH\", "
+                                "\"tcp:ADDR:PORT\" or \"tls:ADDR:PORT\"", conf->path, items[i]);
         cfg->token_endpoints[cfg->ntoken_endpoints++] = strdup(items[i]);
     }
     return 1;
