@@ -74,9 +74,10 @@ int vbh_auth_list_handler(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *e
             vb_enc_str(reply, vbh_auth_type_name(list->types[i]));
     vb_enc_str(reply, c->srv->server_id);
     /* what an earlier server lacked, so a client need not guess */
-    vb_enc_array(reply, 2);
+    vb_enc_array(reply, 3);
     vb_enc_str(reply, VB_FEATURE_CONN_ID);
     vb_enc_str(reply, VB_FEATURE_TOKEN_BIND);
+    vb_enc_str(reply, VB_FEATURE_TLS_CBIND);
     return 0;
 }
 
