@@ -36,6 +36,10 @@ vb_sasl *vb_sasl_server_new(const char *service, const char *fqdn, const char *r
 vb_sasl *vb_sasl_client_new(const char *service, const char *host, int fd, unsigned min_ssf,
                             const int *cred_types, size_t ncred_types, vb_error *err);
 void vb_sasl_free(vb_sasl *s);
+/* The transport below already protects the connection with ssf bits (TLS):
+ * it counts toward min_ssf, so mechanisms without a layer (SCRAM) qualify.
+ * Call before the mechanism list is asked for. */
+void vb_sasl_set_external_ssf(vb_sasl *s, unsigned ssf);
 
 /* Server side. *sasl_rc (optional) receives cyrus's return code so the
  * daemon log can tell a wrong password (SASL_BADAUTH) from an unknown user
