@@ -103,10 +103,13 @@ int vbh_auth_sasl_init(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
     if (require_type(c, VBH_AUTH_SASL, err) < 0)
         return -1;
     vb_sasl_free(c->sasl);
-    /* plain TCP has no confidentiality of its own: demand a SASL layer */
+    /* plain TCP has no confidentiality of its own: demand a SASL layer, or
+     * TLS below (its cipher counts toward the same minimum) */
     c->min_ssf = c->lis->is_unix ? 0 : cfg->tcp_min_ssf;
     c->sasl = vb_sasl_server_new(cfg->sasl_app, cfg->sasl_hostname, cfg->sasl_realm,
                                  vb_stream_fd(c->stream), c->min_ssf, err);
+    if (c->sasl && c->tls_ssf) /* TLS is the layer: SCRAM needs no SASL one on top */
+        vb_sasl_set_external_ssf(c->sasl, c->tls_ssf);
     char *mechlist = NULL;
     if (!c->sasl || vb_sasl_server_mechlist(c->sasl, &mechlist, err) < 0)
         return -1;
@@ -150,13 +153,15 @@ static int sasl_finish(vbh_client *c, vb_error *err)
     const char *user = vb_sasl_username(c->sasl);
     unsigned ssf = vb_sasl_ssf(c->sasl);
     int allowed = user && username_allowed(c->srv->cfg, user);
-    int strong = ssf >= c->min_ssf; /* cyrus enforces min_ssf too; never trust one layer alone */
+    /* cyrus enforces min_ssf too; never trust one layer alone */
+    int strong = ssf + c->tls_ssf >= c->min_ssf;
     vbh_fail_verdict v = note_attempt(c, vb_sasl_authname(c->sasl), allowed && strong);
     if (!allowed)
         vb_log(VB_LOG_WARN, "client %s: user '%s' authenticated but is not in "
                "sasl_allowed_username_list", c->peer, user ? user : "?");
     else if (!strong)
-        vb_log(VB_LOG_WARN, "client %s: SASL ssf %u below the required %u", c->peer, ssf, c->min_ssf);
+        vb_log(VB_LOG_WARN, "client %s: SASL ssf %u (and TLS %u) below the required %u", c->peer,
+               ssf, c->tls_ssf, c->min_ssf);
     else if (v.refused)
         vb_log(VB_LOG_WARN, "client %s: account '%s' has too many failed logins queued; refused "
                "without judging the password", c->peer, user);

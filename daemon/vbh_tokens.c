@@ -18,11 +18,12 @@ static int64_t wall_now(void)
 
 int vbh_tokens_usable_on(const vbh_listener *lis, const vbh_config *cfg)
 {
-    return vbh_auth_list_has(lis->auth, VBH_AUTH_TOKEN) && (lis->is_unix || cfg->tcp_min_ssf == 0);
+    return vbh_auth_list_has(lis->auth, VBH_AUTH_TOKEN) &&
+           (lis->is_unix || lis->is_tls || cfg->tcp_min_ssf == 0);
 }
 
-/* Tokens give no security layer: on plain TCP they are allowed only when the
- * operator does not require one (tcp_min_ssf = 0). */
+/* Tokens give no security layer: on TCP they are allowed when TLS gives
+ * one strong enough, or when the operator requires none (tcp_min_ssf = 0). */
 static int token_allowed_here(vbh_client *c, vb_error *err)
 {
     if (c->authenticated && !vbh_auth_list_has(c->lis->auth, VBH_AUTH_NONE))
@@ -35,10 +36,11 @@ static int token_allowed_here(vbh_client *c, vb_error *err)
                             "this listener does not accept token authentication (it accepts %s)",
                             types);
     }
-    if (!c->lis->is_unix && c->srv->cfg->tcp_min_ssf > 0)
+    if (!c->lis->is_unix && c->tls_ssf < c->srv->cfg->tcp_min_ssf)
         return vb_error_set(err, VB_ERR_AUTH_UNAVAILABLE, VB_DOM_AUTH,
-                            "tokens are not accepted on plain TCP while tcp_min_ssf requires a "
-                            "security layer");
+                            "tokens are not accepted on %s while tcp_min_ssf requires a "
+                            "security layer%s", c->lis->is_tls ? "this TLS cipher" : "plain TCP",
+                            c->lis->is_tls ? " stronger than it" : " (listen_tls gives one)");
     return 0;
 }
 

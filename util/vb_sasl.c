@@ -266,6 +266,13 @@ void vb_sasl_free(vb_sasl *s)
     free(s);
 }
 
+void vb_sasl_set_external_ssf(vb_sasl *s, unsigned ssf)
+{
+    sasl_ssf_t ext = (sasl_ssf_t)ssf;
+    if (s && s->conn)
+        sasl_setprop(s->conn, SASL_SSF_EXTERNAL, &ext);
+}
+
 /* ---- server steps -------------------------------------------------------- */
 
 int vb_sasl_server_mechlist(vb_sasl *s, char **mechlist, vb_error *err)

@@ -36,6 +36,10 @@ vb_sasl *vb_sasl_server_new(const char *service, const char *fqdn, const char *r
 vb_sasl *vb_sasl_client_new(const char *service, const char *host, int fd, unsigned min_ssf,
                             const int *cred_types, size_t ncred_types, vb_error *err);
 void vb_sasl_free(vb_sasl *s);
+/* The transport below already protects the connection with ssf bits (TLS):
+ * it counts toward min_ssf, so mechanisms without a layer (SCRAM) qualify.
+ * Call before the mechanism list is asked for. */
+void vb_sasl_set_external_ssf(vb_sasl *s, unsigned ssf);
 
 /* The channel binding of the connection under this session (RFC 9266
  * "tls-exporter" on TLS: docs/security.md), set before the first start.

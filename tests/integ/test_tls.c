@@ -1,0 +1,490 @@
+/* The +tls transport end to end: real vbhostds with listen_tls, a
+ * throwaway CA and certificates made here (libcrypto, vb_testsupport_pki.c),
+ * on 127.0.0.1. SCRAM over TLS where tcp_min_ssf forbids it on plain TCP;
+ * each refusal (wrong CA, expired, wrong name, revoked, no client
+ * certificate, DN not allowed, key not matching) with the words that say
+ * what to look at; the handshake held to the first-frame deadline; a chain
+ * of two vbhostds over TLS. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vb_net.h"
+#include "vb_remote.h"
+#include "vb_testsupport.h"
+
+#define REALM "TLS.TEST"
+#define PASSWORD "tls-Pa55-w0rd" /* distinctive, for the suite's secret scan */
+#define DAY 86400L
+
+static char *dir;      /* certificates, pkipath dirs, configs */
+static char *sasl_dir;
+static vb_ts_pki ca, other_ca, server, expired_server, client1, client2, revoked;
+static vb_ts_hostd h_sasl;     /* SCRAM over TLS, tcp_min_ssf 56, CRL, client certs optional */
+static vb_ts_hostd h_dn;       /* auth_tls none: the certificate is the login, DN list */
+static vb_ts_hostd h_expired;  /* serves an expired certificate */
+static vb_ts_hostd h_hop;      /* a hop: its clients' OPEN may reach h_sasl over TLS */
+static char pki_good[400], pki_nocert[400], pki_wrong_ca[400], pki_client2[400],
+    pki_revoked[400];
+
+/* ---- fixtures -------------------------------------------------------------- */
+
+static int copy_file(const char *from, const char *to, mode_t mode)
+{
+    size_t len;
+    char *text = vb_ts_read_file(from, &len);
+    int rc = text ? vb_ts_write_file(to, text, mode) : -1;
+    free(text);
+    return rc;
+}
+
+/* A pkipath directory: cacert.pem from ca_cert, and a client certificate
+ * when id is given. */
+static int make_pkipath(char *out, const char *name, const vb_ts_pki *ca_id, const vb_ts_pki *id)
+{
+    char path[500];
+    snprintf(out, 400, "%s/%s", dir, name);
+    if (mkdir(out, 0700) < 0)
+        return -1;
+    snprintf(path, sizeof path, "%s/cacert.pem", out);
+    if (copy_file(ca_id->cert, path, 0644) < 0)
+        return -1;
+    if (!id)
+        return 0;
+    snprintf(path, sizeof path, "%s/clientcert.pem", out);
+    if (copy_file(id->cert, path, 0644) < 0)
+        return -1;
+    snprintf(path, sizeof path, "%s/clientkey.pem", out);
+    return copy_file(id->key, path, 0600);
+}
+
+static int make_pki(void)
+{
+    char crl[400];
+    long revoked_serial = 40;
+    snprintf(crl, sizeof crl, "%s/cacrl.pem", dir);
+    return vb_ts_pki_ca(dir, "ca", "/C=GB/O=Lab/CN=Lab CA", &ca) < 0 ||
+                   vb_ts_pki_ca(dir, "other-ca", "/C=GB/O=Elsewhere/CN=Other CA", &other_ca) < 0 ||
+                   /* the IP only: a client dialling "localhost" must refuse it */
+                   vb_ts_pki_issue(dir, "server", &ca, "/C=GB/O=Lab/CN=vbhostd", "IP:127.0.0.1",
+                                   -3600, 30 * DAY, 10, &server) < 0 ||
+                   vb_ts_pki_issue(dir, "expired", &ca, "/C=GB/O=Lab/CN=old vbhostd",
+                                   "IP:127.0.0.1", -30 * DAY, -DAY, 11, &expired_server) < 0 ||
+                   vb_ts_pki_issue(dir, "client1", &ca, "/C=GB/O=Lab/CN=client1", NULL, -3600,
+                                   30 * DAY, 20, &client1) < 0 ||
+                   vb_ts_pki_issue(dir, "client2", &ca, "/C=GB/O=Lab/CN=client2", NULL, -3600,
+                                   30 * DAY, 21, &client2) < 0 ||
+                   vb_ts_pki_issue(dir, "revoked", &ca, "/C=GB/O=Lab/CN=revoked", NULL, -3600,
+                                   30 * DAY, revoked_serial, &revoked) < 0 ||
+                   vb_ts_pki_crl(crl, &ca, &revoked_serial, 1) < 0 ||
+                   make_pkipath(pki_good, "pki-good", &ca, &client1) < 0 ||
+                   make_pkipath(pki_nocert, "pki-nocert", &ca, NULL) < 0 ||
+                   make_pkipath(pki_wrong_ca, "pki-wrong-ca", &other_ca, &client1) < 0 ||
+                   make_pkipath(pki_client2, "pki-client2", &ca, &client2) < 0 ||
+                   make_pkipath(pki_revoked, "pki-revoked", &ca, &revoked) < 0
+               ? -1
+               : 0;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    dir = vb_ts_tmpdir("tls");
+    sasl_dir = vb_ts_tmpdir("tls-sasl");
+    static const char *const users[] = { "alice:" PASSWORD, NULL };
+    if (!dir || !sasl_dir || make_pki() < 0 ||
+        vb_ts_sasl_setup(sasl_dir, "vbhostd", REALM, "scram-sha-256", users, NULL) < 0)
+        return -1;
+    /* what a vbhostd hop (and this process, without pkipath=) uses as a
+     * client: $XDG_CONFIG_HOME/vbroker/pki */
+    char xdg[400], pki[450];
+    snprintf(xdg, sizeof xdg, "%s/xdg", dir);
+    snprintf(pki, sizeof pki, "%s/vbroker", xdg);
+    if (mkdir(xdg, 0700) < 0 || mkdir(pki, 0700) < 0)
+        return -1;
+    snprintf(pki, sizeof pki, "%s/vbroker/pki", xdg);
+    if (rename(pki_good, pki) < 0 || make_pkipath(pki_good, "pki-good", &ca, &client1) < 0)
+        return -1;
+    setenv("XDG_CONFIG_HOME", xdg, 1);
+    const char *sasl_conf = "sasl_conf_dir = \"%s\"\nsasl_hostname = \"localhost\"\n"
+                            "sasl_realm = \"" REALM "\"\n";
+    char common[1200];
+    snprintf(common, sizeof common, sasl_conf, sasl_dir);
+    if (vb_ts_hostd_start_tls(&h_sasl, dir, "sasl",
+                              "%sauth_tls = [\"sasl\"]\ntcp_min_ssf = 56\nfirst_frame_timeout = 2\n"
+                              "cert_file = \"%s\"\nkey_file = \"%s\"\nca_file = \"%s\"\n"
+                              "crl_file = \"%s/cacrl.pem\"\n",
+                              common, server.cert, server.key, ca.cert, dir) < 0 ||
+        vb_ts_hostd_start_tls(&h_dn, dir, "dn",
+                              "auth_tls = [\"none\"]\ncert_file = \"%s\"\nkey_file = \"%s\"\n"
+                              "ca_file = \"%s\"\ntls_allowed_dn_list = [\"C=GB,O=Lab,CN=client1\"]\n",
+                              server.cert, server.key, ca.cert) < 0 ||
+        vb_ts_hostd_start_tls(&h_expired, dir, "expired",
+                              "%sauth_tls = [\"sasl\"]\ncert_file = \"%s\"\nkey_file = \"%s\"\n"
+                              "ca_file = \"%s\"\n",
+                              common, expired_server.cert, expired_server.key, ca.cert) < 0)
+        return -1;
+    if (vb_ts_hostd_start_tls(&h_hop, dir, "hop",
+                              "%sauth_tls = [\"sasl\"]\ncert_file = \"%s\"\nkey_file = \"%s\"\n"
+                              "ca_file = \"%s\"\nallow_remote_uris = 1\n"
+                              "allowed_next_hops = [\"tls://127.0.0.1:%d\"]\n",
+                              common, server.cert, server.key, ca.cert, h_sasl.tls_port) < 0)
+        return -1;
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    vb_ts_hostd *all[] = { &h_sasl, &h_dn, &h_expired, &h_hop };
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (all[i]->pid > 0)
+            vb_ts_stop(all[i]->pid, 5000);
+    return vb_ts_group_teardown(state);
+}
+
+/* ---- a client ---------------------------------------------------------------- */
+
+static int answer_cb(vb_cred_request *req, void *opaque, vb_error *err)
+{
+    (void)err;
+    int *asked = opaque;
+    (*asked)++;
+    for (size_t i = 0; i < req->nitems; i++) {
+        vb_cred_item *it = &req->items[i];
+        const char *v = it->type == VB_CRED_AUTHNAME || it->type == VB_CRED_USERNAME ? "alice"
+                        : it->type == VB_CRED_PASSPHRASE                              ? PASSWORD
+                                                                                      : NULL;
+        if (v)
+            vb_cred_item_set_result(it, v, strlen(v));
+    }
+    return 0;
+}
+
+static const int cred_types[] = { VB_CRED_AUTHNAME, VB_CRED_PASSPHRASE, VB_CRED_REALM };
+
+static int asked;
+
+static int connect_text(const char *text, vb_remote **r, vb_error *err)
+{
+    vb_uri uri;
+    vb_error_clear(err);
+    if (vb_uri_parse(text, &uri, err) < 0)
+        return -1;
+    vb_remote_opts opts = { .creds = { .fn = answer_cb, .opaque = &asked, .types = cred_types,
+                                       .ntypes = 3 },
+                            .timeout_ms = 20000 };
+    int rc = vb_driver_check_uri(&uri, err) < 0 ? -1 : vb_remote_connect(&uri, &opts, r, err);
+    vb_uri_clear(&uri);
+    return rc;
+}
+
+/* test+tls://HOST:PORT/default?pkipath=PKI[&extra] */
+static int connect_tls(const char *host, int port, const char *pki, const char *extra, vb_remote **r,
+                       vb_error *err)
+{
+    char text[1200];
+    snprintf(text, sizeof text, "test+tls://%s:%d/default%s%s%s%s", host, port,
+             pki || extra ? "?" : "", pki ? "pkipath=" : "", pki ? pki : "",
+             extra ? extra : "");
+    return connect_text(text, r, err);
+}
+
+static void assert_contains(const char *text, const char *part)
+{
+    if (!strstr(text, part)) {
+        fprintf(stderr, "expected \"%s\" in: %s\n", part, text);
+        fail();
+    }
+}
+
+static int log_has(const char *log, const char *part)
+{
+    char *text = vb_ts_read_file(log, NULL);
+    int found = text && strstr(text, part);
+    free(text);
+    return found;
+}
+
+typedef struct log_wait {
+    const char *log, *part;
+} log_wait;
+
+static int log_has_cond(void *arg)
+{
+    const log_wait *w = arg;
+    return log_has(w->log, w->part);
+}
+
+static void assert_log_soon(const char *log, const char *part)
+{
+    log_wait w = { log, part };
+    if (vb_ts_wait_until(log_has_cond, &w, vb_ts_scaled_ms(5000)) < 0) {
+        fprintf(stderr, "expected \"%s\" in %s\n", part, log);
+        fail();
+    }
+}
+
+static void open_and_list(vb_remote *r)
+{
+    vb_error err;
+    vb_domain_info *doms = NULL;
+    size_t n = 0;
+    assert_int_equal(vb_remote_open(r, "test:///default", 0, &err), 0);
+    assert_int_equal(vb_remote_list_domains(r, &doms, &n, &err), 0);
+    assert_true(n >= 1);
+    free(doms);
+}
+
+/* ---- success --------------------------------------------------------------------- */
+
+/* tcp_min_ssf = 56 forbids SCRAM on plain TCP; TLS below it counts, so the
+ * SCRAM login works, without a SASL layer on top. */
+static void test_scram_over_tls(void **state)
+{
+    (void)state;
+    vb_remote *r = NULL;
+    vb_error err;
+    asked = 0;
+    if (connect_tls("127.0.0.1", h_sasl.tls_port, pki_good, NULL, &r, &err) < 0)
+        fail_msg("%s", err.message);
+    assert_string_equal(vb_remote_auth_type(r), "sasl");
+    assert_string_equal(vb_remote_sasl_mech(r), "SCRAM-SHA-256");
+    assert_int_equal(vb_remote_ssf(r), 0); /* TLS is the layer */
+    assert_non_null(vb_remote_tls(r));
+    assert_true(vb_tls_ssf(vb_remote_tls(r)) >= 128);
+    assert_string_equal(vb_tls_version(vb_remote_tls(r)), "TLSv1.3");
+    assert_true(asked > 0);
+    open_and_list(r);
+    vb_remote_free(r);
+    assert_log_soon(h_sasl.log, "client certificate C=GB,O=Lab,CN=client1");
+}
+
+/* client certificates are optional there: a client without one logs in too */
+static void test_client_cert_optional(void **state)
+{
+    (void)state;
+    vb_remote *r = NULL;
+    vb_error err;
+    if (connect_tls("127.0.0.1", h_sasl.tls_port, pki_nocert, NULL, &r, &err) < 0)
+        fail_msg("%s", err.message);
+    open_and_list(r);
+    vb_remote_free(r);
+}
+
+/* auth_tls = none with a DN list: the verified certificate is the login */
+static void test_certificate_login(void **state)
+{
+    (void)state;
+    vb_remote *r = NULL;
+    vb_error err;
+    if (connect_tls("127.0.0.1", h_dn.tls_port, pki_good, NULL, &r, &err) < 0)
+        fail_msg("%s", err.message);
+    assert_string_equal(vb_remote_auth_type(r), "none");
+    open_and_list(r);
+    vb_remote_free(r);
+}
+
+/* ---- refusals, each with what to look at ------------------------------------------- */
+
+static void expect_refusal(const char *host, int port, const char *pki, const char *extra,
+                           const char *part1, const char *part2)
+{
+    vb_remote *r = NULL;
+    vb_error err;
+    int rc = connect_tls(host, port, pki, extra, &r, &err);
+    if (rc == 0) {
+        vb_remote_free(r);
+        fail_msg("connected, expected a refusal saying \"%s\"", part1);
+    }
+    assert_contains(err.message, part1);
+    if (part2)
+        assert_contains(err.message, part2);
+}
+
+static void test_wrong_ca(void **state)
+{
+    (void)state;
+    char ca_file[500];
+    snprintf(ca_file, sizeof ca_file, "%s/cacert.pem", pki_wrong_ca);
+    expect_refusal("127.0.0.1", h_sasl.tls_port, pki_wrong_ca, NULL,
+                   "is not signed by a CA this client trusts", ca_file);
+}
+
+static void test_expired_server(void **state)
+{
+    (void)state;
+    expect_refusal("127.0.0.1", h_expired.tls_port, pki_good, NULL, "expired on",
+                   "must renew its cert_file");
+}
+
+static void test_wrong_name(void **state)
+{
+    (void)state;
+    expect_refusal("localhost", h_sasl.tls_port, pki_good, NULL,
+                   "the server's certificate is for IP:127.0.0.1", "not for the name this client dialled");
+}
+
+static void test_revoked_client(void **state)
+{
+    (void)state;
+    expect_refusal("127.0.0.1", h_sasl.tls_port, pki_revoked, NULL, "revoked", NULL);
+    assert_log_soon(h_sasl.log, "the client's certificate (C=GB,O=Lab,CN=revoked) is revoked");
+}
+
+static void test_client_cert_required(void **state)
+{
+    (void)state;
+    expect_refusal("127.0.0.1", h_dn.tls_port, pki_nocert, NULL,
+                   "requires a TLS client certificate", "tls_allowed_dn_list");
+    assert_log_soon(h_dn.log, "sent no TLS client certificate");
+}
+
+static void test_dn_not_allowed(void **state)
+{
+    (void)state;
+    expect_refusal("127.0.0.1", h_dn.tls_port, pki_client2, NULL, "C=GB,O=Lab,CN=client2",
+                   "tls_allowed_dn_list");
+    assert_log_soon(h_dn.log, "\"C=GB,O=Lab,CN=client2\" matches no pattern");
+}
+
+static void test_missing_ca_file(void **state)
+{
+    (void)state;
+    char empty[400];
+    snprintf(empty, sizeof empty, "%s/pki-empty", dir);
+    mkdir(empty, 0700);
+    expect_refusal("127.0.0.1", h_sasl.tls_port, empty, NULL, "no CA certificate", empty);
+}
+
+/* no_verify=1 connects to the expired server, and says so in the log */
+static void test_no_verify(void **state)
+{
+    (void)state;
+    vb_remote *r = NULL;
+    vb_error err;
+    if (connect_tls("127.0.0.1", h_expired.tls_port, pki_nocert, "&no_verify=1", &r, &err) < 0)
+        fail_msg("%s", err.message);
+    vb_remote_free(r);
+    /* a URI with no_verify from the wire is refused by name */
+    vb_uri uri;
+    assert_int_equal(vb_uri_parse("test+tls://127.0.0.1/default?no_verify=1", &uri, &err), 0);
+    assert_int_equal(vb_driver_check_wire_uri(&uri, &err), -1);
+    assert_contains(err.message, "no_verify");
+    vb_uri_clear(&uri);
+    assert_int_equal(vb_uri_parse("test+tls://127.0.0.1/default?pkipath=/etc", &uri, &err), 0);
+    assert_int_equal(vb_driver_check_wire_uri(&uri, &err), -1);
+    assert_contains(err.message, "pkipath");
+    vb_uri_clear(&uri);
+}
+
+/* vbhostd refuses to start on a key that is not the certificate's, and
+ * says which files; a missing cert_file likewise */
+static void test_server_key_mismatch(void **state)
+{
+    (void)state;
+    vb_ts_hostd h;
+    memset(&h, 0, sizeof h);
+    assert_int_equal(vb_ts_hostd_start_tls(&h, dir, "mismatch",
+                                           "cert_file = \"%s\"\nkey_file = \"%s\"\nca_file = \"%s\"\n",
+                                           server.cert, client1.key, ca.cert),
+                     -1);
+    int status;
+    assert_int_equal(vb_ts_wait_pid_exit(h.pid, vb_ts_scaled_ms(5000), &status), 0);
+    assert_int_not_equal(status, 0);
+    char want[900];
+    snprintf(want, sizeof want, "key_file %s does not belong to cert_file %s", client1.key,
+             server.cert);
+    assert_true(log_has(h.log, want));
+    /* the key itself never reaches the log */
+    assert_false(log_has(h.log, "PRIVATE KEY"));
+
+    vb_ts_hostd m;
+    memset(&m, 0, sizeof m);
+    assert_int_equal(vb_ts_hostd_start_tls(&m, dir, "missing",
+                                           "cert_file = \"%s/nope.pem\"\nkey_file = \"%s\"\n",
+                                           dir, server.key),
+                     -1);
+    assert_int_equal(vb_ts_wait_pid_exit(m.pid, vb_ts_scaled_ms(5000), &status), 0);
+    snprintf(want, sizeof want, "cert_file %s/nope.pem: cannot read it", dir);
+    assert_true(log_has(m.log, want));
+}
+
+/* A client that opens TCP and never says hello is dropped by the
+ * first-frame deadline (2 s here). */
+static void test_silent_client_dropped(void **state)
+{
+    (void)state;
+    vb_error err;
+    int fd = vb_net_connect_tcp("127.0.0.1", h_sasl.tls_port, 5000, &err);
+    assert_true(fd >= 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    assert_int_equal(poll(&p, 1, vb_ts_scaled_ms(8000)), 1);
+    char c;
+    assert_true(recv(fd, &c, 1, 0) <= 0); /* closed, not answered */
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    assert_true(ms >= 1500);
+    close(fd);
+    assert_log_soon(h_sasl.log, "no TLS handshake within 2000 ms");
+}
+
+/* ---- a chain: this client -> h_hop over TLS -> h_sasl over TLS ---------------------- */
+
+static void test_chain_over_tls(void **state)
+{
+    (void)state;
+    vb_remote *r = NULL;
+    vb_error err;
+    asked = 0;
+    if (connect_tls("127.0.0.1", h_hop.tls_port, pki_good, NULL, &r, &err) < 0)
+        fail_msg("%s", err.message);
+    char next[200];
+    snprintf(next, sizeof next, "test+tls://127.0.0.1:%d/default", h_sasl.tls_port);
+    int before = asked;
+    if (vb_remote_open(r, next, 0, &err) < 0)
+        fail_msg("%s", err.message);
+    assert_true(asked > before); /* the second hop's SCRAM login was relayed to us */
+    vb_domain_info *doms = NULL;
+    size_t n = 0;
+    assert_int_equal(vb_remote_list_domains(r, &doms, &n, &err), 0);
+    assert_true(n >= 1);
+    free(doms);
+    vb_remote_free(r);
+    /* the hop verified h_sasl's certificate with its own $XDG_CONFIG_HOME pki
+     * and showed its client certificate */
+    assert_log_soon(h_sasl.log, "TLSv1.3");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_scram_over_tls),
+        cmocka_unit_test(test_client_cert_optional),
+        cmocka_unit_test(test_certificate_login),
+        cmocka_unit_test(test_wrong_ca),
+        cmocka_unit_test(test_expired_server),
+        cmocka_unit_test(test_wrong_name),
+        cmocka_unit_test(test_revoked_client),
+        cmocka_unit_test(test_client_cert_required),
+        cmocka_unit_test(test_dn_not_allowed),
+        cmocka_unit_test(test_missing_ca_file),
+        cmocka_unit_test(test_no_verify),
+        cmocka_unit_test(test_server_key_mismatch),
+        cmocka_unit_test(test_silent_client_dropped),
+        cmocka_unit_test(test_chain_over_tls),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
