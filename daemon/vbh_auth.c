@@ -12,6 +12,7 @@
 
 #include "vb_log.h"
 #include "vb_net.h"
+#include "vb_tls_cbind.h"
 #include "vbh_failures.h"
 
 /* The failure table, made at the first attempt it has to judge. */
@@ -96,6 +97,27 @@ static int require_type(vbh_client *c, int type, vb_error *err)
     return 0;
 }
 
+/* On TLS the SASL session gets the connection's channel binding, so the
+ * -PLUS mechanisms are offered and a relayed SCRAM login fails (docs/protocol.md
+ * 9.7a). A TLS 1.2 connection without the extended master secret has none:
+ * then only the mechanisms without it are offered (a client of ours refuses
+ * them on TLS, saying why). */
+static int sasl_bind_tls(vbh_client *c, vb_error *err)
+{
+    uint8_t cb[VB_TLS_CBIND_LEN];
+    vb_error why;
+    const vb_tls *tls = vb_stream_tls(c->stream);
+    if (!tls)
+        return 0;
+    if (vb_tls_channel_binding(tls, cb, &why) < 0) {
+        vb_log(VB_LOG_WARN, "client %s: no SASL channel binding: %s", c->peer, why.message);
+        return 0;
+    }
+    int rc = vb_sasl_set_channel_binding(c->sasl, VB_TLS_CBIND_TYPE, cb, sizeof cb, err);
+    explicit_bzero(cb, sizeof cb);
+    return rc;
+}
+
 int vbh_auth_sasl_init(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
 {
     (void)args;
@@ -111,7 +133,8 @@ int vbh_auth_sasl_init(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
     if (c->sasl && c->tls_ssf) /* TLS is the layer: SCRAM needs no SASL one on top */
         vb_sasl_set_external_ssf(c->sasl, c->tls_ssf);
     char *mechlist = NULL;
-    if (!c->sasl || vb_sasl_server_mechlist(c->sasl, &mechlist, err) < 0)
+    if (!c->sasl || sasl_bind_tls(c, err) < 0 ||
+        vb_sasl_server_mechlist(c->sasl, &mechlist, err) < 0)
         return -1;
     vb_enc_array(reply, 1);
     vb_enc_str(reply, mechlist);

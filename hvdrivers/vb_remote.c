@@ -18,6 +18,7 @@
 #include "vb_sasl.h"
 #include "vb_ssh.h"
 #include "vb_tls.h"
+#include "vb_tls_cbind.h"
 #include "vb_token.h"
 
 #define READ_CHUNK 16384
@@ -57,6 +58,7 @@ struct vb_remote {
     vb_tls *tls;                    /* the TLS session over fd (tls transport only) */
     int multiplexes;                /* the server named the "conn_id" feature */
     int token_bind;                 /* the server named "token_bind": bound proofs */
+    int tls_cbind;                  /* ... and "tls_cbind": on TLS, bound to the connection */
     char endpoint[VB_REMOTE_ENDPOINT_MAX + 1];     /* as dialled (canonical, see .h) */
     char bound_endpoint[VB_TOKEN_ENDPOINT_MAX + 1]; /* what the token proof covers */
     int owner;                      /* VB_REMOTE_OWNER_*: the unix server's uid check */
@@ -526,6 +528,8 @@ static void read_features(vb_remote *r, vb_rd *rd)
             r->multiplexes = 1;
         if (flen == strlen(VB_FEATURE_TOKEN_BIND) && memcmp(f, VB_FEATURE_TOKEN_BIND, flen) == 0)
             r->token_bind = 1;
+        if (flen == strlen(VB_FEATURE_TLS_CBIND) && memcmp(f, VB_FEATURE_TLS_CBIND, flen) == 0)
+            r->tls_cbind = 1;
     }
 }
 
@@ -698,6 +702,18 @@ static void drop_own_identity_mechs(char *mechlist)
     free(copy);
 }
 
+/* On TLS the SASL session is bound to the connection: only -PLUS mechanisms,
+ * which a man in the middle cannot relay (docs/protocol.md 9.7a). */
+static int sasl_bind_tls(vb_remote *r, vb_error *err)
+{
+    uint8_t cb[VB_TLS_CBIND_LEN];
+    int rc = vb_tls_channel_binding(r->tls, cb, err) < 0
+                 ? -1
+                 : vb_sasl_set_channel_binding(r->sasl, VB_TLS_CBIND_TYPE, cb, sizeof cb, err);
+    explicit_bzero(cb, sizeof cb);
+    return rc;
+}
+
 /* One complete SASL login attempt. */
 static int sasl_attempt(vb_remote *r, const char *want_mech, const vb_remote_opts *opts, int retry,
                         vb_error *err)
@@ -713,6 +729,10 @@ static int sasl_attempt(vb_remote *r, const char *want_mech, const vb_remote_opt
                                  opts->creds.ntypes, err);
     if (r->sasl && r->tls) /* TLS is the security layer: SCRAM needs no SASL one on top */
         vb_sasl_set_external_ssf(r->sasl, vb_tls_ssf(r->tls));
+    if (r->sasl && r->tls && sasl_bind_tls(r, err) < 0) {
+        free(mechlist);
+        return -1;
+    }
     vb_sasl_prompter prompter = { opts->creds.fn, opts->creds.opaque, r->service, retry,
                                   &r->target };
     sasl_args a = { NULL, NULL, 0 };
@@ -835,7 +855,11 @@ static int token_challenge_round(vb_remote *r, const char *id, const uint8_t *se
     if (rc == 0 && !vb_token_proof_equal(want, sproof))
         rc = vb_error_set(err, VB_ERR_AUTH_FAILED, VB_DOM_AUTH,
                           "the server could not prove it knows this login's token; refusing to "
-                          "continue (is it the server you logged in to?)");
+                          "continue (is it the server you logged in to?%s)",
+                          r->tls ? " Over TLS this also means something in between terminated the "
+                                   "TLS connection: a man in the middle with a certificate your CA "
+                                   "trusts"
+                                 : "");
     vb_msg_clear(&reply);
     return rc;
 }
@@ -853,13 +877,22 @@ static int auth_token(vb_remote *r, const vb_uri *uri, const vb_remote_opts *opt
     uint8_t secret[VB_TOKEN_SECRET_LEN], cnonce[VB_TOKEN_NONCE_LEN], snonce[VB_TOKEN_NONCE_LEN];
     uint8_t proof[VB_TOKEN_PROOF_LEN];
     const vb_cred_source *src = &opts->creds;
-    vb_token_binding bind = { r->server_id, r->bound_endpoint, NULL, 0 };
+    uint8_t cb[VB_TLS_CBIND_LEN];
+    vb_error no_cb;
+    /* on TLS only a proof bound to this connection: one a server without
+     * "tls_cbind" would check (or one without a channel binding) could be
+     * relayed by a man in the middle */
+    int tls_ok = !r->tls || (r->token_bind && r->tls_cbind &&
+                             vb_tls_channel_binding(r->tls, cb, &no_cb) == 0);
+    vb_token_binding bind = { r->server_id, r->bound_endpoint, r->tls ? cb : NULL,
+                              r->tls ? sizeof cb : 0 };
     const vb_token_binding *b = r->token_bind ? &bind : NULL;
     if (!src->token_lookup || !r->have_server_id || r->owner == VB_REMOTE_OWNER_UNEXPECTED ||
-        !r->endpoint[0] || (b && !r->bound_endpoint[0]) ||
+        !tls_ok || !r->endpoint[0] || (b && !r->bound_endpoint[0]) ||
         src->token_lookup(src->opaque, r->server_id, r->endpoint, uri->user, id, sizeof id, secret,
                           sizeof secret) != 1) {
         explicit_bzero(secret, sizeof secret);
+        explicit_bzero(cb, sizeof cb);
         return 0;
     }
     int rc = vb_token_nonce(cnonce, err) < 0 ||
@@ -868,6 +901,7 @@ static int auth_token(vb_remote *r, const vb_uri *uri, const vb_remote_opts *opt
                  ? -1
                  : 0;
     explicit_bzero(secret, sizeof secret);
+    explicit_bzero(cb, sizeof cb);
     vb_msg reply;
     if (rc == 0)
         rc = vb_remote_call(r, VB_PROG_HOST, VB_HOST_PROC_AUTH_TOKEN_PROVE, pack_proof, proof,
@@ -1135,8 +1169,10 @@ static void describe_endpoint(vb_remote *r, const vb_uri *uri)
     if (n < 0 || (size_t)n >= sizeof r->endpoint)
         r->endpoint[0] = '\0'; /* too long to name: no token is used here */
     r->bound_endpoint[0] = '\0';
-    if (transport_is(uri, "tcp") || transport_is(uri, "tls"))
-        vb_net_tcp_endpoint(r->fd, 1, r->bound_endpoint, sizeof r->bound_endpoint);
+    if ((transport_is(uri, "tcp") || transport_is(uri, "tls")) &&
+        vb_net_tcp_endpoint(r->fd, 1, r->bound_endpoint, sizeof r->bound_endpoint) == 0 &&
+        transport_is(uri, "tls"))
+        memcpy(r->bound_endpoint, "tls", 3); /* "tcp:ADDR:PORT" → "tls:ADDR:PORT" */
     else if (strlen(r->endpoint) < sizeof r->bound_endpoint)
         memcpy(r->bound_endpoint, r->endpoint, strlen(r->endpoint) + 1);
 }

@@ -40,33 +40,9 @@ static char pki_good[400], pki_nocert[400], pki_wrong_ca[400], pki_client2[400],
 
 /* ---- fixtures -------------------------------------------------------------- */
 
-static int copy_file(const char *from, const char *to, mode_t mode)
-{
-    size_t len;
-    char *text = vb_ts_read_file(from, &len);
-    int rc = text ? vb_ts_write_file(to, text, mode) : -1;
-    free(text);
-    return rc;
-}
-
-/* A pkipath directory: cacert.pem from ca_cert, and a client certificate
- * when id is given. */
 static int make_pkipath(char *out, const char *name, const vb_ts_pki *ca_id, const vb_ts_pki *id)
 {
-    char path[500];
-    snprintf(out, 400, "%s/%s", dir, name);
-    if (mkdir(out, 0700) < 0)
-        return -1;
-    snprintf(path, sizeof path, "%s/cacert.pem", out);
-    if (copy_file(ca_id->cert, path, 0644) < 0)
-        return -1;
-    if (!id)
-        return 0;
-    snprintf(path, sizeof path, "%s/clientcert.pem", out);
-    if (copy_file(id->cert, path, 0644) < 0)
-        return -1;
-    snprintf(path, sizeof path, "%s/clientkey.pem", out);
-    return copy_file(id->key, path, 0600);
+    return vb_ts_pki_dir(out, dir, name, ca_id, id);
 }
 
 static int make_pki(void)

@@ -309,6 +309,10 @@ int vb_ts_pki_issue(const char *dir, const char *name, const vb_ts_pki *ca, cons
                     vb_ts_pki *out);
 /* A CRL of ca at path revoking the n serials. */
 int vb_ts_pki_crl(const char *path, const vb_ts_pki *ca, const long *serials, size_t n);
+/* A client's pkipath directory DIR/NAME (into out, 400 bytes): cacert.pem
+ * from ca, and clientcert.pem + clientkey.pem from id when it is given. */
+int vb_ts_pki_dir(char *out, const char *dir, const char *name, const vb_ts_pki *ca,
+                  const vb_ts_pki *id);
 
 /* base milliseconds scaled for slow runs: VB_TEST_SLOWDOWN=N multiplies every
  * deadline by N, and a daemon wrapper (valgrind) implies at least 10. */

@@ -170,3 +170,31 @@ out:
     EVP_PKEY_free(ca_key);
     return rc;
 }
+
+static int copy_file(const char *from, const char *to, mode_t mode)
+{
+    size_t len;
+    char *text = vb_ts_read_file(from, &len);
+    int rc = text ? vb_ts_write_file(to, text, mode) : -1;
+    free(text);
+    return rc;
+}
+
+int vb_ts_pki_dir(char *out, const char *dir, const char *name, const vb_ts_pki *ca,
+                  const vb_ts_pki *id)
+{
+    char path[500];
+    snprintf(out, 400, "%s/%s", dir, name);
+    if (mkdir(out, 0700) < 0)
+        return -1;
+    snprintf(path, sizeof path, "%s/cacert.pem", out);
+    if (copy_file(ca->cert, path, 0644) < 0)
+        return -1;
+    if (!id)
+        return 0;
+    snprintf(path, sizeof path, "%s/clientcert.pem", out);
+    if (copy_file(id->cert, path, 0644) < 0)
+        return -1;
+    snprintf(path, sizeof path, "%s/clientkey.pem", out);
+    return copy_file(id->key, path, 0600);
+}
