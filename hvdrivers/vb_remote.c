@@ -19,6 +19,7 @@
 #include "vb_ssh.h"
 #include "vb_tls.h"
 #include "vb_tls_cbind.h"
+#include "vb_tls_resume.h"
 #include "vb_token.h"
 
 #define READ_CHUNK 16384
@@ -1073,6 +1074,8 @@ static int open_tls(const vb_uri *uri, int fd, vb_tls **tls, vb_error *err)
         close(fd);
         return -1;
     }
+    vb_log(VB_LOG_DEBUG, "%s to vbhostd at %s:%d: %s", vb_tls_version(*tls), uri->host,
+           uri_port(uri), vb_tls_resumed(vb_tls_ssl(*tls)) ? "TLS session resumed" : "full handshake");
     if (no_verify)
         vb_log(VB_LOG_WARN, "TLS to vbhostd at %s:%d: the server's certificate is NOT verified "
                             "(no_verify=1 in the URI): whoever sits in between can read and "
@@ -1169,11 +1172,11 @@ static void describe_endpoint(vb_remote *r, const vb_uri *uri)
     if (n < 0 || (size_t)n >= sizeof r->endpoint)
         r->endpoint[0] = '\0'; /* too long to name: no token is used here */
     r->bound_endpoint[0] = '\0';
-    if ((transport_is(uri, "tcp") || transport_is(uri, "tls")) &&
-        vb_net_tcp_endpoint(r->fd, 1, r->bound_endpoint, sizeof r->bound_endpoint) == 0 &&
-        transport_is(uri, "tls"))
-        memcpy(r->bound_endpoint, "tls", 3); /* "tcp:ADDR:PORT" → "tls:ADDR:PORT" */
-    else if (strlen(r->endpoint) < sizeof r->bound_endpoint)
+    if (transport_is(uri, "tcp") || transport_is(uri, "tls")) {
+        if (vb_net_tcp_endpoint(r->fd, 1, r->bound_endpoint, sizeof r->bound_endpoint) == 0 &&
+            transport_is(uri, "tls"))
+            memcpy(r->bound_endpoint, "tls", 3); /* "tcp:ADDR:PORT" → "tls:ADDR:PORT" */
+    } else if (strlen(r->endpoint) < sizeof r->bound_endpoint)
         memcpy(r->bound_endpoint, r->endpoint, strlen(r->endpoint) + 1);
 }
 

@@ -23,6 +23,7 @@
 #include <openssl/x509v3.h>
 
 #include "vb_net.h"
+#include "vb_tls_resume.h"
 
 #define SUBJECT_MAX 256
 
@@ -523,6 +524,18 @@ static int wait_for(const vb_tls *t, int want, const struct timespec *start, int
     }
 }
 
+/* Resumption (vb_tls_resume.h): the session is remembered under everything
+ * the first handshake's checks depended on, so it is offered only where they
+ * would pass again. */
+static void resume_client(SSL_CTX *ctx, vb_tls *t, const char *host, int port)
+{
+    char key[VB_TLS_RESUME_KEY_MAX];
+    int n = snprintf(key, sizeof key, "%s|%d|%d|%s|%s|%s|%s", host ? host : "", port, t->no_verify,
+                     t->files.ca, t->files.crl, t->files.cert, t->files.key);
+    if (n > 0 && (size_t)n < sizeof key)
+        vb_tls_resume_client(ctx, t->ssl, key);
+}
+
 int vb_tls_client_connect(int fd, const char *host, int port, const char *pkipath, int no_verify,
                           int timeout_ms, vb_tls **out, vb_error *err)
 {
@@ -545,6 +558,7 @@ int vb_tls_client_connect(int fd, const char *host, int port, const char *pkipat
     }
     SSL_set_app_data(t->ssl, t);
     SSL_set_verify(t->ssl, no_verify ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, verify_cb);
+    resume_client(ctx, t, host, port);
     SSL_CTX_free(ctx); /* the session holds its own reference */
     ctx = NULL;
     t->sent_cert = t->files.cert[0] != '\0';
@@ -676,6 +690,7 @@ vb_tls_ctx *vb_tls_server_ctx_new(const vb_tls_server_conf *conf, vb_error *err)
     }
     static const unsigned char sid_ctx[] = "vbhostd";
     SSL_CTX_set_session_id_context(c->ssl_ctx, sid_ctx, sizeof sid_ctx - 1);
+    vb_tls_resume_server(c->ssl_ctx); /* tickets for the daemon's life */
     return c;
 fail:
     vb_tls_ctx_free(c);

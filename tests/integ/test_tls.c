@@ -225,7 +225,7 @@ static void open_and_list(vb_remote *r)
 /* ---- success --------------------------------------------------------------------- */
 
 /* tcp_min_ssf = 56 forbids SCRAM on plain TCP; TLS below it counts, so the
- * SCRAM login works, without a SASL layer on top. */
+ * SCRAM login works (channel-bound: -PLUS), without a SASL layer on top. */
 static void test_scram_over_tls(void **state)
 {
     (void)state;
@@ -235,7 +235,7 @@ static void test_scram_over_tls(void **state)
     if (connect_tls("127.0.0.1", h_sasl.tls_port, pki_good, NULL, &r, &err) < 0)
         fail_msg("%s", err.message);
     assert_string_equal(vb_remote_auth_type(r), "sasl");
-    assert_string_equal(vb_remote_sasl_mech(r), "SCRAM-SHA-256");
+    assert_string_equal(vb_remote_sasl_mech(r), "SCRAM-SHA-256-PLUS");
     assert_int_equal(vb_remote_ssf(r), 0); /* TLS is the layer */
     assert_non_null(vb_remote_tls(r));
     assert_true(vb_tls_ssf(vb_remote_tls(r)) >= 128);
