@@ -64,6 +64,7 @@ typedef struct vbh_config {
     int tls_allowed_dn_set;          /* the key is present: a certificate whose subject matches */
     char **tls_allowed_dn;           /* ... one of these fnmatch patterns is required */
     size_t ntls_allowed_dn;
+    char *next_hop_pkipath;          /* this vbhostd's own client files for a next hop over TLS */
     char *sasl_app;
     char *sasl_conf_dir;
     char *sasl_hostname;

@@ -335,6 +335,7 @@ static int load_tls_keys(vb_conf *conf, vbh_config *cfg, vb_error *err)
         get_str(conf, "key_file", &cfg->key_file, err) < 0 ||
         get_str(conf, "ca_file", &cfg->ca_file, err) < 0 ||
         get_str(conf, "crl_file", &cfg->crl_file, err) < 0 ||
+        get_str(conf, "next_hop_pkipath", &cfg->next_hop_pkipath, err) < 0 ||
         vb_conf_get_string(conf, "tls_client_cert", &mode, err) < 0 ||
         load_string_list(conf, "tls_allowed_dn_list", &cfg->tls_allowed_dn_set,
                          &cfg->tls_allowed_dn, &cfg->ntls_allowed_dn, err) < 0)
@@ -481,6 +482,7 @@ void vbh_config_clear(vbh_config *cfg)
     free(cfg->key_file);
     free(cfg->ca_file);
     free(cfg->crl_file);
+    free(cfg->next_hop_pkipath);
     for (size_t i = 0; i < cfg->ntls_allowed_dn; i++)
         free(cfg->tls_allowed_dn[i]);
     free(cfg->tls_allowed_dn);

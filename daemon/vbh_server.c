@@ -439,6 +439,7 @@ int vbh_server_start(vbh_server *srv, vbh_config *cfg, vb_loop *loop, vb_error *
         if (fd < 0 || add_listener(srv, fd, LISTEN_TCP, &cfg->auth_tcp, err) < 0)
             return -1;
     }
+    vb_tls_client_set_default_pkipath(cfg->next_hop_pkipath);
     if (cfg->listen_tls) {
         vb_tls_server_conf tc = { cfg->cert_file, cfg->key_file, cfg->ca_file, cfg->crl_file,
                                   cfg->tls_client_cert };

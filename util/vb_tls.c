@@ -402,15 +402,28 @@ static void pick(char *out, const char *user_dir, const char *name, const char *
     snprintf(out, VB_TLS_PATH_MAX, "%s", user_dir[0] && file_exists(mine) ? mine : system);
 }
 
+static char default_pkipath[VB_TLS_PATH_MAX];
+
+void vb_tls_client_set_default_pkipath(const char *pkipath)
+{
+    snprintf(default_pkipath, sizeof default_pkipath, "%s", pkipath ? pkipath : "");
+}
+
 int vb_tls_client_locate(const char *pkipath, vb_tls_client_files *f, vb_error *err)
 {
     char dir[VB_TLS_PATH_MAX] = "";
     memset(f, 0, sizeof *f);
+    if (!pkipath || !*pkipath)
+        pkipath = default_pkipath;
     if (pkipath && *pkipath) {
-        snprintf(f->ca, sizeof f->ca, "%s/cacert.pem", pkipath);
-        snprintf(f->crl, sizeof f->crl, "%s/cacrl.pem", pkipath);
-        snprintf(f->cert, sizeof f->cert, "%s/clientcert.pem", pkipath);
-        snprintf(f->key, sizeof f->key, "%s/clientkey.pem", pkipath);
+        if (strlen(pkipath) + sizeof "/clientcert.pem" > VB_TLS_PATH_MAX)
+            return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_CLIENT,
+                                "pkipath is longer than %d bytes", VB_TLS_PATH_MAX - 16);
+        int n = (int)strlen(pkipath);
+        snprintf(f->ca, sizeof f->ca, "%.*s/cacert.pem", n, pkipath);
+        snprintf(f->crl, sizeof f->crl, "%.*s/cacrl.pem", n, pkipath);
+        snprintf(f->cert, sizeof f->cert, "%.*s/clientcert.pem", n, pkipath);
+        snprintf(f->key, sizeof f->key, "%.*s/clientkey.pem", n, pkipath);
     } else {
         if (geteuid() != 0)
             user_pki_dir(dir, sizeof dir);
@@ -429,6 +442,27 @@ int vb_tls_client_locate(const char *pkipath, vb_tls_client_files *f, vb_error *
     if (!have_cert)
         f->cert[0] = f->key[0] = '\0';
     return 0;
+}
+
+/* The private key for the certificate already loaded: errors name the
+ * files (never the key's contents). key_what/cert_what: "key_file" or
+ * "client key", and so on. */
+static int load_key(SSL_CTX *ctx, const char *key, const char *cert, const char *key_what,
+                    const char *cert_what, int dom, vb_error *err)
+{
+    int ok = SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1;
+    int mismatch = !ok && ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH;
+    if (ok && SSL_CTX_check_private_key(ctx) != 1)
+        ok = 0, mismatch = 1;
+    ERR_clear_error();
+    if (ok)
+        return 0;
+    if (mismatch)
+        return vb_error_set(err, VB_ERR_CONFIG, dom, "%s %s does not belong to %s %s", key_what,
+                            key, cert_what, cert);
+    return vb_error_set(err, VB_ERR_CONFIG, dom,
+                        "%s %s: not an unencrypted PEM private key OpenSSL can read", key_what,
+                        key);
 }
 
 static int client_ctx_files(SSL_CTX *ctx, const vb_tls_client_files *f, int no_verify,
@@ -462,19 +496,7 @@ static int client_ctx_files(SSL_CTX *ctx, const vb_tls_client_files *f, int no_v
                             "client certificate %s: not a PEM certificate OpenSSL can read (%s)",
                             f->cert, detail);
     }
-    if (SSL_CTX_use_PrivateKey_file(ctx, f->key, SSL_FILETYPE_PEM) != 1) {
-        openssl_reason(detail, sizeof detail);
-        return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CLIENT,
-                            "client key %s: not an unencrypted PEM private key OpenSSL can read",
-                            f->key);
-    }
-    if (SSL_CTX_check_private_key(ctx) != 1) {
-        ERR_clear_error();
-        return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CLIENT,
-                            "client key %s does not belong to client certificate %s", f->key,
-                            f->cert);
-    }
-    return 0;
+    return load_key(ctx, f->key, f->cert, "client key", "client certificate", VB_DOM_CLIENT, err);
 }
 
 /* host as dialled: an IP literal (maybe "[v6]") is checked against IP SANs */
@@ -652,21 +674,9 @@ vb_tls_ctx *vb_tls_server_ctx_new(const vb_tls_server_conf *conf, vb_error *err)
                      detail);
         goto fail;
     }
-    /* OpenSSL's reason for a key it cannot read says nothing of the key itself */
-    if (SSL_CTX_use_PrivateKey_file(c->ssl_ctx, conf->key_file, SSL_FILETYPE_PEM) != 1) {
-        ERR_clear_error();
-        vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
-                     "key_file %s: not an unencrypted PEM private key OpenSSL can read",
-                     conf->key_file);
+    if (load_key(c->ssl_ctx, conf->key_file, conf->cert_file, "key_file", "cert_file",
+                 VB_DOM_CONFIG, err) < 0)
         goto fail;
-    }
-    if (SSL_CTX_check_private_key(c->ssl_ctx) != 1) {
-        ERR_clear_error();
-        vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
-                     "key_file %s does not belong to cert_file %s", conf->key_file,
-                     conf->cert_file);
-        goto fail;
-    }
     if (conf->client_cert != VB_TLS_CLIENT_CERT_NONE) {
         STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(conf->ca_file);
         if (SSL_CTX_load_verify_locations(c->ssl_ctx, conf->ca_file, NULL) != 1 || !names) {

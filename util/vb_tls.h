@@ -46,6 +46,9 @@ typedef struct vb_tls_client_files {
     char key[VB_TLS_PATH_MAX];
 } vb_tls_client_files;
 int vb_tls_client_locate(const char *pkipath, vb_tls_client_files *out, vb_error *err);
+/* The pkipath a connection without pkipath= uses in this process (vbhostd's
+ * next_hop_pkipath); NULL: the default search above. Set once at start. */
+void vb_tls_client_set_default_pkipath(const char *pkipath);
 
 /* TLS over the connected socket fd (left non-blocking; the session owns
  * nothing but its own state: close fd after vb_tls_free). host is the name

@@ -35,6 +35,7 @@ static vb_ts_hostd h_sasl;     /* SCRAM over TLS, tcp_min_ssf 56, CRL, client ce
 static vb_ts_hostd h_dn;       /* auth_tls none: the certificate is the login, DN list */
 static vb_ts_hostd h_expired;  /* serves an expired certificate */
 static vb_ts_hostd h_hop;      /* a hop: its clients' OPEN may reach h_sasl over TLS */
+static char common[1200];     /* the SASL lines every vbhostd here gets */
 static char pki_good[400], pki_nocert[400], pki_wrong_ca[400], pki_client2[400],
     pki_revoked[400];
 
@@ -82,20 +83,8 @@ static int group_setup(void **state)
     if (!dir || !sasl_dir || make_pki() < 0 ||
         vb_ts_sasl_setup(sasl_dir, "vbhostd", REALM, "scram-sha-256", users, NULL) < 0)
         return -1;
-    /* what a vbhostd hop (and this process, without pkipath=) uses as a
-     * client: $XDG_CONFIG_HOME/vbroker/pki */
-    char xdg[400], pki[450];
-    snprintf(xdg, sizeof xdg, "%s/xdg", dir);
-    snprintf(pki, sizeof pki, "%s/vbroker", xdg);
-    if (mkdir(xdg, 0700) < 0 || mkdir(pki, 0700) < 0)
-        return -1;
-    snprintf(pki, sizeof pki, "%s/vbroker/pki", xdg);
-    if (rename(pki_good, pki) < 0 || make_pkipath(pki_good, "pki-good", &ca, &client1) < 0)
-        return -1;
-    setenv("XDG_CONFIG_HOME", xdg, 1);
     const char *sasl_conf = "sasl_conf_dir = \"%s\"\nsasl_hostname = \"localhost\"\n"
                             "sasl_realm = \"" REALM "\"\n";
-    char common[1200];
     snprintf(common, sizeof common, sasl_conf, sasl_dir);
     if (vb_ts_hostd_start_tls(&h_sasl, dir, "sasl",
                               "%sauth_tls = [\"sasl\"]\ntcp_min_ssf = 56\nfirst_frame_timeout = 2\n"
@@ -114,8 +103,10 @@ static int group_setup(void **state)
     if (vb_ts_hostd_start_tls(&h_hop, dir, "hop",
                               "%sauth_tls = [\"sasl\"]\ncert_file = \"%s\"\nkey_file = \"%s\"\n"
                               "ca_file = \"%s\"\nallow_remote_uris = 1\n"
-                              "allowed_next_hops = [\"tls://127.0.0.1:%d\"]\n",
-                              common, server.cert, server.key, ca.cert, h_sasl.tls_port) < 0)
+                              "allowed_next_hops = [\"tls://127.0.0.1:%d\"]\n"
+                              "next_hop_pkipath = \"%s\"\n",
+                              common, server.cert, server.key, ca.cert, h_sasl.tls_port,
+                              pki_good) < 0)
         return -1;
     return 0;
 }
@@ -364,36 +355,73 @@ static void test_no_verify(void **state)
     vb_uri_clear(&uri);
 }
 
-/* vbhostd refuses to start on a key that is not the certificate's, and
- * says which files; a missing cert_file likewise */
+/* vbhostd, detached as it starts by default, refuses to start on a key that
+ * is not the certificate's, or on a missing cert_file, and says which files
+ * (the parent that waits for the daemon's start prints the daemon's words). */
+static void expect_start_refused(const char *name, const char *tls_lines, const char *want)
+{
+    char conf[500], text[4000], *out = NULL;
+    snprintf(conf, sizeof conf, "%s/%s.conf", dir, name);
+    snprintf(text, sizeof text, "listen_tls = \"127.0.0.1:%d\"\nstate_dir = \"%s/%s-state\"\n%s%s",
+             vb_ts_free_tcp_port(), dir, name, common, tls_lines);
+    assert_int_equal(vb_ts_write_file(conf, text, 0600), 0);
+    char *argv[] = { VB_BUILD_DIR "/vbhostd", "-f", conf, NULL };
+    int status = vb_ts_run(argv, NULL, NULL, &out, vb_ts_scaled_ms(10000));
+    assert_non_null(out);
+    assert_int_not_equal(status, 0);
+    assert_contains(out, want);
+    assert_null(strstr(out, "PRIVATE KEY")); /* the key itself never shows */
+    free(out);
+}
+
 static void test_server_key_mismatch(void **state)
 {
     (void)state;
-    vb_ts_hostd h;
-    memset(&h, 0, sizeof h);
-    assert_int_equal(vb_ts_hostd_start_tls(&h, dir, "mismatch",
-                                           "cert_file = \"%s\"\nkey_file = \"%s\"\nca_file = \"%s\"\n",
-                                           server.cert, client1.key, ca.cert),
-                     -1);
-    int status;
-    assert_int_equal(vb_ts_wait_pid_exit(h.pid, vb_ts_scaled_ms(5000), &status), 0);
-    assert_int_not_equal(status, 0);
-    char want[900];
+    char lines[1500], want[900];
+    snprintf(lines, sizeof lines, "cert_file = \"%s\"\nkey_file = \"%s\"\nca_file = \"%s\"\n",
+             server.cert, client1.key, ca.cert);
     snprintf(want, sizeof want, "key_file %s does not belong to cert_file %s", client1.key,
              server.cert);
-    assert_true(log_has(h.log, want));
-    /* the key itself never reaches the log */
-    assert_false(log_has(h.log, "PRIVATE KEY"));
-
-    vb_ts_hostd m;
-    memset(&m, 0, sizeof m);
-    assert_int_equal(vb_ts_hostd_start_tls(&m, dir, "missing",
-                                           "cert_file = \"%s/nope.pem\"\nkey_file = \"%s\"\n",
-                                           dir, server.key),
-                     -1);
-    assert_int_equal(vb_ts_wait_pid_exit(m.pid, vb_ts_scaled_ms(5000), &status), 0);
+    expect_start_refused("mismatch", lines, want);
+    snprintf(lines, sizeof lines, "cert_file = \"%s/nope.pem\"\nkey_file = \"%s\"\n", dir,
+             server.key);
     snprintf(want, sizeof want, "cert_file %s/nope.pem: cannot read it", dir);
-    assert_true(log_has(m.log, want));
+    expect_start_refused("missing", lines, want);
+}
+
+/* The same daemon detached (the default) serves TLS as in the foreground. */
+static void test_detached_daemon(void **state)
+{
+    (void)state;
+    char conf[500], pidfile[500], text[4000], *out = NULL;
+    int port = vb_ts_free_tcp_port();
+    snprintf(conf, sizeof conf, "%s/detached.conf", dir);
+    snprintf(pidfile, sizeof pidfile, "%s/detached.pid", dir);
+    snprintf(text, sizeof text,
+             "listen_tls = \"127.0.0.1:%d\"\nstate_dir = \"%s/detached-state\"\n"
+             "log_file = \"%s/detached.log\"\n%sauth_tls = [\"sasl\"]\ncert_file = \"%s\"\n"
+             "key_file = \"%s\"\nca_file = \"%s\"\n",
+             port, dir, dir, common, server.cert, server.key, ca.cert);
+    assert_int_equal(vb_ts_write_file(conf, text, 0600), 0);
+    assert_int_equal(vb_ts_adopt_orphans(), 0);
+    char *argv[] = { VB_BUILD_DIR "/vbhostd", "-f", conf, "--pidfile", pidfile, NULL };
+    assert_int_equal(vb_ts_run(argv, NULL, NULL, &out, vb_ts_scaled_ms(10000)), 0);
+    free(out);
+    char *pidtext = vb_ts_read_file(pidfile, NULL);
+    assert_non_null(pidtext);
+    pid_t pid = (pid_t)atoi(pidtext);
+    free(pidtext);
+    assert_true(pid > 0);
+    assert_int_equal(vb_ts_adopt(pid, "vbhostd (detached)"), 0);
+    vb_remote *r = NULL;
+    vb_error err;
+    if (connect_tls("127.0.0.1", port, pki_good, NULL, &r, &err) < 0)
+        fail_msg("%s", err.message);
+    open_and_list(r);
+    vb_remote_free(r);
+    char log[500];
+    snprintf(log, sizeof log, "%s/detached.log", dir);
+    assert_int_equal(vb_ts_check_exit("vbhostd (detached)", vb_ts_stop(pid, 5000), log), 0);
 }
 
 /* A client that opens TCP and never says hello is dropped by the
@@ -439,9 +467,10 @@ static void test_chain_over_tls(void **state)
     assert_true(n >= 1);
     free(doms);
     vb_remote_free(r);
-    /* the hop verified h_sasl's certificate with its own $XDG_CONFIG_HOME pki
-     * and showed its client certificate */
-    assert_log_soon(h_sasl.log, "TLSv1.3");
+    /* the hop verified h_sasl's certificate with its next_hop_pkipath and
+     * showed the client certificate from there */
+    assert_log_soon(h_sasl.log, "client certificate C=GB,O=Lab,CN=client1");
+    assert_log_soon(h_hop.log, "opened test+tls://127.0.0.1");
 }
 
 int main(void)
@@ -459,6 +488,7 @@ int main(void)
         cmocka_unit_test(test_missing_ca_file),
         cmocka_unit_test(test_no_verify),
         cmocka_unit_test(test_server_key_mismatch),
+        cmocka_unit_test(test_detached_daemon),
         cmocka_unit_test(test_silent_client_dropped),
         cmocka_unit_test(test_chain_over_tls),
     };
