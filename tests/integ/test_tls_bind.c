@@ -37,14 +37,15 @@
 
 static char *dir;
 static char pki[400]; /* the client's pkipath: cacert.pem (the CA of both certificates) */
-static vb_ts_hostd h;
+static vb_ts_hostd h, h_dn; /* h_dn: the client certificate is the login, DN list */
 static vb_ts_broker b;
 static int tls_port, fwd_port;
 static pid_t fwd_pid;
 
 /* ---- a throwaway CA: the server's certificate and the man in the middle's ---- */
 
-static vb_ts_pki ca, server, mitm;
+static vb_ts_pki ca, server, mitm, client1, client2;
+static char pki_client1[400], pki_client2[400]; /* pkipaths with a client certificate */
 
 static int make_pki(void)
 {
@@ -53,7 +54,13 @@ static int make_pki(void)
                                    "IP:127.0.0.1", -3600, 86400, 2, &server) < 0 ||
                    vb_ts_pki_issue(dir, "mitm", &ca, "/O=vbroker tests/CN=not vbhostd",
                                    "IP:127.0.0.1", -3600, 86400, 3, &mitm) < 0 ||
-                   vb_ts_pki_dir(pki, dir, "client-pki", &ca, NULL) < 0
+                   vb_ts_pki_issue(dir, "client1", &ca, "/O=vbroker tests/CN=client1", NULL,
+                                   -3600, 86400, 4, &client1) < 0 ||
+                   vb_ts_pki_issue(dir, "client2", &ca, "/O=vbroker tests/CN=client2", NULL,
+                                   -3600, 86400, 5, &client2) < 0 ||
+                   vb_ts_pki_dir(pki, dir, "client-pki", &ca, NULL) < 0 ||
+                   vb_ts_pki_dir(pki_client1, dir, "client1-pki", &ca, &client1) < 0 ||
+                   vb_ts_pki_dir(pki_client2, dir, "client2-pki", &ca, &client2) < 0
                ? -1
                : 0;
 }
@@ -72,7 +79,11 @@ static int start_hostd(void)
                               server.cert, server.key, ca.cert, fwd_port, dir) < 0)
         return -1;
     tls_port = h.tls_port;
-    return 0;
+    return vb_ts_hostd_start_tls(&h_dn, dir, "dn",
+                                 "auth_tls = [\"none\"]\ncert_file = \"%s\"\nkey_file = \"%s\"\n"
+                                 "ca_file = \"%s\"\ntls_client_cert = \"required\"\n"
+                                 "tls_allowed_dn_list = [\"O=vbroker tests,CN=client1\"]\n",
+                                 server.cert, server.key, ca.cert);
 }
 
 /* no idle host connection: every open makes a new TLS connection */
@@ -224,7 +235,7 @@ static int lookup(void *opaque, const char *server_id, const char *endpoint, con
     return 1;
 }
 
-static vb_remote *connect_tls(held_token *t, const char *auth, vb_error *err)
+static vb_remote *connect_at(const char *text, held_token *t, const char *auth, vb_error *err)
 {
     static const int types[] = { VB_CRED_AUTHNAME, VB_CRED_PASSPHRASE };
     const char *prio[] = { auth };
@@ -238,11 +249,50 @@ static vb_remote *connect_tls(held_token *t, const char *auth, vb_error *err)
     opts.creds.opaque = t;
     vb_uri uri;
     vb_remote *r = NULL;
-    if (vb_uri_parse(uri_at(tls_port), &uri, err) == 0) {
+    if (vb_uri_parse(text, &uri, err) == 0) {
         vb_remote_connect(&uri, &opts, &r, err);
         vb_uri_clear(&uri);
     }
     return r;
+}
+
+static vb_remote *connect_tls(held_token *t, const char *auth, vb_error *err)
+{
+    return connect_at(uri_at(tls_port), t, auth, err);
+}
+
+/* A resumed session still carries the client certificate, and the listener's
+ * policy (certificate required, DN list) is applied to it again; a session
+ * made with one certificate is never offered with another. */
+static void test_resumption_keeps_the_certificate_policy(void **state)
+{
+    (void)state;
+    char u1[600], u2[600];
+    snprintf(u1, sizeof u1, "test+tls://127.0.0.1:%d/default?pkipath=%s", h_dn.tls_port,
+             pki_client1);
+    snprintf(u2, sizeof u2, "test+tls://127.0.0.1:%d/default?pkipath=%s", h_dn.tls_port,
+             pki_client2);
+    held_token t;
+    memset(&t, 0, sizeof t);
+    vb_error err;
+    vb_tls_resume_forget_all();
+    for (int i = 0; i < 2; i++) {
+        vb_remote *r = connect_at(u1, &t, "none", &err);
+        if (!r)
+            fail_msg("client1, connection %d: %s", i + 1, err.message);
+        assert_int_equal(vb_tls_resumed(vb_tls_ssl(vb_remote_tls(r))), i); /* the 2nd resumed */
+        assert_int_equal(vb_remote_open(r, "test:///default", 0, &err), 0); /* let in: DN allowed */
+        vb_remote_free(r);
+    }
+    int refused = vb_ts_count_in_file(h_dn.log, "tls_allowed_dn_list");
+    vb_remote *r = connect_at(u2, &t, "none", &err);
+    if (r) {
+        /* the server may end the handshake's aftermath with its refusal */
+        assert_int_equal(vb_remote_open(r, "test:///default", 0, &err), -1);
+        assert_false(vb_tls_resumed(vb_tls_ssl(vb_remote_tls(r))));
+        vb_remote_free(r);
+    }
+    assert_true(vb_ts_count_in_file(h_dn.log, "tls_allowed_dn_list") > refused);
 }
 
 static void test_resumed_connection_has_its_own_binding(void **state)
@@ -329,6 +379,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_login_then_token_over_tls_and_after_restart),
         cmocka_unit_test(test_resumed_connection_has_its_own_binding),
+        cmocka_unit_test(test_resumption_keeps_the_certificate_policy),
         cmocka_unit_test(test_man_in_the_middle_cannot_log_in),
     };
     return cmocka_run_group_tests_name("tls_bind", tests, group_setup, vb_ts_group_teardown);
