@@ -198,6 +198,23 @@ vb_sasl *vb_sasl_client_new(const char *service, const char *host, int fd, unsig
     return s;
 }
 
+/* Cyrus 2.1.28's sasl_listmech sizes its buffer for 2n-2 separators, but a
+ * server with a channel binding lists up to 2n names (each mechanism and its
+ * -PLUS variant): when every mechanism of the list can bind (mech_list:
+ * SCRAM-SHA-256 alone, say) it writes one separator past the end of the heap
+ * buffer (AddressSanitizer: heap-buffer-overflow in strcat). The buffer is
+ * the connection's and is reused when big enough, so one listing without the
+ * binding and with a prefix of VB_SASL_MAX_MECHLIST bytes makes it roomy
+ * first. */
+static void grow_mechlist_buffer(vb_sasl *s)
+{
+    char prefix[VB_SASL_MAX_MECHLIST + 1];
+    const char *list;
+    memset(prefix, ' ', sizeof prefix - 1);
+    prefix[sizeof prefix - 1] = '\0';
+    sasl_listmech(s->conn, NULL, prefix, ",", "", &list, NULL, NULL);
+}
+
 int vb_sasl_set_channel_binding(vb_sasl *s, const char *type, const uint8_t *data, size_t len,
                                 vb_error *err)
 {
@@ -206,6 +223,8 @@ int vb_sasl_set_channel_binding(vb_sasl *s, const char *type, const uint8_t *dat
         return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_SASL, "malformed channel binding");
     snprintf(s->cbind_type, sizeof s->cbind_type, "%s", type);
     memcpy(s->cbind_data, data, len);
+    if (s->server)
+        grow_mechlist_buffer(s);
     /* not critical: a server still offers the mechanisms without it (the
      * SCRAM flag catches a client that has one and is told otherwise); a
      * client keeps to -PLUS by itself (vb_sasl_client_start) */

@@ -5,7 +5,9 @@
  * has two TLS connections and so two values, cannot relay the login; a
  * mechanism list with the -PLUS names stripped does not make a bound
  * client fall back; and Cyrus's server refuses a client that has a
- * channel binding but was told the server has none (SCRAM's "y" flag). */
+ * channel binding but was told the server has none (SCRAM's "y" flag).
+ * The mech_list has only mechanisms that can bind: Cyrus 2.1.28's listing
+ * overflows its buffer then (vb_sasl works around it; SAN=1 checks). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -34,7 +36,7 @@ static int group_setup(void **state)
     const char *const users[] = { user, NULL };
     conf_dir = vb_ts_tmpdir("cbind");
     vb_ts_sasl_pin_plugins();
-    if (!conf_dir || vb_ts_sasl_setup(conf_dir, APP, REALM, "SCRAM-SHA-256 DIGEST-MD5", users,
+    if (!conf_dir || vb_ts_sasl_setup(conf_dir, APP, REALM, "SCRAM-SHA-256 SCRAM-SHA-1", users,
                                       NULL) < 0 ||
         vb_sasl_server_init(APP, conf_dir, &err) < 0 || vb_sasl_client_init(&err) < 0)
         return -1;
@@ -120,8 +122,10 @@ static void test_server_offers_plus(void **state)
     (void)state;
     ends e;
     ends_new(&e, 7, 0);
-    assert_non_null(strstr(e.mechlist, "SCRAM-SHA-256-PLUS"));
-    assert_non_null(strstr(e.mechlist, "DIGEST-MD5")); /* not critical: the others stay */
+    /* every mechanism of this mech_list can bind: the listing Cyrus 2.1.28
+     * writes one byte past its buffer for, unless vb_sasl grew it first
+     * (under SAN=1 AddressSanitizer stops here) */
+    assert_string_equal(e.mechlist, "SCRAM-SHA-256-PLUS,SCRAM-SHA-256,SCRAM-SHA-1-PLUS,SCRAM-SHA-1");
     ends_free(&e);
     ends_new(&e, 0, 0);
     assert_null(strstr(e.mechlist, "-PLUS"));
