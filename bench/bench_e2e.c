@@ -220,20 +220,32 @@ static int xen_port;
 static broker bcold, btoken, bwarm, btls, btls_full;
 static const char *tls_pki, *peer_uri_tls; /* BENCH_TLS_PKI, BENCH_PEER_URI_TLS */
 
-static int start_hostd(hostd *h, const char *name, const char *auth_unix, const char *auth_tcp)
+/* auth_net is for its TCP listener, or with tls (vbhostd "tls") for a TLS
+ * listener with BENCH_TLS_PKI's certificates */
+static int start_hostd(hostd *h, const char *name, const char *auth_unix, const char *auth_net,
+                       int tls)
 {
-    char text[2000];
+    char text[3000], net[1600];
     snprintf(h->sock, sizeof h->sock, "%s/%s.sock", dir, name);
     snprintf(h->log, sizeof h->log, "%s/%s.log", dir, name);
     snprintf(h->conf, sizeof h->conf, "%s/%s.conf", dir, name);
     for (int attempt = 0; attempt < 5; attempt++) {
         h->port = vb_ts_free_tcp_port();
+        if (tls)
+            snprintf(net, sizeof net,
+                     "listen_tls = \"127.0.0.1:%d\"\nauth_tls = %s\n"
+                     "cert_file = \"%s/servercert.pem\"\nkey_file = \"%s/serverkey.pem\"\n"
+                     "ca_file = \"%s/cacert.pem\"\n",
+                     h->port, auth_net, tls_pki, tls_pki, tls_pki);
+        else
+            snprintf(net, sizeof net, "listen_tcp = \"127.0.0.1:%d\"\nauth_tcp = %s\n", h->port,
+                     auth_net);
         snprintf(text, sizeof text,
-                 "listen_unix = \"%s\"\nlisten_tcp = \"127.0.0.1:%d\"\nstate_dir = \"%s/%s-state\"\n"
-                 "auth_unix = %s\nauth_tcp = %s\nsasl_conf_dir = \"%s/sasl\"\n"
+                 "listen_unix = \"%s\"\n%sstate_dir = \"%s/%s-state\"\n"
+                 "auth_unix = %s\nsasl_conf_dir = \"%s/sasl\"\n"
                  "sasl_realm = \"" REALM "\"\nmax_anonymous_clients = 2000\nmax_clients = 10000\n"
                  "log_level = \"warn\"\nallowed_xenapi_hosts = [\"127.0.0.1:%d\"]\n",
-                 h->sock, h->port, dir, name, auth_unix, auth_tcp, dir, xen_port);
+                 h->sock, net, dir, name, auth_unix, dir, xen_port);
         vb_ts_write_file(h->conf, text, 0600);
         char bin[PATH_MAX + 16];
         snprintf(bin, sizeof bin, "%s/vbhostd", build_dir);
@@ -246,38 +258,6 @@ static int start_hostd(hostd *h, const char *name, const char *auth_unix, const 
             vb_ts_stop(h->pid, 2000);
     }
     fprintf(stderr, "bench_e2e: vbhostd %s did not start; see %s\n", name, h->log);
-    return -1;
-}
-
-/* vbhostd "tls": a TLS listener with tokens and SCRAM (its -PLUS variant) */
-static int start_hostd_tls(hostd *h)
-{
-    char text[3000];
-    snprintf(h->sock, sizeof h->sock, "%s/htls.sock", dir);
-    snprintf(h->log, sizeof h->log, "%s/htls.log", dir);
-    snprintf(h->conf, sizeof h->conf, "%s/htls.conf", dir);
-    for (int attempt = 0; attempt < 5; attempt++) {
-        h->port = vb_ts_free_tcp_port();
-        snprintf(text, sizeof text,
-                 "listen_unix = \"%s\"\nlisten_tls = \"127.0.0.1:%d\"\nstate_dir = \"%s/htls-state\"\n"
-                 "auth_unix = [\"sasl\"]\nauth_tls = [\"token\", \"sasl\"]\n"
-                 "cert_file = \"%s/servercert.pem\"\nkey_file = \"%s/serverkey.pem\"\n"
-                 "ca_file = \"%s/cacert.pem\"\nsasl_conf_dir = \"%s/sasl\"\n"
-                 "sasl_realm = \"" REALM "\"\nmax_anonymous_clients = 2000\nmax_clients = 10000\n"
-                 "log_level = \"warn\"\n",
-                 h->sock, h->port, dir, tls_pki, tls_pki, tls_pki, dir);
-        vb_ts_write_file(h->conf, text, 0600);
-        char bin[PATH_MAX + 16];
-        snprintf(bin, sizeof bin, "%s/vbhostd", build_dir);
-        char *argv[] = { bin, "-f", h->conf, "--foreground", NULL };
-        h->pid = vb_ts_spawn(argv, NULL, h->log);
-        if (h->pid > 0 && vb_ts_wait_unix_socket(h->sock, START_MS) == 0 &&
-            vb_ts_wait_tcp("127.0.0.1", h->port, START_MS) == 0)
-            return 0;
-        if (h->pid > 0)
-            vb_ts_stop(h->pid, 2000);
-    }
-    fprintf(stderr, "bench_e2e: vbhostd tls did not start; see %s\n", h->log);
     return -1;
 }
 
@@ -667,7 +647,8 @@ static int bench_tls(void)
 
 static int tls_setup(void)
 {
-    if (start_hostd_tls(&htls) < 0)
+    /* a TLS listener with tokens and SCRAM (its -PLUS variant) */
+    if (start_hostd(&htls, "htls", "[\"sasl\"]", "[\"token\", \"sasl\"]", 1) < 0)
         return -1;
     snprintf(uri_tls_scram, sizeof uri_tls_scram,
              "test+tls://127.0.0.1:%d/default?pkipath=%s&auth=sasl", htls.port, tls_pki);
@@ -1810,8 +1791,8 @@ int main(int argc, char **argv)
     if (vb_ts_sasl_setup(sasl, "vbhostd", REALM, "digest-md5 scram-sha-256", users, NULL) < 0)
         return 1;
     xen_port = vb_ts_free_tcp_port();
-    if (start_hostd(&hsasl, "hsasl", "[\"token\", \"sasl\"]", "[\"sasl\"]") < 0 ||
-        start_hostd(&hnone, "hnone", "[\"none\"]", "[\"none\"]") < 0)
+    if (start_hostd(&hsasl, "hsasl", "[\"token\", \"sasl\"]", "[\"sasl\"]", 0) < 0 ||
+        start_hostd(&hnone, "hnone", "[\"none\"]", "[\"none\"]", 0) < 0)
         return 1;
     snprintf(uri_digest, sizeof uri_digest, "test+tcp://127.0.0.1:%d/default?auth=sasl.DIGEST-MD5",
              hsasl.port);
