@@ -1075,7 +1075,8 @@ static int open_tls(const vb_uri *uri, int fd, vb_tls **tls, vb_error *err)
         return -1;
     }
     vb_log(VB_LOG_DEBUG, "%s to vbhostd at %s:%d: %s", vb_tls_version(*tls), uri->host,
-           uri_port(uri), vb_tls_resumed(vb_tls_ssl(*tls)) ? "TLS session resumed" : "full handshake");
+           uri_port(uri),
+           vb_tls_resumed(vb_tls_ssl(*tls)) ? "TLS session resumed" : "full handshake");
     if (no_verify)
         vb_log(VB_LOG_WARN, "TLS to vbhostd at %s:%d: the server's certificate is NOT verified "
                             "(no_verify=1 in the URI): whoever sits in between can read and "

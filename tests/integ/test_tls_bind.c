@@ -103,9 +103,9 @@ static int start_forwarder(const char *mode)
     snprintf(ready, sizeof ready, "%s/fwd-%s.ready", dir, mode);
     snprintf(log, sizeof log, "%s/fwd.log", dir);
     unlink(ready);
-    char *argv[] = { "python3", VB_SRC_DIR "/tests/peers/tls_mitm.py", "--port", port, "--target",
-                     target, "--mode", (char *)mode, "--cert", mitm.cert, "--key", mitm.key, "--ready-file",
-                     ready, NULL };
+    char *argv[] = { "python3", VB_SRC_DIR "/tests/peers/tls_mitm.py", "--port", port,
+                     "--target", target, "--mode", (char *)mode, "--cert", mitm.cert, "--key",
+                     mitm.key, "--ready-file", ready, NULL };
     fwd_pid = vb_ts_spawn(argv, NULL, log);
     return fwd_pid > 0 && vb_ts_wait_file(ready, vb_ts_scaled_ms(START_MS)) == 0 ? 0 : -1;
 }

@@ -125,7 +125,8 @@ static void test_server_offers_plus(void **state)
     /* every mechanism of this mech_list can bind: the listing Cyrus 2.1.28
      * writes one byte past its buffer for, unless vb_sasl grew it first
      * (under SAN=1 AddressSanitizer stops here) */
-    assert_string_equal(e.mechlist, "SCRAM-SHA-256-PLUS,SCRAM-SHA-256,SCRAM-SHA-1-PLUS,SCRAM-SHA-1");
+    assert_string_equal(e.mechlist,
+                        "SCRAM-SHA-256-PLUS,SCRAM-SHA-256,SCRAM-SHA-1-PLUS,SCRAM-SHA-1");
     ends_free(&e);
     ends_new(&e, 0, 0);
     assert_null(strstr(e.mechlist, "-PLUS"));
