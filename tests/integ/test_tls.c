@@ -367,8 +367,24 @@ static void test_no_verify(void **state)
     if (connect_tls("127.0.0.1", h_expired.tls_port, pki_nocert, "&no_verify=1", &r, &err) < 0)
         fail_msg("%s", err.message);
     vb_remote_free(r);
-    /* a URI with no_verify from the wire is refused by name */
+    /* what vbctl status shows of such a connection (the driver's description) */
+    char text[600];
     vb_uri uri;
+    snprintf(text, sizeof text, "test+tls://127.0.0.1:%d/default?pkipath=%s&no_verify=1",
+             h_expired.tls_port, pki_nocert);
+    assert_int_equal(vb_uri_parse(text, &uri, &err), 0);
+    const vb_driver *drv = vb_driver_for_uri(&uri, &err);
+    assert_non_null(drv);
+    vb_cred_source creds = { .fn = answer_cb, .opaque = &asked, .types = cred_types, .ntypes = 3 };
+    void *conn = NULL;
+    if (drv->open(&uri, 0, &creds, &conn, &err) < 0)
+        fail_msg("%s", err.message);
+    vb_conn_info info;
+    vb_driver_describe(drv, conn, &info);
+    assert_string_equal(info.auth_type, "sasl over TLS UNVERIFIED");
+    drv->close(conn);
+    vb_uri_clear(&uri);
+    /* a URI with no_verify from the wire is refused by name */
     assert_int_equal(vb_uri_parse("test+tls://127.0.0.1/default?no_verify=1", &uri, &err), 0);
     assert_int_equal(vb_driver_check_wire_uri(&uri, &err), -1);
     assert_contains(err.message, "no_verify");
