@@ -111,7 +111,8 @@ static int group_setup(void **state)
                             "sasl_realm = \"" REALM "\"\n";
     snprintf(common, sizeof common, sasl_conf, sasl_dir);
     if (vb_ts_hostd_start_tls(&h_sasl, dir, "sasl",
-                              "%sauth_tls = [\"sasl\"]\ntcp_min_ssf = 56\nfirst_frame_timeout = 2\n"
+                              "%sauth_tls = [\"sasl\", \"token\"]\ntcp_min_ssf = 56\n"
+                              "first_frame_timeout = 2\n"
                               "cert_file = \"%s\"\nkey_file = \"%s\"\nca_file = \"%s\"\n"
                               "crl_file = \"%s/cacrl.pem\"\n",
                               common, server.cert, server.key, ca.cert, dir) < 0 ||
@@ -284,6 +285,58 @@ static void test_certificate_login(void **state)
     assert_string_equal(vb_remote_auth_type(r), "none");
     open_and_list(r);
     vb_remote_free(r);
+}
+
+/* tcp_min_ssf = 56 refuses tokens on plain TCP; over TLS one is issued (its
+ * secret inside TLS) and logs in, its proof bound to the TCP endpoint the
+ * connection reached. */
+static vb_remote_token issued;
+static char token_endpoint_seen[200];
+
+static int lookup_issued(void *opaque, const char *server_id, const char *endpoint,
+                         const char *user, char *id, size_t idlen, uint8_t *secret, size_t slen)
+{
+    (void)opaque;
+    (void)server_id;
+    (void)user;
+    snprintf(token_endpoint_seen, sizeof token_endpoint_seen, "%s", endpoint);
+    if (idlen <= strlen(issued.id) || slen < sizeof issued.secret)
+        return 0;
+    memcpy(id, issued.id, strlen(issued.id) + 1);
+    memcpy(secret, issued.secret, sizeof issued.secret);
+    return 1;
+}
+
+static void test_token_over_tls(void **state)
+{
+    (void)state;
+    vb_remote *r = NULL;
+    vb_error err;
+    if (connect_tls("127.0.0.1", h_sasl.tls_port, pki_good, "&auth=sasl", &r, &err) < 0)
+        fail_msg("%s", err.message);
+    if (vb_remote_issue_token(r, 600, &issued, &err) < 0)
+        fail_msg("%s", err.message);
+    vb_remote_free(r);
+    char text[600];
+    snprintf(text, sizeof text, "test+tls://127.0.0.1:%d/default?pkipath=%s&auth=token",
+             h_sasl.tls_port, pki_good);
+    vb_uri uri;
+    assert_int_equal(vb_uri_parse(text, &uri, &err), 0);
+    vb_remote_opts opts = { .creds = { .fn = answer_cb, .opaque = &asked, .types = cred_types,
+                                       .ntypes = 3, .token_lookup = lookup_issued },
+                            .timeout_ms = 20000 };
+    asked = 0;
+    if (vb_remote_connect(&uri, &opts, &r, &err) < 0)
+        fail_msg("%s", err.message);
+    vb_uri_clear(&uri);
+    assert_string_equal(vb_remote_auth_type(r), "token");
+    assert_int_equal(asked, 0);
+    char want[100];
+    snprintf(want, sizeof want, "tls:127.0.0.1:%d", h_sasl.tls_port);
+    assert_string_equal(token_endpoint_seen, want);
+    open_and_list(r);
+    vb_remote_free(r);
+    explicit_bzero(&issued, sizeof issued);
 }
 
 /* ---- refusals, each with what to look at ------------------------------------------- */
@@ -519,6 +572,7 @@ int main(void)
         cmocka_unit_test(test_scram_over_tls),
         cmocka_unit_test(test_client_cert_optional),
         cmocka_unit_test(test_certificate_login),
+        cmocka_unit_test(test_token_over_tls),
         cmocka_unit_test(test_wrong_ca),
         cmocka_unit_test(test_expired_server),
         cmocka_unit_test(test_wrong_name),
