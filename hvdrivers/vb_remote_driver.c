@@ -440,7 +440,11 @@ static int remote_shutdown(void *conn, const char *name, vb_error *err)
 static void remote_describe(void *conn, vb_conn_info *info)
 {
     const vb_remote *r = ((rconn *)conn)->up->remote;
-    snprintf(info->auth_type, sizeof info->auth_type, "%s", vb_remote_auth_type(r));
+    const vb_tls *tls = vb_remote_tls(r);
+    /* an unverified server certificate (no_verify=1) shows wherever the
+     * connection is described (vbctl status) */
+    snprintf(info->auth_type, sizeof info->auth_type, "%s%s", vb_remote_auth_type(r),
+             !tls ? "" : vb_tls_unverified(tls) ? " over TLS UNVERIFIED" : " over TLS");
     snprintf(info->sasl_mech, sizeof info->sasl_mech, "%s",
              vb_remote_sasl_mech(r) ? vb_remote_sasl_mech(r) : "");
     info->ssf = vb_remote_ssf(r);

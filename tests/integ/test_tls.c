@@ -87,7 +87,8 @@ static int group_setup(void **state)
                             "sasl_realm = \"" REALM "\"\n";
     snprintf(common, sizeof common, sasl_conf, sasl_dir);
     if (vb_ts_hostd_start_tls(&h_sasl, dir, "sasl",
-                              "%sauth_tls = [\"sasl\"]\ntcp_min_ssf = 56\nfirst_frame_timeout = 2\n"
+                              "%sauth_tls = [\"sasl\", \"token\"]\ntcp_min_ssf = 56\n"
+                              "first_frame_timeout = 2\n"
                               "cert_file = \"%s\"\nkey_file = \"%s\"\nca_file = \"%s\"\n"
                               "crl_file = \"%s/cacrl.pem\"\n",
                               common, server.cert, server.key, ca.cert, dir) < 0 ||
@@ -262,6 +263,58 @@ static void test_certificate_login(void **state)
     vb_remote_free(r);
 }
 
+/* tcp_min_ssf = 56 refuses tokens on plain TCP; over TLS one is issued (its
+ * secret inside TLS) and logs in, its proof bound to the TCP endpoint the
+ * connection reached. */
+static vb_remote_token issued;
+static char token_endpoint_seen[200];
+
+static int lookup_issued(void *opaque, const char *server_id, const char *endpoint,
+                         const char *user, char *id, size_t idlen, uint8_t *secret, size_t slen)
+{
+    (void)opaque;
+    (void)server_id;
+    (void)user;
+    snprintf(token_endpoint_seen, sizeof token_endpoint_seen, "%s", endpoint);
+    if (idlen <= strlen(issued.id) || slen < sizeof issued.secret)
+        return 0;
+    memcpy(id, issued.id, strlen(issued.id) + 1);
+    memcpy(secret, issued.secret, sizeof issued.secret);
+    return 1;
+}
+
+static void test_token_over_tls(void **state)
+{
+    (void)state;
+    vb_remote *r = NULL;
+    vb_error err;
+    if (connect_tls("127.0.0.1", h_sasl.tls_port, pki_good, "&auth=sasl", &r, &err) < 0)
+        fail_msg("%s", err.message);
+    if (vb_remote_issue_token(r, 600, &issued, &err) < 0)
+        fail_msg("%s", err.message);
+    vb_remote_free(r);
+    char text[600];
+    snprintf(text, sizeof text, "test+tls://127.0.0.1:%d/default?pkipath=%s&auth=token",
+             h_sasl.tls_port, pki_good);
+    vb_uri uri;
+    assert_int_equal(vb_uri_parse(text, &uri, &err), 0);
+    vb_remote_opts opts = { .creds = { .fn = answer_cb, .opaque = &asked, .types = cred_types,
+                                       .ntypes = 3, .token_lookup = lookup_issued },
+                            .timeout_ms = 20000 };
+    asked = 0;
+    if (vb_remote_connect(&uri, &opts, &r, &err) < 0)
+        fail_msg("%s", err.message);
+    vb_uri_clear(&uri);
+    assert_string_equal(vb_remote_auth_type(r), "token");
+    assert_int_equal(asked, 0);
+    char want[100];
+    snprintf(want, sizeof want, "tls:127.0.0.1:%d", h_sasl.tls_port);
+    assert_string_equal(token_endpoint_seen, want);
+    open_and_list(r);
+    vb_remote_free(r);
+    explicit_bzero(&issued, sizeof issued);
+}
+
 /* ---- refusals, each with what to look at ------------------------------------------- */
 
 static void expect_refusal(const char *host, int port, const char *pki, const char *extra,
@@ -343,8 +396,24 @@ static void test_no_verify(void **state)
     if (connect_tls("127.0.0.1", h_expired.tls_port, pki_nocert, "&no_verify=1", &r, &err) < 0)
         fail_msg("%s", err.message);
     vb_remote_free(r);
-    /* a URI with no_verify from the wire is refused by name */
+    /* what vbctl status shows of such a connection (the driver's description) */
+    char text[600];
     vb_uri uri;
+    snprintf(text, sizeof text, "test+tls://127.0.0.1:%d/default?pkipath=%s&no_verify=1",
+             h_expired.tls_port, pki_nocert);
+    assert_int_equal(vb_uri_parse(text, &uri, &err), 0);
+    const vb_driver *drv = vb_driver_for_uri(&uri, &err);
+    assert_non_null(drv);
+    vb_cred_source creds = { .fn = answer_cb, .opaque = &asked, .types = cred_types, .ntypes = 3 };
+    void *conn = NULL;
+    if (drv->open(&uri, 0, &creds, &conn, &err) < 0)
+        fail_msg("%s", err.message);
+    vb_conn_info info;
+    vb_driver_describe(drv, conn, &info);
+    assert_string_equal(info.auth_type, "sasl over TLS UNVERIFIED");
+    drv->close(conn);
+    vb_uri_clear(&uri);
+    /* a URI with no_verify from the wire is refused by name */
     assert_int_equal(vb_uri_parse("test+tls://127.0.0.1/default?no_verify=1", &uri, &err), 0);
     assert_int_equal(vb_driver_check_wire_uri(&uri, &err), -1);
     assert_contains(err.message, "no_verify");
@@ -479,6 +548,7 @@ int main(void)
         cmocka_unit_test(test_scram_over_tls),
         cmocka_unit_test(test_client_cert_optional),
         cmocka_unit_test(test_certificate_login),
+        cmocka_unit_test(test_token_over_tls),
         cmocka_unit_test(test_wrong_ca),
         cmocka_unit_test(test_expired_server),
         cmocka_unit_test(test_wrong_name),
