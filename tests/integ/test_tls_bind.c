@@ -25,6 +25,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "vb_msg.h"
+#include "vb_net.h"
 #include "vb_remote.h"
 #include "vb_testsupport.h"
 #include "vb_tls_cbind.h"
@@ -332,6 +334,139 @@ static void test_resumed_connection_has_its_own_binding(void **state)
     explicit_bzero(&t, sizeof t);
 }
 
+/* ---- a hand-made client: a proof without the channel binding ------------- */
+
+typedef struct raw {
+    vb_tls *tls;
+    int fd;
+    vb_frame_reader rd;
+    uint32_t serial;
+} raw;
+
+typedef struct challenge_args {
+    const char *id;
+    const uint8_t *cnonce;
+    const char *endpoint;
+} challenge_args;
+
+static void pack_challenge(vb_enc *enc, const void *arg)
+{
+    const challenge_args *a = arg;
+    vb_enc_array(enc, 3);
+    vb_enc_str(enc, a->id);
+    vb_enc_bin(enc, a->cnonce, VB_TOKEN_NONCE_LEN);
+    vb_enc_str(enc, a->endpoint);
+}
+
+static void pack_proof(vb_enc *enc, const void *arg)
+{
+    vb_enc_array(enc, 1);
+    vb_enc_bin(enc, arg, VB_TOKEN_PROOF_LEN);
+}
+
+static void pack_none(vb_enc *enc, const void *arg)
+{
+    (void)arg;
+    vb_enc_array(enc, 0);
+}
+
+/* One call, its reply in *reply (0), or -1. */
+static int raw_call(raw *c, uint32_t proc, void (*pack)(vb_enc *, const void *), const void *arg,
+                    vb_msg *reply)
+{
+    vb_msg_header hdr = { VB_PROG_HOST, VB_PROG_HOST_VERSION, VB_MSG_CALL, ++c->serial, proc,
+                          VB_STATUS_OK, 0 };
+    vb_enc enc;
+    uint8_t *frame, buf[4096];
+    size_t len, got, used;
+    vb_error err;
+    vb_enc_begin(&enc, &hdr);
+    pack(&enc, arg);
+    if (vb_enc_finish(&enc, VB_FRAME_MAX_PREAUTH, &frame, &len, &err) < 0)
+        return -1;
+    int rc = vb_tls_write_all(c->tls, frame, len, 10000, &err);
+    vb_frame_free(frame, len);
+    while (rc == 0 && vb_tls_read(c->tls, buf, sizeof buf, vb_ts_scaled_ms(10000), &got, &err) == 0) {
+        for (size_t off = 0; off < got; off += used) {
+            int st = vb_frame_reader_feed(&c->rd, buf + off, got - off, &used, &err);
+            if (st == VB_FRAME_ERROR)
+                return -1;
+            if (st == VB_FRAME_READY) {
+                uint8_t *payload = vb_frame_reader_take(&c->rd, &len);
+                return vb_msg_decode(reply, payload, len, &err);
+            }
+        }
+    }
+    return -1;
+}
+
+/* A client that runs the token challenge over TLS but leaves the channel
+ * binding out of its proof (as one that could relay it would): the server,
+ * whose proofs on TLS always cover it, refuses. */
+static void test_unbound_proof_refused_on_tls(void **state)
+{
+    (void)state;
+    vb_error err;
+    held_token t;
+    memset(&t, 0, sizeof t);
+    vb_remote *first = connect_tls(&t, "sasl", &err);
+    if (!first)
+        fail_msg("login: %s", err.message);
+    assert_int_equal(vb_remote_issue_token(first, 600, &t.tok, &err), 0);
+    snprintf(t.server_id, sizeof t.server_id, "%s", vb_remote_server_id(first));
+    vb_remote_free(first);
+
+    raw c;
+    memset(&c, 0, sizeof c);
+    vb_frame_reader_init(&c.rd, VB_FRAME_MAX_POSTAUTH);
+    c.fd = vb_net_connect_tcp("127.0.0.1", tls_port, 10000, &err);
+    assert_true(c.fd >= 0);
+    assert_int_equal(vb_tls_client_connect(c.fd, "127.0.0.1", tls_port, pki, 0, 10000, &c.tls, &err),
+                     0);
+    char endpoint[80];
+    assert_int_equal(vb_net_tcp_endpoint(c.fd, 1, endpoint, sizeof endpoint), 0);
+    memcpy(endpoint, "tls", 3);
+    vb_msg reply;
+    assert_int_equal(raw_call(&c, VB_HOST_PROC_AUTH_LIST, pack_none, NULL, &reply), 0);
+    vb_msg_clear(&reply);
+    uint8_t cn[VB_TOKEN_NONCE_LEN], sn[VB_TOKEN_NONCE_LEN], proof[VB_TOKEN_PROOF_LEN];
+    assert_int_equal(vb_token_nonce(cn, &err), 0);
+    challenge_args ca = { t.tok.id, cn, endpoint };
+    assert_int_equal(raw_call(&c, VB_HOST_PROC_AUTH_TOKEN_CHALLENGE, pack_challenge, &ca, &reply), 0);
+    assert_int_equal(reply.hdr.status, VB_STATUS_OK);
+    vb_rd rd;
+    const uint8_t *snonce, *sproof;
+    size_t snlen, splen;
+    assert_int_equal(vb_rd_init(&rd, reply.body, &err), 0);
+    assert_int_equal(vb_rd_bin(&rd, &snonce, &snlen, &err), 0);
+    assert_int_equal(vb_rd_bin(&rd, &sproof, &splen, &err), 0);
+    assert_int_equal(snlen, VB_TOKEN_NONCE_LEN);
+    memcpy(sn, snonce, sizeof sn);
+    /* the server's proof covers the channel binding: an unbound one differs */
+    vb_token_binding unbound = { t.server_id, endpoint, NULL, 0 };
+    assert_int_equal(vb_token_proof_bound(VB_TOKEN_SERVER, t.tok.secret, VB_TOKEN_SECRET_LEN,
+                                          t.tok.id, &unbound, cn, sn, proof, &err),
+                     0);
+    assert_false(vb_token_proof_equal(proof, sproof));
+    vb_msg_clear(&reply);
+    assert_int_equal(vb_token_proof_bound(VB_TOKEN_CLIENT, t.tok.secret, VB_TOKEN_SECRET_LEN,
+                                          t.tok.id, &unbound, cn, sn, proof, &err),
+                     0);
+    int wrong = count("wrong proof for token");
+    assert_int_equal(raw_call(&c, VB_HOST_PROC_AUTH_TOKEN_PROVE, pack_proof, proof, &reply), 0);
+    assert_int_equal(reply.hdr.status, VB_STATUS_ERROR);
+    vb_error refusal;
+    assert_int_equal(vb_msg_error_body(&reply, &refusal, &err), 0);
+    assert_int_equal(refusal.code, VB_ERR_AUTH_FAILED);
+    vb_msg_clear(&reply);
+    assert_true(vb_ts_wait_for_log(h.log, "wrong proof for token", wrong + 1,
+                                   vb_ts_scaled_ms(5000)) == 0);
+    vb_tls_free(c.tls);
+    close(c.fd);
+    vb_frame_reader_clear(&c.rd);
+    explicit_bzero(&t, sizeof t);
+}
+
 static void test_man_in_the_middle_cannot_log_in(void **state)
 {
     (void)state;
@@ -380,6 +515,7 @@ int main(void)
         cmocka_unit_test(test_login_then_token_over_tls_and_after_restart),
         cmocka_unit_test(test_resumed_connection_has_its_own_binding),
         cmocka_unit_test(test_resumption_keeps_the_certificate_policy),
+        cmocka_unit_test(test_unbound_proof_refused_on_tls),
         cmocka_unit_test(test_man_in_the_middle_cannot_log_in),
     };
     return cmocka_run_group_tests_name("tls_bind", tests, group_setup, vb_ts_group_teardown);
