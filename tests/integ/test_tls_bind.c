@@ -386,7 +386,8 @@ static int raw_call(raw *c, uint32_t proc, void (*pack)(vb_enc *, const void *),
         return -1;
     int rc = vb_tls_write_all(c->tls, frame, len, 10000, &err);
     vb_frame_free(frame, len);
-    while (rc == 0 && vb_tls_read(c->tls, buf, sizeof buf, vb_ts_scaled_ms(10000), &got, &err) == 0) {
+    int wait_ms = vb_ts_scaled_ms(10000);
+    while (rc == 0 && vb_tls_read(c->tls, buf, sizeof buf, wait_ms, &got, &err) == 0) {
         for (size_t off = 0; off < got; off += used) {
             int st = vb_frame_reader_feed(&c->rd, buf + off, got - off, &used, &err);
             if (st == VB_FRAME_ERROR)
@@ -421,8 +422,8 @@ static void test_unbound_proof_refused_on_tls(void **state)
     vb_frame_reader_init(&c.rd, VB_FRAME_MAX_POSTAUTH);
     c.fd = vb_net_connect_tcp("127.0.0.1", tls_port, 10000, &err);
     assert_true(c.fd >= 0);
-    assert_int_equal(vb_tls_client_connect(c.fd, "127.0.0.1", tls_port, pki, 0, 10000, &c.tls, &err),
-                     0);
+    assert_int_equal(
+        vb_tls_client_connect(c.fd, "127.0.0.1", tls_port, pki, 0, 10000, &c.tls, &err), 0);
     char endpoint[80];
     assert_int_equal(vb_net_tcp_endpoint(c.fd, 1, endpoint, sizeof endpoint), 0);
     memcpy(endpoint, "tls", 3);
@@ -432,7 +433,8 @@ static void test_unbound_proof_refused_on_tls(void **state)
     uint8_t cn[VB_TOKEN_NONCE_LEN], sn[VB_TOKEN_NONCE_LEN], proof[VB_TOKEN_PROOF_LEN];
     assert_int_equal(vb_token_nonce(cn, &err), 0);
     challenge_args ca = { t.tok.id, cn, endpoint };
-    assert_int_equal(raw_call(&c, VB_HOST_PROC_AUTH_TOKEN_CHALLENGE, pack_challenge, &ca, &reply), 0);
+    assert_int_equal(
+        raw_call(&c, VB_HOST_PROC_AUTH_TOKEN_CHALLENGE, pack_challenge, &ca, &reply), 0);
     assert_int_equal(reply.hdr.status, VB_STATUS_OK);
     vb_rd rd;
     const uint8_t *snonce, *sproof;
