@@ -5,7 +5,10 @@
  *    `vbctl --non-interactive … list` uses the token over TLS, also after a
  *    broker restart;
  *  - a resumed TLS connection has its own tls-exporter value, and a token
- *    login and a SCRAM-PLUS login both work on it;
+ *    login and a SCRAM-PLUS login both work on it; it still carries the
+ *    client certificate, which the listener's policy (required, DN list)
+ *    checks again;
+ *  - a hand-made client's token proof without the channel binding is refused;
  *  - through a port forward the operator runs (listed in token_endpoints) the
  *    login and the token work; a man in the middle that takes the forward's
  *    place with its own certificate, from the CA the client trusts
