@@ -2,8 +2,8 @@
  * (LISTEN_FDS) matched to the listeners of the configuration.
  *
  * Each passed socket must be one of the configured listeners: the unix socket
- * at listen_unix, or a TCP socket bound to exactly listen_tcp's (or listen_tls's) address and
- * port. The matched listener then serves the passed socket with its own auth
+ * at listen_unix, or a TCP socket bound to exactly listen_tcp's (or
+ * listen_tls's) address and port. The matched listener then serves the passed socket with its own auth
  * list and limits. A passed socket that matches none refuses the start: an
  * operator's .socket unit that disagrees with vbhostd.conf must never open a
  * listener the configuration does not name (and whose auth list nobody chose),
@@ -129,8 +129,7 @@ int vbh_take_passed_sockets(vbh_config *cfg, const char *config_path, vb_error *
             rc = vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
                               "systemd passed %s (\"%s\") but %s configures no such listener "
                               "(listen_unix %s, listen_tcp %s, listen_tls %s); make the .socket "
-                              "unit's "
-                              "ListenStream= and the configuration agree",
+                              "unit's ListenStream= and the configuration agree",
                               what, names && names[i] ? names[i] : "unnamed", config_path,
                               cfg->listen_unix ? cfg->listen_unix : "unset",
                               cfg->listen_tcp ? cfg->listen_tcp : "unset",

@@ -343,7 +343,7 @@ static void accept_one(int fd, void *data)
         return;
     }
     vb_tls *tls = NULL;
-    if (lis->is_tls && !(tls = vb_tls_server_new(srv->tls_ctx, fd, c->peer, &err))) {
+    if (lis->is_tls && !(tls = vb_tls_server_new(srv->tls_ctx, fd, &err))) {
         vb_log(VB_LOG_ERROR, "cannot serve %s: %s", c->peer, err.message);
         close(fd);
         free(c);

@@ -1230,13 +1230,16 @@ static int connect_over(int fd, vb_tls *tls, const vb_uri *uri, const vb_remote_
     if (!opts)
         opts = &no_opts;
     *out = NULL;
-    vb_remote *r = vb_sasl_client_init(err) < 0 ? NULL : calloc(1, sizeof *r);
+    if (vb_sasl_client_init(err) < 0) {
+        vb_tls_free(tls);
+        close(fd);
+        return -1;
+    }
+    vb_remote *r = calloc(1, sizeof *r);
     if (!r) {
         vb_tls_free(tls);
         close(fd);
-        return err && err->code != VB_ERR_OK ? -1
-                                             : vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_CLIENT,
-                                                            "out of memory");
+        return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_CLIENT, "out of memory");
     }
     r->fd = fd;
     r->tls = tls;

@@ -409,6 +409,16 @@ static void handshake_timeout(vb_loop *loop, uint64_t id, void *data)
     stream_destroy(s);
 }
 
+/* Leave a handler: free the stream it closed, else set the events it waits for. */
+static void handler_done(vb_stream *s)
+{
+    s->in_handler = 0;
+    if (s->closing)
+        stream_destroy(s);
+    else
+        stream_update_events(s);
+}
+
 /* Decrypted bytes inside the TLS session wake no poll: read them from a
  * timer once the stream may read. */
 static void tls_more(vb_loop *loop, uint64_t id, void *data)
@@ -420,11 +430,7 @@ static void tls_more(vb_loop *loop, uint64_t id, void *data)
     s->in_handler = 1;
     if (reading_allowed(s))
         stream_read(s);
-    s->in_handler = 0;
-    if (s->closing)
-        stream_destroy(s);
-    else
-        stream_update_events(s);
+    handler_done(s);
 }
 
 static void schedule_tls_more(vb_stream *s)
@@ -463,11 +469,7 @@ static void stream_io(vb_loop *loop, int fd, unsigned events, void *data)
     }
     if (can_read && reading_allowed(s))
         stream_read(s);
-    s->in_handler = 0;
-    if (s->closing)
-        stream_destroy(s);
-    else
-        stream_update_events(s);
+    handler_done(s);
 }
 
 vb_stream *vb_stream_new(vb_loop *loop, int fd, size_t max_frame, vb_stream_msg_fn on_msg,
@@ -575,11 +577,7 @@ static void resume_timer(vb_loop *loop, uint64_t id, void *data)
     s->resume_timer_id = 0;
     s->in_handler = 1;
     deliver_held(s);
-    s->in_handler = 0;
-    if (s->closing)
-        stream_destroy(s);
-    else
-        stream_update_events(s);
+    handler_done(s);
 }
 
 static void stall_timeout(vb_loop *loop, uint64_t id, void *data)

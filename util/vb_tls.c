@@ -38,7 +38,7 @@ struct vb_tls {
     int is_server;
     int no_verify;
     int sent_cert;
-    char peer[300];                   /* "vbhostd at HOST:PORT" (client) or the server's files */
+    char peer[300];                   /* messages begin with it: "vbhostd at HOST:PORT", "TLS" */
     vb_tls_client_files files;        /* client: what it used */
     const vb_tls_ctx *ctx;            /* server: its files, for messages */
     /* the first verification failure, kept for the message */
@@ -589,6 +589,7 @@ int vb_tls_client_connect(int fd, const char *host, int port, const char *pkipat
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
         ERR_clear_error();
+        errno = 0; /* SSL_ERROR_SYSCALL reads it */
         int rc = SSL_connect(t->ssl);
         if (rc == 1)
             break;
@@ -611,6 +612,7 @@ int vb_tls_read(vb_tls *t, void *buf, size_t cap, int timeout_ms, size_t *got, v
     *got = 0;
     for (;;) {
         ERR_clear_error();
+        errno = 0; /* SSL_ERROR_SYSCALL reads it */
         int rc = SSL_read(t->ssl, buf, cap > INT32_MAX ? INT32_MAX : (int)cap);
         if (rc > 0) {
             *got = (size_t)rc;
@@ -635,6 +637,7 @@ int vb_tls_write_all(vb_tls *t, const void *buf, size_t len, int timeout_ms, vb_
     const uint8_t *p = buf;
     while (len > 0) {
         ERR_clear_error();
+        errno = 0; /* SSL_ERROR_SYSCALL reads it */
         int rc = SSL_write(t->ssl, p, len > INT32_MAX ? INT32_MAX : (int)len);
         if (rc > 0) {
             p += rc;
@@ -715,7 +718,7 @@ void vb_tls_ctx_free(vb_tls_ctx *ctx)
     free(ctx);
 }
 
-vb_tls *vb_tls_server_new(vb_tls_ctx *ctx, int fd, const char *peer, vb_error *err)
+vb_tls *vb_tls_server_new(vb_tls_ctx *ctx, int fd, vb_error *err)
 {
     vb_tls *t = calloc(1, sizeof *t);
     if (!t || !(t->ssl = SSL_new(ctx->ssl_ctx)) || attach_fd(t->ssl, fd) < 0) {
@@ -726,7 +729,8 @@ vb_tls *vb_tls_server_new(vb_tls_ctx *ctx, int fd, const char *peer, vb_error *e
     t->fd = fd;
     t->is_server = 1;
     t->ctx = ctx;
-    snprintf(t->peer, sizeof t->peer, "client %s", peer);
+    /* the daemon's log line names the client already */
+    snprintf(t->peer, sizeof t->peer, "TLS");
     SSL_set_app_data(t->ssl, t);
     return t;
 }
@@ -734,6 +738,7 @@ vb_tls *vb_tls_server_new(vb_tls_ctx *ctx, int fd, const char *peer, vb_error *e
 int vb_tls_handshake(vb_tls *t, vb_error *err)
 {
     ERR_clear_error();
+    errno = 0; /* SSL_ERROR_SYSCALL reads it */
     int rc = SSL_accept(t->ssl);
     return rc == 1 ? VB_TLS_OK : classify(t, rc, 1, err);
 }
@@ -742,6 +747,7 @@ int vb_tls_recv(vb_tls *t, void *buf, size_t cap, size_t *got, vb_error *err)
 {
     *got = 0;
     ERR_clear_error();
+    errno = 0; /* SSL_ERROR_SYSCALL reads it */
     int rc = SSL_read(t->ssl, buf, cap > INT32_MAX ? INT32_MAX : (int)cap);
     if (rc > 0) {
         *got = (size_t)rc;
@@ -754,6 +760,7 @@ int vb_tls_send(vb_tls *t, const void *buf, size_t len, size_t *sent, vb_error *
 {
     *sent = 0;
     ERR_clear_error();
+    errno = 0; /* SSL_ERROR_SYSCALL reads it */
     int rc = SSL_write(t->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
     if (rc > 0) {
         *sent = (size_t)rc;

@@ -76,8 +76,8 @@ typedef struct vb_tls_server_conf {
  * errors name the file and the setting. */
 vb_tls_ctx *vb_tls_server_ctx_new(const vb_tls_server_conf *conf, vb_error *err);
 void vb_tls_ctx_free(vb_tls_ctx *ctx);
-/* peer: how messages name the client ("127.0.0.1:40000") */
-vb_tls *vb_tls_server_new(vb_tls_ctx *ctx, int fd, const char *peer, vb_error *err);
+/* Messages of a server session begin "TLS: " (the caller names the client). */
+vb_tls *vb_tls_server_new(vb_tls_ctx *ctx, int fd, vb_error *err);
 
 /* Non-blocking steps on a server session (fd non-blocking). */
 enum { VB_TLS_OK = 0, VB_TLS_WANT_READ = 1, VB_TLS_WANT_WRITE = 2 };
