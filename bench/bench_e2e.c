@@ -564,20 +564,26 @@ static void bench_cold(void)
                  "the cached-token rows)");
 }
 
-static int bench_token(void)
+/* vb_login to uri through b, then restart b: its opens use the token from
+ * cache.db, not anything the login left in its memory (a TLS session). */
+static int login_and_restart(broker *b, const char *uri)
 {
-    use_broker(&btoken);
+    use_broker(b);
     char *identity = NULL;
     int64_t expires = 0;
     vb_error err = { 0 };
-    if (vb_login(uri_token, &form_auth, 0, &identity, &expires, &err) < 0) {
-        fprintf(stderr, "bench_e2e: vb_login %s: %s\n", uri_token, err.message);
+    if (vb_login(uri, &form_auth, 0, &identity, &expires, &err) < 0) {
+        fprintf(stderr, "bench_e2e: vb_login %s: %s\n", uri, err.message);
         return -1;
     }
     free(identity);
-    /* the token must come from cache.db, not from memory */
-    stop_broker(&btoken);
-    if (start_broker(&btoken) < 0)
+    stop_broker(b);
+    return start_broker(b);
+}
+
+static int bench_token(void)
+{
+    if (login_and_restart(&btoken, uri_token) < 0)
         return -1;
     metric *tp = M("warm_token_unix_process",
                    peer_bin ? "script: warm, cached token unix / libvirt login (new process, wall)"
@@ -619,20 +625,9 @@ static int bench_tls(void)
     note(M("steady_tls_cold_scram", "", "us"),
          "; cold broker: a new TLS connection (full handshake, client certificate) and a "
          "SCRAM-SHA-256-PLUS login each open");
-    for (broker *b = &btls; b; b = b == &btls ? &btls_full : NULL) {
-        use_broker(b);
-        char *identity = NULL;
-        int64_t expires = 0;
-        vb_error err = { 0 };
-        if (vb_login(uri_tls_token, &form_auth, 0, &identity, &expires, &err) < 0) {
-            fprintf(stderr, "bench_e2e: vb_login %s: %s\n", uri_tls_token, err.message);
-            return -1;
-        }
-        free(identity);
-        stop_broker(b); /* the token from cache.db, no TLS session from the login */
-        if (start_broker(b) < 0)
-            return -1;
-    }
+    if (login_and_restart(&btls, uri_tls_token) < 0 ||
+        login_and_restart(&btls_full, uri_tls_token) < 0)
+        return -1;
     use_broker(&btls);
     bench_steady("steady_tls_warm_token", uri_tls_token, 0, peer_uri_tls);
     note(M("steady_tls_warm_token", "", "us"),
