@@ -516,6 +516,31 @@ static void test_silent_client_dropped(void **state)
     assert_log_soon(h_sasl.log, "no TLS handshake within 2000 ms");
 }
 
+/* Through the broker as a person uses it: vbctl asks for the name and the
+ * password, the broker keeps the TLS connection, and `vbctl status` says it
+ * is TLS. */
+static void test_vbctl_over_tls(void **state)
+{
+    (void)state;
+    vb_ts_broker b;
+    char uri[600], *out = NULL;
+    assert_int_equal(vb_ts_broker_start(&b, dir, "broker", NULL), 0);
+    snprintf(uri, sizeof uri, "test+tls://127.0.0.1:%d/default?pkipath=%s&auth=sasl",
+             h_sasl.tls_port, pki_good);
+    char *list[] = { VB_BUILD_DIR "/vbctl", "-c", uri, "list", NULL };
+    int rc = vb_ts_broker_run(&b, list, "alice\n" PASSWORD "\n", &out, vb_ts_scaled_ms(30000));
+    if (rc != 0)
+        fail_msg("vbctl list exited %d: %s", rc, out ? out : "");
+    assert_contains(out, "test");
+    free(out);
+    char *status[] = { VB_BUILD_DIR "/vbctl", "status", NULL };
+    assert_int_equal(vb_ts_broker_run(&b, status, NULL, &out, vb_ts_scaled_ms(30000)), 0);
+    assert_contains(out, "sasl over TLS");
+    assert_null(strstr(out, PASSWORD));
+    free(out);
+    assert_int_equal(vb_ts_check_exit("vbrokerd", vb_ts_stop(b.pid, 5000), b.log), 0);
+}
+
 /* ---- a chain: this client -> h_hop over TLS -> h_sasl over TLS ---------------------- */
 
 static void test_chain_over_tls(void **state)
@@ -563,6 +588,7 @@ int main(void)
         cmocka_unit_test(test_detached_daemon),
         cmocka_unit_test(test_silent_client_dropped),
         cmocka_unit_test(test_chain_over_tls),
+        cmocka_unit_test(test_vbctl_over_tls),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
