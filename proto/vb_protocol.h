@@ -69,6 +69,9 @@ enum vb_program_version {
  * and both token proofs are the bound (v2) ones; unbound proofs are refused
  * (docs/protocol.md "token binding"). */
 #define VB_FEATURE_TOKEN_BIND "token_bind"
+/* "tls_cbind" = on a TLS connection the token proofs and SASL carry the
+ * connection's tls-exporter channel binding (docs/protocol.md 9.3, 9.7a). */
+#define VB_FEATURE_TLS_CBIND "tls_cbind"
 
 /* ---- procedures --------------------------------------------------------
  * One table per program; everything about a procedure that is not its
