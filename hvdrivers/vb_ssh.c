@@ -292,10 +292,17 @@ void vb_ssh_close(vb_ssh *s)
     if (s->session) {
         libssh2_session_set_timeout(s->session, CLOSE_TIMEOUT_MS);
         libssh2_session_set_blocking(s->session, 1);
-        if (s->channel)
-            libssh2_channel_free(s->channel);
+        /* A host that leaves the channel's close unanswered past the timeout
+         * is waited for no longer: with the socket shut, libssh2 frees the
+         * channel and the session without asking it (a free that times out
+         * keeps them, a leak per silent host). */
+        if (s->channel && libssh2_channel_free(s->channel) != 0 && s->sock >= 0)
+            shutdown(s->sock, SHUT_RDWR);
         libssh2_session_disconnect(s->session, "closed by vbroker");
-        libssh2_session_free(s->session);
+        if (libssh2_session_free(s->session) != 0 && s->sock >= 0) {
+            shutdown(s->sock, SHUT_RDWR);
+            libssh2_session_free(s->session);
+        }
     }
     if (s->sock >= 0)
         close(s->sock);

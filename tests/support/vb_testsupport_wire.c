@@ -180,3 +180,36 @@ int vb_ts_wire_host_call(vb_ts_wire *w, uint32_t serial, uint32_t procedure, uin
                           VB_STATUS_OK, conn_id };
     return vb_ts_wire_send(w, &hdr, body, arg);
 }
+
+int vb_ts_wire_send_msg(vb_ts_wire *w, uint32_t prog, uint32_t type, uint32_t serial,
+                        uint32_t proc, vb_ts_body_fn body, const void *arg)
+{
+    vb_msg_header h = { prog, vb_proto_program_version(prog), type, serial, proc, VB_STATUS_OK, 0 };
+    return vb_ts_wire_send(w, &h, body, arg);
+}
+
+int vb_ts_wire_readable(vb_ts_wire *w)
+{
+    if (w->off < w->have)
+        return 1;
+    struct pollfd p = { .fd = w->fd, .events = POLLIN };
+    return poll(&p, 1, 0) > 0;
+}
+
+int64_t vb_ts_wire_ping_ms(vb_ts_wire *w, uint32_t serial, int timeout_ms)
+{
+    int64_t start = now_ms();
+    if (vb_ts_wire_send_msg(w, VB_PROG_KEEPALIVE, VB_MSG_CALL, serial, VB_KEEPALIVE_PROC_PING,
+                            NULL, NULL) < 0)
+        return -1;
+    for (;;) {
+        int64_t left = start + timeout_ms - now_ms();
+        vb_msg m;
+        if (left <= 0 || vb_ts_wire_read(w, (int)left, &m) != 1)
+            return -1;
+        int mine = m.hdr.type == VB_MSG_REPLY && m.hdr.serial == serial;
+        vb_msg_clear(&m);
+        if (mine)
+            return now_ms() - start;
+    }
+}

@@ -49,6 +49,17 @@ int vb_ts_wire_read(vb_ts_wire *w, int timeout_ms, vb_msg *out);
 int vb_ts_wire_host_call(vb_ts_wire *w, uint32_t serial, uint32_t procedure, uint32_t conn_id,
                          vb_ts_body_fn body, const void *arg);
 
+/* Send one message of program prog (its current version), conn_id 0. */
+int vb_ts_wire_send_msg(vb_ts_wire *w, uint32_t prog, uint32_t type, uint32_t serial,
+                        uint32_t proc, vb_ts_body_fn body, const void *arg);
+
+/* Something is buffered or the socket is readable now. */
+int vb_ts_wire_readable(vb_ts_wire *w);
+
+/* Send a KEEPALIVE PING (serial) and wait for its reply, skipping anything
+ * else: the milliseconds it took, or -1 when none came within timeout_ms. */
+int64_t vb_ts_wire_ping_ms(vb_ts_wire *w, uint32_t serial, int timeout_ms);
+
 /* Send, then read the answer: 1 with *out, else 0/-1 as vb_ts_wire_read. */
 int vb_ts_wire_call(vb_ts_wire *w, const vb_msg_header *h, vb_ts_body_fn body, const void *arg,
                     int timeout_ms, vb_msg *out);
