@@ -25,6 +25,7 @@
 #include "vb_sasl.h"
 #include "vb_store.h"
 #include "vb_stream.h"
+#include "vb_tls.h"
 #include "vb_token.h"
 #include "vb_worker.h"
 
@@ -53,8 +54,18 @@ typedef struct vbh_config {
     char *listen_unix;
     unsigned listen_unix_mode;
     char *listen_tcp;
+    char *listen_tls;                /* "HOST:PORT": TLS from the first byte (vb_tls.h) */
     vbh_auth_list auth_unix;
     vbh_auth_list auth_tcp;
+    vbh_auth_list auth_tls;
+    char *cert_file, *key_file, *ca_file; /* the TLS listener's (system paths by default) */
+    char *crl_file;                  /* NULL: none (the default one only when it exists) */
+    int tls_client_cert;             /* enum vb_tls_client_cert: required / optional / none */
+    int tls_client_cert_set;         /* ... given in the file */
+    int tls_allowed_dn_set;          /* the key is present: a certificate whose subject matches */
+    char **tls_allowed_dn;           /* ... one of these fnmatch patterns is required */
+    size_t ntls_allowed_dn;
+    char *next_hop_pkipath;          /* this vbhostd's own client files for a next hop over TLS */
     char *sasl_app;
     char *sasl_conf_dir;
     char *sasl_hostname;
@@ -105,6 +116,7 @@ typedef struct vbh_config {
      * served instead of binding listen_unix / listen_tcp; -1: none */
     int passed_unix_fd;
     int passed_tcp_fd;
+    int passed_tls_fd;
 } vbh_config;
 
 int vbh_config_load(const char *path, vbh_config *cfg, vb_error *err);
@@ -157,6 +169,7 @@ typedef struct vbh_listener {
     int fd;
     vb_acceptor *acceptor;
     int is_unix;
+    int is_tls;                 /* TCP with TLS from the first byte */
     const vbh_auth_list *auth;
 } vbh_listener;
 
@@ -171,7 +184,8 @@ struct vbh_server {
     vbh_config *cfg;
     vb_loop *loop;
     char server_id[65];
-    vbh_listener listeners[2];
+    vbh_listener listeners[3];
+    vb_tls_ctx *tls_ctx;             /* listen_tls's certificates and policy */
     size_t nlisteners;
     vbh_client *clients;
     unsigned nclients;
@@ -230,7 +244,9 @@ struct vbh_client {
     void *token_job;            /* the token call being prepared or answered (vbh_tokens.c) */
     int token_busy;             /* ... or waiting for tokens.db: the client is not read */
     char session_token[VB_TOKEN_ID_LEN + 1]; /* the token it logged in with, "" if none */
-    int confidential;           /* unix socket, or a SASL security layer is on */
+    int confidential;           /* unix socket, TLS, or a SASL security layer is on */
+    unsigned tls_ssf;           /* the TLS cipher's bits once the handshake is done (0: no TLS) */
+    char tls_dn[256];           /* the client certificate's subject, "" without one */
     uint64_t auth_timer;
     uint64_t auth_deadline_ms;  /* when auth_timer fires (vb_now_ms clock) */
     int polkit_read_only;       /* polkit granted monitor, not manage: read-only opens only */

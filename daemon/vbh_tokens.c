@@ -10,6 +10,7 @@
 
 #include "vb_log.h"
 #include "vb_net.h"
+#include "vb_tls_cbind.h"
 
 static int64_t wall_now(void)
 {
@@ -18,11 +19,12 @@ static int64_t wall_now(void)
 
 int vbh_tokens_usable_on(const vbh_listener *lis, const vbh_config *cfg)
 {
-    return vbh_auth_list_has(lis->auth, VBH_AUTH_TOKEN) && (lis->is_unix || cfg->tcp_min_ssf == 0);
+    return vbh_auth_list_has(lis->auth, VBH_AUTH_TOKEN) &&
+           (lis->is_unix || lis->is_tls || cfg->tcp_min_ssf == 0);
 }
 
-/* Tokens give no security layer: on plain TCP they are allowed only when the
- * operator does not require one (tcp_min_ssf = 0). */
+/* Tokens give no security layer: on TCP they are allowed when TLS gives
+ * one strong enough, or when the operator requires none (tcp_min_ssf = 0). */
 static int token_allowed_here(vbh_client *c, vb_error *err)
 {
     if (c->authenticated && !vbh_auth_list_has(c->lis->auth, VBH_AUTH_NONE))
@@ -35,10 +37,11 @@ static int token_allowed_here(vbh_client *c, vb_error *err)
                             "this listener does not accept token authentication (it accepts %s)",
                             types);
     }
-    if (!c->lis->is_unix && c->srv->cfg->tcp_min_ssf > 0)
+    if (!c->lis->is_unix && c->tls_ssf < c->srv->cfg->tcp_min_ssf)
         return vb_error_set(err, VB_ERR_AUTH_UNAVAILABLE, VB_DOM_AUTH,
-                            "tokens are not accepted on plain TCP while tcp_min_ssf requires a "
-                            "security layer");
+                            "tokens are not accepted on %s while tcp_min_ssf requires a "
+                            "security layer%s", c->lis->is_tls ? "this TLS cipher" : "plain TCP",
+                            c->lis->is_tls ? " stronger than it" : " (listen_tls gives one)");
     return 0;
 }
 
@@ -54,7 +57,8 @@ static void token_forget_pending(vbh_client *c)
  * docs/protocol.md) where this connection arrived? On the unix listener:
  * "unix:PATH", or "ssh:HOST:PORT/PATH" (the SSH tunnel ends at PATH; the
  * host was checked by SSH host-key verification, not here); on TCP:
- * "tcp:ADDR:PORT" of this connection's local end, numeric. Anything else is a
+ * "tcp:ADDR:PORT" of this connection's local end, numeric ("tls:" on a TLS
+ * listener). Anything else is a
  * proof meant for another server, passed on by whoever sits in between,
  * unless the operator listed it in token_endpoints (a forwarder of theirs). */
 static int endpoint_is_ours(const vbh_client *c, const char *ep, size_t len)
@@ -73,6 +77,8 @@ static int endpoint_is_ours(const vbh_client *c, const char *ep, size_t len)
         snprintf(mine, sizeof mine, "unix:%s", path);
     } else if (vb_net_tcp_endpoint(vb_stream_fd(c->stream), 0, mine, sizeof mine) < 0) {
         return 0;
+    } else if (c->lis->is_tls) {
+        memcpy(mine, "tls", 3); /* "tcp:ADDR:PORT" → "tls:ADDR:PORT" */
     }
     return strlen(mine) == len && memcmp(mine, ep, len) == 0;
 }
@@ -102,13 +108,22 @@ static int read_endpoint(vbh_client *c, vb_rd *args, vb_error *err)
     return 0;
 }
 
-/* This login's proof: bound to this server and the endpoint checked above. */
+/* This login's proof: bound to this server, the endpoint checked above and,
+ * on TLS, this very connection (its tls-exporter value: a man in the middle
+ * has another one, docs/security.md 6.2). */
 static int token_proof(vbh_client *c, enum vb_token_role role, const uint8_t *secret,
                        size_t secret_len, const char *id, uint8_t *proof, vb_error *err)
 {
-    vb_token_binding bind = { c->srv->server_id, c->token_endpoint, NULL, 0 };
-    return vb_token_proof_bound(role, secret, secret_len, id, &bind, c->token_cnonce,
-                                c->token_snonce, proof, err);
+    uint8_t cb[VB_TLS_CBIND_LEN];
+    const vb_tls *tls = vb_stream_tls(c->stream);
+    if (tls && vb_tls_channel_binding(tls, cb, err) < 0)
+        return -1;
+    vb_token_binding bind = { c->srv->server_id, c->token_endpoint, tls ? cb : NULL,
+                              tls ? sizeof cb : 0 };
+    int rc = vb_token_proof_bound(role, secret, secret_len, id, &bind, c->token_cnonce,
+                                  c->token_snonce, proof, err);
+    explicit_bzero(cb, sizeof cb);
+    return rc;
 }
 
 static int read_token_id(vb_rd *args, char id[VB_TOKEN_ID_LEN + 1], vb_error *err)

@@ -20,6 +20,9 @@
 #include "vb_net.h"
 #include "vb_sasl.h"
 #include "vb_ssh.h"
+#include "vb_tls.h"
+#include "vb_tls_cbind.h"
+#include "vb_tls_resume.h"
 #include "vb_token.h"
 
 #define READ_CHUNK 16384
@@ -53,9 +56,11 @@ struct vb_remote {
     vb_cred_target target;          /* this login: vbhostd at host:port as user (SASL prompts) */
     char *host;                     /* SASL server FQDN */
     vb_ssh *ssh;                    /* the SSH tunnel behind fd (ssh transport only) */
+    vb_tls *tls;                    /* the TLS session over fd (tls transport only) */
     int multiplexes;                /* the server named the "conn_id" feature */
     int concurrent;                 /* ... and "concurrent_calls": driver calls overlap */
     int token_bind;                 /* the server named "token_bind": bound proofs */
+    int tls_cbind;                  /* ... and "tls_cbind": on TLS, bound to the connection */
     char endpoint[VB_REMOTE_ENDPOINT_MAX + 1];     /* as dialled (canonical, see .h) */
     char bound_endpoint[VB_TOKEN_ENDPOINT_MAX + 1]; /* what the token proof covers */
     int owner;                      /* VB_REMOTE_OWNER_*: the unix server's uid check */
@@ -78,15 +83,20 @@ static int send_frame(vb_remote *r, uint8_t *frame, size_t len, vb_error *err)
         vb_frame_free(frame, len);
         return -1;
     }
-    int rc = vb_net_write_all(r->fd, wire, wire_len, err);
+    int rc = r->tls ? vb_tls_write_all(r->tls, wire, wire_len, r->timeout_ms, err)
+                    : vb_net_write_all(r->fd, wire, wire_len, err);
     if (wire != frame)
         vb_frame_free(wire, wire_len);
     vb_frame_free(frame, len);
     return rc;
 }
 
-static int fill_plain(vb_remote *r, vb_error *err)
+/* Up to cap bytes from the transport, waiting at most timeout_ms: through
+ * the TLS session when there is one (which may hold bytes poll cannot see). */
+static int transport_read(vb_remote *r, uint8_t *buf, size_t cap, size_t *got, vb_error *err)
 {
+    if (r->tls)
+        return vb_tls_read(r->tls, buf, cap, r->timeout_ms, got, err);
     struct pollfd p = { .fd = r->fd, .events = POLLIN };
     int rc;
     do {
@@ -95,22 +105,31 @@ static int fill_plain(vb_remote *r, vb_error *err)
     if (rc == 0)
         return vb_error_set(err, VB_ERR_TIMEOUT, VB_DOM_RPC,
                             "no answer from the server within %d ms", r->timeout_ms);
-    uint8_t buf[READ_CHUNK];
-    ssize_t n = recv(r->fd, buf, sizeof buf, 0);
+    ssize_t n = recv(r->fd, buf, cap, 0);
     if (n <= 0)
         return vb_error_set(err, VB_ERR_PEER_CLOSED, VB_DOM_RPC,
                             "the server closed the connection%s%s", n < 0 ? ": " : "",
                             n < 0 ? strerror(errno) : "");
+    *got = (size_t)n;
+    return 0;
+}
+
+static int fill_plain(vb_remote *r, vb_error *err)
+{
+    uint8_t buf[READ_CHUNK];
+    size_t n;
+    if (transport_read(r, buf, sizeof buf, &n, err) < 0)
+        return -1;
     uint8_t *plain = buf;
-    size_t plain_len = (size_t)n;
-    if (r->layer && vb_sasl_decode(r->sasl, buf, (size_t)n, &plain, &plain_len, err) < 0)
+    size_t plain_len = n;
+    if (r->layer && vb_sasl_decode(r->sasl, buf, n, &plain, &plain_len, err) < 0)
         return -1;
     uint8_t *copy = malloc(plain_len ? plain_len : 1);
     if (copy)
         memcpy(copy, plain, plain_len);
     if (plain != buf)
         vb_frame_free(plain, plain_len);
-    explicit_bzero(buf, (size_t)n);
+    explicit_bzero(buf, n);
     if (!copy)
         return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_RPC, "out of memory");
     r->plain = copy;
@@ -407,9 +426,10 @@ static int handle_incoming(vb_remote *r, vb_msg *msg, vb_error *err)
     return 0;
 }
 
-/* A security layer's codec (a Cyrus SASL connection) is not for two threads
- * at once: on a layered transport the reader decodes under send_lock, and
- * waits in slices of this long so that a sender waits no longer for it. */
+/* A security layer's codec (a Cyrus SASL connection, or an OpenSSL session:
+ * neither is for two threads at once) is used under send_lock: on a layered
+ * or TLS transport the reader reads and decodes under it, and waits in
+ * slices of this long so that a sender waits no longer for it. */
 #define LAYER_READ_SLICE_MS 20
 
 /* As the reader: read one message (waiting until deadline_ms) and hand it
@@ -420,7 +440,7 @@ static int read_one(vb_remote *r, uint64_t deadline_ms, vb_error *err)
 {
     uint64_t now = vb_calls_now_ms();
     int wait = deadline_ms > now ? (int)(deadline_ms - now) : 0;
-    int layered = r->layer;
+    int layered = r->layer || r->tls;
     if (layered) {
         wait = wait < LAYER_READ_SLICE_MS ? wait : LAYER_READ_SLICE_MS;
         pthread_mutex_lock(&r->send_lock);
@@ -659,6 +679,8 @@ static void read_features(vb_remote *r, vb_rd *rd)
             r->token_bind = 1;
         if (flen == strlen(VB_FEATURE_CONCURRENT) && memcmp(f, VB_FEATURE_CONCURRENT, flen) == 0)
             r->concurrent = 1;
+        if (flen == strlen(VB_FEATURE_TLS_CBIND) && memcmp(f, VB_FEATURE_TLS_CBIND, flen) == 0)
+            r->tls_cbind = 1;
     }
 }
 
@@ -831,6 +853,18 @@ static void drop_own_identity_mechs(char *mechlist)
     free(copy);
 }
 
+/* On TLS the SASL session is bound to the connection: only -PLUS mechanisms,
+ * which a man in the middle cannot relay (docs/protocol.md 9.7a). */
+static int sasl_bind_tls(vb_remote *r, vb_error *err)
+{
+    uint8_t cb[VB_TLS_CBIND_LEN];
+    int rc = vb_tls_channel_binding(r->tls, cb, err) < 0
+                 ? -1
+                 : vb_sasl_set_channel_binding(r->sasl, VB_TLS_CBIND_TYPE, cb, sizeof cb, err);
+    explicit_bzero(cb, sizeof cb);
+    return rc;
+}
+
 /* One complete SASL login attempt. */
 static int sasl_attempt(vb_remote *r, const char *want_mech, const vb_remote_opts *opts, int retry,
                         vb_error *err)
@@ -844,6 +878,12 @@ static int sasl_attempt(vb_remote *r, const char *want_mech, const vb_remote_opt
     unsigned min_ssf = vb_net_is_unix(r->fd) ? 0 : 56;
     r->sasl = vb_sasl_client_new("vbhostd", r->host, r->fd, min_ssf, opts->creds.types,
                                  opts->creds.ntypes, err);
+    if (r->sasl && r->tls) /* TLS is the security layer: SCRAM needs no SASL one on top */
+        vb_sasl_set_external_ssf(r->sasl, vb_tls_ssf(r->tls));
+    if (r->sasl && r->tls && sasl_bind_tls(r, err) < 0) {
+        free(mechlist);
+        return -1;
+    }
     vb_sasl_prompter prompter = { opts->creds.fn, opts->creds.opaque, r->service, retry,
                                   &r->target };
     sasl_args a = { NULL, NULL, 0 };
@@ -966,7 +1006,11 @@ static int token_challenge_round(vb_remote *r, const char *id, const uint8_t *se
     if (rc == 0 && !vb_token_proof_equal(want, sproof))
         rc = vb_error_set(err, VB_ERR_AUTH_FAILED, VB_DOM_AUTH,
                           "the server could not prove it knows this login's token; refusing to "
-                          "continue (is it the server you logged in to?)");
+                          "continue (is it the server you logged in to?%s)",
+                          r->tls ? " Over TLS this also means something in between terminated the "
+                                   "TLS connection: a man in the middle with a certificate your CA "
+                                   "trusts"
+                                 : "");
     vb_msg_clear(&reply);
     return rc;
 }
@@ -984,13 +1028,22 @@ static int auth_token(vb_remote *r, const vb_uri *uri, const vb_remote_opts *opt
     uint8_t secret[VB_TOKEN_SECRET_LEN], cnonce[VB_TOKEN_NONCE_LEN], snonce[VB_TOKEN_NONCE_LEN];
     uint8_t proof[VB_TOKEN_PROOF_LEN];
     const vb_cred_source *src = &opts->creds;
-    vb_token_binding bind = { r->server_id, r->bound_endpoint, NULL, 0 };
+    uint8_t cb[VB_TLS_CBIND_LEN];
+    vb_error no_cb;
+    /* on TLS only a proof bound to this connection: one a server without
+     * "tls_cbind" would check (or one without a channel binding) could be
+     * relayed by a man in the middle */
+    int tls_ok = !r->tls || (r->token_bind && r->tls_cbind &&
+                             vb_tls_channel_binding(r->tls, cb, &no_cb) == 0);
+    vb_token_binding bind = { r->server_id, r->bound_endpoint, r->tls ? cb : NULL,
+                              r->tls ? sizeof cb : 0 };
     const vb_token_binding *b = r->token_bind ? &bind : NULL;
     if (!src->token_lookup || !r->have_server_id || r->owner == VB_REMOTE_OWNER_UNEXPECTED ||
-        !r->endpoint[0] || (b && !r->bound_endpoint[0]) ||
+        !tls_ok || !r->endpoint[0] || (b && !r->bound_endpoint[0]) ||
         src->token_lookup(src->opaque, r->server_id, r->endpoint, uri->user, id, sizeof id, secret,
                           sizeof secret) != 1) {
         explicit_bzero(secret, sizeof secret);
+        explicit_bzero(cb, sizeof cb);
         return 0;
     }
     int rc = vb_token_nonce(cnonce, err) < 0 ||
@@ -999,6 +1052,7 @@ static int auth_token(vb_remote *r, const vb_uri *uri, const vb_remote_opts *opt
                  ? -1
                  : 0;
     explicit_bzero(secret, sizeof secret);
+    explicit_bzero(cb, sizeof cb);
     vb_msg reply;
     if (rc == 0)
         rc = vb_remote_call(r, VB_PROG_HOST, VB_HOST_PROC_AUTH_TOKEN_PROVE, pack_proof, proof,
@@ -1022,7 +1076,7 @@ static int auth_token(vb_remote *r, const vb_uri *uri, const vb_remote_opts *opt
  * key was checked. */
 static int transport_proves_server(const vb_remote *r, const vb_uri *uri)
 {
-    if (r->owner == VB_REMOTE_OWNER_VERIFIED)
+    if (r->owner == VB_REMOTE_OWNER_VERIFIED || (r->tls && !vb_tls_unverified(r->tls)))
         return 1;
     const char *verify = vb_uri_param_get(uri, "known_hosts_verify");
     return uri->transport && strcmp(uri->transport, "ssh") == 0 &&
@@ -1142,8 +1196,47 @@ static int negotiate(vb_remote *r, const vb_uri *uri, const vb_remote_opts *opts
 
 /* ---- connect ------------------------------------------------------------- */
 
+static int transport_is(const vb_uri *uri, const char *name);
+
+/* The port a tcp, tls or ssh URI dials when it names none. */
+static int uri_port(const vb_uri *uri)
+{
+    if (uri->port)
+        return uri->port;
+    if (transport_is(uri, "ssh"))
+        return VB_SSH_DEFAULT_PORT;
+    return transport_is(uri, "tls") ? VB_TLS_DEFAULT_PORT : VB_REMOTE_DEFAULT_PORT;
+}
+
+/* TLS over the connected fd: the server's certificate verified against the
+ * CA and the host name, unless no_verify=1 (said loudly, every time). */
+static int open_tls(const vb_uri *uri, int fd, vb_tls **tls, vb_error *err)
+{
+    const char *nv = vb_uri_param_get(uri, "no_verify");
+    if (nv && strcmp(nv, "0") != 0 && strcmp(nv, "1") != 0) {
+        close(fd);
+        return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_CLIENT,
+                            "no_verify=%.16s: use no_verify=1 (or leave it out)", nv);
+    }
+    int no_verify = nv && strcmp(nv, "1") == 0;
+    if (vb_tls_client_connect(fd, uri->host, uri_port(uri), vb_uri_param_get(uri, "pkipath"),
+                              no_verify, 10000, tls, err) < 0) {
+        close(fd);
+        return -1;
+    }
+    vb_log(VB_LOG_DEBUG, "%s to vbhostd at %s:%d: %s", vb_tls_version(*tls), uri->host,
+           uri_port(uri),
+           vb_tls_resumed(vb_tls_ssl(*tls)) ? "TLS session resumed" : "full handshake");
+    if (no_verify)
+        vb_log(VB_LOG_WARN, "TLS to vbhostd at %s:%d: the server's certificate is NOT verified "
+                            "(no_verify=1 in the URI): whoever sits in between can read and "
+                            "change this connection",
+               uri->host, uri_port(uri));
+    return fd;
+}
+
 static int open_transport(const vb_uri *uri, const vb_remote_opts *opts, vb_ssh **ssh,
-                          vb_error *err)
+                          vb_tls **tls, vb_error *err)
 {
     if (uri->transport && strcmp(uri->transport, "ssh") == 0) {
         /* fd is one end of a socketpair; vb_ssh pumps the other through the channel */
@@ -1154,12 +1247,15 @@ static int open_transport(const vb_uri *uri, const vb_remote_opts *opts, vb_ssh 
         const char *path = vb_uri_param_get(uri, "socket");
         return vb_net_connect_unix(path ? path : VB_REMOTE_DEFAULT_SOCKET, err);
     }
-    if (strcmp(uri->transport, "tcp") == 0) {
+    if (strcmp(uri->transport, "tcp") == 0 || strcmp(uri->transport, "tls") == 0) {
         if (!uri->host || !*uri->host)
             return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_CLIENT,
-                                "a tcp URI needs a host: DRIVER+tcp://HOST[:PORT]/PATH");
-        return vb_net_connect_tcp(uri->host, uri->port ? uri->port : VB_REMOTE_DEFAULT_PORT,
-                                  10000, err);
+                                "a %s URI needs a host: DRIVER+%s://HOST[:PORT]/PATH",
+                                uri->transport, uri->transport);
+        int fd = vb_net_connect_tcp(uri->host, uri_port(uri), 10000, err);
+        if (fd < 0 || strcmp(uri->transport, "tls") != 0)
+            return fd;
+        return open_tls(uri, fd, tls, err);
     }
     return vb_error_set(err, VB_ERR_NO_SUPPORT, VB_DOM_CLIENT,
                         "transport '%s' is not supported by this client", uri->transport);
@@ -1175,8 +1271,7 @@ static char *service_name(const vb_uri *uri)
         snprintf(buf, sizeof buf, "vbhostd on unix:%s", sock ? sock : VB_REMOTE_DEFAULT_SOCKET);
     else
         snprintf(buf, sizeof buf, "vbhostd on %s%s%s:%d", uri->user ? uri->user : "",
-                 uri->user ? "@" : "", uri->host ? uri->host : "", uri->port ? uri->port
-                                                                             : VB_REMOTE_DEFAULT_PORT);
+                 uri->user ? "@" : "", uri->host ? uri->host : "", uri_port(uri));
     return strdup(buf);
 }
 
@@ -1220,17 +1315,19 @@ static void describe_endpoint(vb_remote *r, const vb_uri *uri)
     if (transport_is(uri, "ssh"))
         n = snprintf(r->endpoint, sizeof r->endpoint, "ssh:%s:%d%s", host,
                      uri->port ? uri->port : 22, socket_path(uri));
-    else if (transport_is(uri, "tcp"))
-        n = snprintf(r->endpoint, sizeof r->endpoint, "tcp:%s:%d", host,
-                     uri->port ? uri->port : VB_REMOTE_DEFAULT_PORT);
+    else if (transport_is(uri, "tcp") || transport_is(uri, "tls"))
+        n = snprintf(r->endpoint, sizeof r->endpoint, "%s:%s:%d", uri->transport, host,
+                     uri_port(uri));
     else
         n = snprintf(r->endpoint, sizeof r->endpoint, "unix:%s", socket_path(uri));
     if (n < 0 || (size_t)n >= sizeof r->endpoint)
         r->endpoint[0] = '\0'; /* too long to name: no token is used here */
     r->bound_endpoint[0] = '\0';
-    if (transport_is(uri, "tcp"))
-        vb_net_tcp_endpoint(r->fd, 1, r->bound_endpoint, sizeof r->bound_endpoint);
-    else if (strlen(r->endpoint) < sizeof r->bound_endpoint)
+    if (transport_is(uri, "tcp") || transport_is(uri, "tls")) {
+        if (vb_net_tcp_endpoint(r->fd, 1, r->bound_endpoint, sizeof r->bound_endpoint) == 0 &&
+            transport_is(uri, "tls"))
+            memcpy(r->bound_endpoint, "tls", 3); /* "tcp:ADDR:PORT" → "tls:ADDR:PORT" */
+    } else if (strlen(r->endpoint) < sizeof r->bound_endpoint)
         memcpy(r->bound_endpoint, r->endpoint, strlen(r->endpoint) + 1);
 }
 
@@ -1275,23 +1372,27 @@ static int check_owner(vb_remote *r, const vb_uri *uri, vb_error *err)
     return 0;
 }
 
-int vb_remote_connect_fd(int fd, const vb_uri *uri, const vb_remote_opts *opts, vb_remote **out,
-                         vb_error *err)
+/* fd (and tls over it, or NULL) are taken, and freed on failure too. */
+static int connect_over(int fd, vb_tls *tls, const vb_uri *uri, const vb_remote_opts *opts,
+                        vb_remote **out, vb_error *err)
 {
     static const vb_remote_opts no_opts;
     if (!opts)
         opts = &no_opts;
     *out = NULL;
     if (vb_sasl_client_init(err) < 0) {
+        vb_tls_free(tls);
         close(fd);
         return -1;
     }
     vb_remote *r = calloc(1, sizeof *r);
     if (!r) {
+        vb_tls_free(tls);
         close(fd);
         return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_CLIENT, "out of memory");
     }
     r->fd = fd;
+    r->tls = tls;
     r->host_version = opts->host_version ? opts->host_version : VB_PROG_HOST_VERSION;
     r->reply_timeout_ms = opts->timeout_ms ? opts->timeout_ms : 60000;
     r->timeout_ms = r->reply_timeout_ms;
@@ -1301,10 +1402,9 @@ int vb_remote_connect_fd(int fd, const vb_uri *uri, const vb_remote_opts *opts, 
     vb_frame_reader_init(&r->reader, VB_FRAME_MAX_POSTAUTH);
     r->host = strdup(uri->host && *uri->host ? uri->host : "localhost");
     r->service = service_name(uri);
+    int net = transport_is(uri, "tcp") || transport_is(uri, "tls");
     r->target = (vb_cred_target){ strdup("vbhostd"), strdup(r->host ? r->host : "localhost"),
-                                  uri->transport && strcmp(uri->transport, "tcp") == 0
-                                      ? (unsigned)(uri->port ? uri->port : VB_REMOTE_DEFAULT_PORT)
-                                      : 0,
+                                  net ? (unsigned)uri_port(uri) : 0,
                                   uri->user ? strdup(uri->user) : NULL };
     vb_remote_set_relay(r, &opts->creds);
     describe_endpoint(r, uri);
@@ -1317,11 +1417,18 @@ int vb_remote_connect_fd(int fd, const vb_uri *uri, const vb_remote_opts *opts, 
     return 0;
 }
 
+int vb_remote_connect_fd(int fd, const vb_uri *uri, const vb_remote_opts *opts, vb_remote **out,
+                         vb_error *err)
+{
+    return connect_over(fd, NULL, uri, opts, out, err);
+}
+
 static int connect_and_login(const vb_uri *uri, const vb_remote_opts *opts, vb_remote **out,
                              vb_error *err)
 {
     vb_ssh *ssh = NULL;
-    int fd = open_transport(uri, opts, &ssh, err);
+    vb_tls *tls = NULL;
+    int fd = open_transport(uri, opts, &ssh, &tls, err);
     if (fd < 0) {
         /* "cannot connect to h port p" alone does not say which hop of a
          * chain is down: this one, a vbhostd (or the sshd before it) */
@@ -1333,7 +1440,7 @@ static int connect_and_login(const vb_uri *uri, const vb_remote_opts *opts, vb_r
     }
     /* the tunnel outlives negotiation; the connection owns it from here on
      * (vb_remote_free closes the fd before the tunnel, as it always did) */
-    if (vb_remote_connect_fd(fd, uri, opts, out, err) < 0) {
+    if (connect_over(fd, tls, uri, opts, out, err) < 0) {
         vb_ssh_close(ssh);
         return -1;
     }
@@ -1356,6 +1463,7 @@ void vb_remote_free(vb_remote *r)
 {
     if (!r)
         return;
+    vb_tls_free(r->tls); /* its close_notify goes out before the socket closes */
     if (r->fd >= 0)
         close(r->fd);
     vb_ssh_close(r->ssh);
@@ -1378,6 +1486,7 @@ const char *vb_remote_sasl_mech(const vb_remote *r) { return r->sasl ? vb_sasl_m
 unsigned vb_remote_ssf(const vb_remote *r) { return r->sasl ? vb_sasl_ssf(r->sasl) : 0; }
 const char *vb_remote_server_id(const vb_remote *r) { return r->have_server_id ? r->server_id : NULL; }
 int vb_remote_fd(const vb_remote *r) { return r->fd; }
+vb_tls *vb_remote_tls(const vb_remote *r) { return r->tls; }
 int vb_remote_multiplexes(const vb_remote *r) { return r->multiplexes; }
 int vb_remote_concurrent(const vb_remote *r) { return r->multiplexes && r->concurrent; }
 const char *vb_remote_endpoint(const vb_remote *r) { return r->endpoint; }

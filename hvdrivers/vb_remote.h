@@ -19,6 +19,7 @@
 #include "vb_cred.h"
 #include "vb_driver.h"
 #include "vb_msg.h"
+#include "vb_tls.h"
 #include "vb_uri.h"
 
 #define VB_REMOTE_AUTH_TRIES 3
@@ -58,12 +59,15 @@ const char *vb_remote_sasl_mech(const vb_remote *r);  /* NULL unless sasl */
 unsigned vb_remote_ssf(const vb_remote *r);
 const char *vb_remote_server_id(const vb_remote *r);  /* NULL for a v1 server */
 int vb_remote_fd(const vb_remote *r);
+/* The TLS session of a +tls connection (NULL on other transports): its
+ * exporter (vb_tls_exporter) for channel binding, its SSL * (vb_tls_ssl). */
+vb_tls *vb_remote_tls(const vb_remote *r);
 /* 1 when the server said (AUTH_LIST) it keeps several hypervisor connections
  * on one transport, one per conn_id; 0 for a server from before that, which
  * a client must give one transport per connection. */
 int vb_remote_multiplexes(const vb_remote *r);
 /* Where this connection went, canonical (docs/protocol.md "token binding"):
- * "unix:PATH", "tcp:HOST:PORT" (host in lower case, an IPv6 literal in
+ * "unix:PATH", "tcp:HOST:PORT" or "tls:HOST:PORT" (host in lower case, an IPv6 literal in
  * brackets, the port spelled out), "ssh:HOST:PORT/PATH" (PATH the remote
  * socket). Cached logins are keyed by it. "" when too long to name. */
 const char *vb_remote_endpoint(const vb_remote *r);

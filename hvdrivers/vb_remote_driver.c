@@ -208,6 +208,16 @@ unsigned vb_remote_driver_close_endpoint(const char *endpoint, const char *serve
     return n;
 }
 
+/* "sasl", "sasl over TLS", "token over TLS UNVERIFIED": an unverified server
+ * certificate (no_verify=1) shows wherever a connection is described (vbctl
+ * status). */
+static void auth_and_transport(const vb_remote *r, char *buf, size_t len)
+{
+    const vb_tls *tls = vb_remote_tls(r);
+    snprintf(buf, len, "%s%s", vb_remote_auth_type(r),
+             !tls ? "" : vb_tls_unverified(tls) ? " over TLS UNVERIFIED" : " over TLS");
+}
+
 size_t vb_remote_driver_list(vb_transport_info *out, size_t max)
 {
     uint64_t now = mono_ms();
@@ -218,7 +228,7 @@ size_t vb_remote_driver_list(vb_transport_info *out, size_t max)
         const char *sid = vb_remote_server_id(up->remote);
         snprintf(i->endpoint, sizeof i->endpoint, "%s", vb_remote_endpoint(up->remote));
         snprintf(i->server_id, sizeof i->server_id, "%s", sid ? sid : "");
-        snprintf(i->auth_type, sizeof i->auth_type, "%s", vb_remote_auth_type(up->remote));
+        auth_and_transport(up->remote, i->auth_type, sizeof i->auth_type);
         i->opens = up->refs;
         i->idle_ms = up->refs ? 0 : now - up->idle_since_ms;
     }
@@ -509,7 +519,7 @@ static int remote_shutdown(void *conn, const char *name, vb_error *err)
 static void remote_describe(void *conn, vb_conn_info *info)
 {
     const vb_remote *r = ((rconn *)conn)->up->remote;
-    snprintf(info->auth_type, sizeof info->auth_type, "%s", vb_remote_auth_type(r));
+    auth_and_transport(r, info->auth_type, sizeof info->auth_type);
     snprintf(info->sasl_mech, sizeof info->sasl_mech, "%s",
              vb_remote_sasl_mech(r) ? vb_remote_sasl_mech(r) : "");
     info->ssf = vb_remote_ssf(r);

@@ -73,6 +73,9 @@ enum vb_program_version {
  * run at the same time: a client may send the next before the last one's
  * REPLY (docs/protocol.md 2.1); a server without it refuses that. */
 #define VB_FEATURE_CONCURRENT "concurrent_calls"
+/* "tls_cbind" = on a TLS connection the token proofs and SASL carry the
+ * connection's tls-exporter channel binding (docs/protocol.md 9.3, 9.7a). */
+#define VB_FEATURE_TLS_CBIND "tls_cbind"
 
 /* ---- procedures --------------------------------------------------------
  * One table per program; everything about a procedure that is not its
