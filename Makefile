@@ -34,7 +34,10 @@ CFLAGS_ALL := $(CFLAGS_BASE) -Iproto -Iutil -Ihvdrivers -Istore -Itests/support 
 # examples/) see: its own layers only, so an include of util/ or hvdrivers/
 # fails to compile instead of linking something libvbroker does not hold
 CFLAGS_THIN := $(CFLAGS_BASE) -Iproto -Ithinclient $(CFLAGS)
-LDFLAGS_ALL = $(SANLDFLAGS) $(LDFLAGS)
+# util/vb_sasl_des.c's DES_key_sched must be what the DIGEST-MD5 plugin
+# (loaded later) resolves: exported from every executable that holds it
+EXPORT_DES := -Wl,--export-dynamic-symbol=DES_key_sched
+LDFLAGS_ALL = $(SANLDFLAGS) $(EXPORT_DES) $(LDFLAGS)
 
 PROTO_SRC  := $(wildcard proto/*.c)
 PROTO_OBJ  := $(PROTO_SRC:%.c=$(BUILD)/%.o)

@@ -10,8 +10,14 @@
  *
  *   bench_sasl [N]   N logins per row (default 200; SCRAM rows N/10)
  *
- * Rows: DIGEST-MD5 without and with a security layer (RC4, what a TCP
- * listener with tcp_min_ssf > 0 negotiates), SCRAM-SHA-256 against a sasldb
+ * For the layer rows it also pushes 8 MiB through the layer (encode on the
+ * client, decode on the server, 16 KiB messages): MB/s.
+ *
+ * Rows: DIGEST-MD5 without and with a security layer: RC4 (what a TCP
+ * listener with tcp_min_ssf > 0 negotiated before, and still does with a
+ * client that does not ask for less) and 3DES (the client caps max_ssf at
+ * 112, as vbroker's does when vbhostd offers "digest_3des"; it works in this
+ * process through util/vb_sasl_des.c), SCRAM-SHA-256 against a sasldb
  * holding the password (the server derives the keys on every login) and
  * against one holding only SCRAM verifiers (saslpasswd2 -n with
  * scram_secret_generate: the server only compares).
@@ -23,6 +29,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "vb_sasl.h"
 #include "vb_testsupport.h"
 
 #define APP "vbhostd"
@@ -33,9 +40,17 @@
  * cast says so on purpose (-Wcast-function-type). */
 #define SASL_FN(f) ((int (*)(void))(void (*)(void))(f))
 
+static double now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
 typedef struct row {
     const char *label, *mech;
     int layer;          /* ask for a security layer (min_ssf 56) */
+    unsigned max_ssf;   /* the client's cap (0: as strong as offered) */
     const char *db;     /* which sasldb the server reads */
     int n;
 } row;
@@ -91,18 +106,36 @@ static sasl_callback_t client_cbs[] = {
     { SASL_CB_LIST_END, NULL, NULL },
 };
 
-static void set_props(sasl_conn_t *conn, int layer)
+static void set_props(sasl_conn_t *conn, int layer, unsigned max_ssf)
 {
     sasl_security_properties_t p;
     memset(&p, 0, sizeof p);
     p.maxbufsize = 65536;
     p.min_ssf = layer ? 56 : 0;
-    p.max_ssf = layer ? 256 : 0;
+    p.max_ssf = layer ? (max_ssf ? max_ssf : 256) : 0;
     sasl_setprop(conn, SASL_SEC_PROPS, &p);
 }
 
-/* One whole login (and, with a layer, one message each way). 0 on success. */
-static int login_once(const row *r)
+static unsigned last_ssf;   /* of the last login */
+
+/* bytes through the layer, client to server, in 16 KiB messages: MB/s */
+static double layer_mbps(sasl_conn_t *cli, sasl_conn_t *srv, size_t bytes)
+{
+    static char msg[16384];
+    double t0 = now_ms();
+    for (size_t done = 0; done < bytes; done += sizeof msg) {
+        const char *enc = NULL, *dec = NULL;
+        unsigned enclen = 0, declen = 0;
+        if (sasl_encode(cli, msg, sizeof msg, &enc, &enclen) != SASL_OK ||
+            sasl_decode(srv, enc, enclen, &dec, &declen) != SASL_OK || declen != sizeof msg)
+            return -1;
+    }
+    return (double)bytes / 1e3 / (now_ms() - t0);
+}
+
+/* One whole login (and, with a layer, one message each way; and with
+ * mbps, the layer's throughput). 0 on success. */
+static int login_once(const row *r, double *mbps)
 {
     sasl_callback_t server_cbs[] = {
         { SASL_CB_GETOPT, SASL_FN(server_getopt), (void *)r->db },
@@ -113,8 +146,8 @@ static int login_once(const row *r)
     if (sasl_server_new(APP, "localhost", REALM, NULL, NULL, server_cbs, 0, &srv) != SASL_OK ||
         sasl_client_new(APP, "localhost", NULL, NULL, client_cbs, 0, &cli) != SASL_OK)
         goto out;
-    set_props(srv, r->layer);
-    set_props(cli, r->layer);
+    set_props(srv, r->layer, 0);
+    set_props(cli, r->layer, r->max_ssf);
     const char *cout = NULL, *sout = NULL, *mech = NULL;
     unsigned coutlen = 0, soutlen = 0;
     rc = sasl_client_start(cli, r->mech, NULL, &cout, &coutlen, &mech);
@@ -129,13 +162,20 @@ static int login_once(const row *r)
         }
         rc = sasl_server_step(srv, cout, coutlen, &sout, &soutlen);
     }
+    const void *ssf = NULL;
+    last_ssf = rc == SASL_OK && sasl_getprop(cli, SASL_SSF, &ssf) == SASL_OK && ssf
+                   ? *(const sasl_ssf_t *)ssf
+                   : 0;
     if (rc == SASL_OK && r->layer) {
         const char *enc = NULL, *dec = NULL;
         unsigned enclen = 0, declen = 0;
         if (sasl_encode(cli, "ping", 4, &enc, &enclen) != SASL_OK ||
-            sasl_decode(srv, enc, enclen, &dec, &declen) != SASL_OK || declen != 4)
+            sasl_decode(srv, enc, enclen, &dec, &declen) != SASL_OK || declen != 4 ||
+            memcmp(dec, "ping", 4) != 0)
             rc = SASL_FAIL;
     }
+    if (rc == SASL_OK && mbps && (*mbps = layer_mbps(cli, srv, 8u << 20)) < 0)
+        rc = SASL_FAIL;
 out:
     if (rc != SASL_OK)
         fprintf(stderr, "bench_sasl: %s: %s\n", r->label,
@@ -145,25 +185,23 @@ out:
     return rc == SASL_OK ? 0 : -1;
 }
 
-static double now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
-}
-
 static int run_row(const row *r)
 {
-    if (login_once(r) < 0) /* warm-up: plugins and lazily built tables */
+    double mbps = 0;
+    /* warm-up: plugins and lazily built tables; the layer's throughput */
+    if (login_once(r, r->layer ? &mbps : NULL) < 0)
         return -1;
     size_t heap0 = mallinfo2().uordblks;
     double t0 = now_ms();
     for (int i = 0; i < r->n; i++)
-        if (login_once(r) < 0)
+        if (login_once(r, NULL) < 0)
             return -1;
     double ms = (now_ms() - t0) / r->n;
     long long heap = (long long)mallinfo2().uordblks - (long long)heap0;
-    printf("%-58s %9.3f %12.1f %6d\n", r->label, ms, (double)heap / r->n, r->n);
+    printf("%-52s %4u %9.3f %12.1f %6d", r->label, last_ssf, ms, (double)heap / r->n, r->n);
+    if (r->layer)
+        printf(" %7.1f", mbps);
+    printf("\n");
     return 0;
 }
 
@@ -209,16 +247,22 @@ int main(int argc, char **argv)
         return 1;
     }
     const row rows[] = {
-        { "DIGEST-MD5, no security layer", "DIGEST-MD5", 0, plain_db, n },
-        { "DIGEST-MD5, RC4 security layer (TCP, tcp_min_ssf > 0)", "DIGEST-MD5", 1, plain_db, n },
-        { "SCRAM-SHA-256, sasldb holds the password", "SCRAM-SHA-256", 0, plain_db, n / 10 },
-        { "SCRAM-SHA-256, sasldb holds SCRAM verifiers only", "SCRAM-SHA-256", 0, scram_db, n / 10 },
+        { "DIGEST-MD5, no security layer", "DIGEST-MD5", 0, 0, plain_db, n },
+        { "DIGEST-MD5, RC4 layer (client asks up to 256)", "DIGEST-MD5", 1, 0, plain_db, n },
+        { "DIGEST-MD5, 3DES layer (client asks up to 112)", "DIGEST-MD5", 1, 112, plain_db, n },
+        { "SCRAM-SHA-256, sasldb holds the password", "SCRAM-SHA-256", 0, 0, plain_db, n / 10 },
+        { "SCRAM-SHA-256, sasldb holds SCRAM verifiers only", "SCRAM-SHA-256", 0, 0, scram_db,
+          n / 10 },
     };
     const char *impl = NULL, *version = NULL;
     sasl_version_info(&impl, &version, NULL, NULL, NULL, NULL);
-    printf("one SASL login, client and server in one process (%s %s)\n\n", impl ? impl : "?",
+    printf("one SASL login, client and server in one process (%s %s)\n", impl ? impl : "?",
            version ? version : "?");
-    printf("%-58s %9s %12s %6s\n", "login", "ms/login", "heap B/login", "n");
+    /* 3DES needs util/vb_sasl_des.c's fix in this executable */
+    printf("DIGEST-MD5's 3DES layer: %s\n\n",
+           vb_sasl_3des_usable() ? "usable" : "NOT usable (the plugin fails to key it)");
+    printf("%-52s %4s %9s %12s %6s %7s\n", "login", "ssf", "ms/login", "heap B/login", "n",
+           "MB/s");
     int failed = 0;
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         failed |= run_row(&rows[i]) < 0;

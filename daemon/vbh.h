@@ -76,6 +76,7 @@ typedef struct vbh_config {
     uid_t peer_allowed_uids[VBH_MAX_PEER_UIDS];
     size_t npeer_allowed_uids;
     unsigned tcp_min_ssf;
+    int sasl_digest_3des;            /* offer DIGEST-MD5's 3DES layer to clients (AUTH_LIST) */
     char *state_dir;
     unsigned max_clients;
     unsigned max_anonymous_clients;

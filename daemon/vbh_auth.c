@@ -75,11 +75,15 @@ int vbh_auth_list_handler(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *e
             vb_enc_str(reply, vbh_auth_type_name(list->types[i]));
     vb_enc_str(reply, c->srv->server_id);
     /* what an earlier server lacked, so a client need not guess */
-    vb_enc_array(reply, 4);
+    /* the operator allows it, and the fix for the plugin is in this executable */
+    int des = c->srv->cfg->sasl_digest_3des && vb_sasl_3des_usable();
+    vb_enc_array(reply, 4 + (uint32_t)des);
     vb_enc_str(reply, VB_FEATURE_CONN_ID);
     vb_enc_str(reply, VB_FEATURE_TOKEN_BIND);
     vb_enc_str(reply, VB_FEATURE_CONCURRENT); /* driver calls of conn_ids overlap (2.1) */
     vb_enc_str(reply, VB_FEATURE_TLS_CBIND);
+    if (des)
+        vb_enc_str(reply, VB_FEATURE_DIGEST_3DES);
     return 0;
 }
 

@@ -256,6 +256,7 @@ static void set_defaults(vbh_config *cfg)
     cfg->peer_allowed_uids[0] = getuid();
     cfg->npeer_allowed_uids = 1;
     cfg->tcp_min_ssf = 56;
+    cfg->sasl_digest_3des = 1;
     cfg->state_dir = strdup("/var/lib/vbhostd");
     cfg->max_clients = 5000;
     cfg->max_anonymous_clients = 20;
@@ -394,6 +395,7 @@ static int load_keys(vb_conf *conf, vbh_config *cfg, vb_error *err)
         get_str(conf, "sasl_realm", &cfg->sasl_realm, err) < 0 ||
         parse_uids(conf, cfg, err) < 0 ||
         get_uint(conf, "tcp_min_ssf", 0, 256, &cfg->tcp_min_ssf, err) < 0 ||
+        get_flag(conf, "sasl_digest_3des", &cfg->sasl_digest_3des, err) < 0 ||
         get_str(conf, "state_dir", &cfg->state_dir, err) < 0 ||
         get_uint(conf, "max_clients", 1, 1000000, &cfg->max_clients, err) < 0 ||
         get_uint(conf, "max_anonymous_clients", 1, 1000000, &cfg->max_anonymous_clients, err) < 0 ||

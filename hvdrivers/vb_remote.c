@@ -61,6 +61,7 @@ struct vb_remote {
     int concurrent;                 /* ... and "concurrent_calls": driver calls overlap */
     int token_bind;                 /* the server named "token_bind": bound proofs */
     int tls_cbind;                  /* ... and "tls_cbind": on TLS, bound to the connection */
+    int digest_3des;                /* ... and "digest_3des": DIGEST-MD5 with 3DES, not RC4 */
     char endpoint[VB_REMOTE_ENDPOINT_MAX + 1];     /* as dialled (canonical, see .h) */
     char bound_endpoint[VB_TOKEN_ENDPOINT_MAX + 1]; /* what the token proof covers */
     int owner;                      /* VB_REMOTE_OWNER_*: the unix server's uid check */
@@ -681,6 +682,8 @@ static void read_features(vb_remote *r, vb_rd *rd)
             r->concurrent = 1;
         if (flen == strlen(VB_FEATURE_TLS_CBIND) && memcmp(f, VB_FEATURE_TLS_CBIND, flen) == 0)
             r->tls_cbind = 1;
+        if (flen == strlen(VB_FEATURE_DIGEST_3DES) && memcmp(f, VB_FEATURE_DIGEST_3DES, flen) == 0)
+            r->digest_3des = 1;
     }
 }
 
@@ -880,6 +883,8 @@ static int sasl_attempt(vb_remote *r, const char *want_mech, const vb_remote_opt
                                  opts->creds.ntypes, err);
     if (r->sasl && r->tls) /* TLS is the security layer: SCRAM needs no SASL one on top */
         vb_sasl_set_external_ssf(r->sasl, vb_tls_ssf(r->tls));
+    if (r->sasl && r->digest_3des)
+        vb_sasl_client_prefer_3des(r->sasl);
     if (r->sasl && r->tls && sasl_bind_tls(r, err) < 0) {
         free(mechlist);
         return -1;

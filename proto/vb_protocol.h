@@ -76,6 +76,9 @@ enum vb_program_version {
 /* "tls_cbind" = on a TLS connection the token proofs and SASL carry the
  * connection's tls-exporter channel binding (docs/protocol.md 9.3, 9.7a). */
 #define VB_FEATURE_TLS_CBIND "tls_cbind"
+/* "digest_3des" = this server's DIGEST-MD5 can run the 3DES layer (ssf 112);
+ * a client that can too asks for it instead of RC4 (docs/protocol.md 9.7b). */
+#define VB_FEATURE_DIGEST_3DES "digest_3des"
 
 /* ---- procedures --------------------------------------------------------
  * One table per program; everything about a procedure that is not its

@@ -12,10 +12,14 @@
 
 /* The largest chunk handed to sasl_decode at once; also our maxbufsize. */
 #define DECODE_CHUNK 65536u
+/* DIGEST-MD5's 3DES layer; a client asking for at most this picks it over RC4 */
+#define SSF_3DES 112u
 
 struct vb_sasl {
     sasl_conn_t *conn;
     int server;
+    unsigned min_ssf;
+    int prefer_3des;              /* client: the server said it can (vb_sasl_client_prefer_3des) */
     char *mech;
     sasl_callback_t *callbacks;   /* client: the interaction ids we can answer */
     vb_cred_request pending;      /* client: answers referenced by cyrus until the next call */
@@ -91,11 +95,11 @@ int vb_sasl_client_init(vb_error *err)
 
 /* ---- sessions ------------------------------------------------------------ */
 
-static int set_secprops(sasl_conn_t *conn, unsigned min_ssf, vb_error *err)
+static int set_secprops(sasl_conn_t *conn, unsigned min_ssf, unsigned max_ssf, vb_error *err)
 {
     sasl_security_properties_t props = {
         .min_ssf = min_ssf,
-        .max_ssf = 100000,          /* as strong as the mechanism offers */
+        .max_ssf = max_ssf,
         .maxbufsize = DECODE_CHUNK,
         .security_flags = SASL_SEC_NOANONYMOUS,
     };
@@ -133,7 +137,8 @@ vb_sasl *vb_sasl_server_new(const char *service, const char *fqdn, const char *r
         free(s);
         return NULL;
     }
-    if (set_secprops(s->conn, min_ssf, err) < 0) {
+    /* as strong as the mechanism offers */
+    if (set_secprops(s->conn, min_ssf, 100000, err) < 0) {
         vb_sasl_free(s);
         return NULL;
     }
@@ -192,11 +197,30 @@ vb_sasl *vb_sasl_client_new(const char *service, const char *host, int fd, unsig
         vb_sasl_free(s);
         return NULL;
     }
-    if (set_secprops(s->conn, min_ssf, err) < 0) {
+    if (set_secprops(s->conn, min_ssf, 100000, err) < 0) {
         vb_sasl_free(s);
         return NULL;
     }
+    s->min_ssf = min_ssf;
     return s;
+}
+
+void vb_sasl_client_prefer_3des(vb_sasl *s)
+{
+    if (s)
+        s->prefer_3des = 1;
+}
+
+/* The DIGEST-MD5 client picks its layer in its first step, from the
+ * properties of that moment: the strongest the server offers up to max_ssf.
+ * Capped only for that mechanism (GSSAPI's layer is not DES), only where
+ * both ends can do 3DES, and never below what min_ssf demands. */
+static void cap_for_3des(vb_sasl *s, const char *chosen)
+{
+    if (!s->prefer_3des || !chosen || strcasecmp(chosen, "DIGEST-MD5") != 0 ||
+        s->min_ssf > SSF_3DES || !vb_sasl_3des_usable())
+        return;
+    set_secprops(s->conn, s->min_ssf, SSF_3DES, NULL);
 }
 
 /* Cyrus 2.1.28's sasl_listmech sizes its buffer for 2n-2 separators, but a
@@ -433,6 +457,7 @@ int vb_sasl_client_start(vb_sasl *s, const char *mechlist, const vb_sasl_prompte
         }
     }
     free(bound);
+    cap_for_3des(s, chosen);
     if (chosen) {
         /* cyrus names the plugin; the server is told (and logs) the -PLUS
          * variant it offered, the only kind a bound client picks */

@@ -36,6 +36,17 @@ vb_sasl *vb_sasl_server_new(const char *service, const char *fqdn, const char *r
 vb_sasl *vb_sasl_client_new(const char *service, const char *host, int fd, unsigned min_ssf,
                             const int *cred_types, size_t ncred_types, vb_error *err);
 void vb_sasl_free(vb_sasl *s);
+
+/* DIGEST-MD5's 3DES layer works in this process (util/vb_sasl_des.c: the
+ * executable carries the fix for Debian's plugin under OpenSSL 3). */
+int vb_sasl_3des_usable(void);
+/* Client: the server can do 3DES too (its AUTH_LIST said so): if the
+ * mechanism becomes DIGEST-MD5 and min_ssf allows, ask for at most ssf 112,
+ * so the plugin picks 3DES instead of RC4 (RC4's biases, and the per-login
+ * cost and leak of Debian's plugin: docs/security.md). Call before the
+ * start; without it, and in a process where 3DES does not work, the
+ * strongest layer offered is taken, as before. */
+void vb_sasl_client_prefer_3des(vb_sasl *s);
 /* The transport below already protects the connection with ssf bits (TLS):
  * it counts toward min_ssf, so mechanisms without a layer (SCRAM) qualify.
  * Call before the mechanism list is asked for. */
