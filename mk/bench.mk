@@ -24,6 +24,12 @@ $(BUILD)/bench/bench_sasl: bench/bench_sasl.c $(LIBTSUP) $(LIBCORE) $(LIBPROTO)
 	$(CC) $(CFLAGS_ALL) $(PKG_CFLAGS) -MMD -MP $< -o $@ $(LIBTSUP) $(LIBCORE) $(LIBPROTO) \
 	  $(PKG_LIBS) -lpthread $(LDFLAGS_ALL)
 
+# bench_logins starts two vbhostd with tests/support and is their client
+$(BUILD)/bench/bench_logins: bench/bench_logins.c $(LIBTSUP) $(LIBCORE) $(LIBPROTO) $(VBHOSTD)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -DVB_BUILD_DIR='"$(abspath $(BUILD))"' $(PKG_CFLAGS) -MMD -MP $< -o $@ \
+	  $(LIBTSUP) $(LIBCORE) $(LIBPROTO) $(PKG_LIBS) -lpthread $(LDFLAGS_ALL)
+
 # built only by bench-peer: needs libvirt-dev (pkg-config runs after bench-deps.sh)
 $(BENCH_PEER): bench/peer/bench_libvirt.c
 	@mkdir -p $(dir $@)
