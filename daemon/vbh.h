@@ -181,6 +181,9 @@ typedef struct vbh_peer {
     struct vbh_peer *next;
 } vbh_peer;
 
+/* At most this many threads run SASL steps (fewer on fewer cores). */
+#define VBH_SASL_LANES_MAX 8
+
 struct vbh_server {
     vbh_config *cfg;
     vb_loop *loop;
@@ -196,6 +199,10 @@ struct vbh_server {
     vbh_peer *peers;                 /* their groups, with counts */
     vb_store *tokens;                /* issued tokens (state_dir/tokens.db) */
     vb_lane *store_lane;             /* ... read and written there only, off the loop */
+    /* SASL steps (ms of CPU each) run here, not on the loop: one lane per
+     * core, a client's step on the next lane in turn (vbh_auth.c) */
+    vb_lane *sasl_lanes[VBH_SASL_LANES_MAX];
+    unsigned nsasl_lanes, next_sasl_lane;
     int recheck_running, recheck_again; /* the token sessions' re-check (loop thread) */
     /* driver calls run on per-client worker threads; finished frames come
      * back to the loop through this queue */
@@ -244,6 +251,8 @@ struct vbh_client {
     int token_pending;
     void *token_job;            /* the token call being prepared or answered (vbh_tokens.c) */
     int token_busy;             /* ... or waiting for tokens.db: the client is not read */
+    void *sasl_job;             /* its SASL step, done off the loop, being answered (vbh_auth.c) */
+    int sasl_busy;              /* ... or still running: the client is not read */
     char session_token[VB_TOKEN_ID_LEN + 1]; /* the token it logged in with, "" if none */
     int confidential;           /* unix socket, TLS, or a SASL security layer is on */
     unsigned tls_ssf;           /* the TLS cipher's bits once the handshake is done (0: no TLS) */
@@ -301,6 +310,13 @@ int vbh_auth_list_handler(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *e
 int vbh_auth_sasl_init(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
 int vbh_auth_sasl_start(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
 int vbh_auth_sasl_step(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
+/* AUTH_SASL_START and _STEP are ASYNC: the checks and arguments here, the
+ * Cyrus step on a SASL lane, the answer (finish: the two handlers above)
+ * through vbh_dispatch_resume. */
+int vbh_auth_sasl_begin(vbh_client *c, vb_msg *msg, vbh_handler finish, vb_error *err);
+/* The SASL lanes (server start and stop). */
+int vbh_auth_lanes_start(vbh_server *srv, vb_error *err);
+void vbh_auth_lanes_stop(vbh_server *srv);
 int vbh_auth_peer(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
 /* The token calls touch tokens.db, which is done off the loop: their
  * handlers only prepare the job (reply unused) and must be run through

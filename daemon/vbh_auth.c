@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "vb_log.h"
 #include "vb_net.h"
@@ -236,39 +237,174 @@ static int need_session(vbh_client *c, vb_error *err)
     return 0;
 }
 
-int vbh_auth_sasl_start(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
+/* ---- SASL steps off the loop ---------------------------------------------
+ *
+ * A Cyrus step costs milliseconds of CPU (DIGEST-MD5 with RC4 several, a
+ * SCRAM server deriving its keys more, GSSAPI reads a keytab): on the loop
+ * it would hold up every other client's calls and PINGs, and keep a second
+ * core idle while logins queue. So AUTH_SASL_START and _STEP come in three
+ * parts, like the token calls: on the loop the checks in their order (type
+ * gate, body, state: docs/protocol.md 5.7) and the arguments go into a job;
+ * a SASL lane runs the one Cyrus call; on the loop again the job's answer is
+ * judged and sent (sasl_round: failure notes, policy, the layer) through
+ * vbh_dispatch_resume, with the delays of any auth call. The job owns the
+ * session meanwhile (a client that leaves cannot free it under the lane) and
+ * the client is not read, so its steps stay in order. */
+
+typedef struct sasl_job {
+    vbh_client *c;              /* a reference, dropped when done */
+    vb_msg msg;                 /* the call: the input points into its body */
+    vbh_handler finish;         /* answers it (loop thread) */
+    vb_sasl *sasl;              /* the session, the job's until done */
+    char *mech;                 /* START: the mechanism; NULL for a STEP */
+    const uint8_t *in;
+    size_t inlen;
+    int progress, sasl_rc;      /* the step's result ... */
+    const uint8_t *out;         /* (Cyrus's buffer: valid until the next step) */
+    size_t outlen;
+    vb_error err;
+} sasl_job;
+
+/* Lane thread: the Cyrus call, nothing else (the client is not ours). */
+static void sasl_job_run(void *arg)
 {
-    char *mech = NULL;
-    const uint8_t *in, *out = NULL;
-    size_t inlen, outlen = 0;
-    int sasl_rc = SASL_OK;
+    sasl_job *job = arg;
+    vb_error_clear(&job->err);
+    job->sasl_rc = SASL_OK;
+    if (job->mech)
+        job->progress = vb_sasl_server_start(job->sasl, job->mech, job->in, job->inlen, &job->out,
+                                             &job->outlen, &job->sasl_rc, &job->err);
+    else
+        job->progress = vb_sasl_server_step(job->sasl, job->in, job->inlen, &job->out,
+                                            &job->outlen, &job->sasl_rc, &job->err);
+}
+
+static void sasl_job_free(sasl_job *job)
+{
+    vb_msg_clear(&job->msg);
+    free(job->mech);
+    free(job);
+}
+
+/* Loop thread: the step is done; the session goes back to its client (or
+ * away with it), and the answer out. */
+static void sasl_job_done(void *arg)
+{
+    sasl_job *job = arg;
+    vbh_client *c = job->c;
+    c->sasl_busy = 0;
+    if (c->gone) {
+        vb_sasl_free(job->sasl);
+    } else {
+        c->sasl = job->sasl;
+        c->last_rx_ms = vb_now_ms(); /* it waited on us: its keepalive silence starts now */
+        c->sasl_job = job;
+        vb_stream_pause(c->stream, 0);
+        vbh_dispatch_resume(c, &job->msg, job->finish);
+        c->sasl_job = NULL;
+    }
+    vbh_client_unref(c);
+    sasl_job_free(job);
+}
+
+/* The checks of START (mech set) or STEP, in their order, and the job's
+ * arguments: 0, or -1 with err (answered at once, as before any step). */
+static int sasl_prepare(vbh_client *c, vb_rd *args, int start, sasl_job *job, vb_error *err)
+{
     /* the type gate, the body, then the state (docs/protocol.md §5.7) */
-    if (require_type(c, VBH_AUTH_SASL, err) < 0 || vb_rd_strdup(args, 64, &mech, err) < 0 ||
-        vb_rd_bin(args, &in, &inlen, err) < 0)
-        return free(mech), -1;
-    if (!mech)
+    if (require_type(c, VBH_AUTH_SASL, err) < 0 ||
+        (start && vb_rd_strdup(args, 64, &job->mech, err) < 0) ||
+        vb_rd_bin(args, &job->in, &job->inlen, err) < 0)
+        return -1;
+    if (start && !job->mech)
         return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_AUTH, "no SASL mechanism given");
     if (need_session(c, err) < 0)
-        return free(mech), -1;
-    int progress = vb_sasl_server_start(c->sasl, mech, in, inlen, &out, &outlen, &sasl_rc, err);
-    free(mech);
-    return sasl_round(c, progress, out, outlen, sasl_rc, reply, err);
+        return -1;
+    /* cyrus dereferences the mechanism of a session that was never started */
+    if (!start && !vb_sasl_mech(c->sasl))
+        return vb_error_set(err, VB_ERR_OPERATION_INVALID, VB_DOM_AUTH,
+                            "no SASL exchange in progress: call AUTH_SASL_START first");
+    return 0;
+}
+
+static vb_lane *next_lane(vbh_server *srv)
+{
+    return srv->sasl_lanes[srv->next_sasl_lane++ % srv->nsasl_lanes];
+}
+
+int vbh_auth_sasl_begin(vbh_client *c, vb_msg *msg, vbh_handler finish, vb_error *err)
+{
+    sasl_job *job = calloc(1, sizeof *job);
+    if (!job)
+        return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_DAEMON, "out of memory");
+    job->msg = *msg; /* the input points into its body, which moves with it */
+    job->finish = finish;
+    vb_rd args;
+    int start = msg->hdr.procedure == VB_HOST_PROC_AUTH_SASL_START;
+    int rc = vb_rd_init(&args, job->msg.body, err) < 0 ? -1 : sasl_prepare(c, &args, start, job, err);
+    if (rc == 0 && c->srv->nsasl_lanes == 0)
+        rc = vb_error_set(err, VB_ERR_INTERNAL, VB_DOM_DAEMON, "no SASL lane");
+    if (rc == 0) {
+        vbh_client_ref(c); /* dropped in sasl_job_done */
+        job->c = c;
+        job->sasl = c->sasl;
+        rc = vb_lane_submit(next_lane(c->srv), sasl_job_run, sasl_job_done, job, err);
+        if (rc < 0)
+            vbh_client_unref(c);
+    }
+    if (rc < 0) {
+        job->msg = (vb_msg){ 0 }; /* still the caller's */
+        sasl_job_free(job);
+        return -1;
+    }
+    memset(msg, 0, sizeof *msg); /* moved */
+    c->sasl = NULL;              /* the job's until done */
+    c->sasl_busy = 1;
+    vb_stream_pause(c->stream, 1); /* nothing more from it until this is answered */
+    return 0;
+}
+
+/* Loop thread, in vbh_dispatch_resume: the finished job's answer. */
+static int sasl_finish_job(vbh_client *c, vb_enc *reply, vb_error *err)
+{
+    sasl_job *job = c->sasl_job;
+    if (!job)
+        return vb_error_set(err, VB_ERR_INTERNAL, VB_DOM_DAEMON, "a SASL answer outside its job");
+    if (job->progress < 0)
+        vb_error_copy(err, &job->err);
+    return sasl_round(c, job->progress, job->out, job->outlen, job->sasl_rc, reply, err);
+}
+
+int vbh_auth_sasl_start(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
+{
+    (void)args; /* read by vbh_auth_sasl_begin */
+    return sasl_finish_job(c, reply, err);
 }
 
 int vbh_auth_sasl_step(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
 {
-    const uint8_t *in, *out = NULL;
-    size_t inlen, outlen = 0;
-    int sasl_rc = SASL_OK;
-    if (require_type(c, VBH_AUTH_SASL, err) < 0 || vb_rd_bin(args, &in, &inlen, err) < 0 ||
-        need_session(c, err) < 0)
-        return -1;
-    /* cyrus dereferences the mechanism of a session that was never started */
-    if (!vb_sasl_mech(c->sasl))
-        return vb_error_set(err, VB_ERR_OPERATION_INVALID, VB_DOM_AUTH,
-                            "no SASL exchange in progress: call AUTH_SASL_START first");
-    int progress = vb_sasl_server_step(c->sasl, in, inlen, &out, &outlen, &sasl_rc, err);
-    return sasl_round(c, progress, out, outlen, sasl_rc, reply, err);
+    (void)args;
+    return sasl_finish_job(c, reply, err);
+}
+
+int vbh_auth_lanes_start(vbh_server *srv, vb_error *err)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned n = cores < 1 ? 1 : cores > VBH_SASL_LANES_MAX ? VBH_SASL_LANES_MAX : (unsigned)cores;
+    /* each lane's thread starts at its first step */
+    for (srv->nsasl_lanes = 0; srv->nsasl_lanes < n; srv->nsasl_lanes++)
+        if (!(srv->sasl_lanes[srv->nsasl_lanes] = vb_lane_new(srv->loop, VB_DOM_DAEMON, err)))
+            return -1;
+    return 0;
+}
+
+void vbh_auth_lanes_stop(vbh_server *srv)
+{
+    for (unsigned i = 0; i < srv->nsasl_lanes; i++) {
+        vb_lane_free(srv->sasl_lanes[i], srv->loop);
+        srv->sasl_lanes[i] = NULL;
+    }
+    srv->nsasl_lanes = 0;
 }
 
 int vbh_auth_peer(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)

@@ -35,6 +35,8 @@ typedef struct vbh_route {
 #define VBH_HANDLER_AUTH_PEER            vbh_auth_peer
 #define VBH_HANDLER_AUTH_POLKIT          vbh_auth_polkit_finish
 #define VBH_BEGIN_AUTH_POLKIT            begin_polkit
+#define VBH_BEGIN_AUTH_SASL_START        vbh_auth_sasl_begin
+#define VBH_BEGIN_AUTH_SASL_STEP         vbh_auth_sasl_begin
 #define VBH_BEGIN_AUTH_TOKEN_CHALLENGE   vbh_tokens_begin
 #define VBH_BEGIN_AUTH_TOKEN_PROVE       vbh_tokens_begin
 #define VBH_BEGIN_TOKEN_ISSUE            vbh_tokens_begin
@@ -254,8 +256,8 @@ void vbh_dispatch_resume(vbh_client *c, const vb_msg *msg, vbh_handler handler)
 /* Where the table says it runs: driver calls may block (HTTP to a XenAPI
  * host, a nested prompt) and go to the client's worker; an ASYNC one (a
  * polkit check over D-Bus, a tokens.db read or write that may wait on a
- * lock) starts here, runs off the loop and is answered later; the rest is
- * answered here. */
+ * lock, a SASL step's milliseconds of CPU) starts here, runs off the loop
+ * and is answered later; the rest is answered here. */
 static void route(vbh_client *c, vb_msg *msg, const vb_proc_info *info, const vbh_route *r)
 {
     vb_error err;

@@ -145,7 +145,7 @@ static void keepalive_check(vb_loop *loop, uint64_t id, void *data)
     uint64_t next = limit;
     for (vbh_client *c = srv->clients, *next_c; c; c = next_c) {
         next_c = c->next;
-        if (!c->speaks_keepalive || c->ncalls || c->token_busy)
+        if (!c->speaks_keepalive || c->ncalls || c->token_busy || c->sasl_busy)
             continue;
         uint64_t quiet = now - c->last_rx_ms;
         if (quiet >= limit) {
@@ -424,7 +424,8 @@ int vbh_server_start(vbh_server *srv, vbh_config *cfg, vb_loop *loop, vb_error *
     if ((vbh_auth_list_has(&cfg->auth_unix, VBH_AUTH_SASL) ||
          vbh_auth_list_has(&cfg->auth_tcp, VBH_AUTH_SASL) ||
          (cfg->listen_tls && vbh_auth_list_has(&cfg->auth_tls, VBH_AUTH_SASL))) &&
-        vb_sasl_server_init(cfg->sasl_app, cfg->sasl_conf_dir, err) < 0)
+        (vb_sasl_server_init(cfg->sasl_app, cfg->sasl_conf_dir, err) < 0 ||
+         vbh_auth_lanes_start(srv, err) < 0))
         return -1;
     if (cfg->listen_unix && vbh_auth_list_has(&cfg->auth_unix, VBH_AUTH_POLKIT) &&
         vbh_polkit_start(srv, err) < 0)
@@ -475,6 +476,7 @@ void vbh_server_stop(vbh_server *srv)
         unlink(srv->cfg->listen_unix);
     vb_lane_free(srv->store_lane, srv->loop); /* what was asked of tokens.db happens */
     srv->store_lane = NULL;
+    vbh_auth_lanes_stop(srv); /* steps still running finish; their clients are gone */
     vb_store_close(srv->tokens);
     srv->tokens = NULL;
     vb_tls_ctx_free(srv->tls_ctx); /* the streams that used it are gone */

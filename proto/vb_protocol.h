@@ -90,7 +90,8 @@ enum vb_program_version {
  * needs_auth: the server answers AUTH_REQUIRED until the connection has
  *   authenticated.
  * runs: where the server runs it (enum vb_proc_runs): LOOP on the event
- *   loop, ASYNC asked off the loop and answered on it later, WORKER on the
+ *   loop, ASYNC asked off the loop and answered on it later (polkitd, the
+ *   tokens.db lane, a Cyrus SASL step on a SASL lane), WORKER on the
  *   connection's worker thread (may block: a driver call), PEER the server
  *   sends it and its client handles it (CALLBACK, EVENT).
  * logs_in: 1 when the driver may log in during the call (OPEN, and the calls
@@ -112,8 +113,8 @@ enum vb_program_version {
 #define VB_HOST_PROCS(X)                                                        \
     X(AUTH_LIST,            1, 0, LOOP,   0, 2, AUTH_LIST,       256)           \
     X(AUTH_SASL_INIT,       2, 0, LOOP,   0, 2, SASL_INIT,       256)           \
-    X(AUTH_SASL_START,      3, 0, LOOP,   0, 2, SASL_START,      16384)         \
-    X(AUTH_SASL_STEP,       4, 0, LOOP,   0, 2, SASL_STEP,       16384)         \
+    X(AUTH_SASL_START,      3, 0, ASYNC,  0, 2, SASL_START,      16384)         \
+    X(AUTH_SASL_STEP,       4, 0, ASYNC,  0, 2, SASL_STEP,       16384)         \
     X(AUTH_TOKEN_CHALLENGE, 5, 0, ASYNC,  0, 2, TOKEN_CHALLENGE, 1024)          \
     X(AUTH_TOKEN_PROVE,     6, 0, ASYNC,  0, 2, TOKEN_PROVE,     1024)          \
     X(AUTH_PEER,            7, 0, LOOP,   0, 2, AUTH_PEER,       256)           \

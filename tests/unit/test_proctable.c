@@ -103,7 +103,8 @@ static void test_since_column(void **state)
 }
 
 /* Where vbhostd and vbrokerd run each procedure, as before the table:
- * driver calls on the worker, polkit off the loop, the rest on the loop;
+ * driver calls on the worker, polkit, tokens.db and SASL steps off the
+ * loop, the rest on the loop;
  * the credential relay goes the other way. */
 static void test_runs_column(void **state)
 {
@@ -112,8 +113,9 @@ static void test_runs_column(void **state)
         const vb_proc_info *p = vb_proto_proc_lookup(VB_PROG_HOST, n);
         if (!p)
             continue;
-        /* ASYNC: polkit (8) and the calls that touch tokens.db (5, 6, 20, 21) */
-        int async = n == 5 || n == 6 || n == 8 || n == 20 || n == 21;
+        /* ASYNC: SASL steps (3, 4: on a SASL lane), polkit (8) and the calls
+         * that touch tokens.db (5, 6, 20, 21) */
+        int async = n == 3 || n == 4 || n == 5 || n == 6 || n == 8 || n == 20 || n == 21;
         enum vb_proc_runs want = n >= 10 && n <= 15 ? VB_RUN_WORKER
                                  : async            ? VB_RUN_ASYNC
                                  : n >= 30          ? VB_RUN_PEER
