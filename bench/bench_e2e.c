@@ -50,6 +50,7 @@
  *                             TLS rows; BENCH_PEER_URI_TLS: libvirtd's TLS + SCRAM
  *                             URI for their libvirt column
  *   BENCH_ONLY=tls            only the TLS rows (with BENCH_TLS_PKI)
+ *   BENCH_ONLY=conc           only the 16/256 concurrent open rows
  * Numbers are printed, never asserted.
  */
 #include <errno.h>
@@ -1707,6 +1708,21 @@ static int write_svg(const char *path)
 
 /* ---- main ---------------------------------------------------------------------------------------- */
 
+/* The concurrency rows: cold (a full DIGEST-MD5 login each, cold broker)
+ * and warm (the shared transport of the warm broker's holder). */
+static void bench_conc_rows(void)
+{
+    fprintf(stderr, "bench_e2e: concurrency...\n");
+    bench_conc_one(&bcold, uri_digest, 1, 16, "conc16_cold_digest",
+                   "16 concurrent cold opens, DIGEST-MD5 TCP (wall)", conc_rounds, 1);
+    bench_conc_one(&bcold, uri_digest, 1, 256, "conc256_cold_digest",
+                   "256 concurrent cold opens, DIGEST-MD5 TCP (wall)", conc_rounds > 3 ? 3 : conc_rounds, 1);
+    bench_conc_one(&bwarm, uri_digest, 1, 16, "conc16_shared", "16 concurrent warm opens, shared transport (wall)",
+                   conc_rounds, 0);
+    bench_conc_one(&bwarm, uri_digest, 1, 256, "conc256_shared",
+                   "256 concurrent warm opens, shared transport (wall)", conc_rounds > 3 ? 3 : conc_rounds, 0);
+}
+
 int main(int argc, char **argv)
 {
     long long t_main = now_ns();
@@ -1762,6 +1778,7 @@ int main(int argc, char **argv)
         peer_uri_tls = NULL;
     const char *only = getenv("BENCH_ONLY");
     int only_tls = only && strcmp(only, "tls") == 0;
+    int only_conc = only && strcmp(only, "conc") == 0;
     if (only_tls && !tls_pki) {
         fprintf(stderr, "bench_e2e: BENCH_ONLY=tls needs BENCH_TLS_PKI\n");
         return 2;
@@ -1835,6 +1852,18 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench_e2e: TLS token figures skipped\n");
         goto report;
     }
+    if (only_conc) {
+        use_broker(&bwarm);
+        vb_error cerr = { 0 };
+        if (!(holder = vb_open_auth(uri_digest, &form_auth, 0, &cerr))) {
+            fprintf(stderr, "bench_e2e: open %s via the warm broker: %s\n", uri_digest,
+                    cerr.message);
+            return 1;
+        }
+        bench_conc_rows();
+        vb_close(holder);
+        goto report;
+    }
     steady_metrics();
     fprintf(stderr, "bench_e2e: cold opens...\n");
     bench_cold();
@@ -1864,15 +1893,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "bench_e2e: RPC round trips...\n");
     bench_rpc();
 
-    fprintf(stderr, "bench_e2e: concurrency...\n");
-    bench_conc_one(&bcold, uri_digest, 1, 16, "conc16_cold_digest",
-                   "16 concurrent cold opens, DIGEST-MD5 TCP (wall)", conc_rounds, 1);
-    bench_conc_one(&bcold, uri_digest, 1, 256, "conc256_cold_digest",
-                   "256 concurrent cold opens, DIGEST-MD5 TCP (wall)", conc_rounds > 3 ? 3 : conc_rounds, 1);
-    bench_conc_one(&bwarm, uri_digest, 1, 16, "conc16_shared", "16 concurrent warm opens, shared transport (wall)",
-                   conc_rounds, 0);
-    bench_conc_one(&bwarm, uri_digest, 1, 256, "conc256_shared",
-                   "256 concurrent warm opens, shared transport (wall)", conc_rounds > 3 ? 3 : conc_rounds, 0);
+    bench_conc_rows();
 
     fprintf(stderr, "bench_e2e: %d idle clients...\n", idle_clients);
     bench_idle();

@@ -160,9 +160,11 @@ NONE_PID=${PIDS[1]} # env and setpriv exec: the pid of `&` is libvirtd's
 P3=$(free_port)
 start_libvirtd tls sasl "$P3" tls
 TLS_URI="test+tls://127.0.0.1:$P3/default?pkipath=$D/pki"
-# BENCH_ONLY=tls: only the TLS rows, into bench/results/tls.json
+# BENCH_ONLY=tls: only the TLS rows, into bench/results/tls.json; =conc:
+# only the concurrency rows, into bench/results/conc.json
 OUT=latest
 [ "${BENCH_ONLY:-}" = tls ] && OUT=tls
+[ "${BENCH_ONLY:-}" = conc ] && OUT=conc
 
 echo "== libvirt $($LIBVIRTD --version | awk '{print $NF}') (pids ${PIDS[*]}, user $BUSER) vs vbroker =="
 echo "libvirt URIs: test+tcp://127.0.0.1:$P1/default (DIGEST-MD5), test+tcp://127.0.0.1:$P2/default (no auth), and their unix sockets; $TLS_URI (TLS, SCRAM-SHA-256)"
@@ -174,7 +176,7 @@ BENCH_PEER_URI_NONE_UNIX="test+unix:///default?socket=$D/none/run/libvirt-sock" 
 BENCH_PEER_IDLE_PID="$NONE_PID" \
 BENCH_PEER_USER=alice BENCH_PEER_PASSWORD="$PW" \
   "$B/bench/bench_e2e" --json "bench/results/$OUT.json" --svg "bench/results/$OUT.svg"
-[ "$OUT" = tls ] && exit 0
+[ "$OUT" = tls ] || [ "$OUT" = conc ] && exit 0
 
 # Scripts against libvirtd #1 (issue 19): SCRIPT_RUNS runs of `list` through
 # the broker's libvirt driver (vbctl --non-interactive on the live shared
