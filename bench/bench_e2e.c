@@ -50,7 +50,10 @@
  *                             TLS rows; BENCH_PEER_URI_TLS: libvirtd's TLS + SCRAM
  *                             URI for their libvirt column
  *   BENCH_ONLY=tls            only the TLS rows (with BENCH_TLS_PKI)
- *   BENCH_ONLY=conc           only the 16/256 concurrent open rows
+ *   BENCH_ONLY=conc           only the 16/256 concurrent open rows, and the
+ *                             steady cold DIGEST-MD5 row
+ *   BENCH_HOSTD_CONF=TEXT     lines added to every vbhostd's config
+ *                             ("sasl_digest_3des = 0": logins with RC4)
  * Numbers are printed, never asserted.
  */
 #include <errno.h>
@@ -252,8 +255,9 @@ static int start_hostd(hostd *h, const char *name, const char *auth_unix, const 
                  "listen_unix = \"%s\"\n%sstate_dir = \"%s/%s-state\"\n"
                  "auth_unix = %s\nsasl_conf_dir = \"%s/sasl\"\n"
                  "sasl_realm = \"" REALM "\"\nmax_anonymous_clients = 2000\nmax_clients = 10000\n"
-                 "log_level = \"warn\"\nallowed_xenapi_hosts = [\"127.0.0.1:%d\"]\n",
-                 h->sock, net, dir, name, auth_unix, dir, xen_port);
+                 "log_level = \"warn\"\nallowed_xenapi_hosts = [\"127.0.0.1:%d\"]\n%s\n",
+                 h->sock, net, dir, name, auth_unix, dir, xen_port,
+                 getenv("BENCH_HOSTD_CONF") ? getenv("BENCH_HOSTD_CONF") : "");
         vb_ts_write_file(h->conf, text, 0600);
         char bin[PATH_MAX + 16];
         snprintf(bin, sizeof bin, "%s/vbhostd", build_dir);
@@ -1862,6 +1866,9 @@ int main(int argc, char **argv)
         }
         bench_conc_rows();
         vb_close(holder);
+        M("steady_cold_digest_tcp", "steady: cold open, DIGEST-MD5 TCP", "us");
+        use_broker(&bcold); /* as in the full run: a full login each open */
+        bench_steady("steady_cold_digest_tcp", uri_digest, 1, peer_uri);
         goto report;
     }
     steady_metrics();

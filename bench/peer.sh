@@ -161,7 +161,8 @@ P3=$(free_port)
 start_libvirtd tls sasl "$P3" tls
 TLS_URI="test+tls://127.0.0.1:$P3/default?pkipath=$D/pki"
 # BENCH_ONLY=tls: only the TLS rows, into bench/results/tls.json; =conc:
-# only the concurrency rows, into bench/results/conc.json
+# only the concurrency rows and the steady cold DIGEST-MD5 row, into
+# bench/results/conc.json
 OUT=latest
 [ "${BENCH_ONLY:-}" = tls ] && OUT=tls
 [ "${BENCH_ONLY:-}" = conc ] && OUT=conc
