@@ -35,7 +35,8 @@ CFLAGS_ALL := $(CFLAGS_BASE) -Iproto -Iutil -Ihvdrivers -Istore -Itests/support 
 # fails to compile instead of linking something libvbroker does not hold
 CFLAGS_THIN := $(CFLAGS_BASE) -Iproto -Ithinclient $(CFLAGS)
 # util/vb_sasl_des.c's DES_key_sched must be what the DIGEST-MD5 plugin
-# (loaded later) resolves: exported from every executable that holds it
+# (loaded later) resolves: exported from every executable that holds it (GNU
+# ld does so anyway because libcrypto defines it too; this says it on purpose)
 EXPORT_DES := -Wl,--export-dynamic-symbol=DES_key_sched
 LDFLAGS_ALL = $(SANLDFLAGS) $(EXPORT_DES) $(LDFLAGS)
 

@@ -34,6 +34,8 @@
 
 #include <sys/types.h>
 
+#include "vb_error.h"
+
 /* ---- temp dirs ---------------------------------------------------------- */
 
 /* Create a fresh 0700 dir /tmp/vbts-TAG-XXXXXX, registered for recursive
@@ -183,6 +185,14 @@ int vb_ts_sasl_setup(const char *dir, const char *app, const char *realm,
  * reported with a symbolized stack. Returns the number of plugins pinned, or
  * -1 if none was found. */
 int vb_ts_sasl_pin_plugins(void);
+
+/* One whole login between a server and a client session of util/vb_sasl in
+ * this process, over mechlist, the client answering every prompt with user
+ * (names) or password (VB_CRED_PASSPHRASE): 0 when both ends completed, else
+ * -1 with *err from the end that gave up. */
+struct vb_sasl;
+int vb_ts_sasl_login(struct vb_sasl *server, struct vb_sasl *client, const char *mechlist,
+                     const char *user, const char *password, vb_error *err);
 
 /* ---- a real MIT KDC ----------------------------------------------------- */
 

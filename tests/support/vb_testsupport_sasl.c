@@ -5,6 +5,7 @@
  * SASL_CONF_PATH=DIR so it, too, sees only our file.
  */
 #include "vb_testsupport_priv.h"
+#include "vb_sasl.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -134,4 +135,45 @@ int vb_ts_sasl_pin_plugins(void)
         return -1;
     }
     return pinned;
+}
+
+typedef struct login_answers {
+    const char *user, *password;
+} login_answers;
+
+static int answer_login(vb_cred_request *req, void *opaque, vb_error *err)
+{
+    const login_answers *a = opaque;
+    (void)err;
+    for (size_t i = 0; i < req->nitems; i++) {
+        vb_cred_item *it = &req->items[i];
+        const char *v = it->type == VB_CRED_PASSPHRASE ? a->password : a->user;
+        vb_cred_item_set_result(it, v, strlen(v));
+    }
+    return 0;
+}
+
+int vb_ts_sasl_login(struct vb_sasl *server, struct vb_sasl *client, const char *mechlist,
+                     const char *user, const char *password, vb_error *err)
+{
+    login_answers a = { user, password };
+    vb_sasl_prompter p = { answer_login, &a, "vbhostd on test", 0, NULL };
+    const char *mech = NULL;
+    const uint8_t *cout = NULL, *sout = NULL;
+    size_t clen = 0, slen = 0;
+    int c = vb_sasl_client_start(client, mechlist, &p, &mech, &cout, &clen, err);
+    if (c < 0)
+        return -1;
+    int s = vb_sasl_server_start(server, mech, cout, clen, &sout, &slen, NULL, err);
+    while (s == VB_SASL_CONTINUE) {
+        if ((c = vb_sasl_client_step(client, sout, slen, &p, &cout, &clen, err)) < 0)
+            return -1;
+        s = vb_sasl_server_step(server, cout, clen, &sout, &slen, NULL, err);
+    }
+    if (s < 0)
+        return -1;
+    if (c != VB_SASL_COMPLETE &&
+        vb_sasl_client_step(client, sout, slen, &p, &cout, &clen, err) != VB_SASL_COMPLETE)
+        return -1;
+    return 0;
 }

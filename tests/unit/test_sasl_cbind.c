@@ -43,18 +43,6 @@ static int group_setup(void **state)
     return 0;
 }
 
-static int answer(vb_cred_request *req, void *opaque, vb_error *err)
-{
-    (void)opaque;
-    (void)err;
-    for (size_t i = 0; i < req->nitems; i++) {
-        vb_cred_item *it = &req->items[i];
-        const char *v = it->type == VB_CRED_PASSPHRASE ? PASSWORD : "alice";
-        vb_cred_item_set_result(it, v, strlen(v));
-    }
-    return 0;
-}
-
 static const int CRED_TYPES[] = { VB_CRED_AUTHNAME, VB_CRED_USERNAME, VB_CRED_PASSPHRASE };
 
 typedef struct ends {
@@ -96,25 +84,7 @@ static void ends_free(ends *e)
  * *err from the end that gave up. */
 static int login(ends *e, const char *mechlist, vb_error *err)
 {
-    vb_sasl_prompter p = { answer, NULL, "vbhostd on test", 0, NULL };
-    const char *mech = NULL;
-    const uint8_t *cout = NULL, *sout = NULL;
-    size_t clen = 0, slen = 0;
-    int c = vb_sasl_client_start(e->client, mechlist, &p, &mech, &cout, &clen, err);
-    if (c < 0)
-        return -1;
-    int s = vb_sasl_server_start(e->server, mech, cout, clen, &sout, &slen, NULL, err);
-    while (s == VB_SASL_CONTINUE) {
-        if ((c = vb_sasl_client_step(e->client, sout, slen, &p, &cout, &clen, err)) < 0)
-            return -1;
-        s = vb_sasl_server_step(e->server, cout, clen, &sout, &slen, NULL, err);
-    }
-    if (s < 0)
-        return -1;
-    if (c != VB_SASL_COMPLETE && vb_sasl_client_step(e->client, sout, slen, &p, &cout, &clen,
-                                                     err) != VB_SASL_COMPLETE)
-        return -1;
-    return 0;
+    return vb_ts_sasl_login(e->server, e->client, mechlist, "alice", PASSWORD, err);
 }
 
 static void test_server_offers_plus(void **state)
