@@ -27,6 +27,7 @@
  */
 #include "vb_xenapi.h"
 #include "vb_cred.h"
+#include "vb_session_keep.h"
 #include "vb_xenapi_xml.h"
 
 #include <ctype.h>
@@ -78,6 +79,12 @@ typedef struct xa_conn {
     vb_xr_buf reply;    /* the response bytes; wiped after each parse */
     int reply_too_large;
     int wire;           /* a client's URI (VB_OPEN_FROM_WIRE): follow no pool redirect */
+    /* keeping the session at close (vb_session_keep.h), when the source
+     * names its owner: keep_key is "owner\nendpoint" (no secret), and
+     * keep_digest the keyed digest of the password that made the session */
+    char *keep_key;
+    uint8_t keep_digest[VB_SESSION_KEEP_DIGEST_LEN];
+    int keep_digest_ok;
     char curl_err[CURL_ERROR_SIZE];
 } xa_conn;
 
@@ -405,13 +412,53 @@ static int login_with(xa_conn *c, const vb_cred_request *req, vb_error *err)
     return -1;
 }
 
+static void xa_destroy(void *conn);
+
+/* The answer just given may match a session kept at an earlier close of
+ * this owner and endpoint (vb_session_keep.h): the same user, and a
+ * password with the same keyed digest. Then that session (with its curl
+ * handle and its live connection to the host) replaces the login: 1; else
+ * 0, and keep_digest is the answer's, for the login that follows. */
+static int adopt_kept(xa_conn *c, const vb_cred_request *req)
+{
+    const char *user = req->items[0].result, *pass = req->items[1].result;
+    c->keep_digest_ok =
+        vb_session_keep_digest(pass, strlen(pass), c->keep_digest) == 0;
+    xa_conn *k = c->keep_digest_ok ? vb_session_keep_take(c->keep_key, user, c->keep_digest)
+                                   : NULL;
+    if (!k)
+        return 0;
+    CURL *curl = c->curl;
+    struct curl_slist *headers = c->headers;
+    char *host = c->host, *url = c->url;
+    c->curl = k->curl;
+    c->headers = k->headers;
+    c->host = k->host;
+    c->url = k->url;
+    k->curl = curl;
+    k->headers = headers;
+    k->host = host;
+    k->url = url;
+    wipe_free(c->session);
+    c->session = k->session;
+    k->session = NULL;
+    free(c->user);
+    c->user = k->user;
+    k->user = NULL;
+    /* the handle's callbacks wrote into k */
+    curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, c);
+    curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, c->curl_err);
+    xa_destroy(k); /* no session left to log out */
+    return 1;
+}
+
 static int login(xa_conn *c, vb_error *err)
 {
     char user[128] = "";
     for (int attempt = 0; attempt < XA_LOGIN_TRIES; attempt++) {
         vb_cred_request req;
         int rc = ask(c, attempt > 0, &req, err);
-        if (rc == 0)
+        if (rc == 0 && !(c->keep_key && adopt_kept(c, &req)))
             rc = login_with(c, &req, err);
         if (rc == 0 && c->approve)
             c->approve(c->cred_opaque, &req);
@@ -572,7 +619,8 @@ static int setup_curl(xa_conn *c, const xa_opts *o, vb_error *err)
     return 0;
 }
 
-static void xa_close(void *conn)
+/* Log out (if logged in) and free. */
+static void xa_destroy(void *conn)
 {
     xa_conn *c = conn;
     if (!c)
@@ -597,8 +645,40 @@ static void xa_close(void *conn)
     free(c->service);
     free(c->default_user);
     free(c->user);
+    free(c->keep_key);
+    explicit_bzero(c->keep_digest, sizeof c->keep_digest);
     pthread_mutex_destroy(&c->lock);
     free(c);
+}
+
+/* Keep a session for its owner's next open when allowed, else log out. */
+static void xa_close(void *conn)
+{
+    xa_conn *c = conn;
+    if (c && c->keep_key && c->session && c->keep_digest_ok && c->user) {
+        /* the source (a client's relay) ends with this close */
+        c->cred_fn = NULL;
+        c->cred_opaque = NULL;
+        c->approve = NULL;
+        c->reject = NULL;
+        if (vb_session_keep_put(c->keep_key, c->user, c->keep_digest, c, xa_destroy) == 0)
+            return;
+    }
+    xa_destroy(c);
+}
+
+/* Where a kept session may be reused: its owner and every option that
+ * shaped its curl handle and its host, each length-prefixed (no part can
+ * pose as another). No secret is in it. */
+static char *keep_key_for(const char *owner, const xa_conn *c, const xa_opts *o)
+{
+    char *key = NULL;
+    const char *cafile = o->cafile ? o->cafile : "";
+    if (asprintf(&key, "%zu:%s|%zu:%s|%d|%d|%zu:%s", strlen(owner), owner,
+                 strlen(c->service), c->service, c->https * 2 + o->verify, c->wire,
+                 strlen(cafile), cafile) < 0)
+        return NULL;
+    return key;
 }
 
 static int xa_open(const vb_uri *uri, unsigned flags, struct vb_cred_source *creds, void **conn,
@@ -635,13 +715,19 @@ static int xa_open(const vb_uri *uri, unsigned flags, struct vb_cred_source *cre
         rc = vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_XENAPI, "out of memory");
     if (rc == 0)
         rc = set_host(c, uri->host, err);
+    if (rc == 0 && creds && creds->keep_owner && vb_session_keep_enabled() &&
+        !(c->keep_key = keep_key_for(creds->keep_owner, c, &o)))
+        rc = vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_XENAPI, "out of memory");
     if (rc == 0) {
+        /* a kept session of this owner says the host was reachable; the
+         * password is asked for all the same, before any reuse */
+        int skip_probe = c->keep_key && vb_session_keep_has(c->keep_key);
         pthread_mutex_lock(&c->lock);
-        rc = probe(c, err) < 0 ? -1 : login(c, err);
+        rc = !skip_probe && probe(c, err) < 0 ? -1 : login(c, err);
         pthread_mutex_unlock(&c->lock);
     }
     if (rc < 0) {
-        xa_close(c);
+        xa_destroy(c);
         return -1;
     }
     *conn = c;

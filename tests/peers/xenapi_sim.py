@@ -34,6 +34,9 @@ Test hooks, none of which ever records a password or a session ref:
                        test can kill the host in the middle of a call.
   --oversize METHOD    answer METHOD with a 17 MiB string (over a client's
                        bound on responses).
+  SIGUSR1              destroy every session at once (as a restarted xapi
+                       does: every ref then answers SESSION_INVALID) and log
+                       "sessions dropped n=N".
 
 SIGTERM (and SIGINT) exit cleanly with status 0.
 """
@@ -216,6 +219,12 @@ class Host:
         self.counts["ok"] += 1
         self.write_counts()
         return ref
+
+    def drop_sessions(self):
+        with self.lock:
+            n = len(self.sessions)
+            self.sessions.clear()
+            self.log("sessions dropped n=%d" % n)
 
     def reaper(self):
         """Destroy idle sessions as they expire, so a test can wait for the
@@ -578,6 +587,8 @@ def main():
     signal.signal(signal.SIGINT, stop)
 
     host = Host(args)
+    # the handler runs on the main thread, which never holds host.lock
+    signal.signal(signal.SIGUSR1, lambda signum, frame: host.drop_sessions())
     server = Server(args.listen, Handler)
     server.host = host
     if args.tls:
