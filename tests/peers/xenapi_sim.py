@@ -37,6 +37,9 @@ Test hooks, none of which ever records a password or a session ref:
   SIGUSR1              destroy every session at once (as a restarted xapi
                        does: every ref then answers SESSION_INVALID) and log
                        "sessions dropped n=N".
+  SIGHUP               read --users again (a password changed on the host;
+                       its sessions live on, as xapi's do) and log
+                       "users reloaded".
 
 SIGTERM (and SIGINT) exit cleanly with status 0.
 """
@@ -225,6 +228,12 @@ class Host:
             n = len(self.sessions)
             self.sessions.clear()
             self.log("sessions dropped n=%d" % n)
+
+    def reload_users(self):
+        users = load_users(self.args.users)
+        with self.lock:
+            self.users = users
+            self.log("users reloaded")
 
     def reaper(self):
         """Destroy idle sessions as they expire, so a test can wait for the
@@ -589,6 +598,7 @@ def main():
     host = Host(args)
     # the handler runs on the main thread, which never holds host.lock
     signal.signal(signal.SIGUSR1, lambda signum, frame: host.drop_sessions())
+    signal.signal(signal.SIGHUP, lambda signum, frame: host.reload_users())
     server = Server(args.listen, Handler)
     server.host = host
     if args.tls:
