@@ -24,7 +24,7 @@ OPTFLAGS   := -O2 -g
 SANLDFLAGS :=
 endif
 
-PKGS       := msgpack libsasl2 sqlite3 libcrypto libcurl libxml-2.0 libssh2 libsystemd libvirt
+PKGS       := msgpack libsasl2 sqlite3 libssl libcrypto libcurl libxml-2.0 libssh2 libsystemd libvirt
 PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -43,6 +43,13 @@
  *                             peers/xenapi_sim.py); the nested rows need python3
  *   BENCH_BUILD=DIR           where vbhostd, vbrokerd and bench/direct_rtt are
  *                             (default: the directory of this binary's parent)
+ *   BENCH_TLS_PKI=DIR         a CA and certificates in libvirt's names (cacert.pem,
+ *                             servercert.pem, serverkey.pem, clientcert.pem,
+ *                             clientkey.pem; bench/peer.sh makes them): adds
+ *                             vbhostd "tls" (TLS listener, token + SCRAM) and the
+ *                             TLS rows; BENCH_PEER_URI_TLS: libvirtd's TLS + SCRAM
+ *                             URI for their libvirt column
+ *   BENCH_ONLY=tls            only the TLS rows (with BENCH_TLS_PKI)
  * Numbers are printed, never asserted.
  */
 #include <errno.h>
@@ -209,29 +216,43 @@ typedef struct hostd {
 typedef struct broker {
     char name[16], sock[300], log[300], state[300];
     const char *extra[8];
+    char *env[2]; /* for vb_ts_spawn's env_extra (VB_TLS_NO_RESUME=1) */
     pid_t pid;
 } broker;
 
-static hostd hsasl, hnone;
+static hostd hsasl, hnone, htls;
 /* the XenAPI simulator's port, chosen before vbhostd starts: its
  * allowed_xenapi_hosts names it */
 static int xen_port;
-static broker bcold, btoken, bwarm;
+static broker bcold, btoken, bwarm, btls, btls_full;
+static const char *tls_pki, *peer_uri_tls; /* BENCH_TLS_PKI, BENCH_PEER_URI_TLS */
 
-static int start_hostd(hostd *h, const char *name, const char *auth_unix, const char *auth_tcp)
+/* auth_net is for its TCP listener, or with tls (vbhostd "tls") for a TLS
+ * listener with BENCH_TLS_PKI's certificates */
+static int start_hostd(hostd *h, const char *name, const char *auth_unix, const char *auth_net,
+                       int tls)
 {
-    char text[2000];
+    char text[3000], net[1600];
     snprintf(h->sock, sizeof h->sock, "%s/%s.sock", dir, name);
     snprintf(h->log, sizeof h->log, "%s/%s.log", dir, name);
     snprintf(h->conf, sizeof h->conf, "%s/%s.conf", dir, name);
     for (int attempt = 0; attempt < 5; attempt++) {
         h->port = vb_ts_free_tcp_port();
+        if (tls)
+            snprintf(net, sizeof net,
+                     "listen_tls = \"127.0.0.1:%d\"\nauth_tls = %s\n"
+                     "cert_file = \"%s/servercert.pem\"\nkey_file = \"%s/serverkey.pem\"\n"
+                     "ca_file = \"%s/cacert.pem\"\n",
+                     h->port, auth_net, tls_pki, tls_pki, tls_pki);
+        else
+            snprintf(net, sizeof net, "listen_tcp = \"127.0.0.1:%d\"\nauth_tcp = %s\n", h->port,
+                     auth_net);
         snprintf(text, sizeof text,
-                 "listen_unix = \"%s\"\nlisten_tcp = \"127.0.0.1:%d\"\nstate_dir = \"%s/%s-state\"\n"
-                 "auth_unix = %s\nauth_tcp = %s\nsasl_conf_dir = \"%s/sasl\"\n"
+                 "listen_unix = \"%s\"\n%sstate_dir = \"%s/%s-state\"\n"
+                 "auth_unix = %s\nsasl_conf_dir = \"%s/sasl\"\n"
                  "sasl_realm = \"" REALM "\"\nmax_anonymous_clients = 2000\nmax_clients = 10000\n"
                  "log_level = \"warn\"\nallowed_xenapi_hosts = [\"127.0.0.1:%d\"]\n",
-                 h->sock, h->port, dir, name, auth_unix, auth_tcp, dir, xen_port);
+                 h->sock, net, dir, name, auth_unix, dir, xen_port);
         vb_ts_write_file(h->conf, text, 0600);
         char bin[PATH_MAX + 16];
         snprintf(bin, sizeof bin, "%s/vbhostd", build_dir);
@@ -259,7 +280,7 @@ static int start_broker(broker *b)
     for (int i = 0; b->extra[i] && k < 18; i++)
         argv[k++] = (char *)b->extra[i];
     argv[k] = NULL;
-    b->pid = vb_ts_spawn(argv, NULL, b->log);
+    b->pid = vb_ts_spawn(argv, b->env[0] ? b->env : NULL, b->log);
     if (b->pid <= 0 || vb_ts_wait_unix_socket(b->sock, START_MS) < 0) {
         fprintf(stderr, "bench_e2e: vbrokerd %s did not start; see %s\n", b->name, b->log);
         return -1;
@@ -303,7 +324,7 @@ static const int form_types[] = { VB_CRED_AUTHNAME, VB_CRED_PASSPHRASE };
 static const vb_auth form_auth = { form_types, 2, form_cb, NULL };
 
 static char uri_digest[400], uri_scram[600], uri_none_tcp[400], uri_none_unix[600],
-    uri_token[600], uri_xen[600];
+    uri_token[600], uri_xen[600], uri_tls_scram[1400], uri_tls_token[1400];
 
 /* --child-open URI CREDS: one open + close in this fresh process; prints
  * "OPEN_CLOSE_NS MAIN_TO_END_NS". CREDS 1: answer prompts; 0: never prompt. */
@@ -550,20 +571,26 @@ static void bench_cold(void)
                  "the cached-token rows)");
 }
 
-static int bench_token(void)
+/* vb_login to uri through b, then restart b: its opens use the token from
+ * cache.db, not anything the login left in its memory (a TLS session). */
+static int login_and_restart(broker *b, const char *uri)
 {
-    use_broker(&btoken);
+    use_broker(b);
     char *identity = NULL;
     int64_t expires = 0;
     vb_error err = { 0 };
-    if (vb_login(uri_token, &form_auth, 0, &identity, &expires, &err) < 0) {
-        fprintf(stderr, "bench_e2e: vb_login %s: %s\n", uri_token, err.message);
+    if (vb_login(uri, &form_auth, 0, &identity, &expires, &err) < 0) {
+        fprintf(stderr, "bench_e2e: vb_login %s: %s\n", uri, err.message);
         return -1;
     }
     free(identity);
-    /* the token must come from cache.db, not from memory */
-    stop_broker(&btoken);
-    if (start_broker(&btoken) < 0)
+    stop_broker(b);
+    return start_broker(b);
+}
+
+static int bench_token(void)
+{
+    if (login_and_restart(&btoken, uri_token) < 0)
         return -1;
     metric *tp = M("warm_token_unix_process",
                    peer_bin ? "script: warm, cached token unix / libvirt login (new process, wall)"
@@ -587,6 +614,56 @@ static int bench_token(void)
                  "Cyrus loading its plugins): libvirt caches nothing, so vb/libvirt = warm vbroker / cold libvirt (target <= 0.1)",
              peer_uri_unix ? "unix" : "TCP");
     return 0;
+}
+
+/* TLS (issue 16): a cold open with SCRAM-SHA-256-PLUS, and warm opens with
+ * the token from cache.db on a new TLS connection each, resumed (btls) and
+ * with a full handshake (btls_full: VB_TLS_NO_RESUME=1); libvirt's column is
+ * its TLS + SCRAM-SHA-256 open, its only kind. */
+static int bench_tls(void)
+{
+    M("steady_tls_cold_scram", peer_uri_tls ? "steady: cold open, TLS+SCRAM-PLUS / libvirt TLS+SCRAM"
+                                            : "steady: cold open, TLS+SCRAM-SHA-256-PLUS", "us");
+    M("steady_tls_warm_token", peer_uri_tls ? "steady: warm, token TLS resumed / libvirt TLS+SCRAM"
+                                            : "steady: warm, cached token TLS (resumed)", "us");
+    M("steady_tls_warm_token_full", "steady: warm, cached token TLS (full handshake)", "us");
+    use_broker(&bcold);
+    bench_steady("steady_tls_cold_scram", uri_tls_scram, 1, peer_uri_tls);
+    note(M("steady_tls_cold_scram", "", "us"),
+         "; cold broker: a new TLS connection (full handshake, client certificate) and a "
+         "SCRAM-SHA-256-PLUS login each open");
+    if (login_and_restart(&btls, uri_tls_token) < 0 ||
+        login_and_restart(&btls_full, uri_tls_token) < 0)
+        return -1;
+    use_broker(&btls);
+    bench_steady("steady_tls_warm_token", uri_tls_token, 0, peer_uri_tls);
+    note(M("steady_tls_warm_token", "", "us"),
+         "; token from vb_login, broker restarted, --upstream-idle 0: each open a new TLS "
+         "connection resuming the last (TLS 1.3 ticket) and a token login bound to it");
+    use_broker(&btls_full);
+    bench_steady("steady_tls_warm_token_full", uri_tls_token, 0, NULL);
+    note(M("steady_tls_warm_token_full", "", "us"),
+         "; the same with VB_TLS_NO_RESUME=1 in the broker: a full handshake each open");
+    return 0;
+}
+
+static int tls_setup(void)
+{
+    /* a TLS listener with tokens and SCRAM (its -PLUS variant) */
+    if (start_hostd(&htls, "htls", "[\"sasl\"]", "[\"token\", \"sasl\"]", 1) < 0)
+        return -1;
+    snprintf(uri_tls_scram, sizeof uri_tls_scram,
+             "test+tls://127.0.0.1:%d/default?pkipath=%s&auth=sasl", htls.port, tls_pki);
+    snprintf(uri_tls_token, sizeof uri_tls_token, "test+tls://127.0.0.1:%d/default?pkipath=%s",
+             htls.port, tls_pki);
+    static char no_resume[] = "VB_TLS_NO_RESUME=1";
+    snprintf(btls.name, sizeof btls.name, "btls");
+    snprintf(btls_full.name, sizeof btls_full.name, "btlsfull");
+    const char *flags[] = { "--secret-ttl", "0", "--upstream-idle", "0", NULL };
+    memcpy(btls.extra, flags, sizeof flags);
+    memcpy(btls_full.extra, flags, sizeof flags);
+    btls_full.env[0] = no_resume;
+    return start_broker(&btls) < 0 || start_broker(&btls_full) < 0 ? -1 : 0;
 }
 
 /* Warm: the same URI as a connection the harness holds in bwarm, opened in
@@ -1677,6 +1754,18 @@ int main(int argc, char **argv)
     if (peer_uri_none_unix && !*peer_uri_none_unix)
         peer_uri_none_unix = NULL;
     peer_idle_pid = (pid_t)env_int("BENCH_PEER_IDLE_PID", 0);
+    tls_pki = getenv("BENCH_TLS_PKI");
+    if (tls_pki && !*tls_pki)
+        tls_pki = NULL;
+    peer_uri_tls = peer_bin ? getenv("BENCH_PEER_URI_TLS") : NULL;
+    if (peer_uri_tls && !*peer_uri_tls)
+        peer_uri_tls = NULL;
+    const char *only = getenv("BENCH_ONLY");
+    int only_tls = only && strcmp(only, "tls") == 0;
+    if (only_tls && !tls_pki) {
+        fprintf(stderr, "bench_e2e: BENCH_ONLY=tls needs BENCH_TLS_PKI\n");
+        return 2;
+    }
 
     ssize_t l = readlink("/proc/self/exe", self_exe, sizeof self_exe - 1);
     if (l <= 0)
@@ -1710,8 +1799,8 @@ int main(int argc, char **argv)
     if (vb_ts_sasl_setup(sasl, "vbhostd", REALM, "digest-md5 scram-sha-256", users, NULL) < 0)
         return 1;
     xen_port = vb_ts_free_tcp_port();
-    if (start_hostd(&hsasl, "hsasl", "[\"token\", \"sasl\"]", "[\"sasl\"]") < 0 ||
-        start_hostd(&hnone, "hnone", "[\"none\"]", "[\"none\"]") < 0)
+    if (start_hostd(&hsasl, "hsasl", "[\"token\", \"sasl\"]", "[\"sasl\"]", 0) < 0 ||
+        start_hostd(&hnone, "hnone", "[\"none\"]", "[\"none\"]", 0) < 0)
         return 1;
     snprintf(uri_digest, sizeof uri_digest, "test+tcp://127.0.0.1:%d/default?auth=sasl.DIGEST-MD5",
              hsasl.port);
@@ -1737,6 +1826,15 @@ int main(int argc, char **argv)
     fprintf(stderr, "bench_e2e: daemons up in %s (vbhostd sasl :%d, none :%d)%s\n", dir,
             hsasl.port, hnone.port, peer_bin ? "; alternating with libvirt rounds" : "");
 
+    if (tls_pki && tls_setup() < 0)
+        return 1;
+    if (only_tls) {
+        fprintf(stderr, "bench_e2e: TLS rows only (%d x %d opens each)...\n", steady_rounds,
+                steady_opens);
+        if (bench_tls() < 0)
+            fprintf(stderr, "bench_e2e: TLS token figures skipped\n");
+        goto report;
+    }
     steady_metrics();
     fprintf(stderr, "bench_e2e: cold opens...\n");
     bench_cold();
@@ -1783,7 +1881,13 @@ int main(int argc, char **argv)
     bench_sustain(&bwarm, "sustain_shared", "sustained opens/s, shared transport");
     bench_sustain(&bcold, "sustain_cold", "sustained opens/s, full DIGEST-MD5 login each");
     vb_close(holder);
+    if (tls_pki) {
+        fprintf(stderr, "bench_e2e: TLS rows...\n");
+        if (bench_tls() < 0)
+            fprintf(stderr, "bench_e2e: TLS token figures skipped\n");
+    }
 
+report:
     if (failures_cold)
         note(M("cold_digest_tcp_process", "", "us"), "; %d cold opens FAILED", failures_cold);
     if (failures_peer)
@@ -1802,6 +1906,10 @@ int main(int argc, char **argv)
     stop_broker(&bcold);
     stop_broker(&btoken);
     stop_broker(&bwarm);
+    stop_broker(&btls);
+    stop_broker(&btls_full);
+    if (htls.pid > 0)
+        vb_ts_stop(htls.pid, 3000);
     vb_ts_stop(hsasl.pid, 3000);
     vb_ts_stop(hnone.pid, 3000);
     if (xensim_pid > 0)

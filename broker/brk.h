@@ -13,7 +13,10 @@
  * driver is the worker's last job.
  *
  * Request path: accept → peer uid check → vb_stream → brk_dispatch → (STATUS
- * answered on the loop) | (job → worker → driver → completion → loop → reply).
+ * → the store lane → loop → reply) | (job → worker → driver → completion →
+ * loop → reply). The loop itself never reads cache.db nor closes a host
+ * connection: the store lane (STATUS, the purge) and the teardown lane
+ * (closing idle host connections, keepalive pings) do, one thread each.
  */
 #ifndef BRK_H
 #define BRK_H
@@ -157,6 +160,13 @@ struct brk_server {
     vb_secretcache *secrets;     /* typed passwords, in memory only, with TTLs */
     uint64_t expiry_timer;
     uint64_t keepalive_timer;
+    /* the loop's own blocking chores (vb_lane): cache.db (STATUS, the
+     * purge) and closing or pinging host connections; *_running: one of
+     * each at a time (loop thread) */
+    vb_lane *store_lane;
+    vb_lane *teardown_lane;
+    int purge_running, reap_running, keepalive_running;
+    unsigned keepalive_died;     /* the last keepalive round's result (its lane, then the loop) */
 };
 
 int brk_server_start(brk_server *srv, brk_config *cfg, vb_loop *loop, vb_error *err);
@@ -214,8 +224,10 @@ int brk_nested_inner(const vb_uri *uri);
  * first hop now; note in hops what is kept for each hop that asked. */
 int brk_login_chain(brk_session *s, const brk_job *job, const vb_uri *uri, brk_login_hops *hops,
                     vb_error *err);
-/* STATUS: append [[server_id, identity, uri, auth_type, created, expires], ...] */
-void brk_encode_logins(brk_server *srv, vb_enc *enc);
+/* STATUS: append [[server_id, identity, uri, auth_type, created, expires], ...]
+ * (the logins not expired); -1 with err, enc untouched, when cache.db cannot
+ * be read. Reads cache.db: not on the loop. */
+int brk_encode_logins(brk_server *srv, vb_enc *enc, vb_error *err);
 /* brk_worker.c, shared with brk_creds.c */
 int brk_ask_client(brk_session *s, vb_cred_request *req, vb_error *err);
 typedef void (*brk_body_fn)(vb_enc *enc, const void *arg);

@@ -719,17 +719,23 @@ void brk_job_logout(brk_session *s, const brk_job *job)
     free(list.items);
 }
 
-void brk_encode_logins(brk_server *srv, vb_enc *enc)
+int brk_encode_logins(brk_server *srv, vb_enc *enc, vb_error *err)
 {
     vb_cached_login *recs = NULL;
-    size_t n = 0;
+    size_t n = 0, shown = 0;
+    int64_t now = (int64_t)time(NULL);
     pthread_mutex_lock(&srv->cache_lock);
-    vb_store_login_purge(srv->cache, (int64_t)time(NULL), NULL); /* list only usable logins */
-    if (vb_store_login_list(srv->cache, &recs, &n, NULL) < 0)
-        n = 0;
+    vb_store_login_purge(srv->cache, now, NULL); /* hygiene; the list skips expired ones anyway */
+    int rc = vb_store_login_list(srv->cache, &recs, &n, err);
     pthread_mutex_unlock(&srv->cache_lock);
-    vb_enc_array(enc, (uint32_t)n);
+    if (rc < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        shown += recs[i].expires > now;
+    vb_enc_array(enc, (uint32_t)shown);
     for (size_t i = 0; i < n; i++) {
+        if (recs[i].expires <= now)
+            continue;
         vb_enc_array(enc, 6);
         vb_enc_str(enc, recs[i].server_id);
         vb_enc_str(enc, recs[i].identity);
@@ -739,4 +745,5 @@ void brk_encode_logins(brk_server *srv, vb_enc *enc)
         vb_enc_i64(enc, recs[i].expires);
     }
     free(recs);
+    return 0;
 }

@@ -73,32 +73,82 @@ static void encode_host_connections(vb_enc *enc)
     free(t);
 }
 
+/* STATUS: what the loop owns (the sessions) is encoded here; the logins
+ * (cache.db, which another process may hold locked) and the host
+ * connections (their registry lock, held across a keepalive ping) are added
+ * on the store lane, and the reply goes out when that is done. The client
+ * is not read meanwhile, so its replies stay in order. */
+typedef struct status_job {
+    brk_session *s;              /* a reference, dropped in status_done */
+    vb_msg_header req;
+    vb_enc enc;                  /* the reply, begun on the loop */
+    uint8_t *frame;              /* ... finished on the lane (or an ERROR reply) */
+    size_t len;
+} status_job;
+
+static void status_run(void *arg)
+{
+    status_job *job = arg;
+    vb_error err;
+    if (brk_encode_logins(job->s->srv, &job->enc, &err) < 0) {
+        vb_enc_dispose(&job->enc);
+        vb_log(VB_LOG_WARN, "status: %s", err.message);
+        vb_enc_error_reply(&job->req, VB_MSG_REPLY, &err, &job->frame, &job->len, NULL);
+        return;
+    }
+    encode_host_connections(&job->enc);
+    if (vb_enc_finish(&job->enc, VB_FRAME_MAX_POSTAUTH, &job->frame, &job->len, &err) < 0)
+        vb_enc_error_reply(&job->req, VB_MSG_REPLY, &err, &job->frame, &job->len, NULL);
+}
+
+static void status_done(void *arg)
+{
+    status_job *job = arg;
+    brk_session *s = job->s;
+    if (s->stream)
+        vb_stream_pause(s->stream, 0);
+    if (s->stream && job->frame)
+        vb_stream_send(s->stream, job->frame, job->len);
+    else
+        vb_frame_free(job->frame, job->len);
+    brk_session_unref(s);
+    free(job);
+}
+
 static void answer_status(brk_session *s, const vb_msg *msg)
 {
     brk_server *srv = s->srv;
     vb_msg_header hdr = reply_header(&msg->hdr);
-    vb_enc enc;
-    uint8_t *frame;
-    size_t len;
+    vb_error err;
     unsigned nopen = 0;
+    status_job *job = calloc(1, sizeof *job);
+    if (!job) {
+        vb_error_set(&err, VB_ERR_NO_MEMORY, VB_DOM_BROKER, "out of memory");
+        send_error(s, &msg->hdr, &err);
+        return;
+    }
+    job->s = s;
+    job->req = msg->hdr;
     for (brk_session *o = srv->sessions; o; o = o->next)
         nopen += session_is_open(o) ? 1u : 0u;
-    vb_enc_begin(&enc, &hdr);
-    vb_enc_array(&enc, 6);
-    vb_enc_i64(&enc, (int64_t)getpid());
-    vb_enc_u64(&enc, (vb_now_ms() - srv->started_ms) / 1000);
-    vb_enc_u64(&enc, srv->nsessions);
-    vb_enc_array(&enc, nopen);
+    vb_enc_begin(&job->enc, &hdr);
+    vb_enc_array(&job->enc, 6);
+    vb_enc_i64(&job->enc, (int64_t)getpid());
+    vb_enc_u64(&job->enc, (vb_now_ms() - srv->started_ms) / 1000);
+    vb_enc_u64(&job->enc, srv->nsessions);
+    vb_enc_array(&job->enc, nopen);
     for (brk_session *o = srv->sessions; o; o = o->next)
         if (session_is_open(o))
-            encode_upstream(&enc, o);
-    brk_encode_logins(srv, &enc); /* sqlite read on the loop: small, local, WAL */
-    encode_host_connections(&enc);
-    vb_error err;
-    if (vb_enc_finish(&enc, VB_FRAME_MAX_POSTAUTH, &frame, &len, &err) == 0)
-        vb_stream_send(s->stream, frame, len);
-    else
+            encode_upstream(&job->enc, o);
+    brk_session_ref(s);
+    if (vb_lane_submit(srv->store_lane, status_run, status_done, job, &err) < 0) {
+        brk_session_unref(s);
+        vb_enc_dispose(&job->enc);
+        free(job);
         send_error(s, &msg->hdr, &err);
+        return;
+    }
+    vb_stream_pause(s->stream, 1);
 }
 
 /* OPEN [uri, flags, cred_types[], auth_priority[], can_prompt, (auth_file), (screen)]

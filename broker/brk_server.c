@@ -193,35 +193,107 @@ static void unlink_socket(brk_server *srv)
     }
 }
 
-/* Wipe expired passwords even when nobody asks for them, and close shared
- * host connections that stayed idle. */
+/* ---- the timers' chores, off the loop ----------------------------------------- */
+
+/* cache.db may be locked by another process (a second broker's vbctl, a
+ * backup): the purge waits for it on the store lane, up to the store's busy
+ * timeout, and is tried again at the next round if it gives up. */
+static void purge_run(void *arg)
+{
+    brk_server *srv = arg;
+    vb_error err;
+    vb_log(VB_LOG_DEBUG, "purging expired logins from cache.db");
+    pthread_mutex_lock(&srv->cache_lock);
+    int rc = vb_store_login_purge(srv->cache, (int64_t)time(NULL), &err);
+    pthread_mutex_unlock(&srv->cache_lock);
+    if (rc < 0)
+        vb_log(VB_LOG_WARN, "purging expired logins: %s; tried again in 10 s", err.message);
+}
+
+static void purge_done(void *arg)
+{
+    ((brk_server *)arg)->purge_running = 0;
+}
+
+/* Closing a host connection waits for its host (an SSH session's pump
+ * thread is joined, up to 2 s; a TLS or libvirt close may wait too): on the
+ * teardown lane. */
+static void reap_run(void *arg)
+{
+    (void)arg;
+    uint64_t start = vb_now_ms();
+    size_t before = vb_remote_driver_upstreams();
+    vb_remote_driver_reap();
+    size_t after = vb_remote_driver_upstreams();
+    vb_libvirt_driver_reap();
+    if (after < before)
+        vb_log(VB_LOG_DEBUG, "closed %zu idle host connection%s in %llu ms", before - after,
+               before - after == 1 ? "" : "s", (unsigned long long)(vb_now_ms() - start));
+}
+
+static void reap_done(void *arg)
+{
+    ((brk_server *)arg)->reap_running = 0;
+}
+
+/* Start a chore on lane unless the last one of its kind still runs. */
+static void chore(brk_server *srv, vb_lane *lane, int *running, vb_lane_fn run, vb_lane_fn done,
+                  const char *what)
+{
+    vb_error err;
+    if (*running)
+        return;
+    if (vb_lane_submit(lane, run, done, srv, &err) < 0)
+        vb_log(VB_LOG_WARN, "%s: %s", what, err.message);
+    else
+        *running = 1;
+}
+
+/* Wipe expired passwords even when nobody asks for them (memory: here),
+ * purge expired logins and close shared host connections that stayed idle
+ * (on the lanes). */
 static void expire_secrets(vb_loop *loop, uint64_t id, void *data)
 {
     (void)id;
     brk_server *srv = data;
     vb_secretcache_expire(srv->secrets, vb_now_ms());
-    pthread_mutex_lock(&srv->cache_lock);
-    vb_store_login_purge(srv->cache, (int64_t)time(NULL), NULL);
-    pthread_mutex_unlock(&srv->cache_lock);
-    vb_remote_driver_reap();
-    vb_libvirt_driver_reap();
+    chore(srv, srv->store_lane, &srv->purge_running, purge_run, purge_done,
+          "purging expired logins");
+    chore(srv, srv->teardown_lane, &srv->reap_running, reap_run, reap_done,
+          "closing idle host connections");
     srv->expiry_timer = vb_loop_add_timer(loop, 10000, expire_secrets, srv);
 }
 
 /* Shared host connections nobody is calling on get a PING each interval; one
  * that stopped answering is given up, so the next open logs in anew instead
- * of waiting for a dead host's timeout. */
-static void keepalive_upstreams(vb_loop *loop, uint64_t id, void *data)
+ * of waiting for a dead host's timeout. A ping waits for its host: on the
+ * teardown lane. */
+static void keepalive_run(void *arg)
 {
-    (void)id;
-    brk_server *srv = data;
-    uint64_t interval_ms = (uint64_t)srv->cfg->keepalive_interval_s * 1000;
-    unsigned died = vb_remote_driver_keepalive(interval_ms, srv->cfg->keepalive_count);
+    brk_server *srv = arg;
+    srv->keepalive_died = vb_remote_driver_keepalive(
+        (uint64_t)srv->cfg->keepalive_interval_s * 1000, srv->cfg->keepalive_count);
+}
+
+static void keepalive_done(void *arg)
+{
+    brk_server *srv = arg;
+    unsigned died = srv->keepalive_died;
+    srv->keepalive_running = 0;
     if (died)
         vb_log(VB_LOG_WARN, "%u host connection%s stopped answering keepalive pings (%u s apart); "
                             "given up",
                died, died == 1 ? "" : "s", srv->cfg->keepalive_interval_s);
-    srv->keepalive_timer = vb_loop_add_timer(loop, interval_ms, keepalive_upstreams, srv);
+}
+
+static void keepalive_upstreams(vb_loop *loop, uint64_t id, void *data)
+{
+    (void)id;
+    brk_server *srv = data;
+    chore(srv, srv->teardown_lane, &srv->keepalive_running, keepalive_run, keepalive_done,
+          "pinging host connections");
+    srv->keepalive_timer = vb_loop_add_timer(loop, (uint64_t)srv->cfg->keepalive_interval_s * 1000,
+                                             keepalive_upstreams, srv);
 }
 
 static int open_cache(brk_server *srv, const char *state_dir, vb_error *err)
@@ -246,7 +318,9 @@ int brk_server_start(brk_server *srv, brk_config *cfg, vb_loop *loop, vb_error *
     srv->secrets = vb_secretcache_new(cfg->secret_ttl_ms, cfg->secret_max_ms);
     if (!srv->secrets)
         return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_BROKER, "out of memory");
-    if (open_cache(srv, cfg->state_dir, err) < 0)
+    if (open_cache(srv, cfg->state_dir, err) < 0 ||
+        !(srv->store_lane = vb_lane_new(loop, VB_DOM_BROKER, err)) ||
+        !(srv->teardown_lane = vb_lane_new(loop, VB_DOM_BROKER, err)))
         return -1;
     srv->expiry_timer = vb_loop_add_timer(loop, 10000, expire_secrets, srv);
     if (cfg->keepalive_interval_s)
@@ -272,6 +346,11 @@ void brk_server_stop(brk_server *srv)
     close(srv->listen_fd);
     if (srv->cfg->listen_fd < 0)
         unlink_socket(srv);
+    /* the lanes finish what they were given (a purge, a STATUS whose client
+     * left, closing host connections) */
+    vb_lane_free(srv->store_lane, srv->loop);
+    vb_lane_free(srv->teardown_lane, srv->loop);
+    srv->store_lane = srv->teardown_lane = NULL;
     /* workers may still run: leave the cache open; wipe the passwords */
     vb_secretcache_clear(srv->secrets, NULL);
 }

@@ -25,6 +25,7 @@
 #include "vb_sasl.h"
 #include "vb_store.h"
 #include "vb_stream.h"
+#include "vb_tls.h"
 #include "vb_token.h"
 #include "vb_worker.h"
 
@@ -53,8 +54,18 @@ typedef struct vbh_config {
     char *listen_unix;
     unsigned listen_unix_mode;
     char *listen_tcp;
+    char *listen_tls;                /* "HOST:PORT": TLS from the first byte (vb_tls.h) */
     vbh_auth_list auth_unix;
     vbh_auth_list auth_tcp;
+    vbh_auth_list auth_tls;
+    char *cert_file, *key_file, *ca_file; /* the TLS listener's (system paths by default) */
+    char *crl_file;                  /* NULL: none (the default one only when it exists) */
+    int tls_client_cert;             /* enum vb_tls_client_cert: required / optional / none */
+    int tls_client_cert_set;         /* ... given in the file */
+    int tls_allowed_dn_set;          /* the key is present: a certificate whose subject matches */
+    char **tls_allowed_dn;           /* ... one of these fnmatch patterns is required */
+    size_t ntls_allowed_dn;
+    char *next_hop_pkipath;          /* this vbhostd's own client files for a next hop over TLS */
     char *sasl_app;
     char *sasl_conf_dir;
     char *sasl_hostname;
@@ -107,6 +118,7 @@ typedef struct vbh_config {
      * served instead of binding listen_unix / listen_tcp; -1: none */
     int passed_unix_fd;
     int passed_tcp_fd;
+    int passed_tls_fd;
 } vbh_config;
 
 int vbh_config_load(const char *path, vbh_config *cfg, vb_error *err);
@@ -160,6 +172,7 @@ typedef struct vbh_listener {
     int fd;
     vb_acceptor *acceptor;
     int is_unix;
+    int is_tls;                 /* TCP with TLS from the first byte */
     const vbh_auth_list *auth;
 } vbh_listener;
 
@@ -174,7 +187,8 @@ struct vbh_server {
     vbh_config *cfg;
     vb_loop *loop;
     char server_id[65];
-    vbh_listener listeners[2];
+    vbh_listener listeners[3];
+    vb_tls_ctx *tls_ctx;             /* listen_tls's certificates and policy */
     size_t nlisteners;
     vbh_client *clients;
     unsigned nclients;
@@ -183,6 +197,8 @@ struct vbh_server {
     vbh_client *anonymous;           /* the clients holding those slots (anon_next) */
     vbh_peer *peers;                 /* their groups, with counts */
     vb_store *tokens;                /* issued tokens (state_dir/tokens.db) */
+    vb_lane *store_lane;             /* ... read and written there only, off the loop */
+    int recheck_running, recheck_again; /* the token sessions' re-check (loop thread) */
     /* driver calls run on per-client worker threads; finished frames come
      * back to the loop through this queue */
     vb_offloop *done;
@@ -228,8 +244,12 @@ struct vbh_client {
     uint8_t token_snonce[VB_TOKEN_NONCE_LEN];
     char token_endpoint[VB_TOKEN_ENDPOINT_MAX + 1]; /* the bound proof's endpoint */
     int token_pending;
+    void *token_job;            /* the token call being prepared or answered (vbh_tokens.c) */
+    int token_busy;             /* ... or waiting for tokens.db: the client is not read */
     char session_token[VB_TOKEN_ID_LEN + 1]; /* the token it logged in with, "" if none */
-    int confidential;           /* unix socket, or a SASL security layer is on */
+    int confidential;           /* unix socket, TLS, or a SASL security layer is on */
+    unsigned tls_ssf;           /* the TLS cipher's bits once the handshake is done (0: no TLS) */
+    char tls_dn[256];           /* the client certificate's subject, "" without one */
     uint64_t auth_timer;
     uint64_t auth_deadline_ms;  /* when auth_timer fires (vb_now_ms clock) */
     int polkit_read_only;       /* polkit granted monitor, not manage: read-only opens only */
@@ -284,17 +304,25 @@ int vbh_auth_sasl_init(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
 int vbh_auth_sasl_start(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
 int vbh_auth_sasl_step(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
 int vbh_auth_peer(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
+/* The token calls touch tokens.db, which is done off the loop: their
+ * handlers only prepare the job (reply unused) and must be run through
+ * vbh_tokens_begin; the answer comes later, through vbh_dispatch_resume. */
 int vbh_auth_token_challenge(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
 int vbh_auth_token_prove(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
 int vbh_token_issue(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
+/* Prepare msg's token call with its handler and send its store work to the
+ * store lane (msg moved on success; the client is not read until the
+ * answer): 0, or -1 with err (answer it now). */
+int vbh_tokens_begin(vbh_client *c, vb_msg *msg, vbh_handler prepare, vb_error *err);
 /* The listener offers tokens and tokens are allowed on its transport. */
 int vbh_tokens_usable_on(const vbh_listener *lis, const vbh_config *cfg);
 int vbh_token_revoke(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
 /* Disconnect every client but except that logged in with token id. */
 unsigned vbh_end_token_sessions(vbh_server *srv, const char *id, const vbh_client *except);
-/* Disconnect the clients whose token is revoked or gone from tokens.db
- * (one indexed read per token session, on the loop). */
-unsigned vbh_recheck_token_sessions(vbh_server *srv);
+/* Disconnect the clients whose token is revoked or gone from tokens.db:
+ * one indexed read per token on the store lane, the disconnects on the
+ * loop once it is done (a re-check asked for meanwhile runs after it). */
+void vbh_recheck_token_sessions(vbh_server *srv);
 /* vbhostd --list-tokens / --revoke-token ID (prints; returns an exit status) */
 int vbh_admin_tokens(vbh_config *cfg, const char *revoke_id);
 /* After an auth handler ran: how long its answer must wait (ms). failed: it

@@ -2,8 +2,8 @@
  * (LISTEN_FDS) matched to the listeners of the configuration.
  *
  * Each passed socket must be one of the configured listeners: the unix socket
- * at listen_unix, or the TCP socket bound to exactly listen_tcp's address and
- * port. The matched listener then serves the passed socket with its own auth
+ * at listen_unix, or a TCP socket bound to exactly listen_tcp's (or
+ * listen_tls's) address and port. The matched listener then serves the passed socket with its own auth
  * list and limits. A passed socket that matches none refuses the start: an
  * operator's .socket unit that disagrees with vbhostd.conf must never open a
  * listener the configuration does not name (and whose auth list nobody chose),
@@ -106,7 +106,7 @@ static int check_unix_mode(const vbh_config *cfg, const char *config_path, vb_er
 
 int vbh_take_passed_sockets(vbh_config *cfg, const char *config_path, vb_error *err)
 {
-    cfg->passed_unix_fd = cfg->passed_tcp_fd = -1;
+    cfg->passed_unix_fd = cfg->passed_tcp_fd = cfg->passed_tls_fd = -1;
     char **names = NULL;
     /* 1: unset LISTEN_* so that nothing vbhostd starts takes them */
     int n = sd_listen_fds_with_names(1, &names);
@@ -121,16 +121,19 @@ int vbh_take_passed_sockets(vbh_config *cfg, const char *config_path, vb_error *
             cfg->passed_unix_fd = fd;
         } else if (cfg->listen_tcp && cfg->passed_tcp_fd < 0 && matches_tcp(fd, cfg->listen_tcp)) {
             cfg->passed_tcp_fd = fd;
+        } else if (cfg->listen_tls && cfg->passed_tls_fd < 0 && matches_tcp(fd, cfg->listen_tls)) {
+            cfg->passed_tls_fd = fd; /* TLS begins on each accepted connection, as on our own */
         } else {
             char what[400];
             describe(fd, what, sizeof what);
             rc = vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
                               "systemd passed %s (\"%s\") but %s configures no such listener "
-                              "(listen_unix %s, listen_tcp %s); make the .socket unit's "
-                              "ListenStream= and the configuration agree",
+                              "(listen_unix %s, listen_tcp %s, listen_tls %s); make the .socket "
+                              "unit's ListenStream= and the configuration agree",
                               what, names && names[i] ? names[i] : "unnamed", config_path,
                               cfg->listen_unix ? cfg->listen_unix : "unset",
-                              cfg->listen_tcp ? cfg->listen_tcp : "unset");
+                              cfg->listen_tcp ? cfg->listen_tcp : "unset",
+                              cfg->listen_tls ? cfg->listen_tls : "unset");
         }
     }
     for (int i = 0; names && i < n; i++)
@@ -141,7 +144,7 @@ int vbh_take_passed_sockets(vbh_config *cfg, const char *config_path, vb_error *
     if (rc < 0) { /* the daemon does not start: it serves none of them */
         for (int i = 0; i < n; i++)
             close(SD_LISTEN_FDS_START + i);
-        cfg->passed_unix_fd = cfg->passed_tcp_fd = -1;
+        cfg->passed_unix_fd = cfg->passed_tcp_fd = cfg->passed_tls_fd = -1;
     }
     return rc;
 }

@@ -12,6 +12,7 @@
 
 #include "vb_log.h"
 #include "vb_net.h"
+#include "vb_tls_cbind.h"
 #include "vbh_failures.h"
 
 /* The failure table, made at the first attempt it has to judge. */
@@ -74,9 +75,11 @@ int vbh_auth_list_handler(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *e
             vb_enc_str(reply, vbh_auth_type_name(list->types[i]));
     vb_enc_str(reply, c->srv->server_id);
     /* what an earlier server lacked, so a client need not guess */
-    vb_enc_array(reply, 2);
+    vb_enc_array(reply, 4);
     vb_enc_str(reply, VB_FEATURE_CONN_ID);
     vb_enc_str(reply, VB_FEATURE_TOKEN_BIND);
+    vb_enc_str(reply, VB_FEATURE_CONCURRENT); /* driver calls of conn_ids overlap (2.1) */
+    vb_enc_str(reply, VB_FEATURE_TLS_CBIND);
     return 0;
 }
 
@@ -95,6 +98,27 @@ static int require_type(vbh_client *c, int type, vb_error *err)
     return 0;
 }
 
+/* On TLS the SASL session gets the connection's channel binding, so the
+ * -PLUS mechanisms are offered and a relayed SCRAM login fails (docs/protocol.md
+ * 9.7a). A TLS 1.2 connection without the extended master secret has none:
+ * then only the mechanisms without it are offered (a client of ours refuses
+ * them on TLS, saying why). */
+static int sasl_bind_tls(vbh_client *c, vb_error *err)
+{
+    uint8_t cb[VB_TLS_CBIND_LEN];
+    vb_error why;
+    const vb_tls *tls = vb_stream_tls(c->stream);
+    if (!tls)
+        return 0;
+    if (vb_tls_channel_binding(tls, cb, &why) < 0) {
+        vb_log(VB_LOG_WARN, "client %s: no SASL channel binding: %s", c->peer, why.message);
+        return 0;
+    }
+    int rc = vb_sasl_set_channel_binding(c->sasl, VB_TLS_CBIND_TYPE, cb, sizeof cb, err);
+    explicit_bzero(cb, sizeof cb);
+    return rc;
+}
+
 int vbh_auth_sasl_init(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
 {
     (void)args;
@@ -102,12 +126,16 @@ int vbh_auth_sasl_init(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
     if (require_type(c, VBH_AUTH_SASL, err) < 0)
         return -1;
     vb_sasl_free(c->sasl);
-    /* plain TCP has no confidentiality of its own: demand a SASL layer */
+    /* plain TCP has no confidentiality of its own: demand a SASL layer, or
+     * TLS below (its cipher counts toward the same minimum) */
     c->min_ssf = c->lis->is_unix ? 0 : cfg->tcp_min_ssf;
     c->sasl = vb_sasl_server_new(cfg->sasl_app, cfg->sasl_hostname, cfg->sasl_realm,
                                  vb_stream_fd(c->stream), c->min_ssf, err);
+    if (c->sasl && c->tls_ssf) /* TLS is the layer: SCRAM needs no SASL one on top */
+        vb_sasl_set_external_ssf(c->sasl, c->tls_ssf);
     char *mechlist = NULL;
-    if (!c->sasl || vb_sasl_server_mechlist(c->sasl, &mechlist, err) < 0)
+    if (!c->sasl || sasl_bind_tls(c, err) < 0 ||
+        vb_sasl_server_mechlist(c->sasl, &mechlist, err) < 0)
         return -1;
     vb_enc_array(reply, 1);
     vb_enc_str(reply, mechlist);
@@ -149,13 +177,15 @@ static int sasl_finish(vbh_client *c, vb_error *err)
     const char *user = vb_sasl_username(c->sasl);
     unsigned ssf = vb_sasl_ssf(c->sasl);
     int allowed = user && username_allowed(c->srv->cfg, user);
-    int strong = ssf >= c->min_ssf; /* cyrus enforces min_ssf too; never trust one layer alone */
+    /* cyrus enforces min_ssf too; never trust one layer alone */
+    int strong = ssf + c->tls_ssf >= c->min_ssf;
     vbh_fail_verdict v = note_attempt(c, vb_sasl_authname(c->sasl), allowed && strong);
     if (!allowed)
         vb_log(VB_LOG_WARN, "client %s: user '%s' authenticated but is not in "
                "sasl_allowed_username_list", c->peer, user ? user : "?");
     else if (!strong)
-        vb_log(VB_LOG_WARN, "client %s: SASL ssf %u below the required %u", c->peer, ssf, c->min_ssf);
+        vb_log(VB_LOG_WARN, "client %s: SASL ssf %u (and TLS %u) below the required %u", c->peer,
+               ssf, c->tls_ssf, c->min_ssf);
     else if (v.refused)
         vb_log(VB_LOG_WARN, "client %s: account '%s' has too many failed logins queued; refused "
                "without judging the password", c->peer, user);

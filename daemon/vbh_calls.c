@@ -90,7 +90,9 @@ static int next_hop_allowed(const vbh_config *cfg, const vb_uri *uri, vb_error *
         host = host ? host : VB_REMOTE_DEFAULT_SOCKET;
         port = 0;
     } else if (!port) {
-        port = strcmp(t, "ssh") == 0 ? VB_SSH_DEFAULT_PORT : VB_REMOTE_DEFAULT_PORT;
+        port = strcmp(t, "ssh") == 0   ? VB_SSH_DEFAULT_PORT
+               : strcmp(t, "tls") == 0 ? VB_TLS_DEFAULT_PORT
+                                       : VB_REMOTE_DEFAULT_PORT;
     }
     if (vbh_endpoint_allowed(cfg->allowed_next_hops, cfg->nallowed_next_hops, t, host, port))
         return 0;

@@ -182,7 +182,7 @@ static int parse_host_port(const char *text, int def, vbh_endpoint *e)
     return e->host ? 0 : -1;
 }
 
-/* "tcp://HOST[:PORT]", "ssh://HOST[:PORT]" or "unix:/ABSOLUTE/PATH" */
+/* "tcp://HOST[:PORT]", "tls://HOST[:PORT]", "ssh://HOST[:PORT]" or "unix:/ABSOLUTE/PATH" */
 static int parse_next_hop(const char *text, vbh_endpoint *e)
 {
     if (strncmp(text, "unix:/", 6) == 0) {
@@ -191,10 +191,13 @@ static int parse_next_hop(const char *text, vbh_endpoint *e)
         return e->host ? 0 : -1;
     }
     int tcp = strncmp(text, "tcp://", 6) == 0, ssh = strncmp(text, "ssh://", 6) == 0;
-    if (!tcp && !ssh)
+    int tls = strncmp(text, "tls://", 6) == 0;
+    if (!tcp && !ssh && !tls)
         return -1;
-    snprintf(e->transport, sizeof e->transport, "%s", tcp ? "tcp" : "ssh");
-    return parse_host_port(text + 6, tcp ? VB_REMOTE_DEFAULT_PORT : VB_SSH_DEFAULT_PORT, e);
+    snprintf(e->transport, sizeof e->transport, "%.3s", text);
+    return parse_host_port(text + 6, tcp ? VB_REMOTE_DEFAULT_PORT
+                                     : tls ? VB_TLS_DEFAULT_PORT
+                                           : VB_SSH_DEFAULT_PORT, e);
 }
 
 static int parse_xenapi_host(const char *text, vbh_endpoint *e)
@@ -242,9 +245,14 @@ static void set_defaults(vbh_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->listen_unix_mode = 0600;
-    cfg->passed_unix_fd = cfg->passed_tcp_fd = -1;
+    cfg->passed_unix_fd = cfg->passed_tcp_fd = cfg->passed_tls_fd = -1;
     cfg->auth_unix = (vbh_auth_list){ { VBH_AUTH_PEER }, 1 };
     cfg->auth_tcp = (vbh_auth_list){ { VBH_AUTH_SASL }, 1 };
+    cfg->auth_tls = (vbh_auth_list){ { VBH_AUTH_SASL }, 1 };
+    cfg->cert_file = strdup(VB_TLS_SERVER_CERT);
+    cfg->key_file = strdup(VB_TLS_SERVER_KEY);
+    cfg->ca_file = strdup(VB_TLS_SYSTEM_CA);
+    cfg->tls_client_cert = VB_TLS_CLIENT_CERT_OPTIONAL;
     cfg->sasl_app = strdup("vbhostd");
     cfg->peer_allowed_uids[0] = getuid();
     cfg->npeer_allowed_uids = 1;
@@ -291,13 +299,85 @@ static int load_token_endpoints(vb_conf *conf, vbh_config *cfg, vb_error *err)
                             VBH_MAX_TOKEN_ENDPOINTS);
     for (size_t i = 0; i < n; i++) {
         if (strlen(items[i]) > VB_TOKEN_ENDPOINT_MAX ||
-            (strncmp(items[i], "unix:/", 6) != 0 && strncmp(items[i], "tcp:", 4) != 0))
+            (strncmp(items[i], "unix:/", 6) != 0 && strncmp(items[i], "tcp:", 4) != 0 &&
+             strncmp(items[i], "tls:", 4) != 0))
             return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
-                                "%s: token_endpoints: '%s' is not \"unix:/PATH\" or "
-                                "\"tcp:ADDR:PORT\"", conf->path, items[i]);
+                                "%s: token_endpoints: '%s' is not \"unix:/PATH\", "
+                                "\"tcp:ADDR:PORT\" or \"tls:ADDR:PORT\"", conf->path, items[i]);
         cfg->token_endpoints[cfg->ntoken_endpoints++] = strdup(items[i]);
     }
     return 1;
+}
+
+static int load_string_list(vb_conf *conf, const char *key, int *set, char ***out, size_t *nout,
+                            vb_error *err)
+{
+    char *const *items;
+    size_t n;
+    int rc = vb_conf_get_list(conf, key, &items, &n, err);
+    if (rc <= 0)
+        return rc;
+    *set = 1;
+    if (n && !(*out = calloc(n, sizeof **out)))
+        return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_CONFIG, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        if (!((*out)[(*nout)++] = strdup(items[i])))
+            return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_CONFIG, "out of memory");
+    return 1;
+}
+
+/* The TLS listener: its files, whether clients show certificates, and
+ * which. "none" in auth_tls lets in whoever completes the handshake, so it
+ * needs a required (and verified) client certificate. */
+static int load_tls_keys(vb_conf *conf, vbh_config *cfg, vb_error *err)
+{
+    const char *mode = NULL;
+    if (get_str(conf, "listen_tls", &cfg->listen_tls, err) < 0 ||
+        parse_auth_list(conf, "auth_tls", &cfg->auth_tls, err) < 0 ||
+        get_str(conf, "cert_file", &cfg->cert_file, err) < 0 ||
+        get_str(conf, "key_file", &cfg->key_file, err) < 0 ||
+        get_str(conf, "ca_file", &cfg->ca_file, err) < 0 ||
+        get_str(conf, "crl_file", &cfg->crl_file, err) < 0 ||
+        get_str(conf, "next_hop_pkipath", &cfg->next_hop_pkipath, err) < 0 ||
+        vb_conf_get_string(conf, "tls_client_cert", &mode, err) < 0 ||
+        load_string_list(conf, "tls_allowed_dn_list", &cfg->tls_allowed_dn_set,
+                         &cfg->tls_allowed_dn, &cfg->ntls_allowed_dn, err) < 0)
+        return -1;
+    if (mode) {
+        static const char *const names[] = { "none", "optional", "required" };
+        cfg->tls_client_cert = -1;
+        for (int i = 0; i < 3; i++)
+            if (strcmp(mode, names[i]) == 0)
+                cfg->tls_client_cert = i;
+        if (cfg->tls_client_cert < 0)
+            return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
+                                "%s: tls_client_cert must be \"required\", \"optional\" or "
+                                "\"none\"", conf->path);
+        cfg->tls_client_cert_set = 1;
+    }
+    if (cfg->tls_allowed_dn_set) { /* libvirt's meaning: a matching certificate is required */
+        if (cfg->tls_client_cert_set && cfg->tls_client_cert != VB_TLS_CLIENT_CERT_REQUIRED)
+            return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
+                                "%s: tls_allowed_dn_list needs client certificates, but "
+                                "tls_client_cert is \"%s\" (make it \"required\" or leave it out)",
+                                conf->path, mode);
+        cfg->tls_client_cert = VB_TLS_CLIENT_CERT_REQUIRED;
+    }
+    if (!cfg->crl_file && access(VB_TLS_SYSTEM_CRL, F_OK) == 0)
+        cfg->crl_file = strdup(VB_TLS_SYSTEM_CRL);
+    if (cfg->listen_tls && vbh_auth_list_has(&cfg->auth_tls, VBH_AUTH_NONE) &&
+        cfg->tls_client_cert != VB_TLS_CLIENT_CERT_REQUIRED)
+        return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
+                            "%s: auth_tls lists \"none\", which admits whoever completes the TLS "
+                            "handshake: set tls_client_cert = \"required\" (and "
+                            "tls_allowed_dn_list) so that only holders of a certificate from "
+                            "ca_file get in",
+                            conf->path);
+    if (cfg->listen_tls && vbh_auth_list_has(&cfg->auth_tls, VBH_AUTH_PEER))
+        return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
+                            "%s: auth_tls: peer checks a local process's uid, which a TLS "
+                            "client does not have", conf->path);
+    return 0;
 }
 
 static int load_keys(vb_conf *conf, vbh_config *cfg, vb_error *err)
@@ -348,7 +428,7 @@ static int load_keys(vb_conf *conf, vbh_config *cfg, vb_error *err)
         get_uint(conf, "xenapi_sessions_max", 0, 4096, &cfg->xenapi_sessions_max, err) < 0 ||
         get_flag(conf, "allow_remote_uris", &cfg->allow_remote_uris, err) < 0 ||
         parse_endpoints(conf, "allowed_next_hops", parse_next_hop,
-                        "tcp://HOST[:PORT], ssh://HOST[:PORT] or unix:/PATH",
+                        "tcp://HOST[:PORT], tls://HOST[:PORT], ssh://HOST[:PORT] or unix:/PATH",
                         &cfg->allowed_next_hops, &cfg->nallowed_next_hops, err) < 0 ||
         parse_endpoints(conf, "allowed_xenapi_hosts", parse_xenapi_host, "HOST[:PORT]",
                         &cfg->allowed_xenapi, &cfg->nallowed_xenapi, err) < 0 ||
@@ -357,7 +437,7 @@ static int load_keys(vb_conf *conf, vbh_config *cfg, vb_error *err)
         vb_conf_get_string(conf, "log_level", &level, err) < 0)
         return -1;
     cfg->max_frame = max_frame;
-    if (load_token_endpoints(conf, cfg, err) < 0)
+    if (load_token_endpoints(conf, cfg, err) < 0 || load_tls_keys(conf, cfg, err) < 0)
         return -1;
     if (vb_conf_get_list(conf, "sasl_allowed_username_list", &names, &n, err) == 1)
         cfg->sasl_allowed_set = 1;
@@ -391,9 +471,9 @@ int vbh_config_load(const char *path, vbh_config *cfg, vb_error *err)
     if (unknown)
         rc = vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG, "%s:%d: unknown key '%s'", path,
                           unknown->line, unknown->key);
-    if (rc == 0 && !cfg->listen_unix && !cfg->listen_tcp)
+    if (rc == 0 && !cfg->listen_unix && !cfg->listen_tcp && !cfg->listen_tls)
         rc = vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
-                          "%s: set listen_unix and/or listen_tcp", path);
+                          "%s: set listen_unix, listen_tcp and/or listen_tls", path);
     vb_conf_clear(&conf);
     return rc;
 }
@@ -402,6 +482,15 @@ void vbh_config_clear(vbh_config *cfg)
 {
     free(cfg->listen_unix);
     free(cfg->listen_tcp);
+    free(cfg->listen_tls);
+    free(cfg->cert_file);
+    free(cfg->key_file);
+    free(cfg->ca_file);
+    free(cfg->crl_file);
+    free(cfg->next_hop_pkipath);
+    for (size_t i = 0; i < cfg->ntls_allowed_dn; i++)
+        free(cfg->tls_allowed_dn[i]);
+    free(cfg->tls_allowed_dn);
     free(cfg->sasl_app);
     free(cfg->sasl_conf_dir);
     free(cfg->sasl_hostname);
@@ -486,7 +575,8 @@ int vbh_check_sasldb(const vbh_config *cfg, vb_error *err)
     char db[4096];
     struct stat sb;
     if (!(cfg->listen_unix && vbh_auth_list_has(&cfg->auth_unix, VBH_AUTH_SASL)) &&
-        !(cfg->listen_tcp && vbh_auth_list_has(&cfg->auth_tcp, VBH_AUTH_SASL)))
+        !(cfg->listen_tcp && vbh_auth_list_has(&cfg->auth_tcp, VBH_AUTH_SASL)) &&
+        !(cfg->listen_tls && vbh_auth_list_has(&cfg->auth_tls, VBH_AUTH_SASL)))
         return 0;
     if (!sasldb_in_use(cfg, db, sizeof db) || stat(db, &sb) != 0)
         return 0; /* no sasldb: SASL logins with passwords fail, nothing to leak */

@@ -7,7 +7,15 @@
 
 #include "vb_log.h"
 
-typedef int (*vbh_begin_fn)(vbh_client *c, vb_msg *msg, vb_error *err);
+/* Starts an ASYNC call off the loop (msg moved on success); its handler
+ * prepares it or answers it later, as the begin function says. */
+typedef int (*vbh_begin_fn)(vbh_client *c, vb_msg *msg, vbh_handler handler, vb_error *err);
+
+static int begin_polkit(vbh_client *c, vb_msg *msg, vbh_handler handler, vb_error *err)
+{
+    (void)handler; /* vbh_auth_polkit_finish answers when polkitd has */
+    return vbh_auth_polkit_begin(c, msg, err);
+}
 
 typedef struct vbh_route {
     vbh_handler handler;
@@ -26,7 +34,11 @@ typedef struct vbh_route {
 #define VBH_HANDLER_AUTH_TOKEN_PROVE     vbh_auth_token_prove
 #define VBH_HANDLER_AUTH_PEER            vbh_auth_peer
 #define VBH_HANDLER_AUTH_POLKIT          vbh_auth_polkit_finish
-#define VBH_BEGIN_AUTH_POLKIT            vbh_auth_polkit_begin
+#define VBH_BEGIN_AUTH_POLKIT            begin_polkit
+#define VBH_BEGIN_AUTH_TOKEN_CHALLENGE   vbh_tokens_begin
+#define VBH_BEGIN_AUTH_TOKEN_PROVE       vbh_tokens_begin
+#define VBH_BEGIN_TOKEN_ISSUE            vbh_tokens_begin
+#define VBH_BEGIN_TOKEN_REVOKE           vbh_tokens_begin
 #define VBH_HANDLER_OPEN                 vbh_call_open
 #define VBH_HANDLER_CLOSE                vbh_call_close
 #define VBH_HANDLER_GET_HOSTNAME         vbh_call_get_hostname
@@ -240,14 +252,16 @@ void vbh_dispatch_resume(vbh_client *c, const vb_msg *msg, vbh_handler handler)
 }
 
 /* Where the table says it runs: driver calls may block (HTTP to a XenAPI
- * host, a nested prompt) and go to the client's worker; an ASYNC one starts
- * its question here and is answered later; the rest is answered here. */
+ * host, a nested prompt) and go to the client's worker; an ASYNC one (a
+ * polkit check over D-Bus, a tokens.db read or write that may wait on a
+ * lock) starts here, runs off the loop and is answered later; the rest is
+ * answered here. */
 static void route(vbh_client *c, vb_msg *msg, const vb_proc_info *info, const vbh_route *r)
 {
     vb_error err;
-    vb_msg_header hdr = msg->hdr;
+    vb_msg_header hdr = msg->hdr; /* msg is moved when a call is begun */
     if (info->runs == VB_RUN_ASYNC) {
-        if (r->begin(c, msg, &err) < 0) {
+        if (r->begin(c, msg, r->handler, &err) < 0) {
             vb_msg m = { .hdr = hdr };
             answer_auth(c, &m, -1, NULL, 0, &err);
         }

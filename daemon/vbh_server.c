@@ -145,7 +145,7 @@ static void keepalive_check(vb_loop *loop, uint64_t id, void *data)
     uint64_t next = limit;
     for (vbh_client *c = srv->clients, *next_c; c; c = next_c) {
         next_c = c->next;
-        if (!c->speaks_keepalive || c->ncalls)
+        if (!c->speaks_keepalive || c->ncalls || c->token_busy)
             continue;
         uint64_t quiet = now - c->last_rx_ms;
         if (quiet >= limit) {
@@ -160,8 +160,9 @@ static void keepalive_check(vb_loop *loop, uint64_t id, void *data)
 }
 
 /* `vbhostd --revoke-token` writes tokens.db from another process: the
- * running daemon sees it here, within VBH_TOKEN_RECHECK_MS (one indexed
- * read per token session; nothing to do without them). */
+ * running daemon sees it here, within VBH_TOKEN_RECHECK_MS plus the store's
+ * answer (one indexed read per token, on the store lane; nothing to do
+ * without token sessions). */
 static void token_recheck(vb_loop *loop, uint64_t id, void *data)
 {
     (void)id;
@@ -259,6 +260,61 @@ static void setup_peer(vbh_client *c, int fd)
     }
 }
 
+/* Refuse a client in words it can read (a serial-0 error reply, as for the
+ * connection limits), over its TLS session, then close. */
+static void refuse_client(vbh_client *c, int code, const char *message)
+{
+    vb_msg_header hdr = { VB_PROG_HOST, VB_PROG_HOST_VERSION, VB_MSG_REPLY, 0, 0,
+                          VB_STATUS_ERROR, 0 };
+    vb_error e;
+    uint8_t *frame;
+    size_t len;
+    vb_error_set(&e, code, VB_DOM_AUTH, "%s", message);
+    if (vb_enc_error_reply(&hdr, VB_MSG_REPLY, &e, &frame, &len, NULL) == 0)
+        vb_stream_send(c->stream, frame, len);
+    vb_stream_close_after_flush(c->stream);
+}
+
+/* The TLS handshake is done (the client's certificate, if it sent one, is
+ * verified): now the listener's policy on client certificates. */
+static void client_tls_ready(vb_stream *s, void *data)
+{
+    vbh_client *c = data;
+    const vbh_config *cfg = c->srv->cfg;
+    vb_tls *tls = vb_stream_tls(s);
+    int has_cert = vb_tls_peer_dn(tls, c->tls_dn, sizeof c->tls_dn);
+    c->tls_ssf = vb_tls_ssf(tls);
+    c->confidential = 1;
+    char why[600];
+    if (cfg->tls_client_cert == VB_TLS_CLIENT_CERT_REQUIRED && !has_cert) {
+        vb_log(VB_LOG_WARN, "client %s: refused: it sent no TLS client certificate (%s)", c->peer,
+               cfg->tls_allowed_dn_set ? "tls_allowed_dn_list requires one"
+                                       : "tls_client_cert = required");
+        snprintf(why, sizeof why,
+                 "this vbhostd requires a TLS client certificate (%s in its vbhostd.conf) and this "
+                 "client sent none; a client sends clientcert.pem and clientkey.pem from pkipath=, "
+                 "$XDG_CONFIG_HOME/vbroker/pki/ or " VB_TLS_SYSTEM_DIR,
+                 cfg->tls_allowed_dn_set ? "tls_allowed_dn_list" : "tls_client_cert = required");
+        refuse_client(c, VB_ERR_AUTH_FAILED, why);
+        return;
+    }
+    if (cfg->tls_allowed_dn_set &&
+        !vb_tls_dn_allowed(c->tls_dn, cfg->tls_allowed_dn, cfg->ntls_allowed_dn)) {
+        vb_log(VB_LOG_WARN, "client %s: refused: its certificate's subject \"%s\" matches no "
+                            "pattern of tls_allowed_dn_list", c->peer, c->tls_dn);
+        snprintf(why, sizeof why,
+                 "this client's certificate (subject \"%.300s\") is not allowed here: it matches "
+                 "no entry of tls_allowed_dn_list in the server's vbhostd.conf", c->tls_dn);
+        refuse_client(c, VB_ERR_AUTH_FAILED, why);
+        return;
+    }
+    vb_log(VB_LOG_DEBUG, "client %s: %s, %u-bit cipher, client certificate %s", c->peer,
+           vb_tls_version(tls), c->tls_ssf, has_cert ? c->tls_dn : "none");
+    /* auth_tls = none: the verified certificate is the login (config demands one) */
+    if (vbh_auth_list_has(c->lis->auth, VBH_AUTH_NONE) && !c->authenticated)
+        vbh_client_mark_authenticated(c, "none", has_cert ? c->tls_dn : "anonymous");
+}
+
 static void accept_one(int fd, void *data)
 {
     vbh_listener *lis = data;
@@ -291,14 +347,27 @@ static void accept_one(int fd, void *data)
         free(c);
         return;
     }
-    c->stream = vb_stream_new(srv->loop, fd, VB_FRAME_MAX_PREAUTH, client_on_msg, client_on_close,
-                              c, &err);
-    if (!c->stream) {
+    vb_tls *tls = NULL;
+    if (lis->is_tls && !(tls = vb_tls_server_new(srv->tls_ctx, fd, &err))) {
         vb_log(VB_LOG_ERROR, "cannot serve %s: %s", c->peer, err.message);
         close(fd);
         free(c);
         return;
     }
+    c->stream = vb_stream_new(srv->loop, fd, VB_FRAME_MAX_PREAUTH, client_on_msg, client_on_close,
+                              c, &err);
+    if (!c->stream) {
+        vb_log(VB_LOG_ERROR, "cannot serve %s: %s", c->peer, err.message);
+        vb_tls_free(tls);
+        close(fd);
+        free(c);
+        return;
+    }
+    /* the handshake is held to the deadline of a first frame: a client that
+     * opens TCP and never says hello only occupies a slot */
+    if (tls)
+        vb_stream_start_tls(c->stream, tls, srv->cfg->first_frame_timeout_s * 1000,
+                            client_tls_ready);
     vb_stream_set_frame_timeout(c->stream, srv->cfg->frame_timeout_s * 1000);
     vb_stream_set_output_limit(c->stream, srv->cfg->max_output_preauth,
                                srv->cfg->output_timeout_s * 1000);
@@ -308,9 +377,9 @@ static void accept_one(int fd, void *data)
         srv->clients->prev = c;
     srv->clients = c;
     srv->nclients++;
-    if (none) {
+    if (none && !lis->is_tls) {
         vbh_client_mark_authenticated(c, "none", "anonymous");
-    } else {
+    } else if (!none) {
         client_update_anonymous(c);
         c->auth_deadline_ms = vb_now_ms() + (uint64_t)srv->cfg->auth_timeout_s * 1000;
         c->auth_timer = vb_loop_add_timer(srv->loop, (uint64_t)srv->cfg->auth_timeout_s * 1000,
@@ -319,19 +388,23 @@ static void accept_one(int fd, void *data)
             c->first_frame_timer = vb_loop_add_timer(
                 srv->loop, (uint64_t)srv->cfg->first_frame_timeout_s * 1000, first_frame_timeout, c);
     }
-    vb_log(VB_LOG_DEBUG, "client %s connected (%s)", c->peer, lis->is_unix ? "unix" : "tcp");
+    vb_log(VB_LOG_DEBUG, "client %s connected (%s)", c->peer,
+           lis->is_unix ? "unix" : lis->is_tls ? "tls" : "tcp");
 }
 
-static int add_listener(vbh_server *srv, int fd, int is_unix, const vbh_auth_list *auth,
+enum { LISTEN_UNIX, LISTEN_TCP, LISTEN_TLS };
+
+static int add_listener(vbh_server *srv, int fd, int kind, const vbh_auth_list *auth,
                         vb_error *err)
 {
+    static const char *const names[] = { "the unix socket", "the TCP socket", "the TLS socket" };
     vbh_listener *lis = &srv->listeners[srv->nlisteners];
     lis->srv = srv;
     lis->fd = fd;
-    lis->is_unix = is_unix;
+    lis->is_unix = kind == LISTEN_UNIX;
+    lis->is_tls = kind == LISTEN_TLS;
     lis->auth = auth;
-    lis->acceptor = vb_acceptor_new(srv->loop, fd, is_unix ? "the unix socket" : "the TCP socket",
-                                    accept_one, lis, err);
+    lis->acceptor = vb_acceptor_new(srv->loop, fd, names[kind], accept_one, lis, err);
     if (!lis->acceptor)
         return -1;
     srv->nlisteners++;
@@ -345,10 +418,12 @@ int vbh_server_start(vbh_server *srv, vbh_config *cfg, vb_loop *loop, vb_error *
     srv->loop = loop;
     if (vbh_worker_start(srv, err) < 0 ||
         load_or_create_server_id(cfg->state_dir, srv->server_id, err) < 0 ||
-        vbh_open_token_store(cfg, &srv->tokens, err) < 0)
+        vbh_open_token_store(cfg, &srv->tokens, err) < 0 ||
+        !(srv->store_lane = vb_lane_new(loop, VB_DOM_DAEMON, err)))
         return -1;
     if ((vbh_auth_list_has(&cfg->auth_unix, VBH_AUTH_SASL) ||
-         vbh_auth_list_has(&cfg->auth_tcp, VBH_AUTH_SASL)) &&
+         vbh_auth_list_has(&cfg->auth_tcp, VBH_AUTH_SASL) ||
+         (cfg->listen_tls && vbh_auth_list_has(&cfg->auth_tls, VBH_AUTH_SASL))) &&
         vb_sasl_server_init(cfg->sasl_app, cfg->sasl_conf_dir, err) < 0)
         return -1;
     if (cfg->listen_unix && vbh_auth_list_has(&cfg->auth_unix, VBH_AUTH_POLKIT) &&
@@ -362,12 +437,22 @@ int vbh_server_start(vbh_server *srv, vbh_config *cfg, vb_loop *loop, vb_error *
         int fd = cfg->passed_unix_fd >= 0
                      ? cfg->passed_unix_fd
                      : vb_net_listen_unix(cfg->listen_unix, cfg->listen_unix_mode, err);
-        if (fd < 0 || add_listener(srv, fd, 1, &cfg->auth_unix, err) < 0)
+        if (fd < 0 || add_listener(srv, fd, LISTEN_UNIX, &cfg->auth_unix, err) < 0)
             return -1;
     }
     if (cfg->listen_tcp) {
         int fd = cfg->passed_tcp_fd >= 0 ? cfg->passed_tcp_fd : vb_net_listen_tcp(cfg->listen_tcp, err);
-        if (fd < 0 || add_listener(srv, fd, 0, &cfg->auth_tcp, err) < 0)
+        if (fd < 0 || add_listener(srv, fd, LISTEN_TCP, &cfg->auth_tcp, err) < 0)
+            return -1;
+    }
+    vb_tls_client_set_default_pkipath(cfg->next_hop_pkipath);
+    if (cfg->listen_tls) {
+        vb_tls_server_conf tc = { cfg->cert_file, cfg->key_file, cfg->ca_file, cfg->crl_file,
+                                  cfg->tls_client_cert };
+        if (!(srv->tls_ctx = vb_tls_server_ctx_new(&tc, err)))
+            return -1;
+        int fd = cfg->passed_tls_fd >= 0 ? cfg->passed_tls_fd : vb_net_listen_tcp(cfg->listen_tls, err);
+        if (fd < 0 || add_listener(srv, fd, LISTEN_TLS, &cfg->auth_tls, err) < 0)
             return -1;
     }
     return 0;
@@ -388,8 +473,12 @@ void vbh_server_stop(vbh_server *srv)
     /* a socket systemd passed is systemd's: it stays for the next activation */
     if (srv->cfg->listen_unix && srv->cfg->passed_unix_fd < 0)
         unlink(srv->cfg->listen_unix);
+    vb_lane_free(srv->store_lane, srv->loop); /* what was asked of tokens.db happens */
+    srv->store_lane = NULL;
     vb_store_close(srv->tokens);
     srv->tokens = NULL;
+    vb_tls_ctx_free(srv->tls_ctx); /* the streams that used it are gone */
+    srv->tls_ctx = NULL;
     vbh_failures_free(srv->failures);
     srv->failures = NULL;
 }

@@ -157,10 +157,13 @@ int main(int argc, char **argv)
         return 1;
     }
     reload_at.srv = &srv;
-    vb_log(VB_LOG_INFO, "ready: server id %s, %lu descriptors%s%s%s%s%s%s", srv.server_id, nofile,
+    vb_log(VB_LOG_INFO, "ready: server id %s, %lu descriptors%s%s%s%s%s%s%s%s", srv.server_id, nofile,
            cfg.listen_unix ? ", unix " : "", cfg.listen_unix ? cfg.listen_unix : "",
            cfg.listen_tcp ? ", tcp " : "", cfg.listen_tcp ? cfg.listen_tcp : "",
-           cfg.passed_unix_fd >= 0 || cfg.passed_tcp_fd >= 0 ? " (sockets from systemd)" : "",
+           cfg.listen_tls ? ", tls " : "", cfg.listen_tls ? cfg.listen_tls : "",
+           cfg.passed_unix_fd >= 0 || cfg.passed_tcp_fd >= 0 || cfg.passed_tls_fd >= 0
+               ? " (sockets from systemd)"
+               : "",
            v1 ? " (protocol v1 mode)" : "");
     vb_daemon_started(&start);
     /* Type=notify: systemd's readiness signal (a no-op without NOTIFY_SOCKET) */

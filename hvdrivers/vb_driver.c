@@ -103,10 +103,11 @@ static const char *const params_any[] = { "authfile", NULL };
 static const char *const params_test[] = { NULL };
 static const char *const params_xenapi[] = { "transport", "cafile", "no_verify", "timeout", NULL };
 /* the remote driver (vb_remote_driver.c, vb_remote.c), then per transport
- * (vb_remote.c for unix, vb_ssh.c for ssh) */
+ * (vb_remote.c for unix and tls, vb_ssh.c for ssh) */
 static const char *const params_remote[] = { "auth", "name", NULL };
 static const char *const params_unix[] = { "socket", "server_uid", NULL };
 static const char *const params_tcp[] = { NULL };
+static const char *const params_tls[] = { "pkipath", "no_verify", NULL };
 static const char *const params_ssh[] = { "socket", "sshauth", "keyfile", "known_hosts",
                                           "known_hosts_verify", NULL };
 
@@ -128,8 +129,10 @@ static void lists_for(const vb_uri *uri, int nested, param_lists *p)
     }
     p->list[1] = params_remote;
     const char *t = uri->transport;
-    p->list[2] = strcmp(t, "ssh") == 0 ? params_ssh : strcmp(t, "tcp") == 0 ? params_tcp
-                                                                              : params_unix;
+    p->list[2] = strcmp(t, "ssh") == 0   ? params_ssh
+                 : strcmp(t, "tcp") == 0 ? params_tcp
+                 : strcmp(t, "tls") == 0 ? params_tls
+                                         : params_unix;
 }
 
 static int param_known(const param_lists *p, const char *key)
@@ -289,7 +292,8 @@ static int check_sshauth(const char *order, vb_error *err)
 int vb_driver_check_wire_uri(const vb_uri *uri, vb_error *err)
 {
     /* parameters that name a local file the daemon would read or write */
-    static const char *const files[] = { "keyfile", "known_hosts", "cafile", "authfile" };
+    static const char *const files[] = { "keyfile", "known_hosts", "cafile", "authfile",
+                                         "pkipath" };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
         if (vb_uri_param_get(uri, files[i]))
             return wire_refuse(err, files[i], NULL,

@@ -153,4 +153,19 @@ const vb_driver *vb_driver_for_uri(const vb_uri *uri, vb_error *err);
 /* Fill info with drv->describe, or "local" when the driver has none. */
 void vb_driver_describe(const vb_driver *drv, void *conn, vb_conn_info *info);
 
+/* ---- the credential source, as every driver asks it (vb_driver_cred.c) ---- */
+
+struct vb_cred_request;
+/* Ask creds the question req (its service names what is asked for; what
+ * says which login, "a XenAPI login"): 0 with the answers in req, else -1
+ * with err in domain: CRED_REQUIRED when there is no source or it has no
+ * fn, the source's own error, or AUTH_CANCELLED when it gave none. */
+int vb_driver_ask(const struct vb_cred_source *creds, struct vb_cred_request *req, int domain,
+                  const char *what, vb_error *err);
+/* Tell creds that req's answers worked (approve) or were refused (reject),
+ * as git's credential helpers are told; nothing when creds or that callback
+ * is NULL. */
+void vb_driver_verdict(const struct vb_cred_source *creds, const struct vb_cred_request *req,
+                       int worked);
+
 #endif

@@ -286,16 +286,10 @@ static int auth_cb(virConnectCredentialPtr cred, unsigned int ncred, void *opaqu
         l->fn_failed = 1;
         return -1;
     }
-    vb_error_clear(&l->err);
     int rc = -1;
-    if (!c->have_creds || !c->creds.fn)
-        vb_error_set(&l->err, VB_ERR_CRED_REQUIRED, VB_DOM_DRIVER,
-                     "credentials required for %s (a libvirt login), but nothing can ask for them",
-                     c->service);
-    else if (c->creds.fn(&req, c->creds.opaque, &l->err) < 0) {
-        if (l->err.code == VB_ERR_OK)
-            vb_error_set(&l->err, VB_ERR_AUTH_CANCELLED, VB_DOM_DRIVER,
-                         "authentication cancelled for %s", c->service);
+    if (vb_driver_ask(c->have_creds ? &c->creds : NULL, &req, VB_DOM_DRIVER, "a libvirt login",
+                      &l->err) < 0) {
+        /* l->err says why */
     } else if (hand_to_libvirt(&req, cred, ncred) < 0) {
         vb_error_set(&l->err, VB_ERR_CRED_REQUIRED, VB_DOM_DRIVER,
                      "no answer given for an item %s asked", c->service);
@@ -330,10 +324,8 @@ static void settle(lv_login *l, enum lv_verdict v, char *user, size_t user_len)
         for (size_t k = 0; user && k < req->nitems; k++)
             if (req->items[k].type == VB_CRED_AUTHNAME && req->items[k].result)
                 snprintf(user, user_len, "%s", req->items[k].result);
-        if (v == LV_WORKED && c->creds.approve)
-            c->creds.approve(c->creds.opaque, req);
-        else if (v == LV_REFUSED && c->creds.reject)
-            c->creds.reject(c->creds.opaque, req);
+        if (v != LV_UNKNOWN && c->have_creds)
+            vb_driver_verdict(&c->creds, req, v == LV_WORKED);
         vb_cred_request_clear(req);
     }
     l->nanswered = 0;

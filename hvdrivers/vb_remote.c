@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,12 +13,16 @@
 #include <unistd.h>
 
 #include "vb_bodies.h"
+#include "vb_calls.h"
 #include "vb_credwire.h"
 #include "vb_log.h"
 #include "vb_login_gate.h"
 #include "vb_net.h"
 #include "vb_sasl.h"
 #include "vb_ssh.h"
+#include "vb_tls.h"
+#include "vb_tls_cbind.h"
+#include "vb_tls_resume.h"
 #include "vb_token.h"
 
 #define READ_CHUNK 16384
@@ -33,10 +38,10 @@ enum {
 
 struct vb_remote {
     int fd;
-    uint32_t serial;
     uint32_t conn_id;               /* header conn_id of the next calls (sharing) */
     uint32_t host_version;
-    int timeout_ms;
+    int timeout_ms;                 /* the next read's wait (the reader's, see read_one) */
+    int reply_timeout_ms;           /* a call's wait for its reply or a message about it */
     vb_frame_reader reader;
     uint8_t *plain;                 /* decoded bytes not yet fed to the reader */
     size_t plain_len, plain_off;
@@ -46,23 +51,26 @@ struct vb_remote {
     char server_id[72];
     int have_server_id;
     char *service;                  /* "vbhostd on HOST" for prompts */
-    vb_cred_source relay;           /* answers the server's nested CRED_FILL callbacks */
+    vb_cred_source relay;           /* answers the nested CRED_FILLs of vb_remote_call's calls */
     int have_relay;
-    vb_cred_request last_fill;      /* what we answered last, for CRED_APPROVE/REJECT */
-    uint64_t last_fill_id;          /* the server's id of that question */
-    int have_last_fill_id;          /* it sent one (a server from before ids did not) */
     vb_cred_target target;          /* this login: vbhostd at host:port as user (SASL prompts) */
     char *host;                     /* SASL server FQDN */
     vb_ssh *ssh;                    /* the SSH tunnel behind fd (ssh transport only) */
+    vb_tls *tls;                    /* the TLS session over fd (tls transport only) */
     int multiplexes;                /* the server named the "conn_id" feature */
+    int concurrent;                 /* ... and "concurrent_calls": driver calls overlap */
     int token_bind;                 /* the server named "token_bind": bound proofs */
+    int tls_cbind;                  /* ... and "tls_cbind": on TLS, bound to the connection */
     char endpoint[VB_REMOTE_ENDPOINT_MAX + 1];     /* as dialled (canonical, see .h) */
     char bound_endpoint[VB_TOKEN_ENDPOINT_MAX + 1]; /* what the token proof covers */
     int owner;                      /* VB_REMOTE_OWNER_*: the unix server's uid check */
     uid_t server_uid;               /* SO_PEERCRED of a unix server */
     unsigned pings_unanswered;      /* keepalive PINGs sent since the server last said anything */
     int vouched;                    /* authenticated (sasl, token, peer): questions may relay */
-    vb_error dead;                  /* code != OK: keepalive gave up; every call fails with it */
+    vb_calls calls;                 /* calls in flight, and whether the transport died */
+    pthread_mutex_t send_lock;      /* one frame at a time onto the transport; and the
+                                     * security layer's codec, one thread at a time */
+    pthread_mutex_t driver_lock;    /* driver calls, to a server without "concurrent_calls" */
 };
 
 /* ---- transport ----------------------------------------------------------- */
@@ -75,15 +83,20 @@ static int send_frame(vb_remote *r, uint8_t *frame, size_t len, vb_error *err)
         vb_frame_free(frame, len);
         return -1;
     }
-    int rc = vb_net_write_all(r->fd, wire, wire_len, err);
+    int rc = r->tls ? vb_tls_write_all(r->tls, wire, wire_len, r->timeout_ms, err)
+                    : vb_net_write_all(r->fd, wire, wire_len, err);
     if (wire != frame)
         vb_frame_free(wire, wire_len);
     vb_frame_free(frame, len);
     return rc;
 }
 
-static int fill_plain(vb_remote *r, vb_error *err)
+/* Up to cap bytes from the transport, waiting at most timeout_ms: through
+ * the TLS session when there is one (which may hold bytes poll cannot see). */
+static int transport_read(vb_remote *r, uint8_t *buf, size_t cap, size_t *got, vb_error *err)
 {
+    if (r->tls)
+        return vb_tls_read(r->tls, buf, cap, r->timeout_ms, got, err);
     struct pollfd p = { .fd = r->fd, .events = POLLIN };
     int rc;
     do {
@@ -92,22 +105,31 @@ static int fill_plain(vb_remote *r, vb_error *err)
     if (rc == 0)
         return vb_error_set(err, VB_ERR_TIMEOUT, VB_DOM_RPC,
                             "no answer from the server within %d ms", r->timeout_ms);
-    uint8_t buf[READ_CHUNK];
-    ssize_t n = recv(r->fd, buf, sizeof buf, 0);
+    ssize_t n = recv(r->fd, buf, cap, 0);
     if (n <= 0)
         return vb_error_set(err, VB_ERR_PEER_CLOSED, VB_DOM_RPC,
                             "the server closed the connection%s%s", n < 0 ? ": " : "",
                             n < 0 ? strerror(errno) : "");
+    *got = (size_t)n;
+    return 0;
+}
+
+static int fill_plain(vb_remote *r, vb_error *err)
+{
+    uint8_t buf[READ_CHUNK];
+    size_t n;
+    if (transport_read(r, buf, sizeof buf, &n, err) < 0)
+        return -1;
     uint8_t *plain = buf;
-    size_t plain_len = (size_t)n;
-    if (r->layer && vb_sasl_decode(r->sasl, buf, (size_t)n, &plain, &plain_len, err) < 0)
+    size_t plain_len = n;
+    if (r->layer && vb_sasl_decode(r->sasl, buf, n, &plain, &plain_len, err) < 0)
         return -1;
     uint8_t *copy = malloc(plain_len ? plain_len : 1);
     if (copy)
         memcpy(copy, plain, plain_len);
     if (plain != buf)
         vb_frame_free(plain, plain_len);
-    explicit_bzero(buf, (size_t)n);
+    explicit_bzero(buf, n);
     if (!copy)
         return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_RPC, "out of memory");
     r->plain = copy;
@@ -145,6 +167,31 @@ static int read_msg(vb_remote *r, vb_msg *msg, vb_error *err)
     }
 }
 
+/* ---- calls: several in flight, each matched to its reply ------------------
+ *
+ * The matching is proto/vb_calls.h's (leader/follower, no thread of its
+ * own); this layer reads and writes, and applies the relay rule to what the
+ * server asks. Sends are whole frames under send_lock, so frames of several
+ * callers never interleave. */
+
+/* What one call carries besides its header: who answers the server's
+ * questions about it, and the last answer it gave (for the verdict that
+ * follows during the same call). */
+typedef struct call_side {
+    const vb_cred_source *relay;    /* NULL: nobody (questions fail with CRED_REQUIRED) */
+    vb_cred_request last_fill;
+    uint64_t last_fill_id;          /* the server's id of that question */
+    int have_last_fill_id;          /* it sent one (a server from before ids did not) */
+} call_side;
+
+static int send_locked(vb_remote *r, uint8_t *frame, size_t len, vb_error *err)
+{
+    pthread_mutex_lock(&r->send_lock);
+    int rc = send_frame(r, frame, len, err);
+    pthread_mutex_unlock(&r->send_lock);
+    return rc;
+}
+
 /* This hop as the process holding r verified it: the endpoint it dialled
  * (r->service), the server id the server gave and how it authenticated. */
 static void verified_hop(const vb_remote *r, char *buf, size_t len)
@@ -161,12 +208,14 @@ static int msg_has_question_id(const vb_msg *msg)
 }
 
 /* The server relays a nested login's question (its driver needs a XenAPI
- * password, say): qualify it with this hop and ask our own source. */
-static int relay_fill(vb_remote *r, const vb_msg *msg, vb_cred_request *req, vb_error *err)
+ * password, say): qualify it with this hop and ask the source of the call
+ * it belongs to. */
+static int relay_fill(vb_remote *r, call_side *side, const vb_msg *msg, vb_cred_request *req,
+                      vb_error *err)
 {
     if (vb_credwire_decode_request(msg->body, req, err) < 0)
         return -1;
-    if (!r->have_relay || !r->relay.fn)
+    if (!side->relay || !side->relay->fn)
         return vb_error_set(err, VB_ERR_CRED_REQUIRED, VB_DOM_CLIENT,
                             "credentials required for %s, but nothing can ask for them",
                             req->service ? req->service : "a nested login");
@@ -181,26 +230,26 @@ static int relay_fill(vb_remote *r, const vb_msg *msg, vb_cred_request *req, vb_
     uint64_t wire_id = req->id;
     int have_id = msg_has_question_id(msg);
     vb_error_clear(err);
-    if (r->relay.fn(req, r->relay.opaque, err) < 0) {
+    if (side->relay->fn(req, side->relay->opaque, err) < 0) {
         if (err && err->code == VB_ERR_OK)
             vb_error_set(err, VB_ERR_AUTH_CANCELLED, VB_DOM_CLIENT, "cancelled");
         return -1;
     }
-    vb_cred_request_clear(&r->last_fill);
-    vb_cred_request_copy(&r->last_fill, req);
-    r->last_fill_id = wire_id;
-    r->have_last_fill_id = have_id;
+    vb_cred_request_clear(&side->last_fill);
+    vb_cred_request_copy(&side->last_fill, req);
+    side->last_fill_id = wire_id;
+    side->have_last_fill_id = have_id;
     return 0;
 }
 
-static void answer_fill(vb_remote *r, const vb_msg *msg)
+static void answer_fill(vb_remote *r, call_side *side, const vb_msg *msg)
 {
     vb_cred_request req;
     vb_error err;
     uint8_t *frame = NULL;
     size_t len = 0;
     memset(&req, 0, sizeof req);
-    if (relay_fill(r, msg, &req, &err) == 0) {
+    if (relay_fill(r, side, msg, &req, &err) == 0) {
         vb_msg_header hdr = msg->hdr;
         hdr.type = VB_MSG_CALLBACK_REPLY;
         vb_enc enc;
@@ -212,26 +261,26 @@ static void answer_fill(vb_remote *r, const vb_msg *msg)
     }
     vb_cred_request_clear(&req);
     if (frame)
-        send_frame(r, frame, len, NULL);
+        send_locked(r, frame, len, NULL);
 }
 
-/* CRED_APPROVE / CRED_REJECT [service, id]: about the answer we gave last,
- * matched by the question's id (a server from before ids sends only the
- * service: then by that). */
-static void relay_verdict(vb_remote *r, const vb_msg *msg)
+/* CRED_APPROVE / CRED_REJECT [service, id]: about the answer this call gave
+ * last, matched by the question's id (a server from before ids sends only
+ * the service: then by that). */
+static void relay_verdict(vb_remote *r, call_side *side, const vb_msg *msg)
 {
     vb_rd rd;
     char *service = NULL;
     uint64_t id = 0;
     if (vb_rd_init(&rd, msg->body, NULL) < 0 || vb_rd_strdup(&rd, 4096, &service, NULL) < 0 ||
-        (vb_rd_has_more(&rd) && vb_rd_u64(&rd, &id, NULL) < 0) || !r->have_relay ||
-        !r->last_fill.service) {
+        (vb_rd_has_more(&rd) && vb_rd_u64(&rd, &id, NULL) < 0) || !side->relay ||
+        !side->last_fill.service) {
         free(service);
         return;
     }
     int match;
-    if (r->have_last_fill_id) {
-        match = id == r->last_fill_id;
+    if (side->have_last_fill_id) {
+        match = id == side->last_fill_id;
     } else {
         char hop[1400];
         vb_cred_request probe = { 0 };
@@ -239,18 +288,19 @@ static void relay_verdict(vb_remote *r, const vb_msg *msg)
         service = NULL;
         verified_hop(r, hop, sizeof hop);
         match = vb_cred_request_qualify(&probe, hop) == 0 &&
-                strcmp(probe.service, r->last_fill.service) == 0;
+                strcmp(probe.service, side->last_fill.service) == 0;
         vb_cred_request_clear(&probe);
     }
     free(service);
     if (!match)
         return;
     int approve = msg->hdr.procedure == VB_HOST_PROC_CRED_APPROVE;
-    void (*verdict)(void *, const vb_cred_request *) = approve ? r->relay.approve : r->relay.reject;
+    void (*verdict)(void *, const vb_cred_request *) =
+        approve ? side->relay->approve : side->relay->reject;
     if (verdict)
-        verdict(r->relay.opaque, &r->last_fill);
+        verdict(side->relay->opaque, &side->last_fill);
     if (!approve)
-        vb_cred_request_clear(&r->last_fill);
+        vb_cred_request_clear(&side->last_fill);
 }
 
 static void refuse_callback(vb_remote *r, const vb_msg *msg, const char *why)
@@ -260,20 +310,35 @@ static void refuse_callback(vb_remote *r, const vb_msg *msg, const char *why)
     size_t len = 0;
     vb_error_set(&e, VB_ERR_NO_SUPPORT, VB_DOM_CLIENT, "%s (callback %u)", why, msg->hdr.procedure);
     if (vb_enc_error_reply(&msg->hdr, VB_MSG_CALLBACK_REPLY, &e, &frame, &len, NULL) == 0)
-        send_frame(r, frame, len, NULL);
+        send_locked(r, frame, len, NULL);
+}
+
+static void send_pong(vb_remote *r, const vb_msg *ping)
+{
+    vb_msg_header hdr = ping->hdr;
+    uint8_t *frame = NULL;
+    size_t len = 0;
+    hdr.procedure = VB_KEEPALIVE_PROC_PONG;
+    hdr.type = VB_MSG_EVENT;
+    vb_enc enc;
+    vb_enc_begin(&enc, &hdr);
+    vb_enc_array(&enc, 0);
+    if (vb_enc_finish(&enc, VB_FRAME_MAX_PREAUTH, &frame, &len, NULL) == 0)
+        send_locked(r, frame, len, NULL);
 }
 
 /* The rule for a server's credential question (docs/protocol.md 9.12,
- * docs/security.md 6): it is answered only while a driver call that may
+ * docs/security.md 7): it is answered only while a driver call that may
  * log in runs (OPEN, and the calls whose driver may have to log in again),
- * for that call's conn_id, on a transport that authenticated. 0 when the
+ * for that call's conn_id, on a transport that authenticated. call is the
+ * call running for the question's conn_id (NULL: none). 0 when the
  * question may be asked; else -1 with why not in `why`, for the log. */
 static int fill_refused(const vb_remote *r, const vb_msg_header *call, const vb_msg_header *fill,
                         char *why, size_t len)
 {
     const vb_proc_info *info = call ? vb_proto_proc_lookup(call->program, call->procedure) : NULL;
     if (!call)
-        snprintf(why, len, "between calls");
+        snprintf(why, len, "between calls of connection id %u", fill->conn_id);
     else if (call->program != VB_PROG_HOST || !vb_proto_host_proc_may_log_in(call->procedure))
         snprintf(why, len, "during %s", info ? info->name : "a call that does not log in");
     else if (!r->vouched)
@@ -286,163 +351,253 @@ static int fill_refused(const vb_remote *r, const vb_msg_header *call, const vb_
     return -1;
 }
 
-/* A question outside the rule: refuse it, say so in the log, and drop the
- * transport (a server that breaks the rule is not talked to any more). */
+/* The server broke the protocol: say so in the log, and drop the transport
+ * (a server that breaks the rule is not talked to any more): every call on
+ * it fails with e. */
+static int drop_transport(vb_remote *r, const vb_error *e, vb_error *err)
+{
+    vb_log(VB_LOG_WARN, "%s", e->message);
+    shutdown(r->fd, SHUT_RDWR);
+    vb_calls_fail_all(&r->calls, e);
+    vb_error_copy(err, e);
+    return -1;
+}
+
 static int fill_violation(vb_remote *r, const char *why, vb_error *err)
 {
     vb_error e;
     vb_error_set(&e, VB_ERR_PROTOCOL, VB_DOM_RPC,
                  "protocol violation: %s asked for credentials %s; refused, connection dropped",
                  r->service, why);
-    vb_log(VB_LOG_WARN, "%s", e.message);
-    shutdown(r->fd, SHUT_RDWR);
-    vb_error_copy(&r->dead, &e);
-    vb_error_copy(err, &e);
-    return -1;
+    return drop_transport(r, &e, err);
 }
 
-/* A server-initiated message while we wait for the reply to call (NULL:
- * between calls). -1 when the server broke the relay rule. */
-static int answer_unsolicited(vb_remote *r, const vb_msg_header *call, const vb_msg *msg,
-                              vb_error *err)
+/* A question (CRED_FILL) or a verdict (CRED_APPROVE/REJECT) goes to the
+ * call running for its conn_id, whose own thread answers it; one outside
+ * the rule ends the transport (a verdict outside it is ignored). */
+static int route_question(vb_remote *r, vb_msg *msg, vb_error *err)
 {
-    vb_msg_header hdr = msg->hdr;
-    uint8_t *frame = NULL;
-    size_t len = 0;
-    if (msg->hdr.program == VB_PROG_KEEPALIVE && msg->hdr.procedure == VB_KEEPALIVE_PROC_PING) {
-        hdr.procedure = VB_KEEPALIVE_PROC_PONG;
-        hdr.type = VB_MSG_EVENT;
-        vb_enc enc;
-        vb_enc_begin(&enc, &hdr);
-        vb_enc_array(&enc, 0);
-        vb_enc_finish(&enc, VB_FRAME_MAX_PREAUTH, &frame, &len, NULL);
-    } else if (msg->hdr.program == VB_PROG_HOST && msg->hdr.type == VB_MSG_CALLBACK &&
-               msg->hdr.procedure == VB_HOST_PROC_CRED_FILL) {
-        char why[200];
-        if (fill_refused(r, call, &msg->hdr, why, sizeof why) < 0)
-            return fill_violation(r, why, err);
-        answer_fill(r, msg);
-    } else if (msg->hdr.program == VB_PROG_HOST && msg->hdr.type == VB_MSG_EVENT &&
-               (msg->hdr.procedure == VB_HOST_PROC_CRED_APPROVE ||
-                msg->hdr.procedure == VB_HOST_PROC_CRED_REJECT)) {
-        char why[200]; /* verdicts only about this call's questions */
-        if (fill_refused(r, call, &msg->hdr, why, sizeof why) == 0)
-            relay_verdict(r, msg);
-    } else if (msg->hdr.type == VB_MSG_CALLBACK) {
-        refuse_callback(r, msg, "this client does not answer this callback");
+    int fill = msg->hdr.type == VB_MSG_CALLBACK;
+    uint32_t conn_id = msg->hdr.conn_id;
+    vb_msg_header call;
+    /* none for its conn_id: judged against another call in flight, if any
+     * ("for connection id N during a call for connection id M") */
+    int running = vb_calls_for_conn(&r->calls, conn_id, &call) || vb_calls_first(&r->calls, &call);
+    char why[200] = "";
+    int rc = 0;
+    if (fill_refused(r, running ? &call : NULL, &msg->hdr, why, sizeof why) == 0)
+        rc = vb_calls_post_to_call(&r->calls, call.serial, msg, err);
+    if (rc == 1)
+        return 0;
+    vb_msg_clear(msg);
+    if (rc < 0) {
+        vb_error e;
+        vb_error_copy(&e, err);
+        return drop_transport(r, &e, err);
     }
-    if (frame)
-        send_frame(r, frame, len, NULL);
+    if (!fill)
+        return 0;
+    if (!why[0]) /* its call gave up meanwhile */
+        snprintf(why, sizeof why, "between calls of connection id %u", conn_id);
+    return fill_violation(r, why, err);
+}
+
+/* What the reader does with one message it read: a REPLY goes to its call,
+ * a question to the call it belongs to; the transport's own business
+ * (PING, a callback this client does not know) is answered here. -1 when
+ * the transport was dropped. Takes msg. */
+static int handle_incoming(vb_remote *r, vb_msg *msg, vb_error *err)
+{
+    const vb_msg_header *h = &msg->hdr;
+    if (h->type == VB_MSG_REPLY) {
+        vb_calls_post_reply(&r->calls, msg);
+        return 0;
+    }
+    if (h->program == VB_PROG_HOST &&
+        ((h->type == VB_MSG_CALLBACK && h->procedure == VB_HOST_PROC_CRED_FILL) ||
+         (h->type == VB_MSG_EVENT && (h->procedure == VB_HOST_PROC_CRED_APPROVE ||
+                                      h->procedure == VB_HOST_PROC_CRED_REJECT))))
+        return route_question(r, msg, err);
+    if (h->program == VB_PROG_KEEPALIVE && h->procedure == VB_KEEPALIVE_PROC_PING)
+        send_pong(r, msg);
+    else if (h->type == VB_MSG_CALLBACK)
+        refuse_callback(r, msg, "this client does not answer this callback");
+    vb_msg_clear(msg);
     return 0;
 }
 
-static int drain_pending(vb_remote *r, vb_error *err);
+/* A security layer's codec (a Cyrus SASL connection, or an OpenSSL session:
+ * neither is for two threads at once) is used under send_lock: on a layered
+ * or TLS transport the reader reads and decodes under it, and waits in
+ * slices of this long so that a sender waits no longer for it. */
+#define LAYER_READ_SLICE_MS 20
 
-int vb_remote_call(vb_remote *r, uint32_t program, uint32_t procedure, vb_remote_args_fn args_fn,
-                   const void *arg, vb_msg *reply, vb_error *err)
+/* As the reader: read one message (waiting until deadline_ms) and hand it
+ * on. 0 (also: nothing yet, on a layered transport, before the deadline);
+ * 1 when the deadline passed first; -1 when the transport failed (every
+ * call on it has failed with the reason). */
+static int read_one(vb_remote *r, uint64_t deadline_ms, vb_error *err)
 {
-    if (r->dead.code != VB_ERR_OK) {
-        vb_error_copy(err, &r->dead);
+    uint64_t now = vb_calls_now_ms();
+    int wait = deadline_ms > now ? (int)(deadline_ms - now) : 0;
+    int layered = r->layer || r->tls;
+    if (layered) {
+        wait = wait < LAYER_READ_SLICE_MS ? wait : LAYER_READ_SLICE_MS;
+        pthread_mutex_lock(&r->send_lock);
+    }
+    r->timeout_ms = wait;
+    vb_msg msg;
+    int rc = read_msg(r, &msg, err);
+    if (layered)
+        pthread_mutex_unlock(&r->send_lock);
+    if (rc < 0) {
+        if (err->code == VB_ERR_TIMEOUT)
+            return vb_calls_now_ms() >= deadline_ms ? 1 : 0;
+        vb_calls_fail_all(&r->calls, err);
         return -1;
     }
-    /* what the server sent since the last call was sent between calls: a
-     * question among it must not pass for one asked during this call */
-    if (drain_pending(r, err) < 0)
-        return -1;
-    uint32_t version = program == VB_PROG_HOST ? r->host_version : vb_proto_program_version(program);
-    vb_msg_header hdr = { program, version, VB_MSG_CALL, ++r->serial, procedure, VB_STATUS_OK,
-                          r->conn_id };
+    return handle_incoming(r, &msg, err);
+}
+
+/* As the reader, without waiting: take in everything the server sent that
+ * nobody has read yet. 0, or -1 when the transport failed. */
+static int drain_as_reader(vb_remote *r, vb_error *err)
+{
+    for (;;) {
+        int rc = read_one(r, 0, err);
+        if (rc != 0)
+            return rc > 0 ? 0 : -1;
+    }
+}
+
+/* What the server sent since this connection's last call was sent between
+ * its calls: a question among it must not pass for one asked during the
+ * next call, so it is read first. When another call is being read for,
+ * its reader takes everything in as it arrives (docs/security.md 7 says
+ * how far that goes). */
+static int drain_pending(vb_remote *r, vb_error *err)
+{
+    if (!vb_calls_try_lead(&r->calls))
+        return 0;
+    vb_error e;
+    drain_as_reader(r, &e);
+    vb_calls_unlead(&r->calls);
+    return vb_calls_dead(&r->calls, err) ? -1 : 0;
+}
+
+static void call_timed_out(vb_remote *r, vb_call *c)
+{
+    vb_error e;
+    vb_error_set(&e, VB_ERR_TIMEOUT, VB_DOM_RPC, "no answer from the server within %d ms",
+                 r->reply_timeout_ms);
+    vb_calls_fail(&r->calls, c, &e);
+}
+
+/* Wait for c's reply, reading for everyone while nobody else does, and
+ * answering c's own questions in this thread (not as the reader, so a
+ * person's slow answer stalls no other call). */
+static int await_reply(vb_remote *r, vb_call *c, call_side *side, vb_msg *reply, vb_error *err)
+{
+    uint64_t deadline = vb_calls_now_ms() + (uint64_t)r->reply_timeout_ms;
+    for (;;) {
+        vb_msg msg;
+        vb_error e;
+        switch (vb_calls_wait(&r->calls, c, deadline, &msg)) {
+        case VB_CALL_DONE:
+            return vb_calls_result(&r->calls, c, reply, err);
+        case VB_CALL_MESSAGE:
+            if (msg.hdr.type == VB_MSG_CALLBACK)
+                answer_fill(r, side, &msg);
+            else
+                relay_verdict(r, side, &msg);
+            vb_msg_clear(&msg);
+            /* the server waited for our answer: the reply's time starts now */
+            deadline = vb_calls_now_ms() + (uint64_t)r->reply_timeout_ms;
+            break;
+        case VB_CALL_LEAD: {
+            int rc = read_one(r, deadline, &e);
+            vb_calls_unlead(&r->calls);
+            if (rc > 0)
+                call_timed_out(r, c);
+            break;
+        }
+        default: /* VB_CALL_TIMEOUT */
+            call_timed_out(r, c);
+            break;
+        }
+    }
+}
+
+/* A server from before "concurrent_calls" refuses a second driver call on a
+ * transport while one runs (OPERATION_INVALID): to it, they go one at a time. */
+static int serialised(const vb_remote *r, uint32_t program, uint32_t procedure)
+{
+    return !r->concurrent && program == VB_PROG_HOST && procedure >= VB_HOST_PROC_OPEN &&
+           procedure <= VB_HOST_PROC_DOMAIN_SHUTDOWN;
+}
+
+static int send_call(vb_remote *r, const vb_msg_header *hdr, vb_remote_args_fn args_fn,
+                     const void *arg, vb_error *err)
+{
     vb_enc enc;
     uint8_t *frame;
     size_t len;
     if (!args_fn) { /* the procedure's body column says how its call is packed */
-        const vb_proc_info *info = vb_proto_proc_lookup(program, procedure);
+        const vb_proc_info *info = vb_proto_proc_lookup(hdr->program, hdr->procedure);
         args_fn = info ? vb_body_call_packer(info->body) : NULL;
     }
-    vb_enc_begin(&enc, &hdr);
+    vb_enc_begin(&enc, hdr);
     if (args_fn)
         args_fn(&enc, arg);
     else
         vb_enc_array(&enc, 0);
-    if (vb_enc_finish(&enc, VB_FRAME_MAX_PREAUTH * 4, &frame, &len, err) < 0 ||
-        send_frame(r, frame, len, err) < 0)
+    if (vb_enc_finish(&enc, VB_FRAME_MAX_PREAUTH * 4, &frame, &len, err) < 0)
         return -1;
-    for (;;) {
-        if (read_msg(r, reply, err) < 0)
-            return -1;
-        if (reply->hdr.type == VB_MSG_REPLY && reply->hdr.serial == hdr.serial)
-            break;
-        if (reply->hdr.type == VB_MSG_REPLY && reply->hdr.serial == 0 &&
-            reply->hdr.status == VB_STATUS_ERROR)
-            break; /* the server refused the connection itself (limits) */
-        int rc = answer_unsolicited(r, &hdr, reply, err);
-        vb_msg_clear(reply);
-        if (rc < 0)
-            return -1;
+    return send_locked(r, frame, len, err);
+}
+
+static int call_on(vb_remote *r, uint32_t conn_id, const vb_cred_source *relay, uint32_t program,
+                   uint32_t procedure, vb_remote_args_fn args_fn, const void *arg, vb_msg *reply,
+                   vb_error *err)
+{
+    int one_at_a_time = serialised(r, program, procedure);
+    if (one_at_a_time)
+        pthread_mutex_lock(&r->driver_lock);
+    call_side side = { relay, { 0 }, 0, 0 };
+    uint32_t version = program == VB_PROG_HOST ? r->host_version : vb_proto_program_version(program);
+    vb_msg_header hdr = { program, version, VB_MSG_CALL, 0, procedure, VB_STATUS_OK, conn_id };
+    vb_call c;
+    int rc = drain_pending(r, err);
+    if (rc == 0)
+        rc = vb_calls_start(&r->calls, &c, &hdr, &side, err);
+    if (rc == 0) {
+        if (send_call(r, &c.hdr, args_fn, arg, err) < 0)
+            rc = -1;
+        else
+            rc = await_reply(r, &c, &side, reply, err);
+        vb_calls_end(&r->calls, &c);
     }
-    if (reply->hdr.status == VB_STATUS_ERROR) {
-        vb_error server_err;
-        if (vb_msg_error_body(reply, &server_err, err) == 0) {
-            /* whatever the server sends, the caller gets an error: a code
-             * that is not OK, and words for a person */
-            if (server_err.code == VB_ERR_OK)
-                server_err.code = VB_ERR_PROTOCOL;
-            if (!server_err.message[0])
-                snprintf(server_err.message, sizeof server_err.message,
-                         "the server reported an error without a message (%s)",
-                         vb_proto_error_code_name(server_err.code));
-            vb_error_copy(err, &server_err);
-        }
-        vb_msg_clear(reply);
-        return -1;
-    }
-    return 0;
+    vb_cred_request_clear(&side.last_fill);
+    if (one_at_a_time)
+        pthread_mutex_unlock(&r->driver_lock);
+    return rc;
+}
+
+int vb_remote_call(vb_remote *r, uint32_t program, uint32_t procedure, vb_remote_args_fn args_fn,
+                   const void *arg, vb_msg *reply, vb_error *err)
+{
+    return call_on(r, r->conn_id, r->have_relay ? &r->relay : NULL, program, procedure, args_fn,
+                   arg, reply, err);
+}
+
+int vb_remote_chan_call(const vb_remote_chan *ch, uint32_t program, uint32_t procedure,
+                        vb_remote_args_fn args_fn, const void *arg, vb_msg *reply, vb_error *err)
+{
+    return call_on(ch->remote, ch->conn_id, ch->relay, program, procedure, args_fn, arg, reply,
+                   err);
 }
 
 /* ---- keepalive ----------------------------------------------------------- */
-
-/* Take in what the server sent since the last call, without waiting (its
- * PONGs, and a PING or a late callback, which get their answers). 0, or -1
- * when the transport failed. */
-static int drain_pending(vb_remote *r, vb_error *err)
-{
-    int saved_timeout = r->timeout_ms;
-    r->timeout_ms = 0;
-    int rc = 0;
-    for (;;) {
-        vb_msg msg;
-        vb_error e;
-        if (read_msg(r, &msg, &e) < 0) {
-            if (e.code != VB_ERR_TIMEOUT) { /* TIMEOUT: nothing more to read now */
-                vb_error_copy(err, &e);
-                rc = -1;
-            }
-            break;
-        }
-        /* between calls a credential question breaks the rule (the
-         * transport is dropped); other callbacks are refused; the server's
-         * refusal of the connection itself (serial 0) ends it with its words */
-        int bad = 0;
-        if (msg.hdr.type == VB_MSG_REPLY && msg.hdr.serial == 0 &&
-            msg.hdr.status == VB_STATUS_ERROR) {
-            vb_error refusal;
-            if (vb_msg_error_body(&msg, &refusal, err) == 0)
-                vb_error_copy(err, &refusal);
-            bad = 1;
-        } else if (msg.hdr.type == VB_MSG_CALLBACK && msg.hdr.procedure != VB_HOST_PROC_CRED_FILL) {
-            refuse_callback(r, &msg, "no call is in progress on this connection");
-        } else {
-            bad = answer_unsolicited(r, NULL, &msg, err) < 0;
-        }
-        vb_msg_clear(&msg);
-        if (bad) {
-            rc = -1;
-            break;
-        }
-    }
-    r->timeout_ms = saved_timeout;
-    return rc;
-}
 
 static int send_ping(vb_remote *r, vb_error *err)
 {
@@ -455,28 +610,35 @@ static int send_ping(vb_remote *r, vb_error *err)
     vb_enc_array(&enc, 0);
     if (vb_enc_finish(&enc, VB_FRAME_MAX_PREAUTH, &frame, &len, err) < 0)
         return -1;
-    return send_frame(r, frame, len, err);
+    return send_locked(r, frame, len, err);
 }
 
 int vb_remote_keepalive(vb_remote *r, unsigned max_unanswered, vb_error *err)
 {
-    if (r->dead.code != VB_ERR_OK) {
-        vb_error_copy(err, &r->dead);
+    if (vb_calls_dead(&r->calls, err))
         return -1;
-    }
-    int rc = drain_pending(r, err);
+    /* calls in flight: someone reads for them, and their own timeouts say
+     * whether the server still answers */
+    if (!vb_calls_idle(&r->calls) || !vb_calls_try_lead(&r->calls))
+        return 0;
+    int rc = drain_as_reader(r, err);
     if (rc == 0 && r->pings_unanswered >= max_unanswered)
         rc = vb_error_set(err, VB_ERR_PEER_CLOSED, VB_DOM_RPC,
                           "the server stopped answering: nothing heard after %u keepalive pings",
                           r->pings_unanswered);
     if (rc == 0)
         rc = send_ping(r, err);
+    if (rc == 0)
+        r->pings_unanswered++;
+    vb_calls_unlead(&r->calls);
     if (rc < 0) {
-        vb_error_copy(&r->dead, err);
-        r->dead.code = VB_ERR_PEER_CLOSED; /* whatever failed, the transport is over */
+        vb_error dead;
+        vb_error_copy(&dead, err);
+        dead.code = VB_ERR_PEER_CLOSED; /* whatever failed, the transport is over */
+        vb_calls_fail_all(&r->calls, &dead);
+        vb_calls_dead(&r->calls, err);
         return -1;
     }
-    r->pings_unanswered++;
     return 0;
 }
 
@@ -515,6 +677,10 @@ static void read_features(vb_remote *r, vb_rd *rd)
             r->multiplexes = 1;
         if (flen == strlen(VB_FEATURE_TOKEN_BIND) && memcmp(f, VB_FEATURE_TOKEN_BIND, flen) == 0)
             r->token_bind = 1;
+        if (flen == strlen(VB_FEATURE_CONCURRENT) && memcmp(f, VB_FEATURE_CONCURRENT, flen) == 0)
+            r->concurrent = 1;
+        if (flen == strlen(VB_FEATURE_TLS_CBIND) && memcmp(f, VB_FEATURE_TLS_CBIND, flen) == 0)
+            r->tls_cbind = 1;
     }
 }
 
@@ -687,6 +853,18 @@ static void drop_own_identity_mechs(char *mechlist)
     free(copy);
 }
 
+/* On TLS the SASL session is bound to the connection: only -PLUS mechanisms,
+ * which a man in the middle cannot relay (docs/protocol.md 9.7a). */
+static int sasl_bind_tls(vb_remote *r, vb_error *err)
+{
+    uint8_t cb[VB_TLS_CBIND_LEN];
+    int rc = vb_tls_channel_binding(r->tls, cb, err) < 0
+                 ? -1
+                 : vb_sasl_set_channel_binding(r->sasl, VB_TLS_CBIND_TYPE, cb, sizeof cb, err);
+    explicit_bzero(cb, sizeof cb);
+    return rc;
+}
+
 /* One complete SASL login attempt. */
 static int sasl_attempt(vb_remote *r, const char *want_mech, const vb_remote_opts *opts, int retry,
                         vb_error *err)
@@ -700,6 +878,12 @@ static int sasl_attempt(vb_remote *r, const char *want_mech, const vb_remote_opt
     unsigned min_ssf = vb_net_is_unix(r->fd) ? 0 : 56;
     r->sasl = vb_sasl_client_new("vbhostd", r->host, r->fd, min_ssf, opts->creds.types,
                                  opts->creds.ntypes, err);
+    if (r->sasl && r->tls) /* TLS is the security layer: SCRAM needs no SASL one on top */
+        vb_sasl_set_external_ssf(r->sasl, vb_tls_ssf(r->tls));
+    if (r->sasl && r->tls && sasl_bind_tls(r, err) < 0) {
+        free(mechlist);
+        return -1;
+    }
     vb_sasl_prompter prompter = { opts->creds.fn, opts->creds.opaque, r->service, retry,
                                   &r->target };
     sasl_args a = { NULL, NULL, 0 };
@@ -822,7 +1006,11 @@ static int token_challenge_round(vb_remote *r, const char *id, const uint8_t *se
     if (rc == 0 && !vb_token_proof_equal(want, sproof))
         rc = vb_error_set(err, VB_ERR_AUTH_FAILED, VB_DOM_AUTH,
                           "the server could not prove it knows this login's token; refusing to "
-                          "continue (is it the server you logged in to?)");
+                          "continue (is it the server you logged in to?%s)",
+                          r->tls ? " Over TLS this also means something in between terminated the "
+                                   "TLS connection: a man in the middle with a certificate your CA "
+                                   "trusts"
+                                 : "");
     vb_msg_clear(&reply);
     return rc;
 }
@@ -840,13 +1028,22 @@ static int auth_token(vb_remote *r, const vb_uri *uri, const vb_remote_opts *opt
     uint8_t secret[VB_TOKEN_SECRET_LEN], cnonce[VB_TOKEN_NONCE_LEN], snonce[VB_TOKEN_NONCE_LEN];
     uint8_t proof[VB_TOKEN_PROOF_LEN];
     const vb_cred_source *src = &opts->creds;
-    vb_token_binding bind = { r->server_id, r->bound_endpoint, NULL, 0 };
+    uint8_t cb[VB_TLS_CBIND_LEN];
+    vb_error no_cb;
+    /* on TLS only a proof bound to this connection: one a server without
+     * "tls_cbind" would check (or one without a channel binding) could be
+     * relayed by a man in the middle */
+    int tls_ok = !r->tls || (r->token_bind && r->tls_cbind &&
+                             vb_tls_channel_binding(r->tls, cb, &no_cb) == 0);
+    vb_token_binding bind = { r->server_id, r->bound_endpoint, r->tls ? cb : NULL,
+                              r->tls ? sizeof cb : 0 };
     const vb_token_binding *b = r->token_bind ? &bind : NULL;
     if (!src->token_lookup || !r->have_server_id || r->owner == VB_REMOTE_OWNER_UNEXPECTED ||
-        !r->endpoint[0] || (b && !r->bound_endpoint[0]) ||
+        !tls_ok || !r->endpoint[0] || (b && !r->bound_endpoint[0]) ||
         src->token_lookup(src->opaque, r->server_id, r->endpoint, uri->user, id, sizeof id, secret,
                           sizeof secret) != 1) {
         explicit_bzero(secret, sizeof secret);
+        explicit_bzero(cb, sizeof cb);
         return 0;
     }
     int rc = vb_token_nonce(cnonce, err) < 0 ||
@@ -855,6 +1052,7 @@ static int auth_token(vb_remote *r, const vb_uri *uri, const vb_remote_opts *opt
                  ? -1
                  : 0;
     explicit_bzero(secret, sizeof secret);
+    explicit_bzero(cb, sizeof cb);
     vb_msg reply;
     if (rc == 0)
         rc = vb_remote_call(r, VB_PROG_HOST, VB_HOST_PROC_AUTH_TOKEN_PROVE, pack_proof, proof,
@@ -878,7 +1076,7 @@ static int auth_token(vb_remote *r, const vb_uri *uri, const vb_remote_opts *opt
  * key was checked. */
 static int transport_proves_server(const vb_remote *r, const vb_uri *uri)
 {
-    if (r->owner == VB_REMOTE_OWNER_VERIFIED)
+    if (r->owner == VB_REMOTE_OWNER_VERIFIED || (r->tls && !vb_tls_unverified(r->tls)))
         return 1;
     const char *verify = vb_uri_param_get(uri, "known_hosts_verify");
     return uri->transport && strcmp(uri->transport, "ssh") == 0 &&
@@ -998,8 +1196,47 @@ static int negotiate(vb_remote *r, const vb_uri *uri, const vb_remote_opts *opts
 
 /* ---- connect ------------------------------------------------------------- */
 
+static int transport_is(const vb_uri *uri, const char *name);
+
+/* The port a tcp, tls or ssh URI dials when it names none. */
+static int uri_port(const vb_uri *uri)
+{
+    if (uri->port)
+        return uri->port;
+    if (transport_is(uri, "ssh"))
+        return VB_SSH_DEFAULT_PORT;
+    return transport_is(uri, "tls") ? VB_TLS_DEFAULT_PORT : VB_REMOTE_DEFAULT_PORT;
+}
+
+/* TLS over the connected fd: the server's certificate verified against the
+ * CA and the host name, unless no_verify=1 (said loudly, every time). */
+static int open_tls(const vb_uri *uri, int fd, vb_tls **tls, vb_error *err)
+{
+    const char *nv = vb_uri_param_get(uri, "no_verify");
+    if (nv && strcmp(nv, "0") != 0 && strcmp(nv, "1") != 0) {
+        close(fd);
+        return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_CLIENT,
+                            "no_verify=%.16s: use no_verify=1 (or leave it out)", nv);
+    }
+    int no_verify = nv && strcmp(nv, "1") == 0;
+    if (vb_tls_client_connect(fd, uri->host, uri_port(uri), vb_uri_param_get(uri, "pkipath"),
+                              no_verify, 10000, tls, err) < 0) {
+        close(fd);
+        return -1;
+    }
+    vb_log(VB_LOG_DEBUG, "%s to vbhostd at %s:%d: %s", vb_tls_version(*tls), uri->host,
+           uri_port(uri),
+           vb_tls_resumed(vb_tls_ssl(*tls)) ? "TLS session resumed" : "full handshake");
+    if (no_verify)
+        vb_log(VB_LOG_WARN, "TLS to vbhostd at %s:%d: the server's certificate is NOT verified "
+                            "(no_verify=1 in the URI): whoever sits in between can read and "
+                            "change this connection",
+               uri->host, uri_port(uri));
+    return fd;
+}
+
 static int open_transport(const vb_uri *uri, const vb_remote_opts *opts, vb_ssh **ssh,
-                          vb_error *err)
+                          vb_tls **tls, vb_error *err)
 {
     if (uri->transport && strcmp(uri->transport, "ssh") == 0) {
         /* fd is one end of a socketpair; vb_ssh pumps the other through the channel */
@@ -1010,12 +1247,15 @@ static int open_transport(const vb_uri *uri, const vb_remote_opts *opts, vb_ssh 
         const char *path = vb_uri_param_get(uri, "socket");
         return vb_net_connect_unix(path ? path : VB_REMOTE_DEFAULT_SOCKET, err);
     }
-    if (strcmp(uri->transport, "tcp") == 0) {
+    if (strcmp(uri->transport, "tcp") == 0 || strcmp(uri->transport, "tls") == 0) {
         if (!uri->host || !*uri->host)
             return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_CLIENT,
-                                "a tcp URI needs a host: DRIVER+tcp://HOST[:PORT]/PATH");
-        return vb_net_connect_tcp(uri->host, uri->port ? uri->port : VB_REMOTE_DEFAULT_PORT,
-                                  10000, err);
+                                "a %s URI needs a host: DRIVER+%s://HOST[:PORT]/PATH",
+                                uri->transport, uri->transport);
+        int fd = vb_net_connect_tcp(uri->host, uri_port(uri), 10000, err);
+        if (fd < 0 || strcmp(uri->transport, "tls") != 0)
+            return fd;
+        return open_tls(uri, fd, tls, err);
     }
     return vb_error_set(err, VB_ERR_NO_SUPPORT, VB_DOM_CLIENT,
                         "transport '%s' is not supported by this client", uri->transport);
@@ -1031,8 +1271,7 @@ static char *service_name(const vb_uri *uri)
         snprintf(buf, sizeof buf, "vbhostd on unix:%s", sock ? sock : VB_REMOTE_DEFAULT_SOCKET);
     else
         snprintf(buf, sizeof buf, "vbhostd on %s%s%s:%d", uri->user ? uri->user : "",
-                 uri->user ? "@" : "", uri->host ? uri->host : "", uri->port ? uri->port
-                                                                             : VB_REMOTE_DEFAULT_PORT);
+                 uri->user ? "@" : "", uri->host ? uri->host : "", uri_port(uri));
     return strdup(buf);
 }
 
@@ -1076,17 +1315,19 @@ static void describe_endpoint(vb_remote *r, const vb_uri *uri)
     if (transport_is(uri, "ssh"))
         n = snprintf(r->endpoint, sizeof r->endpoint, "ssh:%s:%d%s", host,
                      uri->port ? uri->port : 22, socket_path(uri));
-    else if (transport_is(uri, "tcp"))
-        n = snprintf(r->endpoint, sizeof r->endpoint, "tcp:%s:%d", host,
-                     uri->port ? uri->port : VB_REMOTE_DEFAULT_PORT);
+    else if (transport_is(uri, "tcp") || transport_is(uri, "tls"))
+        n = snprintf(r->endpoint, sizeof r->endpoint, "%s:%s:%d", uri->transport, host,
+                     uri_port(uri));
     else
         n = snprintf(r->endpoint, sizeof r->endpoint, "unix:%s", socket_path(uri));
     if (n < 0 || (size_t)n >= sizeof r->endpoint)
         r->endpoint[0] = '\0'; /* too long to name: no token is used here */
     r->bound_endpoint[0] = '\0';
-    if (transport_is(uri, "tcp"))
-        vb_net_tcp_endpoint(r->fd, 1, r->bound_endpoint, sizeof r->bound_endpoint);
-    else if (strlen(r->endpoint) < sizeof r->bound_endpoint)
+    if (transport_is(uri, "tcp") || transport_is(uri, "tls")) {
+        if (vb_net_tcp_endpoint(r->fd, 1, r->bound_endpoint, sizeof r->bound_endpoint) == 0 &&
+            transport_is(uri, "tls"))
+            memcpy(r->bound_endpoint, "tls", 3); /* "tcp:ADDR:PORT" → "tls:ADDR:PORT" */
+    } else if (strlen(r->endpoint) < sizeof r->bound_endpoint)
         memcpy(r->bound_endpoint, r->endpoint, strlen(r->endpoint) + 1);
 }
 
@@ -1131,32 +1372,39 @@ static int check_owner(vb_remote *r, const vb_uri *uri, vb_error *err)
     return 0;
 }
 
-int vb_remote_connect_fd(int fd, const vb_uri *uri, const vb_remote_opts *opts, vb_remote **out,
-                         vb_error *err)
+/* fd (and tls over it, or NULL) are taken, and freed on failure too. */
+static int connect_over(int fd, vb_tls *tls, const vb_uri *uri, const vb_remote_opts *opts,
+                        vb_remote **out, vb_error *err)
 {
     static const vb_remote_opts no_opts;
     if (!opts)
         opts = &no_opts;
     *out = NULL;
     if (vb_sasl_client_init(err) < 0) {
+        vb_tls_free(tls);
         close(fd);
         return -1;
     }
     vb_remote *r = calloc(1, sizeof *r);
     if (!r) {
+        vb_tls_free(tls);
         close(fd);
         return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_CLIENT, "out of memory");
     }
     r->fd = fd;
+    r->tls = tls;
     r->host_version = opts->host_version ? opts->host_version : VB_PROG_HOST_VERSION;
-    r->timeout_ms = opts->timeout_ms ? opts->timeout_ms : 60000;
+    r->reply_timeout_ms = opts->timeout_ms ? opts->timeout_ms : 60000;
+    r->timeout_ms = r->reply_timeout_ms;
+    vb_calls_init(&r->calls);
+    pthread_mutex_init(&r->send_lock, NULL);
+    pthread_mutex_init(&r->driver_lock, NULL);
     vb_frame_reader_init(&r->reader, VB_FRAME_MAX_POSTAUTH);
     r->host = strdup(uri->host && *uri->host ? uri->host : "localhost");
     r->service = service_name(uri);
+    int net = transport_is(uri, "tcp") || transport_is(uri, "tls");
     r->target = (vb_cred_target){ strdup("vbhostd"), strdup(r->host ? r->host : "localhost"),
-                                  uri->transport && strcmp(uri->transport, "tcp") == 0
-                                      ? (unsigned)(uri->port ? uri->port : VB_REMOTE_DEFAULT_PORT)
-                                      : 0,
+                                  net ? (unsigned)uri_port(uri) : 0,
                                   uri->user ? strdup(uri->user) : NULL };
     vb_remote_set_relay(r, &opts->creds);
     describe_endpoint(r, uri);
@@ -1169,11 +1417,18 @@ int vb_remote_connect_fd(int fd, const vb_uri *uri, const vb_remote_opts *opts, 
     return 0;
 }
 
+int vb_remote_connect_fd(int fd, const vb_uri *uri, const vb_remote_opts *opts, vb_remote **out,
+                         vb_error *err)
+{
+    return connect_over(fd, NULL, uri, opts, out, err);
+}
+
 static int connect_and_login(const vb_uri *uri, const vb_remote_opts *opts, vb_remote **out,
                              vb_error *err)
 {
     vb_ssh *ssh = NULL;
-    int fd = open_transport(uri, opts, &ssh, err);
+    vb_tls *tls = NULL;
+    int fd = open_transport(uri, opts, &ssh, &tls, err);
     if (fd < 0) {
         /* "cannot connect to h port p" alone does not say which hop of a
          * chain is down: this one, a vbhostd (or the sshd before it) */
@@ -1185,7 +1440,7 @@ static int connect_and_login(const vb_uri *uri, const vb_remote_opts *opts, vb_r
     }
     /* the tunnel outlives negotiation; the connection owns it from here on
      * (vb_remote_free closes the fd before the tunnel, as it always did) */
-    if (vb_remote_connect_fd(fd, uri, opts, out, err) < 0) {
+    if (connect_over(fd, tls, uri, opts, out, err) < 0) {
         vb_ssh_close(ssh);
         return -1;
     }
@@ -1208,11 +1463,14 @@ void vb_remote_free(vb_remote *r)
 {
     if (!r)
         return;
+    vb_tls_free(r->tls); /* its close_notify goes out before the socket closes */
     if (r->fd >= 0)
         close(r->fd);
     vb_ssh_close(r->ssh);
     vb_sasl_free(r->sasl);
-    vb_cred_request_clear(&r->last_fill);
+    vb_calls_destroy(&r->calls);
+    pthread_mutex_destroy(&r->send_lock);
+    pthread_mutex_destroy(&r->driver_lock);
     vb_frame_reader_clear(&r->reader);
     vb_frame_free(r->plain, r->plain_len);
     free(r->service);
@@ -1228,7 +1486,9 @@ const char *vb_remote_sasl_mech(const vb_remote *r) { return r->sasl ? vb_sasl_m
 unsigned vb_remote_ssf(const vb_remote *r) { return r->sasl ? vb_sasl_ssf(r->sasl) : 0; }
 const char *vb_remote_server_id(const vb_remote *r) { return r->have_server_id ? r->server_id : NULL; }
 int vb_remote_fd(const vb_remote *r) { return r->fd; }
+vb_tls *vb_remote_tls(const vb_remote *r) { return r->tls; }
 int vb_remote_multiplexes(const vb_remote *r) { return r->multiplexes; }
+int vb_remote_concurrent(const vb_remote *r) { return r->multiplexes && r->concurrent; }
 const char *vb_remote_endpoint(const vb_remote *r) { return r->endpoint; }
 char *vb_remote_service_name(const vb_uri *uri) { return service_name(uri); }
 void vb_remote_set_conn(vb_remote *r, uint32_t conn_id) { r->conn_id = conn_id; }
@@ -1284,42 +1544,49 @@ int vb_remote_revoke_token(vb_remote *r, const char *id, int *revoked, vb_error 
 
 /* ---- driver calls -------------------------------------------------------- */
 
+/* The connection's own channel: vb_remote_set_conn's id, vb_remote_set_relay's source. */
+static vb_remote_chan own_chan(vb_remote *r)
+{
+    vb_remote_chan ch = { r, r->conn_id, r->have_relay ? &r->relay : NULL };
+    return ch;
+}
+
 /* The stubs name their procedure; its body column picks the packer
  * (vb_body_call_packer) and the reply's decoder is the body's. */
-static int simple_call(vb_remote *r, uint32_t proc, const void *arg, vb_error *err)
+static int simple_call(const vb_remote_chan *ch, uint32_t proc, const void *arg, vb_error *err)
 {
     vb_msg reply;
-    if (vb_remote_call(r, VB_PROG_HOST, proc, NULL, arg, &reply, err) < 0)
+    if (vb_remote_chan_call(ch, VB_PROG_HOST, proc, NULL, arg, &reply, err) < 0)
         return -1;
     vb_msg_clear(&reply);
     return 0;
 }
 
-int vb_remote_open(vb_remote *r, const char *name, unsigned flags, vb_error *err)
+int vb_remote_chan_open(const vb_remote_chan *ch, const char *name, unsigned flags, vb_error *err)
 {
     vb_body_open a = { name, flags };
-    return simple_call(r, VB_HOST_PROC_OPEN, &a, err);
+    return simple_call(ch, VB_HOST_PROC_OPEN, &a, err);
 }
 
-int vb_remote_close_driver(vb_remote *r, vb_error *err)
+int vb_remote_chan_close(const vb_remote_chan *ch, vb_error *err)
 {
-    return simple_call(r, VB_HOST_PROC_CLOSE, NULL, err);
+    return simple_call(ch, VB_HOST_PROC_CLOSE, NULL, err);
 }
 
-int vb_remote_domain_start(vb_remote *r, const char *name, vb_error *err)
+int vb_remote_chan_domain_start(const vb_remote_chan *ch, const char *name, vb_error *err)
 {
-    return simple_call(r, VB_HOST_PROC_DOMAIN_START, name, err);
+    return simple_call(ch, VB_HOST_PROC_DOMAIN_START, name, err);
 }
 
-int vb_remote_domain_shutdown(vb_remote *r, const char *name, vb_error *err)
+int vb_remote_chan_domain_shutdown(const vb_remote_chan *ch, const char *name, vb_error *err)
 {
-    return simple_call(r, VB_HOST_PROC_DOMAIN_SHUTDOWN, name, err);
+    return simple_call(ch, VB_HOST_PROC_DOMAIN_SHUTDOWN, name, err);
 }
 
-int vb_remote_get_hostname(vb_remote *r, char **hostname, vb_error *err)
+int vb_remote_chan_get_hostname(const vb_remote_chan *ch, char **hostname, vb_error *err)
 {
     vb_msg reply;
-    if (vb_remote_call(r, VB_PROG_HOST, VB_HOST_PROC_GET_HOSTNAME, NULL, NULL, &reply, err) < 0)
+    if (vb_remote_chan_call(ch, VB_PROG_HOST, VB_HOST_PROC_GET_HOSTNAME, NULL, NULL, &reply, err) < 0)
         return -1;
     int rc = vb_body_read_str(reply.body, 1024, hostname, err);
     vb_msg_clear(&reply);
@@ -1344,13 +1611,14 @@ static int read_domain(vb_rd *list, vb_domain_info *d, vb_error *err)
     return 0;
 }
 
-int vb_remote_list_domains(vb_remote *r, vb_domain_info **doms, size_t *n, vb_error *err)
+int vb_remote_chan_list_domains(const vb_remote_chan *ch, vb_domain_info **doms, size_t *n,
+                                vb_error *err)
 {
     vb_msg reply;
     vb_rd list;
     *doms = NULL;
     *n = 0;
-    if (vb_remote_call(r, VB_PROG_HOST, VB_HOST_PROC_LIST_DOMAINS, NULL, NULL, &reply, err) < 0)
+    if (vb_remote_chan_call(ch, VB_PROG_HOST, VB_HOST_PROC_LIST_DOMAINS, NULL, NULL, &reply, err) < 0)
         return -1;
     int rc = vb_body_read_domain_list(reply.body, &list, err);
     if (rc == 0 && list.count > 0 && !(*doms = calloc(list.count, sizeof **doms)))
@@ -1368,4 +1636,41 @@ int vb_remote_list_domains(vb_remote *r, vb_domain_info **doms, size_t *n, vb_er
     }
     vb_msg_clear(&reply);
     return rc;
+}
+
+/* The same on the connection's own channel (one caller at a time). */
+int vb_remote_open(vb_remote *r, const char *name, unsigned flags, vb_error *err)
+{
+    vb_remote_chan ch = own_chan(r);
+    return vb_remote_chan_open(&ch, name, flags, err);
+}
+
+int vb_remote_close_driver(vb_remote *r, vb_error *err)
+{
+    vb_remote_chan ch = own_chan(r);
+    return vb_remote_chan_close(&ch, err);
+}
+
+int vb_remote_get_hostname(vb_remote *r, char **hostname, vb_error *err)
+{
+    vb_remote_chan ch = own_chan(r);
+    return vb_remote_chan_get_hostname(&ch, hostname, err);
+}
+
+int vb_remote_list_domains(vb_remote *r, vb_domain_info **doms, size_t *n, vb_error *err)
+{
+    vb_remote_chan ch = own_chan(r);
+    return vb_remote_chan_list_domains(&ch, doms, n, err);
+}
+
+int vb_remote_domain_start(vb_remote *r, const char *name, vb_error *err)
+{
+    vb_remote_chan ch = own_chan(r);
+    return vb_remote_chan_domain_start(&ch, name, err);
+}
+
+int vb_remote_domain_shutdown(vb_remote *r, const char *name, vb_error *err)
+{
+    vb_remote_chan ch = own_chan(r);
+    return vb_remote_chan_domain_shutdown(&ch, name, err);
 }

@@ -1,7 +1,8 @@
 /*
  * vb_remote.h — the client side of vbhostd: transports, auth negotiation,
- * calls. Blocking, one connection per object (callers that must not block
- * run it on a worker thread).
+ * calls. Blocking (callers that must not block run it on a worker thread);
+ * after connect, several threads may call at once through channels
+ * (vb_remote_chan), each waiting only for its own reply.
  *
  * Negotiation follows the 2007 design: AUTH_LIST first; a server that
  * answers NO_SUPPORT predates authentication (HOST v1), so go straight to
@@ -18,6 +19,7 @@
 #include "vb_cred.h"
 #include "vb_driver.h"
 #include "vb_msg.h"
+#include "vb_tls.h"
 #include "vb_uri.h"
 
 #define VB_REMOTE_AUTH_TRIES 3
@@ -57,12 +59,15 @@ const char *vb_remote_sasl_mech(const vb_remote *r);  /* NULL unless sasl */
 unsigned vb_remote_ssf(const vb_remote *r);
 const char *vb_remote_server_id(const vb_remote *r);  /* NULL for a v1 server */
 int vb_remote_fd(const vb_remote *r);
+/* The TLS session of a +tls connection (NULL on other transports): its
+ * exporter (vb_tls_exporter) for channel binding, its SSL * (vb_tls_ssl). */
+vb_tls *vb_remote_tls(const vb_remote *r);
 /* 1 when the server said (AUTH_LIST) it keeps several hypervisor connections
  * on one transport, one per conn_id; 0 for a server from before that, which
  * a client must give one transport per connection. */
 int vb_remote_multiplexes(const vb_remote *r);
 /* Where this connection went, canonical (docs/protocol.md "token binding"):
- * "unix:PATH", "tcp:HOST:PORT" (host in lower case, an IPv6 literal in
+ * "unix:PATH", "tcp:HOST:PORT" or "tls:HOST:PORT" (host in lower case, an IPv6 literal in
  * brackets, the port spelled out), "ssh:HOST:PORT/PATH" (PATH the remote
  * socket). Cached logins are keyed by it. "" when too long to name. */
 const char *vb_remote_endpoint(const vb_remote *r);
@@ -87,7 +92,8 @@ typedef struct vb_remote_token {
 int vb_remote_issue_token(vb_remote *r, uint64_t ttl_s, vb_remote_token *out, vb_error *err);
 int vb_remote_revoke_token(vb_remote *r, const char *id, int *revoked, vb_error *err);
 
-/* The driver calls. */
+/* The driver calls, on the connection's own channel (vb_remote_set_conn,
+ * vb_remote_set_relay): for one caller at a time. */
 int vb_remote_open(vb_remote *r, const char *name, unsigned flags, vb_error *err);
 int vb_remote_close_driver(vb_remote *r, vb_error *err);
 int vb_remote_get_hostname(vb_remote *r, char **hostname, vb_error *err);
@@ -95,7 +101,30 @@ int vb_remote_list_domains(vb_remote *r, vb_domain_info **doms, size_t *n, vb_er
 int vb_remote_domain_start(vb_remote *r, const char *name, vb_error *err);
 int vb_remote_domain_shutdown(vb_remote *r, const char *name, vb_error *err);
 
-/* Keepalive, for a transport nobody is calling on (the caller holds it):
+/* Several callers at once: a channel is one hypervisor connection on a
+ * (shared) transport, its conn_id and who answers the nested questions of
+ * its calls. Calls on different channels may run at the same time from
+ * different threads, each waiting only for its own reply (the reply matching
+ * is proto/vb_calls.h's); one channel takes one call at a time. A server
+ * without the "concurrent_calls" feature gets driver calls one at a time
+ * whatever the channel (it refuses more). */
+typedef struct vb_remote_chan {
+    vb_remote *remote;
+    uint32_t conn_id;
+    const vb_cred_source *relay;  /* NULL: nested questions fail with CRED_REQUIRED */
+} vb_remote_chan;
+int vb_remote_chan_open(const vb_remote_chan *ch, const char *name, unsigned flags, vb_error *err);
+int vb_remote_chan_close(const vb_remote_chan *ch, vb_error *err);
+int vb_remote_chan_get_hostname(const vb_remote_chan *ch, char **hostname, vb_error *err);
+int vb_remote_chan_list_domains(const vb_remote_chan *ch, vb_domain_info **doms, size_t *n,
+                                vb_error *err);
+int vb_remote_chan_domain_start(const vb_remote_chan *ch, const char *name, vb_error *err);
+int vb_remote_chan_domain_shutdown(const vb_remote_chan *ch, const char *name, vb_error *err);
+/* 1 when the server runs driver calls of different conn_ids at the same time. */
+int vb_remote_concurrent(const vb_remote *r);
+
+/* Keepalive, for a transport nobody is calling on (a transport with calls in
+ * flight is skipped: 0; their reads and timeouts watch it):
  * take in what the server sent meanwhile, then send a PING. After
  * max_unanswered PINGs with nothing heard from the server the transport is
  * declared dead: -1 now, and every later call fails at once with the same
@@ -108,5 +137,7 @@ int vb_remote_keepalive(vb_remote *r, unsigned max_unanswered, vb_error *err);
 typedef void (*vb_remote_args_fn)(vb_enc *enc, const void *arg);
 int vb_remote_call(vb_remote *r, uint32_t program, uint32_t procedure, vb_remote_args_fn args_fn,
                    const void *arg, vb_msg *reply, vb_error *err);
+int vb_remote_chan_call(const vb_remote_chan *ch, uint32_t program, uint32_t procedure,
+                        vb_remote_args_fn args_fn, const void *arg, vb_msg *reply, vb_error *err);
 
 #endif

@@ -5,8 +5,14 @@
  * Connection sharing: one authenticated transport ("upstream") per endpoint
  * and user serves every open of it while it lives; each open gets its own
  * conn_id on that transport, so a second `vbctl list` while the first
- * connection is up costs no new login. Calls on one upstream are serialized
- * (its mutex); an upstream nobody uses closes after the idle time.
+ * connection is up costs no new login. No lock is held across a call: the
+ * opens' calls are in flight together, each waiting for its own reply and
+ * answering its own nested questions (vb_remote_chan, proto/vb_calls.h), so
+ * one person's pending prompt or one long XenAPI call stalls nobody else.
+ * A server without "concurrent_calls" runs one driver call per transport at
+ * a time: there an upstream is shared only by opens of the same hypervisor
+ * connection (driver, path, name=), which would queue behind each other
+ * anyway. An upstream nobody uses closes after the idle time.
  *
  * In vbhostd (VB_OPEN_PRIVATE) an upstream belongs to one credential source,
  * i.e. one client connection: another client opening the same next hop logs
@@ -25,14 +31,18 @@
 #include "vb_driver.h"
 #include "vb_remote.h"
 
+/* How an open logs in (the transport), and what it opens there: big
+ * enough for any URI's parts; a key that does not fit is never shared. */
+#define KEY_MAX (VB_URI_MAX_LEN + 512)
+
 typedef struct upstream {
-    char key[1400];
+    char key[KEY_MAX];           /* sharing_key */
+    char target[KEY_MAX];        /* target_key of its first open */
     vb_remote *remote;
-    pthread_mutex_t call_lock;   /* one call at a time on the transport */
     unsigned refs;               /* opens using it */
     uint32_t next_conn_id;
     uint64_t idle_since_ms;
-    uint64_t last_used_ms;       /* the last call on it ended (under call_lock) */
+    uint64_t last_used_ms;       /* the last call on it ended */
     int broken;                  /* a call failed at the transport: no new opens */
     int private_scope;           /* VB_OPEN_PRIVATE: closed with its last open */
     int logged_out;              /* closed by a logout: no call goes on it any more */
@@ -49,8 +59,8 @@ typedef struct rconn {
 } rconn;
 
 /* opens per shared transport; vbhostd allows 256 per transport, and beyond
- * some dozens the one-call-at-a-time transport is the bottleneck anyway:
- * another open then gets a transport of its own */
+ * some dozens one transport's bytes are the bottleneck anyway: another open
+ * then gets a transport of its own */
 #define SHARE_MAX_OPENS 64
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -70,27 +80,60 @@ void vb_remote_driver_set_idle(uint64_t ms)
     idle_ms = ms;
 }
 
-/* endpoint + user + the auth choice: opens that would log in the same way;
- * a private open adds its credential source (whose login it is) and a wire
- * open its origin (it logs in differently) */
-static void sharing_key(const vb_uri *uri, unsigned flags, const struct vb_cred_source *creds,
-                        char *key, size_t len)
+/* Append "len:text|" (a length first, so no text can pass for two fields);
+ * 0, or -1 when the key is full. */
+static int key_add(char *key, size_t cap, size_t *n, const char *text)
 {
-    const char *sock = vb_uri_param_get(uri, "socket");
-    const char *auth = vb_uri_param_get(uri, "auth");
-    int n = snprintf(key, len, "%s|%s|%s|%d|%s|%s|%s", uri->transport ? uri->transport : "unix",
-                     uri->user ? uri->user : "", uri->host ? uri->host : "", uri->port,
-                     sock ? sock : "", auth ? auth : "",
-                     flags & VB_OPEN_FROM_WIRE ? "wire" : "");
-    if ((flags & VB_OPEN_PRIVATE) && n >= 0 && (size_t)n < len)
-        snprintf(key + n, len - (size_t)n, "|source=%p/%p", creds ? (void *)creds->opaque : NULL,
-                 creds ? (void *)(uintptr_t)creds->fn : NULL);
+    int w = snprintf(key + *n, cap - *n, "%zu:%s|", strlen(text ? text : ""), text ? text : "");
+    if (w < 0 || (size_t)w >= cap - *n)
+        return -1;
+    *n += (size_t)w;
+    return 0;
+}
+
+/* Opens that would reach and log in to the same vbhostd the same way: the
+ * transport, user, host, port and every query parameter but name= (socket=,
+ * auth=, server_uid=, known_hosts_verify=, ...: whatever a parameter changes
+ * in how the transport is dialled or checked, two URIs that differ in it do
+ * not share), a wire open's origin (it logs in differently), and for a
+ * private open its credential source (whose login it is). Not the driver,
+ * path or name=: those choose the hypervisor connection, which is never
+ * shared (each open has its own conn_id). "" when too long: not shared. */
+static void sharing_key(const vb_uri *uri, unsigned flags, const struct vb_cred_source *creds,
+                        char *key, size_t cap)
+{
+    char port[16], source[64];
+    size_t n = 0;
+    snprintf(port, sizeof port, "%d", uri->port);
+    snprintf(source, sizeof source, "%p/%p", creds ? (void *)creds->opaque : NULL,
+             creds ? (void *)(uintptr_t)creds->fn : NULL);
+    int bad = key_add(key, cap, &n, uri->transport ? uri->transport : "unix") < 0 ||
+              key_add(key, cap, &n, uri->user) < 0 || key_add(key, cap, &n, uri->host) < 0 ||
+              key_add(key, cap, &n, port) < 0 ||
+              key_add(key, cap, &n, flags & VB_OPEN_FROM_WIRE ? "wire" : "") < 0 ||
+              key_add(key, cap, &n, flags & VB_OPEN_PRIVATE ? source : "") < 0;
+    for (size_t i = 0; i < uri->nparams && !bad; i++)
+        if (strcmp(uri->params[i].key, "name") != 0)
+            bad = key_add(key, cap, &n, uri->params[i].key) < 0 ||
+                  key_add(key, cap, &n, uri->params[i].value) < 0;
+    if (bad)
+        key[0] = '\0';
+}
+
+/* The hypervisor connection an open asks vbhostd for: driver, path, name=.
+ * Only a server that runs one driver call per transport at a time makes it
+ * part of the sharing (find_shared). */
+static void target_key(const vb_uri *uri, char *key, size_t cap)
+{
+    size_t n = 0;
+    if (key_add(key, cap, &n, uri->driver) < 0 || key_add(key, cap, &n, uri->path) < 0 ||
+        key_add(key, cap, &n, vb_uri_param_get(uri, "name")) < 0)
+        key[0] = '\0';
 }
 
 static void upstream_free(upstream *up)
 {
     vb_remote_free(up->remote);
-    pthread_mutex_destroy(&up->call_lock);
     free(up);
 }
 
@@ -121,23 +164,22 @@ void vb_remote_driver_reap(void)
 }
 
 /* Ping every upstream no call has used for interval_ms (a running call has
- * its own timeout, so a busy one is skipped); one that has not answered
- * `count` pings is marked broken: its opens fail at once, new opens log in
- * anew, and it is closed when the last of them goes. */
+ * its own timeout, so one with calls in flight is skipped by
+ * vb_remote_keepalive, which never waits for them); one that has not
+ * answered `count` pings is marked broken: its opens fail at once, new opens
+ * log in anew, and it is closed when the last of them goes. */
 unsigned vb_remote_driver_keepalive(uint64_t interval_ms, unsigned count)
 {
     uint64_t now = mono_ms();
     unsigned died = 0;
     pthread_mutex_lock(&registry_lock);
     for (upstream *up = registry; up; up = up->next) {
-        if (up->broken || pthread_mutex_trylock(&up->call_lock) != 0)
-            continue;
         vb_error err;
-        if (now - up->last_used_ms >= interval_ms && vb_remote_keepalive(up->remote, count, &err) < 0) {
+        if (!up->broken && now - up->last_used_ms >= interval_ms &&
+            vb_remote_keepalive(up->remote, count, &err) < 0) {
             up->broken = 1;
             died++;
         }
-        pthread_mutex_unlock(&up->call_lock);
     }
     pthread_mutex_unlock(&registry_lock);
     if (died)
@@ -166,6 +208,16 @@ unsigned vb_remote_driver_close_endpoint(const char *endpoint, const char *serve
     return n;
 }
 
+/* "sasl", "sasl over TLS", "token over TLS UNVERIFIED": an unverified server
+ * certificate (no_verify=1) shows wherever a connection is described (vbctl
+ * status). */
+static void auth_and_transport(const vb_remote *r, char *buf, size_t len)
+{
+    const vb_tls *tls = vb_remote_tls(r);
+    snprintf(buf, len, "%s%s", vb_remote_auth_type(r),
+             !tls ? "" : vb_tls_unverified(tls) ? " over TLS UNVERIFIED" : " over TLS");
+}
+
 size_t vb_remote_driver_list(vb_transport_info *out, size_t max)
 {
     uint64_t now = mono_ms();
@@ -176,7 +228,7 @@ size_t vb_remote_driver_list(vb_transport_info *out, size_t max)
         const char *sid = vb_remote_server_id(up->remote);
         snprintf(i->endpoint, sizeof i->endpoint, "%s", vb_remote_endpoint(up->remote));
         snprintf(i->server_id, sizeof i->server_id, "%s", sid ? sid : "");
-        snprintf(i->auth_type, sizeof i->auth_type, "%s", vb_remote_auth_type(up->remote));
+        auth_and_transport(up->remote, i->auth_type, sizeof i->auth_type);
         i->opens = up->refs;
         i->idle_ms = up->refs ? 0 : now - up->idle_since_ms;
     }
@@ -202,13 +254,21 @@ unsigned vb_remote_driver_logins(void)
     return n;
 }
 
-static upstream *find_shared(const char *key)
+typedef struct open_keys {
+    char key[KEY_MAX];     /* sharing_key */
+    char target[KEY_MAX];  /* target_key */
+} open_keys;
+
+static upstream *find_shared(const char *key, const char *target)
 {
     upstream *found = NULL;
+    if (!key[0])
+        return NULL;
     pthread_mutex_lock(&registry_lock);
     for (upstream *up = registry; up && !found; up = up->next)
         if (!up->broken && up->refs < SHARE_MAX_OPENS && vb_remote_multiplexes(up->remote) &&
-            strcmp(up->key, key) == 0)
+            strcmp(up->key, key) == 0 &&
+            (vb_remote_concurrent(up->remote) || (target[0] && strcmp(up->target, target) == 0)))
             found = up;
     if (found)
         found->refs++;
@@ -216,8 +276,8 @@ static upstream *find_shared(const char *key)
     return found;
 }
 
-static upstream *new_upstream(const vb_uri *uri, const char *key, unsigned flags,
-                              struct vb_cred_source *creds, vb_error *err)
+static upstream *new_upstream(const vb_uri *uri, const char *key, const char *target,
+                              unsigned flags, struct vb_cred_source *creds, vb_error *err)
 {
     vb_remote_opts opts = { .timeout_ms = 0, .flags = flags & VB_OPEN_FROM_WIRE };
     if (creds)
@@ -232,7 +292,7 @@ static upstream *new_upstream(const vb_uri *uri, const char *key, unsigned flags
         return NULL;
     }
     snprintf(up->key, sizeof up->key, "%s", key);
-    pthread_mutex_init(&up->call_lock, NULL);
+    snprintf(up->target, sizeof up->target, "%s", target);
     up->last_used_ms = mono_ms();
     up->refs = 1;
     up->private_scope = (flags & VB_OPEN_PRIVATE) != 0;
@@ -282,42 +342,58 @@ static int logged_out(const rconn *c, vb_error *err)
     return out;
 }
 
-/* Run one call on the shared transport, addressed to this open's conn_id. */
-#define ON_UPSTREAM(rc, c, call)                                  \
-    do {                                                          \
-        if (logged_out((c), err)) {                               \
-            (rc) = -1;                                            \
-            break;                                                \
-        }                                                         \
-        pthread_mutex_lock(&(c)->up->call_lock);                  \
-        vb_remote_set_conn((c)->up->remote, (c)->conn_id);        \
-        vb_remote_set_relay((c)->up->remote,                      \
-                            (c)->have_creds ? &(c)->creds : NULL); \
-        (rc) = (call);                                            \
-        (c)->up->last_used_ms = mono_ms();                        \
-        pthread_mutex_unlock(&(c)->up->call_lock);                \
+/* This open's channel on its upstream: its conn_id, and its own source
+ * for the nested questions of its calls. */
+static vb_remote_chan chan_of(const rconn *c)
+{
+    vb_remote_chan ch = { c->up->remote, c->conn_id, c->have_creds ? &c->creds : NULL };
+    return ch;
+}
+
+static void touch(upstream *up)
+{
+    pthread_mutex_lock(&registry_lock);
+    up->last_used_ms = mono_ms();
+    pthread_mutex_unlock(&registry_lock);
+}
+
+/* Run one call on the shared transport, on this open's channel (no lock
+ * held: other opens' calls run meanwhile). */
+#define ON_UPSTREAM(rc, c, call)                  \
+    do {                                          \
+        if (logged_out((c), err)) {               \
+            (rc) = -1;                            \
+            break;                                \
+        }                                         \
+        vb_remote_chan ch = chan_of(c);           \
+        (rc) = (call);                            \
+        touch((c)->up);                           \
     } while (0)
 
 static void note_transport_error(rconn *c, int rc, const vb_error *err)
 {
     if (rc < 0 && err && (err->code == VB_ERR_PEER_CLOSED || err->code == VB_ERR_TIMEOUT ||
-                          err->code == VB_ERR_PROTOCOL))
+                          err->code == VB_ERR_PROTOCOL)) {
+        pthread_mutex_lock(&registry_lock);
         c->up->broken = 1;
+        pthread_mutex_unlock(&registry_lock);
+    }
 }
 
 /* OPEN on the upstream with a fresh conn_id. On failure the upstream is
  * released (it may be freed): *broken says whether the transport died. */
 static int open_on(rconn *c, const char *name, unsigned flags, vb_error *err, int *broken)
 {
-    pthread_mutex_lock(&c->up->call_lock);
+    pthread_mutex_lock(&registry_lock);
     c->conn_id = ++c->up->next_conn_id;
-    vb_remote_set_conn(c->up->remote, c->conn_id);
-    vb_remote_set_relay(c->up->remote, c->have_creds ? &c->creds : NULL);
-    int rc = vb_remote_open(c->up->remote, name, flags & VB_OPEN_WIRE_FLAGS, err);
-    c->up->last_used_ms = mono_ms();
-    pthread_mutex_unlock(&c->up->call_lock);
+    pthread_mutex_unlock(&registry_lock);
+    vb_remote_chan ch = chan_of(c);
+    int rc = vb_remote_chan_open(&ch, name, flags & VB_OPEN_WIRE_FLAGS, err);
+    touch(c->up);
     note_transport_error(c, rc, err);
+    pthread_mutex_lock(&registry_lock);
     *broken = c->up->broken;
+    pthread_mutex_unlock(&registry_lock);
     if (rc < 0) {
         release(c->up);
         c->up = NULL;
@@ -348,16 +424,18 @@ static int remote_open(const vb_uri *uri, unsigned flags, struct vb_cred_source 
 {
     if ((flags & VB_OPEN_FROM_WIRE) && vb_driver_check_wire_uri(uri, err) < 0)
         return -1;
-    char key[1400];
-    sharing_key(uri, flags, creds, key, sizeof key);
     vb_remote_driver_reap();
     rconn *c = calloc(1, sizeof *c);
     char *name = inner_name(uri);
-    if (!c || !name) {
+    open_keys *k = malloc(sizeof *k); /* 9 KiB: not on a worker's stack */
+    if (!c || !name || !k) {
         free(c);
         free(name);
+        free(k);
         return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_DRIVER, "out of memory");
     }
+    sharing_key(uri, flags, creds, k->key, sizeof k->key);
+    target_key(uri, k->target, sizeof k->target);
     if (creds) { /* keep a copy: the caller's type list may live on its stack */
         c->creds = *creds;
         size_t n = creds->ntypes < sizeof c->types / sizeof c->types[0]
@@ -371,17 +449,18 @@ static int remote_open(const vb_uri *uri, unsigned flags, struct vb_cred_source 
     if (flags & VB_OPEN_FROM_WIRE)
         wire_priority(c, uri);
     int rc = -1, broken = 0, shared = 0;
-    c->up = find_shared(key);
+    c->up = find_shared(k->key, k->target);
     if (c->up) {
         shared = 1;
         rc = open_on(c, name, flags, err, &broken);
     }
     /* no shared transport, or the shared one died since its last use: log in anew, once */
     if (!shared || (rc < 0 && broken)) {
-        c->up = new_upstream(uri, key, flags, &c->creds, err); /* zeroed when no source */
+        c->up = new_upstream(uri, k->key, k->target, flags, &c->creds, err); /* zeroed when no source */
         rc = c->up ? open_on(c, name, flags, err, &broken) : -1;
     }
     free(name);
+    free(k);
     if (rc < 0) {
         free(c);
         return -1;
@@ -395,7 +474,7 @@ static void remote_close(void *conn)
     rconn *c = conn;
     int rc;
     vb_error *err = NULL;
-    ON_UPSTREAM(rc, c, vb_remote_close_driver(c->up->remote, NULL));
+    ON_UPSTREAM(rc, c, vb_remote_chan_close(&ch, NULL));
     (void)rc;
     release(c->up);
     free(c);
@@ -405,7 +484,7 @@ static int remote_hostname(void *conn, char **hostname, vb_error *err)
 {
     rconn *c = conn;
     int rc;
-    ON_UPSTREAM(rc, c, vb_remote_get_hostname(c->up->remote, hostname, err));
+    ON_UPSTREAM(rc, c, vb_remote_chan_get_hostname(&ch, hostname, err));
     note_transport_error(c, rc, err);
     return rc;
 }
@@ -414,7 +493,7 @@ static int remote_list(void *conn, vb_domain_info **doms, size_t *n, vb_error *e
 {
     rconn *c = conn;
     int rc;
-    ON_UPSTREAM(rc, c, vb_remote_list_domains(c->up->remote, doms, n, err));
+    ON_UPSTREAM(rc, c, vb_remote_chan_list_domains(&ch, doms, n, err));
     note_transport_error(c, rc, err);
     return rc;
 }
@@ -423,7 +502,7 @@ static int remote_start(void *conn, const char *name, vb_error *err)
 {
     rconn *c = conn;
     int rc;
-    ON_UPSTREAM(rc, c, vb_remote_domain_start(c->up->remote, name, err));
+    ON_UPSTREAM(rc, c, vb_remote_chan_domain_start(&ch, name, err));
     note_transport_error(c, rc, err);
     return rc;
 }
@@ -432,7 +511,7 @@ static int remote_shutdown(void *conn, const char *name, vb_error *err)
 {
     rconn *c = conn;
     int rc;
-    ON_UPSTREAM(rc, c, vb_remote_domain_shutdown(c->up->remote, name, err));
+    ON_UPSTREAM(rc, c, vb_remote_chan_domain_shutdown(&ch, name, err));
     note_transport_error(c, rc, err);
     return rc;
 }
@@ -440,7 +519,7 @@ static int remote_shutdown(void *conn, const char *name, vb_error *err)
 static void remote_describe(void *conn, vb_conn_info *info)
 {
     const vb_remote *r = ((rconn *)conn)->up->remote;
-    snprintf(info->auth_type, sizeof info->auth_type, "%s", vb_remote_auth_type(r));
+    auth_and_transport(r, info->auth_type, sizeof info->auth_type);
     snprintf(info->sasl_mech, sizeof info->sasl_mech, "%s",
              vb_remote_sasl_mech(r) ? vb_remote_sasl_mech(r) : "");
     info->ssf = vb_remote_ssf(r);

@@ -324,18 +324,9 @@ static int ask(xa_conn *c, int retry, vb_cred_request *req, vb_error *err)
                                              c->default_user) < 0 ||
         vb_cred_request_add(req, VB_CRED_PASSPHRASE, "Password", NULL, NULL) < 0)
         return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_XENAPI, "out of memory");
-    if (!c->cred_fn)
-        return vb_error_set(err, VB_ERR_CRED_REQUIRED, VB_DOM_XENAPI,
-                            "credentials required for %s (a XenAPI login), but nothing can "
-                            "ask for them",
-                            c->service);
-    vb_error_clear(err);
-    if (c->cred_fn(req, c->cred_opaque, err) < 0) {
-        if (err && err->code == VB_ERR_OK)
-            vb_error_set(err, VB_ERR_AUTH_CANCELLED, VB_DOM_XENAPI,
-                         "authentication cancelled for %s", c->service);
+    vb_cred_source src = { .fn = c->cred_fn, .opaque = c->cred_opaque };
+    if (vb_driver_ask(&src, req, VB_DOM_XENAPI, "a XenAPI login", err) < 0)
         return -1;
-    }
     for (size_t i = 0; i < req->nitems; i++) {
         vb_cred_item *it = &req->items[i];
         if (!it->result && it->defresult &&

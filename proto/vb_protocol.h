@@ -69,6 +69,13 @@ enum vb_program_version {
  * and both token proofs are the bound (v2) ones; unbound proofs are refused
  * (docs/protocol.md "token binding"). */
 #define VB_FEATURE_TOKEN_BIND "token_bind"
+/* "concurrent_calls" = driver calls of different conn_ids on one transport
+ * run at the same time: a client may send the next before the last one's
+ * REPLY (docs/protocol.md 2.1); a server without it refuses that. */
+#define VB_FEATURE_CONCURRENT "concurrent_calls"
+/* "tls_cbind" = on a TLS connection the token proofs and SASL carry the
+ * connection's tls-exporter channel binding (docs/protocol.md 9.3, 9.7a). */
+#define VB_FEATURE_TLS_CBIND "tls_cbind"
 
 /* ---- procedures --------------------------------------------------------
  * One table per program; everything about a procedure that is not its
@@ -104,8 +111,8 @@ enum vb_program_version {
     X(AUTH_SASL_INIT,       2, 0, LOOP,   0, 2, SASL_INIT,       256)           \
     X(AUTH_SASL_START,      3, 0, LOOP,   0, 2, SASL_START,      16384)         \
     X(AUTH_SASL_STEP,       4, 0, LOOP,   0, 2, SASL_STEP,       16384)         \
-    X(AUTH_TOKEN_CHALLENGE, 5, 0, LOOP,   0, 2, TOKEN_CHALLENGE, 1024)          \
-    X(AUTH_TOKEN_PROVE,     6, 0, LOOP,   0, 2, TOKEN_PROVE,     1024)          \
+    X(AUTH_TOKEN_CHALLENGE, 5, 0, ASYNC,  0, 2, TOKEN_CHALLENGE, 1024)          \
+    X(AUTH_TOKEN_PROVE,     6, 0, ASYNC,  0, 2, TOKEN_PROVE,     1024)          \
     X(AUTH_PEER,            7, 0, LOOP,   0, 2, AUTH_PEER,       256)           \
     X(AUTH_POLKIT,          8, 0, ASYNC,  0, 2, AUTH_POLKIT,     256)           \
     X(OPEN,                10, 1, WORKER, 1, 1, HOST_OPEN,       8192)          \
@@ -114,8 +121,8 @@ enum vb_program_version {
     X(LIST_DOMAINS,        13, 1, WORKER, 1, 1, DOMAINS,         256)           \
     X(DOMAIN_START,        14, 1, WORKER, 1, 1, NAME,            1024)          \
     X(DOMAIN_SHUTDOWN,     15, 1, WORKER, 1, 1, NAME,            1024)          \
-    X(TOKEN_ISSUE,         20, 1, LOOP,   0, 2, TOKEN_ISSUE,     256)           \
-    X(TOKEN_REVOKE,        21, 1, LOOP,   0, 2, TOKEN_REVOKE,    1024)          \
+    X(TOKEN_ISSUE,         20, 1, ASYNC,  0, 2, TOKEN_ISSUE,     256)           \
+    X(TOKEN_REVOKE,        21, 1, ASYNC,  0, 2, TOKEN_REVOKE,    1024)          \
     X(CRED_FILL,           30, 0, PEER,   0, 2, CRED_QUESTION,   65536)         \
     X(CRED_APPROVE,        31, 0, PEER,   0, 2, CRED_VERDICT,    65536)         \
     X(CRED_REJECT,         32, 0, PEER,   0, 2, CRED_VERDICT,    65536)
@@ -180,7 +187,7 @@ enum vb_body {
 
 enum vb_proc_runs {
     VB_RUN_LOOP,    /* on the event loop */
-    VB_RUN_ASYNC,   /* asked off the loop (polkitd over D-Bus), answered on it */
+    VB_RUN_ASYNC,   /* asked off the loop (polkitd over D-Bus, tokens.db on a lane), answered on it */
     VB_RUN_WORKER,  /* on the connection's worker thread: may block */
     VB_RUN_PEER,    /* sent by the server, handled by its client */
 };

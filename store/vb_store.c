@@ -50,6 +50,14 @@ void vbs_leave(vb_store *st)
 
 int vbs_sql_error(vb_store *st, vb_error *err, const char *what)
 {
+    int code = sqlite3_errcode(st->db) & 0xff;
+    /* say what happened in words a caller can act on: somebody else held
+     * the file for the whole busy timeout, nothing was changed */
+    if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
+        return vb_error_set(err, VB_ERR_STORE, VB_DOM_STORE,
+                            "%s: the store %s is locked by another process (waited %d ms for it, "
+                            "then gave up; nothing was changed); try again",
+                            what, st->path, VB_STORE_BUSY_TIMEOUT_MS);
     return vb_error_set(err, VB_ERR_STORE, VB_DOM_STORE, "%s: %s (store %s)", what,
                         sqlite3_errmsg(st->db), st->path);
 }

@@ -4,6 +4,7 @@
 #include <limits.h>
 
 #include "vb_bodies.h"
+#include "vb_calls.h"
 #include "vb_error.h"
 #include "vb_msg.h"
 #include "vb_paths.h"
@@ -672,9 +673,7 @@ static int call(vb_conn *c, uint32_t proc, args_fn fn, const void *arg, vb_msg *
         vb_msg_clear(reply);
     }
     if (reply->hdr.status == VB_STATUS_ERROR) {
-        vb_error server_err;
-        if (vb_msg_error_body(reply, &server_err, err) == 0)
-            vb_error_copy(err, &server_err);
+        vb_reply_error(reply, err); /* an error whatever the broker sent (proto/vb_calls.h) */
         vb_msg_clear(reply);
         return -1;
     }

@@ -26,14 +26,8 @@ struct vb_offloop {
     vb_offloop_deliver_fn deliver;
 };
 
-static void on_wake(vb_loop *loop, int fd, unsigned events, void *data)
+static void deliver_all(vb_offloop *q)
 {
-    (void)loop;
-    (void)events;
-    vb_offloop *q = data;
-    uint64_t count;
-    ssize_t n = read(fd, &count, sizeof count);
-    (void)n;
     pthread_mutex_lock(&q->lock);
     posted *list = q->head;
     q->head = q->tail = NULL;
@@ -44,6 +38,27 @@ static void on_wake(vb_loop *loop, int fd, unsigned events, void *data)
         q->deliver(p->target, p->frame, p->len, p->job_done);
         free(p);
     }
+}
+
+static void on_wake(vb_loop *loop, int fd, unsigned events, void *data)
+{
+    (void)loop;
+    (void)events;
+    uint64_t count;
+    ssize_t n = read(fd, &count, sizeof count);
+    (void)n;
+    deliver_all(data);
+}
+
+void vb_offloop_free(vb_offloop *q, vb_loop *loop)
+{
+    if (!q)
+        return;
+    deliver_all(q);
+    vb_loop_del_fd(loop, q->wake_fd);
+    close(q->wake_fd);
+    pthread_mutex_destroy(&q->lock);
+    free(q);
 }
 
 vb_offloop *vb_offloop_new(vb_loop *loop, vb_offloop_deliver_fn deliver, vb_error *err)
@@ -94,18 +109,142 @@ void vb_offloop_post(vb_offloop *q, void *target, uint8_t *frame, size_t len, in
 
 #define WORKER_STACK_BYTES (512u * 1024u)
 
-int vb_offloop_start_worker(void *(*fn)(void *), void *arg, int domain, vb_error *err)
+static int start_thread(pthread_t *thread, int detached, void *(*fn)(void *), void *arg,
+                        int domain, vb_error *err)
 {
     pthread_attr_t attr;
-    pthread_t thread;
     pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (detached)
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, WORKER_STACK_BYTES);
-    int rc = pthread_create(&thread, &attr, fn, arg);
+    int rc = pthread_create(thread, &attr, fn, arg);
     pthread_attr_destroy(&attr);
     if (rc != 0)
         return vb_error_set(err, VB_ERR_SYSTEM, domain, "cannot start a worker: %s", strerror(rc));
     return 0;
+}
+
+int vb_offloop_start_worker(void *(*fn)(void *), void *arg, int domain, vb_error *err)
+{
+    pthread_t thread;
+    return start_thread(&thread, 1, fn, arg, domain, err);
+}
+
+/* ---- lanes ------------------------------------------------------------------ */
+
+typedef struct lane_task {
+    vb_lane_fn run, done;
+    void *task;
+    struct lane_task *next;
+} lane_task;
+
+struct vb_lane {
+    vb_offloop *finished;       /* ran tasks, back to the loop in order */
+    int domain;                 /* for error messages */
+    pthread_mutex_t lock;       /* the queue and the flags below */
+    pthread_cond_t cond;
+    lane_task *head, *tail;
+    int stopping, has_thread;
+    pthread_t thread;
+};
+
+static void lane_deliver(void *target, uint8_t *frame, size_t len, int job_done)
+{
+    (void)frame;
+    (void)len;
+    (void)job_done;
+    lane_task *t = target;
+    if (t->done)
+        t->done(t->task);
+    free(t);
+}
+
+static void *lane_main(void *arg)
+{
+    vb_lane *l = arg;
+    pthread_mutex_lock(&l->lock);
+    for (;;) {
+        while (!l->head && !l->stopping)
+            pthread_cond_wait(&l->cond, &l->lock);
+        lane_task *t = l->head;
+        if (!t)
+            break; /* stopping, and nothing left */
+        l->head = t->next;
+        if (!l->head)
+            l->tail = NULL;
+        pthread_mutex_unlock(&l->lock);
+        t->run(t->task);
+        vb_offloop_post(l->finished, t, NULL, 0, 1);
+        pthread_mutex_lock(&l->lock);
+    }
+    pthread_mutex_unlock(&l->lock);
+    return NULL;
+}
+
+vb_lane *vb_lane_new(vb_loop *loop, int domain, vb_error *err)
+{
+    vb_lane *l = calloc(1, sizeof *l);
+    if (!l) {
+        vb_error_set(err, VB_ERR_NO_MEMORY, domain, "out of memory");
+        return NULL;
+    }
+    if (!(l->finished = vb_offloop_new(loop, lane_deliver, err))) {
+        free(l);
+        return NULL;
+    }
+    l->domain = domain;
+    pthread_mutex_init(&l->lock, NULL);
+    pthread_cond_init(&l->cond, NULL);
+    return l;
+}
+
+int vb_lane_submit(vb_lane *l, vb_lane_fn run, vb_lane_fn done, void *task, vb_error *err)
+{
+    lane_task *t = calloc(1, sizeof *t);
+    if (!t)
+        return vb_error_set(err, VB_ERR_NO_MEMORY, l->domain, "out of memory");
+    t->run = run;
+    t->done = done;
+    t->task = task;
+    pthread_mutex_lock(&l->lock);
+    if (l->stopping) { /* a done that asks for more while the lane is freed */
+        pthread_mutex_unlock(&l->lock);
+        free(t);
+        return vb_error_set(err, VB_ERR_OPERATION_INVALID, l->domain, "shutting down");
+    }
+    if (!l->has_thread) {
+        if (start_thread(&l->thread, 0, lane_main, l, l->domain, err) < 0) {
+            pthread_mutex_unlock(&l->lock);
+            free(t);
+            return -1;
+        }
+        l->has_thread = 1;
+    }
+    if (l->tail)
+        l->tail->next = t;
+    else
+        l->head = t;
+    l->tail = t;
+    pthread_cond_signal(&l->cond);
+    pthread_mutex_unlock(&l->lock);
+    return 0;
+}
+
+void vb_lane_free(vb_lane *l, vb_loop *loop)
+{
+    if (!l)
+        return;
+    pthread_mutex_lock(&l->lock);
+    l->stopping = 1;
+    pthread_cond_signal(&l->cond);
+    int joined = l->has_thread;
+    pthread_mutex_unlock(&l->lock);
+    if (joined)
+        pthread_join(l->thread, NULL);
+    vb_offloop_free(l->finished, loop);
+    pthread_mutex_destroy(&l->lock);
+    pthread_cond_destroy(&l->cond);
+    free(l);
 }
 
 void vb_credwait_init(vb_credwait *w, pthread_mutex_t *mutex, pthread_cond_t *cond)

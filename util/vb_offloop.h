@@ -9,7 +9,10 @@
  *                (an eventfd wakes it) and delivered in order;
  *   vb_credwait  a credential request a worker sent as a CALLBACK and waits
  *                for: the loop delivers the CALLBACK_REPLY, or the wait ends
- *                on a timeout or because the client left.
+ *                on a timeout or because the client left;
+ *   vb_lane      one thread that runs the daemon's own blocking chores (a
+ *                sqlite read or write, closing host connections) one after
+ *                another, in the order given, each finished on the loop.
  *
  * Workers never touch a socket.
  */
@@ -42,6 +45,30 @@ int vb_offloop_start_worker(void *(*fn)(void *), void *arg, int domain, vb_error
 typedef struct vb_credwait_serials {
     _Atomic uint32_t last;
 } vb_credwait_serials;
+
+/* Loop thread, at shutdown: deliver what is still queued (here, now), stop
+ * watching the eventfd and free q. No thread may post to q any more. */
+void vb_offloop_free(vb_offloop *q, vb_loop *loop);
+
+/* A lane: the loop hands it a task; the lane's thread runs run(task), then
+ * done(task) runs on the loop thread. Tasks run one at a time in the order
+ * submitted, and their dones come in that order too: work on one resource
+ * that serialises anyway (a sqlite store: one connection, one mutex) keeps
+ * the order it was asked in (a revoke queued before a token lookup is seen
+ * by it), and costs one thread, started at the first task. A task that
+ * blocks (a sqlite write lock held by another process, a host that does not
+ * answer its close) delays the tasks behind it, never the loop. */
+typedef struct vb_lane vb_lane;
+typedef void (*vb_lane_fn)(void *task);
+vb_lane *vb_lane_new(vb_loop *loop, int domain, vb_error *err);
+/* Loop thread. done may be NULL (nothing to finish on the loop). 0, or -1
+ * with err (out of memory, no thread, the lane is being freed): then
+ * nothing runs and task is still the caller's. */
+int vb_lane_submit(vb_lane *l, vb_lane_fn run, vb_lane_fn done, void *task, vb_error *err);
+/* Loop thread, at shutdown (NULL is a no-op): the tasks already submitted
+ * still run (a revoke that was asked for happens), the lane's thread is
+ * joined, then their dones run here; the lane is freed. */
+void vb_lane_free(vb_lane *l, vb_loop *loop);
 
 typedef struct vb_credwait {
     pthread_mutex_t *mutex;     /* the owning connection's lock and condition */

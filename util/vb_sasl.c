@@ -2,8 +2,10 @@
 
 #include <pthread.h>
 #include <sasl/sasl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "vb_buf.h"
 #include "vb_net.h"
@@ -17,6 +19,9 @@ struct vb_sasl {
     char *mech;
     sasl_callback_t *callbacks;   /* client: the interaction ids we can answer */
     vb_cred_request pending;      /* client: answers referenced by cyrus until the next call */
+    sasl_channel_binding_t cbind; /* cyrus keeps a pointer to it: lives with the session */
+    char cbind_type[32];
+    uint8_t cbind_data[VB_SASL_CBIND_MAX];
 };
 
 /* ---- global init with real locks ---------------------------------------- */
@@ -194,6 +199,81 @@ vb_sasl *vb_sasl_client_new(const char *service, const char *host, int fd, unsig
     return s;
 }
 
+/* Cyrus 2.1.28's sasl_listmech sizes its buffer for 2n-2 separators, but a
+ * server with a channel binding lists up to 2n names (each mechanism and its
+ * -PLUS variant): when every mechanism of the list can bind (mech_list:
+ * SCRAM-SHA-256 alone, say) it writes one separator past the end of the heap
+ * buffer (AddressSanitizer: heap-buffer-overflow in strcat). The buffer is
+ * the connection's and is reused when big enough, so one listing without the
+ * binding and with a prefix of VB_SASL_MAX_MECHLIST bytes makes it roomy
+ * first. */
+static void grow_mechlist_buffer(vb_sasl *s)
+{
+    char prefix[VB_SASL_MAX_MECHLIST + 1];
+    const char *list;
+    memset(prefix, ' ', sizeof prefix - 1);
+    prefix[sizeof prefix - 1] = '\0';
+    sasl_listmech(s->conn, NULL, prefix, ",", "", &list, NULL, NULL);
+}
+
+int vb_sasl_set_channel_binding(vb_sasl *s, const char *type, const uint8_t *data, size_t len,
+                                vb_error *err)
+{
+    if (!type || strlen(type) >= sizeof s->cbind_type || !data || len == 0 ||
+        len > sizeof s->cbind_data)
+        return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_SASL, "malformed channel binding");
+    snprintf(s->cbind_type, sizeof s->cbind_type, "%s", type);
+    memcpy(s->cbind_data, data, len);
+    if (s->server)
+        grow_mechlist_buffer(s);
+    /* not critical: a server still offers the mechanisms without it (the
+     * SCRAM flag catches a client that has one and is told otherwise); a
+     * client keeps to -PLUS by itself (vb_sasl_client_start) */
+    s->cbind = (sasl_channel_binding_t){ s->cbind_type, 0, (unsigned)len, s->cbind_data };
+    int rc = sasl_setprop(s->conn, SASL_CHANNEL_BINDING, &s->cbind);
+    if (rc != SASL_OK)
+        return vb_error_set(err, VB_ERR_INTERNAL, VB_DOM_SASL, "cannot set the channel binding: %s",
+                            sasl_errstring(rc, NULL, NULL));
+    return 0;
+}
+
+static int is_plus(const char *mech, size_t len)
+{
+    return len > 5 && strncasecmp(mech + len - 5, "-PLUS", 5) == 0;
+}
+
+/* A client with a channel binding: only the -PLUS names of mechlist (a
+ * malloc'd list), or AUTH_UNAVAILABLE when the server offers none. */
+static int plus_only(const char *mechlist, char **out, vb_error *err)
+{
+    size_t n = strlen(mechlist);
+    char *list = malloc(n + 1), *o = list;
+    if (!list)
+        return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_SASL, "out of memory");
+    for (const char *p = mechlist; *p;) {
+        size_t len = strcspn(p, ", ");
+        if (is_plus(p, len)) {
+            if (o != list)
+                *o++ = ' ';
+            memcpy(o, p, len);
+            o += len;
+        }
+        p += len;
+        p += strspn(p, ", ");
+    }
+    *o = '\0';
+    if (!*list) {
+        free(list);
+        return vb_error_set(err, VB_ERR_AUTH_UNAVAILABLE, VB_DOM_SASL,
+                            "the server offers no channel-bound SASL mechanism (it offers: %s); "
+                            "over TLS this client logs in only with one (SCRAM-SHA-256-PLUS, say), "
+                            "because any other can be relayed by a man in the middle: enable "
+                            "SCRAM-SHA-256 in the server's SASL mech_list", mechlist);
+    }
+    *out = list;
+    return 0;
+}
+
 void vb_sasl_free(vb_sasl *s)
 {
     if (!s)
@@ -204,6 +284,13 @@ void vb_sasl_free(vb_sasl *s)
     free(s->callbacks);
     free(s->mech);
     free(s);
+}
+
+void vb_sasl_set_external_ssf(vb_sasl *s, unsigned ssf)
+{
+    sasl_ssf_t ext = (sasl_ssf_t)ssf;
+    if (s && s->conn)
+        sasl_setprop(s->conn, SASL_SSF_EXTERNAL, &ext);
 }
 
 /* ---- server steps -------------------------------------------------------- */
@@ -331,19 +418,31 @@ int vb_sasl_client_start(vb_sasl *s, const char *mechlist, const vb_sasl_prompte
     const char *o = NULL;
     unsigned ol = 0;
     const char *chosen = NULL;
+    char *bound = NULL;
     int rc;
-    while ((rc = sasl_client_start(s->conn, mechlist, &interact, &o, &ol, &chosen)) ==
-           SASL_INTERACT) {
+    if (s->cbind_type[0] && plus_only(mechlist, &bound, err) < 0)
+        return -1;
+    while ((rc = sasl_client_start(s->conn, bound ? bound : mechlist, &interact, &o, &ol,
+                                   &chosen)) == SASL_INTERACT) {
         if (answer_interactions(s, interact, prompter, err) < 0) {
             /* the plugin frees its prompt array at the next start/step call;
              * there will be none */
             free(interact);
+            free(bound);
             return -1;
         }
     }
+    free(bound);
     if (chosen) {
+        /* cyrus names the plugin; the server is told (and logs) the -PLUS
+         * variant it offered, the only kind a bound client picks */
+        size_t n = strlen(chosen);
         free(s->mech);
-        s->mech = strdup(chosen);
+        s->mech = malloc(n + 6);
+        if (!s->mech)
+            return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_SASL, "out of memory");
+        snprintf(s->mech, n + 6, "%s%s", chosen,
+                 s->cbind_type[0] && !is_plus(chosen, n) ? "-PLUS" : "");
         *mech = s->mech;
     }
     return client_result(s, rc, o, ol, out, outlen, err);

@@ -36,6 +36,20 @@ vb_sasl *vb_sasl_server_new(const char *service, const char *fqdn, const char *r
 vb_sasl *vb_sasl_client_new(const char *service, const char *host, int fd, unsigned min_ssf,
                             const int *cred_types, size_t ncred_types, vb_error *err);
 void vb_sasl_free(vb_sasl *s);
+/* The transport below already protects the connection with ssf bits (TLS):
+ * it counts toward min_ssf, so mechanisms without a layer (SCRAM) qualify.
+ * Call before the mechanism list is asked for. */
+void vb_sasl_set_external_ssf(vb_sasl *s, unsigned ssf);
+
+/* The channel binding of the connection under this session (RFC 9266
+ * "tls-exporter" on TLS: docs/security.md), set before the first start.
+ * A server then also offers the -PLUS mechanisms, and Cyrus's SCRAM refuses a
+ * client that has a channel binding but thinks the server has none (the
+ * "y" flag: a downgrade). A client with one uses only -PLUS mechanisms: a
+ * mechanism without the binding can be relayed by a man in the middle. */
+#define VB_SASL_CBIND_MAX 64
+int vb_sasl_set_channel_binding(vb_sasl *s, const char *type, const uint8_t *data, size_t len,
+                                vb_error *err);
 
 /* Server side. *sasl_rc (optional) receives cyrus's return code so the
  * daemon log can tell a wrong password (SASL_BADAUTH) from an unknown user
@@ -72,6 +86,7 @@ const char *vb_sasl_username(vb_sasl *s);
 /* The authentication name the client gave (known user or not), also after a
  * failed exchange; NULL when the exchange never got that far. */
 const char *vb_sasl_authname(vb_sasl *s);
+/* The mechanism as the server saw it: X-PLUS when it was channel-bound. */
 const char *vb_sasl_mech(vb_sasl *s);
 
 /* Security layer: encode splits input at SASL_MAXOUTBUF; decode accepts

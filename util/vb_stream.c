@@ -47,9 +47,20 @@ struct vb_stream {
     uint64_t stall_timer_id;  /* armed while the peer owes us reading */
     uint64_t last_progress_ms; /* when the socket last took output, while the stall timer runs */
     vb_error why;
+    /* TLS below everything (vb_stream_start_tls) */
+    vb_tls *tls;
+    int tls_ready;            /* the handshake is complete */
+    unsigned tls_wait;        /* ... until then, the event it waits for */
+    int tls_read_wants_write; /* the last TLS read needs the socket writable */
+    int tls_write_wants_read; /* the last TLS write needs it readable */
+    unsigned handshake_ms;
+    uint64_t handshake_timer_id;
+    uint64_t tls_more_timer_id; /* the session holds bytes poll cannot announce */
+    vb_stream_ready_fn on_tls_ready;
 };
 
 static void stall_timeout(vb_loop *loop, uint64_t id, void *data);
+static void schedule_tls_more(vb_stream *s);
 
 /* The stall deadline runs while the peer owes us reading: its queue is full,
  * or the stream only waits to flush before it closes. */
@@ -65,15 +76,30 @@ static void stall_deadline_update(vb_stream *s)
     }
 }
 
+/* Whether the stream takes the peer's bytes now. */
+static int reading_allowed(const vb_stream *s)
+{
+    return !s->closing && !s->paused && !s->close_after_flush && !s->out_full && !s->plain;
+}
+
 static void stream_update_events(vb_stream *s)
 {
     unsigned ev = 0;
+    if (s->tls && !s->tls_ready) { /* only the handshake, until it is done */
+        vb_loop_set_events(s->loop, s->fd, s->tls_wait);
+        return;
+    }
     if (!s->paused && !s->close_after_flush && !s->out_full)
         ev |= VB_LOOP_READ;
     if (s->out_head)
         ev |= VB_LOOP_WRITE;
+    if (s->tls_read_wants_write)
+        ev |= VB_LOOP_WRITE;
+    if (s->tls_write_wants_read)
+        ev |= VB_LOOP_READ;
     vb_loop_set_events(s->loop, s->fd, ev);
     stall_deadline_update(s);
+    schedule_tls_more(s);
 }
 
 static size_t output_weight(const vb_stream *s)
@@ -102,7 +128,12 @@ static void stream_destroy(vb_stream *s)
         vb_loop_del_timer(s->loop, s->frame_timer_id);
     if (s->stall_timer_id)
         vb_loop_del_timer(s->loop, s->stall_timer_id);
+    if (s->handshake_timer_id)
+        vb_loop_del_timer(s->loop, s->handshake_timer_id);
+    if (s->tls_more_timer_id)
+        vb_loop_del_timer(s->loop, s->tls_more_timer_id);
     vb_loop_del_fd(s->loop, s->fd);
+    vb_tls_free(s->tls);
     close(s->fd);
     if (s->on_close)
         s->on_close(s, &s->why, s->data);
@@ -244,42 +275,86 @@ static void frame_deadline_update(vb_stream *s, size_t decoded)
     }
 }
 
-static void stream_read(vb_stream *s)
+/* Bytes from the socket, or from the TLS session over it: 1 with *n > 0;
+ * 0 when nothing is there now; -1 when the stream failed (peer closed). */
+static int raw_recv(vb_stream *s, uint8_t *buf, size_t cap, size_t *n)
 {
-    uint8_t buf[READ_CHUNK];
-    ssize_t n = recv(s->fd, buf, sizeof buf, 0);
     vb_error err;
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return;
-    if (n <= 0) {
-        if (n == 0)
+    if (s->tls) {
+        s->tls_read_wants_write = 0;
+        int st = vb_tls_recv(s->tls, buf, cap, n, &err);
+        if (st == VB_TLS_WANT_WRITE)
+            s->tls_read_wants_write = 1;
+        if (st >= 0)
+            return st == VB_TLS_OK;
+        stream_fail(s, &err);
+        return -1;
+    }
+    ssize_t got = recv(s->fd, buf, cap, 0);
+    if (got < 0 && (errno == EAGAIN || errno == EINTR))
+        return 0;
+    if (got <= 0) {
+        if (got == 0)
             vb_error_set(&err, VB_ERR_PEER_CLOSED, VB_DOM_RPC, "peer closed the connection");
         else
             vb_error_set_errno(&err, errno, VB_DOM_RPC, "read");
         stream_fail(s, &err);
-        return;
+        return -1;
     }
-    if (take_input(s, buf, (size_t)n) == 0) {
+    *n = (size_t)got;
+    return 1;
+}
+
+/* Bytes written from buf: >= 0, -2 when the socket takes nothing now,
+ * -1 when the stream failed. */
+static ssize_t raw_send(vb_stream *s, const uint8_t *buf, size_t len)
+{
+    vb_error err;
+    if (s->tls) {
+        size_t sent;
+        s->tls_write_wants_read = 0;
+        int st = vb_tls_send(s->tls, buf, len, &sent, &err);
+        if (st == VB_TLS_WANT_READ)
+            s->tls_write_wants_read = 1;
+        if (st == VB_TLS_OK)
+            return (ssize_t)sent;
+        if (st > 0)
+            return -2;
+        stream_fail(s, &err);
+        return -1;
+    }
+    ssize_t n = send(s->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return -2;
+    if (n < 0) {
+        vb_error_set_errno(&err, errno, VB_DOM_RPC, "write");
+        stream_fail(s, &err);
+        return -1;
+    }
+    return n;
+}
+
+static void stream_read(vb_stream *s)
+{
+    uint8_t buf[READ_CHUNK];
+    size_t n = 0;
+    if (raw_recv(s, buf, sizeof buf, &n) <= 0)
+        return;
+    if (take_input(s, buf, n) == 0) {
         size_t decoded = s->plain_len;
         deliver_plain(s);
         frame_deadline_update(s, decoded);
     }
-    explicit_bzero(buf, (size_t)n);
+    explicit_bzero(buf, n);
 }
 
 static void stream_write(vb_stream *s)
 {
     while (s->out_head) {
         outbuf *o = s->out_head;
-        ssize_t n = send(s->fd, o->data + o->off, o->len - o->off, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        ssize_t n = raw_send(s, o->data + o->off, o->len - o->off);
+        if (n < 0)
             return;
-        if (n < 0) {
-            vb_error err;
-            vb_error_set_errno(&err, errno, VB_DOM_RPC, "write");
-            stream_fail(s, &err);
-            return;
-        }
         o->off += (size_t)n;
         s->out_bytes -= (size_t)n;
         if (s->stall_timer_id)
@@ -299,11 +374,95 @@ static void stream_write(vb_stream *s)
         s->closing = 1;
 }
 
+/* One step of the TLS handshake; when it completes the owner hears of it. */
+static void tls_handshake_step(vb_stream *s)
+{
+    vb_error err;
+    int st = vb_tls_handshake(s->tls, &err);
+    if (st < 0) {
+        stream_fail(s, &err);
+        return;
+    }
+    if (st != VB_TLS_OK) {
+        s->tls_wait = st == VB_TLS_WANT_WRITE ? VB_LOOP_WRITE : VB_LOOP_READ;
+        return;
+    }
+    s->tls_ready = 1;
+    if (s->handshake_timer_id) {
+        vb_loop_del_timer(s->loop, s->handshake_timer_id);
+        s->handshake_timer_id = 0;
+    }
+    if (s->on_tls_ready)
+        s->on_tls_ready(s, s->data);
+}
+
+static void handshake_timeout(vb_loop *loop, uint64_t id, void *data)
+{
+    (void)loop;
+    (void)id;
+    vb_stream *s = data;
+    s->handshake_timer_id = 0;
+    vb_error err;
+    vb_error_set(&err, VB_ERR_TIMEOUT, VB_DOM_RPC,
+                 "no TLS handshake within %u ms of connecting; disconnecting", s->handshake_ms);
+    stream_fail(s, &err);
+    stream_destroy(s);
+}
+
+/* Leave a handler: free the stream it closed, else set the events it waits for. */
+static void handler_done(vb_stream *s)
+{
+    s->in_handler = 0;
+    if (s->closing)
+        stream_destroy(s);
+    else
+        stream_update_events(s);
+}
+
+/* Decrypted bytes inside the TLS session wake no poll: read them from a
+ * timer once the stream may read. */
+static void tls_more(vb_loop *loop, uint64_t id, void *data)
+{
+    (void)loop;
+    (void)id;
+    vb_stream *s = data;
+    s->tls_more_timer_id = 0;
+    s->in_handler = 1;
+    if (reading_allowed(s))
+        stream_read(s);
+    handler_done(s);
+}
+
+static void schedule_tls_more(vb_stream *s)
+{
+    if (s->tls && s->tls_ready && !s->tls_more_timer_id && reading_allowed(s) &&
+        vb_tls_pending(s->tls))
+        s->tls_more_timer_id = vb_loop_add_timer(s->loop, 0, tls_more, s);
+}
+
 /* Frames read earlier and held back (a pause, a full output queue). */
 static void deliver_held(vb_stream *s)
 {
     deliver_plain(s);
     frame_deadline_update(s, 1); /* what was held may end mid-frame */
+}
+
+/* Paused, the stream asks for no input, yet epoll reports a hangup or an
+ * error whatever it is asked (and again at every turn, until the pause
+ * ends). A peer that is gone is noticed now, so the work it was waiting for
+ * ends without it; one whose bytes are still unread waits for the pause. */
+static void notice_hangup(vb_stream *s)
+{
+    uint8_t b;
+    vb_error err;
+    ssize_t n = recv(s->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
+        return;
+    if (n == 0)
+        vb_error_set(&err, VB_ERR_PEER_CLOSED, VB_DOM_RPC, "peer closed the connection");
+    else
+        vb_error_set_errno(&err, errno, VB_DOM_RPC, "read");
+    stream_fail(s, &err);
 }
 
 static void stream_io(vb_loop *loop, int fd, unsigned events, void *data)
@@ -312,20 +471,25 @@ static void stream_io(vb_loop *loop, int fd, unsigned events, void *data)
     (void)fd;
     vb_stream *s = data;
     s->in_handler = 1;
-    if ((events & VB_LOOP_WRITE) && !s->closing) {
+    if (s->tls && !s->tls_ready) {
+        tls_handshake_step(s);
+        events = 0; /* what the owner queued goes out at the next wakeup */
+    }
+    /* a TLS read may wait for the socket to take bytes, a TLS write for it
+     * to bring some */
+    int can_write = (events & VB_LOOP_WRITE) || ((events & VB_LOOP_READ) && s->tls_write_wants_read);
+    int can_read = (events & VB_LOOP_READ) || ((events & VB_LOOP_WRITE) && s->tls_read_wants_write);
+    if (can_write && !s->closing) {
         int was_full = s->out_full;
         stream_write(s);
         if (was_full && !s->out_full && s->plain && !s->closing)
             deliver_held(s);
     }
-    if ((events & VB_LOOP_READ) && !s->closing && !s->paused && !s->close_after_flush &&
-        !s->out_full && !s->plain)
+    if (can_read && reading_allowed(s))
         stream_read(s);
-    s->in_handler = 0;
-    if (s->closing)
-        stream_destroy(s);
-    else
-        stream_update_events(s);
+    else if ((events & VB_LOOP_READ) && !s->closing && s->paused)
+        notice_hangup(s);
+    handler_done(s);
 }
 
 vb_stream *vb_stream_new(vb_loop *loop, int fd, size_t max_frame, vb_stream_msg_fn on_msg,
@@ -433,11 +597,7 @@ static void resume_timer(vb_loop *loop, uint64_t id, void *data)
     s->resume_timer_id = 0;
     s->in_handler = 1;
     deliver_held(s);
-    s->in_handler = 0;
-    if (s->closing)
-        stream_destroy(s);
-    else
-        stream_update_events(s);
+    handler_done(s);
 }
 
 static void stall_timeout(vb_loop *loop, uint64_t id, void *data)
@@ -474,5 +634,19 @@ void vb_stream_close_after_flush(vb_stream *s)
         stream_update_events(s);
 }
 
+void vb_stream_start_tls(vb_stream *s, vb_tls *tls, unsigned timeout_ms, vb_stream_ready_fn ready)
+{
+    s->tls = tls;
+    s->tls_ready = 0;
+    s->tls_wait = VB_LOOP_READ; /* a server waits for the ClientHello */
+    s->on_tls_ready = ready;
+    s->handshake_ms = timeout_ms;
+    if (timeout_ms)
+        s->handshake_timer_id = vb_loop_add_timer(s->loop, timeout_ms, handshake_timeout, s);
+    if (!s->in_handler)
+        stream_update_events(s);
+}
+
+vb_tls *vb_stream_tls(const vb_stream *s) { return s->tls; }
 int vb_stream_fd(const vb_stream *s) { return s->fd; }
 size_t vb_stream_queued_bytes(const vb_stream *s) { return s->out_bytes; }

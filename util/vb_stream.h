@@ -1,8 +1,8 @@
 /*
  * vb_stream.h — one non-blocking message connection on an event loop.
  *
- * Reads bytes, passes them through the SASL security layer when one is
- * active, cuts frames (vb_frame_reader), decodes them (vb_msg_decode) and
+ * Reads bytes (through a TLS session when one is started: the lowest
+ * layer), passes them through the SASL security layer when one is active, cuts frames (vb_frame_reader), decodes them (vb_msg_decode) and
  * hands each message to the owner; queues outgoing frames and writes them
  * as the socket allows. A protocol violation closes the stream (the byte
  * stream is out of sync) once the replies already queued are written; the
@@ -21,6 +21,7 @@
 #include "vb_loop.h"
 #include "vb_msg.h"
 #include "vb_sasl.h"
+#include "vb_tls.h"
 
 typedef struct vb_stream vb_stream;
 /* msg belongs to the callee (vb_msg_clear it). May call vb_stream_close. */
@@ -38,6 +39,15 @@ int vb_stream_send(vb_stream *s, uint8_t *frame, size_t len);
  * stream does not own it). */
 void vb_stream_set_sasl(vb_stream *s, vb_sasl *sasl);
 void vb_stream_set_max_frame(vb_stream *s, size_t max_frame);
+/* Called once the TLS handshake is complete (may send, may close). */
+typedef void (*vb_stream_ready_fn)(vb_stream *s, void *data);
+/* From now on everything goes through tls (a server session on this
+ * stream's fd; the stream owns it): its handshake first, and no frame is
+ * read or written before it completes. A handshake not complete within
+ * timeout_ms (0: none) closes the stream. Call right after vb_stream_new. */
+void vb_stream_start_tls(vb_stream *s, vb_tls *tls, unsigned timeout_ms, vb_stream_ready_fn ready);
+/* The stream's TLS session (NULL without one). */
+vb_tls *vb_stream_tls(const vb_stream *s);
 /* Close the stream when a frame has started arriving and is not complete
  * ms later (0, the default: no deadline). */
 void vb_stream_set_frame_timeout(vb_stream *s, unsigned ms);

@@ -20,7 +20,7 @@
 /* How much of an offending part an error message quotes. */
 #define URI_QUOTE_MAX 64
 
-static const char *const known_transports[] = { "unix", "tcp", "ssh" };
+static const char *const known_transports[] = { "unix", "tcp", "ssh", "tls" };
 
 /* ---- small character classes ------------------------------------------- */
 
@@ -165,7 +165,7 @@ static int parse_transport(const char *s, size_t len, vb_uri *out, vb_error *err
     if (!out->transport)
         return no_memory(err);
     if (!known_transport(out->transport))
-        return uri_error(err, "unknown transport '%s' (known: unix, tcp, ssh)", out->transport);
+        return uri_error(err, "unknown transport '%s' (known: unix, tcp, ssh, tls)", out->transport);
     return 0;
 }
 

@@ -53,9 +53,8 @@ static int group_setup(void **state)
     dir = vb_ts_tmpdir("broker");
     char sasl_dir[300], conf[1500], conf_path[300];
     snprintf(sasl_dir, sizeof sasl_dir, "%s/sasl", dir);
-    mkdir(sasl_dir, 0700);
     static const char *const users[] = { "alice:" PASSWORD, NULL };
-    if (vb_ts_sasl_setup(sasl_dir, "vbhostd", REALM, "scram-sha-256 digest-md5", users, NULL) < 0)
+    if (vb_ts_hostd_sasl_setup(dir, REALM, "scram-sha-256 digest-md5", users, NULL) < 0)
         return -1;
     hostd_port = vb_ts_free_tcp_port();
     snprintf(hostd_sock, sizeof hostd_sock, "%s/hostd.sock", dir);

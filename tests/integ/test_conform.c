@@ -44,16 +44,12 @@ static int group_setup(void **state)
     (void)state;
     signal(SIGPIPE, SIG_IGN);
     dir = vb_ts_tmpdir("conform");
-    char sasl[400];
-    snprintf(sasl, sizeof sasl, "%s/sasl", dir);
     const char *users[] = { "alice:c0nform-Pw", NULL };
-    if (!dir || vb_ts_sasl_setup(sasl, "vbhostd", REALM, "SCRAM-SHA-256", users, NULL) < 0)
+    if (!dir || vb_ts_hostd_sasl_setup(dir, REALM, "SCRAM-SHA-256", users, NULL) < 0)
         return -1;
     if (vb_ts_hostd_start(&hP, dir, "hP", 0, "auth_unix = [\"peer\"]\n") < 0 ||
-        vb_ts_hostd_start(&hS, dir, "hS", 0,
-                          "auth_unix = [\"sasl\"]\nsasl_conf_dir = \"%s\"\n"
-                          "sasl_hostname = \"localhost\"\nsasl_realm = \"" REALM "\"\n",
-                          sasl) < 0 ||
+        vb_ts_hostd_start_sasl(&hS, dir, "hS", 0, REALM,
+                               "auth_unix = [\"sasl\"]\nsasl_hostname = \"localhost\"\n") < 0 ||
         vb_ts_hostd_start(&hK, dir, "hK", 0, "auth_unix = [\"peer\"]\nkeepalive_timeout = 1\n") < 0)
         return -1;
     return vb_ts_broker_start(&the_broker, dir, "brk", NULL);

@@ -34,16 +34,9 @@ static int group_setup(void **state)
 {
     (void)state;
     dir = vb_ts_tmpdir("connids");
-    char sasl[300];
-    snprintf(sasl, sizeof sasl, "%s/sasl", dir);
-    mkdir(sasl, 0700);
     static const char *const users[] = { "alice:" PASSWORD, NULL };
-    if (vb_ts_sasl_setup(sasl, "vbhostd", REALM, "scram-sha-256", users, NULL) < 0)
-        return -1;
-    if (vb_ts_hostd_start(&hb, dir, "b", 0,
-                          "auth_unix = [\"sasl\"]\nsasl_conf_dir = \"%s\"\nsasl_realm = \"" REALM
-                          "\"\n",
-                          sasl) < 0)
+    if (vb_ts_hostd_sasl_setup(dir, REALM, "scram-sha-256", users, NULL) < 0 ||
+        vb_ts_hostd_start_sasl(&hb, dir, "b", 0, REALM, "auth_unix = [\"sasl\"]\n") < 0)
         return -1;
     return vb_ts_hostd_start(&ha, dir, "a", 0,
                              "auth_unix = [\"peer\"]\nallow_remote_uris = 1\n"

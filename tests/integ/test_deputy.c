@@ -35,15 +35,9 @@
 #define CAROL_PW "d3puty-Carol-pw"
 #define BOB_PW "d3puty-Inner-Bob"
 #define XEN_PW "d3puty-Xen-root"
-#define START_MS 10000
-
-typedef struct hostd {
-    char sock[300], log[300];
-    pid_t pid;
-} hostd;
 
 static char *dir;
-static hostd d_hostd, i_hostd, p_hostd;
+static vb_ts_hostd d_hostd, i_hostd, p_hostd;
 static vb_ts_kdc kdc; /* D holds a Kerberos ticket of its own; I accepts GSSAPI */
 static int xen_port;
 static int i_idle_sockets; /* I's sockets with no client: its listener */
@@ -52,20 +46,9 @@ static int unlisted_fd = -1, unlisted_port; /* on no allow-list */
 
 /* ---- fixtures ------------------------------------------------------------ */
 
-static int start_hostd(hostd *h, const char *name, const char *extra)
+static int start_hostd(vb_ts_hostd *h, const char *name, const char *extra)
 {
-    char conf[3000], path[300];
-    snprintf(h->sock, sizeof h->sock, "%s/%s.sock", dir, name);
-    snprintf(h->log, sizeof h->log, "%s/%s.log", dir, name);
-    snprintf(path, sizeof path, "%s/%s.conf", dir, name);
-    snprintf(conf, sizeof conf,
-             "listen_unix = \"%s\"\nstate_dir = \"%s/%s-state\"\nsasl_conf_dir = \"%s/sasl\"\n"
-             "sasl_realm = \"" REALM "\"\nlog_level = \"debug\"\n%s",
-             h->sock, dir, name, dir, extra);
-    vb_ts_write_file(path, conf, 0600);
-    char *argv[] = { VB_BUILD_DIR "/vbhostd", "-f", path, "--foreground", NULL };
-    h->pid = vb_ts_spawn_daemon(argv, h->log);
-    return h->pid > 0 && vb_ts_wait_unix_socket(h->sock, vb_ts_scaled_ms(START_MS)) == 0 ? 0 : -1;
+    return vb_ts_hostd_start_sasl(h, dir, name, 0, REALM, "%s", extra);
 }
 
 /* A loopback listener nobody accepts on; *port gets its port. */
@@ -100,15 +83,13 @@ static int group_setup(void **state)
     (void)state;
     vb_ts_note_secret(XEN_PW);
     dir = vb_ts_tmpdir("deputy");
-    char sasl[300];
-    snprintf(sasl, sizeof sasl, "%s/sasl", dir);
     static const char *const users[] = { "alice:" ALICE_PW, "carol:" CAROL_PW, "bob:" BOB_PW, NULL };
     static const char *const kdc_users[] = { "deputy-svc:d3puty-Krb-pw", NULL };
     static const char *const services[] = { "vbhostd/localhost", NULL };
     if (!dir || vb_ts_kdc_start(&kdc, REALM, kdc_users, services) < 0)
         return -1;
     vb_ts_kdc_env(&kdc, 1); /* inherited by the daemons: D's ticket, I's keytab */
-    if (vb_ts_sasl_setup(sasl, "vbhostd", REALM, "scram-sha-256 gssapi", users, kdc.keytab) < 0)
+    if (vb_ts_hostd_sasl_setup(dir, REALM, "scram-sha-256 gssapi", users, kdc.keytab) < 0)
         return -1;
     ssh_fd = listener(&ssh_port);
     unlisted_fd = listener(&unlisted_port);
@@ -221,7 +202,7 @@ static void assert_refused(const char *names, const char *fmt, ...)
     assert_int_equal(alice.calls, 1); /* only D's own login: nothing was relayed */
 }
 
-static char *nested_uri(const hostd *h, const char *params)
+static char *nested_uri(const vb_ts_hostd *h, const char *params)
 {
     static char buf[600];
     snprintf(buf, sizeof buf, "test+unix:///default?socket=%s%s%s", h->sock, params ? "&" : "",
@@ -438,7 +419,7 @@ static void test_bad_allow_list_entries_refused(void **state)
 static void test_daemons_exit_cleanly(void **state)
 {
     (void)state;
-    hostd *all[] = { &d_hostd, &i_hostd, &p_hostd };
+    vb_ts_hostd *all[] = { &d_hostd, &i_hostd, &p_hostd };
     int bad = 0;
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         bad += vb_ts_check_exit("vbhostd", vb_ts_stop(all[i]->pid, vb_ts_scaled_ms(5000)),

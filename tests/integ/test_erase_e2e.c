@@ -37,9 +37,8 @@ static int group_setup(void **state)
         return -1;
     char sasl[300], text[1500];
     snprintf(sasl, sizeof sasl, "%s/sasl", dir);
-    mkdir(sasl, 0700);
     static const char *const users[] = { "alice:" PASSWORD, NULL };
-    if (vb_ts_sasl_setup(sasl, "vbhostd", REALM, "scram-sha-256", users, NULL) < 0)
+    if (vb_ts_hostd_sasl_setup(dir, REALM, "scram-sha-256", users, NULL) < 0)
         return -1;
     snprintf(hsock, sizeof hsock, "%s/h.sock", dir);
     snprintf(hlog, sizeof hlog, "%s/h.log", dir);

@@ -438,10 +438,9 @@ static int group_setup(void **state)
     dir = vb_ts_tmpdir("faults");
     char sasl[400], text[2000];
     snprintf(sasl, sizeof sasl, "%s/sasl", dir);
-    mkdir(sasl, 0700);
     static const char *const users[] = { "alice:" PASSWORD, NULL };
     /* SCRAM only: no security layer, so the relay can read every frame */
-    if (vb_ts_sasl_setup(sasl, "vbhostd", REALM, "scram-sha-256", users, NULL) < 0)
+    if (vb_ts_hostd_sasl_setup(dir, REALM, "scram-sha-256", users, NULL) < 0)
         return -1;
     snprintf(hostd_sock, sizeof hostd_sock, "%s/hostd.sock", dir);
     snprintf(hostd_log, sizeof hostd_log, "%s/vbhostd.log", dir);

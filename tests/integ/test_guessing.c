@@ -103,11 +103,8 @@ static int group_setup(void **state)
     (void)state;
     signal(SIGPIPE, SIG_IGN);
     dir = vb_ts_tmpdir("guessing");
-    char sasl[400];
-    snprintf(sasl, sizeof sasl, "%s/sasl", dir);
-    mkdir(sasl, 0700);
     static const char *const users[] = { "alice:" PW_ALICE, "bob:" PW_BOB, NULL };
-    return vb_ts_sasl_setup(sasl, "vbhostd", REALM, "plain", users, NULL);
+    return vb_ts_hostd_sasl_setup(dir, REALM, "plain", users, NULL);
 }
 
 static int group_teardown(void **state)

@@ -39,6 +39,7 @@
 #include "vb_net.h"
 #include "vb_testsupport.h"
 #include "vb_testsupport_form.h"
+#include "vb_testsupport_wire.h"
 #include "vbroker.h"
 
 #define REALM "LAB.TEST"
@@ -76,9 +77,7 @@ typedef struct hostd {
     const char *name;
     const char *extra;     /* more vbhostd.conf lines */
     int tcp;               /* also listen on TCP */
-    char conf[400], sock[400], log[400], state[400];
-    int port;
-    pid_t pid;
+    vb_ts_hostd d;
 } hostd;
 
 typedef struct broker {
@@ -88,53 +87,30 @@ typedef struct broker {
 
 static char *dir;
 static hostd hA = { "hA", "auth_unix = [\"token\", \"sasl\"]\nauth_tcp = [\"sasl\"]\n"
-                          "max_anonymous_clients = 100\n", 1, "", "", "", "", 0, 0 };
-static hostd hB = { "hB", "auth_unix = [\"token\", \"sasl\"]\n", 0, "", "", "", "", 0, 0 };
+                          "max_anonymous_clients = 100\n", 1, { .pid = 0 } };
+static hostd hB = { "hB", "auth_unix = [\"token\", \"sasl\"]\n", 0, { .pid = 0 } };
 /* all of the 1000 idle connections come from 127.0.0.1 and stay silent: one
  * group that may hold every slot, for longer than the first-frame deadline */
 static hostd hL = { "hL", "auth_unix = [\"peer\"]\nauth_tcp = [\"sasl\"]\n"
                           "max_anonymous_clients = 50\nmax_anonymous_per_peer = 50\n"
-                          "first_frame_timeout = 60\n", 1, "", "", "", "", 0, 0 };
+                          "first_frame_timeout = 60\n", 1, { .pid = 0 } };
 static hostd hT = { "hT", "auth_unix = [\"peer\"]\nauth_tcp = [\"sasl\"]\nauth_timeout = 2\n"
                           "frame_timeout = 2\nkeepalive_timeout = 2\n",
-                    1, "", "", "", "", 0, 0 };
+                    1, { .pid = 0 } };
 /* defaults for the anonymous slots (20, 5 per peer); short deadlines */
 static hostd hS = { "hS", "auth_unix = [\"peer\"]\nauth_tcp = [\"sasl\"]\n"
-                          "first_frame_timeout = 2\noutput_timeout = 2\n", 1, "", "", "", "", 0, 0 };
+                          "first_frame_timeout = 2\noutput_timeout = 2\n", 1, { .pid = 0 } };
 /* the reply flood, before login on either socket: PINGs are not logged at
  * info, so it answers them quickly */
 static hostd hF = { "hF", "auth_unix = [\"sasl\"]\nauth_tcp = [\"sasl\"]\noutput_timeout = 2\n"
-                          "log_level = \"info\"\n", 1, "", "", "", "", 0, 0 };
+                          "log_level = \"info\"\n", 1, { .pid = 0 } };
 static broker the_broker;
 
 /* argv, behind VB_TEST_DAEMON_WRAPPER's words when it is set */
 static int start_hostd(hostd *h)
 {
-    char text[3000], sasl[400];
-    snprintf(sasl, sizeof sasl, "%s/sasl", dir);
-    snprintf(h->sock, sizeof h->sock, "%s/%s.sock", dir, h->name);
-    snprintf(h->log, sizeof h->log, "%s/%s.log", dir, h->name);
-    snprintf(h->conf, sizeof h->conf, "%s/%s.conf", dir, h->name);
-    snprintf(h->state, sizeof h->state, "%s/%s-state", dir, h->name);
-    char tcp[100] = "";
-    if (h->tcp) {
-        if (!h->port)
-            h->port = vb_ts_free_tcp_port();
-        snprintf(tcp, sizeof tcp, "listen_tcp = \"127.0.0.1:%d\"\n", h->port);
-    }
-    snprintf(text, sizeof text,
-             "listen_unix = \"%s\"\n%sstate_dir = \"%s\"\nsasl_conf_dir = \"%s\"\n"
-             "sasl_hostname = \"localhost\"\nsasl_realm = \"" REALM "\"\nlog_level = \"debug\"\n%s",
-             h->sock, tcp, h->state, sasl, h->extra);
-    if (vb_ts_write_file(h->conf, text, 0600) < 0)
-        return -1;
-    char *argv[] = { VB_BUILD_DIR "/vbhostd", "-f", h->conf, "--foreground", NULL };
-    h->pid = vb_ts_spawn_daemon(argv, h->log);
-    if (h->pid <= 0 || vb_ts_wait_unix_socket(h->sock, vb_ts_scaled_ms(START_MS)) < 0)
-        return -1;
-    if (h->tcp && vb_ts_wait_tcp("127.0.0.1", h->port, vb_ts_scaled_ms(START_MS)) < 0)
-        return -1;
-    return 0;
+    return vb_ts_hostd_start_sasl(&h->d, dir, h->name, h->tcp, REALM,
+                                  "sasl_hostname = \"localhost\"\n%s", h->extra);
 }
 
 static int start_broker(broker *b)
@@ -163,11 +139,8 @@ static int group_setup(void **state)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     dir = vb_ts_tmpdir("hostile");
-    char sasl[400];
-    snprintf(sasl, sizeof sasl, "%s/sasl", dir);
-    mkdir(sasl, 0700);
     static const char *const users[] = { "alice:" PASSWORD, NULL };
-    if (vb_ts_sasl_setup(sasl, "vbhostd", REALM, "scram-sha-256 digest-md5", users, NULL) < 0)
+    if (vb_ts_hostd_sasl_setup(dir, REALM, "scram-sha-256 digest-md5", users, NULL) < 0)
         return -1;
     if (start_hostd(&hA) < 0 || start_hostd(&hB) < 0 || start_hostd(&hL) < 0 ||
         start_hostd(&hT) < 0 || start_hostd(&hS) < 0 || start_hostd(&hF) < 0 || start_broker(&the_broker) < 0)
@@ -189,7 +162,7 @@ static char *unix_uri(const hostd *h, const char *params)
     static char buf[4][600];
     static int next;
     char *b = buf[next++ % 4];
-    snprintf(b, 600, "test+unix:///default?socket=%s%s%s", h->sock, params ? "&" : "",
+    snprintf(b, 600, "test+unix:///default?socket=%s%s%s", h->d.sock, params ? "&" : "",
              params ? params : "");
     return b;
 }
@@ -197,7 +170,7 @@ static char *unix_uri(const hostd *h, const char *params)
 static char *tcp_uri(const hostd *h)
 {
     static char buf[200];
-    snprintf(buf, sizeof buf, "test+tcp://localhost:%d/default?auth=sasl.DIGEST-MD5", h->port);
+    snprintf(buf, sizeof buf, "test+tcp://localhost:%d/default?auth=sasl.DIGEST-MD5", h->d.port);
     return buf;
 }
 
@@ -228,7 +201,7 @@ static int logins_cached(void)
  * through the broker still works */
 static void assert_hostd_healthy(const hostd *h)
 {
-    assert_int_equal(kill(h->pid, 0), 0);
+    assert_int_equal(kill(h->d.pid, 0), 0);
     vb_ts_form f = { "alice", PASSWORD, 0 };
     vb_error err;
     const char *uri = h->tcp ? tcp_uri(h) : unix_uri(h, "auth=sasl");
@@ -283,47 +256,30 @@ static void assert_drop_explained(drops *d, int before, const char *what)
 
 /* ---- raw wire ------------------------------------------------------------ */
 
-static int send_all(int fd, const void *buf, size_t len)
-{
-    const uint8_t *p = buf;
-    while (len > 0) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* one frame: the 4-byte length, then payload */
 static int send_payload(int fd, const uint8_t *payload, size_t len)
 {
     uint8_t prefix[4] = { (uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
                           (uint8_t)len };
-    return send_all(fd, prefix, 4) < 0 ? -1 : send_all(fd, payload, len);
+    return vb_ts_send_all(fd, prefix, 4) < 0 ? -1 : vb_ts_send_all(fd, payload, len);
 }
 
-typedef void (*body_fn)(vb_enc *enc, const void *arg);
-
-/* Append one encoded message to a growing buffer (so floods go out in one write). */
-static void append_msg(uint8_t **buf, size_t *len, uint32_t prog, uint32_t type, uint32_t serial,
-                       uint32_t proc, body_fn body, const void *arg)
+/* a CALL or REPLY header of prog's current version, conn_id 0 */
+static vb_msg_header header(uint32_t prog, uint32_t type, uint32_t serial, uint32_t proc)
 {
     vb_msg_header h = { prog, prog == VB_PROG_HOST ? VB_PROG_HOST_VERSION : VB_PROG_BROKER_VERSION,
                         type, serial, proc, VB_STATUS_OK, 0 };
-    vb_enc enc;
-    vb_enc_begin(&enc, &h);
-    if (body)
-        body(&enc, arg);
-    else
-        vb_enc_array(&enc, 0);
-    uint8_t *frame;
+    return h;
+}
+
+/* Append one encoded message to a growing buffer (so floods go out in one write). */
+static void append_msg(uint8_t **buf, size_t *len, uint32_t prog, uint32_t type, uint32_t serial,
+                       uint32_t proc, vb_ts_body_fn body, const void *arg)
+{
+    vb_msg_header h = header(prog, type, serial, proc);
     size_t flen;
-    vb_error err;
-    assert_int_equal(vb_enc_finish(&enc, VB_FRAME_MAX_ABSOLUTE, &frame, &flen, &err), 0);
+    uint8_t *frame = vb_ts_wire_encode(&h, body, arg, &flen);
+    assert_non_null(frame);
     *buf = realloc(*buf, *len + flen);
     assert_non_null(*buf);
     memcpy(*buf + *len, frame, flen);
@@ -332,78 +288,10 @@ static void append_msg(uint8_t **buf, size_t *len, uint32_t prog, uint32_t type,
 }
 
 static int send_msg(int fd, uint32_t prog, uint32_t type, uint32_t serial, uint32_t proc,
-                    body_fn body, const void *arg)
+                    vb_ts_body_fn body, const void *arg)
 {
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    append_msg(&buf, &len, prog, type, serial, proc, body, arg);
-    int rc = send_all(fd, buf, len);
-    free(buf);
-    return rc;
-}
-
-/* A reading end that keeps the bytes after a frame for the next one. */
-typedef struct rconn {
-    int fd;
-    vb_frame_reader rd;
-    uint8_t buf[16384];
-    size_t have, off;
-} rconn;
-
-static void rconn_init(rconn *c, int fd)
-{
-    memset(c, 0, sizeof *c);
-    c->fd = fd;
-    vb_frame_reader_init(&c->rd, VB_FRAME_MAX_ABSOLUTE);
-}
-
-static void rconn_close(rconn *c)
-{
-    vb_frame_reader_clear(&c->rd);
-    if (c->fd >= 0)
-        close(c->fd);
-    c->fd = -1;
-}
-
-/* 1: a message (vb_msg_clear it); 0: the peer closed; -1: timeout or garbage */
-static int rconn_read(rconn *c, int timeout_ms, vb_msg *out)
-{
-    int64_t deadline = now_ms() + timeout_ms;
-    for (;;) {
-        while (c->off < c->have) {
-            size_t used = 0;
-            vb_error err;
-            int st = vb_frame_reader_feed(&c->rd, c->buf + c->off, c->have - c->off, &used, &err);
-            c->off += used;
-            if (st == VB_FRAME_ERROR)
-                return -1;
-            if (st == VB_FRAME_READY) {
-                size_t len;
-                uint8_t *p = vb_frame_reader_take(&c->rd, &len);
-                return vb_msg_decode(out, p, len, &err) == 0 ? 1 : -1;
-            }
-        }
-        int64_t left = deadline - now_ms();
-        if (left <= 0)
-            return -1;
-        struct pollfd p = { .fd = c->fd, .events = POLLIN };
-        int rc = poll(&p, 1, (int)left);
-        if (rc < 0 && errno == EINTR)
-            continue;
-        if (rc <= 0)
-            return -1;
-        ssize_t n = read(c->fd, c->buf, sizeof c->buf);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == ECONNRESET)
-            return 0;
-        if (n < 0)
-            return -1;
-        if (n == 0)
-            return 0;
-        c->have = (size_t)n;
-        c->off = 0;
-    }
+    vb_msg_header h = header(prog, type, serial, proc);
+    return vb_ts_send_msg(fd, &h, body, arg);
 }
 
 /* 0 once the peer has closed fd (EOF or reset; anything it sent first is
@@ -431,7 +319,7 @@ static int wait_dropped(int fd, int timeout_ms)
 static int connect_tcp(const hostd *h)
 {
     vb_error err;
-    int fd = vb_net_connect_tcp("127.0.0.1", h->port, vb_ts_scaled_ms(5000), &err);
+    int fd = vb_net_connect_tcp("127.0.0.1", h->d.port, vb_ts_scaled_ms(5000), &err);
     if (fd < 0)
         fail_msg("connect to %s: %s", h->name, err.message);
     return fd;
@@ -447,27 +335,27 @@ static int connect_unix(const char *path)
 }
 
 /* A unix connection to h, logged in as an allowed peer (AUTH_PEER, serial 1). */
-static int connect_as_peer(rconn *c, const hostd *h)
+static int connect_as_peer(vb_ts_wire *c, const hostd *h)
 {
-    int fd = connect_unix(h->sock);
-    rconn_init(c, fd);
+    int fd = connect_unix(h->d.sock);
+    vb_ts_wire_adopt(c, fd);
     assert_int_equal(send_msg(fd, VB_PROG_HOST, VB_MSG_CALL, 1, VB_HOST_PROC_AUTH_PEER, NULL, NULL),
                      0);
     vb_msg m;
-    assert_int_equal(rconn_read(c, vb_ts_scaled_ms(5000), &m), 1);
+    assert_int_equal(vb_ts_wire_read(c, vb_ts_scaled_ms(5000), &m), 1);
     assert_int_equal(m.hdr.status, VB_STATUS_OK);
     vb_msg_clear(&m);
     return fd;
 }
 
 /* the server answers AUTH_LIST on this connection (serial checked) */
-static void assert_auth_list_answered(rconn *c, uint32_t serial)
+static void assert_auth_list_answered(vb_ts_wire *c, uint32_t serial)
 {
     assert_int_equal(send_msg(c->fd, VB_PROG_HOST, VB_MSG_CALL, serial, VB_HOST_PROC_AUTH_LIST,
                               NULL, NULL),
                      0);
     vb_msg m;
-    int rc = rconn_read(c, vb_ts_scaled_ms(5000), &m);
+    int rc = vb_ts_wire_read(c, vb_ts_scaled_ms(5000), &m);
     if (rc != 1)
         fail_msg("no answer to AUTH_LIST (%s)", rc == 0 ? "connection closed" : "timeout");
     assert_int_equal(m.hdr.type, VB_MSG_REPLY);
@@ -598,13 +486,13 @@ static void test_malformed_frames_dropped_by_vbhostd(void **state)
     (void)state;
     hostile h[64];
     size_t n = build_hostile(h, VB_PROG_HOST, VB_FRAME_MAX_PREAUTH);
-    long rss0 = vb_ts_rss_kib(hA.pid);
-    drops dA = { hA.log, "disconnected: ", "disconnected: peer closed", 0 };
-    drops dL = { hL.log, "disconnected: ", "disconnected: peer closed", 0 };
+    long rss0 = vb_ts_rss_kib(hA.d.pid);
+    drops dA = { hA.d.log, "disconnected: ", "disconnected: peer closed", 0 };
+    drops dL = { hL.d.log, "disconnected: ", "disconnected: peer closed", 0 };
     for (size_t i = 0; i < n; i++) {
         int before = count_drops(&dA);
         int fd = connect_tcp(&hA);
-        assert_int_equal(send_all(fd, h[i].bytes, h[i].len), 0);
+        assert_int_equal(vb_ts_send_all(fd, h[i].bytes, h[i].len), 0);
         if (wait_dropped(fd, vb_ts_scaled_ms(5000)) < 0)
             fail_msg("vbhostd kept a TCP client that sent %s", h[i].what);
         close(fd);
@@ -615,16 +503,16 @@ static void test_malformed_frames_dropped_by_vbhostd(void **state)
     size_t npost = build_hostile(post, VB_PROG_HOST, VB_FRAME_MAX_POSTAUTH);
     for (size_t i = 0; i < npost; i++) {
         int before = count_drops(&dL);
-        rconn c;
+        vb_ts_wire c;
         int fd = connect_as_peer(&c, &hL);
-        assert_int_equal(send_all(fd, post[i].bytes, post[i].len), 0);
+        assert_int_equal(vb_ts_send_all(fd, post[i].bytes, post[i].len), 0);
         if (wait_dropped(fd, vb_ts_scaled_ms(5000)) < 0)
             fail_msg("vbhostd kept an authenticated client that sent %s", post[i].what);
-        rconn_close(&c);
+        vb_ts_wire_close(&c);
         assert_drop_explained(&dL, before, post[i].what);
     }
     print_message("vbhostd dropped %zu + %zu malformed inputs; RSS %ld -> %ld KiB\n", n, npost,
-                  rss0, vb_ts_rss_kib(hA.pid));
+                  rss0, vb_ts_rss_kib(hA.d.pid));
     free_hostile(h, n);
     free_hostile(post, npost);
     assert_hostd_healthy(&hA);
@@ -640,7 +528,7 @@ static void test_malformed_frames_dropped_by_broker(void **state)
     for (size_t i = 0; i < n; i++) {
         int before = count_drops(&db);
         int fd = connect_unix(the_broker.sock);
-        assert_int_equal(send_all(fd, h[i].bytes, h[i].len), 0);
+        assert_int_equal(vb_ts_send_all(fd, h[i].bytes, h[i].len), 0);
         if (wait_dropped(fd, vb_ts_scaled_ms(5000)) < 0)
             fail_msg("vbrokerd kept a client that sent %s", h[i].what);
         close(fd);
@@ -666,11 +554,11 @@ static void test_preauth_limit_is_exact(void **state)
     payload[sizeof hdr + 2] = (uint8_t)(binlen >> 8);
     payload[sizeof hdr + 3] = (uint8_t)binlen;
     int fd = connect_tcp(&hA);
-    rconn c;
-    rconn_init(&c, fd);
+    vb_ts_wire c;
+    vb_ts_wire_adopt(&c, fd);
     assert_int_equal(send_payload(fd, payload, VB_FRAME_MAX_PREAUTH), 0);
     vb_msg m;
-    int rc = rconn_read(&c, vb_ts_scaled_ms(5000), &m);
+    int rc = vb_ts_wire_read(&c, vb_ts_scaled_ms(5000), &m);
     if (rc != 1)
         fail_msg("a frame of exactly 64 KiB was not answered (%d)", rc);
     /* AUTH_LIST's max body is 256: a well-delimited oversized call is refused
@@ -688,7 +576,7 @@ static void test_preauth_limit_is_exact(void **state)
     memcpy(bigger, payload, VB_FRAME_MAX_PREAUTH);
     assert_int_equal(send_payload(fd, bigger, VB_FRAME_MAX_PREAUTH + 1), 0);
     assert_int_equal(wait_dropped(fd, vb_ts_scaled_ms(5000)), 0);
-    rconn_close(&c);
+    vb_ts_wire_close(&c);
     free(payload);
     free(bigger);
     assert_hostd_healthy(&hA);
@@ -716,28 +604,28 @@ static void append_flood(uint8_t **buf, size_t *len, uint32_t prog, uint32_t pro
 static void test_callback_reply_flood_at_vbhostd(void **state)
 {
     (void)state;
-    long rss0 = vb_ts_rss_kib(hA.pid);
+    long rss0 = vb_ts_rss_kib(hA.d.pid);
     /* before authentication, on TCP */
     int fd = connect_tcp(&hA);
-    rconn c;
-    rconn_init(&c, fd);
+    vb_ts_wire c;
+    vb_ts_wire_adopt(&c, fd);
     uint8_t *flood = NULL;
     size_t len = 0;
     append_flood(&flood, &len, VB_PROG_HOST, VB_HOST_PROC_CRED_FILL, 1000, 1);
-    assert_int_equal(send_all(fd, flood, len), 0);
+    assert_int_equal(vb_ts_send_all(fd, flood, len), 0);
     assert_auth_list_answered(&c, 1);
     /* the connection still logs in: nothing of the flood was taken as an answer */
     assert_auth_list_answered(&c, 2);
-    rconn_close(&c);
+    vb_ts_wire_close(&c);
     /* after authentication (peer, unix), then a driver call on the same connection */
     fd = connect_as_peer(&c, &hL);
     vb_msg m;
-    assert_int_equal(send_all(fd, flood, len), 0);
+    assert_int_equal(vb_ts_send_all(fd, flood, len), 0);
     assert_auth_list_answered(&c, 2);
     assert_int_equal(send_msg(fd, VB_PROG_HOST, VB_MSG_CALL, 3, VB_HOST_PROC_GET_HOSTNAME, NULL,
                               NULL),
                      0);
-    assert_int_equal(rconn_read(&c, vb_ts_scaled_ms(5000), &m), 1);
+    assert_int_equal(vb_ts_wire_read(&c, vb_ts_scaled_ms(5000), &m), 1);
     /* no hypervisor connection is open on it yet: a clear NOT_OPEN, not silence */
     assert_int_equal(m.hdr.serial, 3);
     assert_int_equal(m.hdr.status, VB_STATUS_ERROR);
@@ -745,9 +633,9 @@ static void test_callback_reply_flood_at_vbhostd(void **state)
     assert_int_equal(vb_msg_error_body(&m, &e, &err), 0);
     assert_int_equal(e.code, VB_ERR_NOT_OPEN);
     vb_msg_clear(&m);
-    rconn_close(&c);
+    vb_ts_wire_close(&c);
     free(flood);
-    long rss1 = vb_ts_rss_kib(hA.pid);
+    long rss1 = vb_ts_rss_kib(hA.d.pid);
     print_message("vbhostd RSS around 2 x 1000 CALLBACK_REPLYs: %ld -> %ld KiB\n", rss0, rss1);
     assert_true(rss1 - rss0 < 16 * 1024 * RSS_SLACK);
     assert_hostd_healthy(&hA);
@@ -814,17 +702,17 @@ static void test_callback_reply_flood_at_broker(void **state)
     long rss0 = vb_ts_rss_kib(the_broker.pid);
     /* 1000 answers nobody asked for, then STATUS on the same connection */
     int fd = connect_unix(the_broker.sock);
-    rconn c;
-    rconn_init(&c, fd);
+    vb_ts_wire c;
+    vb_ts_wire_adopt(&c, fd);
     uint8_t *flood = NULL;
     size_t len = 0;
     append_flood(&flood, &len, VB_PROG_BROKER, VB_BROKER_PROC_CRED_REQUEST, 1000, 1);
-    assert_int_equal(send_all(fd, flood, len), 0);
+    assert_int_equal(vb_ts_send_all(fd, flood, len), 0);
     assert_int_equal(send_msg(fd, VB_PROG_BROKER, VB_MSG_CALL, 1, VB_BROKER_PROC_STATUS, NULL,
                               NULL),
                      0);
     vb_msg m;
-    assert_int_equal(rconn_read(&c, vb_ts_scaled_ms(5000), &m), 1);
+    assert_int_equal(vb_ts_wire_read(&c, vb_ts_scaled_ms(5000), &m), 1);
     assert_int_equal(m.hdr.serial, 1);
     assert_int_equal(m.hdr.status, VB_STATUS_OK);
     vb_msg_clear(&m);
@@ -835,7 +723,7 @@ static void test_callback_reply_flood_at_broker(void **state)
     assert_int_equal(send_msg(fd, VB_PROG_BROKER, VB_MSG_CALL, 2, VB_BROKER_PROC_OPEN,
                               pack_broker_open, NULL),
                      0);
-    assert_int_equal(rconn_read(&c, vb_ts_scaled_ms(10000), &m), 1);
+    assert_int_equal(vb_ts_wire_read(&c, vb_ts_scaled_ms(10000), &m), 1);
     assert_int_equal(m.hdr.type, VB_MSG_CALLBACK);
     assert_int_equal(m.hdr.procedure, VB_BROKER_PROC_CRED_REQUEST);
     uint32_t serial = m.hdr.serial;
@@ -853,14 +741,14 @@ static void test_callback_reply_flood_at_broker(void **state)
     /* and the same answer again, late: ignored too */
     append_msg(&flood, &len, VB_PROG_BROKER, VB_MSG_CALLBACK_REPLY, serial,
                VB_BROKER_PROC_CRED_REQUEST, pack_fake_answer, NULL);
-    assert_int_equal(send_all(fd, flood, len), 0);
+    assert_int_equal(vb_ts_send_all(fd, flood, len), 0);
     free(flood);
-    int rc = rconn_read(&c, vb_ts_scaled_ms(10000), &m);
+    int rc = vb_ts_wire_read(&c, vb_ts_scaled_ms(10000), &m);
     assert_int_equal(rc, 1);
     if (m.hdr.type == VB_MSG_CALLBACK) {
         read_cred_request(&m, &a, &retry);
         vb_msg_clear(&m);
-        rconn_close(&c);
+        vb_ts_wire_close(&c);
         fail_msg("the broker asked again (retry=%d): the login used another answer than the "
                  "one with the right serial, sent first (a late duplicate of that serial, "
                  "carrying a wrong user, replaced it before the worker took it)",
@@ -877,11 +765,11 @@ static void test_callback_reply_flood_at_broker(void **state)
     assert_int_equal(send_msg(fd, VB_PROG_BROKER, VB_MSG_CALL, 3, VB_BROKER_PROC_GET_HOSTNAME, NULL,
                               NULL),
                      0);
-    assert_int_equal(rconn_read(&c, vb_ts_scaled_ms(5000), &m), 1);
+    assert_int_equal(vb_ts_wire_read(&c, vb_ts_scaled_ms(5000), &m), 1);
     assert_int_equal(m.hdr.serial, 3);
     assert_int_equal(m.hdr.status, VB_STATUS_OK);
     vb_msg_clear(&m);
-    rconn_close(&c);
+    vb_ts_wire_close(&c);
     long rss1 = vb_ts_rss_kib(the_broker.pid);
     print_message("vbrokerd RSS around 2 x 1000 CALLBACK_REPLYs: %ld -> %ld KiB\n", rss0, rss1);
     assert_true(rss1 - rss0 < 16 * 1024 * RSS_SLACK);
@@ -892,11 +780,11 @@ static void test_callback_reply_flood_at_broker(void **state)
 
 static int is_too_many_clients(int fd)
 {
-    rconn c;
-    rconn_init(&c, fd);
+    vb_ts_wire c;
+    vb_ts_wire_adopt(&c, fd);
     vb_msg m;
     int ok = 0;
-    if (rconn_read(&c, vb_ts_scaled_ms(2000), &m) == 1) {
+    if (vb_ts_wire_read(&c, vb_ts_scaled_ms(2000), &m) == 1) {
         vb_error e, err;
         ok = m.hdr.serial == 0 && m.hdr.status == VB_STATUS_ERROR &&
              vb_msg_error_body(&m, &e, &err) == 0 && e.code == VB_ERR_TOO_MANY_CLIENTS &&
@@ -910,7 +798,7 @@ static int is_too_many_clients(int fd)
 static void test_1000_idle_unauthenticated_connections(void **state)
 {
     (void)state;
-    long rss0 = vb_ts_rss_kib(hL.pid);
+    long rss0 = vb_ts_rss_kib(hL.d.pid);
     int *fds = calloc(IDLE_CONNS, sizeof *fds);
     int64_t t0 = now_ms();
     for (int i = 0; i < IDLE_CONNS; i++)
@@ -942,7 +830,7 @@ static void test_1000_idle_unauthenticated_connections(void **state)
             other++;
         }
     }
-    long rss1 = vb_ts_rss_kib(hL.pid);
+    long rss1 = vb_ts_rss_kib(hL.d.pid);
     print_message("%d connections in %lld ms: %d silent (admitted), %d refused with "
                   "TOO_MANY_CLIENTS, %d other; vbhostd RSS %ld -> %ld KiB\n",
                   IDLE_CONNS, (long long)(now_ms() - t0), silent, refused, other, rss0, rss1);
@@ -954,7 +842,7 @@ static void test_1000_idle_unauthenticated_connections(void **state)
     vb_error err;
     if (open_list(unix_uri(&hL, "auth=peer"), NULL, &err) < 0)
         fail_msg("peer open while the anonymous slots are full: %s", err.message);
-    assert_int_equal(kill(hL.pid, 0), 0);
+    assert_int_equal(kill(hL.d.pid, 0), 0);
     for (int i = 0; i < IDLE_CONNS; i++)
         if (fds[i] >= 0)
             close(fds[i]);
@@ -971,7 +859,7 @@ static void test_1000_idle_unauthenticated_connections(void **state)
     }
     if (!ok)
         fail_msg("no TCP login after the idle clients left: %s", err.message);
-    long rss2 = vb_ts_rss_kib(hL.pid);
+    long rss2 = vb_ts_rss_kib(hL.d.pid);
     print_message("vbhostd RSS after they left: %ld KiB\n", rss2);
     assert_true(rss2 - rss0 < 64 * 1024 * RSS_SLACK);
     assert_hostd_healthy(&hL);
@@ -1039,7 +927,7 @@ static void test_slow_client_dropped_by_auth_timeout(void **state)
         assert_true(after >= 1900);
         assert_true(after <= 2000 + vb_ts_scaled_ms(2000));
     }
-    assert_log_soon(hT.log, "did not authenticate within 2 s; disconnecting");
+    assert_log_soon(hT.d.log, "did not authenticate within 2 s; disconnecting");
     assert_hostd_healthy(&hT);
 }
 
@@ -1064,14 +952,14 @@ static int64_t trickle_until_dropped(int fd, const uint8_t *frame, size_t flen, 
 
 /* The frame in two halves pacing_ms apart, inside the frame timeout: the
  * answer comes (the deadline is for trickling, not for a pause). */
-static void assert_split_frame_answered(rconn *c, const uint8_t *frame, size_t flen, int pacing_ms)
+static void assert_split_frame_answered(vb_ts_wire *c, const uint8_t *frame, size_t flen, int pacing_ms)
 {
-    assert_int_equal(send_all(c->fd, frame, flen / 2), 0);
+    assert_int_equal(vb_ts_send_all(c->fd, frame, flen / 2), 0);
     struct pollfd p = { .fd = c->fd, .events = POLLIN };
     assert_int_equal(poll(&p, 1, pacing_ms), 0); /* pacing: nothing may come back yet */
-    assert_int_equal(send_all(c->fd, frame + flen / 2, flen - flen / 2), 0);
+    assert_int_equal(vb_ts_send_all(c->fd, frame + flen / 2, flen - flen / 2), 0);
     vb_msg m;
-    assert_int_equal(rconn_read(c, vb_ts_scaled_ms(5000), &m), 1);
+    assert_int_equal(vb_ts_wire_read(c, vb_ts_scaled_ms(5000), &m), 1);
     assert_int_equal(m.hdr.type, VB_MSG_REPLY);
     vb_msg_clear(&m);
 }
@@ -1094,12 +982,12 @@ static void test_slow_authenticated_client_dropped_by_frame_timeout(void **state
     size_t flen = 0;
     append_msg(&frame, &flen, VB_PROG_HOST, VB_MSG_CALL, 2, VB_HOST_PROC_AUTH_LIST, NULL, NULL);
     /* vbhostd: logged in (peer), answered, then one frame one byte a second */
-    rconn c;
+    vb_ts_wire c;
     int fd = connect_as_peer(&c, &hT);
     assert_split_frame_answered(&c, frame, flen, 1000);
     assert_trickled_frame_dropped(fd, frame, flen, "vbhostd");
-    rconn_close(&c);
-    assert_log_soon(hT.log, "did not arrive completely within 2000 ms");
+    vb_ts_wire_close(&c);
+    assert_log_soon(hT.d.log, "did not arrive completely within 2000 ms");
     assert_hostd_healthy(&hT);
     free(frame);
 
@@ -1108,10 +996,10 @@ static void test_slow_authenticated_client_dropped_by_frame_timeout(void **state
     flen = 0;
     append_msg(&frame, &flen, VB_PROG_BROKER, VB_MSG_CALL, 1, VB_BROKER_PROC_STATUS, NULL, NULL);
     fd = connect_unix(the_broker.sock);
-    rconn_init(&c, fd);
+    vb_ts_wire_adopt(&c, fd);
     assert_split_frame_answered(&c, frame, flen, 1000);
     assert_trickled_frame_dropped(fd, frame, flen, "vbrokerd");
-    rconn_close(&c);
+    vb_ts_wire_close(&c);
     assert_log_soon(the_broker.log, "did not arrive completely within 2000 ms");
     free(frame);
     vb_broker_status st;
@@ -1126,7 +1014,7 @@ static void test_slow_authenticated_client_dropped_by_frame_timeout(void **state
 static void test_silent_keepalive_client_dropped(void **state)
 {
     (void)state;
-    rconn quiet, pinger;
+    vb_ts_wire quiet, pinger;
     int quiet_fd = connect_as_peer(&quiet, &hT);
     int fd = connect_as_peer(&pinger, &hT);
     int64_t t0 = now_ms();
@@ -1134,7 +1022,7 @@ static void test_silent_keepalive_client_dropped(void **state)
                               NULL),
                      0);
     vb_msg m;
-    assert_int_equal(rconn_read(&pinger, vb_ts_scaled_ms(5000), &m), 1);
+    assert_int_equal(vb_ts_wire_read(&pinger, vb_ts_scaled_ms(5000), &m), 1);
     assert_int_equal(m.hdr.program, VB_PROG_KEEPALIVE);
     assert_int_equal(m.hdr.procedure, VB_KEEPALIVE_PROC_PONG);
     vb_msg_clear(&m);
@@ -1144,12 +1032,12 @@ static void test_silent_keepalive_client_dropped(void **state)
     print_message("silent keepalive client dropped after %lld ms (keepalive_timeout 2 s)\n",
                   (long long)after);
     assert_true(after >= 1900);
-    rconn_close(&pinger);
-    assert_log_soon(hT.log, "not even a keepalive, for 2 s");
+    vb_ts_wire_close(&pinger);
+    assert_log_soon(hT.d.log, "not even a keepalive, for 2 s");
     /* the one that never pinged is still served */
     assert_auth_list_answered(&quiet, 2);
     (void)quiet_fd;
-    rconn_close(&quiet);
+    vb_ts_wire_close(&quiet);
     assert_hostd_healthy(&hT);
 }
 
@@ -1247,7 +1135,7 @@ static int any_readable(const int *fds, int n, int quiet_ms)
  * within 10 s. */
 static void login_against(int chatty, const char *const addrs[4])
 {
-    attacker a = { .port = hS.port, .chatty = chatty };
+    attacker a = { .port = hS.d.port, .chatty = chatty };
     for (int i = 0; i < ATTACK_SLOTS; i++) {
         a.src[i] = addrs[i / 5];
         a.fd[i] = connect_from(a.src[i], a.port);
@@ -1270,7 +1158,7 @@ static void login_against(int chatty, const char *const addrs[4])
     int64_t took = now_ms() - t0;
     atomic_store(&a.stop, 1);
     pthread_join(a.thread, NULL);
-    int closed_before = vb_ts_count_in_file(hS.log, " disconnected: "), open = 0;
+    int closed_before = vb_ts_count_in_file(hS.d.log, " disconnected: "), open = 0;
     for (int i = 0; i < ATTACK_SLOTS; i++)
         if (a.fd[i] >= 0) {
             close(a.fd[i]);
@@ -1284,7 +1172,7 @@ static void login_against(int chatty, const char *const addrs[4])
         fail_msg("no real login within 10 s while an attacker held every anonymous slot: %s",
                  err.message);
     /* the next round starts with free slots */
-    if (vb_ts_wait_for_log(hS.log, " disconnected: ", closed_before + open,
+    if (vb_ts_wait_for_log(hS.d.log, " disconnected: ", closed_before + open,
                            vb_ts_scaled_ms(5000)) < 0)
         fail_msg("hS did not see the attacker's connections close");
 }
@@ -1297,7 +1185,7 @@ static void test_real_login_while_attacker_holds_every_slot(void **state)
      * themselves) */
     static const char *const shared[] = { "127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4" };
     login_against(0, shared);
-    assert_log_soon(hS.log, "closed to make room for");
+    assert_log_soon(hS.d.log, "closed to make room for");
     /* chatty, from other addresses (the real user's group of one is never
      * the one to give way) */
     static const char *const others[] = { "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5" };
@@ -1310,9 +1198,9 @@ static void test_real_login_while_attacker_holds_every_slot(void **state)
 static void test_silent_connection_dropped_after_first_frame_timeout(void **state)
 {
     (void)state;
-    int silent = connect_from("127.0.0.5", hS.port);
-    rconn talker;
-    rconn_init(&talker, connect_from("127.0.0.6", hS.port));
+    int silent = connect_from("127.0.0.5", hS.d.port);
+    vb_ts_wire talker;
+    vb_ts_wire_adopt(&talker, connect_from("127.0.0.6", hS.d.port));
     assert_true(silent >= 0 && talker.fd >= 0);
     int64_t t0 = now_ms();
     assert_auth_list_answered(&talker, 1);
@@ -1323,8 +1211,8 @@ static void test_silent_connection_dropped_after_first_frame_timeout(void **stat
     assert_true(after >= 1900);
     close(silent);
     assert_auth_list_answered(&talker, 2); /* it spoke: only auth_timeout applies to it */
-    rconn_close(&talker);
-    assert_log_soon(hS.log, "sent no frame within 2 s of connecting");
+    vb_ts_wire_close(&talker);
+    assert_log_soon(hS.d.log, "sent no frame within 2 s of connecting");
 }
 
 /* n copies of one PING call: what a peer that never reads sends */
@@ -1427,14 +1315,14 @@ static void test_reply_flood_without_reading_is_bounded(void **state)
     (void)state;
     /* on the unix socket the kernel holds a fixed ~200 KiB for a peer that
      * does not read, so the replies back up into vbhostd at once */
-    flood_without_reading("vbhostd on its unix socket (before login)", hF.pid,
-                          connect_unix(hF.sock), hF.log, 1);
+    flood_without_reading("vbhostd on its unix socket (before login)", hF.d.pid,
+                          connect_unix(hF.d.sock), hF.d.log, 1);
     /* on TCP the kernel's send buffer grows to 4 MiB first: a sanitized
      * vbhostd takes a minute to answer that many PINGs, so only here */
     if (RSS_SLACK == 1) {
-        int fd = connect_from_rcvbuf("127.0.0.1", hF.port, 4096);
+        int fd = connect_from_rcvbuf("127.0.0.1", hF.d.port, 4096);
         assert_true(fd >= 0);
-        flood_without_reading("vbhostd on TCP (before login)", hF.pid, fd, hF.log, 1);
+        flood_without_reading("vbhostd on TCP (before login)", hF.d.pid, fd, hF.d.log, 1);
     }
     assert_hostd_healthy(&hF);
     flood_without_reading("vbrokerd", the_broker.pid, connect_unix(the_broker.sock),
@@ -1455,13 +1343,13 @@ static void assert_replies_flushed(int fd, uint32_t prog, uint32_t proc, const c
     assert_non_null(buf);
     memcpy(buf + len, bad, sizeof bad);
     len += sizeof bad;
-    rconn c;
-    rconn_init(&c, fd);
-    assert_int_equal(send_all(fd, buf, len), 0);
+    vb_ts_wire c;
+    vb_ts_wire_adopt(&c, fd);
+    assert_int_equal(vb_ts_send_all(fd, buf, len), 0);
     free(buf);
     for (uint32_t serial = 1; serial <= 3; serial++) {
         vb_msg m;
-        int rc = rconn_read(&c, vb_ts_scaled_ms(5000), &m);
+        int rc = vb_ts_wire_read(&c, vb_ts_scaled_ms(5000), &m);
         if (rc != 1)
             fail_msg("%s: the reply to call %u, sent before a bad frame, never came (%s)", who,
                      serial, rc == 0 ? "closed first" : "timeout");
@@ -1470,7 +1358,7 @@ static void assert_replies_flushed(int fd, uint32_t prog, uint32_t proc, const c
         vb_msg_clear(&m);
     }
     assert_int_equal(wait_dropped(fd, vb_ts_scaled_ms(5000)), 0);
-    rconn_close(&c);
+    vb_ts_wire_close(&c);
 }
 
 static void test_replies_flushed_before_close_for_bad_frame(void **state)
@@ -1542,8 +1430,8 @@ static void assert_survives_fd_exhaustion(const char *who, char *const daemon_ar
     }
     assert_true(nfds > FD_HARD);
     int waiting = fds[--nfds]; /* the last one is surely beyond the limit */
-    rconn c;
-    rconn_init(&c, waiting);
+    vb_ts_wire c;
+    vb_ts_wire_adopt(&c, waiting);
     assert_int_equal(send_msg(waiting, prog, VB_MSG_CALL, 1, proc, NULL, NULL), 0);
     vb_ts_wait_for_log(log, "not accepting until a descriptor frees", 1, vb_ts_scaled_ms(5000));
     long cpu0 = cpu_ms(pid);
@@ -1559,7 +1447,7 @@ static void assert_survives_fd_exhaustion(const char *who, char *const daemon_ar
         close(fds[i]);
     t0 = now_ms();
     vb_msg m;
-    int rc = rconn_read(&c, vb_ts_scaled_ms(5000), &m);
+    int rc = vb_ts_wire_read(&c, vb_ts_scaled_ms(5000), &m);
     print_message("%s served the waiting client %lld ms after the others left\n", who,
                   (long long)(now_ms() - t0));
     if (rc != 1)
@@ -1567,7 +1455,7 @@ static void assert_survives_fd_exhaustion(const char *who, char *const daemon_ar
     assert_int_equal(m.hdr.serial, 1);
     assert_int_equal(m.hdr.status, VB_STATUS_OK);
     vb_msg_clear(&m);
-    rconn_close(&c);
+    vb_ts_wire_close(&c);
     assert_true(used < 300);
     assert_log_soon(log, "not accepting until a descriptor frees");
     assert_int_equal(vb_ts_check_exit(who, vb_ts_stop(pid, vb_ts_scaled_ms(5000)), log), 0);
@@ -1591,13 +1479,13 @@ static void test_daemons_out_of_descriptors(void **state)
     assert_survives_fd_exhaustion("vbrokerd", broker_argv, sock, log, VB_PROG_BROKER,
                                   VB_BROKER_PROC_STATUS);
     /* vbhostd: its unix socket with peer auth (allowed peers are not anonymous) */
-    hostd h = { "hD", "auth_unix = [\"peer\"]\n", 0, "", "", "", "", 0, 0 };
+    hostd h = { "hD", "auth_unix = [\"peer\"]\n", 0, { .pid = 0 } };
     assert_int_equal(start_hostd(&h), 0); /* writes the config; this one only checks it starts */
-    assert_int_equal(vb_ts_check_exit("vbhostd hD", vb_ts_stop(h.pid, vb_ts_scaled_ms(5000)), h.log),
+    assert_int_equal(vb_ts_check_exit("vbhostd hD", vb_ts_stop(h.d.pid, vb_ts_scaled_ms(5000)), h.d.log),
                      0);
-    char *hostd_argv[] = { VB_BUILD_DIR "/vbhostd", "-f", h.conf, "--foreground", NULL };
+    char *hostd_argv[] = { VB_BUILD_DIR "/vbhostd", "-f", h.d.conf, "--foreground", NULL };
     snprintf(log, sizeof log, "%s/hD-fd.log", dir);
-    assert_survives_fd_exhaustion("vbhostd", hostd_argv, h.sock, log, VB_PROG_HOST,
+    assert_survives_fd_exhaustion("vbhostd", hostd_argv, h.d.sock, log, VB_PROG_HOST,
                                   VB_HOST_PROC_AUTH_LIST);
 }
 
@@ -1611,14 +1499,14 @@ static void test_broker_max_clients(void **state)
                      "--max-clients", "3", NULL };
     pid_t pid = vb_ts_spawn_daemon(argv, log);
     assert_int_equal(vb_ts_wait_unix_socket(sock, vb_ts_scaled_ms(START_MS)), 0);
-    rconn c[4];
+    vb_ts_wire c[4];
     for (int i = 0; i < 4; i++) {
-        rconn_init(&c[i], connect_unix(sock));
+        vb_ts_wire_adopt(&c[i], connect_unix(sock));
         /* the one over the limit may be closed before it could send anything */
         assert_true(i == 3 || send_msg(c[i].fd, VB_PROG_BROKER, VB_MSG_CALL, 1,
                                        VB_BROKER_PROC_STATUS, NULL, NULL) == 0);
         vb_msg m;
-        assert_int_equal(rconn_read(&c[i], vb_ts_scaled_ms(5000), &m), 1);
+        assert_int_equal(vb_ts_wire_read(&c[i], vb_ts_scaled_ms(5000), &m), 1);
         if (i < 3) {
             assert_int_equal(m.hdr.serial, 1);
             assert_int_equal(m.hdr.status, VB_STATUS_OK);
@@ -1631,7 +1519,7 @@ static void test_broker_max_clients(void **state)
         vb_msg_clear(&m);
     }
     for (int i = 0; i < 4; i++)
-        rconn_close(&c[i]);
+        vb_ts_wire_close(&c[i]);
     assert_int_equal(vb_ts_check_exit("vbrokerd", vb_ts_stop(pid, vb_ts_scaled_ms(5000)), log), 0);
 }
 
@@ -1719,19 +1607,19 @@ static void copy_file(const char *from, const char *to)
  * with_token) a tokens.db holding hA's token ids with other secrets */
 static void make_impostor(int with_token)
 {
-    assert_true(vb_ts_stop(hB.pid, 5000) >= 0);
+    assert_true(vb_ts_stop(hB.d.pid, 5000) >= 0);
     char path[500], from[500];
-    snprintf(from, sizeof from, "%s/server-id", hA.state);
-    snprintf(path, sizeof path, "%s/server-id", hB.state);
+    snprintf(from, sizeof from, "%s/server-id", hA.d.state);
+    snprintf(path, sizeof path, "%s/server-id", hB.d.state);
     copy_file(from, path);
     const char *suffixes[] = { "", "-wal", "-shm", "-journal" };
     for (size_t i = 0; i < 4; i++) {
-        snprintf(path, sizeof path, "%s/tokens.db%s", hB.state, suffixes[i]);
+        snprintf(path, sizeof path, "%s/tokens.db%s", hB.d.state, suffixes[i]);
         unlink(path);
     }
     if (with_token) {
-        snprintf(from, sizeof from, "%s/tokens.db", hA.state);
-        snprintf(path, sizeof path, "%s/tokens.db", hB.state);
+        snprintf(from, sizeof from, "%s/tokens.db", hA.d.state);
+        snprintf(path, sizeof path, "%s/tokens.db", hB.d.state);
         char sql[700];
         snprintf(sql, sizeof sql, ".backup '%s'", path);
         assert_int_equal(run_sqlite(from, sql, NULL), 0);
@@ -1759,18 +1647,18 @@ static void test_server_claiming_another_servers_id(void **state)
      * that is offered one). The client proves nothing and keeps the token. */
     make_impostor(1);
     char db[500], *out = NULL;
-    snprintf(db, sizeof db, "%s/tokens.db", hB.state);
+    snprintf(db, sizeof db, "%s/tokens.db", hB.d.state);
     assert_int_equal(run_sqlite(db, "SELECT max(last_used) FROM tokens;", &out), 0);
     assert_non_null(out);
     long last_used = atol(out);
     free(out);
-    int before = vb_ts_count_in_file(hB.log, "authenticated as");
+    int before = vb_ts_count_in_file(hB.d.log, "authenticated as");
     vb_conn *c = vb_open_auth(unix_uri(&hB, NULL), NULL, 0, &err);
     if (c)
         fail_msg("the broker logged in to a server that cannot prove it knows the token");
     print_message("impostor with hA's id: %s\n", err.message);
     assert_int_equal(err.code, VBROKER_ERR_CRED_REQUIRED);
-    assert_int_equal(vb_ts_count_in_file(hB.log, "authenticated as"), before);
+    assert_int_equal(vb_ts_count_in_file(hB.d.log, "authenticated as"), before);
     assert_int_equal(logins_cached(), 1);
     /* the client sent no proof: the impostor never saw the token used */
     assert_int_equal(run_sqlite(db, "SELECT max(last_used) FROM tokens;", &out), 0);
@@ -1787,15 +1675,15 @@ static void test_server_claiming_another_servers_id(void **state)
      * and, with nobody to ask, the open fails with a clear error. The
      * impostor never authenticates the broker. */
     make_impostor(0);
-    before = vb_ts_count_in_file(hB.log, "authenticated as");
+    before = vb_ts_count_in_file(hB.d.log, "authenticated as");
     c = vb_open_auth(unix_uri(&hB, NULL), NULL, 0, &err);
     if (c)
         fail_msg("the broker logged in to an impostor without credentials");
     print_message("impostor with hA's id and no tokens: %s\n", err.message);
     assert_int_equal(err.code, VBROKER_ERR_CRED_REQUIRED);
-    assert_int_equal(vb_ts_count_in_file(hB.log, "authenticated as"), before);
+    assert_int_equal(vb_ts_count_in_file(hB.d.log, "authenticated as"), before);
     assert_int_equal(logins_cached(), 1);
-    assert_int_equal(kill(hB.pid, 0), 0);
+    assert_int_equal(kill(hB.d.pid, 0), 0);
     assert_hostd_healthy(&hA);
     assert_broker_healthy();
 }
@@ -1808,14 +1696,14 @@ static void test_every_daemon_alive_and_exits_cleanly(void **state)
     assert_broker_healthy();
     hostd *all[] = { &hA, &hB, &hL, &hT, &hS, &hF };
     for (size_t i = 0; i < 6; i++)
-        assert_int_equal(kill(all[i]->pid, 0), 0);
+        assert_int_equal(kill(all[i]->d.pid, 0), 0);
     /* SIGTERM: each exits by itself, and (under VB_TEST_DAEMON_WRAPPER with
      * --error-exitcode=99) without memory errors or leaks */
     int bad = vb_ts_check_exit("vbrokerd", vb_ts_stop(the_broker.pid, vb_ts_scaled_ms(5000)), the_broker.log) < 0;
     for (size_t i = 0; i < 6; i++) {
         char name[40];
         snprintf(name, sizeof name, "vbhostd %s", all[i]->name);
-        bad += vb_ts_check_exit(name, vb_ts_stop(all[i]->pid, vb_ts_scaled_ms(5000)), all[i]->log) < 0;
+        bad += vb_ts_check_exit(name, vb_ts_stop(all[i]->d.pid, vb_ts_scaled_ms(5000)), all[i]->d.log) < 0;
     }
     if (bad)
         fail_msg("%d daemon(s) did not exit cleanly on SIGTERM (see above)", bad);

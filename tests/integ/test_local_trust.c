@@ -69,16 +69,51 @@ static long process_uid(const char *pid)
     return uid;
 }
 
-/* Every process of the account, by pid (a broker a test autostarted). */
-static void kill_processes_of(uid_t uid)
+/* A process that has not exited yet: a zombie holds no descriptors. */
+static int process_alive(const char *pid)
+{
+    char path[300], line[256];
+    snprintf(path, sizeof path, "/proc/%s/status", pid);
+    FILE *f = fopen(path, "r");
+    int alive = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "State:", 6) == 0) {
+            alive = strchr(line + 6, 'Z') == NULL && strchr(line + 6, 'X') == NULL;
+            break;
+        }
+    if (f)
+        fclose(f);
+    return alive;
+}
+
+/* Signal every live process of uid; how many there were. */
+static int signal_processes_of(uid_t uid)
 {
     DIR *d = opendir("/proc");
     struct dirent *e;
+    int n = 0;
     while (d && (e = readdir(d)))
-        if (e->d_name[0] >= '1' && e->d_name[0] <= '9' && process_uid(e->d_name) == (long)uid)
+        if (e->d_name[0] >= '1' && e->d_name[0] <= '9' && process_uid(e->d_name) == (long)uid &&
+            process_alive(e->d_name)) {
             kill((pid_t)atoi(e->d_name), SIGKILL);
+            n++;
+        }
     if (d)
         closedir(d);
+    return n;
+}
+
+static int none_left(void *uid)
+{
+    return signal_processes_of(*(uid_t *)uid) == 0;
+}
+
+/* Every process of the account, by pid (a broker a test autostarted), gone
+ * before the next step: a broker still dying would accept the next client. */
+static void kill_processes_of(uid_t uid)
+{
+    if (vb_ts_wait_until(none_left, &uid, vb_ts_scaled_ms(WAIT_MS)) < 0)
+        fprintf(stderr, "processes of uid %u outlived SIGKILL\n", (unsigned)uid);
 }
 
 static void remove_tree(const char *path)

@@ -29,10 +29,8 @@ static vb_ts_broker bmain, bshort;
 
 static int start_hostd(vb_ts_hostd *h, const char *name)
 {
-    return vb_ts_hostd_start(h, dir, name, 0,
-                             "auth_unix = [\"token\", \"sasl\"]\nsasl_conf_dir = \"%s/sasl\"\n"
-                             "sasl_realm = \"" REALM "\"\nmax_anonymous_clients = 200\n",
-                             dir);
+    return vb_ts_hostd_start_sasl(h, dir, name, 0, REALM,
+                                  "auth_unix = [\"token\", \"sasl\"]\nmax_anonymous_clients = 200\n");
 }
 
 /* the short-lived broker keeps passwords 1 s and no idle host connection,
@@ -48,11 +46,8 @@ static int group_setup(void **state)
 {
     (void)state;
     dir = vb_ts_tmpdir("login");
-    char sasl[300];
-    snprintf(sasl, sizeof sasl, "%s/sasl", dir);
-    mkdir(sasl, 0700);
     static const char *const users[] = { "alice:" PASSWORD, NULL };
-    if (vb_ts_sasl_setup(sasl, "vbhostd", REALM, "scram-sha-256", users, NULL) < 0)
+    if (vb_ts_hostd_sasl_setup(dir, REALM, "scram-sha-256", users, NULL) < 0)
         return -1;
     if (start_hostd(&h1, "h1") < 0 || start_hostd(&h2, "h2") < 0 ||
         start_broker(&bmain, "bmain", NULL) < 0 || start_broker(&bshort, "bshort", "1") < 0)

@@ -36,15 +36,10 @@ static int group_setup(void **state)
 {
     (void)state;
     dir = vb_ts_tmpdir("burst");
-    char sasl[300];
-    snprintf(sasl, sizeof sasl, "%s/sasl", dir);
-    mkdir(sasl, 0700);
     static const char *const users[] = { "alice:" PASSWORD, NULL };
     static const char *const cold[] = { "--secret-ttl", "0", "--upstream-idle", "0", NULL };
-    if (vb_ts_sasl_setup(sasl, "vbhostd", REALM, "digest-md5", users, NULL) < 0 ||
-        vb_ts_hostd_start(&hostd, dir, "h", 1,
-                          "auth_tcp = [\"sasl\"]\nsasl_conf_dir = \"%s\"\n"
-                          "sasl_realm = \"" REALM "\"\n", sasl) < 0 ||
+    if (vb_ts_hostd_sasl_setup(dir, REALM, "digest-md5", users, NULL) < 0 ||
+        vb_ts_hostd_start_sasl(&hostd, dir, "h", 1, REALM, "auth_tcp = [\"sasl\"]\n") < 0 ||
         vb_ts_broker_start(&broker, dir, "b", cold) < 0)
         return -1;
     vb_ts_broker_use(&broker);

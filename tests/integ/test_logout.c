@@ -31,18 +31,13 @@ static int group_setup(void **state)
 {
     (void)state;
     dir = vb_ts_tmpdir("logout");
-    char sasl[300];
-    snprintf(sasl, sizeof sasl, "%s/sasl", dir);
-    mkdir(sasl, 0700);
     static const char *const users[] = { "alice:" PASSWORD, NULL };
-    if (vb_ts_sasl_setup(sasl, "vbhostd", REALM, "scram-sha-256", users, NULL) < 0)
+    if (vb_ts_hostd_sasl_setup(dir, REALM, "scram-sha-256", users, NULL) < 0)
         return -1;
     /* the broker keeps its defaults (upstream idle time 300 s, secret cache):
      * what a user runs */
-    if (vb_ts_hostd_start(&h1, dir, "h1", 0,
-                          "auth_unix = [\"token\", \"sasl\"]\nsasl_conf_dir = \"%s\"\n"
-                          "sasl_realm = \"" REALM "\"\nmax_anonymous_clients = 200\n",
-                          sasl) < 0 ||
+    if (vb_ts_hostd_start_sasl(&h1, dir, "h1", 0, REALM,
+                               "auth_unix = [\"token\", \"sasl\"]\nmax_anonymous_clients = 200\n") < 0 ||
         vb_ts_broker_start(&broker, dir, "b", NULL) < 0)
         return -1;
     vb_ts_broker_use(&broker);

@@ -30,9 +30,7 @@ static int xen_port;
 
 static int start_hostd(vb_ts_hostd *h, const char *name, const char *extra)
 {
-    return vb_ts_hostd_start(h, dir, name, 0,
-                             "sasl_conf_dir = \"%s/sasl\"\nsasl_realm = \"" REALM "\"\n%s", dir,
-                             extra);
+    return vb_ts_hostd_start_sasl(h, dir, name, 0, REALM, "%s", extra);
 }
 
 static int start_broker(vb_ts_broker *b, const char *name, const char *secret_ttl)
@@ -46,11 +44,8 @@ static int group_setup(void **state)
     (void)state;
     vb_ts_note_secret(XEN_PASSWORD);
     dir = vb_ts_tmpdir("nested");
-    char sasl[300];
-    snprintf(sasl, sizeof sasl, "%s/sasl", dir);
-    mkdir(sasl, 0700);
     static const char *const users[] = { "alice:" PASSWORD, NULL };
-    if (vb_ts_sasl_setup(sasl, "vbhostd", REALM, "scram-sha-256", users, NULL) < 0)
+    if (vb_ts_hostd_sasl_setup(dir, REALM, "scram-sha-256", users, NULL) < 0)
         return -1;
     xen_port = vb_ts_free_tcp_port();
     char extra[1000];

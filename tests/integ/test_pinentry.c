@@ -42,24 +42,12 @@
 #define OTHER_UID 65534
 
 static char *dir;
-static char hsock[300], hlog[300];
+static vb_ts_hostd hostd;
 static char pe_log[300], pe_mode[300], release[300];
 
 static int start_hostd(void)
 {
-    char sasl[300], conf[300], text[1500];
-    snprintf(sasl, sizeof sasl, "%s/sasl", dir);
-    snprintf(hsock, sizeof hsock, "%s/h.sock", dir);
-    snprintf(hlog, sizeof hlog, "%s/h.log", dir);
-    snprintf(conf, sizeof conf, "%s/h.conf", dir);
-    snprintf(text, sizeof text,
-             "listen_unix = \"%s\"\nstate_dir = \"%s/h-state\"\nauth_unix = [\"sasl\"]\n"
-             "sasl_conf_dir = \"%s\"\nsasl_realm = \"" REALM "\"\nlog_level = \"debug\"\n",
-             hsock, dir, sasl);
-    vb_ts_write_file(conf, text, 0600);
-    char *argv[] = { VB_BUILD_DIR "/vbhostd", "-f", conf, "--foreground", NULL };
-    pid_t pid = vb_ts_spawn(argv, NULL, hlog);
-    return pid > 0 && vb_ts_wait_unix_socket(hsock, START_MS) == 0 ? 0 : -1;
+    return vb_ts_hostd_start_sasl(&hostd, dir, "h", 0, REALM, "auth_unix = [\"sasl\"]\n");
 }
 
 typedef struct broker {
@@ -101,9 +89,6 @@ static int group_setup(void **state)
 {
     (void)state;
     dir = vb_ts_tmpdir("pinentry");
-    char sasl[300];
-    snprintf(sasl, sizeof sasl, "%s/sasl", dir);
-    mkdir(sasl, 0700);
     snprintf(pe_log, sizeof pe_log, "%s/pinentry.log", dir);
     snprintf(pe_mode, sizeof pe_mode, "%s/pinentry.mode", dir);
     snprintf(release, sizeof release, "%s/release", dir);
@@ -112,7 +97,7 @@ static int group_setup(void **state)
                                          "dave:" PASSWORD, "erin:" PASSWORD, "frank:" PASSWORD,
                                          "gina:" PASSWORD, "hank:" PASSWORD, "ivy:" PASSWORD,
                                          "jack:" PASSWORD, NULL };
-    if (vb_ts_sasl_setup(sasl, "vbhostd", REALM, "scram-sha-256", users, NULL) < 0 ||
+    if (vb_ts_hostd_sasl_setup(dir, REALM, "scram-sha-256", users, NULL) < 0 ||
         start_hostd() < 0 || start_broker(&bmain, "bmain", PROMPT_TIMEOUT_S) < 0 ||
         start_broker(&bquick, "bquick", QUICK_TIMEOUT_S) < 0 ||
         vb_ts_write_file(pe_log, "", 0600) < 0)
@@ -152,7 +137,7 @@ static int in_log(const char *needle)
 static char *uri_for(const char *user)
 {
     static char buf[400];
-    snprintf(buf, sizeof buf, "test+unix://%s@/default?socket=%s", user, hsock);
+    snprintf(buf, sizeof buf, "test+unix://%s@/default?socket=%s", user, hostd.sock);
     return buf;
 }
 
@@ -231,7 +216,7 @@ static void test_asks_once_on_the_programs_display(void **state)
         fail_msg("second open: %s", err.message);
     vb_close(c);
     assert_int_equal(pinentries_started(), started + 1);
-    assert_true(vb_ts_count_in_file(hlog, "alice") >= 2); /* it did log in again */
+    assert_true(vb_ts_count_in_file(hostd.log, "alice") >= 2); /* it did log in again */
     unsetenv("DISPLAY");
 }
 

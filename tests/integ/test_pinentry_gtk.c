@@ -48,18 +48,13 @@ static int group_setup(void **state)
 {
     (void)state;
     dir = vb_ts_tmpdir("pinentry-gtk");
-    char sasl[300];
-    snprintf(sasl, sizeof sasl, "%s/sasl", dir);
     vb_ts_note_secret(PASSWORD);
     static const char *const users[] = { "jack:" PASSWORD, NULL };
     unsetenv("DISPLAY"); /* the broker gets none: the dialog goes where the program is */
     unsetenv("WAYLAND_DISPLAY");
     unsetenv("VBROKER_NON_INTERACTIVE");
-    if (vb_ts_sasl_setup(sasl, "vbhostd", REALM, "scram-sha-256", users, NULL) < 0 ||
-        vb_ts_hostd_start(&hostd, dir, "h", 0,
-                          "auth_unix = [\"sasl\"]\nsasl_conf_dir = \"%s\"\nsasl_realm = \"" REALM
-                          "\"\n",
-                          sasl) < 0)
+    if (vb_ts_hostd_sasl_setup(dir, REALM, "scram-sha-256", users, NULL) < 0 ||
+        vb_ts_hostd_start_sasl(&hostd, dir, "h", 0, REALM, "auth_unix = [\"sasl\"]\n") < 0)
         return -1;
     /* this process has no terminal: only the display can be asked on */
     int null = open("/dev/null", O_RDONLY);

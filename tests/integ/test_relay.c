@@ -30,9 +30,7 @@ static int xen_port;
 
 static int start_hostd(vb_ts_hostd *h, const char *name, int tcp, const char *extra)
 {
-    return vb_ts_hostd_start(h, dir, name, tcp,
-                             "sasl_conf_dir = \"%s/sasl\"\nsasl_realm = \"" REALM "\"\n%s", dir,
-                             extra);
+    return vb_ts_hostd_start_sasl(h, dir, name, tcp, REALM, "%s", extra);
 }
 
 /* A: peer on its unix socket, SASL (with a security layer) on TCP; it may
@@ -53,11 +51,8 @@ static int group_setup(void **state)
     (void)state;
     vb_ts_note_secret(XEN_PASSWORD);
     dir = vb_ts_tmpdir("relay");
-    char sasl[300];
-    snprintf(sasl, sizeof sasl, "%s/sasl", dir);
-    mkdir(sasl, 0700);
     static const char *const users[] = { "alice:" PASSWORD, NULL };
-    if (vb_ts_sasl_setup(sasl, "vbhostd", REALM, "scram-sha-256 digest-md5", users, NULL) < 0)
+    if (vb_ts_hostd_sasl_setup(dir, REALM, "scram-sha-256 digest-md5", users, NULL) < 0)
         return -1;
     /* the XenAPI simulator's port first: both daemons' allow-lists name it */
     xen_port = vb_ts_free_tcp_port();

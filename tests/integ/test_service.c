@@ -130,10 +130,9 @@ static int group_setup(void **state)
     dir = vb_ts_tmpdir("service");
     char sasl[300];
     snprintf(sasl, sizeof sasl, "%s/sasl", dir);
-    mkdir(sasl, 0700);
     vb_ts_note_secret(PASSWORD);
     static const char *const users[] = { "alice:" PASSWORD, NULL };
-    if (vb_ts_sasl_setup(sasl, "vbhostd", REALM, "scram-sha-256", users, NULL) < 0)
+    if (vb_ts_hostd_sasl_setup(dir, REALM, "scram-sha-256", users, NULL) < 0)
         return -1;
     snprintf(conf, sizeof conf, "%s/vbhostd.conf", dir);
     snprintf(sock, sizeof sock, "%s/vbhostd.sock", dir);

@@ -21,14 +21,17 @@
 
 #include <ctype.h>
 #include <dirent.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vb_testsupport.h"
+#include "vb_testsupport_wire.h"
 #include "vbroker.h"
 
 #define START_MS 10000
@@ -775,23 +778,39 @@ static int children_of(pid_t ppid, pid_t *out, int max)
     return n;
 }
 
-static void test_sshd_killed_mid_session(void **state)
+/* A second sshd of our own (config NAME), so killing or freezing it spares
+ * the others' tests: its port. */
+static int start_own_sshd(const char *name, pid_t *pid)
 {
-    (void)state;
-    SKIP_UNLESS_READY();
-    /* a second sshd of our own, so killing it spares the others' tests */
     char conf[300];
-    pid_t pid = 0;
     int port = 0;
-    snprintf(conf, sizeof conf, "%s/sshd_config_2", dir);
+    snprintf(conf, sizeof conf, "%s/%s", dir, name);
     for (int i = 0; i < 3 && !port; i++) {
         port = vb_ts_free_tcp_port();
-        if (start_sshd(conf, port, &pid) < 0) {
-            vb_ts_stop(pid, 2000);
+        if (start_sshd(conf, port, pid) < 0) {
+            vb_ts_stop(*pid, 2000);
             port = 0;
         }
     }
     assert_true(port > 0);
+    return port;
+}
+
+/* the per-connection processes of the sshd pid (all its descendants) */
+static int sshd_children(pid_t pid, pid_t *kids, int max)
+{
+    int nk = children_of(pid, kids, max);
+    for (int i = 0; i < nk && nk < max; i++)
+        nk += children_of(kids[i], kids + nk, max - nk);
+    return nk;
+}
+
+static void test_sshd_killed_mid_session(void **state)
+{
+    (void)state;
+    SKIP_UNLESS_READY();
+    pid_t pid = 0;
+    int port = start_own_sshd("sshd_config_2", &pid);
     char params[600];
     snprintf(params, sizeof params, "known_hosts_verify=auto&sshauth=privkey&keyfile=%s/id_plain",
              keys);
@@ -801,10 +820,8 @@ static void test_sshd_killed_mid_session(void **state)
     /* kill the listener and the per-connection sshd processes (the monitor and
      * the user's process that carries the channel: all descendants of ours) */
     pid_t kids[32];
-    int nk = children_of(pid, kids, 32);
+    int nk = sshd_children(pid, kids, 32);
     assert_true(nk >= 1);
-    for (int i = 0; i < nk && nk < 32; i++)
-        nk += children_of(kids[i], kids + nk, 32 - nk);
     for (int i = 0; i < nk; i++)
         kill(kids[i], SIGKILL); /* started by our sshd for this test: ours to end */
     vb_ts_stop(pid, 2000);
@@ -819,6 +836,96 @@ static void test_sshd_killed_mid_session(void **state)
     c = must_open(ssh_uri(ssh_port, "kh_auto", params), &f);
     check_domains(c);
     vb_close(c);
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Closing an idle SSH host connection waits for its host (the channel's
+ * close, up to 2 s when the host does not answer): the broker's timer does
+ * it off its loop (the teardown lane), so every client is answered
+ * meanwhile (issue 17 item 5). The host is an sshd whose processes are
+ * stopped (SIGSTOP), so the close really waits. */
+static pid_t frozen[32]; /* ended by thaw_frozen, also when the test fails */
+static int nfrozen;
+
+static int thaw_frozen(void **state)
+{
+    (void)state;
+    for (int i = 0; i < nfrozen; i++) {
+        kill(frozen[i], SIGKILL); /* our sshd's, for this test: ours to end */
+        kill(frozen[i], SIGCONT);
+    }
+    nfrozen = 0;
+    return 0;
+}
+
+static void test_closing_a_frozen_host_stalls_nobody(void **state)
+{
+    (void)state;
+    SKIP_UNLESS_READY();
+    pid_t sshd = 0;
+    int port = start_own_sshd("sshd_config_3", &sshd);
+    /* a broker that closes host connections idle for 1 s (its 10 s timer) */
+    char home_env[400], xdg_env[400], agent_env[400], bstate[300], bsock[300], blog[300];
+    snprintf(home_env, sizeof home_env, "HOME=%s/broker-home", dir);
+    snprintf(xdg_env, sizeof xdg_env, "XDG_CONFIG_HOME=%s/broker-home/config", dir);
+    snprintf(agent_env, sizeof agent_env, "SSH_AUTH_SOCK=%s", agent_sock);
+    snprintf(bstate, sizeof bstate, "%s/broker3-state", dir);
+    snprintf(bsock, sizeof bsock, "%s/run3/sock", dir);
+    snprintf(blog, sizeof blog, "%s/vbrokerd3.log", dir);
+    char *benv[] = { home_env, xdg_env, agent_env, NULL };
+    char *bargv[] = { VB_BUILD_DIR "/vbrokerd", "--socket", bsock, "--state-dir", bstate,
+                      "--secret-ttl", "0", "--upstream-idle", "1", "--keepalive-interval", "0",
+                      "--log-level", "debug", NULL };
+    pid_t broker = vb_ts_spawn(bargv, benv, blog);
+    assert_true(broker > 0);
+    assert_int_equal(vb_ts_wait_unix_socket(bsock, START_MS), 0);
+    setenv("VBROKER_SOCKET", bsock, 1);
+    char params[600];
+    snprintf(params, sizeof params, "known_hosts_verify=auto&sshauth=privkey&keyfile=%s/id_plain",
+             keys);
+    form f = { user, "unused", "no", 0, 0, 0, { 0 }, "", "" };
+    vb_conn *c = must_open(ssh_uri(port, "kh_auto", params), &f);
+    check_domains(c);
+    vb_close(c); /* the host connection stays, idle, until the timer closes it */
+    setenv("VBROKER_SOCKET", broker_sock, 1);
+    nfrozen = sshd_children(sshd, frozen, 32);
+    assert_true(nfrozen >= 1);
+    for (int i = 0; i < nfrozen; i++)
+        kill(frozen[i], SIGSTOP); /* our sshd's: the channel's close gets no answer */
+
+    vb_ts_wire w;
+    assert_int_equal(vb_ts_wire_connect_unix(&w, bsock), 0);
+    int64_t end = mono_ms() + 25000, best = -1;
+    uint32_t serial = 0;
+    while (mono_ms() < end && vb_ts_count_in_file(blog, "idle host connection") == 0) {
+        int64_t ms = vb_ts_wire_ping_ms(&w, ++serial, 1000);
+        if (ms < 0)
+            fail_msg("PING %u not answered within 1000 ms while a host connection was being "
+                     "closed: the broker's event loop is blocked", serial);
+        best = best < 0 || ms < best ? ms : best;
+        struct pollfd p = { .fd = w.fd, .events = POLLIN }; /* nothing comes unasked */
+        assert_int_equal(poll(&p, 1, 20), 0);
+    }
+    thaw_frozen(NULL);
+    vb_ts_wire_close(&w);
+    char *text = vb_ts_read_file(blog, NULL);
+    const char *line = text ? strstr(text, "closed 1 idle host connection in ") : NULL;
+    unsigned long took = line ? strtoul(line + strlen("closed 1 idle host connection in "), NULL, 10)
+                              : 0;
+    free(text);
+    print_message("%u PINGs answered (best %lld ms) while the close took %lu ms\n", serial,
+                  (long long)best, took);
+    assert_non_null(line);
+    assert_true(took >= 1000); /* the close really waited for the frozen host */
+    assert_true(best >= 0 && best < 50);
+    assert_int_equal(vb_ts_check_exit("vbrokerd", vb_ts_stop(broker, 5000), blog), 0);
+    vb_ts_stop(sshd, 2000);
 }
 
 int main(void)
@@ -840,6 +947,7 @@ int main(void)
         cmocka_unit_test(test_vbctl_host_key_and_empty_password),
         cmocka_unit_test(test_hop_uses_no_daemon_identity),
         cmocka_unit_test(test_sshd_killed_mid_session),
+        cmocka_unit_test_teardown(test_closing_a_frozen_host_stalls_nobody, thaw_frozen),
     };
     return cmocka_run_group_tests_name("ssh", tests, group_setup, group_teardown);
 }

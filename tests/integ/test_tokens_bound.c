@@ -44,6 +44,7 @@
 #include "vb_net.h"
 #include "vb_testsupport.h"
 #include "vb_testsupport_form.h"
+#include "vb_testsupport_wire.h"
 #include "vbroker.h"
 
 #define REALM "LAB.TEST"
@@ -108,101 +109,20 @@ static uid_t unused_uid(void)
 
 /* ---- framing ------------------------------------------------------------- */
 
-typedef struct rconn {
-    int fd;
-    vb_frame_reader rd;
-    uint8_t buf[16384];
-    size_t have, off;
-} rconn;
-
-static void rconn_init(rconn *c, int fd)
-{
-    memset(c, 0, sizeof *c);
-    c->fd = fd;
-    vb_frame_reader_init(&c->rd, VB_FRAME_MAX_ABSOLUTE);
-}
-
-static void rconn_close(rconn *c)
-{
-    vb_frame_reader_clear(&c->rd);
-    if (c->fd >= 0)
-        close(c->fd);
-    c->fd = -1;
-}
-
-/* 1: a message (vb_msg_clear it); 0: closed; -1: garbage; -2: timeout */
-static int rconn_read(rconn *c, int timeout_ms, vb_msg *out)
-{
-    for (;;) {
-        while (c->off < c->have) {
-            size_t used = 0;
-            vb_error err;
-            int st = vb_frame_reader_feed(&c->rd, c->buf + c->off, c->have - c->off, &used, &err);
-            c->off += used;
-            if (st == VB_FRAME_ERROR)
-                return -1;
-            if (st == VB_FRAME_READY) {
-                size_t len;
-                uint8_t *p = vb_frame_reader_take(&c->rd, &len);
-                return vb_msg_decode(out, p, len, &err) == 0 ? 1 : -1;
-            }
-        }
-        struct pollfd p = { .fd = c->fd, .events = POLLIN };
-        int rc = poll(&p, 1, timeout_ms);
-        if (rc < 0 && errno == EINTR)
-            continue;
-        if (rc <= 0)
-            return rc == 0 ? -2 : -1;
-        ssize_t n = read(c->fd, c->buf, sizeof c->buf);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return n == 0 || errno == ECONNRESET ? 0 : -1;
-        c->have = (size_t)n;
-        c->off = 0;
-    }
-}
-
+/* send a frame made for us, and free it */
 static int send_frame(int fd, uint8_t *frame, size_t len)
 {
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = send(fd, frame + done, len - done, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        done += (size_t)n;
-    }
+    int rc = vb_ts_send_all(fd, frame, len);
     vb_frame_free(frame, len);
-    return done == len ? 0 : -1;
+    return rc;
 }
 
-typedef void (*body_fn)(vb_enc *enc, const void *arg);
-
-static int send_msg(int fd, const vb_msg_header *hdr, body_fn body, const void *arg)
-{
-    vb_enc enc;
-    uint8_t *frame;
-    size_t len;
-    vb_enc_begin(&enc, hdr);
-    if (body)
-        body(&enc, arg);
-    else
-        vb_enc_array(&enc, 0);
-    if (vb_enc_finish(&enc, VB_FRAME_MAX_ABSOLUTE, &frame, &len, NULL) < 0)
-        return -1;
-    return send_frame(fd, frame, len);
-}
-
-static int call(rconn *c, uint32_t serial, uint32_t proc, body_fn body, const void *arg,
+static int call(vb_ts_wire *c, uint32_t serial, uint32_t proc, vb_ts_body_fn body, const void *arg,
                 vb_msg *reply)
 {
     vb_msg_header h = { VB_PROG_HOST, VB_PROG_HOST_VERSION, VB_MSG_CALL, serial, proc,
                         VB_STATUS_OK, 0 };
-    if (send_msg(c->fd, &h, body, arg) < 0)
-        return -1;
-    return rconn_read(c, vb_ts_scaled_ms(5000), reply) == 1 ? 0 : -1;
+    return vb_ts_wire_call(c, &h, body, arg, vb_ts_scaled_ms(5000), reply) == 1 ? 0 : -1;
 }
 
 static int send_error(int fd, const vb_msg_header *req, int code, const char *text)
@@ -382,11 +302,11 @@ static void note_sasl_start(impostor *imp, const vb_msg *m)
 /* One connection of a scripted impostor, until the client leaves. */
 static void serve_script(impostor *imp, int fd)
 {
-    rconn c;
-    rconn_init(&c, fd);
+    vb_ts_wire c;
+    vb_ts_wire_adopt(&c, fd);
     vb_msg m;
     while (!imp->stop) {
-        int rc = rconn_read(&c, 200, &m);
+        int rc = vb_ts_wire_read(&c, 200, &m);
         if (rc == -2)
             continue; /* nothing yet: look at stop again */
         if (rc != 1)
@@ -394,9 +314,9 @@ static void serve_script(impostor *imp, int fd)
         vb_msg_header h = m.hdr;
         h.type = VB_MSG_REPLY;
         if (m.hdr.procedure == VB_HOST_PROC_AUTH_LIST) {
-            send_msg(fd, &h, pack_auth_list, imp);
+            vb_ts_send_msg(fd, &h, pack_auth_list, imp);
         } else if (m.hdr.procedure == VB_HOST_PROC_AUTH_SASL_INIT) {
-            send_msg(fd, &h, pack_one_str, imp->mechlist);
+            vb_ts_send_msg(fd, &h, pack_one_str, imp->mechlist);
         } else if (m.hdr.procedure == VB_HOST_PROC_AUTH_SASL_START) {
             note_sasl_start(imp, &m);
             send_error(fd, &m.hdr, VB_ERR_AUTH_FAILED, "authentication failed");
@@ -410,7 +330,7 @@ static void serve_script(impostor *imp, int fd)
         }
         vb_msg_clear(&m);
     }
-    rconn_close(&c);
+    vb_ts_wire_close(&c);
 }
 
 typedef struct rewrite {
@@ -463,7 +383,7 @@ static void pack_open(vb_enc *enc, const void *arg)
     vb_enc_u64(enc, 0);
 }
 
-static void hijack(impostor *imp, rconn *up)
+static void hijack(impostor *imp, vb_ts_wire *up)
 {
     vb_msg m;
     if (call(up, 9001, VB_HOST_PROC_OPEN, pack_open, NULL, &m) < 0)
@@ -478,9 +398,9 @@ static void hijack(impostor *imp, rconn *up)
 /* One connection of a forwarding impostor: a relay to the real server. */
 static void serve_forward(impostor *imp, int fd)
 {
-    rconn down, up;
-    rconn_init(&down, fd);
-    rconn_init(&up, connect_unix_as(host_sock, 0));
+    vb_ts_wire down, up;
+    vb_ts_wire_adopt(&down, fd);
+    vb_ts_wire_adopt(&up, connect_unix_as(host_sock, 0));
     uint32_t prove_serial = 0;
     while (!imp->stop && up.fd >= 0) {
         struct pollfd p[2] = { { .fd = down.fd, .events = POLLIN }, { .fd = up.fd, .events = POLLIN } };
@@ -489,12 +409,12 @@ static void serve_forward(impostor *imp, int fd)
             continue;
         vb_msg m;
         if (down.off < down.have || (p[0].revents & (POLLIN | POLLHUP))) {
-            if (rconn_read(&down, vb_ts_scaled_ms(2000), &m) != 1)
+            if (vb_ts_wire_read(&down, vb_ts_scaled_ms(2000), &m) != 1)
                 break;
             if (m.hdr.procedure == VB_HOST_PROC_AUTH_TOKEN_CHALLENGE) {
                 imp->challenges++;
                 if (imp->rewrite_endpoint) {
-                    send_msg(up.fd, &m.hdr, pack_rewritten_challenge, &m);
+                    vb_ts_send_msg(up.fd, &m.hdr, pack_rewritten_challenge, &m);
                     vb_msg_clear(&m);
                     continue;
                 }
@@ -506,7 +426,7 @@ static void serve_forward(impostor *imp, int fd)
             forward(up.fd, &m);
             vb_msg_clear(&m);
         } else {
-            if (rconn_read(&up, vb_ts_scaled_ms(2000), &m) != 1)
+            if (vb_ts_wire_read(&up, vb_ts_scaled_ms(2000), &m) != 1)
                 break;
             int logged_in = prove_serial && m.hdr.serial == prove_serial &&
                             m.hdr.type == VB_MSG_REPLY && m.hdr.status == VB_STATUS_OK;
@@ -519,8 +439,8 @@ static void serve_forward(impostor *imp, int fd)
             }
         }
     }
-    rconn_close(&up);
-    rconn_close(&down);
+    vb_ts_wire_close(&up);
+    vb_ts_wire_close(&down);
 }
 
 static void *impostor_main(void *arg)
@@ -602,11 +522,11 @@ static void impostor_stop(impostor *imp)
 /* The real server's id, from its own AUTH_LIST. */
 static int read_real_id(void)
 {
-    rconn c;
+    vb_ts_wire c;
     vb_msg m;
-    rconn_init(&c, connect_unix_as(host_sock, 0));
+    vb_ts_wire_adopt(&c, connect_unix_as(host_sock, 0));
     if (call(&c, 1, VB_HOST_PROC_AUTH_LIST, NULL, NULL, &m) < 0) {
-        rconn_close(&c);
+        vb_ts_wire_close(&c);
         return -1;
     }
     vb_rd rd;
@@ -619,7 +539,7 @@ static int read_real_id(void)
     if (rc == 0)
         snprintf(real_id, sizeof real_id, "%.*s", (int)len, id);
     vb_msg_clear(&m);
-    rconn_close(&c);
+    vb_ts_wire_close(&c);
     return rc;
 }
 
@@ -633,10 +553,8 @@ static int group_setup(void **state)
     chmod(dir, 0711); /* uid B may reach the real socket below, nothing else */
     snprintf(path, sizeof path, "%s/real", dir);
     mkdir(path, 0755);
-    snprintf(path, sizeof path, "%s/sasl", dir);
-    mkdir(path, 0700);
     static const char *const users[] = { "alice:" PASSWORD, NULL };
-    if (vb_ts_sasl_setup(path, "vbhostd", REALM, "scram-sha-256 digest-md5", users, NULL) < 0)
+    if (vb_ts_hostd_sasl_setup(dir, REALM, "scram-sha-256 digest-md5", users, NULL) < 0)
         return -1;
     if (start_hostd() < 0 || start_broker() < 0 || read_real_id() < 0)
         return -1;
@@ -913,16 +831,16 @@ static void pack_challenge(vb_enc *enc, const void *arg)
  * challenge's error code (0 when the server answered it with its proof). */
 static int challenge_on(int fd, const char *id, const char *endpoint)
 {
-    rconn c;
+    vb_ts_wire c;
     vb_msg m;
     challenge_args a = { .id = id, .endpoint = endpoint };
     memset(a.cnonce, 0x5a, sizeof a.cnonce);
     assert_true(fd >= 0);
-    rconn_init(&c, fd);
+    vb_ts_wire_adopt(&c, fd);
     assert_int_equal(call(&c, 1, VB_HOST_PROC_AUTH_TOKEN_CHALLENGE, pack_challenge, &a, &m), 0);
     int code = reply_code(&m);
     vb_msg_clear(&m);
-    rconn_close(&c);
+    vb_ts_wire_close(&c);
     return code;
 }
 

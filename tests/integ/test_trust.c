@@ -65,14 +65,12 @@ static int start_hostd(void)
  * answers, root and XEN_PASSWORD, do for both here). */
 static int start_inner_hostd(void)
 {
-    char sasl[300], lines[700];
-    snprintf(sasl, sizeof sasl, "%s/sasl", dir);
+    char lines[700];
     static const char *const users[] = { "root:" XEN_PASSWORD, NULL };
-    if (mkdir(sasl, 0700) < 0 ||
-        vb_ts_sasl_setup(sasl, "vbhostd", "TRUST.TEST", "scram-sha-256", users, NULL) < 0)
+    if (vb_ts_hostd_sasl_setup(dir, "TRUST.TEST", "scram-sha-256", users, NULL) < 0)
         return -1;
     snprintf(lines, sizeof lines,
-             "auth_unix = [\"sasl\"]\nsasl_conf_dir = \"%s\"\nsasl_realm = \"TRUST.TEST\"\n", sasl);
+             "auth_unix = [\"sasl\"]\nsasl_conf_dir = \"%s/sasl\"\nsasl_realm = \"TRUST.TEST\"\n", dir);
     return start_vbhostd(&inner, "inner", lines);
 }
 

@@ -34,16 +34,11 @@ static int group_setup(void **state)
     (void)state;
     vb_ts_note_secret(PASSWORD); /* the secret scan looks for it in every log */
     dir = vb_ts_tmpdir("uristrict");
-    char sasl[300];
-    snprintf(sasl, sizeof sasl, "%s/sasl", dir);
-    mkdir(sasl, 0700);
     static const char *const users[] = { "alice:" PASSWORD, NULL };
-    if (vb_ts_sasl_setup(sasl, "vbhostd", REALM, "scram-sha-256 digest-md5", users, NULL) < 0)
+    if (vb_ts_hostd_sasl_setup(dir, REALM, "scram-sha-256 digest-md5", users, NULL) < 0)
         return -1;
     dead_port = vb_ts_free_tcp_port();
-    if (vb_ts_hostd_start(&s_host, dir, "s", 0,
-                          "sasl_conf_dir = \"%s\"\nsasl_realm = \"" REALM "\"\n"
-                          "auth_unix = [\"sasl\"]\n", sasl) < 0 ||
+    if (vb_ts_hostd_start_sasl(&s_host, dir, "s", 0, REALM, "auth_unix = [\"sasl\"]\n") < 0 ||
         vb_ts_hostd_start(&p_host, dir, "p", 0,
                           "auth_unix = [\"peer\"]\nallowed_xenapi_hosts = [\"127.0.0.1:%d\"]\n",
                           dead_port) < 0 ||

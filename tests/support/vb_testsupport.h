@@ -255,6 +255,7 @@ typedef struct vb_ts_hostd {
     char conf[256], sock[256], log[256], state[256];
     int port; /* its TCP listener on 127.0.0.1; 0: none */
     pid_t pid;
+    int tls_port; /* its TLS listener on 127.0.0.1; 0: none */
 } vb_ts_hostd;
 
 /* Write DIR/NAME.conf (listen_unix, state_dir, log_level "debug", and with
@@ -263,6 +264,19 @@ typedef struct vb_ts_hostd {
  * vbhostd --foreground on it; 0 once its sockets accept, else -1. */
 int vb_ts_hostd_start(vb_ts_hostd *h, const char *dir, const char *name, int tcp,
                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* The same with a listen_tls on a free 127.0.0.1 port (h->tls_port) and no
+ * listen_tcp; fmt gives its cert_file, key_file, ca_file, ... */
+int vb_ts_hostd_start_tls(vb_ts_hostd *h, const char *dir, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The SASL setup most vbhostd tests share: vb_ts_sasl_setup on DIR/sasl
+ * for the application "vbhostd" (mechanisms, users and keytab as there). */
+int vb_ts_hostd_sasl_setup(const char *dir, const char *realm, const char *mech_list,
+                           const char *const users[], const char *keytab);
+/* vb_ts_hostd_start on that setup: the config names sasl_conf_dir DIR/sasl
+ * and sasl_realm REALM, then the lines fmt makes (a key given again wins). */
+int vb_ts_hostd_start_sasl(vb_ts_hostd *h, const char *dir, const char *name, int tcp,
+                           const char *realm, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
 /* Start it again on the config it was first given (after a stop). */
 int vb_ts_hostd_restart(vb_ts_hostd *h);
 
@@ -287,6 +301,28 @@ int vb_ts_broker_run(const vb_ts_broker *b, char *const argv[], const char *stdi
  * one line per call (its --log) in DIR/xen-calls.log: its pid once it
  * accepts, else -1. */
 pid_t vb_ts_xensim_start(const char *dir, int port, const char *users);
+
+/* ---- throwaway X.509 (vb_testsupport_pki.c, libcrypto) -------------------- */
+
+/* A certificate and its key: DIR/NAME-cert.pem and DIR/NAME-key.pem (0600). */
+typedef struct vb_ts_pki {
+    char cert[300], key[300];
+} vb_ts_pki;
+
+/* A self-signed CA (subject "/C=GB/O=Lab/CN=Lab CA"), valid for 30 days. */
+int vb_ts_pki_ca(const char *dir, const char *name, const char *subject, vb_ts_pki *out);
+/* A certificate ca issues for subject, with the subjectAltName san
+ * ("IP:127.0.0.1,DNS:localhost"; NULL: none), valid from now+not_before_s to
+ * now+not_after_s (both negative: expired), with the given serial. */
+int vb_ts_pki_issue(const char *dir, const char *name, const vb_ts_pki *ca, const char *subject,
+                    const char *san, long not_before_s, long not_after_s, long serial,
+                    vb_ts_pki *out);
+/* A CRL of ca at path revoking the n serials. */
+int vb_ts_pki_crl(const char *path, const vb_ts_pki *ca, const long *serials, size_t n);
+/* A client's pkipath directory DIR/NAME (into out, 400 bytes): cacert.pem
+ * from ca, and clientcert.pem + clientkey.pem from id when it is given. */
+int vb_ts_pki_dir(char *out, const char *dir, const char *name, const vb_ts_pki *ca,
+                  const vb_ts_pki *id);
 
 /* base milliseconds scaled for slow runs: VB_TEST_SLOWDOWN=N multiplies every
  * deadline by N, and a daemon wrapper (valgrind) implies at least 10. */

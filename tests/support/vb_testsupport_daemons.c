@@ -30,17 +30,16 @@ int vb_ts_hostd_restart(vb_ts_hostd *h)
         return -1;
     if (h->port && vb_ts_wait_tcp("127.0.0.1", h->port, vb_ts_scaled_ms(START_MS)) < 0)
         return -1;
+    if (h->tls_port && vb_ts_wait_tcp("127.0.0.1", h->tls_port, vb_ts_scaled_ms(START_MS)) < 0)
+        return -1;
     return 0;
 }
 
-int vb_ts_hostd_start(vb_ts_hostd *h, const char *dir, const char *name, int tcp,
-                      const char *fmt, ...)
+static int hostd_vstart(vb_ts_hostd *h, const char *dir, const char *name, int tcp, int tls,
+                        const char *fmt, va_list ap)
 {
-    char extra[3000], tcp_line[80] = "", text[4000];
-    va_list ap;
-    va_start(ap, fmt);
+    char extra[3000], tcp_line[80] = "", tls_line[80] = "", text[4200];
     int n = vsnprintf(extra, sizeof extra, fmt, ap);
-    va_end(ap);
     if (n < 0 || (size_t)n >= sizeof extra)
         return -1;
     snprintf(h->conf, sizeof h->conf, "%s/%s.conf", dir, name);
@@ -51,13 +50,64 @@ int vb_ts_hostd_start(vb_ts_hostd *h, const char *dir, const char *name, int tcp
         h->port = 0;
     else if (!h->port)
         h->port = vb_ts_free_tcp_port();
+    h->tls_port = tls ? vb_ts_free_tcp_port() : 0;
     if (h->port)
         snprintf(tcp_line, sizeof tcp_line, "listen_tcp = \"127.0.0.1:%d\"\n", h->port);
-    n = snprintf(text, sizeof text, "listen_unix = \"%s\"\n%sstate_dir = \"%s\"\nlog_level = \"debug\"\n%s",
-                 h->sock, tcp_line, h->state, extra);
+    if (h->tls_port)
+        snprintf(tls_line, sizeof tls_line, "listen_tls = \"127.0.0.1:%d\"\n", h->tls_port);
+    n = snprintf(text, sizeof text,
+                 "listen_unix = \"%s\"\n%s%sstate_dir = \"%s\"\nlog_level = \"debug\"\n%s",
+                 h->sock, tcp_line, tls_line, h->state, extra);
     if (n < 0 || (size_t)n >= sizeof text || vb_ts_write_file(h->conf, text, 0600) < 0)
         return -1;
     return vb_ts_hostd_restart(h);
+}
+
+int vb_ts_hostd_start(vb_ts_hostd *h, const char *dir, const char *name, int tcp,
+                      const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = hostd_vstart(h, dir, name, tcp, 0, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int vb_ts_hostd_start_tls(vb_ts_hostd *h, const char *dir, const char *name, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    h->port = 0;
+    int rc = hostd_vstart(h, dir, name, 0, 1, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int vb_ts_hostd_sasl_setup(const char *dir, const char *realm, const char *mech_list,
+                           const char *const users[], const char *keytab)
+{
+    char sasl[400];
+    int n = snprintf(sasl, sizeof sasl, "%s/sasl", dir);
+    if (n < 0 || (size_t)n >= sizeof sasl)
+        return -1;
+    return vb_ts_sasl_setup(sasl, "vbhostd", realm, mech_list, users, keytab);
+}
+
+int vb_ts_hostd_start_sasl(vb_ts_hostd *h, const char *dir, const char *name, int tcp,
+                           const char *realm, const char *fmt, ...)
+{
+    char extra[3000];
+    int n = snprintf(extra, sizeof extra, "sasl_conf_dir = \"%s/sasl\"\nsasl_realm = \"%s\"\n", dir,
+                     realm);
+    if (n < 0 || (size_t)n >= sizeof extra)
+        return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(extra + n, sizeof extra - (size_t)n, fmt, ap);
+    va_end(ap);
+    if (m < 0 || (size_t)m >= sizeof extra - (size_t)n)
+        return -1;
+    return vb_ts_hostd_start(h, dir, name, tcp, "%s", extra);
 }
 
 int vb_ts_broker_start(vb_ts_broker *b, const char *dir, const char *name,

@@ -19,16 +19,22 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int vb_ts_wire_connect_unix(vb_ts_wire *w, const char *path)
+void vb_ts_wire_adopt(vb_ts_wire *w, int fd)
 {
     memset(w, 0, sizeof *w);
+    w->fd = fd;
+    vb_frame_reader_init(&w->rd, VB_FRAME_MAX_ABSOLUTE);
+}
+
+int vb_ts_wire_connect_unix(vb_ts_wire *w, const char *path)
+{
     vb_error err;
-    w->fd = vb_net_connect_unix(path, &err);
-    if (w->fd < 0) {
+    int fd = vb_net_connect_unix(path, &err);
+    vb_ts_wire_adopt(w, fd);
+    if (fd < 0) {
         fprintf(stderr, "vb_ts_wire: connect to %s: %s\n", path, err.message);
         return -1;
     }
-    vb_frame_reader_init(&w->rd, VB_FRAME_MAX_ABSOLUTE);
     return 0;
 }
 
@@ -40,8 +46,9 @@ void vb_ts_wire_close(vb_ts_wire *w)
     w->fd = -1;
 }
 
-static int send_all(int fd, const uint8_t *p, size_t len)
+int vb_ts_send_all(int fd, const void *buf, size_t len)
 {
+    const uint8_t *p = buf;
     while (len > 0) {
         ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
@@ -54,7 +61,8 @@ static int send_all(int fd, const uint8_t *p, size_t len)
     return 0;
 }
 
-int vb_ts_wire_send(vb_ts_wire *w, const vb_msg_header *h, vb_ts_body_fn body, const void *arg)
+uint8_t *vb_ts_wire_encode(const vb_msg_header *h, vb_ts_body_fn body, const void *arg,
+                           size_t *len)
 {
     vb_enc enc;
     vb_enc_begin(&enc, h);
@@ -63,15 +71,28 @@ int vb_ts_wire_send(vb_ts_wire *w, const vb_msg_header *h, vb_ts_body_fn body, c
     else
         vb_enc_array(&enc, 0);
     uint8_t *frame;
-    size_t len;
     vb_error err;
-    if (vb_enc_finish(&enc, VB_FRAME_MAX_ABSOLUTE, &frame, &len, &err) < 0) {
+    if (vb_enc_finish(&enc, VB_FRAME_MAX_ABSOLUTE, &frame, len, &err) < 0) {
         fprintf(stderr, "vb_ts_wire: cannot encode: %s\n", err.message);
-        return -1;
+        return NULL;
     }
-    int rc = send_all(w->fd, frame, len);
+    return frame;
+}
+
+int vb_ts_send_msg(int fd, const vb_msg_header *h, vb_ts_body_fn body, const void *arg)
+{
+    size_t len;
+    uint8_t *frame = vb_ts_wire_encode(h, body, arg, &len);
+    if (!frame)
+        return -1;
+    int rc = vb_ts_send_all(fd, frame, len);
     vb_frame_free(frame, len);
     return rc;
+}
+
+int vb_ts_wire_send(vb_ts_wire *w, const vb_msg_header *h, vb_ts_body_fn body, const void *arg)
+{
+    return vb_ts_send_msg(w->fd, h, body, arg);
 }
 
 /* a frame already read: 1 with *out; 0 none yet; -1 garbage */
@@ -106,7 +127,7 @@ int vb_ts_wire_read(vb_ts_wire *w, int timeout_ms, vb_msg *out)
         if (rc < 0 && errno == EINTR)
             continue;
         if (rc <= 0)
-            return -1;
+            return rc == 0 ? -2 : -1;
         ssize_t n = read(w->fd, w->buf, sizeof w->buf);
         if (n < 0 && errno == EINTR)
             continue;
@@ -158,4 +179,37 @@ int vb_ts_wire_host_call(vb_ts_wire *w, uint32_t serial, uint32_t procedure, uin
     vb_msg_header hdr = { VB_PROG_HOST, VB_PROG_HOST_VERSION, VB_MSG_CALL, serial, procedure,
                           VB_STATUS_OK, conn_id };
     return vb_ts_wire_send(w, &hdr, body, arg);
+}
+
+int vb_ts_wire_send_msg(vb_ts_wire *w, uint32_t prog, uint32_t type, uint32_t serial,
+                        uint32_t proc, vb_ts_body_fn body, const void *arg)
+{
+    vb_msg_header h = { prog, vb_proto_program_version(prog), type, serial, proc, VB_STATUS_OK, 0 };
+    return vb_ts_wire_send(w, &h, body, arg);
+}
+
+int vb_ts_wire_readable(vb_ts_wire *w)
+{
+    if (w->off < w->have)
+        return 1;
+    struct pollfd p = { .fd = w->fd, .events = POLLIN };
+    return poll(&p, 1, 0) > 0;
+}
+
+int64_t vb_ts_wire_ping_ms(vb_ts_wire *w, uint32_t serial, int timeout_ms)
+{
+    int64_t start = now_ms();
+    if (vb_ts_wire_send_msg(w, VB_PROG_KEEPALIVE, VB_MSG_CALL, serial, VB_KEEPALIVE_PROC_PING,
+                            NULL, NULL) < 0)
+        return -1;
+    for (;;) {
+        int64_t left = start + timeout_ms - now_ms();
+        vb_msg m;
+        if (left <= 0 || vb_ts_wire_read(w, (int)left, &m) != 1)
+            return -1;
+        int mine = m.hdr.type == VB_MSG_REPLY && m.hdr.serial == serial;
+        vb_msg_clear(&m);
+        if (mine)
+            return now_ms() - start;
+    }
 }

@@ -67,6 +67,21 @@ static void test_v2_vector(void **state)
     assert_string_equal(h, "67b6a5605c413de3d1507218e71294c655fa0b5eff03d74cb6f312f57cbd5dfa");
 }
 
+/* On TLS: the channel binding is the connection's tls-exporter value (32
+ * bytes); here c0 c1 … df, endpoint tls:192.0.2.1:16514 (docs/protocol.md). */
+static void test_v2_tls_vector(void **state)
+{
+    (void)state;
+    uint8_t cb[32];
+    fill(cb, 0xc0);
+    vb_token_binding b = { SERVER_ID, "tls:192.0.2.1:16514", cb, sizeof cb };
+    char h[65];
+    bound(VB_TOKEN_SERVER, &b, h);
+    assert_string_equal(h, "254f5dff17aaef33c3e69d6813a380e94ebd503bc6ef37fb3b1398009b348a44");
+    bound(VB_TOKEN_CLIENT, &b, h);
+    assert_string_equal(h, "b811e05ddc3a449b32d28afedcd6db00e6fd8591ac6c7f5e854aa1bcaccb8804");
+}
+
 static void test_binding_changes_the_proof(void **state)
 {
     (void)state;
@@ -109,6 +124,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_v1_vector),
         cmocka_unit_test(test_v2_vector),
+        cmocka_unit_test(test_v2_tls_vector),
         cmocka_unit_test(test_binding_changes_the_proof),
         cmocka_unit_test(test_oversized_binding_refused),
     };

@@ -294,7 +294,7 @@ static void test_reject_scheme(void **state)
     reject("te$t:///default", "bad characters in driver");
     reject("test+:///default", "empty transport");
     reject("test+ssh+tcp://h/", "bad characters in transport 'ssh+tcp'");
-    reject("test+tls://h/default", "unknown transport 'tls' (known: unix, tcp, ssh)");
+    reject("test+quic://h/default", "unknown transport 'quic' (known: unix, tcp, ssh, tls)");
     reject("test+SSH://h/default", "unknown transport 'SSH'");
     reject("test:///def\nault", "control character at offset 11");
 
