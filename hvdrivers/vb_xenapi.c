@@ -14,7 +14,12 @@
  * master, same scheme and port, and every later call goes there too. A
  * session that expires (SESSION_INVALID) is replaced by a new login through
  * the same source, at most once per call. Close logs out: a host keeps at
- * most 500 sessions per user and destroys the oldest beyond that.
+ * most 500 sessions per user and destroys the oldest beyond that. Unless
+ * the source names its owner (keep_owner: vbhostd's client) and keeping is
+ * on: then close hands the session to vb_session_keep.h, and that owner's
+ * next open of the same endpoint and options that is answered the same
+ * user and password takes it instead of logging in (the answers are still
+ * asked for, and approved as a login's would be).
  *
  * Secrets: the password lives in the credential request and in the request
  * buffer, both wiped as soon as the login call returns; the session ref is
@@ -71,10 +76,7 @@ typedef struct xa_conn {
     char *default_user; /* the URI's user, or NULL */
     char *user;         /* who is logged in, for messages */
     char *session;      /* OpaqueRef:…; NULL when logged out; wiped */
-    vb_cred_fn cred_fn;
-    void *cred_opaque;
-    void (*approve)(void *opaque, const vb_cred_request *req);
-    void (*reject)(void *opaque, const vb_cred_request *req);
+    vb_cred_source creds; /* the open's fn, opaque, approve, reject; zero when kept */
     vb_xr_buf body;     /* the request being sent; wiped after each call */
     vb_xr_buf reply;    /* the response bytes; wiped after each parse */
     int reply_too_large;
@@ -324,8 +326,7 @@ static int ask(xa_conn *c, int retry, vb_cred_request *req, vb_error *err)
                                              c->default_user) < 0 ||
         vb_cred_request_add(req, VB_CRED_PASSPHRASE, "Password", NULL, NULL) < 0)
         return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_XENAPI, "out of memory");
-    vb_cred_source src = { .fn = c->cred_fn, .opaque = c->cred_opaque };
-    if (vb_driver_ask(&src, req, VB_DOM_XENAPI, "a XenAPI login", err) < 0)
+    if (vb_driver_ask(&c->creds, req, VB_DOM_XENAPI, "a XenAPI login", err) < 0)
         return -1;
     for (size_t i = 0; i < req->nitems; i++) {
         vb_cred_item *it = &req->items[i];
@@ -451,12 +452,11 @@ static int login(xa_conn *c, vb_error *err)
         int rc = ask(c, attempt > 0, &req, err);
         if (rc == 0 && !(c->keep_key && adopt_kept(c, &req)))
             rc = login_with(c, &req, err);
-        if (rc == 0 && c->approve)
-            c->approve(c->cred_opaque, &req);
+        if (rc == 0)
+            vb_driver_verdict(&c->creds, &req, 1);
         if (rc == 1) {
             shown(user, sizeof user, req.items[0].result);
-            if (c->reject)
-                c->reject(c->cred_opaque, &req);
+            vb_driver_verdict(&c->creds, &req, 0);
         }
         vb_cred_request_clear(&req);
         if (rc <= 0)
@@ -648,10 +648,7 @@ static void xa_close(void *conn)
     xa_conn *c = conn;
     if (c && c->keep_key && c->session && c->keep_digest_ok && c->user) {
         /* the source (a client's relay) ends with this close */
-        c->cred_fn = NULL;
-        c->cred_opaque = NULL;
-        c->approve = NULL;
-        c->reject = NULL;
+        memset(&c->creds, 0, sizeof c->creds);
         if (vb_session_keep_put(c->keep_key, c->user, c->keep_digest, c, xa_destroy) == 0)
             return;
     }
@@ -692,12 +689,9 @@ static int xa_open(const vb_uri *uri, unsigned flags, struct vb_cred_source *cre
     c->port = o.port;
     c->timeout_ms = o.timeout_ms;
     c->wire = (flags & VB_OPEN_FROM_WIRE) != 0;
-    if (creds) {
-        c->cred_fn = creds->fn;
-        c->cred_opaque = creds->opaque;
-        c->approve = creds->approve;
-        c->reject = creds->reject;
-    }
+    if (creds) /* what a later login asks and tells (the rest may not outlive the open) */
+        c->creds = (vb_cred_source){ .fn = creds->fn, .opaque = creds->opaque,
+                                     .approve = creds->approve, .reject = creds->reject };
     char hp[300];
     host_port(hp, sizeof hp, uri->host, c->port);
     int rc = setup_curl(c, &o, err);
