@@ -4,6 +4,8 @@
  * they expire, so an idle session is logged out on time without an open. */
 #include "vb_session_keep.h"
 
+#include "vb_log.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -17,7 +19,9 @@
 
 typedef struct keep_entry {
     char *key;
+    char *label;
     char *user;
+    const char *why;      /* set when the module ends it: logged at its logout */
     uint8_t digest[VB_SESSION_KEEP_DIGEST_LEN];
     uint64_t expires_ms;  /* monotonic */
     uint64_t seq;         /* put order: the oldest goes first */
@@ -59,10 +63,14 @@ static void entry_destroy(keep_entry *e)
 {
     if (!e)
         return;
-    if (e->destroy)
+    if (e->destroy) {
+        if (e->why)
+            vb_log(VB_LOG_INFO, "logging out the kept %s: %s", e->label, e->why);
         e->destroy(e->item);
+    }
     OPENSSL_cleanse(e->digest, sizeof e->digest);
     free(e->key);
+    free(e->label);
     free(e->user);
     free(e);
 }
@@ -76,10 +84,11 @@ static void destroy_list(keep_entry *e)
     }
 }
 
-/* Unlink *pp (lock held) onto *out. */
-static void unlink_to(keep_entry **pp, keep_entry **out)
+/* Unlink *pp (lock held) onto *out; why is logged at its logout. */
+static void unlink_to(keep_entry **pp, keep_entry **out, const char *why)
 {
     keep_entry *e = *pp;
+    e->why = why;
     *pp = e->next;
     e->next = *out;
     *out = e;
@@ -125,7 +134,7 @@ static void *reap(void *arg)
         keep_entry *expired = NULL;
         for (keep_entry **pp = &entries; *pp;) {
             if ((*pp)->expires_ms <= now) {
-                unlink_to(pp, &expired);
+                unlink_to(pp, &expired, "idle (xenapi_session_keep)");
                 continue;
             }
             if (!next || (*pp)->expires_ms < next)
@@ -150,15 +159,17 @@ static void *reap(void *arg)
     return NULL;
 }
 
-int vb_session_keep_put(const char *key, const char *user,
+int vb_session_keep_put(const char *key, const char *label, const char *user,
                         const uint8_t digest[VB_SESSION_KEEP_DIGEST_LEN], void *item,
                         vb_session_keep_destroy_fn destroy)
 {
     pthread_once(&once, init_once);
     keep_entry *e = calloc(1, sizeof *e);
-    if (!e || !(e->key = strdup(key)) || !(e->user = strdup(user))) {
+    if (!e || !(e->key = strdup(key)) || !(e->label = strdup(label)) ||
+        !(e->user = strdup(user))) {
         if (e) {
             free(e->key);
+            free(e->label);
             free(e);
         }
         return -1;
@@ -181,15 +192,17 @@ int vb_session_keep_put(const char *key, const char *user,
         for (keep_entry **pp = &entries; *pp; pp = &(*pp)->next)
             if ((*pp)->seq < (*oldest)->seq)
                 oldest = pp;
-        unlink_to(oldest, &evicted);
+        unlink_to(oldest, &evicted, "more kept than xenapi_sessions_max");
     }
     e->expires_ms = now_ms() + (uint64_t)idle_s * 1000;
     e->seq = next_seq++;
     e->next = entries;
     entries = e;
     nentries++;
+    unsigned keep_s = idle_s;
     pthread_cond_signal(&wake);
     pthread_mutex_unlock(&lock);
+    vb_log(VB_LOG_DEBUG, "keeping the %s for %u s", label, keep_s);
     destroy_list(evicted);
     return 0;
 }
@@ -206,7 +219,7 @@ void *vb_session_keep_take(const char *key, const char *user,
             continue;
         }
         if (CRYPTO_memcmp(e->digest, digest, sizeof e->digest) != 0) {
-            unlink_to(pp, &stale); /* another password: that session is done */
+            unlink_to(pp, &stale, "another password was given"); /* that session is done */
             continue;
         }
         if (!found || e->seq > found->seq)
@@ -218,7 +231,7 @@ void *vb_session_keep_take(const char *key, const char *user,
         for (keep_entry **pp = &entries; *pp; pp = &(*pp)->next)
             if (*pp == found) {
                 keep_entry *taken = NULL;
-                unlink_to(pp, &taken);
+                unlink_to(pp, &taken, NULL);
                 break;
             }
         item = found->item;
@@ -226,6 +239,8 @@ void *vb_session_keep_take(const char *key, const char *user,
         found->next = NULL;
     }
     pthread_mutex_unlock(&lock);
+    if (found)
+        vb_log(VB_LOG_DEBUG, "reusing the kept %s", found->label);
     entry_destroy(found);
     destroy_list(stale);
     return item;
@@ -263,5 +278,7 @@ void vb_session_keep_shutdown(void)
     pthread_mutex_unlock(&lock);
     if (joined)
         pthread_join(reaper, NULL);
+    for (keep_entry *e = all; e; e = e->next)
+        e->why = "shutting down";
     destroy_list(all);
 }

@@ -15,6 +15,11 @@
  * module does it: the driver's destroy logs the session out), the oldest
  * beyond max entries at once, all of them at vb_session_keep_shutdown. With
  * idle_s or max 0, or never configured, nothing is kept.
+ *
+ * Log (vb_log: keeping is configured by vbhostd only): each entry has a
+ * label (what and whose, no secret). Keeping and reusing are debug lines;
+ * every logout the module decides is an info line with its reason (idle,
+ * another password, over the limit, shutdown).
  */
 #ifndef VB_SESSION_KEEP_H
 #define VB_SESSION_KEEP_H
@@ -37,8 +42,10 @@ int vb_session_keep_enabled(void);
 int vb_session_keep_digest(const char *secret, size_t len,
                            uint8_t digest[VB_SESSION_KEEP_DIGEST_LEN]);
 /* Hand item over: 0 when kept (the module owns it), -1 when not (disabled,
- * out of memory: the caller still owns it). May destroy the oldest entry. */
-int vb_session_keep_put(const char *key, const char *user,
+ * out of memory: the caller still owns it). May destroy the oldest entry.
+ * label names it in the log ("XenAPI session of root at xenapi://h:443/
+ * for sasl:alice"). */
+int vb_session_keep_put(const char *key, const char *label, const char *user,
                         const uint8_t digest[VB_SESSION_KEEP_DIGEST_LEN], void *item,
                         vb_session_keep_destroy_fn destroy);
 /* The newest entry of key and user with this digest, now the caller's; NULL

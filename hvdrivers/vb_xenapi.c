@@ -82,9 +82,11 @@ typedef struct xa_conn {
     int reply_too_large;
     int wire;           /* a client's URI (VB_OPEN_FROM_WIRE): follow no pool redirect */
     /* keeping the session at close (vb_session_keep.h), when the source
-     * names its owner: keep_key is "owner\nendpoint" (no secret), and
-     * keep_digest the keyed digest of the password that made the session */
+     * names its owner: keep_key is owner, endpoint and options (no secret,
+     * keep_key_for), keep_digest the keyed digest of the password that made
+     * the session, keep_owner_shown the owner for the log */
     char *keep_key;
+    char keep_owner_shown[160];
     uint8_t keep_digest[VB_SESSION_KEEP_DIGEST_LEN];
     int keep_digest_ok;
     char curl_err[CURL_ERROR_SIZE];
@@ -649,7 +651,11 @@ static void xa_close(void *conn)
     if (c && c->keep_key && c->session && c->keep_digest_ok && c->user) {
         /* the source (a client's relay) ends with this close */
         memset(&c->creds, 0, sizeof c->creds);
-        if (vb_session_keep_put(c->keep_key, c->user, c->keep_digest, c, xa_destroy) == 0)
+        char user[128], label[600];
+        shown(user, sizeof user, c->user);
+        snprintf(label, sizeof label, "XenAPI session of '%s' at %s for %s", user, c->service,
+                 c->keep_owner_shown);
+        if (vb_session_keep_put(c->keep_key, label, c->user, c->keep_digest, c, xa_destroy) == 0)
             return;
     }
     xa_destroy(c);
@@ -703,6 +709,8 @@ static int xa_open(const vb_uri *uri, unsigned flags, struct vb_cred_source *cre
     if (rc == 0 && creds && creds->keep_owner && vb_session_keep_enabled() &&
         !(c->keep_key = keep_key_for(creds->keep_owner, c, &o)))
         rc = vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_XENAPI, "out of memory");
+    if (c->keep_key)
+        shown(c->keep_owner_shown, sizeof c->keep_owner_shown, creds->keep_owner);
     if (rc == 0) {
         /* a kept session of this owner says the host was reachable; the
          * password is asked for all the same, before any reuse */

@@ -26,6 +26,8 @@
 #define XEN_PW2 "xen-Warm-pw2"
 #define LOGIN "session.login_with_password user=root "
 #define LOGOUT "session.logout user=root Success"
+/* vbhostd's line at each logout it decides, then the reason */
+#define KEPT_OUT "logging out the kept XenAPI session of 'root' at xenapi://127.0.0.1:"
 
 static char *dir, calls[400];
 static vb_ts_hostd hd, brief; /* brief keeps a session 2 s */
@@ -199,9 +201,11 @@ static void test_changed_password_logs_in_again(void **state)
                                         vb_ts_scaled_ms(5000)), 0);
     forget(&alice, NULL);
     xen_pw = XEN_PW2;
+    int said = count(hd.log, "another password was given");
     open_ok(&alice, &hd, "alice");
     assert_int_equal(count(calls, LOGIN), logins + 1);
     assert_int_equal(count(calls, LOGOUT), logouts + 1);
+    assert_int_equal(count(hd.log, "another password was given"), said + 1);
     open_ok(&alice, &hd, "alice");
     assert_int_equal(count(calls, LOGIN), logins + 1);
 }
@@ -232,6 +236,8 @@ static void test_idle_session_is_logged_out(void **state)
     open_ok(&alice, &brief, "alice");
     assert_int_equal(count(calls, LOGIN), logins + 1);
     assert_int_equal(vb_ts_wait_for_log(calls, LOGOUT, logouts + 1, vb_ts_scaled_ms(10000)), 0);
+    assert_int_equal(vb_ts_wait_for_log(brief.log, KEPT_OUT, 1, vb_ts_scaled_ms(5000)), 0);
+    assert_true(count(brief.log, "for sasl:alice@" REALM ": idle (xenapi_session_keep)") >= 1);
 }
 
 /* `vbctl logout` of the nested URI: the broker forgets the XenAPI answer,
@@ -265,6 +271,7 @@ static void test_logout_ends_reuse_and_shutdown_logs_out(void **state)
     assert_int_equal(vb_ts_stop(hd.pid, vb_ts_scaled_ms(10000)), 0);
     hd.pid = 0;
     assert_int_equal(vb_ts_wait_for_log(calls, LOGOUT, logouts + 1, vb_ts_scaled_ms(10000)), 0);
+    assert_true(count(hd.log, "for sasl:alice@" REALM ": shutting down") >= 1);
 }
 
 int main(void)
