@@ -412,14 +412,17 @@ static void xa_destroy(void *conn);
  * this owner and endpoint (vb_session_keep.h): the same user, and a
  * password with the same keyed digest. Then that session (with its curl
  * handle and its live connection to the host) replaces the login: 1; else
- * 0, and keep_digest is the answer's, for the login that follows. */
-static int adopt_kept(xa_conn *c, const vb_cred_request *req)
+ * 0, and keep_digest is the answer's, for the login that follows. Not when
+ * reuse is 0 (a re-login after SESSION_INVALID: the host may have ended
+ * every session, the other kept ones too). */
+static int adopt_kept(xa_conn *c, const vb_cred_request *req, int reuse)
 {
     const char *user = req->items[0].result, *pass = req->items[1].result;
     c->keep_digest_ok =
         vb_session_keep_digest(pass, strlen(pass), c->keep_digest) == 0;
-    xa_conn *k = c->keep_digest_ok ? vb_session_keep_take(c->keep_key, user, c->keep_digest)
-                                   : NULL;
+    xa_conn *k = c->keep_digest_ok && reuse
+                     ? vb_session_keep_take(c->keep_key, user, c->keep_digest)
+                     : NULL;
     if (!k)
         return 0;
     CURL *curl = c->curl;
@@ -446,13 +449,14 @@ static int adopt_kept(xa_conn *c, const vb_cred_request *req)
     return 1;
 }
 
-static int login(xa_conn *c, vb_error *err)
+/* reuse: an open's login may take a kept session (adopt_kept) */
+static int login(xa_conn *c, int reuse, vb_error *err)
 {
     char user[128] = "";
     for (int attempt = 0; attempt < XA_LOGIN_TRIES; attempt++) {
         vb_cred_request req;
         int rc = ask(c, attempt > 0, &req, err);
-        if (rc == 0 && !(c->keep_key && adopt_kept(c, &req)))
+        if (rc == 0 && !(c->keep_key && adopt_kept(c, &req, reuse)))
             rc = login_with(c, &req, err);
         if (rc == 0)
             vb_driver_verdict(&c->creds, &req, 1);
@@ -501,7 +505,7 @@ static int call(xa_conn *c, const char *method, const vb_xr_arg *args, size_t na
     if (nargs + 1 > XA_MAX_ARGS)
         return vb_error_set(err, VB_ERR_INTERNAL, VB_DOM_XENAPI, "%s: too many arguments",
                             method);
-    if (!c->session && login(c, err) < 0) /* an earlier re-login failed */
+    if (!c->session && login(c, 0, err) < 0) /* an earlier re-login failed */
         return -1;
     for (int relogin = 0;; relogin++) {
         all[0] = VB_XR_S(c->session);
@@ -512,7 +516,7 @@ static int call(xa_conn *c, const char *method, const vb_xr_arg *args, size_t na
             return rc;
         reply_clear(r);
         forget_session(c);
-        if (login(c, err) < 0) {
+        if (login(c, 0, err) < 0) {
             vb_error_prefix(err, "the XenAPI session ended and logging in again failed");
             return -1;
         }
@@ -716,7 +720,7 @@ static int xa_open(const vb_uri *uri, unsigned flags, struct vb_cred_source *cre
          * password is asked for all the same, before any reuse */
         int skip_probe = c->keep_key && vb_session_keep_has(c->keep_key);
         pthread_mutex_lock(&c->lock);
-        rc = !skip_probe && probe(c, err) < 0 ? -1 : login(c, err);
+        rc = !skip_probe && probe(c, err) < 0 ? -1 : login(c, 1, err);
         pthread_mutex_unlock(&c->lock);
     }
     if (rc < 0) {

@@ -227,6 +227,33 @@ static void test_session_invalid_logs_in_again(void **state)
     assert_int_equal(count(calls, LOGIN), logins + 1);
 }
 
+/* Two sessions of one identity kept (two opens at once), then the host ends
+ * every session: the open reuses one, meets SESSION_INVALID at its first
+ * call and logs in anew; it must not take the other dead kept one instead. */
+static void test_session_invalid_with_two_kept(void **state)
+{
+    (void)state;
+    vb_error err;
+    vb_auth auth = { types, 2, form_cb, "alice" };
+    int closed = count(hd.log, "closed connection");
+    vb_conn *a = vb_open_auth(xen_uri(&hd), &auth, 0, &err);
+    if (!a)
+        fail_msg("open a: %s", err.message);
+    vb_conn *b = vb_open_auth(xen_uri(&hd), &auth, 0, &err);
+    if (!b)
+        fail_msg("open b: %s", err.message);
+    vb_close(a);
+    vb_close(b);
+    assert_int_equal(vb_ts_wait_for_log(hd.log, "closed connection", closed + 2,
+                                        vb_ts_scaled_ms(10000)), 0);
+    int logins = count(calls, LOGIN), dropped = count(calls, "sessions dropped");
+    assert_int_equal(kill(xensim, SIGUSR1), 0);
+    assert_int_equal(vb_ts_wait_for_log(calls, "sessions dropped", dropped + 1,
+                                        vb_ts_scaled_ms(5000)), 0);
+    open_ok(&alice, &hd, NULL);
+    assert_int_equal(count(calls, LOGIN), logins + 1);
+}
+
 /* Idle: a session nobody reused for xenapi_session_keep (2 s) is logged out. */
 static void test_idle_session_is_logged_out(void **state)
 {
@@ -281,6 +308,7 @@ int main(void)
         cmocka_unit_test(test_other_identity_logs_in_itself),
         cmocka_unit_test(test_changed_password_logs_in_again),
         cmocka_unit_test(test_session_invalid_logs_in_again),
+        cmocka_unit_test(test_session_invalid_with_two_kept),
         cmocka_unit_test(test_idle_session_is_logged_out),
         cmocka_unit_test(test_logout_ends_reuse_and_shutdown_logs_out),
     };
