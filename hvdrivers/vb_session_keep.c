@@ -256,14 +256,6 @@ int vb_session_keep_has(const char *key)
     return has;
 }
 
-size_t vb_session_keep_count(void)
-{
-    pthread_mutex_lock(&lock);
-    size_t n = nentries;
-    pthread_mutex_unlock(&lock);
-    return n;
-}
-
 void vb_session_keep_shutdown(void)
 {
     pthread_mutex_lock(&lock);

@@ -54,8 +54,6 @@ void *vb_session_keep_take(const char *key, const char *user,
                            const uint8_t digest[VB_SESSION_KEEP_DIGEST_LEN]);
 /* 1 when some entry has key (any user). */
 int vb_session_keep_has(const char *key);
-/* Entries kept now (tests, status). */
-size_t vb_session_keep_count(void);
 /* Destroy every entry and stop the expiry thread (vbhostd: at exit). */
 void vb_session_keep_shutdown(void);
 

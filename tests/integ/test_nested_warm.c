@@ -154,6 +154,15 @@ static void forget(const vb_ts_broker *b, const char *uri)
     vb_ts_broker_use(&alice);
 }
 
+/* The host ends every session (the simulator's SIGUSR1), as a restarted xapi. */
+static void drop_host_sessions(void)
+{
+    int dropped = count(calls, "sessions dropped");
+    assert_int_equal(kill(xensim, SIGUSR1), 0);
+    assert_int_equal(vb_ts_wait_for_log(calls, "sessions dropped", dropped + 1,
+                                        vb_ts_scaled_ms(5000)), 0);
+}
+
 /* ---- tests ------------------------------------------------------------------ */
 
 /* The second open of the same identity logs in no more: the session of the
@@ -217,10 +226,8 @@ static void test_session_invalid_logs_in_again(void **state)
 {
     (void)state;
     open_ok(&alice, &hd, "alice");
-    int logins = count(calls, LOGIN), dropped = count(calls, "sessions dropped");
-    assert_int_equal(kill(xensim, SIGUSR1), 0);
-    assert_int_equal(vb_ts_wait_for_log(calls, "sessions dropped", dropped + 1,
-                                        vb_ts_scaled_ms(5000)), 0);
+    int logins = count(calls, LOGIN);
+    drop_host_sessions();
     open_ok(&alice, &hd, NULL);
     assert_int_equal(count(calls, LOGIN), logins + 1);
     open_ok(&alice, &hd, NULL);
@@ -246,10 +253,8 @@ static void test_session_invalid_with_two_kept(void **state)
     vb_close(b);
     assert_int_equal(vb_ts_wait_for_log(hd.log, "closed connection", closed + 2,
                                         vb_ts_scaled_ms(10000)), 0);
-    int logins = count(calls, LOGIN), dropped = count(calls, "sessions dropped");
-    assert_int_equal(kill(xensim, SIGUSR1), 0);
-    assert_int_equal(vb_ts_wait_for_log(calls, "sessions dropped", dropped + 1,
-                                        vb_ts_scaled_ms(5000)), 0);
+    int logins = count(calls, LOGIN);
+    drop_host_sessions();
     open_ok(&alice, &hd, NULL);
     assert_int_equal(count(calls, LOGIN), logins + 1);
 }
