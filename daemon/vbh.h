@@ -112,6 +112,8 @@ typedef struct vbh_config {
     vbh_endpoint *allowed_libvirt;   /* libvirtd TCP endpoints a client's libvirt: URI may name */
     size_t nallowed_libvirt;
     unsigned relay_timeout_s;        /* a relayed credential request fails after this */
+    unsigned xenapi_session_keep_s;  /* a closed XenAPI session is kept this long (0: never) */
+    unsigned xenapi_sessions_max;    /* ... at most this many, over all clients */
     /* not from the file: listening sockets systemd passed (vbh_activation.c),
      * served instead of binding listen_unix / listen_tcp; -1: none */
     int passed_unix_fd;
@@ -161,6 +163,7 @@ typedef struct vbh_dconn {
     void *conn;
     int read_only;
     int relay_window;           /* the running call may log in: questions may be relayed */
+    char keep_owner[160];       /* "auth_type:identity": whose kept sessions an open may reuse */
     struct vbh_dconn *next;
 } vbh_dconn;
 

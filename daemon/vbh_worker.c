@@ -172,6 +172,13 @@ void vbh_relay_source(vbh_dconn *d, vb_cred_source *src)
     src->ntypes = sizeof every_type / sizeof every_type[0];
     src->approve = relay_approve;
     src->reject = relay_reject;
+    /* the relay answers for this authenticated client only: a session
+     * kept at its close is this identity's (and needs its password again) */
+    const vbh_client *c = d->c;
+    if (c->authenticated && c->auth_type && strcmp(c->auth_type, "none") != 0 &&
+        snprintf(d->keep_owner, sizeof d->keep_owner, "%s:%s", c->auth_type, c->identity) <
+            (int)sizeof d->keep_owner)
+        src->keep_owner = d->keep_owner;
 }
 
 static vbh_dconn *find_dconn(vbh_client *c, uint32_t conn_id)

@@ -14,6 +14,7 @@
 
 #include "vb_daemon.h"
 #include "vb_log.h"
+#include "vb_session_keep.h"
 #include "vbh.h"
 
 static void usage(FILE *out)
@@ -167,9 +168,11 @@ int main(int argc, char **argv)
     vb_daemon_started(&start);
     /* Type=notify: systemd's readiness signal (a no-op without NOTIFY_SOCKET) */
     sd_notify(0, "READY=1");
+    vb_session_keep_configure(cfg.xenapi_session_keep_s, cfg.xenapi_sessions_max);
     int rc = vb_loop_run(loop);
     sd_notify(0, "STOPPING=1");
     vbh_server_stop(&srv);
+    vb_session_keep_shutdown(); /* logs out every kept XenAPI session */
     vb_loop_free(loop);
     vbh_config_clear(&cfg);
     if (pidfile)

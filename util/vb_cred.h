@@ -93,6 +93,11 @@ typedef struct vb_cred_source {
                         size_t secret_len);
     void (*token_rejected)(void *opaque, const char *server_id, const char *endpoint,
                            const char *id);
+    /* optional: who gives the answers (vbhostd: the authenticated client,
+     * "auth_type:identity"). A driver may keep a login at close for a later
+     * open by the same owner that is given the same secret again
+     * (vb_session_keep.h); NULL keeps nothing. */
+    const char *keep_owner;
 } vb_cred_source;
 
 /* Add an item (copies the strings). -1 when full or out of memory. */

@@ -297,8 +297,9 @@ int vb_ts_broker_run(const vb_ts_broker *b, char *const argv[], const char *stdi
                      char **output, int timeout_ms);
 
 /* The XenAPI simulator (tests/peers/xenapi_sim.py) on 127.0.0.1:port, its
- * accounts ("user:password" lines) in DIR/xen-users, its log DIR/xen.log:
- * its pid once it accepts, else -1. */
+ * accounts ("user:password" lines) in DIR/xen-users, its output DIR/xen.log,
+ * one line per call (its --log) in DIR/xen-calls.log: its pid once it
+ * accepts, else -1. */
 pid_t vb_ts_xensim_start(const char *dir, int port, const char *users);
 
 /* ---- throwaway X.509 (vb_testsupport_pki.c, libcrypto) -------------------- */

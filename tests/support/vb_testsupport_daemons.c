@@ -146,14 +146,15 @@ int vb_ts_broker_run(const vb_ts_broker *b, char *const argv[], const char *stdi
 
 pid_t vb_ts_xensim_start(const char *dir, int port, const char *users)
 {
-    char users_file[400], log[400], listen_at[64];
+    char users_file[400], log[400], calls[400], listen_at[64];
     snprintf(users_file, sizeof users_file, "%s/xen-users", dir);
     snprintf(log, sizeof log, "%s/xen.log", dir);
+    snprintf(calls, sizeof calls, "%s/xen-calls.log", dir);
     snprintf(listen_at, sizeof listen_at, "127.0.0.1:%d", port);
     if (vb_ts_write_file(users_file, users, 0600) < 0)
         return -1;
     char *sim[] = { "python3", "-I", "-S", VB_SRC_DIR "/tests/peers/xenapi_sim.py", "--listen",
-                    listen_at, "--users", users_file, NULL };
+                    listen_at, "--users", users_file, "--log", calls, NULL };
     pid_t pid = vb_ts_spawn(sim, NULL, log);
     return pid > 0 && vb_ts_wait_tcp("127.0.0.1", port, vb_ts_scaled_ms(START_MS)) == 0 ? pid : -1;
 }
