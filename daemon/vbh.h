@@ -274,6 +274,9 @@ struct vbh_client {
 int vbh_server_start(vbh_server *srv, vbh_config *cfg, vb_loop *loop, vb_error *err);
 int vbh_open_token_store(const vbh_config *cfg, vb_store **out, vb_error *err);
 void vbh_server_stop(vbh_server *srv);
+/* SIGHUP: listen_tls's crl_file read again (the handshakes from now on,
+ * resumed ones too, are checked against it); logs what it did. */
+void vbh_server_reload_tls(vbh_server *srv);
 
 /* vbh_admit.c: the anonymous slots (max_anonymous_clients, _per_peer) */
 /* Take (anonymous) or give back (not) c's slot. */

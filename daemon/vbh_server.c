@@ -458,6 +458,17 @@ int vbh_server_start(vbh_server *srv, vbh_config *cfg, vb_loop *loop, vb_error *
     return 0;
 }
 
+void vbh_server_reload_tls(vbh_server *srv)
+{
+    vb_error err;
+    if (!srv->tls_ctx || !srv->cfg->crl_file)
+        return;
+    if (vb_tls_server_reload_crl(srv->tls_ctx, &err) < 0)
+        vb_log(VB_LOG_ERROR, "SIGHUP: %s; the CRL read before stays in force", err.message);
+    else if (srv->cfg->tls_client_cert != VB_TLS_CLIENT_CERT_NONE)
+        vb_log(VB_LOG_INFO, "SIGHUP: crl_file re-read (%s)", srv->cfg->crl_file);
+}
+
 void vbh_server_stop(vbh_server *srv)
 {
     if (srv->keepalive_timer)
