@@ -66,6 +66,7 @@ typedef struct vbh_config {
     char **tls_allowed_dn;           /* ... one of these fnmatch patterns is required */
     size_t ntls_allowed_dn;
     char *next_hop_pkipath;          /* this vbhostd's own client files for a next hop over TLS */
+    int tls_require_cbind;           /* logins on TLS only channel-bound (vbh_cbind.c) */
     char *sasl_app;
     char *sasl_conf_dir;
     char *sasl_hostname;
@@ -316,6 +317,20 @@ int vbh_token_issue(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
 int vbh_tokens_begin(vbh_client *c, vb_msg *msg, vbh_handler prepare, vb_error *err);
 /* The listener offers tokens and tokens are allowed on its transport. */
 int vbh_tokens_usable_on(const vbh_listener *lis, const vbh_config *cfg);
+
+/* vbh_cbind.c: channel binding on TLS (tls_require_cbind). */
+/* 1 when c's logins must be channel-bound (a TLS listener, the setting on). */
+int vbh_cbind_required(const vbh_client *c);
+/* 1 when c is a TLS connection without a channel binding (why says so). */
+int vbh_cbind_missing(const vbh_client *c, vb_error *why);
+/* After the handshake: -1 (why filled for the client) when the setting
+ * requires a binding that this connection cannot have and a login is due. */
+int vbh_cbind_admit(const vbh_client *c, char *why, size_t len);
+/* AUTH_SASL_INIT: *mechlist (malloc'd) cut to its -PLUS names when the
+ * setting requires them; AUTH_UNAVAILABLE when none is left. */
+int vbh_cbind_filter_mechs(const vbh_client *c, char **mechlist, vb_error *err);
+/* AUTH_SASL_START: AUTH_UNAVAILABLE for a mechanism without -PLUS there. */
+int vbh_cbind_check_mech(const vbh_client *c, const char *mech, vb_error *err);
 int vbh_token_revoke(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
 /* Disconnect every client but except that logged in with token id. */
 unsigned vbh_end_token_sessions(vbh_server *srv, const char *id, const vbh_client *except);

@@ -308,6 +308,11 @@ static void client_tls_ready(vb_stream *s, void *data)
         refuse_client(c, VB_ERR_AUTH_FAILED, why);
         return;
     }
+    if (vbh_cbind_admit(c, why, sizeof why) < 0) {
+        vb_log(VB_LOG_WARN, "client %s: refused: %s", c->peer, why);
+        refuse_client(c, VB_ERR_AUTH_UNAVAILABLE, why);
+        return;
+    }
     vb_log(VB_LOG_DEBUG, "client %s: %s, %u-bit cipher, client certificate %s", c->peer,
            vb_tls_version(tls), c->tls_ssf, has_cert ? c->tls_dn : "none");
     /* auth_tls = none: the verified certificate is the login (config demands one) */
