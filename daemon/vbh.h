@@ -114,7 +114,7 @@ typedef struct vbh_config {
     size_t nallowed_libvirt;
     unsigned relay_timeout_s;        /* a relayed credential request fails after this */
     /* not from the file: listening sockets systemd passed (vbh_activation.c),
-     * served instead of binding listen_unix / listen_tcp; -1: none */
+     * served instead of binding listen_unix / listen_tcp / listen_tls; -1: none */
     int passed_unix_fd;
     int passed_tcp_fd;
     int passed_tls_fd;
@@ -122,8 +122,8 @@ typedef struct vbh_config {
 
 int vbh_config_load(const char *path, vbh_config *cfg, vb_error *err);
 /* vbh_activation.c: take the sockets systemd passed (LISTEN_FDS, then unset)
- * into cfg->passed_*_fd. Each must be the configured listen_unix or
- * listen_tcp; one that is not refuses the start (VB_ERR_CONFIG naming it). */
+ * into cfg->passed_*_fd. Each must be the configured listen_unix, listen_tcp
+ * or listen_tls; one that is not refuses the start (VB_ERR_CONFIG naming it). */
 int vbh_take_passed_sockets(vbh_config *cfg, const char *config_path, vb_error *err);
 void vbh_config_clear(vbh_config *cfg);
 const char *vbh_auth_type_name(int type);
