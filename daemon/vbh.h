@@ -317,6 +317,15 @@ int vbh_token_issue(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
 int vbh_tokens_begin(vbh_client *c, vb_msg *msg, vbh_handler prepare, vb_error *err);
 /* The listener offers tokens and tokens are allowed on its transport. */
 int vbh_tokens_usable_on(const vbh_listener *lis, const vbh_config *cfg);
+int vbh_token_revoke(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
+/* Disconnect every client but except that logged in with token id. */
+unsigned vbh_end_token_sessions(vbh_server *srv, const char *id, const vbh_client *except);
+/* Disconnect the clients whose token is revoked or gone from tokens.db:
+ * one indexed read per token on the store lane, the disconnects on the
+ * loop once it is done (a re-check asked for meanwhile runs after it). */
+void vbh_recheck_token_sessions(vbh_server *srv);
+/* vbhostd --list-tokens / --revoke-token ID (prints; returns an exit status) */
+int vbh_admin_tokens(vbh_config *cfg, const char *revoke_id);
 
 /* vbh_cbind.c: channel binding on TLS (tls_require_cbind). */
 /* 1 when c's logins must be channel-bound (a TLS listener, the setting on). */
@@ -331,15 +340,7 @@ int vbh_cbind_admit(const vbh_client *c, char *why, size_t len);
 int vbh_cbind_filter_mechs(const vbh_client *c, char **mechlist, vb_error *err);
 /* AUTH_SASL_START: AUTH_UNAVAILABLE for a mechanism without -PLUS there. */
 int vbh_cbind_check_mech(const vbh_client *c, const char *mech, vb_error *err);
-int vbh_token_revoke(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
-/* Disconnect every client but except that logged in with token id. */
-unsigned vbh_end_token_sessions(vbh_server *srv, const char *id, const vbh_client *except);
-/* Disconnect the clients whose token is revoked or gone from tokens.db:
- * one indexed read per token on the store lane, the disconnects on the
- * loop once it is done (a re-check asked for meanwhile runs after it). */
-void vbh_recheck_token_sessions(vbh_server *srv);
-/* vbhostd --list-tokens / --revoke-token ID (prints; returns an exit status) */
-int vbh_admin_tokens(vbh_config *cfg, const char *revoke_id);
+
 /* After an auth handler ran: how long its answer must wait (ms). failed: it
  * failed with AUTH_FAILED (a failure the handler did not note is noted
  * here, for the peer alone). Consumes the handler's note. */
