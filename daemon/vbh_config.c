@@ -253,6 +253,7 @@ static void set_defaults(vbh_config *cfg)
     cfg->key_file = strdup(VB_TLS_SERVER_KEY);
     cfg->ca_file = strdup(VB_TLS_SYSTEM_CA);
     cfg->tls_client_cert = VB_TLS_CLIENT_CERT_OPTIONAL;
+    cfg->tls_require_cbind = 1; /* every vbroker client binds; the others can be relayed */
     cfg->sasl_app = strdup("vbhostd");
     cfg->peer_allowed_uids[0] = getuid();
     cfg->npeer_allowed_uids = 1;
@@ -339,6 +340,7 @@ static int load_tls_keys(vb_conf *conf, vbh_config *cfg, vb_error *err)
         get_str(conf, "ca_file", &cfg->ca_file, err) < 0 ||
         get_str(conf, "crl_file", &cfg->crl_file, err) < 0 ||
         get_str(conf, "next_hop_pkipath", &cfg->next_hop_pkipath, err) < 0 ||
+        get_flag(conf, "tls_require_cbind", &cfg->tls_require_cbind, err) < 0 ||
         vb_conf_get_string(conf, "tls_client_cert", &mode, err) < 0 ||
         load_string_list(conf, "tls_allowed_dn_list", &cfg->tls_allowed_dn_set,
                          &cfg->tls_allowed_dn, &cfg->ntls_allowed_dn, err) < 0)

@@ -42,7 +42,8 @@ static int write_pidfile(const char *path, vb_error *err)
 }
 
 /* SIGHUP: re-read the file and apply what can change under running clients
- * (log_level), and reopen log_file (after logrotate moved it). Listeners,
+ * (log_level), reopen log_file (after logrotate moved it) and re-read the
+ * TLS listener's crl_file (the same path). Listeners,
  * auth lists, SASL, limits and the state dir take effect at a restart. */
 typedef struct reload_ctx {
     const char *config_path;
@@ -57,6 +58,8 @@ static void reload(void *data)
     sd_notify(0, "RELOADING=1");
     if (vb_log_reopen(&err) < 0)
         vb_log(VB_LOG_ERROR, "SIGHUP: %s", err.message);
+    if (ctx->srv) /* a certificate revoked in crl_file, whatever the rest of the file says */
+        vbh_server_reload_tls(ctx->srv);
     if (vbh_config_load(ctx->config_path, &fresh, &err) < 0) {
         vb_log(VB_LOG_ERROR, "SIGHUP: %s; keeping the running configuration", err.message);
         sd_notify(0, "READY=1");
@@ -65,7 +68,8 @@ static void reload(void *data)
     vb_log_set_level(fresh.log_level);
     if (ctx->srv) /* a token revoked by `vbhostd --revoke-token` ends its sessions now */
         vbh_recheck_token_sessions(ctx->srv);
-    vb_log(VB_LOG_INFO, "SIGHUP: log reopened, log_level re-read; other keys take effect at restart");
+    vb_log(VB_LOG_INFO, "SIGHUP: log reopened, log_level and crl_file re-read; other keys take "
+                        "effect at restart");
     vbh_config_clear(&fresh);
     sd_notify(0, "READY=1");
 }

@@ -237,24 +237,39 @@ int vb_sasl_set_channel_binding(vb_sasl *s, const char *type, const uint8_t *dat
     return 0;
 }
 
+int vb_sasl_require_channel_binding(vb_sasl *s, vb_error *err)
+{
+    if (!s->cbind_type[0])
+        return vb_error_set(err, VB_ERR_INTERNAL, VB_DOM_SASL, "no channel binding to require");
+    s->cbind.critical = 1;
+    int rc = sasl_setprop(s->conn, SASL_CHANNEL_BINDING, &s->cbind);
+    if (rc != SASL_OK)
+        return vb_error_set(err, VB_ERR_INTERNAL, VB_DOM_SASL,
+                            "cannot require the channel binding: %s", sasl_errstring(rc, NULL, NULL));
+    return 0;
+}
+
 static int is_plus(const char *mech, size_t len)
 {
     return len > 5 && strncasecmp(mech + len - 5, "-PLUS", 5) == 0;
 }
 
-/* A client with a channel binding: only the -PLUS names of mechlist (a
- * malloc'd list), or AUTH_UNAVAILABLE when the server offers none. */
-static int plus_only(const char *mechlist, char **out, vb_error *err)
+int vb_sasl_mech_is_plus(const char *mech)
+{
+    return mech && is_plus(mech, strlen(mech));
+}
+
+char *vb_sasl_plus_only(const char *mechlist, char sep)
 {
     size_t n = strlen(mechlist);
     char *list = malloc(n + 1), *o = list;
     if (!list)
-        return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_SASL, "out of memory");
+        return NULL;
     for (const char *p = mechlist; *p;) {
         size_t len = strcspn(p, ", ");
         if (is_plus(p, len)) {
             if (o != list)
-                *o++ = ' ';
+                *o++ = sep;
             memcpy(o, p, len);
             o += len;
         }
@@ -262,6 +277,16 @@ static int plus_only(const char *mechlist, char **out, vb_error *err)
         p += strspn(p, ", ");
     }
     *o = '\0';
+    return list;
+}
+
+/* A client with a channel binding: only the -PLUS names of mechlist (a
+ * malloc'd list), or AUTH_UNAVAILABLE when the server offers none. */
+static int plus_only(const char *mechlist, char **out, vb_error *err)
+{
+    char *list = vb_sasl_plus_only(mechlist, ' ');
+    if (!list)
+        return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_SASL, "out of memory");
     if (!*list) {
         free(list);
         return vb_error_set(err, VB_ERR_AUTH_UNAVAILABLE, VB_DOM_SASL,

@@ -324,6 +324,14 @@ int vb_ts_pki_crl(const char *path, const vb_ts_pki *ca, const long *serials, si
 int vb_ts_pki_dir(char *out, const char *dir, const char *name, const vb_ts_pki *ca,
                   const vb_ts_pki *id);
 
+/* tests/peers/tls_mitm.py on 127.0.0.1:port toward 127.0.0.1:target_port,
+ * in mode "tcp" (a port forward), "tls" (a man in the middle with id's
+ * certificate) or "tls-up" (plain TCP in, TLS out); flag: one more option
+ * ("--down-no-ems", "--up-no-ems") or NULL. Its log is DIR/fwd.log. Its
+ * pid once it listens, else -1 (stop it with vb_ts_stop). */
+pid_t vb_ts_tls_forwarder(const char *dir, int port, int target_port, const char *mode,
+                          const vb_ts_pki *id, const char *flag);
+
 /* base milliseconds scaled for slow runs: VB_TEST_SLOWDOWN=N multiplies every
  * deadline by N, and a daemon wrapper (valgrind) implies at least 10. */
 int vb_ts_scaled_ms(int base);

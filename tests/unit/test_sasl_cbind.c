@@ -92,9 +92,10 @@ static void ends_free(ends *e)
     free(e->mechlist);
 }
 
-/* Run the exchange over mechlist; 0 when both ends completed, else -1 with
- * *err from the end that gave up. */
-static int login(ends *e, const char *mechlist, vb_error *err)
+/* Run the exchange over mechlist, the server told the mechanism is
+ * server_mech (NULL: the one the client chose); 0 when both ends completed,
+ * else -1 with *err from the end that gave up. */
+static int login_as(ends *e, const char *mechlist, const char *server_mech, vb_error *err)
 {
     vb_sasl_prompter p = { answer, NULL, "vbhostd on test", 0, NULL };
     const char *mech = NULL;
@@ -103,7 +104,8 @@ static int login(ends *e, const char *mechlist, vb_error *err)
     int c = vb_sasl_client_start(e->client, mechlist, &p, &mech, &cout, &clen, err);
     if (c < 0)
         return -1;
-    int s = vb_sasl_server_start(e->server, mech, cout, clen, &sout, &slen, NULL, err);
+    int s = vb_sasl_server_start(e->server, server_mech ? server_mech : mech, cout, clen, &sout,
+                                 &slen, NULL, err);
     while (s == VB_SASL_CONTINUE) {
         if ((c = vb_sasl_client_step(e->client, sout, slen, &p, &cout, &clen, err)) < 0)
             return -1;
@@ -115,6 +117,11 @@ static int login(ends *e, const char *mechlist, vb_error *err)
                                                      err) != VB_SASL_COMPLETE)
         return -1;
     return 0;
+}
+
+static int login(ends *e, const char *mechlist, vb_error *err)
+{
+    return login_as(e, mechlist, NULL, err);
 }
 
 static void test_server_offers_plus(void **state)
@@ -257,6 +264,35 @@ static void test_unbound_client_still_served(void **state)
     ends_free(&e);
 }
 
+/* A client that names the -PLUS mechanism but binds nothing (SCRAM's "n"
+ * flag): Cyrus 2.1.28 lets it in while the binding is not critical (the
+ * name alone proves nothing), and refuses it once vb_sasl_require_channel_binding
+ * made the binding critical, as vbhostd does under tls_require_cbind. */
+static void test_plus_name_without_binding(void **state)
+{
+    (void)state;
+    ends e;
+    vb_error err;
+    ends_new(&e, 7, 0);
+    assert_int_equal(login_as(&e, "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS", &err), 0);
+    ends_free(&e);
+    ends_new(&e, 7, 0);
+    assert_int_equal(vb_sasl_require_channel_binding(e.server, &err), 0);
+    assert_int_equal(login_as(&e, "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS", &err), -1);
+    assert_int_equal(err.code, VB_ERR_AUTH_FAILED);
+    ends_free(&e);
+    /* nor under the plain name; a bound client still logs in */
+    ends_new(&e, 7, 0);
+    assert_int_equal(vb_sasl_require_channel_binding(e.server, &err), 0);
+    assert_int_equal(login(&e, "SCRAM-SHA-256", &err), -1);
+    ends_free(&e);
+    ends_new(&e, 7, 7);
+    assert_int_equal(vb_sasl_require_channel_binding(e.server, &err), 0);
+    assert_int_equal(login(&e, e.mechlist, &err), 0);
+    assert_string_equal(vb_sasl_mech(e.server), "SCRAM-SHA-256-PLUS");
+    ends_free(&e);
+}
+
 static void test_malformed_binding(void **state)
 {
     (void)state;
@@ -279,6 +315,7 @@ int main(void)
         cmocka_unit_test(test_stripped_plus_is_refused_by_the_client),
         cmocka_unit_test(test_cyrus_refuses_the_y_flag),
         cmocka_unit_test(test_unbound_client_still_served),
+        cmocka_unit_test(test_plus_name_without_binding),
         cmocka_unit_test(test_malformed_binding),
     };
     return cmocka_run_group_tests(tests, group_setup, vb_ts_group_teardown);
