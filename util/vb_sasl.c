@@ -116,6 +116,20 @@ static vb_sasl *session_alloc(int server, vb_error *err)
     return s;
 }
 
+/* The end of either _new: rc is sasl_server_new's or sasl_client_new's; on
+ * any failure s is freed and NULL returned. */
+static vb_sasl *session_ready(vb_sasl *s, int rc, unsigned min_ssf, vb_error *err)
+{
+    if (rc != SASL_OK)
+        vb_error_set(err, VB_ERR_INTERNAL, VB_DOM_SASL, "cannot start a SASL %s session: %s",
+                     s->server ? "server" : "client", sasl_errstring(rc, NULL, NULL));
+    if (rc != SASL_OK || set_secprops(s->conn, min_ssf, err) < 0) {
+        vb_sasl_free(s);
+        return NULL;
+    }
+    return s;
+}
+
 vb_sasl *vb_sasl_server_new(const char *service, const char *fqdn, const char *realm, int fd,
                             unsigned min_ssf, vb_error *err)
 {
@@ -127,17 +141,7 @@ vb_sasl *vb_sasl_server_new(const char *service, const char *fqdn, const char *r
         return NULL;
     int rc = sasl_server_new(service, fqdn, realm, have_addrs ? local : NULL,
                              have_addrs ? remote : NULL, NULL, SASL_SUCCESS_DATA, &s->conn);
-    if (rc != SASL_OK) {
-        vb_error_set(err, VB_ERR_INTERNAL, VB_DOM_SASL, "cannot start a SASL server session: %s",
-                     sasl_errstring(rc, NULL, NULL));
-        free(s);
-        return NULL;
-    }
-    if (set_secprops(s->conn, min_ssf, err) < 0) {
-        vb_sasl_free(s);
-        return NULL;
-    }
-    return s;
+    return session_ready(s, rc, min_ssf, err);
 }
 
 static unsigned long sasl_id_for(int cred_type)
@@ -186,17 +190,7 @@ vb_sasl *vb_sasl_client_new(const char *service, const char *host, int fd, unsig
     s->callbacks[n].id = SASL_CB_LIST_END;
     int rc = sasl_client_new(service, host, have_addrs ? local : NULL, have_addrs ? remote : NULL,
                              s->callbacks, 0, &s->conn);
-    if (rc != SASL_OK) {
-        vb_error_set(err, VB_ERR_INTERNAL, VB_DOM_SASL, "cannot start a SASL client session: %s",
-                     sasl_errstring(rc, NULL, NULL));
-        vb_sasl_free(s);
-        return NULL;
-    }
-    if (set_secprops(s->conn, min_ssf, err) < 0) {
-        vb_sasl_free(s);
-        return NULL;
-    }
-    return s;
+    return session_ready(s, rc, min_ssf, err);
 }
 
 /* Cyrus 2.1.28's sasl_listmech sizes its buffer for 2n-2 separators, but a
