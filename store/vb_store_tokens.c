@@ -177,7 +177,7 @@ int vb_store_token_revoke(vb_store *st, const char *id, const char *identity, vb
     return ret;
 }
 
-/* one row for vbs_collect */
+/* one row for vbs_list */
 static int read_record_row(sqlite3_stmt *stmt, void *row)
 {
     return read_record(stmt, row);
@@ -185,22 +185,11 @@ static int read_record_row(sqlite3_stmt *stmt, void *row)
 
 int vb_store_token_list(vb_store *st, vb_token_record **recs, size_t *n, vb_error *err)
 {
-    if (recs == NULL || n == NULL)
-        return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_STORE,
-                            "listing tokens: recs and n are required");
-    *recs = NULL;
-    *n = 0;
-    if (vbs_enter(st, K, "listing tokens", err) != 0)
-        return -1;
-    sqlite3_stmt *stmt;
     void *rows = NULL;
-    int ret = -1;
-    if (vbs_prepare(st, "SELECT " TOKEN_COLS " FROM tokens ORDER BY created, id", &stmt,
-                    "listing tokens", err) == 0)
-        ret = vbs_collect(st, stmt, sizeof **recs, read_record_row, "token", "listing tokens", &rows, n,
-                          err);
-    *recs = rows;
-    vbs_leave(st);
+    int ret = vbs_list(st, K, "SELECT " TOKEN_COLS " FROM tokens ORDER BY created, id", sizeof **recs, read_record_row, "token", "listing tokens",
+                       recs ? &rows : NULL, n, err);
+    if (recs)
+        *recs = rows;
     return ret;
 }
 
