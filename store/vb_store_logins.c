@@ -196,7 +196,8 @@ static int read_login_row(sqlite3_stmt *stmt, void *row)
 int vb_store_login_list(vb_store *st, vb_cached_login **recs, size_t *n, vb_error *err)
 {
     void *rows = NULL;
-    int ret = vbs_list(st, K, "SELECT " LOGIN_COLS " FROM logins ORDER BY server_id, identity", sizeof **recs, read_login_row, "login", "listing logins",
+    int ret = vbs_list(st, K, "SELECT " LOGIN_COLS " FROM logins ORDER BY server_id, identity",
+                       sizeof **recs, read_login_row, "login", "listing logins",
                        recs ? &rows : NULL, n, err);
     if (recs)
         *recs = rows;

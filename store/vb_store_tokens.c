@@ -186,7 +186,8 @@ static int read_record_row(sqlite3_stmt *stmt, void *row)
 int vb_store_token_list(vb_store *st, vb_token_record **recs, size_t *n, vb_error *err)
 {
     void *rows = NULL;
-    int ret = vbs_list(st, K, "SELECT " TOKEN_COLS " FROM tokens ORDER BY created, id", sizeof **recs, read_record_row, "token", "listing tokens",
+    int ret = vbs_list(st, K, "SELECT " TOKEN_COLS " FROM tokens ORDER BY created, id",
+                       sizeof **recs, read_record_row, "token", "listing tokens",
                        recs ? &rows : NULL, n, err);
     if (recs)
         *recs = rows;

@@ -333,8 +333,8 @@ static int read_bounded(int fd, const char *path, size_t max, const char *what, 
         len += (size_t)n;
     }
     if (rc == 0 && len > max)
-        rc = vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG, "%s: larger than %zu bytes; %s must be small",
-                          path, max, what);
+        rc = vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
+                          "%s: larger than %zu bytes; %s must be small", path, max, what);
     /* A NUL would silently end the text early; say where it is instead. */
     const char *nul = rc == 0 ? memchr(buf, '\0', len) : NULL;
     if (nul) {
