@@ -54,6 +54,14 @@ static void install_mutexes(void)
     }
 }
 
+static int init_result(int rc, int code, const char *side, vb_error *err)
+{
+    if (rc != SASL_OK)
+        return vb_error_set(err, code, VB_DOM_SASL, "cannot initialise SASL %s: %s", side,
+                            sasl_errstring(rc, NULL, NULL));
+    return 0;
+}
+
 int vb_sasl_server_init(const char *app, const char *conf_dir, vb_error *err)
 {
     int rc = SASL_OK;
@@ -67,10 +75,8 @@ int vb_sasl_server_init(const char *app, const char *conf_dir, vb_error *err)
         server_ready = rc == SASL_OK;
     }
     pthread_mutex_unlock(&init_lock);
-    if (rc != SASL_OK)
-        return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_SASL, "cannot initialise SASL server: %s",
-                            sasl_errstring(rc, NULL, NULL));
-    return 0;
+    /* the server's config dir and app name are the operator's to fix */
+    return init_result(rc, VB_ERR_CONFIG, "server", err);
 }
 
 int vb_sasl_client_init(vb_error *err)
@@ -83,10 +89,7 @@ int vb_sasl_client_init(vb_error *err)
         client_ready = rc == SASL_OK;
     }
     pthread_mutex_unlock(&init_lock);
-    if (rc != SASL_OK)
-        return vb_error_set(err, VB_ERR_INTERNAL, VB_DOM_SASL, "cannot initialise SASL client: %s",
-                            sasl_errstring(rc, NULL, NULL));
-    return 0;
+    return init_result(rc, VB_ERR_INTERNAL, "client", err);
 }
 
 /* ---- sessions ------------------------------------------------------------ */
