@@ -109,6 +109,22 @@ static int set_secprops(sasl_conn_t *conn, unsigned min_ssf, vb_error *err)
     return 0;
 }
 
+/* Both ends of a socket as Cyrus wants them ("host;port"), for the
+ * mechanisms that bind to them; both NULL when either is unknown (a unix
+ * socket). */
+typedef struct sasl_addrs {
+    char local_buf[128], remote_buf[128];
+    const char *local, *remote;
+} sasl_addrs;
+
+static void addrs_of(int fd, sasl_addrs *a)
+{
+    int have = vb_net_sasl_addr(fd, 0, a->local_buf, sizeof a->local_buf) == 0 &&
+               vb_net_sasl_addr(fd, 1, a->remote_buf, sizeof a->remote_buf) == 0;
+    a->local = have ? a->local_buf : NULL;
+    a->remote = have ? a->remote_buf : NULL;
+}
+
 static vb_sasl *session_alloc(int server, vb_error *err)
 {
     vb_sasl *s = calloc(1, sizeof *s);
@@ -136,14 +152,13 @@ static vb_sasl *session_ready(vb_sasl *s, int rc, unsigned min_ssf, vb_error *er
 vb_sasl *vb_sasl_server_new(const char *service, const char *fqdn, const char *realm, int fd,
                             unsigned min_ssf, vb_error *err)
 {
-    char local[128], remote[128];
-    int have_addrs = vb_net_sasl_addr(fd, 0, local, sizeof local) == 0 &&
-                     vb_net_sasl_addr(fd, 1, remote, sizeof remote) == 0;
+    sasl_addrs a;
+    addrs_of(fd, &a);
     vb_sasl *s = session_alloc(1, err);
     if (!s)
         return NULL;
-    int rc = sasl_server_new(service, fqdn, realm, have_addrs ? local : NULL,
-                             have_addrs ? remote : NULL, NULL, SASL_SUCCESS_DATA, &s->conn);
+    int rc = sasl_server_new(service, fqdn, realm, a.local, a.remote, NULL, SASL_SUCCESS_DATA,
+                             &s->conn);
     return session_ready(s, rc, min_ssf, err);
 }
 
@@ -173,9 +188,8 @@ static int cred_type_for(unsigned long sasl_id)
 vb_sasl *vb_sasl_client_new(const char *service, const char *host, int fd, unsigned min_ssf,
                             const int *cred_types, size_t ncred_types, vb_error *err)
 {
-    char local[128], remote[128];
-    int have_addrs = vb_net_sasl_addr(fd, 0, local, sizeof local) == 0 &&
-                     vb_net_sasl_addr(fd, 1, remote, sizeof remote) == 0;
+    sasl_addrs a;
+    addrs_of(fd, &a);
     vb_sasl *s = session_alloc(0, err);
     if (!s)
         return NULL;
@@ -191,8 +205,7 @@ vb_sasl *vb_sasl_client_new(const char *service, const char *host, int fd, unsig
         if (sasl_id_for(cred_types[i]))
             s->callbacks[n++].id = sasl_id_for(cred_types[i]);
     s->callbacks[n].id = SASL_CB_LIST_END;
-    int rc = sasl_client_new(service, host, have_addrs ? local : NULL, have_addrs ? remote : NULL,
-                             s->callbacks, 0, &s->conn);
+    int rc = sasl_client_new(service, host, a.local, a.remote, s->callbacks, 0, &s->conn);
     return session_ready(s, rc, min_ssf, err);
 }
 
