@@ -316,17 +316,26 @@ int vb_sasl_server_mechlist(vb_sasl *s, char **mechlist, vb_error *err)
     return *mechlist ? 0 : vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_SASL, "out of memory");
 }
 
+/* A step's output token and, for SASL_OK or SASL_CONTINUE, its state
+ * (VB_SASL_COMPLETE, VB_SASL_CONTINUE): 1; 0 for a failure, which each end
+ * words its own way. */
+static int step_output(int rc, const char *o, unsigned ol, const uint8_t **out, size_t *outlen,
+                       int *state)
+{
+    *out = (const uint8_t *)o;
+    *outlen = o ? ol : 0;
+    *state = rc == SASL_OK ? VB_SASL_COMPLETE : VB_SASL_CONTINUE;
+    return rc == SASL_OK || rc == SASL_CONTINUE;
+}
+
 static int server_result(vb_sasl *s, int rc, const char *out, unsigned outlen,
                          const uint8_t **outp, size_t *outlenp, int *sasl_rc, vb_error *err)
 {
+    int state;
     if (sasl_rc)
         *sasl_rc = rc;
-    *outp = (const uint8_t *)out;
-    *outlenp = out ? outlen : 0;
-    if (rc == SASL_OK)
-        return VB_SASL_COMPLETE;
-    if (rc == SASL_CONTINUE)
-        return VB_SASL_CONTINUE;
+    if (step_output(rc, out, outlen, outp, outlenp, &state))
+        return state;
     if (rc == SASL_NOMECH || rc == SASL_TOOWEAK)
         return vb_error_set(err, VB_ERR_AUTH_UNAVAILABLE, VB_DOM_SASL,
                             "SASL mechanism %s is not available on this connection",
@@ -405,12 +414,9 @@ static int answer_interactions(vb_sasl *s, sasl_interact_t *interact,
 static int client_result(vb_sasl *s, int rc, const char *o, unsigned ol, const uint8_t **out,
                          size_t *outlen, vb_error *err)
 {
-    *out = (const uint8_t *)o;
-    *outlen = o ? ol : 0;
-    if (rc == SASL_OK)
-        return VB_SASL_COMPLETE;
-    if (rc == SASL_CONTINUE)
-        return VB_SASL_CONTINUE;
+    int state;
+    if (step_output(rc, o, ol, out, outlen, &state))
+        return state;
     if (rc == SASL_NOMECH || rc == SASL_TOOWEAK)
         return vb_error_set(err, VB_ERR_AUTH_UNAVAILABLE, VB_DOM_SASL,
                             "no SASL mechanism offered by the server is usable here "
