@@ -303,6 +303,10 @@ void vbh_build_reply(vbh_client *c, const vb_msg *msg, vbh_handler handler, uint
                      size_t *len);
 
 /* auth.c */
+/* Before an auth call of type: AUTH_UNAVAILABLE when the listener does not
+ * accept type, OPERATION_INVALID when the connection already logged in
+ * (unless the listener accepts "none"). 0 or -1. */
+int vbh_auth_require_type(vbh_client *c, int type, vb_error *err);
 int vbh_auth_list_handler(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
 int vbh_auth_sasl_init(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
 int vbh_auth_sasl_start(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);

@@ -85,7 +85,7 @@ int vbh_auth_list_handler(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *e
     return 0;
 }
 
-static int require_type(vbh_client *c, int type, vb_error *err)
+int vbh_auth_require_type(vbh_client *c, int type, vb_error *err)
 {
     if (c->authenticated && !vbh_auth_list_has(c->lis->auth, VBH_AUTH_NONE))
         return vb_error_set(err, VB_ERR_OPERATION_INVALID, VB_DOM_AUTH,
@@ -127,7 +127,7 @@ int vbh_auth_sasl_init(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
 {
     (void)args;
     vbh_config *cfg = c->srv->cfg;
-    if (require_type(c, VBH_AUTH_SASL, err) < 0)
+    if (vbh_auth_require_type(c, VBH_AUTH_SASL, err) < 0)
         return -1;
     vb_sasl_free(c->sasl);
     /* plain TCP has no confidentiality of its own: demand a SASL layer, or
@@ -246,8 +246,8 @@ int vbh_auth_sasl_start(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err
     size_t inlen, outlen = 0;
     int sasl_rc = SASL_OK;
     /* the type gate, the body, then the state (docs/protocol.md §5.7) */
-    if (require_type(c, VBH_AUTH_SASL, err) < 0 || vb_rd_strdup(args, 64, &mech, err) < 0 ||
-        vb_rd_bin(args, &in, &inlen, err) < 0)
+    if (vbh_auth_require_type(c, VBH_AUTH_SASL, err) < 0 ||
+        vb_rd_strdup(args, 64, &mech, err) < 0 || vb_rd_bin(args, &in, &inlen, err) < 0)
         return free(mech), -1;
     if (!mech)
         return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_AUTH, "no SASL mechanism given");
@@ -263,8 +263,8 @@ int vbh_auth_sasl_step(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
     const uint8_t *in, *out = NULL;
     size_t inlen, outlen = 0;
     int sasl_rc = SASL_OK;
-    if (require_type(c, VBH_AUTH_SASL, err) < 0 || vb_rd_bin(args, &in, &inlen, err) < 0 ||
-        need_session(c, err) < 0)
+    if (vbh_auth_require_type(c, VBH_AUTH_SASL, err) < 0 ||
+        vb_rd_bin(args, &in, &inlen, err) < 0 || need_session(c, err) < 0)
         return -1;
     /* cyrus dereferences the mechanism of a session that was never started */
     if (!vb_sasl_mech(c->sasl))
@@ -277,7 +277,7 @@ int vbh_auth_sasl_step(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
 int vbh_auth_peer(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
 {
     (void)args;
-    if (require_type(c, VBH_AUTH_PEER, err) < 0)
+    if (vbh_auth_require_type(c, VBH_AUTH_PEER, err) < 0)
         return -1;
     if (!c->lis->is_unix)
         return vb_error_set(err, VB_ERR_AUTH_UNAVAILABLE, VB_DOM_AUTH,

@@ -32,6 +32,7 @@
 #ifndef VB_TESTSUPPORT_H
 #define VB_TESTSUPPORT_H
 
+#include <stdint.h>
 #include <sys/types.h>
 
 /* ---- temp dirs ---------------------------------------------------------- */
@@ -335,5 +336,7 @@ pid_t vb_ts_tls_forwarder(const char *dir, int port, int target_port, const char
 /* base milliseconds scaled for slow runs: VB_TEST_SLOWDOWN=N multiplies every
  * deadline by N, and a daemon wrapper (valgrind) implies at least 10. */
 int vb_ts_scaled_ms(int base);
+/* CLOCK_MONOTONIC in milliseconds, for deadlines and measured waits. */
+int64_t vb_ts_now_ms(void);
 
 #endif

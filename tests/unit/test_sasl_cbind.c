@@ -21,6 +21,7 @@
 
 #include "vb_sasl.h"
 #include "vb_testsupport.h"
+#include "vb_testsupport_saslcb.h"
 
 #define APP "vbcbind"
 #define REALM "CBIND.TEST"
@@ -189,47 +190,19 @@ static void test_stripped_plus_is_refused_by_the_client(void **state)
  * that is not ours: a bound client told "no -PLUS here" sends SCRAM's "y"
  * flag, and a server with a binding refuses it. (Raw cyrus on the client
  * side: vb_sasl never picks a mechanism without the binding.) */
-static int raw_cb(void *ctx, int id, const char **res, unsigned *len)
-{
-    (void)ctx;
-    if (id != SASL_CB_AUTHNAME && id != SASL_CB_USER)
-        return SASL_FAIL;
-    *res = "alice";
-    if (len)
-        *len = 5;
-    return SASL_OK;
-}
-
-static int raw_pass(sasl_conn_t *c, void *ctx, int id, sasl_secret_t **ps)
-{
-    (void)c;
-    (void)ctx;
-    (void)id;
-    static union {
-        sasl_secret_t s;
-        char room[sizeof(sasl_secret_t) + sizeof PASSWORD];
-    } secret;
-    secret.s.len = sizeof PASSWORD - 1;
-    memcpy(secret.s.data, PASSWORD, sizeof PASSWORD);
-    *ps = &secret.s;
-    return SASL_OK;
-}
-
 static void test_cyrus_refuses_the_y_flag(void **state)
 {
     (void)state;
     ends e;
     vb_error err;
     ends_new(&e, 7, 0);
-    sasl_callback_t cbs[] = { { SASL_CB_AUTHNAME, (int (*)(void))(void (*)(void))raw_cb, NULL },
-                              { SASL_CB_USER, (int (*)(void))(void (*)(void))raw_cb, NULL },
-                              { SASL_CB_PASS, (int (*)(void))(void (*)(void))raw_pass, NULL },
-                              { SASL_CB_LIST_END, NULL, NULL } };
+    vb_ts_sasl_client_creds raw;
+    vb_ts_sasl_client_creds_init(&raw, "alice", PASSWORD);
     sasl_conn_t *c;
     uint8_t v[32];
     memset(v, 7, sizeof v);
     sasl_channel_binding_t cb = { "tls-exporter", 0, sizeof v, v };
-    assert_int_equal(sasl_client_new("vbhostd", "localhost", NULL, NULL, cbs, 0, &c), SASL_OK);
+    assert_int_equal(sasl_client_new("vbhostd", "localhost", NULL, NULL, raw.cbs, 0, &c), SASL_OK);
     assert_int_equal(sasl_setprop(c, SASL_CHANNEL_BINDING, &cb), SASL_OK);
     const char *out, *mech;
     unsigned outlen;
@@ -248,6 +221,7 @@ static void test_cyrus_refuses_the_y_flag(void **state)
     assert_int_equal(rc, -1);
     assert_int_equal(err.code, VB_ERR_AUTH_FAILED);
     sasl_dispose(&c);
+    vb_ts_sasl_client_creds_clear(&raw);
     ends_free(&e);
 }
 
