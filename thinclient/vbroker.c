@@ -5,6 +5,7 @@
 
 #include "vb_bodies.h"
 #include "vb_calls.h"
+#include "vb_credwire.h"
 #include "vb_error.h"
 #include "vb_msg.h"
 #include "vb_paths.h"
@@ -473,108 +474,8 @@ static int read_msg(vb_conn *c, vb_msg *msg, vb_error *err)
 
 /* ---- credential requests from the broker -------------------------------------- */
 
-typedef struct cred_req {
-    char *service;
-    char *hops[8];
-    size_t nhops;
-    int retry;
-    char *kind, *target_host, *target_user;
-    uint32_t target_port;
-    uint64_t nverified;
-    vb_credential items[16];
-    char *strings[16][3];
-    size_t nitems;
-} cred_req;
-
-static void cred_req_clear(cred_req *r)
-{
-    free(r->service);
-    for (size_t i = 0; i < r->nhops; i++)
-        free(r->hops[i]);
-    free(r->kind);
-    free(r->target_host);
-    free(r->target_user);
-    for (size_t i = 0; i < r->nitems; i++) {
-        for (int k = 0; k < 3; k++)
-            free(r->strings[i][k]);
-        if (r->items[i].result) {
-            explicit_bzero(r->items[i].result, r->items[i].resultlen);
-            free(r->items[i].result);
-        }
-    }
-    memset(r, 0, sizeof *r);
-}
-
-static int parse_item(vb_rd *items, cred_req *r, vb_error *err)
-{
-    vb_rd f;
-    uint32_t type;
-    size_t i = r->nitems;
-    if (i >= 16)
-        return vb_error_set(err, VB_ERR_PROTOCOL, VB_DOM_CLIENT, "too many credential items");
-    if (vb_rd_array(items, &f, err) < 0 || vb_rd_u32(&f, &type, err) < 0)
-        return -1;
-    r->nitems++;
-    for (int k = 0; k < 3; k++)
-        if (vb_rd_strdup(&f, 4096, &r->strings[i][k], err) < 0)
-            return -1;
-    r->items[i].type = (int)type;
-    r->items[i].prompt = r->strings[i][0] ? r->strings[i][0] : "";
-    r->items[i].challenge = r->strings[i][1];
-    r->items[i].defresult = r->strings[i][2];
-    return 0;
-}
-
-/* The optional trailing fields (docs/protocol.md 9.13): id, kind,
- * target [scheme, host, port, user] or nil, nverified. */
-static int parse_typed(vb_rd *rd, cred_req *r, vb_error *err)
-{
-    if (vb_rd_has_more(rd) && vb_rd_skip(rd, err) < 0) /* the id: the broker's business */
-        return -1;
-    if (vb_rd_has_more(rd) && vb_rd_strdup(rd, 4096, &r->kind, err) < 0)
-        return -1;
-    if (vb_rd_has_more(rd) && rd->items[rd->next].type == MSGPACK_OBJECT_ARRAY) {
-        vb_rd t;
-        if (vb_rd_array(rd, &t, err) < 0 || vb_rd_skip(&t, err) < 0 ||
-            vb_rd_strdup(&t, 4096, &r->target_host, err) < 0 ||
-            vb_rd_u32(&t, &r->target_port, err) < 0 ||
-            vb_rd_strdup(&t, 4096, &r->target_user, err) < 0)
-            return -1;
-    } else if (vb_rd_has_more(rd) && vb_rd_skip(rd, err) < 0) {
-        return -1;
-    }
-    if (vb_rd_has_more(rd) && vb_rd_u64(rd, &r->nverified, err) < 0)
-        return -1;
-    if (r->nverified > r->nhops)
-        r->nverified = r->nhops;
-    return 0;
-}
-
-static int parse_cred_request(const vb_msg *msg, cred_req *r, vb_error *err)
-{
-    vb_rd rd, hops, items;
-    int retry;
-    if (vb_rd_init(&rd, msg->body, err) < 0 || vb_rd_strdup(&rd, 4096, &r->service, err) < 0 ||
-        vb_rd_array(&rd, &hops, err) < 0)
-        return -1;
-    while (vb_rd_has_more(&hops) && r->nhops < 8) {
-        if (vb_rd_strdup(&hops, 4096, &r->hops[r->nhops], err) < 0)
-            return -1;
-        if (r->hops[r->nhops]) /* a nil hop names nothing: skip it */
-            r->nhops++;
-    }
-    if (!r->service && !(r->service = strdup("an unnamed service")))
-        return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_CLIENT, "out of memory");
-    if (vb_rd_bool(&rd, &retry, err) < 0 || vb_rd_array(&rd, &items, err) < 0)
-        return -1;
-    r->retry = retry;
-    while (vb_rd_has_more(&items))
-        if (parse_item(&items, r, err) < 0)
-            return -1;
-    return parse_typed(&rd, r, err);
-}
-
-static void reply_creds(vb_conn *c, const vb_msg_header *req_hdr, const cred_req *r)
+/* The answer: the app's results, one per item in order (nil: use the default). */
+static void reply_creds(vb_conn *c, const vb_msg_header *req_hdr, const vb_cred_request *r)
 {
     vb_msg_header hdr = *req_hdr;
     hdr.type = VB_MSG_CALLBACK_REPLY;
@@ -582,15 +483,7 @@ static void reply_creds(vb_conn *c, const vb_msg_header *req_hdr, const cred_req
     uint8_t *frame;
     size_t len;
     vb_enc_begin(&enc, &hdr);
-    vb_enc_array(&enc, 1);
-    vb_enc_array(&enc, (uint32_t)r->nitems);
-    for (size_t i = 0; i < r->nitems; i++) {
-        const vb_credential *it = &r->items[i];
-        if (it->result)
-            vb_enc_bin(&enc, it->result, it->resultlen);
-        else
-            vb_enc_nil(&enc);
-    }
+    vb_credwire_encode_answer(&enc, r);
     if (vb_enc_finish(&enc, VB_FRAME_MAX_POSTAUTH, &frame, &len, NULL) == 0)
         send_frame(c, frame, len, NULL);
 }
@@ -605,6 +498,27 @@ static void reply_error(vb_conn *c, const vb_msg_header *req_hdr, int code, cons
         send_frame(c, frame, len, NULL);
 }
 
+/* Ask the app once, with every item of r (decoded by proto/vb_credwire.c,
+ * the daemons' codec: the same limits, the same refusals); its results move
+ * into r, which wipes them. */
+static int ask_app(vb_conn *c, vb_cred_request *r)
+{
+    vb_credential creds[VB_CRED_MAX_ITEMS];
+    memset(creds, 0, sizeof creds);
+    for (size_t i = 0; i < r->nitems; i++)
+        creds[i] = (vb_credential){ r->items[i].type, r->items[i].prompt ? r->items[i].prompt : "",
+                                    r->items[i].challenge, r->items[i].defresult, NULL, 0 };
+    vb_auth_request req = { r->service ? r->service : "an unnamed service",
+                            (const char *const *)r->hops, r->nhops, r->retry, r->kind,
+                            r->target.host, r->target.port, r->target.user, r->nverified };
+    int rc = c->auth.cb(&req, creds, (unsigned)r->nitems, c->auth.cbdata);
+    for (size_t i = 0; i < r->nitems; i++) {
+        r->items[i].result = creds[i].result; /* malloc'd by the app: r wipes and frees it */
+        r->items[i].resultlen = creds[i].result ? creds[i].resultlen : 0;
+    }
+    return rc;
+}
+
 /* The broker needs credentials: ask the app once, with every item. */
 static void answer_callback(vb_conn *c, const vb_msg *msg)
 {
@@ -612,23 +526,17 @@ static void answer_callback(vb_conn *c, const vb_msg *msg)
         reply_error(c, &msg->hdr, VB_ERR_NO_SUPPORT, "unknown callback");
         return;
     }
-    cred_req r;
+    vb_cred_request r;
     vb_error err;
-    memset(&r, 0, sizeof r);
-    if (parse_cred_request(msg, &r, &err) < 0) {
+    if (vb_credwire_decode_request(msg->body, &r, &err) < 0)
         reply_error(c, &msg->hdr, VB_ERR_PROTOCOL, err.message);
-    } else if (!c->auth.cb) {
+    else if (!c->auth.cb)
         reply_error(c, &msg->hdr, VB_ERR_CRED_REQUIRED, "this application cannot answer prompts");
-    } else {
-        vb_auth_request req = { r.service, (const char *const *)r.hops, r.nhops, r.retry,
-                                r.kind, r.target_host, r.target_port, r.target_user,
-                                (size_t)r.nverified };
-        if (c->auth.cb(&req, r.items, (unsigned)r.nitems, c->auth.cbdata) < 0)
-            reply_error(c, &msg->hdr, VB_ERR_AUTH_CANCELLED, "cancelled by the user");
-        else
-            reply_creds(c, &msg->hdr, &r);
-    }
-    cred_req_clear(&r);
+    else if (ask_app(c, &r) < 0)
+        reply_error(c, &msg->hdr, VB_ERR_AUTH_CANCELLED, "cancelled by the user");
+    else
+        reply_creds(c, &msg->hdr, &r);
+    vb_cred_request_clear(&r);
 }
 
 /* ---- calls -------------------------------------------------------------------- */

@@ -1,6 +1,8 @@
 /*
  * vb_credwire.h — credential requests on the wire (BROKER CRED_REQUEST and
- * HOST CRED_FILL share one body), for every process that relays them.
+ * HOST CRED_FILL share one body), for every process that relays or answers
+ * them: both daemons and libvbroker decode with this code, so a question one
+ * of them refuses (a 9th hop, an unknown item type) every one refuses.
  *
  *   request: [service str, hops [str…], retry bool, items [[type, prompt, challenge, defresult]…]]
  *   answer:  [results [bin|nil …]]   (one per item, in order)
@@ -8,7 +10,7 @@
 #ifndef VB_CREDWIRE_H
 #define VB_CREDWIRE_H
 
-#include "vb_cred.h"
+#include "vb_credreq.h"
 #include "vb_msg.h"
 
 void vb_credwire_encode_request(vb_enc *enc, const vb_cred_request *req);
