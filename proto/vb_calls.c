@@ -2,7 +2,6 @@
 #include "vb_calls.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -303,19 +302,4 @@ int vb_calls_post_to_call(vb_calls *t, uint32_t call_serial, vb_msg *msg, vb_err
     if (rc != 1)
         free(n);
     return rc;
-}
-
-int vb_reply_error(const vb_msg *reply, vb_error *err)
-{
-    vb_error server_err;
-    if (vb_msg_error_body(reply, &server_err, err) < 0)
-        return -1;
-    if (server_err.code == VB_ERR_OK)
-        server_err.code = VB_ERR_PROTOCOL;
-    if (!server_err.message[0])
-        snprintf(server_err.message, sizeof server_err.message,
-                 "the server reported an error without a message (%s)",
-                 vb_proto_error_code_name(server_err.code));
-    vb_error_copy(err, &server_err);
-    return -1;
 }

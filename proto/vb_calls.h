@@ -113,12 +113,6 @@ void vb_calls_fail_all(vb_calls *t, const vb_error *why);
 /* The reason, when the transport is over: 1 and *why; else 0. */
 int vb_calls_dead(vb_calls *t, vb_error *why);
 
-/* An ERROR reply (REPLY or CALLBACK_REPLY) as the error its receiver
- * reports, always -1: the server's [code, domain, message], where a code
- * of OK becomes PROTOCOL and an empty message says what the code means,
- * so whatever a peer sends, the caller gets an error a person can read. */
-int vb_reply_error(const vb_msg *reply, vb_error *err);
-
 /* CLOCK_MONOTONIC in milliseconds (the deadlines above). */
 uint64_t vb_calls_now_ms(void);
 

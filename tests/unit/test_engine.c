@@ -129,6 +129,34 @@ static void test_reply_error_code_ok(void **state)
     vb_msg_clear(&m);
 }
 
+/* A daemon asked its client (a CALLBACK) and got ERROR [OK, 0, ""] back:
+ * the login fails; it must not go on as if the client had answered nothing. */
+static void test_credwait_error_code_ok(void **state)
+{
+    (void)state;
+    pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+    vb_credwait w;
+    vb_cred_request req;
+    memset(&req, 0, sizeof req);
+    assert_int_equal(vb_cred_request_add(&req, VB_CRED_PASSPHRASE, "Password", NULL, NULL), 0);
+    vb_credwait_init(&w, &mutex, &cond);
+    uint32_t serial = vb_credwait_begin(&w, &req);
+    vb_msg_header h = { VB_PROG_HOST, VB_PROG_HOST_VERSION, VB_MSG_CALLBACK_REPLY, serial,
+                        VB_HOST_PROC_CRED_FILL, VB_STATUS_ERROR, 0 };
+    vb_msg m;
+    make_msg(&m, &h, pack_empty_error, NULL);
+    assert_int_equal(vb_credwait_answer(&w, &m), 0);
+    vb_msg_clear(&m);
+    int closing = 0;
+    vb_error err;
+    assert_int_equal(vb_credwait_wait(&w, &closing, 5, &err), -1);
+    assert_int_equal(err.code, VB_ERR_PROTOCOL);
+    assert_true(err.message[0] != '\0');
+    assert_null(req.items[0].result);
+    vb_cred_request_clear(&req);
+}
+
 /* ---- libvbroker against a scripted broker ------------------------------------- */
 
 typedef struct fake_broker {
@@ -267,6 +295,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_codec_hop_limit),
         cmocka_unit_test(test_reply_error_code_ok),
+        cmocka_unit_test(test_credwait_error_code_ok),
         cmocka_unit_test(test_thin_client_hop_limit),
         cmocka_unit_test(test_thin_client_error_code_ok),
     };
