@@ -16,6 +16,7 @@
 #include "vb_calls.h"
 #include "vb_credwire.h"
 #include "vb_log.h"
+#include "vb_msgin.h"
 #include "vb_login_gate.h"
 #include "vb_net.h"
 #include "vb_sasl.h"
@@ -42,9 +43,7 @@ struct vb_remote {
     uint32_t host_version;
     int timeout_ms;                 /* the next read's wait (the reader's, see read_one) */
     int reply_timeout_ms;           /* a call's wait for its reply or a message about it */
-    vb_frame_reader reader;
-    uint8_t *plain;                 /* decoded bytes not yet fed to the reader */
-    size_t plain_len, plain_off;
+    vb_msgin in;                    /* plaintext in, messages out (proto/vb_msgin.h) */
     vb_sasl *sasl;
     int layer;                      /* the SASL security layer is active */
     char auth_type[32];
@@ -114,8 +113,11 @@ static int transport_read(vb_remote *r, uint8_t *buf, size_t cap, size_t *got, v
     return 0;
 }
 
-static int fill_plain(vb_remote *r, vb_error *err)
+/* The engine's fill: read what the transport has and pass it through the
+ * security layer into the input stage. */
+static int fill_plain(void *ctx, vb_msgin *in, vb_error *err)
 {
+    vb_remote *r = ctx;
     uint8_t buf[READ_CHUNK];
     size_t n;
     if (transport_read(r, buf, sizeof buf, &n, err) < 0)
@@ -124,47 +126,19 @@ static int fill_plain(vb_remote *r, vb_error *err)
     size_t plain_len = n;
     if (r->layer && vb_sasl_decode(r->sasl, buf, n, &plain, &plain_len, err) < 0)
         return -1;
-    uint8_t *copy = malloc(plain_len ? plain_len : 1);
-    if (copy)
-        memcpy(copy, plain, plain_len);
+    int rc = vb_msgin_push(in, plain, plain_len, err);
     if (plain != buf)
         vb_frame_free(plain, plain_len);
     explicit_bzero(buf, n);
-    if (!copy)
-        return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_RPC, "out of memory");
-    r->plain = copy;
-    r->plain_len = plain_len;
-    r->plain_off = 0;
-    return 0;
+    return rc;
 }
 
 static int read_msg(vb_remote *r, vb_msg *msg, vb_error *err)
 {
-    for (;;) {
-        if (r->plain_off == r->plain_len) {
-            vb_frame_free(r->plain, r->plain_len);
-            r->plain = NULL;
-            r->plain_len = r->plain_off = 0;
-            if (fill_plain(r, err) < 0)
-                return -1;
-        }
-        size_t used;
-        int st = vb_frame_reader_feed(&r->reader, r->plain + r->plain_off,
-                                      r->plain_len - r->plain_off, &used, err);
-        r->plain_off += used;
-        if (st == VB_FRAME_ERROR)
-            return -1;
-        if (st == VB_FRAME_READY) {
-            size_t len;
-            uint8_t *payload = vb_frame_reader_take(&r->reader, &len);
-            if (vb_msg_decode(msg, payload, len, err) < 0) {
-                vb_msg_clear(msg);
-                return -1;
-            }
-            r->pings_unanswered = 0; /* the server is alive */
-            return 0;
-        }
-    }
+    if (vb_msgin_read(&r->in, fill_plain, r, msg, err) < 0)
+        return -1;
+    r->pings_unanswered = 0; /* the server is alive */
+    return 0;
 }
 
 /* ---- calls: several in flight, each matched to its reply ------------------
@@ -485,48 +459,23 @@ static int drain_pending(vb_remote *r, vb_error *err)
     return vb_calls_dead(&r->calls, err) ? -1 : 0;
 }
 
-static void call_timed_out(vb_remote *r, vb_call *c)
+/* The engine's hooks (proto/vb_calls.h vb_calls_await): this transport's
+ * reader, and the answer to a question about one call, in that call's thread. */
+static int io_read_one(void *ctx, uint64_t deadline_ms, vb_error *err)
 {
-    vb_error e;
-    vb_error_set(&e, VB_ERR_TIMEOUT, VB_DOM_RPC, "no answer from the server within %d ms",
-                 r->reply_timeout_ms);
-    vb_calls_fail(&r->calls, c, &e);
+    return read_one(ctx, deadline_ms, err);
 }
 
-/* Wait for c's reply, reading for everyone while nobody else does, and
- * answering c's own questions in this thread (not as the reader, so a
- * person's slow answer stalls no other call). */
-static int await_reply(vb_remote *r, vb_call *c, call_side *side, vb_msg *reply, vb_error *err)
+static void io_message(void *ctx, vb_call *c, const vb_msg *msg)
 {
-    uint64_t deadline = vb_calls_now_ms() + (uint64_t)r->reply_timeout_ms;
-    for (;;) {
-        vb_msg msg;
-        vb_error e;
-        switch (vb_calls_wait(&r->calls, c, deadline, &msg)) {
-        case VB_CALL_DONE:
-            return vb_calls_result(&r->calls, c, reply, err);
-        case VB_CALL_MESSAGE:
-            if (msg.hdr.type == VB_MSG_CALLBACK)
-                answer_fill(r, side, &msg);
-            else
-                relay_verdict(r, side, &msg);
-            vb_msg_clear(&msg);
-            /* the server waited for our answer: the reply's time starts now */
-            deadline = vb_calls_now_ms() + (uint64_t)r->reply_timeout_ms;
-            break;
-        case VB_CALL_LEAD: {
-            int rc = read_one(r, deadline, &e);
-            vb_calls_unlead(&r->calls);
-            if (rc > 0)
-                call_timed_out(r, c);
-            break;
-        }
-        default: /* VB_CALL_TIMEOUT */
-            call_timed_out(r, c);
-            break;
-        }
-    }
+    call_side *side = c->owner;
+    if (msg->hdr.type == VB_MSG_CALLBACK)
+        answer_fill(ctx, side, msg);
+    else
+        relay_verdict(ctx, side, msg);
 }
+
+static const vb_calls_io remote_io = { io_read_one, io_message, "the server", VB_DOM_RPC };
 
 /* A server from before "concurrent_calls" refuses a second driver call on a
  * transport while one runs (OPERATION_INVALID): to it, they go one at a time. */
@@ -574,7 +523,7 @@ static int call_on(vb_remote *r, uint32_t conn_id, const vb_cred_source *relay, 
         if (send_call(r, &c.hdr, args_fn, arg, err) < 0)
             rc = -1;
         else
-            rc = await_reply(r, &c, &side, reply, err);
+            rc = vb_calls_await(&r->calls, &c, r->reply_timeout_ms, &remote_io, r, reply, err);
         vb_calls_end(&r->calls, &c);
     }
     vb_cred_request_clear(&side.last_fill);
@@ -1399,7 +1348,7 @@ static int connect_over(int fd, vb_tls *tls, const vb_uri *uri, const vb_remote_
     vb_calls_init(&r->calls);
     pthread_mutex_init(&r->send_lock, NULL);
     pthread_mutex_init(&r->driver_lock, NULL);
-    vb_frame_reader_init(&r->reader, VB_FRAME_MAX_POSTAUTH);
+    vb_msgin_init(&r->in, VB_FRAME_MAX_POSTAUTH);
     r->host = strdup(uri->host && *uri->host ? uri->host : "localhost");
     r->service = service_name(uri);
     int net = transport_is(uri, "tcp") || transport_is(uri, "tls");
@@ -1471,8 +1420,7 @@ void vb_remote_free(vb_remote *r)
     vb_calls_destroy(&r->calls);
     pthread_mutex_destroy(&r->send_lock);
     pthread_mutex_destroy(&r->driver_lock);
-    vb_frame_reader_clear(&r->reader);
-    vb_frame_free(r->plain, r->plain_len);
+    vb_msgin_clear(&r->in);
     free(r->service);
     free(r->host);
     free(r->target.scheme);

@@ -303,3 +303,41 @@ int vb_calls_post_to_call(vb_calls *t, uint32_t call_serial, vb_msg *msg, vb_err
         free(n);
     return rc;
 }
+
+static void await_timed_out(vb_calls *t, vb_call *c, int timeout_ms, const vb_calls_io *io)
+{
+    vb_error e;
+    vb_error_set(&e, VB_ERR_TIMEOUT, io->domain, "no answer from %s within %d ms", io->peer,
+                 timeout_ms);
+    vb_calls_fail(t, c, &e);
+}
+
+int vb_calls_await(vb_calls *t, vb_call *c, int timeout_ms, const vb_calls_io *io, void *ctx,
+                   vb_msg *reply, vb_error *err)
+{
+    uint64_t deadline = vb_calls_now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        vb_msg msg;
+        vb_error e;
+        switch (vb_calls_wait(t, c, deadline, &msg)) {
+        case VB_CALL_DONE:
+            return vb_calls_result(t, c, reply, err);
+        case VB_CALL_MESSAGE:
+            io->message(ctx, c, &msg);
+            vb_msg_clear(&msg);
+            /* the peer waited for our answer: the reply's time starts now */
+            deadline = vb_calls_now_ms() + (uint64_t)timeout_ms;
+            break;
+        case VB_CALL_LEAD: {
+            int rc = io->read_one(ctx, deadline, &e);
+            vb_calls_unlead(t);
+            if (rc > 0)
+                await_timed_out(t, c, timeout_ms, io);
+            break;
+        }
+        default: /* VB_CALL_TIMEOUT */
+            await_timed_out(t, c, timeout_ms, io);
+            break;
+        }
+    }
+}

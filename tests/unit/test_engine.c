@@ -5,6 +5,10 @@
  *    refuses a 9th; libvbroker, which used to keep the first 8 of any number
  *    silently, now refuses such a question to its broker the same way and
  *    never shows it to the app, and still shows an 8-hop one whole;
+ *  - the input stage (proto/vb_msgin.c) every reader sits on gives one
+ *    message per frame however the bytes arrive (one at a time, two frames
+ *    in one read), refuses a frame over the connection's limit from its
+ *    prefix alone, and refuses bytes that are not a message;
  *  - an ERROR reply whose code is OK and whose message is empty is an error
  *    a person can read (PROTOCOL) in libvbroker, as in the remote driver
  *    (test_calls), and a CALLBACK_REPLY like it, taken by a daemon's
@@ -28,6 +32,7 @@
 
 #include "vb_calls.h"
 #include "vb_credwire.h"
+#include "vb_msgin.h"
 #include "vb_offloop.h"
 #include "vb_testsupport.h"
 #include "vb_testsupport_wire.h"
@@ -82,6 +87,93 @@ static void make_msg(vb_msg *m, const vb_msg_header *h, vb_ts_body_fn body, cons
     vb_frame_free(frame, len);
     vb_error err;
     assert_int_equal(vb_msg_decode(m, payload, len - VB_FRAME_PREFIX_LEN, &err), 0);
+}
+
+/* ---- the input stage ----------------------------------------------------------- */
+
+static uint8_t *ping_frame(uint32_t serial, size_t *len)
+{
+    vb_msg_header h = { VB_PROG_KEEPALIVE, VB_PROG_KEEPALIVE_VERSION, VB_MSG_EVENT, serial,
+                        VB_KEEPALIVE_PROC_PING, VB_STATUS_OK, 0 };
+    uint8_t *f = vb_ts_wire_encode(&h, NULL, NULL, len);
+    assert_non_null(f);
+    return f;
+}
+
+static void test_msgin_bytes_one_by_one(void **state)
+{
+    (void)state;
+    size_t len;
+    uint8_t *f = ping_frame(9, &len);
+    vb_msgin in;
+    vb_msgin_init(&in, VB_FRAME_MAX_PREAUTH);
+    vb_msg m;
+    vb_error err;
+    for (size_t i = 0; i + 1 < len; i++) {
+        assert_int_equal(vb_msgin_push(&in, f + i, 1, &err), 0);
+        assert_int_equal(vb_msgin_next(&in, &m, &err), 0);
+        assert_true(vb_msgin_partial(&in));
+    }
+    assert_int_equal(vb_msgin_push(&in, f + len - 1, 1, &err), 0);
+    assert_int_equal(vb_msgin_next(&in, &m, &err), 1);
+    assert_int_equal(m.hdr.serial, 9);
+    assert_int_equal(m.hdr.procedure, VB_KEEPALIVE_PROC_PING);
+    vb_msg_clear(&m);
+    assert_false(vb_msgin_partial(&in));
+    assert_int_equal(vb_msgin_pending(&in), 0);
+    vb_msgin_clear(&in);
+    vb_frame_free(f, len);
+}
+
+static void test_msgin_two_frames_one_read(void **state)
+{
+    (void)state;
+    size_t l1, l2;
+    uint8_t *f1 = ping_frame(1, &l1), *f2 = ping_frame(2, &l2);
+    uint8_t both[256];
+    assert_true(l1 + l2 <= sizeof both);
+    memcpy(both, f1, l1);
+    memcpy(both + l1, f2, l2);
+    vb_msgin in;
+    vb_msgin_init(&in, VB_FRAME_MAX_PREAUTH);
+    vb_msg m;
+    vb_error err;
+    assert_int_equal(vb_msgin_push(&in, both, l1 + l2 - 1, &err), 0);
+    assert_int_equal(vb_msgin_next(&in, &m, &err), 1);
+    assert_int_equal(m.hdr.serial, 1);
+    vb_msg_clear(&m);
+    assert_int_equal(vb_msgin_pending(&in), l2 - 1);
+    assert_int_equal(vb_msgin_next(&in, &m, &err), 0);
+    assert_int_equal(vb_msgin_push(&in, both + l1 + l2 - 1, 1, &err), 0);
+    assert_int_equal(vb_msgin_next(&in, &m, &err), 1);
+    assert_int_equal(m.hdr.serial, 2);
+    vb_msg_clear(&m);
+    vb_msgin_clear(&in);
+    vb_frame_free(f1, l1);
+    vb_frame_free(f2, l2);
+}
+
+static void test_msgin_refuses(void **state)
+{
+    (void)state;
+    vb_msgin in;
+    vb_msg m;
+    vb_error err;
+    /* a 4-byte prefix announcing 1 MiB + 1 against a 1 MiB limit: refused
+     * before any payload arrives */
+    const uint8_t big[4] = { 0x00, 0x10, 0x00, 0x01 };
+    vb_msgin_init(&in, 1 << 20);
+    assert_int_equal(vb_msgin_push(&in, big, sizeof big, &err), 0);
+    assert_int_equal(vb_msgin_next(&in, &m, &err), -1);
+    assert_int_equal(err.code, VB_ERR_TOO_LARGE);
+    vb_msgin_clear(&in);
+    /* a whole frame holding msgpack that is not a message (a bare integer) */
+    const uint8_t notmsg[5] = { 0x00, 0x00, 0x00, 0x01, 0x07 };
+    vb_msgin_init(&in, 1 << 20);
+    assert_int_equal(vb_msgin_push(&in, notmsg, sizeof notmsg, &err), 0);
+    assert_int_equal(vb_msgin_next(&in, &m, &err), -1);
+    assert_int_equal(err.code, VB_ERR_PROTOCOL);
+    vb_msgin_clear(&in);
 }
 
 /* ---- the daemons' codec ------------------------------------------------------ */
@@ -293,6 +385,9 @@ static void test_thin_client_error_code_ok(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_msgin_bytes_one_by_one),
+        cmocka_unit_test(test_msgin_two_frames_one_read),
+        cmocka_unit_test(test_msgin_refuses),
         cmocka_unit_test(test_codec_hop_limit),
         cmocka_unit_test(test_reply_error_code_ok),
         cmocka_unit_test(test_credwait_error_code_ok),
