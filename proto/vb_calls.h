@@ -20,7 +20,7 @@
  *
  * The table does no I/O and knows no procedure: the transport's owner reads
  * and writes, and decides which server-initiated messages a call may get
- * (hvdrivers/vb_remote.c: the relay rule of docs/protocol.md 9.12).
+ * (hvdrivers/vb_remote_rpc.c: the relay rule of docs/protocol.md 9.12).
  */
 #ifndef VB_CALLS_H
 #define VB_CALLS_H

@@ -1,5 +1,5 @@
 /* Several calls in flight on one transport (proto/vb_calls.c, the call layer
- * of hvdrivers/vb_remote.c), against a scripted vbhostd: a real thread on a
+ * of hvdrivers/vb_remote_rpc.c), against a scripted vbhostd: a real thread on a
  * real socketpair speaking the real framing, which says "concurrent_calls".
  *
  *  - two channels (conn_id 1 and 2) call OPEN at once; the server asks a
