@@ -352,19 +352,9 @@ static int serialised(const vb_remote *r, uint32_t program, uint32_t procedure)
 static int send_call(vb_remote *r, const vb_msg_header *hdr, vb_remote_args_fn args_fn,
                      const void *arg, vb_error *err)
 {
-    vb_enc enc;
     uint8_t *frame;
     size_t len;
-    if (!args_fn) { /* the procedure's body column says how its call is packed */
-        const vb_proc_info *info = vb_proto_proc_lookup(hdr->program, hdr->procedure);
-        args_fn = info ? vb_body_call_packer(info->body) : NULL;
-    }
-    vb_enc_begin(&enc, hdr);
-    if (args_fn)
-        args_fn(&enc, arg);
-    else
-        vb_enc_array(&enc, 0);
-    if (vb_enc_finish(&enc, VB_FRAME_MAX_PREAUTH * 4, &frame, &len, err) < 0)
+    if (vb_body_call_frame(hdr, args_fn, arg, VB_FRAME_MAX_PREAUTH * 4, &frame, &len, err) < 0)
         return -1;
     return vb_remote_send_locked(r, frame, len, err);
 }

@@ -571,19 +571,9 @@ static const vb_calls_io broker_io = { io_read_one, io_message, "the broker", VB
 static int send_call(vb_conn *c, const vb_msg_header *hdr, args_fn fn, const void *arg,
                      vb_error *err)
 {
-    vb_enc enc;
     uint8_t *frame;
     size_t len;
-    if (!fn) { /* the procedure's body column says how its call is packed */
-        const vb_proc_info *info = vb_proto_proc_lookup(VB_PROG_BROKER, hdr->procedure);
-        fn = info ? vb_body_call_packer(info->body) : NULL;
-    }
-    vb_enc_begin(&enc, hdr);
-    if (fn)
-        fn(&enc, arg);
-    else
-        vb_enc_array(&enc, 0);
-    if (vb_enc_finish(&enc, VB_FRAME_MAX_PREAUTH, &frame, &len, err) < 0)
+    if (vb_body_call_frame(hdr, fn, arg, VB_FRAME_MAX_PREAUTH, &frame, &len, err) < 0)
         return -2;
     return send_frame(c, frame, len, err);
 }

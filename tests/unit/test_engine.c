@@ -65,16 +65,6 @@ static void pack_request(vb_enc *enc, const void *arg)
     vb_enc_nil(enc);
 }
 
-/* an ERROR that says nothing: code OK, no message */
-static void pack_empty_error(vb_enc *enc, const void *arg)
-{
-    (void)arg;
-    vb_enc_array(enc, 3);
-    vb_enc_u64(enc, VB_ERR_OK);
-    vb_enc_u64(enc, VB_DOM_NONE);
-    vb_enc_str(enc, "");
-}
-
 /* Decode the message h + body(arg) as a receiver would. */
 static void make_msg(vb_msg *m, const vb_msg_header *h, vb_ts_body_fn body, const void *arg)
 {
@@ -213,7 +203,7 @@ static void test_reply_error_code_ok(void **state)
     vb_msg_header h = { VB_PROG_HOST, VB_PROG_HOST_VERSION, VB_MSG_REPLY, 3, VB_HOST_PROC_OPEN,
                         VB_STATUS_ERROR, 0 };
     vb_msg m;
-    make_msg(&m, &h, pack_empty_error, NULL);
+    make_msg(&m, &h, vb_ts_pack_empty_error, NULL);
     vb_error err;
     assert_int_equal(vb_reply_error(&m, &err), -1);
     assert_int_equal(err.code, VB_ERR_PROTOCOL);
@@ -237,7 +227,7 @@ static void test_credwait_error_code_ok(void **state)
     vb_msg_header h = { VB_PROG_HOST, VB_PROG_HOST_VERSION, VB_MSG_CALLBACK_REPLY, serial,
                         VB_HOST_PROC_CRED_FILL, VB_STATUS_ERROR, 0 };
     vb_msg m;
-    make_msg(&m, &h, pack_empty_error, NULL);
+    make_msg(&m, &h, vb_ts_pack_empty_error, NULL);
     assert_int_equal(vb_credwait_answer(&w, &m), 0);
     vb_msg_clear(&m);
     int closing = 0;
@@ -292,7 +282,7 @@ static void *broker_main(void *arg)
     /* the OPEN fails with an error that says nothing */
     open.type = VB_MSG_REPLY;
     open.status = VB_STATUS_ERROR;
-    vb_ts_wire_send(&w, &open, pack_empty_error, NULL);
+    vb_ts_wire_send(&w, &open, vb_ts_pack_empty_error, NULL);
 out:
     vb_ts_wire_close(&w);
     return NULL;
