@@ -87,16 +87,10 @@ static void answer_fill(vb_remote *r, call_side *side, const vb_msg *msg)
     uint8_t *frame = NULL;
     size_t len = 0;
     memset(&req, 0, sizeof req);
-    if (relay_fill(r, side, msg, &req, &err) == 0) {
-        vb_msg_header hdr = msg->hdr;
-        hdr.type = VB_MSG_CALLBACK_REPLY;
-        vb_enc enc;
-        vb_enc_begin(&enc, &hdr);
-        vb_credwire_encode_answer(&enc, &req);
-        vb_enc_finish(&enc, VB_FRAME_MAX_POSTAUTH, &frame, &len, NULL);
-    } else {
+    if (relay_fill(r, side, msg, &req, &err) == 0)
+        vb_credwire_answer_frame(&msg->hdr, &req, &frame, &len, NULL);
+    else
         vb_enc_error_reply(&msg->hdr, VB_MSG_CALLBACK_REPLY, &err, &frame, &len, NULL);
-    }
     vb_cred_request_clear(&req);
     if (frame)
         vb_remote_send_locked(r, frame, len, NULL);

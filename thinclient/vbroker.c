@@ -464,20 +464,6 @@ static int read_more(void *ctx, vb_msgin *in, vb_error *err)
 
 /* ---- credential requests from the broker -------------------------------------- */
 
-/* The answer: the app's results, one per item in order (nil: use the default). */
-static void reply_creds(vb_conn *c, const vb_msg_header *req_hdr, const vb_cred_request *r)
-{
-    vb_msg_header hdr = *req_hdr;
-    hdr.type = VB_MSG_CALLBACK_REPLY;
-    vb_enc enc;
-    uint8_t *frame;
-    size_t len;
-    vb_enc_begin(&enc, &hdr);
-    vb_credwire_encode_answer(&enc, r);
-    if (vb_enc_finish(&enc, VB_FRAME_MAX_POSTAUTH, &frame, &len, NULL) == 0)
-        send_frame(c, frame, len, NULL);
-}
-
 static void reply_error(vb_conn *c, const vb_msg_header *req_hdr, int code, const char *text)
 {
     vb_error e;
@@ -518,14 +504,16 @@ static void answer_callback(vb_conn *c, const vb_msg *msg)
     }
     vb_cred_request r;
     vb_error err;
+    uint8_t *frame;
+    size_t len;
     if (vb_credwire_decode_request(msg->body, &r, &err) < 0)
         reply_error(c, &msg->hdr, VB_ERR_PROTOCOL, err.message);
     else if (!c->auth.cb)
         reply_error(c, &msg->hdr, VB_ERR_CRED_REQUIRED, "this application cannot answer prompts");
     else if (ask_app(c, &r) < 0)
         reply_error(c, &msg->hdr, VB_ERR_AUTH_CANCELLED, "cancelled by the user");
-    else
-        reply_creds(c, &msg->hdr, &r);
+    else if (vb_credwire_answer_frame(&msg->hdr, &r, &frame, &len, NULL) == 0)
+        send_frame(c, frame, len, NULL); /* the results, one per item (nil: the default) */
     vb_cred_request_clear(&r);
 }
 
