@@ -157,3 +157,12 @@ int vb_credwire_answer_frame(const vb_msg_header *question, const vb_cred_reques
     vb_credwire_encode_answer(&enc, req);
     return vb_enc_finish(&enc, VB_FRAME_MAX_POSTAUTH, frame, len, err);
 }
+
+int vb_credwire_request_frame(const vb_msg_header *hdr, const vb_cred_request *req,
+                              uint8_t **frame, size_t *len, vb_error *err)
+{
+    vb_enc enc;
+    vb_enc_begin(&enc, hdr);
+    vb_credwire_encode_request(&enc, req);
+    return vb_enc_finish(&enc, VB_FRAME_MAX_POSTAUTH, frame, len, err);
+}

@@ -18,6 +18,10 @@ int vb_credwire_decode_request(const msgpack_object *body, vb_cred_request *req,
 void vb_credwire_encode_answer(vb_enc *enc, const vb_cred_request *req);
 /* Store the answer's results into req's items. */
 int vb_credwire_decode_answer(const msgpack_object *body, vb_cred_request *req, vb_error *err);
+/* The whole CALLBACK frame asking req (hdr: CRED_REQUEST or CRED_FILL, its
+ * serial and conn_id). 0 with *frame (the caller's), or -1. */
+int vb_credwire_request_frame(const vb_msg_header *hdr, const vb_cred_request *req,
+                              uint8_t **frame, size_t *len, vb_error *err);
 /* The whole CALLBACK_REPLY frame answering question with req's results
  * (same program, procedure, serial, conn_id). 0 with *frame (the caller's:
  * vb_frame_free wipes it), or -1. */
