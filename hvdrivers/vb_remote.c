@@ -47,7 +47,8 @@ static int connect_over(int fd, vb_tls *tls, const vb_uri *uri, const vb_remote_
                                   uri->user ? strdup(uri->user) : NULL };
     vb_remote_set_relay(r, &opts->creds);
     vb_remote_describe_endpoint(r, uri);
-    if (!r->service || !r->target.scheme || !r->target.host || vb_remote_check_owner(r, uri, err) < 0 ||
+    if (!r->service || !r->target.scheme || !r->target.host ||
+        vb_remote_check_owner(r, uri, err) < 0 ||
         vb_remote_negotiate(r, uri, opts, err) < 0) {
         vb_remote_free(r);
         return -1;

@@ -120,7 +120,8 @@ static int open_tls(const vb_uri *uri, int fd, vb_tls **tls, vb_error *err)
                             "no_verify=%.16s: use no_verify=1 (or leave it out)", nv);
     }
     int no_verify = nv && strcmp(nv, "1") == 0;
-    if (vb_tls_client_connect(fd, uri->host, vb_remote_uri_port(uri), vb_uri_param_get(uri, "pkipath"),
+    if (vb_tls_client_connect(fd, uri->host, vb_remote_uri_port(uri),
+                              vb_uri_param_get(uri, "pkipath"),
                               no_verify, 10000, tls, err) < 0) {
         close(fd);
         return -1;

@@ -58,7 +58,8 @@ int vb_msgin_next(vb_msgin *in, vb_msg *msg, vb_error *err)
 {
     while (in->off < in->len) {
         size_t used;
-        int st = vb_frame_reader_feed(&in->reader, in->buf + in->off, in->len - in->off, &used, err);
+        int st = vb_frame_reader_feed(&in->reader, in->buf + in->off, in->len - in->off, &used,
+                                      err);
         in->off += used;
         if (st == VB_FRAME_ERROR)
             return -1;
