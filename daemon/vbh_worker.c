@@ -115,12 +115,9 @@ static int relay_fill(vb_cred_request *req, void *opaque, vb_error *err)
                           VB_HOST_PROC_CRED_FILL, VB_STATUS_OK, d->conn_id };
     hdr.serial = vb_worker_ask_begin(d->worker, req);
     req->id = hdr.serial; /* the verdict names the question by it */
-    vb_enc enc;
     uint8_t *frame;
     size_t len;
-    vb_enc_begin(&enc, &hdr);
-    vb_credwire_encode_request(&enc, req);
-    if (vb_enc_finish(&enc, VB_FRAME_MAX_POSTAUTH, &frame, &len, err) < 0)
+    if (vb_credwire_request_frame(&hdr, req, &frame, &len, err) < 0)
         return -1;
     post(d, frame, len, 0);
     vb_log(VB_LOG_INFO, "client %s: relaying a credential request for %s (connection %u)",

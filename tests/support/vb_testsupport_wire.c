@@ -207,3 +207,12 @@ int64_t vb_ts_wire_ping_ms(vb_ts_wire *w, uint32_t serial, int timeout_ms)
             return vb_ts_now_ms() - start;
     }
 }
+
+void vb_ts_pack_empty_error(vb_enc *enc, const void *arg)
+{
+    (void)arg;
+    vb_enc_array(enc, 3);
+    vb_enc_u64(enc, VB_ERR_OK);
+    vb_enc_u64(enc, VB_DOM_NONE);
+    vb_enc_str(enc, "");
+}
