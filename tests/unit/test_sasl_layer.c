@@ -70,7 +70,7 @@ static int tcp_login(unsigned client_min, int prefer)
     assert_non_null(client);
     if (prefer)
         vb_sasl_client_prefer_3des(client);
-    if (vb_ts_sasl_login(server, client, "DIGEST-MD5", "alice", PASSWORD, &err) < 0)
+    if (vb_ts_sasl_login(server, client, "DIGEST-MD5", NULL, "alice", PASSWORD, &err) < 0)
         fail_msg("login: %s", err.message);
     int ssf = (int)vb_sasl_ssf(client);
     assert_int_equal(vb_sasl_ssf(server), ssf);
