@@ -78,9 +78,78 @@ static vb_worker_job *next_job(vb_worker *w)
     return job;
 }
 
-static void *worker_main(void *arg)
+/* ---- parked threads ------------------------------------------------------------
+ * A thread whose worker's client left does not end at once: it parks here
+ * for POOL_IDLE_MS, and the next worker that needs a thread takes it instead
+ * of starting one. A warm open through the broker is a new session (a new
+ * worker) and, in vbhostd, a new conn_id (another): starting a thread and
+ * ending it (glibc gives its stack back with madvise, a TLB shootdown on
+ * every core) was a large part of such an open. A thread whose worker went
+ * idle (idle_ms without a job) still ends, so an idle connection costs no
+ * thread, and a parked one ends after POOL_IDLE_MS too. */
+
+#define POOL_IDLE_MS 2000
+#define POOL_MAX 16             /* parked at once; more end at once */
+
+typedef struct parked {
+    pthread_cond_t cond;
+    vb_worker *w;               /* set by whoever takes this thread */
+    struct parked *next;
+} parked;
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static parked *pool_head;
+static unsigned pool_n;
+
+/* Wait for a worker to take this thread: that worker, or NULL (leave). */
+static vb_worker *park(void)
 {
-    vb_worker *w = arg;
+    parked p = { .w = NULL, .next = NULL };
+    pthread_mutex_lock(&pool_lock);
+    if (pool_n >= POOL_MAX) {
+        pthread_mutex_unlock(&pool_lock);
+        return NULL;
+    }
+    pthread_cond_init(&p.cond, NULL);
+    p.next = pool_head;
+    pool_head = &p;
+    pool_n++;
+    struct timespec until = vb_worker_deadline(POOL_IDLE_MS);
+    while (!p.w)
+        if (pthread_cond_timedwait(&p.cond, &pool_lock, &until) == ETIMEDOUT && !p.w)
+            break;
+    if (!p.w) { /* nobody came: unlink ourselves (takers unlink what they take) */
+        for (parked **pp = &pool_head; *pp; pp = &(*pp)->next)
+            if (*pp == &p) {
+                *pp = p.next;
+                pool_n--;
+                break;
+            }
+    }
+    pthread_mutex_unlock(&pool_lock);
+    pthread_cond_destroy(&p.cond);
+    return p.w;
+}
+
+/* Hand w to a parked thread: 1, or 0 when none is parked. */
+static int unpark(vb_worker *w)
+{
+    pthread_mutex_lock(&pool_lock);
+    parked *p = pool_head;
+    if (p) {
+        pool_head = p->next;
+        pool_n--;
+        p->w = w;
+        pthread_cond_signal(&p->cond);
+    }
+    pthread_mutex_unlock(&pool_lock);
+    return p != NULL;
+}
+
+/* Run w's jobs until it has none left: 1 when its client left (the thread
+ * may serve another worker), 0 when it went idle. */
+static int serve(vb_worker *w)
+{
     pthread_mutex_lock(&w->mutex);
     vb_worker_job *job;
     while ((job = next_job(w)) != NULL) {
@@ -90,17 +159,25 @@ static void *worker_main(void *arg)
     }
     /* under the mutex: a submit from now on starts another thread */
     w->has_thread = 0;
+    int closing = w->closing;
     int last = --w->refs == 0;
     pthread_mutex_unlock(&w->mutex);
     if (last)
         worker_free(w);
+    return closing;
+}
+
+static void *worker_main(void *arg)
+{
+    for (vb_worker *w = arg; w; )
+        w = serve(w) ? park() : NULL;
     return NULL;
 }
 
-/* mutex held */
+/* mutex held (w's; the pool's lock is taken inside it, never the other way) */
 static int start_thread(vb_worker *w, vb_error *err)
 {
-    if (vb_offloop_start_worker(worker_main, w, w->domain, err) < 0)
+    if (!unpark(w) && vb_offloop_start_worker(worker_main, w, w->domain, err) < 0)
         return -1;
     w->has_thread = 1;
     w->refs++;
