@@ -91,58 +91,63 @@ static vb_worker_job *next_job(vb_worker *w)
 #define POOL_IDLE_MS 2000
 #define POOL_MAX 16             /* parked at once; more end at once */
 
+/* Parked threads wait in slots that live as long as the process, so a
+ * taker can wake one after letting go of the pool's lock (woken under it,
+ * the thread would block on the lock at once: more futex calls per open);
+ * a late wake-up finds the slot's next sleeper, which sees no worker and
+ * sleeps again. */
 typedef struct parked {
     pthread_cond_t cond;
-    vb_worker *w;               /* set by whoever takes this thread */
-    struct parked *next;
+    int used;                   /* a thread sleeps here */
+    vb_worker *w;               /* set by whoever takes that thread */
 } parked;
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
-static parked *pool_head;
-static unsigned pool_n;
+static parked pool[POOL_MAX] = {
+#define SLOT { PTHREAD_COND_INITIALIZER, 0, NULL }
+    SLOT, SLOT, SLOT, SLOT, SLOT, SLOT, SLOT, SLOT,
+    SLOT, SLOT, SLOT, SLOT, SLOT, SLOT, SLOT, SLOT,
+#undef SLOT
+};
+_Static_assert(POOL_MAX == 16, "one initialiser per slot");
 
 /* Wait for a worker to take this thread: that worker, or NULL (leave). */
 static vb_worker *park(void)
 {
-    parked p = { .w = NULL, .next = NULL };
     pthread_mutex_lock(&pool_lock);
-    if (pool_n >= POOL_MAX) {
-        pthread_mutex_unlock(&pool_lock);
-        return NULL;
-    }
-    pthread_cond_init(&p.cond, NULL);
-    p.next = pool_head;
-    pool_head = &p;
-    pool_n++;
-    struct timespec until = vb_worker_deadline(POOL_IDLE_MS);
-    while (!p.w)
-        if (pthread_cond_timedwait(&p.cond, &pool_lock, &until) == ETIMEDOUT && !p.w)
-            break;
-    if (!p.w) { /* nobody came: unlink ourselves (takers unlink what they take) */
-        for (parked **pp = &pool_head; *pp; pp = &(*pp)->next)
-            if (*pp == &p) {
-                *pp = p.next;
-                pool_n--;
+    parked *p = NULL;
+    for (size_t i = 0; i < POOL_MAX && !p; i++)
+        if (!pool[i].used)
+            p = &pool[i];
+    vb_worker *w = NULL;
+    if (p) {
+        p->used = 1;
+        p->w = NULL;
+        struct timespec until = vb_worker_deadline(POOL_IDLE_MS);
+        while (!p->w)
+            if (pthread_cond_timedwait(&p->cond, &pool_lock, &until) == ETIMEDOUT && !p->w)
                 break;
-            }
+        w = p->w;
+        p->w = NULL;
+        p->used = 0;
     }
     pthread_mutex_unlock(&pool_lock);
-    pthread_cond_destroy(&p.cond);
-    return p.w;
+    return w;
 }
 
 /* Hand w to a parked thread: 1, or 0 when none is parked. */
 static int unpark(vb_worker *w)
 {
+    parked *p = NULL;
     pthread_mutex_lock(&pool_lock);
-    parked *p = pool_head;
-    if (p) {
-        pool_head = p->next;
-        pool_n--;
+    for (size_t i = 0; i < POOL_MAX && !p; i++)
+        if (pool[i].used && !pool[i].w)
+            p = &pool[i];
+    if (p)
         p->w = w;
-        pthread_cond_signal(&p->cond);
-    }
     pthread_mutex_unlock(&pool_lock);
+    if (p)
+        pthread_cond_signal(&p->cond);
     return p != NULL;
 }
 
@@ -184,7 +189,7 @@ static int start_thread(vb_worker *w, vb_error *err)
     return 0;
 }
 
-/* mutex held */
+/* mutex held; the caller wakes the thread (after unlocking) */
 static int enqueue(vb_worker *w, vb_worker_job *job, vb_error *err)
 {
     if (!w->has_thread && start_thread(w, err) < 0)
@@ -195,15 +200,19 @@ static int enqueue(vb_worker *w, vb_worker_job *job, vb_error *err)
     else
         w->head = job;
     w->tail = job;
-    pthread_cond_broadcast(&w->cond);
     return 0;
 }
 
+/* The thread is woken once the mutex is free: woken under it, it would
+ * block on the mutex at once and need another wake (three more futex calls
+ * per job, at a few microseconds each). The loop's handle keeps w alive. */
 int vb_worker_submit(vb_worker *w, vb_worker_job *job, vb_error *err)
 {
     pthread_mutex_lock(&w->mutex);
     int rc = enqueue(w, job, err);
     pthread_mutex_unlock(&w->mutex);
+    if (rc == 0)
+        pthread_cond_broadcast(&w->cond);
     return rc;
 }
 
@@ -211,8 +220,12 @@ int vb_worker_finish(vb_worker *w, vb_worker_job *close_job, vb_error *err)
 {
     pthread_mutex_lock(&w->mutex);
     w->closing = 1;
-    pthread_cond_broadcast(&w->cond); /* an idle thread leaves; a question ends */
     int rc = close_job ? enqueue(w, close_job, err) : 0;
+    pthread_mutex_unlock(&w->mutex);
+    /* an idle thread leaves; a question ends. Still our handle's reference:
+     * the thread cannot free w before we let go of it below. */
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_lock(&w->mutex);
     int last = --w->refs == 0;
     pthread_mutex_unlock(&w->mutex);
     if (last)
