@@ -52,6 +52,8 @@
  *   BENCH_ONLY=tls            only the TLS rows (with BENCH_TLS_PKI)
  *   BENCH_ONLY=warm           only the warm rows (cached token, shared transport),
  *                             the RPC rows and the idle clients
+ *   BENCH_ONLY=steady         only the steady-state rows (with BENCH_ROUNDS
+ *                             script rounds of the token and shared rows)
  *   BENCH_PERF=DIR            perf record (DWARF call graphs) of the daemons and
  *                             of the app's process during each steady row's
  *                             vbroker rounds, into DIR/KEY.daemons.data and
@@ -1819,6 +1821,7 @@ int main(int argc, char **argv)
     const char *only = getenv("BENCH_ONLY");
     int only_tls = only && strcmp(only, "tls") == 0;
     int only_warm = only && strcmp(only, "warm") == 0;
+    int only_steady = only && strcmp(only, "steady") == 0;
     perf_dir = getenv("BENCH_PERF");
     if (perf_dir && !*perf_dir)
         perf_dir = NULL;
@@ -1898,8 +1901,11 @@ int main(int argc, char **argv)
     steady_metrics();
     if (only_warm)
         goto warm;
-    fprintf(stderr, "bench_e2e: cold opens...\n");
-    bench_cold();
+    if (!only_steady) {
+        fprintf(stderr, "bench_e2e: cold opens...\n");
+        bench_cold();
+    }
+    use_broker(&bcold);
     fprintf(stderr, "bench_e2e: steady state, cold opens (%d x %d each)...\n", steady_rounds,
             steady_opens);
     bench_steady("steady_cold_digest_tcp", uri_digest, 1, peer_uri);
@@ -1921,6 +1927,10 @@ warm:
     }
     fprintf(stderr, "bench_e2e: warm opens...\n");
     bench_warm_shared();
+    if (only_steady) {
+        vb_close(holder);
+        goto report;
+    }
     if (!only_warm) {
         fprintf(stderr, "bench_e2e: nested chain to the XenAPI simulator...\n");
         bench_nested();
