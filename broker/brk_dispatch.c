@@ -277,8 +277,13 @@ static void submit_call(brk_session *s, const vb_msg *msg, const vb_proc_info *i
      * closes the driver after it, before any later call of this client
      * (its queue keeps the order: a call after CLOSE finds nothing open, as
      * before). Waiting for the host's answer to the close cost the app a
-     * round trip over both hops and two thread hand-offs per vb_close. */
-    int answer_now = rc == 0 && msg->hdr.procedure == VB_BROKER_PROC_CLOSE;
+     * round trip over both hops and two thread hand-offs per vb_close.
+     * Not with --upstream-idle 0: there the close ends the host connection,
+     * and the promise is that the next open logs in anew; answered early,
+     * an open right after vb_close could share the connection still being
+     * closed. */
+    int answer_now = rc == 0 && msg->hdr.procedure == VB_BROKER_PROC_CLOSE &&
+                     s->srv->cfg->upstream_idle_ms > 0;
     job->answered = answer_now;
     if (rc == 0 && brk_worker_submit(s, job, &err) == 0) {
         if (answer_now)
