@@ -209,7 +209,7 @@ install: all
 	  [ -f "$$m" ] && install -m 0644 "$$m" $(DESTDIR)$(PREFIX)/share/man/man$${m##*.}/; done; true
 	cp -r etc/. $(DESTDIR)$(PREFIX)/share/doc/vbroker/examples/
 	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(PREFIX)/lib/systemd/user
-	for u in vbhostd.service vbhostd.socket vbhostd-tcp.socket; do \
+	for u in vbhostd.service vbhostd.socket vbhostd-tcp.socket vbhostd-tls.socket; do \
 	  sed 's|/usr/local|$(PREFIX)|g' etc/systemd/$$u > $(DESTDIR)$(PREFIX)/lib/systemd/system/$$u; done
 	for u in vbrokerd.service vbrokerd.socket; do \
 	  sed 's|/usr/local|$(PREFIX)|g' etc/systemd/$$u > $(DESTDIR)$(PREFIX)/lib/systemd/user/$$u; done

@@ -58,6 +58,10 @@
  *                             of the app's process during each steady row's
  *                             vbroker rounds, into DIR/KEY.daemons.data and
  *                             DIR/KEY.appN.data (bench/flame.sh folds them)
+ *   BENCH_ONLY=nested         only the warm shared-transport and nested rows
+ *   BENCH_XEN_KEEP=S          vbhostd's xenapi_session_keep (default: its
+ *                             own, 300 s; 0: a XenAPI login and logout per
+ *                             open, as before issue 18 item 4)
  * Numbers are printed, never asserted.
  */
 #include <errno.h>
@@ -234,6 +238,8 @@ static hostd hsasl, hnone, htls;
 static int xen_port;
 static broker bcold, btoken, bwarm, btls, btls_full;
 static const char *tls_pki, *peer_uri_tls; /* BENCH_TLS_PKI, BENCH_PEER_URI_TLS */
+static char xen_keep[64];                   /* "xenapi_session_keep = S\n" or "" */
+static const char *xen_keep_s = "300 (default)";
 
 /* auth_net is for its TCP listener, or with tls (vbhostd "tls") for a TLS
  * listener with BENCH_TLS_PKI's certificates */
@@ -259,8 +265,8 @@ static int start_hostd(hostd *h, const char *name, const char *auth_unix, const 
                  "listen_unix = \"%s\"\n%sstate_dir = \"%s/%s-state\"\n"
                  "auth_unix = %s\nsasl_conf_dir = \"%s/sasl\"\n"
                  "sasl_realm = \"" REALM "\"\nmax_anonymous_clients = 2000\nmax_clients = 10000\n"
-                 "log_level = \"warn\"\nallowed_xenapi_hosts = [\"127.0.0.1:%d\"]\n",
-                 h->sock, net, dir, name, auth_unix, dir, xen_port);
+                 "log_level = \"warn\"\nallowed_xenapi_hosts = [\"127.0.0.1:%d\"]\n%s",
+                 h->sock, net, dir, name, auth_unix, dir, xen_port, xen_keep);
         vb_ts_write_file(h->conf, text, 0600);
         char bin[PATH_MAX + 16];
         snprintf(bin, sizeof bin, "%s/vbhostd", build_dir);
@@ -509,6 +515,7 @@ static void steady_metrics(void)
                                          : "steady: warm, cached token unix", "us");
     M("steady_warm_shared_tcp", peer_bin ? "steady: warm, shared transport / libvirt login TCP"
                                          : "steady: warm, shared transport", "us");
+    M("steady_nested_warm", "steady: nested warm open, vbhostd->XenAPI", "us");
     if (peer_bin) {
         note(M("steady_warm_token_unix", "", "us"),
              "libvirt column: libvirt's steady-state open of a unix URI, a full DIGEST-MD5 login "
@@ -839,6 +846,47 @@ static void nested_warm(metric *proc, metric *inproc)
          xen_logins_ok() - before, rounds, fails ? " (SOME FAILED: something asked)" : "");
 }
 
+/* Steady state of the nested warm open against the plain warm open (the
+ * shared-transport URI), their processes alternating in each round so the
+ * machine's drift hits both; the nested samples go to steady_nested_warm,
+ * the ratio of the per-round medians to its note. */
+static void nested_steady(void)
+{
+    metric *m = M("steady_nested_warm", "", "us");
+    char n_arg[16];
+    snprintf(n_arg, sizeof n_arg, "%d", steady_opens);
+    char *plain_argv[] = { self_exe, "--child-loop", uri_digest, "0", n_arg, NULL };
+    char *nested_argv[] = { self_exe, "--child-loop", uri_xen, "0", n_arg, NULL };
+    char meds[200] = "", ratios[200] = "";
+    int fails = 0;
+    long before = xen_logins_ok();
+    for (int r = 0; r < steady_rounds; r++) {
+        samples plain = { 0 }, nested = { 0 };
+        if (steady_process(plain_argv, &plain) < 0 || steady_process(nested_argv, &nested) < 0) {
+            fails++;
+        } else {
+            double pm = summarize(&plain).med, nm = summarize(&nested).med;
+            size_t used = strlen(meds);
+            snprintf(meds + used, sizeof meds - used, "%s%.0f/%.0f", used ? ", " : "", nm, pm);
+            used = strlen(ratios);
+            snprintf(ratios + used, sizeof ratios - used, "%s%.2f", used ? "/" : "", nm / pm);
+            for (size_t i = 0; i < nested.n; i++)
+                add(&m->vb, nested.v[i]);
+        }
+        free(plain.v);
+        free(nested.v);
+    }
+    note(m, "%d rounds x %d open+close in one process, alternating with the plain warm open "
+            "(shared transport) in each round; per-round medians nested/plain (us): %s; "
+            "ratio %s (target <= 1.5); simulator: %ld logins for %d nested opens "
+            "(xenapi_session_keep %s)%s",
+         steady_rounds, steady_opens, meds[0] ? meds : "-", ratios[0] ? ratios : "-",
+         xen_logins_ok() - before, steady_rounds * (steady_opens + 1),
+         xen_keep_s, fails ? "; FAILED rounds" : "");
+    if (fails)
+        m->failed = fails;
+}
+
 static void bench_nested(void)
 {
     if (start_xensim() < 0)
@@ -848,7 +896,8 @@ static void bench_nested(void)
     metric *wp = M("nested_warm_process", "script: nested warm open, vbhostd->XenAPI (new process, wall)", "us");
     metric *wi = M("nested_warm", "script: nested warm open, vbhostd->XenAPI (its first open+close)", "us");
     nested_first(fp, fi);
-    nested_warm(wp, wi);
+    nested_warm(wp, wi); /* primes the broker's secret cache for nested_steady */
+    nested_steady();
     note(fp, "; the simulator runs with TCP_NODELAY (else +40 ms per close: its logout reply "
              "waits for a delayed ACK)");
     if (peer_bin)
@@ -1825,6 +1874,12 @@ int main(int argc, char **argv)
     perf_dir = getenv("BENCH_PERF");
     if (perf_dir && !*perf_dir)
         perf_dir = NULL;
+    int only_nested = only && strcmp(only, "nested") == 0;
+    const char *keep = getenv("BENCH_XEN_KEEP");
+    if (keep && *keep) {
+        snprintf(xen_keep, sizeof xen_keep, "xenapi_session_keep = %d\n", atoi(keep));
+        xen_keep_s = keep;
+    }
     if (only_tls && !tls_pki) {
         fprintf(stderr, "bench_e2e: BENCH_ONLY=tls needs BENCH_TLS_PKI\n");
         return 2;
@@ -1899,6 +1954,8 @@ int main(int argc, char **argv)
         goto report;
     }
     steady_metrics();
+    if (only_nested)
+        goto shared;
     if (only_warm)
         goto warm;
     if (!only_steady) {
@@ -1917,7 +1974,7 @@ warm:
     if (bench_token() < 0)
         fprintf(stderr, "bench_e2e: token figures skipped\n");
 
-    /* warm: a live shared transport in bwarm */
+shared:; /* a live shared transport in bwarm */
     use_broker(&bwarm);
     vb_error err = { 0 };
     holder = vb_open_auth(uri_digest, &form_auth, 0, &err);
@@ -1934,6 +1991,10 @@ warm:
     if (!only_warm) {
         fprintf(stderr, "bench_e2e: nested chain to the XenAPI simulator...\n");
         bench_nested();
+    }
+    if (only_nested) {
+        vb_close(holder);
+        goto report;
     }
 
     fprintf(stderr, "bench_e2e: RPC round trips...\n");

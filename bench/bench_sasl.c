@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "vb_testsupport.h"
+#include "vb_testsupport_saslcb.h"
 
 #define APP "vbhostd"
 #define REALM "BENCH.TEST"
@@ -59,37 +60,8 @@ static int server_getopt(void *ctx, const char *plugin, const char *option, cons
     return SASL_OK;
 }
 
-static int client_name(void *ctx, int id, const char **result, unsigned *len)
-{
-    (void)ctx;
-    (void)id;
-    *result = USER;
-    if (len)
-        *len = sizeof USER - 1;
-    return SASL_OK;
-}
-
-static int client_pass(sasl_conn_t *conn, void *ctx, int id, sasl_secret_t **psecret)
-{
-    (void)conn;
-    (void)ctx;
-    (void)id;
-    static union {
-        sasl_secret_t s;
-        char bytes[sizeof(sasl_secret_t) + sizeof PASSWORD];
-    } secret;
-    secret.s.len = sizeof PASSWORD - 1;
-    memcpy(secret.s.data, PASSWORD, sizeof PASSWORD);
-    *psecret = &secret.s;
-    return SASL_OK;
-}
-
-static sasl_callback_t client_cbs[] = {
-    { SASL_CB_USER, SASL_FN(client_name), NULL },
-    { SASL_CB_AUTHNAME, SASL_FN(client_name), NULL },
-    { SASL_CB_PASS, SASL_FN(client_pass), NULL },
-    { SASL_CB_LIST_END, NULL, NULL },
-};
+/* the client's answers: USER, AUTHNAME and PASS (tests/support) */
+static vb_ts_sasl_client_creds client;
 
 static void set_props(sasl_conn_t *conn, int layer)
 {
@@ -111,7 +83,7 @@ static int login_once(const row *r)
     sasl_conn_t *srv = NULL, *cli = NULL;
     int rc = SASL_FAIL;
     if (sasl_server_new(APP, "localhost", REALM, NULL, NULL, server_cbs, 0, &srv) != SASL_OK ||
-        sasl_client_new(APP, "localhost", NULL, NULL, client_cbs, 0, &cli) != SASL_OK)
+        sasl_client_new(APP, "localhost", NULL, NULL, client.cbs, 0, &cli) != SASL_OK)
         goto out;
     set_props(srv, r->layer);
     set_props(cli, r->layer);
@@ -208,6 +180,7 @@ int main(int argc, char **argv)
         vb_ts_cleanup();
         return 1;
     }
+    vb_ts_sasl_client_creds_init(&client, USER, PASSWORD);
     const row rows[] = {
         { "DIGEST-MD5, no security layer", "DIGEST-MD5", 0, plain_db, n },
         { "DIGEST-MD5, RC4 security layer (TCP, tcp_min_ssf > 0)", "DIGEST-MD5", 1, plain_db, n },
@@ -223,6 +196,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         failed |= run_row(&rows[i]) < 0;
     sasl_done();
+    vb_ts_sasl_client_creds_clear(&client);
     vb_ts_cleanup();
     return failed;
 }

@@ -73,13 +73,11 @@ int brk_ask_client(brk_session *s, vb_cred_request *req, vb_error *err)
         return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_BROKER, "out of memory");
     hdr.serial = vb_worker_ask_begin(s->worker, req);
     shown.id = hdr.serial;
-    vb_enc enc;
     uint8_t *frame;
     size_t len;
-    vb_enc_begin(&enc, &hdr);
-    vb_credwire_encode_request(&enc, &shown);
+    int rc = vb_credwire_request_frame(&hdr, &shown, &frame, &len, err);
     vb_cred_request_clear(&shown);
-    if (vb_enc_finish(&enc, VB_FRAME_MAX_POSTAUTH, &frame, &len, err) < 0)
+    if (rc < 0)
         return -1;
     brk_post(s, frame, len, 0);
     return vb_worker_ask_wait(s->worker, s->srv->cfg->prompt_timeout_s, err);

@@ -300,18 +300,29 @@ static int remember_and_ask(const vb_auth_request *req, vb_credential *creds,
     return vb_auth_default->cb(req, creds, ncreds, vb_auth_default->cbdata);
 }
 
-static vb_conn *open_conn(vbctl *v, int *exit_code)
+/* The vb_auth every command that may log in passes: the terminal callback
+ * (remembering the service it asked for) in *interactive, or with
+ * --non-interactive none at all, so a needed answer fails (exit 77). */
+static const vb_auth *how_to_ask(vbctl *v, vb_auth *interactive)
 {
-    vb_auth interactive = {
+    static const vb_auth never_prompt = { NULL, 0, NULL, NULL };
+    if (v->non_interactive)
+        return &never_prompt;
+    *interactive = (vb_auth){
         .credtypes = vb_auth_default->credtypes,
         .ncredtypes = vb_auth_default->ncredtypes,
         .cb = remember_and_ask,
         .cbdata = v,
     };
-    static const vb_auth never_prompt = { NULL, 0, NULL, NULL };
+    return interactive;
+}
+
+static vb_conn *open_conn(vbctl *v, int *exit_code)
+{
+    vb_auth interactive;
     vb_error err;
     memset(&err, 0, sizeof err);
-    vb_conn *c = vb_open_auth(v->uri, v->non_interactive ? &never_prompt : &interactive,
+    vb_conn *c = vb_open_auth(v->uri, how_to_ask(v, &interactive),
                               v->readonly ? VB_OPEN_READ_ONLY : 0, &err);
     if (!c) {
         char what[600];
@@ -590,17 +601,11 @@ static void print_login_hops(const vb_login_info *info)
 
 static int cmd_login(vbctl *v, uint64_t ttl)
 {
-    vb_auth interactive = {
-        .credtypes = vb_auth_default->credtypes,
-        .ncredtypes = vb_auth_default->ncredtypes,
-        .cb = remember_and_ask,
-        .cbdata = v,
-    };
-    static const vb_auth never_prompt = { NULL, 0, NULL, NULL };
+    vb_auth interactive;
     vb_login_info info;
     vb_error err;
     memset(&err, 0, sizeof err);
-    if (vb_login_chain(v->uri, v->non_interactive ? &never_prompt : &interactive, ttl, &info,
+    if (vb_login_chain(v->uri, how_to_ask(v, &interactive), ttl, &info,
                        &err) < 0) {
         char what[600];
         snprintf(what, sizeof what, "cannot log in to %s", v->uri);

@@ -66,6 +66,7 @@ typedef struct vbh_config {
     char **tls_allowed_dn;           /* ... one of these fnmatch patterns is required */
     size_t ntls_allowed_dn;
     char *next_hop_pkipath;          /* this vbhostd's own client files for a next hop over TLS */
+    int tls_require_cbind;           /* logins on TLS only channel-bound (vbh_cbind.c) */
     char *sasl_app;
     char *sasl_conf_dir;
     char *sasl_hostname;
@@ -112,8 +113,10 @@ typedef struct vbh_config {
     vbh_endpoint *allowed_libvirt;   /* libvirtd TCP endpoints a client's libvirt: URI may name */
     size_t nallowed_libvirt;
     unsigned relay_timeout_s;        /* a relayed credential request fails after this */
+    unsigned xenapi_session_keep_s;  /* a closed XenAPI session is kept this long (0: never) */
+    unsigned xenapi_sessions_max;    /* ... at most this many, over all clients */
     /* not from the file: listening sockets systemd passed (vbh_activation.c),
-     * served instead of binding listen_unix / listen_tcp; -1: none */
+     * served instead of binding listen_unix / listen_tcp / listen_tls; -1: none */
     int passed_unix_fd;
     int passed_tcp_fd;
     int passed_tls_fd;
@@ -121,8 +124,8 @@ typedef struct vbh_config {
 
 int vbh_config_load(const char *path, vbh_config *cfg, vb_error *err);
 /* vbh_activation.c: take the sockets systemd passed (LISTEN_FDS, then unset)
- * into cfg->passed_*_fd. Each must be the configured listen_unix or
- * listen_tcp; one that is not refuses the start (VB_ERR_CONFIG naming it). */
+ * into cfg->passed_*_fd. Each must be the configured listen_unix, listen_tcp
+ * or listen_tls; one that is not refuses the start (VB_ERR_CONFIG naming it). */
 int vbh_take_passed_sockets(vbh_config *cfg, const char *config_path, vb_error *err);
 void vbh_config_clear(vbh_config *cfg);
 const char *vbh_auth_type_name(int type);
@@ -161,6 +164,7 @@ typedef struct vbh_dconn {
     void *conn;
     int read_only;
     int relay_window;           /* the running call may log in: questions may be relayed */
+    char keep_owner[160];       /* "auth_type:identity": whose kept sessions an open may reuse */
     struct vbh_dconn *next;
 } vbh_dconn;
 
@@ -274,6 +278,9 @@ struct vbh_client {
 int vbh_server_start(vbh_server *srv, vbh_config *cfg, vb_loop *loop, vb_error *err);
 int vbh_open_token_store(const vbh_config *cfg, vb_store **out, vb_error *err);
 void vbh_server_stop(vbh_server *srv);
+/* SIGHUP: listen_tls's crl_file read again (the handshakes from now on,
+ * resumed ones too, are checked against it); logs what it did. */
+void vbh_server_reload_tls(vbh_server *srv);
 
 /* vbh_admit.c: the anonymous slots (max_anonymous_clients, _per_peer) */
 /* Take (anonymous) or give back (not) c's slot. */
@@ -296,6 +303,10 @@ void vbh_build_reply(vbh_client *c, const vb_msg *msg, vbh_handler handler, uint
                      size_t *len);
 
 /* auth.c */
+/* Before an auth call of type: AUTH_UNAVAILABLE when the listener does not
+ * accept type, OPERATION_INVALID when the connection already logged in
+ * (unless the listener accepts "none"). 0 or -1. */
+int vbh_auth_require_type(vbh_client *c, int type, vb_error *err);
 int vbh_auth_list_handler(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
 int vbh_auth_sasl_init(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
 int vbh_auth_sasl_start(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
@@ -322,6 +333,21 @@ unsigned vbh_end_token_sessions(vbh_server *srv, const char *id, const vbh_clien
 void vbh_recheck_token_sessions(vbh_server *srv);
 /* vbhostd --list-tokens / --revoke-token ID (prints; returns an exit status) */
 int vbh_admin_tokens(vbh_config *cfg, const char *revoke_id);
+
+/* vbh_cbind.c: channel binding on TLS (tls_require_cbind). */
+/* 1 when c's logins must be channel-bound (a TLS listener, the setting on). */
+int vbh_cbind_required(const vbh_client *c);
+/* 1 when c is a TLS connection without a channel binding (why says so). */
+int vbh_cbind_missing(const vbh_client *c, vb_error *why);
+/* After the handshake: -1 (why filled for the client) when the setting
+ * requires a binding that this connection cannot have and a login is due. */
+int vbh_cbind_admit(const vbh_client *c, char *why, size_t len);
+/* AUTH_SASL_INIT: *mechlist (malloc'd) cut to its -PLUS names when the
+ * setting requires them; AUTH_UNAVAILABLE when none is left. */
+int vbh_cbind_filter_mechs(const vbh_client *c, char **mechlist, vb_error *err);
+/* AUTH_SASL_START: AUTH_UNAVAILABLE for a mechanism without -PLUS there. */
+int vbh_cbind_check_mech(const vbh_client *c, const char *mech, vb_error *err);
+
 /* After an auth handler ran: how long its answer must wait (ms). failed: it
  * failed with AUTH_FAILED (a failure the handler did not note is noted
  * here, for the peer alone). Consumes the handler's note. */

@@ -64,7 +64,9 @@ int vbh_auth_list_handler(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *e
     (void)args;
     (void)err;
     const vbh_auth_list *list = c->lis->auth;
-    int hide_token = !vbh_tokens_usable_on(c->lis, c->srv->cfg); /* never offer what we refuse */
+    vb_error no_cb;
+    /* never offer what we refuse (on TLS a token proof needs the binding) */
+    int hide_token = !vbh_tokens_usable_on(c->lis, c->srv->cfg) || vbh_cbind_missing(c, &no_cb);
     uint32_t n = 0;
     for (size_t i = 0; i < list->n; i++)
         n += !(hide_token && list->types[i] == VBH_AUTH_TOKEN);
@@ -83,7 +85,7 @@ int vbh_auth_list_handler(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *e
     return 0;
 }
 
-static int require_type(vbh_client *c, int type, vb_error *err)
+int vbh_auth_require_type(vbh_client *c, int type, vb_error *err)
 {
     if (c->authenticated && !vbh_auth_list_has(c->lis->auth, VBH_AUTH_NONE))
         return vb_error_set(err, VB_ERR_OPERATION_INVALID, VB_DOM_AUTH,
@@ -116,6 +118,8 @@ static int sasl_bind_tls(vbh_client *c, vb_error *err)
     }
     int rc = vb_sasl_set_channel_binding(c->sasl, VB_TLS_CBIND_TYPE, cb, sizeof cb, err);
     explicit_bzero(cb, sizeof cb);
+    if (rc == 0 && vbh_cbind_required(c)) /* tls_require_cbind: Cyrus refuses "n" and "y" too */
+        rc = vb_sasl_require_channel_binding(c->sasl, err);
     return rc;
 }
 
@@ -123,7 +127,7 @@ int vbh_auth_sasl_init(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
 {
     (void)args;
     vbh_config *cfg = c->srv->cfg;
-    if (require_type(c, VBH_AUTH_SASL, err) < 0)
+    if (vbh_auth_require_type(c, VBH_AUTH_SASL, err) < 0)
         return -1;
     vb_sasl_free(c->sasl);
     /* plain TCP has no confidentiality of its own: demand a SASL layer, or
@@ -135,8 +139,11 @@ int vbh_auth_sasl_init(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
         vb_sasl_set_external_ssf(c->sasl, c->tls_ssf);
     char *mechlist = NULL;
     if (!c->sasl || sasl_bind_tls(c, err) < 0 ||
-        vb_sasl_server_mechlist(c->sasl, &mechlist, err) < 0)
+        vb_sasl_server_mechlist(c->sasl, &mechlist, err) < 0 ||
+        vbh_cbind_filter_mechs(c, &mechlist, err) < 0) {
+        free(mechlist);
         return -1;
+    }
     vb_enc_array(reply, 1);
     vb_enc_str(reply, mechlist);
     vb_log(VB_LOG_DEBUG, "client %s: SASL mechanisms offered: %s (min ssf %u)", c->peer, mechlist,
@@ -239,12 +246,12 @@ int vbh_auth_sasl_start(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err
     size_t inlen, outlen = 0;
     int sasl_rc = SASL_OK;
     /* the type gate, the body, then the state (docs/protocol.md §5.7) */
-    if (require_type(c, VBH_AUTH_SASL, err) < 0 || vb_rd_strdup(args, 64, &mech, err) < 0 ||
-        vb_rd_bin(args, &in, &inlen, err) < 0)
+    if (vbh_auth_require_type(c, VBH_AUTH_SASL, err) < 0 ||
+        vb_rd_strdup(args, 64, &mech, err) < 0 || vb_rd_bin(args, &in, &inlen, err) < 0)
         return free(mech), -1;
     if (!mech)
         return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_AUTH, "no SASL mechanism given");
-    if (need_session(c, err) < 0)
+    if (need_session(c, err) < 0 || vbh_cbind_check_mech(c, mech, err) < 0)
         return free(mech), -1;
     int progress = vb_sasl_server_start(c->sasl, mech, in, inlen, &out, &outlen, &sasl_rc, err);
     free(mech);
@@ -256,8 +263,8 @@ int vbh_auth_sasl_step(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
     const uint8_t *in, *out = NULL;
     size_t inlen, outlen = 0;
     int sasl_rc = SASL_OK;
-    if (require_type(c, VBH_AUTH_SASL, err) < 0 || vb_rd_bin(args, &in, &inlen, err) < 0 ||
-        need_session(c, err) < 0)
+    if (vbh_auth_require_type(c, VBH_AUTH_SASL, err) < 0 ||
+        vb_rd_bin(args, &in, &inlen, err) < 0 || need_session(c, err) < 0)
         return -1;
     /* cyrus dereferences the mechanism of a session that was never started */
     if (!vb_sasl_mech(c->sasl))
@@ -270,7 +277,7 @@ int vbh_auth_sasl_step(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
 int vbh_auth_peer(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
 {
     (void)args;
-    if (require_type(c, VBH_AUTH_PEER, err) < 0)
+    if (vbh_auth_require_type(c, VBH_AUTH_PEER, err) < 0)
         return -1;
     if (!c->lis->is_unix)
         return vb_error_set(err, VB_ERR_AUTH_UNAVAILABLE, VB_DOM_AUTH,

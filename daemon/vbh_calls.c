@@ -227,6 +227,7 @@ int vbh_call_close(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err)
     if (!d)
         return -1;
     vbh_dconn_close_driver(d);
+    vb_log(VB_LOG_INFO, "client %s (%s) closed connection %u", c->peer, c->identity, d->conn_id);
     empty_reply(reply);
     return 0;
 }

@@ -15,6 +15,7 @@
 #include "vb_conf.h"
 #include "vb_log.h"
 #include "vb_remote.h"
+#include "vb_session_keep.h"
 #include "vb_ssh.h"
 
 static const char *const auth_names[] = { "none", "sasl", "peer", "token", "polkit" };
@@ -252,6 +253,7 @@ static void set_defaults(vbh_config *cfg)
     cfg->key_file = strdup(VB_TLS_SERVER_KEY);
     cfg->ca_file = strdup(VB_TLS_SYSTEM_CA);
     cfg->tls_client_cert = VB_TLS_CLIENT_CERT_OPTIONAL;
+    cfg->tls_require_cbind = 1; /* every vbroker client binds; the others can be relayed */
     cfg->sasl_app = strdup("vbhostd");
     cfg->peer_allowed_uids[0] = getuid();
     cfg->npeer_allowed_uids = 1;
@@ -278,6 +280,8 @@ static void set_defaults(vbh_config *cfg)
     cfg->default_uri = strdup("test:///default");
     cfg->token_ttl_s = 8 * 3600;
     cfg->relay_timeout_s = 120;
+    cfg->xenapi_session_keep_s = VB_SESSION_KEEP_DEFAULT_IDLE_S;
+    cfg->xenapi_sessions_max = VB_SESSION_KEEP_DEFAULT_MAX;
     cfg->log_level = VB_LOG_INFO;
 }
 
@@ -336,6 +340,7 @@ static int load_tls_keys(vb_conf *conf, vbh_config *cfg, vb_error *err)
         get_str(conf, "ca_file", &cfg->ca_file, err) < 0 ||
         get_str(conf, "crl_file", &cfg->crl_file, err) < 0 ||
         get_str(conf, "next_hop_pkipath", &cfg->next_hop_pkipath, err) < 0 ||
+        get_flag(conf, "tls_require_cbind", &cfg->tls_require_cbind, err) < 0 ||
         vb_conf_get_string(conf, "tls_client_cert", &mode, err) < 0 ||
         load_string_list(conf, "tls_allowed_dn_list", &cfg->tls_allowed_dn_set,
                          &cfg->tls_allowed_dn, &cfg->ntls_allowed_dn, err) < 0)
@@ -421,6 +426,8 @@ static int load_keys(vb_conf *conf, vbh_config *cfg, vb_error *err)
         get_str(conf, "log_file", &cfg->log_file, err) < 0 ||
         get_uint(conf, "token_ttl", 60, 90u * 24 * 3600, &cfg->token_ttl_s, err) < 0 ||
         get_uint(conf, "relay_timeout", 1, 3600, &cfg->relay_timeout_s, err) < 0 ||
+        get_uint(conf, "xenapi_session_keep", 0, 24 * 3600, &cfg->xenapi_session_keep_s, err) < 0 ||
+        get_uint(conf, "xenapi_sessions_max", 0, 4096, &cfg->xenapi_sessions_max, err) < 0 ||
         get_flag(conf, "allow_remote_uris", &cfg->allow_remote_uris, err) < 0 ||
         parse_endpoints(conf, "allowed_next_hops", parse_next_hop,
                         "tcp://HOST[:PORT], tls://HOST[:PORT], ssh://HOST[:PORT] or unix:/PATH",

@@ -308,6 +308,11 @@ static void client_tls_ready(vb_stream *s, void *data)
         refuse_client(c, VB_ERR_AUTH_FAILED, why);
         return;
     }
+    if (vbh_cbind_admit(c, why, sizeof why) < 0) {
+        vb_log(VB_LOG_WARN, "client %s: refused: %s", c->peer, why);
+        refuse_client(c, VB_ERR_AUTH_UNAVAILABLE, why);
+        return;
+    }
     vb_log(VB_LOG_DEBUG, "client %s: %s, %u-bit cipher, client certificate %s", c->peer,
            vb_tls_version(tls), c->tls_ssf, has_cert ? c->tls_dn : "none");
     /* auth_tls = none: the verified certificate is the login (config demands one) */
@@ -456,6 +461,17 @@ int vbh_server_start(vbh_server *srv, vbh_config *cfg, vb_loop *loop, vb_error *
             return -1;
     }
     return 0;
+}
+
+void vbh_server_reload_tls(vbh_server *srv)
+{
+    vb_error err;
+    if (!srv->tls_ctx || !srv->cfg->crl_file)
+        return;
+    if (vb_tls_server_reload_crl(srv->tls_ctx, &err) < 0)
+        vb_log(VB_LOG_ERROR, "SIGHUP: %s; the CRL read before stays in force", err.message);
+    else if (srv->cfg->tls_client_cert != VB_TLS_CLIENT_CERT_NONE)
+        vb_log(VB_LOG_INFO, "SIGHUP: crl_file re-read (%s)", srv->cfg->crl_file);
 }
 
 void vbh_server_stop(vbh_server *srv)

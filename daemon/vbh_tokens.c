@@ -27,16 +27,8 @@ int vbh_tokens_usable_on(const vbh_listener *lis, const vbh_config *cfg)
  * one strong enough, or when the operator requires none (tcp_min_ssf = 0). */
 static int token_allowed_here(vbh_client *c, vb_error *err)
 {
-    if (c->authenticated && !vbh_auth_list_has(c->lis->auth, VBH_AUTH_NONE))
-        return vb_error_set(err, VB_ERR_OPERATION_INVALID, VB_DOM_AUTH,
-                            "this connection is already authenticated");
-    if (!vbh_auth_list_has(c->lis->auth, VBH_AUTH_TOKEN)) {
-        char types[64];
-        vbh_auth_list_format(c->lis->auth, types, sizeof types);
-        return vb_error_set(err, VB_ERR_AUTH_UNAVAILABLE, VB_DOM_AUTH,
-                            "this listener does not accept token authentication (it accepts %s)",
-                            types);
-    }
+    if (vbh_auth_require_type(c, VBH_AUTH_TOKEN, err) < 0)
+        return -1;
     if (!c->lis->is_unix && c->tls_ssf < c->srv->cfg->tcp_min_ssf)
         return vb_error_set(err, VB_ERR_AUTH_UNAVAILABLE, VB_DOM_AUTH,
                             "tokens are not accepted on %s while tcp_min_ssf requires a "

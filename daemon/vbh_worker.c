@@ -115,12 +115,9 @@ static int relay_fill(vb_cred_request *req, void *opaque, vb_error *err)
                           VB_HOST_PROC_CRED_FILL, VB_STATUS_OK, d->conn_id };
     hdr.serial = vb_worker_ask_begin(d->worker, req);
     req->id = hdr.serial; /* the verdict names the question by it */
-    vb_enc enc;
     uint8_t *frame;
     size_t len;
-    vb_enc_begin(&enc, &hdr);
-    vb_credwire_encode_request(&enc, req);
-    if (vb_enc_finish(&enc, VB_FRAME_MAX_POSTAUTH, &frame, &len, err) < 0)
+    if (vb_credwire_request_frame(&hdr, req, &frame, &len, err) < 0)
         return -1;
     post(d, frame, len, 0);
     vb_log(VB_LOG_INFO, "client %s: relaying a credential request for %s (connection %u)",
@@ -172,6 +169,13 @@ void vbh_relay_source(vbh_dconn *d, vb_cred_source *src)
     src->ntypes = sizeof every_type / sizeof every_type[0];
     src->approve = relay_approve;
     src->reject = relay_reject;
+    /* the relay answers for this authenticated client only: a session
+     * kept at its close is this identity's (and needs its password again) */
+    const vbh_client *c = d->c;
+    if (c->authenticated && c->auth_type && strcmp(c->auth_type, "none") != 0 &&
+        snprintf(d->keep_owner, sizeof d->keep_owner, "%s:%s", c->auth_type, c->identity) <
+            (int)sizeof d->keep_owner)
+        src->keep_owner = d->keep_owner;
 }
 
 static vbh_dconn *find_dconn(vbh_client *c, uint32_t conn_id)

@@ -14,6 +14,7 @@
 
 #include "vb_daemon.h"
 #include "vb_log.h"
+#include "vb_session_keep.h"
 #include "vbh.h"
 
 static void usage(FILE *out)
@@ -41,7 +42,8 @@ static int write_pidfile(const char *path, vb_error *err)
 }
 
 /* SIGHUP: re-read the file and apply what can change under running clients
- * (log_level), and reopen log_file (after logrotate moved it). Listeners,
+ * (log_level), reopen log_file (after logrotate moved it) and re-read the
+ * TLS listener's crl_file (the same path). Listeners,
  * auth lists, SASL, limits and the state dir take effect at a restart. */
 typedef struct reload_ctx {
     const char *config_path;
@@ -56,6 +58,8 @@ static void reload(void *data)
     sd_notify(0, "RELOADING=1");
     if (vb_log_reopen(&err) < 0)
         vb_log(VB_LOG_ERROR, "SIGHUP: %s", err.message);
+    if (ctx->srv) /* a certificate revoked in crl_file, whatever the rest of the file says */
+        vbh_server_reload_tls(ctx->srv);
     if (vbh_config_load(ctx->config_path, &fresh, &err) < 0) {
         vb_log(VB_LOG_ERROR, "SIGHUP: %s; keeping the running configuration", err.message);
         sd_notify(0, "READY=1");
@@ -64,7 +68,8 @@ static void reload(void *data)
     vb_log_set_level(fresh.log_level);
     if (ctx->srv) /* a token revoked by `vbhostd --revoke-token` ends its sessions now */
         vbh_recheck_token_sessions(ctx->srv);
-    vb_log(VB_LOG_INFO, "SIGHUP: log reopened, log_level re-read; other keys take effect at restart");
+    vb_log(VB_LOG_INFO, "SIGHUP: log reopened, log_level and crl_file re-read; other keys take "
+                        "effect at restart");
     vbh_config_clear(&fresh);
     sd_notify(0, "READY=1");
 }
@@ -167,9 +172,11 @@ int main(int argc, char **argv)
     vb_daemon_started(&start);
     /* Type=notify: systemd's readiness signal (a no-op without NOTIFY_SOCKET) */
     sd_notify(0, "READY=1");
+    vb_session_keep_configure(cfg.xenapi_session_keep_s, cfg.xenapi_sessions_max);
     int rc = vb_loop_run(loop);
     sd_notify(0, "STOPPING=1");
     vbh_server_stop(&srv);
+    vb_session_keep_shutdown(); /* logs out every kept XenAPI session */
     vb_loop_free(loop);
     vbh_config_clear(&cfg);
     if (pidfile)

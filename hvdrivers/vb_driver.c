@@ -102,8 +102,8 @@ static const char *const params_any[] = { "authfile", NULL };
 /* local drivers, by name (vb_test_driver.c reads none; vb_xenapi.c parse_opts) */
 static const char *const params_test[] = { NULL };
 static const char *const params_xenapi[] = { "transport", "cafile", "no_verify", "timeout", NULL };
-/* the remote driver (vb_remote_driver.c, vb_remote.c), then per transport
- * (vb_remote.c for unix and tls, vb_ssh.c for ssh) */
+/* the remote driver (vb_remote_driver.c, vb_remote_auth.c), then per transport
+ * (vb_remote_io.c for unix and tls, vb_ssh.c for ssh) */
 static const char *const params_remote[] = { "auth", "name", NULL };
 static const char *const params_unix[] = { "socket", "server_uid", NULL };
 static const char *const params_tcp[] = { NULL };

@@ -24,6 +24,7 @@
  */
 #include "vb_libvirt.h"
 #include "vb_cred.h"
+#include "vb_loop.h"
 #include "vb_paths.h"
 #include "vb_sasl.h"
 
@@ -88,13 +89,6 @@ static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static int global_rc = -1;
 static char global_why[VB_ERROR_MESSAGE_MAX];
 static int event_loop_running;
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 void vb_libvirt_driver_set_idle(uint64_t ms)
 {
@@ -501,7 +495,7 @@ static void release(lv_entry *e)
     int destroy = 0;
     pthread_mutex_lock(&pool_lock);
     if (--e->opens == 0) {
-        e->idle_since_ms = mono_ms();
+        e->idle_since_ms = vb_now_ms();
         if (e->in_pool && (idle_ms == 0 || e->dead))
             unlink_entry(e);
         destroy = !e->in_pool;
@@ -577,7 +571,7 @@ static void destroy_all(lv_entry *gone)
 void vb_libvirt_driver_reap(void)
 {
     lv_entry *gone = NULL;
-    uint64_t now = mono_ms();
+    uint64_t now = vb_now_ms();
     pthread_mutex_lock(&pool_lock);
     for (lv_entry *e = pool, *next; e; e = next) {
         next = e->next;
@@ -620,7 +614,7 @@ unsigned vb_libvirt_driver_close_uri(const char *uri_text)
 size_t vb_libvirt_driver_list(vb_transport_info *out, size_t max)
 {
     size_t n = 0;
-    uint64_t now = mono_ms();
+    uint64_t now = vb_now_ms();
     pthread_mutex_lock(&pool_lock);
     for (lv_entry *e = pool; e && n < max; e = e->next) {
         if (e->opening || e->dead)

@@ -406,7 +406,7 @@ static int open_on(rconn *c, const char *name, unsigned flags, vb_error *err, in
  * over ssh). */
 static void wire_priority(rconn *c, const vb_uri *uri)
 {
-    static const char *const fallback[] = { "token", "sasl", "polkit", "peer", "none" }; /* vb_remote.c's */
+    static const char *const fallback[] = { "token", "sasl", "polkit", "peer", "none" }; /* vb_remote_auth.c's */
     const char *const *prio = c->creds.nauth_priority ? c->creds.auth_priority : fallback;
     size_t n = c->creds.nauth_priority ? c->creds.nauth_priority
                                        : sizeof fallback / sizeof fallback[0], kept = 0;

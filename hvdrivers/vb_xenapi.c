@@ -14,7 +14,12 @@
  * master, same scheme and port, and every later call goes there too. A
  * session that expires (SESSION_INVALID) is replaced by a new login through
  * the same source, at most once per call. Close logs out: a host keeps at
- * most 500 sessions per user and destroys the oldest beyond that.
+ * most 500 sessions per user and destroys the oldest beyond that. Unless
+ * the source names its owner (keep_owner: vbhostd's client) and keeping is
+ * on: then close hands the session to vb_session_keep.h, and that owner's
+ * next open of the same endpoint and options that is answered the same
+ * user and password takes it instead of logging in (the answers are still
+ * asked for, and approved as a login's would be).
  *
  * Secrets: the password lives in the credential request and in the request
  * buffer, both wiped as soon as the login call returns; the session ref is
@@ -27,6 +32,7 @@
  */
 #include "vb_xenapi.h"
 #include "vb_cred.h"
+#include "vb_session_keep.h"
 #include "vb_xenapi_xml.h"
 
 #include <ctype.h>
@@ -70,14 +76,19 @@ typedef struct xa_conn {
     char *default_user; /* the URI's user, or NULL */
     char *user;         /* who is logged in, for messages */
     char *session;      /* OpaqueRef:…; NULL when logged out; wiped */
-    vb_cred_fn cred_fn;
-    void *cred_opaque;
-    void (*approve)(void *opaque, const vb_cred_request *req);
-    void (*reject)(void *opaque, const vb_cred_request *req);
+    vb_cred_source creds; /* the open's fn, opaque, approve, reject; zero when kept */
     vb_xr_buf body;     /* the request being sent; wiped after each call */
     vb_xr_buf reply;    /* the response bytes; wiped after each parse */
     int reply_too_large;
     int wire;           /* a client's URI (VB_OPEN_FROM_WIRE): follow no pool redirect */
+    /* keeping the session at close (vb_session_keep.h), when the source
+     * names its owner: keep_key is owner, endpoint and options (no secret,
+     * keep_key_for), keep_digest the keyed digest of the password that made
+     * the session, keep_owner_shown the owner for the log */
+    char *keep_key;
+    char keep_owner_shown[160];
+    uint8_t keep_digest[VB_SESSION_KEEP_DIGEST_LEN];
+    int keep_digest_ok;
     char curl_err[CURL_ERROR_SIZE];
 } xa_conn;
 
@@ -317,8 +328,7 @@ static int ask(xa_conn *c, int retry, vb_cred_request *req, vb_error *err)
                                              c->default_user) < 0 ||
         vb_cred_request_add(req, VB_CRED_PASSPHRASE, "Password", NULL, NULL) < 0)
         return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_XENAPI, "out of memory");
-    vb_cred_source src = { .fn = c->cred_fn, .opaque = c->cred_opaque };
-    if (vb_driver_ask(&src, req, VB_DOM_XENAPI, "a XenAPI login", err) < 0)
+    if (vb_driver_ask(&c->creds, req, VB_DOM_XENAPI, "a XenAPI login", err) < 0)
         return -1;
     for (size_t i = 0; i < req->nitems; i++) {
         vb_cred_item *it = &req->items[i];
@@ -396,20 +406,63 @@ static int login_with(xa_conn *c, const vb_cred_request *req, vb_error *err)
     return -1;
 }
 
-static int login(xa_conn *c, vb_error *err)
+static void xa_destroy(void *conn);
+
+/* The answer just given may match a session kept at an earlier close of
+ * this owner and endpoint (vb_session_keep.h): the same user, and a
+ * password with the same keyed digest. Then that session (with its curl
+ * handle and its live connection to the host) replaces the login: 1; else
+ * 0, and keep_digest is the answer's, for the login that follows. Not when
+ * reuse is 0 (a re-login after SESSION_INVALID: the host may have ended
+ * every session, the other kept ones too). */
+static int adopt_kept(xa_conn *c, const vb_cred_request *req, int reuse)
+{
+    const char *user = req->items[0].result, *pass = req->items[1].result;
+    c->keep_digest_ok =
+        vb_session_keep_digest(pass, strlen(pass), c->keep_digest) == 0;
+    xa_conn *k = c->keep_digest_ok && reuse
+                     ? vb_session_keep_take(c->keep_key, user, c->keep_digest)
+                     : NULL;
+    if (!k)
+        return 0;
+    CURL *curl = c->curl;
+    struct curl_slist *headers = c->headers;
+    char *host = c->host, *url = c->url;
+    c->curl = k->curl;
+    c->headers = k->headers;
+    c->host = k->host;
+    c->url = k->url;
+    k->curl = curl;
+    k->headers = headers;
+    k->host = host;
+    k->url = url;
+    wipe_free(c->session);
+    c->session = k->session;
+    k->session = NULL;
+    free(c->user);
+    c->user = k->user;
+    k->user = NULL;
+    /* the handle's callbacks wrote into k */
+    curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, c);
+    curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, c->curl_err);
+    xa_destroy(k); /* no session left to log out */
+    return 1;
+}
+
+/* reuse: an open's login may take a kept session (adopt_kept) */
+static int login(xa_conn *c, int reuse, vb_error *err)
 {
     char user[128] = "";
     for (int attempt = 0; attempt < XA_LOGIN_TRIES; attempt++) {
         vb_cred_request req;
         int rc = ask(c, attempt > 0, &req, err);
-        if (rc == 0)
+        if (rc == 0 && !(c->keep_key && adopt_kept(c, &req, reuse)))
             rc = login_with(c, &req, err);
-        if (rc == 0 && c->approve)
-            c->approve(c->cred_opaque, &req);
+        if (rc == 0)
+            vb_driver_verdict(&c->creds, &req, 1);
         if (rc == 1) {
             shown(user, sizeof user, req.items[0].result);
-            if (c->reject)
-                c->reject(c->cred_opaque, &req);
+            vb_driver_verdict(&c->creds, &req, 0);
         }
         vb_cred_request_clear(&req);
         if (rc <= 0)
@@ -452,7 +505,7 @@ static int call(xa_conn *c, const char *method, const vb_xr_arg *args, size_t na
     if (nargs + 1 > XA_MAX_ARGS)
         return vb_error_set(err, VB_ERR_INTERNAL, VB_DOM_XENAPI, "%s: too many arguments",
                             method);
-    if (!c->session && login(c, err) < 0) /* an earlier re-login failed */
+    if (!c->session && login(c, 0, err) < 0) /* an earlier re-login failed */
         return -1;
     for (int relogin = 0;; relogin++) {
         all[0] = VB_XR_S(c->session);
@@ -463,7 +516,7 @@ static int call(xa_conn *c, const char *method, const vb_xr_arg *args, size_t na
             return rc;
         reply_clear(r);
         forget_session(c);
-        if (login(c, err) < 0) {
+        if (login(c, 0, err) < 0) {
             vb_error_prefix(err, "the XenAPI session ended and logging in again failed");
             return -1;
         }
@@ -563,7 +616,8 @@ static int setup_curl(xa_conn *c, const xa_opts *o, vb_error *err)
     return 0;
 }
 
-static void xa_close(void *conn)
+/* Log out (if logged in) and free. */
+static void xa_destroy(void *conn)
 {
     xa_conn *c = conn;
     if (!c)
@@ -588,8 +642,41 @@ static void xa_close(void *conn)
     free(c->service);
     free(c->default_user);
     free(c->user);
+    free(c->keep_key);
+    explicit_bzero(c->keep_digest, sizeof c->keep_digest);
     pthread_mutex_destroy(&c->lock);
     free(c);
+}
+
+/* Keep a session for its owner's next open when allowed, else log out. */
+static void xa_close(void *conn)
+{
+    xa_conn *c = conn;
+    if (c && c->keep_key && c->session && c->keep_digest_ok && c->user) {
+        /* the source (a client's relay) ends with this close */
+        memset(&c->creds, 0, sizeof c->creds);
+        char user[128], label[600];
+        shown(user, sizeof user, c->user);
+        snprintf(label, sizeof label, "XenAPI session of '%s' at %s for %s", user, c->service,
+                 c->keep_owner_shown);
+        if (vb_session_keep_put(c->keep_key, label, c->user, c->keep_digest, c, xa_destroy) == 0)
+            return;
+    }
+    xa_destroy(c);
+}
+
+/* Where a kept session may be reused: its owner and every option that
+ * shaped its curl handle and its host, each length-prefixed (no part can
+ * pose as another). No secret is in it. */
+static char *keep_key_for(const char *owner, const xa_conn *c, const xa_opts *o)
+{
+    char *key = NULL;
+    const char *cafile = o->cafile ? o->cafile : "";
+    if (asprintf(&key, "%zu:%s|%zu:%s|%d|%d|%zu:%s", strlen(owner), owner,
+                 strlen(c->service), c->service, c->https * 2 + o->verify, c->wire,
+                 strlen(cafile), cafile) < 0)
+        return NULL;
+    return key;
 }
 
 static int xa_open(const vb_uri *uri, unsigned flags, struct vb_cred_source *creds, void **conn,
@@ -612,12 +699,9 @@ static int xa_open(const vb_uri *uri, unsigned flags, struct vb_cred_source *cre
     c->port = o.port;
     c->timeout_ms = o.timeout_ms;
     c->wire = (flags & VB_OPEN_FROM_WIRE) != 0;
-    if (creds) {
-        c->cred_fn = creds->fn;
-        c->cred_opaque = creds->opaque;
-        c->approve = creds->approve;
-        c->reject = creds->reject;
-    }
+    if (creds) /* what a later login asks and tells (the rest may not outlive the open) */
+        c->creds = (vb_cred_source){ .fn = creds->fn, .opaque = creds->opaque,
+                                     .approve = creds->approve, .reject = creds->reject };
     char hp[300];
     host_port(hp, sizeof hp, uri->host, c->port);
     int rc = setup_curl(c, &o, err);
@@ -626,13 +710,21 @@ static int xa_open(const vb_uri *uri, unsigned flags, struct vb_cred_source *cre
         rc = vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_XENAPI, "out of memory");
     if (rc == 0)
         rc = set_host(c, uri->host, err);
+    if (rc == 0 && creds && creds->keep_owner && vb_session_keep_enabled() &&
+        !(c->keep_key = keep_key_for(creds->keep_owner, c, &o)))
+        rc = vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_XENAPI, "out of memory");
+    if (c->keep_key)
+        shown(c->keep_owner_shown, sizeof c->keep_owner_shown, creds->keep_owner);
     if (rc == 0) {
+        /* a kept session of this owner says the host was reachable; the
+         * password is asked for all the same, before any reuse */
+        int skip_probe = c->keep_key && vb_session_keep_has(c->keep_key);
         pthread_mutex_lock(&c->lock);
-        rc = probe(c, err) < 0 ? -1 : login(c, err);
+        rc = !skip_probe && probe(c, err) < 0 ? -1 : login(c, 1, err);
         pthread_mutex_unlock(&c->lock);
     }
     if (rc < 0) {
-        xa_close(c);
+        xa_destroy(c);
         return -1;
     }
     *conn = c;

@@ -94,3 +94,19 @@ int vb_body_read_domain_list(const msgpack_object *body, vb_rd *list, vb_error *
     vb_rd rd;
     return vb_rd_init(&rd, body, err) < 0 || vb_rd_array(&rd, list, err) < 0 ? -1 : 0;
 }
+
+int vb_body_call_frame(const vb_msg_header *hdr, vb_body_pack_fn pack, const void *arg,
+                       size_t max_frame, uint8_t **frame, size_t *len, vb_error *err)
+{
+    if (!pack) {
+        const vb_proc_info *info = vb_proto_proc_lookup(hdr->program, hdr->procedure);
+        pack = info ? vb_body_call_packer(info->body) : NULL;
+    }
+    vb_enc enc;
+    vb_enc_begin(&enc, hdr);
+    if (pack)
+        pack(&enc, arg);
+    else
+        vb_enc_array(&enc, 0);
+    return vb_enc_finish(&enc, max_frame, frame, len, err);
+}

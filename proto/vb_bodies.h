@@ -44,6 +44,13 @@ typedef struct vb_body_open {
  * bodies only one peer packs (SASL, token proofs, BROKER OPEN and LOGIN). */
 vb_body_pack_fn vb_body_call_packer(enum vb_body body);
 
+/* A whole CALL frame: hdr, then the body pack(arg) makes (NULL: the
+ * procedure's own packer, vb_body_call_packer; [] without one). 0 with
+ * *frame (the caller's), or -1 when it exceeds max_frame or memory ran out.
+ * The client stubs of libvbroker and the remote driver build calls so. */
+int vb_body_call_frame(const vb_msg_header *hdr, vb_body_pack_fn pack, const void *arg,
+                       size_t max_frame, uint8_t **frame, size_t *len, vb_error *err);
+
 /* The one-string body: [s] (a NAME call, a HOSTNAME reply). */
 void vb_body_pack_str(vb_enc *enc, const void *s);
 /* Its decoder: *out is a malloc'd copy (NULL for nil); PROTOCOL when it is

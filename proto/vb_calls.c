@@ -2,7 +2,6 @@
 #include "vb_calls.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -305,17 +304,40 @@ int vb_calls_post_to_call(vb_calls *t, uint32_t call_serial, vb_msg *msg, vb_err
     return rc;
 }
 
-int vb_reply_error(const vb_msg *reply, vb_error *err)
+static void await_timed_out(vb_calls *t, vb_call *c, int timeout_ms, const vb_calls_io *io)
 {
-    vb_error server_err;
-    if (vb_msg_error_body(reply, &server_err, err) < 0)
-        return -1;
-    if (server_err.code == VB_ERR_OK)
-        server_err.code = VB_ERR_PROTOCOL;
-    if (!server_err.message[0])
-        snprintf(server_err.message, sizeof server_err.message,
-                 "the server reported an error without a message (%s)",
-                 vb_proto_error_code_name(server_err.code));
-    vb_error_copy(err, &server_err);
-    return -1;
+    vb_error e;
+    vb_error_set(&e, VB_ERR_TIMEOUT, io->domain, "no answer from %s within %d ms", io->peer,
+                 timeout_ms);
+    vb_calls_fail(t, c, &e);
+}
+
+int vb_calls_await(vb_calls *t, vb_call *c, int timeout_ms, const vb_calls_io *io, void *ctx,
+                   vb_msg *reply, vb_error *err)
+{
+    uint64_t deadline = vb_calls_now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        vb_msg msg;
+        vb_error e;
+        switch (vb_calls_wait(t, c, deadline, &msg)) {
+        case VB_CALL_DONE:
+            return vb_calls_result(t, c, reply, err);
+        case VB_CALL_MESSAGE:
+            io->message(ctx, c, &msg);
+            vb_msg_clear(&msg);
+            /* the peer waited for our answer: the reply's time starts now */
+            deadline = vb_calls_now_ms() + (uint64_t)timeout_ms;
+            break;
+        case VB_CALL_LEAD: {
+            int rc = io->read_one(ctx, deadline, &e);
+            vb_calls_unlead(t);
+            if (rc > 0)
+                await_timed_out(t, c, timeout_ms, io);
+            break;
+        }
+        default: /* VB_CALL_TIMEOUT */
+            await_timed_out(t, c, timeout_ms, io);
+            break;
+        }
+    }
 }

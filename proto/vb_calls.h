@@ -20,7 +20,7 @@
  *
  * The table does no I/O and knows no procedure: the transport's owner reads
  * and writes, and decides which server-initiated messages a call may get
- * (hvdrivers/vb_remote.c: the relay rule of docs/protocol.md 9.12).
+ * (hvdrivers/vb_remote_rpc.c: the relay rule of docs/protocol.md 9.12).
  */
 #ifndef VB_CALLS_H
 #define VB_CALLS_H
@@ -113,11 +113,29 @@ void vb_calls_fail_all(vb_calls *t, const vb_error *why);
 /* The reason, when the transport is over: 1 and *why; else 0. */
 int vb_calls_dead(vb_calls *t, vb_error *why);
 
-/* An ERROR reply (REPLY or CALLBACK_REPLY) as the error its receiver
- * reports, always -1: the server's [code, domain, message], where a code
- * of OK becomes PROTOCOL and an empty message says what the code means,
- * so whatever a peer sends, the caller gets an error a person can read. */
-int vb_reply_error(const vb_msg *reply, vb_error *err);
+/* ---- the call loop every client runs ----------------------------------
+ * What a client's transport provides for vb_calls_await: the table does
+ * no I/O, these do. */
+typedef struct vb_calls_io {
+    /* As the leader: read one message, waiting until deadline_ms, and hand
+     * it to the table (vb_calls_post_reply, vb_calls_post_to_call) or deal
+     * with it. 0; 1 when the deadline passed first; -1 when the transport
+     * failed (after vb_calls_fail_all). */
+    int (*read_one)(void *ctx, uint64_t deadline_ms, vb_error *err);
+    /* A message the reader posted to call c (a question, a verdict):
+     * answer it in c's own thread. The caller clears msg after. */
+    void (*message)(void *ctx, vb_call *c, const vb_msg *msg);
+    const char *peer;       /* who did not answer, for the timeout: "the server" */
+    int domain;             /* of that timeout error */
+} vb_calls_io;
+
+/* Wait for c's outcome (vb_calls_result's), reading for every call on the
+ * transport while nobody else does and answering c's own messages in this
+ * thread (never as the reader: a person's slow answer stalls no other
+ * call). A call with no reply or message for timeout_ms fails with TIMEOUT;
+ * the time starts again after each message answered (the peer waited). */
+int vb_calls_await(vb_calls *t, vb_call *c, int timeout_ms, const vb_calls_io *io, void *ctx,
+                   vb_msg *reply, vb_error *err);
 
 /* CLOCK_MONOTONIC in milliseconds (the deadlines above). */
 uint64_t vb_calls_now_ms(void);

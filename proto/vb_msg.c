@@ -1,6 +1,7 @@
 /* Message decoding and typed field access. */
 #include "vb_msg.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,6 +90,21 @@ int vb_msg_error_body(const vb_msg *msg, vb_error *out, vb_error *err)
         memcpy(out->message, text, text_len);
     out->message[text_len] = '\0';
     return 0;
+}
+
+int vb_reply_error(const vb_msg *reply, vb_error *err)
+{
+    vb_error server_err;
+    if (vb_msg_error_body(reply, &server_err, err) < 0)
+        return -1;
+    if (server_err.code == VB_ERR_OK)
+        server_err.code = VB_ERR_PROTOCOL;
+    if (!server_err.message[0])
+        snprintf(server_err.message, sizeof server_err.message,
+                 "the server reported an error without a message (%s)",
+                 vb_proto_error_code_name(server_err.code));
+    vb_error_copy(err, &server_err);
+    return -1;
 }
 
 /* ---- typed reader ------------------------------------------------------- */

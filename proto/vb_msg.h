@@ -88,8 +88,15 @@ typedef struct vb_msg {
 int vb_msg_decode(vb_msg *msg, uint8_t *payload, size_t len, vb_error *err);
 /* Wipe the payload (it may hold secrets) and release everything. */
 void vb_msg_clear(vb_msg *msg);
-/* For a message with status ERROR: read [code, domain, message] into out. */
+/* For a message with status ERROR: read [code, domain, message] into out
+ * as sent (tests and fuzzers look at raw bodies; receivers use vb_reply_error). */
 int vb_msg_error_body(const vb_msg *msg, vb_error *out, vb_error *err);
+/* An ERROR answer (REPLY or CALLBACK_REPLY) as the error its receiver
+ * reports, always -1: the peer's [code, domain, message], where a code of
+ * OK becomes PROTOCOL and an empty message says what the code means, so
+ * whatever a peer sends, the caller gets an error a person can read. Every
+ * receiver uses it: libvbroker, the remote driver, a daemon's credwait. */
+int vb_reply_error(const vb_msg *reply, vb_error *err);
 /* Check the frame's size against the procedure table's max body for
  * unsolicited messages (CALL, CALLBACK, EVENT); replies pass. */
 int vb_msg_check_proc_size(const vb_msg *msg, vb_error *err);

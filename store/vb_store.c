@@ -163,8 +163,9 @@ int vbs_erase(vb_store *st, sqlite3_stmt *stmt, int *changes, const char *what, 
     return wipe(st, 1, what, err);
 }
 
-int vbs_collect(vb_store *st, sqlite3_stmt *stmt, size_t row_size, vbs_read_row_fn read_row,
-                const char *row_kind, const char *what, void **rows, size_t *n, vb_error *err)
+/* vbs_list's loop over a prepared statement; finalizes stmt */
+static int collect(vb_store *st, sqlite3_stmt *stmt, size_t row_size, vbs_read_row_fn read_row,
+                   const char *row_kind, const char *what, void **rows, size_t *n, vb_error *err)
 {
     char *arr = NULL;
     size_t len = 0, cap = 0;
@@ -200,6 +201,25 @@ done:
     } else {
         free(arr);
     }
+    return ret;
+}
+
+int vbs_list(vb_store *st, enum vb_store_kind kind, const char *sql, size_t row_size,
+             vbs_read_row_fn read_row, const char *row_kind, const char *what, void **rows,
+             size_t *n, vb_error *err)
+{
+    if (rows == NULL || n == NULL)
+        return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_STORE, "%s: recs and n are required",
+                            what);
+    *rows = NULL;
+    *n = 0;
+    if (vbs_enter(st, kind, what, err) != 0)
+        return -1;
+    sqlite3_stmt *stmt;
+    int ret = -1;
+    if (vbs_prepare(st, sql, &stmt, what, err) == 0)
+        ret = collect(st, stmt, row_size, read_row, row_kind, what, rows, n, err);
+    vbs_leave(st);
     return ret;
 }
 

@@ -16,9 +16,11 @@
 #define LOGIN_COLS "server_id, identity, token_id, uri, auth_type, created, expires, endpoint"
 #define LOGIN_SECRET_COL 8
 
-/* Columns 0..7 (LOGIN_COLS) of the current row into rec. */
-static int read_login(sqlite3_stmt *stmt, vb_cached_login *rec)
+/* Columns 0..7 (LOGIN_COLS) of the current row into row, a vb_cached_login (also vbs_list's
+ * read_row). */
+static int read_login(sqlite3_stmt *stmt, void *row)
 {
+    vb_cached_login *rec = row;
     memset(rec, 0, sizeof *rec);
     if (vbs_copy_text(rec->server_id, sizeof rec->server_id, stmt, 0) != 0 ||
         vbs_copy_text(rec->identity, sizeof rec->identity, stmt, 1) != 0 ||
@@ -187,30 +189,14 @@ int vb_store_login_erase(vb_store *st, const char *server_id, const char *token_
     return ret;
 }
 
-/* one row for vbs_collect */
-static int read_login_row(sqlite3_stmt *stmt, void *row)
-{
-    return read_login(stmt, row);
-}
-
 int vb_store_login_list(vb_store *st, vb_cached_login **recs, size_t *n, vb_error *err)
 {
-    if (recs == NULL || n == NULL)
-        return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_STORE,
-                            "listing logins: recs and n are required");
-    *recs = NULL;
-    *n = 0;
-    if (vbs_enter(st, K, "listing logins", err) != 0)
-        return -1;
-    sqlite3_stmt *stmt;
     void *rows = NULL;
-    int ret = -1;
-    if (vbs_prepare(st, "SELECT " LOGIN_COLS " FROM logins ORDER BY server_id, identity", &stmt,
-                    "listing logins", err) == 0)
-        ret = vbs_collect(st, stmt, sizeof **recs, read_login_row, "login", "listing logins", &rows, n,
-                          err);
-    *recs = rows;
-    vbs_leave(st);
+    int ret = vbs_list(st, K, "SELECT " LOGIN_COLS " FROM logins ORDER BY server_id, identity",
+                       sizeof **recs, read_login, "login", "listing logins",
+                       recs ? &rows : NULL, n, err);
+    if (recs)
+        *recs = rows;
     return ret;
 }
 

@@ -58,13 +58,15 @@ int vbs_erase(vb_store *st, sqlite3_stmt *stmt, int *changes, const char *what, 
  * some cases (an upsert that replaced a row). 0 or -1, as vbs_erase. */
 int vbs_wipe(vb_store *st, const char *what, vb_error *err);
 
-/* Run a prepared SELECT and collect every row: read_row fills one row of
- * row_size bytes from the statement (non-zero: a row this build cannot read,
- * reported as a row_kind row). Finalizes stmt. *rows is malloc'd (NULL when
- * *n is 0). 0 or -1; nothing is returned on -1. */
+/* A listing: enter the store as kind, run the SELECT sql and collect every
+ * row: read_row fills one row of row_size bytes from the statement
+ * (non-zero: a row this build cannot read, reported as a row_kind row).
+ * *rows is malloc'd (NULL when *n is 0); rows and n are required (else
+ * VB_ERR_INVALID_ARG, "what: ..."). 0 or -1; nothing is returned on -1. */
 typedef int (*vbs_read_row_fn)(sqlite3_stmt *stmt, void *row);
-int vbs_collect(vb_store *st, sqlite3_stmt *stmt, size_t row_size, vbs_read_row_fn read_row,
-                const char *row_kind, const char *what, void **rows, size_t *n, vb_error *err);
+int vbs_list(vb_store *st, enum vb_store_kind kind, const char *sql, size_t row_size,
+             vbs_read_row_fn read_row, const char *row_kind, const char *what, void **rows,
+             size_t *n, vb_error *err);
 
 /* s is non-NULL, non-empty and at most max bytes; else VB_ERR_INVALID_ARG
  * naming the argument. */

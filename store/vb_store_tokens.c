@@ -12,12 +12,14 @@
 
 #define K VB_STORE_DAEMON_TOKENS
 
-/* Columns 0..7 (TOKEN_COLS) of the current row into rec. */
+/* Columns 0..7 (TOKEN_COLS) of the current row into row, a vb_token_record
+ * (also vbs_list's read_row). */
 #define TOKEN_COLS "id, identity, auth_type, created, expires, last_used, revoked, bound_uid"
 #define TOKEN_SECRET_COL 8
 
-static int read_record(sqlite3_stmt *stmt, vb_token_record *rec)
+static int read_record(sqlite3_stmt *stmt, void *row)
 {
+    vb_token_record *rec = row;
     memset(rec, 0, sizeof *rec);
     if (vbs_copy_text(rec->id, sizeof rec->id, stmt, 0) != 0 ||
         vbs_copy_text(rec->identity, sizeof rec->identity, stmt, 1) != 0 ||
@@ -177,30 +179,14 @@ int vb_store_token_revoke(vb_store *st, const char *id, const char *identity, vb
     return ret;
 }
 
-/* one row for vbs_collect */
-static int read_record_row(sqlite3_stmt *stmt, void *row)
-{
-    return read_record(stmt, row);
-}
-
 int vb_store_token_list(vb_store *st, vb_token_record **recs, size_t *n, vb_error *err)
 {
-    if (recs == NULL || n == NULL)
-        return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_STORE,
-                            "listing tokens: recs and n are required");
-    *recs = NULL;
-    *n = 0;
-    if (vbs_enter(st, K, "listing tokens", err) != 0)
-        return -1;
-    sqlite3_stmt *stmt;
     void *rows = NULL;
-    int ret = -1;
-    if (vbs_prepare(st, "SELECT " TOKEN_COLS " FROM tokens ORDER BY created, id", &stmt,
-                    "listing tokens", err) == 0)
-        ret = vbs_collect(st, stmt, sizeof **recs, read_record_row, "token", "listing tokens", &rows, n,
-                          err);
-    *recs = rows;
-    vbs_leave(st);
+    int ret = vbs_list(st, K, "SELECT " TOKEN_COLS " FROM tokens ORDER BY created, id",
+                       sizeof **recs, read_record, "token", "listing tokens",
+                       recs ? &rows : NULL, n, err);
+    if (recs)
+        *recs = rows;
     return ret;
 }
 

@@ -5,8 +5,10 @@
 
 #include "vb_bodies.h"
 #include "vb_calls.h"
+#include "vb_credwire.h"
 #include "vb_error.h"
 #include "vb_msg.h"
+#include "vb_msgin.h"
 #include "vb_paths.h"
 #include "vb_sockdir.h"
 #include "vbroker.h"
@@ -39,12 +41,15 @@ _Static_assert((int)VBROKER_ERR_CRED_REQUIRED == (int)VB_ERR_CRED_REQUIRED, "pub
 _Static_assert((int)VBROKER_ERR_NO_CONNECT == (int)VB_ERR_NO_CONNECT, "public codes match the wire");
 _Static_assert((int)VBROKER_ERR_NO_DRIVER == (int)VB_ERR_NO_DRIVER, "public codes match the wire");
 
+/* One connection to the broker, on the message engine (proto/): the input
+ * stage cuts and decodes what the socket gives, the call table matches
+ * replies to calls; this file reads, writes and answers the broker's
+ * questions. */
 struct vb_conn {
     int fd;
-    uint32_t serial;
-    vb_frame_reader reader;
-    uint8_t pending[READ_CHUNK];   /* bytes read but not yet framed */
-    size_t pending_len, pending_off;
+    vb_msgin in;
+    vb_calls calls;
+    int read_failed;               /* the last read lost the broker (not a refusal) */
     vb_auth auth;
 };
 
@@ -501,169 +506,33 @@ static int send_frame(vb_conn *c, uint8_t *frame, size_t len, vb_error *err)
     return 0;
 }
 
-static int read_more(vb_conn *c, vb_error *err)
+/* The engine's fill: what the socket has, within the caller's wait. */
+typedef struct fill_ctx {
+    vb_conn *c;
+    int wait_ms;
+} fill_ctx;
+
+static int read_more(void *ctx, vb_msgin *in, vb_error *err)
 {
-    struct pollfd p = { .fd = c->fd, .events = POLLIN };
+    fill_ctx *f = ctx;
+    struct pollfd p = { .fd = f->c->fd, .events = POLLIN };
     int rc;
     do {
-        rc = poll(&p, 1, REPLY_TIMEOUT_MS);
+        rc = poll(&p, 1, f->wait_ms);
     } while (rc < 0 && errno == EINTR);
     if (rc == 0)
         return vb_error_set(err, VB_ERR_TIMEOUT, VB_DOM_CLIENT, "the broker did not answer");
-    ssize_t n = recv(c->fd, c->pending, sizeof c->pending, 0);
+    uint8_t buf[READ_CHUNK];
+    ssize_t n = recv(f->c->fd, buf, sizeof buf, 0);
     if (n <= 0)
         return vb_error_set(err, VB_ERR_PEER_CLOSED, VB_DOM_CLIENT,
                             "the broker closed the connection (is vbrokerd still running?)");
-    c->pending_len = (size_t)n;
-    c->pending_off = 0;
-    return 0;
-}
-
-static int read_msg(vb_conn *c, vb_msg *msg, vb_error *err)
-{
-    for (;;) {
-        if (c->pending_off == c->pending_len && read_more(c, err) < 0)
-            return -1;
-        size_t used;
-        int st = vb_frame_reader_feed(&c->reader, c->pending + c->pending_off,
-                                      c->pending_len - c->pending_off, &used, err);
-        c->pending_off += used;
-        if (st == VB_FRAME_ERROR)
-            return -1;
-        if (st == VB_FRAME_READY) {
-            size_t len;
-            uint8_t *payload = vb_frame_reader_take(&c->reader, &len);
-            if (vb_msg_decode(msg, payload, len, err) == 0)
-                return 0;
-            vb_msg_clear(msg);
-            return -1;
-        }
-    }
+    rc = vb_msgin_push(in, buf, (size_t)n, err);
+    explicit_bzero(buf, (size_t)n);
+    return rc;
 }
 
 /* ---- credential requests from the broker -------------------------------------- */
-
-typedef struct cred_req {
-    char *service;
-    char *hops[8];
-    size_t nhops;
-    int retry;
-    char *kind, *target_host, *target_user;
-    uint32_t target_port;
-    uint64_t nverified;
-    vb_credential items[16];
-    char *strings[16][3];
-    size_t nitems;
-} cred_req;
-
-static void cred_req_clear(cred_req *r)
-{
-    free(r->service);
-    for (size_t i = 0; i < r->nhops; i++)
-        free(r->hops[i]);
-    free(r->kind);
-    free(r->target_host);
-    free(r->target_user);
-    for (size_t i = 0; i < r->nitems; i++) {
-        for (int k = 0; k < 3; k++)
-            free(r->strings[i][k]);
-        if (r->items[i].result) {
-            explicit_bzero(r->items[i].result, r->items[i].resultlen);
-            free(r->items[i].result);
-        }
-    }
-    memset(r, 0, sizeof *r);
-}
-
-static int parse_item(vb_rd *items, cred_req *r, vb_error *err)
-{
-    vb_rd f;
-    uint32_t type;
-    size_t i = r->nitems;
-    if (i >= 16)
-        return vb_error_set(err, VB_ERR_PROTOCOL, VB_DOM_CLIENT, "too many credential items");
-    if (vb_rd_array(items, &f, err) < 0 || vb_rd_u32(&f, &type, err) < 0)
-        return -1;
-    r->nitems++;
-    for (int k = 0; k < 3; k++)
-        if (vb_rd_strdup(&f, 4096, &r->strings[i][k], err) < 0)
-            return -1;
-    r->items[i].type = (int)type;
-    r->items[i].prompt = r->strings[i][0] ? r->strings[i][0] : "";
-    r->items[i].challenge = r->strings[i][1];
-    r->items[i].defresult = r->strings[i][2];
-    return 0;
-}
-
-/* The optional trailing fields (docs/protocol.md 9.13): id, kind,
- * target [scheme, host, port, user] or nil, nverified. */
-static int parse_typed(vb_rd *rd, cred_req *r, vb_error *err)
-{
-    if (vb_rd_has_more(rd) && vb_rd_skip(rd, err) < 0) /* the id: the broker's business */
-        return -1;
-    if (vb_rd_has_more(rd) && vb_rd_strdup(rd, 4096, &r->kind, err) < 0)
-        return -1;
-    if (vb_rd_has_more(rd) && rd->items[rd->next].type == MSGPACK_OBJECT_ARRAY) {
-        vb_rd t;
-        if (vb_rd_array(rd, &t, err) < 0 || vb_rd_skip(&t, err) < 0 ||
-            vb_rd_strdup(&t, 4096, &r->target_host, err) < 0 ||
-            vb_rd_u32(&t, &r->target_port, err) < 0 ||
-            vb_rd_strdup(&t, 4096, &r->target_user, err) < 0)
-            return -1;
-    } else if (vb_rd_has_more(rd) && vb_rd_skip(rd, err) < 0) {
-        return -1;
-    }
-    if (vb_rd_has_more(rd) && vb_rd_u64(rd, &r->nverified, err) < 0)
-        return -1;
-    if (r->nverified > r->nhops)
-        r->nverified = r->nhops;
-    return 0;
-}
-
-static int parse_cred_request(const vb_msg *msg, cred_req *r, vb_error *err)
-{
-    vb_rd rd, hops, items;
-    int retry;
-    if (vb_rd_init(&rd, msg->body, err) < 0 || vb_rd_strdup(&rd, 4096, &r->service, err) < 0 ||
-        vb_rd_array(&rd, &hops, err) < 0)
-        return -1;
-    while (vb_rd_has_more(&hops) && r->nhops < 8) {
-        if (vb_rd_strdup(&hops, 4096, &r->hops[r->nhops], err) < 0)
-            return -1;
-        if (r->hops[r->nhops]) /* a nil hop names nothing: skip it */
-            r->nhops++;
-    }
-    if (!r->service && !(r->service = strdup("an unnamed service")))
-        return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_CLIENT, "out of memory");
-    if (vb_rd_bool(&rd, &retry, err) < 0 || vb_rd_array(&rd, &items, err) < 0)
-        return -1;
-    r->retry = retry;
-    while (vb_rd_has_more(&items))
-        if (parse_item(&items, r, err) < 0)
-            return -1;
-    return parse_typed(&rd, r, err);
-}
-
-static void reply_creds(vb_conn *c, const vb_msg_header *req_hdr, const cred_req *r)
-{
-    vb_msg_header hdr = *req_hdr;
-    hdr.type = VB_MSG_CALLBACK_REPLY;
-    vb_enc enc;
-    uint8_t *frame;
-    size_t len;
-    vb_enc_begin(&enc, &hdr);
-    vb_enc_array(&enc, 1);
-    vb_enc_array(&enc, (uint32_t)r->nitems);
-    for (size_t i = 0; i < r->nitems; i++) {
-        const vb_credential *it = &r->items[i];
-        if (it->result)
-            vb_enc_bin(&enc, it->result, it->resultlen);
-        else
-            vb_enc_nil(&enc);
-    }
-    if (vb_enc_finish(&enc, VB_FRAME_MAX_POSTAUTH, &frame, &len, NULL) == 0)
-        send_frame(c, frame, len, NULL);
-}
 
 static void reply_error(vb_conn *c, const vb_msg_header *req_hdr, int code, const char *text)
 {
@@ -675,6 +544,27 @@ static void reply_error(vb_conn *c, const vb_msg_header *req_hdr, int code, cons
         send_frame(c, frame, len, NULL);
 }
 
+/* Ask the app once, with every item of r (decoded by proto/vb_credwire.c,
+ * the daemons' codec: the same limits, the same refusals); its results move
+ * into r, which wipes them. */
+static int ask_app(vb_conn *c, vb_cred_request *r)
+{
+    vb_credential creds[VB_CRED_MAX_ITEMS];
+    memset(creds, 0, sizeof creds);
+    for (size_t i = 0; i < r->nitems; i++)
+        creds[i] = (vb_credential){ r->items[i].type, r->items[i].prompt ? r->items[i].prompt : "",
+                                    r->items[i].challenge, r->items[i].defresult, NULL, 0 };
+    vb_auth_request req = { r->service ? r->service : "an unnamed service",
+                            (const char *const *)r->hops, r->nhops, r->retry, r->kind,
+                            r->target.host, r->target.port, r->target.user, r->nverified };
+    int rc = c->auth.cb(&req, creds, (unsigned)r->nitems, c->auth.cbdata);
+    for (size_t i = 0; i < r->nitems; i++) {
+        r->items[i].result = creds[i].result; /* malloc'd by the app: r wipes and frees it */
+        r->items[i].resultlen = creds[i].result ? creds[i].resultlen : 0;
+    }
+    return rc;
+}
+
 /* The broker needs credentials: ask the app once, with every item. */
 static void answer_callback(vb_conn *c, const vb_msg *msg)
 {
@@ -682,72 +572,92 @@ static void answer_callback(vb_conn *c, const vb_msg *msg)
         reply_error(c, &msg->hdr, VB_ERR_NO_SUPPORT, "unknown callback");
         return;
     }
-    cred_req r;
+    vb_cred_request r;
     vb_error err;
-    memset(&r, 0, sizeof r);
-    if (parse_cred_request(msg, &r, &err) < 0) {
+    uint8_t *frame;
+    size_t len;
+    if (vb_credwire_decode_request(msg->body, &r, &err) < 0)
         reply_error(c, &msg->hdr, VB_ERR_PROTOCOL, err.message);
-    } else if (!c->auth.cb) {
+    else if (!c->auth.cb)
         reply_error(c, &msg->hdr, VB_ERR_CRED_REQUIRED, "this application cannot answer prompts");
-    } else {
-        vb_auth_request req = { r.service, (const char *const *)r.hops, r.nhops, r.retry,
-                                r.kind, r.target_host, r.target_port, r.target_user,
-                                (size_t)r.nverified };
-        if (c->auth.cb(&req, r.items, (unsigned)r.nitems, c->auth.cbdata) < 0)
-            reply_error(c, &msg->hdr, VB_ERR_AUTH_CANCELLED, "cancelled by the user");
-        else
-            reply_creds(c, &msg->hdr, &r);
-    }
-    cred_req_clear(&r);
+    else if (ask_app(c, &r) < 0)
+        reply_error(c, &msg->hdr, VB_ERR_AUTH_CANCELLED, "cancelled by the user");
+    else if (vb_credwire_answer_frame(&msg->hdr, &r, &frame, &len, NULL) == 0)
+        send_frame(c, frame, len, NULL); /* the results, one per item (nil: the default) */
+    vb_cred_request_clear(&r);
 }
 
 /* ---- calls -------------------------------------------------------------------- */
 
 typedef void (*args_fn)(vb_enc *enc, const void *arg);
 
-static int call(vb_conn *c, uint32_t proc, args_fn fn, const void *arg, vb_msg *reply, vb_error *err)
+/* The engine's hooks (proto/vb_calls.h vb_calls_await). As the reader: one
+ * message from the broker, to the table: a REPLY to its call (serial 0
+ * with ERROR: the broker refused this connection, every call fails with
+ * its words), a CALLBACK to the call it interrupts; anything else is not
+ * ours. */
+static int io_read_one(void *ctx, uint64_t deadline_ms, vb_error *err)
 {
-    vb_msg_header hdr = { VB_PROG_BROKER, VB_PROG_BROKER_VERSION, VB_MSG_CALL, ++c->serial, proc,
-                          VB_STATUS_OK, 0 };
-    vb_enc enc;
+    vb_conn *c = ctx;
+    uint64_t now = vb_calls_now_ms();
+    fill_ctx f = { c, deadline_ms > now ? (int)(deadline_ms - now) : 0 };
+    vb_msg msg;
+    if (vb_msgin_read(&c->in, read_more, &f, &msg, err) < 0) {
+        if (err->code == VB_ERR_TIMEOUT)
+            return 1;
+        c->read_failed = 1;
+        vb_calls_fail_all(&c->calls, err);
+        return -1;
+    }
+    vb_msg_header call;
+    if (msg.hdr.type == VB_MSG_REPLY)
+        vb_calls_post_reply(&c->calls, &msg);
+    else if (msg.hdr.type != VB_MSG_CALLBACK || !vb_calls_first(&c->calls, &call) ||
+             vb_calls_post_to_call(&c->calls, call.serial, &msg, err) != 1)
+        vb_msg_clear(&msg);
+    return 0;
+}
+
+static void io_message(void *ctx, vb_call *call, const vb_msg *msg)
+{
+    (void)call;
+    answer_callback(ctx, msg);
+}
+
+static const vb_calls_io broker_io = { io_read_one, io_message, "the broker", VB_DOM_CLIENT };
+
+static int send_call(vb_conn *c, const vb_msg_header *hdr, args_fn fn, const void *arg,
+                     vb_error *err)
+{
     uint8_t *frame;
     size_t len;
-    if (!fn) { /* the procedure's body column says how its call is packed */
-        const vb_proc_info *info = vb_proto_proc_lookup(VB_PROG_BROKER, proc);
-        fn = info ? vb_body_call_packer(info->body) : NULL;
-    }
-    vb_enc_begin(&enc, &hdr);
-    if (fn)
-        fn(&enc, arg);
-    else
-        vb_enc_array(&enc, 0);
-    if (vb_enc_finish(&enc, VB_FRAME_MAX_PREAUTH, &frame, &len, err) < 0)
+    if (vb_body_call_frame(hdr, fn, arg, VB_FRAME_MAX_PREAUTH, &frame, &len, err) < 0)
+        return -2;
+    return send_frame(c, frame, len, err);
+}
+
+static int call(vb_conn *c, uint32_t proc, args_fn fn, const void *arg, vb_msg *reply, vb_error *err)
+{
+    vb_msg_header hdr = { VB_PROG_BROKER, VB_PROG_BROKER_VERSION, VB_MSG_CALL, 0, proc,
+                          VB_STATUS_OK, 0 };
+    vb_call cl;
+    if (vb_calls_start(&c->calls, &cl, &hdr, c, err) < 0)
         return -1;
     /* If the broker refused us it has already written why and hung up: a
-     * failed send still reads that answer below instead of "broken pipe". */
+     * failed send still reads that answer instead of "broken pipe". */
     vb_error send_err;
-    int sent = send_frame(c, frame, len, &send_err);
-    for (;;) {
-        if (read_msg(c, reply, err) < 0) {
-            if (sent < 0)
-                vb_error_copy(err, &send_err);
-            return -1;
-        }
-        if (reply->hdr.type == VB_MSG_REPLY && reply->hdr.serial == hdr.serial)
-            break;
-        if (reply->hdr.type == VB_MSG_REPLY && reply->hdr.serial == 0 &&
-            reply->hdr.status == VB_STATUS_ERROR)
-            break; /* the broker refused the connection itself (wrong uid) */
-        if (reply->hdr.type == VB_MSG_CALLBACK)
-            answer_callback(c, reply);
-        vb_msg_clear(reply);
+    int sent = send_call(c, &cl.hdr, fn, arg, &send_err);
+    int rc = -1;
+    if (sent == -2) {
+        vb_error_copy(err, &send_err);
+    } else {
+        c->read_failed = 0;
+        rc = vb_calls_await(&c->calls, &cl, REPLY_TIMEOUT_MS, &broker_io, c, reply, err);
+        if (rc < 0 && sent < 0 && c->read_failed)
+            vb_error_copy(err, &send_err);
     }
-    if (reply->hdr.status == VB_STATUS_ERROR) {
-        vb_reply_error(reply, err); /* an error whatever the broker sent (proto/vb_calls.h) */
-        vb_msg_clear(reply);
-        return -1;
-    }
-    return 0;
+    vb_calls_end(&c->calls, &cl);
+    return rc;
 }
 
 static int call_noreply(vb_conn *c, uint32_t proc, args_fn fn, const void *arg, vb_error *err)
@@ -771,15 +681,16 @@ static vb_conn *conn_new(int allow_autostart, vb_error *err)
         return NULL;
     }
     c->fd = fd;
-    vb_frame_reader_init(&c->reader, VB_FRAME_MAX_POSTAUTH);
+    vb_msgin_init(&c->in, VB_FRAME_MAX_POSTAUTH);
+    vb_calls_init(&c->calls);
     return c;
 }
 
 static void conn_free(vb_conn *c)
 {
     close(c->fd);
-    vb_frame_reader_clear(&c->reader);
-    explicit_bzero(c->pending, sizeof c->pending);
+    vb_msgin_clear(&c->in);
+    vb_calls_destroy(&c->calls);
     free(c);
 }
 

@@ -110,7 +110,8 @@ typedef struct vb_credential {
  * "ssh-hostkey", nhops == 0) keeps its line breaks ('\n' and nothing else). */
 typedef struct vb_auth_request {
     const char *service;      /* e.g. "vbhostd on host1" */
-    const char *const *hops;  /* the chain that relays the request, outermost first */
+    const char *const *hops;  /* the chain that relays the request, outermost first (at
+                                 most 8: a question with more never reaches the callback) */
     size_t nhops;
     int retry;                /* the previous answer to this service failed */
     /* what the question is for (NULL / 0 when a broker from before these

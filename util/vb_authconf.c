@@ -14,6 +14,7 @@
  * password may sit on any line, even one without '='.
  */
 #include "vb_authconf.h"
+#include "vb_conf.h"
 #include "vb_paths.h"
 
 #include <errno.h>
@@ -287,50 +288,6 @@ static int check_private(const vb_authconf *conf, const struct stat *st, vb_erro
 
 /* ---- file ----------------------------------------------------------------- */
 
-/* Read at most VB_AUTHCONF_MAX_SIZE + 1 bytes, so an oversized (or growing)
- * file is caught without reading all of it. The caller wipes *text. */
-static int read_bounded(int fd, const char *path, char **text, size_t *textlen, vb_error *err)
-{
-    char *buf = malloc(VB_AUTHCONF_MAX_SIZE + 2);
-    if (!buf)
-        return no_memory(err);
-    size_t len = 0;
-    int rc = 0;
-    while (len <= VB_AUTHCONF_MAX_SIZE) {
-        ssize_t n = read(fd, buf + len, VB_AUTHCONF_MAX_SIZE + 1 - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = vb_error_set_errno(err, errno, VB_DOM_CONFIG, "cannot read '%s'", path);
-            break;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
-    if (rc == 0 && len > VB_AUTHCONF_MAX_SIZE)
-        rc = vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
-                          "%s: larger than %d bytes; auth.conf must be small", path,
-                          VB_AUTHCONF_MAX_SIZE);
-    /* A NUL would silently end the text early; say where it is instead. */
-    const char *nul = rc == 0 ? memchr(buf, '\0', len) : NULL;
-    if (nul) {
-        int line = 1;
-        for (const char *c = buf; c < nul; c++)
-            line += *c == '\n';
-        rc = at_line(err, path, line, "NUL byte in a text file");
-    }
-    if (rc < 0) {
-        explicit_bzero(buf, len);
-        free(buf);
-        return -1;
-    }
-    buf[len] = '\0';
-    *text = buf;
-    *textlen = len;
-    return 0;
-}
-
 int vb_authconf_load(const char *path, vb_authconf **out, vb_error *err)
 {
     if (!out)
@@ -338,31 +295,14 @@ int vb_authconf_load(const char *path, vb_authconf **out, vb_error *err)
     *out = NULL;
     if (!path || !*path)
         return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_CONFIG, "no auth.conf path given");
-    /* O_NONBLOCK: opening a FIFO must not wait for a writer. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0) {
-        if (errno == ENOENT)
-            return 0; /* no file: nothing stored, the person is prompted */
-        return vb_error_set_errno(err, errno, VB_DOM_CONFIG, "cannot open '%s'", path);
-    }
     struct stat st;
-    if (fstat(fd, &st) < 0) {
-        int e = errno;
-        close(fd);
-        return vb_error_set_errno(err, e, VB_DOM_CONFIG, "cannot stat '%s'", path);
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG, "'%s' is not a regular file",
-                            path);
-    }
-    char *text = NULL;
-    size_t len = 0;
-    int rc = read_bounded(fd, path, &text, &len, err);
-    close(fd);
-    if (rc < 0)
+    char *text;
+    size_t len;
+    if (vb_conf_read_text(path, VB_AUTHCONF_MAX_SIZE, "auth.conf", 1, &text, &len, &st, err) < 0)
         return -1;
-
+    if (!text)
+        return 0; /* no file: nothing stored, the person is prompted */
+    int rc = 0;
     vb_authconf *conf = calloc(1, sizeof *conf);
     if (!conf || !(conf->path = strdup(path)))
         rc = no_memory(err);

@@ -308,46 +308,84 @@ int vb_conf_parse_string(const char *text, const char *name, vb_conf *out, vb_er
     return 0;
 }
 
-/* Read at most VB_CONF_MAX_SIZE + 1 bytes so an oversized (or growing)
- * file is detected without reading all of it. */
-static int read_bounded(int fd, const char *path, char **text, vb_error *err)
+/* Read at most max + 1 bytes, so an oversized (or growing) file is caught
+ * without reading all of it. On an error the bytes read are wiped: the file
+ * may hold passwords (auth.conf). */
+static int read_bounded(int fd, const char *path, size_t max, const char *what, char **text,
+                        size_t *textlen, vb_error *err)
 {
-    char *buf = malloc(VB_CONF_MAX_SIZE + 2);
+    char *buf = malloc(max + 2);
     if (!buf)
-        return no_memory(err);
+        return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_CONFIG, "out of memory reading '%s'",
+                            path);
     size_t len = 0;
-    while (len <= VB_CONF_MAX_SIZE) {
-        ssize_t n = read(fd, buf + len, VB_CONF_MAX_SIZE + 1 - len);
+    int rc = 0;
+    while (len <= max) {
+        ssize_t n = read(fd, buf + len, max + 1 - len);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            int e = errno;
-            free(buf);
-            return vb_error_set_errno(err, e, VB_DOM_CONFIG, "cannot read '%s'", path);
+            rc = vb_error_set_errno(err, errno, VB_DOM_CONFIG, "cannot read '%s'", path);
+            break;
         }
         if (n == 0)
             break;
         len += (size_t)n;
     }
-    if (len > VB_CONF_MAX_SIZE) {
-        free(buf);
-        return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
-                            "%s: larger than %d bytes; config files must be small", path,
-                            VB_CONF_MAX_SIZE);
-    }
+    if (rc == 0 && len > max)
+        rc = vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
+                          "%s: larger than %zu bytes; %s must be small", path, max, what);
     /* A NUL would silently end the text early; say where it is instead. */
-    const char *nul = memchr(buf, '\0', len);
+    const char *nul = rc == 0 ? memchr(buf, '\0', len) : NULL;
     if (nul) {
         int line = 1;
         for (const char *c = buf; c < nul; c++)
             line += *c == '\n';
+        rc = vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG, "%s:%d: NUL byte in a text file", path,
+                          line);
+    }
+    if (rc < 0) {
+        explicit_bzero(buf, len);
         free(buf);
-        return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
-                            "%s:%d: NUL byte in a text file", path, line);
+        return -1;
     }
     buf[len] = '\0';
     *text = buf;
+    *textlen = len;
     return 0;
+}
+
+int vb_conf_read_text(const char *path, size_t max, const char *what, int missing_ok,
+                      char **text, size_t *len, struct stat *st, vb_error *err)
+{
+    *text = NULL;
+    *len = 0;
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; it changes
+     * nothing for the regular files we accept. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        if (missing_ok && errno == ENOENT)
+            return 0;
+        return vb_error_set_errno(err, errno, VB_DOM_CONFIG, "cannot open '%s'", path);
+    }
+    struct stat own;
+    if (!st)
+        st = &own;
+    if (fstat(fd, st) < 0) {
+        int e = errno;
+        close(fd);
+        return vb_error_set_errno(err, e, VB_DOM_CONFIG, "cannot stat '%s'", path);
+    }
+    /* A directory, FIFO or device is never a config file (and a FIFO could
+     * block the caller forever). */
+    if (!S_ISREG(st->st_mode)) {
+        close(fd);
+        return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG, "'%s' is not a regular file",
+                            path);
+    }
+    int rc = read_bounded(fd, path, max, what, text, len, err);
+    close(fd);
+    return rc;
 }
 
 int vb_conf_parse_file(const char *path, vb_conf *out, vb_error *err)
@@ -355,30 +393,11 @@ int vb_conf_parse_file(const char *path, vb_conf *out, vb_error *err)
     memset(out, 0, sizeof *out);
     if (!path)
         return vb_error_set(err, VB_ERR_INVALID_ARG, VB_DOM_CONFIG, "no config file given");
-    /* O_NONBLOCK: opening a FIFO must not wait for a writer; it changes
-     * nothing for the regular files we accept. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0)
-        return vb_error_set_errno(err, errno, VB_DOM_CONFIG, "cannot open '%s'", path);
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
-        int e = errno;
-        close(fd);
-        return vb_error_set_errno(err, e, VB_DOM_CONFIG, "cannot stat '%s'", path);
-    }
-    /* A directory, FIFO or device is never a config file (and a FIFO could
-     * block the caller forever). */
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG, "'%s' is not a regular file",
-                            path);
-    }
-    char *text = NULL;
-    int rc = read_bounded(fd, path, &text, err);
-    close(fd);
-    if (rc < 0)
+    char *text;
+    size_t len;
+    if (vb_conf_read_text(path, VB_CONF_MAX_SIZE, "config files", 0, &text, &len, NULL, err) < 0)
         return -1;
-    rc = vb_conf_parse_string(text, path, out, err);
+    int rc = vb_conf_parse_string(text, path, out, err);
     free(text);
     return rc;
 }

@@ -40,6 +40,18 @@ int vb_conf_parse_file(const char *path, vb_conf *out, vb_error *err);
 int vb_conf_parse_string(const char *text, const char *name, vb_conf *out, vb_error *err);
 void vb_conf_clear(vb_conf *conf);
 
+struct stat;
+/* The whole of a small hand-written text file (config, auth.conf): a regular
+ * file only (a FIFO is opened without waiting for a writer), at most max
+ * bytes (what names the kind of file in that error: "auth.conf must be
+ * small"), no NUL byte. *text is malloc'd and NUL-terminated, *len its
+ * length; st (may be NULL) gets the opened file's status, for an owner
+ * check free of races. Bytes read are wiped on an error; a caller whose
+ * file may hold secrets wipes *text itself. 0, or -1 with err. missing_ok:
+ * a file that does not exist is 0 with *text NULL. */
+int vb_conf_read_text(const char *path, size_t max, const char *what, int missing_ok,
+                      char **text, size_t *len, struct stat *st, vb_error *err);
+
 /* Getters: 0 and *out untouched when the key is absent; 1 when found; -1 on
  * a type mismatch (err says file:line and the expected type). A repeated key:
  * the last one wins. */

@@ -308,8 +308,7 @@ int vb_credwait_answer(vb_credwait *w, const vb_msg *msg)
     }
     vb_error err;
     if (msg->hdr.status == VB_STATUS_ERROR) {
-        if (vb_msg_error_body(msg, &w->err, &err) < 0)
-            vb_error_copy(&w->err, &err);
+        vb_reply_error(msg, &w->err); /* code OK is PROTOCOL: never "answered" */
     } else if (vb_credwire_decode_answer(msg->body, w->req, &err) < 0) {
         vb_error_copy(&w->err, &err);
     }

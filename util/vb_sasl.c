@@ -54,6 +54,14 @@ static void install_mutexes(void)
     }
 }
 
+static int init_result(int rc, int code, const char *side, vb_error *err)
+{
+    if (rc != SASL_OK)
+        return vb_error_set(err, code, VB_DOM_SASL, "cannot initialise SASL %s: %s", side,
+                            sasl_errstring(rc, NULL, NULL));
+    return 0;
+}
+
 int vb_sasl_server_init(const char *app, const char *conf_dir, vb_error *err)
 {
     int rc = SASL_OK;
@@ -67,10 +75,8 @@ int vb_sasl_server_init(const char *app, const char *conf_dir, vb_error *err)
         server_ready = rc == SASL_OK;
     }
     pthread_mutex_unlock(&init_lock);
-    if (rc != SASL_OK)
-        return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_SASL, "cannot initialise SASL server: %s",
-                            sasl_errstring(rc, NULL, NULL));
-    return 0;
+    /* the server's config dir and app name are the operator's to fix */
+    return init_result(rc, VB_ERR_CONFIG, "server", err);
 }
 
 int vb_sasl_client_init(vb_error *err)
@@ -83,10 +89,7 @@ int vb_sasl_client_init(vb_error *err)
         client_ready = rc == SASL_OK;
     }
     pthread_mutex_unlock(&init_lock);
-    if (rc != SASL_OK)
-        return vb_error_set(err, VB_ERR_INTERNAL, VB_DOM_SASL, "cannot initialise SASL client: %s",
-                            sasl_errstring(rc, NULL, NULL));
-    return 0;
+    return init_result(rc, VB_ERR_INTERNAL, "client", err);
 }
 
 /* ---- sessions ------------------------------------------------------------ */
@@ -106,6 +109,22 @@ static int set_secprops(sasl_conn_t *conn, unsigned min_ssf, vb_error *err)
     return 0;
 }
 
+/* Both ends of a socket as Cyrus wants them ("host;port"), for the
+ * mechanisms that bind to them; both NULL when either is unknown (a unix
+ * socket). */
+typedef struct sasl_addrs {
+    char local_buf[128], remote_buf[128];
+    const char *local, *remote;
+} sasl_addrs;
+
+static void addrs_of(int fd, sasl_addrs *a)
+{
+    int have = vb_net_sasl_addr(fd, 0, a->local_buf, sizeof a->local_buf) == 0 &&
+               vb_net_sasl_addr(fd, 1, a->remote_buf, sizeof a->remote_buf) == 0;
+    a->local = have ? a->local_buf : NULL;
+    a->remote = have ? a->remote_buf : NULL;
+}
+
 static vb_sasl *session_alloc(int server, vb_error *err)
 {
     vb_sasl *s = calloc(1, sizeof *s);
@@ -116,28 +135,31 @@ static vb_sasl *session_alloc(int server, vb_error *err)
     return s;
 }
 
-vb_sasl *vb_sasl_server_new(const char *service, const char *fqdn, const char *realm, int fd,
-                            unsigned min_ssf, vb_error *err)
+/* The end of either _new: rc is sasl_server_new's or sasl_client_new's; on
+ * any failure s is freed and NULL returned. */
+static vb_sasl *session_ready(vb_sasl *s, int rc, unsigned min_ssf, vb_error *err)
 {
-    char local[128], remote[128];
-    int have_addrs = vb_net_sasl_addr(fd, 0, local, sizeof local) == 0 &&
-                     vb_net_sasl_addr(fd, 1, remote, sizeof remote) == 0;
-    vb_sasl *s = session_alloc(1, err);
-    if (!s)
-        return NULL;
-    int rc = sasl_server_new(service, fqdn, realm, have_addrs ? local : NULL,
-                             have_addrs ? remote : NULL, NULL, SASL_SUCCESS_DATA, &s->conn);
-    if (rc != SASL_OK) {
-        vb_error_set(err, VB_ERR_INTERNAL, VB_DOM_SASL, "cannot start a SASL server session: %s",
-                     sasl_errstring(rc, NULL, NULL));
-        free(s);
-        return NULL;
-    }
-    if (set_secprops(s->conn, min_ssf, err) < 0) {
+    if (rc != SASL_OK)
+        vb_error_set(err, VB_ERR_INTERNAL, VB_DOM_SASL, "cannot start a SASL %s session: %s",
+                     s->server ? "server" : "client", sasl_errstring(rc, NULL, NULL));
+    if (rc != SASL_OK || set_secprops(s->conn, min_ssf, err) < 0) {
         vb_sasl_free(s);
         return NULL;
     }
     return s;
+}
+
+vb_sasl *vb_sasl_server_new(const char *service, const char *fqdn, const char *realm, int fd,
+                            unsigned min_ssf, vb_error *err)
+{
+    sasl_addrs a;
+    addrs_of(fd, &a);
+    vb_sasl *s = session_alloc(1, err);
+    if (!s)
+        return NULL;
+    int rc = sasl_server_new(service, fqdn, realm, a.local, a.remote, NULL, SASL_SUCCESS_DATA,
+                             &s->conn);
+    return session_ready(s, rc, min_ssf, err);
 }
 
 static unsigned long sasl_id_for(int cred_type)
@@ -166,9 +188,8 @@ static int cred_type_for(unsigned long sasl_id)
 vb_sasl *vb_sasl_client_new(const char *service, const char *host, int fd, unsigned min_ssf,
                             const int *cred_types, size_t ncred_types, vb_error *err)
 {
-    char local[128], remote[128];
-    int have_addrs = vb_net_sasl_addr(fd, 0, local, sizeof local) == 0 &&
-                     vb_net_sasl_addr(fd, 1, remote, sizeof remote) == 0;
+    sasl_addrs a;
+    addrs_of(fd, &a);
     vb_sasl *s = session_alloc(0, err);
     if (!s)
         return NULL;
@@ -184,19 +205,8 @@ vb_sasl *vb_sasl_client_new(const char *service, const char *host, int fd, unsig
         if (sasl_id_for(cred_types[i]))
             s->callbacks[n++].id = sasl_id_for(cred_types[i]);
     s->callbacks[n].id = SASL_CB_LIST_END;
-    int rc = sasl_client_new(service, host, have_addrs ? local : NULL, have_addrs ? remote : NULL,
-                             s->callbacks, 0, &s->conn);
-    if (rc != SASL_OK) {
-        vb_error_set(err, VB_ERR_INTERNAL, VB_DOM_SASL, "cannot start a SASL client session: %s",
-                     sasl_errstring(rc, NULL, NULL));
-        vb_sasl_free(s);
-        return NULL;
-    }
-    if (set_secprops(s->conn, min_ssf, err) < 0) {
-        vb_sasl_free(s);
-        return NULL;
-    }
-    return s;
+    int rc = sasl_client_new(service, host, a.local, a.remote, s->callbacks, 0, &s->conn);
+    return session_ready(s, rc, min_ssf, err);
 }
 
 /* Cyrus 2.1.28's sasl_listmech sizes its buffer for 2n-2 separators, but a
@@ -237,24 +247,39 @@ int vb_sasl_set_channel_binding(vb_sasl *s, const char *type, const uint8_t *dat
     return 0;
 }
 
+int vb_sasl_require_channel_binding(vb_sasl *s, vb_error *err)
+{
+    if (!s->cbind_type[0])
+        return vb_error_set(err, VB_ERR_INTERNAL, VB_DOM_SASL, "no channel binding to require");
+    s->cbind.critical = 1;
+    int rc = sasl_setprop(s->conn, SASL_CHANNEL_BINDING, &s->cbind);
+    if (rc != SASL_OK)
+        return vb_error_set(err, VB_ERR_INTERNAL, VB_DOM_SASL,
+                            "cannot require the channel binding: %s", sasl_errstring(rc, NULL, NULL));
+    return 0;
+}
+
 static int is_plus(const char *mech, size_t len)
 {
     return len > 5 && strncasecmp(mech + len - 5, "-PLUS", 5) == 0;
 }
 
-/* A client with a channel binding: only the -PLUS names of mechlist (a
- * malloc'd list), or AUTH_UNAVAILABLE when the server offers none. */
-static int plus_only(const char *mechlist, char **out, vb_error *err)
+int vb_sasl_mech_is_plus(const char *mech)
+{
+    return mech && is_plus(mech, strlen(mech));
+}
+
+char *vb_sasl_plus_only(const char *mechlist, char sep)
 {
     size_t n = strlen(mechlist);
     char *list = malloc(n + 1), *o = list;
     if (!list)
-        return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_SASL, "out of memory");
+        return NULL;
     for (const char *p = mechlist; *p;) {
         size_t len = strcspn(p, ", ");
         if (is_plus(p, len)) {
             if (o != list)
-                *o++ = ' ';
+                *o++ = sep;
             memcpy(o, p, len);
             o += len;
         }
@@ -262,6 +287,16 @@ static int plus_only(const char *mechlist, char **out, vb_error *err)
         p += strspn(p, ", ");
     }
     *o = '\0';
+    return list;
+}
+
+/* A client with a channel binding: only the -PLUS names of mechlist (a
+ * malloc'd list), or AUTH_UNAVAILABLE when the server offers none. */
+static int plus_only(const char *mechlist, char **out, vb_error *err)
+{
+    char *list = vb_sasl_plus_only(mechlist, ' ');
+    if (!list)
+        return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_SASL, "out of memory");
     if (!*list) {
         free(list);
         return vb_error_set(err, VB_ERR_AUTH_UNAVAILABLE, VB_DOM_SASL,
@@ -306,17 +341,26 @@ int vb_sasl_server_mechlist(vb_sasl *s, char **mechlist, vb_error *err)
     return *mechlist ? 0 : vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_SASL, "out of memory");
 }
 
+/* A step's output token and, for SASL_OK or SASL_CONTINUE, its state
+ * (VB_SASL_COMPLETE, VB_SASL_CONTINUE): 1; 0 for a failure, which each end
+ * words its own way. */
+static int step_output(int rc, const char *o, unsigned ol, const uint8_t **out, size_t *outlen,
+                       int *state)
+{
+    *out = (const uint8_t *)o;
+    *outlen = o ? ol : 0;
+    *state = rc == SASL_OK ? VB_SASL_COMPLETE : VB_SASL_CONTINUE;
+    return rc == SASL_OK || rc == SASL_CONTINUE;
+}
+
 static int server_result(vb_sasl *s, int rc, const char *out, unsigned outlen,
                          const uint8_t **outp, size_t *outlenp, int *sasl_rc, vb_error *err)
 {
+    int state;
     if (sasl_rc)
         *sasl_rc = rc;
-    *outp = (const uint8_t *)out;
-    *outlenp = out ? outlen : 0;
-    if (rc == SASL_OK)
-        return VB_SASL_COMPLETE;
-    if (rc == SASL_CONTINUE)
-        return VB_SASL_CONTINUE;
+    if (step_output(rc, out, outlen, outp, outlenp, &state))
+        return state;
     if (rc == SASL_NOMECH || rc == SASL_TOOWEAK)
         return vb_error_set(err, VB_ERR_AUTH_UNAVAILABLE, VB_DOM_SASL,
                             "SASL mechanism %s is not available on this connection",
@@ -395,12 +439,9 @@ static int answer_interactions(vb_sasl *s, sasl_interact_t *interact,
 static int client_result(vb_sasl *s, int rc, const char *o, unsigned ol, const uint8_t **out,
                          size_t *outlen, vb_error *err)
 {
-    *out = (const uint8_t *)o;
-    *outlen = o ? ol : 0;
-    if (rc == SASL_OK)
-        return VB_SASL_COMPLETE;
-    if (rc == SASL_CONTINUE)
-        return VB_SASL_CONTINUE;
+    int state;
+    if (step_output(rc, o, ol, out, outlen, &state))
+        return state;
     if (rc == SASL_NOMECH || rc == SASL_TOOWEAK)
         return vb_error_set(err, VB_ERR_AUTH_UNAVAILABLE, VB_DOM_SASL,
                             "no SASL mechanism offered by the server is usable here "

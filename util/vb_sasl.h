@@ -88,6 +88,15 @@ const char *vb_sasl_username(vb_sasl *s);
 const char *vb_sasl_authname(vb_sasl *s);
 /* The mechanism as the server saw it: X-PLUS when it was channel-bound. */
 const char *vb_sasl_mech(vb_sasl *s);
+/* After vb_sasl_set_channel_binding: make it critical, so that Cyrus
+ * refuses a client that does not bind (a SCRAM "n" or "y" flag), also
+ * under a -PLUS name. */
+int vb_sasl_require_channel_binding(vb_sasl *s, vb_error *err);
+/* 1 when mech is a channel-bound name (ends in -PLUS). */
+int vb_sasl_mech_is_plus(const char *mech);
+/* The -PLUS names of mechlist (separated by "," or " "), joined by sep:
+ * malloc'd, "" when there are none; NULL when out of memory. */
+char *vb_sasl_plus_only(const char *mechlist, char sep);
 
 /* Security layer: encode splits input at SASL_MAXOUTBUF; decode accepts
  * any chunk of received bytes (cyrus reassembles packets). Outputs are

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "vb_msgin.h"
 #include "vb_net.h"
 
 #define READ_CHUNK 16384
@@ -23,10 +24,8 @@ typedef struct outbuf {
 struct vb_stream {
     vb_loop *loop;
     int fd;
-    vb_frame_reader reader;
+    vb_msgin in;             /* plaintext in, messages out (proto/vb_msgin.h) */
     vb_sasl *sasl;
-    uint8_t *plain;          /* decoded bytes not yet fed to the reader */
-    size_t plain_len, plain_off;
     outbuf *out_head, *out_tail;
     size_t out_bytes;
     size_t out_frames;
@@ -76,10 +75,17 @@ static void stall_deadline_update(vb_stream *s)
     }
 }
 
+/* Plaintext taken in and not yet handed on as messages (a pause, a full
+ * output queue): no new input until it is. */
+static int held(const vb_stream *s)
+{
+    return vb_msgin_pending(&s->in) > 0;
+}
+
 /* Whether the stream takes the peer's bytes now. */
 static int reading_allowed(const vb_stream *s)
 {
-    return !s->closing && !s->paused && !s->close_after_flush && !s->out_full && !s->plain;
+    return !s->closing && !s->paused && !s->close_after_flush && !s->out_full && !held(s);
 }
 
 static void stream_update_events(vb_stream *s)
@@ -143,8 +149,7 @@ static void stream_destroy(vb_stream *s)
         vb_frame_free(o->data, o->len);
         free(o);
     }
-    vb_frame_reader_clear(&s->reader);
-    vb_frame_free(s->plain, s->plain_len);
+    vb_msgin_clear(&s->in);
     free(s);
 }
 
@@ -168,7 +173,7 @@ static void stream_fail_after_flush(vb_stream *s, const vb_error *why)
 {
     stream_note_why(s, why);
     s->close_after_flush = 1;
-    s->plain_off = s->plain_len; /* what follows the bad frame is not frames */
+    vb_msgin_discard(&s->in); /* what follows the bad frame is not frames */
     if (s->frame_timer_id) {
         vb_loop_del_timer(s->loop, s->frame_timer_id);
         s->frame_timer_id = 0;
@@ -177,66 +182,45 @@ static void stream_fail_after_flush(vb_stream *s, const vb_error *why)
         s->closing = 1;
 }
 
-/* Hand every complete frame in the plaintext buffer to the owner, until the
- * owner pauses us or the peer's replies fill the output limit. */
+/* Hand every complete message taken in to the owner, until the owner
+ * pauses us or the peer's replies fill the output limit. */
 static void deliver_plain(vb_stream *s)
 {
-    while (s->plain_off < s->plain_len && !s->closing && !s->paused && !s->out_full &&
-           !s->close_after_flush) {
-        size_t used;
-        vb_error err;
-        int st = vb_frame_reader_feed(&s->reader, s->plain + s->plain_off,
-                                      s->plain_len - s->plain_off, &used, &err);
-        s->plain_off += used;
-        if (st == VB_FRAME_ERROR) {
-            stream_fail_after_flush(s, &err);
-            break;
-        }
-        if (st != VB_FRAME_READY)
-            continue;
-        size_t len;
-        uint8_t *payload = vb_frame_reader_take(&s->reader, &len);
+    while (held(s) && !s->closing && !s->paused && !s->out_full && !s->close_after_flush) {
         vb_msg msg;
-        if (vb_msg_decode(&msg, payload, len, &err) < 0) {
-            vb_msg_clear(&msg);
+        vb_error err;
+        int st = vb_msgin_next(&s->in, &msg, &err);
+        if (st < 0) {
             stream_fail_after_flush(s, &err);
             break;
         }
+        if (st == 0)
+            break;
         s->on_msg(s, &msg, s->data);
         if (output_over_limit(s))
             s->out_full = 1;
     }
-    if (s->plain_off == s->plain_len) {
-        vb_frame_free(s->plain, s->plain_len);
-        s->plain = NULL;
-        s->plain_len = s->plain_off = 0;
-    }
 }
 
-static int take_input(vb_stream *s, uint8_t *buf, size_t n)
+/* Bytes read, through the security layer into the input stage; *decoded
+ * says how many plaintext bytes they gave. */
+static int take_input(vb_stream *s, uint8_t *buf, size_t n, size_t *decoded)
 {
-    uint8_t *decoded = buf;
+    uint8_t *plain = buf;
     size_t dlen = n;
     vb_error err;
-    if (s->sasl) {
-        if (vb_sasl_decode(s->sasl, buf, n, &decoded, &dlen, &err) < 0) {
-            stream_fail(s, &err);
-            return -1;
-        }
-    }
-    /* plain is empty here (we only read while nothing is left undelivered) */
-    uint8_t *copy = malloc(dlen ? dlen : 1);
-    if (!copy) {
-        vb_error_set(&err, VB_ERR_NO_MEMORY, VB_DOM_SYSTEM, "out of memory");
+    if (s->sasl && vb_sasl_decode(s->sasl, buf, n, &plain, &dlen, &err) < 0) {
         stream_fail(s, &err);
         return -1;
     }
-    memcpy(copy, decoded, dlen);
-    if (decoded != buf)
-        vb_frame_free(decoded, dlen);
-    s->plain = copy;
-    s->plain_len = dlen;
-    s->plain_off = 0;
+    int rc = vb_msgin_push(&s->in, plain, dlen, &err);
+    if (plain != buf)
+        vb_frame_free(plain, dlen);
+    if (rc < 0) {
+        stream_fail(s, &err);
+        return -1;
+    }
+    *decoded = dlen;
     return 0;
 }
 
@@ -246,7 +230,7 @@ static void frame_timeout(vb_loop *loop, uint64_t id, void *data)
     (void)id;
     vb_stream *s = data;
     s->frame_timer_id = 0;
-    if (s->paused || s->plain || s->out_full) {
+    if (s->paused || held(s) || s->out_full) {
         /* the frame is complete and waits for us (a paused stream): not the peer's fault */
         s->frame_timer_id = vb_loop_add_timer(s->loop, s->frame_timeout_ms, frame_timeout, s);
         return;
@@ -266,7 +250,7 @@ static void frame_deadline_update(vb_stream *s, size_t decoded)
 {
     if (!s->frame_timeout_ms || s->closing || s->close_after_flush)
         return;
-    int arriving = decoded == 0 || vb_frame_reader_partial(&s->reader);
+    int arriving = decoded == 0 || vb_msgin_partial(&s->in);
     if (arriving && !s->frame_timer_id)
         s->frame_timer_id = vb_loop_add_timer(s->loop, s->frame_timeout_ms, frame_timeout, s);
     else if (!arriving && s->frame_timer_id) {
@@ -340,8 +324,8 @@ static void stream_read(vb_stream *s)
     size_t n = 0;
     if (raw_recv(s, buf, sizeof buf, &n) <= 0)
         return;
-    if (take_input(s, buf, n) == 0) {
-        size_t decoded = s->plain_len;
+    size_t decoded;
+    if (take_input(s, buf, n, &decoded) == 0) {
         deliver_plain(s);
         frame_deadline_update(s, decoded);
     }
@@ -482,7 +466,7 @@ static void stream_io(vb_loop *loop, int fd, unsigned events, void *data)
     if (can_write && !s->closing) {
         int was_full = s->out_full;
         stream_write(s);
-        if (was_full && !s->out_full && s->plain && !s->closing)
+        if (was_full && !s->out_full && held(s) && !s->closing)
             deliver_held(s);
     }
     if (can_read && reading_allowed(s))
@@ -505,7 +489,7 @@ vb_stream *vb_stream_new(vb_loop *loop, int fd, size_t max_frame, vb_stream_msg_
     s->on_msg = on_msg;
     s->on_close = on_close;
     s->data = data;
-    vb_frame_reader_init(&s->reader, max_frame);
+    vb_msgin_init(&s->in, max_frame);
     vb_error_set(&s->why, VB_ERR_PEER_CLOSED, VB_DOM_RPC, "connection closed");
     vb_net_set_nonblock(fd, 1);
     if (vb_loop_add_fd(loop, fd, VB_LOOP_READ, stream_io, s, err) < 0) {
@@ -583,7 +567,7 @@ static void resume_timer(vb_loop *loop, uint64_t id, void *data);
 /* Bytes already decoded but undelivered must not wait for new input. */
 static void schedule_held(vb_stream *s)
 {
-    if (s->plain && !s->paused && !s->out_full && !s->resume_timer_id)
+    if (held(s) && !s->paused && !s->out_full && !s->resume_timer_id)
         s->resume_timer_id = vb_loop_add_timer(s->loop, 0, resume_timer, s);
 }
 
@@ -601,7 +585,7 @@ void vb_stream_set_sasl(vb_stream *s, vb_sasl *sasl) { s->sasl = sasl; }
 void vb_stream_set_frame_timeout(vb_stream *s, unsigned ms) { s->frame_timeout_ms = ms; }
 void vb_stream_set_max_frame(vb_stream *s, size_t max_frame)
 {
-    vb_frame_reader_set_limit(&s->reader, max_frame);
+    vb_msgin_set_limit(&s->in, max_frame);
 }
 
 void vb_stream_pause(vb_stream *s, int paused)

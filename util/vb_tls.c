@@ -29,6 +29,7 @@
 
 struct vb_tls_ctx {
     SSL_CTX *ssl_ctx;
+    int verifies; /* asks for client certificates: its store holds ca_file (and crl_file) */
     char cert_file[VB_TLS_PATH_MAX], ca_file[VB_TLS_PATH_MAX], crl_file[VB_TLS_PATH_MAX];
 };
 
@@ -192,9 +193,8 @@ static int verify_cb(int ok, X509_STORE_CTX *x)
     return ok;
 }
 
-static int load_crl(SSL_CTX *ctx, const char *path)
+static int load_crl(X509_STORE *st, const char *path)
 {
-    X509_STORE *st = SSL_CTX_get_cert_store(ctx);
     X509_LOOKUP *lu = st ? X509_STORE_add_lookup(st, X509_LOOKUP_file()) : NULL;
     if (!lu || X509_load_crl_file(lu, path, X509_FILETYPE_PEM) <= 0)
         return -1;
@@ -276,8 +276,8 @@ static int explain_verify(const vb_tls *t, vb_error *err)
                             "server's cert_file reissued with this name",
                             t->peer, t->vnames[0] ? t->vnames : subj);
     case X509_V_ERR_CERT_REVOKED:
-        return vb_error_set(err, code, dom, "%s: %s (%s) is revoked (CRL %s)", t->peer, whose, subj,
-                            crl[0] ? crl : "?");
+        return vb_error_set(err, code, dom, "%s: %s (%s) is revoked (%s %s)", t->peer, whose, subj,
+                            t->is_server ? "crl_file" : "CRL file", crl[0] ? crl : "?");
     case X509_V_ERR_UNABLE_TO_GET_CRL:
         return vb_error_set(err, code, dom, "%s: no CRL from the CA of %s (%s) in %s", t->peer,
                             whose, subj, crl);
@@ -482,7 +482,7 @@ static int client_ctx_files(SSL_CTX *ctx, const vb_tls_client_files *f, int no_v
                                 "CA file %s: not a PEM certificate OpenSSL can read (%s)", f->ca,
                                 detail);
         }
-        if (f->crl[0] && load_crl(ctx, f->crl) < 0) {
+        if (f->crl[0] && load_crl(SSL_CTX_get_cert_store(ctx), f->crl) < 0) {
             openssl_reason(detail, sizeof detail);
             return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CLIENT,
                                 "CRL file %s: not a PEM CRL OpenSSL can read (%s)", f->crl, detail);
@@ -691,7 +691,7 @@ vb_tls_ctx *vb_tls_server_ctx_new(const vb_tls_server_conf *conf, vb_error *err)
             goto fail;
         }
         SSL_CTX_set_client_CA_list(c->ssl_ctx, names);
-        if (c->crl_file[0] && load_crl(c->ssl_ctx, c->crl_file) < 0) {
+        if (c->crl_file[0] && load_crl(SSL_CTX_get_cert_store(c->ssl_ctx), c->crl_file) < 0) {
             openssl_reason(detail, sizeof detail);
             vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
                          "crl_file %s: not a PEM CRL OpenSSL can read (%s)", c->crl_file, detail);
@@ -700,6 +700,7 @@ vb_tls_ctx *vb_tls_server_ctx_new(const vb_tls_server_conf *conf, vb_error *err)
         /* ask for a certificate; whether one is required is the caller's
          * policy (it can then tell the client in words) */
         SSL_CTX_set_verify(c->ssl_ctx, SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE, verify_cb);
+        c->verifies = 1;
     }
     static const unsigned char sid_ctx[] = "vbhostd";
     SSL_CTX_set_session_id_context(c->ssl_ctx, sid_ctx, sizeof sid_ctx - 1);
@@ -708,6 +709,38 @@ vb_tls_ctx *vb_tls_server_ctx_new(const vb_tls_server_conf *conf, vb_error *err)
 fail:
     vb_tls_ctx_free(c);
     return NULL;
+}
+
+int vb_tls_server_reload_crl(vb_tls_ctx *ctx, vb_error *err)
+{
+    char detail[256];
+    if (!ctx->verifies || !ctx->crl_file[0])
+        return 0;
+    /* a new store (the CA and the CRL as the files say now), swapped in
+     * whole: a failure leaves the one in use untouched */
+    X509_STORE *st = X509_STORE_new();
+    if (!st)
+        return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_CONFIG, "out of memory");
+    if (X509_STORE_load_file(st, ctx->ca_file) != 1) {
+        openssl_reason(detail, sizeof detail);
+        X509_STORE_free(st);
+        return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
+                            "ca_file %s: not a PEM certificate OpenSSL can read (%s)",
+                            ctx->ca_file, detail);
+    }
+    if (need_file(ctx->crl_file, "crl_file", err) < 0) {
+        X509_STORE_free(st);
+        return -1;
+    }
+    if (load_crl(st, ctx->crl_file) < 0) {
+        openssl_reason(detail, sizeof detail);
+        X509_STORE_free(st);
+        return vb_error_set(err, VB_ERR_CONFIG, VB_DOM_CONFIG,
+                            "crl_file %s: not a PEM CRL OpenSSL can read (%s)", ctx->crl_file,
+                            detail);
+    }
+    SSL_CTX_set_cert_store(ctx->ssl_ctx, st); /* frees the old store */
+    return 0;
 }
 
 void vb_tls_ctx_free(vb_tls_ctx *ctx)

@@ -76,6 +76,12 @@ typedef struct vb_tls_server_conf {
  * errors name the file and the setting. */
 vb_tls_ctx *vb_tls_server_ctx_new(const vb_tls_server_conf *conf, vb_error *err);
 void vb_tls_ctx_free(vb_tls_ctx *ctx);
+/* Reads crl_file (and ca_file with it) again, for the handshakes from now
+ * on, resumed ones included (vb_tls_resume.h): 0, or -1 with err naming the
+ * file, and the CRL read before stays in force. Nothing to do (0) without
+ * a crl_file or client certificates. Not while a handshake of ctx runs on
+ * another thread. */
+int vb_tls_server_reload_crl(vb_tls_ctx *ctx, vb_error *err);
 /* Messages of a server session begin "TLS: " (the caller names the client). */
 vb_tls *vb_tls_server_new(vb_tls_ctx *ctx, int fd, vb_error *err);
 

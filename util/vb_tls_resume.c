@@ -2,7 +2,9 @@
  * client sessions, and the server's ticket settings. */
 #include "vb_tls_resume.h"
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -62,6 +64,26 @@ static slot *room(void)
     return oldest;
 }
 
+/* The certificate a session's first handshake verified, verified again now
+ * against store (the CA and the CRL as they are now) the way OpenSSL's
+ * handshake does it (purpose "ssl_client" / "ssl_server", the session's
+ * parameters: the host name for a client): 1 when it passes. Only the
+ * certificate travels with a session, not the chain the peer sent: a
+ * certificate below an intermediate CA fails here, and its holder makes a
+ * full handshake (slower, not less safe). */
+static int still_valid(X509_STORE *store, X509 *cert, const X509_VERIFY_PARAM *param,
+                       const char *purpose)
+{
+    X509_STORE_CTX *x = X509_STORE_CTX_new();
+    int ok = x && store && X509_STORE_CTX_init(x, store, cert, NULL) == 1 &&
+             X509_STORE_CTX_set_default(x, purpose) == 1 &&
+             X509_VERIFY_PARAM_set1(X509_STORE_CTX_get0_param(x), param) == 1 &&
+             X509_verify_cert(x) == 1;
+    X509_STORE_CTX_free(x);
+    ERR_clear_error();
+    return ok;
+}
+
 static int expired(const SSL_SESSION *sess)
 {
     time_t now = time(NULL);
@@ -117,9 +139,42 @@ void vb_tls_resume_client(void *ssl_ctx, void *ssl, const char *key)
         clear_slot(s);
     }
     pthread_mutex_unlock(&lock);
-    if (sess && !expired(sess))
+    /* offered only while the server's certificate still passes this
+     * connection's checks: a CRL (or CA) changed since revokes it here too */
+    X509 *peer = sess ? SSL_SESSION_get0_peer(sess) : NULL;
+    if (sess && !expired(sess) &&
+        (SSL_get_verify_mode(ssl) == SSL_VERIFY_NONE ||
+         (peer && still_valid(SSL_CTX_get_cert_store(ssl_ctx), peer, SSL_get0_param(ssl),
+                              "ssl_server"))))
         SSL_set_session(ssl, sess); /* the session keeps its own reference */
     SSL_SESSION_free(sess);
+}
+
+/* A ticket the server decrypted resumes only if the client certificate in
+ * it (when there is one) passes verification against the store as it is
+ * now (vb_tls_server_reload_crl may have put a newer CRL there). Else the
+ * ticket is ignored: the client makes a full handshake, which verifies its
+ * certificate and refuses it in words. */
+static SSL_TICKET_RETURN on_ticket(SSL *ssl, SSL_SESSION *sess, const unsigned char *keyname,
+                                   size_t keyname_len, SSL_TICKET_STATUS status, void *arg)
+{
+    (void)keyname, (void)keyname_len, (void)arg;
+    switch (status) {
+    case SSL_TICKET_SUCCESS:
+    case SSL_TICKET_SUCCESS_RENEW:
+        break;
+    case SSL_TICKET_EMPTY:
+    case SSL_TICKET_NO_DECRYPT:
+        return SSL_TICKET_RETURN_IGNORE_RENEW;
+    default:
+        return SSL_TICKET_RETURN_ABORT;
+    }
+    X509 *peer = SSL_SESSION_get0_peer(sess);
+    if (peer && !still_valid(SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl)), peer,
+                             SSL_get0_param(ssl), "ssl_client"))
+        return SSL_TICKET_RETURN_IGNORE_RENEW;
+    return status == SSL_TICKET_SUCCESS_RENEW ? SSL_TICKET_RETURN_USE_RENEW
+                                              : SSL_TICKET_RETURN_USE;
 }
 
 void vb_tls_resume_server(void *ssl_ctx)
@@ -131,6 +186,7 @@ void vb_tls_resume_server(void *ssl_ctx)
     SSL_CTX_clear_options(ssl_ctx, SSL_OP_NO_TICKET);
     SSL_CTX_set_session_cache_mode(ssl_ctx, SSL_SESS_CACHE_SERVER |
                                                 SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_set_session_ticket_cb(ssl_ctx, NULL, on_ticket, NULL);
 }
 
 int vb_tls_resumed(void *ssl)

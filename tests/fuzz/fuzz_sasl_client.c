@@ -1,5 +1,5 @@
 /*
- * fuzz_sasl_client — the client's negotiation (hvdrivers/vb_remote.c:
+ * fuzz_sasl_client — the client's negotiation (hvdrivers/vb_remote_auth.c:
  * AUTH_LIST, the priority list, SASL INIT/START/STEP with a real Cyrus SASL
  * client, retries, unsolicited pings and credential callbacks) against a
  * scripted, possibly malicious server. vb_remote_connect_fd runs on one end

@@ -32,13 +32,6 @@ static vb_ts_hostd hS; /* auth_unix = ["sasl"], SCRAM-SHA-256 only */
 static vb_ts_hostd hK; /* peer, keepalive_timeout = 1 */
 static vb_ts_broker the_broker;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int group_setup(void **state)
 {
     (void)state;
@@ -471,9 +464,9 @@ static void test_sasl_mechanism_not_offered(void **state)
         vb_msg_header init = hdr(VB_PROG_HOST, VB_MSG_CALL, serial++, VB_HOST_PROC_AUTH_SASL_INIT);
         expect_ok(&w, &init, NULL, NULL);
         vb_msg_header start = hdr(VB_PROG_HOST, VB_MSG_CALL, serial++, VB_HOST_PROC_AUTH_SASL_START);
-        int64_t t0 = now_ms();
+        int64_t t0 = vb_ts_now_ms();
         expect_error(&w, &start, mech_body, "PLAIN", VB_ERR_AUTH_UNAVAILABLE, VB_DOM_SASL);
-        assert_true(now_ms() - t0 < 200); /* the 2nd failed login would wait 250 ms */
+        assert_true(vb_ts_now_ms() - t0 < 200); /* the 2nd failed login would wait 250 ms */
     }
     assert_still_serving(&w, VB_PROG_HOST, serial);
     vb_ts_wire_close(&w);
@@ -541,15 +534,15 @@ static void test_keepalive_timeout_is_punctual(void **state)
             nanosleep(&ts, NULL);
         }
         vb_msg_header ping = hdr(VB_PROG_KEEPALIVE, VB_MSG_EVENT, 0, VB_KEEPALIVE_PROC_PING);
-        sent[i] = now_ms();
+        sent[i] = vb_ts_now_ms();
         assert_int_equal(vb_ts_wire_send(&w[i], &ping, NULL, NULL), 0);
     }
-    int64_t deadline = now_ms() + vb_ts_scaled_ms(5000);
-    for (int left = NPINGERS; left > 0 && now_ms() < deadline;) {
+    int64_t deadline = vb_ts_now_ms() + vb_ts_scaled_ms(5000);
+    for (int left = NPINGERS; left > 0 && vb_ts_now_ms() < deadline;) {
         struct pollfd p[NPINGERS];
         for (int i = 0; i < NPINGERS; i++)
             p[i] = (struct pollfd){ .fd = closed[i] ? -1 : w[i].fd, .events = POLLIN };
-        if (poll(p, NPINGERS, (int)(deadline - now_ms())) <= 0)
+        if (poll(p, NPINGERS, (int)(deadline - vb_ts_now_ms())) <= 0)
             continue;
         for (int i = 0; i < NPINGERS; i++) {
             if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
@@ -559,7 +552,7 @@ static void test_keepalive_timeout_is_punctual(void **state)
             if (rc == 1)
                 vb_msg_clear(&m);
             else if (rc == 0) {
-                closed[i] = now_ms();
+                closed[i] = vb_ts_now_ms();
                 left--;
             }
         }

@@ -55,13 +55,6 @@ static int group_teardown(void **state)
 
 /* ---- the wire ------------------------------------------------------------- */
 
-static int64_t now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 static void body_open(vb_enc *enc, const void *arg)
 {
     vb_enc_array(enc, 2);
@@ -163,7 +156,7 @@ static void test_pending_prompt_stalls_only_its_conn_id(void **state)
     connect_a(&w);
     vb_msg fill = open_nested_until_asked(&w, 2, 1);
 
-    int64_t t0 = now_ms();
+    int64_t t0 = vb_ts_now_ms();
     assert_int_equal(
         vb_ts_wire_host_call(&w, 3, VB_HOST_PROC_OPEN, 2, body_open, "test:///default"), 0);
     assert_int_equal(vb_ts_wire_host_call(&w, 4, VB_HOST_PROC_GET_HOSTNAME, 2, NULL, NULL), 0);
@@ -180,7 +173,7 @@ static void test_pending_prompt_stalls_only_its_conn_id(void **state)
     assert_int_equal(len, strlen("test-host"));
     assert_memory_equal(host, "test-host", len);
     vb_msg_clear(&m);
-    int64_t took = now_ms() - t0;
+    int64_t took = vb_ts_now_ms() - t0;
     if (took > vb_ts_scaled_ms(1000))
         fail_msg("conn_id 2 took %lld ms while conn_id 1 waited for a person", (long long)took);
 

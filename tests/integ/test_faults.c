@@ -54,13 +54,6 @@
 
 /* ---- time ------------------------------------------------------------------ */
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- the relay ------------------------------------------------------------- */
 
 enum { TO_SERVER = 0, TO_CLIENT = 1 };
@@ -246,7 +239,7 @@ static void *pump_main(void *arg)
     if (r->watched_conn == pm->id) {
         r->watched_ended = 1;
         r->watched_end_side = end_side;
-        r->watched_end_ms = now_ms();
+        r->watched_end_ms = vb_ts_now_ms();
         pthread_cond_broadcast(&r->cv);
     }
     pthread_mutex_unlock(&r->mu);
@@ -386,9 +379,9 @@ static int relay_is_paused(relay *r)
  * *side: which side closed it first */
 static int64_t relay_wait_watched_end(relay *r, int timeout_ms, int *side)
 {
-    int64_t t0 = now_ms(), deadline = t0 + timeout_ms;
+    int64_t t0 = vb_ts_now_ms(), deadline = t0 + timeout_ms;
     pthread_mutex_lock(&r->mu);
-    while (r->watched_conn && !r->watched_ended && now_ms() < deadline) {
+    while (r->watched_conn && !r->watched_ended && vb_ts_now_ms() < deadline) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += 10 * 1000000;
@@ -850,7 +843,7 @@ static void test_kill(void **state)
         assert_db_intact(tokens_db());
 
     /* 3. let the conversation go on, and time the survivors */
-    int64_t t0 = now_ms();
+    int64_t t0 = vb_ts_now_ms();
     relay_disarm_and_resume(&rl);
     client_release(c);
     measure m[3];
@@ -859,7 +852,7 @@ static void test_kill(void **state)
     if (sc->victim != V_CLIENT) {
         result res;
         int got = client_result(c, vb_ts_scaled_ms(BOUND_MS), &res);
-        m[nm++] = (measure){ "client returned", now_ms() - t0 };
+        m[nm++] = (measure){ "client returned", vb_ts_now_ms() - t0 };
         if (got < 0)
             fail_msg("the client still had no answer %d ms after %s died", vb_ts_scaled_ms(BOUND_MS),
                      victim_names[sc->victim]);
@@ -882,18 +875,18 @@ static void test_kill(void **state)
                      vb_ts_scaled_ms(BOUND_MS));
         m[nm++] = (measure){ side == TO_SERVER ? "broker closed its host connection"
                                                : "host connection closed by vbhostd",
-                             now_ms() - t0 };
+                             vb_ts_now_ms() - t0 };
         /* (STATUS counts the connection that asks it) */
         unsigned clients = 2;
-        int64_t deadline = now_ms() + vb_ts_scaled_ms(BOUND_MS);
-        while (now_ms() < deadline && (broker_status(&clients, NULL) < 0 || clients > 1))
+        int64_t deadline = vb_ts_now_ms() + vb_ts_scaled_ms(BOUND_MS);
+        while (vb_ts_now_ms() < deadline && (broker_status(&clients, NULL) < 0 || clients > 1))
             poll(NULL, 0, 5);
         if (sc->victim == V_CLIENT) {
             if (clients > 1)
                 fail_msg("the broker still counted %u other client(s) %d ms after the client "
                          "died",
                          clients - 1, vb_ts_scaled_ms(BOUND_MS));
-            m[nm++] = (measure){ "broker dropped the dead client", now_ms() - t0 };
+            m[nm++] = (measure){ "broker dropped the dead client", vb_ts_now_ms() - t0 };
         }
     }
     if (sc->victim == V_BROKER) {
@@ -903,7 +896,7 @@ static void test_kill(void **state)
         if (up < 0)
             fail_msg("vbhostd's connection from the dead broker was still up %d ms later",
                      vb_ts_scaled_ms(BOUND_MS));
-        m[nm++] = (measure){ "the dead broker's host connection closed", now_ms() - t0 };
+        m[nm++] = (measure){ "the dead broker's host connection closed", vb_ts_now_ms() - t0 };
     }
     for (int i = 0; i < nm; i++) {
         if (m[i].ms > vb_ts_scaled_ms(BOUND_MS))
@@ -959,8 +952,8 @@ static void test_kill_broker_while_storing_token(void **state)
     int present = 0, absent = 0, i;
     /* 32 delays natively (about 2 s); a slow build (SAN=1, valgrind) gets
      * the first few only, within the same kind of budget */
-    int64_t budget_end = now_ms() + 6000;
-    for (i = 0; i < 32 && (i < 4 || now_ms() < budget_end); i++) {
+    int64_t budget_end = vb_ts_now_ms() + 6000;
+    for (i = 0; i < 32 && (i < 4 || vb_ts_now_ms() < budget_end); i++) {
         scenario sc = { S_TOKEN_ISSUE_REPLY, V_BROKER, i * 75, 1 };
         const scenario *p = &sc;
         void *st = (void *)p;

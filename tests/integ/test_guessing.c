@@ -45,13 +45,6 @@
 #define OTHER_LOGIN_MS 2000
 #define MAX_GUESSERS 64
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- the daemon ---------------------------------------------------------- */
 
 static char *dir;
@@ -241,7 +234,7 @@ static void on_guess_reply(wconn *c, const vb_msg *m, void *arg)
         return;
     }
     vb_error e;
-    if (vb_msg_error_body(m, &e, NULL) == 0 && e.code == VB_ERR_AUTH_FAILED && now_ms() < a->end_ms)
+    if (vb_msg_error_body(m, &e, NULL) == 0 && e.code == VB_ERR_AUTH_FAILED && vb_ts_now_ms() < a->end_ms)
         a->answered++;
     send_call(c, NULL, NULL); /* a new exchange for the next guess */
 }
@@ -261,10 +254,10 @@ static void run_attack(attack *a, int nconn, int first, int nsrc, int ms)
     wconn c[MAX_GUESSERS];
     struct pollfd p[MAX_GUESSERS];
     assert_true(nconn <= MAX_GUESSERS);
-    a->end_ms = now_ms() + ms;
+    a->end_ms = vb_ts_now_ms() + ms;
     for (int i = 0; i < nconn; i++)
         wconn_open(&c[i], next_source(i, first, nsrc));
-    while (now_ms() < a->end_ms) {
+    while (vb_ts_now_ms() < a->end_ms) {
         for (int i = 0; i < nconn; i++) {
             if (c[i].fd < 0) { /* closed after its attempts: come back */
                 wconn_close(&c[i]);
@@ -272,7 +265,7 @@ static void run_attack(attack *a, int nconn, int first, int nsrc, int ms)
             }
             p[i] = (struct pollfd){ .fd = c[i].fd, .events = POLLIN };
         }
-        int left = (int)(a->end_ms - now_ms());
+        int left = (int)(a->end_ms - vb_ts_now_ms());
         if (poll(p, (nfds_t)nconn, left > 100 ? 100 : left > 0 ? left : 0) < 0 && errno != EINTR)
             fail_msg("poll: %s", strerror(errno));
         for (int i = 0; i < nconn; i++)
@@ -310,16 +303,16 @@ static void *login_thread(void *arg)
     l->took_ms = -1;
     if (vb_ts_wait_until(attack_under_way, l->during, ATTACK_MS) < 0)
         return NULL;
-    int64_t t0 = now_ms();
+    int64_t t0 = vb_ts_now_ms();
     wconn c;
     wconn_open(&c, 1);
-    while (c.fd >= 0 && l->took_ms < 0 && now_ms() - t0 < 4 * OTHER_LOGIN_MS) {
+    while (c.fd >= 0 && l->took_ms < 0 && vb_ts_now_ms() - t0 < 4 * OTHER_LOGIN_MS) {
         struct pollfd p = { .fd = c.fd, .events = POLLIN };
         if (poll(&p, 1, 100) > 0 && wconn_pump(&c, on_login_reply, l) < 0)
             break;
     }
     if (l->took_ms == 0)
-        l->took_ms = now_ms() - t0;
+        l->took_ms = vb_ts_now_ms() - t0;
     wconn_close(&c);
     return NULL;
 }

@@ -64,13 +64,6 @@
 #define RSS_SLACK 1
 #endif
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- daemons ------------------------------------------------------------- */
 
 typedef struct hostd {
@@ -298,10 +291,10 @@ static int send_msg(int fd, uint32_t prog, uint32_t type, uint32_t serial, uint3
  * skipped), -1 if it is still open after timeout_ms. */
 static int wait_dropped(int fd, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = vb_ts_now_ms() + timeout_ms;
     uint8_t buf[4096];
     for (;;) {
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - vb_ts_now_ms();
         if (left <= 0)
             return -1;
         struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -800,15 +793,15 @@ static void test_1000_idle_unauthenticated_connections(void **state)
     (void)state;
     long rss0 = vb_ts_rss_kib(hL.d.pid);
     int *fds = calloc(IDLE_CONNS, sizeof *fds);
-    int64_t t0 = now_ms();
+    int64_t t0 = vb_ts_now_ms();
     for (int i = 0; i < IDLE_CONNS; i++)
         fds[i] = connect_tcp(&hL);
     /* every connection past MAX_ANON gets one TOO_MANY_CLIENTS frame and is
      * closed; the first MAX_ANON stay, silent */
     struct pollfd *p = calloc(IDLE_CONNS, sizeof *p);
     int readable = 0;
-    int64_t deadline = now_ms() + vb_ts_scaled_ms(10000);
-    while (readable < IDLE_CONNS - MAX_ANON && now_ms() < deadline) {
+    int64_t deadline = vb_ts_now_ms() + vb_ts_scaled_ms(10000);
+    while (readable < IDLE_CONNS - MAX_ANON && vb_ts_now_ms() < deadline) {
         for (int i = 0; i < IDLE_CONNS; i++)
             p[i] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
         poll(p, IDLE_CONNS, 100);
@@ -833,7 +826,7 @@ static void test_1000_idle_unauthenticated_connections(void **state)
     long rss1 = vb_ts_rss_kib(hL.d.pid);
     print_message("%d connections in %lld ms: %d silent (admitted), %d refused with "
                   "TOO_MANY_CLIENTS, %d other; vbhostd RSS %ld -> %ld KiB\n",
-                  IDLE_CONNS, (long long)(now_ms() - t0), silent, refused, other, rss0, rss1);
+                  IDLE_CONNS, (long long)(vb_ts_now_ms() - t0), silent, refused, other, rss0, rss1);
     assert_int_equal(other, 0);
     assert_int_equal(silent, MAX_ANON);
     assert_int_equal(refused, IDLE_CONNS - MAX_ANON);
@@ -850,9 +843,9 @@ static void test_1000_idle_unauthenticated_connections(void **state)
     free(p);
     /* the slots come back: a TCP password login works within a deadline */
     int ok = 0;
-    deadline = now_ms() + vb_ts_scaled_ms(5000);
+    deadline = vb_ts_now_ms() + vb_ts_scaled_ms(5000);
     vb_ts_form f = { "alice", PASSWORD, 0 };
-    while (!ok && now_ms() < deadline) {
+    while (!ok && vb_ts_now_ms() < deadline) {
         ok = open_list(tcp_uri(&hL), &f, &err) == 0;
         if (!ok)
             poll(NULL, 0, 50);
@@ -884,15 +877,15 @@ static void test_slow_client_dropped_by_auth_timeout(void **state)
     slow_client cl[2];
     for (int i = 0; i < 2; i++) {
         cl[i].fd = connect_tcp(&hT);
-        cl[i].connected_ms = now_ms();
+        cl[i].connected_ms = vb_ts_now_ms();
         cl[i].dropped_ms = -1;
         cl[i].bytes_sent = 0;
     }
-    int64_t deadline = now_ms() + 2000 + vb_ts_scaled_ms(4000);
-    int64_t next_byte = now_ms();
+    int64_t deadline = vb_ts_now_ms() + 2000 + vb_ts_scaled_ms(4000);
+    int64_t next_byte = vb_ts_now_ms();
     uint32_t serial = 1;
-    while ((cl[0].dropped_ms < 0 || cl[1].dropped_ms < 0) && now_ms() < deadline) {
-        if (now_ms() >= next_byte) {
+    while ((cl[0].dropped_ms < 0 || cl[1].dropped_ms < 0) && vb_ts_now_ms() < deadline) {
+        if (vb_ts_now_ms() >= next_byte) {
             if (cl[0].dropped_ms < 0 && (size_t)cl[0].bytes_sent < flen - 1 &&
                 send(cl[0].fd, frame + cl[0].bytes_sent, 1, MSG_NOSIGNAL) == 1)
                 cl[0].bytes_sent++;
@@ -910,7 +903,7 @@ static void test_slow_client_dropped_by_auth_timeout(void **state)
                 uint8_t buf[4096];
                 ssize_t n = read(cl[i].fd, buf, sizeof buf);
                 if (n == 0 || (n < 0 && errno == ECONNRESET))
-                    cl[i].dropped_ms = now_ms();
+                    cl[i].dropped_ms = vb_ts_now_ms();
             }
         }
     }
@@ -935,17 +928,17 @@ static void test_slow_client_dropped_by_auth_timeout(void **state)
  * fd; the ms from the first byte to the drop, or -1 when it never came. */
 static int64_t trickle_until_dropped(int fd, const uint8_t *frame, size_t flen, int limit_ms)
 {
-    int64_t first = now_ms(), deadline = first + limit_ms, next_byte = first;
+    int64_t first = vb_ts_now_ms(), deadline = first + limit_ms, next_byte = first;
     size_t sent = 0;
-    while (now_ms() < deadline) {
-        if (now_ms() >= next_byte && sent < flen - 1) {
+    while (vb_ts_now_ms() < deadline) {
+        if (vb_ts_now_ms() >= next_byte && sent < flen - 1) {
             if (send(fd, frame + sent, 1, MSG_NOSIGNAL) != 1)
-                return now_ms() - first; /* EPIPE: already gone */
+                return vb_ts_now_ms() - first; /* EPIPE: already gone */
             sent++;
             next_byte += 1000;
         }
         if (wait_dropped(fd, 50) == 0)
-            return now_ms() - first;
+            return vb_ts_now_ms() - first;
     }
     return -1;
 }
@@ -1017,7 +1010,7 @@ static void test_silent_keepalive_client_dropped(void **state)
     vb_ts_wire quiet, pinger;
     int quiet_fd = connect_as_peer(&quiet, &hT);
     int fd = connect_as_peer(&pinger, &hT);
-    int64_t t0 = now_ms();
+    int64_t t0 = vb_ts_now_ms();
     assert_int_equal(send_msg(fd, VB_PROG_KEEPALIVE, VB_MSG_EVENT, 0, VB_KEEPALIVE_PROC_PING, NULL,
                               NULL),
                      0);
@@ -1028,7 +1021,7 @@ static void test_silent_keepalive_client_dropped(void **state)
     vb_msg_clear(&m);
     if (wait_dropped(fd, 2000 + vb_ts_scaled_ms(4000)) < 0)
         fail_msg("vbhostd kept a client that pinged and then said nothing for 6 s");
-    int64_t after = now_ms() - t0;
+    int64_t after = vb_ts_now_ms() - t0;
     print_message("silent keepalive client dropped after %lld ms (keepalive_timeout 2 s)\n",
                   (long long)after);
     assert_true(after >= 1900);
@@ -1088,12 +1081,12 @@ typedef struct attacker {
 
 static void attacker_chat(attacker *a, int64_t *next_ms)
 {
-    if (!a->chatty || now_ms() < *next_ms)
+    if (!a->chatty || vb_ts_now_ms() < *next_ms)
         return;
     for (int i = 0; i < ATTACK_SLOTS; i++)
         if (a->fd[i] >= 0)
             send_msg(a->fd[i], VB_PROG_HOST, VB_MSG_CALL, 1, VB_HOST_PROC_AUTH_LIST, NULL, NULL);
-    *next_ms = now_ms() + 50;
+    *next_ms = vb_ts_now_ms() + 50;
 }
 
 static void *attack(void *arg)
@@ -1147,15 +1140,15 @@ static void login_against(int chatty, const char *const addrs[4])
     atomic_init(&a.stop, 0);
     atomic_init(&a.reopened, 0);
     assert_int_equal(pthread_create(&a.thread, NULL, attack, &a), 0);
-    int64_t t0 = now_ms(), deadline = t0 + 10000;
+    int64_t t0 = vb_ts_now_ms(), deadline = t0 + 10000;
     int ok = 0, attempts = 0;
     vb_error err;
-    while (!ok && now_ms() < deadline) {
+    while (!ok && vb_ts_now_ms() < deadline) {
         vb_ts_form f = { "alice", PASSWORD, 0 };
         attempts++;
         ok = open_list(tcp_uri(&hS), &f, &err) == 0;
     }
-    int64_t took = now_ms() - t0;
+    int64_t took = vb_ts_now_ms() - t0;
     atomic_store(&a.stop, 1);
     pthread_join(a.thread, NULL);
     int closed_before = vb_ts_count_in_file(hS.d.log, " disconnected: "), open = 0;
@@ -1202,11 +1195,11 @@ static void test_silent_connection_dropped_after_first_frame_timeout(void **stat
     vb_ts_wire talker;
     vb_ts_wire_adopt(&talker, connect_from("127.0.0.6", hS.d.port));
     assert_true(silent >= 0 && talker.fd >= 0);
-    int64_t t0 = now_ms();
+    int64_t t0 = vb_ts_now_ms();
     assert_auth_list_answered(&talker, 1);
     if (wait_dropped(silent, 2000 + vb_ts_scaled_ms(3000)) < 0)
         fail_msg("a connection that sent nothing was kept for 5 s (first_frame_timeout = 2 s)");
-    int64_t after = now_ms() - t0;
+    int64_t after = vb_ts_now_ms() - t0;
     print_message("silent connection dropped after %lld ms\n", (long long)after);
     assert_true(after >= 1900);
     close(silent);
@@ -1264,8 +1257,8 @@ static size_t write_until_stalled(int fd, const uint8_t *buf, size_t len, int qu
  * would let a paused server go on); -1 after timeout_ms. */
 static int wait_closed_unread(int fd, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
-    for (int64_t left; (left = deadline - now_ms()) > 0;) {
+    int64_t deadline = vb_ts_now_ms() + timeout_ms;
+    for (int64_t left; (left = deadline - vb_ts_now_ms()) > 0;) {
         struct pollfd p = { .fd = fd, .events = POLLRDHUP };
         if (poll(&p, 1, (int)left) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
             return 0;
@@ -1283,12 +1276,12 @@ static void flood_without_reading(const char *who, pid_t pid, int fd, const char
     size_t len;
     uint8_t *flood = ping_flood(FLOOD_PINGS, &len);
     long rss0 = vb_ts_rss_kib(pid);
-    int64_t t0 = now_ms();
+    int64_t t0 = vb_ts_now_ms();
     int closed_early;
     /* it stops reading once the replies fill its limit and the kernel's buffers:
      * the writes stall (or, in a slow build, the peer is dropped first) */
     size_t written = write_until_stalled(fd, flood, len, vb_ts_scaled_ms(3000), &closed_early);
-    int64_t t1 = now_ms();
+    int64_t t1 = vb_ts_now_ms();
     long rss1 = vb_ts_rss_kib(pid);
     int closed = !dropped ? 0 : closed_early ? 0 : wait_closed_unread(fd, 2000 + vb_ts_scaled_ms(6000));
     long rss2 = vb_ts_rss_kib(pid);
@@ -1296,7 +1289,7 @@ static void flood_without_reading(const char *who, pid_t pid, int fd, const char
                   "%ld -> %ld KiB (paused) -> %ld KiB; writing took %lld ms; %s %lld ms later\n",
                   who, written, len, rss0, rss1, rss2, (long long)(t1 - t0),
                   !dropped ? "kept" : closed == 0 ? "dropped" : "NOT dropped",
-                  (long long)(now_ms() - t1));
+                  (long long)(vb_ts_now_ms() - t1));
     free(flood);
     close(fd);
     if (written == len)
@@ -1435,21 +1428,21 @@ static void assert_survives_fd_exhaustion(const char *who, char *const daemon_ar
     assert_int_equal(send_msg(waiting, prog, VB_MSG_CALL, 1, proc, NULL, NULL), 0);
     vb_ts_wait_for_log(log, "not accepting until a descriptor frees", 1, vb_ts_scaled_ms(5000));
     long cpu0 = cpu_ms(pid);
-    int64_t t0 = now_ms();
+    int64_t t0 = vb_ts_now_ms();
     struct pollfd p = { .fd = waiting, .events = POLLIN };
     poll(&p, 1, 2000); /* the measuring window: it must not be answered yet anyway */
     long used = cpu_ms(pid) - cpu0;
     print_message("%s out of descriptors with %d connections: %ld ms of CPU in %lld ms\n", who,
-                  nfds + 1, used, (long long)(now_ms() - t0));
+                  nfds + 1, used, (long long)(vb_ts_now_ms() - t0));
     assert_int_equal(p.revents, 0);
     /* the others leave (those still in the backlog too: they are ahead of it) */
     for (int i = 0; i < nfds; i++)
         close(fds[i]);
-    t0 = now_ms();
+    t0 = vb_ts_now_ms();
     vb_msg m;
     int rc = vb_ts_wire_read(&c, vb_ts_scaled_ms(5000), &m);
     print_message("%s served the waiting client %lld ms after the others left\n", who,
-                  (long long)(now_ms() - t0));
+                  (long long)(vb_ts_now_ms() - t0));
     if (rc != 1)
         fail_msg("%s never served a client that waited for a descriptor (%d)", who, rc);
     assert_int_equal(m.hdr.serial, 1);

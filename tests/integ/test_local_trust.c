@@ -69,21 +69,28 @@ static long process_uid(const char *pid)
     return uid;
 }
 
-/* A process that has not exited yet: a zombie holds no descriptors. */
+/* A process that has not exited yet. A zombie holds no descriptors, but a
+ * killed multi-threaded process shows its leader as a zombie while its other
+ * threads still tear down, and the descriptors (the broker's listening
+ * socket) go only with the last of them: "Threads:" must be down to 1 too. */
 static int process_alive(const char *pid)
 {
     char path[300], line[256];
     snprintf(path, sizeof path, "/proc/%s/status", pid);
     FILE *f = fopen(path, "r");
-    int alive = 0;
-    while (f && fgets(line, sizeof line, f))
+    int zombie = 0, threads = 0, seen = 0;
+    while (f && seen < 2 && fgets(line, sizeof line, f)) {
         if (strncmp(line, "State:", 6) == 0) {
-            alive = strchr(line + 6, 'Z') == NULL && strchr(line + 6, 'X') == NULL;
-            break;
+            zombie = strchr(line + 6, 'Z') != NULL || strchr(line + 6, 'X') != NULL;
+            seen++;
+        } else if (strncmp(line, "Threads:", 8) == 0) {
+            threads = atoi(line + 8);
+            seen++;
         }
+    }
     if (f)
         fclose(f);
-    return alive;
+    return seen > 0 && (!zombie || threads > 1);
 }
 
 /* Signal every live process of uid; how many there were. */

@@ -40,13 +40,6 @@ static char *dir;
 static vb_ts_hostd host;
 static vb_ts_broker broker;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int group_setup(void **state)
 {
     (void)state;
@@ -212,14 +205,14 @@ static void test_token_issue_gives_up_and_says_why(void **state)
     assert_int_equal(vb_ts_wire_connect_unix(&b, host.sock), 0);
     sqlite3 *lock = hold_write_lock(db);
     uint64_t ttl = 60;
-    int64_t sent = now_ms();
+    int64_t sent = vb_ts_now_ms();
     assert_int_equal(vb_ts_wire_send_msg(&a, VB_PROG_HOST, VB_MSG_CALL, 2, VB_HOST_PROC_TOKEN_ISSUE,
                                      pack_ttl, &ttl),
                      0);
     assert_pings_fast(&b, &serial, "a TOKEN_ISSUE waits for tokens.db");
     vb_msg m;
     assert_int_equal(vb_ts_wire_read(&a, vb_ts_scaled_ms(VB_STORE_BUSY_TIMEOUT_MS + 5000), &m), 1);
-    int64_t waited = now_ms() - sent;
+    int64_t waited = vb_ts_now_ms() - sent;
     release_write_lock(lock);
     assert_int_equal(m.hdr.serial, 2);
     assert_int_equal(m.hdr.status, VB_STATUS_ERROR);
@@ -365,10 +358,10 @@ static void test_broker_timer_purge_waits_ping_does_not(void **state)
     int before = vb_ts_count_in_file(broker.log, "purging expired logins");
     assert_int_equal(vb_ts_wire_connect_unix(&b, broker.sock), 0);
     sqlite3 *lock = hold_write_lock(db);
-    int64_t end = now_ms() + vb_ts_scaled_ms(TIMER_WINDOW_MS);
+    int64_t end = vb_ts_now_ms() + vb_ts_scaled_ms(TIMER_WINDOW_MS);
     int limit = vb_ts_scaled_ms(PING_LIMIT_MS);
     unsigned n = 0;
-    while (now_ms() < end && vb_ts_count_in_file(broker.log, "purging expired logins") <= before) {
+    while (vb_ts_now_ms() < end && vb_ts_count_in_file(broker.log, "purging expired logins") <= before) {
         if (vb_ts_wire_ping_ms(&b, ++serial, limit) < 0)
             fail_msg("PING %u not answered within %d ms while the timer's purge waits for "
                      "cache.db: the event loop is blocked", n + 1, limit);

@@ -3,7 +3,8 @@
  * command returns, issues tokens, logs to its log_file (or syslog, never the
  * terminal it left), stops on SIGTERM and re-reads its log settings on SIGHUP.
  * And as etc/systemd/vbhostd.service starts it: --foreground, Type=notify,
- * with the sockets of vbhostd.socket / vbhostd-tcp.socket passed to it.
+ * with the sockets of vbhostd.socket / vbhostd-tcp.socket / vbhostd-tls.socket
+ * passed to it.
  * The test process is a child subreaper, so the detached daemon becomes its
  * child and is waited for and cleaned up by pid. */
 #include <setjmp.h>
@@ -24,8 +25,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "vb_net.h"
 #include "vb_testsupport.h"
 #include "vb_testsupport_form.h"
+#include "vb_testsupport_wire.h"
+#include "vb_tls.h"
 #include "vbroker.h"
 
 #define REALM "LAB.TEST"
@@ -415,6 +419,96 @@ static void test_socket_activation_refuses_unconfigured_socket(void **state)
     unlink(other);
 }
 
+/* vbhostd-tls.socket: the TLS listener's socket passed by systemd. It is
+ * matched to listen_tls and served with TLS (a client completes the
+ * handshake on it and is answered); a passed socket on a wider address than
+ * listen_tls refuses the start, naming both. The unit as shipped listens
+ * where etc/vbhostd.conf's listen_tls example does. */
+static char *unit_value(const char *path, const char *prefix)
+{
+    char *text = vb_ts_read_file(path, NULL);
+    char *line = text ? strstr(text, prefix) : NULL;
+    char *value = NULL;
+    if (line) {
+        line += strlen(prefix);
+        value = strndup(line, strcspn(line, "\"\n"));
+    }
+    free(text);
+    return value;
+}
+
+static void test_socket_activated_tls(void **state)
+{
+    (void)state;
+    char *shipped = unit_value(VB_SRC_DIR "/etc/systemd/vbhostd-tls.socket", "\nListenStream=");
+    char *example = unit_value(VB_SRC_DIR "/etc/vbhostd.conf", "\n#listen_tls = \"");
+    assert_non_null(shipped);
+    assert_non_null(example);
+    assert_string_equal(shipped, example);
+    free(shipped);
+    free(example);
+
+    vb_ts_pki ca, server;
+    char pki[400], extra[1600], tls[64], wide[64], listeners[700];
+    assert_int_equal(vb_ts_pki_ca(dir, "ca", "/O=vbroker tests/CN=service CA", &ca), 0);
+    assert_int_equal(vb_ts_pki_issue(dir, "server", &ca, "/O=vbroker tests/CN=vbhostd",
+                                     "IP:127.0.0.1", -3600, 86400, 2, &server), 0);
+    assert_int_equal(vb_ts_pki_dir(pki, dir, "client-pki", &ca, NULL), 0);
+    int port = vb_ts_free_tcp_port();
+    assert_true(port > 0);
+    snprintf(tls, sizeof tls, "127.0.0.1:%d", port);
+    snprintf(wide, sizeof wide, "0.0.0.0:%d", port);
+    snprintf(extra, sizeof extra,
+             "listen_tls = \"%s\"\nauth_tls = [\"sasl\"]\ncert_file = \"%s\"\n"
+             "key_file = \"%s\"\nca_file = \"%s\"\n",
+             tls, server.cert, server.key, ca.cert);
+    write_conf_extra(conf, sock, hlog, "debug", extra);
+
+    /* a wider socket than listen_tls: refused, naming both */
+    snprintf(listeners, sizeof listeners, "tcp:%s", wide);
+    char *argv_wide[] = { "python3", "-I", "-S", "-c", (char *)activation_launcher, listeners,
+                          VB_BUILD_DIR "/vbhostd", "-f", conf, "--foreground", NULL };
+    char *out = NULL;
+    unlink(sock);
+    assert_int_equal(vb_ts_run(argv_wide, NULL, NULL, &out, START_MS), 1);
+    assert_non_null(out);
+    assert_non_null(strstr(out, wide));
+    assert_non_null(strstr(out, "configures no such listener"));
+    assert_non_null(strstr(out, tls));
+    free(out);
+
+    /* exactly listen_tls: served with TLS */
+    snprintf(listeners, sizeof listeners, "unix:%s,tcp:%s", sock, tls);
+    unlink(sock);
+    char *argv[] = { "python3", "-I", "-S", "-c", (char *)activation_launcher, listeners,
+                     VB_BUILD_DIR "/vbhostd", "-f", conf, "--foreground", NULL };
+    int before = vb_ts_count_in_file(hlog, "(sockets from systemd)");
+    pid_t pid = vb_ts_spawn(argv, NULL, NULL);
+    assert_true(pid > 0);
+    assert_int_equal(vb_ts_wait_for_log(hlog, "(sockets from systemd)", before + 1,
+                                        vb_ts_scaled_ms(START_MS)), 0);
+    vb_error err;
+    int fd = vb_net_connect_tcp("127.0.0.1", port, 5000, &err);
+    assert_true(fd >= 0);
+    vb_tls *t = NULL;
+    if (vb_tls_client_connect(fd, "127.0.0.1", port, pki, 0, vb_ts_scaled_ms(5000), &t, &err) < 0)
+        fail_msg("TLS on the passed socket: %s", err.message);
+    /* an AUTH_LIST answered over it */
+    vb_msg_header hdr = { VB_PROG_HOST, VB_PROG_HOST_VERSION, VB_MSG_CALL, 1,
+                          VB_HOST_PROC_AUTH_LIST, VB_STATUS_OK, 0 };
+    size_t len, got;
+    uint8_t *frame = vb_ts_wire_encode(&hdr, NULL, NULL, &len), buf[512];
+    assert_non_null(frame);
+    assert_int_equal(vb_tls_write_all(t, frame, len, 5000, &err), 0);
+    vb_frame_free(frame, len);
+    assert_int_equal(vb_tls_read(t, buf, sizeof buf, vb_ts_scaled_ms(5000), &got, &err), 0);
+    assert_true(got > 4);
+    vb_tls_free(t);
+    close(fd);
+    assert_int_equal(vb_ts_check_exit("vbhostd (tls socket)", vb_ts_stop(pid, 5000), hlog), 0);
+    unlink(sock);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -424,6 +518,7 @@ int main(void)
         cmocka_unit_test(test_sighup_reopens_log_and_rereads_level),
         cmocka_unit_test(test_socket_activated_with_notify),
         cmocka_unit_test(test_socket_activation_refuses_unconfigured_socket),
+        cmocka_unit_test(test_socket_activated_tls),
     };
     return cmocka_run_group_tests_name("service", tests, group_setup, vb_ts_group_teardown);
 }

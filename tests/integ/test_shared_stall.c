@@ -36,9 +36,27 @@
 #define PROMPT_HOLD_MS 5000
 
 static char *dir;
-static vb_ts_hostd hostd;
+static vb_ts_hostd hostd, hostd_tls;
+static char pki[400]; /* the client's pkipath: the test CA */
 static vb_ts_broker broker;
 static int xen_port;
+
+/* A second vbhostd on a TLS listener (SCRAM-SHA-256-PLUS over TLS: no SASL
+ * layer, the OpenSSL session is the one codec), with a throwaway CA. */
+static int start_tls_hostd(const char *sasl)
+{
+    vb_ts_pki ca, server;
+    if (vb_ts_pki_ca(dir, "ca", "/O=vbroker tests/CN=stall CA", &ca) < 0 ||
+        vb_ts_pki_issue(dir, "server", &ca, "/O=vbroker tests/CN=vbhostd", "IP:127.0.0.1", -3600,
+                        86400, 2, &server) < 0 ||
+        vb_ts_pki_dir(pki, dir, "client-pki", &ca, NULL) < 0)
+        return -1;
+    return vb_ts_hostd_start_tls(&hostd_tls, dir, "ht",
+                                 "auth_tls = [\"sasl\"]\ncert_file = \"%s\"\nkey_file = \"%s\"\n"
+                                 "ca_file = \"%s\"\nsasl_conf_dir = \"%s\"\n"
+                                 "sasl_realm = \"" REALM "\"\nallowed_xenapi_hosts = [\"127.0.0.1:%d\"]\n",
+                                 server.cert, server.key, ca.cert, sasl, xen_port);
+}
 
 static int group_setup(void **state)
 {
@@ -50,15 +68,17 @@ static int group_setup(void **state)
     char sasl[300];
     snprintf(sasl, sizeof sasl, "%s/sasl", dir);
     static const char *const users[] = { "alice:" SASL_PASSWORD, NULL };
-    /* peer on the unix socket; on TCP, SASL DIGEST-MD5 with a security layer */
+    /* peer on the unix socket; on TCP, SASL DIGEST-MD5 with a security layer;
+     * on TLS, SCRAM-SHA-256-PLUS */
     if (!dir || mkdir(sasl, 0700) < 0 ||
-        vb_ts_sasl_setup(sasl, "vbhostd", REALM, "digest-md5", users, NULL) < 0 ||
+        vb_ts_sasl_setup(sasl, "vbhostd", REALM, "digest-md5 scram-sha-256", users, NULL) < 0 ||
         vb_ts_xensim_start(dir, xen_port, "root:" XEN_PASSWORD "\n") < 0 ||
         vb_ts_hostd_start(&hostd, dir, "h", 1,
                           "auth_unix = [\"peer\"]\nauth_tcp = [\"sasl\"]\n"
                           "sasl_conf_dir = \"%s\"\nsasl_realm = \"" REALM "\"\n"
                           "allowed_xenapi_hosts = [\"127.0.0.1:%d\"]\n",
                           sasl, xen_port) < 0 ||
+        start_tls_hostd(sasl) < 0 ||
         vb_ts_broker_start(&broker, dir, "broker", NULL) < 0)
         return -1;
     vb_ts_broker_use(&broker);
@@ -220,11 +240,28 @@ static void test_pending_prompt_stalls_nobody_on_a_layered_transport(void **stat
     run_scenario(a, b, endpoint);
 }
 
+/* The same over TLS: B's calls are written while A's reader reads, and one
+ * OpenSSL session is not for two threads at once either. */
+static void test_pending_prompt_stalls_nobody_over_tls(void **state)
+{
+    (void)state;
+    char a[1200], b[700], endpoint[300];
+    snprintf(a, sizeof a,
+             "xenapi+tls://127.0.0.1:%d/?auth=sasl.SCRAM-SHA-256-PLUS&pkipath=%s&name=xenapi%%3A%%2F%%2F"
+             "root%%40127.0.0.1%%3A%d%%2F%%3Ftransport%%3Dhttp",
+             hostd_tls.tls_port, pki, xen_port);
+    snprintf(b, sizeof b, "test+tls://127.0.0.1:%d/default?auth=sasl.SCRAM-SHA-256-PLUS&pkipath=%s",
+             hostd_tls.tls_port, pki);
+    snprintf(endpoint, sizeof endpoint, "tls:127.0.0.1:%d", hostd_tls.tls_port);
+    run_scenario(a, b, endpoint);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pending_prompt_stalls_only_its_own_client),
         cmocka_unit_test(test_pending_prompt_stalls_nobody_on_a_layered_transport),
+        cmocka_unit_test(test_pending_prompt_stalls_nobody_over_tls),
     };
     return cmocka_run_group_tests_name("shared_stall", tests, group_setup, vb_ts_group_teardown);
 }

@@ -38,7 +38,6 @@
 
 #define REALM "TLS.TEST"
 #define PASSWORD "tls-B1nd-pw"
-#define START_MS 15000
 
 static char *dir;
 static char pki[400]; /* the client's pkipath: cacert.pem (the CA of both certificates) */
@@ -102,17 +101,8 @@ static int start_broker(void)
  * forward) or "tls" (the man in the middle). */
 static int start_forwarder(const char *mode)
 {
-    char port[16], target[64], ready[400], log[400];
-    snprintf(port, sizeof port, "%d", fwd_port);
-    snprintf(target, sizeof target, "127.0.0.1:%d", tls_port);
-    snprintf(ready, sizeof ready, "%s/fwd-%s.ready", dir, mode);
-    snprintf(log, sizeof log, "%s/fwd.log", dir);
-    unlink(ready);
-    char *argv[] = { "python3", VB_SRC_DIR "/tests/peers/tls_mitm.py", "--port", port,
-                     "--target", target, "--mode", (char *)mode, "--cert", mitm.cert, "--key",
-                     mitm.key, "--ready-file", ready, NULL };
-    fwd_pid = vb_ts_spawn(argv, NULL, log);
-    return fwd_pid > 0 && vb_ts_wait_file(ready, vb_ts_scaled_ms(START_MS)) == 0 ? 0 : -1;
+    fwd_pid = vb_ts_tls_forwarder(dir, fwd_port, tls_port, mode, &mitm, NULL);
+    return fwd_pid > 0 ? 0 : -1;
 }
 
 static void stop_forwarder(void)

@@ -9,6 +9,16 @@
               the plaintext both ways. Everything a client sends reaches the
               real server and back; only the two TLS connections differ, and
               with them the tls-exporter values the proofs are bound to.
+  --mode tls-up  takes plain TCP from a test's hand-made client and opens
+              TLS to --target for it: the client speaks the protocol inside
+              a TLS connection whose channel binding it does not know (one
+              that omits the binding).
+
+  --down-no-ems / --up-no-ems: the TLS connection toward the client / toward
+              --target is TLS 1.2 without the extended master secret (RFC
+              7627), which has no tls-exporter channel binding (RFC 9266).
+              0x1 is OpenSSL 3's SSL_OP_NO_EXTENDED_MASTER_SECRET (checked:
+              `openssl s_client` then says "Extended master secret: no").
 
 Once listening it writes its port to --ready-file (written to a temp name,
 then renamed: a reader never sees half of it). One thread per direction of
@@ -45,6 +55,7 @@ def serve(conn, args, server_ctx, client_ctx):
         up.settimeout(None)
         if args.mode == "tls":
             conn = server_ctx.wrap_socket(conn, server_side=True)
+        if args.mode in ("tls", "tls-up"):
             up = client_ctx.wrap_socket(up, server_hostname=host)
     except (OSError, ssl.SSLError) as e:
         print("tls_mitm: connection failed: %s" % e, file=sys.stderr, flush=True)
@@ -61,11 +72,18 @@ def serve(conn, args, server_ctx, client_ctx):
     up.close()
 
 
+def no_ems(ctx):
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.options |= 0x1  # SSL_OP_NO_EXTENDED_MASTER_SECRET (OpenSSL 3)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--target", required=True)
-    p.add_argument("--mode", choices=("tcp", "tls"), required=True)
+    p.add_argument("--mode", choices=("tcp", "tls", "tls-up"), required=True)
+    p.add_argument("--down-no-ems", action="store_true")
+    p.add_argument("--up-no-ems", action="store_true")
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--ca", help="CA to verify the real server with (default: none)")
@@ -79,7 +97,12 @@ def main():
         server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         server_ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         server_ctx.load_cert_chain(args.cert, args.key)
+        if args.down_no_ems:
+            no_ems(server_ctx)
+    if args.mode in ("tls", "tls-up"):
         client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if args.up_no_ems:
+            no_ems(client_ctx)
         if args.ca:
             client_ctx.load_verify_locations(args.ca)
         else:

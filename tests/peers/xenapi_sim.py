@@ -34,6 +34,12 @@ Test hooks, none of which ever records a password or a session ref:
                        test can kill the host in the middle of a call.
   --oversize METHOD    answer METHOD with a 17 MiB string (over a client's
                        bound on responses).
+  SIGUSR1              destroy every session at once (as a restarted xapi
+                       does: every ref then answers SESSION_INVALID) and log
+                       "sessions dropped n=N".
+  SIGHUP               read --users again (a password changed on the host;
+                       its sessions live on, as xapi's do) and log
+                       "users reloaded".
 
 SIGTERM (and SIGINT) exit cleanly with status 0.
 """
@@ -216,6 +222,18 @@ class Host:
         self.counts["ok"] += 1
         self.write_counts()
         return ref
+
+    def drop_sessions(self):
+        with self.lock:
+            n = len(self.sessions)
+            self.sessions.clear()
+            self.log("sessions dropped n=%d" % n)
+
+    def reload_users(self):
+        users = load_users(self.args.users)
+        with self.lock:
+            self.users = users
+            self.log("users reloaded")
 
     def reaper(self):
         """Destroy idle sessions as they expire, so a test can wait for the
@@ -578,6 +596,9 @@ def main():
     signal.signal(signal.SIGINT, stop)
 
     host = Host(args)
+    # the handler runs on the main thread, which never holds host.lock
+    signal.signal(signal.SIGUSR1, lambda signum, frame: host.drop_sessions())
+    signal.signal(signal.SIGHUP, lambda signum, frame: host.reload_users())
     server = Server(args.listen, Handler)
     server.host = host
     if args.tls:

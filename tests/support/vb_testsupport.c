@@ -52,7 +52,7 @@ char *vb_ts_priv_fmt(const char *fmt, ...)
     return s;
 }
 
-int64_t vb_ts_priv_now_ms(void)
+int64_t vb_ts_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -618,7 +618,7 @@ static void run_kill(pid_t pid)
 int vb_ts_run(char *const argv[], char *const env_extra[], const char *stdin_text,
               char **output, int timeout_ms)
 {
-    int64_t deadline = vb_ts_priv_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int64_t deadline = vb_ts_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     int outp[2] = { -1, -1 }, inp[2] = { -1, -1 };
     const char *name = argv && argv[0] ? argv[0] : "(null)";
 
@@ -666,7 +666,7 @@ int vb_ts_run(char *const argv[], char *const env_extra[], const char *stdin_tex
         pfd[n++] = (struct pollfd){ .fd = out_fd, .events = POLLIN };
         if (in_fd >= 0)
             pfd[n++] = (struct pollfd){ .fd = in_fd, .events = POLLOUT };
-        int64_t left = deadline - vb_ts_priv_now_ms();
+        int64_t left = deadline - vb_ts_now_ms();
         if (left <= 0) {
             timed_out = 1;
             break;
@@ -714,7 +714,7 @@ int vb_ts_run(char *const argv[], char *const env_extra[], const char *stdin_tex
     if (!timed_out) {
         /* Output closed: normally the child has exited, but it may have closed
          * its stdout early. */
-        int64_t left = deadline - vb_ts_priv_now_ms();
+        int64_t left = deadline - vb_ts_now_ms();
         if (vb_ts_wait_until_quiet(cond_exited, &pid, left > 0 ? (int)left : 0) != 0)
             timed_out = 1;
         else
@@ -737,11 +737,11 @@ int vb_ts_run(char *const argv[], char *const env_extra[], const char *stdin_tex
 
 int vb_ts_wait_until_quiet(int (*cond)(void *), void *arg, int timeout_ms)
 {
-    int64_t deadline = vb_ts_priv_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int64_t deadline = vb_ts_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     for (;;) {
         if (cond(arg))
             return 0;
-        int64_t left = deadline - vb_ts_priv_now_ms();
+        int64_t left = deadline - vb_ts_now_ms();
         if (left <= 0)
             return cond(arg) ? 0 : -1;
         sleep_ms(left < VB_TS_POLL_STEP_MS ? (int)left : VB_TS_POLL_STEP_MS);

@@ -32,6 +32,7 @@
 #ifndef VB_TESTSUPPORT_H
 #define VB_TESTSUPPORT_H
 
+#include <stdint.h>
 #include <sys/types.h>
 
 /* ---- temp dirs ---------------------------------------------------------- */
@@ -297,8 +298,9 @@ int vb_ts_broker_run(const vb_ts_broker *b, char *const argv[], const char *stdi
                      char **output, int timeout_ms);
 
 /* The XenAPI simulator (tests/peers/xenapi_sim.py) on 127.0.0.1:port, its
- * accounts ("user:password" lines) in DIR/xen-users, its log DIR/xen.log:
- * its pid once it accepts, else -1. */
+ * accounts ("user:password" lines) in DIR/xen-users, its output DIR/xen.log,
+ * one line per call (its --log) in DIR/xen-calls.log: its pid once it
+ * accepts, else -1. */
 pid_t vb_ts_xensim_start(const char *dir, int port, const char *users);
 
 /* ---- throwaway X.509 (vb_testsupport_pki.c, libcrypto) -------------------- */
@@ -323,8 +325,18 @@ int vb_ts_pki_crl(const char *path, const vb_ts_pki *ca, const long *serials, si
 int vb_ts_pki_dir(char *out, const char *dir, const char *name, const vb_ts_pki *ca,
                   const vb_ts_pki *id);
 
+/* tests/peers/tls_mitm.py on 127.0.0.1:port toward 127.0.0.1:target_port,
+ * in mode "tcp" (a port forward), "tls" (a man in the middle with id's
+ * certificate) or "tls-up" (plain TCP in, TLS out); flag: one more option
+ * ("--down-no-ems", "--up-no-ems") or NULL. Its log is DIR/fwd.log. Its
+ * pid once it listens, else -1 (stop it with vb_ts_stop). */
+pid_t vb_ts_tls_forwarder(const char *dir, int port, int target_port, const char *mode,
+                          const vb_ts_pki *id, const char *flag);
+
 /* base milliseconds scaled for slow runs: VB_TEST_SLOWDOWN=N multiplies every
  * deadline by N, and a daemon wrapper (valgrind) implies at least 10. */
 int vb_ts_scaled_ms(int base);
+/* CLOCK_MONOTONIC in milliseconds, for deadlines and measured waits. */
+int64_t vb_ts_now_ms(void);
 
 #endif

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #define START_MS 10000
 
@@ -146,14 +147,47 @@ int vb_ts_broker_run(const vb_ts_broker *b, char *const argv[], const char *stdi
 
 pid_t vb_ts_xensim_start(const char *dir, int port, const char *users)
 {
-    char users_file[400], log[400], listen_at[64];
+    char users_file[400], log[400], calls[400], listen_at[64];
     snprintf(users_file, sizeof users_file, "%s/xen-users", dir);
     snprintf(log, sizeof log, "%s/xen.log", dir);
+    snprintf(calls, sizeof calls, "%s/xen-calls.log", dir);
     snprintf(listen_at, sizeof listen_at, "127.0.0.1:%d", port);
     if (vb_ts_write_file(users_file, users, 0600) < 0)
         return -1;
     char *sim[] = { "python3", "-I", "-S", VB_SRC_DIR "/tests/peers/xenapi_sim.py", "--listen",
-                    listen_at, "--users", users_file, NULL };
+                    listen_at, "--users", users_file, "--log", calls, NULL };
     pid_t pid = vb_ts_spawn(sim, NULL, log);
     return pid > 0 && vb_ts_wait_tcp("127.0.0.1", port, vb_ts_scaled_ms(START_MS)) == 0 ? pid : -1;
+}
+
+pid_t vb_ts_tls_forwarder(const char *dir, int port, int target_port, const char *mode,
+                          const vb_ts_pki *id, const char *flag)
+{
+    char portarg[16], target[64], ready[400], log[400];
+    snprintf(portarg, sizeof portarg, "%d", port);
+    snprintf(target, sizeof target, "127.0.0.1:%d", target_port);
+    snprintf(ready, sizeof ready, "%s/fwd-%d.ready", dir, port);
+    snprintf(log, sizeof log, "%s/fwd.log", dir);
+    unlink(ready);
+    char *argv[16];
+    size_t n = 0;
+    char *fixed[] = { "python3", VB_SRC_DIR "/tests/peers/tls_mitm.py", "--port", portarg,
+                      "--target", target, "--mode", (char *)mode, "--ready-file", ready };
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        argv[n++] = fixed[i];
+    if (id) {
+        argv[n++] = "--cert";
+        argv[n++] = (char *)id->cert;
+        argv[n++] = "--key";
+        argv[n++] = (char *)id->key;
+    }
+    if (flag)
+        argv[n++] = (char *)flag;
+    argv[n] = NULL;
+    pid_t pid = vb_ts_spawn(argv, NULL, log);
+    if (pid > 0 && vb_ts_wait_file(ready, vb_ts_scaled_ms(15000)) == 0)
+        return pid;
+    if (pid > 0)
+        vb_ts_stop(pid, 3000);
+    return -1;
 }

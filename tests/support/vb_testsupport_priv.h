@@ -10,7 +10,6 @@
 char *vb_ts_priv_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Milliseconds on CLOCK_MONOTONIC. */
-int64_t vb_ts_priv_now_ms(void);
 
 /* Remove a temp dir now and forget it (kept and reported under VB_TS_KEEP). */
 void vb_ts_priv_rmtree_now(const char *dir);

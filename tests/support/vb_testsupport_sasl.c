@@ -5,6 +5,7 @@
  * SASL_CONF_PATH=DIR so it, too, sees only our file.
  */
 #include "vb_testsupport_priv.h"
+#include "vb_testsupport_saslcb.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -134,4 +135,53 @@ int vb_ts_sasl_pin_plugins(void)
         return -1;
     }
     return pinned;
+}
+
+/* ---- raw client callbacks (vb_testsupport_saslcb.h) ----------------------- */
+
+static int creds_name(void *ctx, int id, const char **result, unsigned *len)
+{
+    const vb_ts_sasl_client_creds *c = ctx;
+    if (id != SASL_CB_USER && id != SASL_CB_AUTHNAME)
+        return SASL_FAIL;
+    *result = c->user;
+    if (len)
+        *len = (unsigned)strlen(c->user);
+    return SASL_OK;
+}
+
+static int creds_pass(sasl_conn_t *conn, void *ctx, int id, sasl_secret_t **psecret)
+{
+    (void)conn;
+    const vb_ts_sasl_client_creds *c = ctx;
+    if (id != SASL_CB_PASS)
+        return SASL_FAIL;
+    *psecret = c->secret;
+    return SASL_OK;
+}
+
+void vb_ts_sasl_client_creds_init(vb_ts_sasl_client_creds *c, const char *user,
+                                  const char *password)
+{
+    size_t len = strlen(password);
+    c->user = user;
+    c->secret = malloc(sizeof *c->secret + len);
+    if (!c->secret)
+        abort();
+    c->secret->len = len;
+    memcpy(c->secret->data, password, len + 1);
+    /* Cyrus calls a callback through a generic pointer (SASL_FN's cast) */
+    c->cbs[0] = (sasl_callback_t){ SASL_CB_USER, (int (*)(void))(void (*)(void))creds_name, c };
+    c->cbs[1] = (sasl_callback_t){ SASL_CB_AUTHNAME, (int (*)(void))(void (*)(void))creds_name, c };
+    c->cbs[2] = (sasl_callback_t){ SASL_CB_PASS, (int (*)(void))(void (*)(void))creds_pass, c };
+    c->cbs[3] = (sasl_callback_t){ SASL_CB_LIST_END, NULL, NULL };
+}
+
+void vb_ts_sasl_client_creds_clear(vb_ts_sasl_client_creds *c)
+{
+    if (c->secret) {
+        explicit_bzero(c->secret->data, c->secret->len);
+        free(c->secret);
+        c->secret = NULL;
+    }
 }

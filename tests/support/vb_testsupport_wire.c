@@ -11,13 +11,7 @@
 #include <unistd.h>
 
 #include "vb_net.h"
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#include "vb_testsupport.h"
 
 void vb_ts_wire_adopt(vb_ts_wire *w, int fd)
 {
@@ -116,12 +110,12 @@ static int take_frame(vb_ts_wire *w, vb_msg *out)
 
 int vb_ts_wire_read(vb_ts_wire *w, int timeout_ms, vb_msg *out)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = vb_ts_now_ms() + timeout_ms;
     for (;;) {
         int got = take_frame(w, out);
         if (got != 0)
             return got;
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - vb_ts_now_ms();
         struct pollfd p = { .fd = w->fd, .events = POLLIN };
         int rc = poll(&p, 1, left > 0 ? (int)left : 0); /* 0: what has arrived already */
         if (rc < 0 && errno == EINTR)
@@ -150,10 +144,10 @@ int vb_ts_wire_call(vb_ts_wire *w, const vb_msg_header *h, vb_ts_body_fn body, c
 
 int vb_ts_wire_wait_closed(vb_ts_wire *w, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = vb_ts_now_ms() + timeout_ms;
     for (;;) {
         vb_msg m;
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - vb_ts_now_ms();
         int rc = vb_ts_wire_read(w, left > 0 ? (int)left : 0, &m);
         if (rc == 1) {
             vb_msg_clear(&m);
@@ -198,18 +192,27 @@ int vb_ts_wire_readable(vb_ts_wire *w)
 
 int64_t vb_ts_wire_ping_ms(vb_ts_wire *w, uint32_t serial, int timeout_ms)
 {
-    int64_t start = now_ms();
+    int64_t start = vb_ts_now_ms();
     if (vb_ts_wire_send_msg(w, VB_PROG_KEEPALIVE, VB_MSG_CALL, serial, VB_KEEPALIVE_PROC_PING,
                             NULL, NULL) < 0)
         return -1;
     for (;;) {
-        int64_t left = start + timeout_ms - now_ms();
+        int64_t left = start + timeout_ms - vb_ts_now_ms();
         vb_msg m;
         if (left <= 0 || vb_ts_wire_read(w, (int)left, &m) != 1)
             return -1;
         int mine = m.hdr.type == VB_MSG_REPLY && m.hdr.serial == serial;
         vb_msg_clear(&m);
         if (mine)
-            return now_ms() - start;
+            return vb_ts_now_ms() - start;
     }
+}
+
+void vb_ts_pack_empty_error(vb_enc *enc, const void *arg)
+{
+    (void)arg;
+    vb_enc_array(enc, 3);
+    vb_enc_u64(enc, VB_ERR_OK);
+    vb_enc_u64(enc, VB_DOM_NONE);
+    vb_enc_str(enc, "");
 }

@@ -68,6 +68,10 @@ int vb_ts_wire_call(vb_ts_wire *w, const vb_msg_header *h, vb_ts_body_fn body, c
  * is still open after timeout_ms. */
 int vb_ts_wire_wait_closed(vb_ts_wire *w, int timeout_ms);
 
+/* A body for vb_ts_wire_send: an ERROR that says nothing, [OK, NONE, ""]
+ * (arg unused), as a broken peer might send it. */
+void vb_ts_pack_empty_error(vb_enc *enc, const void *arg);
+
 /* For an ERROR answer: its code and domain (-1, -1 when the body does not
  * read). */
 void vb_ts_wire_error(const vb_msg *m, int *code, int *domain);

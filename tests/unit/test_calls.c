@@ -1,5 +1,5 @@
 /* Several calls in flight on one transport (proto/vb_calls.c, the call layer
- * of hvdrivers/vb_remote.c), against a scripted vbhostd: a real thread on a
+ * of hvdrivers/vb_remote_rpc.c), against a scripted vbhostd: a real thread on a
  * real socketpair speaking the real framing, which says "concurrent_calls".
  *
  *  - two channels (conn_id 1 and 2) call OPEN at once; the server asks a
@@ -69,22 +69,12 @@ static void srv_reply(server *s, const vb_msg_header *call)
     srv_reply_as(s, call, 0);
 }
 
-/* an ERROR that says nothing: code OK, no message */
-static void pack_empty_error(vb_enc *enc, const void *arg)
-{
-    (void)arg;
-    vb_enc_array(enc, 3);
-    vb_enc_u64(enc, VB_ERR_OK);
-    vb_enc_u64(enc, VB_DOM_NONE);
-    vb_enc_str(enc, "");
-}
-
 static void srv_empty_error(server *s, const vb_msg_header *call)
 {
     vb_msg_header h = *call;
     h.type = VB_MSG_REPLY;
     h.status = VB_STATUS_ERROR;
-    vb_ts_wire_send(s, &h, pack_empty_error, NULL);
+    vb_ts_wire_send(s, &h, vb_ts_pack_empty_error, NULL);
 }
 
 static void pack_question(vb_enc *enc, const void *arg)

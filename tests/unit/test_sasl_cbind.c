@@ -21,6 +21,7 @@
 
 #include "vb_sasl.h"
 #include "vb_testsupport.h"
+#include "vb_testsupport_saslcb.h"
 
 #define APP "vbcbind"
 #define REALM "CBIND.TEST"
@@ -92,9 +93,10 @@ static void ends_free(ends *e)
     free(e->mechlist);
 }
 
-/* Run the exchange over mechlist; 0 when both ends completed, else -1 with
- * *err from the end that gave up. */
-static int login(ends *e, const char *mechlist, vb_error *err)
+/* Run the exchange over mechlist, the server told the mechanism is
+ * server_mech (NULL: the one the client chose); 0 when both ends completed,
+ * else -1 with *err from the end that gave up. */
+static int login_as(ends *e, const char *mechlist, const char *server_mech, vb_error *err)
 {
     vb_sasl_prompter p = { answer, NULL, "vbhostd on test", 0, NULL };
     const char *mech = NULL;
@@ -103,7 +105,8 @@ static int login(ends *e, const char *mechlist, vb_error *err)
     int c = vb_sasl_client_start(e->client, mechlist, &p, &mech, &cout, &clen, err);
     if (c < 0)
         return -1;
-    int s = vb_sasl_server_start(e->server, mech, cout, clen, &sout, &slen, NULL, err);
+    int s = vb_sasl_server_start(e->server, server_mech ? server_mech : mech, cout, clen, &sout,
+                                 &slen, NULL, err);
     while (s == VB_SASL_CONTINUE) {
         if ((c = vb_sasl_client_step(e->client, sout, slen, &p, &cout, &clen, err)) < 0)
             return -1;
@@ -115,6 +118,11 @@ static int login(ends *e, const char *mechlist, vb_error *err)
                                                      err) != VB_SASL_COMPLETE)
         return -1;
     return 0;
+}
+
+static int login(ends *e, const char *mechlist, vb_error *err)
+{
+    return login_as(e, mechlist, NULL, err);
 }
 
 static void test_server_offers_plus(void **state)
@@ -182,47 +190,19 @@ static void test_stripped_plus_is_refused_by_the_client(void **state)
  * that is not ours: a bound client told "no -PLUS here" sends SCRAM's "y"
  * flag, and a server with a binding refuses it. (Raw cyrus on the client
  * side: vb_sasl never picks a mechanism without the binding.) */
-static int raw_cb(void *ctx, int id, const char **res, unsigned *len)
-{
-    (void)ctx;
-    if (id != SASL_CB_AUTHNAME && id != SASL_CB_USER)
-        return SASL_FAIL;
-    *res = "alice";
-    if (len)
-        *len = 5;
-    return SASL_OK;
-}
-
-static int raw_pass(sasl_conn_t *c, void *ctx, int id, sasl_secret_t **ps)
-{
-    (void)c;
-    (void)ctx;
-    (void)id;
-    static union {
-        sasl_secret_t s;
-        char room[sizeof(sasl_secret_t) + sizeof PASSWORD];
-    } secret;
-    secret.s.len = sizeof PASSWORD - 1;
-    memcpy(secret.s.data, PASSWORD, sizeof PASSWORD);
-    *ps = &secret.s;
-    return SASL_OK;
-}
-
 static void test_cyrus_refuses_the_y_flag(void **state)
 {
     (void)state;
     ends e;
     vb_error err;
     ends_new(&e, 7, 0);
-    sasl_callback_t cbs[] = { { SASL_CB_AUTHNAME, (int (*)(void))(void (*)(void))raw_cb, NULL },
-                              { SASL_CB_USER, (int (*)(void))(void (*)(void))raw_cb, NULL },
-                              { SASL_CB_PASS, (int (*)(void))(void (*)(void))raw_pass, NULL },
-                              { SASL_CB_LIST_END, NULL, NULL } };
+    vb_ts_sasl_client_creds raw;
+    vb_ts_sasl_client_creds_init(&raw, "alice", PASSWORD);
     sasl_conn_t *c;
     uint8_t v[32];
     memset(v, 7, sizeof v);
     sasl_channel_binding_t cb = { "tls-exporter", 0, sizeof v, v };
-    assert_int_equal(sasl_client_new("vbhostd", "localhost", NULL, NULL, cbs, 0, &c), SASL_OK);
+    assert_int_equal(sasl_client_new("vbhostd", "localhost", NULL, NULL, raw.cbs, 0, &c), SASL_OK);
     assert_int_equal(sasl_setprop(c, SASL_CHANNEL_BINDING, &cb), SASL_OK);
     const char *out, *mech;
     unsigned outlen;
@@ -241,6 +221,7 @@ static void test_cyrus_refuses_the_y_flag(void **state)
     assert_int_equal(rc, -1);
     assert_int_equal(err.code, VB_ERR_AUTH_FAILED);
     sasl_dispose(&c);
+    vb_ts_sasl_client_creds_clear(&raw);
     ends_free(&e);
 }
 
@@ -254,6 +235,35 @@ static void test_unbound_client_still_served(void **state)
     ends_new(&e, 7, 0);
     assert_int_equal(login(&e, "SCRAM-SHA-256", &err), 0);
     assert_string_equal(vb_sasl_mech(e.server), "SCRAM-SHA-256");
+    ends_free(&e);
+}
+
+/* A client that names the -PLUS mechanism but binds nothing (SCRAM's "n"
+ * flag): Cyrus 2.1.28 lets it in while the binding is not critical (the
+ * name alone proves nothing), and refuses it once vb_sasl_require_channel_binding
+ * made the binding critical, as vbhostd does under tls_require_cbind. */
+static void test_plus_name_without_binding(void **state)
+{
+    (void)state;
+    ends e;
+    vb_error err;
+    ends_new(&e, 7, 0);
+    assert_int_equal(login_as(&e, "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS", &err), 0);
+    ends_free(&e);
+    ends_new(&e, 7, 0);
+    assert_int_equal(vb_sasl_require_channel_binding(e.server, &err), 0);
+    assert_int_equal(login_as(&e, "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS", &err), -1);
+    assert_int_equal(err.code, VB_ERR_AUTH_FAILED);
+    ends_free(&e);
+    /* nor under the plain name; a bound client still logs in */
+    ends_new(&e, 7, 0);
+    assert_int_equal(vb_sasl_require_channel_binding(e.server, &err), 0);
+    assert_int_equal(login(&e, "SCRAM-SHA-256", &err), -1);
+    ends_free(&e);
+    ends_new(&e, 7, 7);
+    assert_int_equal(vb_sasl_require_channel_binding(e.server, &err), 0);
+    assert_int_equal(login(&e, e.mechlist, &err), 0);
+    assert_string_equal(vb_sasl_mech(e.server), "SCRAM-SHA-256-PLUS");
     ends_free(&e);
 }
 
@@ -279,6 +289,7 @@ int main(void)
         cmocka_unit_test(test_stripped_plus_is_refused_by_the_client),
         cmocka_unit_test(test_cyrus_refuses_the_y_flag),
         cmocka_unit_test(test_unbound_client_still_served),
+        cmocka_unit_test(test_plus_name_without_binding),
         cmocka_unit_test(test_malformed_binding),
     };
     return cmocka_run_group_tests(tests, group_setup, vb_ts_group_teardown);

@@ -22,13 +22,6 @@
 
 #include "vb_testsupport.h"
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Gone, or a zombie waiting for init to reap it (for grandchildren we cannot
  * waitpid). */
 static int pid_dead(void *arg)
@@ -71,9 +64,9 @@ static void test_spawn_and_stop(void **state)
     assert_true(vb_ts_rss_kib(pid) > 0);
     assert_int_equal(vb_ts_pid_count(), 1);
 
-    int64_t t0 = now_ms();
+    int64_t t0 = vb_ts_now_ms();
     assert_int_equal(vb_ts_stop(pid, 5000), 128 + SIGTERM);
-    assert_true(now_ms() - t0 < 5000);   /* SIGTERM sufficed */
+    assert_true(vb_ts_now_ms() - t0 < 5000);   /* SIGTERM sufficed */
     assert_int_equal(kill(pid, 0), -1);
     assert_int_equal(errno, ESRCH);
     assert_int_equal(vb_ts_pid_count(), 0);
@@ -94,9 +87,9 @@ static void test_stop_escalates_to_sigkill(void **state)
     pid_t pid = vb_ts_spawn(argv, NULL, NULL);
     assert_true(pid > 0);
     assert_int_equal(vb_ts_wait_file(ready, 5000), 0);
-    int64_t t0 = now_ms();
+    int64_t t0 = vb_ts_now_ms();
     assert_int_equal(vb_ts_stop(pid, 200), 128 + SIGKILL);
-    int64_t took = now_ms() - t0;
+    int64_t took = vb_ts_now_ms() - t0;
     assert_true(took >= 190 && took < 3000);
     assert_int_equal(kill(pid, 0), -1);
 }
@@ -220,9 +213,9 @@ static void test_run_timeout_kills_group(void **state)
     (void)state;
     char *argv[] = { "/bin/sh", "-c", "sleep 100 & echo bg=$!; wait; echo never", NULL };
     char *out = NULL;
-    int64_t t0 = now_ms();
+    int64_t t0 = vb_ts_now_ms();
     assert_int_equal(vb_ts_run(argv, NULL, NULL, &out, 300), -1);
-    int64_t took = now_ms() - t0;
+    int64_t took = vb_ts_now_ms() - t0;
     assert_true(took >= 290 && took < 3000);
     assert_non_null(out);
     assert_null(strstr(out, "never"));
@@ -241,18 +234,18 @@ static void test_wait_until(void **state)
 {
     (void)state;
     int calls = 0;
-    int64_t t0 = now_ms();
+    int64_t t0 = vb_ts_now_ms();
     assert_int_equal(vb_ts_wait_until(never, &calls, 200), -1);
-    int64_t took = now_ms() - t0;
+    int64_t took = vb_ts_now_ms() - t0;
     assert_true(took >= 200);
     assert_true(took < 200 + 500);
     assert_true(calls >= 10);   /* it polled, rather than slept once */
 
     int n = 0;
-    t0 = now_ms();
+    t0 = vb_ts_now_ms();
     assert_int_equal(vb_ts_wait_until(after_calls, &n, 5000), 0);
     assert_int_equal(n, 3);
-    assert_true(now_ms() - t0 < 1000);
+    assert_true(vb_ts_now_ms() - t0 < 1000);
 }
 
 static void test_wait_file_and_pid(void **state)
@@ -396,9 +389,9 @@ static void test_kdc(void **state)
     const char *users[] = { "alice:alice-pw", "bob:bob pw 2", NULL };
     const char *svcs[] = { "vbhostd/localhost", NULL };
     vb_ts_kdc kdc;
-    int64_t t0 = now_ms();
+    int64_t t0 = vb_ts_now_ms();
     assert_int_equal(vb_ts_kdc_start(&kdc, "LAB.TEST", users, svcs), 0);
-    int64_t setup_ms = now_ms() - t0;
+    int64_t setup_ms = vb_ts_now_ms() - t0;
     fprintf(stderr, "test_kdc: KDC on 127.0.0.1:%d ready in %lld ms\n", kdc.port, (long long)setup_ms);
     assert_true(setup_ms < 10000);
     assert_true(kdc.pid > 0);
@@ -469,7 +462,7 @@ static void test_kdc(void **state)
     assert_int_equal(stat(dir, &st), -1);
     assert_null(kdc.dir);
     assert_int_equal(vb_ts_pid_count(), 0);
-    fprintf(stderr, "test_kdc: whole test %lld ms\n", (long long)(now_ms() - t0));
+    fprintf(stderr, "test_kdc: whole test %lld ms\n", (long long)(vb_ts_now_ms() - t0));
 }
 
 static void test_kdc_without_users(void **state)
@@ -505,9 +498,9 @@ static void test_kdc_port_taken(void **state)
 
     const char *users[] = { "carol:carol-pw", NULL };
     vb_ts_kdc kdc;
-    int64_t t0 = now_ms();
+    int64_t t0 = vb_ts_now_ms();
     int rc = vb_ts_kdc_start(&kdc, "RETRY.TEST", users, NULL);
-    int64_t took = now_ms() - t0;
+    int64_t took = vb_ts_now_ms() - t0;
     unsetenv("VB_TS_KDC_PORT");
     close(fd);
     assert_int_equal(rc, 0);

@@ -145,3 +145,24 @@ int vb_credwire_decode_answer(const msgpack_object *body, vb_cred_request *req, 
     }
     return 0;
 }
+
+int vb_credwire_answer_frame(const vb_msg_header *question, const vb_cred_request *req,
+                             uint8_t **frame, size_t *len, vb_error *err)
+{
+    vb_msg_header hdr = *question;
+    hdr.type = VB_MSG_CALLBACK_REPLY;
+    hdr.status = VB_STATUS_OK;
+    vb_enc enc;
+    vb_enc_begin(&enc, &hdr);
+    vb_credwire_encode_answer(&enc, req);
+    return vb_enc_finish(&enc, VB_FRAME_MAX_POSTAUTH, frame, len, err);
+}
+
+int vb_credwire_request_frame(const vb_msg_header *hdr, const vb_cred_request *req,
+                              uint8_t **frame, size_t *len, vb_error *err)
+{
+    vb_enc enc;
+    vb_enc_begin(&enc, hdr);
+    vb_credwire_encode_request(&enc, req);
+    return vb_enc_finish(&enc, VB_FRAME_MAX_POSTAUTH, frame, len, err);
+}

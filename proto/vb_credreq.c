@@ -1,4 +1,4 @@
-#include "vb_cred.h"
+#include "vb_credreq.h"
 #include "vb_textesc.h"
 
 #include <stdio.h>
