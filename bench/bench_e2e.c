@@ -54,6 +54,14 @@
  *                             steady cold DIGEST-MD5 row
  *   BENCH_HOSTD_CONF=TEXT     lines added to every vbhostd's config
  *                             ("sasl_digest_3des = 0": logins with RC4)
+ *   BENCH_ONLY=warm           only the warm rows (cached token, shared transport),
+ *                             the RPC rows and the idle clients
+ *   BENCH_ONLY=steady         only the steady-state rows (with BENCH_ROUNDS
+ *                             script rounds of the token and shared rows)
+ *   BENCH_PERF=DIR            perf record (DWARF call graphs) of the daemons and
+ *                             of the app's process during each steady row's
+ *                             vbroker rounds, into DIR/KEY.daemons.data and
+ *                             DIR/KEY.appN.data (bench/flame.sh folds them)
  *   BENCH_ONLY=nested         only the warm shared-transport and nested rows
  *   BENCH_XEN_KEEP=S          vbhostd's xenapi_session_keep (default: its
  *                             own, 300 s; 0: a XenAPI login and logout per
@@ -306,9 +314,49 @@ static void stop_broker(broker *b)
     b->pid = 0;
 }
 
+static const broker *cur_broker; /* the last use_broker's: BENCH_PERF records it */
+
 static void use_broker(const broker *b)
 {
     setenv("VBROKER_SOCKET", b->sock, 1);
+    cur_broker = b;
+}
+
+/* ---- profiles (BENCH_PERF=DIR) ------------------------------------------------------ */
+
+static const char *perf_dir; /* BENCH_PERF: record the steady rows with perf */
+
+/* perf record (DWARF call graphs: the build has no frame pointers) of the
+ * broker in use and both vbhostd into perf_dir/KEY.daemons.data while a
+ * steady row's vbroker rounds run; the app's own process is recorded by
+ * running it under perf (perf_wrap). Returns perf's pid, or 0. */
+static pid_t perf_start(const char *key)
+{
+    if (!perf_dir || !cur_broker)
+        return 0;
+    char out[PATH_MAX], pids[64], log[PATH_MAX];
+    snprintf(out, sizeof out, "%s/%s.daemons.data", perf_dir, key);
+    snprintf(log, sizeof log, "%s/%s.daemons.log", perf_dir, key);
+    snprintf(pids, sizeof pids, "%d,%d,%d", (int)cur_broker->pid, (int)hsasl.pid, (int)hnone.pid);
+    unlink(out);
+    char *argv[] = { "perf", "record", "-q", "-F", "2999", "--call-graph", "dwarf,16384",
+                     "-o", out, "-p", pids, NULL };
+    pid_t pid = vb_ts_spawn(argv, NULL, log);
+    /* perf writes its header once it has attached */
+    if (pid > 0 && vb_ts_wait_file(out, 10000) < 0) {
+        vb_ts_stop(pid, 3000);
+        return 0;
+    }
+    return pid;
+}
+
+static void perf_stop(pid_t pid)
+{
+    if (pid <= 0)
+        return;
+    kill(pid, SIGINT); /* perf writes its data on SIGINT */
+    if (vb_ts_wait_pid_exit(pid, 30000, NULL) < 0)
+        vb_ts_stop(pid, 3000);
 }
 
 /* ---- the app side ------------------------------------------------------------------- */
@@ -516,6 +564,14 @@ static void bench_steady(const char *key, const char *uri, int creds, const char
     char *vb_argv[] = { self_exe, "--child-loop", (char *)uri, c_arg, n_arg, NULL };
     char *lv_argv[] = { (char *)peer_bin, "steady", (char *)lv_uri, (char *)peer_user,
                         (char *)peer_pw, n_arg, NULL };
+    char client_out[PATH_MAX];
+    char *perf_argv[16] = { "/usr/bin/perf", "record", "-q", "-F", "2999", "--call-graph", "dwarf,16384",
+                            "-o", client_out, "--" };
+    if (perf_dir) { /* the app's process too, each round into its own file */
+        for (int i = 0; vb_argv[i]; i++)
+            perf_argv[10 + i] = vb_argv[i];
+    }
+    pid_t perf = perf_start(key);
     char vb_meds[200] = "", lv_meds[200] = "";
     int vb_fail = 0, lv_fail = 0;
     for (int r = 0; r < steady_rounds; r++) {
@@ -530,7 +586,8 @@ static void bench_steady(const char *key, const char *uri, int creds, const char
             }
             s.n = 0;
         }
-        if (steady_process(vb_argv, &s) == 0) {
+        snprintf(client_out, sizeof client_out, "%s/%s.app%d.data", perf_dir ? perf_dir : "", key, r);
+        if (steady_process(perf_dir ? perf_argv : vb_argv, &s) == 0) {
             append_median(vb_meds, sizeof vb_meds, &s);
             for (size_t i = 0; i < s.n; i++)
                 add(&m->vb, s.v[i]);
@@ -539,6 +596,7 @@ static void bench_steady(const char *key, const char *uri, int creds, const char
         }
         free(s.v);
     }
+    perf_stop(perf);
     failures_peer += lv_fail;
     note(m, "%d rounds x %d open+close in one process each (one untimed open first); "
             "per-round medians (us): vbroker %s",
@@ -1832,6 +1890,11 @@ int main(int argc, char **argv)
     const char *only = getenv("BENCH_ONLY");
     int only_tls = only && strcmp(only, "tls") == 0;
     int only_conc = only && strcmp(only, "conc") == 0;
+    int only_warm = only && strcmp(only, "warm") == 0;
+    int only_steady = only && strcmp(only, "steady") == 0;
+    perf_dir = getenv("BENCH_PERF");
+    if (perf_dir && !*perf_dir)
+        perf_dir = NULL;
     int only_nested = only && strcmp(only, "nested") == 0;
     const char *keep = getenv("BENCH_XEN_KEEP");
     if (keep && *keep) {
@@ -1928,20 +1991,26 @@ int main(int argc, char **argv)
     }
     steady_metrics();
     if (only_nested)
+        goto shared;
+    if (only_warm)
         goto warm;
-    fprintf(stderr, "bench_e2e: cold opens...\n");
-    bench_cold();
+    if (!only_steady) {
+        fprintf(stderr, "bench_e2e: cold opens...\n");
+        bench_cold();
+    }
+    use_broker(&bcold);
     fprintf(stderr, "bench_e2e: steady state, cold opens (%d x %d each)...\n", steady_rounds,
             steady_opens);
     bench_steady("steady_cold_digest_tcp", uri_digest, 1, peer_uri);
     bench_steady("steady_cold_scram_unix", uri_scram, 1, NULL);
     bench_steady("steady_cold_none_tcp", uri_none_tcp, 0, peer_uri_none);
     bench_steady("steady_cold_none_unix", uri_none_unix, 0, peer_uri_none_unix);
+warm:
     fprintf(stderr, "bench_e2e: token opens...\n");
     if (bench_token() < 0)
         fprintf(stderr, "bench_e2e: token figures skipped\n");
 
-warm:; /* a live shared transport in bwarm */
+shared:; /* a live shared transport in bwarm */
     use_broker(&bwarm);
     vb_error err = { 0 };
     holder = vb_open_auth(uri_digest, &form_auth, 0, &err);
@@ -1951,8 +2020,14 @@ warm:; /* a live shared transport in bwarm */
     }
     fprintf(stderr, "bench_e2e: warm opens...\n");
     bench_warm_shared();
-    fprintf(stderr, "bench_e2e: nested chain to the XenAPI simulator...\n");
-    bench_nested();
+    if (only_steady) {
+        vb_close(holder);
+        goto report;
+    }
+    if (!only_warm) {
+        fprintf(stderr, "bench_e2e: nested chain to the XenAPI simulator...\n");
+        bench_nested();
+    }
     if (only_nested) {
         vb_close(holder);
         goto report;
@@ -1960,6 +2035,12 @@ warm:; /* a live shared transport in bwarm */
 
     fprintf(stderr, "bench_e2e: RPC round trips...\n");
     bench_rpc();
+    if (only_warm) {
+        fprintf(stderr, "bench_e2e: %d idle clients...\n", idle_clients);
+        bench_idle();
+        vb_close(holder);
+        goto report;
+    }
 
     bench_conc_rows();
 

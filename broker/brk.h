@@ -84,6 +84,7 @@ typedef struct brk_job {
     vb_worker_job link;          /* first: the worker's queue */
     brk_session *s;              /* a reference, dropped when the job is done */
     int close;                   /* not a call: the client left, close the driver */
+    int answered;                /* CLOSE answered on the loop already: post no reply */
     vb_msg_header hdr;
     char *uri;                   /* OPEN */
     uint32_t flags;              /* OPEN */

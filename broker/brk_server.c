@@ -98,8 +98,11 @@ static void deliver(void *target, uint8_t *frame, size_t len, int job_done)
 static void accept_one(int fd, void *data)
 {
     brk_server *srv = data;
-    uid_t uid;
-    if (vb_net_peercred(fd, &uid, NULL, NULL) < 0 || uid != srv->uid) {
+    uid_t uid = (uid_t)-1;
+    pid_t pid = 0;
+    /* one getsockopt for the uid check, the log name and the pinentry's
+     * text (a system call costs microseconds here: a warm open is dozens) */
+    if (vb_net_peercred(fd, &uid, NULL, &pid) < 0 || uid != srv->uid) {
         vb_log(VB_LOG_WARN, "refused a client with uid %u (the broker runs as uid %u)",
                (unsigned)uid, (unsigned)srv->uid);
         char why[160];
@@ -130,8 +133,9 @@ static void accept_one(int fd, void *data)
         session_free(s);
         return;
     }
-    vb_net_peer_string(fd, s->peer, sizeof s->peer);
-    vb_net_peercred(fd, NULL, NULL, &s->peer_pid); /* named in the broker's own prompts */
+    /* the listener is a unix socket: what vb_net_peer_string would write */
+    snprintf(s->peer, sizeof s->peer, "unix uid %u pid %d", (unsigned)uid, (int)pid);
+    s->peer_pid = pid; /* named in the broker's own prompts */
     s->stream = vb_stream_new(srv->loop, fd, VB_FRAME_MAX_POSTAUTH, session_on_msg,
                               session_on_close, s, &err);
     if (!s->stream) {

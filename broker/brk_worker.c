@@ -159,7 +159,8 @@ static void run_open(brk_session *s, const brk_job *job)
 static void run_close(brk_session *s, const brk_job *job)
 {
     close_driver(s);
-    brk_post_reply(s, job, 0, NULL, NULL, NULL);
+    if (!job->answered)
+        brk_post_reply(s, job, 0, NULL, NULL, NULL);
 }
 
 static void run_get_hostname(brk_session *s, const brk_job *job)

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -394,14 +395,83 @@ static int autostart(const char *path, vb_error *err)
     return fd < 0 ? -1 : fd;
 }
 
+/* ---- the checked directory, kept between opens ---------------------------------
+ * A long-lived program opens again and again. Walking the socket's directory
+ * and every one above it (vb_sockdir_open) is about twenty system calls, a
+ * good part of a warm open, so the descriptor of the last checked directory
+ * is kept (one per process). It pins the directory that was checked, as it
+ * does during one open: a name changed above it later cannot redirect a
+ * connect made through it (vb_sockdir_entry_path). Each use checks again
+ * what can change on the directory itself (fstat: a directory, ours, closed
+ * to group and others, not removed); a program that closed our descriptor
+ * and got the number back for something else is caught by device and inode,
+ * and another socket path is walked anew. */
+static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
+static int kept_fd = -1;
+static char kept_path[sizeof socket_path];
+static dev_t kept_dev;
+static ino_t kept_ino;
+
+/* kept_lock held: kept_fd is still the private directory we checked */
+static int kept_still_ours(uid_t uid)
+{
+    struct stat st;
+    return kept_fd >= 0 && fstat(kept_fd, &st) == 0 && S_ISDIR(st.st_mode) &&
+           st.st_dev == kept_dev && st.st_ino == kept_ino && st.st_uid == uid &&
+           (st.st_mode & 077) == 0 && st.st_nlink > 0;
+}
+
+/* A descriptor (the caller's to close) of path's directory as checked
+ * before, or -1: walk it. */
+static int kept_dir(const char *path, uid_t uid)
+{
+    int fd = -1;
+    pthread_mutex_lock(&kept_lock);
+    if (strcmp(kept_path, path) == 0 && kept_still_ours(uid))
+        fd = fcntl(kept_fd, F_DUPFD_CLOEXEC, 0);
+    pthread_mutex_unlock(&kept_lock);
+    return fd;
+}
+
+/* dir_fd was just checked for path: keep a copy of it. */
+static void keep_dir(int dir_fd, const char *path, uid_t uid)
+{
+    struct stat st;
+    if (fstat(dir_fd, &st) < 0)
+        return;
+    int fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    pthread_mutex_lock(&kept_lock);
+    int old = kept_still_ours(uid) ? kept_fd : -1; /* never a number the program reused */
+    kept_fd = fd;
+    kept_dev = st.st_dev;
+    kept_ino = st.st_ino;
+    snprintf(kept_path, sizeof kept_path, "%s", path);
+    pthread_mutex_unlock(&kept_lock);
+    if (old >= 0)
+        close(old);
+}
+
 /* Nothing goes to a broker before its directory and its uid are checked: a
  * directory that is not ours stops us here, with no connect and no autostart. */
 static int connect_broker(int allow_autostart, vb_error *err)
 {
     const char *path = vb_broker_socket_path(); /* this thread's buffer */
-    int dir_fd = vb_sockdir_open(path, geteuid(), 0, VB_DOM_CLIENT, err);
+    uid_t me = geteuid();
+    int dir_fd = kept_dir(path, me);
+    if (dir_fd >= 0) {
+        int fd = connect_checked(dir_fd, path, err);
+        close(dir_fd);
+        if (fd != NOBODY_ANSWERS)
+            return fd < 0 ? -1 : fd;
+        /* nobody answers there now: check the path anew (autostart may follow) */
+    }
+    dir_fd = vb_sockdir_open(path, me, 0, VB_DOM_CLIENT, err);
     if (dir_fd < 0 && errno != ENOENT)
         return -1;
+    if (dir_fd >= 0)
+        keep_dir(dir_fd, path, me);
     int fd = dir_fd >= 0 ? connect_checked(dir_fd, path, err) : NOBODY_ANSWERS;
     int why = dir_fd >= 0 ? errno : ENOENT;
     if (dir_fd >= 0)

@@ -222,8 +222,8 @@ int vb_net_set_nonblock(int fd, int on)
     int flags = fcntl(fd, F_GETFL);
     if (flags < 0)
         return -1;
-    flags = on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK;
-    return fcntl(fd, F_SETFL, flags);
+    int want = on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK;
+    return want == flags ? 0 : fcntl(fd, F_SETFL, want); /* accept4 may have set it */
 }
 
 int vb_net_peercred(int fd, uid_t *uid, gid_t *gid, pid_t *pid)

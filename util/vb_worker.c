@@ -78,9 +78,83 @@ static vb_worker_job *next_job(vb_worker *w)
     return job;
 }
 
-static void *worker_main(void *arg)
+/* ---- parked threads ------------------------------------------------------------
+ * A thread whose worker's client left does not end at once: it parks here
+ * for POOL_IDLE_MS, and the next worker that needs a thread takes it instead
+ * of starting one. A warm open through the broker is a new session (a new
+ * worker) and, in vbhostd, a new conn_id (another): starting a thread and
+ * ending it (glibc gives its stack back with madvise, a TLB shootdown on
+ * every core) was a large part of such an open. A thread whose worker went
+ * idle (idle_ms without a job) still ends, so an idle connection costs no
+ * thread, and a parked one ends after POOL_IDLE_MS too. */
+
+#define POOL_IDLE_MS 2000
+#define POOL_MAX 16             /* parked at once; more end at once */
+
+/* Parked threads wait in slots that live as long as the process, so a
+ * taker can wake one after letting go of the pool's lock (woken under it,
+ * the thread would block on the lock at once: more futex calls per open);
+ * a late wake-up finds the slot's next sleeper, which sees no worker and
+ * sleeps again. */
+typedef struct parked {
+    pthread_cond_t cond;
+    int used;                   /* a thread sleeps here */
+    vb_worker *w;               /* set by whoever takes that thread */
+} parked;
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static parked pool[POOL_MAX] = {
+#define SLOT { PTHREAD_COND_INITIALIZER, 0, NULL }
+    SLOT, SLOT, SLOT, SLOT, SLOT, SLOT, SLOT, SLOT,
+    SLOT, SLOT, SLOT, SLOT, SLOT, SLOT, SLOT, SLOT,
+#undef SLOT
+};
+_Static_assert(POOL_MAX == 16, "one initialiser per slot");
+
+/* Wait for a worker to take this thread: that worker, or NULL (leave). */
+static vb_worker *park(void)
 {
-    vb_worker *w = arg;
+    pthread_mutex_lock(&pool_lock);
+    parked *p = NULL;
+    for (size_t i = 0; i < POOL_MAX && !p; i++)
+        if (!pool[i].used)
+            p = &pool[i];
+    vb_worker *w = NULL;
+    if (p) {
+        p->used = 1;
+        p->w = NULL;
+        struct timespec until = vb_worker_deadline(POOL_IDLE_MS);
+        while (!p->w)
+            if (pthread_cond_timedwait(&p->cond, &pool_lock, &until) == ETIMEDOUT && !p->w)
+                break;
+        w = p->w;
+        p->w = NULL;
+        p->used = 0;
+    }
+    pthread_mutex_unlock(&pool_lock);
+    return w;
+}
+
+/* Hand w to a parked thread: 1, or 0 when none is parked. */
+static int unpark(vb_worker *w)
+{
+    parked *p = NULL;
+    pthread_mutex_lock(&pool_lock);
+    for (size_t i = 0; i < POOL_MAX && !p; i++)
+        if (pool[i].used && !pool[i].w)
+            p = &pool[i];
+    if (p)
+        p->w = w;
+    pthread_mutex_unlock(&pool_lock);
+    if (p)
+        pthread_cond_signal(&p->cond);
+    return p != NULL;
+}
+
+/* Run w's jobs until it has none left: 1 when its client left (the thread
+ * may serve another worker), 0 when it went idle. */
+static int serve(vb_worker *w)
+{
     pthread_mutex_lock(&w->mutex);
     vb_worker_job *job;
     while ((job = next_job(w)) != NULL) {
@@ -90,24 +164,32 @@ static void *worker_main(void *arg)
     }
     /* under the mutex: a submit from now on starts another thread */
     w->has_thread = 0;
+    int closing = w->closing;
     int last = --w->refs == 0;
     pthread_mutex_unlock(&w->mutex);
     if (last)
         worker_free(w);
+    return closing;
+}
+
+static void *worker_main(void *arg)
+{
+    for (vb_worker *w = arg; w; )
+        w = serve(w) ? park() : NULL;
     return NULL;
 }
 
-/* mutex held */
+/* mutex held (w's; the pool's lock is taken inside it, never the other way) */
 static int start_thread(vb_worker *w, vb_error *err)
 {
-    if (vb_offloop_start_worker(worker_main, w, w->domain, err) < 0)
+    if (!unpark(w) && vb_offloop_start_worker(worker_main, w, w->domain, err) < 0)
         return -1;
     w->has_thread = 1;
     w->refs++;
     return 0;
 }
 
-/* mutex held */
+/* mutex held; the caller wakes the thread (after unlocking) */
 static int enqueue(vb_worker *w, vb_worker_job *job, vb_error *err)
 {
     if (!w->has_thread && start_thread(w, err) < 0)
@@ -118,15 +200,19 @@ static int enqueue(vb_worker *w, vb_worker_job *job, vb_error *err)
     else
         w->head = job;
     w->tail = job;
-    pthread_cond_broadcast(&w->cond);
     return 0;
 }
 
+/* The thread is woken once the mutex is free: woken under it, it would
+ * block on the mutex at once and need another wake (three more futex calls
+ * per job, at a few microseconds each). The loop's handle keeps w alive. */
 int vb_worker_submit(vb_worker *w, vb_worker_job *job, vb_error *err)
 {
     pthread_mutex_lock(&w->mutex);
     int rc = enqueue(w, job, err);
     pthread_mutex_unlock(&w->mutex);
+    if (rc == 0)
+        pthread_cond_broadcast(&w->cond);
     return rc;
 }
 
@@ -134,8 +220,12 @@ int vb_worker_finish(vb_worker *w, vb_worker_job *close_job, vb_error *err)
 {
     pthread_mutex_lock(&w->mutex);
     w->closing = 1;
-    pthread_cond_broadcast(&w->cond); /* an idle thread leaves; a question ends */
     int rc = close_job ? enqueue(w, close_job, err) : 0;
+    pthread_mutex_unlock(&w->mutex);
+    /* an idle thread leaves; a question ends. Still our handle's reference:
+     * the thread cannot free w before we let go of it below. */
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_lock(&w->mutex);
     int last = --w->refs == 0;
     pthread_mutex_unlock(&w->mutex);
     if (last)

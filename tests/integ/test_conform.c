@@ -418,6 +418,31 @@ static void test_broker_bodies_as_documented(void **state)
     vb_ts_wire_close(&w);
 }
 
+/* The broker answers CLOSE at once and its worker closes the host connection
+ * after it: a call that follows still finds nothing open (NOT_OPEN, not the
+ * open that is still being closed upstream), and OPEN again works, on a
+ * remote URI whose close is a round trip to vbhostd. */
+static void test_broker_call_after_close_finds_nothing_open(void **state)
+{
+    (void)state;
+    char uri[600];
+    snprintf(uri, sizeof uri, "test+unix:///default?socket=%s", hP.sock);
+    vb_ts_wire w;
+    connect_to(&w, the_broker.sock);
+    for (uint32_t round = 0; round < 3; round++) {
+        uint32_t serial = 1 + round * 4;
+        vb_msg_header h = hdr(VB_PROG_BROKER, VB_MSG_CALL, serial, VB_BROKER_PROC_OPEN);
+        expect_fields(&w, &h, broker_open_body, uri, 0);
+        h = hdr(VB_PROG_BROKER, VB_MSG_CALL, serial + 1, VB_BROKER_PROC_GET_HOSTNAME);
+        expect_str_reply(&w, &h, "test-host");
+        h = hdr(VB_PROG_BROKER, VB_MSG_CALL, serial + 2, VB_BROKER_PROC_CLOSE);
+        expect_fields(&w, &h, NULL, NULL, 0);
+        h = hdr(VB_PROG_BROKER, VB_MSG_CALL, serial + 3, VB_BROKER_PROC_GET_HOSTNAME);
+        expect_error(&w, &h, NULL, NULL, VB_ERR_NOT_OPEN, VB_DOM_BROKER);
+    }
+    vb_ts_wire_close(&w);
+}
+
 /* ---- authentication answers (§9.3, §9.9) ----------------------------------- */
 
 static void mech_body(vb_enc *enc, const void *arg)
@@ -572,6 +597,7 @@ int main(void)
         cmocka_unit_test(test_order_of_checks_at_broker),
         cmocka_unit_test(test_host_bodies_as_documented),
         cmocka_unit_test(test_broker_bodies_as_documented),
+        cmocka_unit_test(test_broker_call_after_close_finds_nothing_open),
         cmocka_unit_test(test_sasl_mechanism_not_offered),
         cmocka_unit_test(test_order_of_checks_in_sasl),
         cmocka_unit_test(test_token_issue_needs_a_token_listener),
