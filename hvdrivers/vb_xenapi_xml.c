@@ -22,7 +22,7 @@
 
 /* ---- values -------------------------------------------------------------- */
 
-static void wipe_free(char *s)
+void vb_xr_wipe_free(char *s)
 {
     if (s) {
         explicit_bzero(s, strlen(s));
@@ -32,12 +32,12 @@ static void wipe_free(char *s)
 
 static void value_clear(vb_xr_value *v)
 {
-    wipe_free(v->str);
+    vb_xr_wipe_free(v->str);
     for (size_t i = 0; i < v->n; i++) {
         if (v->items)
             value_clear(&v->items[i]);
         if (v->names)
-            wipe_free(v->names[i]);
+            vb_xr_wipe_free(v->names[i]);
     }
     free(v->items);
     free(v->names);
@@ -443,7 +443,7 @@ static int conv_scalar(const xmlNode *t, vb_xr_value *out, vb_error *err)
         snprintf(what, sizeof what, "unknown value type <%.40s>", name);
         rc = bad(err, t, what);
     }
-    wipe_free(text);
+    vb_xr_wipe_free(text);
     return rc;
 }
 
