@@ -9,6 +9,7 @@
  * at it.
  */
 #include "vb_xenapi_xml.h"
+#include "vb_buf.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -140,38 +141,33 @@ int vb_xr_bool(const vb_xr_value *v, int *out)
 
 /* ---- request buffers ----------------------------------------------------- */
 
+/* A vb_xr_buf is a vb_buf (util/vb_buf.h) seen as text: nothing is ever
+ * consumed from its front, so its bytes start at data. Growth and freeing
+ * are vb_buf's, which copy, wipe the old block and never realloc. */
+static vb_buf as_vb_buf(const vb_xr_buf *b)
+{
+    return (vb_buf){ (uint8_t *)b->data, 0, b->len, b->cap };
+}
+
 void vb_xr_buf_wipe(vb_xr_buf *b)
 {
-    if (b->data) {
-        explicit_bzero(b->data, b->cap);
-        free(b->data);
-    }
+    vb_buf v = as_vb_buf(b);
+    vb_buf_free(&v);
     memset(b, 0, sizeof *b);
 }
 
-/* Grow by copy-and-wipe; the buffer stays NUL-terminated. */
+/* Room for more bytes and the NUL after them; the buffer stays
+ * NUL-terminated. */
 static int buf_reserve(vb_xr_buf *b, size_t more)
 {
     if (b->cap - b->len > more)
         return 0;
-    size_t cap = b->cap ? b->cap : 1024;
-    while (cap - b->len <= more) {
-        if (cap > SIZE_MAX / 2)
-            return -1;
-        cap *= 2;
-    }
-    char *p = malloc(cap);
-    if (!p)
+    vb_buf v = as_vb_buf(b);
+    if (more == SIZE_MAX || vb_buf_reserve(&v, more + 1) < 0)
         return -1;
-    if (b->data) {
-        memcpy(p, b->data, b->len + 1);
-        explicit_bzero(b->data, b->cap);
-        free(b->data);
-    } else {
-        p[0] = '\0';
-    }
-    b->data = p;
-    b->cap = cap;
+    b->data = (char *)v.data;
+    b->cap = v.cap;
+    b->data[b->len] = '\0'; /* not a live byte: vb_buf did not copy it */
     return 0;
 }
 

@@ -70,6 +70,7 @@ typedef struct vb_xr_arg {
 #define VB_XR_S(s) ((vb_xr_arg){ .type = VB_XR_STRING, .str = (s) })
 #define VB_XR_B(v) ((vb_xr_arg){ .type = VB_XR_BOOL, .b = (v) })
 
+/* Text in a vb_buf's block (util/vb_buf.h: growth and free wipe). */
 typedef struct vb_xr_buf {
     char *data;
     size_t len, cap;
