@@ -25,10 +25,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "vb_cred.h"
 #include "vb_driver.h"
+#include "vb_loop.h"
 #include "vb_remote.h"
 
 /* How an open logs in (the transport), and what it opens there: big
@@ -67,13 +67,6 @@ static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static upstream *registry;
 static uint64_t idle_ms = 300000;
 static unsigned logins_done; /* transports authenticated, for tests and status */
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 void vb_remote_driver_set_idle(uint64_t ms)
 {
@@ -141,7 +134,7 @@ static void upstream_free(upstream *up)
  * the broker's timer). */
 void vb_remote_driver_reap(void)
 {
-    uint64_t now = mono_ms();
+    uint64_t now = vb_now_ms();
     upstream *dead = NULL;
     pthread_mutex_lock(&registry_lock);
     for (upstream **pp = &registry; *pp;) {
@@ -170,7 +163,7 @@ void vb_remote_driver_reap(void)
  * log in anew, and it is closed when the last of them goes. */
 unsigned vb_remote_driver_keepalive(uint64_t interval_ms, unsigned count)
 {
-    uint64_t now = mono_ms();
+    uint64_t now = vb_now_ms();
     unsigned died = 0;
     pthread_mutex_lock(&registry_lock);
     for (upstream *up = registry; up; up = up->next) {
@@ -220,7 +213,7 @@ static void auth_and_transport(const vb_remote *r, char *buf, size_t len)
 
 size_t vb_remote_driver_list(vb_transport_info *out, size_t max)
 {
-    uint64_t now = mono_ms();
+    uint64_t now = vb_now_ms();
     size_t n = 0;
     pthread_mutex_lock(&registry_lock);
     for (upstream *up = registry; up && n < max; up = up->next, n++) {
@@ -293,7 +286,7 @@ static upstream *new_upstream(const vb_uri *uri, const char *key, const char *ta
     }
     snprintf(up->key, sizeof up->key, "%s", key);
     snprintf(up->target, sizeof up->target, "%s", target);
-    up->last_used_ms = mono_ms();
+    up->last_used_ms = vb_now_ms();
     up->refs = 1;
     up->private_scope = (flags & VB_OPEN_PRIVATE) != 0;
     pthread_mutex_lock(&registry_lock);
@@ -308,7 +301,7 @@ static void release(upstream *up)
 {
     pthread_mutex_lock(&registry_lock);
     if (--up->refs == 0)
-        up->idle_since_ms = mono_ms();
+        up->idle_since_ms = vb_now_ms();
     int reap = idle_ms == 0 || up->broken || up->private_scope;
     pthread_mutex_unlock(&registry_lock);
     if (reap)
@@ -353,7 +346,7 @@ static vb_remote_chan chan_of(const rconn *c)
 static void touch(upstream *up)
 {
     pthread_mutex_lock(&registry_lock);
-    up->last_used_ms = mono_ms();
+    up->last_used_ms = vb_now_ms();
     pthread_mutex_unlock(&registry_lock);
 }
 

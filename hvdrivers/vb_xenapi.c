@@ -106,14 +106,6 @@ static const char xa_session_arg[] = "(session)";
 
 /* ---- small helpers ------------------------------------------------------- */
 
-static void wipe_free(char *s)
-{
-    if (s) {
-        explicit_bzero(s, strlen(s));
-        free(s);
-    }
-}
-
 static void reply_clear(xa_reply *r)
 {
     vb_xr_value_free(r->doc);
@@ -389,7 +381,7 @@ static int login_with(xa_conn *c, const vb_cred_request *req, vb_error *err)
             return vb_error_set(err, VB_ERR_PROTOCOL, VB_DOM_XENAPI,
                                 "%s answered the login without a session", c->service);
         }
-        wipe_free(c->session);
+        vb_xr_wipe_free(c->session);
         c->session = strdup(ref);
         free(c->user);
         c->user = user_copy;
@@ -436,7 +428,7 @@ static int adopt_kept(xa_conn *c, const vb_cred_request *req, int reuse)
     k->headers = headers;
     k->host = host;
     k->url = url;
-    wipe_free(c->session);
+    vb_xr_wipe_free(c->session);
     c->session = k->session;
     k->session = NULL;
     free(c->user);
@@ -490,7 +482,7 @@ static int probe(xa_conn *c, vb_error *err)
 
 static void forget_session(xa_conn *c)
 {
-    wipe_free(c->session);
+    vb_xr_wipe_free(c->session);
     c->session = NULL;
 }
 

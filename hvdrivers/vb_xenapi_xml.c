@@ -9,6 +9,7 @@
  * at it.
  */
 #include "vb_xenapi_xml.h"
+#include "vb_buf.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -22,7 +23,7 @@
 
 /* ---- values -------------------------------------------------------------- */
 
-static void wipe_free(char *s)
+void vb_xr_wipe_free(char *s)
 {
     if (s) {
         explicit_bzero(s, strlen(s));
@@ -32,12 +33,12 @@ static void wipe_free(char *s)
 
 static void value_clear(vb_xr_value *v)
 {
-    wipe_free(v->str);
+    vb_xr_wipe_free(v->str);
     for (size_t i = 0; i < v->n; i++) {
         if (v->items)
             value_clear(&v->items[i]);
         if (v->names)
-            wipe_free(v->names[i]);
+            vb_xr_wipe_free(v->names[i]);
     }
     free(v->items);
     free(v->names);
@@ -140,38 +141,33 @@ int vb_xr_bool(const vb_xr_value *v, int *out)
 
 /* ---- request buffers ----------------------------------------------------- */
 
+/* A vb_xr_buf is a vb_buf (util/vb_buf.h) seen as text: nothing is ever
+ * consumed from its front, so its bytes start at data. Growth and freeing
+ * are vb_buf's, which copy, wipe the old block and never realloc. */
+static vb_buf as_vb_buf(const vb_xr_buf *b)
+{
+    return (vb_buf){ (uint8_t *)b->data, 0, b->len, b->cap };
+}
+
 void vb_xr_buf_wipe(vb_xr_buf *b)
 {
-    if (b->data) {
-        explicit_bzero(b->data, b->cap);
-        free(b->data);
-    }
+    vb_buf v = as_vb_buf(b);
+    vb_buf_free(&v);
     memset(b, 0, sizeof *b);
 }
 
-/* Grow by copy-and-wipe; the buffer stays NUL-terminated. */
+/* Room for more bytes and the NUL after them; the buffer stays
+ * NUL-terminated. */
 static int buf_reserve(vb_xr_buf *b, size_t more)
 {
     if (b->cap - b->len > more)
         return 0;
-    size_t cap = b->cap ? b->cap : 1024;
-    while (cap - b->len <= more) {
-        if (cap > SIZE_MAX / 2)
-            return -1;
-        cap *= 2;
-    }
-    char *p = malloc(cap);
-    if (!p)
+    vb_buf v = as_vb_buf(b);
+    if (more == SIZE_MAX || vb_buf_reserve(&v, more + 1) < 0)
         return -1;
-    if (b->data) {
-        memcpy(p, b->data, b->len + 1);
-        explicit_bzero(b->data, b->cap);
-        free(b->data);
-    } else {
-        p[0] = '\0';
-    }
-    b->data = p;
-    b->cap = cap;
+    b->data = (char *)v.data;
+    b->cap = v.cap;
+    b->data[b->len] = '\0'; /* not a live byte: vb_buf did not copy it */
     return 0;
 }
 
@@ -443,7 +439,7 @@ static int conv_scalar(const xmlNode *t, vb_xr_value *out, vb_error *err)
         snprintf(what, sizeof what, "unknown value type <%.40s>", name);
         rc = bad(err, t, what);
     }
-    wipe_free(text);
+    vb_xr_wipe_free(text);
     return rc;
 }
 

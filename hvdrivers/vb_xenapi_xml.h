@@ -70,6 +70,7 @@ typedef struct vb_xr_arg {
 #define VB_XR_S(s) ((vb_xr_arg){ .type = VB_XR_STRING, .str = (s) })
 #define VB_XR_B(v) ((vb_xr_arg){ .type = VB_XR_BOOL, .b = (v) })
 
+/* Text in a vb_buf's block (util/vb_buf.h: growth and free wipe). */
 typedef struct vb_xr_buf {
     char *data;
     size_t len, cap;
@@ -86,6 +87,9 @@ int vb_xr_build_call(const char *method, const vb_xr_arg *args, size_t nargs, vb
 int vb_xr_buf_add(vb_xr_buf *b, const void *data, size_t n);
 /* Wipe and free the buffer's memory; it is reusable (empty) after. */
 void vb_xr_buf_wipe(vb_xr_buf *b);
+/* Wipe a string (a value's text, a session reference: either may let
+ * someone act as the user) and free it; NULL is fine. */
+void vb_xr_wipe_free(char *s);
 
 /* ---- responses ----------------------------------------------------------- */
 

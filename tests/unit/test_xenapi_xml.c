@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vb_buf.h"
 #include "vb_xenapi_xml.h"
 
 #define HEAD "<?xml version=\"1.0\"?>\n<methodResponse><params><param>"
@@ -222,6 +223,47 @@ static void test_big_request(void **state)
     vb_xr_buf_wipe(&b);
     free(resp);
     free(big);
+}
+
+/* Blocks the request buffer gave back, and whether any held a nonzero byte
+ * when it did (vb_buf's release hook sees a block after the wipe). */
+static size_t released_blocks;
+static int released_dirty;
+
+static void checking_release(void *p, size_t n)
+{
+    const unsigned char *c = p;
+    for (size_t i = 0; i < n; i++)
+        released_dirty |= c[i] != 0;
+    released_blocks++;
+    free(p);
+}
+
+static void test_request_growth_wipes(void **state)
+{
+    (void)state;
+    /* the password is copied at every growth of the request: each old block
+     * must be wiped before the heap gets it back, and so must the last one */
+    char *pw = malloc(50001);
+    for (size_t i = 0; i < 50000; i++) /* escaped piece by piece: many growths */
+        pw[i] = i % 2 ? '&' : 'S';
+    pw[50000] = '\0';
+    vb_xr_buf b = { 0 };
+    vb_error err;
+    vb_xr_arg args[] = { VB_XR_S("root"), VB_XR_S(pw) };
+    released_blocks = 0;
+    released_dirty = 0;
+    vb_buf_set_allocator(NULL, checking_release);
+    assert_int_equal(vb_xr_build_call("session.login_with_password", args, 2, &b, &err), 0);
+    assert_non_null(strstr(b.data, "S&amp;S&amp;"));
+    size_t grown = released_blocks;
+    vb_xr_buf_wipe(&b);
+    vb_buf_set_allocator(NULL, NULL);
+    assert_true(grown >= 3); /* 4 KiB doubled past 150 KB: the old blocks came back */
+    assert_int_equal(released_blocks, grown + 1);
+    assert_false(released_dirty);
+    assert_null(b.data);
+    free(pw);
 }
 
 static void test_unescaped_names(void **state)
@@ -439,6 +481,7 @@ int main(void)
         cmocka_unit_test(test_int_forms),       cmocka_unit_test(test_int_limits),
         cmocka_unit_test(test_scalars),         cmocka_unit_test(test_unescape),
         cmocka_unit_test(test_escape_request),  cmocka_unit_test(test_big_request),
+        cmocka_unit_test(test_request_growth_wipes),
         cmocka_unit_test(test_unescaped_names), cmocka_unit_test(test_status),
         cmocka_unit_test(test_fault),           cmocka_unit_test(test_nested),
         cmocka_unit_test(test_malformed),       cmocka_unit_test(test_dtd_refused),
