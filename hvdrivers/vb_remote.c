@@ -37,6 +37,7 @@ static int connect_over(int fd, vb_tls *tls, const vb_uri *uri, const vb_remote_
     r->timeout_ms = r->reply_timeout_ms;
     vb_calls_init(&r->calls);
     pthread_mutex_init(&r->send_lock, NULL);
+    pthread_cond_init(&r->sent, NULL);
     pthread_mutex_init(&r->driver_lock, NULL);
     vb_msgin_init(&r->in, VB_FRAME_MAX_POSTAUTH);
     r->host = strdup(uri->host && *uri->host ? uri->host : "localhost");
@@ -110,6 +111,7 @@ void vb_remote_free(vb_remote *r)
     vb_sasl_free(r->sasl);
     vb_calls_destroy(&r->calls);
     pthread_mutex_destroy(&r->send_lock);
+    pthread_cond_destroy(&r->sent);
     pthread_mutex_destroy(&r->driver_lock);
     vb_msgin_clear(&r->in);
     free(r->service);

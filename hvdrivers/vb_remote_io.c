@@ -29,7 +29,9 @@ static int send_frame(vb_remote *r, uint8_t *frame, size_t len, vb_error *err)
         vb_frame_free(frame, len);
         return -1;
     }
-    int rc = r->tls ? vb_tls_write_all(r->tls, wire, wire_len, r->timeout_ms, err)
+    /* not r->timeout_ms: that is the reader's slice (0-20 ms on a layered
+     * transport), and a frame cut short by it would desynchronise the stream */
+    int rc = r->tls ? vb_tls_write_all(r->tls, wire, wire_len, r->reply_timeout_ms, err)
                     : vb_net_write_all(r->fd, wire, wire_len, err);
     if (wire != frame)
         vb_frame_free(wire, wire_len);
@@ -37,13 +39,33 @@ static int send_frame(vb_remote *r, uint8_t *frame, size_t len, vb_error *err)
     return rc;
 }
 
-/* One whole frame onto the transport at a time, whichever thread sends. */
+/* One whole frame onto the transport at a time, whichever thread sends. A
+ * layered reader holds send_lock while it reads (20 ms slices) and would
+ * take it again at once: senders_waiting makes it let the senders go first
+ * (vb_remote_reader_lock). A send that failed may have put part of a frame
+ * on the wire: nothing after it can be understood, so the transport is shut
+ * down, and the reader fails every call on it. */
 int vb_remote_send_locked(vb_remote *r, uint8_t *frame, size_t len, vb_error *err)
 {
+    vb_error local;
+    if (!err)
+        err = &local;
+    atomic_fetch_add(&r->senders_waiting, 1);
     pthread_mutex_lock(&r->send_lock);
     int rc = send_frame(r, frame, len, err);
+    if (rc < 0)
+        shutdown(r->fd, SHUT_RDWR);
+    atomic_fetch_sub(&r->senders_waiting, 1);
+    pthread_cond_broadcast(&r->sent);
     pthread_mutex_unlock(&r->send_lock);
     return rc;
+}
+
+void vb_remote_reader_lock(vb_remote *r)
+{
+    pthread_mutex_lock(&r->send_lock);
+    while (atomic_load(&r->senders_waiting) > 0)
+        pthread_cond_wait(&r->sent, &r->send_lock);
 }
 
 /* Up to cap bytes from the transport, waiting at most timeout_ms: through

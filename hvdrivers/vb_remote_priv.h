@@ -15,6 +15,7 @@
 #define VB_REMOTE_PRIV_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/types.h>
 
 #include "vb_calls.h"
@@ -67,6 +68,8 @@ struct vb_remote {
     vb_calls calls;                 /* calls in flight, and whether the transport died */
     pthread_mutex_t send_lock;      /* one frame at a time onto the transport; and the
                                      * security layer's codec, one thread at a time */
+    pthread_cond_t sent;            /* a sender let go of send_lock (senders_waiting fell) */
+    atomic_int senders_waiting;     /* threads about to send: a layered reader lets them first */
     pthread_mutex_t driver_lock;    /* driver calls, to a server without "concurrent_calls" */
 };
 
@@ -75,6 +78,8 @@ struct vb_remote {
 /* Send one whole frame (taken, wiped) under send_lock, through the security
  * layer when one is active. */
 int vb_remote_send_locked(vb_remote *r, uint8_t *frame, size_t len, vb_error *err);
+/* As the reader of a layered transport: take send_lock once no sender waits. */
+void vb_remote_reader_lock(vb_remote *r);
 /* Read one message, waiting at most r->timeout_ms for each read. */
 int vb_remote_read_msg(vb_remote *r, vb_msg *msg, vb_error *err);
 /* The transport the URI names, connected: its fd (an SSH tunnel's local

@@ -275,7 +275,7 @@ static int read_one(vb_remote *r, uint64_t deadline_ms, vb_error *err)
     int layered = r->layer || r->tls;
     if (layered) {
         wait = wait < LAYER_READ_SLICE_MS ? wait : LAYER_READ_SLICE_MS;
-        pthread_mutex_lock(&r->send_lock);
+        vb_remote_reader_lock(r);
     }
     r->timeout_ms = wait;
     vb_msg msg;
