@@ -244,6 +244,7 @@ struct vbh_client {
     vb_sasl *sasl;
     unsigned min_ssf;
     int enable_layer;           /* switch on the SASL layer after this reply */
+    int layer_on;               /* ... switched on: the stream codes through c->sasl */
     unsigned failed_attempts;
     int auth_noted;             /* the login attempt just handled was noted: */
     uint64_t auth_answer_at;    /* its answer waits until then (vb_now_ms clock) */

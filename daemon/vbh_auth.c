@@ -95,6 +95,12 @@ int vbh_auth_require_type(vbh_client *c, int type, vb_error *err)
     if (c->authenticated && !vbh_auth_list_has(c->lis->auth, VBH_AUTH_NONE))
         return vb_error_set(err, VB_ERR_OPERATION_INVALID, VB_DOM_AUTH,
                             "this connection is already authenticated");
+    /* the stream encodes every frame with c->sasl: a new SASL exchange would
+     * free or step it under the stream (also on a listener that lists "none") */
+    if (c->layer_on && type == VBH_AUTH_SASL)
+        return vb_error_set(err, VB_ERR_OPERATION_INVALID, VB_DOM_AUTH,
+                            "this connection already has a SASL security layer; open a new "
+                            "connection to log in again");
     if (!vbh_auth_list_has(c->lis->auth, type)) {
         char types[64];
         vbh_auth_list_format(c->lis->auth, types, sizeof types);

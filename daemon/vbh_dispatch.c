@@ -91,6 +91,7 @@ static void send_frame(vbh_client *c, uint8_t *frame, size_t len)
          * traffic goes through the negotiated security layer */
         vb_stream_set_sasl(c->stream, c->sasl);
         c->enable_layer = 0;
+        c->layer_on = 1;
         c->confidential = 1;
     }
 }
