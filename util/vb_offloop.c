@@ -266,7 +266,7 @@ uint32_t vb_credwait_begin(vb_credwait *w, vb_cred_request *req)
     w->req = req;
     w->done = 0;
     w->waiting = 1;
-    vb_error_clear(&w->err);
+    vb_credwait_clear(w);
     uint32_t serial = w->serial;
     pthread_mutex_unlock(w->mutex);
     return serial;
@@ -284,10 +284,14 @@ int vb_credwait_wait(vb_credwait *w, const int *closing, unsigned timeout_s, vb_
         rc = pthread_cond_timedwait(w->cond, w->mutex, &deadline);
     w->waiting = 0;
     w->req = NULL;
-    if (w->done && w->err.code == VB_ERR_OK)
+    if (w->done && !w->refused)
         result = 0;
+    else if (w->done && w->refusal)
+        result = -1, vb_error_copy(err, w->refusal);
     else if (w->done)
-        result = -1, vb_error_copy(err, &w->err);
+        result = vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_RPC,
+                              "out of memory keeping the client's refusal to give credentials for %s",
+                              service);
     else if (*closing)
         result = vb_error_set(err, VB_ERR_PEER_CLOSED, VB_DOM_RPC,
                               "the client left while being asked for credentials for %s", service);
@@ -295,8 +299,19 @@ int vb_credwait_wait(vb_credwait *w, const int *closing, unsigned timeout_s, vb_
         result = vb_error_set(err, VB_ERR_TIMEOUT, VB_DOM_RPC,
                               "no answer to the credential request for %s within %u s", service,
                               timeout_s);
+    vb_credwait_clear(w);
     pthread_mutex_unlock(w->mutex);
     return result;
+}
+
+/* mutex held. Most clients answer: only a refusal costs its 520 bytes.
+ * Out of memory, the waiter still hears that the client refused. */
+static void keep_refusal(vb_credwait *w, const vb_error *why)
+{
+    w->refused = 1;
+    w->refusal = malloc(sizeof *w->refusal);
+    if (w->refusal)
+        vb_error_copy(w->refusal, why);
 }
 
 int vb_credwait_answer(vb_credwait *w, const vb_msg *msg)
@@ -308,12 +323,21 @@ int vb_credwait_answer(vb_credwait *w, const vb_msg *msg)
     }
     vb_error err;
     if (msg->hdr.status == VB_STATUS_ERROR) {
-        vb_reply_error(msg, &w->err); /* code OK is PROTOCOL: never "answered" */
+        vb_reply_error(msg, &err); /* code OK is PROTOCOL: never "answered" */
+        keep_refusal(w, &err);
     } else if (vb_credwire_decode_answer(msg->body, w->req, &err) < 0) {
-        vb_error_copy(&w->err, &err);
+        keep_refusal(w, &err);
     }
     w->done = 1;
     pthread_cond_broadcast(w->cond);
     pthread_mutex_unlock(w->mutex);
     return 0;
+}
+
+/* mutex held, or the owner alone (teardown). */
+void vb_credwait_clear(vb_credwait *w)
+{
+    free(w->refusal);
+    w->refusal = NULL;
+    w->refused = 0;
 }

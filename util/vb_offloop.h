@@ -78,7 +78,9 @@ typedef struct vb_credwait {
     uint32_t serial;            /* of the request in flight */
     int waiting, done;
     vb_cred_request *req;       /* answers are written into it */
-    vb_error err;               /* the client's refusal, if any */
+    int refused;                /* the answer was an error ... */
+    vb_error *refusal;          /* ... this one, allocated only then (NULL: no memory
+                                 * to keep it); freed by begin, wait and clear */
 } vb_credwait;
 
 void vb_credwait_init(vb_credwait *w, pthread_mutex_t *mutex, pthread_cond_t *cond);
@@ -91,5 +93,7 @@ uint32_t vb_credwait_begin(vb_credwait *w, vb_cred_request *req);
 int vb_credwait_wait(vb_credwait *w, const int *closing, unsigned timeout_s, vb_error *err);
 /* Loop: a CALLBACK_REPLY arrived; -1 when nobody is waiting for it (ignored). */
 int vb_credwait_answer(vb_credwait *w, const vb_msg *msg);
+/* Its owner's teardown: frees a refusal no wait collected. */
+void vb_credwait_clear(vb_credwait *w);
 
 #endif

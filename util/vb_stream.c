@@ -35,7 +35,7 @@ struct vb_stream {
     int paused;
     int closing;             /* close requested; freed when not in a handler */
     int close_after_flush;
-    int why_set;             /* why holds the first real reason; later failures keep it */
+    int why_set;             /* the first failure was noted; later failures keep its reason */
     int in_handler;
     uint64_t resume_timer_id; /* pending redelivery after a pause, 0 when none */
     unsigned frame_timeout_ms; /* 0: a frame may take forever */
@@ -45,7 +45,8 @@ struct vb_stream {
     unsigned stall_ms;        /* drop a peer whose owed queue has not moved this long (0: never) */
     uint64_t stall_timer_id;  /* armed while the peer owes us reading */
     uint64_t last_progress_ms; /* when the socket last took output, while the stall timer runs */
-    vb_error why;
+    vb_error *why;            /* the first real reason, allocated only when one comes:
+                               * an idle stream carries no 520-byte error */
     /* TLS below everything (vb_stream_start_tls) */
     vb_tls *tls;
     int tls_ready;            /* the handshake is complete */
@@ -126,6 +127,10 @@ static void output_drained(vb_stream *s)
         s->out_full = 0;
 }
 
+/* The reason a stream gives when nothing went wrong first (or when keeping
+ * the real one found no memory). */
+static const vb_error closed_plainly = { VB_ERR_PEER_CLOSED, VB_DOM_RPC, "connection closed" };
+
 static void stream_destroy(vb_stream *s)
 {
     if (s->resume_timer_id)
@@ -142,7 +147,8 @@ static void stream_destroy(vb_stream *s)
     vb_tls_free(s->tls);
     close(s->fd);
     if (s->on_close)
-        s->on_close(s, &s->why, s->data);
+        s->on_close(s, s->why ? s->why : &closed_plainly, s->data);
+    free(s->why);
     while (s->out_head) {
         outbuf *o = s->out_head;
         s->out_head = o->next;
@@ -153,10 +159,13 @@ static void stream_destroy(vb_stream *s)
     free(s);
 }
 
+/* Out of memory here, the owner hears the plain reason instead. */
 static void stream_note_why(vb_stream *s, const vb_error *why)
 {
     if (!s->closing && !s->why_set && why) {
-        vb_error_copy(&s->why, why);
+        s->why = malloc(sizeof *s->why);
+        if (s->why)
+            vb_error_copy(s->why, why);
         s->why_set = 1;
     }
 }
@@ -490,7 +499,6 @@ vb_stream *vb_stream_new(vb_loop *loop, int fd, size_t max_frame, vb_stream_msg_
     s->on_close = on_close;
     s->data = data;
     vb_msgin_init(&s->in, max_frame);
-    vb_error_set(&s->why, VB_ERR_PEER_CLOSED, VB_DOM_RPC, "connection closed");
     vb_net_set_nonblock(fd, 1);
     if (vb_loop_add_fd(loop, fd, VB_LOOP_READ, stream_io, s, err) < 0) {
         free(s);

@@ -39,6 +39,7 @@ vb_worker *vb_worker_new(vb_worker_run_fn run, unsigned idle_ms, vb_credwait_ser
 
 static void worker_free(vb_worker *w)
 {
+    vb_credwait_clear(&w->ask);
     pthread_mutex_destroy(&w->mutex);
     pthread_cond_destroy(&w->cond);
     free(w);

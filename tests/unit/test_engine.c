@@ -239,6 +239,42 @@ static void test_credwait_error_code_ok(void **state)
     vb_cred_request_clear(&req);
 }
 
+/* A refusal is kept on the heap only until it is read: one no wait read is
+ * freed by the next begin and by the owner's teardown (ASan sees a leak). */
+static void test_credwait_refusal_not_kept(void **state)
+{
+    (void)state;
+    pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+    vb_credwait w;
+    vb_cred_request req;
+    memset(&req, 0, sizeof req);
+    assert_int_equal(vb_cred_request_add(&req, VB_CRED_PASSPHRASE, "Password", NULL, NULL), 0);
+    vb_credwait_init(&w, &mutex, &cond);
+    int closing = 1;
+    vb_error err;
+    for (int round = 0; round < 3; round++) {
+        uint32_t serial = vb_credwait_begin(&w, &req);
+        assert_false(w.refused);
+        assert_null(w.refusal);
+        if (round == 1) { /* the client left: not the stale refusal */
+            assert_int_equal(vb_credwait_wait(&w, &closing, 5, &err), -1);
+            assert_int_equal(err.code, VB_ERR_PEER_CLOSED);
+            continue;
+        }
+        vb_msg_header h = { VB_PROG_HOST, VB_PROG_HOST_VERSION, VB_MSG_CALLBACK_REPLY, serial,
+                            VB_HOST_PROC_CRED_FILL, VB_STATUS_ERROR, 0 };
+        vb_msg m;
+        make_msg(&m, &h, vb_ts_pack_empty_error, NULL);
+        assert_int_equal(vb_credwait_answer(&w, &m), 0);
+        vb_msg_clear(&m);
+        assert_non_null(w.refusal);
+    }
+    vb_credwait_clear(&w);
+    assert_null(w.refusal);
+    vb_cred_request_clear(&req);
+}
+
 /* ---- libvbroker against a scripted broker ------------------------------------- */
 
 typedef struct fake_broker {
@@ -381,6 +417,7 @@ int main(void)
         cmocka_unit_test(test_codec_hop_limit),
         cmocka_unit_test(test_reply_error_code_ok),
         cmocka_unit_test(test_credwait_error_code_ok),
+        cmocka_unit_test(test_credwait_refusal_not_kept),
         cmocka_unit_test(test_thin_client_hop_limit),
         cmocka_unit_test(test_thin_client_error_code_ok),
     };
