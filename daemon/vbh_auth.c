@@ -78,8 +78,12 @@ int vbh_auth_list_handler(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *e
             vb_enc_str(reply, vbh_auth_type_name(list->types[i]));
     vb_enc_str(reply, c->srv->server_id);
     /* what an earlier server lacked, so a client need not guess */
-    /* the operator allows it, and the fix for the plugin is in this executable */
-    int des = c->srv->cfg->sasl_digest_3des && vb_sasl_3des_usable();
+    /* the operator allows it, the fix for the plugin is in this executable,
+     * and this listener's minimum lets 3DES (SSF 112) through: a client told
+     * "digest_3des" caps itself at 112 and would find no layer above it */
+    unsigned listener_min = c->lis->is_unix ? 0 : c->srv->cfg->tcp_min_ssf;
+    int des = c->srv->cfg->sasl_digest_3des && vb_sasl_3des_usable() &&
+              listener_min <= VB_SASL_3DES_SSF;
     vb_enc_array(reply, 4 + (uint32_t)des);
     vb_enc_str(reply, VB_FEATURE_CONN_ID);
     vb_enc_str(reply, VB_FEATURE_TOKEN_BIND);

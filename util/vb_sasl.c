@@ -13,7 +13,6 @@
 /* The largest chunk handed to sasl_decode at once; also our maxbufsize. */
 #define DECODE_CHUNK 65536u
 /* DIGEST-MD5's 3DES layer; a client asking for at most this picks it over RC4 */
-#define SSF_3DES 112u
 
 struct vb_sasl {
     sasl_conn_t *conn;
@@ -229,9 +228,9 @@ void vb_sasl_client_prefer_3des(vb_sasl *s)
 static void cap_for_3des(vb_sasl *s, const char *chosen)
 {
     if (!s->prefer_3des || !chosen || strcasecmp(chosen, "DIGEST-MD5") != 0 ||
-        s->min_ssf > SSF_3DES || !vb_sasl_3des_usable())
+        s->min_ssf > VB_SASL_3DES_SSF || !vb_sasl_3des_usable())
         return;
-    set_secprops(s->conn, s->min_ssf, SSF_3DES, NULL);
+    set_secprops(s->conn, s->min_ssf, VB_SASL_3DES_SSF, NULL);
 }
 
 /* Cyrus 2.1.28's sasl_listmech sizes its buffer for 2n-2 separators, but a

@@ -37,6 +37,8 @@ vb_sasl *vb_sasl_client_new(const char *service, const char *host, int fd, unsig
                             const int *cred_types, size_t ncred_types, vb_error *err);
 void vb_sasl_free(vb_sasl *s);
 
+/* The SSF of DIGEST-MD5's 3DES layer (two-key triple DES). */
+#define VB_SASL_3DES_SSF 112u
 /* DIGEST-MD5's 3DES layer works in this process (util/vb_sasl_des.c: the
  * executable carries the fix for Debian's plugin under OpenSSL 3). */
 int vb_sasl_3des_usable(void);

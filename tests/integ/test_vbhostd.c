@@ -39,7 +39,7 @@ typedef struct daemon_inst {
 
 static char *sasl_dir;
 static vb_ts_kdc kdc;
-static daemon_inst main_d, fail_d, noauth_d, v1_d, limit_d;
+static daemon_inst main_d, fail_d, noauth_d, v1_d, limit_d, strict_d;
 
 /* ---- fixtures ------------------------------------------------------------ */
 
@@ -99,12 +99,17 @@ static int group_setup(void **state)
         start_daemon(&limit_d, "vbh-limit",
                      "auth_unix = [\"peer\"]\nauth_tcp = [\"sasl\"]\nmax_anonymous_clients = 2\n", 0) < 0)
         return -1;
+    /* a minimum above 3DES's 112: only RC4 (128) is good enough */
+    char strict_conf[600];
+    snprintf(strict_conf, sizeof strict_conf, "%stcp_min_ssf = 128\n", sasl_conf);
+    if (start_daemon(&strict_d, "vbh-strict", strict_conf, 0) < 0)
+        return -1;
     return 0;
 }
 
 static int group_teardown(void **state)
 {
-    daemon_inst *all[] = { &main_d, &fail_d, &noauth_d, &v1_d, &limit_d };
+    daemon_inst *all[] = { &main_d, &fail_d, &noauth_d, &v1_d, &limit_d, &strict_d };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (all[i]->pid > 0)
             vb_ts_stop(all[i]->pid, 5000);
@@ -370,6 +375,21 @@ static void test_digest_md5_security_layer_over_tcp(void **state)
     assert_true(memmem_found(plain.to_server, plain.to_server_len, "test:///default"));
     free(plain.to_client);
     free(plain.to_server);
+}
+
+/* A server whose tcp_min_ssf rules 3DES out does not tell the client to
+ * prefer it: the client would cap itself at 112 and find no layer (found in
+ * review: every DIGEST-MD5 login of ours failed against tcp_min_ssf 113-128). */
+static void test_digest_md5_above_3des_minimum_takes_rc4(void **state)
+{
+    (void)state;
+    answers a = { "alice", PASSWORD, 0, 0, 0, 0, 0 };
+    relay rl;
+    unsigned ssf = 0;
+    run_through_relay(&strict_d, "auth=sasl.DIGEST-MD5", &a, &rl, &ssf);
+    assert_int_equal(ssf, 128);
+    free(rl.to_client);
+    free(rl.to_server);
 }
 
 static void test_gssapi_with_real_kdc(void **state)
@@ -740,6 +760,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scram_over_unix),
         cmocka_unit_test(test_digest_md5_security_layer_over_tcp),
+        cmocka_unit_test(test_digest_md5_above_3des_minimum_takes_rc4),
         cmocka_unit_test(test_gssapi_with_real_kdc),
         cmocka_unit_test(test_plain_refused_on_plain_tcp),
         cmocka_unit_test(test_wrong_password_and_unknown_user_look_the_same),
