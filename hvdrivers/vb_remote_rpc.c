@@ -62,6 +62,11 @@ static int relay_fill(vb_remote *r, call_side *side, const vb_msg *msg, vb_cred_
     char hop[1400];
     verified_hop(r, hop, sizeof hop);
     req->nverified = 0;
+    if (req->nhops >= VB_CRED_MAX_HOPS)
+        return vb_error_set(err, VB_ERR_PROTOCOL, VB_DOM_CLIENT,
+                            "a question relayed through %d hosts already: this hop would be "
+                            "one too many (the limit is %d)",
+                            VB_CRED_MAX_HOPS, VB_CRED_MAX_HOPS);
     if (vb_cred_request_qualify(req, hop) < 0)
         return vb_error_set(err, VB_ERR_NO_MEMORY, VB_DOM_CLIENT, "out of memory");
     req->nverified = 1;
