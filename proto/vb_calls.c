@@ -108,7 +108,10 @@ int vb_calls_wait(vb_calls *t, vb_call *c, uint64_t deadline_ms, vb_msg *msg)
     int rc = VB_CALL_TIMEOUT;
     pthread_mutex_lock(&t->lock);
     for (;;) {
-        if (c->inbox) {
+        /* a call that failed (timed out, transport gone) answers no more
+         * questions: nobody waits for those answers (vb_calls_end drops them) */
+        int failed = c->done && !c->have_reply;
+        if (c->inbox && !failed) {
             vb_call_note *n = c->inbox;
             c->inbox = n->next;
             if (!c->inbox)

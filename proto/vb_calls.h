@@ -78,7 +78,9 @@ enum vb_call_wait {
     VB_CALL_TIMEOUT,    /* deadline_ms (CLOCK_MONOTONIC) passed first */
 };
 /* Wait for what this call needs next. Messages come before the final
- * result (they preceded the REPLY on the wire). */
+ * result (they preceded the REPLY on the wire); a call that failed (timed
+ * out, transport gone) gets its result at once, and its queued messages
+ * are dropped unseen (vb_calls_end). */
 int vb_calls_wait(vb_calls *t, vb_call *c, uint64_t deadline_ms, vb_msg *msg);
 /* The call's outcome: 0 with *reply (a REPLY with status OK; the caller
  * clears it), or -1 with err (an ERROR reply normalised, a local failure). */

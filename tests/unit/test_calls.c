@@ -505,10 +505,69 @@ static void test_table_matches_by_serial(void **state)
     vb_calls_destroy(&t);
 }
 
+/* A message of type for hdr's serial, as a peer would send it. */
+static vb_msg peer_msg(vb_msg_header hdr, int type)
+{
+    vb_error err;
+    vb_enc enc;
+    uint8_t *frame;
+    size_t len;
+    hdr.type = type;
+    vb_enc_begin(&enc, &hdr);
+    vb_enc_array(&enc, 0);
+    assert_int_equal(vb_enc_finish(&enc, 4096, &frame, &len, &err), 0);
+    uint8_t *payload = malloc(len - VB_FRAME_PREFIX_LEN);
+    assert_non_null(payload);
+    memcpy(payload, frame + VB_FRAME_PREFIX_LEN, len - VB_FRAME_PREFIX_LEN);
+    vb_frame_free(frame, len);
+    vb_msg m;
+    assert_int_equal(vb_msg_decode(&m, payload, len - VB_FRAME_PREFIX_LEN, &err), 0);
+    return m;
+}
+
+/* A question queued for a call that then timed out is not handed to it: its
+ * person would be asked, and the answer sent, for a call already given up
+ * (found in review). A call with its reply still takes what preceded it. */
+static void test_failed_call_answers_no_queued_question(void **state)
+{
+    (void)state;
+    vb_calls t;
+    vb_calls_init(&t);
+    vb_call a;
+    vb_msg_header h = { VB_PROG_HOST, 2, VB_MSG_CALL, 0, VB_HOST_PROC_OPEN, 0, 7 };
+    vb_error err;
+    assert_int_equal(vb_calls_start(&t, &a, &h, NULL, &err), 0);
+    vb_msg q = peer_msg(a.hdr, VB_MSG_CALLBACK);
+    assert_int_equal(vb_calls_post_to_call(&t, a.hdr.serial, &q, &err), 1);
+    vb_error why;
+    vb_error_set(&why, VB_ERR_TIMEOUT, VB_DOM_RPC, "no answer");
+    vb_calls_fail(&t, &a, &why);
+    vb_msg got;
+    assert_int_equal(vb_calls_wait(&t, &a, vb_calls_now_ms() + 1000, &got), VB_CALL_DONE);
+    assert_int_equal(vb_calls_result(&t, &a, &got, &err), -1);
+    assert_int_equal(err.code, VB_ERR_TIMEOUT);
+    vb_calls_end(&t, &a); /* drops the question */
+
+    /* control: with its REPLY in, what came before it still comes first */
+    assert_int_equal(vb_calls_start(&t, &a, &h, NULL, &err), 0);
+    q = peer_msg(a.hdr, VB_MSG_CALLBACK);
+    assert_int_equal(vb_calls_post_to_call(&t, a.hdr.serial, &q, &err), 1);
+    vb_msg r = peer_msg(a.hdr, VB_MSG_REPLY);
+    assert_int_equal(vb_calls_post_reply(&t, &r), 1);
+    assert_int_equal(vb_calls_wait(&t, &a, vb_calls_now_ms() + 1000, &got), VB_CALL_MESSAGE);
+    vb_msg_clear(&got);
+    assert_int_equal(vb_calls_wait(&t, &a, vb_calls_now_ms() + 1000, &got), VB_CALL_DONE);
+    assert_int_equal(vb_calls_result(&t, &a, &got, &err), 0);
+    vb_msg_clear(&got);
+    vb_calls_end(&t, &a);
+    vb_calls_destroy(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table_matches_by_serial),
+        cmocka_unit_test(test_failed_call_answers_no_queued_question),
         cmocka_unit_test(test_calls_in_flight_wait_only_for_their_own),
         cmocka_unit_test(test_question_for_a_conn_id_without_a_call_reaches_nobody),
         cmocka_unit_test(test_old_server_gets_one_driver_call_at_a_time),
