@@ -32,6 +32,7 @@
 #include "vb_net.h"
 #include "vb_remote.h"
 #include "vb_testsupport.h"
+#include "vb_testsupport_wire.h"
 #include "vb_tls_cbind.h"
 #include "vb_tls_resume.h"
 #include "vb_token.h"
@@ -336,21 +337,6 @@ typedef struct raw {
     uint32_t serial;
 } raw;
 
-typedef struct challenge_args {
-    const char *id;
-    const uint8_t *cnonce;
-    const char *endpoint;
-} challenge_args;
-
-static void pack_challenge(vb_enc *enc, const void *arg)
-{
-    const challenge_args *a = arg;
-    vb_enc_array(enc, 3);
-    vb_enc_str(enc, a->id);
-    vb_enc_bin(enc, a->cnonce, VB_TOKEN_NONCE_LEN);
-    vb_enc_str(enc, a->endpoint);
-}
-
 static void pack_proof(vb_enc *enc, const void *arg)
 {
     vb_enc_array(enc, 1);
@@ -425,9 +411,9 @@ static void test_unbound_proof_refused_on_tls(void **state)
     vb_msg_clear(&reply);
     uint8_t cn[VB_TOKEN_NONCE_LEN], sn[VB_TOKEN_NONCE_LEN], proof[VB_TOKEN_PROOF_LEN];
     assert_int_equal(vb_token_nonce(cn, &err), 0);
-    challenge_args ca = { t.tok.id, cn, endpoint };
+    vb_ts_token_challenge ca = { t.tok.id, cn, endpoint };
     assert_int_equal(
-        raw_call(&c, VB_HOST_PROC_AUTH_TOKEN_CHALLENGE, pack_challenge, &ca, &reply), 0);
+        raw_call(&c, VB_HOST_PROC_AUTH_TOKEN_CHALLENGE, vb_ts_pack_token_challenge, &ca, &reply), 0);
     assert_int_equal(reply.hdr.status, VB_STATUS_OK);
     vb_rd rd;
     const uint8_t *snonce, *sproof;

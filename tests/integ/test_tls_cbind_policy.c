@@ -269,21 +269,6 @@ static void test_no_ems_refused_when_binding_required(void **state)
                                                "only with a channel binding") >= 1);
 }
 
-typedef struct challenge_args {
-    const char *id;
-    const uint8_t *cnonce;
-    const char *endpoint;
-} challenge_args;
-
-static void pack_challenge(vb_enc *enc, const void *arg)
-{
-    const challenge_args *a = arg;
-    vb_enc_array(enc, 3);
-    vb_enc_str(enc, a->id);
-    vb_enc_bin(enc, a->cnonce, VB_TOKEN_NONCE_LEN);
-    vb_enc_str(enc, a->endpoint);
-}
-
 static int form(vb_cred_request *req, void *opaque, vb_error *err)
 {
     (void)opaque;
@@ -334,8 +319,8 @@ static void test_no_ems_has_no_binding(void **state)
     vb_error err;
     assert_int_equal(vb_token_nonce(cnonce, &err), 0);
     snprintf(endpoint, sizeof endpoint, "tls:127.0.0.1:%d", h_open.tls_port);
-    challenge_args ch = { tok.id, cnonce, endpoint };
-    raw_call(&c, VB_HOST_PROC_AUTH_TOKEN_CHALLENGE, pack_challenge, &ch, &m);
+    vb_ts_token_challenge ch = { tok.id, cnonce, endpoint };
+    raw_call(&c, VB_HOST_PROC_AUTH_TOKEN_CHALLENGE, vb_ts_pack_token_challenge, &ch, &m);
     assert_int_equal(raw_error(&m, text, sizeof text), VB_ERR_AUTH_UNAVAILABLE);
     assert_contains(text, "no extended master secret");
     vb_msg_clear(&m);

@@ -45,6 +45,7 @@
 #include "vb_testsupport.h"
 #include "vb_testsupport_form.h"
 #include "vb_testsupport_wire.h"
+#include "vb_token.h"
 #include "vbroker.h"
 
 #define REALM "LAB.TEST"
@@ -811,33 +812,18 @@ static void test_old_server_gets_the_unbound_challenge(void **state)
 
 /* ---- (c) a unix token is its uid's only --------------------------------------- */
 
-typedef struct challenge_args {
-    const char *id;
-    uint8_t cnonce[32];
-    const char *endpoint; /* NULL: the old 2-field challenge */
-} challenge_args;
-
-static void pack_challenge(vb_enc *enc, const void *arg)
-{
-    const challenge_args *a = arg;
-    vb_enc_array(enc, a->endpoint ? 3 : 2);
-    vb_enc_str(enc, a->id);
-    vb_enc_bin(enc, a->cnonce, sizeof a->cnonce);
-    if (a->endpoint)
-        vb_enc_str(enc, a->endpoint);
-}
-
 /* Present token id over the real socket as euid, for endpoint: the
  * challenge's error code (0 when the server answered it with its proof). */
 static int challenge_on(int fd, const char *id, const char *endpoint)
 {
     vb_ts_wire c;
     vb_msg m;
-    challenge_args a = { .id = id, .endpoint = endpoint };
-    memset(a.cnonce, 0x5a, sizeof a.cnonce);
+    uint8_t cnonce[VB_TOKEN_NONCE_LEN];
+    memset(cnonce, 0x5a, sizeof cnonce);
+    vb_ts_token_challenge a = { id, cnonce, endpoint };
     assert_true(fd >= 0);
     vb_ts_wire_adopt(&c, fd);
-    assert_int_equal(call(&c, 1, VB_HOST_PROC_AUTH_TOKEN_CHALLENGE, pack_challenge, &a, &m), 0);
+    assert_int_equal(call(&c, 1, VB_HOST_PROC_AUTH_TOKEN_CHALLENGE, vb_ts_pack_token_challenge, &a, &m), 0);
     int code = reply_code(&m);
     vb_msg_clear(&m);
     vb_ts_wire_close(&c);

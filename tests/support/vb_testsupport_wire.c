@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "vb_net.h"
+#include "vb_token.h"
 #include "vb_testsupport.h"
 
 void vb_ts_wire_adopt(vb_ts_wire *w, int fd)
@@ -206,6 +207,16 @@ int64_t vb_ts_wire_ping_ms(vb_ts_wire *w, uint32_t serial, int timeout_ms)
         if (mine)
             return vb_ts_now_ms() - start;
     }
+}
+
+void vb_ts_pack_token_challenge(vb_enc *enc, const void *arg)
+{
+    const vb_ts_token_challenge *a = arg;
+    vb_enc_array(enc, a->endpoint ? 3 : 2);
+    vb_enc_str(enc, a->id);
+    vb_enc_bin(enc, a->cnonce, VB_TOKEN_NONCE_LEN);
+    if (a->endpoint)
+        vb_enc_str(enc, a->endpoint);
 }
 
 void vb_ts_pack_empty_error(vb_enc *enc, const void *arg)

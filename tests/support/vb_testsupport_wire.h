@@ -72,6 +72,16 @@ int vb_ts_wire_wait_closed(vb_ts_wire *w, int timeout_ms);
  * (arg unused), as a broken peer might send it. */
 void vb_ts_pack_empty_error(vb_enc *enc, const void *arg);
 
+/* AUTH_TOKEN_CHALLENGE's body, for vb_ts_wire_send: [id, cnonce
+ * (VB_TOKEN_NONCE_LEN bytes), endpoint], or without endpoint (NULL) the
+ * old unbound two-field form. */
+typedef struct vb_ts_token_challenge {
+    const char *id;
+    const uint8_t *cnonce;
+    const char *endpoint;
+} vb_ts_token_challenge;
+void vb_ts_pack_token_challenge(vb_enc *enc, const void *arg);
+
 /* For an ERROR answer: its code and domain (-1, -1 when the body does not
  * read). */
 void vb_ts_wire_error(const vb_msg *m, int *code, int *domain);
