@@ -402,7 +402,8 @@ int vbh_polkit_start(vbh_server *srv, vb_error *err);
 int vbh_auth_polkit_begin(vbh_client *c, vb_msg *msg, vb_error *err);
 /* The handler that answers a finished check (c->polkit_job). */
 int vbh_auth_polkit_finish(vbh_client *c, vb_rd *args, vb_enc *reply, vb_error *err);
-/* dispatch.c: answer a deferred auth call with handler, as if it ran now. */
+/* dispatch.c: answer a deferred auth call with handler, as if it ran now;
+ * the client, paused while it waited, is read again. */
 void vbh_dispatch_resume(vbh_client *c, const vb_msg *msg, vbh_handler handler);
 
 /* calls.c */

@@ -314,9 +314,7 @@ static void sasl_job_done(void *arg)
         vb_sasl_free(job->sasl);
     } else {
         c->sasl = job->sasl;
-        c->last_rx_ms = vb_now_ms(); /* it waited on us: its keepalive silence starts now */
         c->sasl_job = job;
-        vb_stream_pause(c->stream, 0);
         vbh_dispatch_resume(c, &job->msg, job->finish);
         c->sasl_job = NULL;
     }

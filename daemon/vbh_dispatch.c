@@ -251,6 +251,8 @@ static void run_handler(vbh_client *c, const vb_msg *msg, vbh_handler handler)
 
 void vbh_dispatch_resume(vbh_client *c, const vb_msg *msg, vbh_handler handler)
 {
+    c->last_rx_ms = vb_now_ms(); /* it waited on us: its keepalive silence starts now */
+    vb_stream_pause(c->stream, 0); /* and it is read again */
     run_handler(c, msg, handler);
 }
 

@@ -80,7 +80,6 @@ static void deliver(void *target, uint8_t *frame, size_t len, int job_done)
     c->srv->npolkit_pending--;
     if (!c->gone) {
         c->polkit_job = job;
-        vb_stream_pause(c->stream, 0);
         vbh_dispatch_resume(c, &job->msg, vbh_auth_polkit_finish);
         c->polkit_job = NULL;
     }

@@ -214,9 +214,7 @@ static void token_job_done(void *arg)
     if (c) {
         c->token_busy = 0;
         if (!c->gone) {
-            c->last_rx_ms = vb_now_ms(); /* it waited on us: its keepalive silence starts now */
             c->token_job = job;
-            vb_stream_pause(c->stream, 0);
             vbh_dispatch_resume(c, &job->msg, job->finish);
             c->token_job = NULL;
         }
