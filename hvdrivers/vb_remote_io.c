@@ -47,9 +47,6 @@ static int send_frame(vb_remote *r, uint8_t *frame, size_t len, vb_error *err)
  * down, and the reader fails every call on it. */
 int vb_remote_send_locked(vb_remote *r, uint8_t *frame, size_t len, vb_error *err)
 {
-    vb_error local;
-    if (!err)
-        err = &local;
     atomic_fetch_add(&r->senders_waiting, 1);
     pthread_mutex_lock(&r->send_lock);
     int rc = send_frame(r, frame, len, err);
